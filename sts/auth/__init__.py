@@ -1,0 +1,1 @@
+"""Caller authentication: passwords, the user store, lockout and credential validators."""

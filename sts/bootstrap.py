@@ -1,0 +1,27 @@
+"""Start-up: load settings, configure logging, check keys, build the app; abort with every problem listed."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from sts.app import create_app
+from sts.config import load_settings
+from sts.config.settings import Settings
+from sts.crypto.keystore import load_keystore
+from sts.logging import configure_logging
+from sts.soap.transport import Transport
+
+_LOG = logging.getLogger("sts.boot")
+
+
+def boot(config: str | os.PathLike[str] | None = None, settings: Settings | None = None) -> Transport:
+    """Load everything once and return the WSGI application (raises ConfigError / KeyStoreError)."""
+    settings = settings or load_settings(config)
+    configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
+    keystore = load_keystore(settings)
+    for warning in keystore.warnings:
+        _LOG.warning(warning)
+    app = create_app(settings, keystore)
+    _LOG.info("sts ready", extra={"config": str(settings.config_path)})
+    return app

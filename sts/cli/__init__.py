@@ -1,0 +1,46 @@
+"""The ``sts`` command line: one parser, one module per command group.
+
+Every command has ``--help``; problems are printed as ``sts: error: ...`` and give a non-zero exit code.
+The global ``--config`` defaults to ``$STS_CONFIG``, else ``./var/sts.toml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sts import __version__
+from sts.cli import init, instance, serve
+from sts.cli.common import CommandError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(prog="sts", description="WS-Trust Security Token Service")
+    parser.add_argument("--version", action="version", version=f"sts {__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH", help="configuration file (default: $STS_CONFIG, else ./var/sts.toml)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (init, instance, serve):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sts`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except CommandError as exc:
+        print(f"sts: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

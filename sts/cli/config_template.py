@@ -1,0 +1,94 @@
+"""The commented ``sts.toml`` written by ``sts init``. Every key is optional; shown values are the defaults."""
+
+TEMPLATE = """\
+# sts.toml: configuration of the WS-Trust Security Token Service.
+# Relative paths are resolved against the directory of this file. Every value can be overridden from the
+# environment as STS_<TABLE>_<KEY>, e.g. STS_SERVER_BIND=0.0.0.0:9443 or STS_LIMITS_MAX_BODY_BYTES=131072
+# (lists as comma-separated values). Secrets never go in this file.
+
+[server]
+# Address gunicorn listens on. The SOAP endpoint is /services/wso2carbon-sts (WSO2's path).
+bind = "{bind}"
+# Worker processes; 0 means one per CPU core.
+workers = 0
+# TLS certificate and key served by gunicorn. Remove both to serve plain HTTP behind a TLS-terminating proxy.
+tls_cert = "keystore/tls.crt.pem"
+tls_key = "keystore/tls.key.pem"
+# Addresses of TLS-terminating proxies whose X-Forwarded-Proto header is believed.
+trusted_proxies = []
+# Accept PasswordText over plain HTTP (never in production; for loopback tests only).
+allow_insecure_transport = false
+# URL clients use (written into the WSDL); empty: derived from bind and TLS.
+public_url = ""
+timeout = 30
+graceful_timeout = 30
+# HTTP status of SOAP 1.2 Sender faults: 400 (SOAP 1.2 HTTP binding) or 500 (what AD FS answers).
+soap12_sender_status = 400
+
+[limits]
+# Request body cap in bytes (hard maximum 1048576); bigger bodies get HTTP 413 before any parsing.
+max_body_bytes = 65536
+max_depth = 32
+max_elements = 2000
+max_attributes = 32
+max_namespaces = 256
+max_text_bytes = 65536
+
+[issuer]
+# Issuer name (entity id) written into every assertion.
+name = "{issuer}"
+signing_key = "keystore/sts-signing.key.pem"
+signing_cert = "keystore/sts-signing.crt.pem"
+# An encrypted signing key's passphrase comes from $STS_SIGNING_KEY_PASSPHRASE or from this file:
+# signing_key_passphrase_file = "/run/secrets/sts-signing-key-passphrase"
+# Certificates of retired signing keys whose tokens Validate still accepts during a rollover:
+previous_certs = []
+
+[tokens]
+# Lifetime of issued tokens in seconds (WSO2: 300); per relying party override with `sts rp update`.
+lifetime = 300
+# Upper bound for any lifetime (12 h).
+max_lifetime = 43200
+# NotBefore is back-dated by this many seconds for relying parties whose clock runs behind.
+clock_skew = 60
+# Token type for requests without TokenType and relying parties without their own: saml20 or saml11.
+default_token_type = "saml20"
+# Relying party used when AppliesTo is missing or unknown; empty: such requests are refused.
+default_relying_party = ""
+
+[security]
+# WS-SecurityPolicy scenario published in the WSDL (policies/): UTOverTransport (WSO2 scenario 1).
+scenario = "UTOverTransport"
+# A caller must hold at least one of these roles (WSO2: "admin").
+allowed_roles = ["admin"]
+# User-store domains whose users may authenticate: ALL-USER-STORE-DOMAINS or names such as "PRIMARY".
+allowed_domains = ["ALL-USER-STORE-DOMAINS"]
+# wsu:Timestamp and UsernameToken Created freshness, in seconds (WSS4J defaults).
+timestamp_ttl = 300
+timestamp_future_ttl = 60
+# Minimum decoded size of a UsernameToken Nonce.
+min_nonce_bytes = 16
+# WS-I BSP strict mode: refuse a Password without Type.
+bsp_strict = false
+# Seconds a successful PasswordText check is remembered per worker (0 disables).
+credential_cache_ttl = 60
+max_password_bytes = 1024
+
+[lockout]
+# Consecutive failed password checks before an account is locked, and for how long (doubling each time).
+max_failures = 5
+duration = 300
+max_duration = 86400
+
+[store]
+database = "sts.db"
+# Relying-party certificates (PEM), referenced by `sts rp add --cert`.
+truststore = "keystore/truststore"
+
+[logging]
+# DEBUG | INFO | WARNING | ERROR; json (one object a line) or text; file empty: stderr.
+level = "INFO"
+format = "json"
+file = ""
+access_log = true
+"""

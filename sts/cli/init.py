@@ -1,0 +1,162 @@
+"""``sts init [DIR]``: write a new instance (config, keystore, TLS certificate, truststore, database)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from sts.auth.passwords import PasswordHasher
+from sts.auth.users import PRIMARY, SqliteUserStore
+from sts.cli.common import CommandError, SubParsers
+from sts.cli.config_template import TEMPLATE
+from sts.config.relying_parties import RelyingParty, RelyingPartyStore
+from sts.crypto import keygen
+from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificate, same_public_key
+from sts.stores.sqlite import Database, initialize
+
+DEMO_APPLIES_TO = "https://localhost:8443/demo-rp/"
+DEMO_USER = "admin"
+
+
+def register(commands: SubParsers) -> None:
+    """Add the ``init`` command."""
+    parser = commands.add_parser("init", help="create a new STS instance directory", description=__doc__)
+    parser.add_argument("directory", nargs="?", default="var", help="instance directory (default: ./var)")
+    parser.add_argument("--force", action="store_true", help="overwrite existing keys and configuration")
+    parser.add_argument("--demo", action="store_true", help="also create a demo admin user and relying party")
+    parser.add_argument("--issuer", help="issuer name written into assertions (default: the endpoint URL)")
+    parser.add_argument("--bind", default="127.0.0.1:9443", help="HOST:PORT to serve on (default: %(default)s)")
+    parser.add_argument("--key-size", type=int, default=keygen.DEFAULT_BITS, help="RSA bits for new keys")
+    parser.add_argument("--signing-key", type=Path, help="use this PEM private key instead of generating one")
+    parser.add_argument("--signing-cert", type=Path, help="certificate of --signing-key (PEM or DER)")
+    parser.add_argument("--signing-pkcs12", type=Path, help="use the key and certificate of this PKCS#12 file")
+    parser.add_argument(
+        "--passphrase-env", metavar="VAR", help="environment variable holding the passphrase of --signing-key/-pkcs12"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Create the instance."""
+    if args.key_size < MIN_RSA_BITS:
+        raise CommandError(f"--key-size must be at least {MIN_RSA_BITS}")
+    base = Path(args.directory)
+    keystore = base / "keystore"
+    signing_key_path, tls_key_path = keystore / "sts-signing.key.pem", keystore / "tls.key.pem"
+    existing = [p for p in (signing_key_path, tls_key_path, base / "sts.toml") if p.exists()]
+    if existing and not args.force:
+        raise CommandError(f"{existing[0]} already exists; use --force to overwrite keys and configuration")
+    key, cert = _signing_material(args)
+    host, _, port = args.bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise CommandError("--bind must be HOST:PORT")
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104 - a comparison
+    url = f"https://{shown}:{port}/services/wso2carbon-sts"
+    keygen.write_private_key(signing_key_path, key)
+    keygen.write_certificate(keystore / "sts-signing.crt.pem", cert)
+    tls_key = keygen.generate_rsa_key(args.key_size)
+    tls_cert = keygen.self_signed_certificate(
+        tls_key, "localhost", dns_names=("localhost",), ip_addresses=("127.0.0.1", "::1"), server_auth=True
+    )
+    keygen.write_private_key(tls_key_path, tls_key)
+    keygen.write_certificate(keystore / "tls.crt.pem", tls_cert)
+    (keystore / "truststore").mkdir(parents=True, exist_ok=True)
+    config = base / "sts.toml"
+    config.write_text(TEMPLATE.format(bind=args.bind, issuer=args.issuer or url))
+    if args.force and (base / "sts.db").exists():
+        (base / "sts.db").unlink()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{base / 'sts.db'}{suffix}").unlink(missing_ok=True)
+    initialize(base / "sts.db")
+    db = Database(base / "sts.db")
+    users = SqliteUserStore(db, PasswordHasher())
+    users.add_role("admin")
+    print(f"Created STS instance in {base}/")
+    print(f"  configuration:       {config}")
+    print(f"  signing certificate: {keystore / 'sts-signing.crt.pem'}  (give this to relying parties)")
+    print(f"  TLS CA file:         {keystore / 'tls.crt.pem'}")
+    if args.demo:
+        _demo(base, users, RelyingPartyStore(db), args.key_size)
+    db.close()
+    return 0
+
+
+def _passphrase(args: argparse.Namespace) -> bytes | None:
+    if not args.passphrase_env:
+        return None
+    value = os.environ.get(args.passphrase_env)
+    if value is None:
+        raise CommandError(f"environment variable {args.passphrase_env} is not set")
+    return value.encode()
+
+
+def _signing_material(args: argparse.Namespace) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """Generate a signing key and certificate, or import the ones given by flags (checked)."""
+    try:
+        if args.signing_pkcs12:
+            key, cert = keygen.load_pkcs12(args.signing_pkcs12, _passphrase(args))
+        elif args.signing_key or args.signing_cert:
+            if not (args.signing_key and args.signing_cert):
+                raise CommandError("--signing-key and --signing-cert go together")
+            key = keygen.load_private_key(args.signing_key, _passphrase(args))
+            cert = load_certificate(args.signing_cert)
+        else:
+            key = keygen.generate_rsa_key(args.key_size)
+            return key, keygen.self_signed_certificate(key, "STS signing")
+    except (OSError, ValueError, TypeError) as exc:
+        raise CommandError(f"cannot read the signing key or certificate: {exc}") from None
+    problems, _warnings = check_certificate(cert, "signing certificate", dt.datetime.now(dt.UTC))
+    if key.key_size < MIN_RSA_BITS:
+        problems.append(f"signing key has {key.key_size} bits; at least {MIN_RSA_BITS} required")
+    if not same_public_key(cert, key):
+        problems.append("the signing key does not match the certificate")
+    if problems:
+        raise CommandError("; ".join(problems))
+    return key, cert
+
+
+def _demo(base: Path, users: SqliteUserStore, rps: RelyingPartyStore, bits: int) -> None:
+    """A demo admin with a generated password and a demo relying party with its own key pair."""
+    password = secrets.token_urlsafe(18)
+    users.add_user(
+        PRIMARY,
+        DEMO_USER,
+        password,
+        roles=["admin"],
+        claims={
+            "http://wso2.org/claims/emailaddress": ["admin@example.com"],
+            "http://wso2.org/claims/givenname": ["Demo"],
+            "http://wso2.org/claims/lastname": ["Administrator"],
+            "http://wso2.org/claims/role": ["admin"],
+        },
+    )
+    password_file = base / "demo-admin-password.txt"
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    rp_key = keygen.generate_rsa_key(bits)
+    rp_cert = keygen.self_signed_certificate(rp_key, "demo relying party")
+    keygen.write_private_key(base / "demo-rp" / "rp.key.pem", rp_key)
+    keygen.write_certificate(base / "demo-rp" / "rp.crt.pem", rp_cert)
+    shutil.copyfile(base / "demo-rp" / "rp.crt.pem", base / "keystore" / "truststore" / "demo-rp.crt.pem")
+    rps.add(RelyingParty(address=DEMO_APPLIES_TO, cert_file="demo-rp.crt.pem", claims=(
+        "http://wso2.org/claims/emailaddress", "http://wso2.org/claims/givenname",
+    )))
+    demo = {
+        "applies_to": DEMO_APPLIES_TO,
+        "username": DEMO_USER,
+        "password_file": password_file.name,
+        "rp_key": "demo-rp/rp.key.pem",
+    }
+    (base / "demo.json").write_text(json.dumps(demo, indent=2) + "\n")
+    print(f"  demo user:           {DEMO_USER}  password: {password}")
+    print(f"                       (shown once; also in {password_file}, readable only by you)")
+    print(f"  demo relying party:  {DEMO_APPLIES_TO}  (its key: {base / 'demo-rp' / 'rp.key.pem'})")

@@ -1,0 +1,166 @@
+"""Load ``sts.toml`` + ``STS_<TABLE>_<KEY>`` environment overrides into :class:`Settings`.
+
+Every problem (syntax, unknown key, wrong type, out-of-range value) is collected and reported together in one
+:class:`~sts.errors.ConfigError`; a bad file fails the boot, never a request (architecture.md §6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sts.config.settings import SECTIONS, Settings
+from sts.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("var/sts.toml")
+ENV_PREFIX = "STS_"
+_NOT_SECTIONS = {"CONFIG", "SIGNING"}  # STS_CONFIG, STS_SIGNING_KEY_PASSPHRASE
+
+
+def config_path_from_env(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The config file: the explicit path, else ``$STS_CONFIG``, else ``./var/sts.toml``."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("STS_CONFIG")
+    return Path(from_env) if from_env else DEFAULT_CONFIG_PATH
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read, validate and freeze the configuration, or raise :class:`ConfigError` listing every problem."""
+    config_path = config_path_from_env(path).resolve()
+    environ = os.environ if env is None else env
+    problems: list[str] = []
+    raw = _read_toml(config_path, problems)
+    for name in raw:
+        if name not in SECTIONS:
+            problems.append(f"{config_path}: unknown table [{name}]")
+    overrides = _env_overrides(environ, problems)
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            problems.append(f"{config_path}: [{name}] must be a table")
+            table = {}
+        sections[name] = _build_section(name, cls, table, overrides.get(name, {}), config_path, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(config_path=config_path, **sections)
+
+
+def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        problems.append(f"{path}: config file not found (run `sts init` first, or pass --config)")
+    except PermissionError:
+        problems.append(f"{path}: config file not readable")
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{path}: not valid TOML: {exc}")
+    return {}
+
+
+def _env_overrides(environ: Mapping[str, str], problems: list[str]) -> dict[str, dict[str, str]]:
+    overrides: dict[str, dict[str, str]] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        section, _, name = key[len(ENV_PREFIX) :].partition("_")
+        if section in _NOT_SECTIONS or section == "GUNICORN":
+            continue
+        if section.lower() not in SECTIONS or not name:
+            problems.append(f"environment: {key} names no setting")
+            continue
+        overrides.setdefault(section.lower(), {})[name.lower()] = value
+    return overrides
+
+
+def _build_section(
+    name: str, cls: type, table: dict[str, Any], env: dict[str, str], config_path: Path, problems: list[str]
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key in table:
+        if key not in known:
+            problems.append(f"{config_path}: [{name}] unknown key {key!r}")
+    for key in env:
+        if key not in known:
+            problems.append(f"environment: STS_{name.upper()}_{key.upper()} names no setting")
+    for key, fld in known.items():
+        if key in env:
+            origin, raw, from_env = f"environment STS_{name.upper()}_{key.upper()}", env[key], True
+        elif key in table:
+            origin, raw, from_env = f"{config_path}: [{name}] {key}", table[key], False
+        else:
+            continue
+        try:
+            if from_env:
+                raw = _from_env(raw, hints[key])
+            value = _coerce(raw, hints[key], config_path.parent)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{origin}: {exc}")
+            continue
+        check = fld.metadata.get("check")
+        if check is not None and value is not None and not check[0](value):
+            problems.append(f"{origin}: {check[1]} (got {value!r})")
+            continue
+        values[key] = value
+    return cls(**values)
+
+
+def _from_env(text: str, hint: Any) -> Any:
+    """Environment values are strings: split lists on commas, leave the rest to :func:`_coerce`."""
+    if typing.get_origin(hint) is tuple:
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if hint is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {text!r}")
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+    return text
+
+
+def _coerce(value: Any, hint: Any, base: Path) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        members = [m for m in typing.get_args(hint) if m is not type(None)]
+        if value in ("", None):
+            return None
+        return _coerce(value, members[0], base)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise TypeError("expected a list")
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        return tuple(_coerce(item, item_hint, base) for item in value)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise TypeError("expected a path string")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base / path)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise TypeError("expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("expected an integer")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError("expected a string")
+        return value
+    raise TypeError(f"unsupported setting type {hint!r}")

@@ -1,0 +1,171 @@
+"""Relying parties (WSO2's "service providers" with a WS-Trust configuration) and AppliesTo matching.
+
+An AppliesTo address is matched after one documented normalisation (catalogue I03): surrounding whitespace
+removed, scheme and host lower-cased, the default port dropped; path, query, percent-escapes and a trailing dot
+on the host are kept as sent, so look-alike addresses never match. Addresses with user-info are refused.
+``prefix`` patterns must end with ``/`` (so ``https://rp.example`` cannot match ``https://rp.example.evil``)
+and ``regex`` patterns are anchored (``re.fullmatch``) against the normalised address.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from sts.stores.sqlite import Database
+
+MATCH_KINDS = ("exact", "prefix", "regex")
+TOKEN_TYPES = ("saml20", "saml11")
+NAMEID_SOURCES = ("username", "email")
+PROFILES = ("strict", "wso2", "adfs", "cxf")
+MAX_ADDRESS_LENGTH = 2048
+
+
+class RelyingPartyError(Exception):
+    """A registration problem, with a message fit for the command line."""
+
+
+def normalize_address(address: str) -> str:
+    """The canonical form of an endpoint address, or :class:`RelyingPartyError`."""
+    text = address.strip()
+    if not text or len(text) > MAX_ADDRESS_LENGTH or any(ch.isspace() for ch in text):
+        raise RelyingPartyError("address must be a URI without spaces")
+    parts = urlsplit(text)
+    if parts.scheme.lower() in ("http", "https"):
+        if not parts.hostname or "@" in parts.netloc:
+            raise RelyingPartyError("http(s) addresses need a host and no user-info")
+        scheme, host = parts.scheme.lower(), parts.hostname.lower()
+        if ":" in host:
+            host = f"[{host}]"
+        port = parts.port
+        default = {"http": 80, "https": 443}[scheme]
+        netloc = host if port in (None, default) else f"{host}:{port}"
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{scheme}://{netloc}{parts.path or '/'}{query}"
+    if not parts.scheme:
+        raise RelyingPartyError("address must be an absolute URI")
+    return text  # urn: and other schemes: compared exactly as registered
+
+
+@dataclass(frozen=True, slots=True)
+class RelyingParty:
+    """One registered relying party and the tokens it receives."""
+
+    address: str
+    cert_file: str = ""
+    match: str = "exact"
+    token_type: str = "saml20"  # noqa: S105 - not a secret
+    encrypt: bool = True
+    cipher: str = "aes256-gcm"
+    key_transport: str = "rsa-oaep-mgf1p"
+    claims: tuple[str, ...] = ()
+    nameid: str = "username"
+    lifetime: int = 0  # 0: the [tokens] default
+    profile: str = "strict"
+    applies_to_in_response: bool = True
+    claim_mapping: tuple[tuple[str, str], ...] = field(default=())
+
+    def to_json(self) -> str:
+        """Serialize for the database."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RelyingParty:
+        """Deserialize from the database."""
+        data: dict[str, Any] = json.loads(text)
+        data["claims"] = tuple(data.get("claims", ()))
+        data["claim_mapping"] = tuple(tuple(pair) for pair in data.get("claim_mapping", ()))
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def matches(self, normalized: str) -> bool:
+        """Whether a normalised AppliesTo address belongs to this relying party."""
+        if self.match == "exact":
+            return normalized == normalize_address(self.address)
+        if self.match == "prefix":
+            return normalized.startswith(normalize_address(self.address))
+        return re.fullmatch(self.address, normalized) is not None
+
+
+def validate(rp: RelyingParty) -> RelyingParty:
+    """Check a relying party's settings; return it with the address normalised (exact/prefix)."""
+    if rp.match not in MATCH_KINDS:
+        raise RelyingPartyError(f"match must be one of {', '.join(MATCH_KINDS)}")
+    if rp.match == "regex":
+        try:
+            re.compile(rp.address)
+        except re.error as exc:
+            raise RelyingPartyError(f"invalid regular expression: {exc}") from None
+        address = rp.address
+    else:
+        address = normalize_address(rp.address)
+        if rp.match == "prefix" and not address.endswith("/"):
+            raise RelyingPartyError("prefix addresses must end with '/'")
+    if rp.token_type not in TOKEN_TYPES:
+        raise RelyingPartyError(f"token type must be one of {', '.join(TOKEN_TYPES)}")
+    if rp.nameid not in NAMEID_SOURCES:
+        raise RelyingPartyError(f"nameid must be one of {', '.join(NAMEID_SOURCES)}")
+    if rp.profile not in PROFILES:
+        raise RelyingPartyError(f"profile must be one of {', '.join(PROFILES)}")
+    if rp.lifetime < 0 or rp.lifetime > 43200:
+        raise RelyingPartyError("lifetime must be between 1 and 43200 seconds (0: the default)")
+    if rp.encrypt and not rp.cert_file:
+        raise RelyingPartyError("an encrypting relying party needs a certificate")
+    return replace(rp, address=address)
+
+
+class RelyingPartyStore:
+    """Relying parties in the STS database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, rp: RelyingParty) -> RelyingParty:
+        """Register a relying party; duplicates (after normalisation) are refused."""
+        rp = validate(rp)
+        now = time.time()
+        conn = self._db.conn
+        if conn.execute("SELECT 1 FROM relying_parties WHERE canonical = ?", (rp.address.casefold(),)).fetchone():
+            raise RelyingPartyError(f"relying party {rp.address} already registered")
+        conn.execute(
+            "INSERT INTO relying_parties(address, canonical, config, created, updated) VALUES (?, ?, ?, ?, ?)",
+            (rp.address, rp.address.casefold(), rp.to_json(), now, now),
+        )
+        return rp
+
+    def update(self, rp: RelyingParty) -> RelyingParty:
+        """Replace the settings of a registered relying party."""
+        rp = validate(rp)
+        cursor = self._db.conn.execute(
+            "UPDATE relying_parties SET config = ?, updated = ? WHERE address = ?",
+            (rp.to_json(), time.time(), rp.address),
+        )
+        if cursor.rowcount != 1:
+            raise RelyingPartyError(f"no relying party {rp.address}")
+        return rp
+
+    def remove(self, address: str) -> None:
+        """Unregister a relying party."""
+        cursor = self._db.conn.execute("DELETE FROM relying_parties WHERE address = ?", (address,))
+        if cursor.rowcount != 1:
+            raise RelyingPartyError(f"no relying party {address}")
+
+    def get(self, address: str) -> RelyingParty:
+        """One relying party by its registered address."""
+        row = self._db.conn.execute("SELECT config FROM relying_parties WHERE address = ?", (address,)).fetchone()
+        if row is None:
+            raise RelyingPartyError(f"no relying party {address}")
+        return RelyingParty.from_json(row[0])
+
+    def all(self) -> list[RelyingParty]:
+        """Every relying party, ordered by address."""
+        rows = self._db.conn.execute("SELECT config FROM relying_parties ORDER BY address")
+        return [RelyingParty.from_json(row[0]) for row in rows]
+
+    def data_version(self) -> int:
+        """Changes when another connection commits: a cheap "has anything changed?" for caches."""
+        return int(self._db.conn.execute("PRAGMA data_version").fetchone()[0])

@@ -1,0 +1,158 @@
+"""Frozen settings dataclasses: one per TOML table of ``sts.toml``.
+
+Each field's ``metadata`` holds its validator (a predicate and the message reported when it fails), so the
+loader can check every value and report every problem at once. Paths are resolved relative to the config file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ALL_DOMAINS = "ALL-USER-STORE-DOMAINS"
+HARD_MAX_BODY_BYTES = 1024 * 1024
+
+
+def _check(predicate: Callable[[Any], bool], message: str, default: Any) -> Any:
+    return field(default=default, metadata={"check": (predicate, message)})
+
+
+def _positive(default: int) -> Any:
+    return _check(lambda v: v > 0, "must be greater than 0", default)
+
+
+def _non_negative(default: int) -> Any:
+    return _check(lambda v: v >= 0, "must be 0 or more", default)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """``[server]``: where and how gunicorn listens."""
+
+    bind: str = _check(lambda v: ":" in v, "must be HOST:PORT", "127.0.0.1:9443")
+    workers: int = _non_negative(0)  # 0: one per CPU core
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    timeout: int = _positive(30)
+    graceful_timeout: int = _positive(30)
+    keepalive: int = _non_negative(5)
+    trusted_proxies: tuple[str, ...] = ()
+    allow_insecure_transport: bool = False
+    public_url: str = ""
+    soap12_sender_status: int = _check(lambda v: v in (400, 500), "must be 400 or 500", 400)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """``[limits]``: request size and XML structure caps (security-catalogue rows T01, X09-X14)."""
+
+    max_body_bytes: int = _check(
+        lambda v: 0 < v <= HARD_MAX_BODY_BYTES, f"must be between 1 and {HARD_MAX_BODY_BYTES}", 65536
+    )
+    max_depth: int = _check(lambda v: 8 <= v <= 256, "must be between 8 and 256", 32)
+    max_elements: int = _positive(2000)
+    max_attributes: int = _positive(32)
+    max_namespaces: int = _positive(256)
+    max_text_bytes: int = _positive(65536)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerSettings:
+    """``[issuer]``: the STS identity and its signing key."""
+
+    name: str = _check(bool, "must not be empty", "https://localhost:9443/services/wso2carbon-sts")
+    signing_key: Path = Path("keystore/sts-signing.key.pem")
+    signing_cert: Path = Path("keystore/sts-signing.crt.pem")
+    # The key passphrase never sits in this file: it comes from $STS_SIGNING_KEY_PASSPHRASE or this file.
+    signing_key_passphrase_file: Path | None = None
+    previous_certs: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    """``[tokens]``: issued-token defaults."""
+
+    lifetime: int = _positive(300)
+    max_lifetime: int = _check(lambda v: 0 < v <= 43200, "must be between 1 and 43200 (12 h)", 43200)
+    clock_skew: int = _check(lambda v: 0 <= v <= 600, "must be between 0 and 600", 60)
+    default_token_type: str = _check(lambda v: v in ("saml20", "saml11"), "must be saml20 or saml11", "saml20")
+    default_relying_party: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """``[security]``: who may use the STS and how callers are authenticated."""
+
+    scenario: str = _check(lambda v: v == "UTOverTransport", "must be UTOverTransport", "UTOverTransport")
+    allowed_roles: tuple[str, ...] = ("admin",)
+    allowed_domains: tuple[str, ...] = (ALL_DOMAINS,)
+    timestamp_ttl: int = _positive(300)
+    timestamp_future_ttl: int = _non_negative(60)
+    min_nonce_bytes: int = _check(lambda v: 8 <= v <= 64, "must be between 8 and 64", 16)
+    bsp_strict: bool = False
+    credential_cache_ttl: int = _check(lambda v: 0 <= v <= 300, "must be between 0 and 300", 60)
+    max_password_bytes: int = _check(lambda v: 8 <= v <= 4096, "must be between 8 and 4096", 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutSettings:
+    """``[lockout]``: account lockout after consecutive failed password checks (WSO2's policy)."""
+
+    max_failures: int = _positive(5)
+    duration: int = _positive(300)
+    max_duration: int = _positive(86400)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """``[store]``: the SQLite database and the relying-party truststore."""
+
+    database: Path = Path("sts.db")
+    truststore: Path = Path("keystore/truststore")
+    busy_timeout_ms: int = _positive(5000)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    """``[logging]``: structured logs (JSON lines by default) to stderr or a file."""
+
+    level: str = _check(
+        lambda v: v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "must be DEBUG|INFO|WARNING|ERROR", "INFO"
+    )
+    format: str = _check(lambda v: v in ("json", "text"), "must be json or text", "json")
+    file: Path | None = None
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration, immutable once loaded."""
+
+    config_path: Path
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    issuer: IssuerSettings = field(default_factory=IssuerSettings)
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    lockout: LockoutSettings = field(default_factory=LockoutSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths in the file are resolved against."""
+        return self.config_path.parent
+
+
+SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "limits": LimitSettings,
+    "issuer": IssuerSettings,
+    "tokens": TokenSettings,
+    "security": SecuritySettings,
+    "lockout": LockoutSettings,
+    "store": StoreSettings,
+    "logging": LoggingSettings,
+}

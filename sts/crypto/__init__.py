@@ -1,0 +1,1 @@
+"""The hazmat layer: the only package importing signxml, xmlsec and ``cryptography.hazmat``."""

@@ -1,0 +1,61 @@
+"""Algorithm allow-lists as enums whose values are the spec URIs (XML Signature, XML Encryption 1.0/1.1)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Canonicalization(StrEnum):
+    """Canonicalization methods accepted and used: exclusive c14n only (finding M3)."""
+
+    EXCLUSIVE = "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+
+class SignatureMethod(StrEnum):
+    """Signature methods accepted on input; the STS signs with RSA-SHA256."""
+
+    RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    RSA_SHA384 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
+    RSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+
+
+class DigestMethod(StrEnum):
+    """Digest methods accepted on input; the STS digests with SHA-256."""
+
+    SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+    SHA384 = "http://www.w3.org/2001/04/xmldsig-more#sha384"
+    SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
+
+
+class Transform(StrEnum):
+    """Reference transforms accepted on input."""
+
+    ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+    EXCLUSIVE_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+
+class DataCipher(StrEnum):
+    """Content-encryption algorithms for issued tokens (GCM by default; CBC only per relying party, R30)."""
+
+    AES256_GCM = "http://www.w3.org/2009/xmlenc11#aes256-gcm"
+    AES128_GCM = "http://www.w3.org/2009/xmlenc11#aes128-gcm"
+    AES256_CBC = "http://www.w3.org/2001/04/xmlenc#aes256-cbc"
+
+
+class KeyTransport(StrEnum):
+    """Key-transport algorithms for issued tokens; RSA 1.5 is deliberately absent (E01, E02)."""
+
+    RSA_OAEP_MGF1P = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
+    RSA_OAEP = "http://www.w3.org/2009/xmlenc11#rsa-oaep"
+
+
+# Short names used in sts.toml and on the command line.
+CIPHER_NAMES: dict[str, DataCipher] = {
+    "aes256-gcm": DataCipher.AES256_GCM,
+    "aes128-gcm": DataCipher.AES128_GCM,
+    "aes256-cbc": DataCipher.AES256_CBC,
+}
+KEY_TRANSPORT_NAMES: dict[str, KeyTransport] = {
+    "rsa-oaep-mgf1p": KeyTransport.RSA_OAEP_MGF1P,
+    "rsa-oaep": KeyTransport.RSA_OAEP,
+}

@@ -1,0 +1,95 @@
+"""Encryption of signed assertions for a relying party with python-xmlsec (wstrust-protocol.md §16, R30-R34).
+
+One :class:`TokenEncrypter` per relying-party certificate per worker: building an ``xmlsec.KeysManager`` can
+cost 16-25 ms (dependencies.md §7), so it is built once and reused. A fresh AES content key is generated per
+token. The ``xenc:EncryptedKey`` sits inside ``EncryptedData/ds:KeyInfo`` and names the RP certificate.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import xmlsec
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from lxml import etree
+
+from sts import ns
+from sts.crypto.algorithms import DataCipher, KeyTransport
+
+_CIPHER_KEYS = {
+    DataCipher.AES256_GCM: (xmlsec.constants.TransformAes256Gcm, 256),
+    DataCipher.AES128_GCM: (xmlsec.constants.TransformAes128Gcm, 128),
+    DataCipher.AES256_CBC: (xmlsec.constants.TransformAes256Cbc, 256),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionPolicy:
+    """The algorithms one relying party receives."""
+
+    cipher: DataCipher = DataCipher.AES256_GCM
+    key_transport: KeyTransport = KeyTransport.RSA_OAEP_MGF1P
+
+
+class TokenEncrypter:
+    """Encrypts elements to one relying-party certificate."""
+
+    def __init__(self, cert: x509.Certificate, policy: EncryptionPolicy) -> None:
+        self._policy = policy
+        self._cert_der = cert.public_bytes(serialization.Encoding.DER)
+        self._manager = _keys_manager(cert)
+
+    def encrypt(self, element: etree._Element) -> etree._Element:
+        """Return an ``xenc:EncryptedData`` (Type Element) replacing ``element``, which is consumed."""
+        transform, bits = _CIPHER_KEYS[self._policy.cipher]
+        template = xmlsec.template.encrypted_data_create(
+            element, transform, type=xmlsec.constants.TypeEncElement, ns="xenc"
+        )
+        xmlsec.template.encrypted_data_ensure_cipher_value(template)
+        key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
+        encrypted_key = xmlsec.template.add_encrypted_key(key_info, xmlsec.constants.TransformRsaOaep)
+        xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
+        if self._policy.key_transport is KeyTransport.RSA_OAEP:
+            _use_xmlenc11_oaep(encrypted_key)
+        ek_key_info = xmlsec.template.encrypted_data_ensure_key_info(encrypted_key, ns="ds")
+        x509_data = xmlsec.template.add_x509_data(ek_key_info)
+        certificate = etree.SubElement(x509_data, ns.qn(ns.DS, "X509Certificate"))
+        certificate.text = _b64(self._cert_der)
+        context = xmlsec.EncryptionContext(self._manager)
+        context.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, bits, xmlsec.constants.KeyDataTypeSession)
+        encrypted: etree._Element = context.encrypt_xml(template, element)
+        return encrypted
+
+
+def _keys_manager(cert: x509.Certificate) -> xmlsec.KeysManager:
+    # Opening the system CA bundle is what makes a KeysManager slow; no CA store is needed to encrypt.
+    saved = {name: os.environ.pop(name) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR") if name in os.environ}
+    try:
+        manager = xmlsec.KeysManager()
+        key = xmlsec.Key.from_memory(
+            cert.public_bytes(serialization.Encoding.PEM), xmlsec.constants.KeyDataFormatCertPem
+        )
+        manager.add_key(key)
+    finally:
+        os.environ.update(saved)
+    return manager
+
+
+def _use_xmlenc11_oaep(encrypted_key: etree._Element) -> None:
+    """Rewrite the key-transport method as xmlenc11#rsa-oaep with SHA-256 and MGF1-SHA-256 (no xmlsec constant)."""
+    method = encrypted_key.find(ns.qn(ns.XENC, "EncryptionMethod"))
+    if method is None:  # add_encrypted_key always writes it
+        raise ValueError("EncryptedKey without EncryptionMethod")
+    method.set("Algorithm", KeyTransport.RSA_OAEP.value)
+    digest = etree.SubElement(method, ns.qn(ns.DS, "DigestMethod"), nsmap={"ds": ns.DS})
+    digest.set("Algorithm", "http://www.w3.org/2001/04/xmlenc#sha256")
+    mgf = etree.SubElement(method, ns.qn(ns.XENC11, "MGF"), nsmap={"xenc11": ns.XENC11})
+    mgf.set("Algorithm", "http://www.w3.org/2009/xmlenc11#mgf1sha256")
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")

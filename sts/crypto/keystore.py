@@ -1,0 +1,155 @@
+"""Load the STS signing key and certificates once, and check them (architecture.md §6).
+
+Keys become ``cryptography`` objects at start-up: parsing a PEM with key validation costs ~45 ms, so it must
+never happen per request (dependencies.md §10).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from sts.config.settings import Settings
+
+MIN_RSA_BITS = 2048
+EXPIRY_WARNING = dt.timedelta(days=30)
+PASSPHRASE_ENV = "STS_SIGNING_KEY_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
+
+
+class KeyStoreError(Exception):
+    """The keystore cannot be loaded; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStore:
+    """The STS signing material, parsed once."""
+
+    signing_key: rsa.RSAPrivateKey
+    signing_cert: x509.Certificate
+    previous_certs: tuple[x509.Certificate, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def signing_cert_pem(self) -> bytes:
+        """The signing certificate as PEM."""
+        return self.signing_cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def accepted_certs(self) -> tuple[x509.Certificate, ...]:
+        """Certificates whose signatures Validate accepts: the current one, then still-accepted previous ones."""
+        return (self.signing_cert, *self.previous_certs)
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 fingerprint as colon-separated hex (what operators compare)."""
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def same_public_key(cert: x509.Certificate, key: rsa.RSAPrivateKey) -> bool:
+    """Whether the certificate certifies this private key."""
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return cert.public_key().public_bytes(*spki) == key.public_key().public_bytes(*spki)
+
+
+def load_certificate(path: Path) -> x509.Certificate:
+    """Read one PEM or DER certificate."""
+    data = path.read_bytes()
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)
+
+
+def check_certificate(cert: x509.Certificate, label: str, now: dt.datetime) -> tuple[list[str], list[str]]:
+    """Problems (RSA < 2048, expired, not yet valid) and warnings (expiring within 30 days) of a certificate."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        problems.append(f"{label}: only RSA keys are supported")
+    elif key.key_size < MIN_RSA_BITS:
+        problems.append(f"{label}: RSA key of {key.key_size} bits; at least {MIN_RSA_BITS} required")
+    if cert.not_valid_after_utc <= now:
+        problems.append(f"{label}: certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    elif cert.not_valid_after_utc - now < EXPIRY_WARNING:
+        warnings.append(f"{label}: certificate expires on {cert.not_valid_after_utc:%Y-%m-%d}")
+    if cert.not_valid_before_utc > now:
+        problems.append(f"{label}: certificate not valid before {cert.not_valid_before_utc:%Y-%m-%d}")
+    return problems, warnings
+
+
+def _passphrase(settings: Settings) -> bytes | None:
+    from_env = os.environ.get(PASSPHRASE_ENV)
+    if from_env:
+        return from_env.encode()
+    path = settings.issuer.signing_key_passphrase_file
+    if path is not None:
+        return path.read_bytes().rstrip(b"\r\n")
+    return None
+
+
+def load_keystore(settings: Settings, now: dt.datetime | None = None) -> KeyStore:
+    """Load and check the signing key and certificates, or raise :class:`KeyStoreError` with every problem."""
+    now = now or dt.datetime.now(dt.UTC)
+    problems: list[str] = []
+    warnings: list[str] = []
+    key = _load_key(settings, problems)
+    cert = _load_cert(settings.issuer.signing_cert, "issuer.signing_cert", problems)
+    if cert is not None:
+        cert_problems, cert_warnings = check_certificate(cert, "issuer.signing_cert", now)
+        problems += cert_problems
+        warnings += cert_warnings
+        if key is not None and not same_public_key(cert, key):
+            problems.append("issuer.signing_key does not match issuer.signing_cert")
+    previous: list[x509.Certificate] = []
+    for index, path in enumerate(settings.issuer.previous_certs):
+        old = _load_cert(path, f"issuer.previous_certs[{index}]", problems)
+        if old is not None:
+            previous.append(old)
+    if problems or key is None or cert is None:
+        raise KeyStoreError(problems)
+    return KeyStore(key, cert, tuple(previous), tuple(warnings))
+
+
+def _load_key(settings: Settings, problems: list[str]) -> rsa.RSAPrivateKey | None:
+    path = settings.issuer.signing_key
+    try:
+        data = path.read_bytes()
+        key = serialization.load_pem_private_key(data, password=_passphrase(settings))
+    except FileNotFoundError:
+        problems.append(f"issuer.signing_key: {path} not found")
+        return None
+    except PermissionError:
+        problems.append(f"issuer.signing_key: {path} not readable")
+        return None
+    except (ValueError, TypeError):
+        problems.append(f"issuer.signing_key: {path} is not a PEM private key (or the passphrase is wrong)")
+        return None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        problems.append("issuer.signing_key: only RSA keys are supported")
+        return None
+    if key.key_size < MIN_RSA_BITS:
+        problems.append(f"issuer.signing_key: RSA key of {key.key_size} bits; at least {MIN_RSA_BITS} required")
+        return None
+    return key
+
+
+def _load_cert(path: Path, label: str, problems: list[str]) -> x509.Certificate | None:
+    try:
+        return load_certificate(path)
+    except FileNotFoundError:
+        problems.append(f"{label}: {path} not found")
+    except PermissionError:
+        problems.append(f"{label}: {path} not readable")
+    except ValueError:
+        problems.append(f"{label}: {path} is not a certificate")
+    return None

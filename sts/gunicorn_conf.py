@@ -1,0 +1,52 @@
+"""gunicorn settings for the STS, shipped inside the package (``sts serve`` passes this file with ``-c``).
+
+Values come from ``sts.toml`` (``$STS_CONFIG``, with its ``STS_<TABLE>_<KEY>`` overrides); gunicorn's own
+``GUNICORN_CMD_ARGS`` still overrides anything here. Production defaults: sync workers (one per core),
+``preload_app`` so bad configuration or keys abort in the master before any worker forks, TLS from the config,
+an access log without bodies, no control socket (gunicorn 27 would otherwise share ~/.gunicorn/gunicorn.ctl
+between instances).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from sts.config import load_settings
+from sts.errors import ConfigError
+
+try:
+    _settings = load_settings()
+except ConfigError as _exc:
+    sys.stderr.write("sts: invalid configuration:\n  " + "\n  ".join(_exc.problems) + "\n")
+    raise SystemExit(1) from None
+
+wsgi_app = "sts.wsgi:application"
+bind = [_settings.server.bind]
+workers = _settings.server.workers or (os.cpu_count() or 1)
+worker_class = "sync"
+preload_app = True
+timeout = _settings.server.timeout
+graceful_timeout = _settings.server.graceful_timeout
+keepalive = _settings.server.keepalive
+# gunicorn's request-line and header limits stay at their defaults (4094 / 100 / 8190, row T08); the body cap is
+# enforced by the application, which gunicorn does not do (finding M11).
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
+# Recycle workers now and then as a safety net against slow memory growth.
+max_requests = 20000
+max_requests_jitter = 2000
+# X-Forwarded-* are believed only from the configured TLS-terminating proxies (row T07).
+forwarded_allow_ips = ",".join(_settings.server.trusted_proxies) or "0.0.0.0/32"
+proxy_allow_ips = forwarded_allow_ips
+if _settings.server.tls_cert and _settings.server.tls_key:
+    certfile = str(_settings.server.tls_cert)
+    keyfile = str(_settings.server.tls_key)
+accesslog = "-" if _settings.logging.access_log else None
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
+errorlog = "-"
+loglevel = _settings.logging.level.lower()
+proc_name = "sts"
+control_socket_disable = True
+pidfile = os.environ.get("STS_PIDFILE") or None

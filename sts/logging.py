@@ -1,0 +1,87 @@
+"""Structured logging: one JSON object a line, with a redaction filter (architecture.md; catalogue A13).
+
+Passwords, digests, nonces, keys and whole envelopes never reach a log: messages carry only fields we chose,
+and the filter below masks anything that looks like a secret in case a library logs more than it should.
+Spyne logs every fault with a traceback at ERROR and can log whole envelopes at DEBUG: its loggers are capped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+_SECRET_PATTERNS = (
+    re.compile(r"(?is)(<(?:\w+:)?(?:Password|Nonce|BinarySecret|CipherValue|SignatureValue)\b[^>]*>)(.*?)(</)"),
+    re.compile(r"(?i)\b(password|passphrase|nonce|secret|digest)(\s*[=:]\s*)(\S+)"),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+    re.compile(r"(?is)<(?:\w+:)?Envelope\b.*"),
+)
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    """Mask secrets in free text."""
+    text = _SECRET_PATTERNS[0].sub(r"\1[redacted]\3", text)
+    text = _SECRET_PATTERNS[1].sub(r"\1\2[redacted]", text)
+    text = _SECRET_PATTERNS[2].sub("[redacted private key]", text)
+    return _SECRET_PATTERNS[3].sub("[redacted envelope]", text)
+
+
+class RedactionFilter(logging.Filter):
+    """Rewrites every record's message (and string extras) through :func:`redact`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact in place; never drops a record."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg, record.args = redact(message), None
+        if record.exc_info and record.exc_info[1] is not None and record.name.startswith("spyne"):
+            record.exc_info = None  # Spyne's fault tracebacks carry request content
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD_ATTRS and isinstance(value, str):
+                setattr(record, key, redact(value))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Serialize one record."""
+        payload: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json", file: Path | None = None) -> None:
+    """Install one handler on the root logger (idempotent), with redaction, and quiet Spyne."""
+    handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    ))
+    handler.addFilter(RedactionFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_sts_handler", False):
+            root.removeHandler(old)
+    handler._sts_handler = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for noisy in ("spyne", "spyne.protocol.xml", "spyne.application", "spyne.server.wsgi"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)

@@ -1,0 +1,123 @@
+"""One SOAP request through the pipeline: parse, envelope checks, service, response or fault (architecture §1).
+
+This is the single wrap point: an :class:`~sts.errors.STSError` becomes its fault, any other exception is
+logged with the correlation id and answered as ``wst:RequestFailed``; never a traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from lxml import etree
+
+from sts import ns
+from sts.audit import AuditEvent, emit
+from sts.errors import RequestFailed, STSError
+from sts.service import RequestInfo, SecurityTokenService
+from sts.soap.envelope import Envelope, SoapVersion, check_must_understand, read_envelope
+from sts.soap.faults import render_fault
+from sts.xmlutil import ParserLimits, parse_untrusted, serialize
+
+_LOG = logging.getLogger("sts.soap")
+
+# Header blocks the STS processes; any other mustUnderstand header gets a MustUnderstand fault (row S07).
+UNDERSTOOD_HEADERS = frozenset(
+    ns.qn(namespace, local)
+    for namespace in (ns.WSA, ns.WSA04)
+    for local in ("Action", "To", "MessageID", "ReplyTo", "FaultTo")
+) | {ns.qn(ns.WSSE, "Security")}
+
+
+@dataclass(frozen=True, slots=True)
+class SoapRequest:
+    """A request as the HTTP layer hands it over: body bytes and transport facts."""
+
+    body: bytes
+    version: SoapVersion
+    http_action: str
+    client_address: str
+    secure_transport: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SoapResponse:
+    """What goes back on the wire."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+class SoapEndpoint:
+    """Runs SOAP requests through the service and renders replies and faults."""
+
+    def __init__(self, service: SecurityTokenService, limits: ParserLimits, soap12_sender_status: int = 400) -> None:
+        self._service = service
+        self._limits = limits
+        self._soap12_sender_status = soap12_sender_status
+
+    def handle(self, request: SoapRequest) -> SoapResponse:
+        """Answer one request; never raises."""
+        started = time.perf_counter()
+        correlation_id = uuid.uuid4().hex
+        trust_ns = ns.WST
+        info = RequestInfo(correlation_id, request.client_address, request.secure_transport, request.http_action)
+        try:
+            envelope = self._read(request)
+            trust_ns = _guess_trust_ns(envelope)
+            reply = self._service.handle(envelope.version.namespace, envelope.headers, envelope.body_child, info)
+            return self._reply(envelope.version, reply.body)
+        except STSError as error:
+            self._audit_failure(error, info, started)
+            return self._fault(error, request.version, correlation_id, trust_ns)
+        except Exception:  # the single wrap point for the unexpected
+            _LOG.exception("unexpected error", extra={"correlation_id": correlation_id})
+            wrapped = RequestFailed("unexpected error", reason="internal_error")
+            self._audit_failure(wrapped, info, started)
+            return self._fault(wrapped, request.version, correlation_id, trust_ns)
+
+    def _read(self, request: SoapRequest) -> Envelope:
+        root = parse_untrusted(request.body, self._limits)
+        envelope = read_envelope(root, request.version)
+        check_must_understand(envelope, UNDERSTOOD_HEADERS)
+        return envelope
+
+    def _reply(self, version: SoapVersion, body_child: etree._Element) -> SoapResponse:
+        env_ns = version.namespace
+        prefix = "s11" if version is SoapVersion.SOAP11 else "s12"
+        envelope = etree.Element(ns.qn(env_ns, "Envelope"), nsmap={prefix: env_ns})
+        etree.SubElement(envelope, ns.qn(env_ns, "Body")).append(body_child)
+        return SoapResponse(200, f"{version.media_type}; charset=utf-8", serialize(envelope))
+
+    def _fault(self, error: STSError, version: SoapVersion, correlation_id: str, trust_ns: str) -> SoapResponse:
+        rendered = render_fault(
+            error,
+            version,
+            correlation_id=correlation_id,
+            trust_ns=trust_ns,
+            soap12_sender_status=self._soap12_sender_status,
+        )
+        return SoapResponse(rendered.status, rendered.content_type, rendered.body)
+
+    @staticmethod
+    def _audit_failure(error: STSError, info: RequestInfo, started: float) -> None:
+        namespace, local = error.fault_qname()
+        emit(
+            AuditEvent(
+                event="request",
+                outcome="failure",
+                correlation_id=info.correlation_id,
+                client_address=info.client_address,
+                fault=local,
+                reason=error.reason,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+        )
+
+
+def _guess_trust_ns(envelope: Envelope) -> str:
+    namespace = etree.QName(envelope.body_child).namespace
+    return ns.WST05 if namespace == ns.WST05 else ns.WST

@@ -1,0 +1,102 @@
+"""The only module importing Spyne (architecture.md §3): transport glue around one bare service method.
+
+Spyne's own parser, dispatch-by-element and fault rendering do not fit WS-Trust (dependencies.md §4): the
+protocol subclass below takes no part in parsing (the request bytes reach :class:`SoapEndpoint` untouched),
+routes every request to the single ``RequestSecurityToken`` method, and the method writes the response bytes,
+status and content type itself, so Spyne never serializes or renders a fault of its own.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from io import BytesIO
+from typing import Any
+
+with warnings.catch_warnings():
+    # Spyne 2.14 imports `cgi` and a vendored `six` that warn on 3.11 (dependencies.md §4).
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", ImportWarning)
+    from spyne import Application, ServiceBase, rpc
+    from spyne.protocol.soap import Soap11, Soap12
+    from spyne.server.wsgi import WsgiApplication
+
+from sts.soap.endpoint import SoapEndpoint, SoapRequest
+
+TNS = "urn:python-sts:spyne"
+REQUEST_KEY = "sts.soap_request"
+ENDPOINT_KEY = "sts.endpoint"
+_METHOD = f"{{{TNS}}}RequestSecurityToken"
+
+
+class _PassThrough:
+    """Protocol hooks shared by the SOAP 1.1 and 1.2 subclasses."""
+
+    def create_in_document(self, ctx: Any, charset: str | None = None) -> None:
+        ctx.in_document = (None, {})  # parsed later, by sts.xmlutil, inside SoapEndpoint
+
+    def decompose_incoming_envelope(self, ctx: Any, message: Any = None) -> None:
+        ctx.in_document = None
+        ctx.in_header_doc = None
+        ctx.in_body_doc = None
+        ctx.method_request_string = _METHOD
+
+    def deserialize(self, ctx: Any, message: Any) -> None:
+        ctx.in_object = []
+
+
+class StsSoap11(_PassThrough, Soap11):  # type: ignore[misc]
+    """SOAP 1.1 with parsing, routing and serialization delegated to the STS."""
+
+
+class StsSoap12(_PassThrough, Soap12):  # type: ignore[misc]
+    """SOAP 1.2 with parsing, routing and serialization delegated to the STS."""
+
+
+class SecurityTokenServiceSoap(ServiceBase):  # type: ignore[misc]
+    """The one bare method every WS-Trust request is routed to."""
+
+    @rpc(_body_style="bare", _in_message_name="RequestSecurityToken")  # type: ignore[untyped-decorator]
+    def RequestSecurityToken(ctx: Any) -> None:  # noqa: N802, N805 - Spyne's naming and calling convention
+        """Hand the request to the endpoint and write its answer as the raw response."""
+        environ = ctx.transport.req_env
+        endpoint: SoapEndpoint = environ[ENDPOINT_KEY]
+        response = endpoint.handle(environ[REQUEST_KEY])
+        ctx.transport.resp_code = _status_line(response.status)
+        ctx.transport.resp_headers["Content-Type"] = response.content_type
+        ctx.out_string = [response.body]
+
+
+def _status_line(status: int) -> str:
+    return {200: "200 OK", 400: "400 Bad Request", 500: "500 Internal Server Error"}[status]
+
+
+def make_spyne_wsgi(soap12: bool) -> WsgiApplication:
+    """A Spyne WSGI application for one SOAP version."""
+    protocol = StsSoap12 if soap12 else StsSoap11
+    application = Application(
+        [SecurityTokenServiceSoap],
+        tns=TNS,
+        name="SecurityTokenService",
+        in_protocol=protocol(),
+        out_protocol=protocol(),
+    )
+    return WsgiApplication(application)
+
+
+StartResponse = Callable[..., Any]
+
+
+def call_spyne(
+    app: WsgiApplication, environ: dict[str, Any], start_response: StartResponse, endpoint: SoapEndpoint,
+    request: SoapRequest,
+) -> Iterable[bytes]:
+    """Run the request through Spyne; the body was already read (and capped) by the transport."""
+    inner = dict(environ)
+    inner["wsgi.input"] = BytesIO(b"")
+    inner["CONTENT_LENGTH"] = "0"
+    inner.pop("HTTP_TRANSFER_ENCODING", None)
+    inner[ENDPOINT_KEY] = endpoint
+    inner[REQUEST_KEY] = request
+    result: Iterable[bytes] = app(inner, start_response)
+    return result

@@ -1,0 +1,159 @@
+"""The plain-WSGI front door (no Spyne here): method, path, media type, body cap, WSDL and health check.
+
+HTTP-level refusals happen before any XML is looked at (security rows T01-T06): 405 for other methods, 415 for
+a media type that is not SOAP (or a compressed body), 413 for a body over the cap, read at most cap+1 bytes,
+chunked bodies included (gunicorn has no body limit of its own, finding M11).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sts.soap.endpoint import SoapRequest
+from sts.soap.envelope import SoapVersion
+
+WSO2_PATH = "/services/wso2carbon-sts"
+ENDPOINT_PATHS = frozenset(
+    {
+        WSO2_PATH,
+        WSO2_PATH + ".wso2carbon-stsHttpsSoap11Endpoint",
+        WSO2_PATH + ".wso2carbon-stsHttpsSoap12Endpoint",
+    }
+)
+HEALTH_PATH = "/healthz"
+_READ_CHUNK = 65536
+
+StartResponse = Callable[..., Any]
+SoapDispatch = Callable[[dict[str, Any], StartResponse, SoapRequest], Iterable[bytes]]
+
+
+class _HttpRefusal(Exception):
+    def __init__(self, status: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(status)
+        self.status = status
+        self.headers = headers
+
+
+@dataclass(frozen=True, slots=True)
+class TransportPolicy:
+    """The transport settings the front door applies."""
+
+    max_body_bytes: int
+    trusted_proxies: frozenset[str]
+
+
+class Transport:
+    """WSGI callable: routes to the WSDL, the health check or the SOAP dispatcher."""
+
+    def __init__(self, policy: TransportPolicy, wsdl: bytes, dispatch: SoapDispatch) -> None:
+        self._policy = policy
+        self._wsdl = wsdl
+        self._dispatch = dispatch
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one HTTP request."""
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            if path == HEALTH_PATH:
+                return self._health(method, start_response)
+            if path not in ENDPOINT_PATHS:
+                raise _HttpRefusal("404 Not Found")
+            if method == "GET" and environ.get("QUERY_STRING", "").lower() in ("wsdl", "wsdl="):
+                return _respond(start_response, "200 OK", "text/xml; charset=utf-8", self._wsdl)
+            if method != "POST":
+                raise _HttpRefusal("405 Method Not Allowed", (("Allow", "POST"),))
+            version, action = _media_type(environ)
+            body = _read_body(environ, self._policy.max_body_bytes)
+        except _HttpRefusal as refusal:
+            return _respond(start_response, refusal.status, "text/plain; charset=utf-8",
+                            refusal.status.encode() + b"\n", refusal.headers)
+        request = SoapRequest(
+            body=body,
+            version=version,
+            http_action=action,
+            client_address=environ.get("REMOTE_ADDR", ""),
+            secure_transport=self._is_secure(environ),
+        )
+        return self._dispatch(environ, start_response, request)
+
+    def _health(self, method: str, start_response: StartResponse) -> Iterable[bytes]:
+        if method not in ("GET", "HEAD"):
+            raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
+        return _respond(start_response, "200 OK", "application/json", json.dumps({"status": "ok"}).encode())
+
+    def _is_secure(self, environ: dict[str, Any]) -> bool:
+        """TLS on our socket, or a trusted TLS-terminating proxy saying so (row T07)."""
+        if environ.get("wsgi.url_scheme") == "https" and "HTTP_X_FORWARDED_PROTO" not in environ:
+            return True
+        if environ.get("REMOTE_ADDR", "") in self._policy.trusted_proxies:
+            return str(environ.get("HTTP_X_FORWARDED_PROTO", "")).strip().lower() == "https"
+        return environ.get("wsgi.url_scheme") == "https" and not self._policy.trusted_proxies and False
+
+
+def _media_type(environ: dict[str, Any]) -> tuple[SoapVersion, str]:
+    """SOAP version from the media type; the action from SOAPAction or the SOAP 1.2 ``action`` parameter."""
+    if str(environ.get("HTTP_CONTENT_ENCODING", "identity")).strip().lower() not in ("", "identity"):
+        raise _HttpRefusal("415 Unsupported Media Type")
+    media, params = _parse_content_type(str(environ.get("CONTENT_TYPE", "")))
+    version = SoapVersion.from_media_type(media)
+    if version is None:
+        raise _HttpRefusal("415 Unsupported Media Type")
+    action = params.get("action", "")
+    if not action:
+        action = _unquote(str(environ.get("HTTP_SOAPACTION", "")))
+    return version, " ".join(action.split())
+
+
+def _parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    media, *rest = value.split(";")
+    params: dict[str, str] = {}
+    for item in rest:
+        key, _, val = item.partition("=")
+        params[key.strip().lower()] = _unquote(val)
+    return media.strip().lower(), params
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return value.strip()
+
+
+def _read_body(environ: dict[str, Any], cap: int) -> bytes:
+    """Read the body, never more than ``cap + 1`` bytes; refuse with 413 past the cap."""
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise _HttpRefusal("400 Bad Request") from None
+        if length > cap:
+            raise _HttpRefusal("413 Content Too Large", (("Connection", "close"),))
+    stream = environ["wsgi.input"]
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(min(_READ_CHUNK, cap + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > cap:
+            raise _HttpRefusal("413 Content Too Large", (("Connection", "close"),))
+    return b"".join(chunks)
+
+
+def _respond(
+    start_response: StartResponse,
+    status: str,
+    content_type: str,
+    body: bytes,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers])
+    return [body]

@@ -1,0 +1,1 @@
+"""Static WSDL template of the STS endpoint (``sts.wsdl``), rendered by :mod:`sts.soap.wsdl_render`."""

@@ -1,0 +1,1 @@
+"""Shared, atomic stores (replay cache, counters, tokens) and the SQLite database behind them."""

@@ -1,0 +1,153 @@
+"""The SQLite database: schema, per-process connections, WAL mode (architecture.md §7).
+
+One connection per process, opened lazily and re-opened after ``fork()`` (a connection must never cross a
+fork: sqlite.org "How To Corrupt An SQLite Database File" §2.6). WAL mode and ``busy_timeout`` let the gunicorn
+workers share the file; every check-and-set is a single statement, so it is atomic across processes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    domain TEXT NOT NULL,
+    name TEXT NOT NULL,
+    canonical TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    digest_secret BLOB,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    UNIQUE (domain, canonical)
+);
+CREATE TABLE IF NOT EXISTS roles (name TEXT PRIMARY KEY, canonical TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS user_roles (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, role)
+);
+CREATE TABLE IF NOT EXISTS user_claims (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    uri TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (user_id, uri, position)
+);
+CREATE TABLE IF NOT EXISTS relying_parties (
+    address TEXT PRIMARY KEY,
+    canonical TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replay (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (ns, key)
+);
+CREATE INDEX IF NOT EXISTS replay_expires ON replay(expires);
+CREATE TABLE IF NOT EXISTS counters (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    level INTEGER NOT NULL DEFAULT 0,
+    locked_until REAL NOT NULL DEFAULT 0,
+    expires REAL NOT NULL,
+    PRIMARY KEY (ns, key)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    relying_party TEXT NOT NULL,
+    token_type TEXT NOT NULL,
+    not_before REAL NOT NULL,
+    not_on_or_after REAL NOT NULL,
+    status TEXT NOT NULL,
+    renewable INTEGER NOT NULL,
+    renew_after_expiry INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    data TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_expires ON tokens(expires);
+CREATE INDEX IF NOT EXISTS tokens_digest ON tokens(digest);
+"""
+
+
+class DatabaseError(Exception):
+    """The database is missing, unreadable or of an unknown schema."""
+
+
+def connect(path: Path, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+    """Open a connection in WAL mode with a busy timeout; autocommit, so each statement is its own transaction."""
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def initialize(path: Path) -> None:
+    """Create the database file (mode 0600) and its schema; idempotent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+    conn = connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(_SCHEMA)
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
+            (str(SCHEMA_VERSION),),
+        )
+    finally:
+        conn.close()
+
+
+def check_database(path: Path) -> None:
+    """Raise :class:`DatabaseError` unless the file exists with the expected schema version."""
+    if not path.is_file():
+        raise DatabaseError(f"{path}: database not found (run `sts init`)")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"{path}: not an STS database ({exc.__class__.__name__})") from None
+    if row is None or row[0] != str(SCHEMA_VERSION):
+        raise DatabaseError(f"{path}: unexpected schema version")
+
+
+class Database:
+    """A lazily opened, per-process connection to the database file."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._pid = -1
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This process's connection (re-opened in a forked child)."""
+        if self._conn is None or self._pid != os.getpid():
+            self._conn = connect(self.path, self._busy_timeout_ms)
+            self._pid = os.getpid()
+        return self._conn
+
+    def close(self) -> None:
+        """Close this process's connection, if open."""
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None

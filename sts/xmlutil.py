@@ -1,0 +1,131 @@
+"""The only parser for untrusted bytes (security-catalogue.md §2, rows X01-X23).
+
+``parse_untrusted`` feeds bytes to one hardened lxml parser (no DTD, no entities, no network, a deny-all
+resolver), rejects DOCTYPEs, processing instructions and entity nodes, then applies structural caps. Every
+failure becomes :class:`~sts.errors.MalformedMessage` with its fixed string; the libxml2 message (which can
+contain file names) goes only to the exception detail, which is logged, never answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from lxml import etree
+
+from sts.errors import MalformedMessage
+
+
+@dataclass(frozen=True, slots=True)
+class ParserLimits:
+    """Structural caps applied after parsing (security-catalogue rows X09-X14)."""
+
+    max_depth: int = 32
+    max_elements: int = 2000
+    max_attributes: int = 32
+    max_namespaces: int = 256
+    max_text_bytes: int = 65536
+
+
+class _DenyAll(etree.Resolver):
+    """Refuse every external load, whatever option elsewhere might ask for one (finding M2)."""
+
+    def resolve(self, system_url: str, public_id: str, context: Any = None) -> Any:
+        raise ValueError("external resource blocked")
+
+
+def make_parser() -> etree.XMLParser:
+    """Build the hardened parser. Never ``collect_ids=False`` and never ``huge_tree=True`` (finding M2)."""
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        attribute_defaults=False,
+        huge_tree=False,
+        remove_pis=False,
+        remove_comments=False,
+        remove_blank_text=False,
+        strip_cdata=True,
+    )
+    parser.resolvers.add(_DenyAll())
+    return parser
+
+
+# lxml parsers are not thread-safe, but gunicorn sync workers run one request at a time per process.
+_PARSER = make_parser()
+
+
+def parse_untrusted(data: bytes, limits: ParserLimits) -> etree._Element:
+    """Parse request bytes into an element tree, or raise :class:`MalformedMessage`."""
+    if not isinstance(data, bytes) or not data.strip():
+        raise MalformedMessage("empty body", reason="parse_empty")
+    # An upper bound on namespace declarations, checked before libxml2 does any work: namespace floods are
+    # what makes canonicalization explode (findings M3/M4), so they never get as far as a tree.
+    if data.count(b"xmlns") > limits.max_namespaces:
+        raise MalformedMessage("namespace cap", reason="parse_namespaces")
+    try:
+        root = etree.fromstring(data, parser=_PARSER)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise MalformedMessage(f"xml syntax: {type(exc).__name__}", reason="parse_syntax") from None
+    _reject_dtd_and_pis(root)
+    check_structure(root, limits)
+    return root
+
+
+def _reject_dtd_and_pis(root: etree._Element) -> None:
+    doc = root.getroottree()
+    docinfo = doc.docinfo
+    if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise MalformedMessage("DOCTYPE present", reason="parse_dtd")
+    if docinfo.xml_version not in (None, "1.0"):
+        raise MalformedMessage("XML version other than 1.0", reason="parse_xml_version")
+    sibling = root.getprevious()
+    while sibling is not None:
+        if isinstance(sibling, etree._ProcessingInstruction):
+            raise MalformedMessage("processing instruction in prolog", reason="parse_pi")
+        sibling = sibling.getprevious()
+    sibling = root.getnext()
+    while sibling is not None:
+        if isinstance(sibling, etree._ProcessingInstruction):
+            raise MalformedMessage("processing instruction after root", reason="parse_pi")
+        sibling = sibling.getnext()
+    for _node in root.iter(etree.ProcessingInstruction, etree.Entity):
+        raise MalformedMessage("processing instruction or entity in document", reason="parse_pi")
+
+
+def check_structure(root: etree._Element, limits: ParserLimits) -> None:
+    """Apply depth, element, attribute and text-size caps in one pass."""
+    elements = 0
+    stack: list[tuple[etree._Element, int]] = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if not isinstance(element.tag, str):
+            continue  # comments: allowed, they carry no meaning (text is read with itertext)
+        elements += 1
+        if depth > limits.max_depth:
+            raise MalformedMessage("depth cap", reason="parse_depth")
+        if elements > limits.max_elements:
+            raise MalformedMessage("element cap", reason="parse_elements")
+        if len(element.attrib) > limits.max_attributes:
+            raise MalformedMessage("attribute cap", reason="parse_attributes")
+        for text in (element.text, element.tail, *element.attrib.values()):
+            if text is not None and len(text) > limits.max_text_bytes:
+                raise MalformedMessage("text cap", reason="parse_text")
+        stack.extend((child, depth + 1) for child in element)
+
+
+def text_of(element: etree._Element) -> str:
+    """The full text content of an element, comments skipped (finding M6: ``.text`` stops at a comment)."""
+    return "".join(cast(Iterator[str], element.itertext()))
+
+
+def element_children(element: etree._Element) -> list[etree._Element]:
+    """Element children only: comments and processing instructions are skipped."""
+    return [child for child in element if isinstance(child.tag, str)]
+
+
+def serialize(element: etree._Element) -> bytes:
+    """Serialize compactly with non-ASCII as character references (interop rules R1, R6)."""
+    return etree.tostring(element, encoding="us-ascii", xml_declaration=False)
