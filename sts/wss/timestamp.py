@@ -1,0 +1,124 @@
+"""``xsd:dateTime`` parsing and message freshness (WSS 1.1 §10, WS-I BSP 1.1 §12; wstrust-protocol.md §15).
+
+Freshness windows mirror WSS4J (``timeToLive``/``futureTimeToLive``, ``utTTL``/``utFutureTTL``): a ``Created``
+may be at most ``ttl`` seconds old and at most ``future_ttl`` seconds ahead of our clock. Both bounds are
+inclusive, as in WSS4J ``DateUtil.verifyCreated``: with the defaults an age of exactly 300 s and a lead of
+exactly 60 s are accepted, 301 s / 61 s are not. ``Expires`` only ever shortens the window, never extends it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from lxml import etree
+
+from sts import ns
+from sts.clock import Clock
+from sts.errors import InvalidSecurity, InvalidSecurityToken, MessageExpired
+from sts.xmlutil import element_children, text_of
+
+# XML Schema whitespace (the ``collapse`` facet), not Python's wider notion of whitespace: NBSP and friends are
+# content, so they must make the value invalid rather than disappear.
+XML_WHITESPACE = " \t\r\n"
+
+# Longer than any accepted form (29 chars); checked first so no value of unbounded size reaches the regex.
+_MAX_DATETIME_CHARS = 64
+
+# Interop R16 / BSP R3217 (UTC only) / BSP R3220 (at most 3 fractional digits). ``[0-9]`` rather than ``\d``
+# because ``\d`` also matches non-ASCII digits, which ``int()`` would then happily convert.
+_DATETIME = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
+    r"T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+    r"(?:\.(?P<fraction>[0-9]{1,3}))?"
+    r"(?:Z|\+00:00)"
+)
+
+_CREATED = ns.qn(ns.WSU, "Created")
+_EXPIRES = ns.qn(ns.WSU, "Expires")
+
+
+@dataclass(frozen=True, slots=True)
+class FreshnessPolicy:
+    """Accepted age (``ttl``) and clock lead (``future_ttl``) of a ``Created``, in seconds (WSS4J defaults)."""
+
+    ttl: int = 300
+    future_ttl: int = 60
+
+
+def parse_xsd_datetime(text: str, *, reason: str = "bad_created") -> datetime:
+    """Parse a UTC ``xsd:dateTime`` as sent in ``wsu:Created``/``wsu:Expires`` (BSP R3217, R3220; interop R16, R17).
+
+    Surrounding XML whitespace is collapsed; the rest must be ``YYYY-MM-DDThh:mm:ss[.f{1,3}]`` followed by ``Z``
+    or ``+00:00``. Zone-less values, other offsets, 4+ fractional digits, leap seconds, ``24:00:00``, year
+    ``0000`` and anything over 64 characters raise :class:`InvalidSecurityToken` with ``reason``.
+    """
+    value = text.strip(XML_WHITESPACE)
+    if len(value) > _MAX_DATETIME_CHARS:
+        raise InvalidSecurityToken("dateTime value too long", reason=reason)
+    match = _DATETIME.fullmatch(value)
+    if match is None:
+        raise InvalidSecurityToken("dateTime not in an accepted UTC form", reason=reason)
+    fraction = match["fraction"] or ""
+    try:
+        return datetime(
+            int(match["year"]),
+            int(match["month"]),
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            int(match["second"]),
+            int(fraction.ljust(6, "0")),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        # Out-of-range fields: month 13, day 45, second 60 (datetime has no leap seconds), year 0.
+        raise InvalidSecurityToken("dateTime field out of range", reason=reason) from None
+
+
+def check_freshness(created: datetime, clock: Clock, policy: FreshnessPolicy) -> None:
+    """Reject a ``Created`` older than ``ttl`` or more than ``future_ttl`` ahead (WSS 1.1 §10; rows W19, W20).
+
+    Both bounds are inclusive (WSS4J ``DateUtil.verifyCreated``). Raises :class:`MessageExpired`.
+    """
+    now = clock.now()
+    if created > now + timedelta(seconds=policy.future_ttl):
+        raise MessageExpired("Created too far in the future", reason="created_in_future")
+    if created < now - timedelta(seconds=policy.ttl):
+        raise MessageExpired("Created too old", reason="created_too_old")
+
+
+def check_timestamp(ts_element: etree._Element, clock: Clock, policy: FreshnessPolicy) -> None:
+    """Check a ``wsu:Timestamp``'s structure (BSP R3203, R3221, R3222) and freshness (WSS 1.1 §10; row W23).
+
+    Structure faults raise :class:`InvalidSecurity`; a stale or future ``Created`` or an ``Expires`` at or
+    before now raises :class:`MessageExpired`. A far-future ``Expires`` never widens the ``Created`` window.
+    """
+    created_el, expires_el = _timestamp_parts(ts_element)
+    created = parse_xsd_datetime(_simple_text(created_el), reason="bad_created")
+    expires = None
+    if expires_el is not None:
+        expires = parse_xsd_datetime(_simple_text(expires_el), reason="bad_expires")
+        if expires <= created:
+            raise InvalidSecurity("Timestamp Expires not after Created", reason="timestamp_expires_before_created")
+    check_freshness(created, clock, policy)
+    # An Expires equal to now is already expired: it names the first instant the semantics no longer hold.
+    if expires is not None and expires <= clock.now():
+        raise MessageExpired("Timestamp expired", reason="timestamp_expired")
+
+
+def _timestamp_parts(ts_element: etree._Element) -> tuple[etree._Element, etree._Element | None]:
+    """Exactly one Created (R3203), then at most one Expires (R3221, R3224), nothing else (R3222)."""
+    children = element_children(ts_element)
+    tags = [child.tag for child in children]
+    if tags not in ([_CREATED], [_CREATED, _EXPIRES]):
+        raise InvalidSecurity("Timestamp must hold one Created and an optional Expires", reason="timestamp_structure")
+    return children[0], children[1] if len(children) == 2 else None
+
+
+def _simple_text(element: etree._Element) -> str:
+    """The text of a simple-content element; element children are a structure fault, not extra text."""
+    if element_children(element):
+        raise InvalidSecurity("Timestamp value has element content", reason="timestamp_structure")
+    return text_of(element)

@@ -1,0 +1,164 @@
+"""Test helpers shared by unit and integration tests: instances, a real gunicorn, fault parsing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from lxml import etree
+
+from sts.cli import main as sts_main
+
+REPO = Path(__file__).resolve().parent.parent
+STS_BIN = Path(sys.executable).with_name("sts")
+S11 = "http://schemas.xmlsoap.org/soap/envelope/"
+S12 = "http://www.w3.org/2003/05/soap-envelope"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Instance:
+    """An instance directory made by ``sts init --demo``."""
+
+    base: Path
+
+    @property
+    def config(self) -> Path:
+        return self.base / "sts.toml"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.base / "keystore" / "tls.crt.pem"
+
+    @property
+    def signing_cert(self) -> Path:
+        return self.base / "keystore" / "sts-signing.crt.pem"
+
+    @property
+    def demo_password(self) -> str:
+        return (self.base / "demo-admin-password.txt").read_text().strip()
+
+    @property
+    def rp_key(self) -> Path:
+        return self.base / "demo-rp" / "rp.key.pem"
+
+    def cli(self, *args: str) -> int:
+        """Run an ``sts`` command in-process against this instance."""
+        return sts_main(["--config", str(self.config), *args])
+
+
+def make_instance(base: Path) -> Instance:
+    """``sts init --demo`` with 2048-bit keys (fast to generate)."""
+    assert sts_main(["init", "--demo", "--key-size", "2048", str(base)]) == 0
+    return Instance(base)
+
+
+@dataclass
+class Server:
+    """A real gunicorn serving an instance on 127.0.0.1; stopped by :meth:`stop`."""
+
+    instance: Instance
+    port: int
+    tls: bool
+    process: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/services/wso2carbon-sts"
+
+    @property
+    def verify(self) -> str | bool:
+        return str(self.instance.ca_file) if self.tls else False
+
+    def post(self, body: bytes, *, soap12: bool = False, action: str = "", **kwargs: object) -> requests.Response:
+        """POST a SOAP envelope."""
+        headers = {"Content-Type": "application/soap+xml; charset=utf-8" if soap12 else "text/xml; charset=utf-8"}
+        if action and not soap12:
+            headers["SOAPAction"] = f'"{action}"'
+        elif action:
+            headers["Content-Type"] += f'; action="{action}"'
+        return requests.post(self.url, data=body, headers=headers, verify=self.verify, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_server(
+    instance: Instance,
+    *,
+    workers: int = 2,
+    tls: bool = True,
+    env: Mapping[str, str] | None = None,
+    command: list[str] | None = None,
+    cwd: Path | None = None,
+) -> Server:
+    """Start gunicorn via ``sts serve`` (or ``command``) and wait until /healthz answers."""
+    port = free_port()
+    log = instance.base / f"server-{port}.log"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("STS_")}
+    full_env.update({"STS_LOGGING_ACCESS_LOG": "false", **(env or {})})
+    if not tls:
+        full_env.update({"STS_SERVER_TLS_CERT": "", "STS_SERVER_TLS_KEY": "", "STS_SERVER_ALLOW_INSECURE_TRANSPORT": "true"})
+    argv = command or [str(STS_BIN), "--config", str(instance.config), "serve"]
+    argv = [*argv, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)] if command is None else argv
+    if command is not None:
+        full_env.setdefault("STS_SERVER_BIND", f"127.0.0.1:{port}")
+        full_env.setdefault("STS_SERVER_WORKERS", str(workers))
+    with log.open("wb") as handle:
+        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=full_env, cwd=cwd or instance.base)
+    server = Server(instance, port, tls, process, log, full_env)
+    deadline = time.monotonic() + 30
+    health = server.url.replace("/services/wso2carbon-sts", "/healthz")
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            if requests.get(health, verify=server.verify, timeout=2).status_code == 200:
+                return server
+        except requests.RequestException:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server did not start: {log.read_text()}")
+
+
+def fault_qname(body: bytes) -> tuple[str, str]:
+    """The fault code of a SOAP 1.1 or 1.2 fault as (namespace, local): 1.2 gives the Subcode."""
+    root = etree.fromstring(body)
+    code = root.find(f".//{{{S11}}}Fault/faultcode")
+    if code is None:
+        code = root.find(f".//{{{S12}}}Fault/{{{S12}}}Code/{{{S12}}}Subcode/{{{S12}}}Value")
+    assert code is not None, body
+    prefix, _, local = (code.text or "").partition(":")
+    return code.nsmap[prefix], local
+
+
+def fault_string(body: bytes) -> str:
+    """The fault string (1.1) or Reason/Text (1.2)."""
+    root = etree.fromstring(body)
+    node = root.find(f".//{{{S11}}}Fault/faultstring")
+    if node is None:
+        node = root.find(f".//{{{S12}}}Reason/{{{S12}}}Text")
+    assert node is not None
+    return node.text or ""

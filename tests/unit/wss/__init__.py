@@ -1,0 +1,1 @@
+"""Unit tests for sts.wss (WS-Security inbound processing)."""
