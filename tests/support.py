@@ -120,14 +120,18 @@ def start_server(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STS_")}
     full_env.update({"STS_LOGGING_ACCESS_LOG": "false", **(env or {})})
     if not tls:
-        full_env.update({"STS_SERVER_TLS_CERT": "", "STS_SERVER_TLS_KEY": "", "STS_SERVER_ALLOW_INSECURE_TRANSPORT": "true"})
+        full_env.update(
+            {"STS_SERVER_TLS_CERT": "", "STS_SERVER_TLS_KEY": "", "STS_SERVER_ALLOW_INSECURE_TRANSPORT": "true"}
+        )
     argv = command or [str(STS_BIN), "--config", str(instance.config), "serve"]
     argv = [*argv, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)] if command is None else argv
     if command is not None:
         full_env.setdefault("STS_SERVER_BIND", f"127.0.0.1:{port}")
         full_env.setdefault("STS_SERVER_WORKERS", str(workers))
     with log.open("wb") as handle:
-        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=full_env, cwd=cwd or instance.base)
+        process = subprocess.Popen(
+            argv, stdout=handle, stderr=subprocess.STDOUT, env=full_env, cwd=cwd or instance.base
+        )
     server = Server(instance, port, tls, process, log, full_env)
     deadline = time.monotonic() + 30
     health = server.url.replace("/services/wso2carbon-sts", "/healthz")

@@ -21,13 +21,15 @@ WST = "http://docs.oasis-open.org/ws-sx/ws-trust/200512"
 
 
 def test_health_over_tls(server: Server) -> None:
-    response = requests.get(server.url.replace("/services/wso2carbon-sts", "/healthz"), verify=server.verify)
+    response = requests.get(
+        server.url.replace("/services/wso2carbon-sts", "/healthz"), verify=server.verify, timeout=30
+    )
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
 def test_wsdl_over_tls_is_static_ws_trust_wsdl(server: Server, tmp_path: Path) -> None:
-    response = requests.get(server.url + "?wsdl", verify=server.verify)
+    response = requests.get(server.url + "?wsdl", verify=server.verify, timeout=30)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/xml")
     root = etree.fromstring(response.content)
@@ -88,13 +90,17 @@ def test_oversize_chunked_body_gets_413(server: Server) -> None:
         for _ in range(100):
             yield b"A" * 1024
 
-    response = requests.post(server.url, data=chunks(), headers={"Content-Type": "text/xml"}, verify=server.verify)
+    response = requests.post(
+        server.url, data=chunks(), headers={"Content-Type": "text/xml"}, verify=server.verify, timeout=30
+    )
     assert response.status_code == 413
 
 
 def test_wrong_method_and_media_type(server: Server) -> None:
-    assert requests.put(server.url, verify=server.verify).status_code == 405
-    response = requests.post(server.url, data=b"{}", headers={"Content-Type": "application/json"}, verify=server.verify)
+    assert requests.put(server.url, verify=server.verify, timeout=30).status_code == 405
+    response = requests.post(
+        server.url, data=b"{}", headers={"Content-Type": "application/json"}, verify=server.verify, timeout=30
+    )
     assert response.status_code == 415
 
 
@@ -109,7 +115,7 @@ def test_gunicorn_conf_from_repo_root_with_sts_config(instance: Instance, repo_r
         cwd=repo_root,
     )
     try:
-        assert requests.get(srv.url + "?wsdl", verify=srv.verify).status_code == 200
+        assert requests.get(srv.url + "?wsdl", verify=srv.verify, timeout=30).status_code == 200
     finally:
         srv.stop()
 
