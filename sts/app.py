@@ -10,14 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sts import ns
+from sts.auth.credential_cache import VerifiedCredentialCache
+from sts.auth.passwords import PasswordHasher
+from sts.auth.users import SqliteUserStore
+from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
+from sts.clock import SystemClock
 from sts.config.settings import Settings
 from sts.crypto.keystore import KeyStore, load_keystore
-from sts.service import SecurityTokenService
+from sts.crypto.secretbox import SecretBox
+from sts.errors import ConfigError
+from sts.service import SecurityTokenService, TrustCall
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
-from sts.soap.envelope import SoapVersion
 from sts.soap.spyne_app import call_spyne, make_spyne_wsgi
 from sts.soap.transport import WSO2_PATH, Transport, TransportPolicy
 from sts.soap.wsdl_render import load_policy, render_wsdl
+from sts.soapenv import SoapVersion
+from sts.stores.sqlite import Database, DatabaseError, check_database
+from sts.stores.sqlite_stores import SqliteLockoutStore, SqliteReplayCache
+from sts.wss.timestamp import FreshnessPolicy
 from sts.xmlutil import ParserLimits
 
 
@@ -43,16 +54,55 @@ def parser_limits(settings: Settings) -> ParserLimits:
     )
 
 
-def build_service(settings: Settings, keystore: KeyStore) -> SecurityTokenService:
+def build_authenticator(settings: Settings, db: Database) -> UsernameTokenAuthenticator:
+    """The UsernameToken authenticator over the instance's user store and shared stores."""
+    security = settings.security
+    key_file = settings.store.credential_key
+    box = SecretBox.from_file(key_file) if key_file.is_file() else None
+    hasher = PasswordHasher()
+    lockout = settings.lockout
+    return UsernameTokenAuthenticator(
+        users=SqliteUserStore(db, hasher, box),
+        hasher=hasher,
+        lockout=SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
+        replay=SqliteReplayCache(db),
+        cache=VerifiedCredentialCache(security.credential_cache_ttl),
+        secret_box=box,
+        policy=AuthPolicy(
+            allowed_roles=frozenset(security.allowed_roles),
+            allowed_domains=frozenset(d.upper() for d in security.allowed_domains),
+            freshness=FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
+            min_nonce_bytes=security.min_nonce_bytes,
+            bsp_strict=security.bsp_strict,
+            max_password_bytes=security.max_password_bytes,
+            allow_insecure_transport=settings.server.allow_insecure_transport,
+        ),
+        clock=SystemClock(),
+    )
+
+
+def build_service(settings: Settings, keystore: KeyStore, db: Database) -> SecurityTokenService:
     """The framework-free service with the operations enabled by the configuration."""
-    del settings, keystore  # operations are registered by the issuance and lifecycle modules
-    return SecurityTokenService({}, authenticate=None)
+    del keystore  # the operations that sign and encrypt are registered by the issuance modules
+    authenticator = build_authenticator(settings, db)
+
+    def authenticate(call: TrustCall) -> AuthenticatedCaller:
+        version = SoapVersion.SOAP11 if call.soap_ns == ns.S11 else SoapVersion.SOAP12
+        info = CallerInfo(call.info.correlation_id, call.info.client_address, call.info.secure_transport)
+        return authenticator.authenticate(call.headers, version, info)
+
+    return SecurityTokenService({}, authenticate=authenticate)
 
 
 def create_app(settings: Settings, keystore: KeyStore | None = None) -> Transport:
     """Build the WSGI application."""
     keystore = keystore or load_keystore(settings)
-    service = build_service(settings, keystore)
+    try:
+        check_database(settings.store.database)
+    except DatabaseError as exc:
+        raise ConfigError([f"store.database: {exc}"]) from None
+    db = Database(settings.store.database, settings.store.busy_timeout_ms)
+    service = build_service(settings, keystore, db)
     endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status)
     url = public_url(settings)
     wsdl = render_wsdl(

@@ -123,6 +123,7 @@ def start_server(
         full_env.update(
             {"STS_SERVER_TLS_CERT": "", "STS_SERVER_TLS_KEY": "", "STS_SERVER_ALLOW_INSECURE_TRANSPORT": "true"}
         )
+    full_env.update(env or {})  # explicit settings win over the TLS switch above
     argv = command or [str(STS_BIN), "--config", str(instance.config), "serve"]
     argv = [*argv, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)] if command is None else argv
     if command is not None:
@@ -166,3 +167,71 @@ def fault_string(body: bytes) -> str:
         node = root.find(f".//{{{S12}}}Reason/{{{S12}}}Text")
     assert node is not None
     return node.text or ""
+
+
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+WST = "http://docs.oasis-open.org/ws-sx/ws-trust/200512"
+WSP = "http://schemas.xmlsoap.org/ws/2004/09/policy"
+WSA = "http://www.w3.org/2005/08/addressing"
+PW_TEXT = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
+PW_DIGEST = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest"
+B64 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
+
+
+def now_text(offset: float = 0) -> str:
+    """Current UTC time (+ offset seconds) as xsd:dateTime with a Z."""
+    import datetime as dt
+
+    instant = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rst_envelope(
+    username: str,
+    password: str,
+    *,
+    digest: bool = False,
+    nonce: bytes | None = None,
+    created: str | None = None,
+    soap12: bool = False,
+    applies_to: str = "https://localhost:8443/demo-rp/",
+    token_type: str = "urn:oasis:names:tc:SAML:2.0:assertion",
+    extra_rst: str = "",
+    request_type: str = f"{WST}/Issue",
+) -> bytes:
+    """A WS-Trust 1.3 RST with a UsernameToken, as a typical client sends it."""
+    import base64
+    import hashlib
+    import os as _os
+    from xml.sax.saxutils import escape
+
+    env = S12 if soap12 else S11
+    created = created or now_text()
+    nonce = nonce if nonce is not None else _os.urandom(16)
+    if digest:
+        value = base64.b64encode(hashlib.sha1(nonce + created.encode() + password.encode()).digest()).decode()
+        pw = f'<wsse:Password Type="{PW_DIGEST}">{value}</wsse:Password>'
+    else:
+        pw = f'<wsse:Password Type="{PW_TEXT}">{escape(password)}</wsse:Password>'
+    return f"""<s:Envelope xmlns:s="{env}" xmlns:wsse="{WSSE}" xmlns:wsu="{WSU}"><s:Header>
+<wsse:Security s:mustUnderstand="1"><wsu:Timestamp wsu:Id="TS-1"><wsu:Created>{now_text()}</wsu:Created>
+<wsu:Expires>{now_text(300)}</wsu:Expires></wsu:Timestamp><wsse:UsernameToken wsu:Id="UT-1">
+<wsse:Username>{escape(username)}</wsse:Username>{pw}
+<wsse:Nonce EncodingType="{B64}">{base64.b64encode(nonce).decode()}</wsse:Nonce>
+<wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header><s:Body>
+<wst:RequestSecurityToken xmlns:wst="{WST}"><wst:TokenType>{token_type}</wst:TokenType>
+<wst:RequestType>{request_type}</wst:RequestType><wsp:AppliesTo xmlns:wsp="{WSP}"><wsa:EndpointReference
+xmlns:wsa="{WSA}"><wsa:Address>{applies_to}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>
+<wst:KeyType>{WST}/Bearer</wst:KeyType>{extra_rst}</wst:RequestSecurityToken></s:Body></s:Envelope>""".encode()
+
+
+def audit_records(log: Path) -> list[dict[str, object]]:
+    """The audit events a server wrote to its log file."""
+    import json
+
+    records = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{") and '"sts.audit"' in line:
+            records.append(json.loads(line))
+    return records

@@ -2,7 +2,8 @@
 
 Names are domain-qualified as WSO2 writes them (``PRIMARY/alice``, or ``alice`` meaning PRIMARY). One documented
 normalisation (catalogue X20): Unicode NFC, surrounding whitespace trimmed, control and format characters
-refused; uniqueness and lookups use the case-folded form, so ``Alice`` and ``alice`` are the same user.
+refused; uniqueness and lookups use the case-folded form, so ``Alice`` and ``alice`` are the same user, while
+``ａｌｉｃｅ`` (fullwidth) stays a different name.
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ from __future__ import annotations
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sts.auth.passwords import PasswordHasher
+from sts.crypto.secretbox import SecretBox
 from sts.stores.sqlite import Database
 
 PRIMARY = "PRIMARY"
 MAX_NAME_LENGTH = 256
+MAX_PASSWORD_BYTES = 1024
 
 
 class UserStoreError(Exception):
@@ -48,7 +52,7 @@ class StoredUser:
     user_id: int
     principal: Principal
     password_hash: str
-    digest_secret: bytes | None
+    digest_secret: bytes | None = field(repr=False)
 
 
 def normalize_name(text: str) -> str:
@@ -74,6 +78,14 @@ def split_qualified(qualified: str, default_domain: str = PRIMARY) -> tuple[str,
     return normalize_name(domain).upper(), normalize_name(name)
 
 
+def check_password(password: str) -> None:
+    """Provisioning rule: non-empty, at most 1024 UTF-8 bytes, no NUL."""
+    if not password:
+        raise UserStoreError("empty passwords are not allowed")
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES or "\x00" in password:
+        raise UserStoreError("passwords must be at most 1024 bytes and contain no NUL")
+
+
 class UserStore(Protocol):
     """What authentication needs; LDAP can implement it later."""
 
@@ -86,12 +98,30 @@ class UserStore(Protocol):
         ...
 
 
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` on an autocommit connection; rolls back on error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class SqliteUserStore:
     """Users, roles and claims in the STS database."""
 
-    def __init__(self, db: Database, hasher: PasswordHasher) -> None:
+    def __init__(self, db: Database, hasher: PasswordHasher, secret_box: SecretBox | None = None) -> None:
         self._db = db
         self._hasher = hasher
+        self._box = secret_box
+
+    @property
+    def database(self) -> Database:
+        """The database the store lives in (shared with the lockout counters)."""
+        return self._db
 
     # --- lookups used on the request path ---------------------------------------------------------------
 
@@ -139,26 +169,76 @@ class SqliteUserStore:
         password: str,
         roles: Iterable[str] = (),
         claims: Mapping[str, Iterable[str]] | None = None,
+        digest: bool = False,
     ) -> None:
-        """Create a user with a hashed password, roles (which must exist) and claim values."""
+        """Create a user with a hashed password (and, with ``digest``, a sealed secret), roles and claims."""
         name, domain = normalize_name(name), normalize_name(domain).upper()
-        if not password:
-            raise UserStoreError("empty passwords are not allowed")
+        check_password(password)
         now = time.time()
         conn = self._db.conn
         with _transaction(conn):
             if self._user_id(domain, name) is not None:
                 raise UserStoreError(f"user {domain}/{name} already exists")
             cursor = conn.execute(
-                "INSERT INTO users(domain, name, canonical, password_hash, enabled, created, updated)"
-                " VALUES (?, ?, ?, ?, 1, ?, ?)",
-                (domain, name, canonical(name), self._hasher.hash(password), now, now),
+                "INSERT INTO users(domain, name, canonical, password_hash, digest_secret, enabled, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+                (domain, name, canonical(name), self._hasher.hash(password),
+                 self._seal(domain, name, password) if digest else None, now, now),
             )
             user_id = int(cursor.lastrowid or 0)
             for role in roles:
                 self._grant(user_id, role)
             for uri, values in (claims or {}).items():
                 self._set_claim(user_id, uri, list(values))
+
+    def set_password(self, domain: str, name: str, password: str, digest: bool = False) -> None:
+        """Replace a user's password; ``digest`` keeps (or adds) the sealed secret for PasswordDigest."""
+        check_password(password)
+        user_id = self._require(domain, name)
+        stored = self._db.conn.execute("SELECT name FROM users WHERE id = ?", (user_id,)).fetchone()[0]
+        self._db.conn.execute(
+            "UPDATE users SET password_hash = ?, digest_secret = ?, updated = ? WHERE id = ?",
+            (self._hasher.hash(password), self._seal(domain.upper(), stored, password) if digest else None,
+             time.time(), user_id),
+        )
+
+    def set_enabled(self, domain: str, name: str, enabled: bool) -> None:
+        """Enable or disable a user."""
+        user_id = self._require(domain, name)
+        self._db.conn.execute(
+            "UPDATE users SET enabled = ?, updated = ? WHERE id = ?", (int(enabled), time.time(), user_id)
+        )
+
+    def remove_user(self, domain: str, name: str) -> None:
+        """Delete a user with its roles and claims."""
+        self._db.conn.execute("DELETE FROM users WHERE id = ?", (self._require(domain, name),))
+
+    def grant(self, domain: str, name: str, role: str) -> None:
+        """Give a user a role (which must exist)."""
+        self._grant(self._require(domain, name), role)
+
+    def revoke(self, domain: str, name: str, role: str) -> None:
+        """Take a role from a user."""
+        user_id, role_name = self._require(domain, name), self._role_name(role)
+        cursor = self._db.conn.execute(
+            "DELETE FROM user_roles WHERE user_id = ? AND role = ?", (user_id, role_name)
+        )
+        if cursor.rowcount == 0:
+            raise UserStoreError(f"{domain}/{name} does not hold role {role_name}")
+
+    def set_claims(self, domain: str, name: str, claims: Mapping[str, Iterable[str]]) -> None:
+        """Replace the values of the given claim URIs (an empty list removes the claim)."""
+        user_id = self._require(domain, name)
+        with _transaction(self._db.conn):
+            for uri, values in claims.items():
+                self._set_claim(user_id, uri, list(values))
+
+    def list_users(self) -> list[tuple[str, str, bool, bool]]:
+        """``(domain, name, enabled, digest_enrolled)`` for every user, sorted."""
+        rows = self._db.conn.execute(
+            "SELECT domain, name, enabled, digest_secret IS NOT NULL FROM users ORDER BY domain, canonical"
+        )
+        return [(d, n, bool(e), bool(g)) for d, n, e, g in rows]
 
     def add_role(self, role: str) -> None:
         """Create a role; duplicates (case-insensitive) are refused."""
@@ -167,6 +247,31 @@ class SqliteUserStore:
         if conn.execute("SELECT 1 FROM roles WHERE canonical = ?", (canonical(role),)).fetchone():
             raise UserStoreError(f"role {role} already exists")
         conn.execute("INSERT INTO roles(name, canonical) VALUES (?, ?)", (role, canonical(role)))
+
+    def remove_role(self, role: str) -> None:
+        """Delete a role (and every grant of it)."""
+        self._db.conn.execute("DELETE FROM roles WHERE name = ?", (self._role_name(role),))
+
+    def list_roles(self) -> list[tuple[str, int]]:
+        """``(role, number of holders)`` for every role."""
+        rows = self._db.conn.execute(
+            "SELECT r.name, COUNT(ur.user_id) FROM roles r LEFT JOIN user_roles ur ON ur.role = r.name"
+            " GROUP BY r.name ORDER BY r.canonical"
+        )
+        return [(name, int(count)) for name, count in rows]
+
+    # --- helpers -----------------------------------------------------------------------------------------
+
+    def _seal(self, domain: str, name: str, password: str) -> bytes:
+        if self._box is None:
+            raise UserStoreError("no credential key configured: PasswordDigest enrolment is unavailable")
+        return self._box.seal(password, f"{domain}/{canonical(name)}")
+
+    def _require(self, domain: str, name: str) -> int:
+        user_id = self._user_id(domain, name)
+        if user_id is None:
+            raise UserStoreError(f"no user {domain.upper()}/{name}")
+        return user_id
 
     def _user_id(self, domain: str, name: str) -> int | None:
         row = self._db.conn.execute(
@@ -187,6 +292,8 @@ class SqliteUserStore:
         )
 
     def _set_claim(self, user_id: int, uri: str, values: list[str]) -> None:
+        if not uri or any(ch.isspace() for ch in uri):
+            raise UserStoreError(f"invalid claim URI {uri!r}")
         for value in values:
             if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n" for ch in value):
                 raise UserStoreError("claim values must not contain control characters")
@@ -197,15 +304,8 @@ class SqliteUserStore:
         )
 
 
-class _transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` on an autocommit connection; rolls back on error."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
+def open_digest_secret(box: SecretBox, user: StoredUser) -> str | None:
+    """The recoverable secret of a digest-enrolled user, or None."""
+    if user.digest_secret is None:
+        return None
+    return box.open(user.digest_secret, f"{user.principal.domain}/{canonical(user.principal.name)}")

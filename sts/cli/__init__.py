@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from sts import __version__
-from sts.cli import init, instance, serve
+from sts.cli import init, instance, serve, users
 from sts.cli.common import CommandError
 
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="PATH", help="configuration file (default: $STS_CONFIG, else ./var/sts.toml)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (init, instance, serve):
+    for module in (init, instance, serve, users):
         module.register(commands)
     return parser
 

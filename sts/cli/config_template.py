@@ -84,6 +84,8 @@ max_duration = 86400
 database = "sts.db"
 # Relying-party certificates (PEM), referenced by `sts rp add --cert`.
 truststore = "keystore/truststore"
+# 256-bit key (mode 0600) encrypting the recoverable secrets of users enrolled for PasswordDigest.
+credential_key = "keystore/credentials.key"
 
 [logging]
 # DEBUG | INFO | WARNING | ERROR; json (one object a line) or text; file empty: stderr.

@@ -20,6 +20,7 @@ from sts.cli.config_template import TEMPLATE
 from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.crypto import keygen
 from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificate, same_public_key
+from sts.crypto.secretbox import SecretBox, generate_key_file
 from sts.stores.sqlite import Database, initialize
 
 DEMO_APPLIES_TO = "https://localhost:8443/demo-rp/"
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     keygen.write_private_key(tls_key_path, tls_key)
     keygen.write_certificate(keystore / "tls.crt.pem", tls_cert)
     (keystore / "truststore").mkdir(parents=True, exist_ok=True)
+    generate_key_file(keystore / "credentials.key")
     config = base / "sts.toml"
     config.write_text(TEMPLATE.format(bind=args.bind, issuer=args.issuer or url))
     if args.force and (base / "sts.db").exists():
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             Path(f"{base / 'sts.db'}{suffix}").unlink(missing_ok=True)
     initialize(base / "sts.db")
     db = Database(base / "sts.db")
-    users = SqliteUserStore(db, PasswordHasher())
+    users = SqliteUserStore(db, PasswordHasher(), SecretBox.from_file(keystore / "credentials.key"))
     users.add_role("admin")
     print(f"Created STS instance in {base}/")
     print(f"  configuration:       {config}")

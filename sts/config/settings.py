@@ -111,6 +111,8 @@ class StoreSettings:
 
     database: Path = Path("sts.db")
     truststore: Path = Path("keystore/truststore")
+    # Key that encrypts the recoverable secrets of users enrolled for PasswordDigest.
+    credential_key: Path = Path("keystore/credentials.key")
     busy_timeout_ms: int = _positive(5000)
 
 

@@ -86,12 +86,15 @@ class Transport:
         return _respond(start_response, "200 OK", "application/json", json.dumps({"status": "ok"}).encode())
 
     def _is_secure(self, environ: dict[str, Any]) -> bool:
-        """TLS on our socket, or a trusted TLS-terminating proxy saying so (row T07)."""
-        if environ.get("wsgi.url_scheme") == "https" and "HTTP_X_FORWARDED_PROTO" not in environ:
-            return True
-        if environ.get("REMOTE_ADDR", "") in self._policy.trusted_proxies:
-            return str(environ.get("HTTP_X_FORWARDED_PROTO", "")).strip().lower() == "https"
-        return environ.get("wsgi.url_scheme") == "https" and not self._policy.trusted_proxies and False
+        """TLS on our socket, or a trusted TLS-terminating proxy saying so (row T07).
+
+        Under the shipped gunicorn settings ``wsgi.url_scheme`` only follows ``X-Forwarded-Proto`` for the
+        configured proxies (``forwarded_allow_ips``); the header itself is believed only from them here too.
+        """
+        forwarded = environ.get("HTTP_X_FORWARDED_PROTO")
+        if forwarded is not None and environ.get("REMOTE_ADDR", "") in self._policy.trusted_proxies:
+            return str(forwarded).strip().lower() == "https"
+        return environ.get("wsgi.url_scheme") == "https"
 
 
 def _media_type(environ: dict[str, Any]) -> tuple[SoapVersion, str]:

@@ -12,7 +12,7 @@ from lxml import etree
 
 from sts import ns
 from sts.errors import FailedAuthentication, InvalidSecurity, UnsupportedAlgorithm, UnsupportedSecurityToken
-from sts.soap.envelope import SoapVersion, targets_us
+from sts.soapenv import SoapVersion, targets_us
 from sts.wss.timestamp import XML_WHITESPACE
 from sts.xmlutil import element_children
 

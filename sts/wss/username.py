@@ -58,6 +58,16 @@ class UsernameCredential:
     created_text: str | None
     created: datetime | None
 
+    @property
+    def is_digest(self) -> bool:
+        """Whether the token carries a PasswordDigest rather than the password text."""
+        return self.password_type == "digest"  # noqa: S105 - a type name, not a secret
+
+    @property
+    def plain_password(self) -> str | None:
+        """The password text of a PasswordText token, else None."""
+        return None if self.is_digest else self.password
+
 
 def parse_username_token(
     ut_element: etree._Element, *, bsp_strict: bool, min_nonce_bytes: int, max_password_bytes: int

@@ -6,7 +6,7 @@ import pytest
 from lxml import etree
 
 from sts import errors, ns
-from sts.soap.envelope import SoapVersion
+from sts.soapenv import SoapVersion
 from sts.wss.header import SecurityHeader, check_unique_ids, find_security_header, read_security_header
 from sts.xmlutil import ParserLimits, parse_untrusted
 

@@ -1,0 +1,65 @@
+"""Per-worker cache of recently verified PasswordText credentials (a performance measure, bounded in time).
+
+A repeat caller then costs microseconds instead of ~30 ms of argon2id. Entries are keyed by an HMAC of
+domain, user and password under a per-process random key (nothing usable leaks from memory), live at most
+``ttl`` seconds (so a password change, lock or role change takes effect within the TTL) and the cache holds at
+most ``max_entries``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections.abc import Callable
+
+from sts.auth.users import Principal
+
+
+class VerifiedCredentialCache:
+    """``(domain, user, password)`` → Principal for ``ttl`` seconds; ``ttl == 0`` disables it."""
+
+    def __init__(self, ttl: float, max_entries: int = 10000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._pid = -1
+        self._key = b""
+        self._entries: dict[bytes, tuple[float, int, Principal]] = {}
+
+    def _digest(self, domain: str, user: str, password: str) -> bytes:
+        if self._pid != os.getpid():  # a fresh key (and an empty cache) in every forked worker
+            self._pid, self._key, self._entries = os.getpid(), secrets.token_bytes(32), {}
+        message = "\0".join((domain, user, password)).encode("utf-8")
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def get(self, domain: str, user: str, password: str) -> tuple[Principal, int] | None:
+        """The cached principal and user id, if verified less than ``ttl`` seconds ago."""
+        if self._ttl <= 0:
+            return None
+        key = self._digest(domain, user, password)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._entries[key]
+            return None
+        return entry[2], entry[1]
+
+    def put(self, domain: str, user: str, password: str, user_id: int, principal: Principal) -> None:
+        """Remember a successful verification."""
+        if self._ttl <= 0:
+            return
+        key = self._digest(domain, user, password)
+        if len(self._entries) >= self._max:
+            self._evict()
+        self._entries[key] = (self._clock() + self._ttl, user_id, principal)
+
+    def _evict(self) -> None:
+        now = self._clock()
+        for key in [k for k, v in self._entries.items() if v[0] <= now]:
+            del self._entries[key]
+        while len(self._entries) >= self._max:
+            del self._entries[next(iter(self._entries))]  # oldest insertion first

@@ -1,0 +1,233 @@
+"""Inbound credential validation: the WS-Security UsernameToken scenario ("UTOverTransport", WSO2 scenario 1).
+
+Order of checks (each failure is one of the fixed WS-Security faults; every authentication or authorization
+failure is the same ``wsse:FailedAuthentication`` bytes, interop rule R11, and costs one password hash so
+timing does not tell unknown users apart, catalogue A01/A02):
+
+1. the one ``wsse:Security`` header for us; its ``wsu:Timestamp`` if present (freshness, BSP structure);
+2. the UsernameToken (BSP rules), its ``Created`` freshness even without a Timestamp;
+3. transport: PasswordText only over TLS (or from a trusted TLS-terminating proxy, or when explicitly allowed);
+4. domain allowed, account not locked, user known and enabled, password (argon2id, or the digest against the
+   sealed secret of a digest-enrolled user), then role;
+5. the nonce, once per window across all workers (atomic ``check_and_add``; replays are not password failures).
+
+Only consecutive failed password checks count towards lockout; a success resets them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from lxml import etree
+
+from sts.audit import AuditEvent, emit
+from sts.auth.credential_cache import VerifiedCredentialCache
+from sts.auth.passwords import PasswordHasher
+from sts.auth.users import (
+    Principal,
+    StoredUser,
+    UserStore,
+    UserStoreError,
+    canonical,
+    open_digest_secret,
+    split_qualified,
+)
+from sts.clock import Clock
+from sts.config.settings import ALL_DOMAINS
+from sts.crypto.secretbox import SecretBox, SecretBoxError
+from sts.errors import FailedAuthentication, InvalidSecurity, STSError
+from sts.soapenv import SoapVersion
+from sts.stores.base import LockoutStore, ReplayCache
+from sts.wss.header import find_security_header, read_security_header
+from sts.wss.timestamp import FreshnessPolicy, check_timestamp
+from sts.wss.username import UsernameCredential, check_created, digest_matches, parse_username_token
+
+_LOG = logging.getLogger("sts.auth")
+NONCE_NAMESPACE = "wsse-nonce"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    """The ``[security]`` rules for callers."""
+
+    allowed_roles: frozenset[str]
+    allowed_domains: frozenset[str]
+    freshness: FreshnessPolicy = FreshnessPolicy()
+    min_nonce_bytes: int = 16
+    bsp_strict: bool = False
+    max_password_bytes: int = 1024
+    allow_insecure_transport: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallerInfo:
+    """Transport facts the authenticator needs."""
+
+    correlation_id: str
+    client_address: str
+    secure_transport: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedCaller:
+    """The outcome of a successful authentication."""
+
+    principal: Principal
+    method: str  # "password-text" | "password-digest"
+
+
+class UsernameTokenAuthenticator:
+    """Authenticates and authorizes the caller of one request from its WS-Security header."""
+
+    def __init__(
+        self,
+        users: UserStore,
+        hasher: PasswordHasher,
+        lockout: LockoutStore,
+        replay: ReplayCache,
+        cache: VerifiedCredentialCache,
+        secret_box: SecretBox | None,
+        policy: AuthPolicy,
+        clock: Clock,
+    ) -> None:
+        self._users = users
+        self._hasher = hasher
+        self._lockout = lockout
+        self._replay = replay
+        self._cache = cache
+        self._box = secret_box
+        self._policy = policy
+        self._clock = clock
+        self._roles = frozenset(role.casefold() for role in policy.allowed_roles)
+
+    def authenticate(
+        self, headers: tuple[etree._Element, ...], version: SoapVersion, info: CallerInfo
+    ) -> AuthenticatedCaller:
+        """Return the authenticated caller or raise the WS-Security fault; audits both outcomes."""
+        attempt = _Attempt(info)
+        try:
+            caller = self._authenticate(headers, version, attempt)
+        except STSError as error:
+            if isinstance(error, FailedAuthentication) and not attempt.hash_spent:
+                self._hasher.dummy_verify()  # equal cost for every failure (A02)
+            attempt.audit("failure", error.reason)
+            raise
+        attempt.audit("success", caller.method)
+        return caller
+
+    def _authenticate(
+        self, headers: tuple[etree._Element, ...], version: SoapVersion, attempt: _Attempt
+    ) -> AuthenticatedCaller:
+        header = read_security_header(find_security_header(headers, version))
+        if header.timestamp is not None:
+            check_timestamp(header.timestamp, self._clock, self._policy.freshness)
+        credential = parse_username_token(
+            header.username_tokens[0],
+            bsp_strict=self._policy.bsp_strict,
+            min_nonce_bytes=self._policy.min_nonce_bytes,
+            max_password_bytes=self._policy.max_password_bytes,
+        )
+        check_created(credential, self._clock, self._policy.freshness)
+        secure = attempt.info.secure_transport or self._policy.allow_insecure_transport
+        if not credential.is_digest and not secure:
+            raise FailedAuthentication("PasswordText over plain HTTP", reason="insecure_transport")
+        principal, method = self._verify(credential, attempt)
+        if not self._roles & {role.casefold() for role in principal.roles}:
+            raise FailedAuthentication("caller holds none of the allowed roles", reason="role_denied")
+        self._check_nonce(credential)
+        return AuthenticatedCaller(principal, method)
+
+    def _verify(self, credential: UsernameCredential, attempt: _Attempt) -> tuple[Principal, str]:
+        try:
+            domain, name = split_qualified(credential.username)
+        except UserStoreError:
+            raise FailedAuthentication("malformed user name", reason="bad_username") from None
+        attempt.user, attempt.domain = name, domain
+        if ALL_DOMAINS not in self._policy.allowed_domains and domain not in self._policy.allowed_domains:
+            raise FailedAuthentication("domain not allowed", reason="domain_denied")
+        lock_key = f"{domain}/{canonical(name)}"
+        state = self._lockout.state(lock_key)
+        if state is not None and state.locked_until > self._clock.now().timestamp():
+            raise FailedAuthentication("account locked", reason="account_locked")
+        password = credential.plain_password
+        if password is not None:
+            cached = self._cache.get(domain, canonical(name), password)
+            if cached is not None:
+                return cached[0], "password-text"
+        user = self._users.find(domain, name)
+        if user is None:
+            raise FailedAuthentication("unknown user", reason="unknown_user")
+        if not user.principal.enabled:
+            raise FailedAuthentication("user disabled", reason="user_disabled")
+        if not self._password_matches(credential, user, attempt):
+            self._record_failure(lock_key)
+            raise FailedAuthentication("wrong password", reason="wrong_password")
+        if state is not None:
+            self._lockout.reset(lock_key)
+        if password is not None:
+            self._cache.put(domain, canonical(name), password, user.user_id, user.principal)
+            return user.principal, "password-text"
+        return user.principal, "password-digest"
+
+    def _password_matches(self, credential: UsernameCredential, user: StoredUser, attempt: _Attempt) -> bool:
+        password = credential.plain_password
+        if password is None:
+            return digest_matches(credential, self._digest_secret(user))
+        attempt.hash_spent = True
+        matches, needs_rehash = self._hasher.verify(password, user.password_hash)
+        if needs_rehash:
+            self._users.update_password_hash(user.user_id, self._hasher.hash(password))
+        return matches
+
+    def _digest_secret(self, user: StoredUser) -> str:
+        if self._box is None or user.digest_secret is None:
+            # Not a password failure: the user simply cannot use PasswordDigest (catalogue W12).
+            raise FailedAuthentication("user not enrolled for PasswordDigest", reason="digest_unsupported")
+        try:
+            secret = open_digest_secret(self._box, user)
+        except SecretBoxError:
+            _LOG.error("sealed digest secret does not open", extra={"user": user.principal.qualified_name})
+            raise FailedAuthentication("digest secret unusable", reason="digest_secret_broken") from None
+        if secret is None:
+            raise FailedAuthentication("user not enrolled for PasswordDigest", reason="digest_unsupported")
+        return secret
+
+    def _record_failure(self, lock_key: str) -> None:
+        state = self._lockout.record_failure(lock_key, self._clock.now().timestamp())
+        if state.locked_until > self._clock.now().timestamp() and state.failures == 0:
+            _LOG.warning("account locked", extra={"user": lock_key, "locked_until": state.locked_until})
+
+    def _check_nonce(self, credential: UsernameCredential) -> None:
+        """A nonce is accepted once, for as long as its Created could still be accepted (TTL + future TTL)."""
+        if credential.nonce is None:
+            return
+        created = credential.created or self._clock.now()
+        window = self._policy.freshness.ttl + self._policy.freshness.future_ttl
+        key = hashlib.sha256(credential.nonce).digest()
+        if not self._replay.check_and_add(NONCE_NAMESPACE, key, created.timestamp() + window):
+            raise InvalidSecurity("nonce replayed", reason="nonce_replayed")
+
+
+class _Attempt:
+    """Mutable facts gathered while authenticating one request, for the audit event."""
+
+    def __init__(self, info: CallerInfo) -> None:
+        self.info = info
+        self.user = ""
+        self.domain = ""
+        self.hash_spent = False
+
+    def audit(self, outcome: str, reason: str) -> None:
+        emit(
+            AuditEvent(
+                event="authentication",
+                outcome=outcome,
+                correlation_id=self.info.correlation_id,
+                client_address=self.info.client_address,
+                user=self.user,
+                domain=self.domain,
+                reason=reason,
+            )
+        )

@@ -1,0 +1,253 @@
+"""``sts user ...`` and ``sts role ...``: provision the embedded user store.
+
+Passwords are never taken from the command line: ``--password-stdin`` reads the first line of stdin,
+otherwise the command prompts. Names are ``NAME`` (domain PRIMARY) or ``DOMAIN/NAME``, or ``--domain D``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sts.auth.passwords import PasswordHasher
+from sts.auth.users import PRIMARY, SqliteUserStore, UserStoreError, canonical, split_qualified
+from sts.cli.common import CommandError, SubParsers, open_database, read_secret, settings_from
+from sts.config.settings import Settings
+from sts.crypto.secretbox import SecretBox, SecretBoxError
+from sts.stores.sqlite_stores import SqliteLockoutStore
+
+
+def register(commands: SubParsers) -> None:
+    """Add the ``user`` and ``role`` command groups."""
+    _register_user(commands)
+    _register_role(commands)
+
+
+def _name_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="NAME or DOMAIN/NAME")
+    parser.add_argument("--domain", help="user-store domain (default: PRIMARY, or the DOMAIN/ prefix)")
+
+
+def _register_user(commands: SubParsers) -> None:
+    user = commands.add_parser("user", help="manage users", description=__doc__)
+    sub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="create a user")
+    _name_args(add)
+    add.add_argument("--role", action="append", default=[], help="role to grant (repeatable; may be none)")
+    add.add_argument("--claim", action="append", default=[], metavar="URI=VALUE", help="claim value (repeatable)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--digest", action="store_true", help="also keep an encrypted secret for PasswordDigest")
+    add.set_defaults(handler=_user_add)
+    sub.add_parser("list", help="list users").set_defaults(handler=_user_list)
+    for action, handler, text in (
+        ("show", _user_show, "show a user's roles and claims"),
+        ("disable", _user_disable, "disable a user"),
+        ("enable", _user_enable, "enable a user"),
+        ("remove", _user_remove, "delete a user"),
+        ("unlock", _user_unlock, "clear a user's failed-login lock"),
+    ):
+        parser = sub.add_parser(action, help=text)
+        _name_args(parser)
+        parser.set_defaults(handler=handler)
+    passwd = sub.add_parser("passwd", help="change a user's password")
+    _name_args(passwd)
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    passwd.add_argument("--digest", action="store_true", help="keep an encrypted secret for PasswordDigest")
+    passwd.set_defaults(handler=_user_passwd)
+    claim = sub.add_parser("set-claim", help="set (or with no VALUE, remove) claim values of a user")
+    _name_args(claim)
+    claim.add_argument("claim", nargs="+", metavar="URI=VALUE", help="values; repeat a URI for several values")
+    claim.set_defaults(handler=_user_set_claim)
+    for action, handler, text in (("grant", _user_grant, "give a user a role"), ("revoke", _user_revoke, "take it")):
+        parser = sub.add_parser(action, help=text)
+        _name_args(parser)
+        parser.add_argument("role")
+        parser.set_defaults(handler=handler)
+
+
+def _register_role(commands: SubParsers) -> None:
+    role = commands.add_parser("role", help="manage roles", description="Roles gate who may use the STS.")
+    sub = role.add_subparsers(dest="role_command", metavar="ACTION", required=True)
+    for action, handler, text in (("add", _role_add, "create a role"), ("remove", _role_remove, "delete a role")):
+        parser = sub.add_parser(action, help=text)
+        parser.add_argument("role")
+        parser.set_defaults(handler=handler)
+    sub.add_parser("list", help="list roles and how many users hold each").set_defaults(handler=_role_list)
+
+
+def _store(args: argparse.Namespace) -> tuple[SqliteUserStore, Settings]:
+    settings = settings_from(args)
+    box = None
+    if settings.store.credential_key.is_file():
+        try:
+            box = SecretBox.from_file(settings.store.credential_key)
+        except SecretBoxError as exc:
+            raise CommandError(str(exc)) from None
+    return SqliteUserStore(open_database(settings), PasswordHasher(), box), settings
+
+
+def _who(args: argparse.Namespace) -> tuple[str, str]:
+    try:
+        domain, name = split_qualified(args.name)
+        if args.domain:
+            if "/" in args.name:
+                raise CommandError("give the domain either as DOMAIN/NAME or with --domain, not both")
+            domain = args.domain.upper()
+        return domain, name
+    except UserStoreError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _claims(items: list[str]) -> dict[str, list[str]]:
+    claims: dict[str, list[str]] = {}
+    for item in items:
+        uri, sep, value = item.partition("=")
+        if not sep or not uri:
+            raise CommandError(f"--claim expects URI=VALUE, got {item!r}")
+        values = claims.setdefault(uri, [])
+        if value:
+            values.append(value)
+    return claims
+
+
+def _run(action: object) -> int:
+    try:
+        if callable(action):
+            action()
+    except UserStoreError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    store, _ = _store(args)
+    domain, name = _who(args)
+    claims = _claims(args.claim)
+    password = read_secret(f"Password for {domain}/{name}: ", args.password_stdin, confirm=True)
+    _run(lambda: store.add_user(domain, name, password, args.role, claims, digest=args.digest))
+    print(f"created user {domain}/{name}")
+    return 0
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    store, _ = _store(args)
+    for domain, name, enabled, digest in store.list_users():
+        flags = ("" if enabled else " (disabled)") + (" (digest)" if digest else "")
+        print(f"{domain}/{name}{flags}")
+    return 0
+
+
+def _user_show(args: argparse.Namespace) -> int:
+    store, settings = _store(args)
+    domain, name = _who(args)
+    user = store.find(domain, name)
+    if user is None:
+        raise CommandError(f"no user {domain}/{name}")
+    lock = _lockout(store, settings).state(f"{domain}/{canonical(name)}")
+    principal = user.principal
+    print(f"user:     {principal.qualified_name}")
+    print(f"enabled:  {'yes' if principal.enabled else 'no'}")
+    print(f"digest:   {'enrolled' if user.digest_secret else 'no'}")
+    print(f"roles:    {', '.join(sorted(principal.roles)) or '-'}")
+    if lock is not None:
+        print(f"failures: {lock.failures} (locked until {lock.locked_until:.0f})")
+    for uri, values in sorted(principal.claims.items()):
+        for value in values:
+            print(f"claim:    {uri} = {value}")
+    return 0
+
+
+def _lockout(store: SqliteUserStore, settings: Settings) -> SqliteLockoutStore:
+    lockout = settings.lockout
+    return SqliteLockoutStore(store.database, lockout.max_failures, lockout.duration, lockout.max_duration)
+
+
+def _user_passwd(args: argparse.Namespace) -> int:
+    store, _ = _store(args)
+    domain, name = _who(args)
+    if store.find(domain, name) is None:
+        raise CommandError(f"no user {domain}/{name}")
+    password = read_secret(f"New password for {domain}/{name}: ", args.password_stdin, confirm=True)
+    _run(lambda: store.set_password(domain, name, password, digest=args.digest))
+    print(f"password changed for {domain}/{name}")
+    return 0
+
+
+def _simple(args: argparse.Namespace, verb: str, action: str) -> int:
+    store, settings = _store(args)
+    domain, name = _who(args)
+    if action == "disable":
+        _run(lambda: store.set_enabled(domain, name, False))
+    elif action == "enable":
+        _run(lambda: store.set_enabled(domain, name, True))
+    elif action == "remove":
+        _run(lambda: store.remove_user(domain, name))
+    elif action == "unlock":
+        if store.find(domain, name) is None:
+            raise CommandError(f"no user {domain}/{name}")
+        _lockout(store, settings).reset(f"{domain}/{canonical(name)}")
+    print(f"{verb} {domain}/{name}")
+    return 0
+
+
+def _user_disable(args: argparse.Namespace) -> int:
+    return _simple(args, "disabled", "disable")
+
+
+def _user_enable(args: argparse.Namespace) -> int:
+    return _simple(args, "enabled", "enable")
+
+
+def _user_remove(args: argparse.Namespace) -> int:
+    return _simple(args, "removed", "remove")
+
+
+def _user_unlock(args: argparse.Namespace) -> int:
+    return _simple(args, "unlocked", "unlock")
+
+
+def _user_set_claim(args: argparse.Namespace) -> int:
+    store, _ = _store(args)
+    domain, name = _who(args)
+    _run(lambda: store.set_claims(domain, name, _claims(args.claim)))
+    print(f"claims updated for {domain}/{name}")
+    return 0
+
+
+def _user_grant(args: argparse.Namespace) -> int:
+    store, _ = _store(args)
+    domain, name = _who(args)
+    _run(lambda: store.grant(domain, name, args.role))
+    print(f"granted {args.role} to {domain}/{name}")
+    return 0
+
+
+def _user_revoke(args: argparse.Namespace) -> int:
+    store, _ = _store(args)
+    domain, name = _who(args)
+    _run(lambda: store.revoke(domain, name, args.role))
+    print(f"revoked {args.role} from {domain}/{name}")
+    return 0
+
+
+def _role_add(args: argparse.Namespace) -> int:
+    store, _ = _store(args)
+    _run(lambda: store.add_role(args.role))
+    print(f"created role {args.role}")
+    return 0
+
+
+def _role_remove(args: argparse.Namespace) -> int:
+    store, _ = _store(args)
+    _run(lambda: store.remove_role(args.role))
+    print(f"removed role {args.role}")
+    return 0
+
+
+def _role_list(args: argparse.Namespace) -> int:
+    store, _ = _store(args)
+    for role, holders in store.list_roles():
+        print(f"{role}\t{holders} user(s)")
+    return 0
+
+
+__all__ = ["PRIMARY", "register"]

@@ -1,0 +1,42 @@
+"""Store contracts (architecture.md §4, §7): atomic by contract, shared by every worker, failing closed.
+
+A store that cannot answer raises :class:`~sts.errors.ServiceUnavailable`; callers never treat an error as
+"not seen" or "not locked".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class ReplayCache(Protocol):
+    """Remembers values (nonces, message ids) until they expire."""
+
+    def check_and_add(self, namespace: str, value: bytes, expires_at: float) -> bool:
+        """True when ``value`` was not seen in ``namespace`` (and records it), False for a replay; atomic."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LockState:
+    """Consecutive failures so far and until when the key is locked (epoch seconds, 0 = not locked)."""
+
+    failures: int
+    locked_until: float
+
+
+class LockoutStore(Protocol):
+    """Consecutive-failure counters with doubling lock periods, shared by all workers."""
+
+    def state(self, key: str) -> LockState | None:
+        """The current state, or None when the key has no failures on record."""
+        ...
+
+    def record_failure(self, key: str, now: float) -> LockState:
+        """Count one failure; lock when the threshold is reached; atomic across processes."""
+        ...
+
+    def reset(self, key: str) -> None:
+        """Forget the key's failures and lock level (after a success, or an operator unlock)."""
+        ...

@@ -1,0 +1,110 @@
+"""SQLite implementations of the replay cache and the lockout counters (one statement per check-and-set).
+
+``INSERT … ON CONFLICT`` is atomic in SQLite across processes sharing the file, which is what makes the
+replay check hold when the same nonce reaches two gunicorn workers at once (catalogue W17, W18): a
+contains-then-add sequence would race (WSS4J's ``ReplayCache`` does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+
+from sts.errors import ServiceUnavailable
+from sts.stores.base import LockState
+from sts.stores.sqlite import Database
+
+_PURGE_EVERY = 1000
+
+
+class SqliteReplayCache:
+    """Replay cache in the ``replay`` table; values are stored as SHA-256 digests (bounded key size)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._inserts = 0
+
+    def check_and_add(self, namespace: str, value: bytes, expires_at: float) -> bool:
+        """True when first seen; an expired entry counts as not seen."""
+        key = hashlib.sha256(value).hexdigest()
+        now = time.time()
+        try:
+            cursor = self._db.conn.execute(
+                "INSERT INTO replay(ns, key, expires) VALUES (?, ?, ?)"
+                " ON CONFLICT(ns, key) DO UPDATE SET expires = excluded.expires WHERE replay.expires <= ?",
+                (namespace, key, expires_at, now),
+            )
+            first = cursor.rowcount == 1
+            self._inserts += 1
+            if self._inserts % _PURGE_EVERY == 0:
+                self._db.conn.execute("DELETE FROM replay WHERE expires <= ?", (now,))
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"replay store: {type(exc).__name__}", reason="replay_store_down") from None
+        return first
+
+
+class SqliteLockoutStore:
+    """Lockout counters in the ``counters`` table (namespace ``lockout``)."""
+
+    def __init__(self, db: Database, max_failures: int, duration: int, max_duration: int) -> None:
+        self._db = db
+        self._max = max_failures
+        self._duration = duration
+        self._max_duration = max_duration
+
+    def state(self, key: str) -> LockState | None:
+        """Current failures and lock, or None."""
+        try:
+            row = self._db.conn.execute(
+                "SELECT count, locked_until FROM counters WHERE ns = 'lockout' AND key = ?", (key,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"lockout store: {type(exc).__name__}", reason="lockout_store_down") from None
+        return None if row is None else LockState(int(row[0]), float(row[1]))
+
+    def record_failure(self, key: str, now: float) -> LockState:
+        """One statement: count the failure, or lock (duration × 2^level, capped) when it reaches the threshold.
+
+        While locked, further failures change nothing: the lock does not grow with an attacker's attempts.
+        SQLite evaluates every SET expression against the row as it was, so the CASEs see the old values.
+        """
+        first_lock = self._max <= 1
+        params = {
+            "key": key,
+            "now": now,
+            "max": self._max,
+            "dur": self._duration,
+            "maxdur": self._max_duration,
+            "expires": now + max(self._max_duration, 86400),
+            "c0": 0 if first_lock else 1,
+            "l0": now + self._duration if first_lock else 0.0,
+            "v0": 1 if first_lock else 0,
+        }
+        try:
+            row = self._db.conn.execute(
+                """
+                INSERT INTO counters(ns, key, count, level, locked_until, expires)
+                VALUES ('lockout', :key, :c0, :v0, :l0, :expires)
+                ON CONFLICT(ns, key) DO UPDATE SET
+                  count = CASE WHEN locked_until > :now THEN count
+                               WHEN count + 1 >= :max THEN 0 ELSE count + 1 END,
+                  locked_until = CASE WHEN locked_until > :now THEN locked_until
+                               WHEN count + 1 >= :max THEN :now + MIN(:dur * (1 << MIN(level, 20)), :maxdur)
+                               ELSE locked_until END,
+                  level = CASE WHEN locked_until <= :now AND count + 1 >= :max THEN level + 1 ELSE level END,
+                  expires = :expires
+                RETURNING count, locked_until
+                """,
+                params,
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"lockout store: {type(exc).__name__}", reason="lockout_store_down") from None
+        return LockState(int(row[0]), float(row[1]))
+
+    def reset(self, key: str) -> None:
+        """Forget the key."""
+        try:
+            self._db.conn.execute("DELETE FROM counters WHERE ns = 'lockout' AND key = ?", (key,))
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"lockout store: {type(exc).__name__}", reason="lockout_store_down") from None
