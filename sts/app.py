@@ -16,10 +16,14 @@ from sts.auth.passwords import PasswordHasher
 from sts.auth.users import SqliteUserStore
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import SystemClock
+from sts.config.directory import RelyingPartyDirectory
+from sts.config.relying_parties import RelyingPartyStore
 from sts.config.settings import Settings
 from sts.crypto.keystore import KeyStore, load_keystore
 from sts.crypto.secretbox import SecretBox
+from sts.crypto.signer import AssertionSigner
 from sts.errors import ConfigError
+from sts.issuance import IssuancePolicy, IssueOperation
 from sts.service import SecurityTokenService, TrustCall
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.spyne_app import call_spyne, make_spyne_wsgi
@@ -29,6 +33,7 @@ from sts.soapenv import SoapVersion
 from sts.stores.sqlite import Database, DatabaseError, check_database
 from sts.stores.sqlite_stores import SqliteLockoutStore, SqliteReplayCache
 from sts.wss.timestamp import FreshnessPolicy
+from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
 
 
@@ -83,15 +88,21 @@ def build_authenticator(settings: Settings, db: Database) -> UsernameTokenAuthen
 
 def build_service(settings: Settings, keystore: KeyStore, db: Database) -> SecurityTokenService:
     """The framework-free service with the operations enabled by the configuration."""
-    del keystore  # the operations that sign and encrypt are registered by the issuance modules
     authenticator = build_authenticator(settings, db)
+    tokens = settings.tokens
+    issue = IssueOperation(
+        IssuancePolicy(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew),
+        RelyingPartyDirectory(RelyingPartyStore(db), settings.store.truststore, tokens.default_relying_party),
+        AssertionSigner(keystore.signing_key, keystore.signing_cert),
+        SystemClock(),
+    )
 
     def authenticate(call: TrustCall) -> AuthenticatedCaller:
         version = SoapVersion.SOAP11 if call.soap_ns == ns.S11 else SoapVersion.SOAP12
         info = CallerInfo(call.info.correlation_id, call.info.client_address, call.info.secure_transport)
         return authenticator.authenticate(call.headers, version, info)
 
-    return SecurityTokenService({}, authenticate=authenticate)
+    return SecurityTokenService({Operation.ISSUE: issue}, authenticate=authenticate)
 
 
 def create_app(settings: Settings, keystore: KeyStore | None = None) -> Transport:

@@ -57,6 +57,8 @@ class RelyingParty:
 
     address: str
     cert_file: str = ""
+    # Audience and Recipient written into tokens; empty: the registered address (required for regex RPs).
+    identifier: str = ""
     match: str = "exact"
     token_type: str = "saml20"  # noqa: S105 - not a secret
     encrypt: bool = True
@@ -101,6 +103,8 @@ def validate(rp: RelyingParty) -> RelyingParty:
         except re.error as exc:
             raise RelyingPartyError(f"invalid regular expression: {exc}") from None
         address = rp.address
+        if not rp.identifier:
+            raise RelyingPartyError("a regex relying party needs an identifier (its audience)")
     else:
         address = normalize_address(rp.address)
         if rp.match == "prefix" and not address.endswith("/"):

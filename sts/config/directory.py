@@ -1,0 +1,119 @@
+"""The relying-party directory at run time: AppliesTo → relying party, certificates parsed once, encrypters
+built once per worker (a python-xmlsec KeysManager per RP certificate; dependencies.md §7).
+
+The registry lives in the database (``sts rp ...`` writes it); a worker re-reads it only when SQLite's
+``PRAGMA data_version`` says another connection changed the file, so registering an RP needs no restart and
+costs the request path one cheap pragma.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from sts.config.relying_parties import RelyingParty, RelyingPartyError, RelyingPartyStore, normalize_address
+from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
+from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
+from sts.crypto.keystore import check_certificate, load_certificate
+from sts.errors import InvalidScope, RequestFailed
+
+_LOG = logging.getLogger("sts.rp")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedParty:
+    """A relying party matched for one request, with the audience its tokens name."""
+
+    rp: RelyingParty
+    audience: str
+    certificate: x509.Certificate | None
+
+
+class RelyingPartyDirectory:
+    """Matches AppliesTo addresses against the registered relying parties."""
+
+    def __init__(self, store: RelyingPartyStore, truststore: Path, default_address: str = "") -> None:
+        self._store = store
+        self._truststore = truststore
+        self._default = default_address
+        self._version: int | None = None
+        self._exact: dict[str, RelyingParty] = {}
+        self._prefix: list[RelyingParty] = []
+        self._regex: list[tuple[re.Pattern[str], RelyingParty]] = []
+        self._certs: dict[str, x509.Certificate | None] = {}
+        self._encrypters: dict[str, TokenEncrypter] = {}
+        self._pid = -1
+
+    def resolve(self, address: str | None) -> ResolvedParty:
+        """The relying party for an AppliesTo address (None: absent), else the default RP, else InvalidScope."""
+        self._refresh()
+        rp = self._match(address) if address is not None else None
+        if rp is None and self._default:
+            rp = self._match(self._default)
+        if rp is None:
+            raise InvalidScope("AppliesTo matches no relying party", reason="unknown_applies_to")
+        audience = rp.identifier or rp.address
+        return ResolvedParty(rp, audience, self._certs.get(rp.address))
+
+    def encrypter(self, party: ResolvedParty) -> TokenEncrypter:
+        """The worker's encrypter for this relying party's certificate and algorithms."""
+        if self._pid != os.getpid():
+            self._pid, self._encrypters = os.getpid(), {}
+        encrypter = self._encrypters.get(party.rp.address)
+        if encrypter is None:
+            if party.certificate is None:
+                _LOG.error("relying party has no usable certificate", extra={"relying_party": party.rp.address})
+                raise RequestFailed("relying party certificate unusable", reason="rp_certificate_unusable")
+            policy = EncryptionPolicy(CIPHER_NAMES[party.rp.cipher], KEY_TRANSPORT_NAMES[party.rp.key_transport])
+            encrypter = TokenEncrypter(party.certificate, policy)
+            self._encrypters[party.rp.address] = encrypter
+        return encrypter
+
+    def _match(self, address: str) -> RelyingParty | None:
+        try:
+            normalized = normalize_address(address)
+        except RelyingPartyError:
+            return None
+        exact = self._exact.get(normalized)
+        if exact is not None:
+            return exact
+        for rp in self._prefix:  # longest prefix first
+            if normalized.startswith(rp.address):
+                return rp
+        for pattern, rp in self._regex:
+            if pattern.fullmatch(normalized):
+                return rp
+        return None
+
+    def _refresh(self) -> None:
+        version = self._store.data_version()
+        if version == self._version and self._pid == os.getpid():
+            return
+        parties = self._store.all()
+        self._exact = {rp.address: rp for rp in parties if rp.match == "exact"}
+        self._prefix = sorted((rp for rp in parties if rp.match == "prefix"), key=lambda rp: -len(rp.address))
+        self._regex = [(re.compile(rp.address), rp) for rp in parties if rp.match == "regex"]
+        self._certs = {rp.address: self._load_cert(rp) for rp in parties if rp.cert_file}
+        self._encrypters = {}
+        self._version, self._pid = version, os.getpid()
+
+    def _load_cert(self, rp: RelyingParty) -> x509.Certificate | None:
+        """Parse an RP certificate; an unusable one (missing, expired, weak) disables encryption for that RP."""
+        try:
+            cert = load_certificate(self._truststore / rp.cert_file)
+        except (OSError, ValueError):
+            _LOG.error("relying party certificate unreadable", extra={"relying_party": rp.address})
+            return None
+        problems, warnings = check_certificate(cert, f"relying party {rp.address}", dt.datetime.now(dt.UTC))
+        for warning in warnings:
+            _LOG.warning(warning)
+        if problems:
+            _LOG.error("; ".join(problems))
+            return None
+        return cert

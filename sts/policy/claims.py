@@ -1,0 +1,73 @@
+"""Which claims an issued token carries (WS-Trust 1.3 §4.4 Claims; wstrust-protocol.md §4; issue rules).
+
+The relying party's configured claims are both the default set and the ceiling: a caller can never pull an
+attribute the RP was not granted. With no configured claims, the RP receives what the request's ``wst:Claims``
+asks for among the user's attributes. Claim URIs of the identity dialect are mapped to WSO2's local claims
+(as WSO2's claim mappings do) and emitted under the URI the request used. A required (``Optional="false"``)
+claim that cannot be supplied fails the request with ``wst:RequestFailed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sts.errors import RequestFailed
+from sts.tokens.base import Attribute
+from sts.wstrust.model import RequestedClaims
+
+WSO2 = "http://wso2.org/claims/"
+IDENTITY = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+ROLE_CLAIMS = frozenset({WSO2 + "role", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"})
+# Identity-dialect (and Microsoft) claim URIs → the WSO2 local claim holding the value.
+DIALECT_MAP: Mapping[str, str] = {
+    IDENTITY + "emailaddress": WSO2 + "emailaddress",
+    IDENTITY + "givenname": WSO2 + "givenname",
+    IDENTITY + "surname": WSO2 + "lastname",
+    IDENTITY + "name": WSO2 + "username",
+    IDENTITY + "upn": WSO2 + "emailaddress",
+    IDENTITY + "mobilephone": WSO2 + "mobile",
+    IDENTITY + "country": WSO2 + "country",
+    "http://schemas.microsoft.com/ws/2008/06/identity/claims/role": WSO2 + "role",
+}
+
+
+def local_claim(uri: str) -> str:
+    """The user-store claim behind a requested URI."""
+    return DIALECT_MAP.get(uri, uri)
+
+
+def claim_values(uri: str, claims: Mapping[str, tuple[str, ...]], roles: frozenset[str]) -> tuple[str, ...]:
+    """A user's values for a claim URI; roles come from role membership when not stored as a claim."""
+    local = local_claim(uri)
+    values = claims.get(local) or claims.get(uri) or ()
+    if not values and (uri in ROLE_CLAIMS or local in ROLE_CLAIMS):
+        values = tuple(sorted(roles))
+    return values
+
+
+def select_claims(
+    requested: RequestedClaims | None,
+    permitted: tuple[str, ...],
+    claims: Mapping[str, tuple[str, ...]],
+    roles: frozenset[str],
+) -> tuple[Attribute, ...]:
+    """The attributes to issue for this request, relying party (``permitted``) and user."""
+    ceiling = set(permitted) | {local_claim(uri) for uri in permitted}
+    if requested is None or not requested.claims:
+        chosen = [(uri, True) for uri in permitted]
+    else:
+        chosen = [(claim.uri, claim.optional) for claim in requested.claims]
+    attributes: list[Attribute] = []
+    seen: set[str] = set()
+    for uri, optional in chosen:
+        if uri in seen:
+            continue
+        seen.add(uri)
+        allowed = not permitted or uri in ceiling or local_claim(uri) in ceiling
+        values = claim_values(uri, claims, roles) if allowed else ()
+        if not values:
+            if not optional:
+                raise RequestFailed("required claim unavailable", reason="required_claim_unavailable")
+            continue
+        attributes.append(Attribute(uri, values))
+    return tuple(attributes)

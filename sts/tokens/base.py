@@ -1,0 +1,40 @@
+"""What an assertion says, independent of the SAML version (wstrust-protocol.md §16)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+NAMEID_UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+NAMEID_EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+
+
+def new_assertion_id() -> str:
+    """``_`` + 160 random bits in hex: an NCName with collision probability ≤ 2^-160 (SAML 2.0 core §1.3.4)."""
+    return "_" + secrets.token_hex(20)
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """One claim: its URI and its values (one AttributeValue each, R39)."""
+
+    uri: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AssertionContent:
+    """Everything an issued assertion states; built by the issuance policy, rendered per SAML version."""
+
+    assertion_id: str
+    issuer: str
+    issue_instant: dt.datetime
+    not_before: dt.datetime
+    not_on_or_after: dt.datetime
+    audience: str
+    recipient: str
+    name_id: str
+    name_id_format: str
+    authn_instant: dt.datetime
+    attributes: tuple[Attribute, ...]

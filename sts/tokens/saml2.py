@@ -1,0 +1,60 @@
+"""SAML 2.0 bearer assertions (SAML 2.0 core §2; wstrust-protocol.md §16; interop rules R26, R35-R39).
+
+Child order is the schema's: Issuer, (Signature, added by the signer right after Issuer), Subject, Conditions,
+AuthnStatement, AttributeStatement. The assertion declares the one namespace it uses on itself, so it stands
+alone when a client cuts it out of the response or an RP decrypts it.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from sts import ns
+from sts.clock import format_instant
+from sts.tokens.base import AssertionContent
+
+BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
+ATTRNAME_URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+
+
+def _el(parent: etree._Element, local: str, text: str | None = None, **attrs: str) -> etree._Element:
+    element = etree.SubElement(parent, ns.qn(ns.SAML2, local), attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def build_saml2(content: AssertionContent, authn_context: str = PASSWORD_PROTECTED_TRANSPORT) -> etree._Element:
+    """An unsigned SAML 2.0 assertion with bearer subject confirmation."""
+    assertion = etree.Element(
+        ns.qn(ns.SAML2, "Assertion"),
+        {"ID": content.assertion_id, "IssueInstant": format_instant(content.issue_instant), "Version": "2.0"},
+        nsmap={"saml2": ns.SAML2},
+    )
+    _el(assertion, "Issuer", content.issuer)
+    subject = _el(assertion, "Subject")
+    _el(subject, "NameID", content.name_id, Format=content.name_id_format)
+    confirmation = _el(subject, "SubjectConfirmation", Method=BEARER)
+    _el(
+        confirmation,
+        "SubjectConfirmationData",
+        NotOnOrAfter=format_instant(content.not_on_or_after),
+        Recipient=content.recipient,
+    )
+    conditions = _el(
+        assertion,
+        "Conditions",
+        NotBefore=format_instant(content.not_before),
+        NotOnOrAfter=format_instant(content.not_on_or_after),
+    )
+    _el(_el(conditions, "AudienceRestriction"), "Audience", content.audience)
+    authn = _el(assertion, "AuthnStatement", AuthnInstant=format_instant(content.authn_instant))
+    _el(_el(authn, "AuthnContext"), "AuthnContextClassRef", authn_context)
+    if content.attributes:  # the schema wants at least one Attribute in an AttributeStatement
+        statement = _el(assertion, "AttributeStatement")
+        for attribute in content.attributes:
+            element = _el(statement, "Attribute", Name=attribute.uri, NameFormat=ATTRNAME_URI)
+            for value in attribute.values:
+                _el(element, "AttributeValue", value)
+    return assertion

@@ -1,0 +1,214 @@
+"""Strict parsing of a ``RequestSecurityToken`` (WS-Trust 1.3 §4, 1.4, Feb 2005; wstrust-protocol.md §4).
+
+Every child becomes a typed field or a fault: unknown elements get ``wst:BadRequest`` (CXF's default),
+malformed or duplicated known ones ``wst:InvalidRequest``; nothing reaches a traceback. Elements are matched by
+namespace URI and local name only (R20); URI and dateTime values are whitespace-collapsed (R17).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+
+from lxml import etree
+
+from sts import ns
+from sts.errors import BadRequest, InvalidRequest, InvalidTimeRange
+from sts.wss.timestamp import parse_xsd_datetime
+from sts.wstrust.actions import Operation
+from sts.wstrust.model import (
+    AppliesTo,
+    ClaimRequest,
+    Lifetime,
+    Renewing,
+    RequestedClaims,
+    RequestSecurityToken,
+)
+from sts.xmlutil import element_children, text_of
+
+MAX_CONTEXT = 256
+MAX_URI = 2048
+_IGNORED = frozenset(  # accepted and ignored (wstrust-protocol.md §4): never weakens policy
+    {
+        "SignatureAlgorithm", "EncryptionAlgorithm", "CanonicalizationAlgorithm", "EncryptWith", "SignWith",
+        "KeyWrapAlgorithm", "Encryption", "ProofEncryption", "Delegatable", "Forwardable", "DelegateTo",
+        "Participants", "AllowPostdating", "AuthenticationType", "SecondaryParameters", "Issuer",
+    }
+)
+_SINGLE = frozenset(
+    {
+        "TokenType", "RequestType", "Lifetime", "KeyType", "KeySize", "Claims", "Renewing", "Entropy",
+        "ComputedKeyAlgorithm", "UseKey", "ValidateTarget", "RenewTarget", "CancelTarget", "AppliesTo",
+    }
+)
+
+
+def collapse(text: str) -> str:
+    """XML Schema whitespace collapse for URI and token values (interop R17)."""
+    return " ".join(text.split())
+
+
+def parse_rst(rst: etree._Element, trust_ns: str, operation: Operation) -> RequestSecurityToken:
+    """Parse the RST into a :class:`RequestSecurityToken`; the RequestType was already read by the service."""
+    context = rst.get("Context")
+    if context is not None and (len(context) > MAX_CONTEXT or not context.strip()):
+        raise InvalidRequest("Context too long or empty", reason="bad_context")
+    fields: dict[str, object] = {}
+    seen: set[str] = set()
+    for child in element_children(rst):
+        name = _known_name(child, trust_ns)
+        if name in _SINGLE:
+            if name in seen:
+                raise InvalidRequest(f"duplicate {name}", reason="duplicate_element")
+            seen.add(name)
+        if name in _IGNORED or name == "RequestType":
+            continue
+        reader = _READERS.get(name)
+        if reader is None:
+            raise BadRequest(f"unsupported element {name}", reason="unsupported_element")
+        fields.update(reader(child, trust_ns))
+    return RequestSecurityToken(trust_ns=trust_ns, operation=operation, context=context, **fields)  # type: ignore[arg-type]
+
+
+def _known_name(child: etree._Element, trust_ns: str) -> str:
+    qname = etree.QName(child)
+    if qname.namespace == trust_ns:
+        return qname.localname
+    if qname.namespace in (ns.WSP, ns.WSP15) and qname.localname == "AppliesTo":
+        return "AppliesTo"
+    if qname.namespace == ns.WST14 and trust_ns == ns.WST and qname.localname in ("ActAs", "InteractiveChallenge"):
+        raise BadRequest(f"WS-Trust 1.4 {qname.localname} is not supported", reason="unsupported_element")
+    raise BadRequest("unknown element in RST", reason="unknown_element")
+
+
+def _uri(element: etree._Element, label: str) -> str:
+    if element_children(element):
+        raise InvalidRequest(f"{label} must be text", reason="bad_value")
+    value = collapse(text_of(element))
+    if not value or len(value) > MAX_URI:
+        raise InvalidRequest(f"{label} empty or too long", reason="bad_value")
+    return value
+
+
+def _token_type(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    return {"token_type": _uri(element, "TokenType")}
+
+
+def _key_type(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    return {"key_type": _uri(element, "KeyType")}
+
+
+def _key_size(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    text = collapse(text_of(element))
+    if not text.isdigit() or len(text) > 6:
+        raise InvalidRequest("KeySize must be a non-negative integer", reason="bad_key_size")
+    return {"key_size": int(text)}
+
+
+def _computed_key(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    return {"computed_key_algorithm": _uri(element, "ComputedKeyAlgorithm")}
+
+
+def _applies_to(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    """Exactly one EndpointReference with exactly one Address, text only (catalogue I04)."""
+    policy_ns = etree.QName(element).namespace or ""
+    children = element_children(element)
+    if len(children) != 1 or etree.QName(children[0]).localname != "EndpointReference":
+        raise InvalidRequest("AppliesTo needs one EndpointReference", reason="bad_applies_to")
+    epr = children[0]
+    addressing_ns = etree.QName(epr).namespace or ""
+    if addressing_ns not in (ns.WSA, ns.WSA04):
+        raise InvalidRequest("EndpointReference in an unknown namespace", reason="bad_applies_to")
+    addresses = [c for c in element_children(epr) if c.tag == ns.qn(addressing_ns, "Address")]
+    if len(addresses) != 1:
+        raise InvalidRequest("EndpointReference needs one Address", reason="bad_applies_to")
+    return {"applies_to": AppliesTo(_uri(addresses[0], "Address"), policy_ns, addressing_ns)}
+
+
+def _lifetime(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for child in element_children(element):
+        qname = etree.QName(child)
+        if qname.namespace != ns.WSU or qname.localname not in ("Created", "Expires") or qname.localname in values:
+            raise InvalidTimeRange("malformed Lifetime", reason="bad_lifetime")
+        try:
+            values[qname.localname] = parse_xsd_datetime(text_of(child))
+        except Exception:  # any parse failure is the same fault
+            raise InvalidTimeRange("unparseable Lifetime", reason="bad_lifetime") from None
+    return {"lifetime": Lifetime(values.get("Created"), values.get("Expires"))}  # type: ignore[arg-type]
+
+
+def _claims(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    """Dialect unqualified (spec) or namespace-qualified (Rahas, R40); ClaimType Uri + Optional."""
+    dialect = element.get("Dialect") or element.get(ns.qn(trust_ns, "Dialect")) or ""
+    claims: list[ClaimRequest] = []
+    for child in element_children(element):
+        if child.tag != ns.qn(ns.WSID, "ClaimType"):
+            raise BadRequest("unsupported claim expression", reason="unsupported_claims")
+        uri = collapse(child.get("Uri") or "")
+        optional = collapse(child.get("Optional") or "true").lower()
+        if not uri or len(uri) > MAX_URI or optional not in ("true", "false", "1", "0"):
+            raise InvalidRequest("malformed ClaimType", reason="bad_claims")
+        claims.append(ClaimRequest(uri, optional in ("true", "1")))
+    return {"claims": RequestedClaims(collapse(dialect), tuple(claims))}
+
+
+def _renewing(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    def flag(name: str, default: bool) -> bool:
+        value = element.get(name)
+        if value is None:
+            return default
+        if value.strip().lower() not in ("true", "false", "1", "0"):
+            raise InvalidRequest("malformed Renewing", reason="bad_renewing")
+        return value.strip().lower() in ("true", "1")
+
+    return {"renewing": Renewing(flag("Allow", True), flag("OK", False))}
+
+
+def _entropy(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    children = element_children(element)
+    if len(children) != 1 or children[0].tag != ns.qn(trust_ns, "BinarySecret"):
+        raise InvalidRequest("Entropy must hold one BinarySecret", reason="bad_entropy")
+    secret = children[0]
+    if (secret.get("Type") or f"{trust_ns}/Nonce") not in (f"{trust_ns}/Nonce", f"{trust_ns}/SymmetricKey"):
+        raise InvalidRequest("unsupported BinarySecret type", reason="bad_entropy")
+    try:
+        value = base64.b64decode("".join(text_of(secret).split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("BinarySecret is not base64", reason="bad_entropy") from None
+    if not 16 <= len(value) <= 64:
+        raise InvalidRequest("entropy must be 16 to 64 bytes", reason="bad_entropy")
+    return {"entropy": value}
+
+
+def _one_child(element: etree._Element, label: str) -> etree._Element:
+    children = element_children(element)
+    if len(children) != 1:
+        raise InvalidRequest(f"{label} must hold exactly one element", reason="bad_target")
+    return children[0]
+
+
+def _use_key(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    return {"use_key": _one_child(element, "UseKey")}
+
+
+def _target(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    return {"target": _one_child(element, etree.QName(element).localname)}
+
+
+_READERS: dict[str, Callable[[etree._Element, str], dict[str, object]]] = {
+    "TokenType": _token_type,
+    "KeyType": _key_type,
+    "KeySize": _key_size,
+    "ComputedKeyAlgorithm": _computed_key,
+    "AppliesTo": _applies_to,
+    "Lifetime": _lifetime,
+    "Claims": _claims,
+    "Renewing": _renewing,
+    "Entropy": _entropy,
+    "UseKey": _use_key,
+    "ValidateTarget": _target,
+    "RenewTarget": _target,
+    "CancelTarget": _target,
+}

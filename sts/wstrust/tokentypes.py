@@ -1,0 +1,76 @@
+"""Token-type URIs (wstrust-protocol.md §7, interop rules R2, R3, R45) and key-type URIs (§8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from sts import ns
+from sts.errors import BadRequest
+
+
+class SamlVersion(Enum):
+    """The two assertion versions the STS issues."""
+
+    SAML11 = "saml11"
+    SAML20 = "saml20"
+
+
+PROFILE_11 = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1"
+SAML11_PROFILE_URI = f"{PROFILE_11}#SAMLV1.1"
+SAML20_PROFILE_URI = f"{PROFILE_11}#SAMLV2.0"
+SAML11_URN = "urn:oasis:names:tc:SAML:1.0:assertion"
+SAML20_URN = "urn:oasis:names:tc:SAML:2.0:assertion"
+_SPELLINGS = {
+    SAML11_PROFILE_URI: SamlVersion.SAML11,
+    SAML11_URN: SamlVersion.SAML11,
+    SAML20_PROFILE_URI: SamlVersion.SAML20,
+    SAML20_URN: SamlVersion.SAML20,
+}
+# With no TokenType in the request: the urn: spelling, which every client accepts (R3).
+DEFAULT_SPELLING = {SamlVersion.SAML11: SAML11_URN, SamlVersion.SAML20: SAML20_URN}
+# RequestedAttachedReference / RequestedUnattachedReference (wstrust-protocol.md §5).
+REFERENCE_TOKEN_TYPE = {SamlVersion.SAML11: SAML11_PROFILE_URI, SamlVersion.SAML20: SAML20_PROFILE_URI}
+REFERENCE_VALUE_TYPE = {
+    SamlVersion.SAML11: "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.0#SAMLAssertionID",
+    SamlVersion.SAML20: f"{PROFILE_11}#SAMLID",
+}
+NO_PROOF_KEY = f"{ns.WSID}/NoProofKey"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenType:
+    """The version to issue and the URI to answer with (the request's own spelling)."""
+
+    version: SamlVersion
+    uri: str
+
+
+def resolve_token_type(requested: str | None, default: SamlVersion) -> TokenType:
+    """Map a requested TokenType to a version, keeping the spelling; None → the default in urn: form."""
+    if requested is None:
+        return TokenType(default, DEFAULT_SPELLING[default])
+    version = _SPELLINGS.get(requested)
+    if version is None:
+        raise BadRequest("unsupported TokenType", reason="unsupported_token_type")
+    return TokenType(version, requested)
+
+
+class KeyKind(Enum):
+    """Subject-confirmation key kinds (WS-Trust 1.3 §9.2)."""
+
+    BEARER = "Bearer"
+    SYMMETRIC = "SymmetricKey"
+    PUBLIC = "PublicKey"
+
+
+def resolve_key_type(requested: str | None, trust_ns: str) -> tuple[KeyKind, str]:
+    """The key kind and the URI to echo; Feb 2005 bearer is also spelled ``wsid:NoProofKey`` (R15)."""
+    if requested is None:
+        return KeyKind.BEARER, f"{trust_ns}/Bearer"
+    if trust_ns == ns.WST05 and requested == NO_PROOF_KEY:
+        return KeyKind.BEARER, requested
+    for kind in KeyKind:
+        if requested == f"{trust_ns}/{kind.value}":
+            return kind, requested
+    raise BadRequest("unsupported KeyType", reason="unsupported_key_type")
