@@ -1,0 +1,63 @@
+"""Claims selection: the RP's claims are default and ceiling; required claims; dialect mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from sts import errors
+from sts.policy.claims import select_claims
+from sts.tokens.base import Attribute
+from sts.wstrust.model import ClaimRequest, RequestedClaims
+
+EMAIL = "http://wso2.org/claims/emailaddress"
+GIVEN = "http://wso2.org/claims/givenname"
+PHONE = "http://wso2.org/claims/telephone"
+ROLE = "http://wso2.org/claims/role"
+ID_EMAIL = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+USER = {EMAIL: ("a@example.com",), GIVEN: ("Ann",), PHONE: ("1", "2")}
+
+
+def req(*claims: ClaimRequest) -> RequestedClaims:
+    return RequestedClaims("http://wso2.org/claims", claims)
+
+
+def test_rp_claims_are_the_default() -> None:
+    assert select_claims(None, (EMAIL, GIVEN), USER, frozenset()) == (
+        Attribute(EMAIL, ("a@example.com",)),
+        Attribute(GIVEN, ("Ann",)),
+    )
+
+
+def test_rp_claims_are_the_ceiling() -> None:
+    chosen = select_claims(req(ClaimRequest(EMAIL), ClaimRequest(PHONE)), (EMAIL,), USER, frozenset())
+    assert chosen == (Attribute(EMAIL, ("a@example.com",)),)
+
+
+def test_required_claim_outside_the_ceiling_fails() -> None:
+    with pytest.raises(errors.RequestFailed):
+        select_claims(req(ClaimRequest(PHONE, optional=False)), (EMAIL,), USER, frozenset())
+
+
+def test_required_claim_the_user_lacks_fails() -> None:
+    with pytest.raises(errors.RequestFailed):
+        select_claims(req(ClaimRequest("http://wso2.org/claims/country", optional=False)), (), USER, frozenset())
+
+
+def test_without_rp_claims_the_request_decides() -> None:
+    chosen = select_claims(req(ClaimRequest(PHONE)), (), USER, frozenset())
+    assert chosen == (Attribute(PHONE, ("1", "2")),)
+    assert select_claims(None, (), USER, frozenset()) == ()
+
+
+def test_identity_dialect_maps_to_local_claims_and_keeps_the_requested_uri() -> None:
+    assert select_claims(req(ClaimRequest(ID_EMAIL)), (EMAIL,), USER, frozenset()) == (
+        Attribute(ID_EMAIL, ("a@example.com",)),
+    )
+
+
+def test_roles_come_from_membership() -> None:
+    assert select_claims(req(ClaimRequest(ROLE)), (), USER, frozenset({"b", "a"})) == (Attribute(ROLE, ("a", "b")),)
+
+
+def test_duplicates_are_emitted_once() -> None:
+    assert len(select_claims(req(ClaimRequest(EMAIL), ClaimRequest(EMAIL)), (), USER, frozenset())) == 1

@@ -1,0 +1,85 @@
+"""SAML 2.0 and 1.1 assertion shapes (wstrust-protocol.md §16)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from lxml import etree
+
+from sts import ns
+from sts.tokens.base import NAMEID_UNSPECIFIED, AssertionContent, Attribute, new_assertion_id
+from sts.tokens.saml2 import build_saml2
+from sts.tokens.saml11 import build_saml11, split_attribute_name
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def content(
+    attributes: tuple[Attribute, ...] = (Attribute("http://wso2.org/claims/emailaddress", ("a@x", "b@x")),),
+) -> AssertionContent:
+    return AssertionContent(
+        assertion_id="_" + "a" * 40,
+        issuer="https://sts.example/",
+        issue_instant=T0,
+        not_before=T0 - dt.timedelta(seconds=60),
+        not_on_or_after=T0 + dt.timedelta(seconds=300),
+        audience="https://rp.example/",
+        recipient="https://rp.example/",
+        name_id="alice",
+        name_id_format=NAMEID_UNSPECIFIED,
+        authn_instant=T0,
+        attributes=attributes,
+    )
+
+
+def local_names(element: etree._Element) -> list[str]:
+    return [etree.QName(child).localname for child in element]
+
+
+def test_ids_are_160_bit_ncnames() -> None:
+    ids = {new_assertion_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"_[0-9a-f]{40}", value) for value in ids)
+
+
+def test_saml2_shape() -> None:
+    assertion = build_saml2(content())
+    assert assertion.nsmap == {"saml2": ns.SAML2}
+    assert assertion.get("ID") == "_" + "a" * 40 and assertion.get("Version") == "2.0"
+    assert assertion.get("IssueInstant") == "2026-01-01T12:00:00Z"
+    assert local_names(assertion) == ["Issuer", "Subject", "Conditions", "AuthnStatement", "AttributeStatement"]
+    data = assertion.find(f".//{{{ns.SAML2}}}SubjectConfirmationData")
+    assert data is not None and data.attrib == {
+        "NotOnOrAfter": "2026-01-01T12:05:00Z",
+        "Recipient": "https://rp.example/",
+    }
+    conditions = assertion.find(f"{{{ns.SAML2}}}Conditions")
+    assert conditions is not None and conditions.get("NotBefore") == "2026-01-01T11:59:00Z"
+    values = [v.text for v in assertion.iter(f"{{{ns.SAML2}}}AttributeValue")]
+    assert values == ["a@x", "b@x"]
+
+
+def test_saml2_without_claims_has_no_empty_attribute_statement() -> None:
+    assert "AttributeStatement" not in local_names(build_saml2(content(())))
+
+
+def test_saml11_shape_and_attribute_split() -> None:
+    assertion = build_saml11(content())
+    assert assertion.get("AssertionID") == "_" + "a" * 40
+    assert (assertion.get("MajorVersion"), assertion.get("MinorVersion")) == ("1", "1")
+    assert local_names(assertion) == ["Conditions", "AuthenticationStatement", "AttributeStatement"]
+    attribute = assertion.find(f".//{{{ns.SAML1}}}Attribute")
+    assert attribute is not None
+    assert (attribute.get("AttributeNamespace"), attribute.get("AttributeName")) == (
+        "http://wso2.org/claims",
+        "emailaddress",
+    )
+    assert split_attribute_name("urn:x") == ("urn:x", "urn:x")
+
+
+def test_markup_in_values_is_escaped_and_round_trips() -> None:
+    evil = "x</saml2:AttributeValue><saml2:AttributeValue>admin & ]]>"
+    assertion = build_saml2(content((Attribute("urn:a", (evil,)),)))
+    reparsed = etree.fromstring(etree.tostring(assertion))
+    assert [v.text for v in reparsed.iter(f"{{{ns.SAML2}}}AttributeValue")] == [evil]
