@@ -17,7 +17,7 @@ from typing import Any
 
 _SECRET_PATTERNS = (
     re.compile(r"(?is)(<(?:\w+:)?(?:Password|Nonce|BinarySecret|CipherValue|SignatureValue)\b[^>]*>)(.*?)(</)"),
-    re.compile(r"(?i)\b(password|passphrase|nonce|secret|digest)(\s*[=:]\s*)(\S+)"),
+    re.compile(r"(?i)\b(password|passphrase|nonce|secret|digest)(['\"]?\s*[=:]\s*)(['\"][^'\"]*['\"]|\S+)"),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
     re.compile(r"(?is)<(?:\w+:)?Envelope\b.*"),
 )
@@ -66,7 +66,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 payload[key] = value
         if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
+            payload["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 

@@ -8,6 +8,7 @@ contain file names) goes only to the exception detail, which is logged, never an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -65,6 +66,7 @@ def parse_untrusted(data: bytes, limits: ParserLimits) -> etree._Element:
     # what makes canonicalization explode (findings M3/M4), so they never get as far as a tree.
     if data.count(b"xmlns") > limits.max_namespaces:
         raise MalformedMessage("namespace cap", reason="parse_namespaces")
+    _check_encoding(data)
     try:
         root = etree.fromstring(data, parser=_PARSER)
     except (etree.XMLSyntaxError, ValueError) as exc:
@@ -72,6 +74,24 @@ def parse_untrusted(data: bytes, limits: ParserLimits) -> etree._Element:
     _reject_dtd_and_pis(root)
     check_structure(root, limits)
     return root
+
+
+_DECLARED_ENCODING = re.compile(r"""^<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]{1,40})["']""")
+
+
+def _check_encoding(data: bytes) -> None:
+    """UTF-8 or UTF-16 only, and a declaration must agree with the bytes (row T11).
+
+    libxml2 would honour a UTF-7 or Latin-1 declaration, and silently prefers a byte-order mark over a
+    contradicting declaration; either is a parser differential waiting to happen, so both are refused.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:2] in (b"<\x00", b"\x00<"):
+        family, head = "UTF-16", data[:400].decode("utf-16", errors="replace").lstrip("\ufeff")
+    else:
+        family, head = "UTF-8", data[:200].removeprefix(b"\xef\xbb\xbf").decode("latin-1")
+    match = _DECLARED_ENCODING.match(head)
+    if match is not None and not match.group(1).upper().startswith(family):
+        raise MalformedMessage("encoding other than UTF-8/UTF-16, or contradicting the bytes", reason="parse_encoding")
 
 
 def _reject_dtd_and_pis(root: etree._Element) -> None:

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from sts.auth.passwords import PasswordHasher
 from sts.crypto.secretbox import SecretBox
+from sts.errors import ServiceUnavailable
 from sts.stores.sqlite import Database
 
 PRIMARY = "PRIMARY"
@@ -63,6 +64,14 @@ def normalize_name(text: str) -> str:
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for ch in name):
         raise UserStoreError("names must not contain control or format characters")
     return name
+
+
+def normalize_domain(text: str) -> str:
+    """A user-store domain: a normalised name without ``/``, upper-cased as WSO2 writes it."""
+    domain = normalize_name(text).upper()
+    if "/" in domain:
+        raise UserStoreError("domain names must not contain '/'")
+    return domain
 
 
 def canonical(name: str) -> str:
@@ -126,7 +135,13 @@ class SqliteUserStore:
     # --- lookups used on the request path ---------------------------------------------------------------
 
     def find(self, domain: str, name: str) -> StoredUser | None:
-        """Look a user up by domain and (case-insensitive) name."""
+        """Look a user up by domain and (case-insensitive) name; a store that cannot answer fails closed."""
+        try:
+            return self._find(domain, name)
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"user store: {type(exc).__name__}", reason="user_store_down") from None
+
+    def _find(self, domain: str, name: str) -> StoredUser | None:
         try:
             key = canonical(name)
         except UserStoreError:
@@ -172,7 +187,7 @@ class SqliteUserStore:
         digest: bool = False,
     ) -> None:
         """Create a user with a hashed password (and, with ``digest``, a sealed secret), roles and claims."""
-        name, domain = normalize_name(name), normalize_name(domain).upper()
+        name, domain = normalize_name(name), normalize_domain(domain)
         check_password(password)
         now = time.time()
         conn = self._db.conn
@@ -292,7 +307,7 @@ class SqliteUserStore:
         )
 
     def _set_claim(self, user_id: int, uri: str, values: list[str]) -> None:
-        if not uri or any(ch.isspace() for ch in uri):
+        if not uri or any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in uri):
             raise UserStoreError(f"invalid claim URI {uri!r}")
         for value in values:
             if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n" for ch in value):

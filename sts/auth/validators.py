@@ -155,6 +155,8 @@ class UsernameTokenAuthenticator:
         if password is not None:
             cached = self._cache.get(domain, canonical(name), password)
             if cached is not None:
+                if state is not None:
+                    self._lockout.reset(lock_key)
                 return cached[0], "password-text"
         user = self._users.find(domain, name)
         if user is None:

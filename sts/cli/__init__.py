@@ -9,21 +9,30 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from sts import __version__
-from sts.cli import init, instance, serve, users
+from sts.cli import client, init, instance, rp, serve, users
 from sts.cli.common import CommandError
+
+
+class _Parser(argparse.ArgumentParser):
+    """No option abbreviations anywhere: ``--password`` must never be taken for ``--password-stdin``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    parser = argparse.ArgumentParser(prog="sts", description="WS-Trust Security Token Service")
+    parser = _Parser(prog="sts", description="WS-Trust Security Token Service")
     parser.add_argument("--version", action="version", version=f"sts {__version__}")
     parser.add_argument(
         "--config", metavar="PATH", help="configuration file (default: $STS_CONFIG, else ./var/sts.toml)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (init, instance, serve, users):
+    for module in (init, instance, serve, users, rp, client):
         module.register(commands)
     return parser
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 import argparse
 
 from sts.auth.passwords import PasswordHasher
-from sts.auth.users import PRIMARY, SqliteUserStore, UserStoreError, canonical, split_qualified
+from sts.auth.users import (
+    PRIMARY,
+    SqliteUserStore,
+    UserStoreError,
+    canonical,
+    normalize_domain,
+    split_qualified,
+)
 from sts.cli.common import CommandError, SubParsers, open_database, read_secret, settings_from
 from sts.config.settings import Settings
 from sts.crypto.secretbox import SecretBox, SecretBoxError
@@ -91,7 +98,7 @@ def _who(args: argparse.Namespace) -> tuple[str, str]:
         if args.domain:
             if "/" in args.name:
                 raise CommandError("give the domain either as DOMAIN/NAME or with --domain, not both")
-            domain = args.domain.upper()
+            domain = normalize_domain(args.domain)
         return domain, name
     except UserStoreError as exc:
         raise CommandError(str(exc)) from None

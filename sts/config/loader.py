@@ -112,6 +112,10 @@ def _build_section(
             problems.append(f"{origin}: {check[1]} (got {value!r})")
             continue
         values[key] = value
+    for key, fld in known.items():
+        # Defaults are relative to the config file too, not to the working directory.
+        if key not in values and isinstance(fld.default, Path) and not fld.default.is_absolute():
+            values[key] = config_path.parent / fld.default
     return cls(**values)
 
 

@@ -34,6 +34,13 @@ def normalize_address(address: str) -> str:
     text = address.strip()
     if not text or len(text) > MAX_ADDRESS_LENGTH or any(ch.isspace() for ch in text):
         raise RelyingPartyError("address must be a URI without spaces")
+    try:
+        return _normalize(text)
+    except ValueError:  # bad port or IPv6 literal
+        raise RelyingPartyError("address is not a valid URI") from None
+
+
+def _normalize(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme.lower() in ("http", "https"):
         if not parts.hostname or "@" in parts.netloc:
@@ -133,11 +140,11 @@ class RelyingPartyStore:
         rp = validate(rp)
         now = time.time()
         conn = self._db.conn
-        if conn.execute("SELECT 1 FROM relying_parties WHERE canonical = ?", (rp.address.casefold(),)).fetchone():
+        if conn.execute("SELECT 1 FROM relying_parties WHERE canonical = ?", (rp.address,)).fetchone():
             raise RelyingPartyError(f"relying party {rp.address} already registered")
         conn.execute(
             "INSERT INTO relying_parties(address, canonical, config, created, updated) VALUES (?, ?, ?, ?, ?)",
-            (rp.address, rp.address.casefold(), rp.to_json(), now, now),
+            (rp.address, rp.address, rp.to_json(), now, now),
         )
         return rp
 

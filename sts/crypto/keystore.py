@@ -112,8 +112,12 @@ def load_keystore(settings: Settings, now: dt.datetime | None = None) -> KeyStor
             problems.append("issuer.signing_key does not match issuer.signing_cert")
     previous: list[x509.Certificate] = []
     for index, path in enumerate(settings.issuer.previous_certs):
-        old = _load_cert(path, f"issuer.previous_certs[{index}]", problems)
+        label = f"issuer.previous_certs[{index}]"
+        old = _load_cert(path, label, problems)
         if old is not None:
+            old_problems, old_warnings = check_certificate(old, label, now)
+            problems += [p for p in old_problems if "expired" not in p]  # an expired old cert just stops mattering
+            warnings += old_warnings + [p for p in old_problems if "expired" in p]
             previous.append(old)
     if problems or key is None or cert is None:
         raise KeyStoreError(problems)
@@ -123,8 +127,13 @@ def load_keystore(settings: Settings, now: dt.datetime | None = None) -> KeyStor
 def _load_key(settings: Settings, problems: list[str]) -> rsa.RSAPrivateKey | None:
     path = settings.issuer.signing_key
     try:
+        passphrase = _passphrase(settings)
+    except OSError:
+        problems.append(f"issuer.signing_key_passphrase_file: {settings.issuer.signing_key_passphrase_file} unreadable")
+        return None
+    try:
         data = path.read_bytes()
-        key = serialization.load_pem_private_key(data, password=_passphrase(settings))
+        key = serialization.load_pem_private_key(data, password=passphrase)
     except FileNotFoundError:
         problems.append(f"issuer.signing_key: {path} not found")
         return None

@@ -40,7 +40,7 @@ _FORBIDDEN = ("Object", "Manifest", "RetrievalMethod", "KeyInfoReference", "HMAC
 def precheck_signature(element: etree._Element, id_attribute: str) -> etree._Element:
     """Check the structure and algorithm URIs of the element's one enveloped signature; return it."""
     signatures = element.findall(ns.qn(ns.DS, "Signature"))
-    if len(signatures) != 1 or element.find(".//" + ns.qn(ns.DS, "Signature")) is not signatures[0]:
+    if len(signatures) != 1 or sum(1 for _ in element.iter(ns.qn(ns.DS, "Signature"))) != 1:
         raise SignatureRejected("exactly one enveloped signature expected")
     signature = signatures[0]
     for local in _FORBIDDEN:

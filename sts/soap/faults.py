@@ -67,6 +67,11 @@ def _env_prefix(version: SoapVersion) -> str:
     return "s11" if version is SoapVersion.SOAP11 else "s12"
 
 
+def _soap_level(error: STSError) -> bool:
+    """Faults whose code lives in the envelope namespace (the SoapFault family and the bare base class)."""
+    return isinstance(error, SoapFault) or error.fault_ns in (ns.S11, ns.S12)
+
+
 def _fault_code(error: STSError, trust_ns: str) -> tuple[str, str]:
     if isinstance(error, TrustError):
         return trust_ns, error.fault_local
@@ -91,7 +96,7 @@ def _qname_text(element: etree._Element, namespace: str, local: str, env_ns: str
 
 def _soap11_fault(body: etree._Element, error: STSError, code_ns: str, code_local: str, corr: str) -> None:
     fault = etree.SubElement(body, ns.qn(ns.S11, "Fault"))
-    code_ns = ns.S11 if isinstance(error, SoapFault) else code_ns
+    code_ns = ns.S11 if _soap_level(error) else code_ns
     _qname_text(etree.SubElement(fault, "faultcode"), code_ns, code_local, ns.S11)
     etree.SubElement(fault, "faultstring").text = error.fault_string
     detail = etree.SubElement(fault, "detail")
@@ -108,7 +113,7 @@ def _soap12_fault(body: etree._Element, error: STSError, code_ns: str, code_loca
     fault = etree.SubElement(body, ns.qn(ns.S12, "Fault"))
     code = etree.SubElement(fault, ns.qn(ns.S12, "Code"))
     _qname_text(etree.SubElement(code, ns.qn(ns.S12, "Value")), ns.S12, _soap12_value(error), ns.S12)
-    if isinstance(error, SoapFault):
+    if _soap_level(error):
         code_ns, code_local = STS_FAULT_NS, _SOAP12_SUBCODE.get(error.fault_local, error.fault_local)
     subcode = etree.SubElement(code, ns.qn(ns.S12, "Subcode"))
     _qname_text(etree.SubElement(subcode, ns.qn(ns.S12, "Value")), code_ns, code_local, ns.S12)

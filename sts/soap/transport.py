@@ -130,18 +130,22 @@ def _unquote(value: str) -> str:
 def _read_body(environ: dict[str, Any], cap: int) -> bytes:
     """Read the body, never more than ``cap + 1`` bytes; refuse with 413 past the cap."""
     declared = environ.get("CONTENT_LENGTH") or ""
+    limit = cap + 1  # without a length (chunked): read until EOF, never more than cap + 1 bytes
     if declared:
         try:
             length = int(declared)
         except ValueError:
             raise _HttpRefusal("400 Bad Request") from None
+        if length < 0:
+            raise _HttpRefusal("400 Bad Request")
         if length > cap:
             raise _HttpRefusal("413 Content Too Large", (("Connection", "close"),))
+        limit = length  # PEP 3333: never read past CONTENT_LENGTH
     stream = environ["wsgi.input"]
     chunks: list[bytes] = []
     total = 0
-    while True:
-        chunk = stream.read(min(_READ_CHUNK, cap + 1 - total))
+    while total < limit:
+        chunk = stream.read(min(_READ_CHUNK, limit - total))
         if not chunk:
             break
         chunks.append(chunk)

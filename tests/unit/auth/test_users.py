@@ -1,0 +1,284 @@
+"""Tests for sts.auth.users: the SQLite user store, name normalisation (X20), roles and claims."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sts.auth.passwords import HashPolicy, PasswordHasher
+from sts.auth.users import (
+    PRIMARY,
+    SqliteUserStore,
+    UserStoreError,
+    canonical,
+    normalize_name,
+    split_qualified,
+)
+from sts.stores.sqlite import Database, initialize
+
+CHEAP = HashPolicy(memory_kib=1024, time_cost=1)
+EMAIL = "http://wso2.org/claims/emailaddress"
+GROUPS = "http://schemas.xmlsoap.org/claims/Group"
+
+
+@pytest.fixture(scope="module")
+def hasher() -> PasswordHasher:
+    return PasswordHasher(CHEAP)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    initialize(tmp_path / "sts.db")
+    database = Database(tmp_path / "sts.db")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def users(db: Database, hasher: PasswordHasher) -> SqliteUserStore:
+    store = SqliteUserStore(db, hasher)
+    store.add_role("admin")
+    store.add_role("Operators")
+    return store
+
+
+def _user_count(db: Database) -> int:
+    return int(db.conn.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+
+# --- add / find ---------------------------------------------------------------------------------------------------
+
+
+def test_add_and_find(users: SqliteUserStore, hasher: PasswordHasher) -> None:
+    users.add_user(PRIMARY, "Alice", "pw-alice", roles=["admin"], claims={EMAIL: ["alice@example.com"]})
+    found = users.find(PRIMARY, "Alice")
+    assert found is not None
+    assert found.principal.domain == "PRIMARY"
+    assert found.principal.name == "Alice"
+    assert found.principal.qualified_name == "PRIMARY/Alice"
+    assert found.principal.roles == frozenset({"admin"})
+    assert found.principal.claims == {EMAIL: ("alice@example.com",)}
+    assert found.principal.enabled is True
+    assert found.digest_secret is None
+    assert found.password_hash != "pw-alice"
+    assert hasher.verify("pw-alice", found.password_hash) == (True, False)
+
+
+@pytest.mark.parametrize("lookup", ["alice", "ALICE", "aLiCe", " Alice "])
+def test_find_is_case_insensitive(users: SqliteUserStore, lookup: str) -> None:
+    users.add_user(PRIMARY, "Alice", "pw")
+    found = users.find(PRIMARY, lookup)
+    assert found is not None
+    assert found.principal.name == "Alice"  # stored spelling kept
+
+
+def test_find_domain_case_insensitive(users: SqliteUserStore) -> None:
+    users.add_user("primary", "bob", "pw")
+    found = users.find("Primary", "bob")
+    assert found is not None and found.principal.domain == "PRIMARY"
+
+
+def test_find_unknown_user_or_domain(users: SqliteUserStore) -> None:
+    users.add_user(PRIMARY, "alice", "pw")
+    assert users.find(PRIMARY, "bob") is None
+    assert users.find("SECONDARY", "alice") is None
+    assert users.find(PRIMARY, "alice\x00") is None  # invalid names never match (A09)
+    assert users.find(PRIMARY, "") is None
+
+
+def test_same_name_in_two_domains(users: SqliteUserStore) -> None:
+    users.add_user(PRIMARY, "alice", "pw1")
+    users.add_user("PARTNERS", "alice", "pw2")
+    primary, partners = users.find(PRIMARY, "alice"), users.find("PARTNERS", "alice")
+    assert primary is not None and partners is not None
+    assert primary.user_id != partners.user_id
+
+
+@pytest.mark.parametrize("duplicate", ["alice", "ALICE", " Alice"])
+def test_duplicate_user_refused(users: SqliteUserStore, db: Database, duplicate: str) -> None:
+    users.add_user(PRIMARY, "Alice", "pw")
+    with pytest.raises(UserStoreError, match="already exists"):
+        users.add_user(PRIMARY, duplicate, "other")
+    assert _user_count(db) == 1
+
+
+def test_unknown_role_refused_and_nothing_written(users: SqliteUserStore, db: Database) -> None:
+    with pytest.raises(UserStoreError, match="unknown role"):
+        users.add_user(PRIMARY, "carol", "pw", roles=["admin", "nosuchrole"])
+    assert _user_count(db) == 0
+    assert users.find(PRIMARY, "carol") is None
+    assert db.conn.execute("SELECT COUNT(*) FROM user_roles").fetchone()[0] == 0
+
+
+def test_roles_matched_case_insensitively_stored_as_created(users: SqliteUserStore) -> None:
+    users.add_user(PRIMARY, "dave", "pw", roles=["ADMIN", "operators"])
+    found = users.find(PRIMARY, "dave")
+    assert found is not None and found.principal.roles == frozenset({"admin", "Operators"})
+
+
+def test_duplicate_role_refused(users: SqliteUserStore) -> None:
+    with pytest.raises(UserStoreError, match="already exists"):
+        users.add_role("ADMIN")
+
+
+def test_empty_password_refused(users: SqliteUserStore, db: Database) -> None:
+    with pytest.raises(UserStoreError, match="empty"):
+        users.add_user(PRIMARY, "erin", "")
+    assert _user_count(db) == 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ali\x00ce", "ali\nce", "al\tice", "alice\u200b", "\u202ealice", "ali\u2028ce", "a\x7f", "", "   ", "x" * 257],
+    ids=["nul", "newline-inside", "tab", "zero-width-space", "rtl-override", "line-sep", "del", "empty", "blank",
+         "too-long"],
+)
+def test_bad_names_refused(users: SqliteUserStore, db: Database, name: str) -> None:
+    with pytest.raises(UserStoreError):
+        users.add_user(PRIMARY, name, "pw")
+    assert _user_count(db) == 0
+
+
+def test_name_of_256_characters_accepted(users: SqliteUserStore) -> None:
+    users.add_user(PRIMARY, "x" * 256, "pw")
+    assert users.find(PRIMARY, "X" * 256) is not None
+
+
+def test_control_characters_in_role_or_domain_refused(users: SqliteUserStore) -> None:
+    with pytest.raises(UserStoreError):
+        users.add_role("ad\x00min")
+    with pytest.raises(UserStoreError):
+        users.add_user("PRI\x01MARY", "frank", "pw")
+
+
+def test_nfc_normalisation(users: SqliteUserStore) -> None:
+    decomposed = "Jose\u0301"  # e + combining acute
+    composed = "Jos\u00e9"
+    users.add_user(PRIMARY, decomposed, "pw")
+    found = users.find(PRIMARY, composed)
+    assert found is not None
+    assert found.principal.name == composed
+    assert unicodedata.is_normalized("NFC", found.principal.name)
+    assert users.find(PRIMARY, decomposed.upper()) is not None
+    with pytest.raises(UserStoreError, match="already exists"):
+        users.add_user(PRIMARY, composed, "pw")
+
+
+def test_fullwidth_name_is_a_different_user(users: SqliteUserStore) -> None:
+    users.add_user(PRIMARY, "alice", "pw")
+    assert users.find(PRIMARY, "\uff41\uff4c\uff49\uff43\uff45") is None  # ａｌｉｃｅ (NFC keeps it distinct)
+
+
+# --- claims ----------------------------------------------------------------------------------------------------
+
+
+def test_multi_valued_claims_preserved_in_order(users: SqliteUserStore) -> None:
+    groups = ["zeta", "alpha", "mu", "alpha-2"]
+    users.add_user(PRIMARY, "gina", "pw", claims={GROUPS: groups, EMAIL: ["g@example.com"]})
+    found = users.find(PRIMARY, "gina")
+    assert found is not None
+    assert found.principal.claims[GROUPS] == tuple(groups)
+    assert found.principal.claims[EMAIL] == ("g@example.com",)
+    assert set(found.principal.claims) == {GROUPS, EMAIL}
+
+
+def test_claim_values_with_markup_round_trip(users: SqliteUserStore) -> None:
+    value = "x</saml:AttributeValue><saml:AttributeValue>admin & ]]>"
+    users.add_user(PRIMARY, "hank", "pw", claims={EMAIL: [value]})
+    found = users.find(PRIMARY, "hank")
+    assert found is not None and found.principal.claims[EMAIL] == (value,)
+
+
+def test_claim_values_with_control_characters_refused(users: SqliteUserStore, db: Database) -> None:
+    with pytest.raises(UserStoreError, match="control characters"):
+        users.add_user(PRIMARY, "ivan", "pw", claims={EMAIL: ["a\x00b"]})
+    assert _user_count(db) == 0
+
+
+def test_user_without_claims_or_roles(users: SqliteUserStore) -> None:
+    users.add_user(PRIMARY, "judy", "pw")
+    found = users.find(PRIMARY, "judy")
+    assert found is not None
+    assert found.principal.roles == frozenset()
+    assert dict(found.principal.claims) == {}
+
+
+# --- password hash updates -----------------------------------------------------------------------------------------
+
+
+def test_update_password_hash(users: SqliteUserStore, hasher: PasswordHasher) -> None:
+    users.add_user(PRIMARY, "kate", "old")
+    found = users.find(PRIMARY, "kate")
+    assert found is not None
+    users.update_password_hash(found.user_id, hasher.hash("new"))
+    again = users.find(PRIMARY, "kate")
+    assert again is not None
+    assert hasher.verify("new", again.password_hash) == (True, False)
+    assert hasher.verify("old", again.password_hash) == (False, False)
+
+
+def test_data_persists_across_connections(tmp_path: Path, users: SqliteUserStore, hasher: PasswordHasher) -> None:
+    users.add_user(PRIMARY, "liam", "pw", roles=["admin"])
+    other = Database(tmp_path / "sts.db")
+    try:
+        found = SqliteUserStore(other, hasher).find(PRIMARY, "LIAM")
+        assert found is not None and found.principal.roles == frozenset({"admin"})
+    finally:
+        other.close()
+
+
+# --- names ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("qualified", "expected"),
+    [
+        ("PRIMARY/alice", ("PRIMARY", "alice")),
+        ("primary/alice", ("PRIMARY", "alice")),
+        ("alice", ("PRIMARY", "alice")),
+        (" alice ", ("PRIMARY", "alice")),
+        ("PARTNERS/Bob", ("PARTNERS", "Bob")),
+        ("D/a/b", ("D", "a/b")),
+    ],
+)
+def test_split_qualified(qualified: str, expected: tuple[str, str]) -> None:
+    assert split_qualified(qualified) == expected
+
+
+def test_split_qualified_default_domain() -> None:
+    assert split_qualified("alice", default_domain="LDAP") == ("LDAP", "alice")
+
+
+@pytest.mark.parametrize("bad", ["/alice", "PRIMARY/", "PRIMARY/\x00", ""])
+def test_split_qualified_refuses_empty_parts(bad: str) -> None:
+    with pytest.raises(UserStoreError):
+        split_qualified(bad)
+
+
+def test_normalize_and_canonical() -> None:
+    assert normalize_name("  Jose\u0301 ") == "Jos\u00e9"
+    assert canonical("STRASSE") == canonical("stra\u00dfe")  # casefold, not lower
+    assert canonical("Alice") == "alice"
+
+
+def test_surrounding_whitespace_trimmed_in_names(users: SqliteUserStore) -> None:
+    users.add_user(PRIMARY, " mona\n", "pw")
+    found = users.find(PRIMARY, "mona")
+    assert found is not None and found.principal.name == "mona"
+
+
+@pytest.mark.parametrize(
+    "password", ["a\x00b", "x" * 1025, "\u00e9" * 513], ids=["nul", "1025-bytes", "1026-utf8-bytes"]
+)
+def test_unusable_passwords_refused(users: SqliteUserStore, db: Database, password: str) -> None:
+    with pytest.raises(UserStoreError):
+        users.add_user(PRIMARY, "nina", password)
+    assert _user_count(db) == 0
+
+
+def test_password_of_1024_bytes_accepted(users: SqliteUserStore) -> None:
+    users.add_user(PRIMARY, "otto", "x" * 1024)
+    assert users.find(PRIMARY, "otto") is not None

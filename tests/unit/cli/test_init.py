@@ -1,0 +1,405 @@
+"""Tests for ``sts init`` and ``sts check-config`` (sts.cli.init, sts.cli.instance)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+from sts.auth.passwords import PasswordHasher
+from sts.auth.users import PRIMARY, SqliteUserStore
+from sts.cli import main
+from sts.cli.init import DEMO_APPLIES_TO, DEMO_USER
+from sts.config import load_settings
+from sts.config.relying_parties import RelyingPartyStore
+from sts.crypto import keygen
+from sts.crypto.keystore import load_keystore, same_public_key
+from sts.stores.sqlite import Database, check_database
+
+BITS = ["--key-size", "2048"]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("STS_"):
+            monkeypatch.delenv(name)
+
+
+def _init(directory: Path, *extra: str) -> int:
+    return main(["init", str(directory), *BITS, *extra])
+
+
+def _check(directory: Path) -> int:
+    return main(["--config", str(directory / "sts.toml"), "check-config"])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("demo") / "instance"
+    assert _init(directory, "--demo") == 0
+    return directory
+
+
+@pytest.fixture(scope="module")
+def rsa_material() -> Iterator[tuple[rsa.RSAPrivateKey, x509.Certificate]]:
+    key = keygen.generate_rsa_key(2048)
+    yield key, keygen.self_signed_certificate(key, "imported signing")
+
+
+# --- a plain init ------------------------------------------------------------------------------------------------
+
+
+def test_init_creates_the_instance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    out = capsys.readouterr().out
+    assert f"Created STS instance in {directory}/" in out
+    keystore = directory / "keystore"
+    for private in (keystore / "sts-signing.key.pem", keystore / "tls.key.pem"):
+        assert private.is_file()
+        assert _mode(private) == 0o600
+    for public in (keystore / "sts-signing.crt.pem", keystore / "tls.crt.pem"):
+        assert public.is_file()
+        assert _mode(public) == 0o644
+    assert (keystore / "truststore").is_dir()
+    assert (directory / "sts.toml").is_file()
+    assert (directory / "sts.db").is_file()
+    assert _mode(directory / "sts.db") == 0o600
+    check_database(directory / "sts.db")
+    assert not (directory / "demo.json").exists()
+    assert not (directory / "demo-admin-password.txt").exists()
+
+
+def test_init_writes_a_loadable_config_and_matching_keys(tmp_path: Path) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory, "--bind", "0.0.0.0:9555") == 0
+    settings = load_settings(directory / "sts.toml", env={})
+    assert settings.server.bind == "0.0.0.0:9555"
+    assert settings.issuer.name == "https://localhost:9555/services/wso2carbon-sts"
+    assert settings.issuer.signing_key == directory.resolve() / "keystore/sts-signing.key.pem"
+    keystore = load_keystore(settings)
+    assert keystore.signing_key.key_size == 2048
+    assert same_public_key(keystore.signing_cert, keystore.signing_key)
+    tls_cert = x509.load_pem_x509_certificate((directory / "keystore/tls.crt.pem").read_bytes())
+    san = tls_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in san.get_values_for_type(x509.DNSName)
+
+
+def test_init_issuer_option(tmp_path: Path) -> None:
+    assert _init(tmp_path / "var", "--issuer", "https://sts.example.com/") == 0
+    assert load_settings(tmp_path / "var/sts.toml", env={}).issuer.name == "https://sts.example.com/"
+
+
+def test_init_creates_admin_role_without_users(tmp_path: Path) -> None:
+    assert _init(tmp_path / "var") == 0
+    db = Database(tmp_path / "var/sts.db")
+    try:
+        roles = [row[0] for row in db.conn.execute("SELECT name FROM roles")]
+        assert roles == ["admin"]
+        assert db.conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+    finally:
+        db.close()
+
+
+def test_second_init_refused_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    key_before = (directory / "keystore/sts-signing.key.pem").read_bytes()
+    capsys.readouterr()
+    assert _init(directory) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("sts: error: ")
+    assert "already exists; use --force" in captured.err
+    assert captured.out == ""
+    assert (directory / "keystore/sts-signing.key.pem").read_bytes() == key_before
+
+
+def test_force_overwrites(tmp_path: Path) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory, "--demo") == 0
+    key_before = (directory / "keystore/sts-signing.key.pem").read_bytes()
+    assert _init(directory, "--force") == 0
+    assert (directory / "keystore/sts-signing.key.pem").read_bytes() != key_before
+    assert _mode(directory / "keystore/sts-signing.key.pem") == 0o600
+    db = Database(directory / "sts.db")
+    try:  # the database was recreated: the demo user is gone
+        assert db.conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+    finally:
+        db.close()
+    assert _check(directory) == 0
+
+
+def test_bad_bind_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _init(tmp_path / "var", "--bind", "localhost") == 1
+    assert "--bind must be HOST:PORT" in capsys.readouterr().err
+
+
+def test_key_size_1024_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", str(tmp_path / "var"), "--key-size", "1024"]) == 1
+    assert "--key-size must be at least 2048" in capsys.readouterr().err
+    assert not (tmp_path / "var").exists()
+
+
+# --- --demo -------------------------------------------------------------------------------------------------------
+
+
+def test_demo_files(demo: Path) -> None:
+    password_file = demo / "demo-admin-password.txt"
+    assert _mode(password_file) == 0o600
+    password = password_file.read_text()
+    assert password.endswith("\n") and len(password.strip()) >= 20
+    assert _mode(demo / "demo-rp/rp.key.pem") == 0o600
+    rp_cert = x509.load_pem_x509_certificate((demo / "demo-rp/rp.crt.pem").read_bytes())
+    rp_key = keygen.load_private_key(demo / "demo-rp/rp.key.pem", None)
+    assert same_public_key(rp_cert, rp_key)
+    assert (demo / "keystore/truststore/demo-rp.crt.pem").read_bytes() == (demo / "demo-rp/rp.crt.pem").read_bytes()
+    info = json.loads((demo / "demo.json").read_text())
+    assert info == {
+        "applies_to": DEMO_APPLIES_TO,
+        "username": DEMO_USER,
+        "password_file": "demo-admin-password.txt",
+        "rp_key": "demo-rp/rp.key.pem",
+    }
+
+
+def test_demo_registers_rp_and_admin(demo: Path) -> None:
+    db = Database(demo / "sts.db")
+    try:
+        [rp] = RelyingPartyStore(db).all()
+        assert rp.address == DEMO_APPLIES_TO
+        assert rp.cert_file == "demo-rp.crt.pem"
+        assert rp.encrypt is True
+        user = SqliteUserStore(db, PasswordHasher()).find(PRIMARY, DEMO_USER)
+        assert user is not None
+        assert user.principal.roles == frozenset({"admin"})
+        password = (demo / "demo-admin-password.txt").read_text().strip()
+        assert PasswordHasher().verify(password, user.password_hash)[0] is True
+    finally:
+        db.close()
+
+
+def test_check_config_ok_on_demo(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert _check(demo) == 0
+    out = capsys.readouterr().out
+    assert f"configuration OK: {(demo / 'sts.toml').resolve()}" in out
+    assert "problem:" not in out
+
+
+# --- check-config failures ------------------------------------------------------------------------------------------
+
+
+def test_check_config_reports_missing_signing_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    key = directory / "keystore/sts-signing.key.pem"
+    key.unlink()
+    capsys.readouterr()
+    assert _check(directory) == 1
+    out = capsys.readouterr().out
+    assert f"problem: issuer.signing_key: {key.resolve()} not found" in out
+    assert "configuration OK" not in out
+
+
+def test_check_config_reports_several_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    (directory / "keystore/sts-signing.crt.pem").unlink()
+    (directory / "keystore/tls.key.pem").unlink()
+    (directory / "sts.db").unlink()
+    capsys.readouterr()
+    assert _check(directory) == 1
+    problems = [line for line in capsys.readouterr().out.splitlines() if line.startswith("problem: ")]
+    assert any("issuer.signing_cert" in p and "not found" in p for p in problems)
+    assert any(p.startswith("problem: server: ") and "tls.key.pem not found" in p for p in problems)
+    assert any(p.startswith("problem: store.database: ") for p in problems)
+
+
+def test_check_config_missing_rp_certificate(demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(demo, copy)
+    (copy / "keystore/truststore/demo-rp.crt.pem").unlink()
+    capsys.readouterr()
+    assert _check(copy) == 1
+    out = capsys.readouterr().out
+    assert f"problem: relying party {DEMO_APPLIES_TO}: certificate" in out
+
+
+def test_check_config_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    with (directory / "sts.toml").open("a") as handle:
+        handle.write("\n[bogus]\nx = 1\n")
+    capsys.readouterr()
+    assert _check(directory) == 1
+    assert "unknown table [bogus]" in capsys.readouterr().out
+
+
+def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _check(tmp_path / "nothing") == 1
+    assert "config file not found" in capsys.readouterr().out
+
+
+# --- importing signing material --------------------------------------------------------------------------------------
+
+
+def test_import_signing_key_and_cert(
+    tmp_path: Path, rsa_material: tuple[rsa.RSAPrivateKey, x509.Certificate]
+) -> None:
+    key, cert = rsa_material
+    keygen.write_private_key(tmp_path / "in.key", key)
+    keygen.write_certificate(tmp_path / "in.crt", cert)
+    directory = tmp_path / "var"
+    assert _init(directory, "--signing-key", str(tmp_path / "in.key"), "--signing-cert", str(tmp_path / "in.crt")) == 0
+    written = x509.load_pem_x509_certificate((directory / "keystore/sts-signing.crt.pem").read_bytes())
+    assert written == cert
+    assert _mode(directory / "keystore/sts-signing.key.pem") == 0o600
+    assert _check(directory) == 0
+
+
+def test_import_encrypted_key_with_passphrase_env(
+    tmp_path: Path, rsa_material: tuple[rsa.RSAPrivateKey, x509.Certificate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, cert = rsa_material
+    (tmp_path / "in.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"imp-pass"),
+        )
+    )
+    keygen.write_certificate(tmp_path / "in.crt", cert)
+    monkeypatch.setenv("IMPORT_PASS", "imp-pass")
+    directory = tmp_path / "var"
+    args = ["--signing-key", str(tmp_path / "in.key"), "--signing-cert", str(tmp_path / "in.crt"),
+            "--passphrase-env", "IMPORT_PASS"]
+    assert _init(directory, *args) == 0
+    # written unencrypted (0600), so the instance starts without the passphrase
+    written = keygen.load_private_key(directory / "keystore/sts-signing.key.pem", None)
+    assert written.private_numbers() == key.private_numbers()
+
+
+def test_import_key_without_cert_refused(
+    tmp_path: Path, rsa_material: tuple[rsa.RSAPrivateKey, x509.Certificate], capsys: pytest.CaptureFixture[str]
+) -> None:
+    keygen.write_private_key(tmp_path / "in.key", rsa_material[0])
+    assert _init(tmp_path / "var", "--signing-key", str(tmp_path / "in.key")) == 1
+    assert "--signing-key and --signing-cert go together" in capsys.readouterr().err
+
+
+def test_import_mismatched_pair_refused(
+    tmp_path: Path, rsa_material: tuple[rsa.RSAPrivateKey, x509.Certificate], capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = keygen.generate_rsa_key(2048)
+    keygen.write_private_key(tmp_path / "in.key", other)
+    keygen.write_certificate(tmp_path / "in.crt", rsa_material[1])
+    pair = ["--signing-key", str(tmp_path / "in.key"), "--signing-cert", str(tmp_path / "in.crt")]
+    assert _init(tmp_path / "var", *pair) == 1
+    assert "the signing key does not match the certificate" in capsys.readouterr().err
+    assert not (tmp_path / "var/keystore/sts-signing.key.pem").exists()
+
+
+def test_import_missing_file_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pair = ["--signing-key", str(tmp_path / "no.key"), "--signing-cert", str(tmp_path / "no.crt")]
+    code = _init(tmp_path / "var", *pair)
+    assert code == 1
+    assert "cannot read the signing key or certificate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("password", [b"p12-pass", None], ids=["with-password", "no-password"])
+def test_import_pkcs12(
+    tmp_path: Path,
+    rsa_material: tuple[rsa.RSAPrivateKey, x509.Certificate],
+    monkeypatch: pytest.MonkeyPatch,
+    password: bytes | None,
+) -> None:
+    key, cert = rsa_material
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    )
+    (tmp_path / "in.p12").write_bytes(pkcs12.serialize_key_and_certificates(b"sts", key, cert, None, encryption))
+    args = ["--signing-pkcs12", str(tmp_path / "in.p12")]
+    if password:
+        monkeypatch.setenv("P12_PASS", password.decode())
+        args += ["--passphrase-env", "P12_PASS"]
+    directory = tmp_path / "var"
+    assert _init(directory, *args) == 0
+    assert x509.load_pem_x509_certificate((directory / "keystore/sts-signing.crt.pem").read_bytes()) == cert
+    assert _check(directory) == 0
+
+
+def test_import_pkcs12_unset_passphrase_env(
+    tmp_path: Path, rsa_material: tuple[rsa.RSAPrivateKey, x509.Certificate], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, cert = rsa_material
+    data = pkcs12.serialize_key_and_certificates(b"sts", key, cert, None, serialization.BestAvailableEncryption(b"x"))
+    (tmp_path / "in.p12").write_bytes(data)
+    assert _init(tmp_path / "var", "--signing-pkcs12", str(tmp_path / "in.p12"), "--passphrase-env", "NOPE_VAR") == 1
+    assert "environment variable NOPE_VAR is not set" in capsys.readouterr().err
+
+
+def test_import_pkcs12_wrong_passphrase(
+    tmp_path: Path,
+    rsa_material: tuple[rsa.RSAPrivateKey, x509.Certificate],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key, cert = rsa_material
+    data = pkcs12.serialize_key_and_certificates(b"sts", key, cert, None, serialization.BestAvailableEncryption(b"x"))
+    (tmp_path / "in.p12").write_bytes(data)
+    monkeypatch.setenv("P12_PASS", "wrong")
+    assert _init(tmp_path / "var", "--signing-pkcs12", str(tmp_path / "in.p12"), "--passphrase-env", "P12_PASS") == 1
+    assert "cannot read the signing key or certificate" in capsys.readouterr().err
+
+
+def _small_pair() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the "too small" case
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30 * 12))
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def test_import_1024_bit_key_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key, cert = _small_pair()
+    keygen.write_private_key(tmp_path / "in.key", key)
+    keygen.write_certificate(tmp_path / "in.crt", cert)
+    directory = tmp_path / "var"
+    assert _init(directory, "--signing-key", str(tmp_path / "in.key"), "--signing-cert", str(tmp_path / "in.crt")) == 1
+    err = capsys.readouterr().err
+    assert "signing key has 1024 bits; at least 2048 required" in err
+    assert not (directory / "keystore/sts-signing.key.pem").exists()
+    assert not (directory / "sts.toml").exists()
+
+
+def test_import_1024_bit_pkcs12_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key, cert = _small_pair()
+    data = pkcs12.serialize_key_and_certificates(b"weak", key, cert, None, serialization.NoEncryption())
+    (tmp_path / "in.p12").write_bytes(data)
+    assert _init(tmp_path / "var", "--signing-pkcs12", str(tmp_path / "in.p12")) == 1
+    assert "at least 2048 required" in capsys.readouterr().err

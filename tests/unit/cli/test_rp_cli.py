@@ -1,0 +1,536 @@
+"""Tests for ``sts rp``: register, list, show, update and remove relying parties (R30, R31, I03, I20, E01, E02)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from sts.cli import main
+from sts.cli.common import CommandError
+from sts.cli.rp import parse_encryption, slug
+from sts.config.relying_parties import RelyingParty, RelyingPartyStore
+from sts.crypto import keygen
+from sts.crypto.keystore import fingerprint
+from sts.stores.sqlite import Database
+
+ADDRESS = "https://rp.example.com/app"
+EMAIL = "http://wso2.org/claims/emailaddress"
+GIVEN = "http://wso2.org/claims/givenname"
+
+
+@dataclass(frozen=True)
+class Certs:
+    good: Path
+    good_cert: x509.Certificate
+    other: Path
+    other_cert: x509.Certificate
+    der: Path
+    expired: Path
+    future: Path
+    weak: Path
+    expiring: Path
+    garbage: Path
+
+
+def _cert(key: rsa.RSAPrivateKey, name: str, before: dt.timedelta, after: dt.timedelta) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + before)
+        .not_valid_after(now + after)
+        .sign(key, hashes.SHA256())
+    )
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    base = tmp_path_factory.mktemp("rp-certs")
+    key = keygen.generate_rsa_key(2048)
+    good_cert = keygen.self_signed_certificate(key, "rp one")
+    keygen.write_certificate(base / "good.crt.pem", good_cert)
+    other_cert = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "rp two")
+    keygen.write_certificate(base / "other.crt.pem", other_cert)
+    (base / "good.cer").write_bytes(good_cert.public_bytes(serialization.Encoding.DER))
+    day = dt.timedelta(days=1)
+    expired = _cert(key, "expired rp", -10 * day, -day)
+    keygen.write_certificate(base / "expired.crt.pem", expired)
+    future = _cert(key, "future rp", 2 * day, 400 * day)
+    keygen.write_certificate(base / "future.crt.pem", future)
+    weak_key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the point
+    keygen.write_certificate(base / "weak.crt.pem", _cert(weak_key, "weak rp", -day, 400 * day))
+    keygen.write_certificate(base / "expiring.crt.pem", _cert(key, "expiring rp", -day, 10 * day))
+    (base / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    return Certs(
+        good=base / "good.crt.pem",
+        good_cert=good_cert,
+        other=base / "other.crt.pem",
+        other_cert=other_cert,
+        der=base / "good.cer",
+        expired=base / "expired.crt.pem",
+        future=base / "future.crt.pem",
+        weak=base / "weak.crt.pem",
+        expiring=base / "expiring.crt.pem",
+        garbage=base / "garbage.pem",
+    )
+
+
+@dataclass(frozen=True)
+class Instance:
+    base: Path
+
+    @property
+    def truststore(self) -> Path:
+        return self.base / "keystore" / "truststore"
+
+    def sts(self, *args: str) -> int:
+        return main(["--config", str(self.base / "sts.toml"), *args])
+
+    def rps(self) -> list[RelyingParty]:
+        db = Database(self.base / "sts.db")
+        try:
+            return RelyingPartyStore(db).all()
+        finally:
+            db.close()
+
+    def rp(self, address: str) -> RelyingParty:
+        db = Database(self.base / "sts.db")
+        try:
+            return RelyingPartyStore(db).get(address)
+        finally:
+            db.close()
+
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.truststore.iterdir())
+
+
+@pytest.fixture
+def inst(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Instance:
+    assert main(["init", "--key-size", "2048", str(tmp_path / "var")]) == 0
+    capsys.readouterr()
+    return Instance(tmp_path / "var")
+
+
+# --- add ---------------------------------------------------------------------------------------------------------
+
+
+def test_add_defaults_copies_certificate(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    out = capsys.readouterr().out
+    assert f"registered relying party {ADDRESS}" in out
+    assert fingerprint(certs.good_cert) in out
+    rp = inst.rp(ADDRESS)
+    assert (rp.match, rp.token_type, rp.encrypt) == ("exact", "saml20", True)
+    assert (rp.cipher, rp.key_transport) == ("aes256-gcm", "rsa-oaep-mgf1p")
+    assert (rp.claims, rp.lifetime, rp.nameid) == ((), 0, "username")
+    assert (rp.profile, rp.applies_to_in_response, rp.identifier) == ("strict", True, "")
+    assert re.fullmatch(r"https-rp-example-com-app-[0-9a-f]{8}\.crt\.pem", rp.cert_file)
+    assert rp.cert_file == slug(ADDRESS) + ".crt.pem"
+    copied = inst.truststore / rp.cert_file
+    assert stat.S_IMODE(copied.stat().st_mode) == 0o644
+    assert copied.read_bytes() == certs.good.read_bytes()
+    assert inst.files() == [rp.cert_file]  # no temporary file left behind
+
+
+def test_add_all_options(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--token-type", "saml11", "--encryption", "aes128-gcm,rsa-oaep", "--claim", EMAIL, "--claim", GIVEN]
+    args += ["--claim", EMAIL, "--lifetime", "600", "--nameid", "email", "--profile", "wso2"]
+    args += ["--no-applies-to-in-response", "--identifier", "urn:example:rp"]
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), *args) == 0
+    rp = inst.rp(ADDRESS)
+    assert (rp.token_type, rp.cipher, rp.key_transport) == ("saml11", "aes128-gcm", "rsa-oaep")
+    assert rp.claims == (EMAIL, GIVEN)
+    assert (rp.lifetime, rp.nameid, rp.profile, rp.applies_to_in_response) == (600, "email", "wso2", False)
+    assert rp.identifier == "urn:example:rp"
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_add_der_certificate_stored_as_pem(inst: Instance, certs: Certs) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.der)) == 0
+    data = (inst.truststore / inst.rp(ADDRESS).cert_file).read_bytes()
+    assert data.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert x509.load_pem_x509_certificate(data) == certs.good_cert
+
+
+def test_add_creates_missing_truststore(inst: Instance, certs: Certs) -> None:
+    inst.truststore.rmdir()
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    assert inst.files() == [inst.rp(ADDRESS).cert_file]
+
+
+def test_address_is_normalised(inst: Instance, certs: Certs) -> None:
+    assert inst.sts("rp", "add", "  HTTPS://RP.Example.COM:443/app  ", "--cert", str(certs.good)) == 0
+    assert [rp.address for rp in inst.rps()] == [ADDRESS]
+
+
+@pytest.mark.parametrize(
+    "spelling", [ADDRESS, "HTTPS://RP.EXAMPLE.COM/app", "https://rp.example.com:443/app"]
+)
+def test_duplicate_refused(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str], spelling: str) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    before = {name: (inst.truststore / name).read_bytes() for name in inst.files()}
+    capsys.readouterr()
+    assert inst.sts("rp", "add", spelling, "--cert", str(certs.other)) == 1
+    assert "already registered" in capsys.readouterr().err
+    assert len(inst.rps()) == 1
+    assert {name: (inst.truststore / name).read_bytes() for name in inst.files()} == before
+
+
+def test_cert_required_unless_no_encrypt(inst: Instance, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS) == 1
+    assert "--cert is required unless --no-encrypt" in capsys.readouterr().err
+    assert inst.sts("rp", "add", ADDRESS, "--no-encrypt") == 0
+    assert "will not be encrypted" in capsys.readouterr().err
+    rp = inst.rp(ADDRESS)
+    assert (rp.encrypt, rp.cert_file) == (False, "")
+    assert inst.files() == []
+
+
+@pytest.mark.parametrize(
+    ("which", "message"),
+    [
+        ("expired", "certificate expired on"),
+        ("future", "not valid before"),
+        ("weak", "RSA key of 1024 bits; at least 2048 required"),
+        ("garbage", "is not a PEM or DER X.509 certificate"),
+    ],
+)
+def test_bad_certificate_refused(
+    inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str], which: str, message: str
+) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(getattr(certs, which))) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sts: error: ")
+    assert message in err
+    assert inst.rps() == []
+    assert inst.files() == []
+
+
+def test_missing_certificate_file(inst: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(tmp_path / "nope.pem")) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+def test_expiring_certificate_warns(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.expiring)) == 0
+    assert "sts: warning: " in capsys.readouterr().err
+    assert len(inst.rps()) == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["rsa-1_5", "tripledes-cbc", "3des", "aes128-cbc", "aes256-gcm,rsa-1_5", "aes256-gcm,", "aes256-gcm,rsa-oaep,x"],
+)
+def test_bad_encryption_refused(
+    inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), "--encryption", value) == 1
+    assert "--encryption: unknown" in capsys.readouterr().err
+    assert inst.rps() == []
+    assert inst.files() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("aes256-gcm", ("aes256-gcm", "rsa-oaep-mgf1p")),
+        ("aes256-cbc,rsa-oaep-mgf1p", ("aes256-cbc", "rsa-oaep-mgf1p")),
+        ("aes128-gcm,rsa-oaep", ("aes128-gcm", "rsa-oaep")),
+    ],
+)
+def test_encryption_choices(
+    inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str], value: str, expected: tuple[str, str]
+) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), "--encryption", value) == 0
+    rp = inst.rp(ADDRESS)
+    assert (rp.cipher, rp.key_transport) == expected
+    warned = ".NET Framework / WIF relying parties only" in capsys.readouterr().err
+    assert warned == (expected[0] == "aes256-cbc")
+
+
+def test_parse_encryption_default_key_transport() -> None:
+    assert parse_encryption("AES256-GCM") == ("aes256-gcm", "rsa-oaep-mgf1p")
+    assert parse_encryption("aes256-gcm", "rsa-oaep") == ("aes256-gcm", "rsa-oaep")
+    with pytest.raises(CommandError):
+        parse_encryption("aes256-gcm,rsa-1_5")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--match", "glob", "--match must be one of"),
+        ("--token-type", "saml2", "--token-type must be one of"),
+        ("--nameid", "upn", "--nameid must be one of"),
+        ("--profile", "spring", "--profile must be one of"),
+        ("--lifetime", "ten", "--lifetime expects a number"),
+        ("--lifetime", "-1", "--lifetime must be between"),
+        ("--lifetime", "43201", "--lifetime must be between"),
+        ("--claim", "email address", "--claim expects an absolute claim URI"),
+        ("--claim", "emailaddress", "--claim expects an absolute claim URI"),
+        ("--identifier", "not a uri", "--identifier expects an absolute URI"),
+    ],
+)
+def test_bad_option_values(
+    inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), option, value) == 1
+    assert message in capsys.readouterr().err
+    assert inst.rps() == []
+
+
+def test_bad_addresses(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = ("rp.example.com/app", "https://user@rp.example.com/", "https://rp example/", "https://rp:99999/")
+    for address in (*bad, "https://[a-z]+.example/"):
+        assert inst.sts("rp", "add", address, "--cert", str(certs.good)) == 1
+        assert "sts: error: " in capsys.readouterr().err
+    assert inst.rps() == []
+    assert inst.files() == []
+
+
+# --- match kinds (I03) -----------------------------------------------------------------------------------------------
+
+
+def test_prefix_needs_trailing_slash(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--match", "prefix", "--cert", str(certs.good)) == 1
+    assert "prefix addresses must end with '/'" in capsys.readouterr().err
+    assert inst.files() == []
+    assert inst.sts("rp", "add", ADDRESS + "/", "--match", "prefix", "--cert", str(certs.good)) == 0
+    rp = inst.rp(ADDRESS + "/")
+    assert rp.match == "prefix"
+    assert rp.matches("https://rp.example.com/app/x")
+    assert not rp.matches("https://rp.example.com/application")
+
+
+def test_regex(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    pattern = r"https://[a-z]+\.example\.org/app/"
+    assert inst.sts("rp", "add", "https://(", "--match", "regex", "--identifier", "urn:rp", "--no-encrypt") == 1
+    assert "invalid regular expression" in capsys.readouterr().err
+    assert inst.sts("rp", "add", pattern, "--match", "regex", "--cert", str(certs.good)) == 1
+    assert "needs an identifier" in capsys.readouterr().err
+    assert inst.sts("rp", "add", pattern, "--match", "regex", "--identifier", "urn:rp", "--cert", str(certs.good)) == 0
+    rp = inst.rp(pattern)  # stored as written, not normalised
+    assert (rp.match, rp.identifier) == ("regex", "urn:rp")
+    assert rp.matches("https://a.example.org/app/")
+    assert not rp.matches("https://a.example.org/app/x")  # anchored: fullmatch
+    assert not rp.matches("https://a.example.org.evil/app/")
+    assert (inst.truststore / rp.cert_file).is_file()
+    capsys.readouterr()
+    assert inst.sts("rp", "show", pattern) == 0
+    assert f"address:                {pattern}" in capsys.readouterr().out
+
+
+# --- list / show -------------------------------------------------------------------------------------------------
+
+
+def test_list(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "list") == 0
+    assert capsys.readouterr().out == ""
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), "--token-type", "saml11") == 0
+    assert inst.sts("rp", "add", "https://other.example.com/", "--match", "prefix", "--no-encrypt") == 0
+    capsys.readouterr()
+    assert inst.sts("rp", "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "https://other.example.com/\tprefix\tsaml20\tencrypt: no\t-",
+        f"{ADDRESS}\texact\tsaml11\tencrypt: yes\taes256-gcm,rsa-oaep-mgf1p",
+    ]
+
+
+def test_show(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), "--claim", EMAIL, "--lifetime", "300") == 0
+    capsys.readouterr()
+    assert inst.sts("rp", "show", "HTTPS://rp.example.com:443/app") == 0  # un-normalised spelling accepted
+    out = capsys.readouterr().out
+    for expected in (
+        f"address:                {ADDRESS}",
+        "match:                  exact",
+        "identifier:             (the address)",
+        "token type:             saml20",
+        "encrypt:                yes",
+        "cipher:                 aes256-gcm",
+        "key transport:          rsa-oaep-mgf1p",
+        "nameid:                 username",
+        "lifetime:               300",
+        "profile:                strict",
+        "applies-to in response: yes",
+        EMAIL,
+        "certificate subject:    CN=rp one",
+        f"certificate expires:    {certs.good_cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC",
+        f"certificate SHA-256:    {fingerprint(certs.good_cert)}",
+        str(inst.truststore / slug(ADDRESS)),
+    ):
+        assert expected in out
+
+
+def test_show_missing_certificate_file(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    (inst.truststore / inst.rp(ADDRESS).cert_file).unlink()
+    capsys.readouterr()
+    assert inst.sts("rp", "show", ADDRESS) == 0
+    assert "unreadable" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("action", ["show", "update", "remove"])
+def test_unknown(inst: Instance, capsys: pytest.CaptureFixture[str], action: str) -> None:
+    assert inst.sts("rp", action, "https://nobody.example.com/") == 1
+    assert "sts: error: no relying party https://nobody.example.com/" in capsys.readouterr().err
+
+
+# --- update ------------------------------------------------------------------------------------------------------
+
+
+def test_update_settings(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    add = ["--cert", str(certs.good), "--claim", EMAIL, "--encryption", "aes256-gcm,rsa-oaep"]
+    assert inst.sts("rp", "add", ADDRESS, *add) == 0
+    before = inst.rp(ADDRESS)
+    capsys.readouterr()
+    change = ["--encryption", "aes256-cbc", "--token-type", "saml11"]
+    assert inst.sts("rp", "update", "HTTPS://RP.EXAMPLE.COM/app", *change) == 0
+    captured = capsys.readouterr()
+    assert f"updated relying party {ADDRESS}" in captured.out
+    assert ".NET Framework / WIF" in captured.err
+    rp = inst.rp(ADDRESS)
+    assert (rp.cipher, rp.key_transport, rp.token_type) == ("aes256-cbc", "rsa-oaep", "saml11")  # transport kept
+    assert (rp.claims, rp.cert_file) == ((EMAIL,), before.cert_file)  # untouched settings kept
+    assert inst.sts("rp", "update", ADDRESS, "--claim", GIVEN, "--lifetime", "120", "--nameid", "email") == 0
+    rp = inst.rp(ADDRESS)
+    assert (rp.claims, rp.lifetime, rp.nameid) == ((GIVEN,), 120, "email")
+    assert inst.sts("rp", "update", ADDRESS, "--clear-claims", "--no-applies-to-in-response", "--profile", "adfs") == 0
+    rp = inst.rp(ADDRESS)
+    assert (rp.claims, rp.applies_to_in_response, rp.profile) == ((), False, "adfs")
+    capsys.readouterr()
+    assert inst.sts("rp", "update", ADDRESS, "--claim", EMAIL, "--clear-claims") == 1
+    assert "not both" in capsys.readouterr().err
+    assert inst.sts("rp", "update", ADDRESS, "--encryption", "aes256-gcm,rsa-1_5") == 1
+    assert inst.sts("rp", "update", ADDRESS, "--lifetime", "99999") == 1
+    assert inst.rp(ADDRESS) == rp
+
+
+def test_update_encrypt_toggle(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--no-encrypt") == 0
+    capsys.readouterr()
+    assert inst.sts("rp", "update", ADDRESS, "--encrypt") == 1
+    assert "give --cert to encrypt" in capsys.readouterr().err
+    assert inst.sts("rp", "update", ADDRESS, "--encrypt", "--cert", str(certs.good)) == 0
+    rp = inst.rp(ADDRESS)
+    assert rp.encrypt
+    assert inst.files() == [rp.cert_file]
+    assert inst.sts("rp", "update", ADDRESS, "--no-encrypt") == 0
+    assert "will not be encrypted" in capsys.readouterr().err
+    assert not inst.rp(ADDRESS).encrypt
+
+
+def test_update_replaces_certificate(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    name = inst.rp(ADDRESS).cert_file
+    assert inst.sts("rp", "update", ADDRESS, "--cert", str(certs.weak)) == 1
+    assert "1024 bits" in capsys.readouterr().err
+    assert (inst.truststore / name).read_bytes() == certs.good.read_bytes()
+    assert inst.sts("rp", "update", ADDRESS, "--cert", str(certs.other)) == 0
+    assert inst.rp(ADDRESS).cert_file == name
+    assert inst.files() == [name]
+    assert (inst.truststore / name).read_bytes() == certs.other.read_bytes()
+    assert stat.S_IMODE((inst.truststore / name).stat().st_mode) == 0o644
+    capsys.readouterr()
+    assert inst.sts("rp", "show", ADDRESS) == 0
+    out = capsys.readouterr().out
+    assert fingerprint(certs.other_cert) in out
+    assert "CN=rp two" in out
+
+
+def test_update_match_kind(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS + "/", "--cert", str(certs.good)) == 0
+    assert inst.sts("rp", "update", ADDRESS + "/", "--match", "prefix") == 0
+    assert inst.rp(ADDRESS + "/").match == "prefix"
+    assert inst.sts("rp", "update", ADDRESS + "/", "--match", "regex") == 1
+    assert "needs an identifier" in capsys.readouterr().err
+    pattern = "HTTPS://rp.example.com:443/app/"  # a regex that is also a URL
+    assert inst.sts("rp", "add", pattern, "--match", "regex", "--identifier", "urn:x", "--no-encrypt") == 0
+    # regex -> exact normalises the address: the entry is replaced in one transaction, unless that duplicates
+    assert inst.sts("rp", "update", pattern, "--match", "exact") == 1
+    assert "already registered" in capsys.readouterr().err
+    assert inst.rp(pattern).match == "regex"
+    assert len(inst.rps()) == 2
+    assert inst.sts("rp", "remove", ADDRESS + "/") == 0
+    assert inst.sts("rp", "update", pattern, "--match", "exact", "--identifier", "") == 0
+    [rp] = inst.rps()
+    assert (rp.address, rp.match, rp.identifier, rp.encrypt) == (ADDRESS + "/", "exact", "", False)
+
+
+# --- remove ------------------------------------------------------------------------------------------------------
+
+
+def test_remove_deletes_certificate(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    assert inst.sts("rp", "add", "https://two.example.com/", "--cert", str(certs.other)) == 0
+    name = inst.rp(ADDRESS).cert_file
+    capsys.readouterr()
+    assert inst.sts("rp", "remove", "https://RP.example.com:443/app") == 0
+    out = capsys.readouterr().out
+    assert f"removed relying party {ADDRESS}" in out
+    assert "deleted certificate" in out
+    assert not (inst.truststore / name).exists()
+    assert [rp.address for rp in inst.rps()] == ["https://two.example.com/"]
+    assert inst.files() == [inst.rp("https://two.example.com/").cert_file]
+    assert inst.sts("rp", "remove", ADDRESS) == 1
+
+
+def test_remove_keeps_shared_certificate(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    name = inst.rp(ADDRESS).cert_file
+    db = Database(inst.base / "sts.db")
+    try:
+        RelyingPartyStore(db).add(RelyingParty(address="https://shared.example.com/", cert_file=name))
+    finally:
+        db.close()
+    capsys.readouterr()
+    assert inst.sts("rp", "remove", ADDRESS) == 0
+    assert "deleted certificate" not in capsys.readouterr().out
+    assert (inst.truststore / name).is_file()
+    assert inst.sts("rp", "remove", "https://shared.example.com/") == 0
+    assert inst.files() == []
+
+
+def test_remove_no_certificate(inst: Instance, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--no-encrypt") == 0
+    assert inst.sts("rp", "remove", ADDRESS) == 0
+    assert inst.rps() == []
+
+
+# --- misc --------------------------------------------------------------------------------------------------------
+
+
+def test_slug() -> None:
+    long = "https://very-long-host-name.example.com/" + "segment/" * 20
+    stem = slug(long)
+    readable, digest = stem.rsplit("-", 1)
+    assert len(readable) <= 60
+    assert not readable.endswith("-")
+    assert digest == hashlib.sha256(long.encode()).hexdigest()[:8]
+    assert slug(long + "x") != stem
+    assert re.fullmatch(r"[a-z0-9-]+", slug("urn:Ex@mple:RP/ünïcode"))
+    assert slug("https://a/")[: -9] == "https-a"
+
+
+@pytest.mark.parametrize(
+    "command", [["rp"], ["rp", "add"], ["rp", "list"], ["rp", "show"], ["rp", "update"], ["rp", "remove"]]
+)
+def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: sts " + " ".join(command) in capsys.readouterr().out

@@ -1,0 +1,264 @@
+"""Tests for sts.soap.endpoint: the single wrap point (architecture §5) with a stub service."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import pytest
+from lxml import etree
+
+from sts import ns
+from sts.errors import FailedAuthentication, InvalidRequest, InvalidScope, STSError
+from sts.service import RequestInfo
+from sts.soap.endpoint import SoapEndpoint, SoapRequest, SoapResponse
+from sts.soap.envelope import SoapVersion
+from sts.soap.faults import STS_FAULT_NS
+from sts.xmlutil import ParserLimits
+
+S11, S12 = SoapVersion.SOAP11, SoapVersion.SOAP12
+ISSUE_13 = "http://docs.oasis-open.org/ws-sx/ws-trust/200512/Issue"
+ISSUE_05 = "http://schemas.xmlsoap.org/ws/2005/02/trust/Issue"
+
+
+def _rst(trust_ns: str = ns.WST, request_type: str = ISSUE_13) -> str:
+    return (
+        f'<wst:RequestSecurityToken xmlns:wst="{trust_ns}">'
+        f"<wst:RequestType>{request_type}</wst:RequestType></wst:RequestSecurityToken>"
+    )
+
+
+def _envelope(version: SoapVersion, body: str, header: str = "") -> bytes:
+    return (
+        f'<soap:Envelope xmlns:soap="{version.namespace}"><soap:Header>{header}</soap:Header>'
+        f"<soap:Body>{body}</soap:Body></soap:Envelope>"
+    ).encode()
+
+
+@dataclass
+class Reply:
+    body: etree._Element
+
+
+@dataclass
+class StubService:
+    """Duck-types SecurityTokenService.handle; records calls, then raises or answers."""
+
+    raises: BaseException | None = None
+    calls: list[tuple[str, tuple[etree._Element, ...], etree._Element, RequestInfo]] = field(default_factory=list)
+
+    def handle(
+        self, soap_ns: str, headers: tuple[etree._Element, ...], body_child: etree._Element, info: RequestInfo
+    ) -> Reply:
+        self.calls.append((soap_ns, headers, body_child, info))
+        if self.raises is not None:
+            raise self.raises
+        answer = etree.Element(ns.qn(ns.WST, "RequestSecurityTokenResponseCollection"), nsmap={"wst": ns.WST})
+        etree.SubElement(answer, ns.qn(ns.WST, "RequestSecurityTokenResponse")).text = "caf\u00e9"
+        return Reply(answer)
+
+
+def _handle(
+    service: StubService, version: SoapVersion, body: bytes, sender_status: int = 400, action: str = ""
+) -> SoapResponse:
+    endpoint = SoapEndpoint(service, ParserLimits(), soap12_sender_status=sender_status)  # type: ignore[arg-type]
+    request = SoapRequest(
+        body=body, version=version, http_action=action, client_address="192.0.2.1", secure_transport=True
+    )
+    return endpoint.handle(request)
+
+
+def _fault_qname(response: SoapResponse, version: SoapVersion) -> tuple[str, str]:
+    root = etree.fromstring(response.body)
+    if version is S11:
+        element = root.find(f"{ns.qn(ns.S11, 'Body')}/{ns.qn(ns.S11, 'Fault')}/faultcode")
+    else:
+        element = root.find(f".//{ns.qn(ns.S12, 'Subcode')}/{ns.qn(ns.S12, 'Value')}")
+    assert element is not None
+    prefix, _, local = (element.text or "").partition(":")
+    return element.nsmap[prefix], local
+
+
+def _correlation_id(response: SoapResponse) -> str:
+    found = etree.fromstring(response.body).findtext(f".//{ns.qn(STS_FAULT_NS, 'CorrelationId')}")
+    assert found
+    return found
+
+
+# --- success ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [S11, S12])
+def test_success_wrapped_in_envelope_of_request_version(version: SoapVersion) -> None:
+    service = StubService()
+    response = _handle(service, version, _envelope(version, _rst()))
+    assert response.status == 200
+    assert response.content_type == f"{version.media_type}; charset=utf-8"
+    root = etree.fromstring(response.body)
+    assert root.tag == ns.qn(version.namespace, "Envelope")
+    assert [child.tag for child in root] == [ns.qn(version.namespace, "Body")]
+    body = root[0]
+    assert len(body) == 1
+    assert body[0].tag == ns.qn(ns.WST, "RequestSecurityTokenResponseCollection")
+    assert body[0][0].text == "caf\u00e9"
+    response.body.decode("ascii")  # non-ASCII as character references
+
+
+def test_service_receives_envelope_parts_and_request_info() -> None:
+    service = StubService()
+    header = f'<wsa:Action xmlns:wsa="{ns.WSA}">x</wsa:Action>'
+    _handle(service, S12, _envelope(S12, _rst(), header), action="urn:act")
+    [(soap_ns, headers, body_child, info)] = service.calls
+    assert soap_ns == ns.S12
+    assert [h.tag for h in headers] == [ns.qn(ns.WSA, "Action")]
+    assert body_child.tag == ns.qn(ns.WST, "RequestSecurityToken")
+    assert info.client_address == "192.0.2.1"
+    assert info.secure_transport is True
+    assert info.http_action == "urn:act"
+    assert len(info.correlation_id) == 32
+
+
+# --- STSError from the service -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "qname", "s12_status"),
+    [
+        (InvalidRequest("secret-detail"), (ns.WST, "InvalidRequest"), 400),
+        (InvalidScope("secret-detail"), (ns.WST, "InvalidScope"), 400),
+        (FailedAuthentication("secret-detail"), (ns.WSSE, "FailedAuthentication"), 400),
+    ],
+)
+@pytest.mark.parametrize("version", [S11, S12])
+def test_sts_error_becomes_its_fault(
+    error: STSError, qname: tuple[str, str], s12_status: int, version: SoapVersion
+) -> None:
+    response = _handle(StubService(raises=error), version, _envelope(version, _rst()))
+    assert _fault_qname(response, version) == qname
+    assert response.status == (500 if version is S11 else s12_status)
+    assert response.content_type == f"{version.media_type}; charset=utf-8"
+    assert b"secret-detail" not in response.body
+
+
+def test_soap12_sender_status_setting_is_used() -> None:
+    response = _handle(StubService(raises=InvalidRequest()), S12, _envelope(S12, _rst()), sender_status=500)
+    assert response.status == 500
+
+
+@pytest.mark.parametrize("version", [S11, S12])
+def test_feb2005_request_gets_feb2005_trust_faults(version: SoapVersion) -> None:
+    response = _handle(StubService(raises=InvalidRequest()), version, _envelope(version, _rst(ns.WST05, ISSUE_05)))
+    assert _fault_qname(response, version) == (ns.WST05, "InvalidRequest")
+    assert ns.WST.encode() not in response.body
+
+
+@pytest.mark.parametrize("version", [S11, S12])
+def test_feb2005_unexpected_error_is_feb2005_request_failed(version: SoapVersion) -> None:
+    response = _handle(
+        StubService(raises=RuntimeError("boom")), version, _envelope(version, _rst(ns.WST05, ISSUE_05))
+    )
+    assert _fault_qname(response, version) == (ns.WST05, "RequestFailed")
+
+
+# --- unexpected exceptions ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [S11, S12])
+def test_unexpected_exception_becomes_request_failed(version: SoapVersion, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="sts.soap")
+    response = _handle(StubService(raises=ZeroDivisionError("secret-detail")), version, _envelope(version, _rst()))
+    assert response.status == 500
+    assert _fault_qname(response, version) == (ns.WST, "RequestFailed")
+    if version is S12:
+        root = etree.fromstring(response.body)
+        value = root.find(f".//{ns.qn(ns.S12, 'Code')}/{ns.qn(ns.S12, 'Value')}")
+        assert value is not None and value.text == "s12:Receiver"
+    for leak in (b"secret-detail", b"Traceback", b"ZeroDivisionError", b"File \""):
+        assert leak not in response.body
+    # the log carries the traceback and the same correlation id as the fault
+    correlation_id = _correlation_id(response)
+    records = [r for r in caplog.records if r.name == "sts.soap"]
+    assert len(records) == 1
+    assert records[0].correlation_id == correlation_id  # type: ignore[attr-defined]
+    assert records[0].exc_info is not None and records[0].exc_info[0] is ZeroDivisionError
+
+
+def test_each_request_gets_a_fresh_correlation_id() -> None:
+    service = StubService(raises=InvalidRequest())
+    first = _correlation_id(_handle(service, S11, _envelope(S11, _rst())))
+    second = _correlation_id(_handle(service, S11, _envelope(S11, _rst())))
+    assert first != second
+
+
+def test_failure_is_audited(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="sts.audit")
+    response = _handle(StubService(raises=InvalidScope("secret-detail")), S11, _envelope(S11, _rst()))
+    [record] = [r for r in caplog.records if r.name == "sts.audit"]
+    assert record.levelno == logging.WARNING
+    assert record.fault == "InvalidScope"  # type: ignore[attr-defined]
+    assert record.reason == "invalid_scope"  # type: ignore[attr-defined]
+    assert record.correlation_id == _correlation_id(response)  # type: ignore[attr-defined]
+    assert "secret-detail" not in record.getMessage()
+
+
+# --- errors before the service ----------------------------------------------------------------------------------
+
+
+def test_malformed_body_never_reaches_the_service() -> None:
+    service = StubService()
+    response = _handle(service, S11, b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>')
+    assert service.calls == []
+    assert _fault_qname(response, S11) == (ns.S11, "Client")
+    assert response.status == 500
+    assert b"passwd" not in response.body
+
+
+def test_version_mismatch_fault_in_the_announced_version() -> None:
+    service = StubService()
+    response = _handle(service, S12, _envelope(S11, _rst()))
+    assert service.calls == []
+    root = etree.fromstring(response.body)
+    assert root.tag == ns.qn(ns.S12, "Envelope")
+    value = root.find(f".//{ns.qn(ns.S12, 'Code')}/{ns.qn(ns.S12, 'Value')}")
+    assert value is not None and value.text == "s12:VersionMismatch"
+    assert root.find(f"{ns.qn(ns.S12, 'Header')}/{ns.qn(ns.S12, 'Upgrade')}") is not None
+
+
+def test_unknown_mandatory_header_must_understand() -> None:
+    service = StubService()
+    header = f'<x:Foo xmlns:x="urn:x" xmlns:soap="{ns.S12}" soap:mustUnderstand="true"/>'
+    response = _handle(service, S12, _envelope(S12, _rst(), header))
+    assert service.calls == []
+    root = etree.fromstring(response.body)
+    value = root.find(f".//{ns.qn(ns.S12, 'Code')}/{ns.qn(ns.S12, 'Value')}")
+    assert value is not None and value.text == "s12:MustUnderstand"
+    not_understood = root.find(f"{ns.qn(ns.S12, 'Header')}/{ns.qn(ns.S12, 'NotUnderstood')}")
+    assert not_understood is not None
+    assert not_understood.nsmap[not_understood.get("qname", "").split(":")[0]] == "urn:x"
+
+
+@pytest.mark.parametrize(
+    "understood",
+    [(ns.WSSE, "Security"), (ns.WSA, "Action"), (ns.WSA04, "To"), (ns.WSA, "MessageID")],
+)
+def test_understood_mandatory_headers_pass(understood: tuple[str, str]) -> None:
+    service = StubService()
+    namespace, local = understood
+    header = f'<h:{local} xmlns:h="{namespace}" xmlns:soap="{ns.S11}" soap:mustUnderstand="1"/>'
+    response = _handle(service, S11, _envelope(S11, _rst(), header))
+    assert response.status == 200
+    assert len(service.calls) == 1
+
+
+def test_two_body_children_invalid_request_without_calling_the_service() -> None:
+    service = StubService()
+    response = _handle(service, S11, _envelope(S11, _rst() + _rst()))
+    assert service.calls == []
+    assert _fault_qname(response, S11) == (ns.WST, "InvalidRequest")
+
+
+def test_handle_never_raises_for_base_exceptions_of_the_service() -> None:
+    response = _handle(StubService(raises=KeyError("secret-detail")), S11, _envelope(S11, _rst()))
+    assert response.status == 500
+    assert b"secret-detail" not in response.body
+    assert b"KeyError" not in response.body

@@ -1,0 +1,213 @@
+"""Tests for sts.logging: redaction of secrets and the JSON-lines formatter (catalogue A13, O10)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from sts import ns
+from sts.logging import JsonFormatter, RedactionFilter, configure_logging, redact
+
+CANARY = "CANARY-PW-7f3a"
+
+
+# --- redact() ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        f'<wsse:Password Type="{ns.PASSWORD_TEXT}">{CANARY}</wsse:Password>',
+        f"<Password>{CANARY}</Password>",
+        f'<wsse:Nonce EncodingType="{ns.BASE64_BINARY}">{CANARY}</wsse:Nonce>',
+        f"<wst:BinarySecret>{CANARY}</wst:BinarySecret>",
+        f"<xenc:CipherValue>{CANARY}</xenc:CipherValue>",
+        f"<ds:SignatureValue>{CANARY}</ds:SignatureValue>",
+        f"<wsse:Password>\n  {CANARY}\n</wsse:Password>",
+    ],
+)
+def test_secret_element_text_masked(element: str) -> None:
+    out = redact(f"before {element} after")
+    assert CANARY not in out
+    assert "[redacted]" in out
+    assert out.startswith("before <") and out.endswith("> after")
+
+
+def test_every_secret_element_masked_not_just_the_first() -> None:
+    out = redact(f"<Password>{CANARY}</Password><Nonce>{CANARY}2</Nonce><Password>{CANARY}3</Password>")
+    assert CANARY not in out
+    assert out.count("[redacted]") == 3
+
+
+def test_username_is_not_masked() -> None:
+    assert redact("<wsse:Username>alice</wsse:Username>") == "<wsse:Username>alice</wsse:Username>"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"password={CANARY}", "password=[redacted]"),
+        (f"login failed password = {CANARY} for alice", "login failed password = [redacted] for alice"),
+        (f"Password: {CANARY}", "Password: [redacted]"),
+        (f"PASSPHRASE={CANARY}", "PASSPHRASE=[redacted]"),
+        (f"nonce={CANARY}", "nonce=[redacted]"),
+        (f"secret: {CANARY}", "secret: [redacted]"),
+        (f"digest={CANARY}", "digest=[redacted]"),
+    ],
+)
+def test_key_value_pairs_masked(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("text", [f"{{'password': '{CANARY}'}}", f'{{"password": "{CANARY}"}}'])
+def test_quoted_key_value_pairs_masked(text: str) -> None:
+    assert CANARY not in redact(text)
+
+
+@pytest.mark.parametrize("kind", ["PRIVATE KEY", "RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY"])
+def test_pem_private_key_masked(kind: str) -> None:
+    pem = f"-----BEGIN {kind}-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC{CANARY}\nabc\n-----END {kind}-----"
+    out = redact(f"loaded {pem} ok")
+    assert out == "loaded [redacted private key] ok"
+
+
+def test_certificate_is_not_masked() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    assert redact(pem) == pem
+
+
+@pytest.mark.parametrize("prefix", ["soap:", "s12:", ""])
+def test_whole_envelope_masked(prefix: str) -> None:
+    envelope = (
+        f'<{prefix}Envelope xmlns{":" + prefix[:-1] if prefix else ""}="{ns.S11}"><{prefix}Body>'
+        f"<wst:RST>{CANARY}</wst:RST></{prefix}Body></{prefix}Envelope>"
+    )
+    out = redact(f"request body: {envelope}")
+    assert out == "request body: [redacted envelope]"
+
+
+def test_plain_text_unchanged() -> None:
+    text = "issued token _abc for alice to https://rp.example.com/ in 12 ms"
+    assert redact(text) == text
+
+
+# --- RedactionFilter + JsonFormatter ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def logger_and_stream() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactionFilter())
+    logger = logging.getLogger("sts.test.logging")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield logger, stream
+    logger.removeHandler(handler)
+    logger.propagate = True
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    text = stream.getvalue()
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_one_json_object_per_line_with_extra_fields(logger_and_stream: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = logger_and_stream
+    logger.info("issued %s", "token", extra={"correlation_id": "abc123", "duration_ms": 12.5, "user": "alice"})
+    logger.warning("second\nline", extra={"reason": "x"})
+    records = _lines(stream)
+    assert len(records) == 2
+    first = records[0]
+    assert first["message"] == "issued token"
+    assert first["level"] == "INFO"
+    assert first["logger"] == "sts.test.logging"
+    assert first["correlation_id"] == "abc123"
+    assert first["duration_ms"] == 12.5
+    assert first["user"] == "alice"
+    assert str(first["time"]).endswith("+00:00")
+    assert records[1]["message"] == "second\nline"
+    assert records[1]["level"] == "WARNING"
+    for standard in ("args", "msg", "levelno", "pathname", "exc_info"):
+        assert standard not in first
+
+
+def test_message_and_args_redacted(logger_and_stream: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = logger_and_stream
+    logger.info("got %s", f"<wsse:Password>{CANARY}</wsse:Password>")
+    logger.info("password=%s", CANARY)
+    assert CANARY not in stream.getvalue()
+    records = _lines(stream)
+    assert records[0]["message"] == "got <wsse:Password>[redacted]</wsse:Password>"
+    assert records[1]["message"] == "password=[redacted]"
+
+
+def test_string_extras_redacted(logger_and_stream: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = logger_and_stream
+    logger.info("request", extra={"body": f'<s:Envelope xmlns:s="{ns.S11}">{CANARY}</s:Envelope>', "count": 3})
+    [record] = _lines(stream)
+    assert record["body"] == "[redacted envelope]"
+    assert record["count"] == 3
+    assert CANARY not in stream.getvalue()
+
+
+def test_filter_never_drops_records() -> None:
+    record = logging.makeLogRecord({"msg": "password=%s", "args": (CANARY,), "name": "x"})
+    assert RedactionFilter().filter(record) is True
+    assert record.getMessage() == "password=[redacted]"
+
+
+def test_bad_format_args_do_not_break_the_filter() -> None:
+    record = logging.makeLogRecord({"msg": "%d items", "args": ("not-a-number",), "name": "x"})
+    assert RedactionFilter().filter(record) is True
+    assert record.getMessage() == "%d items"
+
+
+def test_spyne_tracebacks_dropped_ours_kept(logger_and_stream: tuple[logging.Logger, io.StringIO]) -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    spyne = logging.makeLogRecord({"msg": "fault", "name": "spyne.application", "exc_info": exc_info})
+    ours = logging.makeLogRecord({"msg": "fault", "name": "sts.soap", "exc_info": exc_info})
+    RedactionFilter().filter(spyne)
+    RedactionFilter().filter(ours)
+    assert spyne.exc_info is None
+    assert ours.exc_info is exc_info
+    assert "RuntimeError: boom" in JsonFormatter().format(ours)
+
+
+def test_exception_text_redacted(logger_and_stream: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = logger_and_stream
+    try:
+        raise ValueError(f"password={CANARY}")
+    except ValueError:
+        logger.exception("unexpected error")
+    assert CANARY not in stream.getvalue()
+
+
+def test_configure_logging_is_idempotent_and_quiets_spyne() -> None:
+    root = logging.getLogger()
+    before_handlers, before_level = list(root.handlers), root.level
+    try:
+        configure_logging("WARNING", "json")
+        configure_logging("INFO", "text")
+        ours = [h for h in root.handlers if getattr(h, "_sts_handler", False)]
+        assert len(ours) == 1
+        assert root.level == logging.INFO
+        assert not isinstance(ours[0].formatter, JsonFormatter)
+        assert any(isinstance(f, RedactionFilter) for f in ours[0].filters)
+        assert logging.getLogger("spyne.protocol.xml").level == logging.CRITICAL
+    finally:
+        for handler in list(root.handlers):
+            if handler not in before_handlers:
+                root.removeHandler(handler)
+        root.setLevel(before_level)
