@@ -21,7 +21,7 @@ from sts.config.relying_parties import RelyingParty, RelyingPartyError, RelyingP
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
 from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
 from sts.crypto.keystore import check_certificate, load_certificate
-from sts.errors import InvalidScope, RequestFailed
+from sts.errors import InvalidRequest, InvalidScope, RequestFailed
 
 _LOG = logging.getLogger("sts.rp")
 
@@ -56,6 +56,8 @@ class RelyingPartyDirectory:
         rp = self._match(address) if address is not None else None
         if rp is None and self._default:
             rp = self._match(self._default)
+        if rp is None and address is None:
+            raise InvalidRequest("no AppliesTo and no default relying party", reason="missing_applies_to")
         if rp is None:
             raise InvalidScope("AppliesTo matches no relying party", reason="unknown_applies_to")
         audience = rp.identifier or rp.address

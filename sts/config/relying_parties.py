@@ -34,6 +34,8 @@ def normalize_address(address: str) -> str:
     text = address.strip()
     if not text or len(text) > MAX_ADDRESS_LENGTH or any(ch.isspace() for ch in text):
         raise RelyingPartyError("address must be a URI without spaces")
+    if "#" in text or text.endswith("?"):
+        raise RelyingPartyError("address must not carry a fragment or an empty query")
     try:
         return _normalize(text)
     except ValueError:  # bad port or IPv6 literal

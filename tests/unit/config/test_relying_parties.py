@@ -338,3 +338,9 @@ def test_store_paths_differing_in_case_are_distinct(store: RelyingPartyStore) ->
     store.add(_rp("https://rp.example.com/app/"))
     store.add(_rp("https://rp.example.com/APP/"))
     assert len(store.all()) == 2
+
+
+@pytest.mark.parametrize("address", ["https://rp.example.com/app/#x", "https://rp.example.com/app/?", "urn:x#y"])
+def test_fragments_and_empty_queries_are_refused(address: str) -> None:
+    with pytest.raises(RelyingPartyError):
+        normalize_address(address)
