@@ -30,6 +30,7 @@ class RequestInfo:
     client_address: str
     secure_transport: bool
     http_action: str = ""
+    wsa_action: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +92,9 @@ class SecurityTokenService:
         """Run one request to its reply; raises :class:`~sts.errors.STSError` subclasses for faults."""
         trust_ns = trust_namespace(body_child)
         operation = read_operation(body_child, trust_ns)
-        if info.http_action and operation_for_action(trust_ns, info.http_action) is not operation:
-            raise InvalidRequest("action does not match RequestType", reason="action_mismatch")
+        for action in (info.http_action, info.wsa_action):
+            if action and operation_for_action(trust_ns, action) is not operation:
+                raise InvalidRequest("action does not match RequestType", reason="action_mismatch")
         call = TrustCall(soap_ns, headers, body_child, trust_ns, operation, info)
         if self._authenticate is not None:
             call = TrustCall(soap_ns, headers, body_child, trust_ns, operation, info, self._authenticate(call))

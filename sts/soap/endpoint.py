@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lxml import etree
 
@@ -17,8 +17,10 @@ from sts import ns
 from sts.audit import AuditEvent, emit
 from sts.errors import RequestFailed, STSError
 from sts.service import RequestInfo, SecurityTokenService
+from sts.soap.addressing import Addressing, read_addressing, reply_headers
 from sts.soap.envelope import Envelope, SoapVersion, check_must_understand, read_envelope
 from sts.soap.faults import render_fault
+from sts.wstrust.actions import response_action
 from sts.xmlutil import ParserLimits, parse_untrusted, serialize
 
 _LOG = logging.getLogger("sts.soap")
@@ -64,20 +66,25 @@ class SoapEndpoint:
         started = time.perf_counter()
         correlation_id = uuid.uuid4().hex
         trust_ns = ns.WST
+        addressing: Addressing | None = None
         info = RequestInfo(correlation_id, request.client_address, request.secure_transport, request.http_action)
         try:
             envelope = self._read(request)
             trust_ns = _guess_trust_ns(envelope)
+            addressing = read_addressing(envelope.headers)
+            if addressing is not None:
+                info = replace(info, wsa_action=addressing.action)
             reply = self._service.handle(envelope.version.namespace, envelope.headers, envelope.body_child, info)
-            return self._reply(envelope.version, reply.body)
+            headers = reply_headers(addressing, response_action(reply.trust_ns, reply.operation))
+            return self._reply(envelope.version, reply.body, headers)
         except STSError as error:
             self._audit_failure(error, info, started)
-            return self._fault(error, request.version, correlation_id, trust_ns)
+            return self._fault(error, request.version, correlation_id, trust_ns, addressing)
         except Exception:  # the single wrap point for the unexpected
             _LOG.exception("unexpected error", extra={"correlation_id": correlation_id})
             wrapped = RequestFailed("unexpected error", reason="internal_error")
             self._audit_failure(wrapped, info, started)
-            return self._fault(wrapped, request.version, correlation_id, trust_ns)
+            return self._fault(wrapped, request.version, correlation_id, trust_ns, addressing)
 
     def _read(self, request: SoapRequest) -> Envelope:
         root = parse_untrusted(request.body, self._limits)
@@ -85,19 +92,33 @@ class SoapEndpoint:
         check_must_understand(envelope, UNDERSTOOD_HEADERS)
         return envelope
 
-    def _reply(self, version: SoapVersion, body_child: etree._Element) -> SoapResponse:
+    def _reply(
+        self, version: SoapVersion, body_child: etree._Element, headers: list[etree._Element]
+    ) -> SoapResponse:
         env_ns = version.namespace
         prefix = "s11" if version is SoapVersion.SOAP11 else "s12"
         envelope = etree.Element(ns.qn(env_ns, "Envelope"), nsmap={prefix: env_ns})
+        if headers:
+            header = etree.SubElement(envelope, ns.qn(env_ns, "Header"))
+            for block in headers:
+                header.append(block)
         etree.SubElement(envelope, ns.qn(env_ns, "Body")).append(body_child)
         return SoapResponse(200, f"{version.media_type}; charset=utf-8", serialize(envelope))
 
-    def _fault(self, error: STSError, version: SoapVersion, correlation_id: str, trust_ns: str) -> SoapResponse:
+    def _fault(
+        self,
+        error: STSError,
+        version: SoapVersion,
+        correlation_id: str,
+        trust_ns: str,
+        addressing: Addressing | None = None,
+    ) -> SoapResponse:
         rendered = render_fault(
             error,
             version,
             correlation_id=correlation_id,
             trust_ns=trust_ns,
+            headers=reply_headers(addressing, None),
             soap12_sender_status=self._soap12_sender_status,
         )
         return SoapResponse(rendered.status, rendered.content_type, rendered.body)

@@ -14,6 +14,7 @@ from sts.service import RequestInfo
 from sts.soap.endpoint import SoapEndpoint, SoapRequest, SoapResponse
 from sts.soap.envelope import SoapVersion
 from sts.soap.faults import STS_FAULT_NS
+from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
 
 S11, S12 = SoapVersion.SOAP11, SoapVersion.SOAP12
@@ -38,6 +39,8 @@ def _envelope(version: SoapVersion, body: str, header: str = "") -> bytes:
 @dataclass
 class Reply:
     body: etree._Element
+    operation: Operation = Operation.ISSUE
+    trust_ns: str = ns.WST
 
 
 @dataclass

@@ -1,0 +1,72 @@
+"""WS-Addressing in (1.0 and the 2004/08 submission namespace) and out (wstrust-protocol.md §6, §14).
+
+Requests carrying WS-Addressing get ``Action`` (the response action of the binding, or the fault action) and
+``RelatesTo`` (their ``MessageID``) back, in the namespace they used; requests without it get none (Rahas then
+falls back on the AppliesTo namespace). Replies always go back on the HTTP connection: the STS never opens a
+connection to a ``ReplyTo`` or ``FaultTo`` address (row S13).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from lxml import etree
+
+from sts import ns
+from sts.xmlutil import element_children, text_of
+
+FAULT_ACTION = {ns.WSA: f"{ns.WSA}/soap/fault", ns.WSA04: f"{ns.WSA04}/fault"}
+ANONYMOUS = {ns.WSA: f"{ns.WSA}/anonymous", ns.WSA04: f"{ns.WSA04}/role/anonymous"}
+
+
+@dataclass(frozen=True, slots=True)
+class Addressing:
+    """The WS-Addressing headers of a request."""
+
+    namespace: str
+    action: str = ""
+    message_id: str = ""
+
+
+def read_addressing(headers: tuple[etree._Element, ...]) -> Addressing | None:
+    """Action and MessageID, from the first WS-Addressing namespace present (one namespace per message)."""
+    for namespace in (ns.WSA, ns.WSA04):
+        action = message_id = ""
+        found = False
+        for header in headers:
+            if etree.QName(header).namespace != namespace or element_children(header):
+                continue
+            local = etree.QName(header).localname
+            if local == "Action":
+                action, found = " ".join(text_of(header).split()), True
+            elif local == "MessageID":
+                message_id, found = text_of(header).strip(), True
+            elif local in ("To", "ReplyTo", "FaultTo"):
+                found = True
+        if found:
+            return Addressing(namespace, action, message_id[:1024])
+    return None
+
+
+def reply_headers(addressing: Addressing | None, action: str | None) -> list[etree._Element]:
+    """``Action``, ``MessageID``, ``RelatesTo`` and ``To`` (anonymous) for the answer; ``action=None``: a fault."""
+    if addressing is None:
+        return []
+    namespace = addressing.namespace
+    nsmap = {"wsa": namespace}
+    headers: list[etree._Element] = []
+    action_el = etree.Element(ns.qn(namespace, "Action"), nsmap=nsmap)
+    action_el.text = action if action is not None else FAULT_ACTION[namespace]
+    headers.append(action_el)
+    message_id = etree.Element(ns.qn(namespace, "MessageID"), nsmap=nsmap)
+    message_id.text = f"urn:uuid:{uuid.uuid4()}"
+    headers.append(message_id)
+    if addressing.message_id:
+        relates_to = etree.Element(ns.qn(namespace, "RelatesTo"), nsmap=nsmap)
+        relates_to.text = addressing.message_id
+        headers.append(relates_to)
+    to = etree.Element(ns.qn(namespace, "To"), nsmap=nsmap)
+    to.text = ANONYMOUS[namespace]
+    headers.append(to)
+    return headers
