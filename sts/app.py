@@ -92,7 +92,9 @@ def build_service(settings: Settings, keystore: KeyStore, db: Database) -> Secur
     tokens = settings.tokens
     issue = IssueOperation(
         IssuancePolicy(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew),
-        RelyingPartyDirectory(RelyingPartyStore(db), settings.store.truststore, tokens.default_relying_party),
+        RelyingPartyDirectory(
+            RelyingPartyStore(db), settings.store.truststore, tokens.default_relying_party, tokens.profile
+        ),
         AssertionSigner(keystore.signing_key, keystore.signing_cert),
         SystemClock(),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lxml import etree
 
@@ -20,7 +20,6 @@ from sts.auth.users import PRIMARY, Principal
 from sts.auth.validators import AuthenticatedCaller
 from sts.clock import Clock
 from sts.config.directory import RelyingPartyDirectory, ResolvedParty
-from sts.config.relying_parties import RelyingParty
 from sts.crypto.signer import AssertionSigner
 from sts.errors import BadRequest, InvalidRequest, RequestFailed
 from sts.policy.claims import select_claims
@@ -28,7 +27,7 @@ from sts.service import TrustCall, TrustReply
 from sts.tokens.base import NAMEID_EMAIL, NAMEID_UNSPECIFIED, AssertionContent, new_assertion_id
 from sts.tokens.saml2 import PASSWORD_PROTECTED_TRANSPORT, build_saml2
 from sts.tokens.saml11 import build_saml11
-from sts.wstrust.model import RequestedClaims
+from sts.wstrust.model import AppliesTo, RequestedClaims
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import IssuedTokenResponse, TokenReference, issue_answer
 from sts.wstrust.tokentypes import (
@@ -74,7 +73,8 @@ class IssueOperation:
             raise RequestFailed("issue without an authenticated caller", reason="no_caller")
         rst = parse_rst(call.rst, call.trust_ns, call.operation)
         party = self._directory.resolve(rst.applies_to.address if rst.applies_to else None)
-        token_type = resolve_token_type(rst.token_type, SamlVersion(party.rp.token_type))
+        settings = party.settings
+        token_type = resolve_token_type(rst.token_type, SamlVersion(settings.token_type), settings.profile_spelling)
         kind, key_type_uri = resolve_key_type(rst.key_type, call.trust_ns)
         if kind is not KeyKind.BEARER:
             raise BadRequest("holder-of-key tokens are not issued yet", reason="key_type_unsupported")
@@ -101,7 +101,7 @@ class IssueOperation:
                 expires=content.not_on_or_after,
                 key_type=key_type_uri,
                 context=rst.context,
-                applies_to=rst.applies_to if party.rp.applies_to_in_response else None,
+                applies_to=_applies_to_echo(rst.applies_to, party),
             )
         )
         self._audit(call, caller.principal, party, token_type.uri, content.assertion_id, started)
@@ -112,7 +112,7 @@ class IssueOperation:
     ) -> AssertionContent:
         now = self._clock.now().astimezone(dt.UTC).replace(microsecond=0)
         lifetime = min(party.rp.lifetime or self._policy.lifetime, self._policy.max_lifetime)
-        name_id, name_format = _subject(principal, party.rp)
+        name_id, name_format = _subject(principal, party.settings.nameid)
         return AssertionContent(
             assertion_id=new_assertion_id(),
             issuer=self._policy.issuer,
@@ -124,7 +124,9 @@ class IssueOperation:
             name_id=name_id,
             name_id_format=name_format,
             authn_instant=now,
-            attributes=select_claims(requested, party.rp.claims, principal.claims, principal.roles),
+            attributes=select_claims(
+                requested, party.rp.claims, principal.claims, principal.roles, dict(party.rp.claim_mapping)
+            ),
         )
 
     def _protect(self, signed: etree._Element, party: ResolvedParty, version: SamlVersion) -> etree._Element:
@@ -160,9 +162,18 @@ class IssueOperation:
         )
 
 
-def _subject(principal: Principal, rp: RelyingParty) -> tuple[str, str]:
+def _applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> AppliesTo | None:
+    """Echo AppliesTo (R8), in the namespace the RP's profile wants (.NET breaks on the W3C one)."""
+    if applies_to is None or not party.rp.applies_to_in_response:
+        return None
+    if party.settings.applies_to_ns is not None:
+        return replace(applies_to, policy_ns=party.settings.applies_to_ns)
+    return applies_to
+
+
+def _subject(principal: Principal, nameid: str) -> tuple[str, str]:
     """NameID: the user name (without the PRIMARY/ domain) unspecified, or the email claim as emailAddress."""
-    if rp.nameid == "email":
+    if nameid == "email":
         emails = principal.claims.get(EMAIL_CLAIM, ())
         if not emails:
             raise RequestFailed("user has no email address for the NameID", reason="nameid_unavailable")

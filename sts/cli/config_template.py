@@ -51,8 +51,9 @@ lifetime = 300
 max_lifetime = 43200
 # NotBefore is back-dated by this many seconds for relying parties whose clock runs behind.
 clock_skew = 60
-# Token type for requests without TokenType and relying parties without their own: saml20 or saml11.
-default_token_type = "saml20"
+# Compatibility profile for relying parties that name none: strict | wso2 | adfs | cxf (see README).
+# It sets the token type used when a request names none, the token-type spelling, and encryption defaults.
+profile = "strict"
 # Relying party used when AppliesTo is missing or unknown; empty: such requests are refused.
 default_relying_party = ""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from sts.config.profiles import EffectiveSettings, effective
 from sts.config.relying_parties import RelyingParty, RelyingPartyError, RelyingPartyStore, normalize_address
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
 from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
@@ -33,13 +34,17 @@ class ResolvedParty:
     rp: RelyingParty
     audience: str
     certificate: x509.Certificate | None
+    settings: EffectiveSettings
 
 
 class RelyingPartyDirectory:
     """Matches AppliesTo addresses against the registered relying parties."""
 
-    def __init__(self, store: RelyingPartyStore, truststore: Path, default_address: str = "") -> None:
+    def __init__(
+        self, store: RelyingPartyStore, truststore: Path, default_address: str = "", default_profile: str = "strict"
+    ) -> None:
         self._store = store
+        self._default_profile = default_profile
         self._truststore = truststore
         self._default = default_address
         self._version: int | None = None
@@ -61,7 +66,8 @@ class RelyingPartyDirectory:
         if rp is None:
             raise InvalidScope("AppliesTo matches no relying party", reason="unknown_applies_to")
         audience = rp.identifier or rp.address
-        return ResolvedParty(rp, audience, self._certs.get(rp.address))
+        settings = effective(rp, self._default_profile)
+        return ResolvedParty(rp, audience, self._certs.get(rp.address), settings)
 
     def encrypter(self, party: ResolvedParty) -> TokenEncrypter:
         """The worker's encrypter for this relying party's certificate and algorithms."""
@@ -72,7 +78,10 @@ class RelyingPartyDirectory:
             if party.certificate is None:
                 _LOG.error("relying party has no usable certificate", extra={"relying_party": party.rp.address})
                 raise RequestFailed("relying party certificate unusable", reason="rp_certificate_unusable")
-            policy = EncryptionPolicy(CIPHER_NAMES[party.rp.cipher], KEY_TRANSPORT_NAMES[party.rp.key_transport])
+            settings = party.settings
+            policy = EncryptionPolicy(CIPHER_NAMES[settings.cipher], KEY_TRANSPORT_NAMES[settings.key_transport])
+            if settings.cipher.endswith("-cbc"):
+                _LOG.warning("AES-CBC encryption for a legacy relying party", extra={"relying_party": party.rp.address})
             encrypter = TokenEncrypter(party.certificate, policy)
             self._encrypters[party.rp.address] = encrypter
         return encrypter

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
 from sts.stores.sqlite import Database
 
 MATCH_KINDS = ("exact", "prefix", "regex")
@@ -69,15 +70,17 @@ class RelyingParty:
     # Audience and Recipient written into tokens; empty: the registered address (required for regex RPs).
     identifier: str = ""
     match: str = "exact"
-    token_type: str = "saml20"  # noqa: S105 - not a secret
+    # Empty values below come from the relying party's compatibility profile (sts.config.profiles).
+    token_type: str = ""
     encrypt: bool = True
-    cipher: str = "aes256-gcm"
-    key_transport: str = "rsa-oaep-mgf1p"
+    cipher: str = ""
+    key_transport: str = ""
     claims: tuple[str, ...] = ()
-    nameid: str = "username"
+    nameid: str = ""
     lifetime: int = 0  # 0: the [tokens] default
-    profile: str = "strict"
+    profile: str = ""  # empty: the [tokens] profile
     applies_to_in_response: bool = True
+    # (local claim URI, URI the relying party expects), as WSO2's claim mappings.
     claim_mapping: tuple[tuple[str, str], ...] = field(default=())
 
     def to_json(self) -> str:
@@ -118,11 +121,18 @@ def validate(rp: RelyingParty) -> RelyingParty:
         address = normalize_address(rp.address)
         if rp.match == "prefix" and not address.endswith("/"):
             raise RelyingPartyError("prefix addresses must end with '/'")
-    if rp.token_type not in TOKEN_TYPES:
+    if rp.token_type and rp.token_type not in TOKEN_TYPES:
         raise RelyingPartyError(f"token type must be one of {', '.join(TOKEN_TYPES)}")
-    if rp.nameid not in NAMEID_SOURCES:
+    if rp.nameid and rp.nameid not in NAMEID_SOURCES:
         raise RelyingPartyError(f"nameid must be one of {', '.join(NAMEID_SOURCES)}")
-    if rp.profile not in PROFILES:
+    if rp.cipher and rp.cipher not in CIPHER_NAMES:
+        raise RelyingPartyError(f"cipher must be one of {', '.join(CIPHER_NAMES)}")
+    if rp.key_transport and rp.key_transport not in KEY_TRANSPORT_NAMES:
+        raise RelyingPartyError(f"key transport must be one of {', '.join(KEY_TRANSPORT_NAMES)}")
+    for local, remote in rp.claim_mapping:
+        if not local or not remote or any(ch.isspace() for ch in local + remote):
+            raise RelyingPartyError("claim mappings are LOCAL_URI=RP_URI without spaces")
+    if rp.profile and rp.profile not in PROFILES:
         raise RelyingPartyError(f"profile must be one of {', '.join(PROFILES)}")
     if rp.lifetime < 0 or rp.lifetime > 43200:
         raise RelyingPartyError("lifetime must be between 1 and 43200 seconds (0: the default)")

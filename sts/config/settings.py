@@ -77,7 +77,10 @@ class TokenSettings:
     lifetime: int = _positive(300)
     max_lifetime: int = _check(lambda v: 0 < v <= 43200, "must be between 1 and 43200 (12 h)", 43200)
     clock_skew: int = _check(lambda v: 0 <= v <= 600, "must be between 0 and 600", 60)
-    default_token_type: str = _check(lambda v: v in ("saml20", "saml11"), "must be saml20 or saml11", "saml20")
+    # Compatibility profile of relying parties that name none (sts.config.profiles).
+    profile: str = _check(
+        lambda v: v in ("strict", "wso2", "adfs", "cxf"), "must be strict, wso2, adfs or cxf", "strict"
+    )
     default_relying_party: str = ""
 
 

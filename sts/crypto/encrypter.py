@@ -60,7 +60,17 @@ class TokenEncrypter:
         context = xmlsec.EncryptionContext(self._manager)
         context.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, bits, xmlsec.constants.KeyDataTypeSession)
         encrypted: etree._Element = context.encrypt_xml(template, element)
+        _strip_layout(encrypted)
         return encrypted
+
+
+def _strip_layout(root: etree._Element) -> None:
+    """Drop the indentation xmlsec's template writes between elements: responses stay compact (R1)."""
+    for node in root.iter():
+        if node.text is not None and not node.text.strip():
+            node.text = None
+        if node.tail is not None and not node.tail.strip():
+            node.tail = None
 
 
 def _keys_manager(cert: x509.Certificate) -> xmlsec.KeysManager:

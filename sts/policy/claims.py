@@ -50,11 +50,19 @@ def select_claims(
     permitted: tuple[str, ...],
     claims: Mapping[str, tuple[str, ...]],
     roles: frozenset[str],
+    mapping: Mapping[str, str] | None = None,
 ) -> tuple[Attribute, ...]:
-    """The attributes to issue for this request, relying party (``permitted``) and user."""
+    """The attributes to issue for this request, relying party (``permitted``, ``mapping``) and user.
+
+    ``mapping`` is the RP's claim mapping, local claim URI → the URI the RP expects (WSO2's claim mappings):
+    by default the RP receives its permitted claims under the URIs it expects, and a request may ask for
+    either spelling.
+    """
+    to_remote = dict(mapping or {})
+    to_local = {remote: local for local, remote in to_remote.items()}
     ceiling = set(permitted) | {local_claim(uri) for uri in permitted}
     if requested is None or not requested.claims:
-        chosen = [(uri, True) for uri in permitted]
+        chosen = [(to_remote.get(uri, uri), True) for uri in permitted]
     else:
         chosen = [(claim.uri, claim.optional) for claim in requested.claims]
     attributes: list[Attribute] = []
@@ -63,8 +71,9 @@ def select_claims(
         if uri in seen:
             continue
         seen.add(uri)
-        allowed = not permitted or uri in ceiling or local_claim(uri) in ceiling
-        values = claim_values(uri, claims, roles) if allowed else ()
+        local = to_local.get(uri, uri)
+        allowed = not permitted or local in ceiling or local_claim(local) in ceiling
+        values = claim_values(local, claims, roles) if allowed else ()
         if not values:
             if not optional:
                 raise RequestFailed("required claim unavailable", reason="required_claim_unavailable")

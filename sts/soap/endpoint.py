@@ -21,7 +21,7 @@ from sts.soap.addressing import Addressing, read_addressing, reply_headers
 from sts.soap.envelope import Envelope, SoapVersion, check_must_understand, read_envelope
 from sts.soap.faults import render_fault
 from sts.wstrust.actions import response_action
-from sts.xmlutil import ParserLimits, parse_untrusted, serialize
+from sts.xmlutil import ParserLimits, element_children, parse_untrusted, serialize
 
 _LOG = logging.getLogger("sts.soap")
 
@@ -69,9 +69,11 @@ class SoapEndpoint:
         addressing: Addressing | None = None
         info = RequestInfo(correlation_id, request.client_address, request.secure_transport, request.http_action)
         try:
-            envelope = self._read(request)
+            root = parse_untrusted(request.body, self._limits)
+            addressing = _addressing_of(root, request.version)  # also for faults about the envelope itself
+            envelope = read_envelope(root, request.version)
+            check_must_understand(envelope, UNDERSTOOD_HEADERS)
             trust_ns = _guess_trust_ns(envelope)
-            addressing = read_addressing(envelope.headers)
             if addressing is not None:
                 info = replace(info, wsa_action=addressing.action)
             reply = self._service.handle(envelope.version.namespace, envelope.headers, envelope.body_child, info)
@@ -85,12 +87,6 @@ class SoapEndpoint:
             wrapped = RequestFailed("unexpected error", reason="internal_error")
             self._audit_failure(wrapped, info, started)
             return self._fault(wrapped, request.version, correlation_id, trust_ns, addressing)
-
-    def _read(self, request: SoapRequest) -> Envelope:
-        root = parse_untrusted(request.body, self._limits)
-        envelope = read_envelope(root, request.version)
-        check_must_understand(envelope, UNDERSTOOD_HEADERS)
-        return envelope
 
     def _reply(
         self, version: SoapVersion, body_child: etree._Element, headers: list[etree._Element]
@@ -137,6 +133,12 @@ class SoapEndpoint:
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
         )
+
+
+def _addressing_of(root: etree._Element, version: SoapVersion) -> Addressing | None:
+    """WS-Addressing headers of a parsed envelope, whatever else is wrong with it (§13: faults relate too)."""
+    header = root.find(ns.qn(version.namespace, "Header"))
+    return None if header is None else read_addressing(tuple(element_children(header)))
 
 
 def _guess_trust_ns(envelope: Envelope) -> str:

@@ -21,6 +21,9 @@ ENDPOINT_PATHS = frozenset(
         WSO2_PATH,
         WSO2_PATH + ".wso2carbon-stsHttpsSoap11Endpoint",
         WSO2_PATH + ".wso2carbon-stsHttpsSoap12Endpoint",
+        # AD FS-style aliases: some clients infer the trust version from these suffixes or hard-code /adfs/.
+        "/adfs/services/trust/13/usernamemixed",
+        "/adfs/services/trust/2005/usernamemixed",
     }
 )
 HEALTH_PATH = "/healthz"

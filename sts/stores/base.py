@@ -40,3 +40,40 @@ class LockoutStore(Protocol):
     def reset(self, key: str) -> None:
         """Forget the key's failures and lock level (after a success, or an operator unlock)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What the token store keeps about an issued assertion (never the signed XML itself)."""
+
+    token_id: str
+    subject: str  # DOMAIN/name of the principal it was issued to
+    relying_party: str
+    token_type: str
+    not_before: float
+    not_on_or_after: float
+    status: str  # issued | renewed | cancelled
+    renewable: bool
+    renew_after_expiry: bool
+    digest: str  # SHA-256 of the token as returned (encrypted form included), for matching it later
+    data: str  # JSON: what a renewal needs (claims, key type, trust version)
+
+
+class TokenStore(Protocol):
+    """Issued tokens by assertion ID, shared by all workers; bounded by expiry."""
+
+    def put(self, record: TokenRecord, keep_until: float) -> None:
+        """Record an issued token."""
+        ...
+
+    def get(self, token_id: str) -> TokenRecord | None:
+        """A token by its assertion ID."""
+        ...
+
+    def find_by_digest(self, digest: str) -> TokenRecord | None:
+        """A token by the digest of the bytes it was returned as."""
+        ...
+
+    def set_status(self, token_id: str, status: str, expected: tuple[str, ...]) -> bool:
+        """Atomically move a token to ``status`` if it is in one of ``expected``; False otherwise."""
+        ...

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+from dataclasses import astuple
 
 from sts.errors import ServiceUnavailable
-from sts.stores.base import LockState
+from sts.stores.base import LockState, TokenRecord
 from sts.stores.sqlite import Database
 
 _PURGE_EVERY = 1000
@@ -108,3 +109,64 @@ class SqliteLockoutStore:
             self._db.conn.execute("DELETE FROM counters WHERE ns = 'lockout' AND key = ?", (key,))
         except sqlite3.Error as exc:
             raise ServiceUnavailable(f"lockout store: {type(exc).__name__}", reason="lockout_store_down") from None
+
+
+class SqliteTokenStore:
+    """Issued tokens in the ``tokens`` table; expired rows are purged as new ones arrive."""
+
+    _SELECT = (
+        "SELECT id, subject, relying_party, token_type, not_before, not_on_or_after, status, renewable,"
+        " renew_after_expiry, digest, data FROM tokens"
+    )
+    _INSERT = (
+        "INSERT OR REPLACE INTO tokens(id, subject, relying_party, token_type, not_before, not_on_or_after,"
+        " status, renewable, renew_after_expiry, digest, data, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._puts = 0
+
+    def put(self, record: TokenRecord, keep_until: float) -> None:
+        """Insert (or replace) a record, kept until ``keep_until``."""
+        try:
+            self._db.conn.execute(
+                self._INSERT,
+                (*astuple(record)[:7], int(record.renewable), int(record.renew_after_expiry), record.digest,
+                 record.data, keep_until),
+            )
+            self._puts += 1
+            if self._puts % _PURGE_EVERY == 0:
+                self._db.conn.execute("DELETE FROM tokens WHERE expires <= ?", (time.time(),))
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"token store: {type(exc).__name__}", reason="token_store_down") from None
+
+    def get(self, token_id: str) -> TokenRecord | None:
+        """A record by assertion ID."""
+        return self._one(self._SELECT + " WHERE id = ?", (token_id,))
+
+    def find_by_digest(self, digest: str) -> TokenRecord | None:
+        """A record by token digest."""
+        return self._one(self._SELECT + " WHERE digest = ?", (digest,))
+
+    def set_status(self, token_id: str, status: str, expected: tuple[str, ...]) -> bool:
+        """Compare-and-set the status in one statement (``expected``: one to three statuses)."""
+        allowed = (tuple(expected) * 3)[:3]
+        try:
+            cursor = self._db.conn.execute(
+                "UPDATE tokens SET status = ? WHERE id = ? AND status IN (?, ?, ?)", (status, token_id, *allowed)
+            )
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"token store: {type(exc).__name__}", reason="token_store_down") from None
+        return cursor.rowcount == 1
+
+    def _one(self, sql: str, params: tuple[object, ...]) -> TokenRecord | None:
+        try:
+            row = self._db.conn.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"token store: {type(exc).__name__}", reason="token_store_down") from None
+        if row is None:
+            return None
+        values = list(row)
+        values[7], values[8] = bool(values[7]), bool(values[8])
+        return TokenRecord(*values)

@@ -46,10 +46,15 @@ class TokenType:
     uri: str
 
 
-def resolve_token_type(requested: str | None, default: SamlVersion) -> TokenType:
-    """Map a requested TokenType to a version, keeping the spelling; None → the default in urn: form."""
+def resolve_token_type(requested: str | None, default: SamlVersion, profile_spelling: bool = False) -> TokenType:
+    """Map a requested TokenType to a version, keeping the spelling (R3).
+
+    With none requested: the default version, spelled ``urn:oasis:names:tc:SAML:…`` (what every client accepts)
+    or, for profiles that want it, in the token-profile form (``…#SAMLV2.0``).
+    """
     if requested is None:
-        return TokenType(default, DEFAULT_SPELLING[default])
+        spelling = REFERENCE_TOKEN_TYPE[default] if profile_spelling else DEFAULT_SPELLING[default]
+        return TokenType(default, spelling)
     version = _SPELLINGS.get(requested)
     if version is None:
         raise BadRequest("unsupported TokenType", reason="unsupported_token_type")

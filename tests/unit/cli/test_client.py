@@ -1,4 +1,4 @@
-"""Tests for ``sts request`` and ``sts token inspect`` (sts.cli.client)."""
+"""Tests for ``sts request`` and ``sts token inspect`` (sts.cli.client, rst_builder, http_post, inspect_token)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from lxml import etree
 
 from sts import ns
 from sts.cli import main as sts_main
-from sts.cli.client import RequestOptions, build_request
 from sts.cli.common import CommandError
+from sts.cli.rst_builder import RequestOptions, build_request
 from sts.crypto import keygen
 from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
 from sts.crypto.keystore import fingerprint

@@ -1,4 +1,7 @@
-"""Tests for ``sts rp``: register, list, show, update and remove relying parties (R30, R31, I03, I20, E01, E02)."""
+"""Tests for ``sts rp``: register, list, show, update and remove relying parties (R30, R31, I03, I20, E01, E02).
+
+Settings left out are stored empty and come from the compatibility profile (sts.config.profiles).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from sts.cli import main
 from sts.cli.common import CommandError
-from sts.cli.rp import parse_encryption, slug
+from sts.cli.rp_support import parse_claim_maps, parse_encryption, slug
 from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.crypto import keygen
 from sts.crypto.keystore import fingerprint
@@ -26,6 +29,10 @@ from sts.stores.sqlite import Database
 ADDRESS = "https://rp.example.com/app"
 EMAIL = "http://wso2.org/claims/emailaddress"
 GIVEN = "http://wso2.org/claims/givenname"
+RP_MAIL = "urn:rp:mail"
+RP_GIVEN = "urn:rp:given"
+CBC_WARNING = ".NET Framework / WIF relying parties only"
+PROFILE_CBC_WARNING = "selects AES-256-CBC for .NET Framework/WIF relying parties"
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,12 @@ class Instance:
     def files(self) -> list[str]:
         return sorted(p.name for p in self.truststore.iterdir())
 
+    def set_tokens_profile(self, name: str) -> None:
+        config = self.base / "sts.toml"
+        text = config.read_text()
+        assert text.count('profile = "strict"') == 1
+        config.write_text(text.replace('profile = "strict"', f'profile = "{name}"'))
+
 
 @pytest.fixture
 def inst(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Instance:
@@ -131,13 +144,15 @@ def inst(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Instance:
 def test_add_defaults_copies_certificate(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
     assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
     out = capsys.readouterr().out
-    assert f"registered relying party {ADDRESS}" in out
+    assert f"registered relying party {ADDRESS} (exact, saml20, encrypted with aes256-gcm,rsa-oaep-mgf1p, " in out
+    assert "profile strict)" in out
     assert fingerprint(certs.good_cert) in out
     rp = inst.rp(ADDRESS)
-    assert (rp.match, rp.token_type, rp.encrypt) == ("exact", "saml20", True)
-    assert (rp.cipher, rp.key_transport) == ("aes256-gcm", "rsa-oaep-mgf1p")
-    assert (rp.claims, rp.lifetime, rp.nameid) == ((), 0, "username")
-    assert (rp.profile, rp.applies_to_in_response, rp.identifier) == ("strict", True, "")
+    # nothing concrete is stored: the profile decides (strict, the [tokens] default)
+    assert (rp.match, rp.token_type, rp.encrypt) == ("exact", "", True)
+    assert (rp.cipher, rp.key_transport) == ("", "")
+    assert (rp.claims, rp.claim_mapping, rp.lifetime, rp.nameid) == ((), (), 0, "")
+    assert (rp.profile, rp.applies_to_in_response, rp.identifier) == ("", True, "")
     assert re.fullmatch(r"https-rp-example-com-app-[0-9a-f]{8}\.crt\.pem", rp.cert_file)
     assert rp.cert_file == slug(ADDRESS) + ".crt.pem"
     copied = inst.truststore / rp.cert_file
@@ -247,7 +262,7 @@ def test_bad_encryption_refused(
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("aes256-gcm", ("aes256-gcm", "rsa-oaep-mgf1p")),
+        ("aes256-gcm", ("aes256-gcm", "")),  # key transport left to the profile
         ("aes256-cbc,rsa-oaep-mgf1p", ("aes256-cbc", "rsa-oaep-mgf1p")),
         ("aes128-gcm,rsa-oaep", ("aes128-gcm", "rsa-oaep")),
     ],
@@ -258,12 +273,12 @@ def test_encryption_choices(
     assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), "--encryption", value) == 0
     rp = inst.rp(ADDRESS)
     assert (rp.cipher, rp.key_transport) == expected
-    warned = ".NET Framework / WIF relying parties only" in capsys.readouterr().err
+    warned = CBC_WARNING in capsys.readouterr().err
     assert warned == (expected[0] == "aes256-cbc")
 
 
 def test_parse_encryption_default_key_transport() -> None:
-    assert parse_encryption("AES256-GCM") == ("aes256-gcm", "rsa-oaep-mgf1p")
+    assert parse_encryption("AES256-GCM") == ("aes256-gcm", "")
     assert parse_encryption("aes256-gcm", "rsa-oaep") == ("aes256-gcm", "rsa-oaep")
     with pytest.raises(CommandError):
         parse_encryption("aes256-gcm,rsa-1_5")
@@ -282,6 +297,7 @@ def test_parse_encryption_default_key_transport() -> None:
         ("--claim", "email address", "--claim expects an absolute claim URI"),
         ("--claim", "emailaddress", "--claim expects an absolute claim URI"),
         ("--identifier", "not a uri", "--identifier expects an absolute URI"),
+        ("--claim-map", "no-equals-sign", "--claim-map expects LOCAL=REMOTE"),
     ],
 )
 def test_bad_option_values(
@@ -345,8 +361,19 @@ def test_list(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) 
     assert inst.sts("rp", "list") == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        "https://other.example.com/\tprefix\tsaml20\tencrypt: no\t-",
-        f"{ADDRESS}\texact\tsaml11\tencrypt: yes\taes256-gcm,rsa-oaep-mgf1p",
+        "https://other.example.com/\tprefix\tsaml20\tencrypt: no\t-\tprofile: strict",
+        f"{ADDRESS}\texact\tsaml11\tencrypt: yes\taes256-gcm,rsa-oaep-mgf1p\tprofile: strict",
+    ]
+
+
+def test_list_shows_effective_settings(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), "--profile", "adfs") == 0
+    assert inst.sts("rp", "add", "https://cxf.example.com/", "--cert", str(certs.good), "--profile", "cxf") == 0
+    capsys.readouterr()
+    assert inst.sts("rp", "list") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "https://cxf.example.com/\texact\tsaml20\tencrypt: yes\taes256-gcm,rsa-oaep\tprofile: cxf",
+        f"{ADDRESS}\texact\tsaml11\tencrypt: yes\taes256-cbc,rsa-oaep-mgf1p\tprofile: adfs",
     ]
 
 
@@ -359,15 +386,17 @@ def test_show(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) 
         f"address:                {ADDRESS}",
         "match:                  exact",
         "identifier:             (the address)",
-        "token type:             saml20",
+        "token type:             saml20 (from profile strict)",
         "encrypt:                yes",
-        "cipher:                 aes256-gcm",
-        "key transport:          rsa-oaep-mgf1p",
-        "nameid:                 username",
+        "cipher:                 aes256-gcm (from profile strict)",
+        "key transport:          rsa-oaep-mgf1p (from profile strict)",
+        "nameid:                 username (from profile strict)",
         "lifetime:               300",
-        "profile:                strict",
+        "profile:                strict (from [tokens] profile)",
         "applies-to in response: yes",
-        EMAIL,
+        "claims:                 1",
+        f"  claim:                {EMAIL}",
+        "claim mappings:         -",
         "certificate subject:    CN=rp one",
         f"certificate expires:    {certs.good_cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC",
         f"certificate SHA-256:    {fingerprint(certs.good_cert)}",
@@ -469,6 +498,180 @@ def test_update_match_kind(inst: Instance, certs: Certs, capsys: pytest.CaptureF
     assert inst.sts("rp", "update", pattern, "--match", "exact", "--identifier", "") == 0
     [rp] = inst.rps()
     assert (rp.address, rp.match, rp.identifier, rp.encrypt) == (ADDRESS + "/", "exact", "", False)
+
+
+# --- compatibility profiles ---------------------------------------------------------------------------------------
+
+
+def _show(inst: Instance, capsys: pytest.CaptureFixture[str], address: str = ADDRESS) -> str:
+    capsys.readouterr()
+    assert inst.sts("rp", "show", address) == 0
+    return capsys.readouterr().out
+
+
+def test_profile_adfs_gives_cbc(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), "--profile", "adfs") == 0
+    captured = capsys.readouterr()
+    assert "(exact, saml11, encrypted with aes256-cbc,rsa-oaep-mgf1p, profile adfs)" in captured.out
+    assert f"sts: warning: profile adfs {PROFILE_CBC_WARNING}" in captured.err
+    rp = inst.rp(ADDRESS)
+    assert (rp.profile, rp.token_type, rp.cipher, rp.key_transport, rp.nameid) == ("adfs", "", "", "", "")
+    out = _show(inst, capsys)
+    for expected in (
+        "token type:             saml11 (from profile adfs)\n",
+        "cipher:                 aes256-cbc (from profile adfs)\n",
+        "key transport:          rsa-oaep-mgf1p (from profile adfs)\n",
+        "nameid:                 username (from profile adfs)\n",
+        "profile:                adfs (set)\n",
+    ):
+        assert expected in out
+
+
+def test_explicit_settings_beat_the_profile(
+    inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--profile", "adfs", "--encryption", "aes256-gcm", "--token-type", "saml20", "--nameid", "email"]
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), *args) == 0
+    captured = capsys.readouterr()
+    assert "(exact, saml20, encrypted with aes256-gcm,rsa-oaep-mgf1p, profile adfs)" in captured.out
+    assert "AES-256-CBC" not in captured.err and "aes256-cbc" not in captured.err
+    rp = inst.rp(ADDRESS)
+    assert (rp.token_type, rp.cipher, rp.key_transport, rp.nameid) == ("saml20", "aes256-gcm", "", "email")
+    out = _show(inst, capsys)
+    for expected in (
+        "token type:             saml20 (set)\n",
+        "cipher:                 aes256-gcm (set)\n",
+        "key transport:          rsa-oaep-mgf1p (from profile adfs)\n",  # only the cipher was given
+        "nameid:                 email (set)\n",
+        "profile:                adfs (set)\n",
+    ):
+        assert expected in out
+
+
+def test_tokens_profile_is_the_default(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    inst.set_tokens_profile("adfs")
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    assert f"profile adfs (the [tokens] profile) {PROFILE_CBC_WARNING}" in capsys.readouterr().err
+    assert inst.rp(ADDRESS).profile == ""
+    out = _show(inst, capsys)
+    assert "cipher:                 aes256-cbc (from profile adfs)\n" in out
+    assert "profile:                adfs (from [tokens] profile)\n" in out
+    assert inst.sts("rp", "update", ADDRESS, "--profile", "strict") == 0
+    assert "AES-256-CBC" not in capsys.readouterr().err
+    assert "cipher:                 aes256-gcm (from profile strict)\n" in _show(inst, capsys)
+
+
+def test_profile_cbc_warning_on_update(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    assert "AES-256-CBC" not in capsys.readouterr().err
+    assert inst.sts("rp", "update", ADDRESS, "--profile", "adfs") == 0
+    assert PROFILE_CBC_WARNING in capsys.readouterr().err
+    assert inst.sts("rp", "update", ADDRESS, "--lifetime", "60") == 0  # nothing about encryption changed
+    assert "AES-256-CBC" not in capsys.readouterr().err
+    assert inst.sts("rp", "update", ADDRESS, "--no-encrypt") == 0
+    assert inst.sts("rp", "update", ADDRESS, "--profile", "adfs") == 0
+    assert "AES-256-CBC" not in capsys.readouterr().err  # not encrypted: no cipher to warn about
+
+
+def test_update_returns_to_the_profile(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--profile", "wso2", "--encryption", "aes128-gcm,rsa-oaep", "--token-type", "saml20", "--nameid", "email"]
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), *args) == 0
+    assert inst.sts("rp", "update", ADDRESS, "--encryption", "aes256-gcm") == 0
+    rp = inst.rp(ADDRESS)
+    assert (rp.cipher, rp.key_transport) == ("aes256-gcm", "rsa-oaep")  # CIPHER alone keeps the key transport
+    reset = ["--encryption", "", "--token-type", "", "--nameid", "", "--profile", ""]
+    assert inst.sts("rp", "update", ADDRESS, *reset) == 0
+    rp = inst.rp(ADDRESS)
+    assert (rp.profile, rp.token_type, rp.cipher, rp.key_transport, rp.nameid) == ("", "", "", "", "")
+    out = _show(inst, capsys)
+    assert "token type:             saml20 (from profile strict)\n" in out
+    assert "profile:                strict (from [tokens] profile)\n" in out
+    assert inst.sts("rp", "update", ADDRESS, "--match", "") == 1
+    assert "--match must be one of" in capsys.readouterr().err
+
+
+def test_encryption_cipher_only_leaves_key_transport_to_the_profile(
+    inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), "--encryption", "aes128-gcm") == 0
+    assert inst.rp(ADDRESS).key_transport == ""
+    assert inst.sts("rp", "update", ADDRESS, "--encryption", "aes256-gcm", "--profile", "cxf") == 0
+    rp = inst.rp(ADDRESS)
+    assert (rp.cipher, rp.key_transport) == ("aes256-gcm", "")
+    assert "key transport:          rsa-oaep (from profile cxf)\n" in _show(inst, capsys)
+
+
+# --- claim maps ---------------------------------------------------------------------------------------------------
+
+
+def test_claim_maps_round_trip(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
+    maps = ["--claim-map", f"{EMAIL}={RP_MAIL}", "--claim-map", f" {GIVEN} = {RP_GIVEN} "]
+    maps += ["--claim-map", f"{EMAIL}={RP_MAIL}"]
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), "--claim", EMAIL, "--claim", GIVEN, *maps) == 0
+    assert "warning" not in capsys.readouterr().err
+    rp = inst.rp(ADDRESS)
+    assert rp.claim_mapping == ((EMAIL, RP_MAIL), (GIVEN, RP_GIVEN))  # repeats dropped, order kept
+    out = _show(inst, capsys)
+    assert "claim mappings:         2\n" in out
+    assert f"  claim map:            {EMAIL} -> {RP_MAIL}\n  claim map:            {GIVEN} -> {RP_GIVEN}\n" in out
+    # update: --claim-map replaces the list, other settings stay
+    assert inst.sts("rp", "update", ADDRESS, "--claim-map", f"{GIVEN}=urn:rp:first-name") == 0
+    rp = inst.rp(ADDRESS)
+    assert (rp.claim_mapping, rp.claims) == (((GIVEN, "urn:rp:first-name"),), (EMAIL, GIVEN))
+    assert inst.sts("rp", "update", ADDRESS, "--lifetime", "60") == 0
+    assert inst.rp(ADDRESS).claim_mapping == ((GIVEN, "urn:rp:first-name"),)
+    capsys.readouterr()
+    assert inst.sts("rp", "update", ADDRESS, "--claim-map", f"{EMAIL}={RP_MAIL}", "--clear-claim-maps") == 1
+    assert "give either --claim-map or --clear-claim-maps, not both" in capsys.readouterr().err
+    assert inst.sts("rp", "update", ADDRESS, "--clear-claim-maps") == 0
+    assert inst.rp(ADDRESS).claim_mapping == ()
+    assert "claim mappings:         -\n" in _show(inst, capsys)
+
+
+@pytest.mark.parametrize(
+    ("maps", "message"),
+    [
+        ([EMAIL], "--claim-map expects LOCAL=REMOTE"),
+        ([f"{EMAIL}="], "--claim-map expects LOCAL=REMOTE"),
+        ([f"={RP_MAIL}"], "--claim-map expects LOCAL=REMOTE"),
+        ([f"emailaddress={RP_MAIL}"], "--claim-map expects LOCAL=REMOTE"),
+        ([f"{EMAIL}=rp mail"], "--claim-map expects LOCAL=REMOTE"),
+        ([f"{EMAIL}=mail"], "--claim-map expects LOCAL=REMOTE"),
+        ([f"{EMAIL}={RP_MAIL}", f"{EMAIL}=urn:rp:other"], f"{EMAIL} is mapped twice"),
+        ([f"{EMAIL}={RP_MAIL}", f"{GIVEN}={RP_MAIL}"], f"more than one local claim maps to {RP_MAIL}"),
+    ],
+)
+def test_invalid_claim_map_refused(
+    inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str], maps: list[str], message: str
+) -> None:
+    args = [arg for item in maps for arg in ("--claim-map", item)]
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), *args) == 1
+    assert message in capsys.readouterr().err
+    assert inst.rps() == []
+    assert inst.files() == []
+    assert inst.sts("rp", "add", ADDRESS, "--no-encrypt", "--claim-map", f"{EMAIL}={RP_MAIL}") == 0
+    assert inst.sts("rp", "update", ADDRESS, *args) == 1
+    assert message in capsys.readouterr().err
+    assert inst.rp(ADDRESS).claim_mapping == ((EMAIL, RP_MAIL),)
+
+
+def test_claim_map_for_a_claim_not_granted_warns(
+    inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--claim", EMAIL, "--claim-map", f"{GIVEN}={RP_GIVEN}"]
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), *args) == 0
+    assert f"claim map for {GIVEN}: not one of the relying party's claims" in capsys.readouterr().err
+    assert inst.rp(ADDRESS).claim_mapping == ((GIVEN, RP_GIVEN),)
+    identity_email = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+    assert inst.sts("rp", "update", ADDRESS, "--claim-map", f"{identity_email}={RP_MAIL}") == 0
+    assert "claim map for" not in capsys.readouterr().err  # the dialect URI of a granted local claim
+
+
+def test_parse_claim_maps() -> None:
+    assert parse_claim_maps([]) == ()
+    assert parse_claim_maps([f"{EMAIL}={RP_MAIL}", f"{GIVEN}=urn:x=y"]) == ((EMAIL, RP_MAIL), (GIVEN, "urn:x=y"))
+    with pytest.raises(CommandError):
+        parse_claim_maps([f"{EMAIL}"])
 
 
 # --- remove ------------------------------------------------------------------------------------------------------

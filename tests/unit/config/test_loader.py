@@ -41,7 +41,7 @@ previous_certs = ["keys/old1.crt", "/abs/old2.crt"]
 
 [tokens]
 lifetime = 600
-default_token_type = "saml11"
+profile = "adfs"
 
 [security]
 allowed_roles = ["admin", "sts-users"]
@@ -91,7 +91,7 @@ def test_good_file(tmp_path: Path) -> None:
     assert settings.limits.max_elements == 2000  # default kept for a key not given
     assert settings.issuer.name == "https://sts.example.com/"
     assert settings.tokens.lifetime == 600
-    assert settings.tokens.default_token_type == "saml11"
+    assert settings.tokens.profile == "adfs"
     assert settings.security.allowed_roles == ("admin", "sts-users")
     assert settings.security.bsp_strict is True
     assert settings.lockout.max_failures == 3
@@ -233,7 +233,7 @@ def test_bool_given_for_int(tmp_path: Path, toml: str, fragment: str) -> None:
         ("[server]\nsoap12_sender_status = 200\n", "soap12_sender_status: must be 400 or 500 (got 200)"),
         ('[server]\nbind = "localhost"\n', "[server] bind: must be HOST:PORT"),
         ("[tokens]\nmax_lifetime = 43201\n", "[tokens] max_lifetime: must be between 1 and 43200"),
-        ('[tokens]\ndefault_token_type = "jwt"\n', "default_token_type: must be saml20 or saml11"),
+        ('[tokens]\nprofile = "jwt"\n', "profile: must be strict, wso2, adfs or cxf"),
         ('[issuer]\nname = ""\n', "[issuer] name: must not be empty"),
         ('[logging]\nlevel = "TRACE"\n', "[logging] level: must be DEBUG|INFO|WARNING|ERROR"),
         ('[security]\nscenario = "X509"\n', "[security] scenario: must be UTOverTransport"),
@@ -250,7 +250,7 @@ def test_several_problems_reported_together(tmp_path: Path) -> None:
         "[sever]\nx = 1\n"
         "[server]\nworkerz = 2\nworkers = true\nbind = 9443\n"
         "[limits]\nmax_depth = 7\n"
-        '[tokens]\ndefault_token_type = "jwt"\n'
+        '[tokens]\nprofile = "jwt"\n'
     )
     problems = _problems(_write(tmp_path, text), env={"STS_NOPE_X": "1", "STS_LIMITS_MAX_ELEMENTS": "many"})
     expected = [
@@ -259,7 +259,7 @@ def test_several_problems_reported_together(tmp_path: Path) -> None:
         "[server] workers: expected an integer",
         "[server] bind: expected a string",
         "[limits] max_depth: must be between 8 and 256",
-        "default_token_type: must be saml20 or saml11",
+        "profile: must be strict, wso2, adfs or cxf",
         "STS_NOPE_X names no setting",
         "STS_LIMITS_MAX_ELEMENTS: expected an integer",
     ]

@@ -1,4 +1,4 @@
-"""Tests for sts.config.relying_parties: AppliesTo normalisation and matching (catalogue I03), the RP store."""
+"""Tests for sts.config.relying_parties: AppliesTo matching (catalogue I03), settings and profiles, the RP store."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sts.config.profiles import effective
 from sts.config.relying_parties import (
     RelyingParty,
     RelyingPartyError,
@@ -219,6 +220,13 @@ def test_regex_address_kept_as_written() -> None:
         ({"token_type": "jwt"}, "token type must be one of"),
         ({"nameid": "upn"}, "nameid must be one of"),
         ({"profile": "azure"}, "profile must be one of"),
+        ({"cipher": "tripledes-cbc"}, "cipher must be one of"),
+        ({"cipher": "AES256-GCM"}, "cipher must be one of"),
+        ({"key_transport": "rsa-1_5"}, "key transport must be one of"),
+        ({"claim_mapping": (("", "urn:rp:mail"),)}, "claim mappings are"),
+        ({"claim_mapping": (("http://wso2.org/claims/emailaddress", ""),)}, "claim mappings are"),
+        ({"claim_mapping": (("http://wso2.org/claims/email address", "urn:rp:mail"),)}, "claim mappings are"),
+        ({"claim_mapping": (("http://wso2.org/claims/emailaddress", "urn:rp:\tmail"),)}, "claim mappings are"),
         ({"lifetime": -1}, "lifetime must be between"),
         ({"lifetime": 43201}, "lifetime must be between"),
         ({"encrypt": True, "cert_file": ""}, "needs a certificate"),
@@ -227,6 +235,45 @@ def test_regex_address_kept_as_written() -> None:
 def test_validate_refusals(kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(RelyingPartyError, match=fragment):
         validate(_rp(**kwargs))
+
+
+def test_defaults_are_empty_so_the_profile_decides() -> None:
+    rp = validate(RelyingParty(address=RP, encrypt=False))
+    assert (rp.token_type, rp.cipher, rp.key_transport, rp.nameid, rp.profile) == ("", "", "", "", "")
+    assert rp.claim_mapping == ()
+    settings = effective(rp, "strict")
+    assert (settings.token_type, settings.cipher, settings.key_transport, settings.nameid) == (
+        "saml20", "aes256-gcm", "rsa-oaep-mgf1p", "username"
+    )
+
+
+def test_profile_adfs_makes_cbc_effective() -> None:
+    rp = validate(_rp(profile="adfs"))
+    assert rp.cipher == ""
+    assert (effective(rp, "strict").cipher, effective(rp, "strict").token_type) == ("aes256-cbc", "saml11")
+    assert effective(validate(_rp()), "adfs").cipher == "aes256-cbc"  # the [tokens] profile when the RP names none
+
+
+def test_explicit_settings_beat_the_profile() -> None:
+    explicit = {"cipher": "aes256-gcm", "key_transport": "rsa-oaep", "token_type": "saml20", "nameid": "email"}
+    rp = validate(_rp(profile="adfs", **explicit))
+    settings = effective(rp, "strict")
+    assert (settings.profile, settings.token_type, settings.cipher, settings.key_transport, settings.nameid) == (
+        "adfs", "saml20", "aes256-gcm", "rsa-oaep", "email"
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"token_type": "saml11", "nameid": "email", "profile": "cxf"},
+        {"cipher": "aes128-gcm", "key_transport": "rsa-oaep"},
+        {"cipher": "aes256-cbc"},  # allowed (the adfs choice); the CLI warns
+        {"claim_mapping": (("http://wso2.org/claims/emailaddress", "urn:rp:mail"), ("a:b", "c:d"))},
+    ],
+)
+def test_validate_accepts_explicit_settings(kwargs: dict[str, object]) -> None:
+    assert validate(_rp(**kwargs)) == _rp(**kwargs)
 
 
 def test_validate_accepts_unencrypted_rp_without_cert() -> None:
@@ -239,8 +286,25 @@ def test_validate_normalises_exact_address() -> None:
 
 
 def test_json_round_trip() -> None:
-    rp = _rp(claims=("a", "b"), claim_mapping=(("x", "y"),), lifetime=600, token_type="saml11")
-    assert RelyingParty.from_json(rp.to_json()) == rp
+    rp = _rp(claims=("a", "b"), claim_mapping=(("x", "y"), ("p", "q")), lifetime=600, token_type="saml11")
+    back = RelyingParty.from_json(rp.to_json())
+    assert back == rp
+    assert back.claim_mapping == (("x", "y"), ("p", "q"))  # tuples, not JSON lists
+    assert RelyingParty.from_json(_rp().to_json()) == _rp()  # empty settings stay empty
+
+
+def test_from_json_record_with_concrete_settings() -> None:
+    """Records written with concrete values (before profiles) keep them: explicit settings win."""
+    text = (
+        '{"address": "https://rp.example.com/app/", "cert_file": "rp.crt.pem", "token_type": "saml20", '
+        '"cipher": "aes256-gcm", "key_transport": "rsa-oaep-mgf1p", "nameid": "username", "profile": "strict"}'
+    )
+    rp = RelyingParty.from_json(text)
+    assert (rp.token_type, rp.cipher, rp.key_transport, rp.nameid, rp.profile) == (
+        "saml20", "aes256-gcm", "rsa-oaep-mgf1p", "username", "strict"
+    )
+    assert rp.claim_mapping == ()
+    assert effective(rp, "adfs").cipher == "aes256-gcm"
 
 
 def test_from_json_ignores_unknown_fields() -> None:
@@ -276,7 +340,7 @@ def test_store_duplicate_refused(store: RelyingPartyStore, duplicate: str) -> No
     store.add(_rp())
     with pytest.raises(RelyingPartyError, match="already registered"):
         store.add(_rp(duplicate, token_type="saml11"))
-    assert store.get(RP).token_type == "saml20"
+    assert store.get(RP) == validate(_rp())  # the first registration, token type still from the profile
 
 
 def test_store_refuses_invalid(store: RelyingPartyStore) -> None:
@@ -302,7 +366,18 @@ def test_store_update_validates(store: RelyingPartyStore) -> None:
     store.add(_rp())
     with pytest.raises(RelyingPartyError):
         store.update(replace(_rp(), token_type="jwt"))
-    assert store.get(RP).token_type == "saml20"
+    with pytest.raises(RelyingPartyError):
+        store.update(replace(_rp(), claim_mapping=(("urn:local", "urn:rp mail"),)))
+    assert store.get(RP) == validate(_rp())
+
+
+def test_store_keeps_claim_mapping_and_empty_settings(store: RelyingPartyStore) -> None:
+    mapping = (("http://wso2.org/claims/emailaddress", "urn:rp:mail"),)
+    store.add(_rp(claim_mapping=mapping, profile="adfs"))
+    rp = store.get(RP)
+    assert (rp.claim_mapping, rp.profile, rp.cipher, rp.token_type) == (mapping, "adfs", "", "")
+    store.update(replace(rp, claim_mapping=()))
+    assert store.get(RP).claim_mapping == ()
 
 
 def test_store_remove(store: RelyingPartyStore) -> None:

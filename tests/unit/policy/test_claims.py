@@ -61,3 +61,15 @@ def test_roles_come_from_membership() -> None:
 
 def test_duplicates_are_emitted_once() -> None:
     assert len(select_claims(req(ClaimRequest(EMAIL), ClaimRequest(EMAIL)), (), USER, frozenset())) == 1
+
+
+def test_rp_claim_mapping_renames_and_accepts_either_spelling() -> None:
+    mapping = {EMAIL: "urn:rp:mail"}
+    assert select_claims(None, (EMAIL,), USER, frozenset(), mapping) == (Attribute("urn:rp:mail", ("a@example.com",)),)
+    asked = req(ClaimRequest("urn:rp:mail", optional=False))
+    assert select_claims(asked, (EMAIL,), USER, frozenset(), mapping) == (Attribute("urn:rp:mail", ("a@example.com",)),)
+    assert select_claims(req(ClaimRequest(EMAIL)), (EMAIL,), USER, frozenset(), mapping) == (
+        Attribute(EMAIL, ("a@example.com",)),
+    )
+    with pytest.raises(errors.RequestFailed):
+        select_claims(req(ClaimRequest("urn:rp:other", optional=False)), (EMAIL,), USER, frozenset(), mapping)

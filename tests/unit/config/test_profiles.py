@@ -1,0 +1,33 @@
+"""Compatibility profiles fill what a relying party leaves empty; explicit settings win."""
+
+from __future__ import annotations
+
+from sts import ns
+from sts.config.profiles import PROFILES, effective
+from sts.config.relying_parties import RelyingParty
+
+
+def test_strict_defaults() -> None:
+    settings = effective(RelyingParty("https://rp.example/"), "strict")
+    assert (settings.token_type, settings.cipher, settings.key_transport, settings.nameid) == (
+        "saml20",
+        "aes256-gcm",
+        "rsa-oaep-mgf1p",
+        "username",
+    )
+    assert settings.applies_to_ns is None and not settings.profile_spelling
+
+
+def test_rp_profile_beats_the_global_one_and_explicit_settings_beat_both() -> None:
+    adfs = effective(RelyingParty("https://rp.example/", profile="adfs"), "strict")
+    assert (adfs.profile, adfs.token_type, adfs.cipher, adfs.applies_to_ns) == ("adfs", "saml11", "aes256-cbc", ns.WSP)
+    explicit = effective(RelyingParty("https://rp.example/", profile="adfs", cipher="aes256-gcm"), "strict")
+    assert explicit.cipher == "aes256-gcm"
+    global_cxf = effective(RelyingParty("https://rp.example/"), "cxf")
+    assert global_cxf.profile_spelling and global_cxf.key_transport == "rsa-oaep"
+
+
+def test_no_profile_uses_legacy_key_transport_or_weak_ciphers() -> None:
+    for profile in PROFILES.values():
+        assert profile.key_transport in ("rsa-oaep-mgf1p", "rsa-oaep")
+        assert profile.cipher in ("aes256-gcm", "aes256-cbc")
