@@ -7,8 +7,11 @@ opened lazily per PID by their owners, never shared across ``fork()``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
+
+from cryptography import x509
 
 from sts import ns
 from sts.auth.credential_cache import VerifiedCredentialCache
@@ -19,19 +22,22 @@ from sts.clock import SystemClock
 from sts.config.directory import RelyingPartyDirectory
 from sts.config.relying_parties import RelyingPartyStore
 from sts.config.settings import Settings
-from sts.crypto.keystore import KeyStore, load_keystore
+from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
 from sts.crypto.secretbox import SecretBox
 from sts.crypto.signer import AssertionSigner
 from sts.errors import ConfigError
-from sts.issuance import IssuancePolicy, IssueOperation
-from sts.service import SecurityTokenService, TrustCall
+from sts.issuance import IssueOperation
+from sts.lifecycle.operations import CancelOperation, RenewOperation, ValidateOperation
+from sts.lifecycle.targets import TargetResolver
+from sts.minting import IssuerIdentity, TokenMinter
+from sts.service import OperationHandler, SecurityTokenService, TrustCall
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.spyne_app import call_spyne, make_spyne_wsgi
 from sts.soap.transport import WSO2_PATH, Transport, TransportPolicy
 from sts.soap.wsdl_render import load_policy, render_wsdl
 from sts.soapenv import SoapVersion
 from sts.stores.sqlite import Database, DatabaseError, check_database
-from sts.stores.sqlite_stores import SqliteLockoutStore, SqliteReplayCache
+from sts.stores.sqlite_stores import SqliteLockoutStore, SqliteReplayCache, SqliteTokenStore
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
@@ -86,25 +92,60 @@ def build_authenticator(settings: Settings, db: Database) -> UsernameTokenAuthen
     )
 
 
+def trusted_issuers(settings: Settings, keystore: KeyStore) -> tuple[x509.Certificate, ...]:
+    """Certificates whose assertions Validate accepts: the STS's own (current, previous), then configured ones."""
+    problems: list[str] = []
+    extra: list[x509.Certificate] = []
+    now = dt.datetime.now(dt.UTC)
+    for index, path in enumerate(settings.lifecycle.trusted_issuer_certs):
+        label = f"lifecycle.trusted_issuer_certs[{index}]"
+        try:
+            cert = load_certificate(path)
+        except (OSError, ValueError):
+            problems.append(f"{label}: {path} unreadable")
+            continue
+        problems += check_certificate(cert, label, now)[0]
+        extra.append(cert)
+    if problems:
+        raise ConfigError(problems)
+    return (*keystore.accepted_certs, *extra)
+
+
 def build_service(settings: Settings, keystore: KeyStore, db: Database) -> SecurityTokenService:
     """The framework-free service with the operations enabled by the configuration."""
     authenticator = build_authenticator(settings, db)
-    tokens = settings.tokens
-    issue = IssueOperation(
-        IssuancePolicy(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew),
-        RelyingPartyDirectory(
-            RelyingPartyStore(db), settings.store.truststore, tokens.default_relying_party, tokens.profile
-        ),
-        AssertionSigner(keystore.signing_key, keystore.signing_cert),
-        SystemClock(),
+    tokens, lifecycle, clock = settings.tokens, settings.lifecycle, SystemClock()
+    directory = RelyingPartyDirectory(
+        RelyingPartyStore(db), settings.store.truststore, tokens.default_relying_party, tokens.profile
     )
+    store = SqliteTokenStore(db) if lifecycle.token_store else None
+    minter = TokenMinter(
+        IssuerIdentity(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew),
+        directory,
+        AssertionSigner(keystore.signing_key, keystore.signing_cert),
+        clock,
+        store,
+        lifecycle.renew_after_expiry,
+    )
+    resolver = TargetResolver(store, trusted_issuers(settings, keystore))
+    operations: dict[Operation, OperationHandler] = {
+        Operation.ISSUE: IssueOperation(directory, minter, clock),
+        Operation.VALIDATE: ValidateOperation(resolver, clock, tokens.clock_skew),
+    }
+    if store is not None:
+        operations[Operation.CANCEL] = CancelOperation(resolver, store)
+        operations[Operation.RENEW] = RenewOperation(
+            resolver, store, directory, minter, clock, lifecycle.renew_after_expiry, lifecycle.max_renewal_age
+        )
+    lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
 
     def authenticate(call: TrustCall) -> AuthenticatedCaller:
         version = SoapVersion.SOAP11 if call.soap_ns == ns.S11 else SoapVersion.SOAP12
         info = CallerInfo(call.info.correlation_id, call.info.client_address, call.info.secure_transport)
-        return authenticator.authenticate(call.headers, version, info)
+        roles = None if call.operation is Operation.ISSUE else lifecycle_roles
+        return authenticator.authenticate(call.headers, version, info, roles)
 
-    return SecurityTokenService({Operation.ISSUE: issue}, authenticate=authenticate)
+    return SecurityTokenService(operations, authenticate=authenticate)
 
 
 def create_app(settings: Settings, keystore: KeyStore | None = None) -> Transport:

@@ -103,12 +103,20 @@ class UsernameTokenAuthenticator:
         self._roles = frozenset(role.casefold() for role in policy.allowed_roles)
 
     def authenticate(
-        self, headers: tuple[etree._Element, ...], version: SoapVersion, info: CallerInfo
+        self,
+        headers: tuple[etree._Element, ...],
+        version: SoapVersion,
+        info: CallerInfo,
+        roles: frozenset[str] | None = None,
     ) -> AuthenticatedCaller:
-        """Return the authenticated caller or raise the WS-Security fault; audits both outcomes."""
+        """Return the authenticated caller or raise the WS-Security fault; audits both outcomes.
+
+        ``roles`` replaces the policy's allowed roles for this call (the lifecycle bindings may have their own).
+        """
         attempt = _Attempt(info)
+        allowed = self._roles if roles is None else frozenset(role.casefold() for role in roles)
         try:
-            caller = self._authenticate(headers, version, attempt)
+            caller = self._authenticate(headers, version, attempt, allowed)
         except STSError as error:
             if isinstance(error, FailedAuthentication) and not attempt.hash_spent:
                 self._hasher.dummy_verify()  # equal cost for every failure (A02)
@@ -118,7 +126,7 @@ class UsernameTokenAuthenticator:
         return caller
 
     def _authenticate(
-        self, headers: tuple[etree._Element, ...], version: SoapVersion, attempt: _Attempt
+        self, headers: tuple[etree._Element, ...], version: SoapVersion, attempt: _Attempt, roles: frozenset[str]
     ) -> AuthenticatedCaller:
         header = read_security_header(find_security_header(headers, version))
         if header.timestamp is not None:
@@ -134,7 +142,7 @@ class UsernameTokenAuthenticator:
         if not credential.is_digest and not secure:
             raise FailedAuthentication("PasswordText over plain HTTP", reason="insecure_transport")
         principal, method = self._verify(credential, attempt)
-        if not self._roles & {role.casefold() for role in principal.roles}:
+        if not roles & {role.casefold() for role in principal.roles}:
             raise FailedAuthentication("caller holds none of the allowed roles", reason="role_denied")
         self._check_nonce(credential)
         return AuthenticatedCaller(principal, method)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sts import __version__
-from sts.cli import client, init, instance, rp, serve, users
+from sts.cli import client, init, instance, lifecycle_cmds, rp, serve, users
 from sts.cli.common import CommandError
 
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="PATH", help="configuration file (default: $STS_CONFIG, else ./var/sts.toml)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (init, instance, serve, users, rp, client):
+    for module in (init, instance, serve, users, rp, client, lifecycle_cmds):
         module.register(commands)
     return parser
 

@@ -81,6 +81,18 @@ max_failures = 5
 duration = 300
 max_duration = 86400
 
+[lifecycle]
+# Keep a record of every issued token: Renew, Cancel and Validate of still-encrypted tokens need it.
+token_store = true
+# Seconds after expiry a token issued with <wst:Renewing OK="true"/> may still be renewed.
+renew_after_expiry = 1800
+# A renewal chain ends this many seconds after its first token was issued.
+max_renewal_age = 86400
+# Roles allowed to Validate, Renew and Cancel; empty: [security] allowed_roles.
+allowed_roles = []
+# Certificates of other issuers whose assertions Validate accepts, besides this STS's own.
+trusted_issuer_certs = []
+
 [store]
 database = "sts.db"
 # Relying-party certificates (PEM), referenced by `sts rp add --cert`.

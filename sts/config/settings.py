@@ -85,6 +85,22 @@ class TokenSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LifecycleSettings:
+    """``[lifecycle]``: the token store behind Validate, Renew and Cancel."""
+
+    # Keep a record of every issued token (needed by Renew, Cancel and Validate of encrypted tokens).
+    token_store: bool = True
+    # How long after expiry a token issued with Renewing OK="true" may still be renewed (CXF caps at 30 min).
+    renew_after_expiry: int = _check(lambda v: 0 <= v <= 86400, "must be between 0 and 86400", 1800)
+    # A renewal chain ends this many seconds after the first token of it was issued.
+    max_renewal_age: int = _positive(86400)
+    # Roles allowed to call Validate, Renew and Cancel; empty: [security] allowed_roles.
+    allowed_roles: tuple[str, ...] = ()
+    # Certificates of other issuers whose assertions Validate accepts (besides this STS's own).
+    trusted_issuer_certs: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SecuritySettings:
     """``[security]``: who may use the STS and how callers are authenticated."""
 
@@ -142,6 +158,7 @@ class Settings:
     tokens: TokenSettings = field(default_factory=TokenSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
@@ -158,6 +175,7 @@ SECTIONS: dict[str, type] = {
     "tokens": TokenSettings,
     "security": SecuritySettings,
     "lockout": LockoutSettings,
+    "lifecycle": LifecycleSettings,
     "store": StoreSettings,
     "logging": LoggingSettings,
 }

@@ -6,6 +6,8 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
+from lxml import etree
+
 NAMEID_UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
 NAMEID_EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 
@@ -38,3 +40,5 @@ class AssertionContent:
     name_id_format: str
     authn_instant: dt.datetime
     attributes: tuple[Attribute, ...]
+    # Holder-of-key: the ds:KeyInfo the subject must prove (EncryptedKey or X509Data); None: bearer.
+    key_info: etree._Element | None = None

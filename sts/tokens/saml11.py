@@ -7,6 +7,8 @@ WSO2 do.
 
 from __future__ import annotations
 
+import copy
+
 from lxml import etree
 
 from sts import ns
@@ -14,6 +16,7 @@ from sts.clock import format_instant
 from sts.tokens.base import AssertionContent
 
 BEARER = "urn:oasis:names:tc:SAML:1.0:cm:bearer"
+HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:1.0:cm:holder-of-key"
 PASSWORD = "urn:oasis:names:tc:SAML:1.0:am:password"  # noqa: S105 - a URI
 
 
@@ -35,7 +38,12 @@ def split_attribute_name(uri: str) -> tuple[str, str]:
 def _subject(parent: etree._Element, content: AssertionContent) -> None:
     subject = _el(parent, "Subject")
     _el(subject, "NameIdentifier", content.name_id, Format=content.name_id_format)
-    _el(_el(subject, "SubjectConfirmation"), "ConfirmationMethod", BEARER)
+    confirmation = _el(subject, "SubjectConfirmation")
+    if content.key_info is None:
+        _el(confirmation, "ConfirmationMethod", BEARER)
+    else:
+        _el(confirmation, "ConfirmationMethod", HOLDER_OF_KEY)
+        confirmation.append(copy.deepcopy(content.key_info))
 
 
 def build_saml11(content: AssertionContent) -> etree._Element:

@@ -7,6 +7,8 @@ alone when a client cuts it out of the response or an RP decrypts it.
 
 from __future__ import annotations
 
+import copy
+
 from lxml import etree
 
 from sts import ns
@@ -14,6 +16,7 @@ from sts.clock import format_instant
 from sts.tokens.base import AssertionContent
 
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
 PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
 ATTRNAME_URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 
@@ -35,13 +38,23 @@ def build_saml2(content: AssertionContent, authn_context: str = PASSWORD_PROTECT
     _el(assertion, "Issuer", content.issuer)
     subject = _el(assertion, "Subject")
     _el(subject, "NameID", content.name_id, Format=content.name_id_format)
-    confirmation = _el(subject, "SubjectConfirmation", Method=BEARER)
-    _el(
-        confirmation,
-        "SubjectConfirmationData",
-        NotOnOrAfter=format_instant(content.not_on_or_after),
-        Recipient=content.recipient,
-    )
+    if content.key_info is None:
+        confirmation = _el(subject, "SubjectConfirmation", Method=BEARER)
+        _el(
+            confirmation,
+            "SubjectConfirmationData",
+            NotOnOrAfter=format_instant(content.not_on_or_after),
+            Recipient=content.recipient,
+        )
+    else:  # SAML 2.0 profiles §3.1 / WS-Trust: KeyInfoConfirmationDataType
+        confirmation = _el(subject, "SubjectConfirmation", Method=HOLDER_OF_KEY)
+        data = etree.SubElement(
+            confirmation,
+            ns.qn(ns.SAML2, "SubjectConfirmationData"),
+            {ns.qn(ns.XSI, "type"): "saml2:KeyInfoConfirmationDataType"},
+            nsmap={"xsi": ns.XSI},
+        )
+        data.append(copy.deepcopy(content.key_info))
     conditions = _el(
         assertion,
         "Conditions",

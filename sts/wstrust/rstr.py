@@ -7,8 +7,9 @@ cuts it out of the response.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree
 
@@ -27,6 +28,15 @@ class TokenReference:
 
 
 @dataclass(frozen=True, slots=True)
+class ProofToken:
+    """The requestor's proof key: the key itself (BinarySecret), or the issuer entropy of a computed key."""
+
+    key_bits: int
+    secret: bytes | None = field(default=None, repr=False)
+    issuer_entropy: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedTokenResponse:
     """Everything an Issue (or Renew) answer carries."""
 
@@ -39,6 +49,7 @@ class IssuedTokenResponse:
     key_type: str
     context: str | None = None
     applies_to: AppliesTo | None = None
+    proof: ProofToken | None = None
 
 
 def _el(parent: etree._Element, trust_ns: str, local: str, text: str | None = None) -> etree._Element:
@@ -82,7 +93,50 @@ def issued_rstr(response: IssuedTokenResponse) -> etree._Element:
     lifetime = _el(rstr, trust_ns, "Lifetime")
     etree.SubElement(lifetime, ns.qn(ns.WSU, "Created"), nsmap={"wsu": ns.WSU}).text = format_instant(response.created)
     etree.SubElement(lifetime, ns.qn(ns.WSU, "Expires"), nsmap={"wsu": ns.WSU}).text = format_instant(response.expires)
+    if response.proof is not None:
+        _proof(rstr, trust_ns, response.proof)
     _el(rstr, trust_ns, "KeyType", response.key_type)
+    return rstr
+
+
+def _proof(rstr: etree._Element, trust_ns: str, proof: ProofToken) -> None:
+    """RequestedProofToken (BinarySecret, or ComputedKey + issuer Entropy) and KeySize (WS-Trust 1.3 §4.4.3)."""
+    token = _el(rstr, trust_ns, "RequestedProofToken")
+    if proof.issuer_entropy is not None:
+        _el(token, trust_ns, "ComputedKey", f"{trust_ns}/CK/PSHA1")
+        secret = _el(_el(rstr, trust_ns, "Entropy"), trust_ns, "BinarySecret", _b64(proof.issuer_entropy))
+        secret.set("Type", f"{trust_ns}/Nonce")
+    elif proof.secret is not None:
+        _el(token, trust_ns, "BinarySecret", _b64(proof.secret)).set("Type", f"{trust_ns}/SymmetricKey")
+    _el(rstr, trust_ns, "KeySize", str(proof.key_bits))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+VALID_REASON = "The Trust service successfully validated the input"
+INVALID_REASON = "The Trust service did not successfully validate the input"
+
+
+def status_answer(trust_ns: str, valid: bool, context: str | None) -> etree._Element:
+    """Validate: an RSTR with TokenType ``{ns}/RSTR/Status`` and ``Status/Code`` + a fixed ``Reason`` (§10)."""
+    rstr = etree.Element(ns.qn(trust_ns, "RequestSecurityTokenResponse"), nsmap={"wst": trust_ns})
+    if context is not None:
+        rstr.set("Context", context)
+    _el(rstr, trust_ns, "TokenType", f"{trust_ns}/RSTR/Status")
+    status = _el(rstr, trust_ns, "Status")
+    _el(status, trust_ns, "Code", f"{trust_ns}/status/{'valid' if valid else 'invalid'}")
+    _el(status, trust_ns, "Reason", VALID_REASON if valid else INVALID_REASON)
+    return rstr
+
+
+def cancelled_answer(trust_ns: str, context: str | None) -> etree._Element:
+    """Cancel: an RSTR with ``RequestedTokenCancelled`` (§11)."""
+    rstr = etree.Element(ns.qn(trust_ns, "RequestSecurityTokenResponse"), nsmap={"wst": trust_ns})
+    if context is not None:
+        rstr.set("Context", context)
+    _el(rstr, trust_ns, "RequestedTokenCancelled")
     return rstr
 
 

@@ -734,7 +734,7 @@ def _two_addresses(env: Env) -> bytes:
         ("two-addresses", "InvalidRequest"),
         ("unknown-element", "BadRequest"),
         ("unsupported-token-type", "BadRequest"),
-        ("symmetric-key", "BadRequest"),
+        ("unknown-key-type", "BadRequest"),
         ("context-300", "InvalidRequest"),
         ("bearer-key-size", "InvalidRequest"),
     ],
@@ -746,7 +746,7 @@ def test_malformed_rst(env: Env, case: str, code: str) -> None:
         "unknown-element": lambda: envelope(env, extra_rst='<foo:Bar xmlns:foo="urn:x"/>'),
         "unsupported-token-type": lambda: envelope(env, token_type="urn:x"),
         # Holder-of-key is not issued yet: BadRequest until it exists.
-        "symmetric-key": lambda: replace_once(envelope(env), f"{WST}/Bearer<", f"{WST}/SymmetricKey<"),
+        "unknown-key-type": lambda: replace_once(envelope(env), f"{WST}/Bearer<", f"{WST}/Unknown<"),
         "context-300": lambda: with_context(envelope(env), "c" * 300),
         "bearer-key-size": lambda: envelope(env, extra_rst="<wst:KeySize>256</wst:KeySize>"),  # §8
     }

@@ -1,0 +1,114 @@
+"""Holder-of-key material: the symmetric proof key wrapped for the relying party, and the client's UseKey.
+
+The proof key travels to the RP as ``xenc:EncryptedKey`` (RSA-OAEP, never RSA 1.5) inside the assertion's
+subject confirmation, naming the RP certificate in its ``ds:KeyInfo`` (wstrust-protocol.md §8, §16).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from lxml import etree
+
+from sts import ns
+from sts.crypto.algorithms import KeyTransport
+from sts.crypto.keystore import MIN_RSA_BITS, check_certificate
+from sts.xmlutil import text_of
+
+X509V3 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
+MAX_CERT_BYTES = 16 * 1024
+
+
+class UseKeyRejected(Exception):
+    """A UseKey that is malformed, of an unsupported form, or of an unacceptable key."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _oaep(transport: KeyTransport) -> padding.OAEP:
+    # rsa-oaep-mgf1p fixes the OAEP digest and MGF1 to SHA-1 (XML Encryption 1.0 §5.4.2): a key-transport
+    # padding parameter, not a signature use of SHA-1 (dependencies.md §7).
+    digest: hashes.HashAlgorithm = hashes.SHA1() if transport is KeyTransport.RSA_OAEP_MGF1P else hashes.SHA256()  # noqa: S303
+    return padding.OAEP(mgf=padding.MGF1(digest), algorithm=digest, label=None)
+
+
+def wrap_key(cert: x509.Certificate, key: bytes, transport: KeyTransport) -> etree._Element:
+    """``xenc:EncryptedKey`` carrying ``key`` for the holder of ``cert``'s private key."""
+    public = cert.public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise ValueError("relying-party certificate without an RSA key")
+    cipher = public.encrypt(key, _oaep(transport))
+    encrypted = etree.Element(ns.qn(ns.XENC, "EncryptedKey"), nsmap={"xenc": ns.XENC})
+    method = etree.SubElement(encrypted, ns.qn(ns.XENC, "EncryptionMethod"), Algorithm=transport.value)
+    if transport is KeyTransport.RSA_OAEP:
+        etree.SubElement(method, ns.qn(ns.DS, "DigestMethod"), nsmap={"ds": ns.DS}).set(
+            "Algorithm", "http://www.w3.org/2001/04/xmlenc#sha256"
+        )
+        etree.SubElement(method, ns.qn(ns.XENC11, "MGF"), nsmap={"xenc11": ns.XENC11}).set(
+            "Algorithm", "http://www.w3.org/2009/xmlenc11#mgf1sha256"
+        )
+    else:
+        etree.SubElement(method, ns.qn(ns.DS, "DigestMethod"), nsmap={"ds": ns.DS}).set(
+            "Algorithm", "http://www.w3.org/2000/09/xmldsig#sha1"
+        )
+    key_info = etree.SubElement(encrypted, ns.qn(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
+    x509_data = etree.SubElement(key_info, ns.qn(ns.DS, "X509Data"))
+    etree.SubElement(x509_data, ns.qn(ns.DS, "X509Certificate")).text = _b64(
+        cert.public_bytes(serialization.Encoding.DER)
+    )
+    cipher_data = etree.SubElement(encrypted, ns.qn(ns.XENC, "CipherData"))
+    etree.SubElement(cipher_data, ns.qn(ns.XENC, "CipherValue")).text = _b64(cipher)
+    return encrypted
+
+
+def unwrap_key(encrypted_key: etree._Element, key: rsa.RSAPrivateKey) -> bytes:
+    """The relying party's side of :func:`wrap_key` (for tools and tests)."""
+    method = encrypted_key.find(ns.qn(ns.XENC, "EncryptionMethod"))
+    value = encrypted_key.findtext(f"{ns.qn(ns.XENC, 'CipherData')}/{ns.qn(ns.XENC, 'CipherValue')}")
+    if method is None or value is None:
+        raise ValueError("malformed EncryptedKey")
+    transport = KeyTransport(method.get("Algorithm", ""))
+    return key.decrypt(base64.b64decode(value), _oaep(transport))
+
+
+def use_key_info(use_key_child: etree._Element, now: dt.datetime) -> etree._Element:
+    """A ``ds:KeyInfo`` for the assertion from a ``wst:UseKey`` child (X.509 BST, or ds:KeyInfo with X509Data)."""
+    cert = _certificate(use_key_child)
+    problems, _warnings = check_certificate(cert, "UseKey", now)
+    if problems:
+        raise UseKeyRejected("; ".join(problems))
+    public = cert.public_key()
+    if not isinstance(public, rsa.RSAPublicKey) or public.key_size < MIN_RSA_BITS:
+        raise UseKeyRejected("UseKey must be an RSA key of at least 2048 bits")
+    key_info = etree.Element(ns.qn(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
+    x509_data = etree.SubElement(key_info, ns.qn(ns.DS, "X509Data"))
+    etree.SubElement(x509_data, ns.qn(ns.DS, "X509Certificate")).text = _b64(
+        cert.public_bytes(serialization.Encoding.DER)
+    )
+    return key_info
+
+
+def _certificate(element: etree._Element) -> x509.Certificate:
+    if element.tag == ns.qn(ns.WSSE, "BinarySecurityToken"):
+        if element.get("ValueType") != X509V3:
+            raise UseKeyRejected("BinarySecurityToken is not an X.509 v3 certificate")
+        encoded = "".join(text_of(element).split())
+    elif element.tag == ns.qn(ns.DS, "KeyInfo"):
+        certs = element.findall(f"{ns.qn(ns.DS, 'X509Data')}/{ns.qn(ns.DS, 'X509Certificate')}")
+        if len(certs) != 1:
+            raise UseKeyRejected("KeyInfo must carry exactly one X509Certificate")
+        encoded = "".join(text_of(certs[0]).split())
+    else:
+        raise UseKeyRejected("unsupported UseKey form")
+    if len(encoded) > MAX_CERT_BYTES * 4 // 3 + 4:
+        raise UseKeyRejected("certificate too large")
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode(encoded, validate=True))
+    except ValueError:
+        raise UseKeyRejected("malformed certificate") from None

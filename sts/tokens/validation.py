@@ -1,0 +1,114 @@
+"""Verifying SAML assertions handed back to the STS (Validate, Renew, Cancel targets), XSW-proof.
+
+Strict extraction (security-catalogue §F): the target must be exactly one ``saml:Assertion`` with no other
+Assertion below it; its one enveloped signature must be a direct child whose single Reference names the
+assertion's own ID; the signature is verified with a pinned certificate (the STS's own, current or
+still-accepted); and everything the caller learns is read from ``signed_xml`` alone, the element signxml
+actually verified, with full text content (comments cannot truncate it: finding M6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cryptography import x509
+from lxml import etree
+
+from sts import ns
+from sts.crypto.verifier import SignatureRejected, verify_enveloped
+from sts.wss.timestamp import parse_xsd_datetime
+from sts.wstrust.tokentypes import SamlVersion
+from sts.xmlutil import text_of
+
+_ASSERTIONS = {ns.qn(ns.SAML2, "Assertion"): SamlVersion.SAML20, ns.qn(ns.SAML1, "Assertion"): SamlVersion.SAML11}
+_ID_ATTRIBUTE = {SamlVersion.SAML20: "ID", SamlVersion.SAML11: "AssertionID"}
+
+
+class AssertionRejected(Exception):
+    """The assertion is not acceptable; ``reason`` is for operators (audit), never for the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAssertion:
+    """What a verified assertion says, read from the signed element only."""
+
+    version: SamlVersion
+    assertion_id: str
+    subject: str
+    not_before: dt.datetime | None
+    not_on_or_after: dt.datetime | None
+    audiences: tuple[str, ...]
+    signed: etree._Element
+
+
+def saml_version(element: etree._Element) -> SamlVersion | None:
+    """The SAML version of an Assertion element, or None for anything else."""
+    return _ASSERTIONS.get(element.tag) if isinstance(element.tag, str) else None
+
+
+def verify_assertion(assertion: etree._Element, trusted: tuple[x509.Certificate, ...]) -> VerifiedAssertion:
+    """Verify one assertion strictly, or raise :class:`AssertionRejected`."""
+    version = saml_version(assertion)
+    if version is None:
+        raise AssertionRejected("not_an_assertion")
+    for tag in _ASSERTIONS:
+        if any(True for _ in assertion.iterdescendants(tag)):
+            raise AssertionRejected("nested_assertion")  # XSW3/XSW4/XSW6/XSW8 shapes
+    id_attribute = _ID_ATTRIBUTE[version]
+    assertion_id = assertion.get(id_attribute) or ""
+    try:
+        signed = verify_enveloped(assertion, id_attribute, trusted)
+    except SignatureRejected:
+        raise AssertionRejected("bad_signature") from None
+    if signed.tag != assertion.tag or signed.get(id_attribute) != assertion_id:
+        raise AssertionRejected("signed_element_mismatch")
+    return _read(signed, version, assertion_id)
+
+
+def _read(signed: etree._Element, version: SamlVersion, assertion_id: str) -> VerifiedAssertion:
+    saml = ns.SAML2 if version is SamlVersion.SAML20 else ns.SAML1
+    conditions = signed.find(ns.qn(saml, "Conditions"))
+    audience_path = (
+        f"{ns.qn(saml, 'AudienceRestriction')}/{ns.qn(saml, 'Audience')}"
+        if version is SamlVersion.SAML20
+        else f"{ns.qn(saml, 'AudienceRestrictionCondition')}/{ns.qn(saml, 'Audience')}"
+    )
+    name_path = (
+        f"{ns.qn(saml, 'Subject')}/{ns.qn(saml, 'NameID')}"
+        if version is SamlVersion.SAML20
+        else f".//{ns.qn(saml, 'Subject')}/{ns.qn(saml, 'NameIdentifier')}"
+    )
+    name = signed.find(name_path)
+    audiences = conditions.findall(audience_path) if conditions is not None else []
+    return VerifiedAssertion(
+        version=version,
+        assertion_id=assertion_id,
+        subject=text_of(name).strip() if name is not None else "",
+        not_before=_instant(conditions, "NotBefore"),
+        not_on_or_after=_instant(conditions, "NotOnOrAfter"),
+        audiences=tuple(text_of(audience).strip() for audience in audiences),
+        signed=signed,
+    )
+
+
+def _instant(conditions: etree._Element | None, name: str) -> dt.datetime | None:
+    value = conditions.get(name) if conditions is not None else None
+    if value is None:
+        return None
+    try:
+        return parse_xsd_datetime(value)
+    except Exception:  # an unparseable window is an invalid token, not a crash
+        raise AssertionRejected("bad_conditions") from None
+
+
+def within_validity(verified: VerifiedAssertion, now: dt.datetime, skew_seconds: int) -> bool:
+    """NotBefore ≤ now + skew and now − skew < NotOnOrAfter (catalogue V11)."""
+    skew = dt.timedelta(seconds=skew_seconds)
+    if verified.not_before is not None and verified.not_before > now + skew:
+        return False
+    return verified.not_on_or_after is None or now - skew < verified.not_on_or_after
