@@ -268,8 +268,26 @@ def emit_issued(
             proof_note = f"proof key:  {proof.describe()}, written to {proof_key_out}"
         else:
             proof_note = f"proof key:  {proof.describe()}, not saved (use --proof-key-out FILE)"
-    print(issued.describe(out) + (f"\n{proof_note}" if proof_note else ""), file=sys.stderr)
+    lines = [issued.describe(out)]
+    token_id = _referenced_id(issued.token)
+    if token_id:
+        lines.append(f"token id:   {clean(token_id)} (for --id)")
+    if proof_note:
+        lines.append(proof_note)
+    print("\n".join(lines), file=sys.stderr)
     return 0
+
+
+def _referenced_id(token: etree._Element) -> str:
+    """The token's ID from the RSTR's RequestedAttachedReference (the only place it shows for an encrypted token)."""
+    holder = token.getparent()
+    rstr = holder.getparent() if holder is not None else None
+    if rstr is None:
+        return ""
+    trust_ns = etree.QName(rstr).namespace or ""
+    path = f"{ns.qn(trust_ns, 'RequestedAttachedReference')}/{ns.qn(ns.WSSE, 'SecurityTokenReference')}"
+    identifier = rstr.find(f"{path}/{ns.qn(ns.WSSE, 'KeyIdentifier')}")
+    return text_of(identifier).strip()[:256] if identifier is not None else ""
 
 
 # --- handlers ------------------------------------------------------------------------------------------------------

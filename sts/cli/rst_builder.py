@@ -202,7 +202,10 @@ def token_reference(token_id: str, token_type: str) -> etree._Element:
     reference_type, value_type = REFERENCE_TYPES[token_type]
     reference = etree.Element(ns.qn(ns.WSSE, "SecurityTokenReference"), nsmap={"wsse": ns.WSSE, "wsse11": ns.WSSE11})
     reference.set(ns.qn(ns.WSSE11, "TokenType"), reference_type)
-    _sub(reference, ns.WSSE, "KeyIdentifier", token_id).set("ValueType", value_type)
+    try:
+        _sub(reference, ns.WSSE, "KeyIdentifier", token_id).set("ValueType", value_type)
+    except ValueError:  # lxml refuses NUL and other characters XML cannot carry
+        raise CommandError("the token ID contains characters that XML cannot carry") from None
     return reference
 
 

@@ -78,7 +78,14 @@ def unwrap_key(encrypted_key: etree._Element, key: rsa.RSAPrivateKey) -> bytes:
 
 
 def use_key_info(use_key_child: etree._Element, now: dt.datetime) -> etree._Element:
-    """A ``ds:KeyInfo`` for the assertion from a ``wst:UseKey`` child (X.509 BST, or ds:KeyInfo with X509Data)."""
+    """A ``ds:KeyInfo`` for the assertion from a ``wst:UseKey`` child.
+
+    Accepted: an X.509 ``wsse:BinarySecurityToken``, ``ds:KeyInfo/ds:X509Data/ds:X509Certificate``, or
+    ``ds:KeyInfo/ds:KeyValue/ds:RSAKeyValue`` (a bare RSA public key of at least 2048 bits).
+    """
+    key_value = use_key_child.find(f"{ns.qn(ns.DS, 'KeyValue')}/{ns.qn(ns.DS, 'RSAKeyValue')}")
+    if use_key_child.tag == ns.qn(ns.DS, "KeyInfo") and key_value is not None:
+        return _key_value_info(key_value)
     cert = _certificate(use_key_child)
     problems, _warnings = check_certificate(cert, "UseKey", now)
     if problems:
@@ -92,6 +99,40 @@ def use_key_info(use_key_child: etree._Element, now: dt.datetime) -> etree._Elem
         cert.public_bytes(serialization.Encoding.DER)
     )
     return key_info
+
+
+def _key_value_info(rsa_key_value: etree._Element) -> etree._Element:
+    """Check an RSAKeyValue (XML Signature §4.5.2.2) and rebuild it canonically for the assertion."""
+    try:
+        modulus = _integer(_child(rsa_key_value, "Modulus"))
+        exponent = _integer(_child(rsa_key_value, "Exponent"))
+        public = rsa.RSAPublicNumbers(exponent, modulus).public_key()
+    except (ValueError, TypeError):
+        raise UseKeyRejected("malformed RSAKeyValue") from None
+    if public.key_size < MIN_RSA_BITS:
+        raise UseKeyRejected("UseKey must be an RSA key of at least 2048 bits")
+    numbers = public.public_numbers()
+    key_info = etree.Element(ns.qn(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
+    value = etree.SubElement(etree.SubElement(key_info, ns.qn(ns.DS, "KeyValue")), ns.qn(ns.DS, "RSAKeyValue"))
+    etree.SubElement(value, ns.qn(ns.DS, "Modulus")).text = _b64(_unsigned(numbers.n))
+    etree.SubElement(value, ns.qn(ns.DS, "Exponent")).text = _b64(_unsigned(numbers.e))
+    return key_info
+
+
+def _child(parent: etree._Element, local: str) -> etree._Element:
+    found = parent.findall(ns.qn(ns.DS, local))
+    if len(found) != 1:
+        raise ValueError(f"exactly one ds:{local} expected")
+    return found[0]
+
+
+def _integer(element: etree._Element) -> int:
+    """A ds:CryptoBinary value (XML Signature §4.0.1)."""
+    return int.from_bytes(base64.b64decode("".join(text_of(element).split()), validate=True), "big")
+
+
+def _unsigned(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 7) // 8, "big")
 
 
 def _certificate(element: etree._Element) -> x509.Certificate:

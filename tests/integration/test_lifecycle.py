@@ -264,3 +264,27 @@ def test_another_users_token_cannot_be_cancelled(life_server: Server, life_insta
         request_type=f"{WST}/Cancel",
     )
     assert fault_qname(life_server.post(body).content) == (WST, "FailedAuthentication")
+
+
+def test_public_key_token_from_an_rsa_key_value(life_server: Server, life_instance: Instance) -> None:
+    numbers = generate_rsa_key(2048).public_key().public_numbers()
+    modulus = base64.b64encode(numbers.n.to_bytes(256, "big")).decode()
+    extra = (
+        f'<wst:UseKey><ds:KeyInfo xmlns:ds="{DS}"><ds:KeyValue><ds:RSAKeyValue><ds:Modulus>{modulus}</ds:Modulus>'
+        "<ds:Exponent>AQAB</ds:Exponent></ds:RSAKeyValue></ds:KeyValue></ds:KeyInfo></wst:UseKey>"
+    )
+    root = issue(life_server, life_instance, SAML2, extra, key_type="PublicKey")
+    plain = decrypted(first_token(root), life_instance)
+    path = f".//{{{SAML2}}}SubjectConfirmationData/{{{DS}}}KeyInfo/{{{DS}}}KeyValue/{{{DS}}}RSAKeyValue"
+    assert plain.findtext(f"{path}/{{{DS}}}Modulus") == modulus
+
+
+def test_weak_rsa_key_value_is_invalid_request(life_server: Server, life_instance: Instance) -> None:
+    weak = base64.b64encode((2**1023 + 1).to_bytes(128, "big")).decode()
+    extra = (
+        f'<wst:UseKey><ds:KeyInfo xmlns:ds="{DS}"><ds:KeyValue><ds:RSAKeyValue><ds:Modulus>{weak}</ds:Modulus>'
+        "<ds:Exponent>AQAB</ds:Exponent></ds:RSAKeyValue></ds:KeyValue></ds:KeyInfo></wst:UseKey>"
+    )
+    body = rst_envelope("admin", life_instance.demo_password, extra_rst=extra)
+    body = body.replace(f"{WST}/Bearer</wst:KeyType>".encode(), f"{WST}/PublicKey</wst:KeyType>".encode())
+    assert fault_qname(life_server.post(body).content) == (WST, "InvalidRequest")
