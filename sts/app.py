@@ -37,7 +37,12 @@ from sts.soap.transport import WSO2_PATH, Transport, TransportPolicy
 from sts.soap.wsdl_render import load_policy, render_wsdl
 from sts.soapenv import SoapVersion
 from sts.stores.sqlite import Database, DatabaseError, check_database
-from sts.stores.sqlite_stores import SqliteLockoutStore, SqliteReplayCache, SqliteTokenStore
+from sts.stores.sqlite_stores import (
+    SqliteClientThrottle,
+    SqliteLockoutStore,
+    SqliteReplayCache,
+    SqliteTokenStore,
+)
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
@@ -89,6 +94,12 @@ def build_authenticator(settings: Settings, db: Database) -> UsernameTokenAuthen
             allow_insecure_transport=settings.server.allow_insecure_transport,
         ),
         clock=SystemClock(),
+        throttle=SqliteClientThrottle(
+            db,
+            security.client_failure_limit,
+            security.client_failure_window,
+            frozenset(security.client_failure_exempt),
+        ),
     )
 
 

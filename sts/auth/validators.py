@@ -39,7 +39,7 @@ from sts.config.settings import ALL_DOMAINS
 from sts.crypto.secretbox import SecretBox, SecretBoxError
 from sts.errors import FailedAuthentication, InvalidSecurity, STSError
 from sts.soapenv import SoapVersion
-from sts.stores.base import LockoutStore, ReplayCache
+from sts.stores.base import ClientThrottle, LockoutStore, ReplayCache
 from sts.wss.header import find_security_header, read_security_header
 from sts.wss.timestamp import FreshnessPolicy, check_timestamp
 from sts.wss.username import UsernameCredential, check_created, digest_matches, parse_username_token
@@ -91,7 +91,9 @@ class UsernameTokenAuthenticator:
         secret_box: SecretBox | None,
         policy: AuthPolicy,
         clock: Clock,
+        throttle: ClientThrottle | None = None,
     ) -> None:
+        self._throttle = throttle
         self._users = users
         self._hasher = hasher
         self._lockout = lockout
@@ -118,8 +120,11 @@ class UsernameTokenAuthenticator:
         try:
             caller = self._authenticate(headers, version, attempt, allowed)
         except STSError as error:
-            if isinstance(error, FailedAuthentication) and not attempt.hash_spent:
-                self._hasher.dummy_verify()  # equal cost for every failure (A02)
+            if isinstance(error, FailedAuthentication) and error.reason != "client_throttled":
+                if not attempt.hash_spent:
+                    self._hasher.dummy_verify()  # equal cost for every failure (A02)
+                if self._throttle is not None and info.client_address:
+                    self._throttle.record_failure(info.client_address, self._clock.now().timestamp())
             attempt.audit("failure", error.reason)
             raise
         attempt.audit("success", caller.method)
@@ -138,6 +143,10 @@ class UsernameTokenAuthenticator:
             max_password_bytes=self._policy.max_password_bytes,
         )
         check_created(credential, self._clock, self._policy.freshness)
+        client = attempt.info.client_address
+        if self._throttle is not None and client and self._throttle.throttled(client, self._clock.now().timestamp()):
+            # Password spraying (catalogue A04): refuse without spending a password hash on it.
+            raise FailedAuthentication("too many failures from this client", reason="client_throttled")
         secure = attempt.info.secure_transport or self._policy.allow_insecure_transport
         if not credential.is_digest and not secure:
             raise FailedAuthentication("PasswordText over plain HTTP", reason="insecure_transport")

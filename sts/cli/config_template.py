@@ -74,6 +74,12 @@ bsp_strict = false
 # Seconds a successful PasswordText check is remembered per worker (0 disables).
 credential_cache_ttl = 60
 max_password_bytes = 1024
+# Password spraying: failed authentications allowed per client address within the window (0 disables).
+client_failure_limit = 20
+client_failure_window = 60
+# Addresses never throttled (loopback by default; behind a trusted proxy the client address is taken
+# from X-Forwarded-For).
+client_failure_exempt = ["127.0.0.1", "::1"]
 
 [lockout]
 # Consecutive failed password checks before an account is locked, and for how long (doubling each time).

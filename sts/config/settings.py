@@ -113,6 +113,12 @@ class SecuritySettings:
     bsp_strict: bool = False
     credential_cache_ttl: int = _check(lambda v: 0 <= v <= 300, "must be between 0 and 300", 60)
     max_password_bytes: int = _check(lambda v: 8 <= v <= 4096, "must be between 8 and 4096", 1024)
+    # Password spraying: after this many failed authentications from one client address within
+    # client_failure_window seconds, that address is refused without a password check (0 disables).
+    client_failure_limit: int = _non_negative(20)
+    client_failure_window: int = _positive(60)
+    # Client addresses never throttled (local tools and health checks); loopback by default.
+    client_failure_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,7 @@ class Transport:
             body=body,
             version=version,
             http_action=action,
-            client_address=environ.get("REMOTE_ADDR", ""),
+            client_address=self._client_address(environ),
             secure_transport=self._is_secure(environ),
         )
         return self._dispatch(environ, start_response, request)
@@ -87,6 +87,18 @@ class Transport:
         if method not in ("GET", "HEAD"):
             raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
         return _respond(start_response, "200 OK", "application/json", json.dumps({"status": "ok"}).encode())
+
+    def _client_address(self, environ: dict[str, Any]) -> str:
+        """The peer, or behind trusted proxies the right-most X-Forwarded-For hop that is not one of them."""
+        remote = str(environ.get("REMOTE_ADDR", ""))
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+        if forwarded is None or remote not in self._policy.trusted_proxies:
+            return remote
+        hops = [hop.strip() for hop in str(forwarded).split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if hop not in self._policy.trusted_proxies:
+                return hop[:64]
+        return remote
 
     def _is_secure(self, environ: dict[str, Any]) -> bool:
         """TLS on our socket, or a trusted TLS-terminating proxy saying so (row T07).

@@ -26,6 +26,18 @@ class LockState:
     locked_until: float
 
 
+class ClientThrottle(Protocol):
+    """Failed-authentication counts per client address in a sliding-by-reset window, shared by all workers."""
+
+    def throttled(self, client: str, now: float) -> bool:
+        """Whether the client reached the limit within the current window."""
+        ...
+
+    def record_failure(self, client: str, now: float) -> int:
+        """Count one failure; returns the count in the current window (atomic)."""
+        ...
+
+
 class LockoutStore(Protocol):
     """Consecutive-failure counters with doubling lock periods, shared by all workers."""
 

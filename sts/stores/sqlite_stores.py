@@ -45,6 +45,48 @@ class SqliteReplayCache:
         return first
 
 
+class SqliteClientThrottle:
+    """Per-client failure counters in the ``counters`` table (namespace ``throttle``); fails closed."""
+
+    def __init__(self, db: Database, limit: int, window: int, exempt: frozenset[str] = frozenset()) -> None:
+        self._db = db
+        self._limit = limit
+        self._window = window
+        self._exempt = exempt
+
+    def throttled(self, client: str, now: float) -> bool:
+        """True when ``client`` has ``limit`` failures in the current window."""
+        if self._limit <= 0 or client in self._exempt:
+            return False
+        try:
+            row = self._db.conn.execute(
+                "SELECT count, expires FROM counters WHERE ns = 'throttle' AND key = ?", (client,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"throttle store: {type(exc).__name__}", reason="throttle_store_down") from None
+        return row is not None and float(row[1]) > now and int(row[0]) >= self._limit
+
+    def record_failure(self, client: str, now: float) -> int:
+        """One statement: a new window starts when the old one has expired."""
+        if self._limit <= 0 or client in self._exempt:
+            return 0
+        try:
+            row = self._db.conn.execute(
+                """
+                INSERT INTO counters(ns, key, count, level, locked_until, expires)
+                VALUES ('throttle', :key, 1, 0, 0, :now + :window)
+                ON CONFLICT(ns, key) DO UPDATE SET
+                  count = CASE WHEN expires <= :now THEN 1 ELSE count + 1 END,
+                  expires = CASE WHEN expires <= :now THEN :now + :window ELSE expires END
+                RETURNING count
+                """,
+                {"key": client, "now": now, "window": self._window},
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"throttle store: {type(exc).__name__}", reason="throttle_store_down") from None
+        return int(row[0])
+
+
 class SqliteLockoutStore:
     """Lockout counters in the ``counters`` table (namespace ``lockout``)."""
 

@@ -673,3 +673,25 @@ def test_user_store_down_fails_closed(env: Env, caplog: pytest.LogCaptureFixture
     with pytest.raises(errors.ServiceUnavailable):
         env.login("alice")
     assert _last_audit(caplog).outcome == "failure"  # type: ignore[attr-defined]
+
+
+# --- password spraying (catalogue A04) ----------------------------------------------------------------------
+
+
+def test_spraying_client_is_throttled_without_a_password_check(
+    env: Env, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sts.stores.sqlite_stores import SqliteClientThrottle
+
+    throttle = SqliteClientThrottle(env.db, limit=3, window=60)
+    env.auth = UsernameTokenAuthenticator(
+        env.users, env.hasher, env.lockout, env.replay, env.cache, env.box, POLICY, env.clock, throttle
+    )
+    for name in ("nobody1", "nobody2", "nobody3"):
+        _expect(caplog, errors.FailedAuthentication, "unknown_user", env, name, "Spray-Password-1")
+    verifies = _count_calls(monkeypatch, env.hasher, "verify")
+    dummies = _count_calls(monkeypatch, env.hasher, "dummy_verify")
+    _expect(caplog, errors.FailedAuthentication, "client_throttled", env, "alice")  # even the right password
+    assert verifies == [0] and dummies == [0]
+    env.clock.advance(61)
+    env.login("alice")  # a new window

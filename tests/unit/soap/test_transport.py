@@ -356,3 +356,17 @@ def test_t07_forwarded_header_from_untrusted_peer_ignored_on_tls(proxies: frozen
 def test_client_address_passed_on() -> None:
     captured, _body = _call(_environ(REMOTE_ADDR="198.51.100.7"))
     assert captured.requests[0].client_address == "198.51.100.7"
+
+
+# --- client address behind trusted proxies -------------------------------------------------------------------------
+
+
+def test_client_address_is_the_peer_without_trusted_proxies() -> None:
+    captured, _ = _call(_environ(HTTP_X_FORWARDED_FOR="203.0.113.7"))
+    assert captured.requests[0].client_address == "192.0.2.10"
+
+
+def test_client_address_from_forwarded_for_behind_a_trusted_proxy() -> None:
+    proxies = frozenset({"192.0.2.10", "10.0.0.2"})
+    captured, _ = _call(_environ(HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.7, 10.0.0.2"), proxies=proxies)
+    assert captured.requests[0].client_address == "203.0.113.7"  # the right-most hop not a proxy of ours
