@@ -178,3 +178,20 @@ def test_password_text_refused_over_plain_http(auth_instance: Instance) -> None:
         assert issued(digest), digest.content
     finally:
         server.stop()
+
+
+def test_password_spraying_is_throttled_across_workers(auth_instance: Instance) -> None:
+    server = start_server(
+        auth_instance,
+        workers=2,
+        env={"STS_SECURITY_CLIENT_FAILURE_LIMIT": "4", "STS_SECURITY_CLIENT_FAILURE_EXEMPT": ""},
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:  # spread over both workers
+            sprayed = list(pool.map(lambda n: server.post(rst_envelope(f"spray-{n}", "Summer2026!")), range(4)))
+        assert all(fault_qname(r.content) == (WSSE, "FailedAuthentication") for r in sprayed)
+        refused = server.post(rst_envelope("admin", auth_instance.demo_password))
+        assert fault_qname(refused.content) == (WSSE, "FailedAuthentication")
+        assert audit_records(server.log)[-1]["reason"] == "client_throttled"
+    finally:
+        server.stop()
