@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from dataclasses import astuple
 
 from sts.errors import ServiceUnavailable
 from sts.stores.base import LockState, TokenRecord
@@ -174,8 +173,20 @@ class SqliteTokenStore:
         try:
             self._db.conn.execute(
                 self._INSERT,
-                (*astuple(record)[:7], int(record.renewable), int(record.renew_after_expiry), record.digest,
-                 record.data, keep_until),
+                (
+                    record.token_id,
+                    record.subject,
+                    record.relying_party,
+                    record.token_type,
+                    record.not_before,
+                    record.not_on_or_after,
+                    record.status,
+                    int(record.renewable),
+                    int(record.renew_after_expiry),
+                    record.digest,
+                    record.data,
+                    keep_until,
+                ),
             )
             self._puts += 1
             if self._puts % _PURGE_EVERY == 0:
