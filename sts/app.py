@@ -23,6 +23,7 @@ from sts.config.directory import RelyingPartyDirectory
 from sts.config.relying_parties import RelyingPartyStore
 from sts.config.settings import Settings
 from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
+from sts.crypto.keywrap import TrustedClientKeys
 from sts.crypto.secretbox import SecretBox
 from sts.crypto.signer import AssertionSigner
 from sts.errors import ConfigError
@@ -140,7 +141,9 @@ def build_service(settings: Settings, keystore: KeyStore, db: Database) -> Secur
     )
     resolver = TargetResolver(store, trusted_issuers(settings, keystore))
     operations: dict[Operation, OperationHandler] = {
-        Operation.ISSUE: IssueOperation(directory, minter, clock),
+        Operation.ISSUE: IssueOperation(
+            directory, minter, clock, TrustedClientKeys(settings.security.trusted_client_certs)
+        ),
         Operation.VALIDATE: ValidateOperation(resolver, clock, tokens.clock_skew),
     }
     if store is not None:

@@ -15,7 +15,7 @@ from sts.auth.users import PRIMARY, Principal
 from sts.auth.validators import AuthenticatedCaller
 from sts.clock import Clock
 from sts.config.directory import RelyingPartyDirectory, ResolvedParty
-from sts.crypto.keywrap import UseKeyRejected, use_key_info
+from sts.crypto.keywrap import TrustedClientKeys, UseKeyRejected, use_key_info
 from sts.errors import InvalidRequest, RequestFailed
 from sts.minting import MintPlan, TokenMinter
 from sts.policy.claims import select_claims
@@ -42,7 +42,14 @@ def caller_of(call: TrustCall) -> AuthenticatedCaller:
 class IssueOperation:
     """Handles ``RequestType …/Issue`` for an authenticated caller."""
 
-    def __init__(self, directory: RelyingPartyDirectory, minter: TokenMinter, clock: Clock) -> None:
+    def __init__(
+        self,
+        directory: RelyingPartyDirectory,
+        minter: TokenMinter,
+        clock: Clock,
+        client_keys: TrustedClientKeys | None = None,
+    ) -> None:
+        self._client_keys = client_keys or TrustedClientKeys(None)
         self._directory = directory
         self._minter = minter
         self._clock = clock
@@ -111,7 +118,7 @@ class IssueOperation:
             if rst.use_key is None or rst.key_size or symmetric_only:
                 raise InvalidRequest("PublicKey needs UseKey and nothing else", reason="public_key_material")
             try:
-                info = use_key_info(rst.use_key, self._clock.now())
+                info = use_key_info(rst.use_key, self._clock.now(), self._client_keys)
             except UseKeyRejected:
                 raise InvalidRequest("unusable UseKey", reason="bad_use_key") from None
             return replace(plan, use_key_info=info)

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     keygen.write_private_key(tls_key_path, tls_key)
     keygen.write_certificate(keystore / "tls.crt.pem", tls_cert)
     (keystore / "truststore").mkdir(parents=True, exist_ok=True)
+    (keystore / "clients").mkdir(parents=True, exist_ok=True)
     generate_key_file(keystore / "credentials.key")
     config = base / "sts.toml"
     config.write_text(TEMPLATE.format(bind=args.bind, issuer=args.issuer or url))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -16,7 +17,7 @@ from lxml import etree
 
 from sts import ns
 from sts.crypto.algorithms import KeyTransport
-from sts.crypto.keystore import MIN_RSA_BITS, check_certificate
+from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificate
 from sts.xmlutil import text_of
 
 X509V3 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
@@ -77,7 +78,51 @@ def unwrap_key(encrypted_key: etree._Element, key: rsa.RSAPrivateKey) -> bytes:
     return key.decrypt(base64.b64decode(value), _oaep(transport))
 
 
-def use_key_info(use_key_child: etree._Element, now: dt.datetime) -> etree._Element:
+class TrustedClientKeys:
+    """Client keys a PublicKey token may be bound to: the certificates in a directory (PEM or DER).
+
+    Until requests can be signed (the X.509 scenarios), the STS cannot see the caller prove it holds a UseKey
+    (catalogue I14); binding tokens only to keys an operator registered keeps an attacker from having a token
+    issued for a key of their choosing. The directory is re-read when its modification time changes.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self._directory = directory
+        self._stamp: float | None = None
+        self._keys: frozenset[bytes] = frozenset()
+
+    def contains(self, public: rsa.RSAPublicKey) -> bool:
+        """Whether this public key belongs to a registered client certificate."""
+        self._refresh()
+        return _spki(public) in self._keys
+
+    def _refresh(self) -> None:
+        if self._directory is None:
+            return
+        try:
+            stamp = self._directory.stat().st_mtime
+        except OSError:
+            self._keys, self._stamp = frozenset(), None
+            return
+        if stamp == self._stamp:
+            return
+        keys = set()
+        for path in sorted(self._directory.iterdir()):
+            try:
+                cert = load_certificate(path)
+            except (OSError, ValueError):
+                continue
+            public = cert.public_key()
+            if isinstance(public, rsa.RSAPublicKey):
+                keys.add(_spki(public))
+        self._keys, self._stamp = frozenset(keys), stamp
+
+
+def _spki(public: rsa.RSAPublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def use_key_info(use_key_child: etree._Element, now: dt.datetime, trusted: TrustedClientKeys) -> etree._Element:
     """A ``ds:KeyInfo`` for the assertion from a ``wst:UseKey`` child.
 
     Accepted: an X.509 ``wsse:BinarySecurityToken``, ``ds:KeyInfo/ds:X509Data/ds:X509Certificate``, or
@@ -85,14 +130,19 @@ def use_key_info(use_key_child: etree._Element, now: dt.datetime) -> etree._Elem
     """
     key_value = use_key_child.find(f"{ns.qn(ns.DS, 'KeyValue')}/{ns.qn(ns.DS, 'RSAKeyValue')}")
     if use_key_child.tag == ns.qn(ns.DS, "KeyInfo") and key_value is not None:
-        return _key_value_info(key_value)
+        info, public = _key_value_info(key_value)
+        if not trusted.contains(public):
+            raise UseKeyRejected("UseKey is not a registered client key")
+        return info
     cert = _certificate(use_key_child)
     problems, _warnings = check_certificate(cert, "UseKey", now)
     if problems:
         raise UseKeyRejected("; ".join(problems))
-    public = cert.public_key()
-    if not isinstance(public, rsa.RSAPublicKey) or public.key_size < MIN_RSA_BITS:
+    cert_key = cert.public_key()
+    if not isinstance(cert_key, rsa.RSAPublicKey) or cert_key.key_size < MIN_RSA_BITS:
         raise UseKeyRejected("UseKey must be an RSA key of at least 2048 bits")
+    if not trusted.contains(cert_key):
+        raise UseKeyRejected("UseKey is not a registered client key")
     key_info = etree.Element(ns.qn(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
     x509_data = etree.SubElement(key_info, ns.qn(ns.DS, "X509Data"))
     etree.SubElement(x509_data, ns.qn(ns.DS, "X509Certificate")).text = _b64(
@@ -101,7 +151,7 @@ def use_key_info(use_key_child: etree._Element, now: dt.datetime) -> etree._Elem
     return key_info
 
 
-def _key_value_info(rsa_key_value: etree._Element) -> etree._Element:
+def _key_value_info(rsa_key_value: etree._Element) -> tuple[etree._Element, rsa.RSAPublicKey]:
     """Check an RSAKeyValue (XML Signature §4.5.2.2) and rebuild it canonically for the assertion."""
     try:
         modulus = _integer(_child(rsa_key_value, "Modulus"))
@@ -116,7 +166,7 @@ def _key_value_info(rsa_key_value: etree._Element) -> etree._Element:
     value = etree.SubElement(etree.SubElement(key_info, ns.qn(ns.DS, "KeyValue")), ns.qn(ns.DS, "RSAKeyValue"))
     etree.SubElement(value, ns.qn(ns.DS, "Modulus")).text = _b64(_unsigned(numbers.n))
     etree.SubElement(value, ns.qn(ns.DS, "Exponent")).text = _b64(_unsigned(numbers.e))
-    return key_info
+    return key_info, public
 
 
 def _child(parent: etree._Element, local: str) -> etree._Element:

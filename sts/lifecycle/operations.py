@@ -56,6 +56,9 @@ class ValidateOperation:
     def __call__(self, call: TrustCall) -> TrustReply:
         """Validate the target token."""
         rst = parse_rst(call.rst, call.trust_ns, call.operation)
+        if rst.token_type not in (None, f"{call.trust_ns}/RSTR/Status"):
+            # Token transformation is not offered: only a Status can be asked for (catalogue V14).
+            raise InvalidRequest("Validate TokenType must be RSTR/Status", reason="validate_token_type")
         target = self._resolver.resolve(rst.target)
         reason = self._invalidity(target)
         _audit(call, "validate", "valid" if not reason else "invalid", target.token_id, reason or "valid")

@@ -44,8 +44,9 @@ class SymmetricProof:
 
 
 def key_bits(requested: int | None) -> int:
-    """The proof-key size: default 256, 128..512 in whole bytes accepted, else wst:InvalidRequest (row I12)."""
-    if requested is None or requested == 0:
+    """The proof-key size: default 256 when absent, 128..512 in whole bytes accepted, else wst:InvalidRequest
+    (row I12; 0 included)."""
+    if requested is None:
         return DEFAULT_KEY_BITS
     if not MIN_KEY_BITS <= requested <= MAX_KEY_BITS or requested % 8:
         raise InvalidRequest("KeySize out of range", reason="bad_key_size")

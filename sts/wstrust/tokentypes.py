@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from sts import ns
-from sts.errors import BadRequest
+from sts.errors import BadRequest, InvalidRequest
 
 
 class SamlVersion(Enum):
@@ -78,4 +78,4 @@ def resolve_key_type(requested: str | None, trust_ns: str) -> tuple[KeyKind, str
     for kind in KeyKind:
         if requested == f"{trust_ns}/{kind.value}":
             return kind, requested
-    raise BadRequest("unsupported KeyType", reason="unsupported_key_type")
+    raise InvalidRequest("unsupported KeyType", reason="unsupported_key_type")  # catalogue I11

@@ -734,7 +734,7 @@ def _two_addresses(env: Env) -> bytes:
         ("two-addresses", "InvalidRequest"),
         ("unknown-element", "BadRequest"),
         ("unsupported-token-type", "BadRequest"),
-        ("unknown-key-type", "BadRequest"),
+        ("unknown-key-type", "InvalidRequest"),
         ("context-300", "InvalidRequest"),
         ("bearer-key-size", "InvalidRequest"),
     ],

@@ -211,10 +211,18 @@ def rp_proof_key(root: etree._Element, instance: Instance, token_type: str) -> b
     return unwrap_key(encrypted_key, rp_key)
 
 
+def register_client(instance: Instance, name: str, key: object) -> object:
+    """Register a client certificate whose key PublicKey tokens may carry (keystore/clients/)."""
+    cert = self_signed_certificate(key, name)  # type: ignore[arg-type]
+    clients = instance.base / "keystore" / "clients"
+    (clients / f"{name}.crt.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert
+
+
 def test_public_key_token_carries_the_use_key_certificate(life_server: Server, life_instance: Instance) -> None:
     client_key = generate_rsa_key(2048)
-    cert = self_signed_certificate(client_key, "client")
-    der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    cert = register_client(life_instance, "client-bst", client_key)
+    der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()  # type: ignore[attr-defined]
     extra = (
         f'<wst:UseKey><wsse:BinarySecurityToken xmlns:wsse="{WSSE}" ValueType="http://docs.oasis-open.org/wss/2004/01/'
         'oasis-200401-wss-x509-token-profile-1.0#X509v3" EncodingType="http://docs.oasis-open.org/wss/2004/01/'
@@ -267,7 +275,9 @@ def test_another_users_token_cannot_be_cancelled(life_server: Server, life_insta
 
 
 def test_public_key_token_from_an_rsa_key_value(life_server: Server, life_instance: Instance) -> None:
-    numbers = generate_rsa_key(2048).public_key().public_numbers()
+    key = generate_rsa_key(2048)
+    register_client(life_instance, "client-keyvalue", key)
+    numbers = key.public_key().public_numbers()
     modulus = base64.b64encode(numbers.n.to_bytes(256, "big")).decode()
     extra = (
         f'<wst:UseKey><ds:KeyInfo xmlns:ds="{DS}"><ds:KeyValue><ds:RSAKeyValue><ds:Modulus>{modulus}</ds:Modulus>'
@@ -284,6 +294,18 @@ def test_weak_rsa_key_value_is_invalid_request(life_server: Server, life_instanc
     extra = (
         f'<wst:UseKey><ds:KeyInfo xmlns:ds="{DS}"><ds:KeyValue><ds:RSAKeyValue><ds:Modulus>{weak}</ds:Modulus>'
         "<ds:Exponent>AQAB</ds:Exponent></ds:RSAKeyValue></ds:KeyValue></ds:KeyInfo></wst:UseKey>"
+    )
+    body = rst_envelope("admin", life_instance.demo_password, extra_rst=extra)
+    body = body.replace(f"{WST}/Bearer</wst:KeyType>".encode(), f"{WST}/PublicKey</wst:KeyType>".encode())
+    assert fault_qname(life_server.post(body).content) == (WST, "InvalidRequest")
+
+
+def test_unregistered_use_key_is_invalid_request(life_server: Server, life_instance: Instance) -> None:
+    cert = self_signed_certificate(generate_rsa_key(2048), "stranger")
+    der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    extra = (
+        f'<wst:UseKey><wsse:BinarySecurityToken xmlns:wsse="{WSSE}" ValueType="http://docs.oasis-open.org/wss/2004/01/'
+        f'oasis-200401-wss-x509-token-profile-1.0#X509v3">{der}</wsse:BinarySecurityToken></wst:UseKey>'
     )
     body = rst_envelope("admin", life_instance.demo_password, extra_rst=extra)
     body = body.replace(f"{WST}/Bearer</wst:KeyType>".encode(), f"{WST}/PublicKey</wst:KeyType>".encode())

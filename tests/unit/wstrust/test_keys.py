@@ -38,7 +38,7 @@ def test_computed_key_uses_both_entropies() -> None:
     assert proof.key == p_sha1(REQUESTOR, proof.issuer_entropy, 32)
 
 
-@pytest.mark.parametrize("bits", [1, 64, 100, 127, 513, 100000, -1, 130])
+@pytest.mark.parametrize("bits", [0, 1, 64, 100, 127, 513, 100000, -1, 130])
 def test_bad_key_sizes(bits: int) -> None:
     with pytest.raises(errors.InvalidRequest):
         symmetric_proof(bits, None)

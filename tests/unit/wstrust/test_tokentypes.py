@@ -47,7 +47,7 @@ def test_key_types() -> None:
     assert resolve_key_type(f"{ns.WST05}/Bearer", ns.WST05) == (KeyKind.BEARER, f"{ns.WST05}/Bearer")
     no_proof = "http://schemas.xmlsoap.org/ws/2005/05/identity/NoProofKey"
     assert resolve_key_type(no_proof, ns.WST05) == (KeyKind.BEARER, no_proof)
-    with pytest.raises(errors.BadRequest):
+    with pytest.raises(errors.InvalidRequest):
         resolve_key_type(no_proof, ns.WST)
-    with pytest.raises(errors.BadRequest):
+    with pytest.raises(errors.InvalidRequest):
         resolve_key_type(f"{ns.WST05}/Bearer", ns.WST)
