@@ -462,6 +462,8 @@ def check_saml2(
 
 @pytest.mark.parametrize("token_type", [SAML20_URN, SAML20_PROFILE])
 def test_saml20_encrypted_for_demo_rp(env: Env, token_type: str) -> None:
+    """Shape, encryption (E01), signature (I09) and validity window (I07: NotBefore = IssueInstant - skew,
+    NotOnOrAfter = IssueInstant + lifetime, RSTR Lifetime = the conditions) of the demo RP's token."""
     response = issue(env, token_type=token_type)
     rstr = rstr_of(response)
     assert local_names(rstr) == [
@@ -709,7 +711,8 @@ def test_unknown_or_look_alike_applies_to_is_invalid_scope(env: Env, applies_to:
 
 
 def test_normalised_applies_to_gets_registered_audience(env: Env) -> None:
-    """Scheme and host case and the default port are normalised; the audience is the registered address (R37)."""
+    """Scheme and host case and the default port are normalised; the audience is the registered address
+    (R37, I05: never the request string)."""
     response = issue(env, applies_to="HTTPS://LocalHost:8443/demo-rp/")
     opened = open_token(env, response, rstr_of(response), saml11=False)
     check_saml2(env, opened, audience=RP_DEMO)
