@@ -20,6 +20,7 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)\b(password|passphrase|nonce|secret|digest)(['\"]?\s*[=:]\s*)(['\"][^'\"]*['\"]|\S+)"),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
     re.compile(r"(?is)<(?:\w+:)?Envelope\b.*"),
+    re.compile(r"(?is)<(?:\w+:)?(?:Assertion|EncryptedAssertion|EncryptedData)\b.*"),
 )
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -29,7 +30,8 @@ def redact(text: str) -> str:
     text = _SECRET_PATTERNS[0].sub(r"\1[redacted]\3", text)
     text = _SECRET_PATTERNS[1].sub(r"\1\2[redacted]", text)
     text = _SECRET_PATTERNS[2].sub("[redacted private key]", text)
-    return _SECRET_PATTERNS[3].sub("[redacted envelope]", text)
+    text = _SECRET_PATTERNS[3].sub("[redacted envelope]", text)
+    return _SECRET_PATTERNS[4].sub("[redacted token]", text)
 
 
 class RedactionFilter(logging.Filter):
@@ -86,3 +88,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json", file: Path | None 
     root.setLevel(level.upper())
     for noisy in ("spyne", "spyne.protocol.xml", "spyne.application", "spyne.server.wsgi"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    # signxml logs every canonicalized (plaintext) assertion at DEBUG: never let that reach a handler.
+    logging.getLogger("signxml").setLevel(logging.WARNING)

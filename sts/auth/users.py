@@ -18,7 +18,6 @@ from typing import Protocol
 
 from sts.auth.passwords import PasswordHasher
 from sts.crypto.secretbox import SecretBox
-from sts.errors import ServiceUnavailable
 from sts.stores.sqlite import Database
 
 PRIMARY = "PRIMARY"
@@ -139,7 +138,7 @@ class SqliteUserStore:
         try:
             return self._find(domain, name)
         except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"user store: {type(exc).__name__}", reason="user_store_down") from None
+            raise self._db.unavailable("user store", exc, "user_store_down") from None
 
     def _find(self, domain: str, name: str) -> StoredUser | None:
         try:

@@ -39,7 +39,7 @@ from sts.config.settings import ALL_DOMAINS
 from sts.crypto.secretbox import SecretBox, SecretBoxError
 from sts.errors import FailedAuthentication, InvalidSecurity, STSError
 from sts.soapenv import SoapVersion
-from sts.stores.base import ClientThrottle, LockoutStore, ReplayCache
+from sts.stores.base import ClientThrottle, LockoutStore, LockState, ReplayCache
 from sts.wss.header import find_security_header, read_security_header
 from sts.wss.timestamp import FreshnessPolicy, check_timestamp
 from sts.wss.username import UsernameCredential, check_created, digest_matches, parse_username_token
@@ -181,7 +181,7 @@ class UsernameTokenAuthenticator:
         if not user.principal.enabled:
             raise FailedAuthentication("user disabled", reason="user_disabled")
         if not self._password_matches(credential, user, attempt):
-            self._record_failure(lock_key)
+            self._record_failure(lock_key, state)
             raise FailedAuthentication("wrong password", reason="wrong_password")
         if state is not None:
             self._lockout.reset(lock_key)
@@ -213,9 +213,11 @@ class UsernameTokenAuthenticator:
             raise FailedAuthentication("user not enrolled for PasswordDigest", reason="digest_unsupported")
         return secret
 
-    def _record_failure(self, lock_key: str) -> None:
-        state = self._lockout.record_failure(lock_key, self._clock.now().timestamp())
-        if state.locked_until > self._clock.now().timestamp() and state.failures == 0:
+    def _record_failure(self, lock_key: str, before: LockState | None) -> None:
+        now = self._clock.now().timestamp()
+        state = self._lockout.record_failure(lock_key, now)
+        already_locked = before is not None and before.locked_until > now
+        if state.locked_until > now and not already_locked:
             _LOG.warning("account locked", extra={"user": lock_key, "locked_until": state.locked_until})
 
     def _check_nonce(self, credential: UsernameCredential) -> None:

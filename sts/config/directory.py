@@ -23,7 +23,7 @@ from sts.config.relying_parties import RelyingParty, RelyingPartyError, RelyingP
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
 from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
 from sts.crypto.keystore import check_certificate, load_certificate
-from sts.errors import InvalidRequest, InvalidScope, RequestFailed, ServiceUnavailable
+from sts.errors import InvalidRequest, InvalidScope, RequestFailed
 
 _LOG = logging.getLogger("sts.rp")
 
@@ -110,7 +110,7 @@ class RelyingPartyDirectory:
                 return
             parties = self._store.all()
         except sqlite3.Error as exc:  # the registry cannot be read: fail closed
-            raise ServiceUnavailable(f"relying-party store: {type(exc).__name__}", reason="rp_store_down") from None
+            raise self._store.unavailable(exc) from None
         self._exact = {rp.address: rp for rp in parties if rp.match == "exact"}
         self._prefix = sorted((rp for rp in parties if rp.match == "prefix"), key=lambda rp: -len(rp.address))
         self._regex = [(re.compile(rp.address), rp) for rp in parties if rp.match == "regex"]

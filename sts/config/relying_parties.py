@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
+from sts.errors import ServiceUnavailable
 from sts.stores.sqlite import Database
 
 MATCH_KINDS = ("exact", "prefix", "regex")
@@ -188,6 +190,10 @@ class RelyingPartyStore:
         """Every relying party, ordered by address."""
         rows = self._db.conn.execute("SELECT config FROM relying_parties ORDER BY address")
         return [RelyingParty.from_json(row[0]) for row in rows]
+
+    def unavailable(self, exc: sqlite3.Error) -> ServiceUnavailable:
+        """The fail-closed error when the registry cannot be read (reconnects next time)."""
+        return self._db.unavailable("relying-party store", exc, "rp_store_down")
 
     def data_version(self) -> int:
         """Changes when another connection commits: a cheap "has anything changed?" for caches."""

@@ -11,6 +11,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from sts.errors import ServiceUnavailable
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -145,6 +147,12 @@ class Database:
             self._conn = connect(self.path, self._busy_timeout_ms)
             self._pid = os.getpid()
         return self._conn
+
+    def unavailable(self, what: str, exc: sqlite3.Error, reason: str) -> ServiceUnavailable:
+        """The fail-closed error for a failed statement; the connection is dropped so the next request
+        reconnects (a connection that once saw a corrupt file stays broken after the file is repaired)."""
+        self.close()
+        return ServiceUnavailable(f"{what}: {type(exc).__name__}", reason=reason)
 
     def close(self) -> None:
         """Close this process's connection, if open."""

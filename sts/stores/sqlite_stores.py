@@ -11,7 +11,6 @@ import hashlib
 import sqlite3
 import time
 
-from sts.errors import ServiceUnavailable
 from sts.stores.base import LockState, TokenRecord
 from sts.stores.sqlite import Database
 
@@ -40,7 +39,7 @@ class SqliteReplayCache:
             if self._inserts % _PURGE_EVERY == 0:
                 self._db.conn.execute("DELETE FROM replay WHERE expires <= ?", (now,))
         except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"replay store: {type(exc).__name__}", reason="replay_store_down") from None
+            raise self._db.unavailable("replay store", exc, "replay_store_down") from None
         return first
 
 
@@ -62,7 +61,7 @@ class SqliteClientThrottle:
                 "SELECT count, expires FROM counters WHERE ns = 'throttle' AND key = ?", (client,)
             ).fetchone()
         except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"throttle store: {type(exc).__name__}", reason="throttle_store_down") from None
+            raise self._db.unavailable("throttle store", exc, "throttle_store_down") from None
         return row is not None and float(row[1]) > now and int(row[0]) >= self._limit
 
     def record_failure(self, client: str, now: float) -> int:
@@ -82,7 +81,7 @@ class SqliteClientThrottle:
                 {"key": client, "now": now, "window": self._window},
             ).fetchone()
         except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"throttle store: {type(exc).__name__}", reason="throttle_store_down") from None
+            raise self._db.unavailable("throttle store", exc, "throttle_store_down") from None
         return int(row[0])
 
 
@@ -102,7 +101,7 @@ class SqliteLockoutStore:
                 "SELECT count, locked_until FROM counters WHERE ns = 'lockout' AND key = ?", (key,)
             ).fetchone()
         except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"lockout store: {type(exc).__name__}", reason="lockout_store_down") from None
+            raise self._db.unavailable("lockout store", exc, "lockout_store_down") from None
         return None if row is None else LockState(int(row[0]), float(row[1]))
 
     def record_failure(self, key: str, now: float) -> LockState:
@@ -141,7 +140,7 @@ class SqliteLockoutStore:
                 params,
             ).fetchone()
         except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"lockout store: {type(exc).__name__}", reason="lockout_store_down") from None
+            raise self._db.unavailable("lockout store", exc, "lockout_store_down") from None
         return LockState(int(row[0]), float(row[1]))
 
     def reset(self, key: str) -> None:
@@ -149,7 +148,7 @@ class SqliteLockoutStore:
         try:
             self._db.conn.execute("DELETE FROM counters WHERE ns = 'lockout' AND key = ?", (key,))
         except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"lockout store: {type(exc).__name__}", reason="lockout_store_down") from None
+            raise self._db.unavailable("lockout store", exc, "lockout_store_down") from None
 
 
 class SqliteTokenStore:
@@ -192,7 +191,7 @@ class SqliteTokenStore:
             if self._puts % _PURGE_EVERY == 0:
                 self._db.conn.execute("DELETE FROM tokens WHERE expires <= ?", (time.time(),))
         except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"token store: {type(exc).__name__}", reason="token_store_down") from None
+            raise self._db.unavailable("token store", exc, "token_store_down") from None
 
     def get(self, token_id: str) -> TokenRecord | None:
         """A record by assertion ID."""
@@ -210,14 +209,14 @@ class SqliteTokenStore:
                 "UPDATE tokens SET status = ? WHERE id = ? AND status IN (?, ?, ?)", (status, token_id, *allowed)
             )
         except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"token store: {type(exc).__name__}", reason="token_store_down") from None
+            raise self._db.unavailable("token store", exc, "token_store_down") from None
         return cursor.rowcount == 1
 
     def _one(self, sql: str, params: tuple[object, ...]) -> TokenRecord | None:
         try:
             row = self._db.conn.execute(sql, params).fetchone()
         except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"token store: {type(exc).__name__}", reason="token_store_down") from None
+            raise self._db.unavailable("token store", exc, "token_store_down") from None
         if row is None:
             return None
         values = list(row)
