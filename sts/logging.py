@@ -25,8 +25,13 @@ _SECRET_PATTERNS = (
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
+_SUSPECT = re.compile(r"(?i)<|password|passphrase|nonce|secret|digest|-----BEGIN")
+
+
 def redact(text: str) -> str:
-    """Mask secrets in free text."""
+    """Mask secrets in free text (one cheap search first: most log text holds nothing to mask)."""
+    if not _SUSPECT.search(text):
+        return text
     text = _SECRET_PATTERNS[0].sub(r"\1[redacted]\3", text)
     text = _SECRET_PATTERNS[1].sub(r"\1\2[redacted]", text)
     text = _SECRET_PATTERNS[2].sub("[redacted private key]", text)

@@ -1,9 +1,10 @@
 """The relying-party directory at run time: AppliesTo → relying party, certificates parsed once, encrypters
 built once per worker (a python-xmlsec KeysManager per RP certificate; dependencies.md §7).
 
-The registry lives in the database (``sts rp ...`` writes it); a worker re-reads it only when SQLite's
-``PRAGMA data_version`` says another connection changed the file, so registering an RP needs no restart and
-costs the request path one cheap pragma.
+The registry lives in the database (``sts rp ...`` writes it, bumping a version counter); a worker looks at
+that counter at most once a second and re-reads the registry only when it moved, so registering an RP needs no
+restart and costs the request path nothing. Parsed certificates (by file and modification time) and encrypters
+(by certificate and algorithms) survive a re-read.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import re
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +24,11 @@ from sts.config.profiles import EffectiveSettings, effective
 from sts.config.relying_parties import RelyingParty, RelyingPartyError, RelyingPartyStore, normalize_address
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
 from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
-from sts.crypto.keystore import check_certificate, load_certificate
+from sts.crypto.keystore import check_certificate, fingerprint, load_certificate
 from sts.errors import InvalidRequest, InvalidScope, RequestFailed
 
 _LOG = logging.getLogger("sts.rp")
+_RECHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +56,10 @@ class RelyingPartyDirectory:
         self._prefix: list[RelyingParty] = []
         self._regex: list[tuple[re.Pattern[str], RelyingParty]] = []
         self._certs: dict[str, x509.Certificate | None] = {}
-        self._encrypters: dict[str, TokenEncrypter] = {}
+        self._cert_cache: dict[tuple[str, int, int], x509.Certificate | None] = {}
+        self._encrypters: dict[tuple[str, str, str], TokenEncrypter] = {}
         self._pid = -1
+        self._checked = -1.0
 
     def resolve(self, address: str | None) -> ResolvedParty:
         """The relying party for an AppliesTo address (None: absent), else the default RP, else InvalidScope."""
@@ -72,19 +77,20 @@ class RelyingPartyDirectory:
 
     def encrypter(self, party: ResolvedParty) -> TokenEncrypter:
         """The worker's encrypter for this relying party's certificate and algorithms."""
-        if self._pid != os.getpid():
+        if self._pid != os.getpid():  # xmlsec key managers are never shared across fork()
             self._pid, self._encrypters = os.getpid(), {}
-        encrypter = self._encrypters.get(party.rp.address)
+        if party.certificate is None:
+            _LOG.error("relying party has no usable certificate", extra={"relying_party": party.rp.address})
+            raise RequestFailed("relying party certificate unusable", reason="rp_certificate_unusable")
+        key = (fingerprint(party.certificate), party.settings.cipher, party.settings.key_transport)
+        encrypter = self._encrypters.get(key)
         if encrypter is None:
-            if party.certificate is None:
-                _LOG.error("relying party has no usable certificate", extra={"relying_party": party.rp.address})
-                raise RequestFailed("relying party certificate unusable", reason="rp_certificate_unusable")
             settings = party.settings
             policy = EncryptionPolicy(CIPHER_NAMES[settings.cipher], KEY_TRANSPORT_NAMES[settings.key_transport])
             if settings.cipher.endswith("-cbc"):
                 _LOG.warning("AES-CBC encryption for a legacy relying party", extra={"relying_party": party.rp.address})
             encrypter = TokenEncrypter(party.certificate, policy)
-            self._encrypters[party.rp.address] = encrypter
+            self._encrypters[key] = encrypter
         return encrypter
 
     def _match(self, address: str) -> RelyingParty | None:
@@ -104,9 +110,13 @@ class RelyingPartyDirectory:
         return None
 
     def _refresh(self) -> None:
+        now = time.monotonic()
+        if self._version is not None and now - self._checked < _RECHECK_SECONDS:
+            return
         try:
-            version = self._store.data_version()
-            if version == self._version and self._pid == os.getpid():
+            version = self._store.version()
+            self._checked = now
+            if version == self._version:
                 return
             parties = self._store.all()
         except sqlite3.Error as exc:  # the registry cannot be read: fail closed
@@ -114,9 +124,19 @@ class RelyingPartyDirectory:
         self._exact = {rp.address: rp for rp in parties if rp.match == "exact"}
         self._prefix = sorted((rp for rp in parties if rp.match == "prefix"), key=lambda rp: -len(rp.address))
         self._regex = [(re.compile(rp.address), rp) for rp in parties if rp.match == "regex"]
-        self._certs = {rp.address: self._load_cert(rp) for rp in parties if rp.cert_file}
-        self._encrypters = {}
-        self._version, self._pid = version, os.getpid()
+        self._certs = {rp.address: self._cached_cert(rp) for rp in parties if rp.cert_file}
+        self._version = version
+
+    def _cached_cert(self, rp: RelyingParty) -> x509.Certificate | None:
+        """The RP certificate, parsed again only when its file changed."""
+        try:
+            stat = (self._truststore / rp.cert_file).stat()
+        except OSError:
+            return self._load_cert(rp)
+        key = (rp.cert_file, stat.st_mtime_ns, stat.st_size)
+        if key not in self._cert_cache:
+            self._cert_cache[key] = self._load_cert(rp)
+        return self._cert_cache[key]
 
     def _load_cert(self, rp: RelyingParty) -> x509.Certificate | None:
         """Parse an RP certificate; an unusable one (missing, expired, weak) disables encryption for that RP."""

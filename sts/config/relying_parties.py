@@ -160,6 +160,7 @@ class RelyingPartyStore:
             "INSERT INTO relying_parties(address, canonical, config, created, updated) VALUES (?, ?, ?, ?, ?)",
             (rp.address, rp.address, rp.to_json(), now, now),
         )
+        self._bump()
         return rp
 
     def update(self, rp: RelyingParty) -> RelyingParty:
@@ -171,6 +172,7 @@ class RelyingPartyStore:
         )
         if cursor.rowcount != 1:
             raise RelyingPartyError(f"no relying party {rp.address}")
+        self._bump()
         return rp
 
     def remove(self, address: str) -> None:
@@ -178,6 +180,7 @@ class RelyingPartyStore:
         cursor = self._db.conn.execute("DELETE FROM relying_parties WHERE address = ?", (address,))
         if cursor.rowcount != 1:
             raise RelyingPartyError(f"no relying party {address}")
+        self._bump()
 
     def get(self, address: str) -> RelyingParty:
         """One relying party by its registered address."""
@@ -195,6 +198,17 @@ class RelyingPartyStore:
         """The fail-closed error when the registry cannot be read (reconnects next time)."""
         return self._db.unavailable("relying-party store", exc, "rp_store_down")
 
-    def data_version(self) -> int:
-        """Changes when another connection commits: a cheap "has anything changed?" for caches."""
-        return int(self._db.conn.execute("PRAGMA data_version").fetchone()[0])
+    def version(self) -> int:
+        """A counter bumped by every change to the registry: a cheap "has anything changed?" for caches.
+
+        (SQLite's ``PRAGMA data_version`` changes with every write by another connection, replay and token
+        records included, so it would reload the registry on nearly every request.)
+        """
+        row = self._db.conn.execute("SELECT value FROM meta WHERE key = 'rp_version'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _bump(self) -> None:
+        self._db.conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('rp_version', '1')"
+            " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )

@@ -4,6 +4,7 @@ algorithm wishes are ignored (I16), and a prefix RP's audience is its identifier
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -65,6 +66,7 @@ def test_i05_prefix_rp_audience_is_its_identifier(server: Server, instance: Inst
             cert_file="demo-rp.crt.pem",
         )
     )
+    time.sleep(1.2)  # workers look at the registry version at most once a second
     token = issue(server, instance, applies_to="https://localhost:8443/apps/../admin")
     plain = etree.fromstring(decrypt_with_python_xmlsec(token[0], instance.rp_key))
     audiences = [a.text for a in plain.iter(f"{{{SAML2}}}Audience")]
