@@ -7,6 +7,7 @@ otherwise the command prompts. Names are ``NAME`` (domain PRIMARY) or ``DOMAIN/N
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from sts.auth.passwords import PasswordHasher
 from sts.auth.users import (
@@ -116,23 +117,125 @@ def _claims(items: list[str]) -> dict[str, list[str]]:
     return claims
 
 
-def _run(action: object) -> int:
-    try:
-        if callable(action):
-            action()
-    except UserStoreError as exc:
-        raise CommandError(str(exc)) from None
-    return 0
+UserAction = Callable[[SqliteUserStore, Settings, str, str, argparse.Namespace], str]
+RoleAction = Callable[[SqliteUserStore, str], str]
 
 
-def _user_add(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    domain, name = _who(args)
+def _user_command(action: UserAction) -> Callable[[argparse.Namespace], int]:
+    """A handler: open the store, resolve NAME, run ``action``, print what it reports."""
+
+    def handler(args: argparse.Namespace) -> int:
+        store, settings = _store(args)
+        domain, name = _who(args)
+        try:
+            print(action(store, settings, domain, name, args))
+        except UserStoreError as exc:
+            raise CommandError(str(exc)) from None
+        return 0
+
+    return handler
+
+
+def _role_command(action: RoleAction) -> Callable[[argparse.Namespace], int]:
+    """A handler for ``sts role add|remove ROLE``."""
+
+    def handler(args: argparse.Namespace) -> int:
+        store, _ = _store(args)
+        try:
+            print(action(store, args.role))
+        except UserStoreError as exc:
+            raise CommandError(str(exc)) from None
+        return 0
+
+    return handler
+
+
+def _require(store: SqliteUserStore, domain: str, name: str) -> None:
+    if store.find(domain, name) is None:
+        raise CommandError(f"no user {domain}/{name}")
+
+
+def _lockout(store: SqliteUserStore, settings: Settings) -> SqliteLockoutStore:
+    lockout = settings.lockout
+    return SqliteLockoutStore(store.database, lockout.max_failures, lockout.duration, lockout.max_duration)
+
+
+@_user_command
+def _user_add(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     claims = _claims(args.claim)
     password = read_secret(f"Password for {domain}/{name}: ", args.password_stdin, confirm=True)
-    _run(lambda: store.add_user(domain, name, password, args.role, claims, digest=args.digest))
-    print(f"created user {domain}/{name}")
-    return 0
+    store.add_user(domain, name, password, args.role, claims, digest=args.digest)
+    return f"created user {domain}/{name}"
+
+
+@_user_command
+def _user_passwd(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+    _require(store, domain, name)
+    password = read_secret(f"New password for {domain}/{name}: ", args.password_stdin, confirm=True)
+    store.set_password(domain, name, password, digest=args.digest)
+    return f"password changed for {domain}/{name}"
+
+
+@_user_command
+def _user_show(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
+    user = store.find(domain, name)
+    if user is None:
+        raise CommandError(f"no user {domain}/{name}")
+    lock = _lockout(store, settings).state(f"{domain}/{canonical(name)}")
+    principal = user.principal
+    lines = [
+        f"user:     {principal.qualified_name}",
+        f"enabled:  {'yes' if principal.enabled else 'no'}",
+        f"digest:   {'enrolled' if user.digest_secret else 'no'}",
+        f"roles:    {', '.join(sorted(principal.roles)) or '-'}",
+    ]
+    if lock is not None:
+        lines.append(f"failures: {lock.failures} (locked until {lock.locked_until:.0f})")
+    lines += [f"claim:    {uri} = {value}" for uri, values in sorted(principal.claims.items()) for value in values]
+    return "\n".join(lines)
+
+
+@_user_command
+def _user_disable(store: SqliteUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
+    store.set_enabled(domain, name, False)
+    return f"disabled {domain}/{name}"
+
+
+@_user_command
+def _user_enable(store: SqliteUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
+    store.set_enabled(domain, name, True)
+    return f"enabled {domain}/{name}"
+
+
+@_user_command
+def _user_remove(store: SqliteUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
+    store.remove_user(domain, name)
+    return f"removed {domain}/{name}"
+
+
+@_user_command
+def _user_unlock(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
+    _require(store, domain, name)
+    _lockout(store, settings).reset(f"{domain}/{canonical(name)}")
+    return f"unlocked {domain}/{name}"
+
+
+@_user_command
+def _user_set_claim(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+    store.set_claims(domain, name, _claims(args.claim))
+    return f"claims updated for {domain}/{name}"
+
+
+@_user_command
+def _user_grant(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+    store.grant(domain, name, args.role)
+    return f"granted {args.role} to {domain}/{name}"
+
+
+@_user_command
+def _user_revoke(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+    store.revoke(domain, name, args.role)
+    return f"revoked {args.role} from {domain}/{name}"
 
 
 def _user_list(args: argparse.Namespace) -> int:
@@ -143,111 +246,16 @@ def _user_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _user_show(args: argparse.Namespace) -> int:
-    store, settings = _store(args)
-    domain, name = _who(args)
-    user = store.find(domain, name)
-    if user is None:
-        raise CommandError(f"no user {domain}/{name}")
-    lock = _lockout(store, settings).state(f"{domain}/{canonical(name)}")
-    principal = user.principal
-    print(f"user:     {principal.qualified_name}")
-    print(f"enabled:  {'yes' if principal.enabled else 'no'}")
-    print(f"digest:   {'enrolled' if user.digest_secret else 'no'}")
-    print(f"roles:    {', '.join(sorted(principal.roles)) or '-'}")
-    if lock is not None:
-        print(f"failures: {lock.failures} (locked until {lock.locked_until:.0f})")
-    for uri, values in sorted(principal.claims.items()):
-        for value in values:
-            print(f"claim:    {uri} = {value}")
-    return 0
+@_role_command
+def _role_add(store: SqliteUserStore, role: str) -> str:
+    store.add_role(role)
+    return f"created role {role}"
 
 
-def _lockout(store: SqliteUserStore, settings: Settings) -> SqliteLockoutStore:
-    lockout = settings.lockout
-    return SqliteLockoutStore(store.database, lockout.max_failures, lockout.duration, lockout.max_duration)
-
-
-def _user_passwd(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    domain, name = _who(args)
-    if store.find(domain, name) is None:
-        raise CommandError(f"no user {domain}/{name}")
-    password = read_secret(f"New password for {domain}/{name}: ", args.password_stdin, confirm=True)
-    _run(lambda: store.set_password(domain, name, password, digest=args.digest))
-    print(f"password changed for {domain}/{name}")
-    return 0
-
-
-def _simple(args: argparse.Namespace, verb: str, action: str) -> int:
-    store, settings = _store(args)
-    domain, name = _who(args)
-    if action == "disable":
-        _run(lambda: store.set_enabled(domain, name, False))
-    elif action == "enable":
-        _run(lambda: store.set_enabled(domain, name, True))
-    elif action == "remove":
-        _run(lambda: store.remove_user(domain, name))
-    elif action == "unlock":
-        if store.find(domain, name) is None:
-            raise CommandError(f"no user {domain}/{name}")
-        _lockout(store, settings).reset(f"{domain}/{canonical(name)}")
-    print(f"{verb} {domain}/{name}")
-    return 0
-
-
-def _user_disable(args: argparse.Namespace) -> int:
-    return _simple(args, "disabled", "disable")
-
-
-def _user_enable(args: argparse.Namespace) -> int:
-    return _simple(args, "enabled", "enable")
-
-
-def _user_remove(args: argparse.Namespace) -> int:
-    return _simple(args, "removed", "remove")
-
-
-def _user_unlock(args: argparse.Namespace) -> int:
-    return _simple(args, "unlocked", "unlock")
-
-
-def _user_set_claim(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    domain, name = _who(args)
-    _run(lambda: store.set_claims(domain, name, _claims(args.claim)))
-    print(f"claims updated for {domain}/{name}")
-    return 0
-
-
-def _user_grant(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    domain, name = _who(args)
-    _run(lambda: store.grant(domain, name, args.role))
-    print(f"granted {args.role} to {domain}/{name}")
-    return 0
-
-
-def _user_revoke(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    domain, name = _who(args)
-    _run(lambda: store.revoke(domain, name, args.role))
-    print(f"revoked {args.role} from {domain}/{name}")
-    return 0
-
-
-def _role_add(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    _run(lambda: store.add_role(args.role))
-    print(f"created role {args.role}")
-    return 0
-
-
-def _role_remove(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    _run(lambda: store.remove_role(args.role))
-    print(f"removed role {args.role}")
-    return 0
+@_role_command
+def _role_remove(store: SqliteUserStore, role: str) -> str:
+    store.remove_role(role)
+    return f"removed role {role}"
 
 
 def _role_list(args: argparse.Namespace) -> int:
