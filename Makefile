@@ -45,5 +45,18 @@ check: install-test
 test: check
 	$(BIN)/pytest -q
 
+.PHONY: fuzz
+fuzz: install-test
+	STS_FUZZ=1 $(BIN)/pytest -q tests/test_fuzz.py
+
+.PHONY: bench
+# Benchmark (not part of `make test`): a few minutes on 2 cores; writes bench/results/<timestamp>.{md,json}.
+# wrk is a Debian package, installed like xmlsec1 above. BENCH_ARGS passes options (bench/run.py --help).
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,227 @@
+"""From slices to results: same-round ratios to the RSA reference, medians over rounds, targets, cost shares."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from loadgen import Slice
+from scenarios import HEADLINE, PASSWORD, PRIMARY, RSA, SCENARIOS, STATIC
+
+CLAIMS_SCENARIO, EXTRA_CLAIMS = "saml20_claims_50", 45
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _spread(values: list[float]) -> float:
+    """(max - min) / median; 0 with fewer than two values."""
+    if len(values) < 2 or not statistics.median(values):
+        return 0.0
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def rsa_spread(slices: list[Slice]) -> dict[str, Any]:
+    rsa = [s for s in slices if s.scenario == RSA and s.in_window]
+    cpu, rps = [s.cpu_ms_per_request for s in rsa], [s.rps for s in rsa]
+    return {"cpu": round(_spread(cpu), 4), "rps": round(_spread(rps), 4),
+            "rsa_cpu_ms_per_round": [round(v, 4) for v in cpu], "rsa_rps_per_round": [round(v, 1) for v in rps]}
+
+
+def by_round(slices: list[Slice]) -> dict[int, dict[str, Slice]]:
+    rounds: dict[int, dict[str, Slice]] = {}
+    for s in slices:
+        rounds.setdefault(s.round, {})[s.scenario] = s
+    return rounds
+
+
+def per_round(slices: list[Slice], scenario: str, reference: str = RSA) -> list[tuple[float, float]]:
+    """(CPU ratio, requests/s ratio) of ``scenario`` to ``reference`` in every round where both completed."""
+    out = []
+    for members in by_round(slices).values():
+        s, ref = members.get(scenario), members.get(reference)
+        if s and ref and s.in_window and ref.in_window and ref.cpu_ms_per_request and ref.rps:
+            out.append((s.cpu_ms_per_request / ref.cpu_ms_per_request, s.rps / ref.rps))
+    return out
+
+
+def summarize(name: str, slices: list[Slice], block: str, rss: list[float]) -> dict[str, Any]:
+    mine = [s for s in slices if s.scenario == name]
+    ratios = per_round(slices, name)
+    usable = [s for s in mine if s.in_window]
+    p50 = [s.p50_ms for s in mine]
+    p99 = [s.p99_ms for s in mine]
+
+    def rounded(value: float | None, digits: int = 3) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return {
+        "description": SCENARIOS[name].description,
+        "block": block,
+        "rounds": len(mine),
+        "cpu_ratio_to_rsa": rounded(_median([c for c, _ in ratios])),
+        "rps_ratio_to_rsa": rounded(_median([r for _, r in ratios])),
+        "cpu_ratio_range": [rounded(min(c for c, _ in ratios)), rounded(max(c for c, _ in ratios))] if ratios else None,
+        "cpu_ms_per_request": rounded(_median([s.cpu_ms_per_request for s in usable]), 4),
+        "rps": rounded(_median([s.rps for s in usable]), 1),
+        "p50_ms": rounded(_median(p50), 2),
+        "p99_ms": rounded(_median(p99), 2),
+        "p99_over_p50": rounded(_median([s.p99_ms / s.p50_ms for s in mine if s.p50_ms]), 2),
+        "rss_mib": rounded(max(rss) if rss else None, 1),
+        "errors": sum(s.errors for s in mine),
+        "requests_in_windows": sum(s.in_window for s in mine),
+        "wrk_cpu_ms_per_request": rounded(_median([s.client_cpu_ms_per_request for s in usable]), 4),
+    }
+
+
+def _target(ident: str, text: str, value: float | None, limit: float, moonshot: float | None = None,
+            lower_is_better: bool = True, unit: str = "") -> dict[str, Any]:
+    def ok(bound: float | None) -> bool | None:
+        if bound is None or value is None:
+            return None
+        return value <= bound if lower_is_better else value >= bound
+
+    return {"id": ident, "target": text, "value": None if value is None else round(value, 4), "limit": limit,
+            "moonshot": moonshot, "unit": unit, "met": ok(limit), "moonshot_met": ok(moonshot)}
+
+
+def _growth(memory: dict[str, Any]) -> float | None:
+    before, after = memory.get("after_10k"), memory.get("after_soak")
+    if not before or not after:
+        return None
+    old = {w["pid"]: w["rss_mib"] for w in before["workers"]}
+    pairs = [(old[w["pid"]], w["rss_mib"]) for w in after["workers"] if w["pid"] in old]
+    if not pairs:  # workers were replaced: compare the largest
+        pairs = [(max(old.values()), max(w["rss_mib"] for w in after["workers"]))]
+    return float(max((new - was) / was for was, new in pairs))
+
+
+def targets(scenarios: dict[str, dict[str, Any]], secondary: list[Slice], memory: dict[str, Any],
+            all_slices: list[Slice]) -> list[dict[str, Any]]:
+    head = scenarios[HEADLINE]
+    out = [
+        _target("headline_cpu", "headline CPU per token <= 2.0x RSA (moonshot 1.5x)", head["cpu_ratio_to_rsa"],
+                2.0, 1.5, unit="x RSA"),
+        _target("headline_rps", "headline throughput >= 0.5x RSA (moonshot 0.65x)", head["rps_ratio_to_rsa"],
+                0.5, 0.65, lower_is_better=False, unit="x RSA"),
+        _target("signed_only_cpu", "signed only <= 1.7x RSA (moonshot 1.3x)",
+                scenarios["saml20_signed_only"]["cpu_ratio_to_rsa"], 1.7, 1.3, unit="x RSA"),
+    ]
+    # Cache disabled: <= one password verify (password reference minus static reference) + 2.0x RSA, per round.
+    margins = []
+    for members in by_round(secondary).values():
+        need = ("saml20_cache_disabled", RSA, PASSWORD, STATIC)
+        if all(k in members and members[k].in_window for k in need):
+            rsa = members[RSA].cpu_ms_per_request
+            limit = (members[PASSWORD].cpu_ms_per_request - members[STATIC].cpu_ms_per_request) / rsa + 2.0
+            margins.append((members["saml20_cache_disabled"].cpu_ms_per_request / rsa, limit))
+    value = _median([v for v, _ in margins])
+    allowed = _median([a for _, a in margins])
+    target = _target("cache_disabled_cpu", "credential cache disabled <= one password verify + 2.0x RSA "
+                     "(limit in x RSA, from the same rounds)", value, round(allowed, 3) if allowed else 0.0,
+                     unit="x RSA")
+    out.append(target)
+    out.append(_target("latency_p99", "headline p99 <= 3x p50 at 16 connections", head["p99_over_p50"], 3.0,
+                       unit="p99/p50"))
+    out.append(_target("errors", "0 errors (every slice)", float(sum(s.errors for s in all_slices)), 0.0))
+    warm = memory.get("after_warmup", {}).get("workers", [])
+    out.append(_target("rss_warm", "RSS per worker after warm-up <= 80 MiB",
+                       max((w["rss_mib"] for w in warm), default=None), 80.0, unit="MiB"))
+    out.append(_target("rss_growth", "RSS growth per worker between 10k and 50k requests < 5 %", _growth(memory),
+                       0.05, unit="fraction"))
+    for ident, name in (("scale_rps", "saml20_rps_10k"), ("scale_users", "saml20_users_100k")):
+        ratio = _median([c for c, _ in per_round(secondary, name, HEADLINE)])
+        what = "10,000 RPs" if ident == "scale_rps" else "100,000 users"
+        out.append(_target(ident, f"{what}: at most 5 % more CPU per token than the small case",
+                           None if ratio is None else ratio - 1, 0.05, unit="fraction"))
+    per_claim = []
+    for members in by_round(secondary).values():
+        if all(k in members and members[k].in_window for k in (CLAIMS_SCENARIO, HEADLINE, RSA)):
+            rsa = members[RSA].cpu_ms_per_request
+            extra = members[CLAIMS_SCENARIO].cpu_ms_per_request - members[HEADLINE].cpu_ms_per_request
+            per_claim.append(extra / rsa / EXTRA_CLAIMS)
+    out.append(_target("per_claim", "each extra claim <= +0.02x RSA", _median(per_claim), 0.02, unit="x RSA"))
+    return out
+
+
+def cost_shares(scenarios: dict[str, dict[str, Any]], profile: dict[str, Any]) -> dict[str, Any]:
+    """Fixed costs of the headline token as shares of its server CPU: HTTP/gunicorn from the /static
+    reference, the rest from the in-process stage timers; what neither explains is listed as the remainder."""
+    head = scenarios[HEADLINE]["cpu_ms_per_request"]
+    static = scenarios[STATIC]["cpu_ms_per_request"]
+    if not head or not static:
+        return {}
+    rows = [{"cost": "HTTP/gunicorn (the /static reference: accept, parse, WSGI, respond)", "ms": static}]
+    rows += [{"cost": bucket, "ms": ms} for bucket, ms in profile["buckets_ms_per_request"].items()]
+    explained = sum(r["ms"] for r in rows)
+    rows.append({"cost": "remainder (under load, not seen in-process: scheduling, cache misses, GC, "
+                 "the other worker's SQLite locks)", "ms": head - explained})
+    for row in rows:
+        row["ms"] = round(row["ms"], 4)
+        row["share"] = round(row["ms"] / head, 4)
+    return {"headline_cpu_ms_per_request": head, "in_process_cpu_ms_per_request": profile["cpu_ms_per_request"],
+            "rows": sorted(rows[:-1], key=lambda r: -r["ms"]) + rows[-1:],
+            "stages_ms_per_request": profile["stages_ms_per_request"]}
+
+
+def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], primary: list[Slice],
+                  attempts: list[dict[str, Any]], secondary: list[Slice], latency: list[Slice], soak: list[Slice],
+                  memory: dict[str, Any], rss: dict[str, list[float]], profile: dict[str, Any], notes: list[str],
+                  runtime_s: float, noise_limit: float) -> dict[str, Any]:
+    scenarios = {}
+    for name in SCENARIOS:
+        block, slices = ("primary", primary) if name in PRIMARY else ("secondary", secondary)
+        scenarios[name] = summarize(name, slices, block, rss.get(name, []))
+    all_slices = primary + secondary + latency + soak
+    head = scenarios[HEADLINE]
+    final_spread = min(a["cpu"] for a in attempts)
+    latency_rows = []
+    for s in latency:
+        saturation = scenarios[s.scenario]["rps"] or 0
+        latency_rows.append({"scenario": s.scenario, "connections": s.connections, "delay_ms": s.delay_ms,
+                             "rps": round(s.rps, 1), "fraction_of_saturation": round(s.rps / saturation, 2)
+                             if saturation else None, "p50_ms": round(s.p50_ms, 2), "p99_ms": round(s.p99_ms, 2),
+                             "errors": s.errors})
+    for name in (HEADLINE, RSA, STATIC):
+        latency_rows.append({"scenario": name, "connections": args["connections"], "delay_ms": 0.0,
+                             "rps": scenarios[name]["rps"], "fraction_of_saturation": 1.0,
+                             "p50_ms": scenarios[name]["p50_ms"], "p99_ms": scenarios[name]["p99_ms"],
+                             "errors": scenarios[name]["errors"]})
+    return {
+        "timestamp": stamp,
+        "headline": {"scenario": HEADLINE, "cpu_ratio_to_rsa": head["cpu_ratio_to_rsa"],
+                     "rps_ratio_to_rsa": head["rps_ratio_to_rsa"], "cpu_ms_per_request": head["cpu_ms_per_request"],
+                     "rsa_cpu_ms_per_request": scenarios[RSA]["cpu_ms_per_request"], "rps": head["rps"],
+                     "rsa_rps": scenarios[RSA]["rps"], "p50_ms": head["p50_ms"], "p99_ms": head["p99_ms"]},
+        "scenarios": scenarios,
+        "targets": targets(scenarios, secondary, memory, all_slices),
+        "cost_shares": cost_shares(scenarios, profile),
+        "latency": latency_rows,
+        "memory": memory,
+        "noise": {"limit": noise_limit, "attempts": attempts, "noisy": final_spread > noise_limit,
+                  "repeated": len(attempts) > 1},
+        "profile": {"file": f"{stamp}-profile.txt", "requests": profile["requests"],
+                    "non_200": profile["non_200"], "missing_stages": profile.get("missing_stages", []),
+                    "in_process_cpu_ms_per_request": profile["cpu_ms_per_request"],
+                    "top_cumulative": profile["top_cumulative"], "top_tottime": profile["top_tottime"]},
+        "machine": machine,
+        "method": {
+            "transport": "plain HTTP on 127.0.0.1 (TLS off: STS_SERVER_TLS_CERT/KEY empty, "
+                         "allow_insecure_transport=true); wrk and the servers share the machine's cores",
+            "gunicorn": "sts/gunicorn_conf.py for every server, STS and reference: sync workers, one per core, "
+                        "preload_app; access log off; --max-requests 0 (production recycles workers after "
+                        "20,000 +- 2,000 requests) so no worker is replaced inside a measurement window and memory "
+                        "growth to 50k requests shows",
+            "rounds": {"primary": {"rounds": args["rounds"], "slice_s": args["slice"], "scenarios": PRIMARY},
+                       "secondary": {"rounds": args["secondary_rounds"], "slice_s": args["secondary_slice"]}},
+            "connections": args["connections"], "key_size": args["key_size"],
+            "cpu": "user+system of the gunicorn master (with reaped workers) and live workers from /proc, over "
+                   "a window inside each slice; divided by the responses wrk completed in that window",
+        },
+        "slices": [s.as_dict() for s in all_slices],
+        "notes": notes + ([f"the in-process profile saw {profile['non_200']} non-200 responses"]
+                          if profile["non_200"] else []) + [f"profile stage not found (renamed?): {m}"
+                                                             for m in profile.get("missing_stages", [])],
+        "runtime_s": round(runtime_s, 1),
+    }

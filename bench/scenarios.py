@@ -1,0 +1,56 @@
+"""The benchmark's scenarios: which server, which request, which group of interleaved rounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HEADLINE = "saml20_signed_encrypted"
+RSA = "ref_rsa"
+STATIC = "ref_static"
+PASSWORD = "ref_password"  # noqa: S105 - a scenario name
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    server: str  # key of the servers dict in run.py
+    request: str  # key of the loads dict in run.py
+    description: str
+    expect: bytes = b""  # a marker the response must contain (sanity check before measuring)
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario(STATIC, "reference", "static", "reference: fixed 3 KB XML (HTTP + gunicorn + WSGI)", b"ref:pad"),
+    Scenario(RSA, "reference", "rsa", "reference: one RSA PKCS#1 v1.5 SHA-256 signature (STS key size)",
+             b"ref:signature"),
+    Scenario(PASSWORD, "reference", "password", "reference: one argon2id verify (STS parameters)", b"ref:pad"),
+    Scenario(HEADLINE, "std", "issue", "SAML 2.0 bearer, signed + encrypted, Nonce, warm credential cache, "
+             "5 claims, 10 RPs, 1,000 users, SOAP 1.1 (headline)", b"EncryptedAssertion"),
+    Scenario("saml20_signed_only", "std", "issue_signed", "SAML 2.0 bearer, signed only (RP with --no-encrypt)",
+             b"saml2:Assertion"),
+    Scenario("saml11_signed_encrypted", "std", "issue_saml11", "SAML 1.1 bearer, signed + encrypted",
+             b"EncryptedData"),
+    Scenario("saml20_no_nonce", "std", "fixed", "headline without Nonce/Created/Timestamp: fixed body, no "
+             "replay-store write", b"EncryptedAssertion"),
+    Scenario("saml20_cache_disabled", "nocache", "issue", "headline with credential_cache_ttl = 0 (one argon2id "
+             "verify per request)", b"EncryptedAssertion"),
+    Scenario("saml20_claims_50", "std", "issue_claims50", "headline with 50 claims instead of 5",
+             b"EncryptedAssertion"),
+    Scenario("saml20_rps_10k", "rps10k", "issue", "headline with 10,000 registered RPs", b"EncryptedAssertion"),
+    Scenario("saml20_users_100k", "users100k", "issue", "headline with 100,000 users", b"EncryptedAssertion"),
+    Scenario("saml20_soap12", "std", "issue_soap12", "headline over SOAP 1.2", b"EncryptedAssertion"),
+    Scenario("saml20_hok_symmetric", "std", "issue_hok", "SAML 2.0 holder-of-key SymmetricKey (random proof key "
+             "wrapped for the RP), signed + encrypted", b"RequestedProofToken"),
+)}
+
+# Primary rounds: the headline targets. Secondary rounds: everything else, shorter and fewer, each round with
+# its own RSA reference and headline so every comparison is within one round.
+PRIMARY = [STATIC, RSA, PASSWORD, HEADLINE, "saml20_signed_only"]
+SECONDARY = [RSA, HEADLINE, STATIC, PASSWORD, "saml11_signed_encrypted", "saml20_no_nonce", "saml20_cache_disabled",
+             "saml20_claims_50", "saml20_rps_10k", "saml20_users_100k", "saml20_soap12", "saml20_hok_symmetric"]
+
+
+def rotated(names: list[str], round_index: int) -> list[str]:
+    """The round's order: rotated by one each round so slow drift hits every scenario alike."""
+    shift = round_index % len(names)
+    return names[shift:] + names[:shift]

@@ -1,0 +1,11 @@
+-- wrk script: the same body on every request (BENCH_BODY). Used for the Issue request without Nonce/Created
+-- (Username + Password only, as Microsoft's client code sends it, so the body can be reused) and for the
+-- reference endpoints. Headers come from wrk's -H options; see common.lua for the rest of the environment.
+dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
+
+do
+   local file = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+   wrk.method = "POST"
+   wrk.body = file:read("*a")
+   file:close()
+end
