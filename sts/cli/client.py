@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from sts import ns
@@ -51,6 +50,7 @@ from sts.cli.rst_builder import (
     RequestOptions,
     build_request,
 )
+from sts.crypto.keygen import certificate_der
 from sts.crypto.keystore import fingerprint
 from sts.crypto.verifier import SignatureRejected
 from sts.wstrust.keys import DEFAULT_KEY_BITS, p_sha1
@@ -317,7 +317,7 @@ def _request(args: argparse.Namespace) -> int:
         raise CommandError("--applies-to must not be empty")
     use_key = None
     if args.use_key is not None:
-        use_key = load_sts_certificate(args.use_key).public_bytes(serialization.Encoding.DER)
+        use_key = certificate_der(load_sts_certificate(args.use_key))
     entropy = rst_builder.client_entropy() if args.entropy else None  # looked up at call time: a test hook
     options = RequestOptions(
         url=args.url,

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sts.auth.passwords import PasswordHasher
 from sts.auth.users import PRIMARY, SqliteUserStore
@@ -101,7 +100,7 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
     return value.encode()
 
 
-def _signing_material(args: argparse.Namespace) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+def _signing_material(args: argparse.Namespace) -> tuple[keygen.RSAPrivateKey, x509.Certificate]:
     """Generate a signing key and certificate, or import the ones given by flags (checked)."""
     try:
         if args.signing_pkcs12:

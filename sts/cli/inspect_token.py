@@ -9,14 +9,13 @@ import datetime as dt
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
 from sts import ns
 from sts.cli.common import CommandError, read_secret
 from sts.cli.http_post import RESPONSE_LIMITS, clean, find_issued_token
 from sts.crypto.decrypter import DecryptionRejected, TokenDecrypter
-from sts.crypto.keygen import load_private_key
+from sts.crypto.keygen import RSAPrivateKey, load_private_key
 from sts.crypto.keystore import load_certificate
 from sts.crypto.verifier import verify_enveloped
 from sts.errors import InvalidSecurityToken, MalformedMessage
@@ -126,7 +125,7 @@ def _decrypt(token: etree._Element, key_path: Path | None) -> etree._Element:
         raise CommandError("the decrypted token exceeds the parser limits") from None
 
 
-def _rp_key(path: Path) -> rsa.RSAPrivateKey:
+def _rp_key(path: Path) -> RSAPrivateKey:
     try:
         try:
             return load_private_key(path, None)

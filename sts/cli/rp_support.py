@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID
 
 from sts.cli.common import CommandError
@@ -37,6 +36,7 @@ from sts.config.relying_parties import (
     validate,
 )
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
+from sts.crypto.keygen import certificate_pem
 from sts.crypto.keystore import check_certificate, load_certificate
 from sts.stores.sqlite import Database
 
@@ -271,7 +271,7 @@ def install_certificate(truststore: Path, name: str, cert: x509.Certificate, per
     fd, tmp = tempfile.mkstemp(dir=truststore, prefix=".rp-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(cert.public_bytes(serialization.Encoding.PEM))
+            handle.write(certificate_pem(cert))
         os.chmod(tmp, 0o644)
         store_call(persist)
         os.replace(tmp, truststore / name)

@@ -14,6 +14,18 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DEFAULT_BITS = 3072
+# Re-exported so that modules outside sts.crypto never import cryptography.hazmat themselves.
+RSAPrivateKey = rsa.RSAPrivateKey
+
+
+def certificate_pem(cert: x509.Certificate) -> bytes:
+    """A certificate as PEM."""
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def certificate_der(cert: x509.Certificate) -> bytes:
+    """A certificate as DER."""
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def generate_rsa_key(bits: int = DEFAULT_BITS) -> rsa.RSAPrivateKey:

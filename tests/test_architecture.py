@@ -1,0 +1,83 @@
+"""Import boundaries (architecture.md §3): every foreign library sits behind its one module, and the linter-like
+check below keeps it that way. Also: importing the package has no side effects beyond defining names."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "sts"
+
+# foreign module prefix -> the only sts modules (dotted) allowed to import it
+BOUNDARIES: dict[str, tuple[str, ...]] = {
+    "spyne": ("sts.soap.spyne_app",),
+    "signxml": ("sts.crypto.",),
+    "xmlsec": ("sts.crypto.",),
+    "cryptography.hazmat": ("sts.crypto.",),
+    "passlib": ("sts.auth.passwords",),
+    "redis": ("sts.stores.redis",),
+    # SQLite: the stores, the user store and the relying-party registry (both live in the same database file).
+    "sqlite3": (
+        "sts.stores.",
+        "sts.auth.users",
+        "sts.config.relying_parties",
+        "sts.config.directory",
+        "sts.cli.rp_support",
+    ),
+}
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+@pytest.mark.parametrize("library", sorted(BOUNDARIES))
+def test_foreign_library_stays_behind_its_module(library: str) -> None:
+    allowed = BOUNDARIES[library]
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        module = _module_name(path)
+        if module.startswith(allowed) or module in allowed:
+            continue
+        for imported in _imports(path):
+            if imported == library or imported.startswith(library + "."):
+                offenders.append(f"{module} imports {imported}")
+    assert offenders == []
+
+
+def test_core_does_not_import_the_soap_edge_or_the_cli() -> None:
+    """Layers: sts.soap and sts.cli sit on top; nothing below imports them."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        module = _module_name(path)
+        if module in ("sts.soap", "sts.cli") or module.startswith(
+            ("sts.soap.", "sts.cli.", "sts.app", "sts.bootstrap", "sts.wsgi", "sts.gunicorn_conf")
+        ):
+            continue
+        for imported in _imports(path):
+            if imported in ("sts.soap", "sts.cli") or imported.startswith(("sts.soap.", "sts.cli.")):
+                offenders.append(f"{module} imports {imported}")
+    assert offenders == []
+
+
+def test_importing_sts_has_no_side_effects() -> None:
+    code = "import sys, sts; print(sorted(m for m in sys.modules if m.startswith(('spyne', 'xmlsec', 'signxml'))))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
