@@ -29,7 +29,7 @@ _ENCRYPTED = (ns.qn(ns.SAML2, "EncryptedAssertion"), ns.qn(ns.XENC, "EncryptedDa
 
 def load_token(path: Path, rp_key: Path | None) -> tuple[etree._Element, bool]:
     """The SAML assertion in a token or response file, decrypted with ``rp_key`` if encrypted; and whether it was."""
-    token = _locate_token(_read_token_file(path))
+    token = _locate_token(read_token_file(path))
     if token is None:
         raise CommandError(f"{path}: no Assertion, EncryptedAssertion or EncryptedData found")
     encrypted = token.tag in _ENCRYPTED
@@ -84,7 +84,8 @@ def _validity(assertion: etree._Element) -> str:
     return "within NotBefore/NotOnOrAfter"
 
 
-def _read_token_file(path: Path) -> etree._Element:
+def read_token_file(path: Path) -> etree._Element:
+    """Parse a token file (bounded in size, through the hardened parser: it is untrusted input too)."""
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_TOKEN_FILE_BYTES + 1)

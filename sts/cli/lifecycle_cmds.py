@@ -21,8 +21,8 @@ from lxml import etree
 from sts import ns
 from sts.cli.client import add_connection_options, check_connection, emit_issued, exchange
 from sts.cli.common import CommandError, SubParsers, read_secret
-from sts.cli.http_post import RESPONSE_LIMITS, clean
-from sts.cli.inspect_token import MAX_TOKEN_FILE_BYTES
+from sts.cli.http_post import clean
+from sts.cli.inspect_token import read_token_file
 from sts.cli.rst_builder import (
     REFERENCE_TYPES,
     TARGET_TOKENS,
@@ -31,8 +31,7 @@ from sts.cli.rst_builder import (
     build_lifecycle_request,
     token_reference,
 )
-from sts.errors import MalformedMessage
-from sts.xmlutil import parse_untrusted, text_of
+from sts.xmlutil import text_of
 
 EXIT_INVALID = 3
 _COMMANDS = {
@@ -67,17 +66,7 @@ def register(commands: SubParsers) -> None:
 
 def read_target_token(path: Path) -> etree._Element:
     """The token stored in ``path``: its first element, which must be an assertion or an encrypted one."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_TOKEN_FILE_BYTES + 1)
-    except OSError as exc:
-        raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_TOKEN_FILE_BYTES:
-        raise CommandError(f"{path}: larger than {MAX_TOKEN_FILE_BYTES} bytes")
-    try:
-        root = parse_untrusted(data, RESPONSE_LIMITS)
-    except MalformedMessage:
-        raise CommandError(f"{path}: not well-formed XML (or exceeds the parser limits)") from None
+    root = read_token_file(path)
     if root.tag not in TARGET_TOKENS:
         raise CommandError(
             f"{path}: the first element is {clean(etree.QName(root).localname)}, "
