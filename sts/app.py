@@ -35,7 +35,7 @@ from sts.service import OperationHandler, SecurityTokenService, TrustCall
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.spyne_app import call_spyne, make_spyne_wsgi
 from sts.soap.transport import WSO2_PATH, Transport, TransportPolicy
-from sts.soap.wsdl_render import load_policy, render_wsdl
+from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
 from sts.soapenv import SoapVersion
 from sts.stores.sqlite import Database, DatabaseError, check_database
 from sts.stores.sqlite_stores import (
@@ -182,4 +182,4 @@ def create_app(settings: Settings, keystore: KeyStore | None = None) -> Transpor
         return call_spyne(spyne_apps[request.version], environ, start_response, endpoint, request)
 
     policy = TransportPolicy(settings.limits.max_body_bytes, frozenset(settings.server.trusted_proxies))
-    return Transport(policy, wsdl, dispatch)
+    return Transport(policy, wsdl, dispatch, render_mex(wsdl))

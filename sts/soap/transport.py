@@ -27,6 +27,7 @@ ENDPOINT_PATHS = frozenset(
     }
 )
 HEALTH_PATH = "/healthz"
+MEX_PATHS = frozenset({"/mex", WSO2_PATH + "/mex", "/adfs/services/trust/mex"})
 _READ_CHUNK = 65536
 
 StartResponse = Callable[..., Any]
@@ -51,9 +52,10 @@ class TransportPolicy:
 class Transport:
     """WSGI callable: routes to the WSDL, the health check or the SOAP dispatcher."""
 
-    def __init__(self, policy: TransportPolicy, wsdl: bytes, dispatch: SoapDispatch) -> None:
+    def __init__(self, policy: TransportPolicy, wsdl: bytes, dispatch: SoapDispatch, mex: bytes = b"") -> None:
         self._policy = policy
         self._wsdl = wsdl
+        self._mex = mex
         self._dispatch = dispatch
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -63,6 +65,10 @@ class Transport:
         try:
             if path == HEALTH_PATH:
                 return self._health(method, start_response)
+            if path in MEX_PATHS and self._mex:
+                if method != "GET":
+                    raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
+                return _respond(start_response, "200 OK", "text/xml; charset=utf-8", self._mex)
             if path not in ENDPOINT_PATHS:
                 raise _HttpRefusal("404 Not Found")
             if method == "GET" and environ.get("QUERY_STRING", "").lower() in ("wsdl", "wsdl="):

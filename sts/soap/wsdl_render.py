@@ -120,3 +120,18 @@ def _find_one(root: etree._Element, path: str) -> etree._Element:
     if len(found) != 1:
         raise ValueError(f"WSDL template: expected exactly one {path}, found {len(found)}")
     return found[0]
+
+
+MEX_NS: Final = "http://schemas.xmlsoap.org/ws/2004/09/mex"
+
+
+def render_mex(wsdl: bytes) -> bytes:
+    """A WS-MetadataExchange ``Metadata`` document holding the WSDL (and so its policy), for clients that
+    discover the STS by MEX GET (WCF's ``svcutil``, AD FS-style ``/mex`` URLs)."""
+    definitions = etree.fromstring(wsdl, parser=_parser())
+    metadata = etree.Element(etree.QName(MEX_NS, "Metadata"), nsmap={"wsx": MEX_NS})
+    section = etree.SubElement(metadata, etree.QName(MEX_NS, "MetadataSection"))
+    section.set("Dialect", ns.WSDL)
+    section.set("Identifier", definitions.get("targetNamespace", ""))
+    section.append(definitions)
+    return bytes(etree.tostring(metadata, xml_declaration=True, encoding="UTF-8"))

@@ -131,3 +131,19 @@ def test_serve_refuses_a_broken_config(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "[server] bind" in result.stderr
+
+
+@pytest.mark.parametrize("path", ["/mex", "/services/wso2carbon-sts/mex", "/adfs/services/trust/mex"])
+def test_mex_get_returns_the_wsdl_with_its_policy(server: Server, path: str) -> None:
+    url = server.url.replace("/services/wso2carbon-sts", path)
+    response = requests.get(url, verify=server.verify, timeout=30)
+    assert response.status_code == 200
+    root = etree.fromstring(response.content)
+    mex = "http://schemas.xmlsoap.org/ws/2004/09/mex"
+    section = root.find(f"{{{mex}}}MetadataSection")
+    assert root.tag == f"{{{mex}}}Metadata" and section is not None
+    assert section.get("Dialect") == "http://schemas.xmlsoap.org/wsdl/"
+    definitions = section.find("{http://schemas.xmlsoap.org/wsdl/}definitions")
+    assert definitions is not None
+    assert definitions.find("{http://schemas.xmlsoap.org/ws/2004/09/policy}Policy") is not None
+    assert requests.post(url, data=b"x", verify=server.verify, timeout=30).status_code == 405
