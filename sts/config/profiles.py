@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sts import ns
 from sts.config.relying_parties import RelyingParty
+from sts.config.settings import PROFILE_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ PROFILES: dict[str, Profile] = {
     "adfs": Profile("saml11", False, "username", "aes256-cbc", "rsa-oaep-mgf1p", ns.WSP),
     "cxf": Profile("saml20", True, "username", "aes256-gcm", "rsa-oaep", ns.WSP),
 }
+
+if tuple(PROFILES) != PROFILE_NAMES:  # the table and the names checked at configuration load must agree
+    raise RuntimeError("sts.config.profiles.PROFILES does not match PROFILE_NAMES")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from sts.config.settings import PROFILE_NAMES
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
 from sts.errors import ServiceUnavailable
 from sts.stores.sqlite import Database
@@ -24,7 +25,7 @@ from sts.stores.sqlite import Database
 MATCH_KINDS = ("exact", "prefix", "regex")
 TOKEN_TYPES = ("saml20", "saml11")
 NAMEID_SOURCES = ("username", "email")
-PROFILES = ("strict", "wso2", "adfs", "cxf")
+PROFILES = PROFILE_NAMES
 MAX_ADDRESS_LENGTH = 2048
 
 

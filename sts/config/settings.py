@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 ALL_DOMAINS = "ALL-USER-STORE-DOMAINS"
+# Compatibility profiles (their contents: sts.config.profiles); named here so every layer checks the same list.
+PROFILE_NAMES = ("strict", "wso2", "adfs", "cxf")
 HARD_MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -79,7 +81,7 @@ class TokenSettings:
     clock_skew: int = _check(lambda v: 0 <= v <= 600, "must be between 0 and 600", 60)
     # Compatibility profile of relying parties that name none (sts.config.profiles).
     profile: str = _check(
-        lambda v: v in ("strict", "wso2", "adfs", "cxf"), "must be strict, wso2, adfs or cxf", "strict"
+        lambda v: v in PROFILE_NAMES, "must be strict, wso2, adfs or cxf", "strict"
     )
     default_relying_party: str = ""
 
