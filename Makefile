@@ -1,36 +1,56 @@
 # The two set-up commands of README's Quick start: `make run` and `make test`.
-PYTHON ?= python3.11
-VENV := .venv
+#
+# PYTHON defaults to the newest supported interpreter on the machine (3.13, 3.12, then 3.11); with none, the
+# Debian python3 is installed. Dependencies come from the exact, hashed lock files in requirements/.
+PYTHON ?= $(shell scripts/find-pythons | head -n 1)
+VENV ?= .venv
 BIN := $(VENV)/bin
 INSTANCE ?= var
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 ONLY_BINARY := --only-binary lxml,xmlsec,cryptography,bcrypt,argon2-cffi-bindings,cffi
+PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps $(ONLY_BINARY)
+# Debian packages, installed when missing (root or sudo).
+APT_INSTALL := if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq
+TEST_DEBS := xmlsec1
 
-.PHONY: run test check install install-test system-test-deps clean
+.PHONY: run test check install install-test system-test-deps lock clean fuzz bench
 
+# Debian splits venv/ensurepip into python3.X-venv: install it when `-m venv` fails for that reason.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@py="$(PYTHON)"; \
+	if [ -z "$$py" ]; then \
+	  echo "no python3.11-3.13 found: installing Debian's python3"; \
+	  { $(APT_INSTALL) python3 python3-venv >/dev/null; }; \
+	  py=$$(scripts/find-pythons | head -n 1); \
+	fi; \
+	[ -n "$$py" ] || { echo "no supported Python (3.11-3.13) could be found or installed" >&2; exit 1; }; \
+	echo "creating $(VENV) with $$py"; \
+	"$$py" -m venv $(VENV) 2>/dev/null || { \
+	  rm -rf $(VENV); \
+	  { $(APT_INSTALL) python3-venv "$$(basename "$$py")-venv" >/dev/null; }; \
+	  "$$py" -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet $(ONLY_BINARY) -e .
+$(STAMP): $(BIN)/python pyproject.toml setup.py requirements/run.lock
+	$(PIP_LOCKED) -r requirements/run.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -c "import lxml.etree, xmlsec; assert lxml.etree.LIBXML_VERSION[:2] == xmlsec.get_libxml_version()[:2]"
 	touch $@
 
 install: $(STAMP)
 
-$(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet $(ONLY_BINARY) -e '.[test]'
+$(TEST_STAMP): $(STAMP) requirements/test.lock
+	$(PIP_LOCKED) -r requirements/test.lock
 	touch $@
 
 install-test: $(TEST_STAMP) system-test-deps
 
-# The xmlsec1 CLI cross-checks issued tokens in the tests (Debian package).
+# Servers and tools the tests start or call (Debian packages): xmlsec1 cross-checks issued tokens.
 system-test-deps:
-	@command -v xmlsec1 >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq xmlsec1 >/dev/null; }
+	@missing=; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; $(APT_INSTALL) $$missing >/dev/null; fi
 
 $(INSTANCE)/sts.toml: | $(STAMP)
 	$(BIN)/sts init --demo $(INSTANCE)
@@ -45,18 +65,22 @@ check: install-test
 test: check
 	$(BIN)/pytest -q
 
-.PHONY: fuzz
+# Regenerates the hashed lock files from pyproject.toml's ranges for every supported Python (uv, a dev tool).
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'uv>=0.9'
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
+	  -o requirements/run.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
+	  -o requirements/test.lock
+
 fuzz: install-test
 	STS_FUZZ=1 $(BIN)/pytest -q tests/test_fuzz.py
 
-.PHONY: bench
 # Benchmark (not part of `make test`): a few minutes on 2 cores; writes bench/results/<timestamp>.{md,json}.
-# wrk is a Debian package, installed like xmlsec1 above. BENCH_ARGS passes options (bench/run.py --help).
+# wrk is a Debian package. BENCH_ARGS passes options (bench/run.py --help).
 bench: install
-	@command -v wrk >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
+	@command -v wrk >/dev/null 2>&1 || { $(APT_INSTALL) wrk >/dev/null; }
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-* build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

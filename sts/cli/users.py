@@ -7,7 +7,8 @@ otherwise the command prompts. Names are ``NAME`` (domain PRIMARY) or ``DOMAIN/N
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 from sts.auth.passwords import PasswordHasher
 from sts.auth.users import (
@@ -82,7 +83,9 @@ def _register_role(commands: SubParsers) -> None:
     sub.add_parser("list", help="list roles and how many users hold each").set_defaults(handler=_role_list)
 
 
-def _store(args: argparse.Namespace) -> tuple[SqliteUserStore, Settings]:
+@contextlib.contextmanager
+def _store(args: argparse.Namespace) -> Iterator[tuple[SqliteUserStore, Settings]]:
+    """The user store of the configured instance, its database closed when the command is done."""
     settings = settings_from(args)
     box = None
     if settings.store.credential_key.is_file():
@@ -90,7 +93,11 @@ def _store(args: argparse.Namespace) -> tuple[SqliteUserStore, Settings]:
             box = SecretBox.from_file(settings.store.credential_key)
         except SecretBoxError as exc:
             raise CommandError(str(exc)) from None
-    return SqliteUserStore(open_database(settings), PasswordHasher(), box), settings
+    database = open_database(settings)
+    try:
+        yield SqliteUserStore(database, PasswordHasher(), box), settings
+    finally:
+        database.close()
 
 
 def _who(args: argparse.Namespace) -> tuple[str, str]:
@@ -125,12 +132,12 @@ def _user_command(action: UserAction) -> Callable[[argparse.Namespace], int]:
     """A handler: open the store, resolve NAME, run ``action``, print what it reports."""
 
     def handler(args: argparse.Namespace) -> int:
-        store, settings = _store(args)
-        domain, name = _who(args)
-        try:
-            print(action(store, settings, domain, name, args))
-        except UserStoreError as exc:
-            raise CommandError(str(exc)) from None
+        with _store(args) as (store, settings):
+            domain, name = _who(args)
+            try:
+                print(action(store, settings, domain, name, args))
+            except UserStoreError as exc:
+                raise CommandError(str(exc)) from None
         return 0
 
     return handler
@@ -140,11 +147,11 @@ def _role_command(action: RoleAction) -> Callable[[argparse.Namespace], int]:
     """A handler for ``sts role add|remove ROLE``."""
 
     def handler(args: argparse.Namespace) -> int:
-        store, _ = _store(args)
-        try:
-            print(action(store, args.role))
-        except UserStoreError as exc:
-            raise CommandError(str(exc)) from None
+        with _store(args) as (store, _):
+            try:
+                print(action(store, args.role))
+            except UserStoreError as exc:
+                raise CommandError(str(exc)) from None
         return 0
 
     return handler
@@ -239,10 +246,10 @@ def _user_revoke(store: SqliteUserStore, _: Settings, domain: str, name: str, ar
 
 
 def _user_list(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    for domain, name, enabled, digest in store.list_users():
-        flags = ("" if enabled else " (disabled)") + (" (digest)" if digest else "")
-        print(f"{domain}/{name}{flags}")
+    with _store(args) as (store, _):
+        for domain, name, enabled, digest in store.list_users():
+            flags = ("" if enabled else " (disabled)") + (" (digest)" if digest else "")
+            print(f"{domain}/{name}{flags}")
     return 0
 
 
@@ -259,9 +266,9 @@ def _role_remove(store: SqliteUserStore, role: str) -> str:
 
 
 def _role_list(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    for role, holders in store.list_roles():
-        print(f"{role}\t{holders} user(s)")
+    with _store(args) as (store, _):
+        for role, holders in store.list_roles():
+            print(f"{role}\t{holders} user(s)")
     return 0
 
 

@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterable
 from io import BytesIO
 from typing import Any
 
+from sts.soap import spyne_compat
+
 with warnings.catch_warnings():
-    # Spyne 2.14 imports `cgi` and a vendored `six` that warn on 3.11 (dependencies.md §4).
+    # Spyne 2.14 imports `cgi` and a vendored `six` that warn (DeprecationWarning, ImportWarning).
     warnings.simplefilter("ignore", DeprecationWarning)
     warnings.simplefilter("ignore", ImportWarning)
+    spyne_compat.install()
     from spyne import Application, ServiceBase, const, rpc
     from spyne.protocol.soap import Soap11, Soap12
     from spyne.server.wsgi import WsgiApplication

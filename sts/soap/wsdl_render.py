@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import importlib.resources
 from collections.abc import Mapping
+from importlib.resources.abc import Traversable
 from itertools import takewhile
+from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
@@ -59,7 +61,22 @@ def load_policy(name: str) -> bytes:
     except KeyError:
         known = ", ".join(sorted(SCENARIO_POLICY_FILES))
         raise KeyError(f"unknown security scenario {name!r} (known: {known})") from None
-    return importlib.resources.files(_POLICY_PACKAGE).joinpath(file_name).read_bytes()
+    return _policy_folder().joinpath(file_name).read_bytes()
+
+
+def _policy_folder() -> Traversable:
+    """The policy files: ``sts.policies`` when installed (wheel or editable), else the checkout's ``policies/``.
+
+    Code imported straight from a source checkout (tests, ``python -m sts`` beside a non-editable install) has no
+    ``sts.policies`` package: setup.py maps the top-level folder onto that name only when installing.
+    """
+    try:
+        return importlib.resources.files(_POLICY_PACKAGE)
+    except ModuleNotFoundError:
+        checkout = Path(__file__).resolve().parents[2] / "policies"
+        if not (checkout / "__init__.py").is_file():
+            raise
+        return checkout
 
 
 def render_wsdl(policy: bytes, soap11_address: str, soap12_address: str) -> bytes:

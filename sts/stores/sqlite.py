@@ -91,9 +91,13 @@ class DatabaseError(Exception):
 def connect(path: Path, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
     """Open a connection in WAL mode with a busy timeout; autocommit, so each statement is its own transaction."""
     conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error:
+        conn.close()  # e.g. a file that is not a database: the caller never sees this connection
+        raise
     return conn
 
 
@@ -131,6 +135,12 @@ def check_database(path: Path) -> None:
         raise DatabaseError(f"{path}: unexpected schema version")
 
 
+_INHERITED: list[sqlite3.Connection] = []
+"""Connections a forked child inherited from its parent: kept referenced and never closed or used, since closing
+one in the child could release the parent's POSIX locks (sqlite.org "How To Corrupt An SQLite Database File"
+§2.2, §2.6), and letting it be garbage-collected would close it just the same."""
+
+
 class Database:
     """A lazily opened, per-process connection to the database file."""
 
@@ -144,6 +154,9 @@ class Database:
     def conn(self) -> sqlite3.Connection:
         """This process's connection (re-opened in a forked child)."""
         if self._conn is None or self._pid != os.getpid():
+            if self._conn is not None:
+                _INHERITED.append(self._conn)
+                self._conn = None
             self._conn = connect(self.path, self._busy_timeout_ms)
             self._pid = os.getpid()
         return self._conn
@@ -156,6 +169,9 @@ class Database:
 
     def close(self) -> None:
         """Close this process's connection, if open."""
-        if self._conn is not None and self._pid == os.getpid():
-            self._conn.close()
+        if self._conn is not None:
+            if self._pid == os.getpid():
+                self._conn.close()
+            else:
+                _INHERITED.append(self._conn)
         self._conn = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -64,8 +65,15 @@ class Cli:
         assert "Traceback" not in result.err
         return result
 
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.base / "sts.db")
+    @contextlib.contextmanager
+    def db(self) -> Iterator[sqlite3.Connection]:
+        # sqlite3.Connection's own context manager commits but does not close (Python 3.13 warns).
+        conn = sqlite3.connect(self.base / "sts.db")
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
 
     def stored_hash(self, qualified: str) -> str | None:
         domain, name = qualified.split("/")

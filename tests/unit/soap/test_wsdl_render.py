@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -31,12 +30,10 @@ NSMAP = {
     "soap": "http://schemas.xmlsoap.org/wsdl/soap/",
     "soap12": "http://schemas.xmlsoap.org/wsdl/soap12/",
 }
-# `sts.policies` exists once pyproject maps the top-level policies/ directory onto it.
-HAS_POLICY_PACKAGE = importlib.util.find_spec("sts.policies") is not None
 
 
 def _policy() -> bytes:
-    return load_policy("UTOverTransport") if HAS_POLICY_PACKAGE else POLICY_FILE.read_bytes()
+    return load_policy("UTOverTransport")
 
 
 def _safe_parser() -> etree.XMLParser:
@@ -188,6 +185,5 @@ def test_load_policy_unknown_scenario_raises_key_error() -> None:
         load_policy("SigOnly")
 
 
-@pytest.mark.skipif(not HAS_POLICY_PACKAGE, reason="sts.policies is not packaged yet (pyproject package-dir)")
 def test_load_policy_reads_packaged_file() -> None:
     assert load_policy("UTOverTransport") == POLICY_FILE.read_bytes()
