@@ -52,14 +52,12 @@ SAMLID = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLID
 @dataclass
 class Keys:
     signer: AssertionSigner
-    cert_pem: bytes
 
 
 @pytest.fixture(scope="module")
 def keys() -> Keys:
     key = generate_rsa_key(2048)
-    cert = self_signed_certificate(key, "sts")
-    return Keys(AssertionSigner(key, cert), certificate_pem(cert))
+    return Keys(AssertionSigner(key, self_signed_certificate(key, "sts")))
 
 
 class Env:
