@@ -16,6 +16,7 @@ from cryptography import x509
 from sts import ns
 from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
+from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import SqliteUserStore
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import SystemClock
@@ -28,7 +29,8 @@ from sts.crypto.secretbox import SecretBox
 from sts.crypto.signer import AssertionSigner
 from sts.errors import ConfigError
 from sts.issuance import IssueOperation
-from sts.lifecycle.operations import CancelOperation, RenewOperation, ValidateOperation
+from sts.lifecycle.operations import CancelOperation, ValidateOperation
+from sts.lifecycle.renew import RenewalPolicy, RenewOperation
 from sts.lifecycle.targets import TargetResolver
 from sts.minting import IssuerIdentity, TokenMinter
 from sts.service import OperationHandler, SecurityTokenService, TrustCall
@@ -71,6 +73,27 @@ def parser_limits(settings: Settings) -> ParserLimits:
     )
 
 
+def auth_policy(settings: Settings) -> AuthPolicy:
+    """The ``[security]`` rules for callers."""
+    security = settings.security
+    return AuthPolicy(
+        allowed_roles=frozenset(security.allowed_roles),
+        allowed_domains=frozenset(d.upper() for d in security.allowed_domains),
+        freshness=FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
+        min_nonce_bytes=security.min_nonce_bytes,
+        bsp_strict=security.bsp_strict,
+        max_password_bytes=security.max_password_bytes,
+        allow_insecure_transport=settings.server.allow_insecure_transport,
+    )
+
+
+def user_store(settings: Settings, db: Database) -> SqliteUserStore:
+    """The instance's user store (with the credential key, when there is one, for PasswordDigest users)."""
+    key_file = settings.store.credential_key
+    box = SecretBox.from_file(key_file) if key_file.is_file() else None
+    return SqliteUserStore(db, PasswordHasher(), box)
+
+
 def build_authenticator(settings: Settings, db: Database) -> UsernameTokenAuthenticator:
     """The UsernameToken authenticator over the instance's user store and shared stores."""
     security = settings.security
@@ -85,15 +108,7 @@ def build_authenticator(settings: Settings, db: Database) -> UsernameTokenAuthen
         replay=SqliteReplayCache(db),
         cache=VerifiedCredentialCache(security.credential_cache_ttl),
         secret_box=box,
-        policy=AuthPolicy(
-            allowed_roles=frozenset(security.allowed_roles),
-            allowed_domains=frozenset(d.upper() for d in security.allowed_domains),
-            freshness=FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
-            min_nonce_bytes=security.min_nonce_bytes,
-            bsp_strict=security.bsp_strict,
-            max_password_bytes=security.max_password_bytes,
-            allow_insecure_transport=settings.server.allow_insecure_transport,
-        ),
+        policy=auth_policy(settings),
         clock=SystemClock(),
         throttle=SqliteClientThrottle(
             db,
@@ -140,18 +155,21 @@ def build_service(settings: Settings, keystore: KeyStore, db: Database) -> Secur
         lifecycle.renew_after_expiry,
     )
     resolver = TargetResolver(store, trusted_issuers(settings, keystore))
+    client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
+    lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
     operations: dict[Operation, OperationHandler] = {
-        Operation.ISSUE: IssueOperation(
-            directory, minter, clock, TrustedClientKeys(settings.security.trusted_client_certs)
-        ),
+        Operation.ISSUE: IssueOperation(directory, minter, clock, client_keys),
         Operation.VALIDATE: ValidateOperation(resolver, clock, tokens.clock_skew),
     }
     if store is not None:
         operations[Operation.CANCEL] = CancelOperation(resolver, store)
-        operations[Operation.RENEW] = RenewOperation(
-            resolver, store, directory, minter, clock, lifecycle.renew_after_expiry, lifecycle.max_renewal_age
+        subjects = SubjectAuthorizer(user_store(settings, db), auth_policy(settings))
+        policy = RenewalPolicy(
+            tokens.clock_skew, lifecycle.renew_after_expiry, lifecycle.max_renewal_age, lifecycle_roles
         )
-    lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
+        operations[Operation.RENEW] = RenewOperation(
+            resolver, directory, minter, subjects, clock, policy, client_keys
+        )
 
     def authenticate(call: TrustCall) -> AuthenticatedCaller:
         version = SoapVersion.SOAP11 if call.soap_ns == ns.S11 else SoapVersion.SOAP12

@@ -20,10 +20,10 @@ from sts.errors import InvalidRequest, RequestFailed
 from sts.minting import MintPlan, TokenMinter
 from sts.policy.claims import select_claims
 from sts.service import TrustCall, TrustReply
-from sts.tokens.base import NAMEID_EMAIL, NAMEID_UNSPECIFIED
+from sts.tokens.base import NAMEID_EMAIL, NAMEID_UNSPECIFIED, Attribute
 from sts.tokens.saml2 import PASSWORD_PROTECTED_TRANSPORT
 from sts.wstrust.keys import key_bits
-from sts.wstrust.model import AppliesTo, RequestSecurityToken
+from sts.wstrust.model import AppliesTo, RequestedClaims, RequestSecurityToken
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import issue_answer
 from sts.wstrust.tokentypes import KeyKind, SamlVersion, resolve_key_type, resolve_token_type
@@ -86,10 +86,7 @@ class IssueOperation:
         settings = party.settings
         token_type = resolve_token_type(rst.token_type, SamlVersion(settings.token_type), settings.profile_spelling)
         kind, key_type_uri = resolve_key_type(rst.key_type, call.trust_ns)
-        name_id, name_format = subject_of(principal, settings.nameid)
-        attributes = select_claims(
-            rst.claims, party.rp.claims, principal.claims, principal.roles, dict(party.rp.claim_mapping)
-        )
+        name_id, name_format, attributes = subject_and_claims(principal, party, rst.claims)
         plan = MintPlan(
             trust_ns=call.trust_ns,
             context=rst.context,
@@ -104,6 +101,7 @@ class IssueOperation:
             authn_context=PASSWORD_PROTECTED_TRANSPORT if call.info.secure_transport else PASSWORD_CONTEXT,
             applies_to=applies_to_echo(rst.applies_to, party),
             renewing=rst.renewing,
+            requested_claims=rst.claims,
         )
         return self._key_requirements(plan, rst)
 
@@ -129,10 +127,28 @@ class IssueOperation:
         return replace(plan, key_bits=key_bits(rst.key_size), entropy=rst.entropy)
 
 
+def subject_and_claims(
+    principal: Principal, party: ResolvedParty, requested: RequestedClaims | None
+) -> tuple[str, str, tuple[Attribute, ...]]:
+    """NameID, its Format and the attributes for this principal and relying party: what Issue decides and Renew
+    decides again from the current user store and RP settings (a renewal never re-mints an old snapshot)."""
+    name_id, name_format = subject_of(principal, party.settings.nameid)
+    attributes = select_claims(
+        requested, party.rp.claims, principal.claims, principal.roles, dict(party.rp.claim_mapping)
+    )
+    return name_id, name_format, attributes
+
+
 def applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> AppliesTo | None:
-    """Echo AppliesTo (R8), in the namespace the RP's profile wants (.NET breaks on the W3C one)."""
+    """Echo AppliesTo, in the namespace the RP's profile wants (.NET breaks on the W3C one).
+
+    The echo names the scope the token was issued for (WS-Trust 1.3 §4.4.1): the address asked for when it
+    matched, the relying party's audience when the request fell back to ``default_relying_party``.
+    """
     if applies_to is None or not party.rp.applies_to_in_response:
         return None
+    if party.fallback:
+        applies_to = replace(applies_to, address=party.audience)
     if party.settings.applies_to_ns is not None:
         return replace(applies_to, policy_ns=party.settings.applies_to_ns)
     return applies_to

@@ -18,13 +18,13 @@ from sts.config.directory import RelyingPartyDirectory, ResolvedParty
 from sts.crypto.algorithms import KEY_TRANSPORT_NAMES
 from sts.crypto.keywrap import wrap_key
 from sts.crypto.signer import AssertionSigner
-from sts.errors import RequestFailed
+from sts.errors import RequestFailed, UnableToRenew
 from sts.stores.base import TokenRecord, TokenStore
 from sts.tokens.base import AssertionContent, Attribute, new_assertion_id
 from sts.tokens.saml2 import build_saml2
 from sts.tokens.saml11 import build_saml11
 from sts.wstrust.keys import symmetric_proof
-from sts.wstrust.model import AppliesTo, Renewing
+from sts.wstrust.model import AppliesTo, Renewing, RequestedClaims
 from sts.wstrust.rstr import IssuedTokenResponse, ProofToken, TokenReference
 from sts.wstrust.tokentypes import REFERENCE_TOKEN_TYPE, REFERENCE_VALUE_TYPE, KeyKind, TokenType
 
@@ -59,7 +59,9 @@ class MintPlan:
     key_bits: int | None = None
     entropy: bytes | None = None
     use_key_info: etree._Element | None = None
+    requested_claims: RequestedClaims | None = None  # the request's wst:Claims, decided again at each renewal
     chain_started: float | None = None  # first issue time of a renewal chain
+    chain: str | None = None  # assertion ID of the first token of a renewal chain
 
 
 def token_digest(token: etree._Element) -> str:
@@ -86,8 +88,13 @@ class TokenMinter:
         self._store = store
         self._keep_after_expiry = keep_after_expiry
 
-    def mint(self, plan: MintPlan) -> tuple[IssuedTokenResponse, AssertionContent]:
-        """Make, sign, protect and record one token; return the response values and what it says."""
+    def mint(self, plan: MintPlan, renews: str | None = None) -> tuple[IssuedTokenResponse, AssertionContent]:
+        """Make, sign, protect and record one token; return the response values and what it says.
+
+        ``renews``: the ID of the token this one replaces. It is retired and the new token recorded in one atomic
+        step; when another request retired it first, :class:`~sts.errors.UnableToRenew` and the new token is
+        never handed out.
+        """
         key_info, proof = self._confirmation(plan)
         content = self._content(plan, key_info)
         if plan.token_type.version.value == "saml20":
@@ -95,7 +102,7 @@ class TokenMinter:
         else:
             signed = self._signer.sign_saml11(build_saml11(content))
         token = self._protect(signed, plan)
-        self._record(plan, content, token)
+        self._record(plan, content, token, renews)
         version = plan.token_type.version
         reference = TokenReference(REFERENCE_TOKEN_TYPE[version], REFERENCE_VALUE_TYPE[version], content.assertion_id)
         response = IssuedTokenResponse(
@@ -159,21 +166,25 @@ class TokenMinter:
         wrapper.append(encrypted)
         return wrapper
 
-    def _record(self, plan: MintPlan, content: AssertionContent, token: etree._Element) -> None:
+    def _record(self, plan: MintPlan, content: AssertionContent, token: etree._Element, renews: str | None) -> None:
         if self._store is None:
+            if renews is not None:
+                raise UnableToRenew("no token store", reason="no_token_store")
             return
         renewing = plan.renewing or Renewing()
         issued = content.issue_instant.timestamp()
+        requested = plan.requested_claims
         data = {
             "trust_ns": plan.trust_ns,
             "token_type": plan.token_type.uri,
             "key_kind": plan.key_kind.value,
             "key_type_uri": plan.key_type_uri,
             "key_bits": plan.key_bits,
-            "name_id": plan.name_id,
-            "name_id_format": plan.name_id_format,
-            "attributes": [[a.uri, list(a.values)] for a in plan.attributes],
+            "requested_claims": None
+            if requested is None
+            else {"dialect": requested.dialect, "claims": [[c.uri, c.optional] for c in requested.claims]},
             "authn_context": plan.authn_context,
+            "chain": plan.chain or content.assertion_id,
             "chain_started": plan.chain_started or issued,
             "use_key": etree.tostring(plan.use_key_info).decode() if plan.use_key_info is not None else None,
         }
@@ -191,4 +202,9 @@ class TokenMinter:
             digest=token_digest(token),
             data=json.dumps(data, separators=(",", ":")),
         )
-        self._store.put(record, expires + self._keep_after_expiry)
+        # Kept while it may still be renewed: until expiry + skew + the renewal window after expiry.
+        keep_until = expires + self._identity.clock_skew + self._keep_after_expiry
+        if renews is None:
+            self._store.put(record, keep_until)
+        elif not self._store.renew(renews, record, keep_until):
+            raise UnableToRenew("token renewed or cancelled meanwhile", reason="renewed_meanwhile")

@@ -39,19 +39,28 @@ class ResolvedParty:
     audience: str
     certificate: x509.Certificate | None
     settings: EffectiveSettings
+    # True when the request's AppliesTo matched nothing and ``[tokens] default_relying_party`` was used.
+    fallback: bool = False
 
 
 class RelyingPartyDirectory:
-    """Matches AppliesTo addresses against the registered relying parties."""
+    """Matches AppliesTo addresses against the registered relying parties, or finds one by its registration."""
 
     def __init__(
-        self, store: RelyingPartyStore, truststore: Path, default_address: str = "", default_profile: str = "strict"
+        self,
+        store: RelyingPartyStore,
+        truststore: Path,
+        default_address: str = "",
+        default_profile: str = "strict",
+        recheck_seconds: float = _RECHECK_SECONDS,
     ) -> None:
         self._store = store
+        self._recheck = recheck_seconds
         self._default_profile = default_profile
         self._truststore = truststore
         self._default = default_address
         self._version: int | None = None
+        self._registered: dict[str, RelyingParty] = {}
         self._exact: dict[str, RelyingParty] = {}
         self._prefix: list[RelyingParty] = []
         self._regex: list[tuple[re.Pattern[str], RelyingParty]] = []
@@ -65,15 +74,27 @@ class RelyingPartyDirectory:
         """The relying party for an AppliesTo address (None: absent), else the default RP, else InvalidScope."""
         self._refresh()
         rp = self._match(address) if address is not None else None
-        if rp is None and self._default:
+        fallback = rp is None and bool(self._default)
+        if fallback:
             rp = self._match(self._default)
         if rp is None and address is None:
             raise InvalidRequest("no AppliesTo and no default relying party", reason="missing_applies_to")
         if rp is None:
             raise InvalidScope("AppliesTo matches no relying party", reason="unknown_applies_to")
+        return self._resolved(rp, fallback)
+
+    def registered(self, address: str) -> ResolvedParty | None:
+        """The relying party registered under exactly ``address`` (as recorded with an issued token), with its
+        current settings; None once that registration is gone. No AppliesTo matching and no default: a token
+        renewed for its relying party never lands on another one (a prefix, a regex or the default RP)."""
+        self._refresh()
+        rp = self._registered.get(address)
+        return None if rp is None else self._resolved(rp, fallback=False)
+
+    def _resolved(self, rp: RelyingParty, fallback: bool) -> ResolvedParty:
         audience = rp.identifier or rp.address
         settings = effective(rp, self._default_profile)
-        return ResolvedParty(rp, audience, self._certs.get(rp.address), settings)
+        return ResolvedParty(rp, audience, self._certs.get(rp.address), settings, fallback)
 
     def encrypter(self, party: ResolvedParty) -> TokenEncrypter:
         """The worker's encrypter for this relying party's certificate and algorithms."""
@@ -111,7 +132,7 @@ class RelyingPartyDirectory:
 
     def _refresh(self) -> None:
         now = time.monotonic()
-        if self._version is not None and now - self._checked < _RECHECK_SECONDS:
+        if self._version is not None and now - self._checked < self._recheck:
             return
         try:
             version = self._store.version()
@@ -121,6 +142,7 @@ class RelyingPartyDirectory:
             parties = self._store.all()
         except sqlite3.Error as exc:  # the registry cannot be read: fail closed
             raise self._store.unavailable(exc) from None
+        self._registered = {rp.address: rp for rp in parties}
         self._exact = {rp.address: rp for rp in parties if rp.match == "exact"}
         self._prefix = sorted((rp for rp in parties if rp.match == "prefix"), key=lambda rp: -len(rp.address))
         self._regex = [(re.compile(rp.address), rp) for rp in parties if rp.match == "regex"]

@@ -60,19 +60,25 @@ class TokenRecord:
 
     token_id: str
     subject: str  # DOMAIN/name of the principal it was issued to
-    relying_party: str
+    relying_party: str  # the registered address of its relying party (its identity in the registry)
     token_type: str
     not_before: float
     not_on_or_after: float
-    status: str  # issued | renewed | cancelled
+    status: str  # issued (live) | renewed (retired by its successor) | cancelled
     renewable: bool
     renew_after_expiry: bool
     digest: str  # SHA-256 of the token as returned (encrypted form included), for matching it later
-    data: str  # JSON: what a renewal needs (claims, key type, trust version)
+    # JSON: what a renewal needs (requested claims, key type, trust version) and ``chain``, the ID of the first
+    # token of its renewal chain (Cancel ends the whole chain).
+    data: str
 
 
 class TokenStore(Protocol):
-    """Issued tokens by assertion ID, shared by all workers; bounded by expiry."""
+    """Issued tokens by assertion ID, shared by all workers; bounded by expiry.
+
+    A renewal chain has at most one live (``issued``) token: :meth:`renew` retires the old token and records its
+    successor in one atomic step, so one token is renewed at most once however many requests race for it.
+    """
 
     def put(self, record: TokenRecord, keep_until: float) -> None:
         """Record an issued token."""
@@ -86,6 +92,11 @@ class TokenStore(Protocol):
         """A token by the digest of the bytes it was returned as."""
         ...
 
-    def set_status(self, token_id: str, status: str, expected: tuple[str, ...]) -> bool:
-        """Atomically move a token to ``status`` if it is in one of ``expected``; False otherwise."""
+    def renew(self, old_id: str, successor: TokenRecord, keep_until: float) -> bool:
+        """Atomically move ``old_id`` from issued to renewed and record ``successor``; False (and nothing
+        written) when ``old_id`` is no longer live: renewed, cancelled or gone."""
+        ...
+
+    def cancel(self, token_id: str) -> bool:
+        """Cancel the token and every other token of its renewal chain (atomic); False for an unknown token."""
         ...

@@ -1,14 +1,17 @@
 """The SQLite database: schema, per-process connections, WAL mode (architecture.md §7).
 
-One connection per process, opened lazily and re-opened after ``fork()`` (a connection must never cross a
-fork: sqlite.org "How To Corrupt An SQLite Database File" §2.6). WAL mode and ``busy_timeout`` let the gunicorn
-workers share the file; every check-and-set is a single statement, so it is atomic across processes.
+One connection per process and thread, opened lazily and re-opened after ``fork()`` (a connection must never
+cross a fork: sqlite.org "How To Corrupt An SQLite Database File" §2.6). WAL mode and ``busy_timeout`` let the
+gunicorn workers share the file; every check-and-set is a single statement or one ``BEGIN IMMEDIATE``
+transaction, so it is atomic across processes; a transaction is only safe on a connection no other thread
+uses at the same time, hence one connection per thread.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 from sts.errors import ServiceUnavailable
@@ -81,6 +84,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 CREATE INDEX IF NOT EXISTS tokens_expires ON tokens(expires);
 CREATE INDEX IF NOT EXISTS tokens_digest ON tokens(digest);
+CREATE INDEX IF NOT EXISTS tokens_chain ON tokens(json_extract(data, '$.chain'));
 """
 
 
@@ -142,24 +146,24 @@ one in the child could release the parent's POSIX locks (sqlite.org "How To Corr
 
 
 class Database:
-    """A lazily opened, per-process connection to the database file."""
+    """Lazily opened connections to the database file: one per process and thread."""
 
     def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
-        self._pid = -1
-        self._conn: sqlite3.Connection | None = None
+        self._local = threading.local()
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """This process's connection (re-opened in a forked child)."""
-        if self._conn is None or self._pid != os.getpid():
-            if self._conn is not None:
-                _INHERITED.append(self._conn)
-                self._conn = None
-            self._conn = connect(self.path, self._busy_timeout_ms)
-            self._pid = os.getpid()
-        return self._conn
+        """This thread's connection (re-opened in a forked child)."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is None or getattr(local, "pid", -1) != os.getpid():
+            if conn is not None:
+                _INHERITED.append(conn)
+            conn = connect(self.path, self._busy_timeout_ms)
+            local.conn, local.pid = conn, os.getpid()
+        return conn
 
     def unavailable(self, what: str, exc: sqlite3.Error, reason: str) -> ServiceUnavailable:
         """The fail-closed error for a failed statement; the connection is dropped so the next request
@@ -168,10 +172,12 @@ class Database:
         return ServiceUnavailable(f"{what}: {type(exc).__name__}", reason=reason)
 
     def close(self) -> None:
-        """Close this process's connection, if open."""
-        if self._conn is not None:
-            if self._pid == os.getpid():
-                self._conn.close()
+        """Close this thread's connection, if open."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None:
+            if getattr(local, "pid", -1) == os.getpid():
+                conn.close()
             else:
-                _INHERITED.append(self._conn)
-        self._conn = None
+                _INHERITED.append(conn)
+        local.conn = None

@@ -152,16 +152,28 @@ class SqliteLockoutStore:
 
 
 class SqliteTokenStore:
-    """Issued tokens in the ``tokens`` table; expired rows are purged as new ones arrive."""
+    """Issued tokens in the ``tokens`` table; expired rows are purged as new ones arrive.
+
+    Renew is a compare-and-set in one ``BEGIN IMMEDIATE`` transaction: the conditional ``UPDATE`` retires the old
+    token only while it is live, and the successor is inserted only by the request whose ``UPDATE`` did (never
+    both tokens live, never neither), across processes and threads (each thread has its own connection).
+    """
 
     _SELECT = (
         "SELECT id, subject, relying_party, token_type, not_before, not_on_or_after, status, renewable,"
         " renew_after_expiry, digest, data FROM tokens"
     )
-    _INSERT = (
-        "INSERT OR REPLACE INTO tokens(id, subject, relying_party, token_type, not_before, not_on_or_after,"
+    _COLUMNS = (
+        "tokens(id, subject, relying_party, token_type, not_before, not_on_or_after,"
         " status, renewable, renew_after_expiry, digest, data, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+    # One statement: the token and every token of its chain (``data.chain``, the chain's first token ID).
+    _CANCEL = """
+        UPDATE tokens SET status = 'cancelled'
+        WHERE status != 'cancelled'
+          AND (id = :id OR json_extract(data, '$.chain') = (SELECT json_extract(data, '$.chain') FROM tokens
+                                                           WHERE id = :id))
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -170,26 +182,8 @@ class SqliteTokenStore:
     def put(self, record: TokenRecord, keep_until: float) -> None:
         """Insert (or replace) a record, kept until ``keep_until``."""
         try:
-            self._db.conn.execute(
-                self._INSERT,
-                (
-                    record.token_id,
-                    record.subject,
-                    record.relying_party,
-                    record.token_type,
-                    record.not_before,
-                    record.not_on_or_after,
-                    record.status,
-                    int(record.renewable),
-                    int(record.renew_after_expiry),
-                    record.digest,
-                    record.data,
-                    keep_until,
-                ),
-            )
-            self._puts += 1
-            if self._puts % _PURGE_EVERY == 0:
-                self._db.conn.execute("DELETE FROM tokens WHERE expires <= ?", (time.time(),))
+            self._db.conn.execute("INSERT OR REPLACE INTO " + self._COLUMNS, _row(record, keep_until))
+            self._purge_now_and_then()
         except sqlite3.Error as exc:
             raise self._db.unavailable("token store", exc, "token_store_down") from None
 
@@ -201,16 +195,40 @@ class SqliteTokenStore:
         """A record by token digest."""
         return self._one(self._SELECT + " WHERE digest = ?", (digest,))
 
-    def set_status(self, token_id: str, status: str, expected: tuple[str, ...]) -> bool:
-        """Compare-and-set the status in one statement (``expected``: one to three statuses)."""
-        allowed = (tuple(expected) * 3)[:3]
+    def renew(self, old_id: str, successor: TokenRecord, keep_until: float) -> bool:
+        """Retire ``old_id`` (issued → renewed) and insert its successor in one transaction."""
+        conn = self._db.conn
         try:
-            cursor = self._db.conn.execute(
-                "UPDATE tokens SET status = ? WHERE id = ? AND status IN (?, ?, ?)", (status, token_id, *allowed)
-            )
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                retired = conn.execute(
+                    "UPDATE tokens SET status = 'renewed' WHERE id = ? AND status = 'issued'", (old_id,)
+                ).rowcount
+                if retired == 1:
+                    conn.execute("INSERT INTO " + self._COLUMNS, _row(successor, keep_until))
+                conn.execute("COMMIT" if retired == 1 else "ROLLBACK")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if retired == 1:
+                self._purge_now_and_then()
         except sqlite3.Error as exc:
             raise self._db.unavailable("token store", exc, "token_store_down") from None
-        return cursor.rowcount == 1
+        return retired == 1
+
+    def cancel(self, token_id: str) -> bool:
+        """Cancel the token's whole renewal chain; True when the token is known (also if already cancelled)."""
+        try:
+            self._db.conn.execute(self._CANCEL, {"id": token_id})
+        except sqlite3.Error as exc:
+            raise self._db.unavailable("token store", exc, "token_store_down") from None
+        return self.get(token_id) is not None
+
+    def _purge_now_and_then(self) -> None:
+        self._puts += 1
+        if self._puts % _PURGE_EVERY == 0:
+            self._db.conn.execute("DELETE FROM tokens WHERE expires <= ?", (time.time(),))
 
     def _one(self, sql: str, params: tuple[object, ...]) -> TokenRecord | None:
         try:
@@ -222,3 +240,20 @@ class SqliteTokenStore:
         values = list(row)
         values[7], values[8] = bool(values[7]), bool(values[8])
         return TokenRecord(*values)
+
+
+def _row(record: TokenRecord, keep_until: float) -> tuple[object, ...]:
+    return (
+        record.token_id,
+        record.subject,
+        record.relying_party,
+        record.token_type,
+        record.not_before,
+        record.not_on_or_after,
+        record.status,
+        int(record.renewable),
+        int(record.renew_after_expiry),
+        record.digest,
+        record.data,
+        keep_until,
+    )
