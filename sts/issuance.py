@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 
 from sts.audit import AuditEvent, emit
-from sts.auth.users import PRIMARY, Principal
+from sts.auth.users import Principal
 from sts.auth.validators import AuthenticatedCaller
 from sts.clock import Clock
 from sts.config.directory import RelyingPartyDirectory, ResolvedParty
@@ -19,8 +19,9 @@ from sts.crypto.keywrap import TrustedClientKeys, UseKeyRejected, use_key_info
 from sts.errors import InvalidRequest, RequestFailed
 from sts.minting import MintPlan, TokenMinter
 from sts.policy.claims import select_claims
+from sts.policy.nameid import subject_of
 from sts.service import TrustCall, TrustReply
-from sts.tokens.base import NAMEID_EMAIL, NAMEID_UNSPECIFIED, Attribute
+from sts.tokens.base import Attribute
 from sts.tokens.saml2 import PASSWORD_PROTECTED_TRANSPORT
 from sts.wstrust.keys import key_bits
 from sts.wstrust.model import AppliesTo, RequestedClaims, RequestSecurityToken
@@ -28,7 +29,6 @@ from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import issue_answer
 from sts.wstrust.tokentypes import KeyKind, SamlVersion, resolve_key_type, resolve_token_type
 
-EMAIL_CLAIM = "http://wso2.org/claims/emailaddress"
 PASSWORD_CONTEXT = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"  # noqa: S105 - a URI
 
 
@@ -132,7 +132,7 @@ def subject_and_claims(
 ) -> tuple[str, str, tuple[Attribute, ...]]:
     """NameID, its Format and the attributes for this principal and relying party: what Issue decides and Renew
     decides again from the current user store and RP settings (a renewal never re-mints an old snapshot)."""
-    name_id, name_format = subject_of(principal, party.settings.nameid)
+    name_id, name_format = subject_of(principal, party.settings)
     attributes = select_claims(
         requested, party.rp.claims, principal.claims, principal.roles, dict(party.rp.claim_mapping)
     )
@@ -152,14 +152,3 @@ def applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> Appli
     if party.settings.applies_to_ns is not None:
         return replace(applies_to, policy_ns=party.settings.applies_to_ns)
     return applies_to
-
-
-def subject_of(principal: Principal, nameid: str) -> tuple[str, str]:
-    """NameID: the user name (without the PRIMARY/ domain) unspecified, or the email claim as emailAddress."""
-    if nameid == "email":
-        emails = principal.claims.get(EMAIL_CLAIM, ())
-        if not emails:
-            raise RequestFailed("user has no email address for the NameID", reason="nameid_unavailable")
-        return emails[0], NAMEID_EMAIL
-    name = principal.name if principal.domain == PRIMARY else principal.qualified_name
-    return name, NAMEID_UNSPECIFIED

@@ -4,6 +4,10 @@ Names are domain-qualified as WSO2 writes them (``PRIMARY/alice``, or ``alice`` 
 normalisation (catalogue X20): Unicode NFC, surrounding whitespace trimmed, control and format characters
 refused; uniqueness and lookups use the case-folded form, so ``Alice`` and ``alice`` are the same user, while
 ``ａｌｉｃｅ`` (fullwidth) stays a different name.
+
+``/`` separates the domain from the name (as in WSO2), so neither part may contain it: otherwise the PRIMARY user
+``SECONDARY/carol`` and the user ``carol`` of domain SECONDARY would be the same NameID. :func:`normalize_user_name`
+is that rule; every place a user name enters (the command line, requests, any user store) goes through it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sts.crypto.secretbox import SecretBox
 from sts.stores.sqlite import Database
 
 PRIMARY = "PRIMARY"
+DOMAIN_SEPARATOR = "/"
 MAX_NAME_LENGTH = 256
 MAX_PASSWORD_BYTES = 1024
 
@@ -31,13 +36,21 @@ class UserStoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated (or looked-up) user: domain, name, roles and claim values."""
+    """An authenticated (or looked-up) user: domain, name, roles and claim values.
+
+    Neither part contains the domain separator, so :attr:`qualified_name` names exactly one user whatever store
+    made the principal (a store that skipped :func:`normalize_user_name` fails here instead of aliasing a user).
+    """
 
     domain: str
     name: str
     roles: frozenset[str]
     claims: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if _has_separator(self.domain) or _has_separator(self.name):
+            raise ValueError("a principal's domain and name must not contain the domain separator")
 
     @property
     def qualified_name(self) -> str:
@@ -65,10 +78,39 @@ def normalize_name(text: str) -> str:
     return name
 
 
+def _has_separator(text: str) -> bool:
+    """Whether ``text`` holds ``/``, or a character whose compatibility form is ``/`` (fullwidth ``／``), which
+    an application that applies NFKC to a NameID would turn into the separator."""
+    return DOMAIN_SEPARATOR in text or any(
+        DOMAIN_SEPARATOR in unicodedata.normalize("NFKC", ch) for ch in text if not ch.isascii()
+    )
+
+
+def normalize_user_name(text: str) -> str:
+    """The name part of a user name: :func:`normalize_name`, and no ``/`` (the domain separator, as in WSO2).
+
+    The one rule for user names: the CLI, the authenticator (through :func:`split_qualified`) and every user
+    store (the SQLite store here, directory stores later) call it before creating or looking up a user.
+    """
+    name = normalize_name(text)
+    if _has_separator(name):
+        raise UserStoreError("user names must not contain '/': it separates the domain (DOMAIN/NAME)")
+    return name
+
+
+def valid_user_name(name: str) -> bool:
+    """Whether a stored name passes :func:`normalize_user_name` (rows written before the rule may not)."""
+    try:
+        normalize_user_name(name)
+    except UserStoreError:
+        return False
+    return True
+
+
 def normalize_domain(text: str) -> str:
     """A user-store domain: a normalised name without ``/``, upper-cased as WSO2 writes it."""
     domain = normalize_name(text).upper()
-    if "/" in domain:
+    if _has_separator(domain):
         raise UserStoreError("domain names must not contain '/'")
     return domain
 
@@ -79,11 +121,14 @@ def canonical(name: str) -> str:
 
 
 def split_qualified(qualified: str, default_domain: str = PRIMARY) -> tuple[str, str]:
-    """``"PRIMARY/alice"`` → ``("PRIMARY", "alice")``; ``"alice"`` → ``(default_domain, "alice")``."""
-    domain, sep, name = qualified.partition("/")
+    """``"PRIMARY/alice"`` → ``("PRIMARY", "alice")``; ``"alice"`` → ``(default_domain, "alice")``.
+
+    The text before the first ``/`` is the domain; a second ``/`` (``PRIMARY/SECONDARY/carol``) is refused.
+    """
+    domain, sep, name = qualified.partition(DOMAIN_SEPARATOR)
     if not sep:
-        return default_domain, normalize_name(qualified)
-    return normalize_name(domain).upper(), normalize_name(name)
+        return default_domain, normalize_user_name(qualified)
+    return normalize_domain(domain), normalize_user_name(name)
 
 
 def check_password(password: str) -> None:
@@ -95,7 +140,11 @@ def check_password(password: str) -> None:
 
 
 class UserStore(Protocol):
-    """What authentication needs; LDAP can implement it later."""
+    """What authentication needs; LDAP can implement it later.
+
+    Implementations resolve names with :func:`normalize_user_name` (a name it refuses is no user: ``find``
+    answers None) and never return a user whose stored name breaks that rule.
+    """
 
     def find(self, domain: str, name: str) -> StoredUser | None:
         """The user, or None."""
@@ -142,7 +191,7 @@ class SqliteUserStore:
 
     def _find(self, domain: str, name: str) -> StoredUser | None:
         try:
-            key = canonical(name)
+            key = canonical(normalize_user_name(name))
         except UserStoreError:
             return None
         row = self._db.conn.execute(
@@ -186,7 +235,7 @@ class SqliteUserStore:
         digest: bool = False,
     ) -> None:
         """Create a user with a hashed password (and, with ``digest``, a sealed secret), roles and claims."""
-        name, domain = normalize_name(name), normalize_domain(domain)
+        name, domain = normalize_user_name(name), normalize_domain(domain)
         check_password(password)
         now = time.time()
         conn = self._db.conn
@@ -224,8 +273,17 @@ class SqliteUserStore:
         )
 
     def remove_user(self, domain: str, name: str) -> None:
-        """Delete a user with its roles and claims."""
-        self._db.conn.execute("DELETE FROM users WHERE id = ?", (self._require(domain, name),))
+        """Delete a user with its roles and claims.
+
+        ``name`` may break :func:`normalize_user_name` when it names a row stored before that rule existed
+        (see :meth:`list_users`): such a user can no longer sign in, and removing it must stay possible.
+        """
+        row = self._db.conn.execute(
+            "SELECT id FROM users WHERE domain = ? AND canonical = ?", (normalize_domain(domain), canonical(name))
+        ).fetchone()
+        if row is None:
+            raise UserStoreError(f"no user {domain.upper()}/{name}")
+        self._db.conn.execute("DELETE FROM users WHERE id = ?", (int(row[0]),))
 
     def grant(self, domain: str, name: str, role: str) -> None:
         """Give a user a role (which must exist)."""
@@ -248,7 +306,10 @@ class SqliteUserStore:
                 self._set_claim(user_id, uri, list(values))
 
     def list_users(self) -> list[tuple[str, str, bool, bool]]:
-        """``(domain, name, enabled, digest_enrolled)`` for every user, sorted."""
+        """``(domain, name, enabled, digest_enrolled)`` for every user, sorted.
+
+        Rows stored before the ``/`` rule are listed too (:func:`valid_user_name` tells them apart).
+        """
         rows = self._db.conn.execute(
             "SELECT domain, name, enabled, digest_secret IS NOT NULL FROM users ORDER BY domain, canonical"
         )
@@ -289,7 +350,8 @@ class SqliteUserStore:
 
     def _user_id(self, domain: str, name: str) -> int | None:
         row = self._db.conn.execute(
-            "SELECT id FROM users WHERE domain = ? AND canonical = ?", (domain.upper(), canonical(name))
+            "SELECT id FROM users WHERE domain = ? AND canonical = ?",
+            (domain.upper(), canonical(normalize_user_name(name))),
         ).fetchone()
         return None if row is None else int(row[0])
 

@@ -6,6 +6,8 @@ request after one documented normalisation (lower-case scheme and host, default 
 Tokens for it are encrypted with its certificate, which ``add`` checks (RSA >= 2048 bits, currently valid) and
 copies into the instance truststore. Token type, NameID and encryption not given here come from the relying
 party's compatibility profile (``--profile``, else ``[tokens] profile``): strict, wso2, adfs or cxf.
+``--nameid`` takes the user name, the e-mail claim or any claim URI of the user (e.g. an immutable ID for
+Office 365), ``--nameid-format`` the Format written with it.
 Data ciphers: aes256-gcm, aes128-gcm, aes256-cbc (.NET Framework / WIF relying parties only, the adfs
 profile's choice); key transport: rsa-oaep-mgf1p or rsa-oaep. RSA 1.5 and 3DES do not exist.
 ``--claim-map LOCAL=REMOTE`` issues the local claim LOCAL under the URI REMOTE the relying party expects.
@@ -157,8 +159,16 @@ def _options(parser: argparse.ArgumentParser, *, update: bool) -> None:
     )
     parser.add_argument(
         "--nameid",
-        metavar="|".join(NAMEID_SOURCES),
-        help="what the subject NameID carries" + from_profile,
+        metavar="|".join(NAMEID_SOURCES) + "|CLAIM_URI",
+        help="what the subject NameID carries: the user name, the e-mail claim or any claim of the user"
+        + from_profile,
+    )
+    parser.add_argument(
+        "--nameid-format",
+        metavar="URI",
+        help="the NameID Format, e.g. urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+        + ("; '' returns to the default" if update else "")
+        + " (default: emailAddress for email, else unspecified)",
     )
     parser.add_argument(
         "--profile",
@@ -235,6 +245,7 @@ def _show(args: argparse.Namespace) -> int:
     print(f"cipher:                 {settled.cipher} {origin(rp.cipher)}")
     print(f"key transport:          {settled.key_transport} {origin(rp.key_transport)}")
     print(f"nameid:                 {settled.nameid} {origin(rp.nameid)}")
+    print(f"nameid format:          {settled.nameid_format} {'(set)' if rp.nameid_format else '(default)'}")
     print(f"lifetime:               {rp.lifetime or 'default'}")
     print(f"profile:                {settled.profile} {'(set)' if rp.profile else '(from [tokens] profile)'}")
     print(f"applies-to in response: {'yes' if rp.applies_to_in_response else 'no'}")

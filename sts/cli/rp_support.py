@@ -32,6 +32,7 @@ from sts.config.relying_parties import (
     RelyingParty,
     RelyingPartyError,
     RelyingPartyStore,
+    is_absolute_uri,
     normalize_address,
     validate,
 )
@@ -44,7 +45,7 @@ CERT_SUFFIX = ".crt.pem"
 SLUG_MAX = 60
 MAX_LIFETIME = 43200
 # Options whose empty value means "from the profile" (or, for --profile, "from the [tokens] profile").
-_FROM_PROFILE = ("token_type", "nameid", "profile")
+_FROM_PROFILE = ("token_type", "profile")
 
 
 # --- options ---------------------------------------------------------------------------------------------------
@@ -53,14 +54,14 @@ _FROM_PROFILE = ("token_type", "nameid", "profile")
 def changes_from(args: argparse.Namespace, current: RelyingParty) -> dict[str, Any]:
     """The settings given on the command line, checked, as RelyingParty field values.
 
-    ``--token-type``, ``--nameid``, ``--profile`` and ``--encryption`` accept ``''``: back to the profile's value.
+    ``--token-type``, ``--nameid``, ``--profile`` and ``--encryption`` accept ``''``: back to the profile's value;
+    ``--nameid-format ''`` goes back to the default Format of the NameID source.
     ``--encryption CIPHER`` alone keeps ``current``'s key transport (empty for a new relying party: the profile's).
     """
     changes: dict[str, Any] = {}
     for option, allowed in (
         ("match", MATCH_KINDS),
         ("token_type", TOKEN_TYPES),
-        ("nameid", NAMEID_SOURCES),
         ("profile", PROFILES),
     ):
         value = getattr(args, option)
@@ -69,6 +70,7 @@ def changes_from(args: argparse.Namespace, current: RelyingParty) -> dict[str, A
                 flag = "--" + option.replace("_", "-")
                 raise CommandError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
             changes[option] = value
+    changes.update(_nameid_changes(args))
     if args.encrypt is not None:
         changes["encrypt"] = args.encrypt
     if args.applies_to_in_response is not None:
@@ -86,6 +88,24 @@ def changes_from(args: argparse.Namespace, current: RelyingParty) -> dict[str, A
         changes["claim_mapping"] = parse_claim_maps(args.claim_map)
     if args.lifetime is not None:
         changes["lifetime"] = _parse_lifetime(args.lifetime)
+    return changes
+
+
+def _nameid_changes(args: argparse.Namespace) -> dict[str, str]:
+    """``--nameid username|email|CLAIM_URI`` and ``--nameid-format URI`` (``''``: back to the default)."""
+    changes: dict[str, str] = {}
+    if args.nameid is not None:
+        source = args.nameid.strip()
+        if source and source not in NAMEID_SOURCES and not is_absolute_uri(source):
+            raise CommandError(
+                f"--nameid must be one of {', '.join(NAMEID_SOURCES)} or an absolute claim URI, not {args.nameid!r}"
+            )
+        changes["nameid"] = source
+    if args.nameid_format is not None:
+        name_format = args.nameid_format.strip()
+        if name_format and not is_absolute_uri(name_format):
+            raise CommandError(f"--nameid-format expects an absolute URI, got {args.nameid_format!r}")
+        changes["nameid_format"] = name_format
     return changes
 
 

@@ -1,7 +1,8 @@
 """``sts user ...`` and ``sts role ...``: provision the embedded user store.
 
 Passwords are never taken from the command line: ``--password-stdin`` reads the first line of stdin,
-otherwise the command prompts. Names are ``NAME`` (domain PRIMARY) or ``DOMAIN/NAME``, or ``--domain D``.
+otherwise the command prompts. Names are ``NAME`` (domain PRIMARY) or ``DOMAIN/NAME``, or ``--domain D``;
+a name never contains ``/`` (it separates the domain, so ``PRIMARY/SECONDARY/carol`` is refused).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from sts.auth.users import (
     UserStoreError,
     canonical,
     normalize_domain,
+    normalize_name,
     split_qualified,
+    valid_user_name,
 )
 from sts.cli.common import CommandError, SubParsers, open_database, read_secret, settings_from
 from sts.config.settings import Settings
 from sts.crypto.secretbox import SecretBox, SecretBoxError
+from sts.policy.claims import is_role_claim
 from sts.stores.sqlite_stores import SqliteLockoutStore
 
 
@@ -51,12 +55,14 @@ def _register_user(commands: SubParsers) -> None:
         ("show", _user_show, "show a user's roles and claims"),
         ("disable", _user_disable, "disable a user"),
         ("enable", _user_enable, "enable a user"),
-        ("remove", _user_remove, "delete a user"),
         ("unlock", _user_unlock, "clear a user's failed-login lock"),
     ):
         parser = sub.add_parser(action, help=text)
         _name_args(parser)
         parser.set_defaults(handler=handler)
+    remove = sub.add_parser("remove", help="delete a user")
+    _name_args(remove)
+    remove.set_defaults(handler=_user_remove)
     passwd = sub.add_parser("passwd", help="change a user's password")
     _name_args(passwd)
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -118,6 +124,8 @@ def _claims(items: list[str]) -> dict[str, list[str]]:
         uri, sep, value = item.partition("=")
         if not sep or not uri:
             raise CommandError(f"--claim expects URI=VALUE, got {item!r}")
+        if value and is_role_claim(uri):  # removing a value stored before this rule stays possible
+            raise CommandError(f"{uri} is issued from role membership: use `sts user grant` / `sts role add`")
         values = claims.setdefault(uri, [])
         if value:
             values.append(value)
@@ -214,10 +222,26 @@ def _user_enable(store: SqliteUserStore, _: Settings, domain: str, name: str, __
     return f"enabled {domain}/{name}"
 
 
-@_user_command
-def _user_remove(store: SqliteUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
-    store.remove_user(domain, name)
-    return f"removed {domain}/{name}"
+def _user_remove(args: argparse.Namespace) -> int:
+    """Delete a user; also one stored under a name with ``/`` before names were checked (the first ``/`` ends
+    the domain, the rest is the stored name), which ``user list`` flags and which can no longer sign in."""
+    try:
+        domain, name = _who(args)
+    except CommandError:
+        if args.domain or "/" not in args.name:
+            raise
+        stored_domain, _, stored_name = args.name.partition("/")
+        try:
+            domain, name = normalize_domain(stored_domain), normalize_name(stored_name)
+        except UserStoreError as exc:
+            raise CommandError(str(exc)) from None
+    with _store(args) as (store, _):
+        try:
+            store.remove_user(domain, name)
+        except UserStoreError as exc:
+            raise CommandError(str(exc)) from None
+    print(f"removed {domain}/{name}")
+    return 0
 
 
 @_user_command
@@ -249,6 +273,8 @@ def _user_list(args: argparse.Namespace) -> int:
     with _store(args) as (store, _):
         for domain, name, enabled, digest in store.list_users():
             flags = ("" if enabled else " (disabled)") + (" (digest)" if digest else "")
+            if not valid_user_name(name):
+                flags += " (invalid name: '/' in the name part; cannot sign in; remove it)"
             print(f"{domain}/{name}{flags}")
     return 0
 

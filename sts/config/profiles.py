@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sts import ns
 from sts.config.relying_parties import RelyingParty
 from sts.config.settings import PROFILE_NAMES
+from sts.policy.nameid import default_format
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +50,25 @@ class EffectiveSettings:
     profile: str
     token_type: str
     profile_spelling: bool
-    nameid: str
+    nameid: str  # username | email | a claim URI
     cipher: str
     key_transport: str
     applies_to_ns: str | None
+    nameid_format: str = ""  # the RP's own, else the default of its NameID source
 
 
 def effective(rp: RelyingParty, default_profile: str) -> EffectiveSettings:
     """Resolve a relying party's settings: explicit values first, then its profile's."""
     name = rp.profile or default_profile
     profile = PROFILES[name]
+    nameid = rp.nameid or profile.nameid
     return EffectiveSettings(
         profile=name,
         token_type=rp.token_type or profile.token_type,
         profile_spelling=profile.profile_spelling,
-        nameid=rp.nameid or profile.nameid,
+        nameid=nameid,
         cipher=rp.cipher or profile.cipher,
         key_transport=rp.key_transport or profile.key_transport,
         applies_to_ns=profile.applies_to_ns,
+        nameid_format=rp.nameid_format or default_format(nameid),
     )

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from sts.config.settings import PROFILE_NAMES
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
 from sts.errors import ServiceUnavailable
+from sts.policy.claims import is_role_claim
 from sts.stores.sqlite import Database
 
 MATCH_KINDS = ("exact", "prefix", "regex")
@@ -79,12 +80,13 @@ class RelyingParty:
     cipher: str = ""
     key_transport: str = ""
     claims: tuple[str, ...] = ()
-    nameid: str = ""
+    nameid: str = ""  # username | email | a claim URI; empty: the profile's
     lifetime: int = 0  # 0: the [tokens] default
     profile: str = ""  # empty: the [tokens] profile
     applies_to_in_response: bool = True
     # (local claim URI, URI the relying party expects), as WSO2's claim mappings.
     claim_mapping: tuple[tuple[str, str], ...] = field(default=())
+    nameid_format: str = ""  # NameID Format URI; empty: by source (emailAddress for email, else unspecified)
 
     def to_json(self) -> str:
         """Serialize for the database."""
@@ -126,8 +128,7 @@ def validate(rp: RelyingParty) -> RelyingParty:
             raise RelyingPartyError("prefix addresses must end with '/'")
     if rp.token_type and rp.token_type not in TOKEN_TYPES:
         raise RelyingPartyError(f"token type must be one of {', '.join(TOKEN_TYPES)}")
-    if rp.nameid and rp.nameid not in NAMEID_SOURCES:
-        raise RelyingPartyError(f"nameid must be one of {', '.join(NAMEID_SOURCES)}")
+    _check_nameid(rp)
     if rp.cipher and rp.cipher not in CIPHER_NAMES:
         raise RelyingPartyError(f"cipher must be one of {', '.join(CIPHER_NAMES)}")
     if rp.key_transport and rp.key_transport not in KEY_TRANSPORT_NAMES:
@@ -142,6 +143,27 @@ def validate(rp: RelyingParty) -> RelyingParty:
     if rp.encrypt and not rp.cert_file:
         raise RelyingPartyError("an encrypting relying party needs a certificate")
     return replace(rp, address=address)
+
+
+def is_absolute_uri(text: str) -> bool:
+    """An absolute URI (it has a scheme) without whitespace, at most 2048 characters: claim and format URIs."""
+    if not text or len(text) > MAX_ADDRESS_LENGTH or any(ch.isspace() for ch in text):
+        return False
+    try:
+        return bool(urlsplit(text).scheme)
+    except ValueError:
+        return False
+
+
+def _check_nameid(rp: RelyingParty) -> None:
+    """NameID source: ``username``, ``email`` or a claim URI (never a role claim); Format: an absolute URI."""
+    if rp.nameid and rp.nameid not in NAMEID_SOURCES:
+        if not is_absolute_uri(rp.nameid):
+            raise RelyingPartyError(f"nameid must be one of {', '.join(NAMEID_SOURCES)} or a claim URI")
+        if is_role_claim(rp.nameid):
+            raise RelyingPartyError("nameid cannot be a role claim: roles are membership, not an identifier")
+    if rp.nameid_format and not is_absolute_uri(rp.nameid_format):
+        raise RelyingPartyError("nameid format must be an absolute URI")
 
 
 class RelyingPartyStore:

@@ -5,6 +5,9 @@ attribute the RP was not granted. With no configured claims, the RP receives wha
 asks for among the user's attributes. Claim URIs of the identity dialect are mapped to WSO2's local claims
 (as WSO2's claim mappings do) and emitted under the URI the request used. A required (``Optional="false"``)
 claim that cannot be supplied fails the request with ``wst:RequestFailed``.
+
+Role claims come from role membership only: a value stored under a role URI (or a claim mapped onto one) is
+never issued, so revoking a role is what an RP sees.
 """
 
 from __future__ import annotations
@@ -36,13 +39,21 @@ def local_claim(uri: str) -> str:
     return DIALECT_MAP.get(uri, uri)
 
 
+def is_role_claim(uri: str) -> bool:
+    """Whether a claim URI (in any dialect) names the user's roles."""
+    return uri in ROLE_CLAIMS or local_claim(uri) in ROLE_CLAIMS
+
+
+def stored_values(uri: str, claims: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """A user's stored values for a claim URI, looked up under its local claim first, then as written."""
+    return claims.get(local_claim(uri)) or claims.get(uri) or ()
+
+
 def claim_values(uri: str, claims: Mapping[str, tuple[str, ...]], roles: frozenset[str]) -> tuple[str, ...]:
-    """A user's values for a claim URI; roles come from role membership when not stored as a claim."""
-    local = local_claim(uri)
-    values = claims.get(local) or claims.get(uri) or ()
-    if not values and (uri in ROLE_CLAIMS or local in ROLE_CLAIMS):
-        values = tuple(sorted(roles))
-    return values
+    """A user's values for a claim URI; role claims are the role membership, whatever is stored under them."""
+    if is_role_claim(uri):
+        return tuple(sorted(roles))
+    return stored_values(uri, claims)
 
 
 def select_claims(
@@ -73,7 +84,9 @@ def select_claims(
         seen.add(uri)
         local = to_local.get(uri, uri)
         allowed = not permitted or local in ceiling or local_claim(local) in ceiling
-        values = claim_values(local, claims, roles) if allowed else ()
+        # Issued under a role URI (even through a claim mapping): membership, never stored values.
+        source = uri if is_role_claim(uri) else local
+        values = claim_values(source, claims, roles) if allowed else ()
         if not values:
             if not optional:
                 raise RequestFailed("required claim unavailable", reason="required_claim_unavailable")

@@ -3,6 +3,13 @@
 Every child becomes a typed field or a fault: unknown elements get ``wst:BadRequest`` (CXF's default),
 malformed or duplicated known ones ``wst:InvalidRequest``; nothing reaches a traceback. Elements are matched by
 namespace URI and local name only (R20); URI and dateTime values are whitespace-collapsed (R17).
+
+``wst:SecondaryParameters`` (WS-Trust 1.3 §4.1) carries RST parameters the requestor did not originate: WCF puts
+the relying party's ``RequestSecurityTokenTemplate`` there. Its children are read by the same rules as top-level
+ones (same faults for unknown, duplicated or malformed elements; algorithm wishes accepted and ignored), and each
+template value (TokenType, KeyType, KeySize, Claims, ComputedKeyAlgorithm) is used only when the top level lacks
+it: the top level wins. Parameters only the requestor can originate (RequestType, AppliesTo, Lifetime, Renewing,
+Entropy, UseKey, the targets) and a nested SecondaryParameters are ``wst:InvalidRequest`` there.
 """
 
 from __future__ import annotations
@@ -33,15 +40,18 @@ _IGNORED = frozenset(  # accepted and ignored (wstrust-protocol.md §4): never w
     {
         "SignatureAlgorithm", "EncryptionAlgorithm", "CanonicalizationAlgorithm", "EncryptWith", "SignWith",
         "KeyWrapAlgorithm", "Encryption", "ProofEncryption", "Delegatable", "Forwardable", "DelegateTo",
-        "Participants", "AllowPostdating", "AuthenticationType", "SecondaryParameters", "Issuer",
+        "Participants", "AllowPostdating", "AuthenticationType", "Issuer",
     }
 )
 _SINGLE = frozenset(
     {
         "TokenType", "RequestType", "Lifetime", "KeyType", "KeySize", "Claims", "Renewing", "Entropy",
         "ComputedKeyAlgorithm", "UseKey", "ValidateTarget", "RenewTarget", "CancelTarget", "AppliesTo",
+        "SecondaryParameters",
     }
 )
+# What a RequestSecurityTokenTemplate may supply in SecondaryParameters: used when the top level lacks it.
+_TEMPLATE = frozenset({"TokenType", "KeyType", "KeySize", "Claims", "ComputedKeyAlgorithm"})
 
 
 def collapse(text: str) -> str:
@@ -55,20 +65,52 @@ def parse_rst(rst: etree._Element, trust_ns: str, operation: Operation) -> Reque
     if context is not None and (len(context) > MAX_CONTEXT or not context.strip()):
         raise InvalidRequest("Context too long or empty", reason="bad_context")
     fields: dict[str, object] = {}
+    secondary: dict[str, object] = {}
+    for name, child in _named_children(rst, trust_ns):
+        if name == "RequestType":
+            continue
+        if name == "SecondaryParameters":
+            secondary = _secondary_parameters(child, trust_ns)
+            continue
+        fields.update(_read(name, child, trust_ns))
+    for field_name, value in secondary.items():  # WS-Trust 1.3 §4.1: the top level wins
+        fields.setdefault(field_name, value)
+    return RequestSecurityToken(trust_ns=trust_ns, operation=operation, context=context, **fields)  # type: ignore[arg-type]
+
+
+def _named_children(parent: etree._Element, trust_ns: str) -> list[tuple[str, etree._Element]]:
+    """The element children by known name; unknown ones are ``wst:BadRequest``, repeated singletons
+    ``wst:InvalidRequest``."""
+    named: list[tuple[str, etree._Element]] = []
     seen: set[str] = set()
-    for child in element_children(rst):
+    for child in element_children(parent):
         name = _known_name(child, trust_ns)
         if name in _SINGLE:
             if name in seen:
                 raise InvalidRequest(f"duplicate {name}", reason="duplicate_element")
             seen.add(name)
-        if name in _IGNORED or name == "RequestType":
-            continue
-        reader = _READERS.get(name)
-        if reader is None:
-            raise BadRequest(f"unsupported element {name}", reason="unsupported_element")
-        fields.update(reader(child, trust_ns))
-    return RequestSecurityToken(trust_ns=trust_ns, operation=operation, context=context, **fields)  # type: ignore[arg-type]
+        named.append((name, child))
+    return named
+
+
+def _read(name: str, child: etree._Element, trust_ns: str) -> dict[str, object]:
+    """The field values of one known child (nothing for the accepted-and-ignored ones)."""
+    if name in _IGNORED:
+        return {}
+    reader = _READERS.get(name)
+    if reader is None:
+        raise BadRequest(f"unsupported element {name}", reason="unsupported_element")
+    return reader(child, trust_ns)
+
+
+def _secondary_parameters(element: etree._Element, trust_ns: str) -> dict[str, object]:
+    """The template values of ``wst:SecondaryParameters`` (WS-Trust 1.3 §4.1), read like top-level ones."""
+    values: dict[str, object] = {}
+    for name, child in _named_children(element, trust_ns):
+        if name in _REQUESTOR_ONLY:
+            raise InvalidRequest(f"{name} is not accepted in SecondaryParameters", reason="bad_secondary_parameters")
+        values.update(_read(name, child, trust_ns))
+    return values
 
 
 def _known_name(child: etree._Element, trust_ns: str) -> str:
@@ -212,3 +254,5 @@ _READERS: dict[str, Callable[[etree._Element, str], dict[str, object]]] = {
     "RenewTarget": _target,
     "CancelTarget": _target,
 }
+# Known RST parameters only the requestor originates: never taken from SecondaryParameters.
+_REQUESTOR_ONLY = (frozenset(_READERS) - _TEMPLATE) | {"RequestType", "SecondaryParameters"}

@@ -11,11 +11,14 @@ import pytest
 from sts.auth.passwords import HashPolicy, PasswordHasher
 from sts.auth.users import (
     PRIMARY,
+    Principal,
     SqliteUserStore,
     UserStoreError,
     canonical,
     normalize_name,
+    normalize_user_name,
     split_qualified,
+    valid_user_name,
 )
 from sts.stores.sqlite import Database, initialize
 
@@ -241,7 +244,6 @@ def test_data_persists_across_connections(tmp_path: Path, users: SqliteUserStore
         ("alice", ("PRIMARY", "alice")),
         (" alice ", ("PRIMARY", "alice")),
         ("PARTNERS/Bob", ("PARTNERS", "Bob")),
-        ("D/a/b", ("D", "a/b")),
     ],
 )
 def test_split_qualified(qualified: str, expected: tuple[str, str]) -> None:
@@ -282,3 +284,51 @@ def test_unusable_passwords_refused(users: SqliteUserStore, db: Database, passwo
 def test_password_of_1024_bytes_accepted(users: SqliteUserStore) -> None:
     users.add_user(PRIMARY, "otto", "x" * 1024)
     assert users.find(PRIMARY, "otto") is not None
+
+
+# --- '/' separates the domain: never part of a name (PRIMARY/SECONDARY/carol would be NameID SECONDARY/carol) ------
+
+
+@pytest.mark.parametrize(
+    "qualified",
+    ["PRIMARY/SECONDARY/carol", "D/a/b", "SECONDARY/carol/", "a/b/c/d", "PRIMARY/SECONDARY\uff0fcarol", "x\uff0fy"],
+    ids=["two_separators", "name_with_slash", "trailing_slash", "many", "fullwidth_solidus", "fullwidth_unqualified"],
+)
+def test_split_qualified_refuses_a_separator_in_the_name(qualified: str) -> None:
+    with pytest.raises(UserStoreError, match="must not contain '/'"):
+        split_qualified(qualified)
+
+
+@pytest.mark.parametrize("name", ["SECONDARY/carol", "carol/", "/carol", "SECONDARY\uff0fcarol"])
+def test_store_refuses_a_separator_in_a_new_name(users: SqliteUserStore, db: Database, name: str) -> None:
+    with pytest.raises(UserStoreError, match="must not contain '/'"):
+        users.add_user(PRIMARY, name, "pw")
+    assert _user_count(db) == 0
+
+
+def test_lookalike_slashes_without_a_compatibility_mapping_stay_name_characters() -> None:
+    """Only characters whose NFKC form is '/' are the separator's twins; others are plain (X20: no NFKC)."""
+    assert normalize_user_name("a\u2215b") == "a\u2215b"  # DIVISION SLASH
+    assert valid_user_name("carol") and not valid_user_name("SECONDARY/carol")
+
+
+def test_legacy_row_with_a_separator_is_no_user(users: SqliteUserStore, db: Database, hasher: PasswordHasher) -> None:
+    """A row stored before the rule (or by a store that skipped it) can never be found, so it cannot sign in."""
+    db.conn.execute(
+        "INSERT INTO users(domain, name, canonical, password_hash, enabled, created, updated)"
+        " VALUES ('PRIMARY', 'SECONDARY/carol', 'secondary/carol', ?, 1, 0, 0)",
+        (hasher.hash("pw"),),
+    )
+    assert users.find(PRIMARY, "SECONDARY/carol") is None
+    assert users.find("SECONDARY", "carol") is None
+    assert ("PRIMARY", "SECONDARY/carol", True, False) in users.list_users()
+    users.remove_user(PRIMARY, "SECONDARY/carol")  # it can still be removed
+    assert _user_count(db) == 0
+
+
+def test_a_principal_never_holds_the_separator() -> None:
+    with pytest.raises(ValueError, match="separator"):
+        Principal("PRIMARY", "SECONDARY/carol", frozenset())
+    with pytest.raises(ValueError, match="separator"):
+        Principal("PRIMARY/SECONDARY", "carol", frozenset())
+    assert Principal("SECONDARY", "carol", frozenset()).qualified_name == "SECONDARY/carol"

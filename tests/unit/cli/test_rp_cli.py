@@ -290,6 +290,9 @@ def test_parse_encryption_default_key_transport() -> None:
         ("--match", "glob", "--match must be one of"),
         ("--token-type", "saml2", "--token-type must be one of"),
         ("--nameid", "upn", "--nameid must be one of"),
+        ("--nameid", "urn:a b", "--nameid must be one of"),
+        ("--nameid", "http://wso2.org/claims/role", "nameid cannot be a role claim"),
+        ("--nameid-format", "persistent", "--nameid-format expects an absolute URI"),
         ("--profile", "spring", "--profile must be one of"),
         ("--lifetime", "ten", "--lifetime expects a number"),
         ("--lifetime", "-1", "--lifetime must be between"),
@@ -391,6 +394,7 @@ def test_show(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) 
         "cipher:                 aes256-gcm (from profile strict)",
         "key transport:          rsa-oaep-mgf1p (from profile strict)",
         "nameid:                 username (from profile strict)",
+        "nameid format:          urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified (default)",
         "lifetime:               300",
         "profile:                strict (from [tokens] profile)",
         "applies-to in response: yes",
@@ -737,3 +741,25 @@ def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
         main([*command, "--help"])
     assert exc.value.code == 0
     assert "usage: sts " + " ".join(command) in capsys.readouterr().out
+
+
+# --- NameID from any claim, with a Format (Office 365 / Azure AD: the immutable ID, persistent) -------------------
+
+IMMUTABLE_ID = "http://wso2.org/claims/immutableid"
+PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+
+
+def test_nameid_from_a_claim_with_a_format(inst: Instance, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--no-encrypt", "--nameid", IMMUTABLE_ID, "--nameid-format", PERSISTENT]
+    assert inst.sts("rp", "add", ADDRESS, *args) == 0
+    rp = inst.rp(ADDRESS)
+    assert (rp.nameid, rp.nameid_format) == (IMMUTABLE_ID, PERSISTENT)
+    out = _show(inst, capsys)
+    assert f"nameid:                 {IMMUTABLE_ID} (set)\n" in out
+    assert f"nameid format:          {PERSISTENT} (set)\n" in out
+    assert inst.sts("rp", "update", ADDRESS, "--nameid", "email") == 0  # the Format is kept
+    assert (inst.rp(ADDRESS).nameid, inst.rp(ADDRESS).nameid_format) == ("email", PERSISTENT)
+    assert inst.sts("rp", "update", ADDRESS, "--nameid-format", "") == 0  # back to the source's default
+    assert inst.rp(ADDRESS).nameid_format == ""
+    out = _show(inst, capsys)
+    assert "nameid format:          urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress (default)\n" in out

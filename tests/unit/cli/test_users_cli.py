@@ -440,3 +440,37 @@ def test_role_remove_takes_it_from_holders(cli: Cli) -> None:
 def test_missing_database_is_a_clear_error(cli: Cli) -> None:
     (cli.base / "sts.db").unlink()
     cli.fails("user", "list", message="database not found")
+
+
+# --- '/' is the domain separator, never part of a name ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["PRIMARY/SECONDARY/carol", "SECONDARY/carol/x", "SECONDARY/carol/"])
+def test_add_with_a_separator_in_the_name_refused(cli: Cli, name: str) -> None:
+    cli.fails("user", "add", name, "--password-stdin", stdin="pw-123456\n", message="must not contain '/'")
+    cli.fails("user", "add", "carol/x", "--domain", "SECONDARY", "--password-stdin", stdin="pw-123456\n",
+              message="not both")
+    assert cli.ok("user", "list") == ""
+
+
+def test_a_legacy_name_with_a_separator_is_flagged_and_removable(cli: Cli) -> None:
+    with cli.db() as conn:  # as written by a release that accepted PRIMARY/SECONDARY/carol
+        conn.execute(
+            "INSERT INTO users(domain, name, canonical, password_hash, enabled, created, updated)"
+            " VALUES ('PRIMARY', 'SECONDARY/carol', 'secondary/carol', 'x', 1, 0, 0)"
+        )
+    listed = cli.ok("user", "list").strip()
+    assert listed.startswith("PRIMARY/SECONDARY/carol (invalid name")
+    cli.fails("user", "show", "PRIMARY/SECONDARY/carol", message="must not contain '/'")
+    assert cli.ok("user", "remove", "PRIMARY/SECONDARY/carol").strip() == "removed PRIMARY/SECONDARY/carol"
+    assert cli.ok("user", "list") == ""
+
+
+def test_role_claim_values_are_refused(cli: Cli) -> None:
+    """Role claims are issued from membership only; storing one would be a value that is never issued."""
+    for uri in ("http://wso2.org/claims/role", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"):
+        cli.fails("user", "add", "alice", "--claim", f"{uri}=admin", "--password-stdin", stdin="pw-123456\n",
+                  message="role membership")
+    cli.add_alice()
+    cli.fails("user", "set-claim", "alice", "http://wso2.org/claims/role=admin", message="role membership")
+    cli.ok("user", "set-claim", "alice", "http://wso2.org/claims/role=")  # removing stays possible

@@ -219,6 +219,11 @@ def test_regex_address_kept_as_written() -> None:
         ({"match": "glob"}, "match must be one of"),
         ({"token_type": "jwt"}, "token type must be one of"),
         ({"nameid": "upn"}, "nameid must be one of"),
+        ({"nameid": "urn:x y"}, "nameid must be one of"),
+        ({"nameid": "http://wso2.org/claims/role"}, "cannot be a role claim"),
+        ({"nameid": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"}, "cannot be a role claim"),
+        ({"nameid_format": "persistent"}, "nameid format must be an absolute URI"),
+        ({"nameid_format": "urn:a b"}, "nameid format must be an absolute URI"),
         ({"profile": "azure"}, "profile must be one of"),
         ({"cipher": "tripledes-cbc"}, "cipher must be one of"),
         ({"cipher": "AES256-GCM"}, "cipher must be one of"),
@@ -270,6 +275,9 @@ def test_explicit_settings_beat_the_profile() -> None:
         {"cipher": "aes128-gcm", "key_transport": "rsa-oaep"},
         {"cipher": "aes256-cbc"},  # allowed (the adfs choice); the CLI warns
         {"claim_mapping": (("http://wso2.org/claims/emailaddress", "urn:rp:mail"), ("a:b", "c:d"))},
+        {"nameid": "http://wso2.org/claims/immutableid",
+         "nameid_format": "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"},
+        {"nameid": "email", "nameid_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"},
     ],
 )
 def test_validate_accepts_explicit_settings(kwargs: dict[str, object]) -> None:
@@ -305,6 +313,17 @@ def test_from_json_record_with_concrete_settings() -> None:
     )
     assert rp.claim_mapping == ()
     assert effective(rp, "adfs").cipher == "aes256-gcm"
+
+
+def test_nameid_claim_and_format_round_trip_and_old_records_default_them() -> None:
+    persistent = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+    rp = _rp(nameid="http://wso2.org/claims/immutableid", nameid_format=persistent)
+    assert RelyingParty.from_json(rp.to_json()) == rp
+    settings = effective(rp, "strict")
+    assert (settings.nameid, settings.nameid_format) == (rp.nameid, rp.nameid_format)
+    old = RelyingParty.from_json('{"address": "https://rp.example.com/app/", "nameid": "email", "encrypt": false}')
+    assert old.nameid_format == ""
+    assert effective(old, "strict").nameid_format == "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 
 
 def test_from_json_ignores_unknown_fields() -> None:

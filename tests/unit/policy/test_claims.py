@@ -73,3 +73,24 @@ def test_rp_claim_mapping_renames_and_accepts_either_spelling() -> None:
     )
     with pytest.raises(errors.RequestFailed):
         select_claims(req(ClaimRequest("urn:rp:other", optional=False)), (EMAIL,), USER, frozenset(), mapping)
+
+
+MS_ROLE = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+
+
+@pytest.mark.parametrize("uri", [ROLE, MS_ROLE])
+def test_stored_role_values_never_override_membership(uri: str) -> None:
+    """A value stored under a role URI (e.g. left from before ``sts user revoke``) is never issued."""
+    stored = {**USER, ROLE: ("admin",), MS_ROLE: ("admin",)}
+    assert select_claims(req(ClaimRequest(uri)), (), stored, frozenset({"users"})) == (Attribute(uri, ("users",)),)
+    assert select_claims(req(ClaimRequest(uri)), (), stored, frozenset()) == ()
+    with pytest.raises(errors.RequestFailed):
+        select_claims(req(ClaimRequest(uri, optional=False)), (), stored, frozenset())
+
+
+def test_a_claim_mapped_onto_a_role_uri_is_membership_too() -> None:
+    mapping = {"urn:local:groups": ROLE}
+    stored = {"urn:local:groups": ("admin",)}
+    assert select_claims(None, ("urn:local:groups",), stored, frozenset({"users"}), mapping) == (
+        Attribute(ROLE, ("users",)),
+    )
