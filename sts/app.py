@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 
@@ -34,7 +35,14 @@ from sts.minting import IssuerIdentity, TokenMinter
 from sts.service import OperationHandler, SecurityTokenService, TrustCall
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.spyne_app import call_spyne, make_spyne_wsgi
-from sts.soap.transport import WSO2_PATH, Transport, TransportPolicy
+from sts.soap.transport import (
+    ADFS_FEB2005_PATH,
+    ADFS_TRUST13_PATH,
+    WSO2_PATH,
+    WSO2_SOAP12_SUFFIX,
+    Transport,
+    TransportPolicy,
+)
 from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
 from sts.soapenv import SoapVersion
 from sts.stores.sqlite import Database, DatabaseError, check_database
@@ -57,6 +65,25 @@ def public_url(settings: Settings) -> str:
     scheme = "https" if settings.server.tls_cert else "http"
     host = "localhost" if host in ("0.0.0.0", "::", "[::]", "") else host  # noqa: S104 - a comparison
     return f"{scheme}://{host}:{port}{WSO2_PATH}"
+
+
+def port_addresses(url: str) -> dict[str, str]:
+    """The URL of each ``wsdl:port`` of the published WSDL, from the public URL of the WSO2 endpoint.
+
+    The AD FS-style aliases live beside ``/services/wso2carbon-sts`` (under the same prefix when a proxy mounts
+    the STS below one), else at the URL's origin.
+    """
+    if url.endswith(WSO2_PATH):
+        base = url[: -len(WSO2_PATH)]
+    else:
+        parts = urlsplit(url)
+        base = f"{parts.scheme}://{parts.netloc}"
+    return {
+        "wso2carbon-stsHttpsSoap11Endpoint": url,
+        "wso2carbon-stsHttpsSoap12Endpoint": url + WSO2_SOAP12_SUFFIX,
+        "UserNameWSTrustBinding_IWSTrust13Async": base + ADFS_TRUST13_PATH,
+        "UserNameWSTrustBinding_IWSTrustFeb2005Async": base + ADFS_FEB2005_PATH,
+    }
 
 
 def parser_limits(settings: Settings) -> ParserLimits:
@@ -172,9 +199,9 @@ def create_app(settings: Settings, keystore: KeyStore | None = None) -> Transpor
     db = Database(settings.store.database, settings.store.busy_timeout_ms)
     service = build_service(settings, keystore, db)
     endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status)
-    url = public_url(settings)
     wsdl = render_wsdl(
-        load_policy(settings.security.scenario), url, url + ".wso2carbon-stsHttpsSoap12Endpoint"
+        load_policy(settings.security.scenario),
+        port_addresses(public_url(settings)),
     )
     spyne_apps = {version: make_spyne_wsgi(version is SoapVersion.SOAP12) for version in SoapVersion}
 
