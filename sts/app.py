@@ -21,6 +21,7 @@ from sts.auth.users import SqliteUserStore
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import SystemClock
 from sts.config.directory import RelyingPartyDirectory
+from sts.config.profiles import timestamp_required
 from sts.config.relying_parties import RelyingPartyStore
 from sts.config.settings import Settings
 from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
@@ -120,6 +121,7 @@ def build_authenticator(settings: Settings, db: Database) -> UsernameTokenAuthen
             bsp_strict=security.bsp_strict,
             max_password_bytes=security.max_password_bytes,
             allow_insecure_transport=settings.server.allow_insecure_transport,
+            require_timestamp=timestamp_required(settings.tokens.profile),
         ),
         clock=SystemClock(),
         throttle=SqliteClientThrottle(
@@ -202,6 +204,7 @@ def create_app(settings: Settings, keystore: KeyStore | None = None) -> Transpor
     wsdl = render_wsdl(
         load_policy(settings.security.scenario),
         port_addresses(public_url(settings)),
+        require_timestamp=timestamp_required(settings.tokens.profile),  # what is enforced is what is published
     )
     spyne_apps = {version: make_spyne_wsgi(version is SoapVersion.SOAP12) for version in SoapVersion}
 

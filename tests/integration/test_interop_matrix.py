@@ -31,7 +31,7 @@ from sts.crypto import keygen
 from sts.stores.sqlite import Database
 from tests import client_families as cf
 from tests import token_checks as checks
-from tests.support import STS_BIN, Instance, Server, make_instance, start_server
+from tests.support import STS_BIN, Instance, Server, make_instance, start_server, wsu_timestamp
 
 pytestmark = pytest.mark.integration
 
@@ -538,7 +538,10 @@ def _zeep_service(env: Env, soap12: bool, digest: bool) -> tuple[Any, Any]:
     client = zeep.Client(  # type: ignore[no-untyped-call]
         env.server.url + "?wsdl",
         transport=Transport(session=session, timeout=30),  # type: ignore[no-untyped-call]
-        wsse=UsernameToken(user, password, use_digest=digest),  # type: ignore[no-untyped-call]
+        # zeep sends a Timestamp only when given one; the published policy requires it (sp:IncludeTimestamp).
+        wsse=UsernameToken(  # type: ignore[no-untyped-call]
+            user, password, use_digest=digest, timestamp_token=wsu_timestamp()
+        ),
         plugins=[history],
     )
     # The port as the WSDL advertises it: the SOAP 1.2 port lives on the Axis2-style alias path.
