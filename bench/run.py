@@ -132,13 +132,16 @@ class Bench:
                 self.requests[(name, request)] = loadgen.Load(
                     ENDPOINT, template.headers, "issue", path, tuple(instance.login_users))
         std = self.instances["std"]
-        fixed = si.fixed_body(f"http://127.0.0.1:9443{ENDPOINT}", std.login_users[0], std.password)
-        path = std.base / "bench-fixed.xml"
-        path.write_bytes(fixed.body)
-        self.requests[("std", "fixed")] = loadgen.Load(ENDPOINT, fixed.headers, "fixed", path)
-        for ref in ("static", "rsa", "password"):  # reference requests carry the same body, which is read
+        no_nonce = si.no_nonce_template(f"http://127.0.0.1:9443{ENDPOINT}", std.password)
+        path = std.base / "bench-no-nonce.xml"
+        path.write_bytes(no_nonce.body)
+        self.requests[("std", "no_nonce")] = loadgen.Load(
+            ENDPOINT, no_nonce.headers, "issue", path, (std.login_users[0],))
+        reference_body = std.base / "bench-reference.xml"
+        reference_body.write_bytes(si.fill(no_nonce, std.login_users[0]))
+        for ref in ("static", "rsa", "password"):  # reference requests carry a request-sized body, which is read
             self.requests[("std", ref)] = loadgen.Load(f"/{ref}", {"Content-Type": "text/xml; charset=utf-8"},
-                                                       "fixed", path)
+                                                       "fixed", reference_body)
 
     def load_for(self, scenario: str) -> tuple[sv.Server, loadgen.Load]:
         spec = SCENARIOS[scenario]

@@ -30,8 +30,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              b"saml2:Assertion"),
     Scenario("saml11_signed_encrypted", "std", "issue_saml11", "SAML 1.1 bearer, signed + encrypted",
              b"EncryptedData"),
-    Scenario("saml20_no_nonce", "std", "fixed", "headline without Nonce/Created/Timestamp: fixed body, no "
-             "replay-store write", b"EncryptedAssertion"),
+    Scenario("saml20_no_nonce", "std", "no_nonce", "headline without Nonce/Created in the UsernameToken (Timestamp "
+             "only, as Microsoft's client code sends it): no replay-store write", b"EncryptedAssertion"),
     Scenario("saml20_cache_disabled", "nocache", "issue", "headline with credential_cache_ttl = 0 (one argon2id "
              "verify per request)", b"EncryptedAssertion"),
     Scenario("saml20_claims_50", "std", "issue_claims50", "headline with 50 claims instead of 5",

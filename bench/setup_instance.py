@@ -180,23 +180,21 @@ def issue_template(
     return RequestTemplate(body.encode("utf-8"), built.headers)
 
 
-def fixed_body(url: str, username: str, password: str, *, applies_to: str = RP_HEADLINE) -> RequestTemplate:
-    """A reusable request: UsernameToken with Username and Password only (no Nonce, Created or Timestamp), as
-    Microsoft's client code sends it; no replay-store write per request."""
-    options = RequestOptions(url=url, username=username, applies_to=applies_to, token_type="saml20")  # noqa: S106
-    built = build_request(options, password)
-    root = etree.fromstring(built.body)
-    security = root.find(f".//{{{ns.WSSE}}}Security")
-    if security is None:
-        raise RuntimeError("request without wsse:Security")
-    for path in (f"{{{ns.WSU}}}Timestamp", f"{{{ns.WSSE}}}UsernameToken/{{{ns.WSSE}}}Nonce",
-                 f"{{{ns.WSSE}}}UsernameToken/{{{ns.WSU}}}Created"):
-        node = security.find(path)
-        parent = None if node is None else node.getparent()
-        if node is None or parent is None:
-            raise RuntimeError(f"request without {path}")
-        parent.remove(node)
-    return RequestTemplate(etree.tostring(root, encoding="utf-8", xml_declaration=True), built.headers)
+def no_nonce_template(url: str, password: str, *, applies_to: str = RP_HEADLINE) -> RequestTemplate:  # noqa: S107
+    """The Issue request as Microsoft's client code sends it: a Timestamp (``@@CREATED@@``/``@@EXPIRES@@``, which
+    the published policy requires) and a UsernameToken with Username and Password only (no Nonce or Created), so
+    no replay-store write per request."""
+    template = issue_template(url, password, applies_to=applies_to)
+    root = etree.fromstring(template.body)
+    token = root.find(f".//{{{ns.WSSE}}}Security/{{{ns.WSSE}}}UsernameToken")
+    if token is None or root.find(f".//{{{ns.WSSE}}}Security/{{{ns.WSU}}}Timestamp") is None:
+        raise RuntimeError("request without a Timestamp and a UsernameToken")
+    for path in (f"{{{ns.WSSE}}}Nonce", f"{{{ns.WSU}}}Created"):
+        node = token.find(path)
+        if node is None:
+            raise RuntimeError(f"UsernameToken without {path}")
+        token.remove(node)
+    return RequestTemplate(etree.tostring(root, encoding="utf-8", xml_declaration=True), template.headers)
 
 
 def fill(template: RequestTemplate, user: str) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 
@@ -21,6 +22,7 @@ from sts.auth.users import SqliteUserStore
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import SystemClock
 from sts.config.directory import RelyingPartyDirectory
+from sts.config.profiles import timestamp_required
 from sts.config.relying_parties import RelyingPartyStore
 from sts.config.settings import Settings
 from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
@@ -36,7 +38,14 @@ from sts.minting import IssuerIdentity, TokenMinter
 from sts.service import OperationHandler, SecurityTokenService, TrustCall
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.spyne_app import call_spyne, make_spyne_wsgi
-from sts.soap.transport import WSO2_PATH, Transport, TransportPolicy
+from sts.soap.transport import (
+    ADFS_FEB2005_PATH,
+    ADFS_TRUST13_PATH,
+    WSO2_PATH,
+    WSO2_SOAP12_SUFFIX,
+    Transport,
+    TransportPolicy,
+)
 from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
 from sts.soapenv import SoapVersion
 from sts.stores.sqlite import Database, DatabaseError, check_database
@@ -59,6 +68,25 @@ def public_url(settings: Settings) -> str:
     scheme = "https" if settings.server.tls_cert else "http"
     host = "localhost" if host in ("0.0.0.0", "::", "[::]", "") else host  # noqa: S104 - a comparison
     return f"{scheme}://{host}:{port}{WSO2_PATH}"
+
+
+def port_addresses(url: str) -> dict[str, str]:
+    """The URL of each ``wsdl:port`` of the published WSDL, from the public URL of the WSO2 endpoint.
+
+    The AD FS-style aliases live beside ``/services/wso2carbon-sts`` (under the same prefix when a proxy mounts
+    the STS below one), else at the URL's origin.
+    """
+    if url.endswith(WSO2_PATH):
+        base = url[: -len(WSO2_PATH)]
+    else:
+        parts = urlsplit(url)
+        base = f"{parts.scheme}://{parts.netloc}"
+    return {
+        "wso2carbon-stsHttpsSoap11Endpoint": url,
+        "wso2carbon-stsHttpsSoap12Endpoint": url + WSO2_SOAP12_SUFFIX,
+        "UserNameWSTrustBinding_IWSTrust13Async": base + ADFS_TRUST13_PATH,
+        "UserNameWSTrustBinding_IWSTrustFeb2005Async": base + ADFS_FEB2005_PATH,
+    }
 
 
 def parser_limits(settings: Settings) -> ParserLimits:
@@ -84,6 +112,7 @@ def auth_policy(settings: Settings) -> AuthPolicy:
         bsp_strict=security.bsp_strict,
         max_password_bytes=security.max_password_bytes,
         allow_insecure_transport=settings.server.allow_insecure_transport,
+        require_timestamp=timestamp_required(settings.tokens.profile),  # what is enforced is what is published
     )
 
 
@@ -190,9 +219,10 @@ def create_app(settings: Settings, keystore: KeyStore | None = None) -> Transpor
     db = Database(settings.store.database, settings.store.busy_timeout_ms)
     service = build_service(settings, keystore, db)
     endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status)
-    url = public_url(settings)
     wsdl = render_wsdl(
-        load_policy(settings.security.scenario), url, url + ".wso2carbon-stsHttpsSoap12Endpoint"
+        load_policy(settings.security.scenario),
+        port_addresses(public_url(settings)),
+        require_timestamp=timestamp_required(settings.tokens.profile),  # what is enforced is what is published
     )
     spyne_apps = {version: make_spyne_wsgi(version is SoapVersion.SOAP12) for version in SoapVersion}
 

@@ -187,6 +187,16 @@ def now_text(offset: float = 0) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def wsu_timestamp(lifetime: int = 300) -> etree._Element:
+    """A fresh ``wsu:Timestamp`` (Created now, Expires now + lifetime), e.g. for zeep's ``timestamp_token``: zeep
+    sends none by default, and the STS's policy requires one (``sp:IncludeTimestamp``)."""
+    timestamp = etree.Element(f"{{{WSU}}}Timestamp", nsmap={"wsu": WSU})
+    timestamp.set(f"{{{WSU}}}Id", "TS-zeep")
+    etree.SubElement(timestamp, f"{{{WSU}}}Created").text = now_text()
+    etree.SubElement(timestamp, f"{{{WSU}}}Expires").text = now_text(lifetime)
+    return timestamp
+
+
 def rst_envelope(
     username: str,
     password: str,
@@ -199,8 +209,10 @@ def rst_envelope(
     token_type: str = "urn:oasis:names:tc:SAML:2.0:assertion",
     extra_rst: str = "",
     request_type: str = f"{WST}/Issue",
+    timestamp: bool = True,
 ) -> bytes:
-    """A WS-Trust 1.3 RST with a UsernameToken, as a typical client sends it."""
+    """A WS-Trust 1.3 RST with a Timestamp (unless ``timestamp=False``) and a UsernameToken, as a typical client
+    sends it."""
     import base64
     import hashlib
     import os as _os
@@ -214,9 +226,14 @@ def rst_envelope(
         pw = f'<wsse:Password Type="{PW_DIGEST}">{value}</wsse:Password>'
     else:
         pw = f'<wsse:Password Type="{PW_TEXT}">{escape(password)}</wsse:Password>'
+    ts = (
+        f'<wsu:Timestamp wsu:Id="TS-1"><wsu:Created>{now_text()}</wsu:Created>\n'
+        f"<wsu:Expires>{now_text(300)}</wsu:Expires></wsu:Timestamp>"
+        if timestamp
+        else ""
+    )
     return f"""<s:Envelope xmlns:s="{env}" xmlns:wsse="{WSSE}" xmlns:wsu="{WSU}"><s:Header>
-<wsse:Security s:mustUnderstand="1"><wsu:Timestamp wsu:Id="TS-1"><wsu:Created>{now_text()}</wsu:Created>
-<wsu:Expires>{now_text(300)}</wsu:Expires></wsu:Timestamp><wsse:UsernameToken wsu:Id="UT-1">
+<wsse:Security s:mustUnderstand="1">{ts}<wsse:UsernameToken wsu:Id="UT-1">
 <wsse:Username>{escape(username)}</wsse:Username>{pw}
 <wsse:Nonce EncodingType="{B64}">{base64.b64encode(nonce).decode()}</wsse:Nonce>
 <wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header><s:Body>

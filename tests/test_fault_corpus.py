@@ -432,6 +432,25 @@ def test_hostile_input_gets_its_fault(path: Path, corpus_server: Server, context
     assert canary.hits == [], f"the STS fetched {canary.hits}"
 
 
+def test_corpus_server_publishes_the_timestamp_rule_its_vectors_rely_on(corpus_server: Server) -> None:
+    """The ``*__no_timestamp*`` vectors are hostile because the published policy requires a Timestamp: the server
+    they run against must say so in every policy of ``?wsdl`` and ``/mex`` (WS-SecurityPolicy 1.2 §7.3)."""
+    assert [path for path in FILES if "__no_timestamp" in path.stem], "the corpus lost its no-Timestamp vectors"
+    tls = ssl.create_default_context(cafile=str(corpus_server.instance.ca_file))
+    include = {ns.qn(ns.SP, "IncludeTimestamp"), "{http://schemas.xmlsoap.org/ws/2005/07/securitypolicy}IncludeTimestamp"}
+    for target in ("/services/wso2carbon-sts?wsdl", "/mex"):
+        conn = http.client.HTTPSConnection("127.0.0.1", corpus_server.port, context=tls, timeout=10)
+        try:
+            conn.request("GET", target)
+            document = etree.fromstring(conn.getresponse().read())
+        finally:
+            conn.close()
+        policies = document.findall(ns.qn(ns.WSP, "Policy"))
+        assert policies, target
+        for policy in policies:
+            assert [e for e in policy.iter() if e.tag in include], (target, policy.get(ns.qn(ns.WSU, "Id")))
+
+
 def test_next_valid_request_still_gets_a_token(corpus_server: Server, context: Context) -> None:
     """Invariant 5, once after the whole corpus: the workers survived and still issue tokens."""
     assert corpus_server.process.poll() is None

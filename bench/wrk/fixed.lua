@@ -1,6 +1,6 @@
--- wrk script: the same body on every request (BENCH_BODY). Used for the Issue request without Nonce/Created
--- (Username + Password only, as Microsoft's client code sends it, so the body can be reused) and for the
--- reference endpoints. Headers come from wrk's -H options; see common.lua for the rest of the environment.
+-- wrk script: the same body on every request (BENCH_BODY). Used for the reference endpoints (an STS request can
+-- not be reused: its Timestamp must stay fresh). Headers come from wrk's -H options; see common.lua for the rest
+-- of the environment.
 dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 
 do

@@ -4,7 +4,8 @@ Order of checks (each failure is one of the fixed WS-Security faults; every auth
 failure is the same ``wsse:FailedAuthentication`` bytes, interop rule R11, and costs one password hash so
 timing does not tell unknown users apart, catalogue A01/A02):
 
-1. the one ``wsse:Security`` header for us; its ``wsu:Timestamp`` if present (freshness, BSP structure);
+1. the one ``wsse:Security`` header for us; its ``wsu:Timestamp`` (required unless the policy relaxes it, as the
+   published ``sp:IncludeTimestamp`` says; freshness, BSP structure);
 2. the UsernameToken (BSP rules), its ``Created`` freshness even without a Timestamp;
 3. transport: PasswordText only over TLS (or from a trusted TLS-terminating proxy, or when explicitly allowed);
 4. domain allowed, account not locked, user known and enabled, password (argon2id, or the digest against the
@@ -59,6 +60,8 @@ class AuthPolicy:
     bsp_strict: bool = False
     max_password_bytes: int = 1024
     allow_insecure_transport: bool = False
+    # WS-SecurityPolicy 1.2 §7.3 sp:IncludeTimestamp: the published policy carries it exactly when this is true.
+    require_timestamp: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,8 @@ class UsernameTokenAuthenticator:
         header = read_security_header(find_security_header(headers, version))
         if header.timestamp is not None:
             check_timestamp(header.timestamp, self._clock, self._policy.freshness)
+        elif self._policy.require_timestamp:
+            raise InvalidSecurity("policy requires a wsu:Timestamp", reason="no_timestamp")
         credential = parse_username_token(
             header.username_tokens[0],
             bsp_strict=self._policy.bsp_strict,

@@ -52,7 +52,8 @@ max_lifetime = 43200
 # NotBefore is back-dated by this many seconds for relying parties whose clock runs behind.
 clock_skew = 60
 # Compatibility profile for relying parties that name none: strict | wso2 | adfs | cxf (see README).
-# It sets the token type used when a request names none, the token-type spelling, and encryption defaults.
+# It sets the token type used when a request names none, the token-type spelling, and encryption defaults,
+# and the endpoint's rules published in ?wsdl and mex (every profile requires a wsu:Timestamp).
 profile = "strict"
 # Relying party used when AppliesTo is missing or unknown; empty: such requests are refused.
 default_relying_party = ""

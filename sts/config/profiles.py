@@ -8,6 +8,12 @@ The table of what each profile sets is in README ("Client compatibility") and in
 ``strict`` (SAML 2.0, ``urn:`` spelling, AES-256-GCM + RSA-OAEP-MGF1P, AppliesTo echoed as sent), ``wso2``
 (SAML 1.1 as WSO2 defaults to, R45), ``adfs`` (SAML 1.1, AES-256-CBC for WIF), ``cxf`` (SAML 2.0 in the
 token-profile spelling, xmlenc11 RSA-OAEP with SHA-256); all but ``strict`` echo AppliesTo in WS-Policy 2004/09.
+
+``timestamp_required`` is a rule of the endpoint, not of a relying party: a message is authenticated before its
+AppliesTo is read, and one WSDL/mex is published per endpoint. It therefore follows the instance's ``[tokens]
+profile`` (:func:`timestamp_required`), and the published policy carries ``sp:IncludeTimestamp`` exactly when it
+is true. Every profile requires a Timestamp: each ecosystem's clients send one (WCF and MSAL/ADAL, WSS4J/CXF,
+Rampart/Rahas, zeep with a Timestamp token) and their own servers refuse a message without one under this policy.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class Profile:
     cipher: str
     key_transport: str
     applies_to_ns: str | None  # None: echo AppliesTo in the request's policy namespace
+    timestamp_required: bool = True  # endpoint rule (see the module docstring); the WSDL publishes it
 
 
 PROFILES: dict[str, Profile] = {
@@ -55,6 +62,11 @@ class EffectiveSettings:
     key_transport: str
     applies_to_ns: str | None
     nameid_format: str = ""  # the RP's own, else the default of its NameID source
+
+
+def timestamp_required(instance_profile: str) -> bool:
+    """Whether the endpoint refuses a message without ``wsu:Timestamp`` (and publishes ``sp:IncludeTimestamp``)."""
+    return PROFILES[instance_profile].timestamp_required
 
 
 def effective(rp: RelyingParty, default_profile: str) -> EffectiveSettings:

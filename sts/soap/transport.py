@@ -16,16 +16,13 @@ from sts.soap.endpoint import SoapRequest
 from sts.soap.envelope import SoapVersion
 
 WSO2_PATH = "/services/wso2carbon-sts"
-ENDPOINT_PATHS = frozenset(
-    {
-        WSO2_PATH,
-        WSO2_PATH + ".wso2carbon-stsHttpsSoap11Endpoint",
-        WSO2_PATH + ".wso2carbon-stsHttpsSoap12Endpoint",
-        # AD FS-style aliases: some clients infer the trust version from these suffixes or hard-code /adfs/.
-        "/adfs/services/trust/13/usernamemixed",
-        "/adfs/services/trust/2005/usernamemixed",
-    }
-)
+WSO2_SOAP11_PATH = WSO2_PATH + ".wso2carbon-stsHttpsSoap11Endpoint"
+WSO2_SOAP12_SUFFIX = ".wso2carbon-stsHttpsSoap12Endpoint"  # Axis2's per-binding alias, advertised by WSO2's WSDL
+WSO2_SOAP12_PATH = WSO2_PATH + WSO2_SOAP12_SUFFIX
+# AD FS-style aliases: some clients infer the trust version from these suffixes or hard-code /adfs/.
+ADFS_TRUST13_PATH = "/adfs/services/trust/13/usernamemixed"
+ADFS_FEB2005_PATH = "/adfs/services/trust/2005/usernamemixed"
+ENDPOINT_PATHS = frozenset({WSO2_PATH, WSO2_SOAP11_PATH, WSO2_SOAP12_PATH, ADFS_TRUST13_PATH, ADFS_FEB2005_PATH})
 HEALTH_PATH = "/healthz"
 MEX_PATHS = frozenset({"/mex", WSO2_PATH + "/mex", "/adfs/services/trust/mex"})
 _READ_CHUNK = 65536

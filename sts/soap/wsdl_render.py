@@ -1,9 +1,12 @@
-"""Render the static WSDL of the STS endpoint with its WS-SecurityPolicy and endpoint addresses.
+"""Render the static WSDL of the STS with its WS-SecurityPolicy and endpoint addresses, and its mex form.
 
 The template (``sts/soap/wsdl/sts.wsdl``) and the policy files (``policies/``, packaged as ``sts.policies``) are
 our own files, not request input, so they do not go through :func:`sts.xmlutil.parse_untrusted`; they are still
-parsed without entity expansion, DTD loading or network access. Rendering happens once at startup; the result is
-served as-is on ``GET <endpoint>?wsdl`` (wstrust-protocol.md §3, "Endpoint paths").
+parsed without entity expansion, DTD loading or network access. Rendering happens once at startup; the results
+are served as-is on ``GET <endpoint>?wsdl`` and ``GET /mex`` (wstrust-protocol.md §3, "Endpoint paths").
+
+What is published is what is enforced: the policies are rendered for the endpoint's Timestamp rule, so a
+relaxed rule is published relaxed (WS-SecurityPolicy 1.2 §7.3 ``sp:IncludeTimestamp``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from itertools import takewhile
 from pathlib import Path
@@ -21,14 +25,21 @@ from lxml import etree
 
 from sts import ns
 
-__all__ = ["SCENARIO_POLICY_FILES", "load_policy", "render_wsdl"]
+__all__ = [
+    "SCENARIO_POLICY_FILES",
+    "ScenarioPolicy",
+    "load_policy",
+    "render_mex",
+    "render_wsdl",
+]
 
-SCENARIO_POLICY_FILES: Final[Mapping[str, str]] = MappingProxyType(
+SCENARIO_POLICY_FILES: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
     {
-        "UTOverTransport": "scenario1-policy.xml",
+        "UTOverTransport": ("scenario1-policy.xml", "scenario1-feb2005-policy.xml"),
     }
 )
-"""WSO2 security scenario name → policy file in ``policies/`` (WSO2's own ``scenarioN-policy.xml`` naming)."""
+"""WSO2 security scenario name → its policy files in ``policies/`` (WSO2's own ``scenarioN-policy.xml`` naming):
+WS-SecurityPolicy 1.2 for the WS-Trust 1.3 bindings, then WS-SecurityPolicy 1.1 for the Feb 2005 binding."""
 
 _WSDL_PACKAGE: Final = "sts.soap.wsdl"
 _WSDL_TEMPLATE: Final = "sts.wsdl"
@@ -36,32 +47,46 @@ _POLICY_PACKAGE: Final = "sts.policies"
 
 _WSDL_SOAP11: Final = "http://schemas.xmlsoap.org/wsdl/soap/"
 _WSDL_SOAP12: Final = "http://schemas.xmlsoap.org/wsdl/soap12/"
+SP11: Final = "http://schemas.xmlsoap.org/ws/2005/07/securitypolicy"
 
 _DOCUMENTATION: Final = ns.qn(ns.WSDL, "documentation")
 _POLICY: Final = ns.qn(ns.WSP, "Policy")
-_POLICY_REFERENCE: Final = ns.qn(ns.WSP, "PolicyReference")
 _WSU_ID: Final = ns.qn(ns.WSU, "Id")
+_INCLUDE_TIMESTAMP: Final = frozenset({ns.qn(ns.SP, "IncludeTimestamp"), ns.qn(SP11, "IncludeTimestamp")})
+# The portType a binding implements names the WS-Trust version, and so the policy it references.
+_TRUST13_PORT_TYPE: Final = "SecurityTokenService"
+_FEB2005_PORT_TYPE: Final = "SecurityTokenServiceFeb2005"
 _NSMAP: Final[Mapping[str, str]] = MappingProxyType(
     {
         "wsdl": ns.WSDL,
         "wsp": ns.WSP,
+        "wsa10": ns.WSA,
         "soap": _WSDL_SOAP11,
         "soap12": _WSDL_SOAP12,
     }
 )
 
 
-def load_policy(name: str) -> bytes:
-    """Return the WS-SecurityPolicy file of the WSO2 security scenario ``name`` (e.g. ``"UTOverTransport"``).
+@dataclass(frozen=True, slots=True)
+class ScenarioPolicy:
+    """The policy documents of one security scenario, one per WS-Trust version the STS speaks."""
 
-    Raises :class:`KeyError` for a scenario this STS has no policy file for.
+    trust13: bytes  # WS-SecurityPolicy 1.2 (…/ws-sx/ws-securitypolicy/200702)
+    feb2005: bytes  # WS-SecurityPolicy 1.1 (…/ws/2005/07/securitypolicy)
+
+
+def load_policy(name: str) -> ScenarioPolicy:
+    """Return the WS-SecurityPolicy files of the WSO2 security scenario ``name`` (e.g. ``"UTOverTransport"``).
+
+    Raises :class:`KeyError` for a scenario this STS has no policy files for.
     """
     try:
-        file_name = SCENARIO_POLICY_FILES[name]
+        trust13, feb2005 = SCENARIO_POLICY_FILES[name]
     except KeyError:
         known = ", ".join(sorted(SCENARIO_POLICY_FILES))
         raise KeyError(f"unknown security scenario {name!r} (known: {known})") from None
-    return _policy_folder().joinpath(file_name).read_bytes()
+    files = _policy_folder()
+    return ScenarioPolicy(files.joinpath(trust13).read_bytes(), files.joinpath(feb2005).read_bytes())
 
 
 def _policy_folder() -> Traversable:
@@ -79,33 +104,86 @@ def _policy_folder() -> Traversable:
         return checkout
 
 
-def render_wsdl(policy: bytes, soap11_address: str, soap12_address: str) -> bytes:
-    """Return the STS WSDL with ``policy`` embedded and the SOAP 1.1 / 1.2 port addresses filled in.
+def render_wsdl(policy: ScenarioPolicy, addresses: Mapping[str, str], *, require_timestamp: bool = True) -> bytes:
+    """Return the STS WSDL with ``policy`` embedded and every port's address filled in.
 
-    ``policy`` must be a document whose root is a ``wsp:Policy`` (WS-Policy 2004/09) carrying a ``wsu:Id``. A copy of
-    it becomes the first child of ``wsdl:definitions`` (WS-PolicyAttachment), and the ``wsp:PolicyReference`` of
-    both bindings is pointed at ``#<wsu:Id>``. The result is compact UTF-8 with an XML declaration and no comments.
+    Each policy document must have a ``wsp:Policy`` (WS-Policy 2004/09) root carrying a ``wsu:Id``. Copies become
+    the first children of ``wsdl:definitions`` (WS-PolicyAttachment); each binding's ``wsp:PolicyReference`` is
+    pointed at the policy of its WS-Trust version. Without ``require_timestamp`` every ``sp:IncludeTimestamp``
+    is dropped, so the published policy never asks for more than the endpoint enforces.
 
-    Raises :class:`ValueError` for a policy without that root or Id, and :class:`lxml.etree.XMLSyntaxError` for
-    bytes that are not well-formed XML.
+    ``addresses`` maps each ``wsdl:port`` name of the template to its URL, written both as ``soap:address`` /
+    ``soap12:address`` and as the port's ``wsa10:EndpointReference/wsa10:Address`` (where AD FS publishes it
+    and MSAL/ADAL look for it). The result is compact UTF-8 with an XML declaration and no comments.
+
+    Raises :class:`ValueError` for a policy without that root or Id, or addresses that do not name exactly the
+    template's ports, and :class:`lxml.etree.XMLSyntaxError` for bytes that are not well-formed XML.
     """
     definitions = etree.fromstring(_template(), parser=_parser())
-    policy_root = etree.fromstring(policy, parser=_parser())
-    if policy_root.tag != _POLICY:
-        raise ValueError(f"policy root must be {_POLICY}, not {policy_root.tag}")
-    policy_id = policy_root.get(_WSU_ID)
-    if not policy_id:
-        raise ValueError("policy root has no wsu:Id to reference from the bindings")
-
-    for reference in _find(definitions, "wsdl:binding/wsp:PolicyReference", minimum=2):
-        reference.set("URI", f"#{policy_id}")
-    _find_one(definitions, "wsdl:service/wsdl:port/soap:address").set("location", soap11_address)
-    _find_one(definitions, "wsdl:service/wsdl:port/soap12:address").set("location", soap12_address)
+    trust13 = _policy_root(policy.trust13, require_timestamp)
+    feb2005 = _policy_root(policy.feb2005, require_timestamp)
+    ids = {_TRUST13_PORT_TYPE: trust13.get(_WSU_ID), _FEB2005_PORT_TYPE: feb2005.get(_WSU_ID)}
+    for binding in _find(definitions, "wsdl:binding", minimum=2):
+        port_type = str(binding.get("type", "")).rpartition(":")[2]
+        if port_type not in ids:
+            raise ValueError(f"WSDL template: binding {binding.get('name')} implements unknown {port_type}")
+        _find_one(binding, "wsp:PolicyReference").set("URI", f"#{ids[port_type]}")
+    _set_addresses(definitions, addresses)
 
     # wsdl:documentation, when present, must stay the first child (WSDL 1.1 schema).
     position = sum(1 for _ in takewhile(lambda child: child.tag == _DOCUMENTATION, definitions))
-    definitions.insert(position, policy_root)
+    definitions.insert(position, feb2005)
+    definitions.insert(position, trust13)
     return etree.tostring(definitions, encoding="UTF-8", xml_declaration=True)
+
+
+def render_mex(wsdl: bytes) -> bytes:
+    """The document served on ``GET /mex``: the WSDL with only its SOAP 1.2 bindings and ports, as AD FS serves it.
+
+    A bare ``wsdl:definitions``, not a WS-MetadataExchange ``Metadata`` wrapper: MSAL and ADAL read the bindings
+    as children of the document root and expect a ``soap12:binding`` in every binding (a SOAP 1.1 binding makes
+    MSAL Python's mex parser fail). Policies, portTypes and messages stay, so the document is complete WSDL;
+    SOAP 1.1 clients use ``?wsdl``.
+    """
+    definitions = etree.fromstring(wsdl, parser=_parser())
+    dropped: set[str] = set()
+    for binding in _find(definitions, "wsdl:binding", minimum=1):
+        if binding.find("soap12:binding", namespaces=dict(_NSMAP)) is None:
+            dropped.add(str(binding.get("name")))
+            definitions.remove(binding)
+    for service in definitions.findall("wsdl:service", namespaces=dict(_NSMAP)):
+        for port in service.findall("wsdl:port", namespaces=dict(_NSMAP)):
+            if str(port.get("binding", "")).rpartition(":")[2] in dropped:
+                service.remove(port)
+    return etree.tostring(definitions, encoding="UTF-8", xml_declaration=True)
+
+
+def _policy_root(policy: bytes, require_timestamp: bool) -> etree._Element:
+    root = etree.fromstring(policy, parser=_parser())
+    if root.tag != _POLICY:
+        raise ValueError(f"policy root must be {_POLICY}, not {root.tag}")
+    if not root.get(_WSU_ID):
+        raise ValueError("policy root has no wsu:Id to reference from the bindings")
+    if not require_timestamp:
+        for assertion in [element for element in root.iter() if element.tag in _INCLUDE_TIMESTAMP]:
+            parent = assertion.getparent()
+            if parent is not None:
+                parent.remove(assertion)
+    return root
+
+
+def _set_addresses(definitions: etree._Element, addresses: Mapping[str, str]) -> None:
+    ports = _find(definitions, "wsdl:service/wsdl:port", minimum=1)
+    names = {str(port.get("name")) for port in ports}
+    if names != set(addresses):
+        raise ValueError(f"WSDL template ports {sorted(names)} need an address each, got {sorted(addresses)}")
+    for port in ports:
+        address = addresses[str(port.get("name"))]
+        soap_address = port.find("soap:address", namespaces=dict(_NSMAP))
+        if soap_address is None:
+            soap_address = _find_one(port, "soap12:address")
+        soap_address.set("location", address)
+        _find_one(port, "wsa10:EndpointReference/wsa10:Address").text = address
 
 
 @functools.cache
@@ -137,18 +215,3 @@ def _find_one(root: etree._Element, path: str) -> etree._Element:
     if len(found) != 1:
         raise ValueError(f"WSDL template: expected exactly one {path}, found {len(found)}")
     return found[0]
-
-
-MEX_NS: Final = "http://schemas.xmlsoap.org/ws/2004/09/mex"
-
-
-def render_mex(wsdl: bytes) -> bytes:
-    """A WS-MetadataExchange ``Metadata`` document holding the WSDL (and so its policy), for clients that
-    discover the STS by MEX GET (WCF's ``svcutil``, AD FS-style ``/mex`` URLs)."""
-    definitions = etree.fromstring(wsdl, parser=_parser())
-    metadata = etree.Element(etree.QName(MEX_NS, "Metadata"), nsmap={"wsx": MEX_NS})
-    section = etree.SubElement(metadata, etree.QName(MEX_NS, "MetadataSection"))
-    section.set("Dialect", ns.WSDL)
-    section.set("Identifier", definitions.get("targetNamespace", ""))
-    section.append(definitions)
-    return bytes(etree.tostring(metadata, xml_declaration=True, encoding="UTF-8"))

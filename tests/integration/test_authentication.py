@@ -26,6 +26,7 @@ from tests.support import (
     make_instance,
     rst_envelope,
     start_server,
+    wsu_timestamp,
 )
 
 pytestmark = pytest.mark.integration
@@ -140,7 +141,8 @@ def _issue_with_zeep(client: zeep.Client) -> object:
 @pytest.mark.parametrize("digest", [False, True], ids=["text", "digest"])
 def test_zeep_username_token(auth_server: Server, auth_instance: Instance, tmp_path: Path, digest: bool) -> None:
     user, password = ("digester", "Correct-Horse-1") if digest else ("admin", auth_instance.demo_password)
-    client = _zeep_client(auth_server, tmp_path, UsernameToken(user, password, use_digest=digest))
+    token = UsernameToken(user, password, use_digest=digest, timestamp_token=wsu_timestamp())
+    client = _zeep_client(auth_server, tmp_path, token)
     result = _issue_with_zeep(client)
     (rstr,) = result.RequestSecurityTokenResponse  # zeep parsed the RSTRC with exactly one RSTR
     tags = [etree.QName(child).localname for child in rstr._value_1]
@@ -151,7 +153,8 @@ def test_zeep_username_token(auth_server: Server, auth_instance: Instance, tmp_p
 
 @pytest.mark.parametrize("digest", [False, True], ids=["text", "digest"])
 def test_zeep_wrong_password(auth_server: Server, tmp_path: Path, digest: bool) -> None:
-    client = _zeep_client(auth_server, tmp_path, UsernameToken("digester", "nope", use_digest=digest))
+    token = UsernameToken("digester", "nope", use_digest=digest, timestamp_token=wsu_timestamp())
+    client = _zeep_client(auth_server, tmp_path, token)
     with pytest.raises(zeep.exceptions.Fault) as raised:
         _issue_with_zeep(client)
     assert raised.value.code.endswith("FailedAuthentication")

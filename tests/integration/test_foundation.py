@@ -40,9 +40,14 @@ def test_wsdl_over_tls_is_static_ws_trust_wsdl(server: Server, tmp_path: Path) -
     wsdl_file.write_bytes(response.content)
     client = zeep.Client(str(wsdl_file), settings=zeep.Settings(forbid_dtd=True, forbid_entities=True))
     service = client.wsdl.services["wso2carbon-sts"]
-    assert set(service.ports) == {"wso2carbon-stsHttpsSoap11Endpoint", "wso2carbon-stsHttpsSoap12Endpoint"}
-    address = service.ports["wso2carbon-stsHttpsSoap11Endpoint"].binding_options["address"]
-    assert address == server.url
+    origin = server.url.removesuffix("/services/wso2carbon-sts")
+    addresses = {name: port.binding_options["address"] for name, port in service.ports.items()}
+    assert addresses == {
+        "wso2carbon-stsHttpsSoap11Endpoint": server.url,
+        "wso2carbon-stsHttpsSoap12Endpoint": server.url + ".wso2carbon-stsHttpsSoap12Endpoint",
+        "UserNameWSTrustBinding_IWSTrust13Async": origin + "/adfs/services/trust/13/usernamemixed",
+        "UserNameWSTrustBinding_IWSTrustFeb2005Async": origin + "/adfs/services/trust/2005/usernamemixed",
+    }
 
 
 def test_malformed_envelope_gets_soap_client_fault(server: Server) -> None:
@@ -134,16 +139,15 @@ def test_serve_refuses_a_broken_config(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", ["/mex", "/services/wso2carbon-sts/mex", "/adfs/services/trust/mex"])
-def test_mex_get_returns_the_wsdl_with_its_policy(server: Server, path: str) -> None:
+def test_mex_get_returns_the_soap12_wsdl_with_its_policy(server: Server, path: str) -> None:
     url = server.url.replace("/services/wso2carbon-sts", path)
     response = requests.get(url, verify=server.verify, timeout=30)
     assert response.status_code == 200
-    root = etree.fromstring(response.content)
-    mex = "http://schemas.xmlsoap.org/ws/2004/09/mex"
-    section = root.find(f"{{{mex}}}MetadataSection")
-    assert root.tag == f"{{{mex}}}Metadata" and section is not None
-    assert section.get("Dialect") == "http://schemas.xmlsoap.org/wsdl/"
-    definitions = section.find("{http://schemas.xmlsoap.org/wsdl/}definitions")
-    assert definitions is not None
-    assert definitions.find("{http://schemas.xmlsoap.org/ws/2004/09/policy}Policy") is not None
+    # As AD FS serves it: a bare wsdl:definitions (MSAL/ADAL read its bindings as children of the root).
+    definitions = etree.fromstring(response.content)
+    assert definitions.tag == "{http://schemas.xmlsoap.org/wsdl/}definitions"
+    assert len(definitions.findall("{http://schemas.xmlsoap.org/ws/2004/09/policy}Policy")) == 2
+    bindings = definitions.findall("{http://schemas.xmlsoap.org/wsdl/}binding")
+    assert len(bindings) == 2
+    assert all(b.find("{http://schemas.xmlsoap.org/wsdl/soap12/}binding") is not None for b in bindings)
     assert requests.post(url, data=b"x", verify=server.verify, timeout=30).status_code == 405

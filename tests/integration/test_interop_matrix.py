@@ -31,7 +31,7 @@ from sts.crypto import keygen
 from sts.stores.sqlite import Database
 from tests import client_families as cf
 from tests import token_checks as checks
-from tests.support import STS_BIN, Instance, Server, make_instance, start_server
+from tests.support import STS_BIN, Instance, Server, make_instance, start_server, wsu_timestamp
 
 pytestmark = pytest.mark.integration
 
@@ -508,24 +508,20 @@ def _wsdl(env: Env) -> etree._Element:
 
 def test_wsdl_embeds_transport_policy(env: Env) -> None:
     wsdl = _wsdl(env)
-    policies = wsdl.findall(f"{{{WSP}}}Policy")
-    assert len(policies) == 1
-    policy_id = policies[0].get(f"{{{WSU}}}Id")
-    assert policy_id
-    alternative = policies[0].findall(f"{{{WSP}}}ExactlyOne/{{{WSP}}}All")
+    policies = {p.get(f"{{{WSU}}}Id"): p for p in wsdl.findall(f"{{{WSP}}}Policy")}
+    assert set(policies) == {"UTOverTransport", "UTOverTransportFeb2005"}
+    alternative = policies["UTOverTransport"].findall(f"{{{WSP}}}ExactlyOne/{{{WSP}}}All")
     assert len(alternative) == 1
-    assert alternative[0].find(f"{{{SP}}}TransportBinding") is not None
-    tokens = alternative[0].findall(f"{{{SP}}}SignedSupportingTokens/{{{WSP}}}Policy/{{{SP}}}UsernameToken")
+    assert alternative[0].find(f"{{{SP}}}TransportBinding/{{{WSP}}}Policy/{{{SP}}}IncludeTimestamp") is not None
+    tokens = alternative[0].findall(f"{{{SP}}}SignedEncryptedSupportingTokens/{{{WSP}}}Policy/{{{SP}}}UsernameToken")
     assert len(tokens) == 1
     references = wsdl.findall(f"{{{WSDL_NS}}}binding/{{{WSP}}}PolicyReference")
-    assert [r.get("URI") for r in references] == [f"#{policy_id}"] * 2
+    assert [r.get("URI") for r in references] == ["#UTOverTransport", "#UTOverTransport", "#UTOverTransportFeb2005"]
     # The ports zeep binds to below: SOAP 1.1 on the WSO2 path, SOAP 1.2 on the Axis2-style alias (§3).
     ports = wsdl.findall(f"{{{WSDL_NS}}}service/{{{WSDL_NS}}}port")
     locations = {p.get("name"): [a.get("location") for a in p if etree.QName(a).localname == "address"] for p in ports}
-    assert locations == {
-        "wso2carbon-stsHttpsSoap11Endpoint": [env.server.url],
-        "wso2carbon-stsHttpsSoap12Endpoint": [env.server.url + SOAP12_ALIAS],
-    }
+    assert locations["wso2carbon-stsHttpsSoap11Endpoint"] == [env.server.url]
+    assert locations["wso2carbon-stsHttpsSoap12Endpoint"] == [env.server.url + SOAP12_ALIAS]
 
 
 def _zeep_service(env: Env, soap12: bool, digest: bool) -> tuple[Any, Any]:
@@ -542,7 +538,10 @@ def _zeep_service(env: Env, soap12: bool, digest: bool) -> tuple[Any, Any]:
     client = zeep.Client(  # type: ignore[no-untyped-call]
         env.server.url + "?wsdl",
         transport=Transport(session=session, timeout=30),  # type: ignore[no-untyped-call]
-        wsse=UsernameToken(user, password, use_digest=digest),  # type: ignore[no-untyped-call]
+        # zeep sends a Timestamp only when given one; the published policy requires it (sp:IncludeTimestamp).
+        wsse=UsernameToken(  # type: ignore[no-untyped-call]
+            user, password, use_digest=digest, timestamp_token=wsu_timestamp()
+        ),
         plugins=[history],
     )
     # The port as the WSDL advertises it: the SOAP 1.2 port lives on the Axis2-style alias path.

@@ -79,10 +79,13 @@ class Env:
         digest: bool = False,
         nonce: bytes | None | object = _AUTO,
         created: datetime | None | object = _AUTO,
-        timestamp: tuple[datetime, datetime | None] | None = None,
+        timestamp: tuple[datetime, datetime | None] | None | object = _AUTO,
     ) -> tuple[etree._Element, ...]:
-        """SOAP 1.1 headers with one ``wsse:Security``: optional Timestamp, a UsernameToken (text or digest)."""
+        """SOAP 1.1 headers with one ``wsse:Security``: a Timestamp (fresh unless given; None: none at all) and a
+        UsernameToken (text or digest)."""
         now = self.clock.now()
+        if timestamp is _AUTO:
+            timestamp = (now, now + timedelta(minutes=5))
         nonce_bytes = secrets.token_bytes(16) if nonce is _AUTO else nonce
         created_at = now if created is _AUTO else created
         secret = PASSWORDS[username] if password is None else password
@@ -92,7 +95,7 @@ class Env:
         etree.SubElement(envelope, etree.QName(ns.S11, "Body"))
         security = etree.SubElement(header, etree.QName(ns.WSSE, "Security"))
         security.set(etree.QName(ns.S11, "mustUnderstand"), "1")
-        if timestamp is not None:
+        if isinstance(timestamp, tuple):
             ts = etree.SubElement(security, etree.QName(ns.WSU, "Timestamp"))
             ts.set(etree.QName(ns.WSU, "Id"), "TS-1")
             etree.SubElement(ts, etree.QName(ns.WSU, "Created")).text = _format(timestamp[0])
@@ -371,6 +374,20 @@ def test_timestamp_too_old_even_with_far_expires(env: Env, caplog: pytest.LogCap
 def test_timestamp_fresh_accepted(env: Env) -> None:
     now = env.clock.now()
     assert env.login("alice", timestamp=(now, now + timedelta(minutes=5))).principal.name == "alice"
+
+
+def test_timestamp_missing_refused(env: Env, caplog: pytest.LogCaptureFixture) -> None:  # W23, SP 1.2 §7.3
+    # The published policy says sp:IncludeTimestamp, so a message without one is refused, before any password check.
+    for _ in range(MAX_FAILURES + 1):
+        _expect(caplog, errors.InvalidSecurity, "no_timestamp", env, "alice", "wrong-password", timestamp=None)
+    _expect(caplog, errors.InvalidSecurity, "no_timestamp", env, "dave", digest=True, timestamp=None)
+    assert env.lockout.state(ALICE_KEY) is None
+
+
+def test_timestamp_optional_only_where_the_policy_relaxes_it(env: Env) -> None:
+    relaxed = env.with_policy(replace(POLICY, require_timestamp=False))
+    assert env.login("alice", auth=relaxed, timestamp=None).principal.name == "alice"
+    assert POLICY.require_timestamp is True  # secure by default
 
 
 def test_expired_message_is_not_a_password_failure(env: Env, caplog: pytest.LogCaptureFixture) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sts import ns
-from sts.config.profiles import PROFILES, effective
+from sts.config.profiles import PROFILES, effective, timestamp_required
 from sts.config.relying_parties import RelyingParty
+from sts.config.settings import PROFILE_NAMES
 
 
 def test_strict_defaults() -> None:
@@ -31,3 +34,11 @@ def test_no_profile_uses_legacy_key_transport_or_weak_ciphers() -> None:
     for profile in PROFILES.values():
         assert profile.key_transport in ("rsa-oaep-mgf1p", "rsa-oaep")
         assert profile.cipher in ("aes256-gcm", "aes256-cbc")
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_every_profile_requires_a_timestamp(name: str) -> None:
+    # WCF/MSAL, WSS4J, Rampart and zeep (given a Timestamp token) all send one, and their servers require it;
+    # the published policy follows this value (tests/integration/test_metadata.py checks both ends per profile).
+    assert timestamp_required(name) is True
+    assert PROFILES[name].timestamp_required is True
