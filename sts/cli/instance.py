@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 
 from sts.cli.common import SubParsers
-from sts.config import load_settings
+from sts.config import foreign_environment, load_settings
 from sts.config.relying_parties import RelyingPartyStore
 from sts.crypto.keystore import KeyStoreError, check_certificate, load_certificate, load_keystore
 from sts.crypto.selftest import run_selftest
@@ -26,11 +26,12 @@ def register(commands: SubParsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print every problem found; exit 1 if there is any."""
     problems: list[str] = []
-    warnings: list[str] = []
+    # Ignored by the loader (not ours), but a misspelt table name would be ignored too: say so here.
+    warnings = [f"environment: {name} names no sts setting; ignored" for name in foreign_environment()]
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
-        _report(exc.problems, [])
+        _report(exc.problems, warnings)
         return 1
     try:
         keystore = load_keystore(settings)

@@ -2,6 +2,11 @@
 
 Every problem (syntax, unknown key, wrong type, out-of-range value) is collected and reported together in one
 :class:`~sts.errors.ConfigError`; a bad file fails the boot, never a request (architecture.md §6).
+
+The environment is shared with other software, so only variables that name one of our tables are read as
+settings: ``STS_<TABLE>_<KEY>`` with a known table but an unknown key, or a bad value, is a problem (a typo in
+a setting must not be ignored); any other ``STS_*`` name is not ours and is ignored
+(:func:`foreign_environment` lists them, for ``sts check-config`` to warn about).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from sts.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("var/sts.toml")
 ENV_PREFIX = "STS_"
-_NOT_SECTIONS = {"CONFIG", "SIGNING"}  # STS_CONFIG, STS_SIGNING_KEY_PASSPHRASE
+# Variables of ours that are not settings: the config path, the key passphrase, gunicorn's pid file.
+_NOT_SETTINGS = frozenset({"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE"})
 
 
 def config_path_from_env(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -66,18 +72,33 @@ def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
     return {}
 
 
+def foreign_environment(env: Mapping[str, str] | None = None) -> list[str]:
+    """``STS_*`` variables that are neither settings nor ours, which :func:`load_settings` ignores."""
+    environ = os.environ if env is None else env
+    return sorted(
+        key for key in environ if key.startswith(ENV_PREFIX) and key not in _NOT_SETTINGS and _table_of(key) is None
+    )
+
+
+def _table_of(key: str) -> str | None:
+    """The table an ``STS_<TABLE>_<KEY>`` variable names, if it names one of ours."""
+    if not key.startswith(ENV_PREFIX):
+        return None
+    table = key[len(ENV_PREFIX) :].partition("_")[0].lower()
+    return table if table in SECTIONS else None
+
+
 def _env_overrides(environ: Mapping[str, str], problems: list[str]) -> dict[str, dict[str, str]]:
     overrides: dict[str, dict[str, str]] = {}
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX):
-            continue
-        section, _, name = key[len(ENV_PREFIX) :].partition("_")
-        if section in _NOT_SECTIONS or section == "GUNICORN":
-            continue
-        if section.lower() not in SECTIONS or not name:
+        table = _table_of(key)
+        if table is None:
+            continue  # not a setting: another program's variable, or one of _NOT_SETTINGS
+        name = key[len(ENV_PREFIX) + len(table) + 1 :]
+        if not name:
             problems.append(f"environment: {key} names no setting")
             continue
-        overrides.setdefault(section.lower(), {})[name.lower()] = value
+        overrides.setdefault(table, {})[name.lower()] = value
     return overrides
 
 

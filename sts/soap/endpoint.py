@@ -42,6 +42,7 @@ class SoapRequest:
     http_action: str
     client_address: str
     secure_transport: bool
+    charset: str | None = None  # the Content-Type parameter, checked against the document by the parser
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ class SoapEndpoint:
         addressing: Addressing | None = None
         info = RequestInfo(correlation_id, request.client_address, request.secure_transport, request.http_action)
         try:
-            root = parse_untrusted(request.body, self._limits)
+            root = parse_untrusted(request.body, self._limits, charset=request.charset)
             addressing = _addressing_of(root, request.version)  # also for faults about the envelope itself
             envelope = read_envelope(root, request.version)
             check_must_understand(envelope, UNDERSTOOD_HEADERS)

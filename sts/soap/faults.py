@@ -140,5 +140,11 @@ def _soap12_fault_headers(error: STSError, version: SoapVersion, header: etree._
             env.set("qname", "e:Envelope")
     elif isinstance(error, MustUnderstand) and error.not_understood is not None:
         namespace, local = error.not_understood
-        element = etree.SubElement(header, ns.qn(ns.S12, "NotUnderstood"), nsmap={"h": namespace})
-        element.set("qname", f"h:{local}")
+        if namespace:
+            element = etree.SubElement(header, ns.qn(ns.S12, "NotUnderstood"), nsmap={"h": namespace})
+            element.set("qname", f"h:{local}")
+        else:
+            # An un-namespaced header's name is the unprefixed xs:QName (XML Schema Part 2 §3.2.18), which
+            # resolves to no namespace because this envelope declares no default namespace. Binding a prefix
+            # to "" instead is not namespace-well-formed (Namespaces in XML 1.0 §3, "No Prefix Undeclaring").
+            etree.SubElement(header, ns.qn(ns.S12, "NotUnderstood")).set("qname", local)

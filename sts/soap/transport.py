@@ -72,7 +72,7 @@ class Transport:
                 return _respond(start_response, "200 OK", "text/xml; charset=utf-8", self._wsdl)
             if method != "POST":
                 raise _HttpRefusal("405 Method Not Allowed", (("Allow", "POST"),))
-            version, action = _media_type(environ)
+            version, action, charset = _media_type(environ)
             body = _read_body(environ, self._policy.max_body_bytes)
         except _HttpRefusal as refusal:
             return _respond(start_response, refusal.status, "text/plain; charset=utf-8",
@@ -81,6 +81,7 @@ class Transport:
             body=body,
             version=version,
             http_action=action,
+            charset=charset,
             client_address=self._client_address(environ),
             secure_transport=self._is_secure(environ),
         )
@@ -115,8 +116,11 @@ class Transport:
         return environ.get("wsgi.url_scheme") == "https"
 
 
-def _media_type(environ: dict[str, Any]) -> tuple[SoapVersion, str]:
-    """SOAP version from the media type; the action from SOAPAction or the SOAP 1.2 ``action`` parameter."""
+def _media_type(environ: dict[str, Any]) -> tuple[SoapVersion, str, str | None]:
+    """SOAP version from the media type; the action from SOAPAction or the SOAP 1.2 ``action`` parameter.
+
+    The ``charset`` parameter is handed on as it is: the parser checks it against the document (row T11).
+    """
     if str(environ.get("HTTP_CONTENT_ENCODING", "identity")).strip().lower() not in ("", "identity"):
         raise _HttpRefusal("415 Unsupported Media Type")
     media, params = _parse_content_type(str(environ.get("CONTENT_TYPE", "")))
@@ -126,7 +130,7 @@ def _media_type(environ: dict[str, Any]) -> tuple[SoapVersion, str]:
     action = params.get("action", "")
     if not action:
         action = _unquote(str(environ.get("HTTP_SOAPACTION", "")))
-    return version, " ".join(action.split())
+    return version, " ".join(action.split()), params.get("charset")
 
 
 def _parse_content_type(value: str) -> tuple[str, dict[str, str]]:

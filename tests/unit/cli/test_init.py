@@ -256,6 +256,43 @@ def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "config file not found" in capsys.readouterr().out
 
 
+# --- environment variables that are not ours -------------------------------------------------------------------------
+
+
+def test_help_works_with_a_foreign_sts_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STS_FOO", "1")
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    assert "usage: sts" in capsys.readouterr().out
+
+
+def test_commands_work_with_a_foreign_sts_variable(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STS_FOO", "1")
+    monkeypatch.setenv("STS_PIDFILE", "/run/sts.pid")
+    capsys.readouterr()
+    assert _check(demo) == 0
+    out = capsys.readouterr().out
+    assert "warning: environment: STS_FOO names no sts setting; ignored" in out
+    assert "STS_PIDFILE" not in out  # ours: gunicorn's pid file
+    assert "problem:" not in out
+    assert main(["--config", str(demo / "sts.toml"), "user", "list"]) == 0
+    assert DEMO_USER in capsys.readouterr().out
+
+
+def test_misspelt_key_of_a_known_table_is_still_a_problem(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STS_SERVER_WORKRES", "2")
+    capsys.readouterr()
+    assert _check(demo) == 1
+    assert "problem: environment: STS_SERVER_WORKRES names no setting" in capsys.readouterr().out
+
+
 # --- importing signing material --------------------------------------------------------------------------------------
 
 

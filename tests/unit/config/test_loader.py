@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sts.config.loader import config_path_from_env, load_settings
+from sts.config.loader import config_path_from_env, foreign_environment, load_settings
 from sts.config.settings import (
     ALL_DOMAINS,
     IssuerSettings,
@@ -252,7 +252,7 @@ def test_several_problems_reported_together(tmp_path: Path) -> None:
         "[limits]\nmax_depth = 7\n"
         '[tokens]\nprofile = "jwt"\n'
     )
-    problems = _problems(_write(tmp_path, text), env={"STS_NOPE_X": "1", "STS_LIMITS_MAX_ELEMENTS": "many"})
+    problems = _problems(_write(tmp_path, text), env={"STS_LIMITS_NOPE": "1", "STS_LIMITS_MAX_ELEMENTS": "many"})
     expected = [
         "unknown table [sever]",
         "[server] unknown key 'workerz'",
@@ -260,7 +260,7 @@ def test_several_problems_reported_together(tmp_path: Path) -> None:
         "[server] bind: expected a string",
         "[limits] max_depth: must be between 8 and 256",
         "profile: must be strict, wso2, adfs or cxf",
-        "STS_NOPE_X names no setting",
+        "STS_LIMITS_NOPE names no setting",
         "STS_LIMITS_MAX_ELEMENTS: expected an integer",
     ]
     for fragment in expected:
@@ -345,19 +345,32 @@ def test_env_overrides_the_file(tmp_path: Path) -> None:
     assert settings.tokens.lifetime == 120
 
 
-@pytest.mark.parametrize("name", ["STS_NOPE_X", "STS_SERVER_NOPE", "STS_SERVER", "STS_LIMITS_"])
-def test_env_var_naming_no_setting_is_a_problem(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["STS_SERVER_NOPE", "STS_SERVER", "STS_LIMITS_", "STS_TOKENS_LIFETIMES"])
+def test_env_var_naming_one_of_our_tables_but_no_setting_is_a_problem(tmp_path: Path, name: str) -> None:
+    """A misspelt key of a table we own is a typo in our configuration: refuse it, as in the file."""
     [problem] = _problems(_write(tmp_path, ""), env={name: "1"})
     assert name in problem and "names no setting" in problem
 
 
 @pytest.mark.parametrize(
     "name",
-    ["STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_GUNICORN_WORKERS", "OTHER_SERVER_WORKERS", "sts_server_workers"],
+    [
+        "STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE", "STS_GUNICORN_WORKERS", "OTHER_SERVER_WORKERS",
+        "sts_server_workers", "STS_FOO", "STS_NOPE_X", "STS_", "STS_FUZZ", "STS_SERVERS_WORKERS",
+    ],
 )
-def test_env_vars_that_are_not_settings_are_ignored(tmp_path: Path, name: str) -> None:
-    settings = load_settings(_write(tmp_path, ""), env={name: "x"})
-    assert settings.server.workers == 0
+def test_env_vars_that_name_none_of_our_tables_are_ignored(tmp_path: Path, name: str) -> None:
+    """The environment is shared: an STS_* variable of another program must not break every command."""
+    settings = load_settings(_write(tmp_path, ""), env={name: "x", "STS_SERVER_WORKERS": "3"})
+    assert settings.server.workers == 3
+
+
+def test_foreign_environment_lists_what_is_ignored(tmp_path: Path) -> None:
+    env = {
+        "STS_FOO": "1", "STS_NOPE_X": "1", "STS_CONFIG": "x", "STS_SIGNING_KEY_PASSPHRASE": "x", "STS_PIDFILE": "x",
+        "STS_SERVER_WORKERS": "2", "STS_SERVER_NOPE": "1", "PATH": "/bin",
+    }
+    assert foreign_environment(env) == ["STS_FOO", "STS_NOPE_X"]
 
 
 def test_env_defaults_to_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from xml.etree import ElementTree
 
 import pytest
 from lxml import etree
@@ -238,6 +239,32 @@ def test_unknown_mandatory_header_must_understand() -> None:
     not_understood = root.find(f"{ns.qn(ns.S12, 'Header')}/{ns.qn(ns.S12, 'NotUnderstood')}")
     assert not_understood is not None
     assert not_understood.nsmap[not_understood.get("qname", "").split(":")[0]] == "urn:x"
+
+
+def test_unqualified_mandatory_header_fault_is_namespace_well_formed() -> None:
+    """SOAP 1.2 part 1 §5.4.8 for a header with no namespace: readable by a namespace-aware parser (expat)."""
+    service = StubService()
+    header = f'<Foo xmlns:soap="{ns.S12}" soap:mustUnderstand="true"/>'
+    response = _handle(service, S12, _envelope(S12, _rst(), header))
+    assert service.calls == []
+    # expat, namespace-aware, refuses xmlns:h="" ("must not undeclare prefix"); the input is our own output
+    root = ElementTree.fromstring(response.body)  # noqa: S314
+    not_understood = root.find(f"{ns.qn(ns.S12, 'Header')}/{ns.qn(ns.S12, 'NotUnderstood')}")
+    assert not_understood is not None
+    assert not_understood.get("qname") == "Foo"  # unprefixed, and no default namespace in scope: no namespace
+    assert b"xmlns=" not in response.body and b'=""' not in response.body
+
+
+def test_charset_that_contradicts_the_body_is_a_client_fault() -> None:
+    service = StubService()
+    endpoint = SoapEndpoint(service, ParserLimits())  # type: ignore[arg-type]
+    body = _envelope(S11, _rst()).decode().encode("utf-16")
+    request = SoapRequest(body, S11, "", "192.0.2.1", True, charset="utf-8")
+    response = endpoint.handle(request)
+    assert service.calls == []
+    assert _fault_qname(response, S11) == (ns.S11, "Client")
+    assert endpoint.handle(replace(request, charset="utf-16")).status == 200
+    assert len(service.calls) == 1
 
 
 @pytest.mark.parametrize(

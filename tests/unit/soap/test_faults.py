@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from xml.etree import ElementTree
 
 import pytest
 from lxml import etree
@@ -185,6 +186,17 @@ def test_soap12_must_understand_has_not_understood_header() -> None:
     assert not_understood is not None
     prefix, _, local = not_understood.get("qname", "").partition(":")
     assert (not_understood.nsmap[prefix], local) == ("urn:x", "Foo")
+
+
+def test_soap12_not_understood_for_an_unqualified_header_is_namespace_well_formed() -> None:
+    """An un-namespaced header is named by the unprefixed QName: never a prefix bound to "" (Namespaces in XML §3)."""
+    rendered, root = _render(MustUnderstand(SECRET, not_understood=("", "Foo")), S12)
+    path = f"{ns.qn(ns.S12, 'Header')}/{ns.qn(ns.S12, 'NotUnderstood')}"
+    expat_element = ElementTree.fromstring(rendered.body).find(path)  # noqa: S314 - our output; expat refuses xmlns:h=""
+    assert expat_element is not None and expat_element.get("qname") == "Foo"
+    not_understood = root.find(path)
+    assert not_understood is not None
+    assert None not in not_understood.nsmap  # no default namespace in scope: "Foo" resolves to no namespace
 
 
 def test_soap12_must_understand_without_header_name_has_no_header() -> None:

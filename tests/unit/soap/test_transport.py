@@ -210,6 +210,21 @@ def test_media_type_selects_soap_version(content_type: str, version: SoapVersion
     assert captured.requests[0].version is version
 
 
+@pytest.mark.parametrize(
+    ("content_type", "charset"),
+    [
+        ("text/xml", None),
+        ("text/xml; charset=UTF-16", "UTF-16"),
+        ('application/soap+xml; charset="utf-8"; action="urn:a"', "utf-8"),
+        ("text/xml; charset=iso-8859-1", "iso-8859-1"),
+    ],
+)
+def test_t11_charset_parameter_reaches_the_parser(content_type: str, charset: str | None) -> None:
+    """Handed on as sent: the parser decides whether it names UTF-8/UTF-16 and agrees with the bytes."""
+    captured, _body = _call(_environ(content_type=content_type))
+    assert captured.requests[0].charset == charset
+
+
 # --- T01 / T02: body cap ------------------------------------------------------------------------------------------
 
 
