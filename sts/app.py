@@ -35,6 +35,7 @@ from sts.lifecycle.operations import CancelOperation, ValidateOperation
 from sts.lifecycle.renew import RenewalPolicy, RenewOperation
 from sts.lifecycle.targets import TargetResolver
 from sts.minting import IssuerIdentity, TokenMinter
+from sts.netaddr import AddressSet
 from sts.service import OperationHandler, SecurityTokenService, TrustCall
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.spyne_app import call_spyne, make_spyne_wsgi
@@ -143,7 +144,7 @@ def build_authenticator(settings: Settings, db: Database) -> UsernameTokenAuthen
             db,
             security.client_failure_limit,
             security.client_failure_window,
-            frozenset(security.client_failure_exempt),
+            AddressSet.parse(security.client_failure_exempt),
         ),
     )
 
@@ -172,7 +173,7 @@ def build_service(settings: Settings, keystore: KeyStore, db: Database) -> Secur
     authenticator = build_authenticator(settings, db)
     tokens, lifecycle, clock = settings.tokens, settings.lifecycle, SystemClock()
     directory = RelyingPartyDirectory(
-        RelyingPartyStore(db), settings.store.truststore, tokens.default_relying_party, tokens.profile
+        RelyingPartyStore(db), settings.store.truststore, tokens.default_relying_party, tokens.profile, clock=clock
     )
     store = SqliteTokenStore(db) if lifecycle.token_store else None
     minter = TokenMinter(
@@ -229,5 +230,5 @@ def create_app(settings: Settings, keystore: KeyStore | None = None) -> Transpor
     def dispatch(environ: dict[str, Any], start_response: Any, request: SoapRequest) -> Iterable[bytes]:
         return call_spyne(spyne_apps[request.version], environ, start_response, endpoint, request)
 
-    policy = TransportPolicy(settings.limits.max_body_bytes, frozenset(settings.server.trusted_proxies))
+    policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
     return Transport(policy, wsdl, dispatch, render_mex(wsdl))

@@ -7,7 +7,7 @@ import os
 
 from sts.app import create_app
 from sts.config import load_settings
-from sts.config.settings import Settings
+from sts.config.settings import Settings, config_warnings
 from sts.crypto.keystore import load_keystore
 from sts.logging import configure_logging
 from sts.soap.transport import Transport
@@ -20,7 +20,7 @@ def boot(config: str | os.PathLike[str] | None = None, settings: Settings | None
     settings = settings or load_settings(config)
     configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
     keystore = load_keystore(settings)
-    for warning in keystore.warnings:
+    for warning in (*keystore.warnings, *config_warnings(settings)):
         _LOG.warning(warning)
     app = create_app(settings, keystore)
     _LOG.info("sts ready", extra={"config": str(settings.config_path)})

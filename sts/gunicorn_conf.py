@@ -37,9 +37,12 @@ limit_request_field_size = 8190
 # Recycle workers now and then as a safety net against slow memory growth.
 max_requests = 20000
 max_requests_jitter = 2000
-# X-Forwarded-* are believed only from the configured TLS-terminating proxies (row T07).
-forwarded_allow_ips = ",".join(_settings.server.trusted_proxies) or "0.0.0.0/32"
-proxy_allow_ips = forwarded_allow_ips
+# gunicorn believes no forwarding header: the STS matches [server] trusted_proxies itself (sts.soap.transport), so
+# wsgi.url_scheme is always the socket's own scheme and X-Forwarded-* count only from listed proxies (row T07).
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
+forwarder_headers = ""
+proxy_allow_ips = ",".join(_settings.server.trusted_proxies)  # PROXY protocol, if enabled via GUNICORN_CMD_ARGS
 if _settings.server.tls_cert and _settings.server.tls_key:
     certfile = str(_settings.server.tls_cert)
     keyfile = str(_settings.server.tls_key)

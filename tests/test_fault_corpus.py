@@ -59,7 +59,11 @@ SOAP12_SUBCODE = {"Client": "InvalidMessage", "Server": "ServiceUnavailable"}
 
 _NAME = re.compile(r"(?P<fault>(?:soap|wsse|wst)-[A-Za-z]+|http-[1-5][0-9]{2})__[a-z0-9_]+")
 _PROVENANCE = re.compile(r"<!-- provenance: (?P<rows>[A-Z][0-9]{2}(?:/[A-Z][0-9]{2})*) — (?P<text>.+) -->")
-_DIRECTIVE = re.compile(r"(?P<key>content-type|method|header): (?P<value>.*)", re.DOTALL)
+_DIRECTIVE = re.compile(r"(?P<key>content-type|method|header|transport): (?P<value>.*)", re.DOTALL)
+# ``transport: plain-http``: sent over plain HTTP to a second server that refuses PasswordText there and lists a
+# proxy network the test client (127.0.0.1) is not in, so forwarded headers come from an untrusted peer (T07).
+PLAIN_HTTP = "plain-http"
+PLAIN_TRUSTED_PROXIES = "192.0.2.0/24"  # TEST-NET-1 (RFC 5737): never the test client
 _NOW = re.compile(rb"\{\{NOW([+-][0-9]{1,9})\}\}")
 _REPEAT = re.compile(rb"\{\{REPEAT:([0-9]{1,7}):(.*?)\}\}", re.DOTALL)
 _LEFTOVER = re.compile(rb"\{\{[A-Z_]+")
@@ -79,6 +83,7 @@ class Vector:
     method: str
     headers: tuple[tuple[str, str], ...]
     template: bytes
+    plain_http: bool = False
 
     @property
     def http_status(self) -> int | None:
@@ -99,7 +104,7 @@ def load_vector(path: Path) -> Vector:
     provenance = _PROVENANCE.fullmatch(first.decode("utf-8").rstrip("\r"))
     assert provenance is not None, f"{path.name}: line 1 is not <!-- provenance: ROW — what -->"
     content_type: str | None = DEFAULT_CONTENT_TYPE
-    method, headers = "POST", []
+    method, headers, plain_http = "POST", [], False
     directives: list[list[str]] = []
     for segment in provenance["text"].split("; ")[1:]:
         directive = _DIRECTIVE.fullmatch(segment)
@@ -112,11 +117,15 @@ def load_vector(path: Path) -> Vector:
             content_type = None if value == "none" else value
         elif key == "method":
             method = value
+        elif key == "transport":
+            assert value == PLAIN_HTTP, f"{path.name}: unknown transport {value!r}"
+            plain_http = True
         else:
             header, _, header_value = value.partition(": ")
             headers.append((header, header_value))
     return Vector(
-        path, name["fault"], tuple(provenance["rows"].split("/")), content_type, method, tuple(headers), template
+        path, name["fault"], tuple(provenance["rows"].split("/")), content_type, method, tuple(headers), template,
+        plain_http,
     )
 
 
@@ -267,6 +276,19 @@ def corpus_server(corpus_instance: Instance) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
+def plain_server(corpus_instance: Instance) -> Iterator[Server]:
+    """Plain HTTP, PasswordText refused there, a trusted proxy network that does not hold the test client."""
+    env = {
+        "STS_SECURITY_CLIENT_FAILURE_LIMIT": "0",
+        "STS_SERVER_ALLOW_INSECURE_TRANSPORT": "false",
+        "STS_SERVER_TRUSTED_PROXIES": PLAIN_TRUSTED_PROXIES,
+    }
+    server = start_server(corpus_instance, workers=1, tls=False, env=env)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def canary() -> Iterator[Canary]:
     listener = Canary()
     yield listener
@@ -289,8 +311,12 @@ class Answer:
 
 def send(server: Server, vector: Vector, payload: bytes, ctx: Context) -> Answer:
     """Send the vector byte-exactly (http.client: no header of ours is rewritten, Content-Length included)."""
-    tls = ssl.create_default_context(cafile=str(server.instance.ca_file))
-    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=tls, timeout=10)
+    conn: http.client.HTTPConnection
+    if server.tls:
+        tls = ssl.create_default_context(cafile=str(server.instance.ca_file))
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=tls, timeout=10)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     headers = {"Content-Type": vector.content_type} if vector.content_type is not None else {}
     headers.update({name: render(value.encode(), ctx).decode() for name, value in vector.headers})
     try:
@@ -424,11 +450,14 @@ def test_corpus_is_complete() -> None:
 
 
 @pytest.mark.parametrize("path", _params())
-def test_hostile_input_gets_its_fault(path: Path, corpus_server: Server, context: Context, canary: Canary) -> None:
+def test_hostile_input_gets_its_fault(
+    path: Path, corpus_server: Server, context: Context, canary: Canary, request: pytest.FixtureRequest
+) -> None:
     vector = load_vector(path)
+    server = request.getfixturevalue("plain_server") if vector.plain_http else corpus_server
     payload = render(vector.template, context)
-    answer = send(corpus_server, vector, payload, context)
-    check_answer(corpus_server, vector, payload, answer, context)
+    answer = send(server, vector, payload, context)
+    check_answer(server, vector, payload, answer, context)
     assert canary.hits == [], f"the STS fetched {canary.hits}"
 
 

@@ -14,7 +14,9 @@ workers = 0
 # TLS certificate and key served by gunicorn. Remove both to serve plain HTTP behind a TLS-terminating proxy.
 tls_cert = "keystore/tls.crt.pem"
 tls_key = "keystore/tls.key.pem"
-# Addresses of TLS-terminating proxies whose X-Forwarded-Proto header is believed.
+# TLS-terminating proxies (IP addresses or networks such as "10.0.0.0/24"; "*" is refused) whose
+# X-Forwarded-Proto/-Ssl/-Protocol and X-Forwarded-For headers are believed. Behind them the client address is
+# the right-most X-Forwarded-For hop that is not one of them.
 trusted_proxies = []
 # Accept PasswordText over plain HTTP (never in production; for loopback tests only).
 allow_insecure_transport = false
@@ -80,8 +82,8 @@ trusted_client_certs = "keystore/clients"
 # Password spraying: failed authentications allowed per client address within the window (0 disables).
 client_failure_limit = 20
 client_failure_window = 60
-# Addresses never throttled (loopback by default; behind a trusted proxy the client address is taken
-# from X-Forwarded-For).
+# Addresses or networks never throttled (loopback by default). A proxy on this host that is not listed in
+# [server] trusted_proxies makes every client loopback, hence never throttled: list the proxy there.
 client_failure_exempt = ["127.0.0.1", "::1"]
 
 [lockout]

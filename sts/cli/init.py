@@ -1,4 +1,8 @@
-"""``sts init [DIR]``: write a new instance (config, keystore, TLS certificate, truststore, database)."""
+"""``sts init [DIR]``: write a new instance (config, keystore, TLS certificate, truststore, database).
+
+Folders are created 0700 and secret files 0600 whatever the umask (an existing secret file is brought to 0600);
+nothing is written through a symbolic link (sts.files).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import shutil
 from pathlib import Path
 
 from cryptography import x509
@@ -20,10 +23,13 @@ from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.crypto import keygen
 from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificate, same_public_key
 from sts.crypto.secretbox import SecretBox, generate_key_file
+from sts.files import SECRET_FILE, UnsafePath, refuse_link, secure_dir, write_file
 from sts.stores.sqlite import Database, initialize
 
 DEMO_APPLIES_TO = "https://localhost:8443/demo-rp/"
 DEMO_USER = "admin"
+DEMO_PASSWORD_FILE = "demo-admin-password.txt"  # noqa: S105 - a file name
+KEYSTORE_FILES = ("sts-signing.key.pem", "sts-signing.crt.pem", "tls.key.pem", "tls.crt.pem", "credentials.key")
 
 
 def register(commands: SubParsers) -> None:
@@ -51,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     base = Path(args.directory)
     keystore = base / "keystore"
     signing_key_path, tls_key_path = keystore / "sts-signing.key.pem", keystore / "tls.key.pem"
-    existing = [p for p in (signing_key_path, tls_key_path, base / "sts.toml") if p.exists()]
+    existing = [p for p in (signing_key_path, tls_key_path, base / "sts.toml") if os.path.lexists(p)]
     if existing and not args.force:
         raise CommandError(f"{existing[0]} already exists; use --force to overwrite keys and configuration")
     key, cert = _signing_material(args)
@@ -60,35 +66,65 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--bind must be HOST:PORT")
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104 - a comparison
     url = f"https://{shown}:{port}/services/wso2carbon-sts"
-    keygen.write_private_key(signing_key_path, key)
+    try:
+        _prepare(base, args.demo)
+        _write_instance(base, args, key, cert, url)
+    except UnsafePath as exc:
+        raise CommandError(str(exc)) from None
+    db = Database(base / "sts.db")
+    users = SqliteUserStore(db, PasswordHasher(), SecretBox.from_file(keystore / "credentials.key"))
+    users.add_role("admin")
+    print(f"Created STS instance in {base}/")
+    print(f"  configuration:       {base / 'sts.toml'}")
+    print(f"  signing certificate: {keystore / 'sts-signing.crt.pem'}  (give this to relying parties)")
+    print(f"  TLS CA file:         {keystore / 'tls.crt.pem'}")
+    if args.demo:
+        try:
+            _demo(base, users, RelyingPartyStore(db), args.key_size)
+        except UnsafePath as exc:
+            raise CommandError(str(exc)) from None
+    db.close()
+    return 0
+
+
+def _prepare(base: Path, demo: bool) -> None:
+    """Folders only their owner can write (0700 when created, whatever the umask), and no symbolic link where a
+    file will be written: checked before anything is written, so a refusal leaves nothing half-made."""
+    secure_dir(base, follow=True)  # the directory the operator named may itself be a link
+    folders = [base / "keystore", base / "keystore" / "truststore", base / "keystore" / "clients"]
+    files = [base / name for name in ("sts.toml", "sts.db", "sts.db-wal", "sts.db-shm")]
+    files += [base / "keystore" / name for name in KEYSTORE_FILES]
+    if demo:
+        folders.append(base / "demo-rp")
+        files += [base / name for name in ("demo.json", DEMO_PASSWORD_FILE, "demo-rp/rp.key.pem", "demo-rp/rp.crt.pem")]
+        files.append(base / "keystore" / "truststore" / "demo-rp.crt.pem")
+    for folder in folders:
+        secure_dir(folder)
+    for path in files:
+        refuse_link(path)
+
+
+def _write_instance(
+    base: Path, args: argparse.Namespace, key: keygen.RSAPrivateKey, cert: x509.Certificate, url: str
+) -> None:
+    keystore = base / "keystore"
+    keygen.write_private_key(keystore / "sts-signing.key.pem", key)
     keygen.write_certificate(keystore / "sts-signing.crt.pem", cert)
     tls_key = keygen.generate_rsa_key(args.key_size)
     tls_cert = keygen.self_signed_certificate(
         tls_key, "localhost", dns_names=("localhost",), ip_addresses=("127.0.0.1", "::1"), server_auth=True
     )
-    keygen.write_private_key(tls_key_path, tls_key)
+    keygen.write_private_key(keystore / "tls.key.pem", tls_key)
     keygen.write_certificate(keystore / "tls.crt.pem", tls_cert)
-    (keystore / "truststore").mkdir(parents=True, exist_ok=True)
-    (keystore / "clients").mkdir(parents=True, exist_ok=True)
     generate_key_file(keystore / "credentials.key")
-    config = base / "sts.toml"
-    config.write_text(TEMPLATE.format(bind=args.bind, issuer=args.issuer or url))
+    # No secret in it, but it says which keys to trust: writable by its owner only.
+    config = TEMPLATE.format(bind=args.bind, issuer=args.issuer or url)
+    write_file(base / "sts.toml", config.encode(), SECRET_FILE)
     if args.force and (base / "sts.db").exists():
         (base / "sts.db").unlink()
         for suffix in ("-wal", "-shm"):
             Path(f"{base / 'sts.db'}{suffix}").unlink(missing_ok=True)
     initialize(base / "sts.db")
-    db = Database(base / "sts.db")
-    users = SqliteUserStore(db, PasswordHasher(), SecretBox.from_file(keystore / "credentials.key"))
-    users.add_role("admin")
-    print(f"Created STS instance in {base}/")
-    print(f"  configuration:       {config}")
-    print(f"  signing certificate: {keystore / 'sts-signing.crt.pem'}  (give this to relying parties)")
-    print(f"  TLS CA file:         {keystore / 'tls.crt.pem'}")
-    if args.demo:
-        _demo(base, users, RelyingPartyStore(db), args.key_size)
-    db.close()
-    return 0
 
 
 def _passphrase(args: argparse.Namespace) -> bytes | None:
@@ -140,15 +176,13 @@ def _demo(base: Path, users: SqliteUserStore, rps: RelyingPartyStore, bits: int)
             "http://wso2.org/claims/role": ["admin"],
         },
     )
-    password_file = base / "demo-admin-password.txt"
-    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(password + "\n")
+    password_file = base / DEMO_PASSWORD_FILE
+    write_file(password_file, (password + "\n").encode(), SECRET_FILE)
     rp_key = keygen.generate_rsa_key(bits)
     rp_cert = keygen.self_signed_certificate(rp_key, "demo relying party")
     keygen.write_private_key(base / "demo-rp" / "rp.key.pem", rp_key)
     keygen.write_certificate(base / "demo-rp" / "rp.crt.pem", rp_cert)
-    shutil.copyfile(base / "demo-rp" / "rp.crt.pem", base / "keystore" / "truststore" / "demo-rp.crt.pem")
+    keygen.write_certificate(base / "keystore" / "truststore" / "demo-rp.crt.pem", rp_cert)
     rps.add(RelyingParty(address=DEMO_APPLIES_TO, cert_file="demo-rp.crt.pem", claims=(
         "http://wso2.org/claims/emailaddress", "http://wso2.org/claims/givenname",
     )))
@@ -158,7 +192,7 @@ def _demo(base: Path, users: SqliteUserStore, rps: RelyingPartyStore, bits: int)
         "password_file": password_file.name,
         "rp_key": "demo-rp/rp.key.pem",
     }
-    (base / "demo.json").write_text(json.dumps(demo, indent=2) + "\n")
+    write_file(base / "demo.json", (json.dumps(demo, indent=2) + "\n").encode(), SECRET_FILE)
     print(f"  demo user:           {DEMO_USER}  password: {password}")
     print(f"                       (shown once; also in {password_file}, readable only by you)")
     print(f"  demo relying party:  {DEMO_APPLIES_TO}  (its key: {base / 'demo-rp' / 'rp.key.pem'})")

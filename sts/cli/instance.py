@@ -1,16 +1,23 @@
-"""``sts check-config``: load config, keys, truststore, policies and database, run the crypto self-test."""
+"""``sts check-config``: load config, keys, truststore, policies and database, run the crypto self-test.
+
+Also warned about: certificates (signing, relying parties, clients) within 30 days of expiry, secret files other
+users can read, and loopback exempt from spray throttling with no trusted proxy listed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+from pathlib import Path
 
 from sts.cli.common import SubParsers
 from sts.config import foreign_environment, load_settings
 from sts.config.relying_parties import RelyingPartyStore
-from sts.crypto.keystore import KeyStoreError, check_certificate, load_certificate, load_keystore
+from sts.config.settings import Settings, config_warnings
+from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate, load_keystore
 from sts.crypto.selftest import run_selftest
 from sts.errors import ConfigError
+from sts.files import loose_secret
 from sts.soap.wsdl_render import load_policy
 from sts.stores.sqlite import Database, DatabaseError, check_database
 
@@ -46,10 +53,14 @@ def run(args: argparse.Namespace) -> int:
     for path in (settings.server.tls_cert, settings.server.tls_key):
         if path is not None and not path.is_file():
             problems.append(f"server: {path} not found")
+    problems += _check_tls_certificate(settings.server.tls_cert, warnings)
     if (settings.server.tls_cert is None) != (settings.server.tls_key is None):
         problems.append("server: tls_cert and tls_key go together")
     if not settings.store.truststore.is_dir():
         problems.append(f"store.truststore: {settings.store.truststore} is not a directory")
+    warnings += config_warnings(settings)
+    warnings += _secret_file_warnings(settings)
+    problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)
     try:
         check_database(settings.store.database)
         problems += _check_relying_parties(Database(settings.store.database), settings.store.truststore, warnings)
@@ -62,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_relying_parties(db: Database, truststore: object, warnings: list[str]) -> list[str]:
-    from pathlib import Path
-
     problems: list[str] = []
     now = dt.datetime.now(dt.UTC)
     for rp in RelyingPartyStore(db).all():
@@ -79,6 +88,42 @@ def _check_relying_parties(db: Database, truststore: object, warnings: list[str]
         problems += cert_problems
         warnings += cert_warnings
     db.close()
+    return problems
+
+
+def _check_tls_certificate(path: Path | None, warnings: list[str]) -> list[str]:
+    if path is None or not path.is_file():
+        return []
+    try:
+        cert = load_certificate(path)
+    except (OSError, ValueError):
+        return [f"server.tls_cert: {path} is not a certificate"]
+    problems, cert_warnings = check_validity(cert, "server.tls_cert", dt.datetime.now(dt.UTC))
+    warnings += cert_warnings
+    return problems
+
+
+def _secret_file_warnings(settings: Settings) -> list[str]:
+    secrets = [settings.issuer.signing_key, settings.store.credential_key, settings.store.database]
+    secrets += [p for p in (settings.issuer.signing_key_passphrase_file, settings.server.tls_key) if p is not None]
+    return [warning for path in secrets if (warning := loose_secret(path)) is not None]
+
+
+def _check_client_certificates(folder: Path, warnings: list[str]) -> list[str]:
+    """Registered client certificates (PublicKey UseKey): expired or not yet valid ones, and expiry warnings."""
+    problems: list[str] = []
+    if not folder.is_dir():
+        return problems
+    now = dt.datetime.now(dt.UTC)
+    for path in sorted(folder.iterdir()):
+        try:
+            cert = load_certificate(path)
+        except (OSError, ValueError):
+            warnings.append(f"security.trusted_client_certs: {path} is not a certificate (ignored)")
+            continue
+        cert_problems, cert_warnings = check_certificate(cert, f"client certificate {path.name}", now)
+        problems += cert_problems
+        warnings += cert_warnings
     return problems
 
 

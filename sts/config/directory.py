@@ -4,7 +4,9 @@ built once per worker (a python-xmlsec KeysManager per RP certificate; dependenc
 The registry lives in the database (``sts rp ...`` writes it, bumping a version counter); a worker looks at
 that counter at most once a second and re-reads the registry only when it moved, so registering an RP needs no
 restart and costs the request path nothing. Parsed certificates (by file and modification time) and encrypters
-(by certificate and algorithms) survive a re-read.
+(by certificate and algorithms) survive a re-read. A certificate's dates are checked at every use against the
+injected clock (two comparisons), so one that expires while the server runs stops being used at that instant; the
+log warns once per worker when it is within 30 days of expiry, and once when it is refused.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from pathlib import Path
 
 from cryptography import x509
 
+from sts.clock import Clock, SystemClock
 from sts.config.profiles import EffectiveSettings, effective
 from sts.config.relying_parties import RelyingParty, RelyingPartyError, RelyingPartyStore, normalize_address
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
 from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
-from sts.crypto.keystore import check_certificate, fingerprint, load_certificate
+from sts.crypto.keystore import Validity, check_key, check_validity, fingerprint, load_certificate
 from sts.errors import InvalidRequest, InvalidScope, RequestFailed
 
 _LOG = logging.getLogger("sts.rp")
@@ -53,9 +56,12 @@ class RelyingPartyDirectory:
         default_address: str = "",
         default_profile: str = "strict",
         recheck_seconds: float = _RECHECK_SECONDS,
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
         self._recheck = recheck_seconds
+        self._clock = clock or SystemClock()
+        self._noted: set[tuple[str, str, float]] = set()
         self._default_profile = default_profile
         self._truststore = truststore
         self._default = default_address
@@ -81,7 +87,7 @@ class RelyingPartyDirectory:
             raise InvalidRequest("no AppliesTo and no default relying party", reason="missing_applies_to")
         if rp is None:
             raise InvalidScope("AppliesTo matches no relying party", reason="unknown_applies_to")
-        return self._resolved(rp, fallback)
+        return self._party(rp, fallback)
 
     def registered(self, address: str) -> ResolvedParty | None:
         """The relying party registered under exactly ``address`` (as recorded with an issued token), with its
@@ -89,12 +95,35 @@ class RelyingPartyDirectory:
         renewed for its relying party never lands on another one (a prefix, a regex or the default RP)."""
         self._refresh()
         rp = self._registered.get(address)
-        return None if rp is None else self._resolved(rp, fallback=False)
+        return None if rp is None else self._party(rp, fallback=False)
 
-    def _resolved(self, rp: RelyingParty, fallback: bool) -> ResolvedParty:
-        audience = rp.identifier or rp.address
+    def _party(self, rp: RelyingParty, fallback: bool) -> ResolvedParty:
+        """The resolved party with its certificate only while that is valid now."""
         settings = effective(rp, self._default_profile)
-        return ResolvedParty(rp, audience, self._certs.get(rp.address), settings, fallback)
+        return ResolvedParty(rp, rp.identifier or rp.address, self._usable_cert(rp), settings, fallback)
+
+    def _usable_cert(self, rp: RelyingParty) -> x509.Certificate | None:
+        """The RP certificate if it is within its validity period now (RFC 5280 §4.1.2.5), else None."""
+        cert = self._certs.get(rp.address)
+        if cert is None:
+            return None
+        validity, now = Validity.of(cert), self._clock.now()
+        if not validity.valid_at(now):
+            self._note_once(rp, cert, now, refused=True)
+            return None
+        if validity.expires_soon(now):
+            self._note_once(rp, cert, now, refused=False)
+        return cert
+
+    def _note_once(self, rp: RelyingParty, cert: x509.Certificate, now: dt.datetime, *, refused: bool) -> None:
+        """Log a certificate's date problem once per worker and certificate, not once per request."""
+        key = (rp.address, "refused" if refused else "expiring", cert.not_valid_after_utc.timestamp())
+        if key in self._noted:
+            return
+        self._noted.add(key)
+        problems, warnings = check_validity(cert, f"relying party {rp.address}", now)
+        for message in problems if refused else warnings:
+            (_LOG.error if refused else _LOG.warning)(message, extra={"relying_party": rp.address})
 
     def encrypter(self, party: ResolvedParty) -> TokenEncrypter:
         """The worker's encrypter for this relying party's certificate and algorithms."""
@@ -148,6 +177,8 @@ class RelyingPartyDirectory:
         self._regex = [(re.compile(rp.address), rp) for rp in parties if rp.match == "regex"]
         self._certs = {rp.address: self._cached_cert(rp) for rp in parties if rp.cert_file}
         self._version = version
+        for rp in parties:  # log expired and expiring certificates now, not only when their RP is asked for
+            self._usable_cert(rp)
 
     def _cached_cert(self, rp: RelyingParty) -> x509.Certificate | None:
         """The RP certificate, parsed again only when its file changed."""
@@ -161,15 +192,17 @@ class RelyingPartyDirectory:
         return self._cert_cache[key]
 
     def _load_cert(self, rp: RelyingParty) -> x509.Certificate | None:
-        """Parse an RP certificate; an unusable one (missing, expired, weak) disables encryption for that RP."""
+        """Parse an RP certificate; an unusable one (missing, weak key) disables encryption for that RP.
+
+        Its dates are not judged here but at each use (:meth:`_usable_cert`): a certificate that is not yet
+        valid when loaded becomes usable when its time comes, one that expires stops being used.
+        """
         try:
             cert = load_certificate(self._truststore / rp.cert_file)
         except (OSError, ValueError):
             _LOG.error("relying party certificate unreadable", extra={"relying_party": rp.address})
             return None
-        problems, warnings = check_certificate(cert, f"relying party {rp.address}", dt.datetime.now(dt.UTC))
-        for warning in warnings:
-            _LOG.warning(warning)
+        problems = check_key(cert, f"relying party {rp.address}")
         if problems:
             _LOG.error("; ".join(problems))
             return None

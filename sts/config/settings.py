@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sts.netaddr import AddressSet, are_networks
+
 ALL_DOMAINS = "ALL-USER-STORE-DOMAINS"
 # Compatibility profiles (their contents: sts.config.profiles); named here so every layer checks the same list.
 PROFILE_NAMES = ("strict", "wso2", "adfs", "cxf")
@@ -29,6 +31,13 @@ def _non_negative(default: int) -> Any:
     return _check(lambda v: v >= 0, "must be 0 or more", default)
 
 
+def _networks(default: tuple[str, ...]) -> Any:
+    return _check(
+        are_networks, "must list IP addresses or networks such as \"10.0.0.5\" or \"10.0.0.0/24\" ('*' is refused)",
+        default,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     """``[server]``: where and how gunicorn listens."""
@@ -40,7 +49,8 @@ class ServerSettings:
     timeout: int = _positive(30)
     graceful_timeout: int = _positive(30)
     keepalive: int = _non_negative(5)
-    trusted_proxies: tuple[str, ...] = ()
+    # TLS-terminating proxies whose X-Forwarded-Proto/-Ssl/-Protocol and X-Forwarded-For are believed.
+    trusted_proxies: tuple[str, ...] = _networks(())
     allow_insecure_transport: bool = False
     public_url: str = ""
     soap12_sender_status: int = _check(lambda v: v in (400, 500), "must be 400 or 500", 400)
@@ -122,7 +132,7 @@ class SecuritySettings:
     # Certificates of clients whose keys PublicKey (holder-of-key) tokens may be bound to (wst:UseKey).
     trusted_client_certs: Path = Path("keystore/clients")
     # Client addresses never throttled (local tools and health checks); loopback by default.
-    client_failure_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
+    client_failure_exempt: tuple[str, ...] = _networks(("127.0.0.1", "::1"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +186,20 @@ class Settings:
     def base_dir(self) -> Path:
         """The directory relative paths in the file are resolved against."""
         return self.config_path.parent
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """Valid but risky combinations, for ``sts check-config`` and the start-up log."""
+    security = settings.security
+    exempt = AddressSet.parse(security.client_failure_exempt)
+    if security.client_failure_limit and exempt.covers_loopback() and not settings.server.trusted_proxies:
+        # Behind nginx on the same host every request comes from 127.0.0.1: spray throttling would be off.
+        return [
+            "security.client_failure_exempt exempts loopback and server.trusted_proxies is empty: if a proxy on"
+            " this host forwards the clients, they all arrive from loopback and are never throttled; list the proxy"
+            " in trusted_proxies (its X-Forwarded-For then names each client) or remove loopback from the exemptions"
+        ]
+    return []
 
 
 SECTIONS: dict[str, type] = {

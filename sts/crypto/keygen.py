@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
@@ -12,6 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sts.files import PUBLIC_FILE, SECRET_FILE, write_file
 
 DEFAULT_BITS = 3072
 # Re-exported so that modules outside sts.crypto never import cryptography.hazmat themselves.
@@ -96,19 +97,14 @@ def load_private_key(path: Path, password: bytes | None) -> rsa.RSAPrivateKey:
 
 
 def write_private_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    """Write an unencrypted PKCS#8 PEM key readable only by its owner (mode 0600, set at creation)."""
+    """Write an unencrypted PKCS#8 PEM key readable only by its owner (mode 0600, whatever the umask or the mode
+    of a file it replaces; never through a symbolic link)."""
     data = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
+    write_file(path, data, SECRET_FILE)
 
 
 def write_certificate(path: Path, cert: x509.Certificate) -> None:
-    """Write a PEM certificate (public; mode 0644)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    os.chmod(path, 0o644)
+    """Write a PEM certificate (public; mode 0644; never through a symbolic link)."""
+    write_file(path, cert.public_bytes(serialization.Encoding.PEM), PUBLIC_FILE)

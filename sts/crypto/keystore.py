@@ -71,13 +71,24 @@ def load_certificate(path: Path) -> x509.Certificate:
 
 def check_certificate(cert: x509.Certificate, label: str, now: dt.datetime) -> tuple[list[str], list[str]]:
     """Problems (RSA < 2048, expired, not yet valid) and warnings (expiring within 30 days) of a certificate."""
-    problems: list[str] = []
-    warnings: list[str] = []
+    problems, warnings = check_validity(cert, label, now)
+    return check_key(cert, label) + problems, warnings
+
+
+def check_key(cert: x509.Certificate, label: str) -> list[str]:
+    """Problems of the certificate's key, which never change while it is in use (RSA of 2048 bits or more)."""
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
-        problems.append(f"{label}: only RSA keys are supported")
-    elif key.key_size < MIN_RSA_BITS:
-        problems.append(f"{label}: RSA key of {key.key_size} bits; at least {MIN_RSA_BITS} required")
+        return [f"{label}: only RSA keys are supported"]
+    if key.key_size < MIN_RSA_BITS:
+        return [f"{label}: RSA key of {key.key_size} bits; at least {MIN_RSA_BITS} required"]
+    return []
+
+
+def check_validity(cert: x509.Certificate, label: str, now: dt.datetime) -> tuple[list[str], list[str]]:
+    """Date problems (expired, not yet valid) and the warning of an expiry within 30 days, at ``now``."""
+    problems: list[str] = []
+    warnings: list[str] = []
     if cert.not_valid_after_utc <= now:
         problems.append(f"{label}: certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
     elif cert.not_valid_after_utc - now < EXPIRY_WARNING:
@@ -85,6 +96,27 @@ def check_certificate(cert: x509.Certificate, label: str, now: dt.datetime) -> t
     if cert.not_valid_before_utc > now:
         problems.append(f"{label}: certificate not valid before {cert.not_valid_before_utc:%Y-%m-%d}")
     return problems, warnings
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """A certificate's validity period (RFC 5280 §4.1.2.5), kept to re-check it cheaply at every use."""
+
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> Validity:
+        """The period of ``cert``."""
+        return cls(cert.not_valid_before_utc, cert.not_valid_after_utc)
+
+    def valid_at(self, now: dt.datetime) -> bool:
+        """Whether ``now`` lies within the period (notAfter itself is past it, as above)."""
+        return self.not_before <= now < self.not_after
+
+    def expires_soon(self, now: dt.datetime) -> bool:
+        """Whether it ends within the warning period (30 days)."""
+        return self.not_after - now < EXPIRY_WARNING
 
 
 def _passphrase(settings: Settings) -> bytes | None:

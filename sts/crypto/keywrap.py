@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 from pathlib import Path
 
 from cryptography import x509
@@ -17,11 +18,12 @@ from lxml import etree
 
 from sts import ns
 from sts.crypto.algorithms import KeyTransport
-from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificate
+from sts.crypto.keystore import MIN_RSA_BITS, Validity, check_certificate, load_certificate
 from sts.xmlutil import text_of
 
 X509V3 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
 MAX_CERT_BYTES = 16 * 1024
+_LOG = logging.getLogger("sts.clients")
 
 
 class UseKeyRejected(Exception):
@@ -83,30 +85,41 @@ class TrustedClientKeys:
 
     Until requests can be signed (the X.509 scenarios), the STS cannot see the caller prove it holds a UseKey
     (catalogue I14); binding tokens only to keys an operator registered keeps an attacker from having a token
-    issued for a key of their choosing. The directory is re-read when its modification time changes.
+    issued for a key of their choosing. A key counts only while one of its registered certificates is within its
+    validity period (checked at every use, so an expiring certificate stops counting without a restart; the log
+    warns within 30 days of expiry). The directory is re-read when its modification time changes.
     """
 
     def __init__(self, directory: Path | None) -> None:
         self._directory = directory
         self._stamp: float | None = None
-        self._keys: frozenset[bytes] = frozenset()
+        self._keys: dict[bytes, tuple[tuple[str, Validity], ...]] = {}
+        self._noted: set[tuple[str, float, str]] = set()
 
-    def contains(self, public: rsa.RSAPublicKey) -> bool:
-        """Whether this public key belongs to a registered client certificate."""
-        self._refresh()
-        return _spki(public) in self._keys
+    def contains(self, public: rsa.RSAPublicKey, now: dt.datetime) -> bool:
+        """Whether this public key belongs to a registered client certificate that is valid at ``now``."""
+        self._refresh(now)
+        registered = self._keys.get(_spki(public), ())
+        for name, validity in registered:
+            if validity.valid_at(now):
+                if validity.expires_soon(now):
+                    self._note_once(name, validity, now)
+                return True
+        for name, validity in registered:
+            self._note_once(name, validity, now)
+        return False
 
-    def _refresh(self) -> None:
+    def _refresh(self, now: dt.datetime) -> None:
         if self._directory is None:
             return
         try:
             stamp = self._directory.stat().st_mtime
         except OSError:
-            self._keys, self._stamp = frozenset(), None
+            self._keys, self._stamp = {}, None
             return
         if stamp == self._stamp:
             return
-        keys = set()
+        keys: dict[bytes, list[tuple[str, Validity]]] = {}
         for path in sorted(self._directory.iterdir()):
             try:
                 cert = load_certificate(path)
@@ -114,8 +127,25 @@ class TrustedClientKeys:
                 continue
             public = cert.public_key()
             if isinstance(public, rsa.RSAPublicKey):
-                keys.add(_spki(public))
-        self._keys, self._stamp = frozenset(keys), stamp
+                validity = Validity.of(cert)
+                keys.setdefault(_spki(public), []).append((path.name, validity))
+                if validity.expires_soon(now):
+                    self._note_once(path.name, validity, now)
+        self._keys, self._stamp = {key: tuple(certs) for key, certs in keys.items()}, stamp
+
+    def _note_once(self, name: str, validity: Validity, now: dt.datetime) -> None:
+        """Log a client certificate that is expiring (warning) or unusable by date (error), once per worker."""
+        label, refused = f"client certificate {name}", "its key is refused for UseKey"
+        if validity.valid_at(now):
+            kind, message = "expiring", f"{label}: expires on {validity.not_after:%Y-%m-%d}"
+        elif validity.not_after <= now:
+            kind, message = "expired", f"{label}: expired on {validity.not_after:%Y-%m-%d}; {refused}"
+        else:
+            kind, message = "early", f"{label}: not valid before {validity.not_before:%Y-%m-%d}; {refused}"
+        key = (name, validity.not_after.timestamp(), kind)
+        if key not in self._noted:
+            self._noted.add(key)
+            (_LOG.warning if kind == "expiring" else _LOG.error)(message)
 
 
 def _spki(public: rsa.RSAPublicKey) -> bytes:
@@ -131,7 +161,7 @@ def use_key_info(use_key_child: etree._Element, now: dt.datetime, trusted: Trust
     key_value = use_key_child.find(f"{ns.qn(ns.DS, 'KeyValue')}/{ns.qn(ns.DS, 'RSAKeyValue')}")
     if use_key_child.tag == ns.qn(ns.DS, "KeyInfo") and key_value is not None:
         info, public = _key_value_info(key_value)
-        if not trusted.contains(public):
+        if not trusted.contains(public, now):
             raise UseKeyRejected("UseKey is not a registered client key")
         return info
     cert = _certificate(use_key_child)
@@ -141,7 +171,7 @@ def use_key_info(use_key_child: etree._Element, now: dt.datetime, trusted: Trust
     cert_key = cert.public_key()
     if not isinstance(cert_key, rsa.RSAPublicKey) or cert_key.key_size < MIN_RSA_BITS:
         raise UseKeyRejected("UseKey must be an RSA key of at least 2048 bits")
-    if not trusted.contains(cert_key):
+    if not trusted.contains(cert_key, now):
         raise UseKeyRejected("UseKey is not a registered client key")
     key_info = etree.Element(ns.qn(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
     x509_data = etree.SubElement(key_info, ns.qn(ns.DS, "X509Data"))

@@ -7,12 +7,13 @@ for it keep that secret encrypted at rest with a 256-bit key from the keystore (
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sts.files import SECRET_FILE, write_file
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -23,11 +24,8 @@ class SecretBoxError(Exception):
 
 
 def generate_key_file(path: Path) -> None:
-    """Write a fresh random key (mode 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secrets.token_bytes(KEY_BYTES))
+    """Write a fresh random key (mode 0600, also over an existing file; never through a symbolic link)."""
+    write_file(path, secrets.token_bytes(KEY_BYTES), SECRET_FILE)
 
 
 class SecretBox:

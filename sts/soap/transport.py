@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sts.netaddr import AddressSet, forwarded_client
 from sts.soap.endpoint import SoapRequest
 from sts.soap.envelope import SoapVersion
 
@@ -26,6 +27,12 @@ ENDPOINT_PATHS = frozenset({WSO2_PATH, WSO2_SOAP11_PATH, WSO2_SOAP12_PATH, ADFS_
 HEALTH_PATH = "/healthz"
 MEX_PATHS = frozenset({"/mex", WSO2_PATH + "/mex", "/adfs/services/trust/mex"})
 _READ_CHUNK = 65536
+# What a TLS-terminating proxy says about the client's hop (the values gunicorn's secure_scheme_headers know).
+_FORWARDED_SCHEME = {
+    "HTTP_X_FORWARDED_PROTO": "https",
+    "HTTP_X_FORWARDED_SSL": "on",
+    "HTTP_X_FORWARDED_PROTOCOL": "ssl",
+}
 
 StartResponse = Callable[..., Any]
 SoapDispatch = Callable[[dict[str, Any], StartResponse, SoapRequest], Iterable[bytes]]
@@ -43,7 +50,7 @@ class TransportPolicy:
     """The transport settings the front door applies."""
 
     max_body_bytes: int
-    trusted_proxies: frozenset[str]
+    trusted_proxies: AddressSet = AddressSet()
 
 
 class Transport:
@@ -94,25 +101,27 @@ class Transport:
 
     def _client_address(self, environ: dict[str, Any]) -> str:
         """The peer, or behind trusted proxies the right-most X-Forwarded-For hop that is not one of them."""
-        remote = str(environ.get("REMOTE_ADDR", ""))
         forwarded = environ.get("HTTP_X_FORWARDED_FOR")
-        if forwarded is None or remote not in self._policy.trusted_proxies:
-            return remote
-        hops = [hop.strip() for hop in str(forwarded).split(",") if hop.strip()]
-        for hop in reversed(hops):
-            if hop not in self._policy.trusted_proxies:
-                return hop[:64]
-        return remote
+        return forwarded_client(
+            str(environ.get("REMOTE_ADDR", "")), None if forwarded is None else str(forwarded),
+            self._policy.trusted_proxies,
+        )
 
     def _is_secure(self, environ: dict[str, Any]) -> bool:
         """TLS on our socket, or a trusted TLS-terminating proxy saying so (row T07).
 
-        Under the shipped gunicorn settings ``wsgi.url_scheme`` only follows ``X-Forwarded-Proto`` for the
-        configured proxies (``forwarded_allow_ips``); the header itself is believed only from them here too.
+        The shipped gunicorn settings believe no forwarding header (``secure_scheme_headers`` is empty), so
+        ``wsgi.url_scheme`` is the socket's own scheme; the proxy headers are read here, and only when the peer is
+        in ``trusted_proxies``. When a trusted proxy sends any of them, every one it sends must say HTTPS.
         """
-        forwarded = environ.get("HTTP_X_FORWARDED_PROTO")
-        if forwarded is not None and environ.get("REMOTE_ADDR", "") in self._policy.trusted_proxies:
-            return str(forwarded).strip().lower() == "https"
+        if str(environ.get("REMOTE_ADDR", "")) in self._policy.trusted_proxies:
+            stated = [
+                str(environ[key]).strip().lower() == secure
+                for key, secure in _FORWARDED_SCHEME.items()
+                if key in environ
+            ]
+            if stated:
+                return all(stated)
         return environ.get("wsgi.url_scheme") == "https"
 
 

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from sts.errors import ServiceUnavailable
+from sts.files import make_dirs, refuse_link
 
 SCHEMA_VERSION = 1
 
@@ -106,10 +107,14 @@ def connect(path: Path, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
 
 
 def initialize(path: Path) -> None:
-    """Create the database file (mode 0600) and its schema; idempotent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    """Create the database file (mode 0600) and its schema; idempotent; never through a symbolic link."""
+    make_dirs(path.parent)
+    refuse_link(path)
+    # It holds password hashes and sealed secrets: 0600, also when it existed (O_CREAT applies no mode then).
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
         os.close(fd)
     conn = connect(path)
     try:

@@ -11,10 +11,14 @@ import hashlib
 import sqlite3
 import time
 
+from sts.netaddr import AddressSet
 from sts.stores.base import LockState, TokenRecord
 from sts.stores.sqlite import Database
 
 _PURGE_EVERY = 1000
+# Expired throttle windows are deleted at most this often per process: one row per failing client address
+# would otherwise stay forever, and a purge per request would cost every failure a table scan.
+THROTTLE_PURGE_SECONDS = 60.0
 
 
 class SqliteReplayCache:
@@ -44,13 +48,17 @@ class SqliteReplayCache:
 
 
 class SqliteClientThrottle:
-    """Per-client failure counters in the ``counters`` table (namespace ``throttle``); fails closed."""
+    """Per-client failure counters in the ``counters`` table (namespace ``throttle``); fails closed.
 
-    def __init__(self, db: Database, limit: int, window: int, exempt: frozenset[str] = frozenset()) -> None:
+    A row lives for one window; expired rows are purged now and then as failures arrive.
+    """
+
+    def __init__(self, db: Database, limit: int, window: int, exempt: AddressSet | None = None) -> None:
         self._db = db
         self._limit = limit
         self._window = window
-        self._exempt = exempt
+        self._exempt = exempt or AddressSet()
+        self._next_purge = 0.0
 
     def throttled(self, client: str, now: float) -> bool:
         """True when ``client`` has ``limit`` failures in the current window."""
@@ -80,6 +88,9 @@ class SqliteClientThrottle:
                 """,
                 {"key": client, "now": now, "window": self._window},
             ).fetchone()
+            if now >= self._next_purge:
+                self._next_purge = now + THROTTLE_PURGE_SECONDS
+                self._db.conn.execute("DELETE FROM counters WHERE ns = 'throttle' AND expires <= ?", (now,))
         except sqlite3.Error as exc:
             raise self._db.unavailable("throttle store", exc, "throttle_store_down") from None
         return int(row[0])

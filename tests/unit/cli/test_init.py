@@ -440,3 +440,202 @@ def test_import_1024_bit_pkcs12_refused(tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "in.p12").write_bytes(data)
     assert _init(tmp_path / "var", "--signing-pkcs12", str(tmp_path / "in.p12")) == 1
     assert "at least 2048 required" in capsys.readouterr().err
+
+
+# --- file modes and symbolic links (issue 12, item 15) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def umask_000() -> Iterator[None]:
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+PRIVATE_FOLDERS = ("", "keystore", "keystore/truststore", "keystore/clients", "demo-rp")
+SECRET_FILES = (
+    "sts.toml", "sts.db", "demo.json", "demo-admin-password.txt", "demo-rp/rp.key.pem",
+    "keystore/sts-signing.key.pem", "keystore/tls.key.pem", "keystore/credentials.key",
+)
+PUBLIC_FILES = (
+    "keystore/sts-signing.crt.pem", "keystore/tls.crt.pem", "keystore/truststore/demo-rp.crt.pem", "demo-rp/rp.crt.pem",
+)
+
+
+@pytest.mark.usefixtures("umask_000")
+def test_init_under_umask_000_writes_private_modes(tmp_path: Path) -> None:
+    directory = tmp_path / "missing-parent" / "var"
+    assert _init(directory, "--demo") == 0
+    assert _mode(tmp_path / "missing-parent") == 0o700
+    for folder in PRIVATE_FOLDERS:
+        assert _mode(directory / folder) == 0o700, folder
+    for name in SECRET_FILES:
+        assert _mode(directory / name) == 0o600, name
+    for name in PUBLIC_FILES:
+        assert _mode(directory / name) == 0o644, name
+    for path in directory.rglob("*"):  # nothing at all writable by others (the database's -wal/-shm included)
+        assert not _mode(path) & 0o022, path
+
+
+def test_init_fixes_loose_modes_of_existing_files_and_folders(tmp_path: Path) -> None:
+    directory = tmp_path / "var"
+    (directory / "keystore").mkdir(parents=True)
+    os.chmod(directory, 0o777)  # noqa: S103 - the loose mode under test
+    os.chmod(directory / "keystore", 0o777)  # noqa: S103 - the loose mode under test
+    (directory / "keystore/credentials.key").write_bytes(b"old key")
+    os.chmod(directory / "keystore/credentials.key", 0o666)  # noqa: S103 - the loose mode under test
+    (directory / "demo-admin-password.txt").write_text("old password\n")
+    os.chmod(directory / "demo-admin-password.txt", 0o644)
+    assert _init(directory, "--demo") == 0
+    assert _mode(directory) == 0o755 and _mode(directory / "keystore") == 0o755  # others' write taken away
+    assert _mode(directory / "keystore/credentials.key") == 0o600
+    assert _mode(directory / "demo-admin-password.txt") == 0o600
+    assert (directory / "keystore/credentials.key").read_bytes() != b"old key"
+
+
+@pytest.mark.parametrize(
+    ("target", "flags"),
+    [
+        ("keystore/credentials.key", ()),
+        ("demo-admin-password.txt", ("--demo",)),
+        ("keystore/tls.key.pem", ("--force",)),
+        ("sts.toml", ("--force",)),
+        ("sts.db", ()),
+        ("keystore/truststore/demo-rp.crt.pem", ("--demo",)),
+    ],
+)
+def test_init_refuses_to_write_through_a_symlink(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, flags: tuple[str, ...]
+) -> None:
+    directory = tmp_path / "var"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    os.chmod(victim, 0o644)
+    link = directory / target
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(victim)
+    assert _init(directory, *flags) == 1
+    assert f"{link}: is a symbolic link; refusing to write through it" in capsys.readouterr().err
+    assert victim.read_text() == "precious\n" and _mode(victim) == 0o644
+    assert not (directory / "keystore/sts-signing.key.pem").exists()  # refused before anything was written
+
+
+def test_init_refuses_a_symlinked_keystore_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "var"
+    directory.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (directory / "keystore").symlink_to(elsewhere)
+    assert _init(directory) == 1
+    assert f"{directory / 'keystore'}: is a symbolic link" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_init_refuses_a_hard_linked_secret_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "var"
+    (directory / "keystore").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    os.link(victim, directory / "keystore/credentials.key")
+    assert _init(directory) == 1
+    assert "credentials.key: has other hard links; remove it first" in capsys.readouterr().err
+    assert victim.read_text() == "precious\n"
+
+
+def test_init_into_a_symlinked_instance_directory_is_allowed(tmp_path: Path) -> None:
+    """The directory the operator names may itself be a link (e.g. /srv/sts -> /data/sts)."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "named").symlink_to(real)
+    assert _init(tmp_path / "named") == 0
+    assert (real / "sts.toml").is_file() and _mode(real / "keystore") == 0o700
+
+
+def test_check_config_warns_about_a_readable_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    os.chmod(directory / "keystore/credentials.key", 0o644)
+    capsys.readouterr()
+    assert _check(directory) == 0
+    key = (directory / "keystore/credentials.key").resolve()
+    assert f"warning: {key}: mode 0644 lets other users read or change this secret; chmod 600 it" in (
+        capsys.readouterr().out
+    )
+
+
+# --- check-config: proxies and certificate expiry (issue 12, items 13 and 14) ---------------------------------------
+
+
+def test_check_config_refuses_a_star_proxy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    text = (directory / "sts.toml").read_text().replace("trusted_proxies = []", 'trusted_proxies = ["*"]')
+    (directory / "sts.toml").write_text(text)
+    capsys.readouterr()
+    assert _check(directory) == 1
+    out = capsys.readouterr().out
+    assert "problem: " in out and "[server] trusted_proxies: must list IP addresses or networks" in out
+    assert "('*' is refused)" in out
+
+
+LOOPBACK_WARNING = "security.client_failure_exempt exempts loopback and server.trusted_proxies is empty"
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({}, True),
+        ({"STS_SERVER_TRUSTED_PROXIES": "127.0.0.1"}, False),
+        ({"STS_SECURITY_CLIENT_FAILURE_EXEMPT": "10.0.0.0/8"}, False),
+        ({"STS_SECURITY_CLIENT_FAILURE_EXEMPT": "127.0.0.0/8"}, True),
+        ({"STS_SECURITY_CLIENT_FAILURE_LIMIT": "0"}, False),
+    ],
+)
+def test_check_config_warns_when_loopback_is_exempt_without_proxies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+    warned: bool,
+) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert _check(directory) == 0
+    assert (f"warning: {LOOPBACK_WARNING}" in capsys.readouterr().out) is warned
+
+
+def _dated_cert(days_left: float) -> x509.Certificate:
+    key = keygen.generate_rsa_key(2048)
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")])
+    return (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=400))
+        .not_valid_after(now + dt.timedelta(days=days_left)).sign(key, hashes.SHA256())
+    )
+
+
+def test_check_config_reports_client_certificates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    clients = directory / "keystore/clients"
+    keygen.write_certificate(clients / "soon.crt.pem", _dated_cert(10))
+    keygen.write_certificate(clients / "gone.crt.pem", _dated_cert(-1))
+    capsys.readouterr()
+    assert _check(directory) == 1
+    out = capsys.readouterr().out
+    assert "warning: client certificate soon.crt.pem: certificate expires on " in out
+    assert "problem: client certificate gone.crt.pem: certificate expired on " in out
+
+
+def test_check_config_warns_about_an_expiring_tls_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    keygen.write_certificate(directory / "keystore/tls.crt.pem", _dated_cert(5))
+    capsys.readouterr()
+    _check(directory)
+    assert "warning: server.tls_cert: certificate expires on " in capsys.readouterr().out

@@ -395,3 +395,39 @@ def test_load_settings_uses_sts_config(tmp_path: Path, monkeypatch: pytest.Monke
     path = _write(tmp_path, "[server]\nworkers = 3\n")
     monkeypatch.setenv("STS_CONFIG", str(path))
     assert load_settings(env={}).server.workers == 3
+
+
+@pytest.mark.parametrize(
+    ("toml", "env"),
+    [
+        ('[server]\ntrusted_proxies = ["*"]\n', {}),
+        ('[server]\ntrusted_proxies = ["10.0.0.1", "*"]\n', {}),
+        ("", {"STS_SERVER_TRUSTED_PROXIES": "*"}),
+        ('[server]\ntrusted_proxies = ["0.0.0.0/0*"]\n', {}),
+    ],
+    ids=["star", "star-among-others", "star-from-env", "star-in-network"],
+)
+def test_trusted_proxies_star_refused(tmp_path: Path, toml: str, env: dict[str, str]) -> None:
+    """``*`` made every client's X-Forwarded-Proto believed (issue 12, item 13)."""
+    [problem] = _problems(_write(tmp_path, toml), env=env)
+    assert "trusted_proxies: must list ip addresses or networks" in problem.lower()
+    assert "('*' is refused)" in problem
+
+
+@pytest.mark.parametrize(
+    "entry", ["proxy.example.com", "10.0.0.1/8", "10.0.0.256", "", "10.0.0.0/33", "127.0.0.1:8080"]
+)
+def test_trusted_proxies_must_be_addresses_or_networks(tmp_path: Path, entry: str) -> None:
+    [problem] = _problems(_write(tmp_path, f'[server]\ntrusted_proxies = ["{entry}"]\n'))
+    assert "[server] trusted_proxies: must list IP addresses or networks" in problem
+
+
+def test_client_failure_exempt_must_be_addresses_or_networks(tmp_path: Path) -> None:
+    [problem] = _problems(_write(tmp_path, '[security]\nclient_failure_exempt = ["localhost"]\n'))
+    assert "[security] client_failure_exempt: must list IP addresses or networks" in problem
+
+
+def test_trusted_proxies_networks_accepted(tmp_path: Path) -> None:
+    toml = '[server]\ntrusted_proxies = ["127.0.0.0/8", "::1", "10.0.0.5", "fd00::/8"]\n'
+    settings = load_settings(_write(tmp_path, toml), env={})
+    assert settings.server.trusted_proxies == ("127.0.0.0/8", "::1", "10.0.0.5", "fd00::/8")

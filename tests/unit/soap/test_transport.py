@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from sts.netaddr import AddressSet
 from sts.soap.endpoint import SoapRequest
 from sts.soap.envelope import SoapVersion
 from sts.soap.transport import HEALTH_PATH, WSO2_PATH, Transport, TransportPolicy
@@ -58,7 +59,8 @@ class Captured:
 
 
 def _transport(captured: Captured, cap: int = CAP, proxies: frozenset[str] = frozenset()) -> Transport:
-    return Transport(TransportPolicy(max_body_bytes=cap, trusted_proxies=proxies), WSDL, captured.dispatch)
+    policy = TransportPolicy(max_body_bytes=cap, trusted_proxies=AddressSet.parse(proxies))
+    return Transport(policy, WSDL, captured.dispatch)
 
 
 def _environ(
@@ -385,3 +387,67 @@ def test_client_address_from_forwarded_for_behind_a_trusted_proxy() -> None:
     proxies = frozenset({"192.0.2.10", "10.0.0.2"})
     captured, _ = _call(_environ(HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.7, 10.0.0.2"), proxies=proxies)
     assert captured.requests[0].client_address == "203.0.113.7"  # the right-most hop not a proxy of ours
+
+
+def _client(forwarded_for: str | None, proxies: frozenset[str], remote: str = "127.0.0.1") -> str:
+    extra = {"REMOTE_ADDR": remote} if forwarded_for is None else {
+        "REMOTE_ADDR": remote, "HTTP_X_FORWARDED_FOR": forwarded_for
+    }
+    captured, _ = _call(_environ(**extra), proxies=proxies)
+    return captured.requests[0].client_address
+
+
+def test_client_address_behind_a_trusted_network() -> None:
+    """A CIDR entry used to collapse every client into the proxy's own address (issue 12, item 13)."""
+    proxies = frozenset({"127.0.0.0/8"})
+    assert _client("198.51.100.1", proxies) == "198.51.100.1"
+    assert _client("198.51.100.2", proxies, remote="127.0.0.2") == "198.51.100.2"
+
+
+def test_client_address_skips_every_trusted_hop_of_a_chain() -> None:
+    proxies = frozenset({"127.0.0.0/8", "10.0.0.0/24"})
+    # "10.9.9.9, 127.0.0.7" on the left were written by the client; 203.0.113.7 is what our first proxy saw.
+    assert _client("10.9.9.9, 127.0.0.7, 203.0.113.7, 10.0.0.3", proxies) == "203.0.113.7"
+
+
+def test_client_address_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() -> None:
+    assert _client("203.0.113.9", frozenset({"10.0.0.0/24"}), remote="198.51.100.4") == "198.51.100.4"
+
+
+def test_client_address_is_canonical() -> None:
+    proxies = frozenset({"10.0.0.5"})
+    assert _client("2001:DB8:0:0::1", proxies, remote="10.0.0.5") == "2001:db8::1"
+    assert _client("[2001:db8::2]:4711", proxies, remote="10.0.0.5") == "2001:db8::2"
+    assert _client("198.51.100.8:51234", proxies, remote="10.0.0.5") == "198.51.100.8"
+    assert _client(None, frozenset(), remote="::ffff:198.51.100.9") == "198.51.100.9"
+
+
+def test_client_address_of_a_hop_that_is_no_address() -> None:
+    """A proxy that writes "unknown" does not make the proxy's own address (or an exempt one) the client's."""
+    assert _client("198.51.100.1, unknown", frozenset({"127.0.0.1"})) == "unknown"
+
+
+def test_client_address_all_hops_trusted_is_the_peer() -> None:
+    assert _client("127.0.0.9", frozenset({"127.0.0.0/8"}), remote="127.0.0.1") == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("HTTP_X_FORWARDED_PROTO", "https"), ("HTTP_X_FORWARDED_SSL", "on"), ("HTTP_X_FORWARDED_PROTOCOL", "ssl")],
+)
+def test_t07_each_forwarded_scheme_header_from_a_trusted_network(header: str, value: str) -> None:
+    extra = {"wsgi.url_scheme": "http", "REMOTE_ADDR": "10.0.0.77", header: value}
+    assert _secure(frozenset({"10.0.0.0/24"}), **extra) is True
+    assert _secure(frozenset({"10.0.1.0/24"}), **extra) is False
+
+
+def test_t07_contradicting_forwarded_scheme_headers_are_not_secure() -> None:
+    extra = {"wsgi.url_scheme": "http", "REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_SSL": "on",
+             "HTTP_X_FORWARDED_PROTO": "http"}
+    assert _secure(frozenset({PROXY}), **extra) is False
+
+
+def test_t07_repeated_forwarded_proto_is_not_secure() -> None:
+    """gunicorn joins repeated headers with commas: "https,http" is no statement of HTTPS."""
+    extra = {"wsgi.url_scheme": "http", "REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_PROTO": "https,http"}
+    assert _secure(frozenset({PROXY}), **extra) is False
