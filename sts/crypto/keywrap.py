@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 
 from cryptography import x509
@@ -87,12 +88,14 @@ class TrustedClientKeys:
     (catalogue I14); binding tokens only to keys an operator registered keeps an attacker from having a token
     issued for a key of their choosing. A key counts only while one of its registered certificates is within its
     validity period (checked at every use, so an expiring certificate stops counting without a restart; the log
-    warns within 30 days of expiry). The directory is re-read when its modification time changes.
+    warns within 30 days of expiry). The certificates are re-read when the folder's listing (names, sizes,
+modification times) changes: only PublicKey requests ask, so a listing per call is cheap, and unlike the
+folder's own modification time it also sees a file replaced in place or added and removed within one tick.
     """
 
     def __init__(self, directory: Path | None) -> None:
         self._directory = directory
-        self._stamp: float | None = None
+        self._stamp: tuple[tuple[str, int, int], ...] | None = None
         self._keys: dict[bytes, tuple[tuple[str, Validity], ...]] = {}
         self._noted: set[tuple[str, float, str]] = set()
 
@@ -113,7 +116,7 @@ class TrustedClientKeys:
         if self._directory is None:
             return
         try:
-            stamp = self._directory.stat().st_mtime
+            stamp = _listing(self._directory)
         except OSError:
             self._keys, self._stamp = {}, None
             return
@@ -233,3 +236,10 @@ def _certificate(element: etree._Element) -> x509.Certificate:
         return x509.load_der_x509_certificate(base64.b64decode(encoded, validate=True))
     except ValueError:
         raise UseKeyRejected("malformed certificate") from None
+
+
+def _listing(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time (ns) of each file in ``directory``: what a reload depends on."""
+    with os.scandir(directory) as entries:
+        stats = [(entry.name, entry.stat()) for entry in entries]
+    return tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats))
