@@ -61,7 +61,7 @@ if _settings.logging.access_log:
     logger_class = access_logger_class(
         _settings.logging.access_log_format or _settings.logging.format, _settings.logging.file
     )
-errorlog = "-"
+errorlog = str(_settings.logging.file) if _settings.logging.file else "-"  # "-": stderr
 loglevel = _settings.logging.level.lower()
 proc_name = "sts"
 control_socket_disable = True
