@@ -33,7 +33,9 @@ from sts.http_framing import Framing, request_progress
 
 _RECV_BYTES = 65536
 _LINGER_SECONDS = 2.0
-_LINGER_MAX_BYTES = 65536
+# A client sending a body over the cap is still sending when its 413 goes out: it must be able to finish (and
+# then read the answer) before the close, or its kernel receives a reset instead (gunicorn drains 64 KiB).
+_LINGER_MAX_BYTES = 4 * 1024 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
