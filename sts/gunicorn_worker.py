@@ -4,9 +4,10 @@ gunicorn's ``gthread`` worker hands every new connection to a thread, which wait
 then performs the TLS handshake and reads the request head with no time limit; its ``sync`` worker is worse
 (two silent connections stop a two-worker server). Here the event loop does all of the waiting: it accepts,
 completes the TLS handshake and reads the whole request, head and body (framing: :mod:`sts.http_framing`),
-without blocking, and only then hands the connection to a thread, which parses the request from memory and
-runs the application. Whatever a client does or fails to do costs a buffer and a file descriptor, never a
-thread, and for at most ``read_timeout`` seconds from its connection (or, kept alive, from its next byte).
+without blocking, and only then hands the connection to a thread, which parses the request from memory (it
+never reads the socket) and runs the application. Whatever a client does or fails to do costs a buffer and a
+file descriptor, never a thread, and for at most ``read_timeout`` seconds from its connection (or, kept alive,
+from its next byte).
 A thread never waits for a client to read either: the next request on a connection is served only once the
 previous answer has left the server (a client that stops reading while pipelining requests would otherwise
 hold a thread in a blocked write), and the send buffer holds a whole answer (256 KiB). Graceful closes
@@ -29,7 +30,7 @@ from gunicorn import http
 from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from sts.http_framing import Framing, request_progress
+from sts.http_framing import Framing, RequestFraming
 
 _RECV_BYTES = 65536
 _LINGER_SECONDS = 2.0
@@ -50,6 +51,7 @@ class BufferedConn(TConn):  # type: ignore[misc]
         super().__init__(cfg, sock, client, server)
         self.worker = worker
         self.buffer = bytearray()
+        self.framing = RequestFraming(worker.max_head_bytes, worker.max_body_bytes)  # of the request being read
         self.ready = False  # the whole request is buffered: the next enqueue goes to a thread
         self.deadline = 0.0
         self.drained = 0
@@ -126,6 +128,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             return
         conn.deadline = time.monotonic() + self.read_timeout
         conn.sent_continue = conn.close_after = False
+        conn.framing = RequestFraming(self.max_head_bytes, self.max_body_bytes)
         if conn.parser is not None:  # a kept-alive connection: bytes the parser already read ahead come first
             conn.buffer += conn.parser.unreader.take_buffered()
         try:
@@ -158,7 +161,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._stop_reading(conn)
             self._drop(conn)
             return
-        progress = request_progress(conn.buffer, self.max_head_bytes, self.max_body_bytes)
+        progress = conn.framing.progress(conn.buffer)
         if progress.framing is Framing.HEAD_TOO_LARGE:
             self._stop_reading(conn)
             self._send_quietly(conn, _HEAD_TOO_LARGE)
@@ -210,10 +213,14 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             pass
 
     def _dispatch(self, conn: BufferedConn) -> None:
-        """Hand the buffered request to gunicorn's parser and a thread."""
+        """Hand the buffered request to gunicorn's parser and a thread.
+
+        The parser reads from memory only (an exhausted iterator behind the buffer): should it want more than
+        the framing judged complete, it meets the end of the stream and answers 400, never a blocking read.
+        """
         self._stop_reading(conn)
         if conn.parser is None:
-            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+            conn.parser = http.get_parser(self.cfg, iter(()), conn.client)
             conn.initialized = True
         conn.parser.unreader.unread(bytes(conn.buffer))
         conn.buffer = bytearray()
@@ -291,7 +298,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
     # -- worker thread --------------------------------------------------------------------------------------------
 
     def handle(self, conn: BufferedConn) -> Any:
-        """Serve the buffered request in a thread (gunicorn's ``handle`` for HTTP/1.1, with bounded socket I/O)."""
+        """Serve the buffered request in a thread (gunicorn's ``handle`` for HTTP/1.1; writes bounded in time)."""
         req = None
         try:
             conn.sock.settimeout(self.read_timeout)  # the request is in memory: this bounds writes
