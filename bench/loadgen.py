@@ -4,7 +4,7 @@ wrk runs for the slice's duration (and stops a connection's thread at ``max_requ
 side counts the responses completed inside ``[start + lead, end - tail]`` while this side reads the server's
 user + system time from /proc at exactly those two instants. CPU per request = CPU in the window / responses
 in the window, requests/s = responses in the window / window length: both exclude connection ramp-up and the
-requests wrk abandons at its end (which sync workers still process after wrk has gone; bench/run.py waits for
+requests wrk abandons at its end (which the workers still process after wrk has gone; bench/run.py waits for
 the server to go idle before the next slice).
 """
 

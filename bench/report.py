@@ -100,7 +100,7 @@ def markdown(results: dict[str, Any]) -> str:
         "## Scenarios",
         "",
         "CPU = server CPU time per request (master + workers); p50/p99 at "
-        f"{method['connections']} connections (closed loop, so they include queueing behind the 2 sync "
+        f"{method['connections']} connections (closed loop, so they include queueing behind the 2 "
         "workers); RSS = largest worker after the scenario's slices.",
         "",
         *scenarios_table(results),

@@ -40,7 +40,7 @@ ENDPOINT = "/services/wso2carbon-sts"
 MAX_REQUESTS = 200_000  # per slice: a bound no round reaches (a capped slice is flagged in the JSON)
 # Warm-up: one slice per server and relying party (per-worker caches: credentials, encrypters, RP directory).
 WARM_UP = [RSA, HEADLINE, "saml20_signed_only", "saml20_claims_50", "saml20_no_nonce", "saml20_cache_disabled",
-           "saml20_rps_10k", "saml20_users_100k"]
+           "saml20_rps_10k", "saml20_users_100k", "saml20_sync_workers"]
 MEMORY_CHECKPOINT = 10_000
 
 
@@ -110,8 +110,11 @@ class Bench:
                                                {"STS_SECURITY_CREDENTIAL_CACHE_TTL": "0"})
         self.servers["rps10k"] = sv.start_sts("rps10k", self.instances["rps10k"].config, self.work)
         self.servers["users100k"] = sv.start_sts("users100k", self.instances["users100k"].config, self.work)
+        self.servers["sync"] = sv.start_sts("sync", std.config, self.work, sv.SYNC_WORKERS)
+        self.servers["reference_sync"] = sv.start_reference(
+            std.config, std.signing_key, self.work, sv.SYNC_WORKERS, "reference_sync")
         self.server_instance = {"reference": "std", "std": "std", "nocache": "std", "rps10k": "rps10k",
-                                "users100k": "users100k"}
+                                "users100k": "users100k", "sync": "std", "reference_sync": "std"}
         self.say(f"servers up: {', '.join(f'{k}={s.port}' for k, s in self.servers.items())}")
         self._write_requests()
 
@@ -167,7 +170,7 @@ class Bench:
         self.say(f"sanity check: {len(SCENARIOS)} scenarios answer HTTP 200 with the expected token")
 
     def drain(self, server: sv.Server, timeout: float = 20.0) -> None:
-        """Wait until the server is idle: sync workers still process the requests wrk abandoned."""
+        """Wait until the server is idle: the workers still process the requests wrk abandoned."""
         deadline = time.monotonic() + timeout
         last = server.cpu_seconds()
         while time.monotonic() < deadline:

@@ -41,13 +41,20 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("saml20_soap12", "std", "issue_soap12", "headline over SOAP 1.2", b"EncryptedAssertion"),
     Scenario("saml20_hok_symmetric", "std", "issue_hok", "SAML 2.0 holder-of-key SymmetricKey (random proof key "
              "wrapped for the RP), signed + encrypted", b"RequestedProofToken"),
+    # The serving model's cost: the same requests under gunicorn's sync workers (the model before issue 12,
+    # which idle connections could stop), against the production worker (event-loop reads, threads).
+    Scenario("saml20_sync_workers", "sync", "issue", "headline under gunicorn's sync workers (serving-model "
+             "comparison)", b"EncryptedAssertion"),
+    Scenario("ref_static_sync_workers", "reference_sync", "static", "ref_static under gunicorn's sync workers "
+             "(serving-model comparison)", b"ref:pad"),
 )}
 
 # Primary rounds: the headline targets. Secondary rounds: everything else, shorter and fewer, each round with
 # its own RSA reference and headline so every comparison is within one round.
 PRIMARY = [STATIC, RSA, PASSWORD, HEADLINE, "saml20_signed_only"]
 SECONDARY = [RSA, HEADLINE, STATIC, PASSWORD, "saml11_signed_encrypted", "saml20_no_nonce", "saml20_cache_disabled",
-             "saml20_claims_50", "saml20_rps_10k", "saml20_users_100k", "saml20_soap12", "saml20_hok_symmetric"]
+             "saml20_claims_50", "saml20_rps_10k", "saml20_users_100k", "saml20_soap12", "saml20_hok_symmetric",
+             "saml20_sync_workers", "ref_static_sync_workers"]
 
 
 def rotated(names: list[str], round_index: int) -> list[str]:

@@ -1,7 +1,8 @@
 """gunicorn servers on 127.0.0.1 and what /proc says about them (CPU time, RSS).
 
-Every server is the STS's production gunicorn configuration (``sts/gunicorn_conf.py``: sync workers, one per
-core, ``preload_app``; only ``--max-requests 0`` added, see :func:`base_env`): the STS through ``sts serve``
+Every server is the STS's production gunicorn configuration (``sts/gunicorn_conf.py``: the production worker of
+:mod:`sts.gunicorn_worker`, one per core, ``preload_app``; only ``--max-requests 0`` added, see :func:`base_env`;
+the serving-model comparison adds ``--worker-class sync``, :data:`SYNC_WORKERS`): the STS through ``sts serve``
 (which execs gunicorn, so the PID is the master), the reference endpoints through
 ``python -m gunicorn -c sts/gunicorn_conf.py reference_app:application``. Plain HTTP on loopback: TLS is
 switched off with ``STS_SERVER_TLS_CERT=""``/``STS_SERVER_TLS_KEY=""`` and PasswordText allowed with
@@ -146,13 +147,19 @@ def start_sts(name: str, config: Path, logdir: Path, extra_env: dict[str, str] |
     return _start(name, [str(STS_BIN), "--config", str(config), "serve"], env, port, logdir, "/healthz")
 
 
-def start_reference(config: Path, rsa_key: Path, logdir: Path) -> Server:
+#: GUNICORN_CMD_ARGS of the serving-model comparison: gunicorn's sync workers instead of the production worker.
+SYNC_WORKERS = {"GUNICORN_CMD_ARGS": "--max-requests 0 --worker-class sync --threads 1"}
+
+
+def start_reference(
+    config: Path, rsa_key: Path, logdir: Path, extra_env: dict[str, str] | None = None, name: str = "reference"
+) -> Server:
     """The reference endpoints under the same gunicorn settings (same config file, same worker count)."""
     port = free_port()
-    env = base_env(config, port) | {"BENCH_RSA_KEY": str(rsa_key)}
+    env = base_env(config, port) | {"BENCH_RSA_KEY": str(rsa_key)} | (extra_env or {})
     argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--pythonpath", str(BENCH_DIR),
             "reference_app:application"]
-    return _start("reference", argv, env, port, logdir, "/healthz")
+    return _start(name, argv, env, port, logdir, "/healthz")
 
 
 def _start(name: str, argv: list[str], env: dict[str, str], port: int, logdir: Path, health: str) -> Server:

@@ -1,8 +1,8 @@
 """``create_app(settings)``: the one composition root (architecture.md §6).
 
 Everything a request needs is built here once, in the gunicorn master (``preload_app``): settings, keys, the
-WSDL, the service and its operations. Per-process resources (SQLite connections, xmlsec key managers) are
-opened lazily per PID by their owners, never shared across ``fork()``.
+WSDL, the service and its operations. Per-process resources (SQLite connections, one per thread; xmlsec key
+managers) are opened lazily per PID by their owners, never shared across ``fork()``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """gunicorn settings for the STS, shipped inside the package (``sts serve`` passes this file with ``-c``).
 
 Values come from ``sts.toml`` (``$STS_CONFIG``, with its ``STS_<TABLE>_<KEY>`` overrides); gunicorn's own
-``GUNICORN_CMD_ARGS`` still overrides anything here. Production defaults: sync workers (one per core),
-``preload_app`` so bad configuration or keys abort in the master before any worker forks, TLS from the config,
-an access log without bodies, no control socket (gunicorn 27 would otherwise share ~/.gunicorn/gunicorn.ctl
-between instances).
+``GUNICORN_CMD_ARGS`` still overrides anything here. Production defaults: one worker process per core, each
+reading requests in its event loop and serving complete ones on a few threads (:mod:`sts.gunicorn_worker`: idle
+and slow clients never hold a thread), ``preload_app`` so bad configuration or keys abort in the master before
+any worker forks, TLS from the config, an access log without bodies on stderr (:mod:`sts.gunicorn_logging`),
+no control socket (gunicorn 27 would otherwise share ~/.gunicorn/gunicorn.ctl between instances).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 
 from sts.config import load_settings
 from sts.errors import ConfigError
+from sts.gunicorn_logging import TEXT_FORMAT, access_logger_class
+from sts.gunicorn_worker import worker_class as _worker_class
 
 try:
     _settings = load_settings()
@@ -24,7 +27,12 @@ except ConfigError as _exc:
 wsgi_app = "sts.wsgi:application"
 bind = [_settings.server.bind]
 workers = _settings.server.workers or (os.cpu_count() or 1)
-worker_class = "sync"
+# The whole request (head up to 32 KiB, body up to the application's cap) is read by the worker's event loop
+# within read_timeout before a thread sees it; the body cap itself is enforced by the application.
+worker_class = _worker_class(_settings.server.read_timeout, _settings.limits.max_body_bytes)
+threads = _settings.server.threads
+worker_connections = _settings.server.worker_connections
+http_protocols = "h1"
 preload_app = True
 timeout = _settings.server.timeout
 graceful_timeout = _settings.server.graceful_timeout
@@ -46,9 +54,14 @@ proxy_allow_ips = ",".join(_settings.server.trusted_proxies)  # PROXY protocol, 
 if _settings.server.tls_cert and _settings.server.tls_key:
     certfile = str(_settings.server.tls_cert)
     keyfile = str(_settings.server.tls_key)
-accesslog = "-" if _settings.logging.access_log else None
-access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
-errorlog = "-"
+# gunicorn's own access handler ("-" would be stdout) stays off; the logger class writes it like the app log.
+accesslog = None
+access_log_format = TEXT_FORMAT
+if _settings.logging.access_log:
+    logger_class = access_logger_class(
+        _settings.logging.access_log_format or _settings.logging.format, _settings.logging.file
+    )
+errorlog = str(_settings.logging.file) if _settings.logging.file else "-"  # "-": stderr
 loglevel = _settings.logging.level.lower()
 proc_name = "sts"
 control_socket_disable = True

@@ -77,13 +77,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 
+def make_handler(formatter: logging.Formatter, file: Path | None = None) -> logging.Handler:
+    """A handler writing to ``file`` (appending) or stderr, with the redaction filter."""
+    handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    handler.addFilter(RedactionFilter())
+    return handler
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", file: Path | None = None) -> None:
     """Install one handler on the root logger (idempotent), with redaction, and quiet Spyne."""
-    handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    ))
-    handler.addFilter(RedactionFilter())
+    handler = make_handler(
+        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"),
+        file,
+    )
     root = logging.getLogger()
     for old in list(root.handlers):
         if getattr(old, "_sts_handler", False):

@@ -61,7 +61,8 @@ def make_parser() -> etree.XMLParser:
     return parser
 
 
-# lxml parsers are not thread-safe, but gunicorn sync workers run one request at a time per process.
+# One parser for all threads of a worker: lxml serializes the use of a parser by several threads with a lock
+# of its own (lxml's parser.pxi, _ParserContext), at the cost of a parse waiting for another.
 _PARSER = make_parser()
 
 

@@ -77,6 +77,7 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    stdout_log: Path | None = None  # set when stdout and stderr were kept apart
 
     @property
     def url(self) -> str:
@@ -113,10 +114,15 @@ def start_server(
     env: Mapping[str, str] | None = None,
     command: list[str] | None = None,
     cwd: Path | None = None,
+    split_output: bool = False,
 ) -> Server:
-    """Start gunicorn via ``sts serve`` (or ``command``) and wait until /healthz answers."""
+    """Start gunicorn via ``sts serve`` (or ``command``) and wait until /healthz answers.
+
+    Output goes to ``server.log``; with ``split_output`` only stderr does, and stdout to ``server.stdout_log``.
+    """
     port = free_port()
     log = instance.base / f"server-{port}.log"
+    stdout_log = instance.base / f"server-{port}.stdout" if split_output else None
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STS_")}
     full_env.update({"STS_LOGGING_ACCESS_LOG": "false", **(env or {})})
     if not tls:
@@ -130,10 +136,14 @@ def start_server(
         full_env.setdefault("STS_SERVER_BIND", f"127.0.0.1:{port}")
         full_env.setdefault("STS_SERVER_WORKERS", str(workers))
     with log.open("wb") as handle:
-        process = subprocess.Popen(
-            argv, stdout=handle, stderr=subprocess.STDOUT, env=full_env, cwd=cwd or instance.base
-        )
-    server = Server(instance, port, tls, process, log, full_env)
+        if stdout_log is None:
+            process = subprocess.Popen(
+                argv, stdout=handle, stderr=subprocess.STDOUT, env=full_env, cwd=cwd or instance.base
+            )
+        else:
+            with stdout_log.open("wb") as out:
+                process = subprocess.Popen(argv, stdout=out, stderr=handle, env=full_env, cwd=cwd or instance.base)
+    server = Server(instance, port, tls, process, log, full_env, stdout_log)
     deadline = time.monotonic() + 30
     health = server.url.replace("/services/wso2carbon-sts", "/healthz")
     while time.monotonic() < deadline:

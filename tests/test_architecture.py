@@ -20,6 +20,8 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "cryptography.hazmat": ("sts.crypto.",),
     "passlib": ("sts.auth.passwords",),
     "redis": ("sts.stores.redis",),
+    # gunicorn: its settings file, the worker class and the access-log class it runs.
+    "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
     # SQLite: the stores, the user store and the relying-party registry (both live in the same database file).
     "sqlite3": (
         "sts.stores.",

@@ -3,7 +3,7 @@
 A repeat caller then costs microseconds instead of ~30 ms of argon2id. Entries are keyed by an HMAC of
 domain, user and password under a per-process random key (nothing usable leaks from memory), live at most
 ``ttl`` seconds (so a password change, lock or role change takes effect within the TTL) and the cache holds at
-most ``max_entries``.
+most ``max_entries``. One lock guards the entries: a worker serves requests on several threads.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 
@@ -28,8 +29,10 @@ class VerifiedCredentialCache:
         self._pid = -1
         self._key = b""
         self._entries: dict[bytes, tuple[float, int, Principal]] = {}
+        self._lock = threading.Lock()
 
     def _digest(self, domain: str, user: str, password: str) -> bytes:
+        """The entry key; called with the lock held."""
         if self._pid != os.getpid():  # a fresh key (and an empty cache) in every forked worker
             self._pid, self._key, self._entries = os.getpid(), secrets.token_bytes(32), {}
         message = "\0".join((domain, user, password)).encode("utf-8")
@@ -39,23 +42,25 @@ class VerifiedCredentialCache:
         """The cached principal and user id, if verified less than ``ttl`` seconds ago."""
         if self._ttl <= 0:
             return None
-        key = self._digest(domain, user, password)
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock():
-            del self._entries[key]
-            return None
-        return entry[2], entry[1]
+        with self._lock:
+            key = self._digest(domain, user, password)
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self._clock():
+                del self._entries[key]
+                return None
+            return entry[2], entry[1]
 
     def put(self, domain: str, user: str, password: str, user_id: int, principal: Principal) -> None:
         """Remember a successful verification."""
         if self._ttl <= 0:
             return
-        key = self._digest(domain, user, password)
-        if len(self._entries) >= self._max:
-            self._evict()
-        self._entries[key] = (self._clock() + self._ttl, user_id, principal)
+        with self._lock:
+            key = self._digest(domain, user, password)
+            if len(self._entries) >= self._max:
+                self._evict()
+            self._entries[key] = (self._clock() + self._ttl, user_id, principal)
 
     def _evict(self) -> None:
         now = self._clock()

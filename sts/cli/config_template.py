@@ -22,8 +22,18 @@ trusted_proxies = []
 allow_insecure_transport = false
 # URL clients use (written into the WSDL); empty: derived from bind and TLS.
 public_url = ""
+# Seconds a worker may go silent before gunicorn restarts it, and the grace period of a shutdown.
 timeout = 30
 graceful_timeout = 30
+# Seconds an idle kept-alive connection stays open.
+keepalive = 5
+# Each worker reads requests in an event loop and serves complete ones on this many threads; idle and slow
+# clients never hold a thread. A client has read_timeout seconds for the TLS handshake and its whole request;
+# a worker holds at most worker_connections connections. More threads overlap waits inside requests, and each
+# can hold an argon2id verification's 19 MiB.
+threads = 1
+read_timeout = 10
+worker_connections = 1000
 # HTTP status of SOAP 1.2 Sender faults: 400 (SOAP 1.2 HTTP binding) or 500 (what AD FS answers).
 soap12_sender_status = 400
 
@@ -116,5 +126,8 @@ credential_key = "keystore/credentials.key"
 level = "INFO"
 format = "json"
 file = ""
+# gunicorn's access log (never bodies) goes to the same place; access_log_format: json, text, or empty for
+# the same as format.
 access_log = true
+access_log_format = ""
 """

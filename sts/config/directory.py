@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +76,16 @@ class RelyingPartyDirectory:
         self._encrypters: dict[tuple[str, str, str], TokenEncrypter] = {}
         self._pid = -1
         self._checked = -1.0
+        # A worker's threads share the registry snapshot and the caches below: one lock keeps a re-read from
+        # being seen half done and builds each encrypter once.
+        self._lock = threading.Lock()
 
     def resolve(self, address: str | None) -> ResolvedParty:
         """The relying party for an AppliesTo address (None: absent), else the default RP, else InvalidScope."""
+        with self._lock:
+            return self._resolve(address)
+
+    def _resolve(self, address: str | None) -> ResolvedParty:
         self._refresh()
         rp = self._match(address) if address is not None else None
         fallback = rp is None and bool(self._default)
@@ -127,6 +135,10 @@ class RelyingPartyDirectory:
 
     def encrypter(self, party: ResolvedParty) -> TokenEncrypter:
         """The worker's encrypter for this relying party's certificate and algorithms."""
+        with self._lock:
+            return self._encrypter(party)
+
+    def _encrypter(self, party: ResolvedParty) -> TokenEncrypter:
         if self._pid != os.getpid():  # xmlsec key managers are never shared across fork()
             self._pid, self._encrypters = os.getpid(), {}
         if party.certificate is None:

@@ -49,6 +49,11 @@ class ServerSettings:
     timeout: int = _positive(30)
     graceful_timeout: int = _positive(30)
     keepalive: int = _non_negative(5)
+    # Serving model (sts.gunicorn_worker): threads per worker run requests that the worker's event loop has
+    # read in full; a client has read_timeout seconds for the TLS handshake and its whole request.
+    threads: int = _check(lambda v: 1 <= v <= 64, "must be between 1 and 64", 1)
+    worker_connections: int = _check(lambda v: 1 <= v <= 100000, "must be between 1 and 100000", 1000)
+    read_timeout: int = _check(lambda v: 1 <= v <= 300, "must be between 1 and 300", 10)
     # TLS-terminating proxies whose X-Forwarded-Proto/-Ssl/-Protocol and X-Forwarded-For are believed.
     trusted_proxies: tuple[str, ...] = _networks(())
     allow_insecure_transport: bool = False
@@ -165,6 +170,8 @@ class LoggingSettings:
     format: str = _check(lambda v: v in ("json", "text"), "must be json or text", "json")
     file: Path | None = None
     access_log: bool = True
+    # Access log lines as json or text; empty: the same as ``format``.
+    access_log_format: str = _check(lambda v: v in ("", "json", "text"), "must be json, text or empty", "")
 
 
 @dataclass(frozen=True, slots=True)

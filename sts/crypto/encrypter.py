@@ -1,13 +1,16 @@
 """Encryption of signed assertions for a relying party with python-xmlsec (wstrust-protocol.md §16, R30-R34).
 
 One :class:`TokenEncrypter` per relying-party certificate per worker: building an ``xmlsec.KeysManager`` can
-cost 16-25 ms (dependencies.md §7), so it is built once and reused. A fresh AES content key is generated per
-token. The ``xenc:EncryptedKey`` sits inside ``EncryptedData/ds:KeyInfo`` and names the RP certificate.
+cost 16-25 ms (dependencies.md §7), so it is built once and reused. python-xmlsec releases the GIL while it
+works and promises nothing about a keys manager used by several threads at once: one thread at a time uses it.
+A fresh AES content key is generated per token. The ``xenc:EncryptedKey`` sits inside
+``EncryptedData/ds:KeyInfo`` and names the RP certificate.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 import xmlsec
@@ -40,6 +43,7 @@ class TokenEncrypter:
         self._policy = policy
         self._cert_der = cert.public_bytes(serialization.Encoding.DER)
         self._manager = _keys_manager(cert)
+        self._lock = threading.Lock()
 
     def encrypt(self, element: etree._Element) -> etree._Element:
         """Return an ``xenc:EncryptedData`` (Type Element) replacing ``element``, which is consumed."""
@@ -57,9 +61,10 @@ class TokenEncrypter:
         x509_data = xmlsec.template.add_x509_data(ek_key_info)
         certificate = etree.SubElement(x509_data, ns.qn(ns.DS, "X509Certificate"))
         certificate.text = _b64(self._cert_der)
-        context = xmlsec.EncryptionContext(self._manager)
-        context.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, bits, xmlsec.constants.KeyDataTypeSession)
-        encrypted: etree._Element = context.encrypt_xml(template, element)
+        with self._lock:
+            context = xmlsec.EncryptionContext(self._manager)
+            context.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, bits, xmlsec.constants.KeyDataTypeSession)
+            encrypted: etree._Element = context.encrypt_xml(template, element)
         _strip_layout(encrypted)
         return encrypted
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -316,3 +317,36 @@ def test_lockout_race_between_processes_locks_exactly_once(db_path: Path, db: Da
     assert [s for s in states if s[1] != 0.0] == [(0, NOW + DURATION)] * 16
     assert _lockout(db).state("PRIMARY/victim") == LockState(0, NOW + DURATION)
     assert _level(db, "PRIMARY/victim") == 1
+
+
+# --- threads (issue 12, item 1: a worker serves requests on several threads) -----------------------------------
+
+
+def _in_thread(work: Callable[[], object]) -> object:
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: results.append(work()))
+    thread.start()
+    thread.join(timeout=30)
+    return results[0]
+
+
+def test_a_transaction_in_one_thread_never_takes_in_another_threads_write(db_path: Path) -> None:
+    """On one shared connection the second thread's INSERT would join the first thread's transaction and vanish
+    with its ROLLBACK; with a connection per thread it waits for the lock like any other writer."""
+    db = Database(db_path, busy_timeout_ms=100)
+    db.conn.execute("BEGIN IMMEDIATE")
+    db.conn.execute("INSERT INTO meta(key, value) VALUES ('first', '1')")
+
+    def write() -> str:
+        try:
+            db.conn.execute("INSERT INTO meta(key, value) VALUES ('second', '2')")
+        except sqlite3.OperationalError as exc:
+            return str(exc)
+        finally:
+            db.close()
+        return "written"
+
+    outcome = _in_thread(write)
+    db.conn.execute("ROLLBACK")
+    db.close()
+    assert outcome == "database is locked"

@@ -1,0 +1,64 @@
+"""gunicorn's access log, written where the application log goes (stderr or ``[logging] file``), as text or JSON.
+
+gunicorn writes its access log to stdout when told ``-``; this logger class writes it through the same kind of
+handler as the application log (:func:`sts.logging.make_handler`, with the redaction filter), one line per
+request: client, request line, status, size and duration, never bodies or headers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from gunicorn import glogging
+
+from sts.logging import JsonFormatter, make_handler
+
+TEXT_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
+
+
+class AccessLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger with the access log on the STS's handler; JSON records carry one field per item."""
+
+    #: ``json`` or ``text`` (set by :func:`access_logger_class`).
+    access_format = "text"
+    #: The log file, or None for stderr (set by :func:`access_logger_class`).
+    log_file: Path | None = None
+
+    def setup(self, cfg: Any) -> None:
+        """gunicorn's setup (its own access handler stays off), then our handler; marked so a reload replaces it."""
+        super().setup(cfg)
+        formatter = JsonFormatter() if self.access_format == "json" else logging.Formatter("%(message)s")
+        handler = make_handler(formatter, self.log_file)
+        handler._gunicorn = True  # type: ignore[attr-defined]  # gunicorn drops marked handlers on reload
+        self.access_log.addHandler(handler)
+
+    def _compute_access_log_enabled(self) -> bool:
+        return True
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: dt.timedelta) -> None:
+        """One line per request; as JSON, the items are fields rather than a formatted string."""
+        if self.access_format != "json":
+            super().access(resp, req, environ, request_time)
+            return
+        status = str(resp.status).split(None, 1)[0] if resp.status is not None else "-"
+        sent = getattr(resp, "sent", None)
+        record = {
+            "client": environ.get("REMOTE_ADDR", "-"),
+            "method": environ.get("REQUEST_METHOD", "-"),
+            "path": environ.get("PATH_INFO", "-"),
+            "query": environ.get("QUERY_STRING", ""),
+            "protocol": environ.get("SERVER_PROTOCOL", "-"),
+            "status": int(status) if status.isdigit() else status,
+            "bytes": sent,
+            "duration_ms": round(request_time.total_seconds() * 1000, 1),
+        }
+        self.access_log.info("%s %s %s", record["method"], record["path"], record["status"], extra=record)
+
+
+def access_logger_class(access_format: str, log_file: Path | None) -> type[AccessLogger]:
+    """The logger class for ``logger_class`` (gunicorn accepts a class), bound to the instance's settings."""
+    attributes = {"access_format": access_format, "log_file": log_file, "__module__": __name__}
+    return type("AccessLogger", (AccessLogger,), attributes)

@@ -1,0 +1,347 @@
+"""The gunicorn worker ``sts serve`` runs: gunicorn's threaded worker, with clients read in its event loop.
+
+gunicorn's ``gthread`` worker hands every new connection to a thread, which waits up to 5 s for a first byte,
+then performs the TLS handshake and reads the request head with no time limit; its ``sync`` worker is worse
+(two silent connections stop a two-worker server). Here the event loop does all of the waiting: it accepts,
+completes the TLS handshake and reads the whole request, head and body (framing: :mod:`sts.http_framing`),
+without blocking, and only then hands the connection to a thread, which parses the request from memory (it
+never reads the socket) and runs the application. Whatever a client does or fails to do costs a buffer and a
+file descriptor, never a thread, and for at most ``read_timeout`` seconds from its connection (or, kept alive,
+from its next byte).
+A thread never waits for a client to read either: the next request on a connection is served only once the
+previous answer has left the server (a client that stops reading while pipelining requests would otherwise
+hold a thread in a blocked write), and the send buffer holds a whole answer (256 KiB). Graceful closes
+(RFC 9112 §9.6: half-close, then drain) wait in the event loop too, not in a thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import selectors
+import socket
+import ssl
+import struct
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn import http
+from gunicorn import sock as gunicorn_sock
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from sts.http_framing import Framing, RequestFraming
+
+_RECV_BYTES = 65536
+_LINGER_SECONDS = 2.0
+# A client sending a body over the cap is still sending when its 413 goes out: it must be able to finish (and
+# then read the answer) before the close, or its kernel receives a reset instead (gunicorn drains 64 KiB).
+_LINGER_MAX_BYTES = 4 * 1024 * 1024
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
+_SIOCOUTQNSD = 0x894B  # Linux: bytes in a TCP socket's send queue not yet sent (tcp(7))
+_SEND_BUFFER = 262144  # answers are a few KiB: one always fits, so writing it never waits for the client
+
+
+class BufferedConn(TConn):  # type: ignore[misc]
+    """A client connection and the bytes of its next request read so far by the event loop."""
+
+    def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any, worker: BufferingThreadWorker) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.worker = worker
+        self.buffer = bytearray()
+        self.framing = RequestFraming(worker.max_head_bytes, worker.max_body_bytes)  # of the request being read
+        self.ready = False  # the whole request is buffered: the next enqueue goes to a thread
+        self.deadline = 0.0
+        self.drained = 0
+        self.handshaking = False
+        self.sent_continue = False
+        self.close_after = False  # served without its whole body: the connection is not reused
+
+    def close(self, graceful: bool = False) -> None:
+        """Close now, or let the event loop linger (gunicorn's graceful close would block its loop for 2 s)."""
+        if graceful:
+            self.worker.linger(self)
+        else:
+            super().close()
+
+
+class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker with handshakes, request reads and graceful closes in the event loop."""
+
+    #: Seconds a client has for the TLS handshake and its whole request; also bounds each write to it.
+    read_timeout = 10.0
+    #: Largest request head buffered (request line and header fields), bytes; past it: 431.
+    max_head_bytes = 32768
+    #: Largest request body the application accepts, bytes; a bigger one is not buffered.
+    max_body_bytes = 65536
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tls: ssl.SSLContext | None = None
+        # Insertion-ordered, and every entry of one dict gets the same timeout: ordered by deadline.
+        self._reading: dict[BufferedConn, None] = {}
+        self._lingering: dict[BufferedConn, None] = {}
+        # Complete requests (also in _reading) waiting for the previous answer on their connection to leave.
+        self._unsent: dict[BufferedConn, None] = {}
+
+    def init_process(self) -> None:
+        """Build the TLS context once per worker (gunicorn's own path loads the key pair per connection)."""
+        if self.cfg.is_ssl:
+            self._tls = gunicorn_sock.ssl_context(self.cfg)
+        super().init_process()
+
+    # -- event loop ------------------------------------------------------------------------------------------
+
+    def accept(self, listener: socket.socket) -> None:
+        """Accept one connection and start reading it."""
+        try:
+            client, address = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        try:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
+        except OSError:
+            pass  # the kernel's default then, usually large enough too
+        conn = BufferedConn(self.cfg, client, address, listener.getsockname(), self)
+        if self._tls is not None:
+            try:
+                conn.sock = self._tls.wrap_socket(
+                    client, server_side=True, do_handshake_on_connect=False,
+                    suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+                )
+            except (OSError, ValueError):
+                self._drop(conn)
+                return
+            conn.handshaking = True
+        self.enqueue_req(conn)
+
+    def enqueue_req(self, conn: BufferedConn) -> None:
+        """Every path to a thread passes here: a connection reaches one only with its whole request read."""
+        if conn.ready:
+            conn.ready = False
+            super().enqueue_req(conn)
+            return
+        conn.deadline = time.monotonic() + self.read_timeout
+        conn.sent_continue = conn.close_after = False
+        conn.framing = RequestFraming(self.max_head_bytes, self.max_body_bytes)
+        if conn.parser is not None:  # a kept-alive connection: bytes the parser already read ahead come first
+            conn.buffer += conn.parser.unreader.take_buffered()
+        try:
+            conn.sock.setblocking(False)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+        except (OSError, ValueError):
+            self._drop(conn)
+            return
+        self._reading[conn] = None
+        if conn.buffer:
+            self._advance(conn)
+
+    def _on_readable(self, conn: BufferedConn, _fileobj: object) -> None:
+        self._advance(conn)
+
+    def _advance(self, conn: BufferedConn) -> None:
+        """Make what progress the socket allows: handshake, read, then judge the request's framing."""
+        try:
+            if conn.handshaking:
+                conn.sock.do_handshake()
+                conn.handshaking = False
+            ended = self._read_available(conn)
+        except ssl.SSLWantWriteError:
+            self._wait(conn, selectors.EVENT_WRITE)
+            return
+        except _WOULD_BLOCK:
+            self._wait(conn, selectors.EVENT_READ)
+            return
+        except (OSError, ValueError):  # a failed handshake (ssl.SSLError) or a reset connection
+            self._stop_reading(conn)
+            self._drop(conn)
+            return
+        progress = conn.framing.progress(conn.buffer)
+        if progress.framing is Framing.HEAD_TOO_LARGE:
+            self._stop_reading(conn)
+            self._send_quietly(conn, _HEAD_TOO_LARGE)
+            self.nr_conns -= 1
+            self.linger(conn)
+        elif progress.framing is not Framing.INCOMPLETE:
+            conn.close_after = progress.framing is Framing.SERVE_AND_CLOSE
+            if conn.parser is not None and _unsent_bytes(conn.sock):
+                self._unregister(conn)  # checked again by murder_pending, until the read deadline
+                self._unsent[conn] = None
+            else:
+                self._dispatch(conn)
+        elif ended:
+            self._stop_reading(conn)
+            self._drop(conn)
+        else:
+            if progress.expects_continue and not conn.sent_continue:
+                # RFC 9110 §10.1.1; gunicorn answers the expectation again later, which §15.2 allows.
+                self._send_quietly(conn, _CONTINUE)
+                conn.sent_continue = True
+            self._wait(conn, selectors.EVENT_READ)
+
+    def _read_available(self, conn: BufferedConn) -> bool:
+        """Read until the socket would block or the buffer passes the caps; True at end of stream."""
+        cap = self.max_head_bytes + self.max_body_bytes + 4096
+        while len(conn.buffer) <= cap:
+            try:
+                data = conn.sock.recv(_RECV_BYTES)
+            except _WOULD_BLOCK:
+                return False
+            if not data:
+                return True
+            conn.buffer += data
+        return False
+
+    def _wait(self, conn: BufferedConn, events: int) -> None:
+        try:
+            self.poller.modify(conn.sock, events, partial(self._on_readable, conn))
+        except (OSError, ValueError, KeyError):
+            self._stop_reading(conn)
+            self._drop(conn)
+
+    @staticmethod
+    def _send_quietly(conn: BufferedConn, data: bytes) -> None:
+        """A short best-effort write (fits any socket buffer); a client that cannot take it loses nothing."""
+        try:
+            conn.sock.send(data)
+        except (OSError, ValueError):
+            pass
+
+    def _dispatch(self, conn: BufferedConn) -> None:
+        """Hand the buffered request to gunicorn's parser and a thread.
+
+        The parser reads from memory only (an exhausted iterator behind the buffer): should it want more than
+        the framing judged complete, it meets the end of the stream and answers 400, never a blocking read.
+        """
+        self._stop_reading(conn)
+        if conn.parser is None:
+            conn.parser = http.get_parser(self.cfg, iter(()), conn.client)
+            conn.initialized = True
+        conn.parser.unreader.unread(bytes(conn.buffer))
+        conn.buffer = bytearray()
+        conn.data_ready = conn.ready = True
+        self.enqueue_req(conn)
+
+    def _stop_reading(self, conn: BufferedConn) -> None:
+        self._reading.pop(conn, None)
+        self._unsent.pop(conn, None)
+        self._unregister(conn)
+
+    def _unregister(self, conn: BufferedConn) -> None:
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _drop(self, conn: BufferedConn) -> None:
+        self.nr_conns -= 1
+        conn.sock.close()
+
+    # -- graceful close ------------------------------------------------------------------------------------------
+
+    def linger(self, conn: BufferedConn) -> None:
+        """RFC 9112 §9.6: send FIN, then read until the client closes, so unread bytes cause no RST."""
+        try:
+            conn.sock.setblocking(False)
+            conn.sock.shutdown(socket.SHUT_WR)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_linger, conn))
+        except (OSError, ValueError, KeyError):
+            conn.sock.close()
+            return
+        conn.deadline = time.monotonic() + _LINGER_SECONDS
+        conn.drained = 0
+        self._lingering[conn] = None
+
+    def _on_linger(self, conn: BufferedConn, _fileobj: object) -> None:
+        try:
+            while conn.drained < _LINGER_MAX_BYTES:
+                data = conn.sock.recv(_RECV_BYTES)
+                if not data:
+                    break
+                conn.drained += len(data)
+        except _WOULD_BLOCK:
+            return
+        except (OSError, ValueError):
+            pass
+        self._end_linger(conn)
+
+    def _end_linger(self, conn: BufferedConn) -> None:
+        self._lingering.pop(conn, None)
+        self._unregister(conn)
+        conn.sock.close()
+
+    # -- deadlines (gunicorn's loop runs this about once a second) ---------------------------------------------
+
+    def murder_pending(self) -> None:
+        """Serve requests whose connection has sent its previous answer; close connections past their read or
+        linger deadline (a stopping worker drops silent ones at once)."""
+        super().murder_pending()
+        for conn in [conn for conn in self._unsent if not _unsent_bytes(conn.sock)]:
+            self._dispatch(conn)
+        now = time.monotonic()
+        for conn in list(self._reading):
+            if conn.deadline > now and self.alive:
+                break
+            if conn.deadline <= now or not conn.buffer:
+                self._stop_reading(conn)
+                self._drop(conn)
+        for conn in list(self._lingering):
+            if conn.deadline > now:
+                break
+            self._end_linger(conn)
+
+    # -- worker thread --------------------------------------------------------------------------------------------
+
+    def handle(self, conn: BufferedConn) -> Any:
+        """Serve the buffered request in a thread (gunicorn's ``handle`` for HTTP/1.1; writes bounded in time)."""
+        req = None
+        try:
+            conn.sock.settimeout(self.read_timeout)  # the request is in memory: this bounds writes
+            req = next(conn.parser)
+            if not req:
+                return False
+            keepalive = self.handle_request(req, conn)
+            return not conn.close_after and self._keepalive_after(conn, keepalive)
+        except http.errors.NoMoreData as exc:
+            self.log.debug("Ignored premature client disconnection. %s", exc)
+        except StopIteration as exc:
+            self.log.debug("Closing connection. %s", exc)
+        except ssl.SSLError as exc:
+            if exc.args[0] == ssl.SSL_ERROR_EOF:
+                self.log.debug("ssl connection closed")
+            else:
+                self.handle_error(req, conn.sock, conn.client, exc)
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN) or isinstance(exc, TimeoutError):
+                self.log.debug("Client connection error: %s", exc)
+            else:
+                self.log.exception("Socket error processing request.")
+        except Exception as exc:
+            self.handle_error(req, conn.sock, conn.client, exc)
+        return False
+
+
+def worker_class(read_timeout: float, max_body_bytes: int) -> type[BufferingThreadWorker]:
+    """The worker class carrying the instance's limits (gunicorn's ``worker_class`` accepts a class)."""
+    attributes = {
+        "read_timeout": float(read_timeout),
+        "max_body_bytes": max_body_bytes,
+        "__module__": __name__,
+        "__doc__": BufferingThreadWorker.__doc__,
+    }
+    return type("BufferingThreadWorker", (BufferingThreadWorker,), attributes)
+
+
+def _unsent_bytes(sock: socket.socket) -> int:
+    """Bytes of earlier answers still waiting in the send queue because the client does not take them (0 where
+    the kernel cannot tell)."""
+    try:
+        raw = fcntl.ioctl(sock.fileno(), _SIOCOUTQNSD, struct.pack("i", 0))
+    except (OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", raw)[0])

@@ -1,0 +1,146 @@
+"""How much of an HTTP/1.1 request has arrived (RFC 9112 §2, §6, §7.1), judged as its bytes come in.
+
+The serving worker (:mod:`sts.gunicorn_worker`) reads requests in its event loop and hands a request to a
+thread only once it is all there, so a slow or silent client never holds a thread. This module only finds the
+end of the request; gunicorn's own parser still parses and validates it. Anything unusual in the framing
+(bad lengths, unknown transfer codings) is served as it stands, so that gunicorn answers it with its usual
+400/501, and the connection is closed afterwards.
+
+Each call looks only at bytes it has not judged before (where the head's end is searched, which chunks are
+counted), so a client that sends its request a byte at a time costs linear, not quadratic, work.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+_MAX_CHUNK_LINE = 1024
+_HEAD_END = b"\r\n\r\n"
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+class Framing(enum.Enum):
+    """What the worker does next with a connection's buffer."""
+
+    INCOMPLETE = "incomplete"  # keep reading
+    COMPLETE = "complete"  # the whole request is buffered: serve it
+    SERVE_AND_CLOSE = "serve_and_close"  # serve what is there (an error answer follows), then close
+    HEAD_TOO_LARGE = "head_too_large"  # no end of the header section within the cap: 431 and close
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The framing verdict, and whether the client waits for ``100 Continue`` before sending its body."""
+
+    framing: Framing
+    expects_continue: bool = False
+
+
+class RequestFraming:
+    """The framing of one request, fed the growing buffer that holds it (from its first byte)."""
+
+    def __init__(self, max_head: int, max_body: int) -> None:
+        self._max_head = max_head
+        self._max_body = max_body
+        self._scan = 0  # where the search for the end of the head resumes
+        self._body = -1  # offset of the body, once the head is complete
+        self._verdict: Framing | None = None  # decided by the head alone
+        self._length = 0  # Content-Length framing
+        self._chunked = False
+        self._chunk = 0  # offset of the next chunk-size line (chunked framing)
+        self._decoded = 0  # chunk data counted so far
+        self._trailers = -1  # offset of the trailer section, after the last chunk
+        self._expects = False
+
+    def progress(self, buffer: bytes | bytearray) -> Progress:
+        """Judge the buffer; it only ever grows between calls."""
+        if self._body < 0:
+            framing = self._head(buffer)
+            if framing is not None:
+                return Progress(framing)
+        if self._verdict is not None:
+            return Progress(self._verdict)
+        framing = self._chunked_body(buffer) if self._chunked else self._length_body(buffer)
+        return Progress(framing, self._expects and framing is Framing.INCOMPLETE)
+
+    def _head(self, buffer: bytes | bytearray) -> Framing | None:
+        """Find the end of the head and read its framing fields; a verdict while the head is incomplete."""
+        start = 2 if buffer.startswith(b"\r\n") else 0  # RFC 9112 §2.2: one empty line before it is ignored
+        end = buffer.find(_HEAD_END, max(self._scan, start), start + self._max_head + len(_HEAD_END))
+        if end < 0:
+            self._scan = max(start, len(buffer) - len(_HEAD_END) + 1)
+            return Framing.HEAD_TOO_LARGE if len(buffer) - start > self._max_head else Framing.INCOMPLETE
+        self._body = self._chunk = end + len(_HEAD_END)
+        request_line, _, fields_text = bytes(buffer[start:end]).partition(b"\r\n")
+        fields = _fields(fields_text)
+        if fields is None:
+            self._verdict = Framing.SERVE_AND_CLOSE  # gunicorn answers 400
+            return None
+        codings = fields.get(b"transfer-encoding")
+        if codings is not None:
+            if [c.strip().lower() for c in b",".join(codings).split(b",")][-1:] != [b"chunked"]:
+                self._verdict = Framing.SERVE_AND_CLOSE  # gunicorn refuses other codings (RFC 9112 §6.1)
+            self._chunked = True
+        else:
+            self._verdict = self._content_length(fields.get(b"content-length"))
+        self._expects = request_line.rstrip().endswith(b"HTTP/1.1") and [
+            value.strip().lower() for value in fields.get(b"expect", [])
+        ] == [b"100-continue"]
+        return None
+
+    def _content_length(self, lengths: list[bytes] | None) -> Framing | None:
+        """RFC 9112 §6.3: no length means no body; a verdict unless the body has to be waited for."""
+        if lengths is None:
+            return Framing.COMPLETE
+        if len(set(lengths)) != 1 or not lengths[0].isdigit():
+            return Framing.SERVE_AND_CLOSE  # gunicorn answers 400
+        self._length = int(lengths[0])
+        if self._length > self._max_body:
+            return Framing.SERVE_AND_CLOSE  # the application answers 413 without reading the body
+        return None
+
+    def _length_body(self, buffer: bytes | bytearray) -> Framing:
+        return Framing.COMPLETE if len(buffer) - self._body >= self._length else Framing.INCOMPLETE
+
+    def _chunked_body(self, buffer: bytes | bytearray) -> Framing:
+        """RFC 9112 §7.1: complete after the last chunk and the trailer section; chunks are counted once."""
+        while self._trailers < 0:
+            line_end = buffer.find(b"\r\n", self._chunk, self._chunk + _MAX_CHUNK_LINE)
+            if line_end < 0:
+                too_long = len(buffer) - self._chunk > _MAX_CHUNK_LINE
+                return Framing.SERVE_AND_CLOSE if too_long else Framing.INCOMPLETE
+            size_text = bytes(buffer[self._chunk : line_end]).split(b";", 1)[0].rstrip(b" \t")
+            if not _HEX.fullmatch(size_text):
+                return Framing.SERVE_AND_CLOSE  # gunicorn answers 400
+            size = int(size_text, 16)
+            data = line_end + 2
+            if size == 0:
+                self._trailers = data
+                break
+            available = min(size, len(buffer) - data)
+            if self._decoded + available > self._max_body:
+                return Framing.SERVE_AND_CLOSE  # more than the cap is buffered: the application answers 413
+            if len(buffer) < data + size + 2:
+                return Framing.INCOMPLETE
+            self._decoded += size
+            self._chunk = data + size + 2
+        if buffer.startswith(b"\r\n", self._trailers):
+            return Framing.COMPLETE
+        end = buffer.find(_HEAD_END, max(self._trailers, self._scan))
+        if end >= 0:
+            return Framing.COMPLETE
+        self._scan = max(self._trailers, len(buffer) - len(_HEAD_END) + 1)
+        return Framing.SERVE_AND_CLOSE if len(buffer) - self._trailers > self._max_head else Framing.INCOMPLETE
+
+
+def _fields(text: bytes) -> dict[bytes, list[bytes]] | None:
+    """Header fields by lower-cased name; None for a line gunicorn will refuse anyway (no colon)."""
+    fields: dict[bytes, list[bytes]] = {}
+    for line in text.split(b"\r\n") if text else []:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return None
+        fields.setdefault(name.strip().lower(), []).append(value.strip())
+    return fields

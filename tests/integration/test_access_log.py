@@ -1,0 +1,80 @@
+"""Issue 12, item 17: gunicorn's access log goes where README says, stderr (or ``[logging] file``), never stdout;
+as JSON lines by default (like the application log) or as text lines with ``[logging] access_log_format``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support import Instance, Server, rst_envelope, start_server
+
+pytestmark = pytest.mark.integration
+
+
+def _serve_and_call(instance: Instance, **env: str) -> Server:
+    """A server with the access log on, one token request and one health check, then stopped."""
+    server = start_server(
+        instance, workers=1, tls=False, env={"STS_LOGGING_ACCESS_LOG": "true", **env}, split_output=True
+    )
+    try:
+        response = server.post(rst_envelope("admin", instance.demo_password))
+        assert response.status_code == 200
+        health = requests.get(server.url.replace("/services/wso2carbon-sts", "/healthz"), timeout=30)
+        assert health.status_code == 200
+    finally:
+        server.stop()
+    return server
+
+
+def _access_records(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if '"logger": "gunicorn.access"' in line]
+
+
+def test_access_log_is_json_lines_on_stderr_by_default(instance: Instance) -> None:
+    server = _serve_and_call(instance)
+    assert server.stdout_log is not None
+    stdout, stderr = server.stdout_log.read_text(), server.log.read_text()
+    assert "/healthz" not in stdout and "gunicorn.access" not in stdout
+    records = _access_records(stderr)[-2:]  # before them: start_server's readiness checks of /healthz
+    assert [(r["method"], r["path"], r["status"]) for r in records] == [
+        ("POST", "/services/wso2carbon-sts", 200),
+        ("GET", "/healthz", 200),
+    ]
+    post = records[0]
+    assert post["client"] == "127.0.0.1"
+    assert post["protocol"] == "HTTP/1.1"
+    assert isinstance(post["bytes"], int) and post["bytes"] > 1000
+    assert isinstance(post["duration_ms"], float | int)
+    assert {"time", "level", "pid", "message"} <= set(post)
+    assert instance.demo_password not in stderr + stdout
+
+
+def test_access_log_as_text_lines(instance: Instance) -> None:
+    server = _serve_and_call(instance, STS_LOGGING_ACCESS_LOG_FORMAT="text")
+    assert server.stdout_log is not None
+    assert "/healthz" not in server.stdout_log.read_text()
+    lines = server.log.read_text().splitlines()
+    assert any(re.fullmatch(r'127\.0\.0\.1 "GET /healthz HTTP/1\.1" 200 16 \d+ms', line) for line in lines), lines
+    assert any(line.startswith('127.0.0.1 "POST /services/wso2carbon-sts HTTP/1.1" 200 ') for line in lines)
+    assert _access_records(server.log.read_text()) == []
+
+
+def test_access_log_follows_the_logging_file(instance: Instance, tmp_path: Path) -> None:
+    log_file = tmp_path / "sts.log"
+    server = _serve_and_call(instance, STS_LOGGING_FILE=str(log_file))
+    assert server.stdout_log is not None
+    text = log_file.read_text()
+    records = _access_records(text)
+    assert [r["path"] for r in records][-2:] == ["/services/wso2carbon-sts", "/healthz"]
+    assert "Booting worker" in text  # gunicorn's own messages follow the file too
+    assert "/healthz" not in server.log.read_text() + server.stdout_log.read_text()
+
+
+def test_access_log_off(instance: Instance) -> None:
+    server = _serve_and_call(instance, STS_LOGGING_ACCESS_LOG="false")
+    assert server.stdout_log is not None
+    assert "/healthz" not in server.log.read_text() + server.stdout_log.read_text()

@@ -1,0 +1,105 @@
+"""sts.http_framing: when a buffered HTTP/1.1 request is complete (RFC 9112 §6, §7.1), so that the serving worker
+hands only whole requests to its threads (issue 12, item 1); fed a byte at a time it reaches the same verdicts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sts import http_framing
+from sts.http_framing import Framing, Progress, RequestFraming
+
+HEX = http_framing._HEX
+HEAD_CAP = 32768
+BODY_CAP = 100
+POST = b"POST /services/wso2carbon-sts HTTP/1.1\r\nHost: h\r\n"
+
+
+def _progress(data: bytes) -> Progress:
+    return RequestFraming(HEAD_CAP, BODY_CAP).progress(data)
+
+
+def _fed_bytewise(data: bytes) -> list[Progress]:
+    """The verdicts of one framing object fed ``data`` one byte more at a time."""
+    framing = RequestFraming(HEAD_CAP, BODY_CAP)
+    return [framing.progress(data[:end]) for end in range(1, len(data) + 1)]
+
+
+@pytest.mark.parametrize(
+    ("data", "framing"),
+    [
+        (b"", Framing.INCOMPLETE),
+        (b"GET /healthz HTTP/1.1\r\nHost: h\r\n", Framing.INCOMPLETE),
+        (b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", Framing.COMPLETE),
+        (b"\r\nGET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", Framing.COMPLETE),  # RFC 9112 §2.2: one empty line
+        (b"\r\n\r\nGET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", Framing.SERVE_AND_CLOSE),  # gunicorn refuses two
+        (POST + b"\r\n", Framing.COMPLETE),  # no length, no coding: no body (§6.3)
+        (POST + b"Content-Length: 5\r\n\r\nabc", Framing.INCOMPLETE),
+        (POST + b"Content-Length: 5\r\n\r\nabcde", Framing.COMPLETE),
+        (POST + b"content-length: 5\r\n\r\nabcdeGET", Framing.COMPLETE),  # a pipelined request may follow
+        (POST + b"Content-Length: 101\r\n\r\n", Framing.SERVE_AND_CLOSE),  # over the cap: 413 without the body
+        (POST + b"Content-Length: -1\r\n\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Content-Length: 5, 5\r\n\r\nabcde", Framing.SERVE_AND_CLOSE),
+        (POST + b"Bad line\r\n\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Transfer-Encoding: gzip\r\n\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n", Framing.INCOMPLETE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", Framing.INCOMPLETE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n", Framing.INCOMPLETE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", Framing.COMPLETE),
+        (POST + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", Framing.COMPLETE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n", Framing.INCOMPLETE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n", Framing.COMPLETE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n", Framing.SERVE_AND_CLOSE),  # hex digits only
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n1_0\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"1" * 2000, Framing.SERVE_AND_CLOSE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n65\r\n" + b"a" * 100, Framing.INCOMPLETE),  # cap, not past it
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n65\r\n" + b"a" * 101, Framing.SERVE_AND_CLOSE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"32\r\n" + b"a" * 50 + b"\r\n" + b"33\r\n" + b"a" * 51,
+         Framing.SERVE_AND_CLOSE),
+    ],
+)
+def test_framing(data: bytes, framing: Framing) -> None:
+    assert _progress(data).framing is framing
+    steps = _fed_bytewise(data)
+    if data:
+        assert steps[-1].framing is framing
+    # Until its last byte a request is incomplete, or it was already judged and the verdict stays.
+    decided = [step.framing for step in steps if step.framing is not Framing.INCOMPLETE]
+    assert len(set(decided)) <= 1
+
+
+def test_a_request_sent_a_byte_at_a_time_costs_linear_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunked body fed a byte at a time: every call reads only the chunk-size lines it has not counted yet
+    (re-reading all of them on every call would be quadratic: about 27,000 size lines here)."""
+    parsed = []
+
+    class CountingHex:
+        def fullmatch(self, text: bytes) -> re.Match[bytes] | None:
+            parsed.append(text)
+            return HEX.fullmatch(text)
+
+    monkeypatch.setattr(http_framing, "_HEX", CountingHex())
+    data = POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"1\r\na\r\n" * 90 + b"0\r\n\r\n"
+    steps = _fed_bytewise(data)
+    assert steps[-1].framing is Framing.COMPLETE
+    assert all(step.framing is Framing.INCOMPLETE for step in steps[:-1])
+    assert 91 <= len(parsed) < 2 * len(data)
+
+
+def test_head_over_the_cap_without_its_end() -> None:
+    head = b"GET / HTTP/1.1\r\n" + b"X: " + b"a" * HEAD_CAP
+    assert _progress(head).framing is Framing.HEAD_TOO_LARGE
+    assert _progress(head[:HEAD_CAP]).framing is Framing.INCOMPLETE
+
+
+def test_expect_100_continue_only_while_the_body_is_awaited() -> None:
+    head = POST + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    assert _progress(head) == Progress(Framing.INCOMPLETE, expects_continue=True)
+    assert _progress(head + b"abcde") == Progress(Framing.COMPLETE, expects_continue=False)
+    http10 = head.replace(b"HTTP/1.1", b"HTTP/1.0")
+    assert _progress(http10) == Progress(Framing.INCOMPLETE, expects_continue=False)  # RFC 9110 §10.1.1
+    chunked = POST + b"Transfer-Encoding: chunked\r\nEXPECT: 100-Continue\r\n\r\n"
+    assert _progress(chunked).expects_continue
