@@ -13,7 +13,7 @@ PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps $(
 # Debian packages, installed when missing (root or sudo).
 APT_INSTALL := if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq
-TEST_DEBS := xmlsec1
+TEST_DEBS := xmlsec1 postgresql redis-server
 
 .PHONY: run test check install install-test system-test-deps lock clean fuzz bench
 
