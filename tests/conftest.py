@@ -1,0 +1,3 @@
+"""Fixtures shared by every test directory: the real servers of tests/servers/ (started only when a test asks)."""
+
+pytest_plugins = ["tests.servers.slapd"]

@@ -1,0 +1,1 @@
+"""Real servers the test suite starts on 127.0.0.1 (directories, databases), each with its own fixture module."""
