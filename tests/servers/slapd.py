@@ -34,6 +34,7 @@ here), refusal of simple binds without TLS.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
 import signal
@@ -56,6 +57,13 @@ SCHEMA_DIR = Path("/etc/ldap/schema")  # shipped by the slapd package; read, nev
 MODULE_DIR = Path("/usr/lib/ldap")
 START_DEADLINE = 10.0  # seconds; a healthy start takes about 0.1 s
 STOP_DEADLINE = 5.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before fork: the child only calls it
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL slapd when the thread that started it dies (a killed test run)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class SlapdError(RuntimeError):
@@ -187,6 +195,7 @@ class SlapdServer:
                 # -d: stay in the foreground as our child and log to stderr (level "stats": one line per operation).
                 [str(SLAPD), "-f", str(self.directory / "slapd.conf"), "-h", urls, "-d", "stats"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent,  # start() runs on the test's main thread
             )
         self._paused = False
         end = time.monotonic() + deadline
