@@ -1,3 +1,3 @@
-"""Fixtures for the whole suite: the real PostgreSQL and Redis servers of tests/servers/ (started on first use)."""
+"""Fixtures shared by every test directory: the real servers of tests/servers/ (started only when a test asks)."""
 
-pytest_plugins = ("tests.servers.postgres", "tests.servers.redis")
+pytest_plugins = ("tests.servers.postgres", "tests.servers.redis", "tests.servers.slapd")
