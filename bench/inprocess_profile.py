@@ -38,7 +38,7 @@ import setup_instance  # noqa: E402
 STAGES: list[tuple[str, str, str]] = [
     # (module or class path, attribute, stage name); nested stages are subtracted from their callers.
     ("sts.soap.transport:Transport", "__call__", "front door (sts.soap.transport: routing, media type, body)"),
-    ("sts.app", "call_spyne", "Spyne (WSGI application, protocol, dispatch)"),
+    ("sts.soap.spyne_app:SpyneAdapter", "__call__", "Spyne (WSGI application, protocol, dispatch)"),
     ("sts.soap.endpoint:SoapEndpoint", "handle", "SOAP envelope checks, addressing, service dispatch"),
     ("sts.soap.endpoint", "parse_untrusted", "request XML parse (hardened lxml)"),
     ("sts.auth.validators:UsernameTokenAuthenticator", "authenticate",

@@ -1,33 +1,29 @@
 """``create_app(settings)``: the one composition root (architecture.md §6).
 
 Everything a request needs is built here once, in the gunicorn master (``preload_app``): settings, keys, the
-WSDL, the service and its operations. Per-process resources (SQLite connections, one per thread; xmlsec key
-managers) are opened lazily per PID by their owners, never shared across ``fork()``.
+stores (:func:`sts.stores.factory.build_stores`), the WSDL, the service and its operations, and the Spyne adapter
+in front of them. Per-process resources (SQLite connections, one per thread; xmlsec key managers) are opened
+lazily per PID by their owners, never shared across ``fork()``. Every part that tells the time gets the one
+:class:`~sts.clock.Clock` passed in (the wall clock in production), so the whole service runs in-process under a
+frozen clock in tests.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable
-from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from sts import ns
 from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
 from sts.auth.subjects import SubjectAuthorizer
-from sts.auth.users import SqliteUserStore
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
-from sts.clock import SystemClock
+from sts.clock import Clock, SystemClock
 from sts.config.directory import RelyingPartyDirectory
 from sts.config.profiles import timestamp_required
-from sts.config.relying_parties import RelyingPartyStore
 from sts.config.settings import Settings
 from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
-from sts.crypto.secretbox import SecretBox
 from sts.crypto.signer import AssertionSigner
 from sts.errors import ConfigError
 from sts.issuance import IssueOperation
@@ -37,8 +33,8 @@ from sts.lifecycle.targets import TargetResolver
 from sts.minting import IssuerIdentity, TokenMinter
 from sts.netaddr import AddressSet
 from sts.service import OperationHandler, SecurityTokenService, TrustCall
-from sts.soap.endpoint import SoapEndpoint, SoapRequest
-from sts.soap.spyne_app import call_spyne, make_spyne_wsgi
+from sts.soap.endpoint import SoapEndpoint
+from sts.soap.spyne_app import SpyneAdapter
 from sts.soap.transport import (
     ADFS_FEB2005_PATH,
     ADFS_TRUST13_PATH,
@@ -48,14 +44,7 @@ from sts.soap.transport import (
     TransportPolicy,
 )
 from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
-from sts.soapenv import SoapVersion
-from sts.stores.sqlite import Database, DatabaseError, check_database
-from sts.stores.sqlite_stores import (
-    SqliteClientThrottle,
-    SqliteLockoutStore,
-    SqliteReplayCache,
-    SqliteTokenStore,
-)
+from sts.stores.factory import Stores, build_stores
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
@@ -117,43 +106,28 @@ def auth_policy(settings: Settings) -> AuthPolicy:
     )
 
 
-def user_store(settings: Settings, db: Database) -> SqliteUserStore:
-    """The instance's user store (with the credential key, when there is one, for PasswordDigest users)."""
-    key_file = settings.store.credential_key
-    box = SecretBox.from_file(key_file) if key_file.is_file() else None
-    return SqliteUserStore(db, PasswordHasher(), box)
-
-
-def build_authenticator(settings: Settings, db: Database) -> UsernameTokenAuthenticator:
-    """The UsernameToken authenticator over the instance's user store and shared stores."""
-    security = settings.security
-    key_file = settings.store.credential_key
-    box = SecretBox.from_file(key_file) if key_file.is_file() else None
-    hasher = PasswordHasher()
-    lockout = settings.lockout
+def build_authenticator(
+    settings: Settings, stores: Stores, clock: Clock, hasher: PasswordHasher
+) -> UsernameTokenAuthenticator:
+    """The UsernameToken authenticator over the instance's user stores and shared stores."""
     return UsernameTokenAuthenticator(
-        users=SqliteUserStore(db, hasher, box),
+        users=stores.users,
         hasher=hasher,
-        lockout=SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
-        replay=SqliteReplayCache(db),
-        cache=VerifiedCredentialCache(security.credential_cache_ttl),
-        secret_box=box,
+        lockout=stores.lockout,
+        replay=stores.replay,
+        # Its TTL is a span of elapsed time, measured on the monotonic clock, not an instant of the Clock's.
+        cache=VerifiedCredentialCache(settings.security.credential_cache_ttl),
         policy=auth_policy(settings),
-        clock=SystemClock(),
-        throttle=SqliteClientThrottle(
-            db,
-            security.client_failure_limit,
-            security.client_failure_window,
-            AddressSet.parse(security.client_failure_exempt),
-        ),
+        clock=clock,
+        throttle=stores.throttle,
     )
 
 
-def trusted_issuers(settings: Settings, keystore: KeyStore) -> tuple[x509.Certificate, ...]:
+def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tuple[x509.Certificate, ...]:
     """Certificates whose assertions Validate accepts: the STS's own (current, previous), then configured ones."""
     problems: list[str] = []
     extra: list[x509.Certificate] = []
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     for index, path in enumerate(settings.lifecycle.trusted_issuer_certs):
         label = f"lifecycle.trusted_issuer_certs[{index}]"
         try:
@@ -168,14 +142,20 @@ def trusted_issuers(settings: Settings, keystore: KeyStore) -> tuple[x509.Certif
     return (*keystore.accepted_certs, *extra)
 
 
-def build_service(settings: Settings, keystore: KeyStore, db: Database) -> SecurityTokenService:
-    """The framework-free service with the operations enabled by the configuration."""
-    authenticator = build_authenticator(settings, db)
-    tokens, lifecycle, clock = settings.tokens, settings.lifecycle, SystemClock()
+def build_service(
+    settings: Settings, keystore: KeyStore, stores: Stores, clock: Clock, hasher: PasswordHasher | None = None
+) -> SecurityTokenService:
+    """The framework-free service with the operations enabled by the configuration.
+
+    ``hasher``: the one the stores check passwords with (:func:`~sts.stores.factory.build_stores`), so failures
+    that checked none cost the same; by default one with the production parameters, as the stores use.
+    """
+    authenticator = build_authenticator(settings, stores, clock, hasher or PasswordHasher())
+    tokens, lifecycle = settings.tokens, settings.lifecycle
     directory = RelyingPartyDirectory(
-        RelyingPartyStore(db), settings.store.truststore, tokens.default_relying_party, tokens.profile, clock=clock
+        stores.relying_parties, settings.store.truststore, tokens.default_relying_party, tokens.profile, clock=clock
     )
-    store = SqliteTokenStore(db) if lifecycle.token_store else None
+    store = stores.tokens
     minter = TokenMinter(
         IssuerIdentity(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew),
         directory,
@@ -184,7 +164,7 @@ def build_service(settings: Settings, keystore: KeyStore, db: Database) -> Secur
         store,
         lifecycle.renew_after_expiry,
     )
-    resolver = TargetResolver(store, trusted_issuers(settings, keystore))
+    resolver = TargetResolver(store, trusted_issuers(settings, keystore, clock))
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
     operations: dict[Operation, OperationHandler] = {
@@ -193,7 +173,7 @@ def build_service(settings: Settings, keystore: KeyStore, db: Database) -> Secur
     }
     if store is not None:
         operations[Operation.CANCEL] = CancelOperation(resolver, store)
-        subjects = SubjectAuthorizer(user_store(settings, db), auth_policy(settings))
+        subjects = SubjectAuthorizer(stores.users, auth_policy(settings))
         policy = RenewalPolicy(
             tokens.clock_skew, lifecycle.renew_after_expiry, lifecycle.max_renewal_age, lifecycle_roles
         )
@@ -202,33 +182,25 @@ def build_service(settings: Settings, keystore: KeyStore, db: Database) -> Secur
         )
 
     def authenticate(call: TrustCall) -> AuthenticatedCaller:
-        version = SoapVersion.SOAP11 if call.soap_ns == ns.S11 else SoapVersion.SOAP12
         info = CallerInfo(call.info.correlation_id, call.info.client_address, call.info.secure_transport)
         roles = None if call.operation is Operation.ISSUE else lifecycle_roles
-        return authenticator.authenticate(call.headers, version, info, roles)
+        return authenticator.authenticate(call.headers, call.soap_version, info, roles)
 
     return SecurityTokenService(operations, authenticate=authenticate)
 
 
-def create_app(settings: Settings, keystore: KeyStore | None = None) -> Transport:
-    """Build the WSGI application."""
+def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Clock | None = None) -> Transport:
+    """Build the WSGI application; ``clock``: the time every part of it tells (default: the wall clock)."""
     keystore = keystore or load_keystore(settings)
-    try:
-        check_database(settings.store.database)
-    except DatabaseError as exc:
-        raise ConfigError([f"store.database: {exc}"]) from None
-    db = Database(settings.store.database, settings.store.busy_timeout_ms)
-    service = build_service(settings, keystore, db)
+    clock = clock or SystemClock()
+    hasher = PasswordHasher()
+    stores = build_stores(settings, clock, hasher)
+    service = build_service(settings, keystore, stores, clock, hasher)
     endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status)
     wsdl = render_wsdl(
         load_policy(settings.security.scenario),
         port_addresses(public_url(settings)),
         require_timestamp=timestamp_required(settings.tokens.profile),  # what is enforced is what is published
     )
-    spyne_apps = {version: make_spyne_wsgi(version is SoapVersion.SOAP12) for version in SoapVersion}
-
-    def dispatch(environ: dict[str, Any], start_response: Any, request: SoapRequest) -> Iterable[bytes]:
-        return call_spyne(spyne_apps[request.version], environ, start_response, endpoint, request)
-
     policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
-    return Transport(policy, wsdl, dispatch, render_mex(wsdl))
+    return Transport(policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl))

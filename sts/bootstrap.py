@@ -6,6 +6,7 @@ import logging
 import os
 
 from sts.app import create_app
+from sts.clock import Clock
 from sts.config import load_settings
 from sts.config.settings import Settings, config_warnings
 from sts.crypto.keystore import load_keystore
@@ -15,13 +16,16 @@ from sts.soap.transport import Transport
 _LOG = logging.getLogger("sts.boot")
 
 
-def boot(config: str | os.PathLike[str] | None = None, settings: Settings | None = None) -> Transport:
-    """Load everything once and return the WSGI application (raises ConfigError / KeyStoreError)."""
+def boot(
+    config: str | os.PathLike[str] | None = None, settings: Settings | None = None, clock: Clock | None = None
+) -> Transport:
+    """Load everything once and return the WSGI application (raises ConfigError / KeyStoreError); ``clock``:
+    the time it tells (default: the wall clock)."""
     settings = settings or load_settings(config)
     configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
     keystore = load_keystore(settings)
     for warning in (*keystore.warnings, *config_warnings(settings)):
         _LOG.warning(warning)
-    app = create_app(settings, keystore)
+    app = create_app(settings, keystore, clock)
     _LOG.info("sts ready", extra={"config": str(settings.config_path)})
     return app

@@ -13,6 +13,7 @@ from lxml import etree
 
 from sts import ns
 from sts.errors import BadRequest, InvalidRequest
+from sts.soapenv import SoapVersion
 from sts.wstrust.actions import (
     TRUST_NAMESPACES,
     Operation,
@@ -37,7 +38,7 @@ class RequestInfo:
 class TrustCall:
     """One WS-Trust request, as the operations see it."""
 
-    soap_ns: str
+    soap_version: SoapVersion
     headers: tuple[etree._Element, ...]
     rst: etree._Element
     trust_ns: str
@@ -87,7 +88,8 @@ class SecurityTokenService:
         self._authenticate = authenticate
 
     def handle(
-        self, soap_ns: str, headers: tuple[etree._Element, ...], body_child: etree._Element, info: RequestInfo
+        self, soap_version: SoapVersion, headers: tuple[etree._Element, ...], body_child: etree._Element,
+        info: RequestInfo,
     ) -> TrustReply:
         """Run one request to its reply; raises :class:`~sts.errors.STSError` subclasses for faults."""
         trust_ns = trust_namespace(body_child)
@@ -95,9 +97,9 @@ class SecurityTokenService:
         for action in (info.http_action, info.wsa_action):
             if action and operation_for_action(trust_ns, action) is not operation:
                 raise InvalidRequest("action does not match RequestType", reason="action_mismatch")
-        call = TrustCall(soap_ns, headers, body_child, trust_ns, operation, info)
+        call = TrustCall(soap_version, headers, body_child, trust_ns, operation, info)
         if self._authenticate is not None:
-            call = TrustCall(soap_ns, headers, body_child, trust_ns, operation, info, self._authenticate(call))
+            call = TrustCall(soap_version, headers, body_child, trust_ns, operation, info, self._authenticate(call))
         handler = self._handlers.get(operation)
         if handler is None:
             raise BadRequest(f"{operation.value} binding not enabled", reason="binding_not_enabled")

@@ -22,10 +22,10 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "redis": ("sts.stores.redis",),
     # gunicorn: its settings file, the worker class and the access-log class it runs.
     "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
-    # SQLite: the stores, the user store and the relying-party registry (both live in the same database file).
+    # SQLite: the stores, the built-in user store and the relying-party registry (both live in the same database file).
     "sqlite3": (
         "sts.stores.",
-        "sts.auth.users",
+        "sts.auth.sqlite_users",
         "sts.config.relying_parties",
         "sts.config.directory",
         "sts.cli.rp_support",

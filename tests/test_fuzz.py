@@ -35,11 +35,13 @@ from lxml import etree
 
 from sts import errors, ns
 from sts.app import build_service, parser_limits
+from sts.auth.passwords import PasswordHasher
+from sts.clock import SystemClock
 from sts.config import load_settings
 from sts.crypto.keystore import load_keystore
 from sts.soap.endpoint import SoapEndpoint, SoapRequest, SoapResponse
 from sts.soapenv import SoapVersion
-from sts.stores.sqlite import Database
+from sts.stores.factory import build_stores
 from tests.support import WSA, WSP, WSSE, WST, WSU, Instance, make_instance, rst_envelope
 
 settings.register_profile(
@@ -90,10 +92,11 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     # No lockout: otherwise the wrong-password examples would soon all meet a locked account instead.
     config = load_settings(instance.config, env={"STS_LOCKOUT_MAX_FAILURES": "1000000000"})
     keystore = load_keystore(config)
-    db = Database(config.store.database, config.store.busy_timeout_ms)
-    service = build_service(config, keystore, db)
+    clock, hasher = SystemClock(), PasswordHasher()
+    stores = build_stores(config, clock, hasher)
+    service = build_service(config, keystore, stores, clock, hasher)
     yield Harness(instance, SoapEndpoint(service, parser_limits(config), config.server.soap12_sender_status))
-    db.close()
+    stores.close()
 
 
 def handle(harness: Harness, body: bytes, version: SoapVersion, action: str = "") -> tuple[SoapResponse, float]:

@@ -1,1 +1,1 @@
-"""Caller authentication: passwords, the user store, lockout and credential validators."""
+"""Caller authentication: passwords, the user stores and their router, and the credential validators."""

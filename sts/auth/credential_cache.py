@@ -28,7 +28,7 @@ class VerifiedCredentialCache:
         self._clock = clock
         self._pid = -1
         self._key = b""
-        self._entries: dict[bytes, tuple[float, int, Principal]] = {}
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
     def _digest(self, domain: str, user: str, password: str) -> bytes:
@@ -38,8 +38,8 @@ class VerifiedCredentialCache:
         message = "\0".join((domain, user, password)).encode("utf-8")
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
-    def get(self, domain: str, user: str, password: str) -> tuple[Principal, int] | None:
-        """The cached principal and user id, if verified less than ``ttl`` seconds ago."""
+    def get(self, domain: str, user: str, password: str) -> Principal | None:
+        """The cached principal, if verified less than ``ttl`` seconds ago."""
         if self._ttl <= 0:
             return None
         with self._lock:
@@ -50,9 +50,9 @@ class VerifiedCredentialCache:
             if entry[0] <= self._clock():
                 del self._entries[key]
                 return None
-            return entry[2], entry[1]
+            return entry[1]
 
-    def put(self, domain: str, user: str, password: str, user_id: int, principal: Principal) -> None:
+    def put(self, domain: str, user: str, password: str, principal: Principal) -> None:
         """Remember a successful verification."""
         if self._ttl <= 0:
             return
@@ -60,7 +60,7 @@ class VerifiedCredentialCache:
             key = self._digest(domain, user, password)
             if len(self._entries) >= self._max:
                 self._evict()
-            self._entries[key] = (self._clock() + self._ttl, user_id, principal)
+            self._entries[key] = (self._clock() + self._ttl, principal)
 
     def _evict(self) -> None:
         now = self._clock()

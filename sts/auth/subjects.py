@@ -9,7 +9,8 @@ the same rules the authenticator applies to an Issue caller (domain, enabled, ro
 
 from __future__ import annotations
 
-from sts.auth.users import Principal, UserStore, UserStoreError, split_qualified
+from sts.auth.router import UserStoreRouter
+from sts.auth.users import Principal, UserStoreError, split_qualified
 from sts.auth.validators import AuthPolicy
 from sts.config.settings import ALL_DOMAINS
 from sts.errors import FailedAuthentication
@@ -18,7 +19,7 @@ from sts.errors import FailedAuthentication
 class SubjectAuthorizer:
     """Re-reads a subject from the user store and checks the Issue rules of ``[security]`` against it."""
 
-    def __init__(self, users: UserStore, policy: AuthPolicy) -> None:
+    def __init__(self, users: UserStoreRouter, policy: AuthPolicy) -> None:
         self._users = users
         self._domains = policy.allowed_domains
         self._roles = frozenset(role.casefold() for role in policy.allowed_roles)
@@ -31,15 +32,13 @@ class SubjectAuthorizer:
             raise FailedAuthentication("malformed subject", reason="bad_username") from None
         if ALL_DOMAINS not in self._domains and domain not in self._domains:
             raise FailedAuthentication("domain not allowed", reason="domain_denied")
-        user = self._users.find(domain, name)
-        if user is None:
+        principal = self._users.lookup(domain, name)
+        if principal is None:
             raise FailedAuthentication("unknown user", reason="unknown_user")
-        principal = user.principal
         if not principal.enabled:
             raise FailedAuthentication("user disabled", reason="user_disabled")
-        held = {role.casefold() for role in principal.roles}
-        if not self._roles & held:
+        if not principal.holds_any_role(self._roles):
             raise FailedAuthentication("subject holds none of the allowed roles", reason="role_denied")
-        if also_roles is not None and not {role.casefold() for role in also_roles} & held:
+        if also_roles is not None and not principal.holds_any_role(frozenset(r.casefold() for r in also_roles)):
             raise FailedAuthentication("subject holds none of the lifecycle roles", reason="role_denied")
         return principal

@@ -8,8 +8,9 @@ timing does not tell unknown users apart, catalogue A01/A02):
    published ``sp:IncludeTimestamp`` says; freshness, BSP structure);
 2. the UsernameToken (BSP rules), its ``Created`` freshness even without a Timestamp;
 3. transport: PasswordText only over TLS (or from a trusted TLS-terminating proxy, or when explicitly allowed);
-4. domain allowed, account not locked, user known and enabled, password (argon2id, or the digest against the
-   sealed secret of a digest-enrolled user), then role;
+4. domain allowed, account not locked, then the user store owning the domain (through
+   :class:`~sts.auth.router.UserStoreRouter`): user known and enabled, password (the store checks a PasswordText
+   password itself; a PasswordDigest is checked here against the secret the store keeps), then role;
 5. the nonce, once per window across all workers (atomic ``check_and_add``; replays are not password failures).
 
 Only consecutive failed password checks count towards lockout; a success resets them.
@@ -26,18 +27,10 @@ from lxml import etree
 from sts.audit import AuditEvent, emit
 from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
-from sts.auth.users import (
-    Principal,
-    StoredUser,
-    UserStore,
-    UserStoreError,
-    canonical,
-    open_digest_secret,
-    split_qualified,
-)
+from sts.auth.router import UserStoreRouter
+from sts.auth.users import WRONG_PASSWORD, Principal, Refusal, UserStoreError, canonical, split_qualified
 from sts.clock import Clock
 from sts.config.settings import ALL_DOMAINS
-from sts.crypto.secretbox import SecretBox, SecretBoxError
 from sts.errors import FailedAuthentication, InvalidSecurity, STSError
 from sts.soapenv import SoapVersion
 from sts.stores.base import ClientThrottle, LockoutStore, LockState, ReplayCache
@@ -82,16 +75,18 @@ class AuthenticatedCaller:
 
 
 class UsernameTokenAuthenticator:
-    """Authenticates and authorizes the caller of one request from its WS-Security header."""
+    """Authenticates and authorizes the caller of one request from its WS-Security header.
+
+    ``hasher`` spends the cost of one password check on failures that did not (the user stores' own hasher).
+    """
 
     def __init__(
         self,
-        users: UserStore,
+        users: UserStoreRouter,
         hasher: PasswordHasher,
         lockout: LockoutStore,
         replay: ReplayCache,
         cache: VerifiedCredentialCache,
-        secret_box: SecretBox | None,
         policy: AuthPolicy,
         clock: Clock,
         throttle: ClientThrottle | None = None,
@@ -102,7 +97,6 @@ class UsernameTokenAuthenticator:
         self._lockout = lockout
         self._replay = replay
         self._cache = cache
-        self._box = secret_box
         self._policy = policy
         self._clock = clock
         self._roles = frozenset(role.casefold() for role in policy.allowed_roles)
@@ -156,7 +150,7 @@ class UsernameTokenAuthenticator:
         if not credential.is_digest and not secure:
             raise FailedAuthentication("PasswordText over plain HTTP", reason="insecure_transport")
         principal, method = self._verify(credential, attempt)
-        if not roles & {role.casefold() for role in principal.roles}:
+        if not principal.holds_any_role(roles):
             raise FailedAuthentication("caller holds none of the allowed roles", reason="role_denied")
         self._check_nonce(credential)
         return AuthenticatedCaller(principal, method)
@@ -174,49 +168,37 @@ class UsernameTokenAuthenticator:
         if state is not None and state.locked_until > self._clock.now().timestamp():
             raise FailedAuthentication("account locked", reason="account_locked")
         password = credential.plain_password
-        if password is not None:
-            cached = self._cache.get(domain, canonical(name), password)
-            if cached is not None:
-                if state is not None:
-                    self._lockout.reset(lock_key)
-                return cached[0], "password-text"
-        user = self._users.find(domain, name)
-        if user is None:
-            raise FailedAuthentication("unknown user", reason="unknown_user")
-        if not user.principal.enabled:
-            raise FailedAuthentication("user disabled", reason="user_disabled")
-        if not self._password_matches(credential, user, attempt):
-            self._record_failure(lock_key, state)
-            raise FailedAuthentication("wrong password", reason="wrong_password")
+        cached = None if password is None else self._cache.get(domain, canonical(name), password)
+        result = cached if cached is not None else self._ask_store(credential, domain, name, attempt)
+        if isinstance(result, Refusal):
+            if result.wrong_password:
+                self._record_failure(lock_key, state)
+            raise FailedAuthentication(result.detail, reason=result.reason)
         if state is not None:
-            self._lockout.reset(lock_key)
-        if password is not None:
-            self._cache.put(domain, canonical(name), password, user.user_id, user.principal)
-            return user.principal, "password-text"
-        return user.principal, "password-digest"
-
-    def _password_matches(self, credential: UsernameCredential, user: StoredUser, attempt: _Attempt) -> bool:
-        password = credential.plain_password
+            self._lockout.reset(lock_key)  # a success ends the run of consecutive failures
         if password is None:
-            return digest_matches(credential, self._digest_secret(user))
-        attempt.hash_spent = True
-        matches, needs_rehash = self._hasher.verify(password, user.password_hash)
-        if needs_rehash:
-            self._users.update_password_hash(user.user_id, self._hasher.hash(password))
-        return matches
+            return result, "password-digest"
+        if cached is None:
+            self._cache.put(domain, canonical(name), password, result)
+        return result, "password-text"
 
-    def _digest_secret(self, user: StoredUser) -> str:
-        if self._box is None or user.digest_secret is None:
-            # Not a password failure: the user simply cannot use PasswordDigest (catalogue W12).
-            raise FailedAuthentication("user not enrolled for PasswordDigest", reason="digest_unsupported")
-        try:
-            secret = open_digest_secret(self._box, user)
-        except SecretBoxError:
-            _LOG.error("sealed digest secret does not open", extra={"user": user.principal.qualified_name})
-            raise FailedAuthentication("digest secret unusable", reason="digest_secret_broken") from None
-        if secret is None:
-            raise FailedAuthentication("user not enrolled for PasswordDigest", reason="digest_unsupported")
-        return secret
+    def _ask_store(
+        self, credential: UsernameCredential, domain: str, name: str, attempt: _Attempt
+    ) -> Principal | Refusal:
+        """The user store checks a PasswordText password itself (an argon2id hash in the built-in store, a bind
+        in a directory); a PasswordDigest is computed here over the secret the store keeps (UsernameToken Profile
+        1.1 §3.1)."""
+        password = credential.plain_password
+        if password is not None:
+            verdict = self._users.authenticate(domain, name, password)
+            attempt.hash_spent = not isinstance(verdict, Refusal) or verdict.password_checked
+            return verdict
+        secret = self._users.digest_secret(domain, name)
+        if isinstance(secret, Refusal):
+            return secret
+        if not digest_matches(credential, secret.secret):
+            return Refusal(WRONG_PASSWORD, "wrong password")
+        return secret.principal
 
     def _record_failure(self, lock_key: str, before: LockState | None) -> None:
         now = self._clock.now().timestamp()

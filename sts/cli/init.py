@@ -16,7 +16,8 @@ from pathlib import Path
 from cryptography import x509
 
 from sts.auth.passwords import PasswordHasher
-from sts.auth.users import PRIMARY, SqliteUserStore
+from sts.auth.sqlite_users import SqliteUserStore
+from sts.auth.users import PRIMARY
 from sts.cli.common import CommandError, SubParsers
 from sts.cli.config_template import TEMPLATE
 from sts.config.relying_parties import RelyingParty, RelyingPartyStore

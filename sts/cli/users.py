@@ -12,9 +12,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from sts.auth.passwords import PasswordHasher
+from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.users import (
     PRIMARY,
-    SqliteUserStore,
     UserStoreError,
     canonical,
     normalize_domain,

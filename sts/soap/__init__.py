@@ -1,1 +1,1 @@
-"""The SOAP edge: HTTP transport, envelope checks, WS-Addressing, fault rendering and the Spyne glue."""
+"""The SOAP edge: HTTP transport, envelope checks, WS-Addressing, fault rendering and the Spyne adapter."""

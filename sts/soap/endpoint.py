@@ -77,7 +77,7 @@ class SoapEndpoint:
             trust_ns = _guess_trust_ns(envelope)
             if addressing is not None:
                 info = replace(info, wsa_action=addressing.action)
-            reply = self._service.handle(envelope.version.namespace, envelope.headers, envelope.body_child, info)
+            reply = self._service.handle(envelope.version, envelope.headers, envelope.body_child, info)
             headers = reply_headers(addressing, response_action(reply.trust_ns, reply.operation))
             return self._reply(envelope.version, reply.body, headers)
         except STSError as error:

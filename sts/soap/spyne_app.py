@@ -1,17 +1,21 @@
-"""The only module importing Spyne (architecture.md §3): transport glue around one bare service method.
+"""Spyne, the STS's SOAP framework, behind one object: :class:`SpyneAdapter` (the only module importing Spyne).
 
 Spyne's own parser, dispatch-by-element and fault rendering do not fit WS-Trust (dependencies.md §4): the
 protocol subclass below takes no part in parsing (the request bytes reach :class:`SoapEndpoint` untouched),
 routes every request to the single ``RequestSecurityToken`` method, and the method writes the response bytes,
-status and content type itself, so Spyne never serializes or renders a fault of its own.
+status and content type itself, so Spyne never serializes or renders a fault of its own. What Spyne does is the
+WSGI exchange: one application per SOAP version, the service method, the response headers and body.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from sts.soap import spyne_compat
 
@@ -25,15 +29,27 @@ with warnings.catch_warnings():
     from spyne.server.wsgi import WsgiApplication
 
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
+from sts.soapenv import SoapVersion
 
 # Spyne runs a full gc.collect() when a method context closes at most once a second, to return file
 # descriptors of streamed uploads; the STS streams nothing, and the collection showed up in the request profile.
 const.MIN_GC_INTERVAL = float("inf")
 
 TNS = "urn:python-sts:spyne"
-REQUEST_KEY = "sts.soap_request"
-ENDPOINT_KEY = "sts.endpoint"
 _METHOD = f"{{{TNS}}}RequestSecurityToken"
+
+
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """The request Spyne is answering and the endpoint that answers it."""
+
+    endpoint: SoapEndpoint
+    request: SoapRequest
+
+
+# Set by SpyneAdapter.__call__ around the one synchronous call into Spyne: the service method runs inside it, in
+# the same thread and context, so the request reaches the method without riding in the WSGI environ.
+_EXCHANGE: ContextVar[_Exchange] = ContextVar("sts_soap_exchange")
 
 
 class _PassThrough:
@@ -66,9 +82,8 @@ class SecurityTokenServiceSoap(ServiceBase):  # type: ignore[misc]
     @rpc(_body_style="bare", _in_message_name="RequestSecurityToken")  # type: ignore[untyped-decorator]
     def RequestSecurityToken(ctx: Any) -> None:  # noqa: N802, N805 - Spyne's naming and calling convention
         """Hand the request to the endpoint and write its answer as the raw response."""
-        environ = ctx.transport.req_env
-        endpoint: SoapEndpoint = environ[ENDPOINT_KEY]
-        response = endpoint.handle(environ[REQUEST_KEY])
+        exchange = _EXCHANGE.get()
+        response = exchange.endpoint.handle(exchange.request)
         ctx.transport.resp_code = _status_line(response.status)
         ctx.transport.resp_headers["Content-Type"] = response.content_type
         ctx.out_string = [response.body]
@@ -78,9 +93,9 @@ def _status_line(status: int) -> str:
     return {200: "200 OK", 400: "400 Bad Request", 500: "500 Internal Server Error"}[status]
 
 
-def make_spyne_wsgi(soap12: bool) -> WsgiApplication:
+def _wsgi_application(version: SoapVersion) -> WsgiApplication:
     """A Spyne WSGI application for one SOAP version."""
-    protocol = StsSoap12 if soap12 else StsSoap11
+    protocol = StsSoap12 if version is SoapVersion.SOAP12 else StsSoap11
     application = Application(
         [SecurityTokenServiceSoap],
         tns=TNS,
@@ -91,19 +106,28 @@ def make_spyne_wsgi(soap12: bool) -> WsgiApplication:
     return WsgiApplication(application)
 
 
-StartResponse = Callable[..., Any]
+class SpyneAdapter:
+    """The SOAP dispatcher of :class:`~sts.soap.transport.Transport`: runs a request through Spyne to the endpoint.
 
+    The transport has already read (and capped) the body and made the :class:`SoapRequest`; Spyne gets an empty
+    body and the request itself, and answers with whatever :meth:`SoapEndpoint.handle` returned.
+    """
 
-def call_spyne(
-    app: WsgiApplication, environ: dict[str, Any], start_response: StartResponse, endpoint: SoapEndpoint,
-    request: SoapRequest,
-) -> Iterable[bytes]:
-    """Run the request through Spyne; the body was already read (and capped) by the transport."""
-    inner = dict(environ)
-    inner["wsgi.input"] = BytesIO(b"")
-    inner["CONTENT_LENGTH"] = "0"
-    inner.pop("HTTP_TRANSFER_ENCODING", None)
-    inner[ENDPOINT_KEY] = endpoint
-    inner[REQUEST_KEY] = request
-    result: Iterable[bytes] = app(inner, start_response)
-    return result
+    def __init__(self, endpoint: SoapEndpoint) -> None:
+        self._endpoint = endpoint
+        self._applications = {version: _wsgi_application(version) for version in SoapVersion}
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse, request: SoapRequest
+    ) -> Iterable[bytes]:
+        """Answer one SOAP request through the Spyne application of its SOAP version."""
+        inner = dict(environ)
+        inner["wsgi.input"] = BytesIO(b"")
+        inner["CONTENT_LENGTH"] = "0"
+        inner.pop("HTTP_TRANSFER_ENCODING", None)
+        token = _EXCHANGE.set(_Exchange(self._endpoint, request))
+        try:
+            result: Iterable[bytes] = self._applications[request.version](inner, start_response)
+        finally:
+            _EXCHANGE.reset(token)
+        return result

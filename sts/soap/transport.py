@@ -8,13 +8,14 @@ chunked bodies included (gunicorn has no body limit of its own, finding M11).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from sts.netaddr import AddressSet, forwarded_client
 from sts.soap.endpoint import SoapRequest
-from sts.soap.envelope import SoapVersion
+from sts.soapenv import SoapVersion
 
 WSO2_PATH = "/services/wso2carbon-sts"
 WSO2_SOAP11_PATH = WSO2_PATH + ".wso2carbon-stsHttpsSoap11Endpoint"
@@ -34,8 +35,16 @@ _FORWARDED_SCHEME = {
     "HTTP_X_FORWARDED_PROTOCOL": "ssl",
 }
 
-StartResponse = Callable[..., Any]
-SoapDispatch = Callable[[dict[str, Any], StartResponse, SoapRequest], Iterable[bytes]]
+
+
+class SoapDispatch(Protocol):
+    """Answers a SOAP request the front door accepted (:class:`~sts.soap.spyne_app.SpyneAdapter`)."""
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse, request: SoapRequest
+    ) -> Iterable[bytes]:
+        """The WSGI response to ``request``."""
+        ...
 
 
 class _HttpRefusal(Exception):
@@ -62,8 +71,8 @@ class Transport:
         self._mex = mex
         self._dispatch = dispatch
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Serve one HTTP request."""
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one HTTP request (PEP 3333)."""
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         try:
@@ -99,7 +108,7 @@ class Transport:
             raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
         return _respond(start_response, "200 OK", "application/json", json.dumps({"status": "ok"}).encode())
 
-    def _client_address(self, environ: dict[str, Any]) -> str:
+    def _client_address(self, environ: WSGIEnvironment) -> str:
         """The peer, or behind trusted proxies the right-most X-Forwarded-For hop that is not one of them."""
         forwarded = environ.get("HTTP_X_FORWARDED_FOR")
         return forwarded_client(
@@ -107,7 +116,7 @@ class Transport:
             self._policy.trusted_proxies,
         )
 
-    def _is_secure(self, environ: dict[str, Any]) -> bool:
+    def _is_secure(self, environ: WSGIEnvironment) -> bool:
         """TLS on our socket, or a trusted TLS-terminating proxy saying so (row T07).
 
         The shipped gunicorn settings believe no forwarding header (``secure_scheme_headers`` is empty), so
@@ -125,7 +134,7 @@ class Transport:
         return environ.get("wsgi.url_scheme") == "https"
 
 
-def _media_type(environ: dict[str, Any]) -> tuple[SoapVersion, str, str | None]:
+def _media_type(environ: WSGIEnvironment) -> tuple[SoapVersion, str, str | None]:
     """SOAP version from the media type; the action from SOAPAction or the SOAP 1.2 ``action`` parameter.
 
     The ``charset`` parameter is handed on as it is: the parser checks it against the document (row T11).
@@ -158,7 +167,7 @@ def _unquote(value: str) -> str:
     return value.strip()
 
 
-def _read_body(environ: dict[str, Any], cap: int) -> bytes:
+def _read_body(environ: WSGIEnvironment, cap: int) -> bytes:
     """Read the body, never more than ``cap + 1`` bytes; refuse with 413 past the cap."""
     declared = environ.get("CONTENT_LENGTH") or ""
     limit = cap + 1  # without a length (chunked): read until EOF, never more than cap + 1 bytes

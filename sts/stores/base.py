@@ -1,7 +1,7 @@
 """Store contracts (architecture.md §4, §7): atomic by contract, shared by every worker, failing closed.
 
 A store that cannot answer raises :class:`~sts.errors.ServiceUnavailable`; callers never treat an error as
-"not seen" or "not locked".
+"not seen" or "not locked". :func:`sts.stores.factory.build_stores` builds the implementations of one backend.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import time
 
+from sts.clock import Clock, SystemClock
 from sts.netaddr import AddressSet
 from sts.stores.base import LockState, TokenRecord
 from sts.stores.sqlite import Database
@@ -22,16 +22,20 @@ THROTTLE_PURGE_SECONDS = 60.0
 
 
 class SqliteReplayCache:
-    """Replay cache in the ``replay`` table; values are stored as SHA-256 digests (bounded key size)."""
+    """Replay cache in the ``replay`` table; values are stored as SHA-256 digests (bounded key size).
 
-    def __init__(self, db: Database) -> None:
+    An entry has expired when ``clock`` says its time has passed: the same clock that set ``expires_at``.
+    """
+
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self._db = db
+        self._clock = clock or SystemClock()
         self._inserts = 0
 
     def check_and_add(self, namespace: str, value: bytes, expires_at: float) -> bool:
         """True when first seen; an expired entry counts as not seen."""
         key = hashlib.sha256(value).hexdigest()
-        now = time.time()
+        now = self._clock.now().timestamp()
         try:
             cursor = self._db.conn.execute(
                 "INSERT INTO replay(ns, key, expires) VALUES (?, ?, ?)"
@@ -186,8 +190,9 @@ class SqliteTokenStore:
                                                            WHERE id = :id))
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self._db = db
+        self._clock = clock or SystemClock()
         self._puts = 0
 
     def put(self, record: TokenRecord, keep_until: float) -> None:
@@ -239,7 +244,7 @@ class SqliteTokenStore:
     def _purge_now_and_then(self) -> None:
         self._puts += 1
         if self._puts % _PURGE_EVERY == 0:
-            self._db.conn.execute("DELETE FROM tokens WHERE expires <= ?", (time.time(),))
+            self._db.conn.execute("DELETE FROM tokens WHERE expires <= ?", (self._clock.now().timestamp(),))
 
     def _one(self, sql: str, params: tuple[object, ...]) -> TokenRecord | None:
         try:

@@ -14,7 +14,8 @@ import requests
 from lxml import etree
 
 from sts.auth.passwords import PasswordHasher
-from sts.auth.users import PRIMARY, SqliteUserStore
+from sts.auth.sqlite_users import SqliteUserStore
+from sts.auth.users import PRIMARY
 from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.errors import FailedAuthentication, RequestFailed
 from sts.stores.sqlite import Database

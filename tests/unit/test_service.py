@@ -7,7 +7,10 @@ from lxml import etree
 
 from sts import errors, ns
 from sts.service import RequestInfo, SecurityTokenService, TrustCall, TrustReply
+from sts.soapenv import SoapVersion
 from sts.wstrust.actions import Operation
+
+S11 = SoapVersion.SOAP11
 
 
 def rst(trust_ns: str = ns.WST, request_type: str = "Issue") -> etree._Element:
@@ -28,7 +31,7 @@ def info(http: str = "", wsa: str = "") -> RequestInfo:
 def test_dispatches_on_request_type_in_either_trust_version() -> None:
     service = SecurityTokenService({Operation.ISSUE: issue}, authenticate=None)
     for trust_ns in (ns.WST, ns.WST05):
-        reply = service.handle(ns.S11, (), rst(trust_ns), info())
+        reply = service.handle(S11, (), rst(trust_ns), info())
         assert (reply.operation, reply.trust_ns) == (Operation.ISSUE, trust_ns)
 
 
@@ -39,15 +42,15 @@ def test_dispatches_on_request_type_in_either_trust_version() -> None:
 def test_action_must_agree_with_request_type(request_info: RequestInfo) -> None:
     service = SecurityTokenService({Operation.ISSUE: issue}, authenticate=None)
     with pytest.raises(errors.InvalidRequest):
-        service.handle(ns.S11, (), rst(), request_info)
+        service.handle(S11, (), rst(), request_info)
 
 
 def test_unknown_request_type_and_disabled_binding() -> None:
     service = SecurityTokenService({Operation.ISSUE: issue}, authenticate=None)
     with pytest.raises(errors.BadRequest):
-        service.handle(ns.S11, (), rst(request_type="KET"), info())
+        service.handle(S11, (), rst(request_type="KET"), info())
     with pytest.raises(errors.BadRequest):
-        service.handle(ns.S11, (), rst(request_type="Cancel"), info())
+        service.handle(S11, (), rst(request_type="Cancel"), info())
 
 
 def test_authentication_runs_before_dispatch() -> None:
@@ -56,12 +59,12 @@ def test_authentication_runs_before_dispatch() -> None:
 
     service = SecurityTokenService({}, authenticate=deny)
     with pytest.raises(errors.FailedAuthentication):
-        service.handle(ns.S11, (), rst(request_type="Cancel"), info())
+        service.handle(S11, (), rst(request_type="Cancel"), info())
 
 
 def test_body_must_be_an_rst() -> None:
     service = SecurityTokenService({}, authenticate=None)
     with pytest.raises(errors.InvalidRequest):
-        service.handle(ns.S11, (), etree.fromstring(f'<t:RequestSecurityTokenResponse xmlns:t="{ns.WST}"/>'), info())
+        service.handle(S11, (), etree.fromstring(f'<t:RequestSecurityTokenResponse xmlns:t="{ns.WST}"/>'), info())
     with pytest.raises(errors.InvalidRequest):
-        service.handle(ns.S11, (), etree.fromstring(f'<t:RequestSecurityToken xmlns:t="{ns.WST}"/>'), info())
+        service.handle(S11, (), etree.fromstring(f'<t:RequestSecurityToken xmlns:t="{ns.WST}"/>'), info())

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from sts.auth.passwords import HashPolicy, PasswordHasher
+from sts.auth.router import UserStoreRouter
+from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.subjects import SubjectAuthorizer
-from sts.auth.users import PRIMARY, SqliteUserStore
+from sts.auth.users import PRIMARY
 from sts.auth.validators import AuthPolicy
 from sts.config.settings import ALL_DOMAINS
 from sts.errors import FailedAuthentication
@@ -34,12 +36,12 @@ def policy(domains: frozenset[str] = frozenset({ALL_DOMAINS})) -> AuthPolicy:
 
 
 def test_the_current_principal_is_returned(users: SqliteUserStore) -> None:
-    principal = SubjectAuthorizer(users, policy()).authorize("primary/BOB")
+    principal = SubjectAuthorizer(UserStoreRouter.single(users), policy()).authorize("primary/BOB")
     assert (principal.qualified_name, dict(principal.claims)) == ("PRIMARY/bob", {"urn:c": ("v",)})
 
 
 def test_roles_compare_case_insensitively_and_also_roles_must_be_held(users: SqliteUserStore) -> None:
-    authorizer = SubjectAuthorizer(users, policy())
+    authorizer = SubjectAuthorizer(UserStoreRouter.single(users), policy())
     assert authorizer.authorize("PRIMARY/bob", frozenset({"ADMIN"})).name == "bob"
     with pytest.raises(FailedAuthentication) as caught:
         authorizer.authorize("PRIMARY/bob", frozenset({"renewer"}))
@@ -52,5 +54,5 @@ def test_roles_compare_case_insensitively_and_also_roles_must_be_held(users: Sql
 )
 def test_refusals_are_the_issue_fault(users: SqliteUserStore, subject: str, reason: str) -> None:
     with pytest.raises(FailedAuthentication) as caught:
-        SubjectAuthorizer(users, policy(frozenset({PRIMARY}))).authorize(subject)
+        SubjectAuthorizer(UserStoreRouter.single(users), policy(frozenset({PRIMARY}))).authorize(subject)
     assert caught.value.reason == reason

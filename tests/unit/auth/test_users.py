@@ -1,7 +1,9 @@
-"""Tests for sts.auth.users: the SQLite user store, name normalisation (X20), roles and claims."""
+"""Tests for sts.auth.users and sts.auth.sqlite_users: the SQLite user store, name normalisation (X20), roles and
+claims, and the user-store contract (the store checks the credential)."""
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from sts.auth.passwords import HashPolicy, PasswordHasher
+from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.users import (
     PRIMARY,
+    WRONG_PASSWORD,
+    DigestSecret,
     Principal,
-    SqliteUserStore,
+    Refusal,
     UserStoreError,
     canonical,
     normalize_name,
@@ -20,6 +25,7 @@ from sts.auth.users import (
     split_qualified,
     valid_user_name,
 )
+from sts.crypto.secretbox import SecretBox
 from sts.stores.sqlite import Database, initialize
 
 CHEAP = HashPolicy(memory_kib=1024, time_cost=1)
@@ -332,3 +338,69 @@ def test_a_principal_never_holds_the_separator() -> None:
     with pytest.raises(ValueError, match="separator"):
         Principal("PRIMARY/SECONDARY", "carol", frozenset())
     assert Principal("SECONDARY", "carol", frozenset()).qualified_name == "SECONDARY/carol"
+
+
+# --- the user-store contract: the store checks the credential itself ------------------------------------------------
+
+
+def test_authenticate_answers_the_principal_or_why_not(users: SqliteUserStore) -> None:
+    users.add_user(PRIMARY, "Mona", "pw-mona", roles=["admin"])
+    users.add_user(PRIMARY, "ned", "pw-ned")
+    users.set_enabled(PRIMARY, "ned", False)
+    principal = users.authenticate(PRIMARY, "mona", "pw-mona")
+    assert isinstance(principal, Principal) and principal.qualified_name == "PRIMARY/Mona"
+    assert users.authenticate(PRIMARY, "mona", "pw-MONA") == Refusal("wrong_password", "wrong password", True)
+    assert users.authenticate(PRIMARY, "nobody", "pw") == Refusal("unknown_user", "unknown user")
+    assert users.authenticate(PRIMARY, "ned", "pw-ned") == Refusal("user_disabled", "user disabled")
+    assert users.authenticate("OTHER", "mona", "pw-mona") == Refusal("unknown_user", "unknown user")
+
+
+def test_only_a_wrong_password_counts_towards_lockout() -> None:
+    assert Refusal(WRONG_PASSWORD, "x").wrong_password
+    assert not Refusal("unknown_user", "x").wrong_password
+    assert not Refusal("digest_unsupported", "x").wrong_password
+
+
+def test_authenticate_upgrades_an_old_hash(db: Database, hasher: PasswordHasher) -> None:
+    weak = SqliteUserStore(db, PasswordHasher(HashPolicy(memory_kib=512, time_cost=1)))
+    weak.add_user(PRIMARY, "olga", "pw-olga")
+    store = SqliteUserStore(db, hasher)
+    assert isinstance(store.authenticate(PRIMARY, "olga", "wrong"), Refusal)
+    found = store.find(PRIMARY, "olga")
+    assert found is not None and "m=512," in found.password_hash  # a failure never rewrites it
+    assert isinstance(store.authenticate(PRIMARY, "olga", "pw-olga"), Principal)
+    found = store.find(PRIMARY, "olga")
+    assert found is not None and hasher.verify("pw-olga", found.password_hash) == (True, False)
+
+
+def test_digest_secret_of_an_enrolled_user_only(db: Database, hasher: PasswordHasher) -> None:
+    box = SecretBox(os.urandom(32))
+    store = SqliteUserStore(db, hasher, box)
+    store.add_user(PRIMARY, "pia", "pw-pia", digest=True)
+    store.add_user(PRIMARY, "quinn", "pw-quinn")
+    secret = store.digest_secret(PRIMARY, "PIA")
+    assert isinstance(secret, DigestSecret)
+    assert (secret.principal.qualified_name, secret.secret) == ("PRIMARY/pia", "pw-pia")
+    assert "pw-pia" not in repr(secret)
+    not_enrolled = Refusal("digest_unsupported", "user not enrolled for PasswordDigest")
+    assert store.digest_secret(PRIMARY, "quinn") == not_enrolled
+    assert store.digest_secret(PRIMARY, "nobody") == Refusal("unknown_user", "unknown user")
+    assert SqliteUserStore(db, hasher).digest_secret(PRIMARY, "pia") == not_enrolled  # no credential key
+    other_key = SqliteUserStore(db, hasher, SecretBox(os.urandom(32)))
+    assert other_key.digest_secret(PRIMARY, "pia") == Refusal("digest_secret_broken", "digest secret unusable")
+
+
+def test_lookup_answers_disabled_users_too(users: SqliteUserStore) -> None:
+    users.add_user(PRIMARY, "rita", "pw-rita", roles=["admin"])
+    users.set_enabled(PRIMARY, "rita", False)
+    principal = users.lookup(PRIMARY, "RITA")
+    assert principal is not None and principal.enabled is False and principal.roles == frozenset({"admin"})
+    assert users.lookup(PRIMARY, "nobody") is None
+    assert users.lookup(PRIMARY, "a/b") is None  # a name the rule refuses is no user
+
+
+def test_roles_are_held_without_regard_to_case() -> None:
+    principal = Principal(PRIMARY, "sam", frozenset({"Operators"}))
+    assert principal.holds_any_role(frozenset({"operators", "admin"}))
+    assert not principal.holds_any_role(frozenset({"admin"}))
+    assert not principal.holds_any_role(frozenset())

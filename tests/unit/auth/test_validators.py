@@ -21,7 +21,8 @@ from lxml import etree
 from sts import errors, ns
 from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import HashPolicy, PasswordHasher
-from sts.auth.users import SqliteUserStore
+from sts.auth.router import UserStoreRouter
+from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import FrozenClock
 from sts.crypto.secretbox import SecretBox
@@ -58,6 +59,7 @@ class Env:
 
     db: Database
     users: SqliteUserStore
+    router: UserStoreRouter
     hasher: PasswordHasher
     lockout: SqliteLockoutStore
     replay: SqliteReplayCache
@@ -68,7 +70,7 @@ class Env:
 
     def with_policy(self, policy: AuthPolicy) -> UsernameTokenAuthenticator:
         return UsernameTokenAuthenticator(
-            self.users, self.hasher, self.lockout, self.replay, self.cache, self.box, policy, self.clock
+            self.router, self.hasher, self.lockout, self.replay, self.cache, policy, self.clock
         )
 
     def headers(
@@ -146,12 +148,12 @@ def _build_env(tmp_path: Path, user_policy: HashPolicy = FAST) -> Env:
     hasher = PasswordHasher(FAST)
     users = SqliteUserStore(db, hasher, box)
     lockout = SqliteLockoutStore(db, max_failures=MAX_FAILURES, duration=LOCK_SECONDS, max_duration=3600)
-    replay = SqliteReplayCache(db)
-    cache = VerifiedCredentialCache(60)
-    # The replay cache expires entries against the wall clock, so the frozen clock starts at the real time.
     clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
-    auth = UsernameTokenAuthenticator(users, hasher, lockout, replay, cache, box, POLICY, clock)
-    return Env(db, users, hasher, lockout, replay, cache, box, clock, auth)
+    replay = SqliteReplayCache(db, clock)
+    cache = VerifiedCredentialCache(60)
+    router = UserStoreRouter.single(users)
+    auth = UsernameTokenAuthenticator(router, hasher, lockout, replay, cache, POLICY, clock)
+    return Env(db, users, router, hasher, lockout, replay, cache, box, clock, auth)
 
 
 @pytest.fixture
@@ -311,14 +313,16 @@ def test_digest_for_user_not_enrolled(env: Env, caplog: pytest.LogCaptureFixture
 
 def test_digest_without_secret_box(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     env.auth = UsernameTokenAuthenticator(
-        env.users, env.hasher, env.lockout, env.replay, env.cache, None, POLICY, env.clock
+        UserStoreRouter.single(SqliteUserStore(env.db, env.hasher, None)), env.hasher, env.lockout, env.replay,
+        env.cache, POLICY, env.clock,
     )
     _expect(caplog, errors.FailedAuthentication, "digest_unsupported", env, "dave", digest=True)
 
 
 def test_digest_secret_sealed_under_another_key(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     env.auth = UsernameTokenAuthenticator(
-        env.users, env.hasher, env.lockout, env.replay, env.cache, SecretBox(os.urandom(32)), POLICY, env.clock
+        UserStoreRouter.single(SqliteUserStore(env.db, env.hasher, SecretBox(os.urandom(32)))), env.hasher,
+        env.lockout, env.replay, env.cache, POLICY, env.clock,
     )
     _expect(caplog, errors.FailedAuthentication, "digest_secret_broken", env, "dave", digest=True)
 
@@ -519,7 +523,7 @@ def test_lockout_store_down_fails_closed(env: Env, caplog: pytest.LogCaptureFixt
     broken.write_bytes(b"not a database" * 500)
     lockout = SqliteLockoutStore(Database(broken), max_failures=MAX_FAILURES, duration=LOCK_SECONDS, max_duration=3600)
     env.auth = UsernameTokenAuthenticator(
-        env.users, env.hasher, lockout, env.replay, env.cache, env.box, POLICY, env.clock
+        env.router, env.hasher, lockout, env.replay, env.cache, POLICY, env.clock
     )
     _expect(caplog, errors.ServiceUnavailable, "lockout_store_down", env, "alice")
 
@@ -528,7 +532,7 @@ def test_replay_store_down_fails_closed(env: Env, caplog: pytest.LogCaptureFixtu
     broken = tmp_path / "broken.db"
     broken.write_bytes(b"not a database" * 500)
     env.auth = UsernameTokenAuthenticator(
-        env.users, env.hasher, env.lockout, SqliteReplayCache(Database(broken)), env.cache, env.box, POLICY, env.clock
+        env.router, env.hasher, env.lockout, SqliteReplayCache(Database(broken)), env.cache, POLICY, env.clock
     )
     _expect(caplog, errors.ServiceUnavailable, "replay_store_down", env, "alice")
 
@@ -624,7 +628,7 @@ def test_cached_success_skips_the_hash(env: Env, caplog: pytest.LogCaptureFixtur
 
 def test_cache_disabled_always_hashes(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     env.auth = UsernameTokenAuthenticator(
-        env.users, env.hasher, env.lockout, env.replay, VerifiedCredentialCache(0), env.box, POLICY, env.clock
+        env.router, env.hasher, env.lockout, env.replay, VerifiedCredentialCache(0), POLICY, env.clock
     )
     verify = _count_calls(monkeypatch, env.hasher, "verify")
     env.login("alice")
@@ -685,7 +689,8 @@ def test_user_store_down_fails_closed(env: Env, caplog: pytest.LogCaptureFixture
     broken.write_bytes(b"not a database" * 500)
     users = SqliteUserStore(Database(broken), env.hasher, env.box)
     env.auth = UsernameTokenAuthenticator(
-        users, env.hasher, env.lockout, env.replay, VerifiedCredentialCache(0), env.box, POLICY, env.clock
+        UserStoreRouter.single(users), env.hasher, env.lockout, env.replay, VerifiedCredentialCache(0), POLICY,
+        env.clock,
     )
     with pytest.raises(errors.ServiceUnavailable):
         env.login("alice")
@@ -702,7 +707,7 @@ def test_spraying_client_is_throttled_without_a_password_check(
 
     throttle = SqliteClientThrottle(env.db, limit=3, window=60)
     env.auth = UsernameTokenAuthenticator(
-        env.users, env.hasher, env.lockout, env.replay, env.cache, env.box, POLICY, env.clock, throttle
+        env.router, env.hasher, env.lockout, env.replay, env.cache, POLICY, env.clock, throttle
     )
     for name in ("nobody1", "nobody2", "nobody3"):
         _expect(caplog, errors.FailedAuthentication, "unknown_user", env, name, "Spray-Password-1")

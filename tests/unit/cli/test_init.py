@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from sts.auth.passwords import PasswordHasher
-from sts.auth.users import PRIMARY, SqliteUserStore
+from sts.auth.sqlite_users import SqliteUserStore
+from sts.auth.users import PRIMARY
 from sts.cli import main
 from sts.cli.init import DEMO_APPLIES_TO, DEMO_USER
 from sts.config import load_settings

@@ -18,8 +18,10 @@ from lxml import etree
 
 from sts import ns
 from sts.auth.passwords import HashPolicy, PasswordHasher
+from sts.auth.router import UserStoreRouter
+from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.subjects import SubjectAuthorizer
-from sts.auth.users import PRIMARY, SqliteUserStore
+from sts.auth.users import PRIMARY
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy
 from sts.clock import FrozenClock
 from sts.config.directory import RelyingPartyDirectory
@@ -35,6 +37,7 @@ from sts.lifecycle.renew import RenewalPolicy, RenewOperation
 from sts.lifecycle.targets import TargetResolver
 from sts.minting import IssuerIdentity, TokenMinter
 from sts.service import RequestInfo, TrustCall, TrustReply
+from sts.soapenv import SoapVersion
 from sts.stores.sqlite import Database, initialize
 from sts.stores.sqlite_stores import SqliteTokenStore
 from sts.wstrust.actions import Operation
@@ -87,7 +90,7 @@ class Env:
             resolver,
             directory,
             minter,
-            SubjectAuthorizer(self.users, policy),
+            SubjectAuthorizer(UserStoreRouter.single(self.users), policy),
             self.clock,
             RenewalPolicy(SKEW, AFTER, MAX_AGE, lifecycle_roles),
             client_keys,
@@ -118,7 +121,7 @@ class Env:
             Operation.VALIDATE: self.validate_op,
             Operation.CANCEL: self.cancel_op,
         }[operation]
-        return handler(TrustCall(ns.S11, (), rst, WST, operation, info, caller))
+        return handler(TrustCall(SoapVersion.SOAP11, (), rst, WST, operation, info, caller))
 
     def issue_reply(
         self, user: str, applies_to: str = RP, extra: str = '<wst:Renewing Allow="true"/>', key_type: str = "Bearer"
@@ -337,7 +340,7 @@ def test_a_disabled_or_removed_subject_cannot_renew(env: Env, change: str, reaso
         f"<wst:RenewTarget>{reference(token)}</wst:RenewTarget></wst:RequestSecurityToken>"
     )
     call = TrustCall(
-        ns.S11, (), rst, WST, Operation.RENEW, RequestInfo("c", "127.0.0.1", True),
+        SoapVersion.SOAP11, (), rst, WST, Operation.RENEW, RequestInfo("c", "127.0.0.1", True),
         AuthenticatedCaller(caller.principal, "password-text"),
     )
     with pytest.raises(FailedAuthentication) as caught:

@@ -45,7 +45,7 @@ class _Service:
     def __init__(self) -> None:
         self.info: RequestInfo | None = None
 
-    def handle(self, soap_ns: str, hdrs: object, body: etree._Element, info: RequestInfo) -> TrustReply:
+    def handle(self, soap_version: SoapVersion, hdrs: object, body: etree._Element, info: RequestInfo) -> TrustReply:
         self.info = info
         return TrustReply(
             etree.Element(ns.qn(ns.WST, "RequestSecurityTokenResponseCollection")), Operation.ISSUE, ns.WST

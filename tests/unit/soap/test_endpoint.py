@@ -49,12 +49,15 @@ class StubService:
     """Duck-types SecurityTokenService.handle; records calls, then raises or answers."""
 
     raises: BaseException | None = None
-    calls: list[tuple[str, tuple[etree._Element, ...], etree._Element, RequestInfo]] = field(default_factory=list)
+    calls: list[tuple[SoapVersion, tuple[etree._Element, ...], etree._Element, RequestInfo]] = field(
+        default_factory=list
+    )
 
     def handle(
-        self, soap_ns: str, headers: tuple[etree._Element, ...], body_child: etree._Element, info: RequestInfo
+        self, soap_version: SoapVersion, headers: tuple[etree._Element, ...], body_child: etree._Element,
+        info: RequestInfo,
     ) -> Reply:
-        self.calls.append((soap_ns, headers, body_child, info))
+        self.calls.append((soap_version, headers, body_child, info))
         if self.raises is not None:
             raise self.raises
         answer = etree.Element(ns.qn(ns.WST, "RequestSecurityTokenResponseCollection"), nsmap={"wst": ns.WST})
@@ -112,8 +115,8 @@ def test_service_receives_envelope_parts_and_request_info() -> None:
     service = StubService()
     header = f'<wsa:Action xmlns:wsa="{ns.WSA}">x</wsa:Action>'
     _handle(service, S12, _envelope(S12, _rst(), header), action="urn:act")
-    [(soap_ns, headers, body_child, info)] = service.calls
-    assert soap_ns == ns.S12
+    [(soap_version, headers, body_child, info)] = service.calls
+    assert soap_version is SoapVersion.SOAP12  # the enum, end to end
     assert [h.tag for h in headers] == [ns.qn(ns.WSA, "Action")]
     assert body_child.tag == ns.qn(ns.WST, "RequestSecurityToken")
     assert info.client_address == "192.0.2.1"

@@ -1,0 +1,187 @@
+"""Tests for sts.auth.router.UserStoreRouter: ``DOMAIN/name`` reaches the store owning DOMAIN, and only it.
+
+Two real SQLite user stores in two database files stand for two user-store domains (a directory store would take
+the second one's place); each sits behind a recorder of the calls it gets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from sts import errors, ns
+from sts.auth.credential_cache import VerifiedCredentialCache
+from sts.auth.passwords import HashPolicy, PasswordHasher
+from sts.auth.router import UserStoreRouter
+from sts.auth.sqlite_users import SqliteUserStore
+from sts.auth.subjects import SubjectAuthorizer
+from sts.auth.users import PRIMARY, DigestSecret, Principal, Refusal, UserStore
+from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
+from sts.clock import FrozenClock
+from sts.crypto.secretbox import SecretBox
+from sts.soap.faults import render_fault
+from sts.soapenv import SoapVersion
+from sts.stores.sqlite import Database, initialize
+from sts.stores.sqlite_stores import SqliteLockoutStore, SqliteReplayCache
+
+FAST = HashPolicy(memory_kib=1024, time_cost=1)
+POLICY = AuthPolicy(allowed_roles=frozenset({"admin"}), allowed_domains=frozenset({"ALL-USER-STORE-DOMAINS"}))
+INFO = CallerInfo(correlation_id="corr-1", client_address="192.0.2.10", secure_transport=True)
+PRIMARY_PASSWORD, PARTNER_PASSWORD = "primary-Pa55word!", "partner-Pa55word!"
+
+
+@dataclass
+class Recording:
+    """A user store that records which names it was asked about, then asks the real store."""
+
+    store: UserStore
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def authenticate(self, domain: str, name: str, password: str) -> Principal | Refusal:
+        self.calls.append(("authenticate", domain, name))
+        return self.store.authenticate(domain, name, password)
+
+    def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:
+        self.calls.append(("digest_secret", domain, name))
+        return self.store.digest_secret(domain, name)
+
+    def lookup(self, domain: str, name: str) -> Principal | None:
+        self.calls.append(("lookup", domain, name))
+        return self.store.lookup(domain, name)
+
+
+@dataclass
+class Env:
+    hasher: PasswordHasher
+    primary: Recording
+    partner: Recording
+    clock: FrozenClock
+    lockout: SqliteLockoutStore
+    replay: SqliteReplayCache
+
+    def authenticator(self, router: UserStoreRouter) -> UsernameTokenAuthenticator:
+        return UsernameTokenAuthenticator(
+            router, self.hasher, self.lockout, self.replay, VerifiedCredentialCache(0), POLICY, self.clock
+        )
+
+    def login(self, router: UserStoreRouter, username: str, password: str) -> AuthenticatedCaller:
+        return self.authenticator(router).authenticate(self.headers(username, password), SoapVersion.SOAP11, INFO)
+
+    def headers(self, username: str, password: str) -> tuple[etree._Element, ...]:
+        now = self.clock.now()
+        stamp = (now.strftime("%Y-%m-%dT%H:%M:%SZ"), (now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        header = etree.fromstring(
+            f'<s:Header xmlns:s="{ns.S11}" xmlns:wsse="{ns.WSSE}" xmlns:wsu="{ns.WSU}"><wsse:Security>'
+            f"<wsu:Timestamp><wsu:Created>{stamp[0]}</wsu:Created><wsu:Expires>{stamp[1]}</wsu:Expires>"
+            f"</wsu:Timestamp><wsse:UsernameToken><wsse:Username/>"
+            f'<wsse:Password Type="{ns.PASSWORD_TEXT}"/><wsu:Created>{stamp[0]}</wsu:Created>'
+            "</wsse:UsernameToken></wsse:Security></s:Header>"
+        )
+        token = header[0][1]
+        token[0].text, token[1].text = username, password
+        return tuple(header)
+
+
+def _store(path: Path, hasher: PasswordHasher, domain: str, password: str) -> SqliteUserStore:
+    initialize(path)
+    store = SqliteUserStore(Database(path), hasher, SecretBox(os.urandom(32)))
+    store.add_role("admin")
+    store.add_user(domain, "alice", password, roles=["admin"], digest=True)
+    return store
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    hasher = PasswordHasher(FAST)
+    primary = _store(tmp_path / "primary.db", hasher, PRIMARY, PRIMARY_PASSWORD)
+    partner = _store(tmp_path / "partner.db", hasher, "PARTNER", PARTNER_PASSWORD)
+    shared = primary.database
+    lockout = SqliteLockoutStore(shared, max_failures=3, duration=300, max_duration=3600)
+    clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    yield Env(hasher, Recording(primary), Recording(partner), clock, lockout, SqliteReplayCache(shared, clock))
+    primary.database.close()
+    partner.database.close()
+
+
+def test_a_second_store_is_consulted_for_its_domain_only(env: Env) -> None:
+    router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary)
+    caller = env.login(router, "PARTNER/alice", PARTNER_PASSWORD)
+    assert caller.principal.qualified_name == "PARTNER/alice"
+    assert env.partner.calls == [("authenticate", "PARTNER", "alice")]
+    assert env.primary.calls == []
+    # The other domain's password is no password here: the partner store alone decides for PARTNER.
+    with pytest.raises(errors.FailedAuthentication) as caught:
+        env.login(router, "partner/ALICE", PRIMARY_PASSWORD)
+    assert caught.value.reason == "wrong_password"
+    assert env.primary.calls == []
+    # The unqualified name is PRIMARY's, and PRIMARY's store alone answers it.
+    assert env.login(router, "alice", PRIMARY_PASSWORD).principal.qualified_name == "PRIMARY/alice"
+    assert env.primary.calls == [("authenticate", "PRIMARY", "alice")]
+    assert len(env.partner.calls) == 2
+
+
+def test_lookup_and_digest_secrets_are_routed_too(env: Env) -> None:
+    router = UserStoreRouter({"partner": env.partner}, fallback=env.primary)  # domain keys are normalised
+    assert router.store_for("PARTNER") is env.partner
+    secret = router.digest_secret("PARTNER", "alice")
+    assert isinstance(secret, DigestSecret) and secret.secret == PARTNER_PASSWORD
+    principal = SubjectAuthorizer(router, POLICY).authorize("PARTNER/alice")
+    assert principal.qualified_name == "PARTNER/alice"
+    assert env.partner.calls == [("digest_secret", "PARTNER", "alice"), ("lookup", "PARTNER", "alice")]
+    assert env.primary.calls == []
+
+
+def test_an_unknown_domain_gets_the_same_generic_fault(env: Env, caplog: pytest.LogCaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.INFO, logger="sts.audit")
+    router = UserStoreRouter({PRIMARY: env.primary})  # no fallback: no store owns NOWHERE
+    dummies = [0]
+    original = env.hasher.dummy_verify
+
+    def counting() -> None:
+        dummies[0] += 1
+        original()
+
+    monkeypatch.setattr(env.hasher, "dummy_verify", counting)
+    refusals = {}
+    for username in ("NOWHERE/alice", "nobody"):
+        with pytest.raises(errors.STSError) as caught:
+            env.login(router, username, PRIMARY_PASSWORD)
+        refusals[caught.value.reason] = caught.value
+    assert set(refusals) == {"unknown_domain", "unknown_user"}
+    assert {type(error) for error in refusals.values()} == {errors.FailedAuthentication}
+    rendered = {
+        render_fault(error, SoapVersion.SOAP11, correlation_id="c", trust_ns=ns.WST, headers=[]).body
+        for error in refusals.values()
+    }
+    assert len(rendered) == 1  # the same bytes on the wire
+    assert dummies[0] == 2  # each cost one password check, as every failure does (catalogue A02)
+    assert [r.reason for r in caplog.records if r.name == "sts.audit"] == [  # type: ignore[attr-defined]
+        "unknown_domain", "unknown_user"
+    ]
+    assert env.primary.calls == [("authenticate", PRIMARY, "nobody")]
+    assert env.lockout.state("NOWHERE/alice") is None  # not a password failure
+
+
+def test_an_unknown_domain_has_no_users(env: Env) -> None:
+    router = UserStoreRouter({PRIMARY: env.primary})
+    assert router.store_for("NOWHERE") is None
+    assert router.lookup("NOWHERE", "alice") is None
+    assert router.digest_secret("NOWHERE", "alice") == Refusal("unknown_domain", "no user store for the domain")
+    with pytest.raises(errors.FailedAuthentication) as caught:
+        SubjectAuthorizer(router, POLICY).authorize("NOWHERE/alice")
+    assert caught.value.reason == "unknown_user"
+
+
+def test_single_sends_every_domain_to_one_store(env: Env) -> None:
+    router = UserStoreRouter.single(env.primary)
+    for domain in (PRIMARY, "PARTNER", secrets.token_hex(4).upper()):
+        assert router.store_for(domain) is env.primary
