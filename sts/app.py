@@ -21,9 +21,6 @@ from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import SqliteUserStore
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import SystemClock
-from sts.config.directory import RelyingPartyDirectory
-from sts.config.profiles import timestamp_required
-from sts.config.relying_parties import RelyingPartyStore
 from sts.config.settings import Settings
 from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
@@ -36,6 +33,9 @@ from sts.lifecycle.renew import RenewalPolicy, RenewOperation
 from sts.lifecycle.targets import TargetResolver
 from sts.minting import IssuerIdentity, TokenMinter
 from sts.netaddr import AddressSet
+from sts.relying_parties.directory import RelyingPartyDirectory
+from sts.relying_parties.profiles import timestamp_required
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.service import OperationHandler, SecurityTokenService, TrustCall
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.spyne_app import call_spyne, make_spyne_wsgi
@@ -50,6 +50,7 @@ from sts.soap.transport import (
 from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
 from sts.soapenv import SoapVersion
 from sts.stores.sqlite import Database, DatabaseError, check_database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from sts.stores.sqlite_stores import (
     SqliteClientThrottle,
     SqliteLockoutStore,
@@ -173,7 +174,8 @@ def build_service(settings: Settings, keystore: KeyStore, db: Database) -> Secur
     authenticator = build_authenticator(settings, db)
     tokens, lifecycle, clock = settings.tokens, settings.lifecycle, SystemClock()
     directory = RelyingPartyDirectory(
-        RelyingPartyStore(db), settings.store.truststore, tokens.default_relying_party, tokens.profile, clock=clock
+        RelyingPartyRegistry(SqliteRelyingPartyStore(db)), settings.store.truststore, tokens.default_relying_party,
+        tokens.profile, clock=clock
     )
     store = SqliteTokenStore(db) if lifecycle.token_store else None
     minter = TokenMinter(

@@ -1,5 +1,6 @@
-"""Certificate dates at use time (issue 12, item 14): relying-party certificates in the directory and registered
-client certificates (PublicKey UseKey) stop counting when they expire, without a restart, with an injected clock."""
+"""The relying-party directory: AppliesTo resolution, lookup by registered identity, re-reads when the registry
+changes, failing closed; and certificate dates judged at each use (an RP certificate that expires while the server
+runs stops being used, without a restart, against an injected clock)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from cryptography.x509.oid import NameOID
 
 from sts import errors
 from sts.clock import FrozenClock
-from sts.config.directory import RelyingPartyDirectory
-from sts.config.relying_parties import RelyingParty, RelyingPartyStore
-from sts.crypto.keywrap import TrustedClientKeys
+from sts.relying_parties.directory import RelyingPartyDirectory
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database, initialize
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 RP = "https://rp.example/app/"
@@ -48,7 +50,7 @@ def directory_with(tmp_path: Path, cert: x509.Certificate, clock: FrozenClock) -
     truststore = tmp_path / "truststore"
     truststore.mkdir()
     (truststore / "rp.crt.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    store = RelyingPartyStore(Database(tmp_path / "sts.db"))
+    store = RelyingPartyRegistry(SqliteRelyingPartyStore(Database(tmp_path / "sts.db")))
     store.add(RelyingParty(address=RP, cert_file="rp.crt.pem"))
     return RelyingPartyDirectory(store, truststore, clock=clock)
 
@@ -99,33 +101,83 @@ def test_rp_certificate_expiring_within_30_days_is_logged_once(
     assert warned == [f"relying party {RP}: certificate expires on 2030-02-10"]
 
 
-def test_client_certificate_key_counts_only_while_the_certificate_is_valid(
-    tmp_path: Path, key: rsa.RSAPrivateKey, caplog: pytest.LogCaptureFixture
-) -> None:
-    clients = tmp_path / "clients"
-    clients.mkdir()
-    cert = certificate(key, T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=10))
-    (clients / "alice.crt.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    trusted = TrustedClientKeys(clients)
-    with caplog.at_level(logging.WARNING, logger="sts.clients"):
-        assert trusted.contains(key.public_key(), T0) is True
-        assert trusted.contains(key.public_key(), T0 + dt.timedelta(days=10)) is False
-        assert trusted.contains(key.public_key(), T0 + dt.timedelta(days=11)) is False
-        assert trusted.contains(key.public_key(), T0 - dt.timedelta(days=2)) is False
-    messages = [r.getMessage() for r in caplog.records]
-    assert messages == [
-        "client certificate alice.crt.pem: expires on 2030-01-11",
-        "client certificate alice.crt.pem: expired on 2030-01-11; its key is refused for UseKey",
-        "client certificate alice.crt.pem: not valid before 2029-12-31; its key is refused for UseKey",
-    ]
+# --- resolution and lookup by registered identity -----------------------------------------------------------------
 
 
-def test_client_key_with_one_valid_certificate_of_several_counts(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
-    """A renewed client certificate for the same key keeps the key usable after the old one expires."""
-    clients = tmp_path / "clients"
-    clients.mkdir()
-    old = certificate(key, T0 - dt.timedelta(days=400), T0 - dt.timedelta(days=1))
-    new = certificate(key, T0 - dt.timedelta(days=2), T0 + dt.timedelta(days=400))
-    (clients / "old.crt.pem").write_bytes(old.public_bytes(serialization.Encoding.PEM))
-    (clients / "new.crt.pem").write_bytes(new.public_bytes(serialization.Encoding.PEM))
-    assert TrustedClientKeys(clients).contains(key.public_key(), T0) is True
+@pytest.fixture
+def registry(tmp_path: Path) -> RelyingPartyRegistry:
+    initialize(tmp_path / "sts.db")
+    return RelyingPartyRegistry(SqliteRelyingPartyStore(Database(tmp_path / "sts.db")))
+
+
+def unencrypted(address: str, **kwargs: object) -> RelyingParty:
+    return RelyingParty(address=address, encrypt=False, **kwargs)  # type: ignore[arg-type]
+
+
+def test_resolve_by_applies_to_and_registered_by_identity(tmp_path: Path, registry: RelyingPartyRegistry) -> None:
+    registry.add(unencrypted(RP, match="prefix", profile="adfs"))
+    directory = RelyingPartyDirectory(registry, tmp_path, recheck_seconds=0)
+    party = directory.resolve("https://RP.example:443/app/page")
+    assert (party.rp.address, party.audience, party.fallback) == (RP, RP, False)
+    assert (party.settings.profile, party.settings.token_type, party.certificate) == ("adfs", "saml11", None)
+    # By identity: only the registered address itself, never an address the prefix would match.
+    assert directory.registered("https://rp.example/app/page") is None
+    found = directory.registered(RP)
+    assert found is not None and found.rp == party.rp and found.settings == party.settings
+    registry.remove(RP)
+    assert directory.registered(RP) is None
+
+
+def test_registered_regex_party_is_found_by_its_pattern(tmp_path: Path, registry: RelyingPartyRegistry) -> None:
+    pattern = r"https://[a-z]+\.example/app/"
+    registry.add(unencrypted(pattern, match="regex", identifier="urn:rp"))
+    directory = RelyingPartyDirectory(registry, tmp_path)
+    assert directory.resolve("https://one.example/app/").audience == "urn:rp"
+    assert directory.registered("https://one.example/app/") is None
+    found = directory.registered(pattern)
+    assert found is not None and found.audience == "urn:rp"
+
+
+def test_default_relying_party_and_refusals(tmp_path: Path, registry: RelyingPartyRegistry) -> None:
+    registry.add(unencrypted(RP))
+    strict = RelyingPartyDirectory(registry, tmp_path)
+    with pytest.raises(errors.InvalidScope) as unknown:
+        strict.resolve("https://other.example/")
+    assert unknown.value.reason == "unknown_applies_to"
+    with pytest.raises(errors.InvalidRequest) as missing:
+        strict.resolve(None)
+    assert missing.value.reason == "missing_applies_to"
+    with_default = RelyingPartyDirectory(registry, tmp_path, default_address=RP, default_profile="wso2")
+    for address in ("https://other.example/", None):
+        party = with_default.resolve(address)
+        assert (party.rp.address, party.fallback, party.settings.profile) == (RP, True, "wso2")
+
+
+def test_directory_rereads_the_registry_when_its_version_moves(tmp_path: Path, registry: RelyingPartyRegistry) -> None:
+    directory = RelyingPartyDirectory(registry, tmp_path, recheck_seconds=3600)
+    registry.add(unencrypted(RP))
+    assert directory.resolve(RP).rp.address == RP
+    registry.add(unencrypted("https://late.example/"))
+    with pytest.raises(errors.InvalidScope):  # looked at the version less than recheck_seconds ago
+        directory.resolve("https://late.example/")
+    eager = RelyingPartyDirectory(registry, tmp_path, recheck_seconds=0)
+    assert eager.resolve("https://late.example/").rp.address == "https://late.example/"
+
+
+def test_unreadable_registry_fails_closed(tmp_path: Path, registry: RelyingPartyRegistry) -> None:
+    registry.add(unencrypted(RP))
+    db = Database(tmp_path / "sts.db")
+    db.conn.execute("DROP TABLE meta")
+    db.close()
+    directory = RelyingPartyDirectory(registry, tmp_path, recheck_seconds=0)
+    for lookup in (lambda: directory.resolve(RP), lambda: directory.registered(RP)):
+        with pytest.raises(errors.ServiceUnavailable) as down:
+            lookup()
+        assert down.value.reason == "rp_store_down"
+
+
+def test_one_encrypter_per_certificate_and_algorithms(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    directory = directory_with(tmp_path, certificate(key, T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=90)),
+                               FrozenClock(T0))
+    party = directory.resolve(RP)
+    assert directory.encrypter(party) is directory.encrypter(directory.resolve(RP))
