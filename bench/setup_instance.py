@@ -3,7 +3,7 @@
 Only the few users that log in get their own argon2id hash (at the STS's configured parameters, through
 ``PasswordHasher``); the filler users share one precomputed hash string and are written with ``executemany``
 straight into the ``users`` table (schema: ``sts/stores/sqlite.py``). Relying parties go through
-``RelyingPartyStore.add`` (validated as ``sts rp add`` does) in one transaction, all sharing one certificate
+``RelyingPartyRegistry.add`` (validated as ``sts rp add`` does) in one transaction, all sharing one certificate
 copied into the truststore.
 """
 
@@ -25,9 +25,11 @@ from sts.auth.passwords import PasswordHasher
 from sts.auth.users import PRIMARY
 from sts.cli.rst_builder import RequestOptions, build_request
 from sts.clock import format_instant
-from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.crypto import keygen
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 
 STS_BIN = Path(sys.executable).with_name("sts")
 WSO2 = "http://wso2.org/claims/"
@@ -127,7 +129,7 @@ def _add_users(instance: Instance, db: Database, hasher: PasswordHasher, shared_
 def _add_relying_parties(instance: Instance, db: Database, rp_cert: Path) -> None:
     truststore = instance.base / "keystore" / "truststore"
     (truststore / "bench-rp.crt.pem").write_bytes(rp_cert.read_bytes())
-    store = RelyingPartyStore(db)
+    store = RelyingPartyRegistry(SqliteRelyingPartyStore(db))
     db.conn.execute("BEGIN IMMEDIATE")
     for i in range(instance.rps):
         claims = CLAIMS if i == 2 else CLAIMS[:5]

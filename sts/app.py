@@ -19,8 +19,6 @@ from sts.auth.passwords import PasswordHasher
 from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import Clock, SystemClock
-from sts.config.directory import RelyingPartyDirectory
-from sts.config.profiles import timestamp_required
 from sts.config.settings import Settings
 from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
@@ -32,6 +30,9 @@ from sts.lifecycle.renew import RenewalPolicy, RenewOperation
 from sts.lifecycle.targets import TargetResolver
 from sts.minting import IssuerIdentity, TokenMinter
 from sts.netaddr import AddressSet
+from sts.relying_parties.directory import RelyingPartyDirectory
+from sts.relying_parties.profiles import timestamp_required
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.service import OperationHandler, SecurityTokenService, TrustCall
 from sts.soap.endpoint import SoapEndpoint
 from sts.soap.spyne_app import SpyneAdapter
@@ -153,7 +154,8 @@ def build_service(
     authenticator = build_authenticator(settings, stores, clock, hasher or PasswordHasher())
     tokens, lifecycle = settings.tokens, settings.lifecycle
     directory = RelyingPartyDirectory(
-        stores.relying_parties, settings.store.truststore, tokens.default_relying_party, tokens.profile, clock=clock
+        RelyingPartyRegistry(stores.relying_parties), settings.store.truststore, tokens.default_relying_party,
+        tokens.profile, clock=clock
     )
     store = stores.tokens
     minter = TokenMinter(

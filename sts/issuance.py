@@ -14,12 +14,12 @@ from sts.audit import AuditEvent, emit
 from sts.auth.users import Principal
 from sts.auth.validators import AuthenticatedCaller
 from sts.clock import Clock
-from sts.config.directory import RelyingPartyDirectory, ResolvedParty
 from sts.crypto.keywrap import TrustedClientKeys, UseKeyRejected, use_key_info
 from sts.errors import InvalidRequest, RequestFailed
 from sts.minting import MintPlan, TokenMinter
 from sts.policy.claims import select_claims
 from sts.policy.nameid import subject_of
+from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
 from sts.service import TrustCall, TrustReply
 from sts.tokens.base import Attribute
 from sts.tokens.saml2 import PASSWORD_PROTECTED_TRANSPORT

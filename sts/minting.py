@@ -14,11 +14,11 @@ from lxml import etree
 
 from sts import ns
 from sts.clock import Clock
-from sts.config.directory import RelyingPartyDirectory, ResolvedParty
 from sts.crypto.algorithms import KEY_TRANSPORT_NAMES
 from sts.crypto.keywrap import wrap_key
 from sts.crypto.signer import AssertionSigner
 from sts.errors import RequestFailed, UnableToRenew
+from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
 from sts.stores.base import TokenRecord, TokenStore
 from sts.tokens.base import AssertionContent, Attribute, new_assertion_id
 from sts.tokens.saml2 import build_saml2

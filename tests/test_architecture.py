@@ -22,14 +22,8 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "redis": ("sts.stores.redis",),
     # gunicorn: its settings file, the worker class and the access-log class it runs.
     "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
-    # SQLite: the stores, the built-in user store and the relying-party registry (both live in the same database file).
-    "sqlite3": (
-        "sts.stores.",
-        "sts.auth.sqlite_users",
-        "sts.config.relying_parties",
-        "sts.config.directory",
-        "sts.cli.rp_support",
-    ),
+    # SQLite: the stores (the relying-party registry's included) and the built-in user store, in one database file.
+    "sqlite3": ("sts.stores.", "sts.auth.sqlite_users"),
 }
 
 
@@ -76,6 +70,29 @@ def test_core_does_not_import_the_soap_edge_or_the_cli() -> None:
         for imported in _imports(path):
             if imported in ("sts.soap", "sts.cli") or imported.startswith(("sts.soap.", "sts.cli.")):
                 offenders.append(f"{module} imports {imported}")
+    assert offenders == []
+
+
+def test_crypto_imports_neither_configuration_nor_relying_parties() -> None:
+    """sts.crypto sits below both: it takes what it needs as arguments (protocols), never from the layers above."""
+    offenders = []
+    for path in (PACKAGE / "crypto").rglob("*.py"):
+        for imported in _imports(path):
+            if imported.startswith(("sts.config", "sts.relying_parties")):
+                offenders.append(f"{_module_name(path)} imports {imported}")
+    assert offenders == []
+
+
+def test_configuration_is_settings_and_loader_only() -> None:
+    """sts.config holds the settings and their loader, and reads nothing of the layers that read it."""
+    assert sorted(path.stem for path in (PACKAGE / "config").glob("*.py")) == ["__init__", "loader", "settings"]
+    above = ("sts.relying_parties", "sts.crypto", "sts.stores", "sts.auth", "sts.tokens")
+    offenders = [
+        f"{_module_name(path)} imports {name}"
+        for path in (PACKAGE / "config").glob("*.py")
+        for name in _imports(path)
+        if name.startswith(above)
+    ]
     assert offenders == []
 
 

@@ -20,12 +20,14 @@ from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.users import PRIMARY
 from sts.cli.common import CommandError, SubParsers
 from sts.cli.config_template import TEMPLATE
-from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.crypto import keygen
 from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificate, same_public_key
 from sts.crypto.secretbox import SecretBox, generate_key_file
 from sts.files import SECRET_FILE, UnsafePath, refuse_link, secure_dir, write_file
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database, initialize
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 
 DEMO_APPLIES_TO = "https://localhost:8443/demo-rp/"
 DEMO_USER = "admin"
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  TLS CA file:         {keystore / 'tls.crt.pem'}")
     if args.demo:
         try:
-            _demo(base, users, RelyingPartyStore(db), args.key_size)
+            _demo(base, users, RelyingPartyRegistry(SqliteRelyingPartyStore(db)), args.key_size)
         except UnsafePath as exc:
             raise CommandError(str(exc)) from None
     db.close()
@@ -162,7 +164,7 @@ def _signing_material(args: argparse.Namespace) -> tuple[keygen.RSAPrivateKey, x
     return key, cert
 
 
-def _demo(base: Path, users: SqliteUserStore, rps: RelyingPartyStore, bits: int) -> None:
+def _demo(base: Path, users: SqliteUserStore, rps: RelyingPartyRegistry, bits: int) -> None:
     """A demo admin with a generated password and a demo relying party with its own key pair."""
     password = secrets.token_urlsafe(18)
     users.add_user(

@@ -12,14 +12,15 @@ from pathlib import Path
 
 from sts.cli.common import SubParsers
 from sts.config import foreign_environment, load_settings
-from sts.config.relying_parties import RelyingPartyStore
 from sts.config.settings import Settings, config_warnings
 from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate, load_keystore
 from sts.crypto.selftest import run_selftest
 from sts.errors import ConfigError
 from sts.files import loose_secret
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.soap.wsdl_render import load_policy
 from sts.stores.sqlite import Database, DatabaseError, check_database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 
 
 def register(commands: SubParsers) -> None:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_relying_parties(db: Database, truststore: object, warnings: list[str]) -> list[str]:
     problems: list[str] = []
     now = dt.datetime.now(dt.UTC)
-    for rp in RelyingPartyStore(db).all():
+    for rp in RelyingPartyRegistry(SqliteRelyingPartyStore(db)).all():
         if not rp.cert_file:
             continue
         path = Path(str(truststore)) / rp.cert_file

@@ -16,43 +16,26 @@ profile's choice); key transport: rsa-oaep-mgf1p or rsa-oaep. RSA 1.5 and 3DES d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from sts.cli.common import CommandError, SubParsers, open_database, settings_from
-from sts.cli.rp_support import (
-    CERT_SUFFIX,
-    MAX_LIFETIME,
-    cert_name,
-    changes_from,
-    drop_certificate,
-    find_rp,
-    install_certificate,
-    parse_claim_maps,
-    parse_claims,
-    parse_encryption,
-    read_certificate,
-    save,
-    slug,
-    store_call,
-    validated,
-    warn,
-)
-from sts.config.profiles import EffectiveSettings, effective
-from sts.config.relying_parties import (
-    MATCH_KINDS,
-    NAMEID_SOURCES,
-    PROFILES,
-    TOKEN_TYPES,
-    RelyingParty,
-    RelyingPartyStore,
-)
-from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
-from sts.crypto.keystore import check_certificate, fingerprint, load_certificate
+from sts.cli.rp_support import changes_from, read_certificate, warn
+from sts.config.settings import PROFILE_NAMES, Settings
+from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES, CipherName
+from sts.crypto.keystore import fingerprint
 from sts.policy.claims import local_claim
+from sts.relying_parties import registration
+from sts.relying_parties.model import MAX_LIFETIME, NAMEID_SOURCES, Match, RelyingParty, RelyingPartyError, TokenFormat
+from sts.relying_parties.profiles import EffectiveSettings
+from sts.relying_parties.registry import RelyingPartyRegistry
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 
-LEGACY_CIPHER = "aes256-cbc"
+LEGACY_CIPHER = CipherName.AES256_CBC
 
 
 def register(commands: SubParsers) -> None:
@@ -117,13 +100,13 @@ def _options(parser: argparse.ArgumentParser, *, update: bool) -> None:
     from_profile = "; '' returns to the profile's" if update else " (default: from the profile)"
     parser.add_argument(
         "--match",
-        metavar="|".join(MATCH_KINDS),
+        metavar="|".join(Match),
         help="how ADDRESS is compared; prefixes must end with '/', regexes are anchored"
         + ("" if update else " (default: exact)"),
     )
     parser.add_argument(
         "--token-type",
-        metavar="|".join(sorted(TOKEN_TYPES)),
+        metavar="|".join(sorted(TokenFormat)),
         help="SAML version of tokens when a request names none" + from_profile,
     )
     parser.add_argument(
@@ -172,7 +155,7 @@ def _options(parser: argparse.ArgumentParser, *, update: bool) -> None:
     )
     parser.add_argument(
         "--profile",
-        metavar="|".join(PROFILES),
+        metavar="|".join(PROFILE_NAMES),
         help="compatibility profile: the defaults of token type, NameID and encryption"
         + ("; '' returns to the [tokens] profile" if update else " (default: the [tokens] profile)"),
     )
@@ -181,43 +164,48 @@ def _options(parser: argparse.ArgumentParser, *, update: bool) -> None:
 # --- handlers -------------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """Refusals of the relying-party package as command errors (exit 1)."""
+    try:
+        yield
+    except RelyingPartyError as exc:
+        raise CommandError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _registry(settings: Settings) -> Iterator[RelyingPartyRegistry]:
+    """The instance's registry for one command; its refusals become command errors."""
+    db = open_database(settings)
+    try:
+        with _refusals():
+            yield RelyingPartyRegistry(SqliteRelyingPartyStore(db))
+    finally:
+        db.close()
+
+
 def _add(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    changes = changes_from(args, RelyingParty(address=args.address))
-    rp = replace(RelyingParty(address=args.address), **changes)
+    rp = replace(RelyingParty(address=args.address), **changes_from(args))
     if rp.encrypt and args.cert is None:
         raise CommandError("--cert is required unless --no-encrypt")
     cert = read_certificate(args.cert) if args.cert is not None else None
-    rp = validated(rp if cert is None else replace(rp, cert_file="pending" + CERT_SUFFIX))
-    db = open_database(settings)
-    try:
-        store = RelyingPartyStore(db)
-        if cert is None:
-            rp = replace(rp, cert_file="")
-            store_call(lambda: store.add(rp))
-        else:
-            name = cert_name(store, rp.address, exclude="")
-            rp = replace(rp, cert_file=name)
-            install_certificate(settings.store.truststore, name, cert, lambda: store.add(rp))
-    finally:
-        db.close()
-    settled = effective(rp, settings.tokens.profile)
-    print(f"registered relying party {rp.address} ({_summary(rp, settled)})")
+    with _refusals():
+        registration.checked(rp, cert)  # a refused setting is reported before the database is looked at
+    with _registry(settings) as registry:
+        done = registration.register(registry, settings.store.truststore, rp, cert, settings.tokens.profile)
+    print(f"registered relying party {done.rp.address} ({_summary(done.rp, done.settings)})")
     if cert is not None:
-        print(f"  certificate: {settings.store.truststore / rp.cert_file}  SHA-256 {fingerprint(cert)}")
-    _warn_about(rp, settled, cipher_given=True, profile_given=True, claims_given=True)
+        print(f"  certificate: {done.certificate}  SHA-256 {fingerprint(cert)}")
+    _warn_about(done.rp, done.settings, cipher_given=True, profile_given=True, claims_given=True)
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    db = open_database(settings)
-    try:
-        rps = RelyingPartyStore(db).all()
-    finally:
-        db.close()
-    for rp in rps:
-        settled = effective(rp, settings.tokens.profile)
+    with _registry(settings) as registry:
+        parties = registration.overview(registry, settings.tokens.profile)
+    for rp, settled in parties:
         encrypt = "encrypt: yes" if rp.encrypt else "encrypt: no"
         cipher = f"{settled.cipher},{settled.key_transport}" if rp.encrypt else "-"
         print("\t".join((rp.address, rp.match, settled.token_type, encrypt, cipher, f"profile: {settled.profile}")))
@@ -226,14 +214,13 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    db = open_database(settings)
-    try:
-        rp = find_rp(RelyingPartyStore(db), args.address)
-    finally:
-        db.close()
-    settled = effective(rp, settings.tokens.profile)
+    with _registry(settings) as registry:
+        shown = registration.describe(
+            registry, settings.store.truststore, args.address, settings.tokens.profile, dt.datetime.now(dt.UTC)
+        )
+    rp, settled = shown.rp, shown.settings
 
-    def origin(stored: str) -> str:
+    def origin(stored: str | None) -> str:
         """Where an effective value comes from: this relying party's own setting or its profile."""
         return "(set)" if stored else f"(from profile {settled.profile})"
 
@@ -255,27 +242,28 @@ def _show(args: argparse.Namespace) -> int:
     print(f"claim mappings:         {len(rp.claim_mapping) or '-'}")
     for local, remote in rp.claim_mapping:
         print(f"  claim map:            {local} -> {remote}")
-    if not rp.cert_file:
+    _show_certificate(shown)
+    return 0
+
+
+def _show_certificate(shown: registration.Description) -> None:
+    if shown.certificate_file is None:
         print("certificate:            -")
-        return 0
-    path = settings.store.truststore / rp.cert_file
-    print(f"certificate file:       {path}")
-    try:
-        cert = load_certificate(path)
-    except (OSError, ValueError) as exc:
-        print(f"certificate:            unreadable ({exc.__class__.__name__}: {exc})")
-        return 0
+        return
+    print(f"certificate file:       {shown.certificate_file}")
+    cert = shown.certificate
+    if cert is None:
+        print(f"certificate:            unreadable ({shown.unreadable})")
+        return
     print(f"certificate subject:    {cert.subject.rfc4514_string()}")
     print(f"certificate issuer:     {cert.issuer.rfc4514_string()}")
     print(f"certificate valid from: {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
     print(f"certificate expires:    {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
     print(f"certificate SHA-256:    {fingerprint(cert)}")
-    problems, warnings = check_certificate(cert, "certificate", dt.datetime.now(dt.UTC))
-    for line in problems:
+    for line in shown.problems:
         print(f"problem: {line}")
-    for line in warnings:
+    for line in shown.warnings:
         print(f"warning: {line}")
-    return 0
 
 
 def _update(args: argparse.Namespace) -> int:
@@ -285,37 +273,28 @@ def _update(args: argparse.Namespace) -> int:
     if args.clear_claim_maps and args.claim_map:
         raise CommandError("give either --claim-map or --clear-claim-maps, not both")
     cert = read_certificate(args.cert) if args.cert is not None else None
-    db = open_database(settings)
-    try:
-        store = RelyingPartyStore(db)
-        old = find_rp(store, args.address)
-        changes = changes_from(args, old)
+
+    def changes(_current: RelyingParty) -> dict[str, Any]:
+        """The options given, checked once the relying party is found (an unknown one is reported first)."""
+        given = changes_from(args)
         if args.clear_claims:
-            changes["claims"] = ()
+            given["claims"] = ()
         if args.clear_claim_maps:
-            changes["claim_mapping"] = ()
-        new = replace(old, **changes)
-        if new.encrypt and not new.cert_file and cert is None:
-            raise CommandError(f"relying party {old.address} has no certificate: give --cert to encrypt")
-        if cert is not None:
-            new = replace(new, cert_file="pending" + CERT_SUFFIX)
-        new = validated(new)
-        if cert is None:
-            store_call(lambda: save(store, db, old, new))
-        else:
-            new = replace(new, cert_file=cert_name(store, new.address, exclude=old.address))
-            install_certificate(settings.store.truststore, new.cert_file, cert, lambda: save(store, db, old, new))
-            if old.cert_file and old.cert_file != new.cert_file:
-                drop_certificate(store, settings.store.truststore, old.cert_file)
-    finally:
-        db.close()
-    settled = effective(new, settings.tokens.profile)
-    print(f"updated relying party {new.address} ({_summary(new, settled)})")
+            given["claim_mapping"] = ()
+        return given
+
+    with _registry(settings) as registry:
+        done = registration.update(
+            registry, settings.store.truststore, args.address, changes, cert, settings.tokens.profile
+        )
+    for line in done.warnings:
+        warn(line)
+    print(f"updated relying party {done.rp.address} ({_summary(done.rp, done.settings)})")
     if cert is not None:
-        print(f"  certificate: {settings.store.truststore / new.cert_file}  SHA-256 {fingerprint(cert)}")
+        print(f"  certificate: {done.certificate}  SHA-256 {fingerprint(cert)}")
     _warn_about(
-        new,
-        settled,
+        done.rp,
+        done.settings,
         cipher_given=args.encryption is not None,
         profile_given=args.profile is not None,
         encrypt_given=args.encrypt is not None,
@@ -326,16 +305,13 @@ def _update(args: argparse.Namespace) -> int:
 
 def _remove(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    db = open_database(settings)
-    try:
-        store = RelyingPartyStore(db)
-        rp = find_rp(store, args.address)
-        store_call(lambda: store.remove(rp.address))
-        print(f"removed relying party {rp.address}")
-        if rp.cert_file and drop_certificate(store, settings.store.truststore, rp.cert_file):
-            print(f"  deleted certificate {settings.store.truststore / rp.cert_file}")
-    finally:
-        db.close()
+    with _registry(settings) as registry:
+        removed = registration.unregister(registry, settings.store.truststore, args.address)
+    print(f"removed relying party {removed.rp.address}")
+    for line in removed.warnings:
+        warn(line)
+    if removed.deleted is not None:
+        print(f"  deleted certificate {removed.deleted}")
     return 0
 
 
@@ -373,7 +349,3 @@ def _warn_about(
         for local, _remote in rp.claim_mapping:
             if local not in ceiling and local_claim(local) not in ceiling:
                 warn(f"claim map for {local}: not one of the relying party's claims, so never issued")
-
-
-# Re-exported: the option parsers and slug used to live here.
-__all__ = ["parse_claim_maps", "parse_claims", "parse_encryption", "register", "slug"]

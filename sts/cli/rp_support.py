@@ -1,49 +1,33 @@
-"""Support for ``sts rp``: option parsing, store access and the relying-party certificates in the truststore.
+"""Arguments of ``sts rp``: options checked and turned into relying-party settings, ``--cert`` read and vetted.
 
-Certificates are copied into the instance truststore as ``<slug>.crt.pem`` (PEM, 0644), written atomically
-together with the database change, and deleted again once no relying party refers to them.
+What is done with them (the registry, the truststore) is :mod:`sts.relying_parties.registration`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import hashlib
-import os
-import re
-import sqlite3
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from sts.cli.common import CommandError
-from sts.config.relying_parties import (
-    MATCH_KINDS,
-    NAMEID_SOURCES,
-    PROFILES,
-    TOKEN_TYPES,
-    RelyingParty,
-    RelyingPartyError,
-    RelyingPartyStore,
-    is_absolute_uri,
-    normalize_address,
-    validate,
-)
+from sts.config.settings import PROFILE_NAMES
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES
-from sts.crypto.keygen import certificate_pem
-from sts.crypto.keystore import check_certificate, load_certificate
-from sts.stores.sqlite import Database
+from sts.crypto.keystore import load_certificate
+from sts.relying_parties.certificates import vet_certificate
+from sts.relying_parties.model import (
+    MAX_LIFETIME,
+    NAMEID_SOURCES,
+    Match,
+    RelyingPartyError,
+    TokenFormat,
+    is_absolute_uri,
+)
 
-CERT_SUFFIX = ".crt.pem"
-SLUG_MAX = 60
-MAX_LIFETIME = 43200
 # Options whose empty value means "from the profile" (or, for --profile, "from the [tokens] profile").
 _FROM_PROFILE = ("token_type", "profile")
 
@@ -51,19 +35,20 @@ _FROM_PROFILE = ("token_type", "profile")
 # --- options ---------------------------------------------------------------------------------------------------
 
 
-def changes_from(args: argparse.Namespace, current: RelyingParty) -> dict[str, Any]:
-    """The settings given on the command line, checked, as RelyingParty field values.
+def changes_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, checked, as RelyingParty field values (absent: not given).
 
     ``--token-type``, ``--nameid``, ``--profile`` and ``--encryption`` accept ``''``: back to the profile's value;
     ``--nameid-format ''`` goes back to the default Format of the NameID source.
-    ``--encryption CIPHER`` alone keeps ``current``'s key transport (empty for a new relying party: the profile's).
+    ``--encryption CIPHER`` alone leaves the key transport as it is (for a new relying party: the profile's).
     """
     changes: dict[str, Any] = {}
-    for option, allowed in (
-        ("match", MATCH_KINDS),
-        ("token_type", TOKEN_TYPES),
-        ("profile", PROFILES),
-    ):
+    options: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("match", tuple(Match)),
+        ("token_type", tuple(TokenFormat)),
+        ("profile", PROFILE_NAMES),
+    )
+    for option, allowed in options:
         value = getattr(args, option)
         if value is not None:
             if value not in allowed and not (value == "" and option in _FROM_PROFILE):
@@ -77,7 +62,9 @@ def changes_from(args: argparse.Namespace, current: RelyingParty) -> dict[str, A
         changes["applies_to_in_response"] = args.applies_to_in_response
     if args.encryption is not None:
         if args.encryption.strip():
-            changes["cipher"], changes["key_transport"] = parse_encryption(args.encryption, current.key_transport)
+            changes["cipher"], key_transport = parse_encryption(args.encryption)
+            if key_transport:
+                changes["key_transport"] = key_transport
         else:
             changes["cipher"] = changes["key_transport"] = ""
     if args.identifier is not None:
@@ -184,85 +171,11 @@ def _parse_lifetime(text: str) -> int:
     return value
 
 
-# --- store -------------------------------------------------------------------------------------------------------
-
-
-def validated(rp: RelyingParty) -> RelyingParty:
-    """:func:`sts.config.relying_parties.validate`, its refusals as :class:`CommandError`."""
-    try:
-        return validate(rp)
-    except RelyingPartyError as exc:
-        raise CommandError(str(exc)) from None
-    except ValueError as exc:  # urlsplit: bad port or IPv6 literal
-        raise CommandError(f"invalid address {rp.address!r}: {exc}") from None
-
-
-def store_call(action: Callable[[], object]) -> None:
-    """Run a store change, its refusals (and duplicate keys) as :class:`CommandError`."""
-    try:
-        action()
-    except RelyingPartyError as exc:
-        raise CommandError(str(exc)) from None
-    except sqlite3.IntegrityError:
-        raise CommandError("that relying party is already registered") from None
-
-
-def find_rp(store: RelyingPartyStore, address: str) -> RelyingParty:
-    """A relying party by its registered address, also accepted un-normalised or differently cased.
-
-    The address exactly as given wins (a regex RP's pattern may normalise to another RP's address), then its
-    normalised form (exact/prefix RPs), then a case-insensitive comparison (addresses are unique that way).
-    """
-    candidates = [address, address.strip()]
-    with contextlib.suppress(RelyingPartyError, ValueError):
-        candidates.append(normalize_address(address))
-    for candidate in dict.fromkeys(candidates):
-        with contextlib.suppress(RelyingPartyError):
-            return store.get(candidate)
-    folded = {candidate.casefold() for candidate in candidates}
-    for rp in store.all():
-        if rp.address.casefold() in folded:
-            return rp
-    raise CommandError(f"no relying party {address}")
-
-
-def save(store: RelyingPartyStore, db: Database, old: RelyingParty, new: RelyingParty) -> None:
-    """Update in place, or (when the address itself changed, e.g. a new --match) replace in one transaction."""
-    if new.address == old.address:
-        store.update(new)
-        return
-    conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        store.remove(old.address)
-        store.add(new)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-# --- truststore --------------------------------------------------------------------------------------------------
-
-
-def slug(address: str) -> str:
-    """A file-name stem for a relying party: readable part of the address plus a short hash of all of it."""
-    readable = re.sub(r"[^a-z0-9]+", "-", address.lower()).strip("-")[:SLUG_MAX].strip("-") or "rp"
-    return f"{readable}-{hashlib.sha256(address.encode()).hexdigest()[:8]}"
-
-
-def cert_name(store: RelyingPartyStore, address: str, exclude: str) -> str:
-    """``<slug>.crt.pem``, made unique among the files other relying parties use."""
-    taken = {rp.cert_file for rp in store.all() if rp.address != exclude}
-    stem = slug(address)
-    name, counter = stem + CERT_SUFFIX, 2
-    while name in taken:
-        name, counter = f"{stem}-{counter}{CERT_SUFFIX}", counter + 1
-    return name
+# --- certificate file ------------------------------------------------------------------------------------------
 
 
 def read_certificate(path: Path) -> x509.Certificate:
-    """Parse and check a relying-party certificate: RSA >= 2048 bits and valid now (I20, E05); warnings printed."""
+    """Read ``--cert`` (PEM or DER) and vet it for a relying party (RSA >= 2048 bits, valid now); warnings printed."""
     try:
         cert = load_certificate(path)
     except FileNotFoundError:
@@ -271,48 +184,13 @@ def read_certificate(path: Path) -> x509.Certificate:
         raise CommandError(f"--cert: cannot read {path}: {exc.strerror or exc}") from None
     except ValueError:
         raise CommandError(f"--cert: {path} is not a PEM or DER X.509 certificate") from None
-    problems, warnings = check_certificate(cert, f"certificate {path}", dt.datetime.now(dt.UTC))
-    if problems:
-        raise CommandError("refusing the certificate: " + "; ".join(problems))
-    with contextlib.suppress(x509.ExtensionNotFound):
-        usage = cert.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
-        if isinstance(usage, x509.KeyUsage) and not usage.key_encipherment:
-            warnings.append(f"certificate {path}: its KeyUsage does not include keyEncipherment")
+    try:
+        warnings = vet_certificate(cert, f"certificate {path}", dt.datetime.now(dt.UTC))
+    except RelyingPartyError as exc:
+        raise CommandError(str(exc)) from None
     for line in warnings:
         warn(line)
     return cert
-
-
-def install_certificate(truststore: Path, name: str, cert: x509.Certificate, persist: Callable[[], object]) -> None:
-    """Write the certificate as ``truststore/name`` (PEM, 0644) and run ``persist``; all or nothing."""
-    if Path(name).name != name:
-        raise CommandError(f"invalid certificate file name {name!r}")
-    truststore.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=truststore, prefix=".rp-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(certificate_pem(cert))
-        os.chmod(tmp, 0o644)
-        store_call(persist)
-        os.replace(tmp, truststore / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def drop_certificate(store: RelyingPartyStore, truststore: Path, name: str) -> bool:
-    """Delete a truststore file no relying party refers to any more; whether it was deleted."""
-    if Path(name).name != name or name in {rp.cert_file for rp in store.all()}:
-        return False
-    path = truststore / name
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        warn(f"could not delete {path}: {exc.strerror or exc}")
-        return False
-    return True
 
 
 def warn(message: str) -> None:
@@ -321,20 +199,10 @@ def warn(message: str) -> None:
 
 
 __all__ = [
-    "CERT_SUFFIX",
-    "MAX_LIFETIME",
-    "cert_name",
     "changes_from",
-    "drop_certificate",
-    "find_rp",
-    "install_certificate",
     "parse_claim_maps",
     "parse_claims",
     "parse_encryption",
     "read_certificate",
-    "save",
-    "slug",
-    "store_call",
-    "validated",
     "warn",
 ]

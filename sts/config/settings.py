@@ -8,14 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from sts.netaddr import AddressSet, are_networks
 
 ALL_DOMAINS = "ALL-USER-STORE-DOMAINS"
-# Compatibility profiles (their contents: sts.config.profiles); named here so every layer checks the same list.
-PROFILE_NAMES = ("strict", "wso2", "adfs", "cxf")
+
+
+class ProfileName(StrEnum):
+    """The compatibility profiles (what each sets: ``sts.relying_parties.profiles``). Named here, the one list
+    both ``[tokens] profile`` and a relying party's own ``profile`` are checked against."""
+
+    STRICT = "strict"
+    WSO2 = "wso2"
+    ADFS = "adfs"
+    CXF = "cxf"
+
+
+PROFILE_NAMES: tuple[str, ...] = tuple(name.value for name in ProfileName)
 HARD_MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -94,7 +106,7 @@ class TokenSettings:
     lifetime: int = _positive(300)
     max_lifetime: int = _check(lambda v: 0 < v <= 43200, "must be between 1 and 43200 (12 h)", 43200)
     clock_skew: int = _check(lambda v: 0 <= v <= 600, "must be between 0 and 600", 60)
-    # Compatibility profile of relying parties that name none (sts.config.profiles).
+    # Compatibility profile of relying parties that name none (sts.relying_parties.profiles).
     profile: str = _check(
         lambda v: v in PROFILE_NAMES, "must be strict, wso2, adfs or cxf", "strict"
     )

@@ -49,13 +49,28 @@ class KeyTransport(StrEnum):
     RSA_OAEP = "http://www.w3.org/2009/xmlenc11#rsa-oaep"
 
 
-# Short names used in sts.toml and on the command line.
-CIPHER_NAMES: dict[str, DataCipher] = {
-    "aes256-gcm": DataCipher.AES256_GCM,
-    "aes128-gcm": DataCipher.AES128_GCM,
-    "aes256-cbc": DataCipher.AES256_CBC,
+class CipherName(StrEnum):
+    """Short names of the data ciphers, as written in the relying-party registry and on the command line."""
+
+    AES256_GCM = "aes256-gcm"
+    AES128_GCM = "aes128-gcm"
+    AES256_CBC = "aes256-cbc"
+
+
+class KeyTransportName(StrEnum):
+    """Short names of the key-transport algorithms, as written in the registry and on the command line."""
+
+    RSA_OAEP_MGF1P = "rsa-oaep-mgf1p"
+    RSA_OAEP = "rsa-oaep"
+
+
+# Short name -> algorithm URI, in the order messages list them.
+CIPHER_NAMES: dict[CipherName, DataCipher] = {
+    CipherName.AES256_GCM: DataCipher.AES256_GCM,
+    CipherName.AES128_GCM: DataCipher.AES128_GCM,
+    CipherName.AES256_CBC: DataCipher.AES256_CBC,
 }
-KEY_TRANSPORT_NAMES: dict[str, KeyTransport] = {
-    "rsa-oaep-mgf1p": KeyTransport.RSA_OAEP_MGF1P,
-    "rsa-oaep": KeyTransport.RSA_OAEP,
+KEY_TRANSPORT_NAMES: dict[KeyTransportName, KeyTransport] = {
+    KeyTransportName.RSA_OAEP_MGF1P: KeyTransport.RSA_OAEP_MGF1P,
+    KeyTransportName.RSA_OAEP: KeyTransport.RSA_OAEP,
 }

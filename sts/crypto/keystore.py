@@ -8,18 +8,54 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sts.config.settings import Settings
-
 MIN_RSA_BITS = 2048
 EXPIRY_WARNING = dt.timedelta(days=30)
 PASSPHRASE_ENV = "STS_SIGNING_KEY_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
+
+
+class SigningFiles(Protocol):
+    """Where the signing material lies: what ``[issuer]`` names (``sts.config.settings.IssuerSettings``).
+
+    A protocol rather than the settings class, so that cryptography does not depend on the configuration layer.
+    """
+
+    @property
+    def signing_key(self) -> Path:
+        """PEM private key (possibly encrypted)."""
+        ...
+
+    @property
+    def signing_cert(self) -> Path:
+        """The certificate of that key."""
+        ...
+
+    @property
+    def signing_key_passphrase_file(self) -> Path | None:
+        """A file holding the key's passphrase, if any."""
+        ...
+
+    @property
+    def previous_certs(self) -> Sequence[Path]:
+        """Certificates of earlier signing keys whose signatures are still accepted."""
+        ...
+
+
+class IssuerConfig(Protocol):
+    """Anything with an ``issuer`` naming the signing files (the loaded ``Settings``)."""
+
+    @property
+    def issuer(self) -> SigningFiles:
+        """The ``[issuer]`` table."""
+        ...
 
 
 class KeyStoreError(Exception):
@@ -119,7 +155,7 @@ class Validity:
         return self.not_after - now < EXPIRY_WARNING
 
 
-def _passphrase(settings: Settings) -> bytes | None:
+def _passphrase(settings: IssuerConfig) -> bytes | None:
     from_env = os.environ.get(PASSPHRASE_ENV)
     if from_env:
         return from_env.encode()
@@ -129,7 +165,7 @@ def _passphrase(settings: Settings) -> bytes | None:
     return None
 
 
-def load_keystore(settings: Settings, now: dt.datetime | None = None) -> KeyStore:
+def load_keystore(settings: IssuerConfig, now: dt.datetime | None = None) -> KeyStore:
     """Load and check the signing key and certificates, or raise :class:`KeyStoreError` with every problem."""
     now = now or dt.datetime.now(dt.UTC)
     problems: list[str] = []
@@ -156,7 +192,7 @@ def load_keystore(settings: Settings, now: dt.datetime | None = None) -> KeyStor
     return KeyStore(key, cert, tuple(previous), tuple(warnings))
 
 
-def _load_key(settings: Settings, problems: list[str]) -> rsa.RSAPrivateKey | None:
+def _load_key(settings: IssuerConfig, problems: list[str]) -> rsa.RSAPrivateKey | None:
     path = settings.issuer.signing_key
     try:
         passphrase = _passphrase(settings)

@@ -26,13 +26,13 @@ from lxml import etree
 from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import Principal
 from sts.clock import Clock
-from sts.config.directory import RelyingPartyDirectory, ResolvedParty
 from sts.crypto.keywrap import TrustedClientKeys, UseKeyRejected, use_key_info
 from sts.errors import STSError, UnableToRenew
 from sts.issuance import subject_and_claims
 from sts.lifecycle.operations import audit, owned_record
 from sts.lifecycle.targets import TargetResolver
 from sts.minting import MintPlan, TokenMinter
+from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
 from sts.service import TrustCall, TrustReply
 from sts.stores.base import TokenRecord
 from sts.wstrust.model import ClaimRequest, Renewing, RequestedClaims

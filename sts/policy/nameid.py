@@ -24,7 +24,7 @@ from sts.policy.claims import is_role_claim, stored_values
 from sts.tokens.base import NAMEID_EMAIL, NAMEID_UNSPECIFIED
 
 if TYPE_CHECKING:
-    from sts.config.profiles import EffectiveSettings
+    from sts.relying_parties.profiles import EffectiveSettings
 
 USERNAME = "username"
 EMAIL = "email"

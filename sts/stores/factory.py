@@ -16,13 +16,13 @@ from sts.auth.passwords import PasswordHasher
 from sts.auth.router import UserStoreRouter
 from sts.auth.sqlite_users import SqliteUserStore
 from sts.clock import Clock
-from sts.config.relying_parties import RelyingPartyStore
 from sts.config.settings import Settings
 from sts.crypto.secretbox import SecretBox
 from sts.errors import ConfigError
 from sts.netaddr import AddressSet
 from sts.stores.base import ClientThrottle, LockoutStore, ReplayCache, TokenStore
 from sts.stores.sqlite import Database, DatabaseError, check_database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, SqliteReplayCache, SqliteTokenStore
 
 
@@ -38,7 +38,7 @@ class Stores:
     lockout: LockoutStore
     throttle: ClientThrottle
     tokens: TokenStore | None
-    relying_parties: RelyingPartyStore
+    relying_parties: SqliteRelyingPartyStore
     users: UserStoreRouter
     close: Callable[[], None]
 
@@ -69,7 +69,7 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
             AddressSet.parse(security.client_failure_exempt),
         ),
         tokens=SqliteTokenStore(db, clock) if settings.lifecycle.token_store else None,
-        relying_parties=RelyingPartyStore(db),
+        relying_parties=SqliteRelyingPartyStore(db),
         # Domains are labels on the built-in store's users: it owns every domain.
         users=UserStoreRouter.single(SqliteUserStore(db, hasher, box)),
         close=db.close,

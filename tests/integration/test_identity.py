@@ -16,9 +16,11 @@ from lxml import etree
 from sts.auth.passwords import PasswordHasher
 from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.users import PRIMARY
-from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.errors import FailedAuthentication, RequestFailed
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from tests.support import (
     WST,
     Instance,
@@ -86,7 +88,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     legacy_id = db.conn.execute("SELECT id FROM users WHERE name = 'SECONDARY/carol'").fetchone()[0]
     db.conn.execute("INSERT INTO user_roles(user_id, role) VALUES (?, 'admin')", (legacy_id,))
     users.add_user(PRIMARY, "rita", PASSWORD, roles=["admin"], claims={ROLE: ["superuser"]})
-    rps = RelyingPartyStore(db)
+    rps = RelyingPartyRegistry(SqliteRelyingPartyStore(db))
     rps.add(RelyingParty(address=RP_OPEN, encrypt=False))
     rps.add(
         RelyingParty(

@@ -26,9 +26,11 @@ import pytest
 import requests
 from lxml import etree
 
-from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.crypto import keygen
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from tests import client_families as cf
 from tests import token_checks as checks
 from tests.support import STS_BIN, Instance, Server, make_instance, start_server, wsu_timestamp
@@ -126,7 +128,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     keygen.write_certificate(rp_dir / "enc.crt.pem", cert)
     shutil.copyfile(rp_dir / "enc.crt.pem", instance.base / "keystore" / "truststore" / "interop-enc.crt.pem")
     db = Database(instance.base / "sts.db")
-    rps = RelyingPartyStore(db)
+    rps = RelyingPartyRegistry(SqliteRelyingPartyStore(db))
     rps.add(RelyingParty(address=RP_ENC, cert_file="interop-enc.crt.pem", claims=(EMAIL, GIVENNAME)))
     rps.add(RelyingParty(address=RP_PLAIN, encrypt=False, claims=(EMAIL, GIVENNAME)))
     rps.add(RelyingParty(address=RP_ADFS, cert_file="interop-enc.crt.pem", profile="adfs", claims=(EMAIL,)))
@@ -465,8 +467,9 @@ def test_node_like_shape(env: Env) -> None:
 
 
 def test_wcf_shape_against_adfs_profile_rp(env: Env) -> None:
-    """The adfs profile (sts.config.profiles): SAML 1.1 in the urn: spelling Microsoft's client code accepts (R3),
-    AES-256-CBC with RSA-OAEP-MGF1P for .NET's EncryptedXml (R30, R31), AppliesTo in WS-Policy 2004/09 (R8)."""
+    """The adfs profile (sts.relying_parties.profiles): SAML 1.1 in the urn: spelling Microsoft's client code
+    accepts (R3), AES-256-CBC with RSA-OAEP-MGF1P for .NET's EncryptedXml (R30, R31), AppliesTo in WS-Policy
+    2004/09 (R8)."""
     request = cf.wcf_ms_client("admin", env.admin_password, RP_ADFS, url=env.server.url)
     _, rstr = answer_rstr(env.post(request), request)
     token = requested_token(rstr, WST)

@@ -29,9 +29,11 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from signxml.verifier import XMLVerifier
 
-from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.crypto import keygen
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from tests import token_checks as checks
 from tests.support import (
     S11,
@@ -162,7 +164,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     _add_user(instance, "bare", "--role", "admin")
     _add_user(instance, "norole")
     db = Database(instance.base / "sts.db")
-    rps = RelyingPartyStore(db)
+    rps = RelyingPartyRegistry(SqliteRelyingPartyStore(db))
     keys: dict[str, Path] = {RP_DEMO: instance.rp_key}
     certs: dict[str, bytes] = {}
     demo_cert = (instance.base / "demo-rp" / "rp.crt.pem").read_bytes()

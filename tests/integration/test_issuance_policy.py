@@ -10,9 +10,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.crypto.keygen import generate_rsa_key, self_signed_certificate
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from tests.support import WSSE, WST, Instance, Server, rst_envelope
 from tests.token_checks import decrypt_with_python_xmlsec, verify_with_both
 
@@ -58,7 +60,7 @@ def test_i16_legacy_algorithm_wishes_are_ignored(server: Server, instance: Insta
 
 
 def test_i05_prefix_rp_audience_is_its_identifier(server: Server, instance: Instance) -> None:
-    RelyingPartyStore(Database(instance.base / "sts.db")).add(
+    RelyingPartyRegistry(SqliteRelyingPartyStore(Database(instance.base / "sts.db"))).add(
         RelyingParty(
             address="https://localhost:8443/apps/",
             match="prefix",

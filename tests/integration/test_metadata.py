@@ -16,11 +16,13 @@ from lxml import etree
 from msal import mex as msal_mex
 from msal import wstrust_request as msal_wstrust
 
-from sts.config.profiles import timestamp_required
-from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.config.settings import PROFILE_NAMES
 from sts.errors import InvalidSecurity
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.profiles import timestamp_required
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from tests import token_checks as checks
 from tests.support import (
     WSSE,
@@ -47,7 +49,8 @@ MEX_PATHS = ("/mex", "/services/wso2carbon-sts/mex", "/adfs/services/trust/mex")
 def adfs_instance(tmp_path_factory: pytest.TempPathFactory) -> Instance:
     instance = make_instance(tmp_path_factory.mktemp("metadata") / "var")
     db = Database(instance.base / "sts.db")
-    RelyingPartyStore(db).add(RelyingParty(address=AUDIENCE, encrypt=False))  # Azure AD reads plain assertions
+    registry = RelyingPartyRegistry(SqliteRelyingPartyStore(db))
+    registry.add(RelyingParty(address=AUDIENCE, encrypt=False))  # Azure AD reads plain assertions
     db.close()
     return instance
 

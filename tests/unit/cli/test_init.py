@@ -23,10 +23,11 @@ from sts.auth.users import PRIMARY
 from sts.cli import main
 from sts.cli.init import DEMO_APPLIES_TO, DEMO_USER
 from sts.config import load_settings
-from sts.config.relying_parties import RelyingPartyStore
 from sts.crypto import keygen
 from sts.crypto.keystore import load_keystore, same_public_key
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database, check_database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 
 BITS = ["--key-size", "2048"]
 
@@ -182,7 +183,7 @@ def test_demo_files(demo: Path) -> None:
 def test_demo_registers_rp_and_admin(demo: Path) -> None:
     db = Database(demo / "sts.db")
     try:
-        [rp] = RelyingPartyStore(db).all()
+        [rp] = RelyingPartyRegistry(SqliteRelyingPartyStore(db)).all()
         assert rp.address == DEMO_APPLIES_TO
         assert rp.cert_file == "demo-rp.crt.pem"
         assert rp.encrypt is True

@@ -1,6 +1,6 @@
 """Tests for ``sts rp``: register, list, show, update and remove relying parties (R30, R31, I03, I20, E01, E02).
 
-Settings left out are stored empty and come from the compatibility profile (sts.config.profiles).
+Settings left out are stored empty and come from the compatibility profile (sts.relying_parties.profiles).
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ from cryptography.x509.oid import NameOID
 
 from sts.cli import main
 from sts.cli.common import CommandError
-from sts.cli.rp_support import parse_claim_maps, parse_encryption, slug
-from sts.config.relying_parties import RelyingParty, RelyingPartyStore
+from sts.cli.rp_support import parse_claim_maps, parse_encryption
 from sts.crypto import keygen
 from sts.crypto.keystore import fingerprint
+from sts.relying_parties.certificates import slug
+from sts.relying_parties.matching import AddressIndex
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 
 ADDRESS = "https://rp.example.com/app"
 EMAIL = "http://wso2.org/claims/emailaddress"
@@ -96,6 +100,11 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     )
 
 
+def _reaches(rp: RelyingParty, applies_to: str) -> bool:
+    """Whether a request for ``applies_to`` is matched to the registered ``rp``."""
+    return AddressIndex([rp]).match(applies_to) == rp
+
+
 @dataclass(frozen=True)
 class Instance:
     base: Path
@@ -110,14 +119,14 @@ class Instance:
     def rps(self) -> list[RelyingParty]:
         db = Database(self.base / "sts.db")
         try:
-            return RelyingPartyStore(db).all()
+            return RelyingPartyRegistry(SqliteRelyingPartyStore(db)).all()
         finally:
             db.close()
 
     def rp(self, address: str) -> RelyingParty:
         db = Database(self.base / "sts.db")
         try:
-            return RelyingPartyStore(db).get(address)
+            return RelyingPartyRegistry(SqliteRelyingPartyStore(db)).get(address)
         finally:
             db.close()
 
@@ -149,10 +158,10 @@ def test_add_defaults_copies_certificate(inst: Instance, certs: Certs, capsys: p
     assert fingerprint(certs.good_cert) in out
     rp = inst.rp(ADDRESS)
     # nothing concrete is stored: the profile decides (strict, the [tokens] default)
-    assert (rp.match, rp.token_type, rp.encrypt) == ("exact", "", True)
-    assert (rp.cipher, rp.key_transport) == ("", "")
+    assert (rp.match, rp.token_type, rp.encrypt) == ("exact", None, True)
+    assert (rp.cipher, rp.key_transport) == (None, None)
     assert (rp.claims, rp.claim_mapping, rp.lifetime, rp.nameid) == ((), (), 0, "")
-    assert (rp.profile, rp.applies_to_in_response, rp.identifier) == ("", True, "")
+    assert (rp.profile, rp.applies_to_in_response, rp.identifier) == (None, True, "")
     assert re.fullmatch(r"https-rp-example-com-app-[0-9a-f]{8}\.crt\.pem", rp.cert_file)
     assert rp.cert_file == slug(ADDRESS) + ".crt.pem"
     copied = inst.truststore / rp.cert_file
@@ -262,7 +271,7 @@ def test_bad_encryption_refused(
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("aes256-gcm", ("aes256-gcm", "")),  # key transport left to the profile
+        ("aes256-gcm", ("aes256-gcm", None)),  # key transport left to the profile
         ("aes256-cbc,rsa-oaep-mgf1p", ("aes256-cbc", "rsa-oaep-mgf1p")),
         ("aes128-gcm,rsa-oaep", ("aes128-gcm", "rsa-oaep")),
     ],
@@ -330,8 +339,8 @@ def test_prefix_needs_trailing_slash(inst: Instance, certs: Certs, capsys: pytes
     assert inst.sts("rp", "add", ADDRESS + "/", "--match", "prefix", "--cert", str(certs.good)) == 0
     rp = inst.rp(ADDRESS + "/")
     assert rp.match == "prefix"
-    assert rp.matches("https://rp.example.com/app/x")
-    assert not rp.matches("https://rp.example.com/application")
+    assert _reaches(rp, "https://rp.example.com/app/x")
+    assert not _reaches(rp, "https://rp.example.com/application")
 
 
 def test_regex(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
@@ -343,9 +352,9 @@ def test_regex(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str])
     assert inst.sts("rp", "add", pattern, "--match", "regex", "--identifier", "urn:rp", "--cert", str(certs.good)) == 0
     rp = inst.rp(pattern)  # stored as written, not normalised
     assert (rp.match, rp.identifier) == ("regex", "urn:rp")
-    assert rp.matches("https://a.example.org/app/")
-    assert not rp.matches("https://a.example.org/app/x")  # anchored: fullmatch
-    assert not rp.matches("https://a.example.org.evil/app/")
+    assert _reaches(rp, "https://a.example.org/app/")
+    assert not _reaches(rp, "https://a.example.org/app/x")  # anchored: fullmatch
+    assert not _reaches(rp, "https://a.example.org.evil/app/")
     assert (inst.truststore / rp.cert_file).is_file()
     capsys.readouterr()
     assert inst.sts("rp", "show", pattern) == 0
@@ -519,7 +528,7 @@ def test_profile_adfs_gives_cbc(inst: Instance, certs: Certs, capsys: pytest.Cap
     assert "(exact, saml11, encrypted with aes256-cbc,rsa-oaep-mgf1p, profile adfs)" in captured.out
     assert f"sts: warning: profile adfs {PROFILE_CBC_WARNING}" in captured.err
     rp = inst.rp(ADDRESS)
-    assert (rp.profile, rp.token_type, rp.cipher, rp.key_transport, rp.nameid) == ("adfs", "", "", "", "")
+    assert (rp.profile, rp.token_type, rp.cipher, rp.key_transport, rp.nameid) == ("adfs", None, None, None, "")
     out = _show(inst, capsys)
     for expected in (
         "token type:             saml11 (from profile adfs)\n",
@@ -540,7 +549,7 @@ def test_explicit_settings_beat_the_profile(
     assert "(exact, saml20, encrypted with aes256-gcm,rsa-oaep-mgf1p, profile adfs)" in captured.out
     assert "AES-256-CBC" not in captured.err and "aes256-cbc" not in captured.err
     rp = inst.rp(ADDRESS)
-    assert (rp.token_type, rp.cipher, rp.key_transport, rp.nameid) == ("saml20", "aes256-gcm", "", "email")
+    assert (rp.token_type, rp.cipher, rp.key_transport, rp.nameid) == ("saml20", "aes256-gcm", None, "email")
     out = _show(inst, capsys)
     for expected in (
         "token type:             saml20 (set)\n",
@@ -556,7 +565,7 @@ def test_tokens_profile_is_the_default(inst: Instance, certs: Certs, capsys: pyt
     inst.set_tokens_profile("adfs")
     assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
     assert f"profile adfs (the [tokens] profile) {PROFILE_CBC_WARNING}" in capsys.readouterr().err
-    assert inst.rp(ADDRESS).profile == ""
+    assert inst.rp(ADDRESS).profile is None
     out = _show(inst, capsys)
     assert "cipher:                 aes256-cbc (from profile adfs)\n" in out
     assert "profile:                adfs (from [tokens] profile)\n" in out
@@ -586,7 +595,7 @@ def test_update_returns_to_the_profile(inst: Instance, certs: Certs, capsys: pyt
     reset = ["--encryption", "", "--token-type", "", "--nameid", "", "--profile", ""]
     assert inst.sts("rp", "update", ADDRESS, *reset) == 0
     rp = inst.rp(ADDRESS)
-    assert (rp.profile, rp.token_type, rp.cipher, rp.key_transport, rp.nameid) == ("", "", "", "", "")
+    assert (rp.profile, rp.token_type, rp.cipher, rp.key_transport, rp.nameid) == (None, None, None, None, "")
     out = _show(inst, capsys)
     assert "token type:             saml20 (from profile strict)\n" in out
     assert "profile:                strict (from [tokens] profile)\n" in out
@@ -598,10 +607,10 @@ def test_encryption_cipher_only_leaves_key_transport_to_the_profile(
     inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good), "--encryption", "aes128-gcm") == 0
-    assert inst.rp(ADDRESS).key_transport == ""
+    assert inst.rp(ADDRESS).key_transport is None
     assert inst.sts("rp", "update", ADDRESS, "--encryption", "aes256-gcm", "--profile", "cxf") == 0
     rp = inst.rp(ADDRESS)
-    assert (rp.cipher, rp.key_transport) == ("aes256-gcm", "")
+    assert (rp.cipher, rp.key_transport) == ("aes256-gcm", None)
     assert "key transport:          rsa-oaep (from profile cxf)\n" in _show(inst, capsys)
 
 
@@ -701,7 +710,8 @@ def test_remove_keeps_shared_certificate(inst: Instance, certs: Certs, capsys: p
     name = inst.rp(ADDRESS).cert_file
     db = Database(inst.base / "sts.db")
     try:
-        RelyingPartyStore(db).add(RelyingParty(address="https://shared.example.com/", cert_file=name))
+        registry = RelyingPartyRegistry(SqliteRelyingPartyStore(db))
+        registry.add(RelyingParty(address="https://shared.example.com/", cert_file=name))
     finally:
         db.close()
     capsys.readouterr()

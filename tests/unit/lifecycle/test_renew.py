@@ -24,8 +24,6 @@ from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import PRIMARY
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy
 from sts.clock import FrozenClock
-from sts.config.directory import RelyingPartyDirectory
-from sts.config.relying_parties import RelyingParty, RelyingPartyStore
 from sts.config.settings import ALL_DOMAINS
 from sts.crypto.keygen import certificate_der, certificate_pem, generate_rsa_key, self_signed_certificate
 from sts.crypto.keywrap import TrustedClientKeys
@@ -36,9 +34,13 @@ from sts.lifecycle.operations import CancelOperation, ValidateOperation
 from sts.lifecycle.renew import RenewalPolicy, RenewOperation
 from sts.lifecycle.targets import TargetResolver
 from sts.minting import IssuerIdentity, TokenMinter
+from sts.relying_parties.directory import RelyingPartyDirectory
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.service import RequestInfo, TrustCall, TrustReply
 from sts.soapenv import SoapVersion
 from sts.stores.sqlite import Database, initialize
+from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from sts.stores.sqlite_stores import SqliteTokenStore
 from sts.wstrust.actions import Operation
 
@@ -71,7 +73,7 @@ class Env:
         self.users = SqliteUserStore(self.db, PasswordHasher(HashPolicy(memory_kib=1024, time_cost=1)))
         for role in ("admin", "staff", "renewer"):
             self.users.add_role(role)
-        self.rps = RelyingPartyStore(self.db)
+        self.rps = RelyingPartyRegistry(SqliteRelyingPartyStore(self.db))
         # Frozen at the test's own start: certificates made during the test (valid from 5 minutes before the real
         # time) must be valid at it, however long after collection the test runs.
         self.clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))

@@ -6,9 +6,9 @@ import pytest
 
 from sts import errors
 from sts.auth.users import Principal
-from sts.config.profiles import effective
-from sts.config.relying_parties import RelyingParty
 from sts.policy.nameid import subject_of
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.profiles import effective
 
 UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
 EMAIL_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"

@@ -12,10 +12,11 @@ from sts.auth.passwords import HashPolicy, PasswordHasher
 from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.users import PRIMARY, DigestSecret, Principal
 from sts.clock import FrozenClock
-from sts.config.relying_parties import RelyingParty
 from sts.config.settings import LifecycleSettings, LockoutSettings, SecuritySettings, Settings, StoreSettings
 from sts.crypto.secretbox import SecretBox, generate_key_file
 from sts.errors import ConfigError
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.base import TokenRecord
 from sts.stores.factory import Stores, build_stores
 from sts.stores.sqlite import Database, initialize
@@ -91,8 +92,9 @@ def test_tokens_and_relying_parties_share_the_database(instance: Path, stores: S
                          "d", "{}")
     stores.tokens.put(record, FROZEN.timestamp() + 60)
     assert stores.tokens.get("_t1") == record
-    stores.relying_parties.add(RelyingParty(address="https://rp.example/", encrypt=False))
-    assert [rp.address for rp in stores.relying_parties.all()] == ["https://rp.example/"]
+    registry = RelyingPartyRegistry(stores.relying_parties)
+    registry.add(RelyingParty(address="https://rp.example/", encrypt=False))
+    assert [rp.address for rp in registry.all()] == ["https://rp.example/"]
     db = Database(instance / "sts.db")
     try:
         assert db.conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sts import ns
-from sts.config.profiles import PROFILES, effective, timestamp_required
-from sts.config.relying_parties import RelyingParty
 from sts.config.settings import PROFILE_NAMES
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.profiles import PROFILES, effective, timestamp_required
 
 
 def test_strict_defaults() -> None:

@@ -21,57 +21,61 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sts import ns
-from sts.config.relying_parties import RelyingParty
-from sts.config.settings import PROFILE_NAMES
+from sts.config.settings import ProfileName
+from sts.crypto.algorithms import CipherName, KeyTransportName
 from sts.policy.nameid import default_format
+from sts.relying_parties.model import RelyingParty, TokenFormat
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
     """The defaults one profile gives a relying party."""
 
-    token_type: str  # saml20 | saml11
+    token_type: TokenFormat
     profile_spelling: bool  # token-type URI when none was requested: the token-profile form, else urn:
     nameid: str
-    cipher: str
-    key_transport: str
+    cipher: CipherName
+    key_transport: KeyTransportName
     applies_to_ns: str | None  # None: echo AppliesTo in the request's policy namespace
     timestamp_required: bool = True  # endpoint rule (see the module docstring); the WSDL publishes it
 
 
-PROFILES: dict[str, Profile] = {
-    "strict": Profile("saml20", False, "username", "aes256-gcm", "rsa-oaep-mgf1p", None),
-    "wso2": Profile("saml11", False, "username", "aes256-gcm", "rsa-oaep-mgf1p", ns.WSP),
-    "adfs": Profile("saml11", False, "username", "aes256-cbc", "rsa-oaep-mgf1p", ns.WSP),
-    "cxf": Profile("saml20", True, "username", "aes256-gcm", "rsa-oaep", ns.WSP),
+_GCM, _CBC = CipherName.AES256_GCM, CipherName.AES256_CBC
+_MGF1P, _OAEP = KeyTransportName.RSA_OAEP_MGF1P, KeyTransportName.RSA_OAEP
+PROFILES: dict[ProfileName, Profile] = {
+    ProfileName.STRICT: Profile(TokenFormat.SAML20, False, "username", _GCM, _MGF1P, None),
+    ProfileName.WSO2: Profile(TokenFormat.SAML11, False, "username", _GCM, _MGF1P, ns.WSP),
+    ProfileName.ADFS: Profile(TokenFormat.SAML11, False, "username", _CBC, _MGF1P, ns.WSP),
+    ProfileName.CXF: Profile(TokenFormat.SAML20, True, "username", _GCM, _OAEP, ns.WSP),
 }
 
-if tuple(PROFILES) != PROFILE_NAMES:  # the table and the names checked at configuration load must agree
-    raise RuntimeError("sts.config.profiles.PROFILES does not match PROFILE_NAMES")
+if set(PROFILES) != set(ProfileName):  # every name [tokens] profile accepts has a table entry
+    raise RuntimeError("sts.relying_parties.profiles.PROFILES does not cover ProfileName")
 
 
 @dataclass(frozen=True, slots=True)
 class EffectiveSettings:
     """A relying party's settings with every gap filled from its profile."""
 
-    profile: str
-    token_type: str
+    profile: ProfileName
+    token_type: TokenFormat
     profile_spelling: bool
     nameid: str  # username | email | a claim URI
-    cipher: str
-    key_transport: str
+    cipher: CipherName
+    key_transport: KeyTransportName
     applies_to_ns: str | None
     nameid_format: str = ""  # the RP's own, else the default of its NameID source
 
 
 def timestamp_required(instance_profile: str) -> bool:
     """Whether the endpoint refuses a message without ``wsu:Timestamp`` (and publishes ``sp:IncludeTimestamp``)."""
-    return PROFILES[instance_profile].timestamp_required
+    return PROFILES[ProfileName(instance_profile)].timestamp_required
 
 
 def effective(rp: RelyingParty, default_profile: str) -> EffectiveSettings:
-    """Resolve a relying party's settings: explicit values first, then its profile's."""
-    name = rp.profile or default_profile
+    """Resolve a relying party's settings: explicit values first, then its profile's (``default_profile``, the
+    ``[tokens] profile``, when it names none)."""
+    name = rp.profile or ProfileName(default_profile)
     profile = PROFILES[name]
     nameid = rp.nameid or profile.nameid
     return EffectiveSettings(

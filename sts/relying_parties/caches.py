@@ -1,0 +1,112 @@
+"""What a worker keeps between requests for its relying parties: parsed certificates and built encrypters.
+
+Parsing a certificate and building a python-xmlsec KeysManager are far too slow for every request, so each is done
+once: a certificate once per file version (name, modification time, size), an encrypter once per certificate and
+algorithm pair in each worker process. A certificate's dates are not cached but judged at every use against the
+injected clock (two comparisons, RFC 5280 §4.1.2.5), so one that expires while the server runs stops being used
+at that instant; the log says so once per worker, and warns once when it is within 30 days of expiry.
+
+Neither cache locks: :class:`~sts.relying_parties.directory.RelyingPartyDirectory` calls them under its lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+
+from cryptography import x509
+
+from sts.clock import Clock
+from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES, CipherName, KeyTransportName
+from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
+from sts.crypto.keystore import Validity, check_key, check_validity, fingerprint, load_certificate
+from sts.relying_parties.model import RelyingParty
+
+_LOG = logging.getLogger("sts.rp")
+
+
+class CertificateCache:
+    """Relying-party certificates from the truststore, parsed again only when their file changed."""
+
+    def __init__(self, truststore: Path, clock: Clock) -> None:
+        self._truststore = truststore
+        self._clock = clock
+        self._parsed: dict[tuple[str, int, int], x509.Certificate | None] = {}
+        self._noted: set[tuple[str, str, float]] = set()
+
+    def load(self, rp: RelyingParty) -> x509.Certificate | None:
+        """The certificate of ``rp`` (None: it has none, or it is unusable), whatever its dates."""
+        if not rp.cert_file:
+            return None
+        try:
+            stat = (self._truststore / rp.cert_file).stat()
+        except OSError:
+            return self._parse(rp)
+        key = (rp.cert_file, stat.st_mtime_ns, stat.st_size)
+        if key not in self._parsed:
+            self._parsed[key] = self._parse(rp)
+        return self._parsed[key]
+
+    def usable(self, rp: RelyingParty, cert: x509.Certificate | None) -> x509.Certificate | None:
+        """``cert`` if it is within its validity period now, else None."""
+        if cert is None:
+            return None
+        validity, now = Validity.of(cert), self._clock.now()
+        if not validity.valid_at(now):
+            self._note_once(rp, cert, now, refused=True)
+            return None
+        if validity.expires_soon(now):
+            self._note_once(rp, cert, now, refused=False)
+        return cert
+
+    def _note_once(self, rp: RelyingParty, cert: x509.Certificate, now: dt.datetime, *, refused: bool) -> None:
+        """Log a certificate's date problem once per worker and certificate, not once per request."""
+        key = (rp.address, "refused" if refused else "expiring", cert.not_valid_after_utc.timestamp())
+        if key in self._noted:
+            return
+        self._noted.add(key)
+        problems, warnings = check_validity(cert, f"relying party {rp.address}", now)
+        for message in problems if refused else warnings:
+            (_LOG.error if refused else _LOG.warning)(message, extra={"relying_party": rp.address})
+
+    def _parse(self, rp: RelyingParty) -> x509.Certificate | None:
+        """Parse a certificate; an unusable one (missing, weak key) disables encryption for that RP.
+
+        Its dates are not judged here but at each use (:meth:`usable`): a certificate that is not yet valid when
+        loaded becomes usable when its time comes, one that expires stops being used.
+        """
+        try:
+            cert = load_certificate(self._truststore / rp.cert_file)
+        except (OSError, ValueError):
+            _LOG.error("relying party certificate unreadable", extra={"relying_party": rp.address})
+            return None
+        problems = check_key(cert, f"relying party {rp.address}")
+        if problems:
+            _LOG.error("; ".join(problems))
+            return None
+        return cert
+
+
+class EncrypterCache:
+    """One :class:`TokenEncrypter` per certificate and algorithms, in each worker process."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._encrypters: dict[tuple[str, CipherName, KeyTransportName], TokenEncrypter] = {}
+
+    def get(
+        self, rp: RelyingParty, cert: x509.Certificate, cipher: CipherName, key_transport: KeyTransportName
+    ) -> TokenEncrypter:
+        """The encrypter for this certificate and algorithm pair, built on first use."""
+        if self._pid != os.getpid():  # xmlsec key managers are never shared across fork()
+            self._pid, self._encrypters = os.getpid(), {}
+        key = (fingerprint(cert), cipher, key_transport)
+        encrypter = self._encrypters.get(key)
+        if encrypter is None:
+            if cipher is CipherName.AES256_CBC:
+                _LOG.warning("AES-CBC encryption for a legacy relying party", extra={"relying_party": rp.address})
+            encrypter = TokenEncrypter(cert, EncryptionPolicy(CIPHER_NAMES[cipher], KEY_TRANSPORT_NAMES[key_transport]))
+            self._encrypters[key] = encrypter
+        return encrypter

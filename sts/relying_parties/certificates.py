@@ -1,0 +1,102 @@
+"""Relying-party certificates in the instance truststore: checked, named, installed with the registry change they
+belong to (all or nothing), and deleted once no relying party refers to them.
+
+A certificate is copied as ``<slug>.crt.pem`` (PEM, 0644). It is written to a temporary file first and renamed
+into place only after the registry accepted the change, so a refused registration leaves no file behind and a
+failed write leaves the registry untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+
+from sts.crypto.keygen import certificate_pem
+from sts.crypto.keystore import check_certificate
+from sts.relying_parties.model import RelyingPartyError
+from sts.relying_parties.registry import RelyingPartyRegistry
+
+CERT_SUFFIX = ".crt.pem"
+SLUG_MAX = 60
+
+_T = TypeVar("_T")
+
+
+def vet_certificate(cert: x509.Certificate, label: str, now: dt.datetime) -> list[str]:
+    """Refuse a certificate tokens cannot be encrypted for (RSA < 2048 bits, expired, not yet valid; RFC 5280
+    §4.1.2.5); return the warnings (expiring within 30 days, a KeyUsage without keyEncipherment)."""
+    problems, warnings = check_certificate(cert, label, now)
+    if problems:
+        raise RelyingPartyError("refusing the certificate: " + "; ".join(problems))
+    with contextlib.suppress(x509.ExtensionNotFound):
+        usage = cert.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
+        if isinstance(usage, x509.KeyUsage) and not usage.key_encipherment:  # RFC 5280 §4.2.1.3
+            warnings.append(f"{label}: its KeyUsage does not include keyEncipherment")
+    return warnings
+
+
+def slug(address: str) -> str:
+    """A file-name stem for a relying party: readable part of the address plus a short hash of all of it."""
+    readable = re.sub(r"[^a-z0-9]+", "-", address.lower()).strip("-")[:SLUG_MAX].strip("-") or "rp"
+    return f"{readable}-{hashlib.sha256(address.encode()).hexdigest()[:8]}"
+
+
+def certificate_name(registry: RelyingPartyRegistry, address: str, exclude: str) -> str:
+    """``<slug>.crt.pem``, made unique among the files the other relying parties (all but ``exclude``) use."""
+    taken = {rp.cert_file for rp in registry.all() if rp.address != exclude}
+    stem = slug(address)
+    name, counter = stem + CERT_SUFFIX, 2
+    while name in taken:
+        name, counter = f"{stem}-{counter}{CERT_SUFFIX}", counter + 1
+    return name
+
+
+def install_certificate(truststore: Path, name: str, cert: x509.Certificate, persist: Callable[[], _T]) -> _T:
+    """Write ``cert`` as ``truststore/name`` and run ``persist`` (the registry change); all or nothing."""
+    if Path(name).name != name:
+        raise RelyingPartyError(f"invalid certificate file name {name!r}")
+    truststore.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=truststore, prefix=".rp-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(certificate_pem(cert))
+        os.chmod(tmp, 0o644)
+        result = persist()
+        os.replace(tmp, truststore / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """What became of a certificate file no longer needed: deleted, or kept with the reason."""
+
+    deleted: bool
+    warning: str = ""
+
+
+def drop_certificate(registry: RelyingPartyRegistry, truststore: Path, name: str) -> Dropped:
+    """Delete a truststore file no relying party refers to any more."""
+    if Path(name).name != name or name in {rp.cert_file for rp in registry.all()}:
+        return Dropped(False)
+    path = truststore / name
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return Dropped(False)
+    except OSError as exc:
+        return Dropped(False, f"could not delete {path}: {exc.strerror or exc}")
+    return Dropped(True)

@@ -1,0 +1,116 @@
+"""A relying party (WSO2's "service provider" with a WS-Trust configuration) and its settings.
+
+The enumerated settings (match kind, token type, cipher, key transport, profile) are string enums, parsed once when
+a :class:`RelyingParty` is built, from the database or from the command line; code past that point compares
+members, never spellings. A setting left unset (None, or ``""`` for the free-form ones) comes from the relying
+party's compatibility profile (:mod:`sts.relying_parties.profiles`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from sts.config.settings import ProfileName
+from sts.crypto.algorithms import CipherName, KeyTransportName
+
+NAMEID_SOURCES = ("username", "email")
+MAX_ADDRESS_LENGTH = 2048
+MAX_LIFETIME = 43200  # seconds, as ``[tokens] max_lifetime`` allows at most
+
+
+class RelyingPartyError(Exception):
+    """A registration problem, with a message fit for the command line."""
+
+
+class Match(StrEnum):
+    """How a registered address is compared with a request's AppliesTo (:mod:`sts.relying_parties.matching`)."""
+
+    EXACT = "exact"
+    PREFIX = "prefix"
+    REGEX = "regex"
+
+
+class TokenFormat(StrEnum):
+    """The SAML version a relying party receives when a request names no TokenType."""
+
+    SAML20 = "saml20"
+    SAML11 = "saml11"
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _member(kind: type[_E], value: str | None, what: str, *, optional: bool) -> _E | None:
+    """``value`` as a member of ``kind``; ``""``/None are "unset" where ``optional``; else RelyingPartyError."""
+    if optional and not value:
+        return None
+    try:
+        return kind(value or "")
+    except ValueError:
+        raise RelyingPartyError(f"{what} must be one of {', '.join(kind)}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RelyingParty:
+    """One registered relying party and the tokens it receives."""
+
+    address: str
+    cert_file: str = ""
+    # Audience and Recipient written into tokens; empty: the registered address (required for regex RPs).
+    identifier: str = ""
+    match: Match = Match.EXACT
+    # None (and the empty strings) below: from the relying party's compatibility profile.
+    token_type: TokenFormat | None = None
+    encrypt: bool = True
+    cipher: CipherName | None = None
+    key_transport: KeyTransportName | None = None
+    claims: tuple[str, ...] = ()
+    nameid: str = ""  # username | email | a claim URI; empty: the profile's
+    lifetime: int = 0  # 0: the [tokens] default
+    profile: ProfileName | None = None  # None: the [tokens] profile
+    applies_to_in_response: bool = True
+    # (local claim URI, URI the relying party expects), as WSO2's claim mappings.
+    claim_mapping: tuple[tuple[str, str], ...] = field(default=())
+    nameid_format: str = ""  # NameID Format URI; empty: by source (emailAddress for email, else unspecified)
+
+    def __post_init__(self) -> None:
+        """Parse the enumerated settings once; a spelling outside the lists is a RelyingPartyError."""
+        parsed = {
+            "match": _member(Match, self.match, "match", optional=False),
+            "token_type": _member(TokenFormat, self.token_type, "token type", optional=True),
+            "cipher": _member(CipherName, self.cipher, "cipher", optional=True),
+            "key_transport": _member(KeyTransportName, self.key_transport, "key transport", optional=True),
+            "profile": _member(ProfileName, self.profile, "profile", optional=True),
+        }
+        for name, value in parsed.items():
+            object.__setattr__(self, name, value)
+
+    def to_json(self) -> str:
+        """Serialize for the database; an unset setting is written as ``""`` (the format since profiles came)."""
+        data = asdict(self)
+        for name in ("match", "token_type", "cipher", "key_transport", "profile"):
+            data[name] = "" if data[name] is None else data[name].value
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RelyingParty:
+        """Deserialize from the database; fields this version does not know are ignored."""
+        data: dict[str, Any] = json.loads(text)
+        data["claims"] = tuple(data.get("claims", ()))
+        data["claim_mapping"] = tuple(tuple(pair) for pair in data.get("claim_mapping", ()))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def is_absolute_uri(text: str) -> bool:
+    """An absolute URI (it has a scheme) without whitespace, at most 2048 characters: claim and format URIs."""
+    if not text or len(text) > MAX_ADDRESS_LENGTH or any(ch.isspace() for ch in text):
+        return False
+    try:
+        return bool(urlsplit(text).scheme)
+    except ValueError:
+        return False

@@ -1,0 +1,65 @@
+"""What a worker keeps per relying party: certificates parsed once per file version (an unusable one disables
+encryption for that RP, with an error in the log), encrypters built once per certificate and algorithms."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from sts.clock import FrozenClock
+from sts.crypto import keygen
+from sts.crypto.algorithms import CipherName, KeyTransportName
+from sts.relying_parties.caches import CertificateCache, EncrypterCache
+from sts.relying_parties.model import RelyingParty
+
+T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+RP = RelyingParty(address="https://rp.example/app/", cert_file="rp.crt.pem")
+
+
+def test_certificate_parsed_again_only_when_its_file_changes(tmp_path: Path) -> None:
+    first = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "first")
+    keygen.write_certificate(tmp_path / "rp.crt.pem", first)
+    cache = CertificateCache(tmp_path, FrozenClock(T0))
+    loaded = cache.load(RP)
+    assert loaded == first and cache.load(RP) is loaded  # the same object: not parsed again
+    second = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "second, a longer name")
+    keygen.write_certificate(tmp_path / "rp.crt.pem", second)
+    os.utime(tmp_path / "rp.crt.pem", ns=(1, 1))
+    assert cache.load(RP) == second
+    assert cache.load(RelyingParty(address="https://plain.example/", encrypt=False)) is None  # no certificate
+
+
+def test_unusable_certificates_disable_encryption_and_say_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = CertificateCache(tmp_path, FrozenClock(T0))
+    with caplog.at_level(logging.ERROR, logger="sts.rp"):
+        assert cache.load(RP) is None  # missing
+        (tmp_path / "rp.crt.pem").write_text("not a certificate")
+        assert cache.load(RP) is None  # unreadable
+        weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the point
+        keygen.write_certificate(tmp_path / "rp.crt.pem", keygen.self_signed_certificate(weak, "weak"))
+        os.utime(tmp_path / "rp.crt.pem", ns=(2, 2))
+        assert cache.load(RP) is None
+    assert [record.getMessage() for record in caplog.records] == [
+        "relying party certificate unreadable",
+        "relying party certificate unreadable",
+        "relying party https://rp.example/app/: RSA key of 1024 bits; at least 2048 required",
+    ]
+
+
+def test_one_encrypter_per_certificate_and_algorithms_cbc_noted(caplog: pytest.LogCaptureFixture) -> None:
+    cert = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "rp")
+    cache = EncrypterCache()
+    gcm = cache.get(RP, cert, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P)
+    assert cache.get(RP, cert, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P) is gcm
+    assert cache.get(RP, cert, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP) is not gcm
+    with caplog.at_level(logging.WARNING, logger="sts.rp"):
+        cbc = cache.get(RP, cert, CipherName.AES256_CBC, KeyTransportName.RSA_OAEP_MGF1P)
+        assert cache.get(RP, cert, CipherName.AES256_CBC, KeyTransportName.RSA_OAEP_MGF1P) is cbc
+    assert [record.getMessage() for record in caplog.records] == ["AES-CBC encryption for a legacy relying party"]
