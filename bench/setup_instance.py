@@ -23,13 +23,15 @@ from lxml import etree
 from sts import ns
 from sts.auth.passwords import PasswordHasher
 from sts.auth.users import PRIMARY
-from sts.cli.rst_builder import RequestOptions, build_request
+from sts.client.options import Connection, IssueOptions, SymmetricKey
+from sts.client.rst import build_issue_request
 from sts.clock import format_instant
 from sts.crypto import keygen
 from sts.relying_parties.model import RelyingParty
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database
 from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
+from sts.wstrust.tokentypes import SamlVersion
 
 STS_BIN = Path(sys.executable).with_name("sts")
 WSO2 = "http://wso2.org/claims/"
@@ -163,10 +165,15 @@ def issue_template(
 ) -> RequestTemplate:
     """The sample client's Issue request (WS-Addressing, Timestamp, UsernameToken with Nonce and Created) with
     ``@@USER@@``, ``@@NONCE@@``, ``@@CREATED@@`` and ``@@EXPIRES@@`` where the Lua script writes fresh values."""
-    options = RequestOptions(
-        url=url, username="@@USER@@", applies_to=applies_to, token_type=token_type, soap=soap, key_type=key_type,
+    if key_type not in ("bearer", "symmetric"):
+        raise ValueError(f"no template for key type {key_type}")
+    options = IssueOptions(
+        Connection(url=url, username="@@USER@@", soap_ns={"1.1": ns.S11, "1.2": ns.S12}[soap]),
+        applies_to=applies_to,
+        token_type=SamlVersion(token_type) if token_type is not None else None,
+        key=SymmetricKey() if key_type == "symmetric" else None,
     )
-    built = build_request(options, password, now=_TEMPLATE_NOW, nonce=_TEMPLATE_NONCE)
+    built = build_issue_request(options, password, now=_TEMPLATE_NOW, nonce=_TEMPLATE_NONCE)
     body = built.body.decode("utf-8")
     import base64
 

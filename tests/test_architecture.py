@@ -96,6 +96,52 @@ def test_configuration_is_settings_and_loader_only() -> None:
     assert offenders == []
 
 
+def _imported_modules(path: Path) -> set[str]:
+    """Every module an import may load: ``from a.b import c`` counts as ``a.b`` and ``a.b.c``."""
+    names = set(_imports(path))
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def _within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == package or module.startswith(package + ".") for package in packages)
+
+
+def test_client_library_does_not_import_the_cli_or_the_server_edge() -> None:
+    """sts.client is the library the CLI sits on: it imports neither the CLI nor the server's SOAP edge and app."""
+    forbidden = ("sts.cli", "sts.soap", "sts.app", "sts.bootstrap", "sts.wsgi", "sts.__main__")
+    offenders = [
+        f"{_module_name(path)} imports {imported}"
+        for path in (PACKAGE / "client").rglob("*.py")
+        for imported in sorted(_imported_modules(path))
+        if _within(imported, forbidden)
+    ]
+    assert offenders == []
+
+
+def test_cli_command_modules_are_leaves() -> None:
+    """Each command module parses arguments and calls the library; none imports another command module (shared
+    argument helpers live in sts.cli.common, which registers no command)."""
+    commands = {
+        _module_name(path)
+        for path in (PACKAGE / "cli").glob("*.py")
+        if any(
+            isinstance(node, ast.FunctionDef) and node.name == "register" for node in ast.parse(path.read_text()).body
+        )
+    }
+    assert {"sts.cli.request", "sts.cli.lifecycle_cmds", "sts.cli.token_inspect"} <= commands
+    assert "sts.cli.common" not in commands
+    offenders = [
+        f"{_module_name(path)} imports {imported}"
+        for path in (PACKAGE / "cli").glob("*.py")
+        if _module_name(path) != "sts.cli"  # the package assembles the parser from every command module
+        for imported in sorted(_imported_modules(path) & commands)
+    ]
+    assert offenders == []
+
+
 def test_importing_sts_has_no_side_effects() -> None:
     code = "import sys, sts; print(sorted(m for m in sys.modules if m.startswith(('spyne', 'xmlsec', 'signxml'))))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sts import __version__
-from sts.cli import client, init, instance, lifecycle_cmds, rp, serve, users
+from sts.cli import init, instance, lifecycle_cmds, request, rp, serve, token_inspect, users
 from sts.cli.common import CommandError
+from sts.client import ClientError, FaultReceived
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="PATH", help="configuration file (default: $STS_CONFIG, else ./var/sts.toml)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (init, instance, serve, users, rp, client, lifecycle_cmds):
+    for module in (init, instance, serve, users, rp, request, token_inspect, lifecycle_cmds):
         module.register(commands)
     return parser
 
@@ -46,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"sts: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except FaultReceived as exc:  # the STS refused: its fault, exit 2
+        print(f"sts: fault: {exc.fault.describe()}", file=sys.stderr)
+        return 2
+    except ClientError as exc:
+        print(f"sts: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return result

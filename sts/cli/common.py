@@ -1,18 +1,30 @@
-"""Helpers shared by the command modules: errors, loading settings, opening the database."""
+"""Helpers shared by the command modules: errors, loading settings, opening the database, reading secrets, and
+the connection options and token output of the sample client's commands (``request``, ``validate``, ``renew``,
+``cancel``)."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
+from sts import ns
+from sts.client import Connection, IssuedToken, ProofKey, clean
+from sts.client.options import DEFAULT_TIMEOUT
 from sts.config import load_settings
 from sts.config.settings import Settings
 from sts.errors import ConfigError
 from sts.stores.sqlite import Database, DatabaseError, check_database
+from sts.xmlutil import serialize
 
 SubParsers = Any  # argparse's _SubParsersAction is private
+SOAP_VERSIONS: dict[str, str] = {"1.1": ns.S11, "1.2": ns.S12}
+TRUST_VERSIONS: dict[str, str] = {"1.3": ns.WST, "2005": ns.WST05}
 
 
 class CommandError(Exception):
@@ -56,3 +68,100 @@ def read_secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:
     if not secret:
         raise CommandError("empty password")
     return secret
+
+
+# --- the sample client's commands -----------------------------------------------------------------------------------
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """URL, authentication and transport options shared by ``request``, ``validate``, ``renew`` and ``cancel``."""
+    parser.add_argument("url", metavar="URL", help="STS endpoint, e.g. https://host:9443/services/wso2carbon-sts")
+    parser.add_argument("--username", required=True, help="user name (DOMAIN/NAME for a secondary store)")
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin (first line)")
+    parser.add_argument("--cafile", type=Path, metavar="FILE", help="CA certificates (PEM) to verify the server with")
+    parser.add_argument("--digest", action="store_true", help="send a PasswordDigest instead of PasswordText")
+    parser.add_argument("--soap", choices=sorted(SOAP_VERSIONS), default="1.1", help="SOAP version (default 1.1)")
+    parser.add_argument("--trust", choices=sorted(TRUST_VERSIONS), default="1.3", help="WS-Trust version (default 1.3)")
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="network timeout (default 30)"
+    )
+
+
+def connection_from(args: argparse.Namespace) -> Connection:
+    """The connection options, checked (URL, then timeout) before the password is asked for."""
+    connection = Connection(
+        url=args.url,
+        username=args.username,
+        digest=args.digest,
+        soap_ns=SOAP_VERSIONS[args.soap],
+        trust_ns=TRUST_VERSIONS[args.trust],
+        cafile=args.cafile,
+        timeout=args.timeout,
+    )
+    if args.timeout <= 0:
+        raise CommandError("--timeout must be positive")
+    return connection
+
+
+def read_password(args: argparse.Namespace) -> str:
+    """The user's password, from stdin (``--password-stdin``) or a prompt."""
+    return read_secret(f"Password for {args.username}: ", args.password_stdin)
+
+
+def emit_issued(issued: IssuedToken, *, out: Path | None, proof_key_out: Path | None) -> int:
+    """Print or write the token of an Issue/Renew answer (and its proof key); the description goes to stderr."""
+    proof = issued.proof_key
+    if proof_key_out is not None and issued.proof_key_problem:
+        raise CommandError(issued.proof_key_problem)
+    if proof_key_out is not None and proof is None:
+        raise CommandError("the response holds no RequestedProofToken: no proof key to write")
+    token_bytes = serialize(issued.token)
+    if out is not None:
+        try:
+            out.write_bytes(token_bytes)
+        except OSError as exc:
+            raise CommandError(f"cannot write {out}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(token_bytes.decode("ascii") + "\n")
+        sys.stdout.flush()
+    lines = _describe(issued, out)
+    if issued.token_id:
+        lines.append(f"token id:   {clean(issued.token_id)} (for --id)")
+    if issued.proof_key_problem:
+        lines.append(f"proof key:  unusable ({issued.proof_key_problem})")
+    elif proof is not None and proof_key_out is not None:
+        write_secret_file(proof_key_out, proof.key)
+        lines.append(f"proof key:  {_describe_key(proof)}, written to {proof_key_out}")
+    elif proof is not None:
+        lines.append(f"proof key:  {_describe_key(proof)}, not saved (use --proof-key-out FILE)")
+    print("\n".join(lines), file=sys.stderr)
+    return 0
+
+
+def _describe(issued: IssuedToken, out: Path | None) -> list[str]:
+    """Token type, lifetime, whether encrypted and where it was written: lines safe for a terminal."""
+    kind = etree.QName(issued.token).localname
+    lines = [f"token type: {clean(issued.token_type or kind)}"]
+    if issued.created or issued.expires:
+        lines.append(f"lifetime:   {clean(issued.created or '?')} .. {clean(issued.expires or '?')}")
+    lines.append(f"encrypted:  {'yes (' + kind + ')' if issued.encrypted else 'no'}")
+    if out is not None:
+        lines.append(f"written to: {out}")
+    return lines
+
+
+def _describe_key(proof: ProofKey) -> str:
+    """Size and origin, never the key."""
+    return f"{proof.bits} bits ({'computed with PSHA1' if proof.computed else 'BinarySecret'})"
+
+
+def write_secret_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (also when the file existed); never through a symbolic link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(data)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None

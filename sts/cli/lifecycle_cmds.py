@@ -16,34 +16,28 @@ import argparse
 import sys
 from pathlib import Path
 
-from lxml import etree
-
-from sts import ns
-from sts.cli.client import add_connection_options, check_connection, emit_issued, exchange
-from sts.cli.common import CommandError, SubParsers, read_secret
-from sts.cli.http_post import clean
-from sts.cli.inspect_token import read_token_file
-from sts.cli.rst_builder import (
-    REFERENCE_TYPES,
-    TARGET_TOKENS,
-    TRUST_VERSIONS,
-    LifecycleOptions,
-    build_lifecycle_request,
-    token_reference,
+from sts.cli.common import (
+    CommandError,
+    SubParsers,
+    add_connection_options,
+    connection_from,
+    emit_issued,
+    read_password,
 )
-from sts.xmlutil import text_of
+from sts.client import TargetOptions, cancel_token, clean, read_target_token, renew_token, validate_token
+from sts.wstrust.tokentypes import SamlVersion
 
 EXIT_INVALID = 3
 _COMMANDS = {
-    "validate": ("Validate", "ask the STS whether a token is valid"),
-    "renew": ("Renew", "ask the STS to renew a token (a new token with a new validity window)"),
-    "cancel": ("Cancel", "ask the STS to cancel a token"),
+    "validate": "ask the STS whether a token is valid",
+    "renew": "ask the STS to renew a token (a new token with a new validity window)",
+    "cancel": "ask the STS to cancel a token",
 }
 
 
 def register(commands: SubParsers) -> None:
     """Add the ``validate``, ``renew`` and ``cancel`` commands."""
-    for name, (operation, summary) in _COMMANDS.items():
+    for name, summary in _COMMANDS.items():
         parser = commands.add_parser(
             name, help=summary, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
         )
@@ -53,7 +47,7 @@ def register(commands: SubParsers) -> None:
         target.add_argument("--id", metavar="ID", help="ID of the token (SAML 2.0 ID, SAML 1.1 AssertionID)")
         parser.add_argument(
             "--token-type",
-            choices=sorted(REFERENCE_TYPES),
+            choices=sorted(version.value for version in SamlVersion),
             help="with --id: the kind of token the ID names (default saml20)",
         )
         if name == "renew":
@@ -61,93 +55,36 @@ def register(commands: SubParsers) -> None:
             parser.add_argument(
                 "--proof-key-out", type=Path, metavar="FILE", help="write the new proof key (raw bytes, mode 0600) here"
             )
-        parser.set_defaults(handler=_HANDLERS[name], operation=operation)
+        parser.set_defaults(handler=_HANDLERS[name])
 
 
-def read_target_token(path: Path) -> etree._Element:
-    """The token stored in ``path``: its first element, which must be an assertion or an encrypted one."""
-    root = read_token_file(path)
-    if root.tag not in TARGET_TOKENS:
-        raise CommandError(
-            f"{path}: the first element is {clean(etree.QName(root).localname)}, "
-            "not an Assertion, EncryptedAssertion or EncryptedData"
-        )
-    return root
-
-
-def _send(args: argparse.Namespace) -> etree._Element | None:
-    """Build and send the request; the parsed answer, or None after a SOAP fault."""
-    check_connection(args)
+def _target(args: argparse.Namespace) -> TargetOptions:
+    """The connection and the token named, checked before the password is asked for."""
+    connection = connection_from(args)
     if args.token_type is not None and args.id is None:
         raise CommandError("--token-type goes with --id (an inline token says what it is)")
-    token_type = args.token_type or "saml20"
-    token = read_target_token(args.token) if args.token is not None else None
-    if args.id is not None:
-        token_reference(args.id, token_type)  # refuse a bad ID before asking for the password
-    options = LifecycleOptions(
-        url=args.url,
-        username=args.username,
-        operation=args.operation,
-        token=token,
+    return TargetOptions(
+        connection,
+        token=read_target_token(args.token) if args.token is not None else None,
         token_id=args.id,
-        token_type=token_type,
-        digest=args.digest,
-        soap=args.soap,
-        trust=args.trust,
+        id_version=SamlVersion(args.token_type or SamlVersion.SAML20.value),
     )
-    password = read_secret(f"Password for {options.username}: ", args.password_stdin)
-    return exchange(args, build_lifecycle_request(options, password))
-
-
-def _response(root: etree._Element, trust: str) -> tuple[etree._Element, str]:
-    """The RSTR of the answer, in the request's trust namespace (a bare RSTR; an RSTRC wrapper is tolerated)."""
-    trust_ns = TRUST_VERSIONS[trust]
-    rstr = next(root.iter(ns.qn(trust_ns, "RequestSecurityTokenResponse")), None)
-    if rstr is None:
-        raise CommandError("the response holds no RequestSecurityTokenResponse in the request's trust namespace")
-    return rstr, trust_ns
-
-
-def _child_text(parent: etree._Element | None, namespace: str, local: str) -> str:
-    child = parent.find(ns.qn(namespace, local)) if parent is not None else None
-    return text_of(child) if child is not None else ""
 
 
 def _validate(args: argparse.Namespace) -> int:
-    root = _send(args)
-    if root is None:
-        return 2
-    rstr, trust_ns = _response(root, args.trust)
-    status = rstr.find(ns.qn(trust_ns, "Status"))
-    code = " ".join(_child_text(status, trust_ns, "Code").split())
-    reason = _child_text(status, trust_ns, "Reason").strip()
-    if code == f"{trust_ns}/status/valid":
-        result = 0
-        print("status: valid")
-    elif code == f"{trust_ns}/status/invalid":
-        result = EXIT_INVALID
-        print("status: invalid")
-    else:
-        raise CommandError(f"the response has no known Status/Code: {clean(code[:200]) or '(none)'}")
-    print(f"reason: {clean(reason) or '-'}")
-    return result
+    status = validate_token(_target(args), read_password(args))
+    print("status: valid" if status.valid else "status: invalid")
+    print(f"reason: {clean(status.reason) or '-'}")
+    return 0 if status.valid else EXIT_INVALID
 
 
 def _renew(args: argparse.Namespace) -> int:
-    root = _send(args)
-    if root is None:
-        return 2
-    _response(root, args.trust)
-    return emit_issued(root, out=args.out, proof_key_out=args.proof_key_out)
+    issued = renew_token(_target(args), read_password(args))
+    return emit_issued(issued, out=args.out, proof_key_out=args.proof_key_out)
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    root = _send(args)
-    if root is None:
-        return 2
-    rstr, trust_ns = _response(root, args.trust)
-    if rstr.find(ns.qn(trust_ns, "RequestedTokenCancelled")) is None:
-        raise CommandError("the response does not confirm the cancellation (no RequestedTokenCancelled)")
+    cancel_token(_target(args), read_password(args))
     print("cancelled")
     sys.stdout.flush()
     return 0
@@ -155,4 +92,4 @@ def _cancel(args: argparse.Namespace) -> int:
 
 _HANDLERS = {"validate": _validate, "renew": _renew, "cancel": _cancel}
 
-__all__ = ["EXIT_INVALID", "read_target_token", "register"]
+__all__ = ["EXIT_INVALID", "register"]

@@ -1,0 +1,94 @@
+"""Posting a request and taking its answer, with the standard library only (SOAP 1.1 §6 and SOAP 1.2 part 2 §7:
+the HTTP binding).
+
+The request is POSTed to the URL given and nowhere else (redirects are not followed); TLS certificates are always
+verified, and plain ``http://`` is only accepted to a loopback host because the request carries a password
+(:func:`sts.client.options.check_url`). The answer is untrusted: its size is capped here, its parse in
+:mod:`sts.client.response`.
+"""
+
+from __future__ import annotations
+
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import IO
+
+from sts.client.errors import ClientError
+from sts.client.options import Connection, check_url
+from sts.client.rst import BuiltRequest
+
+MAX_RESPONSE_BYTES = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """Status, content type and body of the server's answer."""
+
+    status: int
+    reason: str
+    content_type: str
+    body: bytes
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow redirects: a request carrying a password goes to the URL given, nowhere else."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        """Follow nothing: urllib then raises HTTPError for the 3xx answer, which post() returns as is."""
+        return None
+
+
+def post(connection: Connection, request: BuiltRequest) -> HttpAnswer:
+    """POST the request; the TLS certificate is always verified (``cafile``, else the system trust store)."""
+    url, timeout = connection.url, connection.timeout
+    check_url(url)
+    if not timeout > 0:
+        raise ClientError("the timeout must be positive")
+    try:
+        context = ssl.create_default_context(cafile=None if connection.cafile is None else str(connection.cafile))
+    except (OSError, ssl.SSLError) as exc:
+        raise ClientError(f"cannot load CA file {connection.cafile}: {exc}") from None
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect())
+    http_request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s) above
+        url, data=request.body, headers=request.headers, method="POST"
+    )
+    try:
+        with opener.open(http_request, timeout=timeout) as response:
+            return HttpAnswer(
+                response.status, response.reason, response.headers.get("Content-Type", ""), _read(response)
+            )
+    except urllib.error.HTTPError as exc:
+        with exc:
+            body = _read(exc) if exc.fp is not None else b""
+            return HttpAnswer(exc.code, str(exc.reason), exc.headers.get("Content-Type", ""), body)
+    except urllib.error.URLError as exc:
+        raise _unreachable(url, timeout, exc.reason) from None
+    except TimeoutError:
+        raise ClientError(f"{url}: timed out after {timeout:g} s") from None
+    except ssl.SSLError as exc:
+        raise ClientError(f"TLS error with {url}: {exc}") from None
+    except OSError as exc:  # connection reset while reading, etc.
+        raise ClientError(f"{url}: {exc.strerror or exc}") from None
+
+
+def _unreachable(url: str, timeout: float, reason: object) -> ClientError:
+    """Why urllib could not get an answer, in words."""
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return ClientError(f"TLS certificate of {url} not trusted: {reason.verify_message}")
+    if isinstance(reason, ssl.SSLError):
+        return ClientError(f"TLS error with {url}: {reason}")
+    if isinstance(reason, TimeoutError):
+        return ClientError(f"{url}: timed out after {timeout:g} s")
+    return ClientError(f"cannot reach {url}: {reason}")
+
+
+def _read(stream: IO[bytes]) -> bytes:
+    data = stream.read(MAX_RESPONSE_BYTES + 1)
+    if len(data) > MAX_RESPONSE_BYTES:
+        raise ClientError(f"the response is larger than {MAX_RESPONSE_BYTES} bytes")
+    return data
+
+
+__all__ = ["MAX_RESPONSE_BYTES", "HttpAnswer", "post"]
