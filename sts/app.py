@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the one composition root (architecture.md §6).
+"""``create_app(settings)``: the one composition root: no module-level singletons.
 
 Everything a request needs is built here once, in the gunicorn master (``preload_app``): settings, keys, the
 stores (:func:`sts.stores.factory.build_stores`), the WSDL, the service and its operations, and the Spyne adapter

@@ -1,4 +1,4 @@
-"""Audit events: one structured log record per request outcome, never a secret (catalogue O10, A13)."""
+"""Audit events: one structured log record per request outcome, never a secret (OWASP Logging Cheat Sheet)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,43 @@
 """The one exception hierarchy of the STS.
 
+The fault tree (class, fault QName, fixed fault string; SOAP 1.2 ``Receiver`` where marked, ``Sender`` otherwise)::
+
+  STSError
+    SoapFault
+      MalformedMessage          soap:Client "Invalid request"
+      VersionMismatch           soap:VersionMismatch "Invalid request"
+      MustUnderstand            soap:MustUnderstand "A mandatory header was not understood"
+      ServiceUnavailable        soap:Server "Service unavailable"  (Receiver)
+    WSSecurityError
+      UnsupportedSecurityToken  wsse:UnsupportedSecurityToken "An unsupported token was provided"
+      UnsupportedAlgorithm      wsse:UnsupportedAlgorithm "An unsupported signature or encryption algorithm was used"
+      InvalidSecurity           wsse:InvalidSecurity "An error was discovered processing the <wsse:Security> header"
+      InvalidSecurityToken      wsse:InvalidSecurityToken "An invalid security token was provided"
+      FailedAuthentication      wsse:FailedAuthentication "The security token could not be authenticated or authorized"
+      FailedCheck               wsse:FailedCheck "The signature or decryption was invalid"
+      SecurityTokenUnavailable  wsse:SecurityTokenUnavailable "Referenced security token could not be retrieved"
+      MessageExpired            wsse:MessageExpired "The message has expired"
+    TrustError
+      InvalidRequest            wst:InvalidRequest "The request was invalid or malformed"
+      TrustFailedAuthentication wst:FailedAuthentication "Authentication failed"
+      RequestFailed             wst:RequestFailed "The specified request failed"  (Receiver)
+      InvalidTrustToken         wst:InvalidSecurityToken "Security token has been revoked"
+      AuthenticationBadElements wst:AuthenticationBadElements "Insufficient Digest Elements"
+      BadRequest                wst:BadRequest "The specified RequestSecurityToken is not understood"
+      ExpiredData               wst:ExpiredData "The request data is out-of-date"
+      InvalidTimeRange          wst:InvalidTimeRange "The requested time range is invalid or unsupported"
+      InvalidScope              wst:InvalidScope "The request scope is invalid or unsupported"
+      RenewNeeded               wst:RenewNeeded "A renewable security token has expired"
+      UnableToRenew             wst:UnableToRenew "The requested renewal failed"
+
+``soap:`` is the request's SOAP envelope namespace (SOAP 1.1 §4.4.1 fault codes; the renderer maps ``Client`` and
+``Server`` to SOAP 1.2 ``Sender`` and ``Receiver``), ``wsse:`` the WSS 1.1 secext namespace (WSS 1.1 SOAP Message
+Security §12, "Error Handling") and ``wst:`` the request's trust namespace (WS-Trust 1.3 §11, "Error Handling").
+``tests/unit/test_errors.py`` checks this drawing against the classes below. :class:`ConfigError` stands apart: it is
+a start-up error, never answered with a fault.
+
 Every :class:`STSError` subclass carries, at class level, the fault QName it is answered with, a fixed fault
-string safe to show to anyone (WS-Trust 1.3 §11, WSS 1.1 §12, wstrust-protocol.md §12) and whether SOAP 1.2
+string safe to show to anyone (the strings of WS-Trust 1.3 §11 and WSS 1.1 §12) and whether SOAP 1.2
 reports it as ``Sender`` or ``Receiver``. The message given to the constructor is *detail for the logs only*: it
 never reaches the wire. :mod:`sts.soap.faults` renders every subclass; nothing else writes faults.
 
@@ -54,7 +90,7 @@ class SoapFault(STSError):
 
 
 class MalformedMessage(SoapFault):
-    """Not an acceptable SOAP envelope: syntax, DTD, PI, caps, structure (security-catalogue F-PARSE)."""
+    """Not an acceptable SOAP envelope: syntax, DTD, PI, caps, structure (SOAP 1.1 §3 forbids DTDs and PIs)."""
 
     fault_local = "Client"
     fault_string = "Invalid request"
@@ -132,7 +168,10 @@ class InvalidSecurityToken(WSSecurityError):
 
 
 class FailedAuthentication(WSSecurityError):
-    """Wrong password, unknown, locked or disabled user, missing role: one identical fault (interop rule R11)."""
+    """Wrong password, unknown, locked or disabled user, missing role: one identical fault.
+
+    The same bytes for every cause, so the answer never tells a caller which accounts exist.
+    """
 
     fault_local = "FailedAuthentication"
     fault_string = "The security token could not be authenticated or authorized"

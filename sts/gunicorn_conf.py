@@ -37,8 +37,8 @@ preload_app = True
 timeout = _settings.server.timeout
 graceful_timeout = _settings.server.graceful_timeout
 keepalive = _settings.server.keepalive
-# gunicorn's request-line and header limits stay at their defaults (4094 / 100 / 8190, row T08); the body cap is
-# enforced by the application, which gunicorn does not do (finding M11).
+# gunicorn's request-line and header limits stay at their defaults (4094 / 100 / 8190, see gunicorn's settings docs);
+# the body cap is enforced by the application, which gunicorn does not do (benoitc/gunicorn#1659).
 limit_request_line = 4094
 limit_request_fields = 100
 limit_request_field_size = 8190
@@ -46,7 +46,7 @@ limit_request_field_size = 8190
 max_requests = 20000
 max_requests_jitter = 2000
 # gunicorn believes no forwarding header: the STS matches [server] trusted_proxies itself (sts.soap.transport), so
-# wsgi.url_scheme is always the socket's own scheme and X-Forwarded-* count only from listed proxies (row T07).
+# wsgi.url_scheme is always the socket's own scheme and X-Forwarded-* count only from listed proxies.
 forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
 forwarder_headers = ""

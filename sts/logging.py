@@ -1,4 +1,4 @@
-"""Structured logging: one JSON object a line, with a redaction filter (architecture.md; catalogue A13).
+"""Structured logging: one JSON object a line, with a redaction filter (OWASP Logging Cheat Sheet).
 
 Passwords, digests, nonces, keys and whole envelopes never reach a log: messages carry only fields we chose,
 and the filter below masks anything that looks like a secret in case a library logs more than it should.

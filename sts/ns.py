@@ -1,6 +1,7 @@
-"""Namespace URIs and QName helpers (wstrust-protocol.md §1).
+"""Namespace URIs and QName helpers (each URI exactly as its spec's namespace table gives it).
 
-Elements are always matched by Clark name ``{namespace}local``, never by prefix (interop rule R20).
+Elements are always matched by Clark name ``{namespace}local``, never by prefix (Namespaces in XML 1.0: prefixes are
+only shorthand), so default namespaces and re-declared or shadowed prefixes are all understood.
 """
 
 from typing import Final
@@ -41,7 +42,8 @@ BASE64_BINARY: Final = (
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
 )
 
-# Prefixes used when the STS writes XML: letters and digits only (interop rule R5).
+# Prefixes used when the STS writes XML: letters and digits only, because Microsoft's WS-Trust client code finds
+# elements with a regular expression on ``<(\w+:)?Name`` rather than with an XML parser.
 PREFIXES: Final[dict[str, str]] = {
     "s11": S11,
     "s12": S12,

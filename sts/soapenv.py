@@ -44,7 +44,7 @@ _MU_FALSE = {SoapVersion.SOAP11: {"0"}, SoapVersion.SOAP12: {"0", "false"}}
 
 
 def must_understand(header: etree._Element, version: SoapVersion) -> bool:
-    """The header's mustUnderstand value; an invalid value is a malformed message (row S07)."""
+    """The header's mustUnderstand value; an invalid value is a malformed message (SOAP 1.1 §4.2.3)."""
     value = header.get(ns.qn(version.namespace, "mustUnderstand"))
     if value is None:
         return False

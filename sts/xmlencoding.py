@@ -1,4 +1,4 @@
-"""How request bytes are encoded, decided once before any XML parser or cap sees them (security row T11).
+"""How request bytes are encoded, decided once before any XML parser or cap sees them (XML 1.0 §4.3.3).
 
 Only UTF-8 and UTF-16 are accepted. The byte order mark, or the first bytes of a document without one
 (XML 1.0 Appendix F), decide the encoding; the XML declaration, which may only open the document

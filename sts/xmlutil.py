@@ -1,4 +1,4 @@
-"""The only parser for untrusted bytes (security-catalogue.md §2, rows X01-X23).
+"""The only parser for untrusted bytes (SOAP 1.1 §3, SOAP 1.2 part 1 §5: no DTD, no PI; OWASP XXE Prevention).
 
 ``parse_untrusted`` settles the encoding first (UTF-8 or UTF-16 only, :mod:`sts.xmlencoding`), counts namespace
 declarations in the decoded text, feeds UTF-8 bytes to one hardened lxml parser (no DTD, no entities, no
@@ -22,7 +22,7 @@ from sts.xmlencoding import as_utf8
 
 @dataclass(frozen=True, slots=True)
 class ParserLimits:
-    """Structural caps applied after parsing (security-catalogue rows X09-X14)."""
+    """Structural caps applied after parsing: depth, element, attribute, namespace and text-size limits."""
 
     max_depth: int = 32
     max_elements: int = 2000
@@ -32,14 +32,20 @@ class ParserLimits:
 
 
 class _DenyAll(etree.Resolver):
-    """Refuse every external load, whatever option elsewhere might ask for one (finding M2)."""
+    """Refuse every external load, whatever option elsewhere might ask for one.
+
+    ``no_network`` blocks only http/ftp; a resolver is what also stops ``file://`` entities and DTDs.
+    """
 
     def resolve(self, system_url: str, public_id: str, context: Any = None) -> Any:
         raise ValueError("external resource blocked")
 
 
 def make_parser() -> etree.XMLParser:
-    """Build the hardened parser. Never ``collect_ids=False`` and never ``huge_tree=True`` (finding M2).
+    """Build the hardened parser. Never ``collect_ids=False`` and never ``huge_tree=True``.
+
+    With ``collect_ids=False`` libxml2 loads external parameter entities despite ``load_dtd=False``, and
+    ``huge_tree`` lifts libxml2's depth and text-size guards.
 
     The encoding is fixed to UTF-8: libxml2 then ignores a byte order mark's or a declaration's claim to
     another one, so the bytes it reads are the characters :func:`parse_untrusted` counted.
@@ -69,13 +75,13 @@ _PARSER = make_parser()
 def parse_untrusted(data: bytes, limits: ParserLimits, *, charset: str | None = None) -> etree._Element:
     """Parse request bytes into an element tree, or raise :class:`MalformedMessage`.
 
-    ``charset`` is the HTTP ``Content-Type`` parameter, if any: it must agree with the document (row T11).
+    ``charset`` is the HTTP ``Content-Type`` parameter, if any: it must agree with the document (XML 1.0 §4.3.3).
     """
     if not isinstance(data, bytes) or not data.strip():
         raise MalformedMessage("empty body", reason="parse_empty")
     utf8 = as_utf8(data, charset)
     # An upper bound on namespace declarations, checked before libxml2 does any work: namespace floods are
-    # what makes canonicalization explode (findings M3/M4), so they never get as far as a tree. Counted in
+    # what makes inclusive canonicalization cost super-linear time, so they never get as far as a tree. Counted in
     # UTF-8, the only encoding the parser reads, so no encoding can hide a declaration from the count.
     if utf8.count(b"xmlns") > limits.max_namespaces:
         raise MalformedMessage("namespace cap", reason="parse_namespaces")
@@ -131,7 +137,7 @@ def check_structure(root: etree._Element, limits: ParserLimits) -> None:
 
 
 def text_of(element: etree._Element) -> str:
-    """The full text content of an element, comments skipped (finding M6: ``.text`` stops at a comment)."""
+    """The full text content of an element, comments skipped (``.text`` stops at a comment: CVE-2017-11427)."""
     return "".join(cast(Iterator[str], element.itertext()))
 
 
@@ -141,5 +147,9 @@ def element_children(element: etree._Element) -> list[etree._Element]:
 
 
 def serialize(element: etree._Element) -> bytes:
-    """Serialize compactly with non-ASCII as character references (interop rules R1, R6)."""
+    """Serialize compactly with non-ASCII as character references.
+
+    No whitespace nodes (some relying-party libraries take the first child node of ``RequestedSecurityToken``), and
+    ASCII only (Microsoft's WS-Trust client code ASCII-encodes the raw token text); signatures are unaffected.
+    """
     return etree.tostring(element, encoding="us-ascii", xml_declaration=False)

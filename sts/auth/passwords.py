@@ -2,7 +2,7 @@
 
 argon2id at the OWASP minimum (m = 19 MiB, t = 2, p = 1) is the default; older hashes verify and are flagged by
 ``needs_update`` for a rehash at the next successful login. Unknown users cost one ``dummy_verify`` so that
-timing does not tell them apart (catalogue A02).
+timing does not tell them apart (OWASP Authentication Cheat Sheet, "Authentication and Error Messages").
 """
 
 from __future__ import annotations

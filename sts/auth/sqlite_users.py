@@ -97,7 +97,8 @@ class SqliteUserStore:
         if not user.principal.enabled:
             return Refusal(USER_DISABLED, "user disabled")
         if self._box is None or user.digest_secret is None:
-            # Not a password failure: the user simply cannot use PasswordDigest (catalogue W12).
+            # Not a password failure: the user simply cannot use PasswordDigest (it needs a
+            # reversible secret: UsernameToken Profile 1.1 §3.1 hashes the password itself with the nonce).
             return Refusal(DIGEST_UNSUPPORTED, "user not enrolled for PasswordDigest")
         try:
             secret = open_digest_secret(self._box, user)

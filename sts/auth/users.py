@@ -1,9 +1,9 @@
 """The user-store model: domain-qualified names, the principal, and the contract every user store keeps.
 
 Names are domain-qualified as WSO2 writes them (``PRIMARY/alice``, or ``alice`` meaning PRIMARY). One documented
-normalisation (catalogue X20): Unicode NFC, surrounding whitespace trimmed, control and format characters
-refused; uniqueness and lookups use the case-folded form, so ``Alice`` and ``alice`` are the same user, while
-``ａｌｉｃｅ`` (fullwidth) stays a different name.
+normalisation, so lockout, audit and lookups all key on one form: Unicode NFC (UAX #15), surrounding whitespace trimmed,
+control and format characters refused; uniqueness and lookups use the case-folded form, so ``Alice`` and ``alice`` are
+the same user, while ``ａｌｉｃｅ`` (fullwidth) stays a different name.
 
 ``/`` separates the domain from the name (as in WSO2), so neither part may contain it: otherwise the PRIMARY user
 ``SECONDARY/carol`` and the user ``carol`` of domain SECONDARY would be the same NameID. :func:`normalize_user_name`

@@ -1,8 +1,8 @@
 """Inbound credential validation: the WS-Security UsernameToken scenario ("UTOverTransport", WSO2 scenario 1).
 
 Order of checks (each failure is one of the fixed WS-Security faults; every authentication or authorization
-failure is the same ``wsse:FailedAuthentication`` bytes, interop rule R11, and costs one password hash so
-timing does not tell unknown users apart, catalogue A01/A02):
+failure is the same ``wsse:FailedAuthentication`` bytes and costs one password hash, so neither content nor
+timing tells unknown users apart: OWASP Authentication Cheat Sheet, "Authentication and Error Messages"):
 
 1. the one ``wsse:Security`` header for us; its ``wsu:Timestamp`` (required unless the policy relaxes it, as the
    published ``sp:IncludeTimestamp`` says; freshness, BSP structure);
@@ -119,7 +119,7 @@ class UsernameTokenAuthenticator:
         except STSError as error:
             if isinstance(error, FailedAuthentication) and error.reason != "client_throttled":
                 if not attempt.hash_spent:
-                    self._hasher.dummy_verify()  # equal cost for every failure (A02)
+                    self._hasher.dummy_verify()  # equal cost for every failure: no timing oracle
                 if self._throttle is not None and info.client_address:
                     self._throttle.record_failure(info.client_address, self._clock.now().timestamp())
             attempt.audit("failure", error.reason)
@@ -144,7 +144,7 @@ class UsernameTokenAuthenticator:
         check_created(credential, self._clock, self._policy.freshness)
         client = attempt.info.client_address
         if self._throttle is not None and client and self._throttle.throttled(client, self._clock.now().timestamp()):
-            # Password spraying (catalogue A04): refuse without spending a password hash on it.
+            # Per-client throttling against password spraying: refuse without spending a password hash on it.
             raise FailedAuthentication("too many failures from this client", reason="client_throttled")
         secure = attempt.info.secure_transport or self._policy.allow_insecure_transport
         if not credential.is_digest and not secure:

@@ -1,7 +1,7 @@
 """Load ``sts.toml`` + ``STS_<TABLE>_<KEY>`` environment overrides into :class:`Settings`.
 
 Every problem (syntax, unknown key, wrong type, out-of-range value) is collected and reported together in one
-:class:`~sts.errors.ConfigError`; a bad file fails the boot, never a request (architecture.md §6).
+:class:`~sts.errors.ConfigError`; a bad file fails the boot, never a request.
 
 The environment is shared with other software, so only variables that name one of our tables are read as
 settings: ``STS_<TABLE>_<KEY>`` with a known table but an unknown key, or a bad value, is a problem (a typo in

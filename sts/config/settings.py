@@ -75,7 +75,7 @@ class ServerSettings:
 
 @dataclass(frozen=True, slots=True)
 class LimitSettings:
-    """``[limits]``: request size and XML structure caps (security-catalogue rows T01, X09-X14)."""
+    """``[limits]``: request size and XML structure caps, so hostile input is refused before it costs much."""
 
     max_body_bytes: int = _check(
         lambda v: 0 < v <= HARD_MAX_BODY_BYTES, f"must be between 1 and {HARD_MAX_BODY_BYTES}", 65536

@@ -6,7 +6,10 @@ from enum import StrEnum
 
 
 class Canonicalization(StrEnum):
-    """Canonicalization methods accepted and used: exclusive c14n only (finding M3)."""
+    """Canonicalization methods accepted and used: exclusive c14n only.
+
+    Inclusive c14n costs super-linear time in the namespace declarations in scope: a CPU bomb for a verifier.
+    """
 
     EXCLUSIVE = "http://www.w3.org/2001/10/xml-exc-c14n#"
 
@@ -35,7 +38,11 @@ class Transform(StrEnum):
 
 
 class DataCipher(StrEnum):
-    """Content-encryption algorithms for issued tokens (GCM by default; CBC only per relying party, R30)."""
+    """Content-encryption algorithms for issued tokens: GCM by default, CBC only for a relying party set to it.
+
+    CBC is open to padding-oracle attacks (Jager and Somorovsky, "How to Break XML Encryption", CCS 2011), but
+    .NET Framework relying parties have no AES-GCM.
+    """
 
     AES256_GCM = "http://www.w3.org/2009/xmlenc11#aes256-gcm"
     AES128_GCM = "http://www.w3.org/2009/xmlenc11#aes128-gcm"
@@ -43,7 +50,7 @@ class DataCipher(StrEnum):
 
 
 class KeyTransport(StrEnum):
-    """Key-transport algorithms for issued tokens; RSA 1.5 is deliberately absent (E01, E02)."""
+    """Key-transport algorithms for issued tokens; RSA 1.5 is deliberately absent (XML Encryption 1.1 §5.5.1)."""
 
     RSA_OAEP_MGF1P = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
     RSA_OAEP = "http://www.w3.org/2009/xmlenc11#rsa-oaep"

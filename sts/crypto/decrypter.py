@@ -1,7 +1,7 @@
 """Decryption of tokens encrypted for a relying party: used by ``sts token inspect`` and the self-test.
 
-Inbound algorithms are allow-listed before anything is decrypted (finding M10: python-xmlsec would also decrypt
-RSA 1.5 and CBC input if asked).
+Inbound algorithms are allow-listed before anything is decrypted (python-xmlsec would also decrypt RSA 1.5 and CBC
+input if asked, which would make the STS a decryption oracle).
 """
 
 from __future__ import annotations

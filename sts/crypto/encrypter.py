@@ -1,10 +1,10 @@
-"""Encryption of signed assertions for a relying party with python-xmlsec (wstrust-protocol.md §16, R30-R34).
+"""Encryption of signed assertions for a relying party with python-xmlsec (XML Encryption 1.1; SAML 2.0 core §2.3.4).
 
-One :class:`TokenEncrypter` per relying-party certificate per worker: building an ``xmlsec.KeysManager`` can
-cost 16-25 ms (dependencies.md §7), so it is built once and reused. python-xmlsec releases the GIL while it
-works and promises nothing about a keys manager used by several threads at once: one thread at a time uses it.
-A fresh AES content key is generated per token. The ``xenc:EncryptedKey`` sits inside
-``EncryptedData/ds:KeyInfo`` and names the RP certificate.
+One :class:`TokenEncrypter` per relying-party certificate per worker: building an ``xmlsec.KeysManager`` can cost 16-25
+ms (it may load the system CA bundle), so it is built once and reused. python-xmlsec releases the GIL while it works and
+promises nothing about a keys manager used by several threads at once: one thread at a time uses it. A fresh AES content
+key is generated per token. The ``xenc:EncryptedKey`` sits inside ``EncryptedData/ds:KeyInfo`` and names the RP
+certificate.
 """
 
 from __future__ import annotations
@@ -70,7 +70,10 @@ class TokenEncrypter:
 
 
 def _strip_layout(root: etree._Element) -> None:
-    """Drop the indentation xmlsec's template writes between elements: responses stay compact (R1)."""
+    """Drop the indentation xmlsec's template writes between elements: responses stay compact.
+
+    Some relying-party libraries read the first child node of ``RequestedSecurityToken``, whitespace included.
+    """
     for node in root.iter():
         if node.text is not None and not node.text.strip():
             node.text = None

@@ -1,7 +1,7 @@
-"""Load the STS signing key and certificates once, and check them (architecture.md §6).
+"""Load the STS signing key and certificates once, and check them, so a bad key fails the boot.
 
 Keys become ``cryptography`` objects at start-up: parsing a PEM with key validation costs ~45 ms, so it must
-never happen per request (dependencies.md §10).
+never happen per request.
 """
 
 from __future__ import annotations

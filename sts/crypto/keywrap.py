@@ -1,7 +1,8 @@
 """Holder-of-key material: the symmetric proof key wrapped for the relying party, and the client's UseKey.
 
-The proof key travels to the RP as ``xenc:EncryptedKey`` (RSA-OAEP, never RSA 1.5) inside the assertion's
-subject confirmation, naming the RP certificate in its ``ds:KeyInfo`` (wstrust-protocol.md §8, §16).
+The proof key travels to the RP as ``xenc:EncryptedKey`` (RSA-OAEP, never RSA 1.5) inside the assertion's subject
+confirmation, naming the RP certificate in its ``ds:KeyInfo`` (SAML 2.0 core §2.4.1.3 KeyInfoConfirmationDataType; XML
+Encryption 1.1 §3.5 EncryptedKey).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _b64(data: bytes) -> str:
 
 def _oaep(transport: KeyTransport) -> padding.OAEP:
     # rsa-oaep-mgf1p fixes the OAEP digest and MGF1 to SHA-1 (XML Encryption 1.0 §5.4.2): a key-transport
-    # padding parameter, not a signature use of SHA-1 (dependencies.md §7).
+    # padding parameter, not a signature use of SHA-1.
     digest: hashes.HashAlgorithm = hashes.SHA1() if transport is KeyTransport.RSA_OAEP_MGF1P else hashes.SHA256()  # noqa: S303
     return padding.OAEP(mgf=padding.MGF1(digest), algorithm=digest, label=None)
 
@@ -84,13 +85,14 @@ def unwrap_key(encrypted_key: etree._Element, key: rsa.RSAPrivateKey) -> bytes:
 class TrustedClientKeys:
     """Client keys a PublicKey token may be bound to: the certificates in a directory (PEM or DER).
 
-    Until requests can be signed (the X.509 scenarios), the STS cannot see the caller prove it holds a UseKey
-    (catalogue I14); binding tokens only to keys an operator registered keeps an attacker from having a token
-    issued for a key of their choosing. A key counts only while one of its registered certificates is within its
-    validity period (checked at every use, so an expiring certificate stops counting without a restart; the log
-    warns within 30 days of expiry). The certificates are re-read when the folder's listing (names, sizes,
-modification times) changes: only PublicKey requests ask, so a listing per call is cheap, and unlike the
-folder's own modification time it also sees a file replaced in place or added and removed within one tick.
+    Until requests can be signed (the X.509 scenarios), the STS cannot see the caller prove it holds a UseKey (WS-Trust
+    1.3 ``wst:UseKey``: possession is proven by a signature with that key); binding tokens only to keys an operator
+    registered keeps an attacker from having a token issued for a key of their choosing. A key counts only while one of
+    its registered certificates is within its validity period (checked at every use, so an expiring certificate stops
+    counting without a restart; the log warns within 30 days of expiry). The certificates are re-read when the folder's
+    listing (names, sizes, modification times) changes: only PublicKey requests ask, so a listing per call is cheap, and
+    unlike the folder's own modification time it also sees a file replaced in place or added and removed within one
+    tick.
     """
 
     def __init__(self, directory: Path | None) -> None:

@@ -1,4 +1,4 @@
-"""Enveloped XML signatures over issued assertions with signxml (wstrust-protocol.md §16, R25-R29).
+"""Enveloped XML signatures over issued assertions with signxml (SAML 2.0 core §5.4; SAML 1.1 core §5).
 
 One :class:`AssertionSigner` per worker: keys are ``cryptography`` objects parsed once (passing PEM bytes to
 signxml re-parses the key per call, ~50 ms), and signxml is configured once per SAML version.
@@ -36,7 +36,7 @@ class AssertionSigner:
         )
 
     def sign_saml2(self, assertion: etree._Element) -> etree._Element:
-        """Sign a SAML 2.0 assertion; the signature goes right after ``saml2:Issuer`` (schema order, R26)."""
+        """Sign a SAML 2.0 assertion; the signature goes right after ``saml2:Issuer`` (SAML 2.0 core §2.3.3)."""
         issuer = assertion.find(ns.qn(ns.SAML2, "Issuer"))
         if issuer is None:
             raise ValueError("SAML 2.0 assertion without Issuer")

@@ -1,8 +1,8 @@
 """Verification of assertions signed by this STS (or an explicitly trusted issuer), with a pinned certificate.
 
-Algorithm URIs are checked against the allow-lists *before* signxml canonicalizes anything (findings M3/M4),
-a fresh ``XMLVerifier`` is used per call (it keeps per-call state), and only ``VerifyResult.signed_xml`` is
-returned: callers read nothing else (finding M5, "see what is signed").
+Algorithm URIs are checked against the allow-lists *before* signxml canonicalizes anything (an attacker-chosen c14n can
+cost seconds), a fresh ``XMLVerifier`` is used per call (it keeps per-call state), and only ``VerifyResult.signed_xml``
+is returned: callers read nothing else (signxml docs, "See what is signed": against signature wrapping).
 """
 
 from __future__ import annotations

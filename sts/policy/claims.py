@@ -1,4 +1,4 @@
-"""Which claims an issued token carries (WS-Trust 1.3 §4.4 Claims; wstrust-protocol.md §4; issue rules).
+"""Which claims an issued token carries (WS-Trust 1.3 Issuance Binding, ``wst:Claims``).
 
 The relying party's configured claims are both the default set and the ceiling: a caller can never pull an
 attribute the RP was not granted. With no configured claims, the RP receives what the request's ``wst:Claims``

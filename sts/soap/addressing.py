@@ -1,9 +1,9 @@
-"""WS-Addressing in (1.0 and the 2004/08 submission namespace) and out (wstrust-protocol.md §6, §14).
+"""WS-Addressing in (1.0 and the 2004/08 submission namespace) and out (WS-Addressing 1.0 Core and SOAP Binding).
 
 Requests carrying WS-Addressing get ``Action`` (the response action of the binding, or the fault action) and
 ``RelatesTo`` (their ``MessageID``) back, in the namespace they used; requests without it get none (Rahas then
 falls back on the AppliesTo namespace). Replies always go back on the HTTP connection: the STS never opens a
-connection to a ``ReplyTo`` or ``FaultTo`` address (row S13).
+connection to a ``ReplyTo`` or ``FaultTo`` address, so a request cannot make it reach other hosts (SSRF).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One SOAP request through the pipeline: parse, envelope checks, service, response or fault (architecture §1).
+"""One SOAP request through the pipeline: parse, envelope checks, service, response or fault.
 
 This is the single wrap point: an :class:`~sts.errors.STSError` becomes its fault, any other exception is
 logged with the correlation id and answered as ``wst:RequestFailed``; never a traceback on the wire.
@@ -25,7 +25,8 @@ from sts.xmlutil import ParserLimits, element_children, parse_untrusted, seriali
 
 _LOG = logging.getLogger("sts.soap")
 
-# Header blocks the STS processes; any other mustUnderstand header gets a MustUnderstand fault (row S07).
+# Header blocks the STS processes; any other mustUnderstand header gets a MustUnderstand fault (SOAP 1.1 §4.2.3,
+# SOAP 1.2 part 1 §5.2.3).
 UNDERSTOOD_HEADERS = frozenset(
     ns.qn(namespace, local)
     for namespace in (ns.WSA, ns.WSA04)
@@ -137,7 +138,7 @@ class SoapEndpoint:
 
 
 def _addressing_of(root: etree._Element, version: SoapVersion) -> Addressing | None:
-    """WS-Addressing headers of a parsed envelope, whatever else is wrong with it (§13: faults relate too)."""
+    """WS-Addressing headers of a parsed envelope, whatever else is wrong with it: faults carry RelatesTo too."""
     header = root.find(ns.qn(version.namespace, "Header"))
     return None if header is None else read_addressing(tuple(element_children(header)))
 

@@ -1,4 +1,4 @@
-"""SOAP envelope structure checks (SOAP 1.1 §4, SOAP 1.2 part 1 §5, WS-I BP R1011; security rows S01-S14).
+"""SOAP envelope structure checks (SOAP 1.1 §4, SOAP 1.2 part 1 §5, WS-I Basic Profile R1011).
 
 The envelope is read from the tree :func:`sts.xmlutil.parse_untrusted` produced; nothing here parses bytes.
 """

@@ -1,10 +1,11 @@
-"""Render any :class:`~sts.errors.STSError` as a SOAP 1.1 or SOAP 1.2 fault (wstrust-protocol.md §12-13, R10-R12).
+"""Render any :class:`~sts.errors.STSError` as a SOAP 1.1 or SOAP 1.2 fault (SOAP 1.1 §4.4; SOAP 1.2 part 1 §5.4).
 
 SOAP 1.1: the WS-Trust or WS-Security QName *is* the ``faultcode``, its prefix declared on the element; HTTP 500
-(WS-I BP R1126). SOAP 1.2: ``Code/Value`` Sender or Receiver, the QName in ``Code/Subcode/Value`` (always present:
-Microsoft's client code crashes without it), ``Reason/Text xml:lang="en"``; HTTP 400 for Sender (configurable),
-500 otherwise. The fault string is the class's fixed string; the detail carries only the correlation id that
-the log line also carries, so an operator can find why a client failed without the client learning it.
+(WS-I Basic Profile R1126). SOAP 1.2: ``Code/Value`` Sender or Receiver, the QName in ``Code/Subcode/Value``
+(always present: Microsoft's client code crashes without it), ``Reason/Text xml:lang="en"``; HTTP 400 for Sender
+(configurable), 500 otherwise (the SOAP 1.2 HTTP binding). The fault string is the class's fixed string; the
+detail carries only the correlation id that the log line also carries, so an operator can find why a client
+failed without the client learning it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Spyne, the STS's SOAP framework, behind one object: :class:`SpyneAdapter` (the only module importing Spyne).
 
-Spyne's own parser, dispatch-by-element and fault rendering do not fit WS-Trust (dependencies.md §4): the
+Spyne's own parser, dispatch-by-element and fault rendering do not fit WS-Trust (Spyne dispatches on the Body
+element alone, but all four WS-Trust bindings share ``wst:RequestSecurityToken``): the
 protocol subclass below takes no part in parsing (the request bytes reach :class:`SoapEndpoint` untouched),
 routes every request to the single ``RequestSecurityToken`` method, and the method writes the response bytes,
 status and content type itself, so Spyne never serializes or renders a fault of its own. What Spyne does is the

@@ -1,8 +1,9 @@
 """The plain-WSGI front door (no Spyne here): method, path, media type, body cap, WSDL and health check.
 
-HTTP-level refusals happen before any XML is looked at (security rows T01-T06): 405 for other methods, 415 for
-a media type that is not SOAP (or a compressed body), 413 for a body over the cap, read at most cap+1 bytes,
-chunked bodies included (gunicorn has no body limit of its own, finding M11).
+HTTP-level refusals happen before any XML is looked at (RFC 9110 §15.5.6, §15.5.14, §15.5.16): 405 for other
+methods, 415 for a media type that is not SOAP (SOAP 1.1 ``text/xml``, SOAP 1.2 ``application/soap+xml``) or a
+compressed body, 413 for a body over the cap, read at most cap+1 bytes, chunked bodies included (gunicorn has no
+body limit of its own: https://github.com/benoitc/gunicorn/issues/1659).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class Transport:
         )
 
     def _is_secure(self, environ: WSGIEnvironment) -> bool:
-        """TLS on our socket, or a trusted TLS-terminating proxy saying so (row T07).
+        """TLS on our socket, or a trusted TLS-terminating proxy saying so (PasswordText is only safe over TLS).
 
         The shipped gunicorn settings believe no forwarding header (``secure_scheme_headers`` is empty), so
         ``wsgi.url_scheme`` is the socket's own scheme; the proxy headers are read here, and only when the peer is
@@ -137,7 +138,8 @@ class Transport:
 def _media_type(environ: WSGIEnvironment) -> tuple[SoapVersion, str, str | None]:
     """SOAP version from the media type; the action from SOAPAction or the SOAP 1.2 ``action`` parameter.
 
-    The ``charset`` parameter is handed on as it is: the parser checks it against the document (row T11).
+    The ``charset`` parameter is handed on as it is: the parser checks it against the document
+    (XML 1.0 §4.3.3 and appendix F).
     """
     if str(environ.get("HTTP_CONTENT_ENCODING", "identity")).strip().lower() not in ("", "identity"):
         raise _HttpRefusal("415 Unsupported Media Type")

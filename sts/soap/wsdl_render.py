@@ -3,7 +3,7 @@
 The template (``sts/soap/wsdl/sts.wsdl``) and the policy files (``policies/``, packaged as ``sts.policies``) are
 our own files, not request input, so they do not go through :func:`sts.xmlutil.parse_untrusted`; they are still
 parsed without entity expansion, DTD loading or network access. Rendering happens once at startup; the results
-are served as-is on ``GET <endpoint>?wsdl`` and ``GET /mex`` (wstrust-protocol.md §3, "Endpoint paths").
+are served as-is on ``GET <endpoint>?wsdl`` and ``GET /mex`` (README, "Running in production", **Endpoints**).
 
 What is published is what is enforced: the policies are rendered for the endpoint's Timestamp rule, so a
 relaxed rule is published relaxed (WS-SecurityPolicy 1.2 §7.3 ``sp:IncludeTimestamp``).

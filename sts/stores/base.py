@@ -1,4 +1,4 @@
-"""Store contracts (architecture.md §4, §7): atomic by contract, shared by every worker, failing closed.
+"""Store contracts: atomic by contract, shared by every worker, failing closed.
 
 A store that cannot answer raises :class:`~sts.errors.ServiceUnavailable`; callers never treat an error as
 "not seen" or "not locked". :func:`sts.stores.factory.build_stores` builds the implementations of one backend.

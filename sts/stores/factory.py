@@ -1,4 +1,4 @@
-"""``build_stores(settings, clock)``: every shared store of one instance, from ``[store]`` (architecture.md §7).
+"""``build_stores(settings, clock)``: every shared store of one instance, from ``[store]``.
 
 This module is the only one that names a storage backend; the rest of the package sees the protocols of
 :mod:`sts.stores.base`, the relying-party registry and the :class:`~sts.auth.router.UserStoreRouter`. Another

@@ -1,4 +1,4 @@
-"""The SQLite database: schema, per-process connections, WAL mode (architecture.md §7).
+"""The SQLite database: schema, per-process connections, WAL mode (https://sqlite.org/wal.html).
 
 One connection per process and thread, opened lazily and re-opened after ``fork()`` (a connection must never
 cross a fork: sqlite.org "How To Corrupt An SQLite Database File" §2.6). WAL mode and ``busy_timeout`` let the

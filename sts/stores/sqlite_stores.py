@@ -1,7 +1,7 @@
 """SQLite implementations of the replay cache and the lockout counters (one statement per check-and-set).
 
 ``INSERT … ON CONFLICT`` is atomic in SQLite across processes sharing the file, which is what makes the
-replay check hold when the same nonce reaches two gunicorn workers at once (catalogue W17, W18): a
+replay check hold when the same nonce reaches two gunicorn workers at once (https://sqlite.org/lang_upsert.html): a
 contains-then-add sequence would race (WSS4J's ``ReplayCache`` does).
 """
 

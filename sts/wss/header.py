@@ -1,7 +1,8 @@
-"""Locating and sorting the ``wsse:Security`` header (WSS 1.1 §5-6; security-catalogue rows W01-W03, W27, S08-S12, G13).
+"""Locating and sorting the ``wsse:Security`` header (WSS 1.1 SOAP Message Security §5-6).
 
-Elements are matched by Clark name only (interop R20), so look-alike namespaces, rebound prefixes and
-prefix-free default namespaces are all handled by the namespace URI, never by a prefix or local name alone.
+Elements are matched by Clark name only (Namespaces in XML 1.0: a name is its namespace URI plus local part), so
+look-alike namespaces, rebound prefixes and prefix-free default namespaces are all handled by the namespace URI,
+never by a prefix or local name alone.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ _SIGNATURE = ns.qn(ns.DS, "Signature")
 _BINARY_SECURITY_TOKEN = ns.qn(ns.WSSE, "BinarySecurityToken")
 _ENCRYPTION_NAMESPACES = frozenset({ns.XENC, ns.XENC11})
 
-# Every attribute some verifier resolves a same-document reference against. They form ONE name space (G13):
-# signxml searches ``Id`` before ``ID`` (finding M7), so the same value under two names is as dangerous as
-# twice under one. ``AssertionID`` is SAML 1.1's (interop R28).
+# Every attribute some verifier resolves a same-document reference against. They form ONE name space, against
+# signature wrapping by duplicate ids: signxml searches ``Id`` before ``ID``, so the same value under two names
+# is as dangerous as twice under one. ``AssertionID`` is SAML 1.1's ID attribute (SAML 1.1 core §2.3.2).
 ID_ATTRIBUTES = frozenset({"Id", "ID", "id", "AssertionID", ns.qn(ns.WSU, "Id"), ns.qn(ns.XML, "id")})
 
 
@@ -34,7 +35,8 @@ class SecurityHeader:
     """The children of our ``wsse:Security`` header that later stages act on (WSS 1.1 §5).
 
     ``timestamp`` is the one ``wsu:Timestamp`` (BSP R3227) or None; ``username_tokens`` holds exactly one
-    UsernameToken today (row W03) and stays a tuple for the X.509 mode to come; ``other_tokens`` are the
+    UsernameToken today (a second one would let a caller
+    choose which credential is checked) and stays a tuple for the X.509 mode to come; ``other_tokens`` are the
     remaining element children, in document order, which nothing reads yet.
     """
 
@@ -44,10 +46,10 @@ class SecurityHeader:
 
 
 def find_security_header(headers: tuple[etree._Element, ...], version: SoapVersion) -> etree._Element:
-    """The one ``wsse:Security`` header addressed to us (WSS 1.1 §6.1; rows W01, S08-S12).
+    """The one ``wsse:Security`` header addressed to us (WSS 1.1 §6.1; SOAP 1.1 §4.2.2, SOAP 1.2 part 1 §5.2.2).
 
-    Headers for another actor/role are ignored and their tokens never used (S08). None for us raises
-    :class:`InvalidSecurity` with reason ``no_security_header`` (W01); two for us raise it too (S09), since an
+    Headers for another actor/role are ignored and their tokens never used. None for us raises
+    :class:`InvalidSecurity` with reason ``no_security_header``; two for us raise it too, since an
     attacker's header placed before or after the victim's must not be chosen between.
     """
     ours = [header for header in headers if header.tag == _SECURITY and targets_us(header, version)]
@@ -59,13 +61,13 @@ def find_security_header(headers: tuple[etree._Element, ...], version: SoapVersi
 
 
 def read_security_header(security: etree._Element) -> SecurityHeader:
-    """Sort the Security header's children (BSP R3227; rows W02, W03, W27, G13).
+    """Sort the Security header's children (WSS 1.1 §6; BSP 1.1 R3227).
 
     First every identifier in the whole document (``security``'s root, the envelope) must be unique
     (:func:`check_unique_ids`). Then, in this order: encryption elements raise :class:`UnsupportedAlgorithm`
-    without any decryption (W27); ``ds:Signature`` and ``wsse:BinarySecurityToken`` raise
-    :class:`UnsupportedSecurityToken` until X.509 mode exists; two Timestamps (R3227) or two UsernameTokens (W03)
-    raise :class:`InvalidSecurity`; no UsernameToken at all raises :class:`FailedAuthentication` (W02).
+    without any decryption (no decryption oracle); ``ds:Signature`` and ``wsse:BinarySecurityToken`` raise
+    :class:`UnsupportedSecurityToken` until X.509 mode exists; two Timestamps (BSP 1.1 R3227) or two UsernameTokens
+    raise :class:`InvalidSecurity`; no UsernameToken at all raises :class:`FailedAuthentication`.
     """
     check_unique_ids(security.getroottree().getroot())
     children = element_children(security)
@@ -83,10 +85,11 @@ def read_security_header(security: etree._Element) -> SecurityHeader:
 
 
 def check_unique_ids(root: etree._Element) -> None:
-    """Refuse a document where any identifier value occurs twice (row G13; interop R19).
+    """Refuse a document where any identifier value occurs twice (WSS 1.1 §4, "ID References").
 
     ``Id``, ``ID``, ``id``, ``AssertionID``, ``wsu:Id`` and ``xml:id`` are one name space of plain strings:
-    non-NCName values are accepted (R19) but still counted. Values are compared after trimming XML whitespace,
+    non-NCName values are accepted (some SOAP clients write them, e.g. ``Timestamp-2026-11-26T18:23:04Z``) but
+    still counted. Values are compared after trimming XML whitespace,
     so ``"a"`` and ``" a"`` also clash: stricter than any resolver, never looser. Raises :class:`InvalidSecurity`.
     """
     seen: set[str] = set()
@@ -99,7 +102,7 @@ def check_unique_ids(root: etree._Element) -> None:
 
 
 def _reject_unsupported(children: list[etree._Element]) -> None:
-    """Encryption first (W27: never decrypt what policy does not allow), then signature-based tokens."""
+    """Encryption first (never decrypt what policy does not allow: no decryption oracle), then signature tokens."""
     for child in children:
         if etree.QName(child).namespace in _ENCRYPTION_NAMESPACES:
             raise UnsupportedAlgorithm("encrypted content in the Security header", reason="encrypted_security_header")

@@ -1,4 +1,4 @@
-"""``xsd:dateTime`` parsing and message freshness (WSS 1.1 §10, WS-I BSP 1.1 §12; wstrust-protocol.md §15).
+"""``xsd:dateTime`` parsing and message freshness (WSS 1.1 §10; WS-I BSP 1.1 R3203-R3227).
 
 Freshness windows mirror WSS4J (``timeToLive``/``futureTimeToLive``, ``utTTL``/``utFutureTTL``): a ``Created``
 may be at most ``ttl`` seconds old and at most ``future_ttl`` seconds ahead of our clock. Both bounds are
@@ -26,7 +26,8 @@ XML_WHITESPACE = " \t\r\n"
 # Longer than any accepted form (29 chars); checked first so no value of unbounded size reaches the regex.
 _MAX_DATETIME_CHARS = 64
 
-# Interop R16 / BSP R3217 (UTC only) / BSP R3220 (at most 3 fractional digits). ``[0-9]`` rather than ``\d``
+# BSP 1.1 R3217 (UTC only: ``Z``, and ``+00:00`` as sent by some SOAP client libraries) / BSP 1.1 R3220 (at most
+# 3 fractional digits; Java WSS clients send milliseconds). ``[0-9]`` rather than ``\d``
 # because ``\d`` also matches non-ASCII digits, which ``int()`` would then happily convert.
 _DATETIME = re.compile(
     r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
@@ -48,7 +49,7 @@ class FreshnessPolicy:
 
 
 def parse_xsd_datetime(text: str, *, reason: str = "bad_created") -> datetime:
-    """Parse a UTC ``xsd:dateTime`` as sent in ``wsu:Created``/``wsu:Expires`` (BSP R3217, R3220; interop R16, R17).
+    """Parse a UTC ``xsd:dateTime`` as sent in ``wsu:Created``/``wsu:Expires`` (BSP 1.1 R3217, R3220).
 
     Surrounding XML whitespace is collapsed; the rest must be ``YYYY-MM-DDThh:mm:ss[.f{1,3}]`` followed by ``Z``
     or ``+00:00``. Zone-less values, other offsets, 4+ fractional digits, leap seconds, ``24:00:00``, year
@@ -78,7 +79,7 @@ def parse_xsd_datetime(text: str, *, reason: str = "bad_created") -> datetime:
 
 
 def check_freshness(created: datetime, clock: Clock, policy: FreshnessPolicy) -> None:
-    """Reject a ``Created`` older than ``ttl`` or more than ``future_ttl`` ahead (WSS 1.1 §10; rows W19, W20).
+    """Reject a ``Created`` older than ``ttl`` or more than ``future_ttl`` ahead (WSS 1.1 §10).
 
     Both bounds are inclusive (WSS4J ``DateUtil.verifyCreated``). Raises :class:`MessageExpired`.
     """
@@ -90,7 +91,7 @@ def check_freshness(created: datetime, clock: Clock, policy: FreshnessPolicy) ->
 
 
 def check_timestamp(ts_element: etree._Element, clock: Clock, policy: FreshnessPolicy) -> None:
-    """Check a ``wsu:Timestamp``'s structure (BSP R3203, R3221, R3222) and freshness (WSS 1.1 §10; row W23).
+    """Check a ``wsu:Timestamp``'s structure (BSP 1.1 R3203, R3221, R3222) and freshness (WSS 1.1 §10).
 
     Structure faults raise :class:`InvalidSecurity`; a stale or future ``Created`` or an ``Expires`` at or
     before now raises :class:`MessageExpired`. A far-future ``Expires`` never widens the ``Created`` window.

@@ -1,10 +1,10 @@
-"""``wsse:UsernameToken`` parsing and PasswordDigest (UsernameToken Profile 1.1; wstrust-protocol.md §15).
+"""``wsse:UsernameToken`` parsing and PasswordDigest (UsernameToken Profile 1.1 §3.1).
 
-:func:`parse_username_token` only reads and validates the token's shape (security-catalogue rows W04-W15,
-W22, W26, A08, A09); it never looks a user up or checks a password. Fault classes follow WSS4J: a malformed
+:func:`parse_username_token` only reads and validates the token's shape (UsernameToken Profile 1.1; BSP 1.1
+R4201, R4220-R4225); it never looks a user up or checks a password. Fault classes follow WSS4J: a malformed
 token is ``InvalidSecurityToken``; anything that would otherwise be "no check" or a user-controlled oracle
 (no password, empty password, custom type, oversized password, odd username) is ``FailedAuthentication``, the
-same fault as a wrong password (interop R11).
+same fault as a wrong password, so no answer tells a caller more than "not authenticated".
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ _PASSWORD_TYPES: dict[str, PasswordType] = {ns.PASSWORD_TEXT: "text", ns.PASSWOR
 
 @dataclass(frozen=True, slots=True)
 class UsernameCredential:
-    """What a UsernameToken claims, validated for shape only (UsernameToken Profile 1.1 §3-4).
+    """What a UsernameToken claims, validated for shape only (UsernameToken Profile 1.1 §3.1).
 
-    ``password`` is the password text exactly as sent (not trimmed, interop R17) or, for ``digest``, the
-    Base64 PasswordDigest as sent. ``nonce`` is the decoded Nonce; replay caches must key on it rather than on
-    ``nonce_text``, because Base64 has several spellings of the same bytes. ``created_text`` is the
+    ``password`` is the password text exactly as sent (not trimmed: spaces may be part of a password) or, for
+    ``digest``, the Base64 PasswordDigest as sent. ``nonce`` is the decoded Nonce; replay caches must key on it
+    rather than on ``nonce_text``, because Base64 has several spellings of the same bytes. ``created_text`` is the
     ``wsu:Created`` text exactly as sent (the digest hashes the text, not the instant); ``created`` is its
-    parsed UTC instant. Secrets are kept out of ``repr`` so a logged credential leaks nothing (A13).
+    parsed UTC instant. Secrets are kept out of ``repr`` so a logged credential leaks nothing.
     """
 
     username: str
@@ -72,11 +72,12 @@ class UsernameCredential:
 def parse_username_token(
     ut_element: etree._Element, *, bsp_strict: bool, min_nonce_bytes: int, max_password_bytes: int
 ) -> UsernameCredential:
-    """Read a ``wsse:UsernameToken`` (UT Profile 1.1; BSP R4201, R4220-R4225; rows W04-W15, W22, W26, A08, A09).
+    """Read a ``wsse:UsernameToken`` (UT Profile 1.1 §3.1; BSP 1.1 R4201, R4220-R4225).
 
-    Raises :class:`UnsupportedSecurityToken` for derived-key tokens (W26), :class:`InvalidSecurityToken` for a
-    malformed token and :class:`FailedAuthentication` where the token cannot authenticate anyone. ``bsp_strict``
-    makes a Password without ``Type`` an error instead of PasswordText (interop R13).
+    Raises :class:`UnsupportedSecurityToken` for derived-key tokens (UT Profile 1.1 §4, "Key Derivation"),
+    :class:`InvalidSecurityToken` for a malformed token and :class:`FailedAuthentication` where the token cannot
+    authenticate anyone. ``bsp_strict`` makes a Password without ``Type`` an error instead of PasswordText
+    (BSP 1.1 R4201).
     """
     parts = _group_children(ut_element)
     if any(tag in parts for tag in _DERIVED_KEY_PARTS):
@@ -99,7 +100,7 @@ def parse_username_token(
 
 
 def normalize_username(raw: str) -> str:
-    """Trim a Username (interop R17) and refuse empty, over-long or control-character names (rows W05, A09).
+    """Trim a Username and refuse empty, over-long or control-character names (no injection into a directory).
 
     Raises :class:`FailedAuthentication`: such names can never match an account, and answering them like a wrong
     password keeps the fault from being an oracle. Control characters (Unicode ``Cc``, NUL included) are refused
@@ -116,7 +117,7 @@ def normalize_username(raw: str) -> str:
 
 
 def compute_password_digest(nonce: bytes, created_text: str, password: str) -> str:
-    """``Base64(SHA-1(nonce + created + password))`` (UT Profile 1.1 §4; finding M9).
+    """``Base64(SHA-1(nonce + created + password))`` (UT Profile 1.1 §3.1).
 
     ``nonce`` is the *decoded* Nonce and ``created_text`` the ``wsu:Created`` text exactly as sent, both as
     UTF-8 like the password: re-formatting Created (``+00:00`` to ``Z``) changes the digest.
@@ -127,11 +128,11 @@ def compute_password_digest(nonce: bytes, created_text: str, password: str) -> s
 
 
 def digest_matches(credential: UsernameCredential, password: str) -> bool:
-    """Whether a PasswordDigest credential was made from ``password`` (UT Profile 1.1 §4; rows W13, A06).
+    """Whether a PasswordDigest credential was made from ``password`` (UT Profile 1.1 §3.1).
 
     Compared with :func:`hmac.compare_digest`. Anything that is not a complete digest credential is ``False``
     (fail closed). Surrounding XML whitespace around the sent Base64 value is ignored: it cannot be part of a
-    SHA-1 digest, and wrapped values occur in pretty-printed requests (interop R17).
+    SHA-1 digest, and wrapped values occur in pretty-printed requests.
     """
     if credential.password_type != "digest" or credential.password is None:  # noqa: S105 - a type name
         return False
@@ -144,7 +145,7 @@ def digest_matches(credential: UsernameCredential, password: str) -> bool:
 
 
 def check_created(credential: UsernameCredential, clock: Clock, policy: FreshnessPolicy) -> None:
-    """Apply the freshness window to the token's own ``wsu:Created`` (WSS4J utTTL/utFutureTTL; rows W19, W20).
+    """Apply the freshness window to the token's own ``wsu:Created`` (WSS4J utTTL/utFutureTTL; UT Profile 1.1 §3.1).
 
     Applies whether or not the message also has a ``wsu:Timestamp``; a token without Created is left alone.
     Raises :class:`MessageExpired`.
@@ -162,7 +163,7 @@ def _group_children(ut_element: etree._Element) -> dict[str, list[etree._Element
 
 
 def _optional_one(parts: dict[str, list[etree._Element]], tag: str, what: str) -> etree._Element | None:
-    """At most one child of a kind (BSP R4222 Password, R4223 Created, R4225 Nonce; rows W06, W14, W15)."""
+    """At most one child of a kind (BSP 1.1 R4222 Password, R4223 Created, R4225 Nonce)."""
     found = parts.get(tag, [])
     if len(found) > 1:
         raise InvalidSecurityToken(f"more than one {what}", reason=f"ut_{what.lower()}_count")
@@ -170,7 +171,7 @@ def _optional_one(parts: dict[str, list[etree._Element]], tag: str, what: str) -
 
 
 def _required_one(parts: dict[str, list[etree._Element]], tag: str, what: str) -> etree._Element:
-    """Exactly one child of a kind (row W04: a UsernameToken without Username is malformed)."""
+    """Exactly one child of a kind (UT Profile 1.1 §3.1: Username is required)."""
     element = _optional_one(parts, tag, what)
     if element is None:
         raise InvalidSecurityToken(f"UsernameToken without {what}", reason=f"ut_no_{what.lower()}")
@@ -178,14 +179,14 @@ def _required_one(parts: dict[str, list[etree._Element]], tag: str, what: str) -
 
 
 def _simple_text(element: etree._Element) -> str:
-    """Full text of a simple-content element (finding M6); an element child is a malformed token."""
+    """Full text of a simple-content element, comments skipped (CVE-2017-11427); element content is malformed."""
     if element_children(element):
         raise InvalidSecurityToken("UsernameToken value has element content", reason="ut_structure")
     return text_of(element)
 
 
 def _password_type(password_el: etree._Element, *, bsp_strict: bool) -> PasswordType:
-    """Map ``Password/@Type`` (BSP R4201; interop R13; rows W07, W08, W09)."""
+    """Map ``Password/@Type`` (UT Profile 1.1 §3.1; BSP 1.1 R4201)."""
     if any(_is_qualified_type(name) for name in password_el.attrib):
         # WSS4J allowNamespaceQualifiedPasswordTypes=false: only the unqualified attribute is the Type.
         raise InvalidSecurityToken("namespace-qualified Password Type", reason="ut_qualified_password_type")
@@ -193,7 +194,7 @@ def _password_type(password_el: etree._Element, *, bsp_strict: bool) -> Password
     if type_uri is None:
         if bsp_strict:
             raise InvalidSecurityToken("Password without Type (BSP R4201)", reason="ut_no_password_type")
-        return "text"  # UT Profile default; Microsoft's client code sends no Type (interop R13)
+        return "text"  # UT Profile default; Microsoft's client code sends no Type
     password_type = _PASSWORD_TYPES.get(type_uri.strip(XML_WHITESPACE))
     if password_type is None:
         # WSS4J handleCustomPasswordTypes=false: same fault as a wrong password.
@@ -202,13 +203,13 @@ def _password_type(password_el: etree._Element, *, bsp_strict: bool) -> Password
 
 
 def _is_qualified_type(attribute_name: str | bytes) -> bool:
-    """Whether an attribute is ``{any namespace}Type`` (row W08)."""
+    """Whether an attribute is ``{any namespace}Type`` (only the unqualified one counts)."""
     qname = etree.QName(attribute_name)
     return qname.namespace is not None and qname.localname == "Type"
 
 
 def _password_value(password_el: etree._Element, max_password_bytes: int) -> str:
-    """The Password text, untrimmed (interop R17); empty or over-long is a failed login (rows W05, A08)."""
+    """The Password text, untrimmed; empty or over-long (hashing-cost DoS) is a failed login."""
     password = _simple_text(password_el)
     # Length in characters is a lower bound on UTF-8 bytes: refuse megabyte values before encoding them.
     if len(password) > max_password_bytes or len(password.encode("utf-8")) > max_password_bytes:
@@ -219,7 +220,7 @@ def _password_value(password_el: etree._Element, max_password_bytes: int) -> str
 
 
 def _nonce(nonce_el: etree._Element | None, min_nonce_bytes: int) -> tuple[str | None, bytes | None]:
-    """Decode a Nonce (BSP R4220 EncodingType present, R4221 Base64Binary; row W14) as (text as sent, bytes)."""
+    """Decode a Nonce (BSP 1.1 R4220 EncodingType present, R4221 Base64Binary) as (text as sent, bytes)."""
     if nonce_el is None:
         return None, None
     encoding = nonce_el.get("EncodingType")
