@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from sts import ns
 from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
 from sts.auth.subjects import SubjectAuthorizer
@@ -30,13 +29,15 @@ from sts.crypto.keywrap import TrustedClientKeys
 from sts.crypto.secretbox import SecretBox
 from sts.crypto.signer import AssertionSigner
 from sts.errors import ConfigError
-from sts.issuance import IssueOperation
-from sts.lifecycle.operations import CancelOperation, ValidateOperation
-from sts.lifecycle.renew import RenewalPolicy, RenewOperation
-from sts.lifecycle.targets import TargetResolver
-from sts.minting import IssuerIdentity, TokenMinter
 from sts.netaddr import AddressSet
-from sts.service import OperationHandler, SecurityTokenService, TrustCall
+from sts.operations.cancel import CancelOperation
+from sts.operations.issue import IssueOperation
+from sts.operations.minting import TokenMinter
+from sts.operations.records import TokenLedger
+from sts.operations.renew import RenewalPolicy, RenewOperation
+from sts.operations.targets import TargetResolver
+from sts.operations.validate import ValidateOperation
+from sts.service import OperationHandler, SecurityTokenService, TrustRequest
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.spyne_app import call_spyne, make_spyne_wsgi
 from sts.soap.transport import (
@@ -56,6 +57,7 @@ from sts.stores.sqlite_stores import (
     SqliteReplayCache,
     SqliteTokenStore,
 )
+from sts.tokens.provider import IssuerIdentity, TokenProvider
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
@@ -176,14 +178,13 @@ def build_service(settings: Settings, keystore: KeyStore, db: Database) -> Secur
         RelyingPartyStore(db), settings.store.truststore, tokens.default_relying_party, tokens.profile, clock=clock
     )
     store = SqliteTokenStore(db) if lifecycle.token_store else None
-    minter = TokenMinter(
+    provider = TokenProvider(
         IssuerIdentity(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew),
-        directory,
         AssertionSigner(keystore.signing_key, keystore.signing_cert),
         clock,
-        store,
-        lifecycle.renew_after_expiry,
     )
+    ledger = TokenLedger(store, tokens.clock_skew, lifecycle.renew_after_expiry) if store is not None else None
+    minter = TokenMinter(provider, directory, ledger)
     resolver = TargetResolver(store, trusted_issuers(settings, keystore))
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
@@ -201,11 +202,10 @@ def build_service(settings: Settings, keystore: KeyStore, db: Database) -> Secur
             resolver, directory, minter, subjects, clock, policy, client_keys
         )
 
-    def authenticate(call: TrustCall) -> AuthenticatedCaller:
-        version = SoapVersion.SOAP11 if call.soap_ns == ns.S11 else SoapVersion.SOAP12
-        info = CallerInfo(call.info.correlation_id, call.info.client_address, call.info.secure_transport)
-        roles = None if call.operation is Operation.ISSUE else lifecycle_roles
-        return authenticator.authenticate(call.headers, version, info, roles)
+    def authenticate(request: TrustRequest) -> AuthenticatedCaller:
+        info = CallerInfo(request.info.correlation_id, request.info.client_address, request.info.secure_transport)
+        roles = None if request.operation is Operation.ISSUE else lifecycle_roles
+        return authenticator.authenticate(request.headers, request.soap, info, roles)
 
     return SecurityTokenService(operations, authenticate=authenticate)
 

@@ -24,6 +24,7 @@ from sts.crypto import keygen
 from sts.wstrust.actions import Operation
 from sts.wstrust.keys import p_sha1
 from sts.wstrust.rst import parse_rst
+from sts.wstrust.version import TrustVersion
 from sts.xmlutil import ParserLimits, parse_untrusted
 
 RP = "https://rp.example.com/app/"
@@ -288,7 +289,7 @@ def test_inline_target(
     assert len(target) == 1 and target.text is None and target[0].tail is None
     assert target[0].tag == token.tag
     assert _c14n(target[0]) == _c14n(token)  # the token travels exactly as stored
-    parsed = parse_rst(rst, ns.WST, Operation(operation))  # the STS's own RST parser accepts it
+    parsed = parse_rst(rst, TrustVersion.TRUST13, Operation(operation))  # the STS's own RST parser accepts it
     assert parsed.target is not None and parsed.target.tag == token.tag
 
 
@@ -545,7 +546,7 @@ def test_symmetric_with_entropy_envelope(
     assert _find(rst, "wst:ComputedKeyAlgorithm", trust).text == f"{wst}/CK/PSHA1"
     renewing = _find(rst, "wst:Renewing", trust)
     assert (renewing.get("Allow"), renewing.get("OK")) == ("true", "false")
-    parsed = parse_rst(rst, wst, Operation.ISSUE)
+    parsed = parse_rst(rst, TrustVersion(wst), Operation.ISSUE)
     assert parsed.key_size == 256 and parsed.entropy == base64.b64decode(secret.text or "")
     assert parsed.renewing is not None and parsed.renewing.allow and not parsed.renewing.ok
 
@@ -581,7 +582,7 @@ def test_public_key_envelope(
     assert token.get("EncodingType") == ns.BASE64_BINARY
     assert base64.b64decode(token.text or "") == der
     assert rst.find(f"{{{wst}}}Renewing") is None
-    assert parse_rst(rst, wst, Operation.ISSUE).use_key is not None
+    assert parse_rst(rst, TrustVersion(wst), Operation.ISSUE).use_key is not None
 
 
 def test_psha1_known_answer() -> None:
