@@ -59,7 +59,10 @@ def registered(tmp_path: Path, client_key: rsa.RSAPrivateKey) -> TrustedClientKe
     return TrustedClientKeys(tmp_path)
 
 
-NOW = dt.datetime.now(dt.UTC)
+def now() -> dt.datetime:
+    """The time of the test itself: certificates made during it are valid from 5 minutes before the real time,
+    however long after collection the test runs."""
+    return dt.datetime.now(dt.UTC)
 
 
 def test_the_three_use_key_forms_are_read(client_key: rsa.RSAPrivateKey) -> None:
@@ -95,8 +98,8 @@ def test_malformed_or_unsupported_forms_are_refused(use_key: str) -> None:
 def test_a_registered_key_is_accepted_in_either_form(
     client_key: rsa.RSAPrivateKey, registered: TrustedClientKeys
 ) -> None:
-    accept_client_key(ClientKey(self_signed_certificate(client_key, "another cert, same key")), NOW, registered)
-    accept_client_key(ClientKey(client_key.public_key()), NOW, registered)
+    accept_client_key(ClientKey(self_signed_certificate(client_key, "another cert, same key")), now(), registered)
+    accept_client_key(ClientKey(client_key.public_key()), now(), registered)
 
 
 def test_unregistered_small_and_expired_keys_are_refused(
@@ -105,10 +108,10 @@ def test_unregistered_small_and_expired_keys_are_refused(
     stranger = generate_rsa_key(2048)
     for key in (ClientKey(stranger.public_key()), ClientKey(self_signed_certificate(stranger, "stranger"))):
         with pytest.raises(UseKeyRejected, match="not a registered client key"):
-            accept_client_key(key, NOW, registered)
+            accept_client_key(key, now(), registered)
     with pytest.raises(UseKeyRejected, match="at least 2048 bits"):
-        accept_client_key(ClientKey(generate_rsa_key(1024).public_key()), NOW, registered)
-    later = NOW + dt.timedelta(days=900)  # past the certificate's 825 days
+        accept_client_key(ClientKey(generate_rsa_key(1024).public_key()), now(), registered)
+    later = now() + dt.timedelta(days=900)  # past the certificate's 825 days
     with pytest.raises(UseKeyRejected, match="expired"):
         accept_client_key(ClientKey(self_signed_certificate(client_key, "client")), later, registered)
 
