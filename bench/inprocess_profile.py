@@ -46,19 +46,20 @@ STAGES: list[tuple[str, str, str]] = [
     ("sts.stores.sqlite_stores:SqliteReplayCache", "check_and_add", "replay store write (SQLite)"),
     ("sts.auth.passwords:PasswordHasher", "verify", "password verify (argon2id)"),
     ("sts.auth.validators", "emit", "audit logging (JSON lines)"),
-    ("sts.issuance", "emit", "audit logging (JSON lines)"),
+    ("sts.operations.events", "emit", "audit logging (JSON lines)"),
     ("sts.soap.endpoint", "emit", "audit logging (JSON lines)"),
-    ("sts.issuance:IssueOperation", "__call__", "issue plan (RST parse, RP match, claims)"),
+    ("sts.operations.issue:IssueOperation", "__call__", "issue plan (RST parse, RP match, claims)"),
     ("sts.relying_parties.directory:RelyingPartyDirectory", "_refresh",
-     "RP directory refresh check (data_version, reload)"),
+     "RP directory refresh check (version counter, reload)"),
     ("sts.relying_parties.directory:RelyingPartyDirectory", "encrypter",
      "RP encrypter lookup (xmlsec KeysManager, rebuilt after a refresh)"),
-    ("sts.minting", "build_saml2", "assertion build"),
-    ("sts.minting", "build_saml11", "assertion build"),
+    ("sts.tokens.provider", "build_saml2", "assertion build"),
+    ("sts.tokens.provider", "build_saml11", "assertion build"),
     ("sts.crypto.signer:AssertionSigner", "_sign", "signing (signxml: c14n, SHA-256, RSA)"),
     ("sts.crypto.encrypter:TokenEncrypter", "encrypt", "encryption (xmlsec: AES-GCM, RSA-OAEP)"),
-    ("sts.minting:TokenMinter", "_record", "token store (digest + SQLite insert)"),
-    ("sts.issuance", "issue_answer", "RSTR build"),
+    ("sts.operations.records:TokenLedger", "record", "token store (SQLite insert)"),
+    ("sts.operations.minting", "token_digest", "token store (digest)"),
+    ("sts.operations.issue", "issue_answer", "RSTR build"),
     ("sts.soap.endpoint:SoapEndpoint", "_reply", "response envelope + serialization"),
 ]
 # The issue's buckets (README of bench/): which stages make up each.
@@ -77,7 +78,7 @@ BUCKETS: dict[str, list[str]] = {
     "RP directory (refresh check + encrypter rebuild)": ["RP directory refresh check (data_version, reload)",
                                                          "RP encrypter lookup (xmlsec KeysManager, rebuilt "
                                                          "after a refresh)"],
-    "token store": ["token store (digest + SQLite insert)"],
+    "token store": ["token store (SQLite insert)", "token store (digest)"],
     "audit logging": ["audit logging (JSON lines)"],
 }
 ROOT = "WSGI call + response iteration (harness)"

@@ -24,16 +24,18 @@ from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, l
 from sts.crypto.keywrap import TrustedClientKeys
 from sts.crypto.signer import AssertionSigner
 from sts.errors import ConfigError
-from sts.issuance import IssueOperation
-from sts.lifecycle.operations import CancelOperation, ValidateOperation
-from sts.lifecycle.renew import RenewalPolicy, RenewOperation
-from sts.lifecycle.targets import TargetResolver
-from sts.minting import IssuerIdentity, TokenMinter
 from sts.netaddr import AddressSet
+from sts.operations.cancel import CancelOperation
+from sts.operations.issue import IssueOperation
+from sts.operations.minting import TokenMinter
+from sts.operations.records import TokenLedger
+from sts.operations.renew import RenewalPolicy, RenewOperation
+from sts.operations.targets import TargetResolver
+from sts.operations.validate import ValidateOperation
 from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.profiles import timestamp_required
 from sts.relying_parties.registry import RelyingPartyRegistry
-from sts.service import OperationHandler, SecurityTokenService, TrustCall
+from sts.service import OperationHandler, SecurityTokenService, TrustRequest
 from sts.soap.endpoint import SoapEndpoint
 from sts.soap.spyne_app import SpyneAdapter
 from sts.soap.transport import (
@@ -46,6 +48,7 @@ from sts.soap.transport import (
 )
 from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
 from sts.stores.factory import Stores, build_stores
+from sts.tokens.provider import IssuerIdentity, TokenProvider
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
@@ -158,14 +161,13 @@ def build_service(
         tokens.profile, clock=clock
     )
     store = stores.tokens
-    minter = TokenMinter(
+    provider = TokenProvider(
         IssuerIdentity(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew),
-        directory,
         AssertionSigner(keystore.signing_key, keystore.signing_cert),
         clock,
-        store,
-        lifecycle.renew_after_expiry,
     )
+    ledger = TokenLedger(store, tokens.clock_skew, lifecycle.renew_after_expiry) if store is not None else None
+    minter = TokenMinter(provider, directory, ledger)
     resolver = TargetResolver(store, trusted_issuers(settings, keystore, clock))
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
@@ -183,10 +185,10 @@ def build_service(
             resolver, directory, minter, subjects, clock, policy, client_keys
         )
 
-    def authenticate(call: TrustCall) -> AuthenticatedCaller:
-        info = CallerInfo(call.info.correlation_id, call.info.client_address, call.info.secure_transport)
-        roles = None if call.operation is Operation.ISSUE else lifecycle_roles
-        return authenticator.authenticate(call.headers, call.soap_version, info, roles)
+    def authenticate(request: TrustRequest) -> AuthenticatedCaller:
+        info = CallerInfo(request.info.correlation_id, request.info.client_address, request.info.secure_transport)
+        roles = None if request.operation is Operation.ISSUE else lifecycle_roles
+        return authenticator.authenticate(request.headers, request.soap, info, roles)
 
     return SecurityTokenService(operations, authenticate=authenticate)
 

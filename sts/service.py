@@ -1,25 +1,22 @@
-"""SecurityTokenService: the framework-free use cases behind the SOAP edge (architecture.md §1, step 5).
+"""SecurityTokenService: the framework-free use cases behind the SOAP edge.
 
-The SOAP layer hands over the header blocks and the one Body child; this module finds the WS-Trust version and
-the operation, cross-checks the HTTP action, authenticates the caller and dispatches to the operation's handler.
+The SOAP layer hands over the SOAP version, the header blocks and the one Body child; this module finds the
+WS-Trust version and the operation, cross-checks the HTTP and WS-Addressing actions against the RequestType,
+authenticates the caller and dispatches to the operation (:mod:`sts.operations`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lxml import etree
 
-from sts import ns
+from sts.auth.validators import AuthenticatedCaller
 from sts.errors import BadRequest, InvalidRequest
 from sts.soapenv import SoapVersion
-from sts.wstrust.actions import (
-    TRUST_NAMESPACES,
-    Operation,
-    operation_for_action,
-    operation_for_request_type,
-)
+from sts.wstrust.actions import Operation
+from sts.wstrust.version import TrustVersion
 from sts.xmlutil import element_children, text_of
 
 
@@ -35,46 +32,52 @@ class RequestInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class TrustCall:
-    """One WS-Trust request, as the operations see it."""
+class TrustRequest:
+    """One WS-Trust request before its caller is known: what the authenticator reads."""
 
-    soap_version: SoapVersion
+    soap: SoapVersion
     headers: tuple[etree._Element, ...]
     rst: etree._Element
-    trust_ns: str
+    trust: TrustVersion
     operation: Operation
     info: RequestInfo
-    caller: object | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrustCall:
+    """A request with its authenticated caller: what the operations receive."""
+
+    request: TrustRequest
+    caller: AuthenticatedCaller
 
 
 @dataclass(frozen=True, slots=True)
 class TrustReply:
-    """The Body child of the answer and the operation it answers."""
+    """The Body child of the answer, the operation it answers and the version it is written in."""
 
     body: etree._Element
     operation: Operation
-    trust_ns: str
-    audit: Mapping[str, str] = field(default_factory=dict)
+    trust: TrustVersion
 
 
 OperationHandler = Callable[[TrustCall], TrustReply]
-Authenticator = Callable[[TrustCall], object]
+Authenticator = Callable[[TrustRequest], AuthenticatedCaller]
 
 
-def trust_namespace(body_child: etree._Element) -> str:
-    """The WS-Trust version of a request, from the namespace of its Body child (wstrust-protocol.md §2)."""
-    namespace = etree.QName(body_child).namespace or ""
-    if namespace not in TRUST_NAMESPACES or etree.QName(body_child).localname != "RequestSecurityToken":
+def trust_version(body_child: etree._Element) -> TrustVersion:
+    """The WS-Trust version of a request, from the namespace of its Body child."""
+    version = TrustVersion.of_namespace(etree.QName(body_child).namespace)
+    if version is None or etree.QName(body_child).localname != "RequestSecurityToken":
         raise InvalidRequest("Body child is not a RequestSecurityToken", reason="not_rst")
-    return namespace
+    return version
 
 
-def read_operation(rst: etree._Element, trust_ns: str) -> Operation:
-    """The operation named by the RST's one RequestType."""
-    request_types = [c for c in element_children(rst) if c.tag == ns.qn(trust_ns, "RequestType")]
+def read_operation(rst: etree._Element, trust: TrustVersion) -> Operation:
+    """The operation named by the RST's one RequestType (WS-Trust 1.3 §3.1)."""
+    request_types = [c for c in element_children(rst) if c.tag == trust.qn("RequestType")]
     if len(request_types) != 1:
         raise InvalidRequest("exactly one RequestType required", reason="request_type_count")
-    operation = operation_for_request_type(trust_ns, text_of(request_types[0]).strip())
+    operation = trust.operation_of_request_type(text_of(request_types[0]).strip())
     if operation is None:
         raise BadRequest("unsupported RequestType", reason="request_type_unsupported")
     return operation
@@ -83,24 +86,22 @@ def read_operation(rst: etree._Element, trust_ns: str) -> Operation:
 class SecurityTokenService:
     """Dispatches WS-Trust calls to the registered operation handlers after authenticating the caller."""
 
-    def __init__(self, handlers: Mapping[Operation, OperationHandler], authenticate: Authenticator | None) -> None:
+    def __init__(self, handlers: Mapping[Operation, OperationHandler], authenticate: Authenticator) -> None:
         self._handlers = dict(handlers)
         self._authenticate = authenticate
 
     def handle(
-        self, soap_version: SoapVersion, headers: tuple[etree._Element, ...], body_child: etree._Element,
-        info: RequestInfo,
+        self, soap: SoapVersion, headers: tuple[etree._Element, ...], body_child: etree._Element, info: RequestInfo
     ) -> TrustReply:
         """Run one request to its reply; raises :class:`~sts.errors.STSError` subclasses for faults."""
-        trust_ns = trust_namespace(body_child)
-        operation = read_operation(body_child, trust_ns)
+        trust = trust_version(body_child)
+        operation = read_operation(body_child, trust)
         for action in (info.http_action, info.wsa_action):
-            if action and operation_for_action(trust_ns, action) is not operation:
+            if action and trust.operation_of_action(action) is not operation:
                 raise InvalidRequest("action does not match RequestType", reason="action_mismatch")
-        call = TrustCall(soap_version, headers, body_child, trust_ns, operation, info)
-        if self._authenticate is not None:
-            call = TrustCall(soap_version, headers, body_child, trust_ns, operation, info, self._authenticate(call))
+        request = TrustRequest(soap, headers, body_child, trust, operation, info)
+        caller = self._authenticate(request)
         handler = self._handlers.get(operation)
         if handler is None:
             raise BadRequest(f"{operation.value} binding not enabled", reason="binding_not_enabled")
-        return handler(call)
+        return handler(TrustCall(request, caller))

@@ -18,9 +18,9 @@ from lxml import etree
 
 from sts import ns
 from sts.client.errors import ClientError
-from sts.wstrust.actions import TRUST_NAMESPACES
 from sts.wstrust.model import Renewing
 from sts.wstrust.tokentypes import SamlVersion
+from sts.wstrust.version import TrustVersion
 
 DEFAULT_TIMEOUT = 30.0
 SOAP_NAMESPACES = (ns.S11, ns.S12)
@@ -74,7 +74,7 @@ class Connection:
         check_url(self.url)
         if self.soap_ns not in SOAP_NAMESPACES:
             raise ValueError(f"not a SOAP envelope namespace: {self.soap_ns}")
-        if self.trust_ns not in TRUST_NAMESPACES:
+        if TrustVersion.of_namespace(self.trust_ns) is None:
             raise ValueError(f"not a WS-Trust namespace: {self.trust_ns}")
 
 

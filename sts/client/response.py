@@ -18,8 +18,8 @@ from sts.client.errors import ClientError, Fault, FaultReceived, clean
 from sts.client.options import MAX_PROOF_KEY_BITS
 from sts.client.transport import HttpAnswer
 from sts.errors import MalformedMessage
-from sts.wstrust.actions import TRUST_NAMESPACES
 from sts.wstrust.keys import DEFAULT_KEY_BITS, p_sha1
+from sts.wstrust.version import TrustVersion
 from sts.xmlutil import ParserLimits, element_children, parse_untrusted, text_of
 
 # Responses and token files are untrusted input too; tokens are bigger than requests, hence larger caps.
@@ -121,7 +121,7 @@ def find_fault(root: etree._Element) -> Fault | None:
 
 def find_issued_token(root: etree._Element) -> etree._Element | None:
     """The first token in a ``RequestedSecurityToken`` of either trust version, or None."""
-    for trust_ns in TRUST_NAMESPACES:
+    for trust_ns in (version.namespace for version in TrustVersion):
         for holder in root.iter(ns.qn(trust_ns, "RequestedSecurityToken")):
             children = element_children(holder)
             if children:

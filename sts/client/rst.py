@@ -23,7 +23,7 @@ from sts.clock import format_instant
 from sts.crypto.keygen import certificate_der
 from sts.crypto.keywrap import X509V3
 from sts.wss.username import compute_password_digest
-from sts.wstrust.actions import Operation, request_action, request_type_uri
+from sts.wstrust.actions import Operation
 from sts.wstrust.tokentypes import (
     DEFAULT_SPELLING,
     NO_PROOF_KEY,
@@ -32,6 +32,7 @@ from sts.wstrust.tokentypes import (
     KeyKind,
     SamlVersion,
 )
+from sts.wstrust.version import TrustVersion
 
 WSA_ANONYMOUS = f"{ns.WSA}/anonymous"
 TIMESTAMP_TTL = dt.timedelta(minutes=5)
@@ -67,7 +68,7 @@ def build_issue_request(
     """The Issue envelope (WS-Trust 1.3 §4.1); ``now`` and ``nonce`` default to the clock and fresh random bytes."""
     connection = options.connection
     trust_ns = connection.trust_ns
-    action = request_action(trust_ns, Operation.ISSUE)
+    action = _version(trust_ns).request_action(Operation.ISSUE)
     extra = {"wsid": ns.WSID} if options.claims else {}
     try:
         envelope, body = _envelope(connection, action, extra)
@@ -75,7 +76,7 @@ def build_issue_request(
         rst = etree.SubElement(body, ns.qn(trust_ns, "RequestSecurityToken"))
         if options.token_type is not None:
             _sub(rst, trust_ns, "TokenType", DEFAULT_SPELLING[options.token_type])
-        _sub(rst, trust_ns, "RequestType", request_type_uri(trust_ns, Operation.ISSUE))
+        _sub(rst, trust_ns, "RequestType", _version(trust_ns).request_type(Operation.ISSUE))
         applies_to = etree.SubElement(rst, ns.qn(ns.WSP, "AppliesTo"))
         reference = etree.SubElement(applies_to, ns.qn(ns.WSA, "EndpointReference"))
         _sub(reference, ns.WSA, "Address", options.applies_to)
@@ -105,7 +106,7 @@ def build_target_request(
         raise ValueError("Issue names no target token")
     connection = options.connection
     trust_ns = connection.trust_ns
-    action = request_action(trust_ns, operation)
+    action = _version(trust_ns).request_action(operation)
     extra = {"wsse11": ns.WSSE11} if options.token_id is not None else {}
     try:
         envelope, body = _envelope(connection, action, extra)
@@ -113,7 +114,7 @@ def build_target_request(
         rst = etree.SubElement(body, ns.qn(trust_ns, "RequestSecurityToken"))
         if operation is Operation.VALIDATE:
             _sub(rst, trust_ns, "TokenType", f"{trust_ns}/RSTR/Status")  # WS-Trust 1.3 §7: a status answer
-        _sub(rst, trust_ns, "RequestType", request_type_uri(trust_ns, operation))
+        _sub(rst, trust_ns, "RequestType", _version(trust_ns).request_type(operation))
         target = etree.SubElement(rst, ns.qn(trust_ns, f"{operation.value}Target"))
         if options.token is not None:
             token = copy.deepcopy(options.token)
@@ -242,3 +243,11 @@ __all__ = [
     "key_type_uri",
     "token_reference",
 ]
+
+
+def _version(trust_ns: str) -> TrustVersion:
+    """The WS-Trust version of a namespace the options already checked (see :class:`~sts.client.options.Connection`)."""
+    version = TrustVersion.of_namespace(trust_ns)
+    if version is None:
+        raise ValueError(f"not a WS-Trust namespace: {trust_ns}")
+    return version

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -157,51 +158,85 @@ def _spki(public: rsa.RSAPublicKey) -> bytes:
     return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def use_key_info(use_key_child: etree._Element, now: dt.datetime, trusted: TrustedClientKeys) -> etree._Element:
-    """A ``ds:KeyInfo`` for the assertion from a ``wst:UseKey`` child.
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """The requestor's public key from ``wst:UseKey`` (WS-Trust 1.3 §9.2): a certificate, or a bare RSA key.
+
+    Typed so that a PublicKey token's key can be kept with the token and checked again at renewal without
+    reading XML a second time; :meth:`encoded` / :meth:`decoded` are its stored form (DER).
+    """
+
+    material: x509.Certificate | rsa.RSAPublicKey
+
+    def encoded(self) -> tuple[str, bytes]:
+        """``("x509", certificate DER)`` or ``("rsa", SubjectPublicKeyInfo DER)``."""
+        if isinstance(self.material, x509.Certificate):
+            return "x509", self.material.public_bytes(serialization.Encoding.DER)
+        return "rsa", _spki(self.material)
+
+    @classmethod
+    def decoded(cls, form: str, der: bytes) -> ClientKey:
+        """The key :meth:`encoded` wrote; ValueError for anything else."""
+        if form == "x509":
+            return cls(x509.load_der_x509_certificate(der))
+        public = serialization.load_der_public_key(der) if form == "rsa" else None
+        if not isinstance(public, rsa.RSAPublicKey):
+            raise ValueError("not a stored client key")
+        return cls(public)
+
+    def key_info(self) -> etree._Element:
+        """The ``ds:KeyInfo`` an assertion's holder-of-key confirmation names the key with: the certificate as
+        ``X509Data``, a bare key as a canonical ``RSAKeyValue`` (XML Signature §4.5.2.2)."""
+        key_info = etree.Element(ns.qn(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
+        if isinstance(self.material, x509.Certificate):
+            x509_data = etree.SubElement(key_info, ns.qn(ns.DS, "X509Data"))
+            etree.SubElement(x509_data, ns.qn(ns.DS, "X509Certificate")).text = _b64(
+                self.material.public_bytes(serialization.Encoding.DER)
+            )
+            return key_info
+        numbers = self.material.public_numbers()
+        value = etree.SubElement(etree.SubElement(key_info, ns.qn(ns.DS, "KeyValue")), ns.qn(ns.DS, "RSAKeyValue"))
+        etree.SubElement(value, ns.qn(ns.DS, "Modulus")).text = _b64(_unsigned(numbers.n))
+        etree.SubElement(value, ns.qn(ns.DS, "Exponent")).text = _b64(_unsigned(numbers.e))
+        return key_info
+
+
+def read_use_key(use_key_child: etree._Element) -> ClientKey:
+    """The key a ``wst:UseKey`` child names; :class:`UseKeyRejected` for a malformed or unsupported form.
 
     Accepted: an X.509 ``wsse:BinarySecurityToken``, ``ds:KeyInfo/ds:X509Data/ds:X509Certificate``, or
-    ``ds:KeyInfo/ds:KeyValue/ds:RSAKeyValue`` (a bare RSA public key of at least 2048 bits).
+    ``ds:KeyInfo/ds:KeyValue/ds:RSAKeyValue`` (a bare RSA public key).
     """
     key_value = use_key_child.find(f"{ns.qn(ns.DS, 'KeyValue')}/{ns.qn(ns.DS, 'RSAKeyValue')}")
     if use_key_child.tag == ns.qn(ns.DS, "KeyInfo") and key_value is not None:
-        info, public = _key_value_info(key_value)
-        if not trusted.contains(public, now):
-            raise UseKeyRejected("UseKey is not a registered client key")
-        return info
-    cert = _certificate(use_key_child)
-    problems, _warnings = check_certificate(cert, "UseKey", now)
-    if problems:
-        raise UseKeyRejected("; ".join(problems))
-    cert_key = cert.public_key()
-    if not isinstance(cert_key, rsa.RSAPublicKey) or cert_key.key_size < MIN_RSA_BITS:
+        return ClientKey(_rsa_key_value(key_value))
+    return ClientKey(_certificate(use_key_child))
+
+
+def accept_client_key(key: ClientKey, now: dt.datetime, trusted: TrustedClientKeys) -> None:
+    """Raise :class:`UseKeyRejected` unless ``key`` may be bound to a token now: an RSA key of at least 2048
+    bits, its certificate (if any) valid at ``now``, and registered as a client key."""
+    if isinstance(key.material, x509.Certificate):
+        problems, _warnings = check_certificate(key.material, "UseKey", now)
+        if problems:
+            raise UseKeyRejected("; ".join(problems))
+        public = key.material.public_key()
+    else:
+        public = key.material
+    if not isinstance(public, rsa.RSAPublicKey) or public.key_size < MIN_RSA_BITS:
         raise UseKeyRejected("UseKey must be an RSA key of at least 2048 bits")
-    if not trusted.contains(cert_key, now):
+    if not trusted.contains(public, now):
         raise UseKeyRejected("UseKey is not a registered client key")
-    key_info = etree.Element(ns.qn(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
-    x509_data = etree.SubElement(key_info, ns.qn(ns.DS, "X509Data"))
-    etree.SubElement(x509_data, ns.qn(ns.DS, "X509Certificate")).text = _b64(
-        cert.public_bytes(serialization.Encoding.DER)
-    )
-    return key_info
 
 
-def _key_value_info(rsa_key_value: etree._Element) -> tuple[etree._Element, rsa.RSAPublicKey]:
-    """Check an RSAKeyValue (XML Signature §4.5.2.2) and rebuild it canonically for the assertion."""
+def _rsa_key_value(rsa_key_value: etree._Element) -> rsa.RSAPublicKey:
+    """The key of an RSAKeyValue (XML Signature §4.5.2.2)."""
     try:
         modulus = _integer(_child(rsa_key_value, "Modulus"))
         exponent = _integer(_child(rsa_key_value, "Exponent"))
-        public = rsa.RSAPublicNumbers(exponent, modulus).public_key()
+        return rsa.RSAPublicNumbers(exponent, modulus).public_key()
     except (ValueError, TypeError):
         raise UseKeyRejected("malformed RSAKeyValue") from None
-    if public.key_size < MIN_RSA_BITS:
-        raise UseKeyRejected("UseKey must be an RSA key of at least 2048 bits")
-    numbers = public.public_numbers()
-    key_info = etree.Element(ns.qn(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
-    value = etree.SubElement(etree.SubElement(key_info, ns.qn(ns.DS, "KeyValue")), ns.qn(ns.DS, "RSAKeyValue"))
-    etree.SubElement(value, ns.qn(ns.DS, "Modulus")).text = _b64(_unsigned(numbers.n))
-    etree.SubElement(value, ns.qn(ns.DS, "Exponent")).text = _b64(_unsigned(numbers.e))
-    return key_info, public
 
 
 def _child(parent: etree._Element, local: str) -> etree._Element:

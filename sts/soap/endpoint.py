@@ -20,7 +20,6 @@ from sts.service import RequestInfo, SecurityTokenService
 from sts.soap.addressing import Addressing, read_addressing, reply_headers
 from sts.soap.envelope import Envelope, SoapVersion, check_must_understand, read_envelope
 from sts.soap.faults import render_fault
-from sts.wstrust.actions import response_action
 from sts.xmlutil import ParserLimits, element_children, parse_untrusted, serialize
 
 _LOG = logging.getLogger("sts.soap")
@@ -79,7 +78,7 @@ class SoapEndpoint:
             if addressing is not None:
                 info = replace(info, wsa_action=addressing.action)
             reply = self._service.handle(envelope.version, envelope.headers, envelope.body_child, info)
-            headers = reply_headers(addressing, response_action(reply.trust_ns, reply.operation))
+            headers = reply_headers(addressing, reply.trust.response_action(reply.operation))
             return self._reply(envelope.version, reply.body, headers)
         except STSError as error:
             self._audit_failure(error, info, started)

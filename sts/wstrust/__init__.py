@@ -1,1 +1,2 @@
-"""WS-Trust 1.3 / 1.4 / February 2005: request parsing, response writing, actions and proof keys."""
+"""WS-Trust 1.3 / 1.4 / February 2005 vocabulary: the version enum and its URIs (:mod:`~sts.wstrust.version`), the
+bindings, token and key types, request parsing, response writing and proof keys."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from sts.wstrust.actions import Operation
+from sts.wstrust.version import TrustVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ class Renewing:
 class RequestSecurityToken:
     """A parsed RST; raw URIs are kept as sent so they can be echoed (token-type spelling, key type)."""
 
-    trust_ns: str
+    trust: TrustVersion
     operation: Operation
     context: str | None = None
     token_type: str | None = None

@@ -32,6 +32,7 @@ from sts.wstrust.model import (
     RequestedClaims,
     RequestSecurityToken,
 )
+from sts.wstrust.version import TrustVersion
 from sts.xmlutil import element_children, text_of
 
 MAX_CONTEXT = 256
@@ -59,32 +60,32 @@ def collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def parse_rst(rst: etree._Element, trust_ns: str, operation: Operation) -> RequestSecurityToken:
+def parse_rst(rst: etree._Element, trust: TrustVersion, operation: Operation) -> RequestSecurityToken:
     """Parse the RST into a :class:`RequestSecurityToken`; the RequestType was already read by the service."""
     context = rst.get("Context")
     if context is not None and (len(context) > MAX_CONTEXT or not context.strip()):
         raise InvalidRequest("Context too long or empty", reason="bad_context")
     fields: dict[str, object] = {}
     secondary: dict[str, object] = {}
-    for name, child in _named_children(rst, trust_ns):
+    for name, child in _named_children(rst, trust):
         if name == "RequestType":
             continue
         if name == "SecondaryParameters":
-            secondary = _secondary_parameters(child, trust_ns)
+            secondary = _secondary_parameters(child, trust)
             continue
-        fields.update(_read(name, child, trust_ns))
+        fields.update(_read(name, child, trust))
     for field_name, value in secondary.items():  # WS-Trust 1.3 §4.1: the top level wins
         fields.setdefault(field_name, value)
-    return RequestSecurityToken(trust_ns=trust_ns, operation=operation, context=context, **fields)  # type: ignore[arg-type]
+    return RequestSecurityToken(trust=trust, operation=operation, context=context, **fields)  # type: ignore[arg-type]
 
 
-def _named_children(parent: etree._Element, trust_ns: str) -> list[tuple[str, etree._Element]]:
+def _named_children(parent: etree._Element, trust: TrustVersion) -> list[tuple[str, etree._Element]]:
     """The element children by known name; unknown ones are ``wst:BadRequest``, repeated singletons
     ``wst:InvalidRequest``."""
     named: list[tuple[str, etree._Element]] = []
     seen: set[str] = set()
     for child in element_children(parent):
-        name = _known_name(child, trust_ns)
+        name = _known_name(child, trust)
         if name in _SINGLE:
             if name in seen:
                 raise InvalidRequest(f"duplicate {name}", reason="duplicate_element")
@@ -93,33 +94,34 @@ def _named_children(parent: etree._Element, trust_ns: str) -> list[tuple[str, et
     return named
 
 
-def _read(name: str, child: etree._Element, trust_ns: str) -> dict[str, object]:
+def _read(name: str, child: etree._Element, trust: TrustVersion) -> dict[str, object]:
     """The field values of one known child (nothing for the accepted-and-ignored ones)."""
     if name in _IGNORED:
         return {}
     reader = _READERS.get(name)
     if reader is None:
         raise BadRequest(f"unsupported element {name}", reason="unsupported_element")
-    return reader(child, trust_ns)
+    return reader(child, trust)
 
 
-def _secondary_parameters(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _secondary_parameters(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     """The template values of ``wst:SecondaryParameters`` (WS-Trust 1.3 §4.1), read like top-level ones."""
     values: dict[str, object] = {}
-    for name, child in _named_children(element, trust_ns):
+    for name, child in _named_children(element, trust):
         if name in _REQUESTOR_ONLY:
             raise InvalidRequest(f"{name} is not accepted in SecondaryParameters", reason="bad_secondary_parameters")
-        values.update(_read(name, child, trust_ns))
+        values.update(_read(name, child, trust))
     return values
 
 
-def _known_name(child: etree._Element, trust_ns: str) -> str:
+def _known_name(child: etree._Element, trust: TrustVersion) -> str:
     qname = etree.QName(child)
-    if qname.namespace == trust_ns:
+    if qname.namespace == trust.namespace:
         return qname.localname
     if qname.namespace in (ns.WSP, ns.WSP15) and qname.localname == "AppliesTo":
         return "AppliesTo"
-    if qname.namespace == ns.WST14 and trust_ns == ns.WST and qname.localname in ("ActAs", "InteractiveChallenge"):
+    is_14_extension = qname.namespace == ns.WST14 and trust is TrustVersion.TRUST13
+    if is_14_extension and qname.localname in ("ActAs", "InteractiveChallenge"):
         raise BadRequest(f"WS-Trust 1.4 {qname.localname} is not supported", reason="unsupported_element")
     raise BadRequest("unknown element in RST", reason="unknown_element")
 
@@ -133,26 +135,26 @@ def _uri(element: etree._Element, label: str) -> str:
     return value
 
 
-def _token_type(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _token_type(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     return {"token_type": _uri(element, "TokenType")}
 
 
-def _key_type(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _key_type(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     return {"key_type": _uri(element, "KeyType")}
 
 
-def _key_size(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _key_size(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     text = collapse(text_of(element))
     if not text.isdigit() or len(text) > 6:
         raise InvalidRequest("KeySize must be a non-negative integer", reason="bad_key_size")
     return {"key_size": int(text)}
 
 
-def _computed_key(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _computed_key(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     return {"computed_key_algorithm": _uri(element, "ComputedKeyAlgorithm")}
 
 
-def _applies_to(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _applies_to(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     """Exactly one EndpointReference with exactly one Address, text only (catalogue I04)."""
     policy_ns = etree.QName(element).namespace or ""
     children = element_children(element)
@@ -168,7 +170,7 @@ def _applies_to(element: etree._Element, trust_ns: str) -> dict[str, object]:
     return {"applies_to": AppliesTo(_uri(addresses[0], "Address"), policy_ns, addressing_ns)}
 
 
-def _lifetime(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _lifetime(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     values: dict[str, object] = {}
     for child in element_children(element):
         qname = etree.QName(child)
@@ -181,9 +183,9 @@ def _lifetime(element: etree._Element, trust_ns: str) -> dict[str, object]:
     return {"lifetime": Lifetime(values.get("Created"), values.get("Expires"))}  # type: ignore[arg-type]
 
 
-def _claims(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _claims(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     """Dialect unqualified (spec) or namespace-qualified (Rahas, R40); ClaimType Uri + Optional."""
-    dialect = element.get("Dialect") or element.get(ns.qn(trust_ns, "Dialect")) or ""
+    dialect = element.get("Dialect") or element.get(trust.qn("Dialect")) or ""
     claims: list[ClaimRequest] = []
     for child in element_children(element):
         if child.tag != ns.qn(ns.WSID, "ClaimType"):
@@ -196,7 +198,7 @@ def _claims(element: etree._Element, trust_ns: str) -> dict[str, object]:
     return {"claims": RequestedClaims(collapse(dialect), tuple(claims))}
 
 
-def _renewing(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _renewing(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     def flag(name: str, default: bool) -> bool:
         value = element.get(name)
         if value is None:
@@ -208,12 +210,12 @@ def _renewing(element: etree._Element, trust_ns: str) -> dict[str, object]:
     return {"renewing": Renewing(flag("Allow", True), flag("OK", False))}
 
 
-def _entropy(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _entropy(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     children = element_children(element)
-    if len(children) != 1 or children[0].tag != ns.qn(trust_ns, "BinarySecret"):
+    if len(children) != 1 or children[0].tag != trust.qn("BinarySecret"):
         raise InvalidRequest("Entropy must hold one BinarySecret", reason="bad_entropy")
     secret = children[0]
-    if (secret.get("Type") or f"{trust_ns}/Nonce") not in (f"{trust_ns}/Nonce", f"{trust_ns}/SymmetricKey"):
+    if (secret.get("Type") or trust.nonce) not in (trust.nonce, trust.symmetric_key):
         raise InvalidRequest("unsupported BinarySecret type", reason="bad_entropy")
     try:
         value = base64.b64decode("".join(text_of(secret).split()), validate=True)
@@ -231,15 +233,15 @@ def _one_child(element: etree._Element, label: str) -> etree._Element:
     return children[0]
 
 
-def _use_key(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _use_key(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     return {"use_key": _one_child(element, "UseKey")}
 
 
-def _target(element: etree._Element, trust_ns: str) -> dict[str, object]:
+def _target(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     return {"target": _one_child(element, etree.QName(element).localname)}
 
 
-_READERS: dict[str, Callable[[etree._Element, str], dict[str, object]]] = {
+_READERS: dict[str, Callable[[etree._Element, TrustVersion], dict[str, object]]] = {
     "TokenType": _token_type,
     "KeyType": _key_type,
     "KeySize": _key_size,

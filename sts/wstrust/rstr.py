@@ -16,6 +16,7 @@ from lxml import etree
 from sts import ns
 from sts.clock import format_instant
 from sts.wstrust.model import AppliesTo
+from sts.wstrust.version import TrustVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class ProofToken:
 class IssuedTokenResponse:
     """Everything an Issue (or Renew) answer carries."""
 
-    trust_ns: str
+    trust: TrustVersion
     token_type: str
     token: etree._Element
     reference: TokenReference
@@ -52,8 +53,8 @@ class IssuedTokenResponse:
     proof: ProofToken | None = None
 
 
-def _el(parent: etree._Element, trust_ns: str, local: str, text: str | None = None) -> etree._Element:
-    element = etree.SubElement(parent, ns.qn(trust_ns, local))
+def _el(parent: etree._Element, trust: TrustVersion, local: str, text: str | None = None) -> etree._Element:
+    element = etree.SubElement(parent, trust.qn(local))
     if text is not None:
         element.text = text
     return element
@@ -78,37 +79,43 @@ def _applies_to(parent: etree._Element, applies_to: AppliesTo) -> None:
     etree.SubElement(epr, ns.qn(applies_to.addressing_ns, "Address")).text = applies_to.address
 
 
-def issued_rstr(response: IssuedTokenResponse) -> etree._Element:
-    """One RSTR in the recommended child order (wstrust-protocol.md §5)."""
-    trust_ns = response.trust_ns
-    rstr = etree.Element(ns.qn(trust_ns, "RequestSecurityTokenResponse"), nsmap={"wst": trust_ns})
-    if response.context is not None:
-        rstr.set("Context", response.context)
-    _el(rstr, trust_ns, "TokenType", response.token_type)
-    _el(rstr, trust_ns, "RequestedSecurityToken").append(response.token)
-    _reference(_el(rstr, trust_ns, "RequestedAttachedReference"), response.reference)
-    _reference(_el(rstr, trust_ns, "RequestedUnattachedReference"), response.reference)
-    if response.applies_to is not None:
-        _applies_to(rstr, response.applies_to)
-    lifetime = _el(rstr, trust_ns, "Lifetime")
-    etree.SubElement(lifetime, ns.qn(ns.WSU, "Created"), nsmap={"wsu": ns.WSU}).text = format_instant(response.created)
-    etree.SubElement(lifetime, ns.qn(ns.WSU, "Expires"), nsmap={"wsu": ns.WSU}).text = format_instant(response.expires)
-    if response.proof is not None:
-        _proof(rstr, trust_ns, response.proof)
-    _el(rstr, trust_ns, "KeyType", response.key_type)
+def _rstr(trust: TrustVersion, context: str | None) -> etree._Element:
+    """An empty RSTR in the version's namespace, echoing the request's Context (WS-Trust 1.3 §4.4)."""
+    rstr = etree.Element(trust.qn("RequestSecurityTokenResponse"), nsmap={"wst": trust.namespace})
+    if context is not None:
+        rstr.set("Context", context)
     return rstr
 
 
-def _proof(rstr: etree._Element, trust_ns: str, proof: ProofToken) -> None:
+def issued_rstr(response: IssuedTokenResponse) -> etree._Element:
+    """One RSTR in the recommended child order (wstrust-protocol.md §5)."""
+    trust = response.trust
+    rstr = _rstr(trust, response.context)
+    _el(rstr, trust, "TokenType", response.token_type)
+    _el(rstr, trust, "RequestedSecurityToken").append(response.token)
+    _reference(_el(rstr, trust, "RequestedAttachedReference"), response.reference)
+    _reference(_el(rstr, trust, "RequestedUnattachedReference"), response.reference)
+    if response.applies_to is not None:
+        _applies_to(rstr, response.applies_to)
+    lifetime = _el(rstr, trust, "Lifetime")
+    etree.SubElement(lifetime, ns.qn(ns.WSU, "Created"), nsmap={"wsu": ns.WSU}).text = format_instant(response.created)
+    etree.SubElement(lifetime, ns.qn(ns.WSU, "Expires"), nsmap={"wsu": ns.WSU}).text = format_instant(response.expires)
+    if response.proof is not None:
+        _proof(rstr, trust, response.proof)
+    _el(rstr, trust, "KeyType", response.key_type)
+    return rstr
+
+
+def _proof(rstr: etree._Element, trust: TrustVersion, proof: ProofToken) -> None:
     """RequestedProofToken (BinarySecret, or ComputedKey + issuer Entropy) and KeySize (WS-Trust 1.3 §4.4.3)."""
-    token = _el(rstr, trust_ns, "RequestedProofToken")
+    token = _el(rstr, trust, "RequestedProofToken")
     if proof.issuer_entropy is not None:
-        _el(token, trust_ns, "ComputedKey", f"{trust_ns}/CK/PSHA1")
-        secret = _el(_el(rstr, trust_ns, "Entropy"), trust_ns, "BinarySecret", _b64(proof.issuer_entropy))
-        secret.set("Type", f"{trust_ns}/Nonce")
+        _el(token, trust, "ComputedKey", trust.psha1)
+        secret = _el(_el(rstr, trust, "Entropy"), trust, "BinarySecret", _b64(proof.issuer_entropy))
+        secret.set("Type", trust.nonce)
     elif proof.secret is not None:
-        _el(token, trust_ns, "BinarySecret", _b64(proof.secret)).set("Type", f"{trust_ns}/SymmetricKey")
-    _el(rstr, trust_ns, "KeySize", str(proof.key_bits))
+        _el(token, trust, "BinarySecret", _b64(proof.secret)).set("Type", trust.symmetric_key)
+    _el(rstr, trust, "KeySize", str(proof.key_bits))
 
 
 def _b64(data: bytes) -> str:
@@ -119,34 +126,29 @@ VALID_REASON = "The Trust service successfully validated the input"
 INVALID_REASON = "The Trust service did not successfully validate the input"
 
 
-def status_answer(trust_ns: str, valid: bool, context: str | None) -> etree._Element:
-    """Validate: an RSTR with TokenType ``{ns}/RSTR/Status`` and ``Status/Code`` + a fixed ``Reason`` (§10)."""
-    rstr = etree.Element(ns.qn(trust_ns, "RequestSecurityTokenResponse"), nsmap={"wst": trust_ns})
-    if context is not None:
-        rstr.set("Context", context)
-    _el(rstr, trust_ns, "TokenType", f"{trust_ns}/RSTR/Status")
-    status = _el(rstr, trust_ns, "Status")
-    _el(status, trust_ns, "Code", f"{trust_ns}/status/{'valid' if valid else 'invalid'}")
-    _el(status, trust_ns, "Reason", VALID_REASON if valid else INVALID_REASON)
+def status_answer(trust: TrustVersion, valid: bool, context: str | None) -> etree._Element:
+    """Validate: an RSTR with TokenType ``{ns}/RSTR/Status``, ``Status/Code`` and a fixed ``Reason`` (§7)."""
+    rstr = _rstr(trust, context)
+    _el(rstr, trust, "TokenType", trust.status_token_type)
+    status = _el(rstr, trust, "Status")
+    _el(status, trust, "Code", trust.status_code(valid))
+    _el(status, trust, "Reason", VALID_REASON if valid else INVALID_REASON)
     return rstr
 
 
-def cancelled_answer(trust_ns: str, context: str | None) -> etree._Element:
-    """Cancel: an RSTR with ``RequestedTokenCancelled`` (§11)."""
-    rstr = etree.Element(ns.qn(trust_ns, "RequestSecurityTokenResponse"), nsmap={"wst": trust_ns})
-    if context is not None:
-        rstr.set("Context", context)
-    _el(rstr, trust_ns, "RequestedTokenCancelled")
+def cancelled_answer(trust: TrustVersion, context: str | None) -> etree._Element:
+    """Cancel: an RSTR with ``RequestedTokenCancelled`` (WS-Trust 1.3 §6)."""
+    rstr = _rstr(trust, context)
+    _el(rstr, trust, "RequestedTokenCancelled")
     return rstr
 
 
 def issue_answer(response: IssuedTokenResponse) -> etree._Element:
-    """WS-Trust 1.3: an RSTRC holding exactly one RSTR (R4); Feb 2005: the bare RSTR."""
+    """WS-Trust 1.3: an RSTRC holding exactly one RSTR (§4.3); Feb 2005: the bare RSTR."""
     rstr = issued_rstr(response)
-    if response.trust_ns == ns.WST05:
+    if not response.trust.issue_answer_is_collection:
         return rstr
-    collection = etree.Element(
-        ns.qn(response.trust_ns, "RequestSecurityTokenResponseCollection"), nsmap={"wst": response.trust_ns}
-    )
+    trust = response.trust
+    collection = etree.Element(trust.qn("RequestSecurityTokenResponseCollection"), nsmap={"wst": trust.namespace})
     collection.append(rstr)
     return collection

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from sts import ns
 from sts.errors import BadRequest, InvalidRequest
+
+if TYPE_CHECKING:  # the version enum builds on KeyKind, defined here
+    from sts.wstrust.version import TrustVersion
 
 
 class SamlVersion(Enum):
@@ -69,13 +73,11 @@ class KeyKind(Enum):
     PUBLIC = "PublicKey"
 
 
-def resolve_key_type(requested: str | None, trust_ns: str) -> tuple[KeyKind, str]:
+def resolve_key_type(requested: str | None, trust: TrustVersion) -> tuple[KeyKind, str]:
     """The key kind and the URI to echo; Feb 2005 bearer is also spelled ``wsid:NoProofKey`` (R15)."""
     if requested is None:
-        return KeyKind.BEARER, f"{trust_ns}/Bearer"
-    if trust_ns == ns.WST05 and requested == NO_PROOF_KEY:
-        return KeyKind.BEARER, requested
-    for kind in KeyKind:
-        if requested == f"{trust_ns}/{kind.value}":
-            return kind, requested
-    raise InvalidRequest("unsupported KeyType", reason="unsupported_key_type")  # catalogue I11
+        return KeyKind.BEARER, trust.bearer
+    kind = trust.key_kind_of(requested)
+    if kind is None:
+        raise InvalidRequest("unsupported KeyType", reason="unsupported_key_type")  # catalogue I11
+    return kind, requested

@@ -22,6 +22,7 @@ from sts.wstrust.actions import Operation
 from sts.wstrust.model import Renewing
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.tokentypes import SamlVersion
+from sts.wstrust.version import TrustVersion
 from tests.fake_sts import SOAP, TRUST, parse, saml2_assertion
 
 URL = "https://sts.example.com/services/wso2carbon-sts"
@@ -111,7 +112,7 @@ def test_envelope_shape(soap: str, trust: str) -> None:
     assert rst[1].text == f"{wst}/Issue"
     assert _find(rst, "wsp:AppliesTo/wsa:EndpointReference/wsa:Address").text == RP
     assert rst[3].text == (f"{ns.WST}/Bearer" if trust == "1.3" else NO_PROOF_KEY)
-    assert parse_rst(rst, wst, Operation.ISSUE).applies_to is not None  # the STS's own RST parser accepts it
+    assert parse_rst(rst, TrustVersion(wst), Operation.ISSUE).applies_to is not None  # the STS parser accepts it
 
 
 @pytest.mark.parametrize(("soap", "trust"), COMBOS)
@@ -163,7 +164,7 @@ def test_claims(trust: str) -> None:
     assert [(c.get("Uri"), c.get("Optional")) for c in types] == [(EMAIL, "true"), (GIVEN, "true")]
     other, _ = _issue(trust=trust, claims=(EMAIL,), claims_dialect="http://schemas.xmlsoap.org/ws/2005/05/identity")
     assert _find(other, f".//{{{wst}}}Claims").get("Dialect") == "http://schemas.xmlsoap.org/ws/2005/05/identity"
-    parsed = parse_rst(_rst(root), wst, Operation.ISSUE)
+    parsed = parse_rst(_rst(root), TrustVersion(wst), Operation.ISSUE)
     assert parsed.claims is not None and [c.uri for c in parsed.claims.claims] == [EMAIL, GIVEN]
 
 
@@ -214,7 +215,7 @@ def test_symmetric_with_entropy(trust: str) -> None:
     assert _find(rst, "wst:ComputedKeyAlgorithm", trust).text == f"{wst}/CK/PSHA1"
     renewing = _find(rst, "wst:Renewing", trust)
     assert (renewing.get("Allow"), renewing.get("OK")) == ("true", "false")
-    parsed = parse_rst(rst, wst, Operation.ISSUE)
+    parsed = parse_rst(rst, TrustVersion(wst), Operation.ISSUE)
     assert parsed.key_size == 256 and parsed.entropy == entropy
     assert parsed.renewing is not None and parsed.renewing.allow and not parsed.renewing.ok
 
@@ -244,7 +245,7 @@ def test_public_key(trust: str) -> None:
     assert token.get("EncodingType") == ns.BASE64_BINARY
     assert base64.b64decode(token.text or "") == cert.public_bytes(serialization.Encoding.DER)
     assert rst.find(f"{{{wst}}}Renewing") is None
-    assert parse_rst(rst, wst, Operation.ISSUE).use_key is not None
+    assert parse_rst(rst, TrustVersion(wst), Operation.ISSUE).use_key is not None
 
 
 # --- Validate, Renew, Cancel ----------------------------------------------------------------------------------------
@@ -306,7 +307,7 @@ def test_inline_target(operation: Operation, kind: str) -> None:
     target = _find(rst, f"wst:{operation.value}Target")
     assert len(target) == 1 and target.text is None and target[0].tail is None
     assert _c14n(target[0]) == _c14n(token)  # the token travels exactly as given
-    parsed = parse_rst(rst, ns.WST, operation)  # the STS's own RST parser accepts it
+    parsed = parse_rst(rst, TrustVersion.TRUST13, operation)  # the STS's own RST parser accepts it
     assert parsed.target is not None and parsed.target.tag == token.tag
 
 

@@ -27,7 +27,15 @@ from lxml import etree
 from sts import ns
 from sts.crypto import keygen
 from sts.crypto.algorithms import DataCipher, KeyTransport
-from sts.crypto.keywrap import X509V3, TrustedClientKeys, UseKeyRejected, unwrap_key, use_key_info, wrap_key
+from sts.crypto.keywrap import (
+    X509V3,
+    TrustedClientKeys,
+    UseKeyRejected,
+    accept_client_key,
+    read_use_key,
+    unwrap_key,
+    wrap_key,
+)
 from tests.token_checks import decrypt_with_python_xmlsec, decrypt_with_xmlsec1
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -257,6 +265,13 @@ def test_unwrap_with_another_key_fails(rp_cert: x509.Certificate, client_key: rs
     encrypted = wrap_key(rp_cert, os.urandom(32), KeyTransport.RSA_OAEP_MGF1P)
     with pytest.raises(ValueError):
         unwrap_key(encrypted, client_key)
+
+
+def use_key_info(use_key_child: etree._Element, now: dt.datetime, trusted: TrustedClientKeys) -> etree._Element:
+    """What Issue does with a UseKey: read it, accept it now, name it in the assertion."""
+    key = read_use_key(use_key_child)
+    accept_client_key(key, now, trusted)
+    return key.key_info()
 
 
 # --- use_key_info: the three accepted UseKey forms ------------------------------------------------------------------

@@ -10,6 +10,7 @@ from sts.soap.addressing import Addressing, read_addressing, reply_headers
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.envelope import SoapVersion
 from sts.wstrust.actions import Operation
+from sts.wstrust.version import TrustVersion
 from sts.xmlutil import ParserLimits
 
 
@@ -45,11 +46,10 @@ class _Service:
     def __init__(self) -> None:
         self.info: RequestInfo | None = None
 
-    def handle(self, soap_version: SoapVersion, hdrs: object, body: etree._Element, info: RequestInfo) -> TrustReply:
+    def handle(self, soap: SoapVersion, hdrs: object, body: etree._Element, info: RequestInfo) -> TrustReply:
         self.info = info
-        return TrustReply(
-            etree.Element(ns.qn(ns.WST, "RequestSecurityTokenResponseCollection")), Operation.ISSUE, ns.WST
-        )
+        answer = etree.Element(ns.qn(ns.WST, "RequestSecurityTokenResponseCollection"))
+        return TrustReply(answer, Operation.ISSUE, TrustVersion.TRUST13)
 
 
 def test_endpoint_answers_with_action_and_relates_to() -> None:

@@ -16,6 +16,7 @@ from sts.soap.endpoint import SoapEndpoint, SoapRequest, SoapResponse
 from sts.soap.envelope import SoapVersion
 from sts.soap.faults import STS_FAULT_NS
 from sts.wstrust.actions import Operation
+from sts.wstrust.version import TrustVersion
 from sts.xmlutil import ParserLimits
 
 S11, S12 = SoapVersion.SOAP11, SoapVersion.SOAP12
@@ -41,7 +42,7 @@ def _envelope(version: SoapVersion, body: str, header: str = "") -> bytes:
 class Reply:
     body: etree._Element
     operation: Operation = Operation.ISSUE
-    trust_ns: str = ns.WST
+    trust: TrustVersion = TrustVersion.TRUST13
 
 
 @dataclass
@@ -54,10 +55,9 @@ class StubService:
     )
 
     def handle(
-        self, soap_version: SoapVersion, headers: tuple[etree._Element, ...], body_child: etree._Element,
-        info: RequestInfo,
+        self, soap: SoapVersion, headers: tuple[etree._Element, ...], body_child: etree._Element, info: RequestInfo
     ) -> Reply:
-        self.calls.append((soap_version, headers, body_child, info))
+        self.calls.append((soap, headers, body_child, info))
         if self.raises is not None:
             raise self.raises
         answer = etree.Element(ns.qn(ns.WST, "RequestSecurityTokenResponseCollection"), nsmap={"wst": ns.WST})
@@ -115,8 +115,8 @@ def test_service_receives_envelope_parts_and_request_info() -> None:
     service = StubService()
     header = f'<wsa:Action xmlns:wsa="{ns.WSA}">x</wsa:Action>'
     _handle(service, S12, _envelope(S12, _rst(), header), action="urn:act")
-    [(soap_version, headers, body_child, info)] = service.calls
-    assert soap_version is SoapVersion.SOAP12  # the enum, end to end
+    [(soap, headers, body_child, info)] = service.calls
+    assert soap is S12
     assert [h.tag for h in headers] == [ns.qn(ns.WSA, "Action")]
     assert body_child.tag == ns.qn(ns.WST, "RequestSecurityToken")
     assert info.client_address == "192.0.2.1"

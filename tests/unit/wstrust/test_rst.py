@@ -9,6 +9,7 @@ from sts import errors, ns
 from sts.wstrust.actions import Operation
 from sts.wstrust.model import AppliesTo, ClaimRequest, Renewing
 from sts.wstrust.rst import parse_rst
+from sts.wstrust.version import TrustVersion
 
 WST = ns.WST
 
@@ -28,7 +29,9 @@ APPLIES = (
 
 
 def parse(element: etree._Element, trust_ns: str = WST):  # type: ignore[no-untyped-def]
-    return parse_rst(element, trust_ns, Operation.ISSUE)
+    trust = TrustVersion.of_namespace(trust_ns)
+    assert trust is not None
+    return parse_rst(element, trust, Operation.ISSUE)
 
 
 def test_full_request_is_typed() -> None:
@@ -135,7 +138,7 @@ def test_algorithm_wishes_are_ignored() -> None:
 
 def test_feb_2005_namespace() -> None:
     parsed = parse(rst("<wst:TokenType>urn:x</wst:TokenType>", ns.WST05), ns.WST05)
-    assert parsed.trust_ns == ns.WST05 and parsed.token_type == "urn:x"
+    assert parsed.trust is TrustVersion.FEB2005 and parsed.token_type == "urn:x"
 
 
 def test_elements_of_the_other_trust_version_are_unknown() -> None:

@@ -16,6 +16,7 @@ from sts import errors, ns
 from sts.wstrust.actions import Operation
 from sts.wstrust.model import Lifetime, Renewing
 from sts.wstrust.rst import parse_rst
+from sts.wstrust.version import TrustVersion
 
 WST = ns.WST
 
@@ -29,7 +30,7 @@ def _rst(children: str, trust_ns: str = WST) -> etree._Element:
 
 
 def _parse(children: str, operation: Operation = Operation.ISSUE, trust_ns: str = WST):  # type: ignore[no-untyped-def]
-    return parse_rst(_rst(children, trust_ns), trust_ns, operation)
+    return parse_rst(_rst(children, trust_ns), TrustVersion(trust_ns), operation)
 
 
 def _refused(children: str, error: type[errors.STSError], reason: str, operation: Operation = Operation.ISSUE) -> None:

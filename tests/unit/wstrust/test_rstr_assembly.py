@@ -16,7 +16,7 @@ import pytest
 from lxml import etree
 
 from sts import ns
-from sts.wstrust.actions import Operation, response_action
+from sts.wstrust.actions import Operation
 from sts.wstrust.keys import p_sha1, symmetric_proof
 from sts.wstrust.model import AppliesTo
 from sts.wstrust.rstr import (
@@ -30,6 +30,7 @@ from sts.wstrust.rstr import (
     issued_rstr,
     status_answer,
 )
+from sts.wstrust.version import TrustVersion
 
 WST, WST05 = ns.WST, ns.WST05
 SAML20_TYPE = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV2.0"
@@ -59,7 +60,7 @@ def _token(assertion_id: str = "_tok1") -> etree._Element:
 
 def _response(trust_ns: str = WST, **changes: object) -> IssuedTokenResponse:
     values: dict[str, object] = {
-        "trust_ns": trust_ns,
+        "trust": TrustVersion(trust_ns),
         "token_type": SAML20_TYPE,
         "token": _token(),
         "reference": TokenReference(SAML20_TYPE, SAMLID, "_tok1"),
@@ -226,7 +227,7 @@ def test_ws_trust_13_issue_answer_is_a_collection_of_one() -> None:
     assert answer.tag == f"{{{WST}}}RequestSecurityTokenResponseCollection"
     assert [child.tag for child in answer] == [f"{{{WST}}}RequestSecurityTokenResponse"]
     assert answer[0].get("Context") == "c1"
-    assert response_action(WST, Operation.ISSUE) == f"{WST}/RSTRC/IssueFinal"
+    assert TrustVersion(WST).response_action(Operation.ISSUE) == f"{WST}/RSTRC/IssueFinal"
 
 
 def test_feb_2005_issue_answer_is_the_bare_rstr() -> None:
@@ -235,7 +236,7 @@ def test_feb_2005_issue_answer_is_the_bare_rstr() -> None:
     assert answer.get("Context") == "c1"
     assert _child(answer, WST05, "KeyType").text == f"{WST05}/Bearer"
     assert not [e for e in answer.iter() if etree.QName(e).namespace == WST]
-    assert response_action(WST05, Operation.ISSUE) == f"{WST05}/RSTR/Issue"
+    assert TrustVersion(WST05).response_action(Operation.ISSUE) == f"{WST05}/RSTR/Issue"
 
 
 @pytest.mark.parametrize(
@@ -250,7 +251,7 @@ def test_feb_2005_issue_answer_is_the_bare_rstr() -> None:
     ],
 )
 def test_response_actions(trust_ns: str, operation: Operation, action: str) -> None:
-    assert response_action(trust_ns, operation) == action
+    assert TrustVersion(trust_ns).response_action(operation) == action
 
 
 @pytest.mark.parametrize("trust_ns", [WST, WST05], ids=["1.3", "feb2005"])
@@ -258,7 +259,7 @@ def test_response_actions(trust_ns: str, operation: Operation, action: str) -> N
     ("valid", "code", "reason"), [(True, "valid", VALID_REASON), (False, "invalid", INVALID_REASON)]
 )
 def test_status_answer(trust_ns: str, valid: bool, code: str, reason: str) -> None:
-    rstr = status_answer(trust_ns, valid, "ctx-v")
+    rstr = status_answer(TrustVersion(trust_ns), valid, "ctx-v")
     assert rstr.tag == f"{{{trust_ns}}}RequestSecurityTokenResponse"
     assert rstr.get("Context") == "ctx-v"
     assert _names(rstr) == ["TokenType", "Status"]
@@ -274,12 +275,12 @@ def test_status_reasons_are_the_fixed_cxf_texts() -> None:
     """One reason for every kind of invalidity (§10): it tells an attacker nothing about why."""
     assert VALID_REASON == "The Trust service successfully validated the input"
     assert INVALID_REASON == "The Trust service did not successfully validate the input"
-    assert status_answer(WST, False, None).get("Context") is None
+    assert status_answer(TrustVersion(WST), False, None).get("Context") is None
 
 
 @pytest.mark.parametrize("context", ["ctx-c", None])
 def test_cancelled_answer(context: str | None) -> None:
-    rstr = cancelled_answer(WST, context)
+    rstr = cancelled_answer(TrustVersion(WST), context)
     assert rstr.get("Context") == context
     assert [child.tag for child in rstr] == [f"{{{WST}}}RequestedTokenCancelled"]
     assert rstr[0].text is None and len(rstr[0]) == 0

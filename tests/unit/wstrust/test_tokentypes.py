@@ -15,6 +15,9 @@ from sts.wstrust.tokentypes import (
     resolve_key_type,
     resolve_token_type,
 )
+from sts.wstrust.version import TrustVersion
+
+WST, WST05 = TrustVersion.TRUST13, TrustVersion.FEB2005
 
 
 @pytest.mark.parametrize(
@@ -42,12 +45,13 @@ def test_unknown_token_type_is_bad_request() -> None:
 
 
 def test_key_types() -> None:
-    assert resolve_key_type(None, ns.WST) == (KeyKind.BEARER, f"{ns.WST}/Bearer")
-    assert resolve_key_type(f"{ns.WST}/SymmetricKey", ns.WST)[0] is KeyKind.SYMMETRIC
-    assert resolve_key_type(f"{ns.WST05}/Bearer", ns.WST05) == (KeyKind.BEARER, f"{ns.WST05}/Bearer")
+    assert resolve_key_type(None, WST) == (KeyKind.BEARER, f"{ns.WST}/Bearer")
+    assert resolve_key_type(f"{ns.WST}/SymmetricKey", WST)[0] is KeyKind.SYMMETRIC
+    assert resolve_key_type(f"{ns.WST}/PublicKey", WST)[0] is KeyKind.PUBLIC
+    assert resolve_key_type(f"{ns.WST05}/Bearer", WST05) == (KeyKind.BEARER, f"{ns.WST05}/Bearer")
     no_proof = "http://schemas.xmlsoap.org/ws/2005/05/identity/NoProofKey"
-    assert resolve_key_type(no_proof, ns.WST05) == (KeyKind.BEARER, no_proof)
+    assert resolve_key_type(no_proof, WST05) == (KeyKind.BEARER, no_proof)
     with pytest.raises(errors.InvalidRequest):
-        resolve_key_type(no_proof, ns.WST)
+        resolve_key_type(no_proof, WST)
     with pytest.raises(errors.InvalidRequest):
-        resolve_key_type(f"{ns.WST05}/Bearer", ns.WST)
+        resolve_key_type(f"{ns.WST05}/Bearer", WST)

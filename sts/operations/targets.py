@@ -1,8 +1,9 @@
-"""Resolving a ValidateTarget / RenewTarget / CancelTarget to what the STS knows about the token.
+"""Resolving a ValidateTarget / RenewTarget / CancelTarget to what the STS knows about the token, and whose it is.
 
-Three forms are accepted (R42): the assertion as the relying party holds it (decrypted; its signature is
-verified strictly, see :mod:`sts.tokens.validation`), the token exactly as issued (still encrypted: matched by
-its digest in the token store), or a ``wsse:SecurityTokenReference`` naming an assertion ID the STS issued.
+Three forms are accepted: the assertion as the relying party holds it (decrypted; its signature is verified
+strictly, see :mod:`sts.tokens.validation`), the token exactly as issued (still encrypted: matched by its digest
+in the token store), or a ``wsse:SecurityTokenReference`` naming an assertion ID the STS issued (WSS SAML Token
+Profile 1.1 §3.4).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from cryptography import x509
 from lxml import etree
 
 from sts import ns
-from sts.errors import InvalidRequest
-from sts.minting import token_digest
+from sts.errors import InvalidRequest, STSError, TrustFailedAuthentication
+from sts.operations.records import token_digest
+from sts.service import TrustCall
 from sts.stores.base import TokenRecord, TokenStore
 from sts.tokens.validation import AssertionRejected, VerifiedAssertion, saml_version, verify_assertion
 from sts.xmlutil import element_children, text_of
@@ -46,7 +48,7 @@ class TargetResolver:
         self._trusted = trusted
 
     def resolve(self, target: etree._Element | None) -> ResolvedTarget:
-        """Resolve the one child of a *Target element; malformed targets are ``wst:InvalidRequest`` (V14)."""
+        """Resolve the one child of a *Target element; malformed targets are ``wst:InvalidRequest``."""
         if target is None:
             raise InvalidRequest("missing target", reason="missing_target")
         if saml_version(target) is not None:
@@ -83,3 +85,13 @@ def _referenced_id(reference: etree._Element) -> str:
     if not value or len(value) > 256:
         raise InvalidRequest("bad token reference", reason="bad_str")
     return value
+
+
+def owned_record(call: TrustCall, target: ResolvedTarget, unknown: type[STSError]) -> TokenRecord:
+    """The target's record, if the STS issued it to this caller (else ``unknown`` / wst:FailedAuthentication)."""
+    record = target.record
+    if record is None:
+        raise unknown("token not issued by this STS", reason=target.rejected or "unknown_token")
+    if record.subject.casefold() != call.caller.principal.qualified_name.casefold():
+        raise TrustFailedAuthentication("token belongs to another subject", reason="not_token_owner")
+    return record

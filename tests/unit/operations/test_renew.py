@@ -1,197 +1,48 @@
-"""Renew, Validate and Cancel over the real stores with a frozen clock (issue 12, items 2-5).
-
-Every operation runs against a real SQLite database, user store, relying-party registry, signer and token store;
-only the clock is frozen and the caller is handed in already authenticated (the authenticator has its own tests).
-"""
+"""Renew, Validate and Cancel over the real stores with a frozen clock (issue 12, items 2-5)."""
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from sts import ns
-from sts.auth.passwords import HashPolicy, PasswordHasher
-from sts.auth.router import UserStoreRouter
-from sts.auth.sqlite_users import SqliteUserStore
-from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import PRIMARY
-from sts.auth.validators import AuthenticatedCaller, AuthPolicy
-from sts.clock import FrozenClock
-from sts.config.settings import ALL_DOMAINS
+from sts.auth.validators import AuthenticatedCaller
 from sts.crypto.keygen import certificate_der, certificate_pem, generate_rsa_key, self_signed_certificate
-from sts.crypto.keywrap import TrustedClientKeys
-from sts.crypto.signer import AssertionSigner
+from sts.crypto.keywrap import ClientKey
 from sts.errors import FailedAuthentication, STSError, UnableToRenew
-from sts.issuance import IssueOperation
-from sts.lifecycle.operations import CancelOperation, ValidateOperation
-from sts.lifecycle.renew import RenewalPolicy, RenewOperation
-from sts.lifecycle.targets import TargetResolver
-from sts.minting import IssuerIdentity, TokenMinter
-from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.model import RelyingParty
-from sts.relying_parties.registry import RelyingPartyRegistry
-from sts.service import RequestInfo, TrustCall, TrustReply
+from sts.service import RequestInfo, TrustCall, TrustReply, TrustRequest
 from sts.soapenv import SoapVersion
-from sts.stores.sqlite import Database, initialize
-from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
+from sts.stores.base import TokenRecord
 from sts.stores.sqlite_stores import SqliteTokenStore
 from sts.wstrust.actions import Operation
-
-WST = ns.WST
-SAML2 = ns.SAML2
-RP = "https://rp.example.com/app/"
-ROLE = "http://wso2.org/claims/role"
-EMAIL = "http://wso2.org/claims/emailaddress"
-LIFETIME, SKEW, AFTER, MAX_AGE = 300, 60, 1800, 86400
-SAMLID = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLID"
-
-
-@dataclass
-class Keys:
-    signer: AssertionSigner
-
-
-@pytest.fixture(scope="module")
-def keys() -> Keys:
-    key = generate_rsa_key(2048)
-    return Keys(AssertionSigner(key, self_signed_certificate(key, "sts")))
-
-
-class Env:
-    """One STS over a fresh database: issue, renew, validate and cancel as users of it."""
-
-    def __init__(self, base: Path, keys: Keys, *, default_rp: str = "", lifecycle_roles: frozenset[str] | None = None):
-        initialize(base / "sts.db")
-        self.db = Database(base / "sts.db")
-        self.users = SqliteUserStore(self.db, PasswordHasher(HashPolicy(memory_kib=1024, time_cost=1)))
-        for role in ("admin", "staff", "renewer"):
-            self.users.add_role(role)
-        self.rps = RelyingPartyRegistry(SqliteRelyingPartyStore(self.db))
-        # Frozen at the test's own start: certificates made during the test (valid from 5 minutes before the real
-        # time) must be valid at it, however long after collection the test runs.
-        self.clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
-        self.store = SqliteTokenStore(self.db)
-        (base / "truststore").mkdir()
-        self.clients = base / "clients"
-        self.clients.mkdir()
-        directory = RelyingPartyDirectory(self.rps, base / "truststore", default_rp, recheck_seconds=0)
-        identity = IssuerIdentity("https://sts.example/", LIFETIME, 43200, SKEW)
-        minter = TokenMinter(identity, directory, keys.signer, self.clock, self.store, AFTER)
-        policy = AuthPolicy(allowed_roles=frozenset({"admin", "staff"}), allowed_domains=frozenset({ALL_DOMAINS}))
-        resolver = TargetResolver(self.store, ())
-        client_keys = TrustedClientKeys(self.clients)
-        self.issue_op = IssueOperation(directory, minter, self.clock, client_keys)
-        self.renew_op = RenewOperation(
-            resolver,
-            directory,
-            minter,
-            SubjectAuthorizer(UserStoreRouter.single(self.users), policy),
-            self.clock,
-            RenewalPolicy(SKEW, AFTER, MAX_AGE, lifecycle_roles),
-            client_keys,
-        )
-        self.validate_op = ValidateOperation(resolver, self.clock, SKEW)
-        self.cancel_op = CancelOperation(resolver, self.store)
-
-    def add_rp(self, address: str = RP, **kwargs: object) -> None:
-        kwargs.setdefault("claims", (ROLE, EMAIL))
-        self.rps.add(RelyingParty(address=address, encrypt=False, **kwargs))  # type: ignore[arg-type]
-
-    def add_user(self, name: str, *roles: str, email: str = "") -> None:
-        claims = {EMAIL: [email or f"{name}@example.com"]}
-        self.users.add_user(PRIMARY, name, "Pass-word-1", roles=roles, claims=claims)
-
-    def call(self, user: str, operation: Operation, inner: str) -> TrustReply:
-        stored = self.users.find(PRIMARY, user)
-        assert stored is not None
-        rst = etree.fromstring(
-            f'<wst:RequestSecurityToken xmlns:wst="{WST}"><wst:RequestType>{WST}/{operation.value}'
-            f"</wst:RequestType>{inner}</wst:RequestSecurityToken>"
-        )
-        info = RequestInfo("cid", "127.0.0.1", True)
-        caller = AuthenticatedCaller(stored.principal, "password-text")
-        handler = {
-            Operation.ISSUE: self.issue_op,
-            Operation.RENEW: self.renew_op,
-            Operation.VALIDATE: self.validate_op,
-            Operation.CANCEL: self.cancel_op,
-        }[operation]
-        return handler(TrustCall(SoapVersion.SOAP11, (), rst, WST, operation, info, caller))
-
-    def issue_reply(
-        self, user: str, applies_to: str = RP, extra: str = '<wst:Renewing Allow="true"/>', key_type: str = "Bearer"
-    ) -> TrustReply:
-        inner = (
-            f"<wst:TokenType>{SAML2}</wst:TokenType>"
-            f'<wsp:AppliesTo xmlns:wsp="{ns.WSP}"><wsa:EndpointReference xmlns:wsa="{ns.WSA}">'
-            f"<wsa:Address>{applies_to}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>"
-            f"<wst:KeyType>{WST}/{key_type}</wst:KeyType>{extra}"
-        )
-        return self.call(user, Operation.ISSUE, inner)
-
-    def issue(self, user: str, applies_to: str = RP, extra: str = '<wst:Renewing Allow="true"/>') -> str:
-        return assertion_id(self.issue_reply(user, applies_to, extra))
-
-    def renew(self, user: str, token_id: str) -> str:
-        return assertion_id(renew_reply(self, user, token_id))
-
-    def status(self, user: str, token_id: str) -> str:
-        reply = self.call(user, Operation.VALIDATE, f"<wst:ValidateTarget>{reference(token_id)}</wst:ValidateTarget>")
-        code = reply.body.findtext(f".//{{{WST}}}Status/{{{WST}}}Code")
-        assert code is not None
-        return code.rsplit("/", 1)[-1]
-
-    def cancel(self, user: str, token_id: str) -> None:
-        self.call(user, Operation.CANCEL, f"<wst:CancelTarget>{reference(token_id)}</wst:CancelTarget>")
-
-    def refused(self, user: str, token_id: str) -> STSError:
-        with pytest.raises(STSError) as caught:
-            self.renew(user, token_id)
-        return caught.value
-
-
-def reference(token_id: str) -> str:
-    return (
-        f'<wsse:SecurityTokenReference xmlns:wsse="{ns.WSSE}"><wsse:KeyIdentifier ValueType="{SAMLID}">'
-        f"{token_id}</wsse:KeyIdentifier></wsse:SecurityTokenReference>"
-    )
-
-
-def assertion_of(reply: TrustReply) -> etree._Element:
-    assertion = reply.body.find(f".//{{{SAML2}}}Assertion")
-    assert assertion is not None
-    return assertion
-
-
-def assertion_id(reply: TrustReply) -> str:
-    return str(assertion_of(reply).get("ID"))
-
-
-def claims_of(reply: TrustReply) -> dict[str, list[str]]:
-    values: dict[str, list[str]] = {}
-    for attribute in assertion_of(reply).iter(f"{{{SAML2}}}Attribute"):
-        values[str(attribute.get("Name"))] = [v.text or "" for v in attribute.iter(f"{{{SAML2}}}AttributeValue")]
-    return values
-
-
-def renew_reply(env: Env, user: str, token_id: str) -> TrustReply:
-    return env.call(user, Operation.RENEW, f"<wst:RenewTarget>{reference(token_id)}</wst:RenewTarget>")
-
-
-@pytest.fixture
-def env(tmp_path: Path, keys: Keys) -> Iterator[Env]:
-    environment = Env(tmp_path, keys)
-    environment.add_rp()
-    yield environment
-    environment.db.close()
-
+from sts.wstrust.version import TrustVersion
+from tests.unit.operations.harness import (
+    AFTER,
+    EMAIL,
+    LIFETIME,
+    MAX_AGE,
+    ROLE,
+    RP,
+    SAML2,
+    SKEW,
+    WST,
+    Env,
+    Keys,
+    assertion_id,
+    assertion_of,
+    claims_of,
+    reference,
+    renew_reply,
+)
 
 # --- item 4: the injected clock and the skew -------------------------------------------------------------------
 
@@ -341,10 +192,10 @@ def test_a_disabled_or_removed_subject_cannot_renew(env: Env, change: str, reaso
         f'<wst:RequestSecurityToken xmlns:wst="{WST}"><wst:RequestType>{WST}/Renew</wst:RequestType>'
         f"<wst:RenewTarget>{reference(token)}</wst:RenewTarget></wst:RequestSecurityToken>"
     )
-    call = TrustCall(
-        SoapVersion.SOAP11, (), rst, WST, Operation.RENEW, RequestInfo("c", "127.0.0.1", True),
-        AuthenticatedCaller(caller.principal, "password-text"),
+    request = TrustRequest(
+        SoapVersion.SOAP11, (), rst, TrustVersion.TRUST13, Operation.RENEW, RequestInfo("c", "127.0.0.1", True)
     )
+    call = TrustCall(request, AuthenticatedCaller(caller.principal, "password-text"))
     with pytest.raises(FailedAuthentication) as caught:
         env.renew_op(call)
     assert caught.value.reason == reason
@@ -460,3 +311,128 @@ def test_applies_to_echo_after_the_default_fallback_names_the_default_scope(tmp_
     matched = environment.issue_reply("bob", "https://other.example.com/deep/path")
     assert echoed(matched) == "https://other.example.com/deep/path"  # a match echoes what was asked for
     environment.db.close()
+
+
+# --- the renew race: one live token per chain, however the requests interleave -----------------------------------
+
+
+def renew_target(token: str) -> str:
+    return f"<wst:RenewTarget>{reference(token)}</wst:RenewTarget>"
+
+
+class RivalFirst(SqliteTokenStore):
+    """Another worker's view of the same database, where a rival renewal commits just before this one does."""
+
+    def __init__(self, env: Env, token: str) -> None:
+        super().__init__(env.db)
+        self._rival: Callable[[], object] | None = lambda: env.renew("bob", token)
+        self.rival_token = ""
+
+    def renew(self, old_id: str, successor: TokenRecord, keep_until: float) -> bool:
+        if self._rival is not None:  # the rival read the same live token and now wins the write
+            rival, self._rival = self._rival, None
+            self.rival_token = str(rival())
+        return super().renew(old_id, successor, keep_until)
+
+
+def test_a_renewal_that_loses_the_race_hands_out_nothing(env: Env) -> None:
+    env.add_user("bob", "admin")
+    token = env.issue("bob")
+    racing = RivalFirst(env, token)
+    with pytest.raises(UnableToRenew) as caught:
+        env.renew_operation(racing)(env.call_for("bob", Operation.RENEW, renew_target(token)))
+    assert caught.value.reason == "renewed_meanwhile"
+    assert caught.value.fault_qname() == (WST, "UnableToRenew")
+    (count,) = env.db.conn.execute("SELECT count(*) FROM tokens").fetchone()
+    assert count == 2  # the token and the rival's successor; the loser's token was never recorded
+    assert env.status("bob", racing.rival_token) == "valid"
+    assert env.status("bob", token) == "invalid"
+
+
+def test_concurrent_renewals_of_one_token_exactly_one_succeeds(env: Env) -> None:
+    env.add_user("bob", "admin")
+    token = env.issue("bob")
+    barrier = threading.Barrier(8)
+
+    def attempt(_: int) -> str:
+        operation = env.renew_operation(SqliteTokenStore(env.db))  # one worker each, same database
+        call = env.call_for("bob", Operation.RENEW, renew_target(token))
+        barrier.wait(timeout=30)
+        try:
+            return assertion_id(operation(call))
+        except UnableToRenew as refused:
+            return refused.reason
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(attempt, range(8)))
+    renewed = [o for o in outcomes if o.startswith("_")]
+    assert len(renewed) == 1, outcomes
+    assert set(outcomes) - set(renewed) <= {"renewed", "renewed_meanwhile"}
+    assert env.status("bob", renewed[0]) == "valid"
+
+
+# --- records written before renewal records were versioned --------------------------------------------------------
+
+
+def _as_version_1(env: Env, token: str) -> None:
+    """Rewrite a token's record in the format the previous version wrote (no ``v``; UseKey kept as XML)."""
+    record = env.store.get(token)
+    assert record is not None
+    data = json.loads(record.data)
+    assert data.pop("v") == 2
+    stored = data.pop("client_key")
+    data["use_key"] = None
+    if stored is not None:
+        data["use_key"] = etree.tostring(ClientKey.decoded(stored[0], base64.b64decode(stored[1])).key_info()).decode()
+    env.db.conn.execute("UPDATE tokens SET data = ? WHERE id = ?", (json.dumps(data), token))
+
+
+def _key_info(reply: TrustReply) -> bytes:
+    info = assertion_of(reply).find(f".//{{{SAML2}}}SubjectConfirmationData/{{{ns.DS}}}KeyInfo")
+    assert info is not None
+    return etree.tostring(info, method="c14n", exclusive=True)
+
+
+@pytest.mark.parametrize("form", ["certificate", "bare key"])
+def test_a_public_key_token_recorded_by_the_previous_version_renews_bound_to_the_same_key(
+    env: Env, form: str
+) -> None:
+    env.add_user("bob", "admin")
+    client = generate_rsa_key(2048)
+    (env.clients / "client.crt.pem").write_bytes(certificate_pem(self_signed_certificate(client, "client")))
+    if form == "certificate":
+        der = certificate_der(self_signed_certificate(client, "client"))
+        key = f"<ds:X509Data><ds:X509Certificate>{base64.b64encode(der).decode()}</ds:X509Certificate></ds:X509Data>"
+    else:
+        numbers = client.public_key().public_numbers()
+        modulus = base64.b64encode(numbers.n.to_bytes(256, "big")).decode()
+        key = f"<ds:KeyValue><ds:RSAKeyValue><ds:Modulus>{modulus}</ds:Modulus><ds:Exponent>AQAB</ds:Exponent>"
+        key += "</ds:RSAKeyValue></ds:KeyValue>"
+    use_key = f'<wst:UseKey><ds:KeyInfo xmlns:ds="{ns.DS}">{key}</ds:KeyInfo></wst:UseKey>'
+    issued = env.issue_reply("bob", extra=f'<wst:Renewing Allow="true"/>{use_key}', key_type="PublicKey")
+    token = assertion_id(issued)
+    _as_version_1(env, token)
+    renewed = renew_reply(env, "bob", token)
+    assert _key_info(renewed) == _key_info(issued)
+    record = env.store.get(assertion_id(renewed))
+    assert record is not None and json.loads(record.data)["v"] == 2  # the successor is written in today's format
+    assert renew_reply(env, "bob", assertion_id(renewed))
+
+
+def test_a_bearer_token_recorded_by_the_previous_version_renews(env: Env) -> None:
+    env.add_user("bob", "admin")
+    token = env.issue("bob")
+    _as_version_1(env, token)
+    assert env.status("bob", env.renew("bob", token)) == "valid"
+
+
+def test_a_record_of_an_unknown_version_is_refused(env: Env) -> None:
+    env.add_user("bob", "admin")
+    token = env.issue("bob")
+    record = env.store.get(token)
+    assert record is not None
+    newer = json.dumps({**json.loads(record.data), "v": 3})
+    env.db.conn.execute("UPDATE tokens SET data = ? WHERE id = ?", (newer, token))
+    refused = env.refused("bob", token)
+    assert isinstance(refused, UnableToRenew) and refused.reason == "legacy_record"
+    assert env.status("bob", token) == "valid"  # refused renewals retire nothing

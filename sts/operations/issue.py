@@ -1,8 +1,8 @@
-"""The Issue binding: RST → signed (and, per relying party, encrypted) SAML 1.1 / 2.0 assertion → RSTR(C).
+"""Issue (WS-Trust 1.3 §4): RST → signed (and, per relying party, encrypted) SAML 1.1 / 2.0 assertion → RSTR(C).
 
-Framework-free (architecture.md §1, steps 5a-5i): parse the RST strictly, match AppliesTo to a registered
-relying party, decide token type, key type (bearer, symmetric or public-key holder-of-key), subject and
-claims, then let the :class:`~sts.minting.TokenMinter` make the token, and answer in the request's version.
+Parse the RST strictly, match AppliesTo to a registered relying party, decide token type, key type (bearer,
+symmetric or public-key holder-of-key), subject and claims, then let the :class:`~sts.operations.minting.TokenMinter`
+make and record the token, and answer in the request's version.
 """
 
 from __future__ import annotations
@@ -10,33 +10,22 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from sts.audit import AuditEvent, emit
 from sts.auth.users import Principal
-from sts.auth.validators import AuthenticatedCaller
 from sts.clock import Clock
-from sts.crypto.keywrap import TrustedClientKeys, UseKeyRejected, use_key_info
-from sts.errors import InvalidRequest, RequestFailed
-from sts.minting import MintPlan, TokenMinter
-from sts.policy.claims import select_claims
-from sts.policy.nameid import subject_of
+from sts.crypto.keywrap import TrustedClientKeys, UseKeyRejected, accept_client_key, read_use_key
+from sts.errors import InvalidRequest
+from sts.operations.events import audit
+from sts.operations.minting import MintPlan, TokenMinter, subject_and_claims
 from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
 from sts.service import TrustCall, TrustReply
-from sts.tokens.base import Attribute
 from sts.tokens.saml2 import PASSWORD_PROTECTED_TRANSPORT
 from sts.wstrust.keys import key_bits
-from sts.wstrust.model import AppliesTo, RequestedClaims, RequestSecurityToken
+from sts.wstrust.model import AppliesTo, RequestSecurityToken
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import issue_answer
 from sts.wstrust.tokentypes import KeyKind, SamlVersion, resolve_key_type, resolve_token_type
 
 PASSWORD_CONTEXT = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"  # noqa: S105 - a URI
-
-
-def caller_of(call: TrustCall) -> AuthenticatedCaller:
-    """The authenticated caller of a call (the service authenticates before dispatching)."""
-    if not isinstance(call.caller, AuthenticatedCaller):
-        raise RequestFailed("operation without an authenticated caller", reason="no_caller")
-    return call.caller
 
 
 class IssueOperation:
@@ -55,40 +44,34 @@ class IssueOperation:
         self._clock = clock
 
     def __call__(self, call: TrustCall) -> TrustReply:
-        """Issue one token; raises the WS-Trust faults of wstrust-protocol.md §12."""
+        """Issue one token; raises the WS-Trust faults of the issuance binding (WS-Trust 1.3 §11)."""
         started = time.perf_counter()
-        principal = caller_of(call).principal
-        rst = parse_rst(call.rst, call.trust_ns, call.operation)
+        request, principal = call.request, call.caller.principal
+        rst = parse_rst(request.rst, request.trust, request.operation)
         party = self._directory.resolve(rst.applies_to.address if rst.applies_to else None)
         plan = self._plan(call, rst, principal, party)
-        response, content = self._minter.mint(plan)
-        emit(
-            AuditEvent(
-                event="issue",
-                outcome="success",
-                correlation_id=call.info.correlation_id,
-                client_address=call.info.client_address,
-                user=principal.name,
-                domain=principal.domain,
-                operation=call.operation.value,
-                applies_to=party.rp.address,
-                token_type=plan.token_type.uri,
-                token_id=content.assertion_id,
-                reason=plan.key_kind.value,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+        response = self._minter.mint(plan)
+        audit(
+            call,
+            "issue",
+            "success",
+            applies_to=party.rp.address,
+            token_type=plan.token_type.uri,
+            token_id=response.reference.identifier,
+            reason=plan.key_kind.value,
+            started=started,
         )
-        return TrustReply(issue_answer(response), call.operation, call.trust_ns)
+        return TrustReply(issue_answer(response), request.operation, request.trust)
 
     def _plan(
         self, call: TrustCall, rst: RequestSecurityToken, principal: Principal, party: ResolvedParty
     ) -> MintPlan:
         settings = party.settings
         token_type = resolve_token_type(rst.token_type, SamlVersion(settings.token_type), settings.profile_spelling)
-        kind, key_type_uri = resolve_key_type(rst.key_type, call.trust_ns)
+        kind, key_type_uri = resolve_key_type(rst.key_type, rst.trust)
         name_id, name_format, attributes = subject_and_claims(principal, party, rst.claims)
         plan = MintPlan(
-            trust_ns=call.trust_ns,
+            trust=rst.trust,
             context=rst.context,
             token_type=token_type,
             key_kind=kind,
@@ -98,7 +81,7 @@ class IssueOperation:
             name_id=name_id,
             name_id_format=name_format,
             attributes=attributes,
-            authn_context=PASSWORD_PROTECTED_TRANSPORT if call.info.secure_transport else PASSWORD_CONTEXT,
+            authn_context=PASSWORD_PROTECTED_TRANSPORT if call.request.info.secure_transport else PASSWORD_CONTEXT,
             applies_to=applies_to_echo(rst.applies_to, party),
             renewing=rst.renewing,
             requested_claims=rst.claims,
@@ -116,27 +99,16 @@ class IssueOperation:
             if rst.use_key is None or rst.key_size or symmetric_only:
                 raise InvalidRequest("PublicKey needs UseKey and nothing else", reason="public_key_material")
             try:
-                info = use_key_info(rst.use_key, self._clock.now(), self._client_keys)
+                client_key = read_use_key(rst.use_key)
+                accept_client_key(client_key, self._clock.now(), self._client_keys)
             except UseKeyRejected:
                 raise InvalidRequest("unusable UseKey", reason="bad_use_key") from None
-            return replace(plan, use_key_info=info)
+            return replace(plan, client_key=client_key)
         if rst.use_key is not None:
             raise InvalidRequest("UseKey with a SymmetricKey key type", reason="symmetric_use_key")
-        if rst.entropy is not None and rst.computed_key_algorithm not in (None, f"{plan.trust_ns}/CK/PSHA1"):
+        if rst.entropy is not None and rst.computed_key_algorithm not in (None, plan.trust.psha1):
             raise InvalidRequest("unsupported ComputedKeyAlgorithm", reason="bad_computed_key")
         return replace(plan, key_bits=key_bits(rst.key_size), entropy=rst.entropy)
-
-
-def subject_and_claims(
-    principal: Principal, party: ResolvedParty, requested: RequestedClaims | None
-) -> tuple[str, str, tuple[Attribute, ...]]:
-    """NameID, its Format and the attributes for this principal and relying party: what Issue decides and Renew
-    decides again from the current user store and RP settings (a renewal never re-mints an old snapshot)."""
-    name_id, name_format = subject_of(principal, party.settings)
-    attributes = select_claims(
-        requested, party.rp.claims, principal.claims, principal.roles, dict(party.rp.claim_mapping)
-    )
-    return name_id, name_format, attributes
 
 
 def applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> AppliesTo | None:

@@ -1,0 +1,60 @@
+"""Validate (WS-Trust 1.3 §7): a Status for the target token, valid or invalid, never a fault for an invalid one.
+
+Every kind of invalidity gets the same Status and reason text; the real reason goes to the audit log only. Only
+the live token of a renewal chain is valid: a token that was renewed or cancelled validates as invalid.
+"""
+
+from __future__ import annotations
+
+from sts.clock import Clock
+from sts.errors import InvalidRequest
+from sts.operations.events import audit
+from sts.operations.targets import ResolvedTarget, TargetResolver
+from sts.service import TrustCall, TrustReply
+from sts.tokens.validation import within_validity
+from sts.wstrust.rst import parse_rst
+from sts.wstrust.rstr import status_answer
+
+RETIRED = ("renewed", "cancelled")  # statuses of tokens that are no longer valid, whatever their window
+
+
+class ValidateOperation:
+    """``RequestType …/Validate`` → RSTR with ``Status`` (never a fault for an invalid token)."""
+
+    def __init__(self, resolver: TargetResolver, clock: Clock, skew: int) -> None:
+        self._resolver = resolver
+        self._clock = clock
+        self._skew = skew
+
+    def __call__(self, call: TrustCall) -> TrustReply:
+        """Validate the target token."""
+        request = call.request
+        rst = parse_rst(request.rst, request.trust, request.operation)
+        if rst.token_type not in (None, request.trust.status_token_type):
+            # Token transformation is not offered: only a Status can be asked for.
+            raise InvalidRequest("Validate TokenType must be RSTR/Status", reason="validate_token_type")
+        target = self._resolver.resolve(rst.target)
+        reason = self._invalidity(target)
+        audit(call, "validate", "invalid" if reason else "valid", token_id=target.token_id, reason=reason or "valid")
+        return TrustReply(status_answer(request.trust, not reason, rst.context), request.operation, request.trust)
+
+    def _invalidity(self, target: ResolvedTarget) -> str:
+        """Empty when valid, else the operator-facing reason."""
+        now = self._clock.now()
+        if target.rejected:
+            return target.rejected
+        if target.verified is not None:
+            if not within_validity(target.verified, now, self._skew):
+                return "outside_validity"
+            if target.record is not None and target.record.status in RETIRED:
+                return target.record.status
+            return ""
+        record = target.record
+        if record is None:
+            return "unknown_token"
+        if record.status in RETIRED:
+            return record.status
+        stamp = now.timestamp()
+        if not record.not_before - self._skew <= stamp < record.not_on_or_after + self._skew:
+            return "outside_validity"
+        return ""

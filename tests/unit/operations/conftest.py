@@ -1,0 +1,26 @@
+"""Fixtures of the in-process operation tests: the STS signing key, and one STS over a fresh database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sts.crypto.keygen import generate_rsa_key, self_signed_certificate
+from sts.crypto.signer import AssertionSigner
+from tests.unit.operations.harness import Env, Keys
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    key = generate_rsa_key(2048)
+    return Keys(AssertionSigner(key, self_signed_certificate(key, "sts")))
+
+
+@pytest.fixture
+def env(tmp_path: Path, keys: Keys) -> Iterator[Env]:
+    environment = Env(tmp_path, keys)
+    environment.add_rp()
+    yield environment
+    environment.db.close()
