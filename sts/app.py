@@ -231,4 +231,4 @@ def create_app(settings: Settings, keystore: KeyStore | None = None) -> Transpor
         return call_spyne(spyne_apps[request.version], environ, start_response, endpoint, request)
 
     policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
-    return Transport(policy, wsdl, dispatch, render_mex(wsdl))
+    return Transport(policy, wsdl, dispatch, render_mex(wsdl), close=db.close)

@@ -56,11 +56,23 @@ class TransportPolicy:
 class Transport:
     """WSGI callable: routes to the WSDL, the health check or the SOAP dispatcher."""
 
-    def __init__(self, policy: TransportPolicy, wsdl: bytes, dispatch: SoapDispatch, mex: bytes = b"") -> None:
+    def __init__(
+        self,
+        policy: TransportPolicy,
+        wsdl: bytes,
+        dispatch: SoapDispatch,
+        mex: bytes = b"",
+        close: Callable[[], None] = lambda: None,
+    ) -> None:
         self._policy = policy
         self._wsdl = wsdl
         self._mex = mex
         self._dispatch = dispatch
+        self._close = close
+
+    def close(self) -> None:
+        """Release what the application holds (its database connections) once it serves no more requests."""
+        self._close()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one HTTP request."""
