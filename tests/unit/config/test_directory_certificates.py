@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,21 +44,27 @@ def certificate(key: rsa.RSAPrivateKey, not_before: dt.datetime, not_after: dt.d
     )
 
 
-def directory_with(tmp_path: Path, cert: x509.Certificate, clock: FrozenClock) -> RelyingPartyDirectory:
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
     initialize(tmp_path / "sts.db")
-    truststore = tmp_path / "truststore"
+    with Database(tmp_path / "sts.db") as database:
+        yield database
+
+
+def directory_with(db: Database, cert: x509.Certificate, clock: FrozenClock) -> RelyingPartyDirectory:
+    truststore = db.path.parent / "truststore"
     truststore.mkdir()
     (truststore / "rp.crt.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    store = RelyingPartyStore(Database(tmp_path / "sts.db"))
+    store = RelyingPartyStore(db)
     store.add(RelyingParty(address=RP, cert_file="rp.crt.pem"))
     return RelyingPartyDirectory(store, truststore, clock=clock)
 
 
 def test_rp_certificate_expiring_while_running_stops_being_used(
-    tmp_path: Path, key: rsa.RSAPrivateKey, caplog: pytest.LogCaptureFixture
+    db: Database, key: rsa.RSAPrivateKey, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FrozenClock(T0)
-    directory = directory_with(tmp_path, certificate(key, T0 - dt.timedelta(days=1), T0 + dt.timedelta(hours=1)), clock)
+    directory = directory_with(db, certificate(key, T0 - dt.timedelta(days=1), T0 + dt.timedelta(hours=1)), clock)
     party = directory.resolve(RP)
     assert party.certificate is not None
     assert directory.encrypter(party) is not None
@@ -74,21 +81,21 @@ def test_rp_certificate_expiring_while_running_stops_being_used(
     assert expired == [f"relying party {RP}: certificate expired on 2030-01-01"]  # once, not per request
 
 
-def test_rp_certificate_not_yet_valid_at_load_becomes_usable(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+def test_rp_certificate_not_yet_valid_at_load_becomes_usable(db: Database, key: rsa.RSAPrivateKey) -> None:
     clock = FrozenClock(T0)
     start = T0 + dt.timedelta(minutes=10)
-    directory = directory_with(tmp_path, certificate(key, start, start + dt.timedelta(days=365)), clock)
+    directory = directory_with(db, certificate(key, start, start + dt.timedelta(days=365)), clock)
     assert directory.resolve(RP).certificate is None
     clock.advance(600)
     assert directory.resolve(RP).certificate is not None
 
 
 def test_rp_certificate_expiring_within_30_days_is_logged_once(
-    tmp_path: Path, key: rsa.RSAPrivateKey, caplog: pytest.LogCaptureFixture
+    db: Database, key: rsa.RSAPrivateKey, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FrozenClock(T0)
     cert = certificate(key, T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=40))
-    directory = directory_with(tmp_path, cert, clock)
+    directory = directory_with(db, cert, clock)
     with caplog.at_level(logging.WARNING, logger="sts.rp"):
         directory.resolve(RP)
         assert not [r for r in caplog.records if "expires on" in r.getMessage()]
