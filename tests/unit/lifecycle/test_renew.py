@@ -45,7 +45,6 @@ RP = "https://rp.example.com/app/"
 ROLE = "http://wso2.org/claims/role"
 EMAIL = "http://wso2.org/claims/emailaddress"
 LIFETIME, SKEW, AFTER, MAX_AGE = 300, 60, 1800, 86400
-START = dt.datetime.now(dt.UTC).replace(microsecond=0)
 SAMLID = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLID"
 
 
@@ -70,7 +69,9 @@ class Env:
         for role in ("admin", "staff", "renewer"):
             self.users.add_role(role)
         self.rps = RelyingPartyStore(self.db)
-        self.clock = FrozenClock(START)
+        # Frozen at the real time the Env is built: certificates made during a test (valid from five minutes ago)
+        # must be valid at the frozen time, however long after collection the test runs.
+        self.clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
         self.store = SqliteTokenStore(self.db)
         (base / "truststore").mkdir()
         self.clients = base / "clients"
