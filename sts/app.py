@@ -207,4 +207,4 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
         require_timestamp=timestamp_required(settings.tokens.profile),  # what is enforced is what is published
     )
     policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
-    return Transport(policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl))
+    return Transport(policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close)

@@ -66,3 +66,11 @@ loglevel = _settings.logging.level.lower()
 proc_name = "sts"
 control_socket_disable = True
 pidfile = os.environ.get("STS_PIDFILE") or None
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """Close the application's database connections as a worker exits (gunicorn runs this hook in the worker, and
+    in the master for a worker found already gone, whose application the master never loaded: nothing to close)."""
+    close = getattr(getattr(worker, "wsgi", None), "close", None)
+    if callable(close):
+        close()

@@ -74,19 +74,18 @@ def run(args: argparse.Namespace) -> int:
         _write_instance(base, args, key, cert, url)
     except UnsafePath as exc:
         raise CommandError(str(exc)) from None
-    db = Database(base / "sts.db")
-    users = SqliteUserStore(db, PasswordHasher(), SecretBox.from_file(keystore / "credentials.key"))
-    users.add_role("admin")
-    print(f"Created STS instance in {base}/")
-    print(f"  configuration:       {base / 'sts.toml'}")
-    print(f"  signing certificate: {keystore / 'sts-signing.crt.pem'}  (give this to relying parties)")
-    print(f"  TLS CA file:         {keystore / 'tls.crt.pem'}")
-    if args.demo:
-        try:
-            _demo(base, users, RelyingPartyRegistry(SqliteRelyingPartyStore(db)), args.key_size)
-        except UnsafePath as exc:
-            raise CommandError(str(exc)) from None
-    db.close()
+    with Database(base / "sts.db") as db:
+        users = SqliteUserStore(db, PasswordHasher(), SecretBox.from_file(keystore / "credentials.key"))
+        users.add_role("admin")
+        print(f"Created STS instance in {base}/")
+        print(f"  configuration:       {base / 'sts.toml'}")
+        print(f"  signing certificate: {keystore / 'sts-signing.crt.pem'}  (give this to relying parties)")
+        print(f"  TLS CA file:         {keystore / 'tls.crt.pem'}")
+        if args.demo:
+            try:
+                _demo(base, users, RelyingPartyRegistry(SqliteRelyingPartyStore(db)), args.key_size)
+            except UnsafePath as exc:
+                raise CommandError(str(exc)) from None
     return 0
 
 

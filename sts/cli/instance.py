@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)
     try:
         check_database(settings.store.database)
-        problems += _check_relying_parties(Database(settings.store.database), settings.store.truststore, warnings)
+        with Database(settings.store.database) as db:
+            problems += _check_relying_parties(db, settings.store.truststore, warnings)
     except DatabaseError as exc:
         problems.append(f"store.database: {exc}")
     _report(problems, warnings)
@@ -88,7 +89,6 @@ def _check_relying_parties(db: Database, truststore: object, warnings: list[str]
         cert_problems, cert_warnings = check_certificate(cert, f"relying party {rp.address}", now)
         problems += cert_problems
         warnings += cert_warnings
-    db.close()
     return problems
 
 

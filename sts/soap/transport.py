@@ -9,7 +9,7 @@ body limit of its own: https://github.com/benoitc/gunicorn/issues/1659).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 from wsgiref.types import StartResponse, WSGIEnvironment
@@ -66,11 +66,23 @@ class TransportPolicy:
 class Transport:
     """WSGI callable: routes to the WSDL, the health check or the SOAP dispatcher."""
 
-    def __init__(self, policy: TransportPolicy, wsdl: bytes, dispatch: SoapDispatch, mex: bytes = b"") -> None:
+    def __init__(
+        self,
+        policy: TransportPolicy,
+        wsdl: bytes,
+        dispatch: SoapDispatch,
+        mex: bytes = b"",
+        close: Callable[[], None] = lambda: None,
+    ) -> None:
         self._policy = policy
         self._wsdl = wsdl
         self._mex = mex
         self._dispatch = dispatch
+        self._close = close
+
+    def close(self) -> None:
+        """Release what the application holds (its database connections) once it serves no more requests."""
+        self._close()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one HTTP request (PEP 3333)."""

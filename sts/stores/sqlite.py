@@ -1,10 +1,11 @@
 """The SQLite database: schema, per-process connections, WAL mode (https://sqlite.org/wal.html).
 
-One connection per process and thread, opened lazily and re-opened after ``fork()`` (a connection must never
-cross a fork: sqlite.org "How To Corrupt An SQLite Database File" §2.6). WAL mode and ``busy_timeout`` let the
-gunicorn workers share the file; every check-and-set is a single statement or one ``BEGIN IMMEDIATE``
-transaction, so it is atomic across processes; a transaction is only safe on a connection no other thread
-uses at the same time, hence one connection per thread.
+One connection per process and thread, opened lazily, re-opened after ``fork()`` (a connection must never
+cross a fork: sqlite.org "How To Corrupt An SQLite Database File" §2.6) and closed, every thread's, by the
+owner of the :class:`Database` when it is done. WAL mode and ``busy_timeout`` let the gunicorn workers share
+the file; every check-and-set is a single statement or one ``BEGIN IMMEDIATE`` transaction, so it is atomic
+across processes; a transaction is only safe on a connection no other thread uses at the same time, hence one
+connection per thread.
 """
 
 from __future__ import annotations
@@ -151,38 +152,74 @@ one in the child could release the parent's POSIX locks (sqlite.org "How To Corr
 
 
 class Database:
-    """Lazily opened connections to the database file: one per process and thread."""
+    """Lazily opened connections to the database file: one per process and thread, all closed by :meth:`close`.
+
+    Its owner closes it when done (also usable as ``with Database(path) as db:``). The connection of a thread
+    that has ended is closed when another thread next opens one, so short-lived threads leave none behind.
+    """
 
     def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
+        # Every connection opened in process ``_pid``, with the thread it belongs to. The lock guards only these
+        # dictionary updates, never I/O, so no thread holds it across a fork() for more than a few instructions.
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._open: dict[sqlite3.Connection, threading.Thread] = {}
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """This thread's connection (re-opened in a forked child)."""
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is None or getattr(local, "pid", -1) != os.getpid():
-            if conn is not None:
-                _INHERITED.append(conn)
-            conn = connect(self.path, self._busy_timeout_ms)
-            local.conn, local.pid = conn, os.getpid()
+        """This thread's connection (opened on first use, re-opened in a forked child and after :meth:`close`)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._pid != os.getpid() or conn not in self._open:
+            conn = self._connect()
         return conn
 
+    def _connect(self) -> sqlite3.Connection:
+        with self._lock:
+            self._leave_parent()
+            ended = [conn for conn, thread in self._open.items() if not thread.is_alive()]
+            for conn in ended:
+                del self._open[conn]
+        for conn in ended:
+            conn.close()
+        conn = connect(self.path, self._busy_timeout_ms)
+        with self._lock:
+            self._open[conn] = threading.current_thread()
+        self._local.conn = conn
+        return conn
+
+    def _leave_parent(self) -> None:
+        """In a forked child, set the parent's connections aside (see ``_INHERITED``); call with the lock held."""
+        if self._pid != os.getpid():
+            _INHERITED.extend(self._open)
+            self._open, self._pid = {}, os.getpid()
+
     def unavailable(self, what: str, exc: sqlite3.Error, reason: str) -> ServiceUnavailable:
-        """The fail-closed error for a failed statement; the connection is dropped so the next request
+        """The fail-closed error for a failed statement; this thread's connection is dropped so its next request
         reconnects (a connection that once saw a corrupt file stays broken after the file is repaired)."""
-        self.close()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                self._leave_parent()
+                owned = self._open.pop(conn, None) is not None
+            if owned:
+                conn.close()
         return ServiceUnavailable(f"{what}: {type(exc).__name__}", reason=reason)
 
     def close(self) -> None:
-        """Close this thread's connection, if open."""
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None:
-            if getattr(local, "pid", -1) == os.getpid():
-                conn.close()
-            else:
-                _INHERITED.append(conn)
-        local.conn = None
+        """Close every connection opened in this process, each thread's: for the owner, once no statement runs."""
+        with self._lock:
+            self._leave_parent()
+            owned, self._open = list(self._open), {}
+        self._local.conn = None
+        for conn in owned:
+            conn.close()

@@ -60,14 +60,15 @@ def test_i16_legacy_algorithm_wishes_are_ignored(server: Server, instance: Insta
 
 
 def test_i05_prefix_rp_audience_is_its_identifier(server: Server, instance: Instance) -> None:
-    RelyingPartyRegistry(SqliteRelyingPartyStore(Database(instance.base / "sts.db"))).add(
-        RelyingParty(
-            address="https://localhost:8443/apps/",
-            match="prefix",
-            identifier="https://apps.example.com/",
-            cert_file="demo-rp.crt.pem",
+    with Database(instance.base / "sts.db") as db:
+        RelyingPartyRegistry(SqliteRelyingPartyStore(db)).add(
+            RelyingParty(
+                address="https://localhost:8443/apps/",
+                match="prefix",
+                identifier="https://apps.example.com/",
+                cert_file="demo-rp.crt.pem",
+            )
         )
-    )
     time.sleep(1.2)  # workers look at the registry version at most once a second
     token = issue(server, instance, applies_to="https://localhost:8443/apps/../admin")
     plain = etree.fromstring(decrypt_with_python_xmlsec(token[0], instance.rp_key))

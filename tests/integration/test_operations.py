@@ -338,6 +338,22 @@ def test_o06_sigterm_with_requests_in_flight(ops_instance: Instance) -> None:
     assert all(recorded[o.nonce] == 0 for o in outcomes if o.kind == "connection-error")
 
 
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="Python reports unclosed SQLite connections from 3.13 on")
+def test_o06_a_worker_closes_its_database_connections_as_it_exits(ops_instance: Instance) -> None:
+    """Closed by the worker (gunicorn's worker_exit hook), not left to interpreter shutdown, which on Python 3.13
+    reports each one as a ResourceWarning "unclosed database"."""
+    server = start_server(ops_instance, workers=1, env={"PYTHONWARNINGS": "always::ResourceWarning"})
+    try:
+        issue_ok(server, ops_instance)  # the worker opens its connection
+        os.kill(server.process.pid, signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+    finally:
+        server.stop()
+    log_text = server.log.read_text()
+    assert "Worker exiting" in log_text
+    assert "unclosed database" not in log_text
+
+
 # --- A13: canaries never reach a log or a fault ----------------------------------------------------------------------
 
 CANARY = "CANARY-PW-7f3a"

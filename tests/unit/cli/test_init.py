@@ -6,9 +6,11 @@ import datetime as dt
 import json
 import os
 import shutil
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -202,6 +204,25 @@ def test_check_config_ok_on_demo(demo: Path, capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert f"configuration OK: {(demo / 'sts.toml').resolve()}" in out
     assert "problem:" not in out
+
+
+def test_init_and_check_config_close_every_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked here on every Python: only 3.13 and later report a connection left open (ResourceWarning)."""
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def recording(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", recording)
+    assert _init(tmp_path / "var", "--demo") == 0
+    assert _check(tmp_path / "var") == 0
+    assert len(opened) >= 3  # init's schema, init's users and relying party, check-config's
+    for conn in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+            conn.execute("SELECT 1")
 
 
 # --- check-config failures ------------------------------------------------------------------------------------------

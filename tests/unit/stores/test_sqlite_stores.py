@@ -117,6 +117,8 @@ def _replay_worker(path: Path, barrier: object, results: object, attempts: int) 
         results.put(("ok", wins))  # type: ignore[attr-defined]
     except Exception as exc:  # report, do not hide, a failure in the child
         results.put(("error", repr(exc)))  # type: ignore[attr-defined]
+    finally:
+        database.close()
 
 
 def _run_processes(target: Callable[..., None], path: Path, processes: int, attempts: int) -> list[tuple[str, object]]:
@@ -305,6 +307,8 @@ def _lockout_worker(path: Path, barrier: object, results: object, attempts: int)
         results.put(("ok", [(s.failures, s.locked_until) for s in states]))  # type: ignore[attr-defined]
     except Exception as exc:
         results.put(("error", repr(exc)))  # type: ignore[attr-defined]
+    finally:
+        database.close()
 
 
 def test_lockout_race_between_processes_locks_exactly_once(db_path: Path, db: Database) -> None:  # A03

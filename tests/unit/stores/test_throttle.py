@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from sts.stores.sqlite_stores import THROTTLE_PURGE_SECONDS, SqliteClientThrottl
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
+def db(tmp_path: Path) -> Iterator[Database]:
     initialize(tmp_path / "sts.db")
-    return Database(tmp_path / "sts.db")
+    with Database(tmp_path / "sts.db") as database:
+        yield database
 
 
 def test_limit_reached_within_the_window(db: Database) -> None:
@@ -35,10 +37,11 @@ def test_window_expiry_starts_a_new_count(db: Database) -> None:
 
 def test_counts_are_shared_between_connections(db: Database, tmp_path: Path) -> None:
     first = SqliteClientThrottle(db, limit=2, window=60)
-    second = SqliteClientThrottle(Database(tmp_path / "sts.db"), limit=2, window=60)
-    first.record_failure("192.0.2.9", 10.0)
-    second.record_failure("192.0.2.9", 10.0)
-    assert first.throttled("192.0.2.9", 11.0)
+    with Database(tmp_path / "sts.db") as other:
+        second = SqliteClientThrottle(other, limit=2, window=60)
+        first.record_failure("192.0.2.9", 10.0)
+        second.record_failure("192.0.2.9", 10.0)
+        assert first.throttled("192.0.2.9", 11.0)
 
 
 def test_exempt_addresses_and_disabled_limit(db: Database) -> None:

@@ -131,6 +131,7 @@ def _renew_in_threads(path: Path, barrier: object, results: object, worker: int,
         thread.start()
     for thread in pool:
         thread.join(timeout=30)
+    database.close()  # every thread's connection
     results.put((errors, sum(wins)))  # type: ignore[attr-defined]
 
 
