@@ -25,6 +25,7 @@ from sts.crypto.keywrap import TrustedClientKeys
 from sts.crypto.signer import AssertionSigner
 from sts.errors import ConfigError
 from sts.netaddr import AddressSet
+from sts.operations.call import TrustRequest
 from sts.operations.cancel import CancelOperation
 from sts.operations.issue import IssueOperation
 from sts.operations.minting import TokenMinter
@@ -35,7 +36,7 @@ from sts.operations.validate import ValidateOperation
 from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.profiles import timestamp_required
 from sts.relying_parties.registry import RelyingPartyRegistry
-from sts.service import OperationHandler, SecurityTokenService, TrustRequest
+from sts.service import OperationHandler, SecurityTokenService
 from sts.soap.endpoint import SoapEndpoint
 from sts.soap.spyne_app import SpyneAdapter
 from sts.soap.transport import (

@@ -8,57 +8,16 @@ authenticates the caller and dispatches to the operation (:mod:`sts.operations`)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from lxml import etree
 
 from sts.auth.validators import AuthenticatedCaller
 from sts.errors import BadRequest, InvalidRequest
+from sts.operations.call import RequestInfo, TrustCall, TrustReply, TrustRequest
 from sts.soapenv import SoapVersion
 from sts.wstrust.actions import Operation
 from sts.wstrust.version import TrustVersion
 from sts.xmlutil import element_children, text_of
-
-
-@dataclass(frozen=True, slots=True)
-class RequestInfo:
-    """Transport facts about one request."""
-
-    correlation_id: str
-    client_address: str
-    secure_transport: bool
-    http_action: str = ""
-    wsa_action: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class TrustRequest:
-    """One WS-Trust request before its caller is known: what the authenticator reads."""
-
-    soap: SoapVersion
-    headers: tuple[etree._Element, ...]
-    rst: etree._Element
-    trust: TrustVersion
-    operation: Operation
-    info: RequestInfo
-
-
-@dataclass(frozen=True, slots=True)
-class TrustCall:
-    """A request with its authenticated caller: what the operations receive."""
-
-    request: TrustRequest
-    caller: AuthenticatedCaller
-
-
-@dataclass(frozen=True, slots=True)
-class TrustReply:
-    """The Body child of the answer, the operation it answers and the version it is written in."""
-
-    body: etree._Element
-    operation: Operation
-    trust: TrustVersion
-
 
 OperationHandler = Callable[[TrustCall], TrustReply]
 Authenticator = Callable[[TrustRequest], AuthenticatedCaller]

@@ -1,5 +1,5 @@
-"""Import boundaries (architecture.md §3): every foreign library sits behind its one module, and the linter-like
-check below keeps it that way. Also: importing the package has no side effects beyond defining names."""
+"""Import boundaries: every foreign library sits behind its one module, the packages import only downwards in the
+layer order of docs/architecture.md, and importing the package has no side effects beyond defining names."""
 
 from __future__ import annotations
 
@@ -146,3 +146,56 @@ def test_importing_sts_has_no_side_effects() -> None:
     code = "import sys, sts; print(sorted(m for m in sys.modules if m.startswith(('spyne', 'xmlsec', 'signxml'))))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# The pipeline, top to bottom (docs/architecture.md). A module may import its own package and any package of a
+# LOWER layer; never one of its own layer (sideways) or above (upwards). Composition roots wire the layers together
+# and may import anything below them. The entry points and the foundation are pools of independent leaf modules:
+# imports among their members are allowed (wsgi -> bootstrap, xmlutil -> errors).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("sts.__main__", "sts.cli", "sts.wsgi", "sts.bootstrap", "sts.gunicorn_conf"),  # entry points
+    ("sts.app", "sts.client"),  # the server's composition root; the client library
+    ("sts.soap",),  # transport and SOAP edge
+    ("sts.service",),  # WS-Trust dispatch and authentication of the caller
+    ("sts.operations",),  # Issue, Validate, Renew, Cancel
+    ("sts.relying_parties",),  # relying parties: registry, matching, certificates, encrypters
+    ("sts.policy",),  # claims and NameID for a principal
+    ("sts.tokens", "sts.auth"),  # token provider and verifier; authentication and user stores
+    ("sts.wstrust",),  # WS-Trust messages
+    ("sts.wss",),  # WS-Security headers
+    ("sts.crypto",),  # signxml, xmlsec, cryptography
+    ("sts.stores",),  # shared state
+    (  # foundation: settings, errors, XML, time, logging
+        "sts.config", "sts.errors", "sts.ns", "sts.soapenv", "sts.xmlutil", "sts.xmlencoding", "sts.clock",
+        "sts.audit", "sts.logging", "sts.files", "sts.netaddr", "sts.http_framing", "sts.gunicorn_worker",
+        "sts.gunicorn_logging",
+    ),
+)
+POOLS = (0, len(LAYERS) - 1)
+COMPOSITION_ROOTS = ("sts.stores.factory",)  # builds every store, the user stores included, from [store]
+
+
+def _layer_of(module: str) -> tuple[int, str]:
+    for index, packages in enumerate(LAYERS):
+        for package in packages:
+            if module == package or module.startswith(package + "."):
+                return index, package
+    raise AssertionError(f"{module} belongs to no layer: add it to LAYERS")
+
+
+def test_packages_import_only_downwards_in_the_layer_order() -> None:
+    """transport → SOAP → service → operations → relying parties → policy → tokens/auth → WS-Trust → WS-Security
+    → crypto → stores → foundation: no upward and no sideways arrows."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        module = _module_name(path)
+        if module == "sts" or module in COMPOSITION_ROOTS:
+            continue
+        layer, package = _layer_of(module)
+        for imported in _imports(path):
+            if not imported.startswith("sts.") or imported.startswith(package + ".") or imported == package:
+                continue
+            target, _ = _layer_of(imported)
+            if target < layer or (target == layer and layer not in POOLS):
+                offenders.append(f"{module} (layer {layer}) imports {imported} (layer {target})")
+    assert offenders == []

@@ -7,9 +7,9 @@ renews any more.
 from __future__ import annotations
 
 from sts.errors import InvalidRequest, STSError
+from sts.operations.call import TrustCall, TrustReply
 from sts.operations.events import audit
 from sts.operations.targets import TargetResolver, owned_record
-from sts.service import TrustCall, TrustReply
 from sts.stores.base import TokenStore
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import cancelled_answer

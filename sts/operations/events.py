@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from sts.audit import AuditEvent, emit
-from sts.service import TrustCall
+from sts.operations.call import TrustCall
 
 
 def audit(

@@ -14,10 +14,10 @@ from sts.auth.users import Principal
 from sts.clock import Clock
 from sts.crypto.keywrap import TrustedClientKeys, UseKeyRejected, accept_client_key, read_use_key
 from sts.errors import InvalidRequest
+from sts.operations.call import TrustCall, TrustReply
 from sts.operations.events import audit
 from sts.operations.minting import MintPlan, TokenMinter, subject_and_claims
 from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
-from sts.service import TrustCall, TrustReply
 from sts.tokens.saml2 import PASSWORD_PROTECTED_TRANSPORT
 from sts.wstrust.keys import key_bits
 from sts.wstrust.model import AppliesTo, RequestSecurityToken

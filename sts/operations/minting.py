@@ -65,7 +65,7 @@ def subject_and_claims(
 ) -> tuple[str, str, tuple[Attribute, ...]]:
     """NameID, its Format and the attributes for this principal and relying party: what Issue decides and Renew
     decides again from the current user store and RP settings (a renewal never re-mints an old snapshot)."""
-    name_id, name_format = subject_of(principal, party.settings)
+    name_id, name_format = subject_of(principal, party.settings.nameid, party.settings.nameid_format)
     attributes = select_claims(
         requested, party.rp.claims, principal.claims, principal.roles, dict(party.rp.claim_mapping)
     )

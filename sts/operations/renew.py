@@ -24,12 +24,12 @@ from sts.auth.users import Principal
 from sts.clock import Clock
 from sts.crypto.keywrap import ClientKey, TrustedClientKeys, UseKeyRejected, accept_client_key
 from sts.errors import STSError, UnableToRenew
+from sts.operations.call import TrustCall, TrustReply
 from sts.operations.events import audit
 from sts.operations.minting import MintPlan, TokenMinter, subject_and_claims
 from sts.operations.records import RenewalRecord
 from sts.operations.targets import TargetResolver, owned_record
 from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
-from sts.service import TrustCall, TrustReply
 from sts.stores.base import TokenRecord
 from sts.wstrust.model import Renewing
 from sts.wstrust.rst import parse_rst

@@ -15,8 +15,8 @@ from lxml import etree
 
 from sts import ns
 from sts.errors import InvalidRequest, STSError, TrustFailedAuthentication
+from sts.operations.call import TrustCall
 from sts.operations.records import token_digest
-from sts.service import TrustCall
 from sts.stores.base import TokenRecord, TokenStore
 from sts.tokens.validation import AssertionRejected, VerifiedAssertion, saml_version, verify_assertion
 from sts.xmlutil import element_children, text_of

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sts.clock import Clock
 from sts.errors import InvalidRequest
+from sts.operations.call import TrustCall, TrustReply
 from sts.operations.events import audit
 from sts.operations.targets import ResolvedTarget, TargetResolver
-from sts.service import TrustCall, TrustReply
 from sts.tokens.validation import within_validity
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import status_answer

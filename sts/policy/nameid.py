@@ -16,15 +16,10 @@ make the token this relying party requires; the audit reason is ``nameid_unavail
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sts.auth.users import PRIMARY, Principal
 from sts.errors import RequestFailed
 from sts.policy.claims import is_role_claim, stored_values
 from sts.tokens.base import NAMEID_EMAIL, NAMEID_UNSPECIFIED
-
-if TYPE_CHECKING:
-    from sts.relying_parties.profiles import EffectiveSettings
 
 USERNAME = "username"
 EMAIL = "email"
@@ -44,13 +39,14 @@ def claim_source(source: str) -> str | None:
     return EMAIL_CLAIM if source == EMAIL else source
 
 
-def subject_of(principal: Principal, settings: EffectiveSettings) -> tuple[str, str]:
-    """``(NameID value, Format)`` for this principal under a relying party's effective settings."""
-    claim = claim_source(settings.nameid)
+def subject_of(principal: Principal, source: str, name_format: str) -> tuple[str, str]:
+    """``(NameID value, Format)`` for this principal, the NameID read from ``source`` (a relying party's
+    effective ``nameid`` setting: ``username``, ``email`` or a claim URI) with the Format ``name_format``."""
+    claim = claim_source(source)
     if claim is None:
         name = principal.name if principal.domain == PRIMARY else principal.qualified_name
-        return name, settings.nameid_format
+        return name, name_format
     values = () if is_role_claim(claim) else stored_values(claim, principal.claims)
     if not values or not values[0].strip():
         raise RequestFailed("user has no value for the NameID claim", reason="nameid_unavailable")
-    return values[0], settings.nameid_format
+    return values[0], name_format

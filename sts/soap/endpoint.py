@@ -16,7 +16,8 @@ from lxml import etree
 from sts import ns
 from sts.audit import AuditEvent, emit
 from sts.errors import RequestFailed, STSError
-from sts.service import RequestInfo, SecurityTokenService
+from sts.operations.call import RequestInfo
+from sts.service import SecurityTokenService
 from sts.soap.addressing import Addressing, read_addressing, reply_headers
 from sts.soap.envelope import Envelope, SoapVersion, check_must_understand, read_envelope
 from sts.soap.faults import render_fault

@@ -8,7 +8,8 @@ from lxml import etree
 from sts import errors, ns
 from sts.auth.users import Principal
 from sts.auth.validators import AuthenticatedCaller
-from sts.service import RequestInfo, SecurityTokenService, TrustCall, TrustReply, TrustRequest
+from sts.operations.call import RequestInfo, TrustCall, TrustReply, TrustRequest
+from sts.service import SecurityTokenService
 from sts.soapenv import SoapVersion
 from sts.wstrust.actions import Operation
 from sts.wstrust.version import TrustVersion

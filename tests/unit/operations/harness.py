@@ -25,6 +25,7 @@ from sts.config.settings import ALL_DOMAINS
 from sts.crypto.keywrap import TrustedClientKeys
 from sts.crypto.signer import AssertionSigner
 from sts.errors import STSError
+from sts.operations.call import RequestInfo, TrustCall, TrustReply, TrustRequest
 from sts.operations.cancel import CancelOperation
 from sts.operations.issue import IssueOperation
 from sts.operations.minting import TokenMinter
@@ -35,7 +36,6 @@ from sts.operations.validate import ValidateOperation
 from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.model import RelyingParty
 from sts.relying_parties.registry import RelyingPartyRegistry
-from sts.service import RequestInfo, TrustCall, TrustReply, TrustRequest
 from sts.soapenv import SoapVersion
 from sts.stores.base import TokenStore
 from sts.stores.sqlite import Database, initialize

@@ -18,8 +18,8 @@ from sts.auth.validators import AuthenticatedCaller
 from sts.crypto.keygen import certificate_der, certificate_pem, generate_rsa_key, self_signed_certificate
 from sts.crypto.keywrap import ClientKey
 from sts.errors import FailedAuthentication, STSError, UnableToRenew
+from sts.operations.call import RequestInfo, TrustCall, TrustReply, TrustRequest
 from sts.relying_parties.model import RelyingParty
-from sts.service import RequestInfo, TrustCall, TrustReply, TrustRequest
 from sts.soapenv import SoapVersion
 from sts.stores.base import TokenRecord
 from sts.stores.sqlite_stores import SqliteTokenStore

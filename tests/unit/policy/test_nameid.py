@@ -21,7 +21,8 @@ ANN = Principal("PRIMARY", "ann", frozenset({"admin"}), CLAIMS)
 
 
 def subject(principal: Principal, **rp: str) -> tuple[str, str]:
-    return subject_of(principal, effective(RelyingParty("https://rp.example/", encrypt=False, **rp), "strict"))
+    settings = effective(RelyingParty("https://rp.example/", encrypt=False, **rp), "strict")
+    return subject_of(principal, settings.nameid, settings.nameid_format)
 
 
 def test_user_name_without_the_primary_domain() -> None:

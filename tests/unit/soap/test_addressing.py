@@ -5,7 +5,7 @@ from __future__ import annotations
 from lxml import etree
 
 from sts import ns
-from sts.service import RequestInfo, TrustReply
+from sts.operations.call import RequestInfo, TrustReply
 from sts.soap.addressing import Addressing, read_addressing, reply_headers
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.envelope import SoapVersion

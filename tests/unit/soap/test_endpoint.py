@@ -11,7 +11,7 @@ from lxml import etree
 
 from sts import ns
 from sts.errors import FailedAuthentication, InvalidRequest, InvalidScope, STSError
-from sts.service import RequestInfo
+from sts.operations.call import RequestInfo
 from sts.soap.endpoint import SoapEndpoint, SoapRequest, SoapResponse
 from sts.soap.envelope import SoapVersion
 from sts.soap.faults import STS_FAULT_NS

@@ -1,0 +1,55 @@
+"""The values a WS-Trust request and its answer travel in between the service and the four operations.
+
+They live with the operations (the service and the SOAP edge above import them; nothing here imports upwards).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+from sts.auth.validators import AuthenticatedCaller
+from sts.soapenv import SoapVersion
+from sts.wstrust.actions import Operation
+from sts.wstrust.version import TrustVersion
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """Transport facts about one request."""
+
+    correlation_id: str
+    client_address: str
+    secure_transport: bool
+    http_action: str = ""
+    wsa_action: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustRequest:
+    """One WS-Trust request before its caller is known: what the authenticator reads."""
+
+    soap: SoapVersion
+    headers: tuple[etree._Element, ...]
+    rst: etree._Element
+    trust: TrustVersion
+    operation: Operation
+    info: RequestInfo
+
+
+@dataclass(frozen=True, slots=True)
+class TrustCall:
+    """A request with its authenticated caller: what the operations receive."""
+
+    request: TrustRequest
+    caller: AuthenticatedCaller
+
+
+@dataclass(frozen=True, slots=True)
+class TrustReply:
+    """The Body child of the answer, the operation it answers and the version it is written in."""
+
+    body: etree._Element
+    operation: Operation
+    trust: TrustVersion
