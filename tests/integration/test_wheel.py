@@ -49,7 +49,9 @@ def _run(argv: list[str], *, cwd: Path, stdin: str = "", timeout: float = 300) -
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     dist = tmp_path_factory.mktemp("dist")
-    build = _run([sys.executable, "-m", "build", "--wheel", "--sdist", "--outdir", str(dist), str(ROOT)], cwd=dist)
+    # Without --wheel/--sdist, build makes the sdist and then the wheel FROM the sdist: nothing outside it (a stale
+    # build/ folder of the checkout, an untracked file) can reach the wheel.
+    build = _run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], cwd=dist)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     (wheel,) = dist.glob("wstrust_sts-*.whl")
     (sdist,) = dist.glob("wstrust_sts-*.tar.gz")

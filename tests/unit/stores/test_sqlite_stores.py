@@ -346,9 +346,7 @@ def test_a_transaction_in_one_thread_never_takes_in_another_threads_write(db_pat
             db.conn.execute("INSERT INTO meta(key, value) VALUES ('second', '2')")
         except sqlite3.OperationalError as exc:
             return str(exc)
-        finally:
-            db.close()
-        return "written"
+        return "written"  # this thread's connection is closed by db.close() below (it closes every thread's)
 
     outcome = _in_thread(write)
     db.conn.execute("ROLLBACK")
