@@ -97,7 +97,7 @@ def _nameid_changes(args: argparse.Namespace) -> dict[str, str]:
 
 
 def parse_encryption(text: str, default_key_transport: str = "") -> tuple[str, str]:
-    """``CIPHER[,KEYTRANSPORT]`` → the two short names; only names of the allow-lists exist (E01, E02).
+    """``CIPHER[,KEYTRANSPORT]`` → the two short names; only names of the allow-lists exist (XML Encryption 1.1 §5).
 
     With CIPHER alone the key transport is ``default_key_transport`` (empty: the profile decides).
     """

@@ -2,11 +2,11 @@
 
 A relying party's explicit settings win; what it leaves empty comes from its profile (or the ``[tokens]
 profile`` default). Profiles never weaken signatures (always RSA-SHA256) and never enable RSA 1.5 or 3DES;
-``adfs`` selects AES-256-CBC because .NET Framework/WIF relying parties have no AES-GCM (R30).
+``adfs`` selects AES-256-CBC because .NET Framework/WIF relying parties have no AES-GCM.
 
 The table of what each profile sets is in README ("Client compatibility") and in :data:`PROFILES`:
 ``strict`` (SAML 2.0, ``urn:`` spelling, AES-256-GCM + RSA-OAEP-MGF1P, AppliesTo echoed as sent), ``wso2``
-(SAML 1.1 as WSO2 defaults to, R45), ``adfs`` (SAML 1.1, AES-256-CBC for WIF), ``cxf`` (SAML 2.0 in the
+(SAML 1.1 as WSO2 defaults to), ``adfs`` (SAML 1.1, AES-256-CBC for WIF), ``cxf`` (SAML 2.0 in the
 token-profile spelling, xmlenc11 RSA-OAEP with SHA-256); all but ``strict`` echo AppliesTo in WS-Policy 2004/09.
 
 ``timestamp_required`` is a rule of the endpoint, not of a relying party: a message is authenticated before its

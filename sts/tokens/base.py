@@ -1,4 +1,4 @@
-"""What an assertion says, independent of the SAML version (wstrust-protocol.md §16)."""
+"""What an assertion says, independent of the SAML version (SAML 1.1 core §2, SAML 2.0 core §2)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def new_assertion_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Attribute:
-    """One claim: its URI and its values (one AttributeValue each, R39)."""
+    """One claim: its URI and its values (one AttributeValue each: WIF reads one value per element)."""
 
     uri: str
     values: tuple[str, ...]

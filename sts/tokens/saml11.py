@@ -1,4 +1,4 @@
-"""SAML 1.1 bearer assertions (SAML 1.1 core; wstrust-protocol.md §16; interop rules R28, R39).
+"""SAML 1.1 bearer assertions (SAML 1.1 core §2; WS-Security SAML Token Profile 1.1).
 
 Child order: Conditions, AuthenticationStatement, AttributeStatement, then the signature appended last by the
 signer. Attribute names are split at the last ``/`` into AttributeNamespace and AttributeName, as WIF and

@@ -1,4 +1,4 @@
-"""SAML 2.0 bearer assertions (SAML 2.0 core §2; wstrust-protocol.md §16; interop rules R26, R35-R39).
+"""SAML 2.0 bearer assertions (SAML 2.0 core §2; SAML 2.0 profiles §4.1.4.2 for bearer assertions).
 
 Child order is the schema's: Issuer, (Signature, added by the signer right after Issuer), Subject, Conditions,
 AuthnStatement, AttributeStatement. The assertion declares the one namespace it uses on itself, so it stands

@@ -107,7 +107,7 @@ def _instant(conditions: etree._Element | None, name: str) -> dt.datetime | None
 
 
 def within_validity(verified: VerifiedAssertion, now: dt.datetime, skew_seconds: int) -> bool:
-    """NotBefore ≤ now + skew and now − skew < NotOnOrAfter (catalogue V11)."""
+    """NotBefore ≤ now + skew and now − skew < NotOnOrAfter (SAML 2.0 core §2.5.1.2, with the configured clock skew)."""
     skew = dt.timedelta(seconds=skew_seconds)
     if verified.not_before is not None and verified.not_before > now + skew:
         return False

@@ -1,4 +1,4 @@
-"""Proof keys for holder-of-key tokens (WS-Trust 1.3 §4.4.2-4.4.4, §9; wstrust-protocol.md §8-§9).
+"""Proof keys for holder-of-key tokens (WS-Trust 1.3 §4.4.2-4.4.4, §9).
 
 A symmetric proof key is either made by the STS (CSPRNG) or computed from both parties' entropy with P_SHA1
 (TLS 1.0, RFC 2246 §5): ``key = P_SHA1(secret = requestor entropy, seed = issuer entropy)`` truncated to
@@ -45,7 +45,7 @@ class SymmetricProof:
 
 def key_bits(requested: int | None) -> int:
     """The proof-key size: default 256 when absent, 128..512 in whole bytes accepted, else wst:InvalidRequest
-    (row I12; 0 included)."""
+    (0 included: a key of no bits is no key)."""
     if requested is None:
         return DEFAULT_KEY_BITS
     if not MIN_KEY_BITS <= requested <= MAX_KEY_BITS or requested % 8:

@@ -1,4 +1,4 @@
-"""Frozen values of a parsed WS-Trust request (wstrust-protocol.md §4)."""
+"""Frozen values of a parsed WS-Trust request (WS-Trust 1.3 §4.1)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sts.wstrust.version import TrustVersion
 
 @dataclass(frozen=True, slots=True)
 class AppliesTo:
-    """``wsp:AppliesTo/wsa:EndpointReference/wsa:Address`` and the namespaces it came in (for the echo, R8)."""
+    """``wsp:AppliesTo/wsa:EndpointReference/wsa:Address`` and the namespaces it came in (echoed in them)."""
 
     address: str
     policy_ns: str

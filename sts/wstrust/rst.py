@@ -1,8 +1,9 @@
-"""Strict parsing of a ``RequestSecurityToken`` (WS-Trust 1.3 §4, 1.4, Feb 2005; wstrust-protocol.md §4).
+"""Strict parsing of a ``RequestSecurityToken`` (WS-Trust 1.3 §4, 1.4, Feb 2005).
 
 Every child becomes a typed field or a fault: unknown elements get ``wst:BadRequest`` (CXF's default),
 malformed or duplicated known ones ``wst:InvalidRequest``; nothing reaches a traceback. Elements are matched by
-namespace URI and local name only (R20); URI and dateTime values are whitespace-collapsed (R17).
+namespace URI and local name only (prefixes carry no meaning); URI and dateTime values are whitespace-collapsed
+(XML Schema 2 §4.3.6).
 
 ``wst:SecondaryParameters`` (WS-Trust 1.3 §4.1) carries RST parameters the requestor did not originate: WCF puts
 the relying party's ``RequestSecurityTokenTemplate`` there. Its children are read by the same rules as top-level
@@ -37,7 +38,7 @@ from sts.xmlutil import element_children, text_of
 
 MAX_CONTEXT = 256
 MAX_URI = 2048
-_IGNORED = frozenset(  # accepted and ignored (wstrust-protocol.md §4): never weakens policy
+_IGNORED = frozenset(  # accepted and ignored (WS-Trust 1.3 §4.1 optional parameters): never weakens policy
     {
         "SignatureAlgorithm", "EncryptionAlgorithm", "CanonicalizationAlgorithm", "EncryptWith", "SignWith",
         "KeyWrapAlgorithm", "Encryption", "ProofEncryption", "Delegatable", "Forwardable", "DelegateTo",
@@ -56,7 +57,7 @@ _TEMPLATE = frozenset({"TokenType", "KeyType", "KeySize", "Claims", "ComputedKey
 
 
 def collapse(text: str) -> str:
-    """XML Schema whitespace collapse for URI and token values (interop R17)."""
+    """XML Schema whitespace collapse for URI and token values (XML Schema part 2 §4.3.6)."""
     return " ".join(text.split())
 
 
@@ -155,7 +156,7 @@ def _computed_key(element: etree._Element, trust: TrustVersion) -> dict[str, obj
 
 
 def _applies_to(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
-    """Exactly one EndpointReference with exactly one Address, text only (catalogue I04)."""
+    """Exactly one EndpointReference with exactly one Address, text only (WS-Addressing 1.0 §2.2)."""
     policy_ns = etree.QName(element).namespace or ""
     children = element_children(element)
     if len(children) != 1 or etree.QName(children[0]).localname != "EndpointReference":
@@ -184,7 +185,7 @@ def _lifetime(element: etree._Element, trust: TrustVersion) -> dict[str, object]
 
 
 def _claims(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
-    """Dialect unqualified (spec) or namespace-qualified (Rahas, R40); ClaimType Uri + Optional."""
+    """Dialect unqualified (WS-Trust 1.3 §4.1) or qualified (as Rahas sends it); ClaimType Uri + Optional."""
     dialect = element.get("Dialect") or element.get(trust.qn("Dialect")) or ""
     claims: list[ClaimRequest] = []
     for child in element_children(element):

@@ -1,4 +1,4 @@
-"""RSTR / RSTRC serialization (WS-Trust 1.3 §4.4; wstrust-protocol.md §5; interop rules R1-R9).
+"""RSTR / RSTRC serialization (WS-Trust 1.3 §4.4, §3.2 RSTRC; Feb 2005 §6 bare RSTR).
 
 The token is appended as the first and only child of ``RequestedSecurityToken``; ancestors never declare the
 SAML, ds or xenc prefixes, so the token keeps its own namespace declarations and stands alone when a client
@@ -88,7 +88,7 @@ def _rstr(trust: TrustVersion, context: str | None) -> etree._Element:
 
 
 def issued_rstr(response: IssuedTokenResponse) -> etree._Element:
-    """One RSTR in the recommended child order (wstrust-protocol.md §5)."""
+    """One RSTR in the child order of the WS-Trust 1.3 §4.4 examples, which .NET and WSS4J expect."""
     trust = response.trust
     rstr = _rstr(trust, response.context)
     _el(rstr, trust, "TokenType", response.token_type)

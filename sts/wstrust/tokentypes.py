@@ -1,4 +1,4 @@
-"""Token-type URIs (wstrust-protocol.md §7, interop rules R2, R3, R45) and key-type URIs (§8)."""
+"""Token-type URIs (WSS SAML Token Profile 1.1 §3.6) and key-type URIs (WS-Trust 1.3 §4.4)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ _SPELLINGS = {
     SAML20_PROFILE_URI: SamlVersion.SAML20,
     SAML20_URN: SamlVersion.SAML20,
 }
-# With no TokenType in the request: the urn: spelling, which every client accepts (R3).
+# With no TokenType in the request: the urn: spelling, which every client accepts.
 DEFAULT_SPELLING = {SamlVersion.SAML11: SAML11_URN, SamlVersion.SAML20: SAML20_URN}
-# RequestedAttachedReference / RequestedUnattachedReference (wstrust-protocol.md §5).
+# RequestedAttachedReference / RequestedUnattachedReference (WS-Trust 1.3 §4.4).
 REFERENCE_TOKEN_TYPE = {SamlVersion.SAML11: SAML11_PROFILE_URI, SamlVersion.SAML20: SAML20_PROFILE_URI}
 REFERENCE_VALUE_TYPE = {
     SamlVersion.SAML11: "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.0#SAMLAssertionID",
@@ -51,7 +51,7 @@ class TokenType:
 
 
 def resolve_token_type(requested: str | None, default: SamlVersion, profile_spelling: bool = False) -> TokenType:
-    """Map a requested TokenType to a version, keeping the spelling (R3).
+    """Map a requested TokenType to a version, keeping the spelling the client used.
 
     With none requested: the default version, spelled ``urn:oasis:names:tc:SAML:…`` (what every client accepts)
     or, for profiles that want it, in the token-profile form (``…#SAMLV2.0``).
@@ -74,10 +74,10 @@ class KeyKind(Enum):
 
 
 def resolve_key_type(requested: str | None, trust: TrustVersion) -> tuple[KeyKind, str]:
-    """The key kind and the URI to echo; Feb 2005 bearer is also spelled ``wsid:NoProofKey`` (R15)."""
+    """The key kind and the URI to echo; Feb 2005 bearer is also spelled ``wsid:NoProofKey`` (as .NET sends it)."""
     if requested is None:
         return KeyKind.BEARER, trust.bearer
     kind = trust.key_kind_of(requested)
     if kind is None:
-        raise InvalidRequest("unsupported KeyType", reason="unsupported_key_type")  # catalogue I11
+        raise InvalidRequest("unsupported KeyType", reason="unsupported_key_type")  # WS-Trust 1.3 §4.4 defines three
     return kind, requested
