@@ -248,6 +248,8 @@ def make_tls_files(directory: Path, owner: Account | None) -> TlsFiles:
         .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        # Python 3.13's default context verifies with VERIFY_X509_STRICT: key identifiers are required (RFC 5280).
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -262,6 +264,7 @@ def make_tls_files(directory: Path, owner: Account | None) -> TlsFiles:
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     files = TlsFiles(directory / "ca.pem", directory / "server.crt", directory / "server.key")
