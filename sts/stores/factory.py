@@ -30,8 +30,8 @@ from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, S
 class Stores:
     """The shared state of one instance, each part behind its contract.
 
-    ``tokens`` is None when ``[lifecycle] token_store`` is off (Issue only). ``close`` releases the calling
-    thread's connections (tools and tests; a server process keeps them for its lifetime).
+    ``tokens`` is None when ``[lifecycle] token_store`` is off (Issue only). ``close`` releases the connections
+    the stores opened in this process, every thread's: for tools and tests, and for a server worker as it exits.
     """
 
     replay: ReplayCache
