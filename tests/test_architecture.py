@@ -19,6 +19,7 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "xmlsec": ("sts.crypto.",),
     "cryptography.hazmat": ("sts.crypto.",),
     "passlib": ("sts.auth.passwords",),
+    "ldap": ("sts.auth.ldap_client",),  # python-ldap, the optional extra wstrust-sts[ldap]
     "redis": ("sts.stores.redis",),
     # gunicorn: its settings file, the worker class and the access-log class it runs.
     "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
@@ -84,8 +85,11 @@ def test_crypto_imports_neither_configuration_nor_relying_parties() -> None:
 
 
 def test_configuration_is_settings_and_loader_only() -> None:
-    """sts.config holds the settings and their loader, and reads nothing of the layers that read it."""
-    assert sorted(path.stem for path in (PACKAGE / "config").glob("*.py")) == ["__init__", "loader", "settings"]
+    """sts.config holds the settings (the ``[[user_stores]]`` tables among them) and their loader, and reads
+    nothing of the layers that read it."""
+    assert sorted(path.stem for path in (PACKAGE / "config").glob("*.py")) == [
+        "__init__", "loader", "settings", "user_stores"
+    ]
     above = ("sts.relying_parties", "sts.crypto", "sts.stores", "sts.auth", "sts.tokens")
     offenders = [
         f"{_module_name(path)} imports {name}"
@@ -167,8 +171,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sts.stores",),  # shared state
     (  # foundation: settings, errors, XML, time, logging
         "sts.config", "sts.errors", "sts.ns", "sts.soapenv", "sts.xmlutil", "sts.xmlencoding", "sts.clock",
-        "sts.audit", "sts.logging", "sts.files", "sts.netaddr", "sts.http_framing", "sts.gunicorn_worker",
-        "sts.gunicorn_logging",
+        "sts.audit", "sts.logging", "sts.files", "sts.netaddr", "sts.ldapfilter", "sts.http_framing",
+        "sts.gunicorn_worker", "sts.gunicorn_logging",
     ),
 )
 POOLS = (0, len(LAYERS) - 1)

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from sts.config.user_stores import UserStoreSettings
 from sts.netaddr import AddressSet, are_networks
 
 ALL_DOMAINS = "ALL-USER-STORE-DOMAINS"
@@ -136,6 +137,9 @@ class SecuritySettings:
     scenario: str = _check(lambda v: v == "UTOverTransport", "must be UTOverTransport", "UTOverTransport")
     allowed_roles: tuple[str, ...] = ("admin",)
     allowed_domains: tuple[str, ...] = (ALL_DOMAINS,)
+    # A name without DOMAIN/ goes to PRIMARY; "chain" tries PRIMARY, then each [[user_stores]] domain in order,
+    # as WSO2 does (one wrong password then reaches every directory).
+    unqualified_login: str = _check(lambda v: v in ("primary", "chain"), "must be primary or chain", "primary")
     timestamp_ttl: int = _positive(300)
     timestamp_future_ttl: int = _non_negative(60)
     min_nonce_bytes: int = _check(lambda v: 8 <= v <= 64, "must be between 8 and 64", 16)
@@ -200,6 +204,7 @@ class Settings:
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    user_stores: tuple[UserStoreSettings, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -209,6 +214,16 @@ class Settings:
 
 def config_warnings(settings: Settings) -> list[str]:
     """Valid but risky combinations, for ``sts check-config`` and the start-up log."""
+    warnings = [warning for store in settings.user_stores for warning in store.warnings]
+    if settings.security.unqualified_login == "chain" and len(settings.user_stores) > 1:
+        warnings.append(
+            "security.unqualified_login = \"chain\": a name without DOMAIN/ is tried on every user store in turn,"
+            " so one wrong password reaches every directory (and counts towards each one's own lockout)"
+        )
+    return warnings + _proxy_warnings(settings)
+
+
+def _proxy_warnings(settings: Settings) -> list[str]:
     security = settings.security
     exempt = AddressSet.parse(security.client_failure_exempt)
     if security.client_failure_limit and exempt.covers_loopback() and not settings.server.trusted_proxies:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sts.auth.passwords import PasswordHasher
 from sts.auth.router import UserStoreRouter
 from sts.auth.sqlite_users import SqliteUserStore
+from sts.auth.users import PRIMARY, UserStore
 from sts.clock import Clock
 from sts.config.settings import Settings
 from sts.crypto.secretbox import SecretBox
@@ -59,6 +60,12 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
     db = Database(store.database, store.busy_timeout_ms)
     security, lockout = settings.security, settings.lockout
     box = SecretBox.from_file(store.credential_key) if store.credential_key.is_file() else None
+    users = user_store_router(settings, SqliteUserStore(db, hasher, box))
+
+    def close() -> None:
+        users.close()
+        db.close()
+
     return Stores(
         replay=SqliteReplayCache(db, clock),
         lockout=SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
@@ -70,8 +77,22 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
         ),
         tokens=SqliteTokenStore(db, clock) if settings.lifecycle.token_store else None,
         relying_parties=SqliteRelyingPartyStore(db),
-        # Domains are labels on the built-in store's users: it owns every domain.
-        users=UserStoreRouter.single(SqliteUserStore(db, hasher, box)),
-        close=db.close,
+        users=users,
+        close=close,
     )
+
+
+def user_store_router(settings: Settings, builtin: UserStore) -> UserStoreRouter:
+    """Each ``[[user_stores]]`` directory owns its domain; the built-in store owns every other domain (domains
+    are labels on its users). Directory connections open lazily, in the worker that uses them."""
+    directories: dict[str, UserStore] = {}
+    if any(store.is_directory for store in settings.user_stores):
+        # python-ldap is the optional extra wstrust-sts[ldap]: imported only when a directory is configured.
+        from sts.auth.directory_store import DirectoryUserStore
+
+        directories = {s.domain_name: DirectoryUserStore(s) for s in settings.user_stores if s.is_directory}
+    chain: list[str] = []
+    if settings.security.unqualified_login == "chain":
+        chain = [PRIMARY] + [s.domain_name for s in settings.user_stores if s.domain_name != PRIMARY]
+    return UserStoreRouter(directories, fallback=builtin, chain=chain)
 

@@ -68,6 +68,7 @@ objectclass ( 1.2.840.113556.1.3.23 NAME 'container' SUP top STRUCTURAL MUST cn 
 objectclass ( 1.2.840.113556.1.5.9 NAME 'user' SUP organizationalPerson STRUCTURAL
   MAY ( sAMAccountName $ userPrincipalName $ userAccountControl $ msDS-User-Account-Control-Computed $
         pwdLastSet $ accountExpires $ objectGUID $ givenName $ displayName $ mail ) )
+objectclass ( 1.2.840.113556.1.3.30 NAME 'computer' SUP user STRUCTURAL )
 objectclass ( 1.2.840.113556.1.5.8 NAME 'group' SUP top STRUCTURAL MUST cn
   MAY ( member $ sAMAccountName $ objectGUID $ description ) )
 """
