@@ -32,13 +32,14 @@ class GroupResolver:
         self._settings = settings
         self._client = client
         self._base_key = dn_key(settings.group_search_base) if settings.group_search_base else ()
+        self._in_chain_ignored = False  # learnt once per process: then every login expands level by level
 
     def roles(self, user: Entry) -> frozenset[str]:
         """Every group of the user, nested groups included (within the depth cap)."""
         settings = self._settings
         if not settings.group_search_base:
             return frozenset()
-        if settings.group_nesting is GroupNesting.IN_CHAIN:
+        if settings.group_nesting is GroupNesting.IN_CHAIN and not self._in_chain_ignored:
             groups = self._in_chain(user)
             if groups is not None:
                 return _names(groups, settings.group_name_attribute)
@@ -52,6 +53,7 @@ class GroupResolver:
         found = {dn_key(group.dn) for group in groups}
         direct = self._direct_back_links(user)
         if direct - found:
+            self._in_chain_ignored = True
             _LOG.warning(
                 "the directory ignores the in-chain matching rule; expanding nested groups level by level",
                 extra={"domain": self._settings.domain_name},

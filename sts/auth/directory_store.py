@@ -115,6 +115,10 @@ class DirectoryUserStore:
         found = self._find_or_refusal(name)
         return None if isinstance(found, Refusal) else found
 
+    def service_bind(self) -> str:
+        """Connect and bind as the service account (``sts user-store test``); the URL that answered."""
+        return self._call(self._client.service_bind)
+
     def close(self) -> None:
         """Release this process's connections."""
         self._client.close()

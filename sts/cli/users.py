@@ -23,6 +23,12 @@ from sts.auth.users import (
     valid_user_name,
 )
 from sts.cli.common import CommandError, SubParsers, open_database, read_secret, settings_from
+from sts.cli.user_stores import (
+    directory_settings,
+    refuse_directory_write,
+    show_directory_user,
+    unlock_directory_user,
+)
 from sts.config.settings import Settings
 from sts.crypto.secretbox import SecretBox, SecretBoxError
 from sts.policy.claims import is_role_claim
@@ -140,8 +146,17 @@ def _user_command(action: UserAction) -> Callable[[argparse.Namespace], int]:
     """A handler: open the store, resolve NAME, run ``action``, print what it reports."""
 
     def handler(args: argparse.Namespace) -> int:
+        domain, name = _who(args)
+        settings = settings_from(args)
+        if directory_settings(settings, domain) is not None:  # a read-only directory owns the domain
+            if action.__name__ == "_user_show":
+                print(show_directory_user(settings, domain, name))
+            elif action.__name__ == "_user_unlock":
+                print(unlock_directory_user(settings, domain, name))
+            else:
+                refuse_directory_write(settings, domain)
+            return 0
         with _store(args) as (store, settings):
-            domain, name = _who(args)
             try:
                 print(action(store, settings, domain, name, args))
             except UserStoreError as exc:
@@ -235,6 +250,7 @@ def _user_remove(args: argparse.Namespace) -> int:
             domain, name = normalize_domain(stored_domain), normalize_name(stored_name)
         except UserStoreError as exc:
             raise CommandError(str(exc)) from None
+    refuse_directory_write(settings_from(args), domain)
     with _store(args) as (store, _):
         try:
             store.remove_user(domain, name)
