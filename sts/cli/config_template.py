@@ -77,6 +77,9 @@ scenario = "UTOverTransport"
 allowed_roles = ["admin"]
 # User-store domains whose users may authenticate: ALL-USER-STORE-DOMAINS or names such as "PRIMARY".
 allowed_domains = ["ALL-USER-STORE-DOMAINS"]
+# A name without DOMAIN/ goes to PRIMARY; "chain" tries PRIMARY, then each [[user_stores]] domain in order
+# (as WSO2 does; one wrong password then reaches every directory).
+unqualified_login = "primary"
 # wsu:Timestamp and UsernameToken Created freshness, in seconds (WSS4J defaults).
 timestamp_ttl = 300
 timestamp_future_ttl = 60
@@ -130,4 +133,16 @@ file = ""
 # the same as format.
 access_log = true
 access_log_format = ""
+
+# Directory user stores (LDAP, Active Directory): one [[user_stores]] table per domain, with WSO2's
+# deployment.toml user-store keys (README: "Directory user stores"). Check with `sts user-store test DOMAIN`.
+# [[user_stores]]
+# domain_name = "CORP"
+# type = "active_directory"                 # or read_only_ldap
+# connection_url = ["ldaps://dc1.corp.example.com", "ldaps://dc2.corp.example.com"]
+# connection_name = "CN=svc-sts,CN=Users,DC=corp,DC=example,DC=com"
+# connection_password_file = "corp-ldap.pw" # or $STS_USER_STORE_CORP_PASSWORD
+# user_search_base = "CN=Users,DC=corp,DC=example,DC=com"
+# group_search_base = "DC=corp,DC=example,DC=com"
+# ca_file = "keystore/corp-ca.pem"
 """

@@ -23,7 +23,7 @@ from sts.auth.users import (
     valid_user_name,
 )
 from sts.cli.common import CommandError, SubParsers, open_database, read_secret, settings_from
-from sts.cli.user_stores import (
+from sts.cli.directory_users import (
     directory_settings,
     refuse_directory_write,
     show_directory_user,
