@@ -1,7 +1,7 @@
 """What the built-in user store does whatever database keeps it: checking passwords, opening digest secrets, the
 provisioning rules, and the provisioning interface ``sts user`` and ``sts role`` use.
 
-The SQLite store (:mod:`sts.auth.sqlite_users`) and the PostgreSQL store (:mod:`sts.stores.postgres_users`) supply
+The SQLite store (:mod:`sts.auth.sqlite_users`) and the PostgreSQL store (:mod:`sts.auth.postgres_users`) supply
 the rows; this base class turns rows into principals and refusals, so both answer a credential alike.
 """
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import conninfo as libpq
@@ -65,6 +65,8 @@ def target(store: StoreSettings, url: str | None = None) -> Target:
 
     Raises :class:`DatabaseError` with a message that never holds the URL (it may hold a password).
     """
+    if not (url if url is not None else store.url).strip():
+        raise DatabaseError("store.url: required with backend = \"postgresql\" (or set $STS_STORE_URL)")
     try:
         params = libpq.conninfo_to_dict(url if url is not None else store.url)
     except psycopg.ProgrammingError:
@@ -138,14 +140,18 @@ class Session:
 
     def execute(self, query: str, params: Params | None = None) -> Result:
         """Run one statement (``%s`` or ``%(name)s`` placeholders; several statements only without params)."""
-        cursor = self._conn.execute(query, params)  # type: ignore[arg-type]  # our SQL is literal text
+        cursor = self._conn.execute(query, params)
         rows = cursor.fetchall() if cursor.description is not None else []
         return Result(rows, cursor.rowcount)
+
+    def rollback(self) -> NoReturn:
+        """End the transaction without committing; the ``with`` block ends here, without an error."""
+        raise psycopg.Rollback()
 
     def executemany(self, query: str, params: Sequence[Params]) -> None:
         """Run one statement for each parameter set."""
         with self._conn.cursor() as cursor:
-            cursor.executemany(query, params)  # type: ignore[arg-type]
+            cursor.executemany(query, params)
 
 
 class _Watch:
