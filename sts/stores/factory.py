@@ -125,6 +125,7 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
 
 def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
     """Every store in the shared PostgreSQL database (a pool per process, opened on first use after fork)."""
+    from sts.auth.postgres_users import PostgresUserStore
     from sts.stores.postgres import PostgresDatabase
     from sts.stores.postgres_relying_parties import PostgresRelyingPartyStore
     from sts.stores.postgres_stores import (
@@ -133,7 +134,6 @@ def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) ->
         PostgresReplayCache,
         PostgresTokenStore,
     )
-    from sts.auth.postgres_users import PostgresUserStore
 
     store = settings.store
     check_schema(store)  # on a connection of its own, closed before gunicorn forks the workers

@@ -257,6 +257,16 @@ class PostgresDatabase:
                 self._pool = pool
             return self._pool
 
+    @contextmanager
+    def tool_session(self, what: str) -> Iterator[Session]:
+        """One transaction on a connection of its own, without the per-operation deadline (``sts db copy``: bulk
+        work); a failure is :class:`DatabaseError`."""
+        try:
+            with self.connect() as conn, conn.transaction():
+                yield Session(conn)
+        except psycopg.Error as exc:
+            raise DatabaseError(f"{self.target.describe()}: {what} failed ({_first_line(exc)})") from None
+
     def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
         """A connection outside the pool (for the start-up check in a process about to fork, and for tools)."""
         try:
