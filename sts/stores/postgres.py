@@ -291,7 +291,13 @@ def _first_line(exc: BaseException) -> str:
 
 def schema_version(conn: psycopg.Connection[Any]) -> int:
     """The applied schema version (0: no STS schema yet)."""
-    if conn.execute("SELECT to_regclass('schema_version')").fetchone() in (None, (None,)):
+    # A query of the catalog, not to_regclass(): that reads the relation cache, which in a session that waited for
+    # the migration lock may not yet know the table another node just created.
+    exists = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'schema_version')"
+    ).fetchone()
+    if not exists or not exists[0]:
         return 0
     row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
     return int(row[0]) if row else 0
