@@ -21,6 +21,9 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "passlib": ("sts.auth.passwords",),
     "ldap": ("sts.auth.ldap_client",),  # python-ldap, the optional extra wstrust-sts[ldap]
     "redis": ("sts.stores.redis",),
+    # PostgreSQL: the connection module (pools, deadlines, migrations); the stores use its sessions.
+    "psycopg": ("sts.stores.postgres",),
+    "psycopg_pool": ("sts.stores.postgres",),
     # gunicorn: its settings file, the worker class and the access-log class it runs.
     "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
     # SQLite: the stores (the relying-party registry's included) and the built-in user store, in one database file.
@@ -57,6 +60,17 @@ def test_foreign_library_stays_behind_its_module(library: str) -> None:
             if imported == library or imported.startswith(library + "."):
                 offenders.append(f"{module} imports {imported}")
     assert offenders == []
+
+
+def test_psycopg_is_imported_by_exactly_one_module() -> None:
+    """The prefix match above would let ``sts.stores.postgres_stores`` import psycopg too: it must not."""
+    importers = {
+        _module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        for imported in _imports(path)
+        if imported.split(".")[0] in ("psycopg", "psycopg_pool")
+    }
+    assert importers == {"sts.stores.postgres"}
 
 
 def test_core_does_not_import_the_soap_edge_or_the_cli() -> None:

@@ -118,7 +118,22 @@ allowed_roles = []
 trusted_issuer_certs = []
 
 [store]
+# sqlite: the database file below, for one host. postgresql: the database at url, shared by every node; the password
+# is not written here: password_file, $PGPASSWORD or ~/.pgpass (or the whole URL in $STS_STORE_URL).
+backend = "{store_backend}"
 database = "sts.db"
+url = {store_url}
+password_file = {store_password_file}
+# CA certificate of the PostgreSQL server (TLS with sslmode=verify-full); empty: the system's CAs (not needed for
+# a server on loopback).
+ca_file = {store_ca_file}
+# Seconds to connect; server-side limit per statement; client-side bound per store operation (holds also when the
+# server hangs); connections per worker process and how long a request waits for one.
+connect_timeout = 2
+statement_timeout_ms = 1000
+operation_timeout_ms = 2000
+pool_size = 4
+pool_timeout_ms = 500
 # Relying-party certificates (PEM), referenced by `sts rp add --cert`.
 truststore = "keystore/truststore"
 # 256-bit key (mode 0600) encrypting the recoverable secrets of users enrolled for PasswordDigest.

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-from sts.auth.passwords import PasswordHasher
-from sts.auth.sqlite_users import SqliteUserStore
+from sts.auth.builtin_users import BuiltinUserStore
 from sts.auth.users import (
     PRIMARY,
     UserStoreError,
@@ -22,7 +22,7 @@ from sts.auth.users import (
     split_qualified,
     valid_user_name,
 )
-from sts.cli.common import CommandError, SubParsers, open_database, read_secret, settings_from
+from sts.cli.common import CommandError, SubParsers, open_stores, read_secret, settings_from
 from sts.cli.directory_users import (
     directory_settings,
     refuse_directory_write,
@@ -30,9 +30,8 @@ from sts.cli.directory_users import (
     unlock_directory_user,
 )
 from sts.config.settings import Settings
-from sts.crypto.secretbox import SecretBox, SecretBoxError
 from sts.policy.claims import is_role_claim
-from sts.stores.sqlite_stores import SqliteLockoutStore
+from sts.stores.base import LockoutStore
 
 
 def register(commands: SubParsers) -> None:
@@ -96,20 +95,11 @@ def _register_role(commands: SubParsers) -> None:
 
 
 @contextlib.contextmanager
-def _store(args: argparse.Namespace) -> Iterator[tuple[SqliteUserStore, Settings]]:
-    """The user store of the configured instance, its database closed when the command is done."""
+def _store(args: argparse.Namespace) -> Iterator[tuple[BuiltinUserStore, Settings]]:
+    """The built-in user store of the configured instance (either backend), closed when the command is done."""
     settings = settings_from(args)
-    box = None
-    if settings.store.credential_key.is_file():
-        try:
-            box = SecretBox.from_file(settings.store.credential_key)
-        except SecretBoxError as exc:
-            raise CommandError(str(exc)) from None
-    database = open_database(settings)
-    try:
-        yield SqliteUserStore(database, PasswordHasher(), box), settings
-    finally:
-        database.close()
+    with open_stores(settings) as stores:
+        yield stores.builtin, settings
 
 
 def _who(args: argparse.Namespace) -> tuple[str, str]:
@@ -138,8 +128,9 @@ def _claims(items: list[str]) -> dict[str, list[str]]:
     return claims
 
 
-UserAction = Callable[[SqliteUserStore, Settings, str, str, argparse.Namespace], str]
-RoleAction = Callable[[SqliteUserStore, str], str]
+_T = TypeVar("_T")
+UserAction = Callable[[BuiltinUserStore, Settings, str, str, argparse.Namespace], str]
+RoleAction = Callable[[BuiltinUserStore, str], str]
 
 
 def _user_command(action: UserAction) -> Callable[[argparse.Namespace], int]:
@@ -180,18 +171,19 @@ def _role_command(action: RoleAction) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
-def _require(store: SqliteUserStore, domain: str, name: str) -> None:
+def _require(store: BuiltinUserStore, domain: str, name: str) -> None:
     if store.find(domain, name) is None:
         raise CommandError(f"no user {domain}/{name}")
 
 
-def _lockout(store: SqliteUserStore, settings: Settings) -> SqliteLockoutStore:
-    lockout = settings.lockout
-    return SqliteLockoutStore(store.database, lockout.max_failures, lockout.duration, lockout.max_duration)
+def _lockout(settings: Settings, use: Callable[[LockoutStore], _T]) -> _T:
+    """``use`` applied to the instance's lockout counters (in the same database as the users, or beside them)."""
+    with open_stores(settings) as stores:
+        return use(stores.lockout)
 
 
 @_user_command
-def _user_add(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_add(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     claims = _claims(args.claim)
     password = read_secret(f"Password for {domain}/{name}: ", args.password_stdin, confirm=True)
     store.add_user(domain, name, password, args.role, claims, digest=args.digest)
@@ -199,7 +191,7 @@ def _user_add(store: SqliteUserStore, _: Settings, domain: str, name: str, args:
 
 
 @_user_command
-def _user_passwd(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_passwd(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     _require(store, domain, name)
     password = read_secret(f"New password for {domain}/{name}: ", args.password_stdin, confirm=True)
     store.set_password(domain, name, password, digest=args.digest)
@@ -207,11 +199,11 @@ def _user_passwd(store: SqliteUserStore, _: Settings, domain: str, name: str, ar
 
 
 @_user_command
-def _user_show(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
+def _user_show(store: BuiltinUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     user = store.find(domain, name)
     if user is None:
         raise CommandError(f"no user {domain}/{name}")
-    lock = _lockout(store, settings).state(f"{domain}/{canonical(name)}")
+    lock = _lockout(settings, lambda lockout: lockout.state(f"{domain}/{canonical(name)}"))
     principal = user.principal
     lines = [
         f"user:     {principal.qualified_name}",
@@ -226,13 +218,13 @@ def _user_show(store: SqliteUserStore, settings: Settings, domain: str, name: st
 
 
 @_user_command
-def _user_disable(store: SqliteUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
+def _user_disable(store: BuiltinUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
     store.set_enabled(domain, name, False)
     return f"disabled {domain}/{name}"
 
 
 @_user_command
-def _user_enable(store: SqliteUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
+def _user_enable(store: BuiltinUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
     store.set_enabled(domain, name, True)
     return f"enabled {domain}/{name}"
 
@@ -261,26 +253,26 @@ def _user_remove(args: argparse.Namespace) -> int:
 
 
 @_user_command
-def _user_unlock(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
+def _user_unlock(store: BuiltinUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     _require(store, domain, name)
-    _lockout(store, settings).reset(f"{domain}/{canonical(name)}")
+    _lockout(settings, lambda lockout: lockout.reset(f"{domain}/{canonical(name)}"))
     return f"unlocked {domain}/{name}"
 
 
 @_user_command
-def _user_set_claim(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_set_claim(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     store.set_claims(domain, name, _claims(args.claim))
     return f"claims updated for {domain}/{name}"
 
 
 @_user_command
-def _user_grant(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_grant(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     store.grant(domain, name, args.role)
     return f"granted {args.role} to {domain}/{name}"
 
 
 @_user_command
-def _user_revoke(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_revoke(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     store.revoke(domain, name, args.role)
     return f"revoked {args.role} from {domain}/{name}"
 
@@ -296,13 +288,13 @@ def _user_list(args: argparse.Namespace) -> int:
 
 
 @_role_command
-def _role_add(store: SqliteUserStore, role: str) -> str:
+def _role_add(store: BuiltinUserStore, role: str) -> str:
     store.add_role(role)
     return f"created role {role}"
 
 
 @_role_command
-def _role_remove(store: SqliteUserStore, role: str) -> str:
+def _role_remove(store: BuiltinUserStore, role: str) -> str:
     store.remove_role(role)
     return f"removed role {role}"
 

@@ -29,6 +29,7 @@ class ProfileName(StrEnum):
 
 
 PROFILE_NAMES: tuple[str, ...] = tuple(name.value for name in ProfileName)
+STORE_BACKENDS = ("sqlite", "postgresql")
 HARD_MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -167,13 +168,28 @@ class LockoutSettings:
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    """``[store]``: the SQLite database and the relying-party truststore."""
+    """``[store]``: the database of durable state (SQLite file or PostgreSQL) and the relying-party truststore."""
 
+    # sqlite: one file for one host; postgresql: shared by every node (sts.stores.postgres).
+    backend: str = _check(lambda v: v in STORE_BACKENDS, "must be sqlite or postgresql", "sqlite")
     database: Path = Path("sts.db")
     truststore: Path = Path("keystore/truststore")
     # Key that encrypts the recoverable secrets of users enrolled for PasswordDigest.
     credential_key: Path = Path("keystore/credentials.key")
     busy_timeout_ms: int = _positive(5000)
+    # PostgreSQL: a libpq URL or key=value string, best without the password, which comes from password_file,
+    # from $PGPASSWORD or ~/.pgpass (libpq), or with the whole URL from $STS_STORE_URL.
+    url: str = ""
+    password_file: Path | None = None
+    # CA certificate(s) the server's certificate must chain to (sslmode=verify-full); empty: the system's CAs.
+    ca_file: Path | None = None
+    connect_timeout: int = _check(lambda v: 2 <= v <= 60, "must be between 2 and 60 (libpq's floor is 2)", 2)
+    statement_timeout_ms: int = _check(lambda v: 10 <= v <= 60000, "must be between 10 and 60000", 1000)
+    # Client-side bound on one store operation (wait for a connection + statements): the only bound that holds
+    # when the server hangs, because the server enforces statement_timeout itself.
+    operation_timeout_ms: int = _check(lambda v: 50 <= v <= 60000, "must be between 50 and 60000", 2000)
+    pool_size: int = _check(lambda v: 1 <= v <= 64, "must be between 1 and 64", 4)
+    pool_timeout_ms: int = _check(lambda v: 10 <= v <= 30000, "must be between 10 and 30000", 500)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
-"""``build_stores(settings, clock)``: every shared store of one instance, from ``[store]``.
+"""``build_stores(settings, clock)``: every shared store of one instance, from ``[store]``; and the schema checks.
 
 This module is the only one that names a storage backend; the rest of the package sees the protocols of
-:mod:`sts.stores.base`, the relying-party registry and the :class:`~sts.auth.router.UserStoreRouter`. Another
-backend (PostgreSQL, Redis) is one new module implementing those protocols, a function like :func:`sqlite_stores`
-here and the ``[store]`` key that selects it; nothing else in the tree changes. The SQLite backend keeps
-everything in the one database file ``sts init`` created.
+:mod:`sts.stores.base`, the relying-party registry, the :class:`~sts.auth.router.UserStoreRouter` and, for
+provisioning, :class:`~sts.auth.builtin_users.BuiltinUserStore`. ``[store] backend`` selects SQLite (everything in
+the one database file ``sts init`` created) or PostgreSQL (shared by every node); the PostgreSQL modules, and with
+them psycopg, are imported only when that backend is configured, so a single-host instance never loads them.
 """
 
 from __future__ import annotations
@@ -12,17 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sts.auth.builtin_users import BuiltinUserStore
 from sts.auth.passwords import PasswordHasher
 from sts.auth.router import UserStoreRouter
 from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.users import PRIMARY, UserStore
 from sts.clock import Clock
-from sts.config.settings import Settings
+from sts.config.settings import Settings, StoreSettings
 from sts.crypto.secretbox import SecretBox
 from sts.errors import ConfigError
 from sts.netaddr import AddressSet
+from sts.relying_parties.registry import RelyingPartyStore
 from sts.stores.base import ClientThrottle, LockoutStore, ReplayCache, TokenStore
-from sts.stores.sqlite import Database, DatabaseError, check_database
+from sts.stores.migrations import DatabaseError
+from sts.stores.sqlite import Database, check_database
+from sts.stores.sqlite import upgrade as sqlite_upgrade
 from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, SqliteReplayCache, SqliteTokenStore
 
@@ -31,36 +35,78 @@ from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, S
 class Stores:
     """The shared state of one instance, each part behind its contract.
 
-    ``tokens`` is None when ``[lifecycle] token_store`` is off (Issue only). ``close`` releases the connections
-    the stores opened in this process, every thread's: for tools and tests, and for a server worker as it exits.
+    ``tokens`` is None when ``[lifecycle] token_store`` is off (Issue only). ``builtin`` is the built-in user store
+    (also behind ``users``), for provisioning. ``close`` releases the connections the stores opened in this
+    process, every thread's: for tools and tests, and for a server worker as it exits.
     """
 
     replay: ReplayCache
     lockout: LockoutStore
     throttle: ClientThrottle
     tokens: TokenStore | None
-    relying_parties: SqliteRelyingPartyStore
+    relying_parties: RelyingPartyStore
     users: UserStoreRouter
+    builtin: BuiltinUserStore
     close: Callable[[], None]
 
 
 def build_stores(settings: Settings, clock: Clock, hasher: PasswordHasher | None = None) -> Stores:
-    """The stores of the configured backend (SQLite, the one backend so far); ``hasher`` checks the built-in
-    store's passwords, shared with the authenticator so that a failure that checked no password costs the same."""
-    return sqlite_stores(settings, clock, hasher or PasswordHasher())
+    """The stores of the configured backend, its schema checked first (:func:`check_schema`); ``hasher`` checks
+    the built-in store's passwords, shared with the authenticator so that a failure that checked no password
+    costs the same."""
+    hasher = hasher or PasswordHasher()
+    if settings.store.backend == "postgresql":
+        return postgres_stores(settings, clock, hasher)
+    return sqlite_stores(settings, clock, hasher)
+
+
+def check_schema(store: StoreSettings) -> None:
+    """Raise :class:`ConfigError` unless the database answers with the schema version this release runs on."""
+    try:
+        if store.backend == "postgresql":
+            from sts.stores import postgres
+
+            with postgres.PostgresDatabase(store) as db:
+                postgres.check_schema(db)
+        else:
+            check_database(store.database)
+    except DatabaseError as exc:
+        raise ConfigError([_problem(store, exc)]) from None
+
+
+def _problem(store: StoreSettings, exc: DatabaseError) -> str:
+    """The problem as ``sts check-config`` lists it: prefixed with the setting it concerns."""
+    text = str(exc)
+    if text.startswith("store."):
+        return text
+    return f"store.{'url' if store.backend == 'postgresql' else 'database'}: {text}"
+
+
+def upgrade_schema(store: StoreSettings) -> tuple[int, int]:
+    """Apply the pending migrations of the configured database (``sts db upgrade``); the versions before and
+    after. :class:`DatabaseError` when it cannot."""
+    if store.backend == "postgresql":
+        from sts.stores import postgres
+
+        with postgres.PostgresDatabase(store) as db:
+            return postgres.upgrade(db)
+    if not store.database.is_file():
+        raise DatabaseError(f"{store.database}: database not found (run `sts init`)")
+    return sqlite_upgrade(store.database)
+
+
+def _secret_box(store: StoreSettings) -> SecretBox | None:
+    return SecretBox.from_file(store.credential_key) if store.credential_key.is_file() else None
 
 
 def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
     """Every store in the instance's SQLite database (WAL mode, one connection per process and thread)."""
     store = settings.store
-    try:
-        check_database(store.database)
-    except DatabaseError as exc:
-        raise ConfigError([f"store.database: {exc}"]) from None
+    check_schema(store)
     db = Database(store.database, store.busy_timeout_ms)
     security, lockout = settings.security, settings.lockout
-    box = SecretBox.from_file(store.credential_key) if store.credential_key.is_file() else None
-    users = user_store_router(settings, SqliteUserStore(db, hasher, box))
+    builtin = SqliteUserStore(db, hasher, _secret_box(store))
+    users = user_store_router(settings, builtin)
 
     def close() -> None:
         users.close()
@@ -78,6 +124,50 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
         tokens=SqliteTokenStore(db, clock) if settings.lifecycle.token_store else None,
         relying_parties=SqliteRelyingPartyStore(db),
         users=users,
+        builtin=builtin,
+        close=close,
+    )
+
+
+def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
+    """Every store in the shared PostgreSQL database (a pool per process, opened on first use after fork)."""
+    from sts.auth.postgres_users import PostgresUserStore
+    from sts.stores.postgres import PostgresDatabase
+    from sts.stores.postgres_relying_parties import PostgresRelyingPartyStore
+    from sts.stores.postgres_stores import (
+        PostgresClientThrottle,
+        PostgresLockoutStore,
+        PostgresReplayCache,
+        PostgresTokenStore,
+    )
+
+    store = settings.store
+    check_schema(store)  # on a connection of its own, closed before gunicorn forks the workers
+    try:
+        db = PostgresDatabase(store)
+    except DatabaseError as exc:
+        raise ConfigError([_problem(store, exc)]) from None
+    security, lockout = settings.security, settings.lockout
+    builtin = PostgresUserStore(db, hasher, _secret_box(store))
+    users = user_store_router(settings, builtin)
+
+    def close() -> None:
+        users.close()
+        db.close()
+
+    return Stores(
+        replay=PostgresReplayCache(db, clock),
+        lockout=PostgresLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
+        throttle=PostgresClientThrottle(
+            db,
+            security.client_failure_limit,
+            security.client_failure_window,
+            AddressSet.parse(security.client_failure_exempt),
+        ),
+        tokens=PostgresTokenStore(db, clock) if settings.lifecycle.token_store else None,
+        relying_parties=PostgresRelyingPartyStore(db),
+        users=users,
+        builtin=builtin,
         close=close,
     )
 
@@ -95,4 +185,3 @@ def user_store_router(settings: Settings, builtin: UserStore) -> UserStoreRouter
     if settings.security.unqualified_login == "chain":
         chain = [PRIMARY] + [s.domain_name for s in settings.user_stores if s.domain_name != PRIMARY]
     return UserStoreRouter(directories, fallback=builtin, chain=chain)
-
