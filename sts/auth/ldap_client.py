@@ -37,6 +37,10 @@ _T = TypeVar("_T")
 _DOWN = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.UNAVAILABLE, ldap.BUSY)
 # Active Directory puts a sub-code in the diagnostic message of invalidCredentials (49): "... data 52e, v1db1".
 _AD_DATA = re.compile(r"\bdata ([0-9a-f]{3})\b", re.IGNORECASE)
+# A failed TLS handshake in libldap's diagnostic message: GnuTLS reports a certificate that does not verify against
+# ca_file only as "(unknown error code)" (SERVER_DOWN for LDAPS, CONNECT_ERROR for StartTLS); other handshake
+# failures name TLS. A refused or hung TCP connection says "Error in the push function." / "Connection timed out".
+_TLS_FAILURE = re.compile(r"TLS|certificate|\(unknown error code\)", re.IGNORECASE)
 
 
 class TooManyEntries(Exception):
@@ -276,7 +280,7 @@ def _reason(exc: ldap.LDAPError) -> str:
     if isinstance(exc, ldap.TIMEOUT):
         return "directory_timeout"
     details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
-    if isinstance(exc, ldap.CONNECT_ERROR) or "TLS" in str(details.get("info", "")):
+    if isinstance(exc, ldap.CONNECT_ERROR) or _TLS_FAILURE.search(str(details.get("info", ""))):
         return "directory_tls_failure"
     return "directory_down"
 

@@ -291,16 +291,20 @@ def _password(domain: str, reader: _Reader, base: Path, env: Mapping[str, str]) 
     path = reader.path("connection_password_file", base)
     variable = password_variable(domain)
     if variable in env:
-        return env[variable]
-    if path is not None:
+        password = env[variable]
+    elif path is not None:
         try:
-            return path.read_text(encoding="utf-8").strip("\r\n")
+            password = path.read_text(encoding="utf-8").strip("\r\n")
         except OSError as exc:
             reader.problem(f"connection_password_file: cannot read {path}: {exc.strerror}")
             return ""
-    if not inline:
+    else:
+        password = inline
+    if not password:
+        # An empty variable or file too: a DN with an empty password is an unauthenticated bind (RFC 4513
+        # §5.1.2), which Active Directory accepts as anonymous.
         reader.problem(f"no service password: set ${variable} or connection_password_file")
-    return inline
+    return password
 
 
 def _claim_map(kind: UserStoreType, reader: _Reader) -> dict[str, str]:
