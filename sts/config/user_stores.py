@@ -182,6 +182,7 @@ def parse_user_stores(
         return ()
     stores: list[UserStoreSettings] = []
     seen: set[str] = set()
+    variables: dict[str, str] = {}  # password variable -> domain: CORP.EU and CORP_EU would read the same one
     for index, table in enumerate(raw):
         where = f"[[user_stores]] #{index + 1}"
         before = len(problems)
@@ -191,6 +192,11 @@ def parse_user_stores(
         if store.domain_name in seen:
             problems.append(f"{where}: domain_name {store.domain_name} is configured twice")
             continue
+        variable = password_variable(store.domain_name)
+        if store.is_directory and variable in variables:
+            problems.append(f"{where}: {store.domain_name} and {variables[variable]} would share ${variable}")
+            continue
+        variables[variable] = store.domain_name
         seen.add(store.domain_name)
         stores.append(store)
     return tuple(stores)

@@ -490,3 +490,20 @@ def test_unqualified_login_must_be_primary_or_chain(tmp_path: Path) -> None:
     assert caught.value.problems == [
         f"{path}: [security] unqualified_login: must be primary or chain (got 'all')"
     ]
+
+
+def test_two_domains_that_would_read_one_password_variable_are_refused(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read here")
+    tables = [
+        {"domain_name": name, "type": "read_only_ldap", "connection_url": "ldaps://127.0.0.1", "ca_file": str(ca),
+         "connection_name": "cn=svc", "connection_password": "pw", "user_search_base": "ou=p",
+         "group_search_base": "ou=g"}
+        for name in ("CORP.EU", "CORP_EU")
+    ]
+    problems: list[str] = []
+    stores = parse_user_stores(tables, tmp_path, {}, problems)
+    assert [s.domain_name for s in stores] == ["CORP.EU"]
+    assert problems == [
+        "[[user_stores]] #2: CORP_EU and CORP.EU would share $STS_USER_STORE_CORP_EU_PASSWORD"
+    ]
