@@ -9,7 +9,9 @@ Message shapes (WSO2 scenario numbers): :func:`sig_only` (2), :func:`sig_encr` (
 :func:`certificate_mixed` (AD FS ``certificatemixed``); :func:`standard_set` lists one of each with the variants.
 :meth:`Wss4j.verify_responses` lets WSS4J's ``WSSecurityEngine`` check the STS's signed/encrypted responses.
 
-The ``wss4j`` fixture (registered from tests/conftest.py) fails, never skips, when the JDK or WSS4J is missing.
+Each message carries a fresh Timestamp (``ttl``, 300 s by default) and the STS refuses replays: build the messages
+in the fixture of the module that sends them, and send each once. The ``wss4j`` fixture (registered from
+tests/conftest.py) fails, never skips, when the JDK or WSS4J is missing.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -159,23 +162,23 @@ def body_of(envelope: bytes) -> str:
     return f"{{{etree.QName(etree.fromstring(envelope)).namespace}}}Body"
 
 
-def sig_only(name: str, envelope: bytes, *, key_id: str = "bst", **options: object) -> Message:
+def sig_only(name: str, envelope: bytes, *, key_id: str = "bst", **options: Any) -> Message:
     """Scenario 2 (SigOnly): Timestamp, BST (or another key reference) and an RSA-SHA256 signature over Timestamp
     and Body."""
-    return Message(name, envelope, key_id=key_id, sign=(TIMESTAMP, body_of(envelope)), **options)  # type: ignore[arg-type]
+    return Message(name, envelope, key_id=key_id, sign=(TIMESTAMP, body_of(envelope)), **options)
 
 
 def sig_encr(name: str, envelope: bytes, *, cipher: str = AES256_GCM, key_id: str = "bst",
-             **options: object) -> Message:
+             **options: Any) -> Message:
     """Scenario 5 (SigEncr): as 2, then the Body content encrypted under a fresh key wrapped with RSA-OAEP for the
     STS certificate (EncryptedKey names it by thumbprint)."""
     body = body_of(envelope)
-    return Message(name, envelope, key_id=key_id, sign=(TIMESTAMP, body), cipher=cipher,  # type: ignore[arg-type]
+    return Message(name, envelope, key_id=key_id, sign=(TIMESTAMP, body), cipher=cipher,
                    encrypt=(f"{body}:Content",), **options)
 
 
 def sgn_encr_username(name: str, envelope: bytes, username: str, password: str, *, cipher: str = AES256_GCM,
-                      encrypt_ut: bool = True, **options: object) -> Message:
+                      encrypt_ut: bool = True, **options: Any) -> Message:
     """Scenario 8 (SgnEncrUsername): UsernameToken, EncryptedKey for the STS certificate, HMAC-SHA256 keyed with the
     ephemeral key over Timestamp, Body and UT, then Body content (and the UT unless ``encrypt_ut=False``, WSO2's
     plain-UT shape) encrypted with that key."""
@@ -183,14 +186,14 @@ def sgn_encr_username(name: str, envelope: bytes, username: str, password: str, 
     encrypt = (f"{body}:Content", f"{USERNAME_TOKEN}:Element") if encrypt_ut else (f"{body}:Content",)
     options.setdefault("signature", HMAC_SHA256)
     return Message(name, envelope, kind="symmetric", sign=(TIMESTAMP, body, USERNAME_TOKEN), cipher=cipher,
-                   encrypt=encrypt, username=username, password=password, **options)  # type: ignore[arg-type]
+                   encrypt=encrypt, username=username, password=password, **options)
 
 
-def certificate_mixed(name: str, envelope: bytes, *, sign_body: bool = True, **options: object) -> Message:
+def certificate_mixed(name: str, envelope: bytes, *, sign_body: bool = True, **options: Any) -> Message:
     """AD FS ``certificatemixed``: as 2 plus a signed ``wsa:To`` (the envelope must carry one, see
     :func:`envelope`); ``sign_body=False`` gives WCF's shape (Timestamp and ``wsa:To`` only)."""
     parts = (TIMESTAMP, body_of(envelope), WSA_TO) if sign_body else (TIMESTAMP, WSA_TO)
-    return Message(name, envelope, sign=parts, **options)  # type: ignore[arg-type]
+    return Message(name, envelope, sign=parts, **options)
 
 
 def standard_set(envelope: bytes, *, username: str, password: str, to: str | None = None) -> list[Message]:

@@ -163,6 +163,7 @@ public final class Wss4jClient {
         encryptedKey.setKeyIdentifierType(keyIdentifier(option(name, "encrypt_key_id", "thumbprint")));
         encryptedKey.setKeyEncAlgo(WSConstants.KEYTRANSPORT_RSAOEP);
         encryptedKey.setEphemeralKey(key);
+        encryptedKey.setSymmetricEncAlgorithm(cipher); // else WSS4J wraps only the first 16 bytes (its AES-128 default)
         encryptedKey.prepare(doc, crypto);
         signature.setKeyIdentifierType(WSConstants.CUSTOM_SYMM_SIGNING);
         signature.setCustomTokenId(encryptedKey.getId());
