@@ -34,6 +34,7 @@ from sts.auth.users import (
 )
 from sts.crypto.secretbox import SecretBox, SecretBoxError
 from sts.stores.sqlite import Database
+from sts.stores.sqlite_certificates import SqliteCertificateStore
 
 _LOG = logging.getLogger("sts.auth")
 
@@ -268,6 +269,21 @@ class SqliteUserStore:
             " GROUP BY r.name ORDER BY r.canonical"
         )
         return [(name, int(count)) for name, count in rows]
+
+    # --- client certificates (sts user add-cert / remove-cert / show) -----------------------------------------
+
+    def add_certificate(self, domain: str, name: str, der: bytes) -> str:
+        """Register a client certificate (DER) to a user; returns its SHA-256 fingerprint."""
+        return SqliteCertificateStore(self._db).add(self._require(domain, name), der)
+
+    def remove_certificate(self, domain: str, name: str, fingerprint: str) -> None:
+        """Unregister one of the user's certificates by its SHA-256 fingerprint."""
+        if not SqliteCertificateStore(self._db).remove(self._require(domain, name), fingerprint):
+            raise UserStoreError(f"{domain.upper()}/{name} has no certificate with that fingerprint")
+
+    def certificates(self, domain: str, name: str) -> list[bytes]:
+        """The DER of each certificate registered to the user."""
+        return SqliteCertificateStore(self._db).of_user(self._require(domain, name))
 
     # --- helpers -----------------------------------------------------------------------------------------
 

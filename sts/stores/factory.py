@@ -23,6 +23,7 @@ from sts.errors import ConfigError
 from sts.netaddr import AddressSet
 from sts.stores.base import ClientThrottle, LockoutStore, ReplayCache, TokenStore
 from sts.stores.sqlite import Database, DatabaseError, check_database
+from sts.stores.sqlite_certificates import SqliteCertificateStore
 from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, SqliteReplayCache, SqliteTokenStore
 
@@ -42,6 +43,8 @@ class Stores:
     relying_parties: SqliteRelyingPartyStore
     users: UserStoreRouter
     close: Callable[[], None]
+    # Client certificates registered to built-in users (sts user add-cert): X.509 client authentication.
+    certificates: SqliteCertificateStore | None = None
 
 
 def build_stores(settings: Settings, clock: Clock, hasher: PasswordHasher | None = None) -> Stores:
@@ -79,6 +82,7 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
         relying_parties=SqliteRelyingPartyStore(db),
         users=users,
         close=close,
+        certificates=SqliteCertificateStore(db),
     )
 
 

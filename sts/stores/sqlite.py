@@ -87,6 +87,16 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE INDEX IF NOT EXISTS tokens_expires ON tokens(expires);
 CREATE INDEX IF NOT EXISTS tokens_digest ON tokens(digest);
 CREATE INDEX IF NOT EXISTS tokens_chain ON tokens(json_extract(data, '$.chain'));
+CREATE TABLE IF NOT EXISTS user_certificates (
+    sha256 TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    sha1 BLOB NOT NULL,
+    ski BLOB,
+    issuer BLOB NOT NULL,
+    serial TEXT NOT NULL,
+    der BLOB NOT NULL,
+    added REAL NOT NULL
+);
 """
 
 
