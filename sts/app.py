@@ -10,6 +10,7 @@ frozen clock in tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -25,6 +26,7 @@ from sts.auth.signed_requests import (
     SignedRequestAuthenticator,
 )
 from sts.auth.subjects import SubjectAuthorizer
+from sts.auth.users import Principal, canonical
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import Clock, SystemClock
 from sts.config.settings import Settings
@@ -161,6 +163,19 @@ def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tup
     return (*keystore.accepted_certs, *extra)
 
 
+def caller_certificates(stores: Stores) -> Callable[[Principal], list[x509.Certificate]]:
+    """The certificates registered to a user (``sts user add-cert``), for UseKey on unsigned requests."""
+    registered = stores.certificates
+
+    def certificates(principal: Principal) -> list[x509.Certificate]:
+        if registered is None:
+            return []
+        ders = registered.of_name(principal.domain, canonical(principal.name))
+        return [x509.load_der_x509_certificate(der) for der in ders]
+
+    return certificates
+
+
 def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock) -> SignedRequestAuthenticator:
     """The authenticator of the X.509 scenarios: registered certificates and the optional client CA."""
     security = settings.security
@@ -216,7 +231,10 @@ def build_service(
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
     operations: dict[Operation, OperationHandler] = {
-        Operation.ISSUE: IssueOperation(directory, minter, clock, client_keys),
+        Operation.ISSUE: IssueOperation(
+            directory, minter, clock, client_keys, caller_certificates(stores),
+            settings.security.legacy_unproven_use_key,
+        ),
         Operation.VALIDATE: ValidateOperation(resolver, clock, tokens.clock_skew),
     }
     if store is not None:
@@ -226,7 +244,8 @@ def build_service(
             tokens.clock_skew, lifecycle.renew_after_expiry, lifecycle.max_renewal_age, lifecycle_roles
         )
         operations[Operation.RENEW] = RenewOperation(
-            resolver, directory, minter, subjects, clock, policy, client_keys
+            resolver, directory, minter, subjects, clock, policy, client_keys,
+            settings.security.legacy_unproven_use_key,
         )
 
     signed = build_signed_authenticator(settings, stores, clock)

@@ -107,6 +107,18 @@ class SqliteCertificateStore:
         )
         return [bytes(row[0]) for row in rows]
 
+    def of_name(self, domain: str, canonical_name: str) -> list[bytes]:
+        """The DER of the certificates registered to ``domain``/``canonical_name`` (case-folded name)."""
+        try:
+            rows = self._conn().execute(
+                "SELECT c.der FROM user_certificates c JOIN users u ON u.id = c.user_id"
+                " WHERE u.domain = ? AND u.canonical = ? ORDER BY c.added",
+                (domain.upper(), canonical_name),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise self._db.unavailable("certificate store", exc, "certificate_store_down") from None
+        return [bytes(row[0]) for row in rows]
+
     def find(
         self,
         *,
