@@ -321,7 +321,9 @@ XSW_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(XSW_CASES))
-def test_tampered_signed_request_is_refused(x509_server: Server, x509_instance: tuple[Instance, Pki], case: str) -> None:
+def test_tampered_signed_request_is_refused(
+    x509_server: Server, x509_instance: tuple[Instance, Pki], case: str
+) -> None:
     _, pki = x509_instance
     path, tamper, fault = XSW_CASES[case]
     _refused(x509_server, path, tamper(_signed(x509_server, path, pki.alice)), fault)
