@@ -24,6 +24,7 @@ from sts.errors import ConfigError
 from sts.netaddr import AddressSet
 from sts.relying_parties.registry import RelyingPartyStore
 from sts.stores.base import ClientThrottle, LockoutStore, ReplayCache, TokenStore
+from sts.stores.certificate_index import CertificateStore
 from sts.stores.migrations import DatabaseError
 from sts.stores.sqlite import Database, check_database
 from sts.stores.sqlite import upgrade as sqlite_upgrade
@@ -48,6 +49,8 @@ class Stores:
     users: UserStoreRouter
     builtin: BuiltinUserStore
     close: Callable[[], None]
+    # Client certificates registered to built-in users (sts user add-cert): X.509 client authentication.
+    certificates: CertificateStore | None = None
 
 
 def build_stores(settings: Settings, clock: Clock, hasher: PasswordHasher | None = None) -> Stores:
@@ -126,6 +129,7 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
         users=users,
         builtin=builtin,
         close=close,
+        certificates=builtin.certificate_store,
     )
 
 
@@ -169,6 +173,7 @@ def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) ->
         users=users,
         builtin=builtin,
         close=close,
+        certificates=builtin.certificate_store,
     )
 
 
