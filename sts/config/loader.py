@@ -20,13 +20,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sts.config.settings import SECTIONS, Settings
+from sts.config.settings import CACHE_PASSWORD_ENV, SECTIONS, Settings
 from sts.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("var/sts.toml")
 ENV_PREFIX = "STS_"
-# Variables of ours that are not settings: the config path, the key passphrase, gunicorn's pid file.
-_NOT_SETTINGS = frozenset({"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE"})
+# Variables of ours that are not settings: the config path, the key passphrase, gunicorn's pid file, the password
+# of the [cache] server (read by the cache backend, never a setting that could be printed).
+_NOT_SETTINGS = frozenset({"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE", CACHE_PASSWORD_ENV})
 
 
 def config_path_from_env(explicit: str | os.PathLike[str] | None = None) -> Path:
