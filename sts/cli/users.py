@@ -3,6 +3,10 @@
 Passwords are never taken from the command line: ``--password-stdin`` reads the first line of stdin,
 otherwise the command prompts. Names are ``NAME`` (domain PRIMARY) or ``DOMAIN/NAME``, or ``--domain D``;
 a name never contains ``/`` (it separates the domain, so ``PRIMARY/SECONDARY/carol`` is refused).
+
+Every change to an account (password, enabled, roles, claims, removal) is followed by a bump of its credential
+version in the ``[cache]`` (:class:`~sts.stores.base.CredentialVersions`): with Redis, every node's cached logins of
+that account stop matching at once; with the local cache they expire within ``credential_cache_ttl``.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from sts.auth.users import (
     valid_user_name,
 )
 from sts.cli.common import CommandError, SubParsers, open_database, read_secret, settings_from
+from sts.clock import SystemClock
 from sts.config.settings import Settings
 from sts.crypto.secretbox import SecretBox, SecretBoxError
+from sts.errors import ConfigError, ServiceUnavailable
 from sts.policy.claims import is_role_claim
-from sts.stores.sqlite_stores import SqliteLockoutStore
+from sts.stores.factory import CacheStores, build_cache
 
 
 def register(commands: SubParsers) -> None:
@@ -133,7 +139,7 @@ def _claims(items: list[str]) -> dict[str, list[str]]:
 
 
 UserAction = Callable[[SqliteUserStore, Settings, str, str, argparse.Namespace], str]
-RoleAction = Callable[[SqliteUserStore, str], str]
+RoleAction = Callable[[SqliteUserStore, Settings, str], str]
 
 
 def _user_command(action: UserAction) -> Callable[[argparse.Namespace], int]:
@@ -155,9 +161,9 @@ def _role_command(action: RoleAction) -> Callable[[argparse.Namespace], int]:
     """A handler for ``sts role add|remove ROLE``."""
 
     def handler(args: argparse.Namespace) -> int:
-        with _store(args) as (store, _):
+        with _store(args) as (store, settings):
             try:
-                print(action(store, args.role))
+                print(action(store, settings, args.role))
             except UserStoreError as exc:
                 raise CommandError(str(exc)) from None
         return 0
@@ -170,9 +176,35 @@ def _require(store: SqliteUserStore, domain: str, name: str) -> None:
         raise CommandError(f"no user {domain}/{name}")
 
 
-def _lockout(store: SqliteUserStore, settings: Settings) -> SqliteLockoutStore:
-    lockout = settings.lockout
-    return SqliteLockoutStore(store.database, lockout.max_failures, lockout.duration, lockout.max_duration)
+@contextlib.contextmanager
+def _cache(store: SqliteUserStore, settings: Settings) -> Iterator[CacheStores]:
+    """The instance's ``[cache]`` (lockout counters, credential versions), closed when the command is done."""
+    try:
+        cache = build_cache(settings, SystemClock(), store.database)
+    except ConfigError as exc:
+        raise CommandError("invalid configuration:\n  " + "\n  ".join(exc.problems)) from None
+    try:
+        yield cache
+    except ServiceUnavailable as exc:
+        raise CommandError(f"the [cache] is unavailable ({exc.detail})") from None
+    finally:
+        cache.close()
+
+
+def _changed(store: SqliteUserStore, settings: Settings, domain: str | None = None, name: str = "") -> None:
+    """Invalidate cached logins of the changed account (of every account without ``domain``); called after the
+    change is stored, so a login verified before it cannot be cached under the new version."""
+    try:
+        with _cache(store, settings) as cache:
+            if domain is None:
+                cache.versions.bump_all()
+            else:
+                cache.versions.bump(f"{domain}/{canonical(name)}")
+    except CommandError as exc:
+        raise CommandError(
+            f"the change is stored, but running nodes could not be told: {exc}; their cached logins expire"
+            f" within [security] credential_cache_ttl ({settings.security.credential_cache_ttl} s)"
+        ) from None
 
 
 @_user_command
@@ -184,10 +216,11 @@ def _user_add(store: SqliteUserStore, _: Settings, domain: str, name: str, args:
 
 
 @_user_command
-def _user_passwd(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_passwd(store: SqliteUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     _require(store, domain, name)
     password = read_secret(f"New password for {domain}/{name}: ", args.password_stdin, confirm=True)
     store.set_password(domain, name, password, digest=args.digest)
+    _changed(store, settings, domain, name)
     return f"password changed for {domain}/{name}"
 
 
@@ -196,7 +229,8 @@ def _user_show(store: SqliteUserStore, settings: Settings, domain: str, name: st
     user = store.find(domain, name)
     if user is None:
         raise CommandError(f"no user {domain}/{name}")
-    lock = _lockout(store, settings).state(f"{domain}/{canonical(name)}")
+    with _cache(store, settings) as cache:
+        lock = cache.lockout.state(f"{domain}/{canonical(name)}")
     principal = user.principal
     lines = [
         f"user:     {principal.qualified_name}",
@@ -211,14 +245,16 @@ def _user_show(store: SqliteUserStore, settings: Settings, domain: str, name: st
 
 
 @_user_command
-def _user_disable(store: SqliteUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
+def _user_disable(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     store.set_enabled(domain, name, False)
+    _changed(store, settings, domain, name)
     return f"disabled {domain}/{name}"
 
 
 @_user_command
-def _user_enable(store: SqliteUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
+def _user_enable(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     store.set_enabled(domain, name, True)
+    _changed(store, settings, domain, name)
     return f"enabled {domain}/{name}"
 
 
@@ -235,11 +271,12 @@ def _user_remove(args: argparse.Namespace) -> int:
             domain, name = normalize_domain(stored_domain), normalize_name(stored_name)
         except UserStoreError as exc:
             raise CommandError(str(exc)) from None
-    with _store(args) as (store, _):
+    with _store(args) as (store, settings):
         try:
             store.remove_user(domain, name)
         except UserStoreError as exc:
             raise CommandError(str(exc)) from None
+        _changed(store, settings, domain, name)
     print(f"removed {domain}/{name}")
     return 0
 
@@ -247,25 +284,31 @@ def _user_remove(args: argparse.Namespace) -> int:
 @_user_command
 def _user_unlock(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     _require(store, domain, name)
-    _lockout(store, settings).reset(f"{domain}/{canonical(name)}")
+    with _cache(store, settings) as cache:
+        cache.lockout.reset(f"{domain}/{canonical(name)}")
     return f"unlocked {domain}/{name}"
 
 
 @_user_command
-def _user_set_claim(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_set_claim(
+    store: SqliteUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace
+) -> str:
     store.set_claims(domain, name, _claims(args.claim))
+    _changed(store, settings, domain, name)
     return f"claims updated for {domain}/{name}"
 
 
 @_user_command
-def _user_grant(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_grant(store: SqliteUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     store.grant(domain, name, args.role)
+    _changed(store, settings, domain, name)
     return f"granted {args.role} to {domain}/{name}"
 
 
 @_user_command
-def _user_revoke(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_revoke(store: SqliteUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     store.revoke(domain, name, args.role)
+    _changed(store, settings, domain, name)
     return f"revoked {args.role} from {domain}/{name}"
 
 
@@ -280,14 +323,15 @@ def _user_list(args: argparse.Namespace) -> int:
 
 
 @_role_command
-def _role_add(store: SqliteUserStore, role: str) -> str:
+def _role_add(store: SqliteUserStore, _: Settings, role: str) -> str:
     store.add_role(role)
     return f"created role {role}"
 
 
 @_role_command
-def _role_remove(store: SqliteUserStore, role: str) -> str:
+def _role_remove(store: SqliteUserStore, settings: Settings, role: str) -> str:
     store.remove_role(role)
+    _changed(store, settings)  # every holder of the role
     return f"removed role {role}"
 
 

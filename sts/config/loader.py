@@ -83,7 +83,7 @@ def foreign_environment(env: Mapping[str, str] | None = None) -> list[str]:
 
 def _table_of(key: str) -> str | None:
     """The table an ``STS_<TABLE>_<KEY>`` variable names, if it names one of ours."""
-    if not key.startswith(ENV_PREFIX):
+    if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
         return None
     table = key[len(ENV_PREFIX) :].partition("_")[0].lower()
     return table if table in SECTIONS else None
