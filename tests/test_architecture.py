@@ -19,7 +19,8 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "xmlsec": ("sts.crypto.",),
     "cryptography.hazmat": ("sts.crypto.",),
     "passlib": ("sts.auth.passwords",),
-    "redis": ("sts.stores.redis",),
+    # redis-py: the Redis cache backend only (its package __init__ imports nothing: loaded only when configured).
+    "redis": ("sts.stores.redis.",),
     # gunicorn: its settings file, the worker class and the access-log class it runs.
     "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
     # SQLite: the stores (the relying-party registry's included) and the built-in user store, in one database file.

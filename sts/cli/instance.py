@@ -11,6 +11,7 @@ import datetime as dt
 from pathlib import Path
 
 from sts.cli.common import SubParsers
+from sts.clock import SystemClock
 from sts.config import foreign_environment, load_settings
 from sts.config.settings import Settings, config_warnings
 from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate, load_keystore
@@ -19,6 +20,7 @@ from sts.errors import ConfigError
 from sts.files import loose_secret
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.soap.wsdl_render import load_policy
+from sts.stores.factory import check_cache
 from sts.stores.sqlite import Database, DatabaseError, check_database
 from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f"store.truststore: {settings.store.truststore} is not a directory")
     warnings += config_warnings(settings)
     warnings += _secret_file_warnings(settings)
+    problems += check_cache(settings, SystemClock())
     problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)
     try:
         check_database(settings.store.database)

@@ -22,7 +22,7 @@ from sts.auth.sqlite_users import SqliteUserStore
 from sts.clock import Clock
 from sts.config.settings import Settings
 from sts.crypto.secretbox import SecretBox
-from sts.errors import ConfigError
+from sts.errors import ConfigError, ServiceUnavailable
 from sts.netaddr import AddressSet
 from sts.stores.base import (
     AccountReader,
@@ -152,3 +152,22 @@ def _redis_cache(settings: Settings, clock: Clock) -> CacheStores:
         accounts=versions,
         close=conn.close,
     )
+
+
+def check_cache(settings: Settings, clock: Clock) -> list[str]:
+    """Problems of the configured ``[cache]``, for ``sts check-config``: its settings, and whether Redis answers."""
+    if settings.cache.backend != "redis":
+        return []
+    from sts.stores.redis.client import RedisConnection
+
+    try:
+        conn = RedisConnection(settings.cache, clock)
+    except ConfigError as exc:
+        return exc.problems
+    try:
+        conn.ping()
+    except ServiceUnavailable as exc:
+        return [f"cache: Redis does not answer ({exc.detail})"]
+    finally:
+        conn.close()
+    return []

@@ -48,8 +48,8 @@ def redis_instance(tmp_path_factory: pytest.TempPathFactory, redis_session: Redi
     instance = make_instance(tmp_path_factory.mktemp("redis-cache") / "var")
     # The password is not in the file: the server gets it from $STS_CACHE_PASSWORD.
     url = redis_session.url.replace(f":{redis_session.password}@", "")
-    with instance.config.open("a") as config:
-        config.write(f'\n[cache]\nbackend = "redis"\nurl = "{url}"\nsocket_timeout_ms = 300\n')
+    text = instance.config.read_text()
+    instance.config.write_text(text.replace('backend = "local"', f'backend = "redis"\nurl = "{url}"'))
     return instance
 
 

@@ -172,6 +172,10 @@ class RedisConnection:
         except (redis.RedisError, OSError) as exc:
             raise ServiceUnavailable(f"{what}: Redis {type(exc).__name__}", reason=reason) from None
 
+    def ping(self) -> None:
+        """One round trip (``sts check-config``); ServiceUnavailable when Redis does not answer."""
+        self.call("cache", "cache_down", lambda: self.client().ping())
+
     def fresh_epoch(self) -> str:
         """A new epoch value: the time now and a random part."""
         return f"{self._clock.now().timestamp():.6f}:{secrets.token_hex(8)}"

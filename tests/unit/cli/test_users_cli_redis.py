@@ -48,8 +48,8 @@ def cli(template: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monk
     shutil.copytree(template, base)
     # The password from the environment, not the file.
     url = redis_server.url.replace(f":{redis_server.password}@", "")
-    with (base / "sts.toml").open("a") as config:
-        config.write(f'\n[cache]\nbackend = "redis"\nurl = "{url}"\n')
+    config = base / "sts.toml"
+    config.write_text(config.read_text().replace('backend = "local"', f'backend = "redis"\nurl = "{url}"'))
     monkeypatch.setenv(CACHE_PASSWORD_ENV, redis_server.password)
     cli = Cli(base, capsys, monkeypatch)
     cli.add_alice()
@@ -112,3 +112,19 @@ def test_redis_down_the_change_is_stored_and_the_operator_told(
     stored = cli.stored_hash("PRIMARY/alice")
     assert stored is not None and ALICE_PW not in stored
     cli.fails("user", "unlock", "alice", message="the [cache] is unavailable")
+
+
+def test_check_config_reaches_the_redis(cli: Cli, redis_server: RedisServer) -> None:
+    assert "configuration OK" in cli.ok("check-config")
+    redis_server.kill()
+    result = cli("check-config")
+    assert result.code == 1
+    assert "cache: Redis does not answer (cache: Redis ConnectionError)" in result.out + result.err
+
+
+def test_check_config_reports_a_password_given_twice(cli: Cli, redis_server: RedisServer) -> None:
+    config = cli.base / "sts.toml"
+    config.write_text(config.read_text().replace('url = "redis://', f'url = "redis://:{redis_server.password}@'))
+    result = cli("check-config")
+    assert result.code == 1
+    assert "cache: give the password once" in result.out + result.err
