@@ -186,7 +186,7 @@ class RedisConnection:
             client, mine = self._client, self._pid == os.getpid()
             self._client = None
         if client is not None and mine:
-            client.close()
+            client.connection_pool.close()  # Redis.close() leaves a pool it was given open
 
 
 def hashed(value: str | bytes) -> str:

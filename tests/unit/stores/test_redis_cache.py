@@ -208,6 +208,22 @@ def test_more_threads_than_connections_wait_for_one(connect: Callable[..., Redis
     assert results == [True] * 16
 
 
+def test_close_closes_this_process_connections(
+    connect: Callable[..., RedisConnection], redis_server: RedisServer
+) -> None:
+    conn = connect()
+    with redis_server.client() as observer:
+        before = len(observer.client_list())
+        RedisLockoutStore(conn, 3, 300, 3600).state("PRIMARY/alice")
+        assert len(observer.client_list()) == before + 1
+        conn.close()
+        deadline = time.monotonic() + 5
+        while len(observer.client_list()) != before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(observer.client_list()) == before
+    RedisLockoutStore(conn, 3, 300, 3600).state("PRIMARY/alice")  # usable again: it reconnects
+
+
 # --- TLS ------------------------------------------------------------------------------------------------------
 
 
