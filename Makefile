@@ -14,8 +14,8 @@ PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps $(
 APT_INSTALL := if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq
 TEST_DEBS := xmlsec1 slapd ldap-utils postgresql redis-server
-# python-ldap (the `ldap` extra, for directory user stores) has no wheels on PyPI: pip builds it from the sdist
-# against the system libldap, with these headers and a C compiler.
+# python-ldap (the `ldap` extra, for directory user stores; in the run lock, so `make run` has it) has no wheels on
+# PyPI: pip builds it from the sdist against the system libldap, with these headers and a C compiler.
 BUILD_DEBS := gcc python3-dev libldap2-dev libsasl2-dev
 
 .PHONY: run test check install install-test system-test-deps lock clean fuzz bench
@@ -37,6 +37,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml setup.py requirements/run.lock
+	@$(MAKE) --no-print-directory system-test-deps TEST_DEBS="$(BUILD_DEBS)"
 	$(PIP_LOCKED) -r requirements/run.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -c "import lxml.etree, xmlsec; assert lxml.etree.LIBXML_VERSION[:2] == xmlsec.get_libxml_version()[:2]"
@@ -45,7 +46,6 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py requirements/run.lock
 install: $(STAMP)
 
 $(TEST_STAMP): $(STAMP) requirements/test.lock
-	@$(MAKE) --no-print-directory system-test-deps TEST_DEBS="$(BUILD_DEBS)"
 	$(PIP_LOCKED) -r requirements/test.lock
 	touch $@
 
@@ -82,7 +82,7 @@ test: check
 # Regenerates the hashed lock files from pyproject.toml's ranges for every supported Python (uv, a dev tool).
 lock: $(BIN)/python
 	$(BIN)/python -m pip install --quiet 'uv>=0.9'
-	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
+	$(BIN)/uv pip compile pyproject.toml --extra ldap --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
 	  -o requirements/run.lock
 	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
 	  -o requirements/test.lock

@@ -9,6 +9,7 @@ Writes ``bench/results/<timestamp>.{md,json}`` and ``<timestamp>-profile.txt``. 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -25,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository: tests/servers (slapd)
 
 import analysis  # noqa: E402
+import directory  # noqa: E402
 import loadgen  # noqa: E402
 import report  # noqa: E402
 import servers as sv  # noqa: E402
@@ -40,7 +43,8 @@ ENDPOINT = "/services/wso2carbon-sts"
 MAX_REQUESTS = 200_000  # per slice: a bound no round reaches (a capped slice is flagged in the JSON)
 # Warm-up: one slice per server and relying party (per-worker caches: credentials, encrypters, RP directory).
 WARM_UP = [RSA, HEADLINE, "saml20_signed_only", "saml20_claims_50", "saml20_no_nonce", "saml20_cache_disabled",
-           "saml20_rps_10k", "saml20_users_100k", "saml20_sync_workers"]
+           "saml20_rps_10k", "saml20_users_100k", "saml20_sync_workers", "saml20_directory_user",
+           "saml20_directory_cache_disabled"]
 MEMORY_CHECKPOINT = 10_000
 
 
@@ -85,6 +89,8 @@ class Bench:
         self.rss: dict[str, list[float]] = {}
         self.memory: dict[str, Any] = {}
         self.log: list[str] = []
+        self.resources = contextlib.ExitStack()  # the benchmark's directory server
+        self.notes: list[str] = []
 
     def say(self, message: str) -> None:
         line = f"[{time.monotonic() - self.started:6.1f}s] {message}"
@@ -115,8 +121,32 @@ class Bench:
             std.config, std.signing_key, self.work, sv.SYNC_WORKERS, "reference_sync")
         self.server_instance = {"reference": "std", "std": "std", "nocache": "std", "rps10k": "rps10k",
                                 "users100k": "users100k", "sync": "std", "reference_sync": "std"}
+        self._setup_directory(key_size, rp_cert, hasher, shared_hash)
         self.say(f"servers up: {', '.join(f'{k}={s.port}' for k, s in self.servers.items())}")
         self._write_requests()
+
+    def _setup_directory(self, key_size: int, rp_cert: Path, hasher: PasswordHasher, shared_hash: str) -> None:
+        """An instance whose login users live in an LDAP directory (slapd, LDAPS), served with and without the
+        credential cache; the directory's own round trips are measured in-process."""
+        instance = si.create_instance("ldap", self.work / "ldap", users=10, rps=10, key_size=key_size,
+                                      rp_cert=rp_cert, hasher=hasher, shared_hash=shared_hash)
+        logins = [f"bench{i:04d}" for i in range(si.LOGIN_USERS)]
+        server = self.resources.enter_context(directory.running_directory(self.work, logins, instance.password))
+        with instance.config.open("a") as config:
+            config.write(directory.store_toml(server))
+        instance.login_users = [f"{directory.DOMAIN}/{name}" for name in logins]
+        self.instances["ldap"] = instance
+        env = {"STS_USER_STORE_LDAP_PASSWORD": directory.SERVICE_PASSWORD}
+        self.servers["ldap"] = sv.start_sts("ldap", instance.config, self.work, env)
+        self.servers["ldap_nocache"] = sv.start_sts("ldap_nocache", instance.config, self.work,
+                                                    env | {"STS_SECURITY_CREDENTIAL_CACHE_TTL": "0"})
+        self.server_instance |= {"ldap": "ldap", "ldap_nocache": "ldap"}
+        trips = directory.round_trips(instance.config, logins, instance.password)
+        self.notes.append(
+            f"directory login without the credential cache (search + bind + group search, LDAPS on loopback, "
+            f"pooled connections, in-process): p50 {trips['p50_ms']:.2f} ms, p99 {trips['p99_ms']:.2f} ms over "
+            f"{trips['logins']:.0f} logins")
+        self.say(self.notes[-1])
 
     def _write_requests(self) -> None:
         """Request templates per instance (the password is the instance's), and the fixed body."""
@@ -254,6 +284,7 @@ class Bench:
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+        self.resources.close()
 
 
 def machine_info() -> dict[str, Any]:
@@ -327,7 +358,7 @@ def main() -> int:
         stamp=stamp, machine=machine, args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         primary=chosen, attempts=[spread for spread, _ in attempts], secondary=secondary,
         latency=latency, soak=soak, memory=bench.memory, rss=bench.rss, profile=profile,
-        notes=[f"{s.name}: {n}" for s in bench.servers.values() for n in s.notes] + [
+        notes=bench.notes + [f"{s.name}: {n}" for s in bench.servers.values() for n in s.notes] + [
             f"{s.scenario} on {s.server} stopped at its request cap after {s.requests} requests"
             for s in chosen + secondary + latency if s.capped],
         runtime_s=time.monotonic() - bench.started, noise_limit=args.noise_limit,

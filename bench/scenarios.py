@@ -45,6 +45,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     # which idle connections could stop), against the production worker (event-loop reads, threads).
     Scenario("saml20_sync_workers", "sync", "issue", "headline under gunicorn's sync workers (serving-model "
              "comparison)", b"EncryptedAssertion"),
+    Scenario("saml20_directory_user", "ldap", "issue", "headline for an LDAP directory user (slapd over LDAPS, "
+             "warm credential cache, roles from groups, claims from attributes)", b"EncryptedAssertion"),
+    Scenario("saml20_directory_cache_disabled", "ldap_nocache", "issue", "directory user with credential_cache_ttl "
+             "= 0 (search + bind + group search per request)", b"EncryptedAssertion"),
     Scenario("ref_static_sync_workers", "reference_sync", "static", "ref_static under gunicorn's sync workers "
              "(serving-model comparison)", b"ref:pad"),
 )}
@@ -54,7 +58,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 PRIMARY = [STATIC, RSA, PASSWORD, HEADLINE, "saml20_signed_only"]
 SECONDARY = [RSA, HEADLINE, STATIC, PASSWORD, "saml11_signed_encrypted", "saml20_no_nonce", "saml20_cache_disabled",
              "saml20_claims_50", "saml20_rps_10k", "saml20_users_100k", "saml20_soap12", "saml20_hok_symmetric",
-             "saml20_sync_workers", "ref_static_sync_workers"]
+             "saml20_sync_workers", "ref_static_sync_workers", "saml20_directory_user",
+             "saml20_directory_cache_disabled"]
 
 
 def rotated(names: list[str], round_index: int) -> list[str]:

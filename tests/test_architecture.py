@@ -19,8 +19,12 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "xmlsec": ("sts.crypto.",),
     "cryptography.hazmat": ("sts.crypto.",),
     "passlib": ("sts.auth.passwords",),
+    "ldap": ("sts.auth.ldap_client",),  # python-ldap, the optional extra wstrust-sts[ldap]
     # redis-py: the Redis cache backend only (its package __init__ imports nothing: loaded only when configured).
     "redis": ("sts.stores.redis.",),
+    # PostgreSQL: the connection module (pools, deadlines, migrations); the stores use its sessions.
+    "psycopg": ("sts.stores.postgres",),
+    "psycopg_pool": ("sts.stores.postgres",),
     # gunicorn: its settings file, the worker class and the access-log class it runs.
     "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
     # SQLite: the stores (the relying-party registry's included) and the built-in user store, in one database file.
@@ -59,6 +63,17 @@ def test_foreign_library_stays_behind_its_module(library: str) -> None:
     assert offenders == []
 
 
+def test_psycopg_is_imported_by_exactly_one_module() -> None:
+    """The prefix match above would let ``sts.stores.postgres_stores`` import psycopg too: it must not."""
+    importers = {
+        _module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        for imported in _imports(path)
+        if imported.split(".")[0] in ("psycopg", "psycopg_pool")
+    }
+    assert importers == {"sts.stores.postgres"}
+
+
 def test_core_does_not_import_the_soap_edge_or_the_cli() -> None:
     """Layers: sts.soap and sts.cli sit on top; nothing below imports them."""
     offenders = []
@@ -85,8 +100,11 @@ def test_crypto_imports_neither_configuration_nor_relying_parties() -> None:
 
 
 def test_configuration_is_settings_and_loader_only() -> None:
-    """sts.config holds the settings and their loader, and reads nothing of the layers that read it."""
-    assert sorted(path.stem for path in (PACKAGE / "config").glob("*.py")) == ["__init__", "loader", "settings"]
+    """sts.config holds the settings (the ``[[user_stores]]`` tables among them) and their loader, and reads
+    nothing of the layers that read it."""
+    assert sorted(path.stem for path in (PACKAGE / "config").glob("*.py")) == [
+        "__init__", "loader", "settings", "user_stores"
+    ]
     above = ("sts.relying_parties", "sts.crypto", "sts.stores", "sts.auth", "sts.tokens")
     offenders = [
         f"{_module_name(path)} imports {name}"
@@ -168,8 +186,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sts.stores",),  # shared state
     (  # foundation: settings, errors, XML, time, logging
         "sts.config", "sts.errors", "sts.ns", "sts.soapenv", "sts.xmlutil", "sts.xmlencoding", "sts.clock",
-        "sts.audit", "sts.logging", "sts.files", "sts.netaddr", "sts.http_framing", "sts.gunicorn_worker",
-        "sts.gunicorn_logging",
+        "sts.audit", "sts.logging", "sts.files", "sts.netaddr", "sts.ldapfilter", "sts.http_framing",
+        "sts.gunicorn_worker", "sts.gunicorn_logging",
     ),
 )
 POOLS = (0, len(LAYERS) - 1)

@@ -1,16 +1,20 @@
 """``DOMAIN/name`` → the user store that owns ``DOMAIN``, as WSO2 routes a qualified name to its user store.
 
 The router is itself a :class:`~sts.auth.users.UserStore`, so the authenticator and the Renew subject check talk
-to one object whatever stores stand behind it. Today every domain goes to the built-in SQLite store (domains are
-labels on its users); a directory store joins by owning a domain of its own. A domain no store owns gets the same
-refusal as an unknown user (one generic fault), with its own audit reason.
+to one object whatever stores stand behind it. The built-in SQLite store owns every domain no ``[[user_stores]]``
+directory owns (there, domains are labels on its users); a directory store owns its own domain. A domain no store
+owns gets the same refusal as an unknown user (one generic fault), with its own audit reason.
+
+An unqualified name goes to PRIMARY; with ``unqualified_login = "chain"`` it is tried on PRIMARY and then on each
+further domain in configured order, as WSO2 does (``AbstractUserStoreManager`` tries its chained stores).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from sts.auth.users import UNKNOWN_DOMAIN, DigestSecret, Principal, Refusal, UserStore, normalize_domain
+from sts.errors import ServiceUnavailable
 
 _NO_STORE = Refusal(UNKNOWN_DOMAIN, "no user store for the domain")
 
@@ -18,14 +22,22 @@ _NO_STORE = Refusal(UNKNOWN_DOMAIN, "no user store for the domain")
 class UserStoreRouter:
     """Routes each call to the store owning the name's domain; ``fallback`` owns every domain not listed."""
 
-    def __init__(self, stores: Mapping[str, UserStore], fallback: UserStore | None = None) -> None:
+    def __init__(
+        self, stores: Mapping[str, UserStore], fallback: UserStore | None = None, chain: Iterable[str] = ()
+    ) -> None:
         self._stores = {normalize_domain(domain): store for domain, store in stores.items()}
         self._fallback = fallback
+        self.chain = tuple(normalize_domain(domain) for domain in chain)
 
     @classmethod
     def single(cls, store: UserStore) -> UserStoreRouter:
         """Every domain to one store (the built-in store holds users of any domain)."""
         return cls({}, fallback=store)
+
+    @property
+    def directories(self) -> Mapping[str, UserStore]:
+        """The stores that own a domain of their own, by domain."""
+        return dict(self._stores)
 
     def store_for(self, domain: str) -> UserStore | None:
         """The store owning ``domain`` (a normalised domain), or None."""
@@ -45,3 +57,35 @@ class UserStoreRouter:
         """The user from the domain's store; None for a domain no store owns."""
         store = self.store_for(domain)
         return None if store is None else store.lookup(domain, name)
+
+    def authenticate_chain(self, domains: Iterable[str], name: str, password: str) -> Principal | Refusal:
+        """An unqualified name tried on each of ``domains`` in order; the first store that accepts it wins.
+
+        When none does, the answer is a wrong password if any store checked one (it counts towards lockout),
+        else the first refusal; a store that could not answer fails the login only if no later store accepts.
+        """
+        refusals: list[Refusal] = []
+        unavailable: ServiceUnavailable | None = None
+        for domain in domains:
+            try:
+                verdict = self.authenticate(domain, name, password)
+            except ServiceUnavailable as exc:
+                unavailable = unavailable or exc
+                continue
+            if isinstance(verdict, Principal):
+                return verdict
+            refusals.append(verdict)
+        if unavailable is not None:
+            raise unavailable
+        wrong = [refusal for refusal in refusals if refusal.wrong_password]
+        if wrong or refusals:
+            first = (wrong or refusals)[0]
+            return Refusal(first.reason, first.detail, any(r.password_checked for r in refusals))
+        return _NO_STORE
+
+    def close(self) -> None:
+        """Release the connections of the stores that hold any (directories)."""
+        for store in self._stores.values():
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()

@@ -7,24 +7,15 @@ It serves every domain it has users for (domains are labels on its rows); ``sts 
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
+from sts.auth.builtin_users import BuiltinUserStore, StoredUser, check_claim, open_digest_secret
 from sts.auth.passwords import PasswordHasher
 from sts.auth.users import (
-    DIGEST_SECRET_BROKEN,
-    DIGEST_UNSUPPORTED,
-    UNKNOWN_USER,
-    USER_DISABLED,
-    WRONG_PASSWORD,
-    DigestSecret,
     Principal,
-    Refusal,
     UserStoreError,
     canonical,
     check_password,
@@ -32,20 +23,10 @@ from sts.auth.users import (
     normalize_name,
     normalize_user_name,
 )
-from sts.crypto.secretbox import SecretBox, SecretBoxError
+from sts.crypto.secretbox import SecretBox
 from sts.stores.sqlite import Database
 
-_LOG = logging.getLogger("sts.auth")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredUser:
-    """A user's row: the principal with the credentials the store checks (never leaves this store's callers)."""
-
-    user_id: int
-    principal: Principal
-    password_hash: str
-    digest_secret: bytes | None = field(repr=False)
+__all__ = ["SqliteUserStore", "StoredUser", "open_digest_secret"]
 
 
 @contextmanager
@@ -60,59 +41,17 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-class SqliteUserStore:
-    """Users, roles and claims in the STS database."""
+class SqliteUserStore(BuiltinUserStore):
+    """Users, roles and claims in the STS's SQLite database."""
 
     def __init__(self, db: Database, hasher: PasswordHasher, secret_box: SecretBox | None = None) -> None:
+        super().__init__(hasher, secret_box)
         self._db = db
-        self._hasher = hasher
-        self._box = secret_box
 
     @property
     def database(self) -> Database:
         """The database the store lives in (shared with the lockout counters)."""
         return self._db
-
-    # --- the user-store contract (sts.auth.users.UserStore) ------------------------------------------------------
-
-    def authenticate(self, domain: str, name: str, password: str) -> Principal | Refusal:
-        """Verify the password against the stored hash; a hash older than the current parameters is replaced."""
-        user = self.find(domain, name)
-        if user is None:
-            return Refusal(UNKNOWN_USER, "unknown user")
-        if not user.principal.enabled:
-            return Refusal(USER_DISABLED, "user disabled")
-        matches, needs_rehash = self._hasher.verify(password, user.password_hash)
-        if needs_rehash:
-            self.update_password_hash(user.user_id, self._hasher.hash(password))
-        if not matches:
-            return Refusal(WRONG_PASSWORD, "wrong password", password_checked=True)
-        return user.principal
-
-    def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:
-        """The secret sealed at enrolment, opened with the credential key."""
-        user = self.find(domain, name)
-        if user is None:
-            return Refusal(UNKNOWN_USER, "unknown user")
-        if not user.principal.enabled:
-            return Refusal(USER_DISABLED, "user disabled")
-        if self._box is None or user.digest_secret is None:
-            # Not a password failure: the user simply cannot use PasswordDigest (it needs a
-            # reversible secret: UsernameToken Profile 1.1 §3.1 hashes the password itself with the nonce).
-            return Refusal(DIGEST_UNSUPPORTED, "user not enrolled for PasswordDigest")
-        try:
-            secret = open_digest_secret(self._box, user)
-        except SecretBoxError:
-            _LOG.error("sealed digest secret does not open", extra={"user": user.principal.qualified_name})
-            return Refusal(DIGEST_SECRET_BROKEN, "digest secret unusable")
-        if secret is None:
-            return Refusal(DIGEST_UNSUPPORTED, "user not enrolled for PasswordDigest")
-        return DigestSecret(user.principal, secret)
-
-    def lookup(self, domain: str, name: str) -> Principal | None:
-        """The user's current principal, enabled or not."""
-        user = self.find(domain, name)
-        return None if user is None else user.principal
 
     # --- lookups ---------------------------------------------------------------------------------------------
 
@@ -271,11 +210,6 @@ class SqliteUserStore:
 
     # --- helpers -----------------------------------------------------------------------------------------
 
-    def _seal(self, domain: str, name: str, password: str) -> bytes:
-        if self._box is None:
-            raise UserStoreError("no credential key configured: PasswordDigest enrolment is unavailable")
-        return self._box.seal(password, f"{domain}/{canonical(name)}")
-
     def _require(self, domain: str, name: str) -> int:
         user_id = self._user_id(domain, name)
         if user_id is None:
@@ -302,20 +236,10 @@ class SqliteUserStore:
         )
 
     def _set_claim(self, user_id: int, uri: str, values: list[str]) -> None:
-        if not uri or any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in uri):
-            raise UserStoreError(f"invalid claim URI {uri!r}")
-        for value in values:
-            if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n" for ch in value):
-                raise UserStoreError("claim values must not contain control characters")
+        check_claim(uri, values)
         self._db.conn.execute("DELETE FROM user_claims WHERE user_id = ? AND uri = ?", (user_id, uri))
         self._db.conn.executemany(
             "INSERT INTO user_claims(user_id, uri, position, value) VALUES (?, ?, ?, ?)",
             [(user_id, uri, position, value) for position, value in enumerate(values)],
         )
 
-
-def open_digest_secret(box: SecretBox, user: StoredUser) -> str | None:
-    """The recoverable secret of a digest-enrolled user, or None."""
-    if user.digest_secret is None:
-        return None
-    return box.open(user.digest_secret, f"{user.principal.domain}/{canonical(user.principal.name)}")

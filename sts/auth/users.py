@@ -57,10 +57,17 @@ class Principal:
     def holds_any_role(self, allowed: frozenset[str]) -> bool:
         """Whether the principal holds one of ``allowed`` (case-folded role names; roles compare without case).
 
-        The one place roles are matched, for the authenticator and for a subject checked again at Renew; roles
-        qualified by their store's domain (``CORP/sts-users``, as WSO2 shows directory groups) belong here.
+        The one place roles are matched, for the authenticator and for a subject checked again at Renew. A role
+        qualified by its store's domain (``CORP/sts-users``, as WSO2 shows directory groups) matches that qualified
+        name, and also its plain name (``sts-users``): an allowed role without a domain admits the group of that
+        name in every allowed domain, a qualified one only in its own.
         """
-        return not allowed.isdisjoint(role.casefold() for role in self.roles)
+        for role in self.roles:
+            folded = role.casefold()
+            _, qualified, plain = folded.partition(DOMAIN_SEPARATOR)
+            if folded in allowed or (qualified and plain in allowed):
+                return True
+        return False
 
 
 def normalize_name(text: str) -> str:

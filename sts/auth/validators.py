@@ -28,7 +28,15 @@ from sts.audit import AuditEvent, emit
 from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
 from sts.auth.router import UserStoreRouter
-from sts.auth.users import WRONG_PASSWORD, Principal, Refusal, UserStoreError, canonical, split_qualified
+from sts.auth.users import (
+    DOMAIN_SEPARATOR,
+    WRONG_PASSWORD,
+    Principal,
+    Refusal,
+    UserStoreError,
+    canonical,
+    split_qualified,
+)
 from sts.clock import Clock
 from sts.config.settings import ALL_DOMAINS
 from sts.errors import FailedAuthentication, InvalidSecurity, STSError
@@ -173,7 +181,12 @@ class UsernameTokenAuthenticator:
         except UserStoreError:
             raise FailedAuthentication("malformed user name", reason="bad_username") from None
         attempt.user, attempt.domain = name, domain
-        if ALL_DOMAINS not in self._policy.allowed_domains and domain not in self._policy.allowed_domains:
+        chain = self._chain(credential)
+        if chain is not None:
+            attempt.chain = tuple(d for d in chain if self._domain_allowed(d))
+            if not attempt.chain:
+                raise FailedAuthentication("domain not allowed", reason="domain_denied")
+        elif not self._domain_allowed(domain):
             raise FailedAuthentication("domain not allowed", reason="domain_denied")
         lock_key = f"{domain}/{canonical(name)}"
         # The version is read before the store is asked: a change racing this check leaves the entry stale.
@@ -196,6 +209,15 @@ class UsernameTokenAuthenticator:
             self._cache.put(domain, canonical(name), password, result, account.version)
         return result, "password-text"
 
+    def _domain_allowed(self, domain: str) -> bool:
+        return ALL_DOMAINS in self._policy.allowed_domains or domain in self._policy.allowed_domains
+
+    def _chain(self, credential: UsernameCredential) -> tuple[str, ...] | None:
+        """The domains an unqualified PasswordText login is tried on, when logins are chained (else None)."""
+        if not self._users.chain or DOMAIN_SEPARATOR in credential.username or credential.plain_password is None:
+            return None
+        return self._users.chain
+
     def _ask_store(
         self, credential: UsernameCredential, domain: str, name: str, attempt: _Attempt
     ) -> Principal | Refusal:
@@ -204,7 +226,10 @@ class UsernameTokenAuthenticator:
         1.1 §3.1)."""
         password = credential.plain_password
         if password is not None:
-            verdict = self._users.authenticate(domain, name, password)
+            if attempt.chain:
+                verdict = self._users.authenticate_chain(attempt.chain, name, password)
+            else:
+                verdict = self._users.authenticate(domain, name, password)
             attempt.hash_spent = not isinstance(verdict, Refusal) or verdict.password_checked
             return verdict
         secret = self._users.digest_secret(domain, name)
@@ -240,6 +265,7 @@ class _Attempt:
         self.user = ""
         self.domain = ""
         self.hash_spent = False
+        self.chain: tuple[str, ...] = ()  # domains of a chained unqualified login
 
     def audit(self, outcome: str, reason: str) -> None:
         emit(

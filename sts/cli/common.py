@@ -5,9 +5,11 @@ the connection options and token output of the sample client's commands (``reque
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,12 @@ from lxml import etree
 from sts import ns
 from sts.client import Connection, IssuedToken, ProofKey, clean
 from sts.client.options import DEFAULT_TIMEOUT
+from sts.clock import SystemClock
 from sts.config import load_settings
 from sts.config.settings import Settings
-from sts.errors import ConfigError
-from sts.stores.sqlite import Database, DatabaseError, check_database
+from sts.crypto.secretbox import SecretBoxError
+from sts.errors import ConfigError, ServiceUnavailable
+from sts.stores.factory import Stores, build_stores
 from sts.xmlutil import serialize
 
 SubParsers = Any  # argparse's _SubParsersAction is private
@@ -43,13 +47,22 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise CommandError("invalid configuration:\n  " + "\n  ".join(exc.problems)) from None
 
 
-def open_database(settings: Settings) -> Database:
-    """The instance database, checked to exist with the right schema."""
+@contextlib.contextmanager
+def open_stores(settings: Settings) -> Iterator[Stores]:
+    """The stores of the configured backend (SQLite file or PostgreSQL), schema checked, closed afterwards; a
+    database that cannot be reached or used is a command error."""
     try:
-        check_database(settings.store.database)
-    except DatabaseError as exc:
+        stores = build_stores(settings, SystemClock())
+    except ConfigError as exc:
+        raise CommandError("\n  ".join(exc.problems)) from None
+    except SecretBoxError as exc:
         raise CommandError(str(exc)) from None
-    return Database(settings.store.database, settings.store.busy_timeout_ms)
+    try:
+        yield stores
+    except ServiceUnavailable as exc:
+        raise CommandError(f"a store is unavailable ({exc})") from None
+    finally:
+        stores.close()
 
 
 def read_secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:

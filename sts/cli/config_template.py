@@ -77,6 +77,9 @@ scenario = "UTOverTransport"
 allowed_roles = ["admin"]
 # User-store domains whose users may authenticate: ALL-USER-STORE-DOMAINS or names such as "PRIMARY".
 allowed_domains = ["ALL-USER-STORE-DOMAINS"]
+# A name without DOMAIN/ goes to PRIMARY; "chain" tries PRIMARY, then each [[user_stores]] domain in order
+# (as WSO2 does; one wrong password then reaches every directory).
+unqualified_login = "primary"
 # wsu:Timestamp and UsernameToken Created freshness, in seconds (WSS4J defaults).
 timestamp_ttl = 300
 timestamp_future_ttl = 60
@@ -115,7 +118,22 @@ allowed_roles = []
 trusted_issuer_certs = []
 
 [store]
+# sqlite: the database file below, for one host. postgresql: the database at url, shared by every node; the password
+# is not written here: password_file, $PGPASSWORD or ~/.pgpass (or the whole URL in $STS_STORE_URL).
+backend = "{store_backend}"
 database = "sts.db"
+url = {store_url}
+password_file = {store_password_file}
+# CA certificate of the PostgreSQL server (TLS with sslmode=verify-full); empty: the system's CAs (not needed for
+# a server on loopback).
+ca_file = {store_ca_file}
+# Seconds to connect; server-side limit per statement; client-side bound per store operation (holds also when the
+# server hangs); connections per worker process and how long a request waits for one.
+connect_timeout = 2
+statement_timeout_ms = 1000
+operation_timeout_ms = 2000
+pool_size = 4
+pool_timeout_ms = 500
 # Relying-party certificates (PEM), referenced by `sts rp add --cert`.
 truststore = "keystore/truststore"
 # 256-bit key (mode 0600) encrypting the recoverable secrets of users enrolled for PasswordDigest.
@@ -141,4 +159,16 @@ file = ""
 # the same as format.
 access_log = true
 access_log_format = ""
+
+# Directory user stores (LDAP, Active Directory): one [[user_stores]] table per domain, with WSO2's
+# deployment.toml user-store keys (README: "Directory user stores"). Check with `sts user-store test DOMAIN`.
+# [[user_stores]]
+# domain_name = "CORP"
+# type = "active_directory"                 # or read_only_ldap
+# connection_url = ["ldaps://dc1.corp.example.com", "ldaps://dc2.corp.example.com"]
+# connection_name = "CN=svc-sts,CN=Users,DC=corp,DC=example,DC=com"
+# connection_password_file = "corp-ldap.pw" # or $STS_USER_STORE_CORP_PASSWORD
+# user_search_base = "CN=Users,DC=corp,DC=example,DC=com"
+# group_search_base = "DC=corp,DC=example,DC=com"
+# ca_file = "keystore/corp-ca.pem"
 """

@@ -12,22 +12,24 @@ import json
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from sts.auth.passwords import PasswordHasher
-from sts.auth.sqlite_users import SqliteUserStore
-from sts.auth.users import PRIMARY
-from sts.cli.common import CommandError, SubParsers
+from sts.auth.builtin_users import BuiltinUserStore
+from sts.auth.users import PRIMARY, UserStoreError
+from sts.cli.common import CommandError, SubParsers, open_stores, settings_from
 from sts.cli.config_template import TEMPLATE
+from sts.config.settings import Settings
 from sts.crypto import keygen
 from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificate, same_public_key
-from sts.crypto.secretbox import SecretBox, generate_key_file
+from sts.crypto.secretbox import generate_key_file
 from sts.files import SECRET_FILE, UnsafePath, refuse_link, secure_dir, write_file
 from sts.relying_parties.model import RelyingParty
 from sts.relying_parties.registry import RelyingPartyRegistry
-from sts.stores.sqlite import Database, initialize
-from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
+from sts.stores.factory import upgrade_schema
+from sts.stores.migrations import DatabaseError
+from sts.stores.sqlite import initialize
 
 DEMO_APPLIES_TO = "https://localhost:8443/demo-rp/"
 DEMO_USER = "admin"
@@ -50,6 +52,11 @@ def register(commands: SubParsers) -> None:
     parser.add_argument(
         "--passphrase-env", metavar="VAR", help="environment variable holding the passphrase of --signing-key/-pkcs12"
     )
+    parser.add_argument(
+        "--store-url", metavar="URL", help="keep the state in this PostgreSQL database (libpq URL, no password)"
+    )
+    parser.add_argument("--store-password-file", type=Path, metavar="FILE", help="file holding its password")
+    parser.add_argument("--store-ca-file", type=Path, metavar="FILE", help="CA certificate of the PostgreSQL server")
     parser.set_defaults(handler=run)
 
 
@@ -74,19 +81,55 @@ def run(args: argparse.Namespace) -> int:
         _write_instance(base, args, key, cert, url)
     except UnsafePath as exc:
         raise CommandError(str(exc)) from None
-    with Database(base / "sts.db") as db:
-        users = SqliteUserStore(db, PasswordHasher(), SecretBox.from_file(keystore / "credentials.key"))
-        users.add_role("admin")
+    settings = settings_from(argparse.Namespace(config=base / "sts.toml"))
+    try:
+        upgrade_schema(settings.store)
+    except DatabaseError as exc:
+        raise CommandError(str(exc)) from None
+    with open_stores(settings) as stores:
+        try:
+            stores.builtin.add_role("admin")
+        except UserStoreError:
+            pass  # a shared database another node's `sts init` prepared already
         print(f"Created STS instance in {base}/")
         print(f"  configuration:       {base / 'sts.toml'}")
         print(f"  signing certificate: {keystore / 'sts-signing.crt.pem'}  (give this to relying parties)")
         print(f"  TLS CA file:         {keystore / 'tls.crt.pem'}")
+        print(f"  database:            {_where(settings)}")
         if args.demo:
             try:
-                _demo(base, users, RelyingPartyRegistry(SqliteRelyingPartyStore(db)), args.key_size)
+                _demo(base, stores.builtin, RelyingPartyRegistry(stores.relying_parties), args.key_size)
             except UnsafePath as exc:
                 raise CommandError(str(exc)) from None
+            except UserStoreError as exc:
+                raise CommandError(f"demo: {exc}") from None
     return 0
+
+
+def _where(settings: Settings) -> str:
+    if settings.store.backend == "postgresql":
+        from sts.stores.postgres import PostgresDatabase  # psycopg only when PostgreSQL is configured
+
+        return PostgresDatabase(settings.store).target.describe()
+    return str(settings.store.database)
+
+
+def _store_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The ``[store]`` values of the new configuration (TOML strings)."""
+    if args.store_url and (urlsplit(args.store_url).password or "password=" in args.store_url):
+        raise CommandError("--store-url must not hold the password: use --store-password-file or $PGPASSWORD")
+    if args.store_url is None and (args.store_password_file or args.store_ca_file):
+        raise CommandError("--store-password-file and --store-ca-file go with --store-url")
+
+    def text(value: object) -> str:
+        return json.dumps(str(value) if value else "")  # a TOML basic string
+
+    return {
+        "store_backend": "postgresql" if args.store_url else "sqlite",
+        "store_url": text(args.store_url),
+        "store_password_file": text(args.store_password_file and args.store_password_file.resolve()),
+        "store_ca_file": text(args.store_ca_file and args.store_ca_file.resolve()),
+    }
 
 
 def _prepare(base: Path, demo: bool) -> None:
@@ -120,13 +163,14 @@ def _write_instance(
     keygen.write_certificate(keystore / "tls.crt.pem", tls_cert)
     generate_key_file(keystore / "credentials.key")
     # No secret in it, but it says which keys to trust: writable by its owner only.
-    config = TEMPLATE.format(bind=args.bind, issuer=args.issuer or url)
+    config = TEMPLATE.format(bind=args.bind, issuer=args.issuer or url, **_store_settings(args))
     write_file(base / "sts.toml", config.encode(), SECRET_FILE)
     if args.force and (base / "sts.db").exists():
         (base / "sts.db").unlink()
         for suffix in ("-wal", "-shm"):
             Path(f"{base / 'sts.db'}{suffix}").unlink(missing_ok=True)
-    initialize(base / "sts.db")
+    if not args.store_url:
+        initialize(base / "sts.db")
 
 
 def _passphrase(args: argparse.Namespace) -> bytes | None:
@@ -163,7 +207,7 @@ def _signing_material(args: argparse.Namespace) -> tuple[keygen.RSAPrivateKey, x
     return key, cert
 
 
-def _demo(base: Path, users: SqliteUserStore, rps: RelyingPartyRegistry, bits: int) -> None:
+def _demo(base: Path, users: BuiltinUserStore, rps: RelyingPartyRegistry, bits: int) -> None:
     """A demo admin with a generated password and a demo relying party with its own key pair."""
     password = secrets.token_urlsafe(18)
     users.add_user(

@@ -16,13 +16,11 @@ from sts.config import foreign_environment, load_settings
 from sts.config.settings import Settings, config_warnings
 from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate, load_keystore
 from sts.crypto.selftest import run_selftest
-from sts.errors import ConfigError
+from sts.errors import ConfigError, ServiceUnavailable
 from sts.files import loose_secret
-from sts.relying_parties.registry import RelyingPartyRegistry
+from sts.relying_parties.registry import RelyingPartyRegistry, RelyingPartyStore
 from sts.soap.wsdl_render import load_policy
-from sts.stores.factory import check_cache
-from sts.stores.sqlite import Database, DatabaseError, check_database
-from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
+from sts.stores.factory import build_stores, check_cache
 
 
 def register(commands: SubParsers) -> None:
@@ -65,22 +63,36 @@ def run(args: argparse.Namespace) -> int:
     warnings += _secret_file_warnings(settings)
     problems += check_cache(settings, SystemClock())
     problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)
-    try:
-        check_database(settings.store.database)
-        with Database(settings.store.database) as db:
-            problems += _check_relying_parties(db, settings.store.truststore, warnings)
-    except DatabaseError as exc:
-        problems.append(f"store.database: {exc}")
+    problems += _check_store(settings, warnings)
     _report(problems, warnings)
     if not problems:
         print(f"configuration OK: {settings.config_path}")
     return 1 if problems else 0
 
 
-def _check_relying_parties(db: Database, truststore: object, warnings: list[str]) -> list[str]:
+def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
+    """The database answers, with the schema version of this release, and its relying parties' certificates."""
+    if settings.store.backend == "postgresql":
+        from sts.stores.postgres import tls_warning  # psycopg only when PostgreSQL is configured
+
+        warning = tls_warning(settings.store)
+        warnings += [warning] if warning else []
+    try:
+        stores = build_stores(settings, SystemClock())  # checks the schema version first
+    except ConfigError as exc:
+        return list(exc.problems)
+    try:
+        return _check_relying_parties(stores.relying_parties, settings.store.truststore, warnings)
+    except ServiceUnavailable as exc:
+        return [f"store: the database is unavailable ({exc})"]
+    finally:
+        stores.close()
+
+
+def _check_relying_parties(store: RelyingPartyStore, truststore: object, warnings: list[str]) -> list[str]:
     problems: list[str] = []
     now = dt.datetime.now(dt.UTC)
-    for rp in RelyingPartyRegistry(SqliteRelyingPartyStore(db)).all():
+    for rp in RelyingPartyRegistry(store).all():
         if not rp.cert_file:
             continue
         path = Path(str(truststore)) / rp.cert_file

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sts.cli.common import CommandError, SubParsers, open_database, settings_from
+from sts.cli.common import CommandError, SubParsers, open_stores, settings_from
 from sts.cli.rp_support import changes_from, read_certificate, warn
 from sts.config.settings import PROFILE_NAMES, Settings
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES, CipherName
@@ -33,7 +33,6 @@ from sts.relying_parties import registration
 from sts.relying_parties.model import MAX_LIFETIME, NAMEID_SOURCES, Match, RelyingParty, RelyingPartyError, TokenFormat
 from sts.relying_parties.profiles import EffectiveSettings
 from sts.relying_parties.registry import RelyingPartyRegistry
-from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 
 LEGACY_CIPHER = CipherName.AES256_CBC
 
@@ -176,12 +175,8 @@ def _refusals() -> Iterator[None]:
 @contextlib.contextmanager
 def _registry(settings: Settings) -> Iterator[RelyingPartyRegistry]:
     """The instance's registry for one command; its refusals become command errors."""
-    db = open_database(settings)
-    try:
-        with _refusals():
-            yield RelyingPartyRegistry(SqliteRelyingPartyStore(db))
-    finally:
-        db.close()
+    with open_stores(settings) as stores, _refusals():
+        yield RelyingPartyRegistry(stores.relying_parties)
 
 
 def _add(args: argparse.Namespace) -> int:

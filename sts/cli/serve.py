@@ -16,6 +16,8 @@ from sts import gunicorn_conf_path
 from sts.app import public_url
 from sts.cli.common import CommandError, SubParsers, settings_from
 from sts.crypto.keystore import KeyStoreError, load_keystore
+from sts.errors import ConfigError
+from sts.stores.factory import check_schema
 
 
 def register(commands: SubParsers) -> None:
@@ -41,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         load_keystore(settings)
     except KeyStoreError as exc:
         raise CommandError("cannot load keys:\n  " + "\n  ".join(exc.problems)) from None
+    try:
+        check_schema(settings.store)  # the workers would refuse it too, after gunicorn started
+    except ConfigError as exc:
+        raise CommandError("\n  ".join(exc.problems)) from None
     env["STS_CONFIG"] = str(settings.config_path)
     _announce(settings.config_path.parent, public_url(settings), settings.server.tls_cert)
     argv = [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_conf_path())]

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-from sts.auth.passwords import PasswordHasher
-from sts.auth.sqlite_users import SqliteUserStore
+from sts.auth.builtin_users import BuiltinUserStore
 from sts.auth.users import (
     PRIMARY,
     UserStoreError,
@@ -26,13 +26,16 @@ from sts.auth.users import (
     split_qualified,
     valid_user_name,
 )
-from sts.cli.common import CommandError, SubParsers, open_database, read_secret, settings_from
-from sts.clock import SystemClock
+from sts.cli.common import CommandError, SubParsers, open_stores, read_secret, settings_from
+from sts.cli.directory_users import (
+    directory_settings,
+    refuse_directory_write,
+    show_directory_user,
+    unlock_directory_user,
+)
 from sts.config.settings import Settings
-from sts.crypto.secretbox import SecretBox, SecretBoxError
-from sts.errors import ConfigError, ServiceUnavailable
 from sts.policy.claims import is_role_claim
-from sts.stores.factory import CacheStores, build_cache
+from sts.stores.base import LockoutStore
 
 
 def register(commands: SubParsers) -> None:
@@ -96,20 +99,11 @@ def _register_role(commands: SubParsers) -> None:
 
 
 @contextlib.contextmanager
-def _store(args: argparse.Namespace) -> Iterator[tuple[SqliteUserStore, Settings]]:
-    """The user store of the configured instance, its database closed when the command is done."""
+def _store(args: argparse.Namespace) -> Iterator[tuple[BuiltinUserStore, Settings]]:
+    """The built-in user store of the configured instance (either backend), closed when the command is done."""
     settings = settings_from(args)
-    box = None
-    if settings.store.credential_key.is_file():
-        try:
-            box = SecretBox.from_file(settings.store.credential_key)
-        except SecretBoxError as exc:
-            raise CommandError(str(exc)) from None
-    database = open_database(settings)
-    try:
-        yield SqliteUserStore(database, PasswordHasher(), box), settings
-    finally:
-        database.close()
+    with open_stores(settings) as stores:
+        yield stores.builtin, settings
 
 
 def _who(args: argparse.Namespace) -> tuple[str, str]:
@@ -138,16 +132,26 @@ def _claims(items: list[str]) -> dict[str, list[str]]:
     return claims
 
 
-UserAction = Callable[[SqliteUserStore, Settings, str, str, argparse.Namespace], str]
-RoleAction = Callable[[SqliteUserStore, Settings, str], str]
+_T = TypeVar("_T")
+UserAction = Callable[[BuiltinUserStore, Settings, str, str, argparse.Namespace], str]
+RoleAction = Callable[[BuiltinUserStore, Settings, str], str]
 
 
 def _user_command(action: UserAction) -> Callable[[argparse.Namespace], int]:
     """A handler: open the store, resolve NAME, run ``action``, print what it reports."""
 
     def handler(args: argparse.Namespace) -> int:
+        domain, name = _who(args)
+        settings = settings_from(args)
+        if directory_settings(settings, domain) is not None:  # a read-only directory owns the domain
+            if action.__name__ == "_user_show":
+                print(show_directory_user(settings, domain, name))
+            elif action.__name__ == "_user_unlock":
+                print(unlock_directory_user(settings, domain, name))
+            else:
+                refuse_directory_write(settings, domain)
+            return 0
         with _store(args) as (store, settings):
-            domain, name = _who(args)
             try:
                 print(action(store, settings, domain, name, args))
             except UserStoreError as exc:
@@ -171,35 +175,26 @@ def _role_command(action: RoleAction) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
-def _require(store: SqliteUserStore, domain: str, name: str) -> None:
+def _require(store: BuiltinUserStore, domain: str, name: str) -> None:
     if store.find(domain, name) is None:
         raise CommandError(f"no user {domain}/{name}")
 
 
-@contextlib.contextmanager
-def _cache(store: SqliteUserStore, settings: Settings) -> Iterator[CacheStores]:
-    """The instance's ``[cache]`` (lockout counters, credential versions), closed when the command is done."""
-    try:
-        cache = build_cache(settings, SystemClock(), store.database)
-    except ConfigError as exc:
-        raise CommandError("invalid configuration:\n  " + "\n  ".join(exc.problems)) from None
-    try:
-        yield cache
-    except ServiceUnavailable as exc:
-        raise CommandError(f"the [cache] is unavailable ({exc.detail})") from None
-    finally:
-        cache.close()
+def _lockout(settings: Settings, use: Callable[[LockoutStore], _T]) -> _T:
+    """``use`` applied to the instance's lockout counters (in the same database as the users, or beside them)."""
+    with open_stores(settings) as stores:
+        return use(stores.lockout)
 
 
-def _changed(store: SqliteUserStore, settings: Settings, domain: str | None = None, name: str = "") -> None:
+def _changed(settings: Settings, domain: str | None = None, name: str = "") -> None:
     """Invalidate cached logins of the changed account (of every account without ``domain``); called after the
     change is stored, so a login verified before it cannot be cached under the new version."""
     try:
-        with _cache(store, settings) as cache:
+        with open_stores(settings) as stores:
             if domain is None:
-                cache.versions.bump_all()
+                stores.versions.bump_all()
             else:
-                cache.versions.bump(f"{domain}/{canonical(name)}")
+                stores.versions.bump(f"{domain}/{canonical(name)}")
     except CommandError as exc:
         raise CommandError(
             f"the change is stored, but running nodes could not be told: {exc}; their cached logins expire"
@@ -208,7 +203,7 @@ def _changed(store: SqliteUserStore, settings: Settings, domain: str | None = No
 
 
 @_user_command
-def _user_add(store: SqliteUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_add(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     claims = _claims(args.claim)
     password = read_secret(f"Password for {domain}/{name}: ", args.password_stdin, confirm=True)
     store.add_user(domain, name, password, args.role, claims, digest=args.digest)
@@ -216,21 +211,20 @@ def _user_add(store: SqliteUserStore, _: Settings, domain: str, name: str, args:
 
 
 @_user_command
-def _user_passwd(store: SqliteUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_passwd(store: BuiltinUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     _require(store, domain, name)
     password = read_secret(f"New password for {domain}/{name}: ", args.password_stdin, confirm=True)
     store.set_password(domain, name, password, digest=args.digest)
-    _changed(store, settings, domain, name)
+    _changed(settings, domain, name)
     return f"password changed for {domain}/{name}"
 
 
 @_user_command
-def _user_show(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
+def _user_show(store: BuiltinUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     user = store.find(domain, name)
     if user is None:
         raise CommandError(f"no user {domain}/{name}")
-    with _cache(store, settings) as cache:
-        lock = cache.lockout.state(f"{domain}/{canonical(name)}")
+    lock = _lockout(settings, lambda lockout: lockout.state(f"{domain}/{canonical(name)}"))
     principal = user.principal
     lines = [
         f"user:     {principal.qualified_name}",
@@ -245,16 +239,16 @@ def _user_show(store: SqliteUserStore, settings: Settings, domain: str, name: st
 
 
 @_user_command
-def _user_disable(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
+def _user_disable(store: BuiltinUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     store.set_enabled(domain, name, False)
-    _changed(store, settings, domain, name)
+    _changed(settings, domain, name)
     return f"disabled {domain}/{name}"
 
 
 @_user_command
-def _user_enable(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
+def _user_enable(store: BuiltinUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     store.set_enabled(domain, name, True)
-    _changed(store, settings, domain, name)
+    _changed(settings, domain, name)
     return f"enabled {domain}/{name}"
 
 
@@ -271,44 +265,48 @@ def _user_remove(args: argparse.Namespace) -> int:
             domain, name = normalize_domain(stored_domain), normalize_name(stored_name)
         except UserStoreError as exc:
             raise CommandError(str(exc)) from None
+    refuse_directory_write(settings_from(args), domain)
     with _store(args) as (store, settings):
         try:
             store.remove_user(domain, name)
         except UserStoreError as exc:
             raise CommandError(str(exc)) from None
-        _changed(store, settings, domain, name)
+    _changed(settings, domain, name)
     print(f"removed {domain}/{name}")
     return 0
 
 
 @_user_command
-def _user_unlock(store: SqliteUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
+def _user_unlock(store: BuiltinUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     _require(store, domain, name)
-    with _cache(store, settings) as cache:
-        cache.lockout.reset(f"{domain}/{canonical(name)}")
+    _lockout(settings, lambda lockout: lockout.reset(f"{domain}/{canonical(name)}"))
     return f"unlocked {domain}/{name}"
 
 
 @_user_command
 def _user_set_claim(
-    store: SqliteUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace
+    store: BuiltinUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace
 ) -> str:
     store.set_claims(domain, name, _claims(args.claim))
-    _changed(store, settings, domain, name)
+    _changed(settings, domain, name)
     return f"claims updated for {domain}/{name}"
 
 
 @_user_command
-def _user_grant(store: SqliteUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_grant(
+    store: BuiltinUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace
+) -> str:
     store.grant(domain, name, args.role)
-    _changed(store, settings, domain, name)
+    _changed(settings, domain, name)
     return f"granted {args.role} to {domain}/{name}"
 
 
 @_user_command
-def _user_revoke(store: SqliteUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_revoke(
+    store: BuiltinUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace
+) -> str:
     store.revoke(domain, name, args.role)
-    _changed(store, settings, domain, name)
+    _changed(settings, domain, name)
     return f"revoked {args.role} from {domain}/{name}"
 
 
@@ -323,15 +321,15 @@ def _user_list(args: argparse.Namespace) -> int:
 
 
 @_role_command
-def _role_add(store: SqliteUserStore, _: Settings, role: str) -> str:
+def _role_add(store: BuiltinUserStore, _: Settings, role: str) -> str:
     store.add_role(role)
     return f"created role {role}"
 
 
 @_role_command
-def _role_remove(store: SqliteUserStore, settings: Settings, role: str) -> str:
+def _role_remove(store: BuiltinUserStore, settings: Settings, role: str) -> str:
     store.remove_role(role)
-    _changed(store, settings)  # every holder of the role
+    _changed(settings)  # every holder of the role
     return f"removed role {role}"
 
 

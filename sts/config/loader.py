@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sts.config.settings import CACHE_PASSWORD_ENV, SECTIONS, Settings
+from sts.config.user_stores import env_is_ours, parse_user_stores
 from sts.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("var/sts.toml")
@@ -28,6 +29,7 @@ ENV_PREFIX = "STS_"
 # Variables of ours that are not settings: the config path, the key passphrase, gunicorn's pid file, the password
 # of the [cache] server (read by the cache backend, never a setting that could be printed).
 _NOT_SETTINGS = frozenset({"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE", CACHE_PASSWORD_ENV})
+USER_STORES = "user_stores"  # the one array of tables: [[user_stores]], one per user-store domain
 
 
 def config_path_from_env(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -45,7 +47,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
     problems: list[str] = []
     raw = _read_toml(config_path, problems)
     for name in raw:
-        if name not in SECTIONS:
+        if name not in SECTIONS and name != USER_STORES:
             problems.append(f"{config_path}: unknown table [{name}]")
     overrides = _env_overrides(environ, problems)
     sections: dict[str, Any] = {}
@@ -55,9 +57,10 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
             problems.append(f"{config_path}: [{name}] must be a table")
             table = {}
         sections[name] = _build_section(name, cls, table, overrides.get(name, {}), config_path, problems)
+    user_stores = parse_user_stores(raw.get(USER_STORES), config_path.parent, environ, problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(config_path=config_path, **sections)
+    return Settings(config_path=config_path, user_stores=user_stores, **sections)
 
 
 def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -77,7 +80,9 @@ def foreign_environment(env: Mapping[str, str] | None = None) -> list[str]:
     """``STS_*`` variables that are neither settings nor ours, which :func:`load_settings` ignores."""
     environ = os.environ if env is None else env
     return sorted(
-        key for key in environ if key.startswith(ENV_PREFIX) and key not in _NOT_SETTINGS and _table_of(key) is None
+        key
+        for key in environ
+        if key.startswith(ENV_PREFIX) and key not in _NOT_SETTINGS and _table_of(key) is None and not env_is_ours(key)
     )
 
 

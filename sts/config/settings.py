@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from sts.config.user_stores import UserStoreSettings
 from sts.netaddr import AddressSet, are_networks
 
 ALL_DOMAINS = "ALL-USER-STORE-DOMAINS"
@@ -28,6 +29,7 @@ class ProfileName(StrEnum):
 
 
 PROFILE_NAMES: tuple[str, ...] = tuple(name.value for name in ProfileName)
+STORE_BACKENDS = ("sqlite", "postgresql")
 HARD_MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -136,6 +138,9 @@ class SecuritySettings:
     scenario: str = _check(lambda v: v == "UTOverTransport", "must be UTOverTransport", "UTOverTransport")
     allowed_roles: tuple[str, ...] = ("admin",)
     allowed_domains: tuple[str, ...] = (ALL_DOMAINS,)
+    # A name without DOMAIN/ goes to PRIMARY; "chain" tries PRIMARY, then each [[user_stores]] domain in order,
+    # as WSO2 does (one wrong password then reaches every directory).
+    unqualified_login: str = _check(lambda v: v in ("primary", "chain"), "must be primary or chain", "primary")
     timestamp_ttl: int = _positive(300)
     timestamp_future_ttl: int = _non_negative(60)
     min_nonce_bytes: int = _check(lambda v: 8 <= v <= 64, "must be between 8 and 64", 16)
@@ -163,13 +168,28 @@ class LockoutSettings:
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    """``[store]``: the SQLite database and the relying-party truststore."""
+    """``[store]``: the database of durable state (SQLite file or PostgreSQL) and the relying-party truststore."""
 
+    # sqlite: one file for one host; postgresql: shared by every node (sts.stores.postgres).
+    backend: str = _check(lambda v: v in STORE_BACKENDS, "must be sqlite or postgresql", "sqlite")
     database: Path = Path("sts.db")
     truststore: Path = Path("keystore/truststore")
     # Key that encrypts the recoverable secrets of users enrolled for PasswordDigest.
     credential_key: Path = Path("keystore/credentials.key")
     busy_timeout_ms: int = _positive(5000)
+    # PostgreSQL: a libpq URL or key=value string, best without the password, which comes from password_file,
+    # from $PGPASSWORD or ~/.pgpass (libpq), or with the whole URL from $STS_STORE_URL.
+    url: str = ""
+    password_file: Path | None = None
+    # CA certificate(s) the server's certificate must chain to (sslmode=verify-full); empty: the system's CAs.
+    ca_file: Path | None = None
+    connect_timeout: int = _check(lambda v: 2 <= v <= 60, "must be between 2 and 60 (libpq's floor is 2)", 2)
+    statement_timeout_ms: int = _check(lambda v: 10 <= v <= 60000, "must be between 10 and 60000", 1000)
+    # Client-side bound on one store operation (wait for a connection + statements): the only bound that holds
+    # when the server hangs, because the server enforces statement_timeout itself.
+    operation_timeout_ms: int = _check(lambda v: 50 <= v <= 60000, "must be between 50 and 60000", 2000)
+    pool_size: int = _check(lambda v: 1 <= v <= 64, "must be between 1 and 64", 4)
+    pool_timeout_ms: int = _check(lambda v: 10 <= v <= 30000, "must be between 10 and 30000", 500)
 
 
 CACHE_PASSWORD_ENV = "STS_CACHE_PASSWORD"  # noqa: S105 - the variable name, not a secret
@@ -226,6 +246,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    user_stores: tuple[UserStoreSettings, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -235,6 +256,16 @@ class Settings:
 
 def config_warnings(settings: Settings) -> list[str]:
     """Valid but risky combinations, for ``sts check-config`` and the start-up log."""
+    warnings = [warning for store in settings.user_stores for warning in store.warnings]
+    if settings.security.unqualified_login == "chain" and len(settings.user_stores) > 1:
+        warnings.append(
+            "security.unqualified_login = \"chain\": a name without DOMAIN/ is tried on every user store in turn,"
+            " so one wrong password reaches every directory (and counts towards each one's own lockout)"
+        )
+    return warnings + _proxy_warnings(settings)
+
+
+def _proxy_warnings(settings: Settings) -> list[str]:
     security = settings.security
     exempt = AddressSet.parse(security.client_failure_exempt)
     if security.client_failure_limit and exempt.covers_loopback() and not settings.server.trusted_proxies:

@@ -1,10 +1,10 @@
-"""``build_stores(settings, clock)``: every shared store of one instance, from ``[store]``.
+"""``build_stores(settings, clock)``: every shared store of one instance, from ``[store]``; and the schema checks.
 
 This module is the only one that names a storage backend; the rest of the package sees the protocols of
-:mod:`sts.stores.base`, the relying-party registry and the :class:`~sts.auth.router.UserStoreRouter`. Another
-backend (PostgreSQL, Redis) is one new module implementing those protocols, a function like :func:`sqlite_stores`
-here and the ``[store]`` key that selects it; nothing else in the tree changes. The SQLite backend keeps
-everything in the one database file ``sts init`` created.
+:mod:`sts.stores.base`, the relying-party registry, the :class:`~sts.auth.router.UserStoreRouter` and, for
+provisioning, :class:`~sts.auth.builtin_users.BuiltinUserStore`. ``[store] backend`` selects SQLite (everything in
+the one database file ``sts init`` created) or PostgreSQL (shared by every node); the PostgreSQL modules, and with
+them psycopg, are imported only when that backend is configured, so a single-host instance never loads them.
 
 ``[cache]`` chooses where the hot, expiring state lives (:func:`build_cache`): replay nonces, lockout and throttle
 counters and the credential versions that invalidate every node's verified-credential cache. ``local`` keeps them in
@@ -16,14 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sts.auth.builtin_users import BuiltinUserStore
 from sts.auth.passwords import PasswordHasher
 from sts.auth.router import UserStoreRouter
 from sts.auth.sqlite_users import SqliteUserStore
+from sts.auth.users import PRIMARY, UserStore
 from sts.clock import Clock
-from sts.config.settings import Settings
+from sts.config.settings import Settings, StoreSettings
 from sts.crypto.secretbox import SecretBox
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.netaddr import AddressSet
+from sts.relying_parties.registry import RelyingPartyStore
 from sts.stores.base import (
     AccountReader,
     ClientThrottle,
@@ -34,7 +37,9 @@ from sts.stores.base import (
     SeparateAccountReader,
     TokenStore,
 )
-from sts.stores.sqlite import Database, DatabaseError, check_database
+from sts.stores.migrations import DatabaseError
+from sts.stores.sqlite import Database, check_database
+from sts.stores.sqlite import upgrade as sqlite_upgrade
 from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, SqliteReplayCache, SqliteTokenStore
 
@@ -43,8 +48,9 @@ from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, S
 class Stores:
     """The shared state of one instance, each part behind its contract.
 
-    ``tokens`` is None when ``[lifecycle] token_store`` is off (Issue only). ``close`` releases the connections
-    the stores opened in this process, every thread's: for tools and tests, and for a server worker as it exits.
+    ``tokens`` is None when ``[lifecycle] token_store`` is off (Issue only). ``builtin`` is the built-in user store
+    (also behind ``users``), for provisioning. ``close`` releases the connections the stores opened in this
+    process, every thread's: for tools and tests, and for a server worker as it exits.
     """
 
     replay: ReplayCache
@@ -53,31 +59,83 @@ class Stores:
     versions: CredentialVersions
     accounts: AccountReader
     tokens: TokenStore | None
-    relying_parties: SqliteRelyingPartyStore
+    relying_parties: RelyingPartyStore
     users: UserStoreRouter
+    builtin: BuiltinUserStore
     close: Callable[[], None]
 
 
 def build_stores(settings: Settings, clock: Clock, hasher: PasswordHasher | None = None) -> Stores:
-    """The stores of the configured backend (SQLite, the one backend so far); ``hasher`` checks the built-in
-    store's passwords, shared with the authenticator so that a failure that checked no password costs the same."""
-    return sqlite_stores(settings, clock, hasher or PasswordHasher())
+    """The stores of the configured backend, its schema checked first (:func:`check_schema`); ``hasher`` checks
+    the built-in store's passwords, shared with the authenticator so that a failure that checked no password
+    costs the same."""
+    hasher = hasher or PasswordHasher()
+    if settings.store.backend == "postgresql":
+        return postgres_stores(settings, clock, hasher)
+    return sqlite_stores(settings, clock, hasher)
+
+
+def check_schema(store: StoreSettings) -> None:
+    """Raise :class:`ConfigError` unless the database answers with the schema version this release runs on."""
+    try:
+        if store.backend == "postgresql":
+            from sts.stores import postgres
+
+            with postgres.PostgresDatabase(store) as db:
+                postgres.check_schema(db)
+        else:
+            check_database(store.database)
+    except DatabaseError as exc:
+        raise ConfigError([_problem(store, exc)]) from None
+
+
+def _problem(store: StoreSettings, exc: DatabaseError) -> str:
+    """The problem as ``sts check-config`` lists it: prefixed with the setting it concerns."""
+    text = str(exc)
+    if text.startswith("store."):
+        return text
+    return f"store.{'url' if store.backend == 'postgresql' else 'database'}: {text}"
+
+
+def upgrade_schema(store: StoreSettings) -> tuple[int, int]:
+    """Apply the pending migrations of the configured database (``sts db upgrade``); the versions before and
+    after. :class:`DatabaseError` when it cannot."""
+    if store.backend == "postgresql":
+        from sts.stores import postgres
+
+        with postgres.PostgresDatabase(store) as db:
+            return postgres.upgrade(db)
+    if not store.database.is_file():
+        raise DatabaseError(f"{store.database}: database not found (run `sts init`)")
+    return sqlite_upgrade(store.database)
+
+
+def _secret_box(store: StoreSettings) -> SecretBox | None:
+    return SecretBox.from_file(store.credential_key) if store.credential_key.is_file() else None
 
 
 def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
-    """Every store in the instance's SQLite database (WAL mode, one connection per process and thread); the
-    hot state there too, or in Redis (``[cache]``)."""
+    """Every store in the instance's SQLite database (WAL mode, one connection per process and thread)."""
     store = settings.store
-    try:
-        check_database(store.database)
-    except DatabaseError as exc:
-        raise ConfigError([f"store.database: {exc}"]) from None
+    check_schema(store)
     db = Database(store.database, store.busy_timeout_ms)
-    cache = build_cache(settings, clock, db)
-    box = SecretBox.from_file(store.credential_key) if store.credential_key.is_file() else None
+    security, lockout = settings.security, settings.lockout
+    builtin = SqliteUserStore(db, hasher, _secret_box(store))
+    users = user_store_router(settings, builtin)
+    cache = build_cache(settings, clock, local_cache(
+        SqliteReplayCache(db, clock),
+        SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
+        SqliteClientThrottle(
+            db,
+            security.client_failure_limit,
+            security.client_failure_window,
+            AddressSet.parse(security.client_failure_exempt),
+        ),
+    ))
 
     def close() -> None:
         cache.close()
+        users.close()
         db.close()
 
     return Stores(
@@ -88,8 +146,59 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
         accounts=cache.accounts,
         tokens=SqliteTokenStore(db, clock) if settings.lifecycle.token_store else None,
         relying_parties=SqliteRelyingPartyStore(db),
-        # Domains are labels on the built-in store's users: it owns every domain.
-        users=UserStoreRouter.single(SqliteUserStore(db, hasher, box)),
+        users=users,
+        builtin=builtin,
+        close=close,
+    )
+
+
+def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
+    """Every store in the shared PostgreSQL database (a pool per process, opened on first use after fork)."""
+    from sts.auth.postgres_users import PostgresUserStore
+    from sts.stores.postgres import PostgresDatabase
+    from sts.stores.postgres_relying_parties import PostgresRelyingPartyStore
+    from sts.stores.postgres_stores import (
+        PostgresClientThrottle,
+        PostgresLockoutStore,
+        PostgresReplayCache,
+        PostgresTokenStore,
+    )
+
+    store = settings.store
+    check_schema(store)  # on a connection of its own, closed before gunicorn forks the workers
+    try:
+        db = PostgresDatabase(store)
+    except DatabaseError as exc:
+        raise ConfigError([_problem(store, exc)]) from None
+    security, lockout = settings.security, settings.lockout
+    builtin = PostgresUserStore(db, hasher, _secret_box(store))
+    users = user_store_router(settings, builtin)
+    cache = build_cache(settings, clock, local_cache(
+        PostgresReplayCache(db, clock),
+        PostgresLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
+        PostgresClientThrottle(
+            db,
+            security.client_failure_limit,
+            security.client_failure_window,
+            AddressSet.parse(security.client_failure_exempt),
+        ),
+    ))
+
+    def close() -> None:
+        cache.close()
+        users.close()
+        db.close()
+
+    return Stores(
+        replay=cache.replay,
+        lockout=cache.lockout,
+        throttle=cache.throttle,
+        versions=cache.versions,
+        accounts=cache.accounts,
+        tokens=PostgresTokenStore(db, clock) if settings.lifecycle.token_store else None,
+        relying_parties=PostgresRelyingPartyStore(db),
+        users=users,
+        builtin=builtin,
         close=close,
     )
 
@@ -106,27 +215,21 @@ class CacheStores:
     close: Callable[[], None]
 
 
-def build_cache(settings: Settings, clock: Clock, db: Database) -> CacheStores:
-    """The replay cache, counters and credential versions of the configured ``[cache]`` backend; ``local`` keeps
-    them in ``db`` (the ``[store]`` database). Raises :class:`ConfigError` for an unusable ``[cache]``."""
-    if settings.cache.backend == "redis":
-        return _redis_cache(settings, clock)
-    security, lockout = settings.security, settings.lockout
-    exempt = AddressSet.parse(security.client_failure_exempt)
-    lockouts = SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration)
+def local_cache(replay: ReplayCache, lockout: LockoutStore, throttle: ClientThrottle) -> CacheStores:
+    """``[cache] backend = "local"``: the hot state in the ``[store]`` database; no shared credential versions
+    (cached logins expire by their TTL)."""
     versions = LocalCredentialVersions()
     return CacheStores(
-        replay=SqliteReplayCache(db, clock),
-        lockout=lockouts,
-        throttle=SqliteClientThrottle(db, security.client_failure_limit, security.client_failure_window, exempt),
-        versions=versions,
-        accounts=SeparateAccountReader(lockouts, versions),
-        close=lambda: None,  # the database belongs to the caller
+        replay, lockout, throttle, versions, SeparateAccountReader(lockout, versions), close=lambda: None
     )
 
 
-def _redis_cache(settings: Settings, clock: Clock) -> CacheStores:
-    # Imported here: a single host on SQLite never loads redis-py (docs/decisions/postgresql-redis-clients.md).
+def build_cache(settings: Settings, clock: Clock, local: CacheStores) -> CacheStores:
+    """The hot state of the configured ``[cache]``: ``local`` (built over the ``[store]`` database), or Redis.
+    Raises :class:`ConfigError` for an unusable ``[cache]``."""
+    if settings.cache.backend != "redis":
+        return local
+    # Imported here: a single host never loads redis-py (docs/decisions/postgresql-redis-clients.md).
     from sts.stores.redis.client import RedisConnection
     from sts.stores.redis.stores import (
         RedisClientThrottle,
@@ -149,7 +252,7 @@ def _redis_cache(settings: Settings, clock: Clock) -> CacheStores:
             AddressSet.parse(security.client_failure_exempt),
         ),
         versions=versions,
-        accounts=versions,
+        accounts=versions,  # the lock state and the version in one round trip
         close=conn.close,
     )
 
@@ -171,3 +274,18 @@ def check_cache(settings: Settings, clock: Clock) -> list[str]:
     finally:
         conn.close()
     return []
+
+
+def user_store_router(settings: Settings, builtin: UserStore) -> UserStoreRouter:
+    """Each ``[[user_stores]]`` directory owns its domain; the built-in store owns every other domain (domains
+    are labels on its users). Directory connections open lazily, in the worker that uses them."""
+    directories: dict[str, UserStore] = {}
+    if any(store.is_directory for store in settings.user_stores):
+        # python-ldap is the optional extra wstrust-sts[ldap]: imported only when a directory is configured.
+        from sts.auth.directory_store import DirectoryUserStore
+
+        directories = {s.domain_name: DirectoryUserStore(s) for s in settings.user_stores if s.is_directory}
+    chain: list[str] = []
+    if settings.security.unqualified_login == "chain":
+        chain = [PRIMARY] + [s.domain_name for s in settings.user_stores if s.domain_name != PRIMARY]
+    return UserStoreRouter(directories, fallback=builtin, chain=chain)

@@ -13,85 +13,22 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from sts.errors import ServiceUnavailable
 from sts.files import make_dirs, refuse_link
+from sts.stores.migrations import DatabaseError, latest, pending, require_current, split_statements
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY,
-    domain TEXT NOT NULL,
-    name TEXT NOT NULL,
-    canonical TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    digest_secret BLOB,
-    enabled INTEGER NOT NULL DEFAULT 1,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    UNIQUE (domain, canonical)
-);
-CREATE TABLE IF NOT EXISTS roles (name TEXT PRIMARY KEY, canonical TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS user_roles (
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    role TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
-    PRIMARY KEY (user_id, role)
-);
-CREATE TABLE IF NOT EXISTS user_claims (
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    uri TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (user_id, uri, position)
-);
-CREATE TABLE IF NOT EXISTS relying_parties (
-    address TEXT PRIMARY KEY,
-    canonical TEXT NOT NULL UNIQUE,
-    config TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS replay (
-    ns TEXT NOT NULL,
-    key TEXT NOT NULL,
-    expires REAL NOT NULL,
-    PRIMARY KEY (ns, key)
-);
-CREATE INDEX IF NOT EXISTS replay_expires ON replay(expires);
-CREATE TABLE IF NOT EXISTS counters (
-    ns TEXT NOT NULL,
-    key TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    level INTEGER NOT NULL DEFAULT 0,
-    locked_until REAL NOT NULL DEFAULT 0,
-    expires REAL NOT NULL,
-    PRIMARY KEY (ns, key)
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    id TEXT PRIMARY KEY,
-    subject TEXT NOT NULL,
-    relying_party TEXT NOT NULL,
-    token_type TEXT NOT NULL,
-    not_before REAL NOT NULL,
-    not_on_or_after REAL NOT NULL,
-    status TEXT NOT NULL,
-    renewable INTEGER NOT NULL,
-    renew_after_expiry INTEGER NOT NULL,
-    digest TEXT NOT NULL,
-    data TEXT NOT NULL,
-    expires REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tokens_expires ON tokens(expires);
-CREATE INDEX IF NOT EXISTS tokens_digest ON tokens(digest);
-CREATE INDEX IF NOT EXISTS tokens_chain ON tokens(json_extract(data, '$.chain'));
-"""
+__all__ = [
+    "Database", "DatabaseError", "DatabaseNotFound", "check_database", "connect", "initialize", "latest_version",
+    "schema_version", "upgrade",
+]
+DIALECT = "sqlite"
 
 
-class DatabaseError(Exception):
-    """The database is missing, unreadable or of an unknown schema."""
+class DatabaseNotFound(DatabaseError):
+    """No database file at the configured path."""
 
 
 def connect(path: Path, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
@@ -108,7 +45,8 @@ def connect(path: Path, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
 
 
 def initialize(path: Path) -> None:
-    """Create the database file (mode 0600) and its schema; idempotent; never through a symbolic link."""
+    """Create the database file (mode 0600) with the current schema, or upgrade it; never through a symbolic
+    link."""
     make_dirs(path.parent)
     refuse_link(path)
     # It holds password hashes and sealed secrets: 0600, also when it existed (O_CREAT applies no mode then).
@@ -117,32 +55,83 @@ def initialize(path: Path) -> None:
         os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
+    upgrade(path)
+
+
+def upgrade(path: Path) -> tuple[int, int]:
+    """Apply the pending migrations, each in one ``BEGIN IMMEDIATE`` transaction (so two upgraders cannot both
+    apply one); returns the versions before and after. A database of the releases before versioned migrations
+    (``meta.schema_version`` = 1) is recognised as version 1."""
     conn = connect(path)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(_SCHEMA)
-        conn.execute(
-            "INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
-            (str(SCHEMA_VERSION),),
-        )
+        before = schema_version(conn)
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                current = schema_version(conn)
+                steps = pending(DIALECT, current)
+                if steps:
+                    _apply(conn, current, steps[0].version, steps[0].sql)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            if not steps:
+                return before, current
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"{path}: cannot upgrade ({exc.__class__.__name__}: {exc})") from None
     finally:
         conn.close()
 
 
+def _apply(conn: sqlite3.Connection, current: int, version: int, script: str) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    if current and not conn.execute("SELECT 1 FROM schema_version WHERE version = ?", (current,)).fetchone():
+        # The legacy marker: record the version it stood for, as if its migration had run here.
+        conn.execute("INSERT INTO schema_version(version, applied_at) VALUES (?, ?)", (current, time.time()))
+    for statement in split_statements(script):
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version(version, applied_at) VALUES (?, ?)", (version, time.time()))
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The applied schema version: 0 for an empty file, 1 for the legacy marker; :class:`DatabaseError` for a
+    file with tables of something else."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "schema_version" in tables:
+        return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and row[0] == "1":
+            return 1
+    if tables:
+        raise DatabaseError("not an STS database (unknown tables, no schema version)")
+    return 0
+
+
 def check_database(path: Path) -> None:
-    """Raise :class:`DatabaseError` unless the file exists with the expected schema version."""
+    """Raise :class:`DatabaseError` unless the file exists with the schema version this code runs on."""
     if not path.is_file():
-        raise DatabaseError(f"{path}: database not found (run `sts init`)")
+        raise DatabaseNotFound(f"{path}: database not found (run `sts init`)")
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            current = schema_version(conn)
         finally:
             conn.close()
     except sqlite3.Error as exc:
         raise DatabaseError(f"{path}: not an STS database ({exc.__class__.__name__})") from None
-    if row is None or row[0] != str(SCHEMA_VERSION):
-        raise DatabaseError(f"{path}: unexpected schema version")
+    except DatabaseError as exc:
+        raise DatabaseError(f"{path}: {exc}") from None
+    require_current(DIALECT, current, str(path))
+
+
+def latest_version() -> int:
+    """The SQLite schema version of this release."""
+    return latest(DIALECT)
 
 
 _INHERITED: list[sqlite3.Connection] = []

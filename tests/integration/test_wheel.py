@@ -69,6 +69,7 @@ def _package_tree() -> set[str]:
     """What the wheel must hold: every module below sts/, the policy files as sts/policies/, the data files."""
     expected = {str(p.relative_to(ROOT)) for p in (ROOT / "sts").rglob("*.py")}
     expected |= {str(p.relative_to(ROOT)) for p in (ROOT / "sts").rglob("*.wsdl")}
+    expected |= {str(p.relative_to(ROOT)) for p in (ROOT / "sts").rglob("*.sql")}  # schema migrations
     expected.add("sts/py.typed")
     expected |= {f"sts/policies/{p.name}" for p in (ROOT / "policies").iterdir() if p.is_file()}
     return expected

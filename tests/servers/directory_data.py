@@ -68,6 +68,7 @@ objectclass ( 1.2.840.113556.1.3.23 NAME 'container' SUP top STRUCTURAL MUST cn 
 objectclass ( 1.2.840.113556.1.5.9 NAME 'user' SUP organizationalPerson STRUCTURAL
   MAY ( sAMAccountName $ userPrincipalName $ userAccountControl $ msDS-User-Account-Control-Computed $
         pwdLastSet $ accountExpires $ objectGUID $ givenName $ displayName $ mail ) )
+objectclass ( 1.2.840.113556.1.3.30 NAME 'computer' SUP user STRUCTURAL )
 objectclass ( 1.2.840.113556.1.5.8 NAME 'group' SUP top STRUCTURAL MUST cn
   MAY ( member $ sAMAccountName $ objectGUID $ description ) )
 """
@@ -165,7 +166,7 @@ def _mail_local_part(name: str) -> str:
     return "".join(c for c in ascii_name if c.isascii() and c.isalnum()) or "star"
 
 
-class _TreeBuilder:
+class TreeBuilder:
     """Collects entries in add order and the user/group records that describe them."""
 
     def __init__(self, base_dn: str) -> None:
@@ -201,7 +202,7 @@ def openldap_tree() -> DirectoryTree:
     """``dc=example,dc=org``: inetOrgPerson users, groupOfNames groups (nested and cyclic), a service account."""
     base = "dc=example,dc=org"
     people, groups, services = f"ou=people,{base}", f"ou=groups,{base}", f"ou=services,{base}"
-    b = _TreeBuilder(base)
+    b = TreeBuilder(base)
     b.add(base, objectClass=["dcObject", "organization"], dc="example", o="Example Org")
     for ou in ("people", "groups", "services"):
         b.add(f"ou={ou},{base}", objectClass="organizationalUnit", ou=ou)
@@ -240,7 +241,7 @@ def active_directory_tree() -> DirectoryTree:
     """``dc=corp,dc=example``: AD-shaped users (enabled, disabled, expired, must-change) and nested groups."""
     base = "dc=corp,dc=example"
     users, groups = f"cn=Users,{base}", f"cn=Groups,{base}"
-    b = _TreeBuilder(base)
+    b = TreeBuilder(base)
     b.add(base, objectClass=["dcObject", "organization"], dc="corp", o="Corp")
     for container in ("Users", "Groups"):
         b.add(f"cn={container},{base}", objectClass="container", cn=container)

@@ -296,3 +296,15 @@ def postgres_tls_server_fixture(postgres_tls_session: PostgresServer) -> Iterato
     """The session's TLS PostgreSQL, running again after the test whatever the test did to it."""
     yield postgres_tls_session
     postgres_tls_session.ensure_running()
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database on the session's server (owned by the app role), dropped after the test
+    with whatever connections the test left open."""
+    name = f"t_{secrets.token_hex(6)}"
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.ensure_running()
+    with psycopg.connect(postgres_server.admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

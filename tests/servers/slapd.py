@@ -310,12 +310,17 @@ def _start_on_free_ports(server: SlapdServer, attempts: int = 3) -> None:
 
 
 @contextlib.contextmanager
-def running_slapd(directory: Path) -> Iterator[SlapdServer]:
-    """Configure, start and fill a slapd in ``directory`` (empty or new); stop it when the block ends."""
+def running_slapd(
+    directory: Path, trees: tuple[DirectoryTree, DirectoryTree] | None = None
+) -> Iterator[SlapdServer]:
+    """Configure, start and fill a slapd in ``directory`` (empty or new); stop it when the block ends.
+
+    ``trees``: the OpenLDAP-shaped and the AD-shaped tree to load (default: the test data; the benchmark loads
+    its own)."""
     if not SLAPD.exists():
         raise SlapdError(f"{SLAPD} is missing: install the Debian packages slapd and ldap-utils (make install-test)")
     directory.mkdir(parents=True, exist_ok=True)
-    trees = (openldap_tree(), active_directory_tree())
+    trees = trees or (openldap_tree(), active_directory_tree())
     tls = write_server_tls(directory)
     write_config(directory, tls, trees)
     for tree in trees:

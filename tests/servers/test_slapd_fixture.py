@@ -375,3 +375,54 @@ def test_new_ldaps_connection_to_a_paused_directory_is_not_bounded_by_libldap_2_
         finally:
             probe.kill()
             probe.wait()
+
+
+ASYNC_PROBE = """
+import sys, time, ldap
+url, ca_file, start_tls, rounds = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+for _ in range(rounds):
+    conn = ldap.initialize(url)
+    for option, value in ((ldap.OPT_CONNECT_ASYNC, 1), (ldap.OPT_NETWORK_TIMEOUT, 1.0), (ldap.OPT_TIMEOUT, 1.0),
+                          (ldap.OPT_X_TLS_CACERTFILE, ca_file), (ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND),
+                          (ldap.OPT_X_TLS_NEWCTX, 0)):
+        conn.set_option(option, value)
+    started = time.monotonic()
+    try:
+        if start_tls:
+            conn.start_tls_s()
+        conn.simple_bind_s(sys.argv[5], sys.argv[6])
+        print("bound", conn.whoami_s(), flush=True)
+    except ldap.LDAPError as exc:
+        elapsed = time.monotonic() - started
+        when = "at-once" if elapsed < 0.9 else "at-timeout" if elapsed < 2.5 else f"after-{elapsed:.1f}s"
+        print(type(exc).__name__, when, flush=True)
+"""
+
+
+def async_probe(slapd: SlapdServer, url: str, *, ca_file: Path | None = None, start_tls: bool = False,
+                rounds: int = 1) -> list[str]:
+    """Run ASYNC_PROBE in a child process killed after 10 s (a hang must fail the test, not block it)."""
+    tree = slapd.openldap
+    args = [url, str(ca_file or slapd.ca_file), "1" if start_tls else "0", str(rounds), tree.service_dn,
+            tree.service_password]
+    done = subprocess.run([sys.executable, "-c", ASYNC_PROBE, *args], capture_output=True, text=True, timeout=10.0,
+                          check=True)
+    return done.stdout.splitlines()
+
+
+def test_connect_async_bounds_the_ldaps_handshake_by_the_network_timeout(slapd: SlapdServer, tmp_path: Path) -> None:
+    """With ``OPT_CONNECT_ASYNC = 1`` libldap 2.5 applies OPT_NETWORK_TIMEOUT to the LDAPS handshake too: a new
+    connection to a paused slapd fails with SERVER_DOWN after the 1 s timeout (measured 1.0 s), every time, instead
+    of spinning (above).
+    LDAPS and StartTLS still work, and a certificate from another CA is still refused. sts/auth/ldap_client.py
+    relies on this (docs/decisions/ldap-client.md, rule 2)."""
+    bound = f"bound dn:{slapd.openldap.service_dn}"
+    assert async_probe(slapd, slapd.ldaps_url) == [bound]
+    assert async_probe(slapd, slapd.ldap_url, start_tls=True) == [bound]
+    other = write_ca_file(tmp_path / "other-ca.pem")
+    assert async_probe(slapd, slapd.ldaps_url, ca_file=other) == ["SERVER_DOWN at-once"]
+    assert async_probe(slapd, slapd.ldap_url, ca_file=other, start_tls=True) == ["CONNECT_ERROR at-once"]
+    with slapd.paused():
+        assert async_probe(slapd, slapd.ldaps_url, rounds=3) == ["SERVER_DOWN at-timeout"] * 3
+        assert async_probe(slapd, slapd.ldap_url, start_tls=True) == ["TIMEOUT at-timeout"]
+    assert async_probe(slapd, slapd.ldaps_url) == [bound]

@@ -185,3 +185,64 @@ def test_single_sends_every_domain_to_one_store(env: Env) -> None:
     router = UserStoreRouter.single(env.primary)
     for domain in (PRIMARY, "PARTNER", secrets.token_hex(4).upper()):
         assert router.store_for(domain) is env.primary
+
+
+# --- chained unqualified logins (unqualified_login = "chain") ----------------------------------------------------
+
+
+class Unavailable:
+    """A store whose directory does not answer."""
+
+    def authenticate(self, domain: str, name: str, password: str) -> Principal | Refusal:
+        raise errors.ServiceUnavailable("user directory down", reason="directory_down")
+
+    def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:
+        raise errors.ServiceUnavailable("user directory down", reason="directory_down")
+
+    def lookup(self, domain: str, name: str) -> Principal | None:
+        raise errors.ServiceUnavailable("user directory down", reason="directory_down")
+
+
+def test_chain_tries_each_domain_in_order_until_one_accepts(env: Env) -> None:
+    router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary, chain=["primary", "partner"])
+    assert router.chain == (PRIMARY, "PARTNER")
+    found = router.authenticate_chain(router.chain, "alice", PARTNER_PASSWORD)
+    assert isinstance(found, Principal) and found.qualified_name == "PARTNER/alice"
+    assert env.primary.calls == [("authenticate", PRIMARY, "alice")]
+    assert env.partner.calls == [("authenticate", "PARTNER", "alice")]
+    found = router.authenticate_chain(router.chain, "alice", PRIMARY_PASSWORD)
+    assert isinstance(found, Principal) and found.qualified_name == "PRIMARY/alice"
+    assert len(env.partner.calls) == 1  # the first store accepted: the others are not asked
+
+
+def test_chain_answers_one_wrong_password_before_an_unknown_user(env: Env) -> None:
+    router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary)
+    assert router.authenticate_chain((PRIMARY, "PARTNER"), "alice", "wrong") == Refusal(
+        "wrong_password", "wrong password", True
+    )
+    verdict = router.authenticate_chain(("NOWHERE", PRIMARY, "PARTNER"), "alice", "wrong")
+    assert isinstance(verdict, Refusal) and verdict.reason == "wrong_password"  # not the first refusal
+    verdict = router.authenticate_chain((PRIMARY, "PARTNER"), "nobody", "wrong")
+    assert isinstance(verdict, Refusal) and verdict.reason == "unknown_user"
+    assert router.authenticate_chain((), "alice", "x") == Refusal("unknown_domain", "no user store for the domain")
+
+
+def test_chain_passes_a_store_that_cannot_answer(env: Env) -> None:
+    router = UserStoreRouter({PRIMARY: Unavailable(), "PARTNER": env.partner})
+    found = router.authenticate_chain((PRIMARY, "PARTNER"), "alice", PARTNER_PASSWORD)
+    assert isinstance(found, Principal) and found.qualified_name == "PARTNER/alice"
+    with pytest.raises(errors.ServiceUnavailable) as caught:  # nobody accepted: fail closed, not "wrong password"
+        router.authenticate_chain((PRIMARY, "PARTNER"), "alice", "wrong")
+    assert caught.value.reason == "directory_down"
+
+
+def test_close_closes_the_directories(env: Env) -> None:
+    closed: list[str] = []
+
+    class Closing(Recording):
+        def close(self) -> None:
+            closed.append("partner")
+
+    router = UserStoreRouter({"PARTNER": Closing(env.partner.store), "OTHER": env.primary}, fallback=env.primary)
+    router.close()
+    assert closed == ["partner"]

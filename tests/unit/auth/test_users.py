@@ -404,3 +404,21 @@ def test_roles_are_held_without_regard_to_case() -> None:
     assert principal.holds_any_role(frozenset({"operators", "admin"}))
     assert not principal.holds_any_role(frozenset({"admin"}))
     assert not principal.holds_any_role(frozenset())
+
+
+@pytest.mark.parametrize(
+    ("roles", "allowed", "held"),
+    [
+        ({"CORP/sts-users"}, {"corp/sts-users"}, True),  # qualified, without regard to case
+        ({"CORP/sts-users"}, {"sts-users"}, True),  # a plain allowed role admits the group in any domain
+        ({"CORP/sts-users"}, {"ldap/sts-users"}, False),  # a qualified one only in its own domain
+        ({"CORP/sts-users"}, {"corp"}, False),
+        ({"CORP/sts-users"}, {"users"}, False),
+        ({"sts-users"}, {"corp/sts-users"}, False),  # a PRIMARY role is not CORP's
+        ({"sts-users"}, {"sts-users"}, True),
+        ({"CORP/staff", "CORP/sts-users"}, {"admin", "sts-users"}, True),
+    ],
+)
+def test_roles_qualified_by_their_domain(roles: set[str], allowed: set[str], held: bool) -> None:
+    principal = Principal("CORP", "alice", frozenset(roles))
+    assert principal.holds_any_role(frozenset(allowed)) is held

@@ -111,7 +111,7 @@ def test_redis_down_the_change_is_stored_and_the_operator_told(
               message="the change is stored, but running nodes could not be told")
     stored = cli.stored_hash("PRIMARY/alice")
     assert stored is not None and ALICE_PW not in stored
-    cli.fails("user", "unlock", "alice", message="the [cache] is unavailable")
+    cli.fails("user", "unlock", "alice", message="a store is unavailable (lockout store: Redis ConnectionError)")
 
 
 def test_check_config_reaches_the_redis(cli: Cli, redis_server: RedisServer) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sts.stores.sqlite import Database, initialize
+from sts.stores.sqlite import Database, initialize, latest_version
 
 FORK = multiprocessing.get_context("fork")
 
@@ -70,7 +70,7 @@ def test_a_connection_is_reopened_after_close_also_in_a_thread_that_had_one(path
             opened.set()
             closed_by_owner.wait(timeout=30)
             after = db.conn
-            seen.append((before, after, after.execute("SELECT COUNT(*) FROM meta").fetchone()[0]))
+            seen.append((before, after, after.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0]))
 
         thread = threading.Thread(target=worker)
         thread.start()
@@ -80,14 +80,14 @@ def test_a_connection_is_reopened_after_close_also_in_a_thread_that_had_one(path
         thread.join(timeout=30)
         [(before, after, rows)] = seen
         assert closed(first) and closed(before)
-        assert after is not before and rows == 1
+        assert after is not before and rows == latest_version()
         assert db.conn is not first and db.conn.execute("SELECT 1").fetchone() == (1,)
 
 
 def _child(db: Database, parent_conn: sqlite3.Connection, results: multiprocessing.Queue[object]) -> None:
     try:
         own = db.conn
-        rows = own.execute("SELECT COUNT(*) FROM meta").fetchone()[0]
+        rows = own.execute("SELECT COUNT(*) FROM schema_version WHERE version = 1").fetchone()[0]
         db.close()
         results.put((own is parent_conn, rows, closed(own), closed(parent_conn)))
     except Exception as exc:  # report, do not hide, a failure in the child

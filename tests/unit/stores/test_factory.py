@@ -31,6 +31,7 @@ from sts.stores.base import TokenRecord
 from sts.stores.factory import Stores, build_stores
 from sts.stores.sqlite import Database, initialize
 from tests.servers.redis import RedisServer
+from tests.unit.stores.backends import settings_with, store_settings
 
 FAST = PasswordHasher(HashPolicy(memory_kib=1024, time_cost=1))
 # Years away from the wall clock: a store that read the wall clock instead of this one would be seen doing it.
@@ -134,7 +135,8 @@ def test_local_cache_is_the_database_and_never_loads_redis(instance: Path) -> No
         "import sys; from pathlib import Path; from sts.clock import SystemClock;"
         "from sts.config.settings import Settings, StoreSettings; from sts.stores.factory import build_stores;"
         f"base = Path({str(instance)!r});"
-        "settings = Settings(base / 'sts.toml', store=StoreSettings(base / 'sts.db', credential_key=base / 'x'));"
+        "store = StoreSettings(database=base / 'sts.db', credential_key=base / 'x');"
+        "settings = Settings(base / 'sts.toml', store=store);"
         "stores = build_stores(settings, SystemClock());"
         "print(type(stores.replay).__name__, type(stores.versions).__name__); stores.close();"
         "print('redis' in sys.modules)"
@@ -169,5 +171,24 @@ def test_redis_cache_holds_the_hot_state(instance: Path, redis_server: RedisServ
         assert [built.lockout.record_failure("PRIMARY/x", 1000.0).locked_until for _ in range(2)] == [0.0, 1060.0]
         assert built.throttle.record_failure("192.0.2.1", 1000.0) == 1
         assert built.throttle.throttled("192.0.2.1", 1000.0)  # client_failure_limit = 1
+    finally:
+        built.close()
+
+
+@pytest.mark.integration
+def test_postgresql_store_with_redis_cache(
+    tmp_path: Path, redis_server: RedisServer, request: pytest.FixtureRequest
+) -> None:
+    """Several nodes' set-up: durable state on PostgreSQL, hot state in Redis."""
+    store = store_settings(tmp_path, "postgresql", request.getfixturevalue("postgres_database"))
+    settings = settings_with(tmp_path, store, cache=CacheSettings(backend="redis", url=redis_server.url))
+    with redis_server.client() as client:
+        client.flushdb()
+    built = build_stores(settings, FrozenClock(FROZEN), FAST)
+    try:
+        assert [type(s).__name__ for s in (built.replay, built.lockout, built.throttle, built.tokens)] == [
+            "RedisReplayCache", "RedisLockoutStore", "RedisClientThrottle", "PostgresTokenStore"
+        ]
+        assert built.lockout.record_failure("PRIMARY/x", 1000.0).failures == 1
     finally:
         built.close()

@@ -1,0 +1,76 @@
+"""Active Directory account semantics: account state read from the user entry, and bind failure sub-codes.
+
+The state is read with the user search and checked *before* binding, so a disabled, expired or locked account
+does not collect bad-password counts in AD. Attributes (MS-ADTS §2.2.16 userAccountControl flags; MS-ADA1/3):
+``userAccountControl`` (ACCOUNTDISABLE 0x2), ``msDS-User-Account-Control-Computed`` (LOCKOUT 0x10,
+PASSWORD_EXPIRED 0x800000: AD computes those two, the stored value never carries them), ``pwdLastSet`` (0: must
+change at next logon) and ``accountExpires`` (FILETIME, 100 ns since 1601-01-01 UTC; 0 and 2^63-1 mean never).
+
+A refused bind carries a sub-code in its diagnostic message (``data 52e``); codes other than 52e/525 tell that the
+password was right, so the caller still sees the one generic fault and only the audit log names the code.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sts.auth.users import USER_DISABLED, WRONG_PASSWORD
+
+UF_ACCOUNTDISABLE = 0x0002
+UF_LOCKOUT = 0x0010
+UF_PASSWORD_EXPIRED = 0x800000
+FILETIME_NEVER = (0, 0x7FFFFFFFFFFFFFFF)
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+ACCOUNT_EXPIRED = "account_expired"
+PASSWORD_EXPIRED = "password_expired"  # noqa: S105 - a reason code
+MUST_CHANGE_PASSWORD = "must_change_password"  # noqa: S105 - a reason code
+DIRECTORY_LOCKED = "directory_locked"
+
+STATE_ATTRIBUTES = (
+    "userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet", "accountExpires",
+)
+
+# Bind sub-codes (the "data" field of AD's invalidCredentials message) → audit reason.
+_BIND_CODES = {
+    "525": "unknown_user",
+    "52e": WRONG_PASSWORD,
+    "530": "logon_hours",
+    "531": "workstation_restricted",
+    "532": PASSWORD_EXPIRED,
+    "533": USER_DISABLED,
+    "701": ACCOUNT_EXPIRED,
+    "773": MUST_CHANGE_PASSWORD,
+    "775": DIRECTORY_LOCKED,
+}
+
+
+def filetime(value: int) -> datetime | None:
+    """A FILETIME as an aware datetime; None for "never" (0 or 2^63-1)."""
+    if value in FILETIME_NEVER or value < 0:
+        return None
+    return _FILETIME_EPOCH.fromtimestamp(_FILETIME_EPOCH.timestamp() + value / 10_000_000, UTC)
+
+
+def account_refusal(
+    account_control: int, computed: int, pwd_last_set: int | None, account_expires: int | None, now: datetime
+) -> str | None:
+    """Why the account may not log in now, or None. ``None`` attributes were absent from the entry."""
+    if account_control & UF_ACCOUNTDISABLE:
+        return USER_DISABLED
+    if account_expires is not None:
+        expires = filetime(account_expires)
+        if expires is not None and expires <= now:
+            return ACCOUNT_EXPIRED
+    if computed & UF_LOCKOUT:
+        return DIRECTORY_LOCKED
+    if pwd_last_set == 0:
+        return MUST_CHANGE_PASSWORD
+    if computed & UF_PASSWORD_EXPIRED:
+        return PASSWORD_EXPIRED
+    return None
+
+
+def bind_refusal(ad_code: str) -> str:
+    """The audit reason of a refused bind: AD's sub-code when there is one, else a wrong password."""
+    return _BIND_CODES.get(ad_code, WRONG_PASSWORD)

@@ -1,0 +1,103 @@
+"""Roles from directory groups, direct and nested.
+
+Two ways to find every group a user belongs to, through nested groups too:
+
+* ``recursive``: one search per nesting level under ``group_search_base`` for groups whose membership attribute
+  holds any DN found at the level before (``(|(member=<user>))``, then ``(|(member=<g1>)(member=<g2>))`` ...), with
+  a visited set (group cycles exist) and a depth cap;
+* ``in_chain``: Active Directory's LDAP_MATCHING_RULE_IN_CHAIN (OID 1.2.840.113556.1.4.1941, MS-ADTS §3.1.1.3.4.4)
+  answers the transitive groups in one search. A server that does not implement the rule treats the filter as
+  Undefined and answers *no* entries without an error (OpenLDAP does, RFC 4515 §4), which would silently drop
+  every role; so when the user's ``memberOf`` back-links name a group under the search base that the in-chain
+  answer lacks, the answer is not trusted and the recursive search is used instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sts.auth.ldap_client import DirectoryClient, DnKey, Entry, dn_key
+from sts.config.user_stores import GroupNesting, UserStoreSettings
+from sts.ldapfilter import escape_value
+
+_LOG = logging.getLogger("sts.auth")
+IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"
+_MAX_GROUPS = 2000  # a bound on what one login may pull from the directory
+
+
+class GroupResolver:
+    """The role names (``group_name_attribute`` values) of a user entry."""
+
+    def __init__(self, settings: UserStoreSettings, client: DirectoryClient) -> None:
+        self._settings = settings
+        self._client = client
+        self._base_key = dn_key(settings.group_search_base) if settings.group_search_base else ()
+        self._in_chain_ignored = False  # learnt once per process: then every login expands level by level
+
+    def roles(self, user: Entry) -> frozenset[str]:
+        """Every group of the user, nested groups included (within the depth cap)."""
+        settings = self._settings
+        if not settings.group_search_base:
+            return frozenset()
+        if settings.group_nesting is GroupNesting.IN_CHAIN and not self._in_chain_ignored:
+            groups = self._in_chain(user)
+            if groups is not None:
+                return _names(groups, settings.group_name_attribute)
+        depth = 1 if settings.group_nesting is GroupNesting.NONE else settings.max_group_depth
+        return _names(self._recursive(user.dn, depth), settings.group_name_attribute)
+
+    def _in_chain(self, user: Entry) -> list[Entry] | None:
+        """The in-chain answer, or None when the server evidently does not evaluate the rule."""
+        attribute = self._settings.membership_attribute
+        groups = self._search(f"({attribute}:{IN_CHAIN_RULE}:={escape_value(user.dn)})")
+        found = {dn_key(group.dn) for group in groups}
+        direct = self._direct_back_links(user)
+        if direct - found:
+            self._in_chain_ignored = True
+            _LOG.warning(
+                "the directory ignores the in-chain matching rule; expanding nested groups level by level",
+                extra={"domain": self._settings.domain_name},
+            )
+            return None
+        return groups
+
+    def _direct_back_links(self, user: Entry) -> set[DnKey]:
+        attribute = self._settings.member_of_attribute
+        if not attribute:
+            return set()
+        keys = (dn_key(value.decode("utf-8", "replace")) for value in user.values(attribute))
+        return {key for key in keys if _under(key, self._base_key)}
+
+    def _recursive(self, user_dn: str, depth: int) -> list[Entry]:
+        attribute = self._settings.membership_attribute
+        seen: dict[DnKey, Entry] = {}
+        level = [user_dn]
+        for _ in range(depth):
+            members = "".join(f"({attribute}={escape_value(dn)})" for dn in level)
+            found = [g for g in self._search(f"(|{members})") if dn_key(g.dn) not in seen]
+            if not found:
+                break
+            for group in found:
+                seen[dn_key(group.dn)] = group
+            if len(seen) > _MAX_GROUPS:
+                _LOG.warning("group expansion stopped at the bound", extra={"domain": self._settings.domain_name})
+                break
+            level = [group.dn for group in found]
+        return list(seen.values())
+
+    def _search(self, membership: str) -> list[Entry]:
+        settings = self._settings
+        return self._client.search(
+            settings.group_search_base,
+            f"(&{settings.group_name_list_filter}{membership})",
+            (settings.group_name_attribute,),
+        )
+
+
+def _names(groups: list[Entry], attribute: str) -> frozenset[str]:
+    return frozenset(name for name in (group.text(attribute) for group in groups) if name)
+
+
+def _under(key: DnKey, base: DnKey) -> bool:
+    """Whether a DN lies at or below ``base`` (DN keys list RDNs leaf first)."""
+    return len(key) >= len(base) and key[len(key) - len(base) :] == base

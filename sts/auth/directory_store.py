@@ -1,0 +1,199 @@
+"""A read-only user store over an LDAP directory or Active Directory: one ``[[user_stores]]`` domain.
+
+Authentication is search, then bind (RFC 4513 §5.1.3): the service account searches the user with the
+operator's filter, the typed name filled in escaped (RFC 4515 §3), exactly one entry must match, and the password
+is checked by binding as the DN the directory returned; a DN is never built from input. An empty password is
+refused before any bind (RFC 4513 §5.1.2: a DN with an empty password is an *unauthenticated* bind, which Active
+Directory accepts). PasswordDigest cannot be checked (a directory keeps no clear password).
+
+The principal is named by the entry's ``user_name_attribute`` (not the typed text), its roles are the directory's
+groups, nested ones included, shown as WSO2 shows them (``CORP/sts-users``; bare for PRIMARY), and its claims come
+from the attributes of ``claim_map`` (several values stay several; binary attributes are base64-encoded).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sts.auth.active_directory import STATE_ATTRIBUTES, account_refusal, bind_refusal
+from sts.auth.directory_groups import GroupResolver
+from sts.auth.ldap_client import DirectoryClient, DirectoryUnavailable, Entry, TooManyEntries
+from sts.auth.users import (
+    PRIMARY,
+    UNKNOWN_USER,
+    DigestSecret,
+    Principal,
+    Refusal,
+    UserStoreError,
+    normalize_user_name,
+)
+from sts.config.user_stores import UserStoreSettings
+from sts.errors import ServiceUnavailable
+
+_LOG = logging.getLogger("sts.auth")
+_T = TypeVar("_T")
+DIGEST_NOT_SUPPORTED = "digest_not_supported_by_directory_store"
+EMPTY_PASSWORD = "empty_password"  # noqa: S105 - a reason code
+AMBIGUOUS_USER = "ambiguous_user"
+UNUSABLE_NAME = "unusable_user_name"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    """A user found in the directory: the entry's DN, the principal, and why it may not log in (if so)."""
+
+    dn: str
+    principal: Principal
+    refusal: str | None = None
+
+
+class DirectoryUserStore:
+    """The :class:`~sts.auth.users.UserStore` of one directory domain (never writes to the directory)."""
+
+    read_only = True
+
+    def __init__(
+        self,
+        settings: UserStoreSettings,
+        client: DirectoryClient | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self._client = client or DirectoryClient(settings)
+        self._groups = GroupResolver(settings, self._client)
+        self._now = now
+        self._filter = settings.user_filter
+        attributes = {settings.user_name_attribute, *settings.claim_map.values()}
+        if settings.is_active_directory:
+            attributes.update(STATE_ATTRIBUTES)
+        if settings.member_of_attribute:
+            attributes.add(settings.member_of_attribute)
+        self._attributes = tuple(sorted(attributes, key=str.casefold))
+
+    @property
+    def domain(self) -> str:
+        """The domain the store owns."""
+        return self.settings.domain_name
+
+    # --- the user-store contract (sts.auth.users.UserStore) ------------------------------------------------------
+    # Refusals say password_checked=True: the directory round trips are this store's cost of a failure, so the
+    # authenticator does not add an argon2 verification that a bind never costs.
+
+    def authenticate(self, domain: str, name: str, password: str) -> Principal | Refusal:
+        """Search the user, check the account state (AD), then bind as its DN with ``password``."""
+        if not password:
+            return Refusal(EMPTY_PASSWORD, "empty password refused before binding", password_checked=True)
+        found = self._find_or_refusal(name)
+        if isinstance(found, Refusal):
+            return found
+        if found.refusal is not None:
+            return Refusal(found.refusal, "account state refused by the directory", password_checked=True)
+        outcome = self._call(lambda: self._client.bind(found.dn, password))
+        if not outcome.accepted:
+            reason = bind_refusal(outcome.ad_code)
+            return Refusal(reason, f"bind refused ({outcome.result})", password_checked=True)
+        return found.principal
+
+    def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:
+        """Always refused: a directory keeps no password the STS could compute a digest over."""
+        return Refusal(DIGEST_NOT_SUPPORTED, "PasswordDigest cannot be checked against a directory")
+
+    def lookup(self, domain: str, name: str) -> Principal | None:
+        """The user as the directory has it now (disabled, expired or locked AD accounts are not enabled)."""
+        found = self.find(name)
+        return None if found is None else found.principal
+
+    # --- lookups ---------------------------------------------------------------------------------------------
+
+    def find(self, name: str) -> DirectoryUser | None:
+        """The one entry the user filter matches for ``name`` (None for none or several), with roles and claims."""
+        found = self._find_or_refusal(name)
+        return None if isinstance(found, Refusal) else found
+
+    def service_bind(self) -> str:
+        """Connect and bind as the service account (``sts user-store test``); the URL that answered."""
+        return self._call(self._client.service_bind)
+
+    def close(self) -> None:
+        """Release this process's connections."""
+        self._client.close()
+
+    def _find_or_refusal(self, name: str) -> DirectoryUser | Refusal:
+        try:
+            entries = self._call(
+                lambda: self._client.search(
+                    self.settings.user_search_base, self._filter.fill(name), self._attributes, size_limit=1
+                )
+            )
+        except TooManyEntries:
+            return Refusal(AMBIGUOUS_USER, "the user filter matches several entries", password_checked=True)
+        if not entries:
+            return Refusal(UNKNOWN_USER, "unknown user", password_checked=True)
+        entry = entries[0]
+        try:
+            canonical_name = normalize_user_name(entry.text(self.settings.user_name_attribute))
+        except UserStoreError:
+            _LOG.warning("directory entry has no usable user name", extra={"domain": self.domain})
+            return Refusal(UNUSABLE_NAME, "entry without a usable user name", password_checked=True)
+        refusal = self._state(entry)
+        roles = self._call(lambda: self._groups.roles(entry))
+        principal = Principal(
+            self.domain, canonical_name, self._qualified(roles), self._claims(entry), enabled=refusal is None
+        )
+        return DirectoryUser(entry.dn, principal, refusal)
+
+    def _state(self, entry: Entry) -> str | None:
+        if not self.settings.is_active_directory:
+            return None
+        return account_refusal(
+            _integer(entry, "userAccountControl") or 0,
+            _integer(entry, "msDS-User-Account-Control-Computed") or 0,
+            _integer(entry, "pwdLastSet"),
+            _integer(entry, "accountExpires"),
+            self._now(),
+        )
+
+    def _qualified(self, roles: frozenset[str]) -> frozenset[str]:
+        """WSO2 shows a secondary store's roles as ``DOMAIN/role`` and PRIMARY's bare."""
+        if self.domain == PRIMARY:
+            return roles
+        return frozenset(f"{self.domain}/{role}" for role in roles)
+
+    def _claims(self, entry: Entry) -> dict[str, tuple[str, ...]]:
+        claims: dict[str, tuple[str, ...]] = {}
+        binary = self.settings.binary_attributes
+        for uri, attribute in self.settings.claim_map.items():
+            values = entry.values(attribute)
+            if values:
+                claims[uri] = tuple(_text(value, attribute.casefold() in binary) for value in values)
+        return claims
+
+    def _call(self, operation: Callable[[], _T]) -> _T:
+        """Run a directory operation; a directory that does not answer fails the request closed."""
+        try:
+            return operation()
+        except DirectoryUnavailable as exc:
+            raise ServiceUnavailable(f"user directory {self.domain}: {exc.reason}", reason=exc.reason) from None
+
+
+def _text(value: bytes, binary: bool) -> str:
+    """A claim value: base64 for binary attributes and for bytes that are not UTF-8, else the text."""
+    if not binary:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(value).decode("ascii")
+
+
+def _integer(entry: Entry, attribute: str) -> int | None:
+    text = entry.text(attribute)
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None

@@ -1,0 +1,292 @@
+"""The LDAP wire: python-ldap connections to one directory, pooled per worker process (the only ``ldap`` import).
+
+Every connection is made the same way (RFC 4511; RFC 4513 for TLS): LDAPv3, referrals never chased (libldap would
+follow them anonymously), the server certificate verified against the store's ``ca_file`` (LDAPS, or StartTLS,
+RFC 4513 §3, on ``ldap://``), a connect timeout and a timeout on every operation. ``OPT_CONNECT_ASYNC`` makes
+libldap apply the connect timeout to the TLS handshake too: without it, an LDAPS server that accepts the TCP
+connection and then says nothing holds the worker for good.
+
+Connections are opened lazily in the process that uses them (a python-ldap connection that crossed ``fork()``
+is shared by every worker and mixes their answers), one pool per use: *service* connections stay bound as the
+store's service account and only search; *authentication* connections re-bind as each user who logs in (a bind
+changes a connection's identity, so users never bind on a searching connection). The URLs are tried in order; a
+URL that failed is skipped for ``connection_retry_delay`` seconds while another one answers, and tried again when
+none does, so a directory that comes back is used again without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import ldap
+import ldap.dn
+
+from sts.config.user_stores import UserStoreSettings
+
+_LOG = logging.getLogger("sts.auth.ldap")
+_T = TypeVar("_T")
+# Errors that mean "this connection or server is gone": discard the connection, fail closed.
+_DOWN = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.UNAVAILABLE, ldap.BUSY)
+# Active Directory puts a sub-code in the diagnostic message of invalidCredentials (49): "... data 52e, v1db1".
+_AD_DATA = re.compile(r"\bdata ([0-9a-f]{3})\b", re.IGNORECASE)
+# A failed TLS handshake in libldap's diagnostic message: GnuTLS reports a certificate that does not verify against
+# ca_file only as "(unknown error code)" (SERVER_DOWN for LDAPS, CONNECT_ERROR for StartTLS); other handshake
+# failures name TLS. A refused or hung TCP connection says "Error in the push function." / "Connection timed out".
+_TLS_FAILURE = re.compile(r"TLS|certificate|\(unknown error code\)", re.IGNORECASE)
+
+
+class TooManyEntries(Exception):
+    """A search matched more entries than its size limit (an ambiguous user name)."""
+
+
+class DirectoryUnavailable(Exception):
+    """The directory did not answer (down, hung, TLS failure, refused the service account): fail closed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A search result: its DN and attribute values (names case-folded, values as the server sent them)."""
+
+    dn: str
+    attributes: Mapping[str, tuple[bytes, ...]]
+
+    def values(self, attribute: str) -> tuple[bytes, ...]:
+        """Every value of ``attribute`` (case-insensitive name; ``()`` when absent)."""
+        return self.attributes.get(attribute.casefold(), ())
+
+    def text(self, attribute: str) -> str:
+        """The first value as UTF-8 text, or ``""``."""
+        values = self.values(attribute)
+        return values[0].decode("utf-8", "replace") if values else ""
+
+
+@dataclass(frozen=True, slots=True)
+class BindResult:
+    """A user bind: accepted, or refused with the server's result name and Active Directory's sub-code."""
+
+    accepted: bool
+    result: str = ""  # e.g. "invalidCredentials"
+    ad_code: str = ""  # e.g. "52e", "533", "775"
+
+
+class DirectoryClient:
+    """Searches and user binds against one directory, with pooled connections and URL failover."""
+
+    def __init__(self, settings: UserStoreSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._idle: dict[str, list[Any]] = {"service": [], "auth": []}
+        self._inherited: list[Any] = []  # connections of the parent process: never used, never unbound here
+        self._down_until: dict[str, float] = {}
+
+    # --- operations -------------------------------------------------------------------------------------
+
+    def search(
+        self, base: str, filterstr: str, attributes: tuple[str, ...], size_limit: int = 0
+    ) -> list[Entry]:
+        """A subtree search with the service connection; continuation references are dropped (never chased).
+
+        More entries than ``size_limit`` (when set) raises :class:`TooManyEntries`; a base that does not exist
+        answers no entries.
+        """
+        def run(conn: Any) -> list[Entry] | None:
+            try:
+                results = conn.search_ext_s(
+                    base, ldap.SCOPE_SUBTREE, filterstr, list(attributes) or ["1.1"], sizelimit=size_limit
+                )
+            except ldap.SIZELIMIT_EXCEEDED:
+                return None
+            except ldap.NO_SUCH_OBJECT:
+                _LOG.warning("search base does not exist", extra={"domain": self._settings.domain_name})
+                return []
+            return [_entry(dn, attrs) for dn, attrs in results if dn is not None]
+
+        entries = self._with("service", run)
+        if entries is None:
+            raise TooManyEntries(filterstr)
+        return entries
+
+    def bind(self, dn: str, password: str) -> BindResult:
+        """A simple bind as ``dn`` on an authentication connection (never with an empty password: RFC 4513
+        §5.1.2 makes that an unauthenticated bind that many servers accept)."""
+        if not password:
+            raise ValueError("refusing an unauthenticated bind (empty password)")
+
+        def run(conn: Any) -> BindResult:
+            try:
+                conn.simple_bind_s(dn, password)
+            except ldap.INVALID_CREDENTIALS as exc:
+                return BindResult(False, "invalidCredentials", _ad_code(exc))
+            except (ldap.UNWILLING_TO_PERFORM, ldap.INAPPROPRIATE_AUTH) as exc:
+                return BindResult(False, type(exc).__name__, _ad_code(exc))
+            return BindResult(True)
+
+        return self._with("auth", run)
+
+    def service_bind(self) -> str:
+        """Open (or reuse) a service connection; the URL it talks to. For ``sts user-store test``."""
+        return self._with("service", lambda conn: str(conn.get_option(ldap.OPT_URI)))
+
+    def close(self) -> None:
+        """Unbind this process's idle connections (tools and tests; a worker's die with it)."""
+        with self._lock:
+            idle = [conn for pool in self._idle.values() for conn in pool] if self._pid == os.getpid() else []
+            self._idle = {"service": [], "auth": []}
+        for conn in idle:
+            _unbind(conn)
+
+    # --- pooling ------------------------------------------------------------------------------------------
+
+    def _with(self, kind: str, run: Callable[[Any], _T]) -> _T:
+        """Run ``run`` on a pooled connection; a reused connection the server dropped (a restarted directory)
+        is replaced once, a new connection that fails makes the call fail closed."""
+        for reused in (True, False):
+            conn, was_idle = self._take(kind, reuse=reused)
+            try:
+                result = run(conn)
+            except ldap.SERVER_DOWN:
+                _unbind(conn)
+                if was_idle:
+                    continue  # a stale pooled connection: try once more on a fresh one
+                raise DirectoryUnavailable("directory_down") from None
+            except _DOWN as exc:
+                _unbind(conn)  # a timed-out request may still be outstanding on it
+                raise DirectoryUnavailable(_reason(exc)) from None
+            except ldap.LDAPError as exc:
+                _unbind(conn)
+                _LOG.error("directory operation failed", extra={"domain": self._settings.domain_name,
+                                                                 "ldap_error": type(exc).__name__})
+                raise DirectoryUnavailable("directory_error") from None
+            self._give_back(kind, conn)
+            return result
+        raise DirectoryUnavailable("directory_down")
+
+    def _take(self, kind: str, reuse: bool) -> tuple[Any, bool]:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._inherited.extend(conn for pool in self._idle.values() for conn in pool)
+                self._idle, self._pid, self._down_until = {"service": [], "auth": []}, os.getpid(), {}
+            if reuse and self._idle[kind]:
+                return self._idle[kind].pop(), True
+        return self._connect(), False
+
+    def _give_back(self, kind: str, conn: Any) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and len(self._idle[kind]) < 16:
+                self._idle[kind].append(conn)
+                return
+        _unbind(conn)
+
+    def _connect(self) -> Any:
+        """A new connection bound as the service account, on the first URL that answers."""
+        reason = "directory_down"
+        for url in self._urls_in_order():
+            try:
+                conn = self._open(url)
+            except _DOWN as exc:
+                reason = _reason(exc)
+            except ldap.INVALID_CREDENTIALS:
+                _LOG.error("the directory refused the service account", extra={"domain": self._settings.domain_name})
+                raise DirectoryUnavailable("service_bind_refused") from None
+            except ldap.LDAPError as exc:
+                reason = "directory_error"
+                _LOG.error("cannot connect to the directory", extra={"domain": self._settings.domain_name,
+                                                                     "url": url, "ldap_error": type(exc).__name__})
+            else:
+                self._down_until.pop(url, None)
+                return conn
+            self._down_until[url] = self._clock() + self._settings.connection_retry_delay
+            _LOG.warning("directory URL failed", extra={"domain": self._settings.domain_name, "url": url,
+                                                        "reason": reason})
+        raise DirectoryUnavailable(reason)
+
+    def _urls_in_order(self) -> list[str]:
+        """Answering URLs first in configured order, then those that failed recently (none may be up yet)."""
+        now = self._clock()
+        urls = self._settings.connection_url
+        return [u for u in urls if self._down_until.get(u, 0) <= now] + [
+            u for u in urls if self._down_until.get(u, 0) > now
+        ]
+
+    def _open(self, url: str) -> Any:
+        settings = self._settings
+        conn = ldap.initialize(url)
+        conn.set_option(ldap.OPT_PROTOCOL_VERSION, ldap.VERSION3)
+        conn.set_option(ldap.OPT_REFERRALS, 0)
+        conn.set_option(ldap.OPT_CONNECT_ASYNC, 1)  # the connect timeout then bounds the TLS handshake too
+        conn.set_option(ldap.OPT_NETWORK_TIMEOUT, settings.ldap_connection_timeout / 1000)
+        conn.set_option(ldap.OPT_TIMEOUT, settings.read_timeout / 1000)
+        if settings.ca_file is not None:
+            conn.set_option(ldap.OPT_X_TLS_CACERTFILE, str(settings.ca_file))
+            conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
+            conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # libldap applies the TLS options above only now
+        try:
+            if settings.start_tls and url.lower().startswith("ldap://"):
+                conn.start_tls_s()
+            conn.simple_bind_s(settings.connection_name, settings.connection_password)
+        except BaseException:
+            _unbind(conn)
+            raise
+        return conn
+
+
+@contextmanager
+def open_client(settings: UserStoreSettings) -> Iterator[DirectoryClient]:
+    """A client closed when the block ends (command-line tools)."""
+    client = DirectoryClient(settings)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+DnKey = tuple[tuple[tuple[str, str], ...], ...]
+
+
+def dn_key(dn: str) -> DnKey:
+    """A DN for comparison (RFC 4514 parsed, case-folded): servers may spell one DN several ways."""
+    try:
+        rdns = ldap.dn.str2dn(dn)
+    except ldap.DECODING_ERROR:
+        return (((dn.casefold(), ""),),)
+    return tuple(tuple((attr.casefold(), value.casefold()) for attr, value, _ in rdn) for rdn in rdns)
+
+
+def _entry(dn: str, attrs: Mapping[str, list[bytes]]) -> Entry:
+    return Entry(dn, {name.casefold(): tuple(values) for name, values in attrs.items()})
+
+
+def _ad_code(exc: ldap.LDAPError) -> str:
+    details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    match = _AD_DATA.search(str(details.get("info", "")))
+    return match.group(1).lower() if match else ""
+
+
+def _reason(exc: ldap.LDAPError) -> str:
+    if isinstance(exc, ldap.TIMEOUT):
+        return "directory_timeout"
+    details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    if isinstance(exc, ldap.CONNECT_ERROR) or _TLS_FAILURE.search(str(details.get("info", ""))):
+        return "directory_tls_failure"
+    return "directory_down"
+
+
+def _unbind(conn: Any) -> None:
+    try:
+        conn.unbind_ext_s()
+    except ldap.LDAPError:
+        pass  # already gone: nothing to release on the server

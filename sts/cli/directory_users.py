@@ -1,0 +1,112 @@
+"""The directory side of ``sts user``: directory users are shown, never written (shared by ``sts user`` and
+``sts user-store``; python-ldap is imported only when a directory is used)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
+
+from sts.auth.users import Principal, canonical
+from sts.cli.common import CommandError
+from sts.clock import SystemClock
+from sts.config.settings import Settings
+from sts.config.user_stores import UserStoreSettings
+from sts.errors import ConfigError, ServiceUnavailable
+
+if TYPE_CHECKING:  # python-ldap is an optional extra: imported only when a directory is used
+    from sts.auth.directory_store import DirectoryUserStore
+    from sts.stores.factory import Stores
+
+_T = TypeVar("_T")
+
+
+def directory_settings(settings: Settings, domain: str) -> UserStoreSettings | None:
+    """The directory store owning ``domain``, if a directory owns it."""
+    for store in settings.user_stores:
+        if store.domain_name == domain and store.is_directory:
+            return store
+    return None
+
+
+def refuse_directory_write(settings: Settings, domain: str) -> None:
+    """Raise the clear error for a write command aimed at a read-only directory domain."""
+    store = directory_settings(settings, domain)
+    if store is not None:
+        raise CommandError(
+            f"user store {domain} is a read-only directory ({store.type.value}): change its users and groups in"
+            " the directory itself (only `sts user show` and `sts user unlock` work on them)"
+        )
+
+
+def show_directory_user(settings: Settings, domain: str, name: str) -> str:
+    """``sts user show DOMAIN/name`` for a directory user: what the directory holds now, and the local lock."""
+    store = directory_settings(settings, domain)
+    if store is None:
+        raise CommandError(f"no directory user store for domain {domain}")
+    with open_directory(store) as directory:
+        found = directory_call(lambda: directory.find(name))
+    if found is None:
+        raise CommandError(f"no user {domain}/{name} in the directory")
+    lines = [f"dn:       {found.dn}", *principal_lines(found.principal, found.refusal)]
+    lock = _lock_line(settings, domain, name)
+    return "\n".join(lines[:3] + lock + lines[3:])
+
+
+def unlock_directory_user(settings: Settings, domain: str, name: str) -> str:
+    """Clear the STS's own lock of a directory user (the directory's lockout is the directory's)."""
+    stores = _stores(settings)
+    try:
+        stores.lockout.reset(f"{domain}/{canonical(name)}")
+    finally:
+        stores.close()
+    return f"unlocked {domain}/{name}"
+
+
+def principal_lines(principal: Principal, refusal: str | None) -> list[str]:
+    lines = [
+        f"user:     {principal.qualified_name}",
+        f"enabled:  {'yes' if refusal is None else 'no (' + refusal + ')'}",
+        f"roles:    {', '.join(sorted(principal.roles)) or '-'}",
+    ]
+    claims = sorted(principal.claims.items())
+    return lines + [f"claim:    {uri} = {value}" for uri, values in claims for value in values]
+
+
+def _lock_line(settings: Settings, domain: str, name: str) -> list[str]:
+    stores = _stores(settings)
+    try:
+        lock = stores.lockout.state(f"{domain}/{canonical(name)}")
+    finally:
+        stores.close()
+    return [] if lock is None else [f"failures: {lock.failures} (locked until {lock.locked_until:.0f})"]
+
+
+def _stores(settings: Settings) -> Stores:
+    from sts.stores.factory import build_stores
+
+    try:
+        return build_stores(settings, SystemClock())
+    except ConfigError as exc:  # a missing or damaged database: say so, no traceback
+        raise CommandError("; ".join(exc.problems)) from None
+
+
+@contextlib.contextmanager
+def open_directory(store: UserStoreSettings) -> Iterator[DirectoryUserStore]:
+    """The directory store of ``store``, its connections closed when the block ends."""
+    from sts.auth.directory_store import DirectoryUserStore
+
+    directory = DirectoryUserStore(store)
+    try:
+        yield directory
+    finally:
+        directory.close()
+
+
+def directory_call(operation: Callable[[], _T]) -> _T:
+    """A directory operation; a directory that does not answer is a command error, not a traceback."""
+    try:
+        return operation()
+    except ServiceUnavailable as exc:
+        raise CommandError(f"the directory did not answer: {exc.reason}") from None
+

@@ -1,0 +1,338 @@
+"""PostgreSQL connections: the one module that imports psycopg (3) and psycopg-pool.
+
+Each process has its own pool, created on first use in that process (a gunicorn worker after ``fork()``: a pool's
+connections and threads never cross a fork), opened explicitly, with a short wait for a free connection. Every store
+operation runs under a client-side deadline (``[store] operation_timeout_ms``) covering the checkout, the pool's
+liveness check and the statements: when it passes, the connection's socket is shut down, so a hung server or
+backend turns into an error at the deadline (the server enforces ``statement_timeout`` itself, so that bound cannot
+fire on a stopped server, and TCP keepalives are answered by the kernel). Every failure becomes
+:class:`~sts.errors.ServiceUnavailable`; a broken connection is discarded by the pool, which reconnects in the
+background, so the store heals when the server is back.
+
+Connection settings (libpq "Connection Strings" and "Parameter Key Words"): ``[store] url`` without a password
+(``password_file``, ``$PGPASSWORD`` or ``~/.pgpass`` supply it); ``sslmode=verify-full`` with ``ca_file`` (or the
+system's CAs) unless the host is loopback or the URL chooses an ``sslmode`` itself; ``statement_timeout``,
+``lock_timeout`` and ``idle_in_transaction_session_timeout`` in ``options``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import psycopg
+from psycopg import conninfo as libpq
+from psycopg_pool import ConnectionPool
+
+from sts.config.settings import StoreSettings
+from sts.errors import ServiceUnavailable
+from sts.stores.migrations import DatabaseError, pending, require_current
+
+DIALECT = "postgresql"
+# Keys of one bigint space per database (pg_advisory_xact_lock): one for `sts db upgrade`.
+_MIGRATE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('sts:migrate', 0))"
+_WEAK_SSLMODES = frozenset({"disable", "allow", "prefer", "require"})
+_INHERITED: list[ConnectionPool] = []
+"""Pools a forked child inherited: kept referenced, never closed or used. Closing (or collecting) one would send
+libpq's Terminate message on sockets the parent still uses, ending its sessions."""
+
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how to connect: the libpq string (password left out) and the keyword arguments added to it."""
+
+    conninfo: str
+    kwargs: Mapping[str, Any]
+    host: str
+
+    def describe(self) -> str:
+        """The server, for messages: never the password."""
+        params = libpq.conninfo_to_dict(self.conninfo)
+        return f"postgresql://{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+
+
+def target(store: StoreSettings, url: str | None = None) -> Target:
+    """The connection target of ``[store]`` (or of ``url`` with the other settings of ``[store]``).
+
+    Raises :class:`DatabaseError` with a message that never holds the URL (it may hold a password).
+    """
+    if not (url if url is not None else store.url).strip():
+        raise DatabaseError("store.url: required with backend = \"postgresql\" (or set $STS_STORE_URL)")
+    try:
+        params = libpq.conninfo_to_dict(url if url is not None else store.url)
+    except psycopg.ProgrammingError:
+        raise DatabaseError("store.url: not a PostgreSQL URL or key=value connection string") from None
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    kwargs: dict[str, Any] = {"connect_timeout": store.connect_timeout, "application_name": "sts"}
+    if store.password_file is not None:
+        try:
+            kwargs["password"] = store.password_file.read_text(encoding="utf-8").strip("\r\n")
+        except OSError as exc:
+            raise DatabaseError(f"store.password_file: {store.password_file}: {exc.strerror or exc}") from None
+    if store.ca_file is not None:
+        kwargs.update(sslmode="verify-full", sslrootcert=str(store.ca_file))
+    elif "sslmode" not in params and not is_local(host):
+        kwargs.update(sslmode="verify-full", sslrootcert="system")
+    limits = (
+        f"-c statement_timeout={store.statement_timeout_ms} -c lock_timeout={max(store.statement_timeout_ms // 2, 1)}"
+        f" -c idle_in_transaction_session_timeout={max(store.operation_timeout_ms * 2, 5000)}"
+    )
+    kwargs["options"] = f"{params['options']} {limits}" if params.get("options") else limits
+    # The string as given (libpq reads URLs and key=value strings alike); the keyword arguments override it.
+    return Target(url if url is not None else store.url, kwargs, host)
+
+
+def is_local(host: str) -> bool:
+    """Whether every host of a (possibly comma-separated) libpq host list is loopback or a Unix socket directory."""
+    for part in host.split(","):
+        part = part.strip()
+        if part.startswith("/") or part == "localhost":
+            continue
+        try:
+            if not ipaddress.ip_address(part).is_loopback:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def tls_warning(store: StoreSettings) -> str | None:
+    """A warning for ``sts check-config`` when the URL itself weakens TLS to a remote server."""
+    try:
+        params = libpq.conninfo_to_dict(store.url)
+    except psycopg.ProgrammingError:
+        return None
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    if store.ca_file is None and params.get("sslmode") in _WEAK_SSLMODES and not is_local(host):
+        return (
+            f"store.url: sslmode={params['sslmode']} does not verify the server {host}: use sslmode=verify-full"
+            " (set [store] ca_file, or leave sslmode out for the system's CAs)"
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The rows a statement returned and how many rows it changed."""
+
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+    def one(self) -> tuple[Any, ...] | None:
+        """The first row, or None."""
+        return self.rows[0] if self.rows else None
+
+
+class Session:
+    """Statements on one checked-out connection (inside one transaction when opened with ``transaction=True``)."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        self._conn = conn
+
+    def execute(self, query: str, params: Params | None = None) -> Result:
+        """Run one statement (``%s`` or ``%(name)s`` placeholders; several statements only without params)."""
+        cursor = self._conn.execute(query, params)
+        rows = cursor.fetchall() if cursor.description is not None else []
+        return Result(rows, cursor.rowcount)
+
+    def rollback(self) -> NoReturn:
+        """End the transaction without committing; the ``with`` block ends here, without an error."""
+        raise psycopg.Rollback()
+
+    def executemany(self, query: str, params: Sequence[Params]) -> None:
+        """Run one statement for each parameter set."""
+        with self._conn.cursor() as cursor:
+            cursor.executemany(query, params)
+
+
+class _Watch:
+    """Shuts a connection's socket down if the operation is still running at its deadline (a hung server)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._running = True
+        self._fd = conn.fileno()
+        self._timer = threading.Timer(max(seconds, 0.0), self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        with self._lock:
+            if not self._running:
+                return
+            try:
+                # A duplicate descriptor: shutting it down ends the TCP connection under libpq, which then fails
+                # the statement and marks the connection BAD; closing it leaves libpq's descriptor alone.
+                with socket.socket(fileno=os.dup(self._fd)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed: the operation is failing anyway
+
+    def stop(self) -> None:
+        """The operation ended: never cut after this returns."""
+        with self._lock:
+            self._running = False
+        self._timer.cancel()
+
+
+class PostgresDatabase:
+    """A lazily created connection pool per process, and bounded operations on it."""
+
+    def __init__(self, store: StoreSettings, url: str | None = None) -> None:
+        self.target = target(store, url)
+        self._pool_size = store.pool_size
+        self._pool_timeout = store.pool_timeout_ms / 1000
+        self._operation_timeout = store.operation_timeout_ms / 1000
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._pool: ConnectionPool | None = None
+        self._pid = os.getpid()
+
+    def __enter__(self) -> PostgresDatabase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def session(self, what: str, reason: str, transaction: bool = False) -> Iterator[Session]:
+        """One store operation within the deadline; any database failure is :class:`ServiceUnavailable` (what
+        failed, never the data), and leaves no transaction open (an error inside rolls back)."""
+        deadline = time.monotonic() + self._operation_timeout
+        self._local.deadline = deadline
+        try:
+            pool = self._current_pool()
+            with pool.connection(timeout=min(self._pool_timeout, self._operation_timeout)) as conn:
+                watch = _Watch(conn, deadline - time.monotonic())
+                try:
+                    if transaction:
+                        with conn.transaction():
+                            yield Session(conn)
+                    else:
+                        yield Session(conn)
+                finally:
+                    watch.stop()
+        except psycopg.Error as exc:  # PoolTimeout is an OperationalError
+            raise ServiceUnavailable(f"{what}: {type(exc).__name__}", reason=reason) from None
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's liveness check on checkout, under the operation's deadline (it runs a query, which a hung
+        server would never answer)."""
+        deadline: float = getattr(self._local, "deadline", time.monotonic() + self._operation_timeout)
+        watch = _Watch(conn, deadline - time.monotonic())
+        try:
+            ConnectionPool.check_connection(conn)
+        finally:
+            watch.stop()
+
+    def _current_pool(self) -> ConnectionPool:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's pool is not ours
+                if self._pool is not None:
+                    _INHERITED.append(self._pool)
+                self._pool, self._pid = None, os.getpid()
+            if self._pool is None:
+                pool = ConnectionPool(
+                    self.target.conninfo,
+                    kwargs={**self.target.kwargs, "autocommit": True},
+                    min_size=1,
+                    max_size=self._pool_size,
+                    open=False,
+                    timeout=self._pool_timeout,
+                    max_lifetime=3600,
+                    max_idle=600,
+                    check=self._check,
+                    name="sts",
+                )
+                pool.open(wait=False)  # connects in the background; a request waits at most the pool timeout
+                self._pool = pool
+            return self._pool
+
+    @contextmanager
+    def tool_session(self, what: str) -> Iterator[Session]:
+        """One transaction on a connection of its own, without the per-operation deadline (``sts db copy``: bulk
+        work); a failure is :class:`DatabaseError`."""
+        try:
+            with self.connect() as conn, conn.transaction():
+                yield Session(conn)
+        except psycopg.Error as exc:
+            raise DatabaseError(f"{self.target.describe()}: {what} failed ({_first_line(exc)})") from None
+
+    def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """A connection outside the pool (for the start-up check in a process about to fork, and for tools)."""
+        try:
+            return psycopg.connect(self.target.conninfo, **{**self.target.kwargs, "autocommit": True})
+        except psycopg.Error as exc:
+            raise DatabaseError(f"{self.target.describe()}: cannot connect ({_first_line(exc)})") from None
+
+    def close(self) -> None:
+        """Close this process's pool (never a parent's)."""
+        with self._lock:
+            pool, self._pool = (self._pool, None) if self._pid == os.getpid() else (None, self._pool)
+        if pool is not None:
+            pool.close(timeout=1.0)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# --- schema ---------------------------------------------------------------------------------------------------------
+
+
+def schema_version(conn: psycopg.Connection[Any]) -> int:
+    """The applied schema version (0: no STS schema yet)."""
+    # A query of the catalog, not to_regclass(): that reads the relation cache, which in a session that waited for
+    # the migration lock may not yet know the table another node just created.
+    exists = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'schema_version')"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_schema(db: PostgresDatabase) -> None:
+    """Raise :class:`DatabaseError` unless the server answers with the schema this code runs on."""
+    where = db.target.describe()
+    try:
+        with db.connect() as conn:
+            current = schema_version(conn)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"{where}: {_first_line(exc)}") from None
+    require_current(DIALECT, current, where)
+
+
+def upgrade(db: PostgresDatabase) -> tuple[int, int]:
+    """Apply the pending migrations, each in its own transaction holding the migration advisory lock, so nodes
+    upgrading at once apply each step exactly once; returns the versions before and after."""
+    where = db.target.describe()
+    try:
+        with db.connect() as conn:
+            before = schema_version(conn)
+            while True:
+                with conn.transaction():
+                    conn.execute(_MIGRATE_LOCK)
+                    current = schema_version(conn)
+                    steps = pending(DIALECT, current)
+                    if not steps:
+                        return before, current
+                    conn.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_version"
+                        " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                    )
+                    conn.execute(steps[0].sql.encode())  # several statements: no parameters
+                    conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (steps[0].version,))
+    except psycopg.Error as exc:
+        raise DatabaseError(f"{where}: cannot upgrade ({_first_line(exc)})") from None

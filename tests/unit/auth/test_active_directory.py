@@ -1,0 +1,181 @@
+"""Tests for Active Directory semantics: sts.auth.active_directory, and DirectoryUserStore over the AD-shaped tree.
+
+The AD-shaped slapd tree stands in for AD (see tests/servers/slapd.py for what it cannot show: bind sub-codes and
+computed attributes are only checked as pure functions here). Logins by sAMAccountName and userPrincipalName;
+disabled, expired and must-change accounts refused before any bind; objectGUID released as base64.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from sts.auth.active_directory import (
+    ACCOUNT_EXPIRED,
+    DIRECTORY_LOCKED,
+    MUST_CHANGE_PASSWORD,
+    PASSWORD_EXPIRED,
+    account_refusal,
+    bind_refusal,
+    filetime,
+)
+from sts.auth.directory_store import DirectoryUserStore
+from sts.auth.users import USER_DISABLED, WRONG_PASSWORD, Principal, Refusal
+from sts.config.user_stores import WSO2_CLAIMS
+from tests.servers.directory_data import AD_2020, AD_NEVER, AD_RECENT, ALICE_GUID, BOB_GUID, dn_key
+from tests.servers.slapd import SlapdServer
+from tests.unit.auth.directory_support import SlapdLog, active_directory_table, store_settings
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+OBJECT_GUID = WSO2_CLAIMS + "objectguid"
+
+
+# --- account state and bind sub-codes (pure) ----------------------------------------------------------------------
+
+
+def test_filetime() -> None:
+    assert filetime(AD_2020) == datetime(2020, 1, 1, tzinfo=UTC)
+    assert filetime(0) is None and filetime(AD_NEVER) is None and filetime(-5) is None
+    assert filetime(116444736000000000) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("control", "computed", "pwd_last_set", "expires", "reason"),
+    [
+        (512, 0, AD_RECENT, AD_NEVER, None),
+        (512, 0, AD_RECENT, 0, None),  # accountExpires 0: never
+        (512, 0, None, None, None),  # attributes absent
+        (514, 0, AD_RECENT, AD_NEVER, USER_DISABLED),
+        (512, 0, AD_RECENT, AD_2020, ACCOUNT_EXPIRED),
+        (512, 0x10, AD_RECENT, AD_NEVER, DIRECTORY_LOCKED),
+        (512, 0, 0, AD_NEVER, MUST_CHANGE_PASSWORD),
+        (512, 0x800000, AD_RECENT, AD_NEVER, PASSWORD_EXPIRED),
+        (514, 0x10, 0, AD_2020, USER_DISABLED),  # disabled wins
+    ],
+)
+def test_account_refusal(
+    control: int, computed: int, pwd_last_set: int | None, expires: int | None, reason: str | None
+) -> None:
+    assert account_refusal(control, computed, pwd_last_set, expires, NOW) == reason
+
+
+def test_account_expiring_in_the_future_is_fine() -> None:
+    in_2030 = int((datetime(2030, 1, 1, tzinfo=UTC) - datetime(1601, 1, 1, tzinfo=UTC)).total_seconds()) * 10**7
+    assert account_refusal(512, 0, AD_RECENT, in_2030, NOW) is None
+    assert account_refusal(512, 0, AD_RECENT, in_2030, datetime(2030, 1, 1, tzinfo=UTC)) == ACCOUNT_EXPIRED
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [("52e", WRONG_PASSWORD), ("525", "unknown_user"), ("530", "logon_hours"), ("531", "workstation_restricted"),
+     ("532", PASSWORD_EXPIRED), ("533", USER_DISABLED), ("701", ACCOUNT_EXPIRED), ("773", MUST_CHANGE_PASSWORD),
+     ("775", DIRECTORY_LOCKED), ("", WRONG_PASSWORD), ("999", WRONG_PASSWORD)],
+)
+def test_bind_sub_codes(code: str, reason: str) -> None:
+    assert bind_refusal(code) == reason
+
+
+# --- against the AD-shaped directory ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def corp(slapd: SlapdServer) -> Iterator[DirectoryUserStore]:
+    store = DirectoryUserStore(store_settings(active_directory_table(slapd)), now=lambda: NOW)
+    yield store
+    store.close()
+
+
+def principal(verdict: Principal | Refusal) -> Principal:
+    assert isinstance(verdict, Principal), verdict
+    return verdict
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("typed", ["alice", "ALICE", "alice@corp.example", "Alice@CORP.example"])
+def test_login_by_sam_account_name_or_user_principal_name(
+    slapd: SlapdServer, corp: DirectoryUserStore, typed: str
+) -> None:
+    found = principal(corp.authenticate("CORP", typed, slapd.active_directory.users["alice"].password))
+    assert found.qualified_name == "CORP/alice"  # the sAMAccountName, whatever was typed
+    assert found.claims[WSO2_CLAIMS + "upn"] == ("alice@corp.example",)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("name", "reason"), [("dana", USER_DISABLED), ("eve", ACCOUNT_EXPIRED),
+                                              ("max", MUST_CHANGE_PASSWORD)])
+def test_account_state_refused_before_any_bind(
+    slapd: SlapdServer, corp: DirectoryUserStore, name: str, reason: str
+) -> None:
+    user = slapd.active_directory.users[name]
+    log = SlapdLog(slapd)
+    for password in (user.password, user.password + "-wrong"):  # right or wrong: the same refusal, no bind
+        assert corp.authenticate("CORP", name, password) == Refusal(
+            reason, "account state refused by the directory", password_checked=True
+        )
+    assert log.binds(user.dn) == 0
+    found = corp.find(name)
+    assert found is not None and found.refusal == reason and not found.principal.enabled
+    looked_up = corp.lookup("CORP", name)
+    assert looked_up is not None and not looked_up.enabled
+
+
+@pytest.mark.integration
+def test_account_expires_zero_means_never(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
+    bob = principal(corp.authenticate("CORP", "bob", slapd.active_directory.users["bob"].password))
+    assert bob.enabled and bob.roles == {"CORP/sts-users"}
+
+
+@pytest.mark.integration
+def test_wrong_password_is_a_wrong_password(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
+    verdict = corp.authenticate("CORP", "alice@corp.example", "nope")
+    assert verdict == Refusal(WRONG_PASSWORD, "bind refused (invalidCredentials)", password_checked=True)
+
+
+@pytest.mark.integration
+def test_object_guid_released_as_base64(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
+    alice = principal(corp.authenticate("CORP", "alice", slapd.active_directory.users["alice"].password))
+    assert alice.claims[OBJECT_GUID] == ("lEkYOJwYhUy+4HS+ArsRRA==",)  # Office 365's ImmutableID form
+    assert alice.claims[WSO2_CLAIMS + "userid"] == ("lEkYOJwYhUy+4HS+ArsRRA==",)
+    assert base64.b64decode(alice.claims[OBJECT_GUID][0]) == ALICE_GUID
+    bob = principal(corp.authenticate("CORP", "bob", slapd.active_directory.users["bob"].password))
+    assert bob.claims[OBJECT_GUID] == (base64.b64encode(BOB_GUID).decode(),)  # NUL * ( ) \ bytes intact
+
+
+@pytest.mark.integration
+def test_immutable_id_mapped_to_object_guid(slapd: SlapdServer) -> None:
+    immutable_id = "http://schemas.microsoft.com/LiveID/Federation/2008/05/ImmutableID"
+    upn = "http://schemas.xmlsoap.org/claims/UPN"
+    store = DirectoryUserStore(store_settings(active_directory_table(
+        slapd, claim_map={immutable_id: "objectGUID", upn: "userPrincipalName", OBJECT_GUID: ""},
+    )))
+    try:
+        alice = principal(store.authenticate("CORP", "alice", slapd.active_directory.users["alice"].password))
+    finally:
+        store.close()
+    assert alice.claims[immutable_id] == ("lEkYOJwYhUy+4HS+ArsRRA==",)
+    assert alice.claims[upn] == ("alice@corp.example",)
+    assert OBJECT_GUID not in alice.claims
+
+
+@pytest.mark.integration
+def test_a_dn_with_an_rfc_4514_special(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
+    """jsmith's DN is ``cn=Smith\\, John,...``: the store binds the DN the search returned, and finds its groups
+    with the DN escaped for the filter."""
+    user = slapd.active_directory.users["jsmith"]
+    log = SlapdLog(slapd)
+    found = principal(corp.authenticate("CORP", "jsmith", user.password))
+    assert found.roles == {"CORP/sts-users"}
+    assert found.claims[WSO2_CLAIMS + "fullname"] == ("Smith, John",)
+    assert log.binds(user.dn) == 1
+    entry = corp.find("jsmith")
+    assert entry is not None and dn_key(entry.dn) == dn_key(user.dn)
+
+
+@pytest.mark.integration
+def test_non_ascii_login_and_password(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
+    user = slapd.active_directory.users["jürgen"]
+    found = principal(corp.authenticate("CORP", "jürgen@corp.example", user.password))
+    assert found.name == "jürgen" and found.roles == {"CORP/staff", "CORP/sts-users"}

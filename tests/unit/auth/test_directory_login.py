@@ -1,0 +1,318 @@
+"""UsernameTokenAuthenticator with directory user stores (the real slapd): the local gates come first.
+
+Lockout and per-client throttling refuse before the directory is asked (a right password after the lock never
+reaches a bind, so spraying through the STS cannot lock accounts in AD); the verified-credential cache spares the
+directory; PasswordDigest cannot be checked against a directory; a directory that does not answer fails closed
+and is no password failure; ``unqualified_login = "chain"`` tries PRIMARY, then each store in order.
+Binds are counted in slapd's own log.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from sts import errors, ns
+from sts.auth.credential_cache import VerifiedCredentialCache
+from sts.auth.directory_store import DirectoryUserStore
+from sts.auth.passwords import HashPolicy, PasswordHasher
+from sts.auth.router import UserStoreRouter
+from sts.auth.sqlite_users import SqliteUserStore
+from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
+from sts.clock import FrozenClock
+from sts.config.settings import SecuritySettings, Settings
+from sts.crypto.secretbox import SecretBox
+from sts.soapenv import SoapVersion
+from sts.stores.factory import user_store_router
+from sts.stores.sqlite import Database, initialize
+from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, SqliteReplayCache
+from sts.wss.username import compute_password_digest
+from tests.servers.slapd import SlapdServer, free_port
+from tests.unit.auth.directory_support import SlapdLog, active_directory_table, openldap_table, store_settings
+
+pytestmark = pytest.mark.integration
+
+FAST = HashPolicy(memory_kib=1024, time_cost=1)
+POLICY = AuthPolicy(allowed_roles=frozenset({"sts-users"}), allowed_domains=frozenset({"ALL-USER-STORE-DOMAINS"}))
+INFO = CallerInfo(correlation_id="corr-1", client_address="192.0.2.10", secure_transport=True)
+MAX_FAILURES = 3
+PRIMARY_ALICE_PASSWORD = "primary-alice-Pa55!"
+
+
+@dataclass
+class Env:
+    slapd: SlapdServer
+    db: Database
+    builtin: SqliteUserStore
+    ldap: DirectoryUserStore
+    corp: DirectoryUserStore
+    hasher: PasswordHasher
+    lockout: SqliteLockoutStore
+    replay: SqliteReplayCache
+    clock: FrozenClock
+
+    def authenticator(
+        self, router: UserStoreRouter | None = None, *, cache_ttl: float = 0, policy: AuthPolicy = POLICY,
+        throttle: SqliteClientThrottle | None = None,
+    ) -> UsernameTokenAuthenticator:
+        router = router or UserStoreRouter({"LDAP": self.ldap, "CORP": self.corp}, fallback=self.builtin)
+        return UsernameTokenAuthenticator(router, self.hasher, self.lockout, self.replay,
+                                          VerifiedCredentialCache(cache_ttl), policy, self.clock, throttle)
+
+    def headers(self, username: str, password: str, digest: bool = False) -> tuple[etree._Element, ...]:
+        now = self.clock.now()
+        created, expires = (t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now, now + timedelta(minutes=5)))
+        nonce = secrets.token_bytes(16)
+        header = etree.fromstring(
+            f'<s:Header xmlns:s="{ns.S11}" xmlns:wsse="{ns.WSSE}" xmlns:wsu="{ns.WSU}"><wsse:Security>'
+            f"<wsu:Timestamp><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires>"
+            f"</wsu:Timestamp><wsse:UsernameToken><wsse:Username/>"
+            f'<wsse:Password Type="{ns.PASSWORD_DIGEST if digest else ns.PASSWORD_TEXT}"/>'
+            f'<wsse:Nonce EncodingType="{ns.BASE64_BINARY}"/><wsu:Created>{created}</wsu:Created>'
+            "</wsse:UsernameToken></wsse:Security></s:Header>"
+        )
+        token = header[0][1]
+        token[0].text = username
+        token[1].text = compute_password_digest(nonce, created, password) if digest else password
+        token[2].text = base64.b64encode(nonce).decode()
+        return tuple(header)
+
+    def login(self, auth: UsernameTokenAuthenticator, username: str, password: str,
+              digest: bool = False) -> AuthenticatedCaller:
+        return auth.authenticate(self.headers(username, password, digest), SoapVersion.SOAP11, INFO)
+
+    def refused(self, auth: UsernameTokenAuthenticator, username: str, password: str, reason: str,
+                error: type[errors.STSError] = errors.FailedAuthentication, digest: bool = False) -> None:
+        with pytest.raises(errors.STSError) as caught:
+            self.login(auth, username, password, digest)
+        assert (type(caught.value), caught.value.reason) == (error, reason)
+
+
+@pytest.fixture
+def env(slapd: SlapdServer, tmp_path: Path) -> Iterator[Env]:
+    path = tmp_path / "sts.db"
+    initialize(path)
+    db = Database(path)
+    hasher = PasswordHasher(FAST)
+    builtin = SqliteUserStore(db, hasher, SecretBox(os.urandom(32)))
+    builtin.add_role("sts-users")
+    builtin.add_user("PRIMARY", "alice", PRIMARY_ALICE_PASSWORD, roles=["sts-users"])
+    ldap_store = DirectoryUserStore(store_settings(openldap_table(slapd)))
+    corp = DirectoryUserStore(store_settings(active_directory_table(slapd)))
+    clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    lockout = SqliteLockoutStore(db, max_failures=MAX_FAILURES, duration=300, max_duration=3600)
+    yield Env(slapd, db, builtin, ldap_store, corp, hasher, lockout, SqliteReplayCache(db, clock), clock)
+    ldap_store.close()
+    corp.close()
+    db.close()
+
+
+@pytest.fixture(autouse=True)
+def _audit(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sts.audit")
+
+
+def audit_reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.reason for record in caplog.records if record.name == "sts.audit"]  # type: ignore[attr-defined]
+
+
+def test_directory_user_gets_in_with_a_qualified_name(env: Env) -> None:
+    caller = env.login(env.authenticator(), "LDAP/alice", env.slapd.openldap.users["alice"].password)
+    assert caller.method == "password-text"
+    assert caller.principal.qualified_name == "LDAP/alice"
+    assert caller.principal.roles == {"LDAP/staff", "LDAP/sts-users"}  # allowed "sts-users" admits LDAP/sts-users
+
+
+def test_allowed_roles_qualified_by_domain(env: Env) -> None:
+    only_corp = AuthPolicy(allowed_roles=frozenset({"CORP/sts-users"}), allowed_domains=POLICY.allowed_domains)
+    auth = env.authenticator(policy=only_corp)
+    assert env.login(auth, "CORP/bob", env.slapd.active_directory.users["bob"].password).principal.name == "bob"
+    env.refused(auth, "LDAP/bob", env.slapd.openldap.users["bob"].password, "role_denied")
+    env.refused(env.authenticator(), "LDAP/carol", env.slapd.openldap.users["carol"].password, "role_denied")
+
+
+def test_lockout_is_checked_before_the_directory_is_asked(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    auth = env.authenticator(cache_ttl=60)
+    user = env.slapd.openldap.users["alice"]
+    env.login(auth, "LDAP/alice", user.password)  # cached from now on
+    log = SlapdLog(env.slapd)
+    for _ in range(MAX_FAILURES):
+        env.refused(auth, "LDAP/alice", "wrong-password", "wrong_password")
+    assert log.binds(user.dn) == MAX_FAILURES  # each failure was the directory's verdict
+    state = env.lockout.state("LDAP/alice")
+    assert state is not None and state.locked_until > env.clock.now().timestamp()
+    after_lock = SlapdLog(env.slapd)
+    for typed in ("LDAP/alice", "ldap/ALICE"):
+        env.refused(auth, typed, user.password, "account_locked")  # the right password, and cached
+    assert after_lock.lines() == []  # neither a search nor a bind
+    assert audit_reasons(caplog)[-2:] == ["account_locked", "account_locked"]
+
+
+def test_wrong_directory_passwords_count_and_a_success_resets(env: Env) -> None:
+    auth = env.authenticator()
+    user = env.slapd.active_directory.users["alice"]
+    env.refused(auth, "CORP/alice@corp.example", "nope", "wrong_password")
+    env.refused(auth, "CORP/alice", "nope", "wrong_password")
+    state = env.lockout.state("CORP/alice")
+    assert state is not None and state.failures == 1  # keyed by the typed name (the UPN has its own counter)
+    env.login(auth, "CORP/alice", user.password)
+    assert env.lockout.state("CORP/alice") is None
+
+
+@pytest.mark.parametrize(("name", "reason"), [("dana", "user_disabled"), ("eve", "account_expired"),
+                                              ("max", "must_change_password")])
+def test_account_state_refusals_do_not_count_towards_lockout(env: Env, name: str, reason: str) -> None:
+    auth = env.authenticator()
+    for _ in range(MAX_FAILURES + 1):
+        env.refused(auth, f"CORP/{name}", "whatever", reason)
+    assert env.lockout.state(f"CORP/{name}") is None
+
+
+def test_client_throttle_is_checked_before_the_directory(env: Env) -> None:
+    throttle = SqliteClientThrottle(env.db, limit=2, window=60)
+    auth = env.authenticator(throttle=throttle)
+    for name in ("bob", "carol"):
+        env.refused(auth, f"LDAP/{name}", "spray-1", "wrong_password")
+    log = SlapdLog(env.slapd)
+    env.refused(auth, "LDAP/dave", env.slapd.openldap.users["dave"].password, "client_throttled")
+    assert log.lines() == []
+
+
+def test_the_credential_cache_spares_the_directory(env: Env) -> None:
+    auth = env.authenticator(cache_ttl=60)
+    user = env.slapd.openldap.users["jürgen"]
+    first = env.login(auth, "LDAP/jürgen", user.password)
+    log = SlapdLog(env.slapd)
+    second = env.login(auth, "LDAP/jürgen", user.password)
+    assert second.principal == first.principal
+    assert log.lines() == []
+    env.refused(auth, "LDAP/jürgen", user.password + "x", "wrong_password")  # another password is not cached
+    assert log.binds(user.dn) == 1
+
+
+def test_password_digest_against_a_directory(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    auth = env.authenticator()
+    log = SlapdLog(env.slapd)
+    env.refused(auth, "LDAP/alice", env.slapd.openldap.users["alice"].password,
+                "digest_not_supported_by_directory_store", digest=True)
+    assert log.lines() == []
+    assert audit_reasons(caplog)[-1] == "digest_not_supported_by_directory_store"
+    assert env.lockout.state("LDAP/alice") is None
+
+
+def test_empty_password_never_reaches_the_directory(env: Env) -> None:
+    log = SlapdLog(env.slapd)
+    env.refused(env.authenticator(), "LDAP/alice", "", "empty_password")  # refused by the token parser already
+    assert log.binds(env.slapd.openldap.users["alice"].dn) == 0
+
+
+def test_a_directory_that_is_down_fails_closed_without_counting(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    auth = env.authenticator()
+    with env.slapd.stopped():
+        env.refused(auth, "LDAP/alice", "any-password", "directory_down", errors.ServiceUnavailable)
+    assert audit_reasons(caplog)[-1] == "directory_down"
+    assert env.lockout.state("LDAP/alice") is None
+    assert env.login(auth, "LDAP/alice", env.slapd.openldap.users["alice"].password).principal.name == "alice"
+
+
+# --- chained unqualified logins -----------------------------------------------------------------------------------
+
+
+def chain_router(env: Env, primary: DirectoryUserStore | None = None) -> UserStoreRouter:
+    stores: dict[str, object] = {"LDAP": env.ldap, "CORP": env.corp}
+    if primary is not None:
+        stores["PRIMARY"] = primary
+    return UserStoreRouter(stores, fallback=env.builtin, chain=["PRIMARY", "LDAP", "CORP"])  # type: ignore[arg-type]
+
+
+def test_chain_finds_an_unqualified_name_in_a_later_store(env: Env) -> None:
+    auth = env.authenticator(chain_router(env))
+    caller = env.login(auth, "jsmith", env.slapd.active_directory.users["jsmith"].password)  # CORP only
+    assert caller.principal.qualified_name == "CORP/jsmith"
+    bob = env.login(auth, "bob", env.slapd.openldap.users["bob"].password)  # LDAP before CORP
+    assert bob.principal.qualified_name == "LDAP/bob"
+    alice = env.login(auth, "alice", env.slapd.active_directory.users["alice"].password)  # wrong in PRIMARY, LDAP
+    assert alice.principal.qualified_name == "CORP/alice"
+    assert env.login(auth, "alice", PRIMARY_ALICE_PASSWORD).principal.qualified_name == "PRIMARY/alice"
+    assert env.login(auth, "LDAP/alice", env.slapd.openldap.users["alice"].password)  # qualified: no chain
+
+
+def test_chain_with_a_wrong_password_everywhere_is_one_wrong_password(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = env.authenticator(chain_router(env))
+    log = SlapdLog(env.slapd)
+    env.refused(auth, "alice", "wrong-everywhere", "wrong_password")
+    assert audit_reasons(caplog)[-1:] == ["wrong_password"]
+    state = env.lockout.state("PRIMARY/alice")
+    assert state is not None and state.failures == 1  # counted once, not once per store
+    # ... but every directory saw the password (why README warns about chaining)
+    assert log.binds(env.slapd.openldap.users["alice"].dn) == 1
+    assert log.binds(env.slapd.active_directory.users["alice"].dn) == 1
+
+
+def test_chain_unknown_everywhere(env: Env) -> None:
+    env.refused(env.authenticator(chain_router(env)), "nobody", "pw", "unknown_user")
+    assert env.lockout.state("PRIMARY/nobody") is None
+
+
+def test_chain_past_a_primary_directory_that_is_down(env: Env) -> None:
+    down = DirectoryUserStore(store_settings(openldap_table(
+        env.slapd, domain_name="PRIMARY", connection_url=f"ldaps://127.0.0.1:{free_port()}"
+    )))
+    try:
+        auth = env.authenticator(chain_router(env, primary=down))
+        caller = env.login(auth, "jsmith", env.slapd.active_directory.users["jsmith"].password)
+        assert caller.principal.qualified_name == "CORP/jsmith"
+        # nobody accepted and PRIMARY could not answer: fail closed, not "unknown user"
+        env.refused(auth, "nobody", "pw", "directory_down", errors.ServiceUnavailable)
+        env.refused(auth, "PRIMARY/jsmith", "pw", "directory_down", errors.ServiceUnavailable)
+    finally:
+        down.close()
+
+
+def test_chain_skips_domains_that_are_not_allowed(env: Env) -> None:
+    policy = AuthPolicy(allowed_roles=POLICY.allowed_roles, allowed_domains=frozenset({"PRIMARY", "LDAP"}))
+    auth = env.authenticator(chain_router(env), policy=policy)
+    log = SlapdLog(env.slapd)
+    env.refused(auth, "jsmith", env.slapd.active_directory.users["jsmith"].password, "unknown_user")
+    assert log.binds(env.slapd.active_directory.users["jsmith"].dn) == 0
+    assert env.login(auth, "bob", env.slapd.openldap.users["bob"].password).principal.qualified_name == "LDAP/bob"
+
+
+def test_chain_is_not_used_for_digests(env: Env) -> None:
+    """A PasswordDigest is checked against PRIMARY only (a directory cannot check one)."""
+    env.builtin.add_user("PRIMARY", "digester", "digest-Pa55!", roles=["sts-users"], digest=True)
+    auth = env.authenticator(chain_router(env))
+    assert env.login(auth, "digester", "digest-Pa55!", digest=True).method == "password-digest"
+
+
+def test_user_store_router_from_settings(env: Env, tmp_path: Path) -> None:
+    stores = (store_settings(openldap_table(env.slapd)), store_settings(active_directory_table(env.slapd)))
+    chained = Settings(config_path=tmp_path / "sts.toml", security=SecuritySettings(unqualified_login="chain"),
+                       user_stores=stores)
+    router = user_store_router(chained, env.builtin)
+    try:
+        assert router.chain == ("PRIMARY", "LDAP", "CORP")
+        assert set(router.directories) == {"LDAP", "CORP"}
+        assert router.store_for("OTHER") is env.builtin
+        caller = env.login(env.authenticator(router), "jsmith", env.slapd.active_directory.users["jsmith"].password)
+        assert caller.principal.qualified_name == "CORP/jsmith"
+    finally:
+        router.close()
+    primary_only = user_store_router(Settings(config_path=tmp_path / "sts.toml", user_stores=stores), env.builtin)
+    try:
+        assert primary_only.chain == ()
+        env.refused(env.authenticator(primary_only), "jsmith",
+                    env.slapd.active_directory.users["jsmith"].password, "unknown_user")
+    finally:
+        primary_only.close()

@@ -1,0 +1,173 @@
+"""``sts db upgrade``, ``sts db copy`` and the other commands against PostgreSQL, in-process on real databases."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sts.auth.users import PRIMARY, DigestSecret, Refusal
+from sts.cli import main
+from sts.clock import SystemClock
+from sts.config import load_settings
+from sts.stores.base import TokenRecord
+from sts.stores.factory import build_stores
+from sts.stores.migrations import migrations
+from tests.servers.postgres import PostgresServer
+
+EMAIL = "http://wso2.org/claims/emailaddress"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("db-cli") / "var"
+    assert main(["init", "--demo", "--key-size", "2048", str(base)]) == 0
+    return base
+
+
+@pytest.fixture
+def base(template: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "var"
+    shutil.copytree(template, copy)
+    return copy
+
+
+def sts(base: Path, capsys: pytest.CaptureFixture[str], *args: str, stdin: str = "") -> Run:
+    capsys.readouterr()
+    saved, sys.stdin = sys.stdin, io.StringIO(stdin)
+    try:
+        code = main(["--config", str(base / "sts.toml"), *args])
+    finally:
+        sys.stdin = saved
+    captured = capsys.readouterr()
+    return Run(code, captured.out, captured.err)
+
+
+def test_upgrade_of_a_current_and_of_a_v1_database(base: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert sts(base, capsys, "db", "upgrade").out == "schema is current (version 2)\n"
+    conn = sqlite3.connect(base / "sts.db")  # back to what a release before versioned migrations left
+    conn.executescript(
+        "DROP TABLE schema_version; INSERT INTO meta(key, value) VALUES ('schema_version', '1');"
+    )
+    conn.close()
+    refused = sts(base, capsys, "check-config")
+    assert refused.code == 1
+    assert "has schema version 1; this release needs version 2: run `sts db upgrade`" in refused.out + refused.err
+    assert sts(base, capsys, "db", "upgrade").out == "schema upgraded from version 1 to 2\n"
+    assert sts(base, capsys, "check-config").code == 0
+
+
+def test_serve_refuses_a_newer_schema(base: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conn = sqlite3.connect(base / "sts.db")
+    conn.execute("INSERT INTO schema_version(version, applied_at) VALUES (3, 0)")
+    conn.commit()
+    conn.close()
+    refused = sts(base, capsys, "serve")
+    assert refused.code == 1
+    assert "schema version 3 is newer than this release knows (2)" in refused.err
+
+
+def _url_without_password(server: PostgresServer, url: str) -> str:
+    return url.replace(f":{server.password}@", "@")
+
+
+def test_copy_to_postgres_then_every_command_on_it(
+    base: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    postgres_server: PostgresServer, postgres_database: str,
+) -> None:
+    pw = "Carol-Pass-1"
+    assert sts(base, capsys, "role", "add", "staff").code == 0
+    assert sts(base, capsys, "user", "add", "PARTNER/carol", "--role", "staff", "--digest", "--password-stdin",
+               "--claim", f"{EMAIL}=c@x", "--claim", f"{EMAIL}=c2@x", stdin=pw + "\n").code == 0
+    settings = load_settings(base / "sts.toml")
+    stores = build_stores(settings, SystemClock())
+    now = time.time()
+    assert stores.tokens is not None
+    for token_id, until in (("live-1", now + 600), ("live-2", now + 600), ("expired", now - 1)):
+        stores.tokens.put(TokenRecord(token_id, "PRIMARY/admin", "https://localhost:8443/demo-rp/", "saml2", now,
+                                      until, "issued", True, False, f"d-{token_id}", '{"chain": "x"}'), until)
+    assert stores.replay.check_and_add("nonce", b"seen-before", now + 600)
+    stores.close()
+
+    url = _url_without_password(postgres_server, postgres_database)
+    secret = base / "pg-password"
+    secret.write_text(postgres_server.password + "\n")
+    copied = sts(base, capsys, "db", "copy", "--to", url, "--password-file", str(secret))
+    assert copied.code == 0, copied.err
+    assert "users            2" in copied.out and "tokens           2" in copied.out
+    assert "relying_parties  1" in copied.out and postgres_server.password not in copied.out
+
+    again = sts(base, capsys, "db", "copy", "--to", url, "--password-file", str(secret))
+    assert again.code == 1 and "already holds STS data" in again.err and "--replace" in again.err
+    assert sts(base, capsys, "db", "copy", "--to", url, "--password-file", str(secret), "--replace").code == 0
+
+    # Every node now points at PostgreSQL (here through the environment, as a deployment may).
+    monkeypatch.setenv("STS_STORE_BACKEND", "postgresql")
+    monkeypatch.setenv("STS_STORE_URL", url)
+    monkeypatch.setenv("STS_STORE_PASSWORD_FILE", str(secret))
+    assert sts(base, capsys, "check-config").code == 0
+    listed = sts(base, capsys, "user", "list").out
+    assert "PARTNER/carol" in listed and "PRIMARY/admin" in listed
+    shown = sts(base, capsys, "user", "show", "PARTNER/carol").out
+    assert "roles:    staff" in shown and f"claim:    {EMAIL} = c2@x" in shown
+    assert "https://localhost:8443/demo-rp/" in sts(base, capsys, "rp", "list").out
+    assert sts(base, capsys, "user", "add", "dave", "--password-stdin", stdin="Dave-Pass-1\n").code == 0
+    assert sts(base, capsys, "user", "disable", "dave").code == 0
+    assert sts(base, capsys, "user", "unlock", "PARTNER/carol").code == 0
+    assert sts(base, capsys, "rp", "remove", "https://localhost:8443/demo-rp/").code == 0
+
+    on_pg = build_stores(load_settings(base / "sts.toml"), SystemClock())
+    try:
+        secret_of = on_pg.users.digest_secret("PARTNER", "carol")
+        assert isinstance(secret_of, DigestSecret) and secret_of.secret == pw  # sealed secret moved intact
+        assert not isinstance(on_pg.users.authenticate("PARTNER", "carol", pw), Refusal)
+        assert not isinstance(on_pg.users.authenticate(PRIMARY, "admin", (base / "demo-admin-password.txt")
+                                                       .read_text().strip()), Refusal)
+        assert on_pg.tokens is not None and on_pg.tokens.get("live-1") is not None
+        assert on_pg.tokens.get("expired") is None
+        assert on_pg.replay.check_and_add("nonce", b"seen-before", now + 600) is False  # still a replay
+        assert on_pg.relying_parties.all() == []
+    finally:
+        on_pg.close()
+
+
+def test_copy_refuses_a_source_that_is_not_sqlite_and_a_url_with_garbage(
+    base: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = sts(base, capsys, "db", "copy", "--to", "postgresql://u:s3cret@[bad")
+    assert bad.code == 1 and "not a PostgreSQL URL" in bad.err and "s3cret" not in bad.err
+    monkeypatch.setenv("STS_STORE_BACKEND", "postgresql")
+    monkeypatch.setenv("STS_STORE_URL", "postgresql://127.0.0.1:1/x")
+    refused = sts(base, capsys, "db", "copy", "--to", "postgresql://127.0.0.1/y")
+    assert refused.code == 1 and "[store] backend must be sqlite" in refused.err
+
+
+def test_init_on_postgres_and_the_password_never_in_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_server: PostgresServer, postgres_database: str
+) -> None:
+    refused = main(["init", "--key-size", "2048", "--store-url", postgres_database, str(tmp_path / "a")])
+    assert refused == 1 and "must not hold the password" in capsys.readouterr().err
+    url = _url_without_password(postgres_server, postgres_database)
+    secret = tmp_path / "pg-password"
+    secret.write_text(postgres_server.password)
+    base = tmp_path / "b"
+    args = ["init", "--demo", "--key-size", "2048", "--store-url", url, "--store-password-file", str(secret)]
+    assert main([*args, str(base)]) == 0
+    config = (base / "sts.toml").read_text()
+    assert 'backend = "postgresql"' in config and postgres_server.password not in config
+    assert not (base / "sts.db").exists()
+    assert "PRIMARY/admin" in sts(base, capsys, "user", "list").out
+    assert sts(base, capsys, "db", "upgrade").out == f"schema is current (version {len(migrations('postgresql'))})\n"

@@ -1,0 +1,133 @@
+"""Schema migrations: a fresh database, the upgrade of a database of the releases before versioned migrations, and
+the refusal of a schema older or newer than the code, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from sts.clock import SystemClock
+from sts.config.settings import StoreSettings
+from sts.errors import ConfigError
+from sts.stores.factory import build_stores, check_schema, upgrade_schema
+from sts.stores.migrations import DatabaseError, latest, migrations, split_statements
+from sts.stores.sqlite import check_database, initialize, upgrade
+from tests.unit.stores.backends import settings_with
+
+V1_SQLITE = migrations("sqlite")[0].sql  # exactly what releases before versioned migrations created
+
+
+def legacy_database(path: Path) -> None:
+    """A database as ``sts init`` of an earlier release left it: the schema and meta.schema_version = 1."""
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SQLITE)
+    conn.execute("INSERT INTO roles(name, canonical) VALUES ('admin', 'admin')")
+    conn.commit()
+    conn.close()
+
+
+def test_the_migrations_are_numbered_without_gaps_and_split_into_statements() -> None:
+    assert [m.version for m in migrations("sqlite")] == list(range(1, latest("sqlite") + 1))
+    assert [m.version for m in migrations("postgresql")] == list(range(1, latest("postgresql") + 1))
+    assert split_statements("-- note\nCREATE TABLE a (x int);\nINSERT INTO a\nVALUES (1);\n") == [
+        "CREATE TABLE a (x int);", "INSERT INTO a\nVALUES (1);"
+    ]
+
+
+def test_fresh_sqlite_database_is_at_the_latest_version(tmp_path: Path) -> None:
+    path = tmp_path / "sts.db"
+    initialize(path)
+    check_database(path)
+    assert upgrade(path) == (latest("sqlite"), latest("sqlite"))  # idempotent
+
+
+def test_a_v1_sqlite_database_is_recognised_and_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "sts.db"
+    legacy_database(path)
+    needs = r"has schema version 1; this release needs version 2: run `sts db upgrade`"
+    with pytest.raises(DatabaseError, match=needs):
+        check_database(path)
+    assert upgrade(path) == (1, latest("sqlite"))
+    check_database(path)
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT name FROM roles").fetchall() == [("admin",)]  # the data stayed
+        # The old marker is gone, so an earlier release refuses this database instead of running on it.
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() is None
+    finally:
+        conn.close()
+
+
+def test_a_newer_sqlite_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sts.db"
+    initialize(path)
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version(version, applied_at) VALUES (99, 0)")
+    conn.commit()
+    conn.close()
+    message = re.escape("schema version 99 is newer than this release knows (2): run the release that upgraded it")
+    with pytest.raises(DatabaseError, match=message):
+        check_database(path)
+    with pytest.raises(DatabaseError, match=message):
+        upgrade(path)
+    with pytest.raises(ConfigError, match="newer than this release"):
+        build_stores(settings_with(tmp_path, StoreSettings(database=path)), SystemClock())
+
+
+def test_a_file_of_something_else_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sts.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE other (x int)")
+    conn.close()
+    with pytest.raises(DatabaseError, match="not an STS database"):
+        upgrade(path)
+
+
+def test_postgres_fresh_database_needs_an_upgrade_then_runs(tmp_path: Path, postgres_database: str) -> None:
+    store = StoreSettings(backend="postgresql", url=postgres_database)
+    with pytest.raises(ConfigError) as refused:
+        check_schema(store)
+    [problem] = refused.value.problems
+    assert problem.startswith("store.url: postgresql://127.0.0.1:") and "@" not in problem  # never the password
+    assert problem.endswith("has no STS schema; this release needs version 1: run `sts db upgrade`")
+    assert upgrade_schema(store) == (0, latest("postgresql"))
+    assert upgrade_schema(store) == (latest("postgresql"), latest("postgresql"))
+    check_schema(store)
+
+
+def test_postgres_newer_schema_is_refused(postgres_database: str) -> None:
+    store = StoreSettings(backend="postgresql", url=postgres_database)
+    upgrade_schema(store)
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_version(version) VALUES (7)")
+    with pytest.raises(ConfigError, match="schema version 7 is newer than this release knows"):
+        check_schema(store)
+    with pytest.raises(DatabaseError, match="schema version 7 is newer"):
+        upgrade_schema(store)
+
+
+def test_postgres_upgrades_racing_from_several_nodes_apply_each_step_once(postgres_database: str) -> None:
+    store = StoreSettings(backend="postgresql", url=postgres_database)
+    barrier, results, errors = threading.Barrier(4), [], []
+
+    def node() -> None:
+        barrier.wait(timeout=30)
+        try:
+            results.append(upgrade_schema(store))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=node) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and sorted(after for _, after in results) == [latest("postgresql")] * 4
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
