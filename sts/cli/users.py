@@ -203,10 +203,12 @@ def _changed(settings: Settings, domain: str | None = None, name: str = "") -> N
 
 
 @_user_command
-def _user_add(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_add(store: BuiltinUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     claims = _claims(args.claim)
     password = read_secret(f"Password for {domain}/{name}: ", args.password_stdin, confirm=True)
     store.add_user(domain, name, password, args.role, claims, digest=args.digest)
+    # A login cached under this name may have been answered by another store of the chain (unqualified_login).
+    _changed(settings, domain, name)
     return f"created user {domain}/{name}"
 
 

@@ -59,7 +59,7 @@ def cli(template: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monk
 
 def _versions(conn: RedisConnection) -> tuple[CredentialVersion, CredentialVersion]:
     versions = RedisCredentialVersions(conn)
-    return versions.current("PRIMARY/alice"), versions.current("PRIMARY/bob")
+    return versions.current("PRIMARY/alice") + versions.current("PRIMARY/alice2"), versions.current("PRIMARY/bob")
 
 
 @pytest.mark.parametrize(
@@ -72,6 +72,7 @@ def _versions(conn: RedisConnection) -> tuple[CredentialVersion, CredentialVersi
         (("user", "revoke", "alice", "admin"), ""),
         (("user", "set-claim", "alice", "http://wso2.org/claims/emailaddress=a@example.com"), ""),
         (("user", "remove", "PRIMARY/alice"), ""),
+        (("user", "add", "PRIMARY/ALICE2", "--password-stdin"), "Pa55word-2!\n"),
     ],
 )
 def test_an_account_change_bumps_that_accounts_version(
