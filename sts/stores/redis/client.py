@@ -37,13 +37,18 @@ Script_ = Callable[[list[str], list[Arg]], Any]
 PREFIX = "sts:"
 DEFAULT_PORT = 6379
 
-# The epoch names the current contents of the Redis: a random value with the time it was set (by a node's clock),
-# set by the first command that finds it missing, so a Redis restarted empty gets a new one. Every script that
-# needs it runs this first (KEYS[1] = the epoch key, ARGV[1] = a fresh value).
+# The epoch names the current contents of the Redis: the time this Redis server started (its TIME less its
+# uptime) and a random part, set by the first command that finds it missing, so a Redis restarted empty gets a new
+# one. A message created before the server started may have had its nonce in the Redis that was lost; one created
+# after cannot have, so a freshly started Redis refuses nothing new (a Redis emptied by FLUSHALL without a restart
+# keeps its start time: see README). Every script that needs it runs this first (KEYS[1] = the epoch key,
+# ARGV[1] = a fresh "<node time>:<random>" value whose random part is used).
 ENSURE_EPOCH = """
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
-  epoch = ARGV[1]
+  local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)')) or 0
+  local started = tonumber(redis.call('TIME')[1]) - uptime
+  epoch = started .. ':' .. string.match(ARGV[1], ':(.*)$')
   redis.call('SET', KEYS[1], epoch)
 end
 """
