@@ -20,9 +20,9 @@ from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import Clock, SystemClock
 from sts.config.settings import Settings
-from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
+from sts.crypto.keyring import KeyRing, RingSigner, build_ring, load_extra
+from sts.crypto.keystore import KeyStore, check_certificate, key_passphrase, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
-from sts.crypto.signer import AssertionSigner
 from sts.errors import ConfigError
 from sts.netaddr import AddressSet
 from sts.operations.call import TrustRequest
@@ -38,6 +38,7 @@ from sts.relying_parties.profiles import timestamp_required
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.service import OperationHandler, SecurityTokenService
 from sts.soap.endpoint import SoapEndpoint
+from sts.soap.metadata import FederationMetadata
 from sts.soap.spyne_app import SpyneAdapter
 from sts.soap.transport import (
     ADFS_FEB2005_PATH,
@@ -128,8 +129,8 @@ def build_authenticator(
     )
 
 
-def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tuple[x509.Certificate, ...]:
-    """Certificates whose assertions Validate accepts: the STS's own (current, previous), then configured ones."""
+def trusted_issuers(settings: Settings, clock: Clock) -> tuple[x509.Certificate, ...]:
+    """Certificates of other issuers whose assertions Validate accepts (the STS's own come from its key ring)."""
     problems: list[str] = []
     extra: list[x509.Certificate] = []
     now = clock.now()
@@ -144,17 +145,29 @@ def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tup
         extra.append(cert)
     if problems:
         raise ConfigError(problems)
-    return (*keystore.accepted_certs, *extra)
+    return tuple(extra)
+
+
+def key_ring(settings: Settings, keystore: KeyStore, clock: Clock) -> KeyRing:
+    """The signing keys of this process, starting from ``keystore`` and following rotations on disk; a next key
+    or retired certificates that do not load fail the start (:class:`~sts.crypto.keystore.KeyStoreError`)."""
+    return build_ring(settings, clock.now, load_extra(settings.issuer, keystore, key_passphrase(settings)))
 
 
 def build_service(
-    settings: Settings, keystore: KeyStore, stores: Stores, clock: Clock, hasher: PasswordHasher | None = None
+    settings: Settings,
+    keys: KeyStore | KeyRing,
+    stores: Stores,
+    clock: Clock,
+    hasher: PasswordHasher | None = None,
 ) -> SecurityTokenService:
     """The framework-free service with the operations enabled by the configuration.
 
-    ``hasher``: the one the stores check passwords with (:func:`~sts.stores.factory.build_stores`), so failures
-    that checked none cost the same; by default one with the production parameters, as the stores use.
+    ``keys``: the key ring (or a keystore to start one from); ``hasher``: the one the stores check passwords
+    with (:func:`~sts.stores.factory.build_stores`), so failures that checked none cost the same; by default one
+    with the production parameters, as the stores use.
     """
+    ring = keys if isinstance(keys, KeyRing) else key_ring(settings, keys, clock)
     authenticator = build_authenticator(settings, stores, clock, hasher or PasswordHasher())
     tokens, lifecycle = settings.tokens, settings.lifecycle
     directory = RelyingPartyDirectory(
@@ -164,12 +177,13 @@ def build_service(
     store = stores.tokens
     provider = TokenProvider(
         IssuerIdentity(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew),
-        AssertionSigner(keystore.signing_key, keystore.signing_cert),
+        RingSigner(ring),
         clock,
     )
     ledger = TokenLedger(store, tokens.clock_skew, lifecycle.renew_after_expiry) if store is not None else None
     minter = TokenMinter(provider, directory, ledger)
-    resolver = TargetResolver(store, trusted_issuers(settings, keystore, clock))
+    others = trusted_issuers(settings, clock)
+    resolver = TargetResolver(store, lambda: (*ring.state().accepted_certs, *others))
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
     operations: dict[Operation, OperationHandler] = {
@@ -200,12 +214,17 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     clock = clock or SystemClock()
     hasher = PasswordHasher()
     stores = build_stores(settings, clock, hasher)
-    service = build_service(settings, keystore, stores, clock, hasher)
+    ring = key_ring(settings, keystore, clock)
+    service = build_service(settings, ring, stores, clock, hasher)
     endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status)
+    url = public_url(settings)
     wsdl = render_wsdl(
         load_policy(settings.security.scenario),
-        port_addresses(public_url(settings)),
+        port_addresses(url),
         require_timestamp=timestamp_required(settings.tokens.profile),  # what is enforced is what is published
     )
+    metadata = FederationMetadata(settings.issuer.name, url, lambda: ring.state().published)
     policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
-    return Transport(policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close)
+    return Transport(
+        policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close, metadata=metadata.document
+    )

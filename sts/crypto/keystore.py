@@ -155,7 +155,8 @@ class Validity:
         return self.not_after - now < EXPIRY_WARNING
 
 
-def _passphrase(settings: IssuerConfig) -> bytes | None:
+def key_passphrase(settings: IssuerConfig) -> bytes | None:
+    """The signing key's passphrase: ``$STS_SIGNING_KEY_PASSPHRASE``, else the passphrase file, else None."""
     from_env = os.environ.get(PASSPHRASE_ENV)
     if from_env:
         return from_env.encode()
@@ -195,7 +196,7 @@ def load_keystore(settings: IssuerConfig, now: dt.datetime | None = None) -> Key
 def _load_key(settings: IssuerConfig, problems: list[str]) -> rsa.RSAPrivateKey | None:
     path = settings.issuer.signing_key
     try:
-        passphrase = _passphrase(settings)
+        passphrase = key_passphrase(settings)
     except OSError:
         problems.append(f"issuer.signing_key_passphrase_file: {settings.issuer.signing_key_passphrase_file} unreadable")
         return None
