@@ -18,6 +18,7 @@ from sts.cli import (
     instance,
     keys,
     lifecycle_cmds,
+    reload,
     request,
     rp,
     serve,
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="PATH", help="configuration file (default: $STS_CONFIG, else ./var/sts.toml)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (init, instance, serve, db, users, user_stores, rp, request, token_inspect, lifecycle_cmds, keys):
+    for module in (init, instance, serve, db, users, user_stores, rp, request, token_inspect, lifecycle_cmds, keys,
+                   reload):
         module.register(commands)
     return parser
 

@@ -74,6 +74,8 @@ class ServerSettings:
     allow_insecure_transport: bool = False
     public_url: str = ""
     soap12_sender_status: int = _check(lambda v: v in (400, 500), "must be 400 or 500", 400)
+    # gunicorn's master writes its process id here; `sts reload` signals that process.
+    pid_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
