@@ -28,6 +28,8 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
     # SQLite: the stores (the relying-party registry's included) and the built-in user store, in one database file.
     "sqlite3": ("sts.stores.", "sts.auth.sqlite_users"),
+    # python-pkcs11 (the optional extra wstrust-sts[hsm]): the signing key in an HSM.
+    "pkcs11": ("sts.crypto.pkcs11_key",),
 }
 
 
