@@ -191,11 +191,11 @@ def load_keystore(settings: IssuerConfig, now: dt.datetime | None = None) -> Key
     now = now or dt.datetime.now(dt.UTC)
     problems: list[str] = []
     warnings: list[str] = []
+    in_token = settings.issuer.pkcs11_module is not None
+    key = None if in_token else _load_key(settings, problems)  # key problems first, then the certificate's
     cert = _load_cert(settings.issuer.signing_cert, "issuer.signing_cert", problems)
-    if settings.issuer.pkcs11_module is not None:
+    if in_token:
         key = _load_token_key(settings.issuer, cert, problems)
-    else:
-        key = _load_key(settings, problems)
     if cert is not None:
         cert_problems, cert_warnings = check_certificate(cert, "issuer.signing_cert", now)
         problems += cert_problems
