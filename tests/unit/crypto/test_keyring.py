@@ -98,3 +98,18 @@ def test_status_ring_loads_from_the_settings(tmp_path: Path) -> None:
     rotate(settings, NOW)
     ring = build_ring(settings, lambda: NOW)
     assert [entry.role for entry in ring.state().published] == ["current", "next"]
+
+
+def test_promote_at_is_a_toml_date_time_with_an_offset(tmp_path: Path) -> None:
+    from sts.config import load_settings
+    from sts.errors import ConfigError
+
+    config = tmp_path / "sts.toml"
+    config.write_text("[issuer]\npromote_at = 2030-01-31T12:00:00Z\n")
+    assert load_settings(config, env={}).issuer.promote_at == dt.datetime(2030, 1, 31, 12, tzinfo=dt.UTC)
+    config.write_text("[issuer]\npromote_at = 2030-01-31T12:00:00\n")  # local time: which node's?
+    with pytest.raises(ConfigError, match="promote_at: must be a date-time with a UTC offset"):
+        load_settings(config, env={})
+    assert load_settings(config, env={"STS_ISSUER_PROMOTE_AT": "2030-01-31T12:00:00+01:00"}).issuer.promote_at == (
+        dt.datetime(2030, 1, 31, 11, tzinfo=dt.UTC)
+    )
