@@ -15,6 +15,13 @@ from sts.crypto.keyring import KeyRing, build_ring, load_material
 from sts.crypto.keystore import fingerprint
 from sts.crypto.rotation import RotationError, promote, rotate
 
+
+@pytest.fixture(autouse=True)
+def _now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOW when the test runs: the certificates made here are valid from five minutes before it."""
+    monkeypatch.setitem(globals(), "NOW", dt.datetime.now(dt.UTC).replace(microsecond=0))
+
+
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
