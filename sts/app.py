@@ -31,9 +31,9 @@ from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, Use
 from sts.clock import Clock, SystemClock
 from sts.config.settings import Settings
 from sts.crypto.client_certs import ClientAuthority
-from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
+from sts.crypto.keyring import KeyRing, RingSigner, build_ring, load_extra
+from sts.crypto.keystore import KeyStore, check_certificate, key_passphrase, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
-from sts.crypto.signer import AssertionSigner
 from sts.crypto.wss_sign import WssSigner
 from sts.errors import ConfigError
 from sts.netaddr import AddressSet
@@ -50,6 +50,7 @@ from sts.relying_parties.profiles import timestamp_required
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.service import OperationHandler, SecurityTokenService
 from sts.soap.endpoint import ResponseProtector, SoapEndpoint
+from sts.soap.metadata import FederationMetadata
 from sts.soap.spyne_app import SpyneAdapter
 from sts.soap.transport import (
     ADFS_CERTIFICATE_MIXED_PATH,
@@ -145,8 +146,8 @@ def build_authenticator(
     )
 
 
-def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tuple[x509.Certificate, ...]:
-    """Certificates whose assertions Validate accepts: the STS's own (current, previous), then configured ones."""
+def trusted_issuers(settings: Settings, clock: Clock) -> tuple[x509.Certificate, ...]:
+    """Certificates of other issuers whose assertions Validate accepts (the STS's own come from its key ring)."""
     problems: list[str] = []
     extra: list[x509.Certificate] = []
     now = clock.now()
@@ -161,7 +162,13 @@ def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tup
         extra.append(cert)
     if problems:
         raise ConfigError(problems)
-    return (*keystore.accepted_certs, *extra)
+    return tuple(extra)
+
+
+def key_ring(settings: Settings, keystore: KeyStore, clock: Clock) -> KeyRing:
+    """The signing keys of this process, starting from ``keystore`` and following rotations on disk; a next key
+    or retired certificates that do not load fail the start (:class:`~sts.crypto.keystore.KeyStoreError`)."""
+    return build_ring(settings, clock.now, load_extra(settings.issuer, keystore, key_passphrase(settings)))
 
 
 def caller_certificates(stores: Stores) -> Callable[[Principal], list[x509.Certificate]]:
@@ -198,22 +205,37 @@ def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock)
     return SignedRequestAuthenticator(trust, stores.replay, policy, clock)
 
 
-def response_protectors(keystore: KeyStore, clock: Clock) -> dict[str, ResponseProtector]:
-    """Each scenario's response security: SigOnly answers signed by the STS, certificatemixed a Timestamp."""
-    return {
-        SIG_ONLY: SignedResponder(WssSigner(keystore.signing_key), keystore.signing_cert, clock),
-        CERTIFICATE_MIXED: TimestampResponder(clock),
-    }
+def response_protectors(settings: Settings, keystore: KeyStore, clock: Clock) -> dict[str, ResponseProtector]:
+    """Each enabled scenario's response security: SigOnly answers signed by the STS, certificatemixed a Timestamp.
+
+    SigOnly answers are signed with python-xmlsec, which needs the key itself: with the signing key in a PKCS#11
+    token (which signs the tokens) SigOnly cannot be served, and the start is refused with that reason.
+    """
+    protectors: dict[str, ResponseProtector] = {CERTIFICATE_MIXED: TimestampResponder(clock)}
+    if SIG_ONLY in settings.security.enabled_scenarios:
+        if settings.issuer.pkcs11_module:
+            raise ConfigError([
+                "security.scenarios: SigOnly signs its answers with the STS key outside the token; it cannot be"
+                " served while [issuer] pkcs11_module keeps the signing key in an HSM"
+            ])
+        protectors[SIG_ONLY] = SignedResponder(WssSigner(keystore.signing_key), keystore.signing_cert, clock)
+    return protectors
 
 
 def build_service(
-    settings: Settings, keystore: KeyStore, stores: Stores, clock: Clock, hasher: PasswordHasher | None = None
+    settings: Settings,
+    keys: KeyStore | KeyRing,
+    stores: Stores,
+    clock: Clock,
+    hasher: PasswordHasher | None = None,
 ) -> SecurityTokenService:
     """The framework-free service with the operations enabled by the configuration.
 
-    ``hasher``: the one the stores check passwords with (:func:`~sts.stores.factory.build_stores`), so failures
-    that checked none cost the same; by default one with the production parameters, as the stores use.
+    ``keys``: the key ring (or a keystore to start one from); ``hasher``: the one the stores check passwords
+    with (:func:`~sts.stores.factory.build_stores`), so failures that checked none cost the same; by default one
+    with the production parameters, as the stores use.
     """
+    ring = keys if isinstance(keys, KeyRing) else key_ring(settings, keys, clock)
     authenticator = build_authenticator(settings, stores, clock, hasher or PasswordHasher())
     tokens, lifecycle = settings.tokens, settings.lifecycle
     directory = RelyingPartyDirectory(
@@ -223,12 +245,13 @@ def build_service(
     store = stores.tokens
     provider = TokenProvider(
         IssuerIdentity(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew),
-        AssertionSigner(keystore.signing_key, keystore.signing_cert),
+        RingSigner(ring),
         clock,
     )
     ledger = TokenLedger(store, tokens.clock_skew, lifecycle.renew_after_expiry) if store is not None else None
     minter = TokenMinter(provider, directory, ledger)
-    resolver = TargetResolver(store, trusted_issuers(settings, keystore, clock))
+    others = trusted_issuers(settings, clock)
+    resolver = TargetResolver(store, lambda: (*ring.state().accepted_certs, *others))
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
     operations: dict[Operation, OperationHandler] = {
@@ -270,10 +293,10 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     clock = clock or SystemClock()
     hasher = PasswordHasher()
     stores = build_stores(settings, clock, hasher)
-    service = build_service(settings, keystore, stores, clock, hasher)
-    endpoint = SoapEndpoint(
-        service, parser_limits(settings), settings.server.soap12_sender_status, response_protectors(keystore, clock)
-    )
+    ring = key_ring(settings, keystore, clock)
+    service = build_service(settings, ring, stores, clock, hasher)
+    protectors = response_protectors(settings, keystore, clock)
+    endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status, protectors)
     scenarios = settings.security.enabled_scenarios
     url = public_url(settings)
     wsdl = render_wsdl(
@@ -283,9 +306,11 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
         extra=[scenario_endpoint(name, url) for name in scenarios if name != UT_SCENARIO],
         include_base=UT_SCENARIO in scenarios,
     )
+    metadata = FederationMetadata(settings.issuer.name, url, lambda: ring.state().published)
     policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
     return Transport(
-        policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close, routes=scenario_paths(scenarios)
+        policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close, routes=scenario_paths(scenarios),
+        metadata=metadata.document,
     )
 
 

@@ -29,6 +29,8 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
     # SQLite: the stores (the relying-party registry's included) and the built-in user store, in one database file.
     "sqlite3": ("sts.stores.", "sts.auth.sqlite_users"),
+    # python-pkcs11 (the optional extra wstrust-sts[hsm]): the signing key in an HSM.
+    "pkcs11": ("sts.crypto.pkcs11_key",),
 }
 
 
@@ -172,7 +174,8 @@ def test_importing_sts_has_no_side_effects() -> None:
 # and may import anything below them. The entry points and the foundation are pools of independent leaf modules:
 # imports among their members are allowed (wsgi -> bootstrap, xmlutil -> errors).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("sts.__main__", "sts.cli", "sts.wsgi", "sts.bootstrap", "sts.gunicorn_conf"),  # entry points
+    # entry points
+    ("sts.__main__", "sts.cli", "sts.wsgi", "sts.gunicorn_conf", "sts.gunicorn_reload", "sts.bootstrap"),
     ("sts.app", "sts.client"),  # the server's composition root; the client library
     ("sts.soap",),  # transport and SOAP edge
     ("sts.service",),  # WS-Trust dispatch and authentication of the caller

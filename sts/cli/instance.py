@@ -14,7 +14,8 @@ from sts.cli.common import SubParsers
 from sts.clock import SystemClock
 from sts.config import foreign_environment, load_settings
 from sts.config.settings import Settings, config_warnings
-from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate, load_keystore
+from sts.crypto.keyring import load_material
+from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate
 from sts.crypto.selftest import run_selftest
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.files import loose_secret
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         _report(exc.problems, warnings)
         return 1
     try:
-        keystore = load_keystore(settings)
+        keystore = load_material(settings).current  # with the next key and retired certificates of a rotation
         warnings += keystore.warnings
         problems += run_selftest(keystore)
     except KeyStoreError as exc:

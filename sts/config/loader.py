@@ -12,6 +12,7 @@ a setting must not be ignored); any other ``STS_*`` name is not ours and is igno
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import tomllib
 import types
@@ -27,8 +28,10 @@ from sts.errors import ConfigError
 DEFAULT_CONFIG_PATH = Path("var/sts.toml")
 ENV_PREFIX = "STS_"
 # Variables of ours that are not settings: the config path, the key passphrase, gunicorn's pid file, the password
-# of the [cache] server (read by the cache backend, never a setting that could be printed).
-_NOT_SETTINGS = frozenset({"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE", CACHE_PASSWORD_ENV})
+# of the [cache] server (read by the cache backend, never a setting that could be printed), the HSM PIN.
+_NOT_SETTINGS = frozenset(
+    {"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE", CACHE_PASSWORD_ENV, "STS_PKCS11_PIN"}
+)
 USER_STORES = "user_stores"  # the one array of tables: [[user_stores]], one per user-store domain
 
 
@@ -194,4 +197,18 @@ def _coerce(value: Any, hint: Any, base: Path) -> Any:
         if not isinstance(value, str):
             raise TypeError("expected a string")
         return value
+    if hint is dt.datetime:
+        return _datetime(value)
     raise TypeError(f"unsupported setting type {hint!r}")
+
+
+def _datetime(value: Any) -> dt.datetime:
+    """A TOML offset date-time (RFC 3339), or the same written as a string (environment variables)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a date-time such as 2030-01-31T12:00:00Z, got {value!r}") from None
+    if not isinstance(value, dt.datetime):
+        raise TypeError("expected a date-time such as 2030-01-31T12:00:00Z")
+    return value

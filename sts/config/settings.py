@@ -6,6 +6,7 @@ loader can check every value and report every problem at once. Paths are resolve
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -76,6 +77,8 @@ class ServerSettings:
     allow_insecure_transport: bool = False
     public_url: str = ""
     soap12_sender_status: int = _check(lambda v: v in (400, 500), "must be 400 or 500", 400)
+    # gunicorn's master writes its process id here; `sts reload` signals that process.
+    pid_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,25 @@ class IssuerSettings:
     signing_cert: Path = Path("keystore/sts-signing.crt.pem")
     # The key passphrase never sits in this file: it comes from $STS_SIGNING_KEY_PASSPHRASE or this file.
     signing_key_passphrase_file: Path | None = None
+    # Certificates of earlier signing keys whose signatures Validate and Renew still accept (kept by hand).
     previous_certs: tuple[Path, ...] = ()
+    # Rotation (README, "Rotating the signing key"): `sts key rotate` writes the next key here; it is published
+    # in the metadata from then on, and becomes the signing key on `sts key promote` or at promote_at.
+    next_signing_key: Path = Path("keystore/sts-signing-next.key.pem")
+    next_signing_cert: Path = Path("keystore/sts-signing-next.crt.pem")
+    # `sts key promote` moves the replaced certificate here; it stays accepted for previous_overlap seconds.
+    retired_certs: Path = Path("keystore/retired")
+    previous_overlap: int = _check(lambda v: 0 <= v <= 90 * 86400, "must be between 0 and 7776000 (90 days)", 86400)
+    # When set: from this instant on, a next key made before it signs (every node at once, by its own clock).
+    promote_at: dt.datetime | None = _check(
+        lambda v: v.tzinfo is not None, "must be a date-time with a UTC offset, such as 2030-01-31T12:00:00Z", None
+    )
+    # The signing key in a PKCS#11 token (an HSM) instead of signing_key; the PIN comes from $STS_PKCS11_PIN or
+    # pkcs11_pin_file, never from this file.
+    pkcs11_module: Path | None = None
+    pkcs11_token_label: str = ""
+    pkcs11_key_label: str = ""
+    pkcs11_pin_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ def scenario_paths(scenarios: Iterable[str]) -> dict[str, str]:
     return routes
 HEALTH_PATH = "/healthz"
 MEX_PATHS = frozenset({"/mex", WSO2_PATH + "/mex", "/adfs/services/trust/mex"})
+METADATA_PATHS = frozenset({"/FederationMetadata/2007-06/FederationMetadata.xml", "/metadata"})
 _READ_CHUNK = 65536
 # What a TLS-terminating proxy says about the client's hop (the values gunicorn's secure_scheme_headers know).
 _FORWARDED_SCHEME = {
@@ -83,7 +84,7 @@ class TransportPolicy:
 
 
 class Transport:
-    """WSGI callable: routes to the WSDL, the health check or the SOAP dispatcher."""
+    """WSGI callable: routes to the WSDL, mex, federation metadata, the health check or the SOAP dispatcher."""
 
     def __init__(
         self,
@@ -93,9 +94,11 @@ class Transport:
         mex: bytes = b"",
         close: Callable[[], None] = lambda: None,
         routes: Mapping[str, str] | None = None,
+        metadata: Callable[[], bytes] | None = None,
     ) -> None:
         self._routes = dict(routes) if routes is not None else scenario_paths([UT_SCENARIO])
         self._policy = policy
+        self._metadata = metadata
         self._wsdl = wsdl
         self._mex = mex
         self._dispatch = dispatch
@@ -116,6 +119,10 @@ class Transport:
                 if method != "GET":
                     raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
                 return _respond(start_response, "200 OK", "text/xml; charset=utf-8", self._mex)
+            if path in METADATA_PATHS and self._metadata is not None:
+                if method not in ("GET", "HEAD"):
+                    raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
+                return _respond(start_response, "200 OK", "application/samlmetadata+xml", self._metadata())
             scenario = self._routes.get(path)
             is_wsdl = method == "GET" and environ.get("QUERY_STRING", "").lower() in ("wsdl", "wsdl=")
             if is_wsdl and (scenario is not None or path == WSO2_PATH):

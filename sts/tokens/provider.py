@@ -19,7 +19,7 @@ from sts import ns
 from sts.clock import Clock
 from sts.crypto.algorithms import KeyTransport
 from sts.crypto.keywrap import ClientKey, wrap_key
-from sts.crypto.signer import AssertionSigner
+from sts.crypto.signer import SamlSigner
 from sts.errors import RequestFailed
 from sts.tokens.base import AssertionContent, Attribute, new_assertion_id
 from sts.tokens.saml2 import build_saml2
@@ -85,7 +85,7 @@ class TokenProviderResponse:
 class TokenProvider:
     """Makes SAML 1.1 and 2.0 assertions with the STS's signing key and the injected clock."""
 
-    def __init__(self, identity: IssuerIdentity, signer: AssertionSigner, clock: Clock) -> None:
+    def __init__(self, identity: IssuerIdentity, signer: SamlSigner, clock: Clock) -> None:
         self._identity = identity
         self._signer = signer
         self._clock = clock
