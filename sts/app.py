@@ -27,6 +27,7 @@ from sts.errors import ConfigError
 from sts.netaddr import AddressSet
 from sts.operations.call import TrustRequest
 from sts.operations.cancel import CancelOperation
+from sts.operations.delegation import DelegationResolver
 from sts.operations.issue import IssueOperation
 from sts.operations.minting import TokenMinter
 from sts.operations.records import TokenLedger
@@ -50,6 +51,7 @@ from sts.soap.transport import (
 from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
 from sts.stores.factory import Stores, build_stores
 from sts.tokens.provider import IssuerIdentity, TokenProvider
+from sts.tokens.trust import SELF, IssuerTrust, IssuerTrustList
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
@@ -147,6 +149,36 @@ def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tup
     return (*keystore.accepted_certs, *extra)
 
 
+def issuer_trust(settings: Settings, keystore: KeyStore, clock: Clock) -> IssuerTrustList:
+    """The issuers whose assertions may be delegated, transformed or authenticate callers: this STS (its current
+    and previous signing certificates, under ``[issuer] name``) and each ``[[trusted_issuers]]`` entry."""
+    problems: list[str] = []
+    issuers = [IssuerTrust(settings.issuer.name, keystore.accepted_certs, SELF)]
+    now = clock.now()
+    for index, entry in enumerate(settings.trusted_issuers):
+        certificates: list[x509.Certificate] = []
+        for path in entry.certificates:
+            label = f"trusted_issuers[{index}].certificates"
+            try:
+                cert = load_certificate(path)
+            except (OSError, ValueError):
+                problems.append(f"{label}: {path} unreadable")
+                continue
+            problems += check_certificate(cert, label, now)[0]
+            certificates.append(cert)
+        if entry.entity_id == settings.issuer.name:
+            problems.append(f"trusted_issuers[{index}]: entity_id is this STS's own [issuer] name")
+        issuers.append(
+            IssuerTrust(
+                entry.entity_id, tuple(certificates), entry.entity_id, entry.map_to_domain,
+                entry.subject_attribute, entry.max_token_age, entry.single_use, entry.callers,
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+    return IssuerTrustList(tuple(issuers), settings.tokens.clock_skew)
+
+
 def build_service(
     settings: Settings, keystore: KeyStore, stores: Stores, clock: Clock, hasher: PasswordHasher | None = None
 ) -> SecurityTokenService:
@@ -172,13 +204,15 @@ def build_service(
     resolver = TargetResolver(store, trusted_issuers(settings, keystore, clock))
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
+    subjects = SubjectAuthorizer(stores.users, auth_policy(settings))
+    trust = issuer_trust(settings, keystore, clock)
+    delegation = DelegationResolver(trust, subjects, authenticator, store, stores.replay, clock)
     operations: dict[Operation, OperationHandler] = {
-        Operation.ISSUE: IssueOperation(directory, minter, clock, client_keys),
+        Operation.ISSUE: IssueOperation(directory, minter, clock, client_keys, delegation),
         Operation.VALIDATE: ValidateOperation(resolver, clock, tokens.clock_skew),
     }
     if store is not None:
         operations[Operation.CANCEL] = CancelOperation(resolver, store)
-        subjects = SubjectAuthorizer(stores.users, auth_policy(settings))
         policy = RenewalPolicy(
             tokens.clock_skew, lifecycle.renew_after_expiry, lifecycle.max_renewal_age, lifecycle_roles
         )
