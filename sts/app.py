@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 
 from sts.auth.credential_cache import VerifiedCredentialCache
+from sts.operations.issued_callers import IssuedTokenAuthenticator, IssuedTokenPolicy
 from sts.auth.passwords import PasswordHasher
 from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
@@ -23,7 +24,7 @@ from sts.config.settings import Settings
 from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
 from sts.crypto.signer import AssertionSigner
-from sts.errors import ConfigError
+from sts.errors import ConfigError, FailedAuthentication
 from sts.netaddr import AddressSet
 from sts.operations.call import TrustRequest
 from sts.operations.cancel import CancelOperation
@@ -43,12 +44,15 @@ from sts.soap.spyne_app import SpyneAdapter
 from sts.soap.transport import (
     ADFS_FEB2005_PATH,
     ADFS_TRUST13_PATH,
+    ISSUED_TOKEN_SCENARIO,
+    UT_SCENARIO,
     WSO2_PATH,
     WSO2_SOAP12_SUFFIX,
     Transport,
     TransportPolicy,
+    scenario_paths,
 )
-from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
+from sts.soap.wsdl_render import ScenarioEndpoint, load_policy, load_scenario_policy, render_mex, render_wsdl
 from sts.stores.factory import Stores, build_stores
 from sts.tokens.provider import IssuerIdentity, TokenProvider
 from sts.tokens.trust import SELF, IssuerTrust, IssuerTrustList
@@ -220,8 +224,25 @@ def build_service(
             resolver, directory, minter, subjects, clock, policy, client_keys
         )
 
+    issued = IssuedTokenAuthenticator(
+        trust,
+        subjects,
+        stores.lockout,
+        stores.replay,
+        IssuedTokenPolicy(
+            settings.issuer.name,
+            FreshnessPolicy(settings.security.timestamp_ttl, settings.security.timestamp_future_ttl),
+            settings.server.allow_insecure_transport,
+        ),
+        clock,
+    )
+
     def authenticate(request: TrustRequest) -> AuthenticatedCaller:
         info = CallerInfo(request.info.correlation_id, request.info.client_address, request.info.secure_transport)
+        if request.info.scenario == ISSUED_TOKEN_SCENARIO:
+            if request.operation is not Operation.ISSUE:  # lifecycle calls keep their own roles and credentials
+                raise FailedAuthentication("Issue only on this endpoint", reason="operation_not_offered")
+            return issued.authenticate(request.headers, request.soap, info)
         roles = None if request.operation is Operation.ISSUE else lifecycle_roles
         return authenticator.authenticate(request.headers, request.soap, info, roles)
 
@@ -236,10 +257,32 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     stores = build_stores(settings, clock, hasher)
     service = build_service(settings, keystore, stores, clock, hasher)
     endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status)
+    scenarios = served_scenarios(settings)
+    url = public_url(settings)
     wsdl = render_wsdl(
         load_policy(settings.security.scenario),
-        port_addresses(public_url(settings)),
+        port_addresses(url),
         require_timestamp=timestamp_required(settings.tokens.profile),  # what is enforced is what is published
+        extra=[scenario_endpoint(name, url) for name in scenarios if name != UT_SCENARIO],
     )
     policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
-    return Transport(policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close)
+    return Transport(
+        policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close, routes=scenario_paths(scenarios)
+    )
+
+
+def served_scenarios(settings: Settings) -> tuple[str, ...]:
+    """The endpoints served: the UsernameToken scenario, and the issued-token one when some trusted issuer may
+    authenticate callers (``[[trusted_issuers]] callers = true``)."""
+    if any(issuer.callers for issuer in settings.trusted_issuers):
+        return (UT_SCENARIO, ISSUED_TOKEN_SCENARIO)
+    return (UT_SCENARIO,)
+
+
+def scenario_endpoint(name: str, url: str) -> ScenarioEndpoint:
+    """The WSDL ports of a scenario served on its own path, ``/services/wso2carbon-sts/<name>``."""
+    ports = {
+        f"{name}HttpsSoap11Endpoint": ("soap11", f"{url}/{name}"),
+        f"{name}HttpsSoap12Endpoint": ("soap12", f"{url}/{name}"),
+    }
+    return ScenarioEndpoint(name, load_scenario_policy(name), ports)
