@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 from cryptography import x509
 
 from sts.auth.credential_cache import VerifiedCredentialCache
-from sts.operations.issued_callers import IssuedTokenAuthenticator, IssuedTokenPolicy
 from sts.auth.passwords import PasswordHasher
 from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
@@ -30,6 +29,7 @@ from sts.operations.call import TrustRequest
 from sts.operations.cancel import CancelOperation
 from sts.operations.delegation import DelegationResolver
 from sts.operations.issue import IssueOperation
+from sts.operations.issued_callers import IssuedTokenAuthenticator, IssuedTokenPolicy
 from sts.operations.minting import TokenMinter
 from sts.operations.records import TokenLedger
 from sts.operations.renew import RenewalPolicy, RenewOperation

@@ -344,3 +344,38 @@ def test_the_issued_token_endpoint_is_published(bed: Server) -> None:
     assert len(policies) == 1
     mex = requests.get(bed.url.replace("/services/wso2carbon-sts", "/mex"), verify=bed.verify, timeout=10).content
     assert b"IssuedTokenOverTransportHttpsSoap12Endpoint" in mex
+
+
+# --- the sample client's command line ----------------------------------------------------------------------------
+
+
+def test_sts_request_act_as_and_token_options(bed: Server, idp: IdentityProvider, tmp_path: Path) -> None:
+    import io
+    import sys
+
+    from sts.cli import main as sts_main
+
+    instance = _instance(bed)
+    user_file = tmp_path / "t1.xml"
+    user_file.write_bytes(etree.tostring(user_token(bed)))
+    out = tmp_path / "t2.xml"
+    saved, sys.stdin = sys.stdin, io.StringIO(PASSWORD + "\n")
+    try:
+        code = sts_main([
+            "request", bed.url, "--username", "svc-front", "--password-stdin", "--cafile", str(instance.ca_file),
+            "--applies-to", BACKEND, "--act-as", str(user_file), "--out", str(out),
+        ])
+    finally:
+        sys.stdin = saved
+    assert code == 0
+    signed = verified(bed, etree.fromstring(out.read_bytes()), tmp_path)
+    assert name_id(signed) == "alice" and delegates(signed) == ["PRIMARY/svc-front"]
+    idp_file = tmp_path / "idp.xml"
+    idp_file.write_bytes(etree.tostring(idp.assertion("alice", audience=_sts_name(bed))))
+    out2 = tmp_path / "t3.xml"
+    code = sts_main([
+        "request", issued_url(bed), "--token", str(idp_file), "--cafile", str(instance.ca_file),
+        "--applies-to", BACKEND, "--out", str(out2),
+    ])
+    assert code == 0
+    assert name_id(verified(bed, etree.fromstring(out2.read_bytes()), tmp_path)) == "alice"
