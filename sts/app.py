@@ -154,7 +154,7 @@ def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tup
 
 
 def issuer_trust(settings: Settings, keystore: KeyStore, clock: Clock) -> IssuerTrustList:
-    """The issuers whose assertions may be delegated, transformed or authenticate callers: this STS (its current
+    """The issuers whose assertions may be delegated or authenticate callers: this STS (its current
     and previous signing certificates, under ``[issuer] name``) and each ``[[trusted_issuers]]`` entry."""
     problems: list[str] = []
     issuers = [IssuerTrust(settings.issuer.name, keystore.accepted_certs, SELF)]

@@ -163,7 +163,7 @@ def _options(parser: argparse.ArgumentParser, *, update: bool) -> None:
 
 
 def _delegation_options(parser: argparse.ArgumentParser) -> None:
-    """Delegation (OnBehalfOf / ActAs) and Validate transformation: deny by default."""
+    """Delegation (OnBehalfOf / ActAs): deny by default."""
     parser.add_argument(
         "--allow-delegation",
         action="append",
@@ -189,13 +189,6 @@ def _delegation_options(parser: argparse.ArgumentParser) -> None:
         metavar="URI",
         help="a delegated token must be addressed to one of these (repeatable; replaces; '' clears)",
     )
-    parser.add_argument(
-        "--transform-from",
-        action="append",
-        metavar="self|ISSUER",
-        help="Validate may turn tokens of this issuer into tokens for this RP (repeatable; added)",
-    )
-    parser.add_argument("--clear-transform-from", action="store_true", help="allow no Validate transformation")
 
 
 def _delegation_changes(args: argparse.Namespace, current: RelyingParty) -> dict[str, Any]:
@@ -212,9 +205,6 @@ def _delegation_changes(args: argparse.Namespace, current: RelyingParty) -> dict
         given["max_delegation_depth"] = args.max_delegation_depth
     if args.delegation_audience is not None:
         given["delegation_audiences"] = tuple(uri.strip() for uri in args.delegation_audience if uri.strip())
-    if args.clear_transform_from or args.transform_from:
-        kept = () if args.clear_transform_from else current.transform_from
-        given["transform_from"] = (*kept, *(source.strip() for source in args.transform_from or ()))
     return given
 
 
@@ -300,7 +290,6 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  delegation caller:    {caller}")
     for audience in rp.delegation_audiences:
         print(f"  delegated token for:  {audience}")
-    print(f"transform from:         {', '.join(rp.transform_from) or '- (no Validate transformation)'}")
     _show_certificate(shown)
     return 0
 

@@ -50,9 +50,10 @@ def normalize_caller(text: str) -> str:
             raise DelegationError("role:NAME needs a role name without spaces")
         return f"role:{role}"
     if sep and kind.lower() == "cert":
-        hex_digits = value.replace(":", "").strip().lower()
-        if hex_digits.startswith("sha256:"):
-            hex_digits = hex_digits[len("sha256:") :]
+        digits = value.strip().lower()
+        if digits.startswith("sha256:"):
+            digits = digits[len("sha256:") :]
+        hex_digits = digits.replace(":", "")
         if len(hex_digits) != 64 or any(ch not in string.hexdigits for ch in hex_digits):
             raise DelegationError("cert:FINGERPRINT needs the certificate's SHA-256 fingerprint (64 hex digits)")
         return f"cert:{hex_digits}"

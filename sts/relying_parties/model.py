@@ -84,9 +84,6 @@ class RelyingParty:
     max_delegation_depth: int = 1
     # When set, a delegated assertion must be addressed to one of these (e.g. the front-end the user logged in to).
     delegation_audiences: tuple[str, ...] = ()
-    # Validate with token transformation (WS-Trust 1.3 §7): whose tokens may be turned into tokens for this RP,
-    # "self" (this STS) or a [[trusted_issuers]] entity id; empty: none.
-    transform_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Parse the enumerated settings once; a spelling outside the lists is a RelyingPartyError."""
@@ -122,7 +119,6 @@ class RelyingParty:
         data["claims"] = tuple(data.get("claims", ()))
         data["claim_mapping"] = tuple(tuple(pair) for pair in data.get("claim_mapping", ()))
         data["delegation_callers"] = tuple(data.get("delegation_callers", ()))
-        data["transform_from"] = tuple(data.get("transform_from", ()))
         data["delegation_audiences"] = tuple(data.get("delegation_audiences", ()))
         data["delegation_mode"] = data.get("delegation_mode") or DelegationMode.BOTH.value
         known = set(cls.__dataclass_fields__)

@@ -93,7 +93,7 @@ def validate(rp: RelyingParty) -> RelyingParty:
 
 
 def _checked_delegation(rp: RelyingParty) -> dict[str, Any]:
-    """The delegation and transformation settings in their stored form (callers normalised, duplicates dropped)."""
+    """The delegation settings in their stored form (callers normalised, duplicates dropped)."""
     try:
         callers = tuple(dict.fromkeys(normalize_caller(entry) for entry in rp.delegation_callers))
         subjects = parse_subjects(rp.delegation_subjects)
@@ -102,14 +102,10 @@ def _checked_delegation(rp: RelyingParty) -> dict[str, Any]:
         raise RelyingPartyError(str(exc)) from None
     if not all(is_absolute_uri(audience) for audience in rp.delegation_audiences):
         raise RelyingPartyError("delegation audiences are absolute URIs")
-    for source in rp.transform_from:
-        if source != "self" and not is_absolute_uri(source):
-            raise RelyingPartyError("transformation sources are 'self' or a trusted issuer's entity id (a URI)")
     return {
         "delegation_callers": callers,
         "delegation_subjects": subjects,
         "max_delegation_depth": depth,
-        "transform_from": tuple(dict.fromkeys(rp.transform_from)),
     }
 
 
