@@ -3,8 +3,9 @@
 An assertion counts as an entry's only when its Issuer names the entry's ``entity_id`` and its signature verifies
 with one of the entry's pinned certificates (never a certificate the assertion carries). Such assertions may be
 delegated (OnBehalfOf / ActAs, still subject to each relying party's delegation policy) and, with
-``callers = true``, authenticate callers on the issued-token endpoint. Users are mapped from the NameID (or ``subject_attribute``) into ``map_to_domain``
-and must exist there: roles always come from the user store, never from the assertion.
+``callers = true``, authenticate callers on the issued-token endpoint. Users are mapped from the NameID (or
+``subject_attribute``) into ``map_to_domain`` and must exist there: roles always come from the user store, never
+from the assertion.
 
 ```toml
 [[trusted_issuers]]
