@@ -97,6 +97,7 @@ def add_connection_options(parser: argparse.ArgumentParser, *, token_login: bool
     if token_login:
         parser.add_argument(
             "--token",
+            dest="login_token",  # validate/renew/cancel have a --token of their own: the target
             type=Path,
             metavar="TOKEN_FILE",
             help="authenticate with this SAML assertion of a trusted issuer instead of a password "
@@ -114,7 +115,7 @@ def add_connection_options(parser: argparse.ArgumentParser, *, token_login: bool
 
 def connection_from(args: argparse.Namespace) -> Connection:
     """The connection options, checked (URL, then timeout) before the password is asked for."""
-    token = getattr(args, "token", None)
+    token = getattr(args, "login_token", None)
     if token is None and not args.username:
         raise CommandError("give --username (or --token)")
     connection = Connection(
