@@ -35,11 +35,13 @@ from sts.crypto.keyring import KeyRing, RingSigner, build_ring, load_extra
 from sts.crypto.keystore import KeyStore, check_certificate, key_passphrase, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
 from sts.crypto.wss_sign import WssSigner
-from sts.errors import ConfigError
+from sts.errors import ConfigError, FailedAuthentication
 from sts.netaddr import AddressSet
 from sts.operations.call import TrustRequest
 from sts.operations.cancel import CancelOperation
+from sts.operations.delegation import DelegationResolver
 from sts.operations.issue import IssueOperation
+from sts.operations.issued_callers import IssuedTokenAuthenticator, IssuedTokenPolicy
 from sts.operations.minting import TokenMinter
 from sts.operations.records import TokenLedger
 from sts.operations.renew import RenewalPolicy, RenewOperation
@@ -56,6 +58,7 @@ from sts.soap.transport import (
     ADFS_CERTIFICATE_MIXED_PATH,
     ADFS_FEB2005_PATH,
     ADFS_TRUST13_PATH,
+    ISSUED_TOKEN_SCENARIO,
     UT_SCENARIO,
     WSO2_PATH,
     WSO2_SOAP12_SUFFIX,
@@ -66,6 +69,7 @@ from sts.soap.transport import (
 from sts.soap.wsdl_render import ScenarioEndpoint, load_policy, load_scenario_policy, render_mex, render_wsdl
 from sts.stores.factory import Stores, build_stores
 from sts.tokens.provider import IssuerIdentity, TokenProvider
+from sts.tokens.trust import SELF, IssuerTrust, IssuerTrustList
 from sts.wss.response import SignedResponder, TimestampResponder
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
@@ -222,6 +226,37 @@ def response_protectors(settings: Settings, keystore: KeyStore, clock: Clock) ->
     return protectors
 
 
+def issuer_trust(settings: Settings, own_certs: tuple[x509.Certificate, ...], clock: Clock) -> IssuerTrustList:
+    """The issuers whose assertions may be delegated or authenticate callers: this STS (``own_certs``: the
+    certificates its key ring publishes when the worker starts, under ``[issuer] name``) and each
+    ``[[trusted_issuers]]`` entry."""
+    problems: list[str] = []
+    issuers = [IssuerTrust(settings.issuer.name, own_certs, SELF)]
+    now = clock.now()
+    for index, entry in enumerate(settings.trusted_issuers):
+        certificates: list[x509.Certificate] = []
+        for path in entry.certificates:
+            label = f"trusted_issuers[{index}].certificates"
+            try:
+                cert = load_certificate(path)
+            except (OSError, ValueError):
+                problems.append(f"{label}: {path} unreadable")
+                continue
+            problems += check_certificate(cert, label, now)[0]
+            certificates.append(cert)
+        if entry.entity_id == settings.issuer.name:
+            problems.append(f"trusted_issuers[{index}]: entity_id is this STS's own [issuer] name")
+        issuers.append(
+            IssuerTrust(
+                entry.entity_id, tuple(certificates), entry.entity_id, entry.map_to_domain,
+                entry.subject_attribute, entry.max_token_age, entry.single_use, entry.callers,
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+    return IssuerTrustList(tuple(issuers), settings.tokens.clock_skew)
+
+
 def build_service(
     settings: Settings,
     keys: KeyStore | KeyRing,
@@ -254,16 +289,18 @@ def build_service(
     resolver = TargetResolver(store, lambda: (*ring.state().accepted_certs, *others))
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
+    subjects = SubjectAuthorizer(stores.users, auth_policy(settings))
+    trust = issuer_trust(settings, ring.state().accepted_certs, clock)
+    delegation = DelegationResolver(trust, subjects, authenticator, store, stores.replay, clock)
     operations: dict[Operation, OperationHandler] = {
         Operation.ISSUE: IssueOperation(
             directory, minter, clock, client_keys, caller_certificates(stores),
-            settings.security.legacy_unproven_use_key,
+            settings.security.legacy_unproven_use_key, delegation,
         ),
         Operation.VALIDATE: ValidateOperation(resolver, clock, tokens.clock_skew),
     }
     if store is not None:
         operations[Operation.CANCEL] = CancelOperation(resolver, store)
-        subjects = SubjectAuthorizer(stores.users, auth_policy(settings))
         policy = RenewalPolicy(
             tokens.clock_skew, lifecycle.renew_after_expiry, lifecycle.max_renewal_age, lifecycle_roles
         )
@@ -273,9 +310,25 @@ def build_service(
         )
 
     signed = build_signed_authenticator(settings, stores, clock)
+    issued = IssuedTokenAuthenticator(
+        trust,
+        subjects,
+        stores.lockout,
+        stores.replay,
+        IssuedTokenPolicy(
+            settings.issuer.name,
+            FreshnessPolicy(settings.security.timestamp_ttl, settings.security.timestamp_future_ttl),
+            settings.server.allow_insecure_transport,
+        ),
+        clock,
+    )
 
     def authenticate(request: TrustRequest) -> AuthenticatedCaller:
         info = CallerInfo(request.info.correlation_id, request.info.client_address, request.info.secure_transport)
+        if request.info.scenario == ISSUED_TOKEN_SCENARIO:
+            if request.operation is not Operation.ISSUE:  # lifecycle calls keep their own roles and credentials
+                raise FailedAuthentication("Issue only on this endpoint", reason="operation_not_offered")
+            return issued.authenticate(request.headers, request.soap, info)
         roles = None if request.operation is Operation.ISSUE else lifecycle_roles
         if request.info.scenario == UT_SCENARIO:
             return authenticator.authenticate(request.headers, request.soap, info, roles)
@@ -297,7 +350,7 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     service = build_service(settings, ring, stores, clock, hasher)
     protectors = response_protectors(settings, keystore, clock)
     endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status, protectors)
-    scenarios = settings.security.enabled_scenarios
+    scenarios = served_scenarios(settings)
     url = public_url(settings)
     wsdl = render_wsdl(
         load_policy(UT_SCENARIO),
@@ -314,8 +367,18 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     )
 
 
+def served_scenarios(settings: Settings) -> tuple[str, ...]:
+    """The endpoints served: the enabled ``[security] scenarios``, and the issued-token one when some trusted
+    issuer may authenticate callers (``[[trusted_issuers]] callers = true``)."""
+    scenarios = tuple(settings.security.enabled_scenarios)
+    if any(issuer.callers for issuer in settings.trusted_issuers):
+        return (*scenarios, ISSUED_TOKEN_SCENARIO)
+    return scenarios
+
+
 def scenario_endpoint(name: str, url: str) -> ScenarioEndpoint:
-    """The WSDL ports of a non-UsernameToken scenario: its WSO2-style path, and for certificatemixed the AD FS one."""
+    """The WSDL ports of a scenario served on its own path (``/services/wso2carbon-sts/<name>``), and for
+    certificatemixed the AD FS one."""
     base = url[: -len(WSO2_PATH)] if url.endswith(WSO2_PATH) else url.rstrip("/")
     ports = {f"{name}HttpsSoap11Endpoint": ("soap11", f"{url}/{name}"), f"{name}HttpsSoap12Endpoint": (
         "soap12", f"{url}/{name}"

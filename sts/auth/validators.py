@@ -163,6 +163,36 @@ class UsernameTokenAuthenticator:
         attempt.audit("success", caller.method)
         return caller
 
+    def authenticate_delegated(self, token: etree._Element, info: CallerInfo) -> Principal:
+        """Check a UsernameToken handed in as the identity to delegate (WS-Trust 1.3 §9.1 OnBehalfOf, 1.4 ActAs)
+        exactly as a login of that user: transport, domain, lockout, the user store, the password (a failure
+        counts towards **that user's** lockout), the allowed roles and the nonce. Raises the login's
+        WS-Security fault (the operation turns it into its own), audited as ``delegated_authentication``.
+        """
+        attempt = _Attempt(info, "delegated_authentication")
+        try:
+            credential = parse_username_token(
+                token,
+                bsp_strict=self._policy.bsp_strict,
+                min_nonce_bytes=self._policy.min_nonce_bytes,
+                max_password_bytes=self._policy.max_password_bytes,
+            )
+            check_created(credential, self._clock, self._policy.freshness)
+            secure = info.secure_transport or self._policy.allow_insecure_transport
+            if not credential.is_digest and not secure:
+                raise FailedAuthentication("PasswordText over plain HTTP", reason="insecure_transport")
+            principal, _method = self._verify(credential, attempt)
+            if not principal.holds_any_role(self._roles):
+                raise FailedAuthentication("user holds none of the allowed roles", reason="role_denied")
+            self._check_nonce(credential)
+        except STSError as error:
+            if isinstance(error, FailedAuthentication) and not attempt.hash_spent:
+                self._hasher.dummy_verify()  # equal cost for every failure, as for logins
+            attempt.audit("failure", error.reason)
+            raise
+        attempt.audit("success", "password")
+        return principal
+
     def _authenticate(
         self, headers: tuple[etree._Element, ...], version: SoapVersion, attempt: _Attempt, roles: frozenset[str]
     ) -> AuthenticatedCaller:
@@ -276,8 +306,9 @@ class UsernameTokenAuthenticator:
 class _Attempt:
     """Mutable facts gathered while authenticating one request, for the audit event."""
 
-    def __init__(self, info: CallerInfo) -> None:
+    def __init__(self, info: CallerInfo, event: str = "authentication") -> None:
         self.info = info
+        self.event = event
         self.user = ""
         self.domain = ""
         self.hash_spent = False
@@ -286,7 +317,7 @@ class _Attempt:
     def audit(self, outcome: str, reason: str) -> None:
         emit(
             AuditEvent(
-                event="authentication",
+                event=self.event,
                 outcome=outcome,
                 correlation_id=self.info.correlation_id,
                 client_address=self.info.client_address,

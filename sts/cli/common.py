@@ -18,6 +18,7 @@ from lxml import etree
 from sts import ns
 from sts.client import Connection, IssuedToken, ProofKey, clean
 from sts.client.options import DEFAULT_TIMEOUT
+from sts.client.tokenfile import read_token_file
 from sts.clock import SystemClock
 from sts.config import load_settings
 from sts.config.settings import Settings
@@ -86,10 +87,22 @@ def read_secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:
 # --- the sample client's commands -----------------------------------------------------------------------------------
 
 
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """URL, authentication and transport options shared by ``request``, ``validate``, ``renew`` and ``cancel``."""
+def add_connection_options(parser: argparse.ArgumentParser, *, token_login: bool = False) -> None:
+    """URL, authentication and transport options shared by ``request``, ``validate``, ``renew`` and ``cancel``;
+    ``token_login``: ``--token FILE`` may replace ``--username`` and the password (issued-token authentication)."""
     parser.add_argument("url", metavar="URL", help="STS endpoint, e.g. https://host:9443/services/wso2carbon-sts")
-    parser.add_argument("--username", required=True, help="user name (DOMAIN/NAME for a secondary store)")
+    parser.add_argument(
+        "--username", required=not token_login, default="", help="user name (DOMAIN/NAME for a secondary store)"
+    )
+    if token_login:
+        parser.add_argument(
+            "--token",
+            dest="login_token",  # validate/renew/cancel have a --token of their own: the target
+            type=Path,
+            metavar="TOKEN_FILE",
+            help="authenticate with this SAML assertion of a trusted issuer instead of a password "
+            "(the STS's IssuedTokenOverTransport endpoint)",
+        )
     parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin (first line)")
     parser.add_argument("--cafile", type=Path, metavar="FILE", help="CA certificates (PEM) to verify the server with")
     parser.add_argument("--digest", action="store_true", help="send a PasswordDigest instead of PasswordText")
@@ -102,9 +115,13 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 def connection_from(args: argparse.Namespace) -> Connection:
     """The connection options, checked (URL, then timeout) before the password is asked for."""
+    token = getattr(args, "login_token", None)
+    if token is None and not args.username:
+        raise CommandError("give --username (or --token)")
     connection = Connection(
         url=args.url,
         username=args.username,
+        token=read_token_file(token) if token is not None else None,
         digest=args.digest,
         soap_ns=SOAP_VERSIONS[args.soap],
         trust_ns=TRUST_VERSIONS[args.trust],

@@ -30,6 +30,7 @@ from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES, CipherName
 from sts.crypto.keystore import fingerprint
 from sts.policy.claims import local_claim
 from sts.relying_parties import registration
+from sts.relying_parties.delegation import DelegationMode
 from sts.relying_parties.model import MAX_LIFETIME, NAMEID_SOURCES, Match, RelyingParty, RelyingPartyError, TokenFormat
 from sts.relying_parties.profiles import EffectiveSettings
 from sts.relying_parties.registry import RelyingPartyRegistry
@@ -85,6 +86,7 @@ def register(commands: SubParsers) -> None:
     _options(update, update=True)
     update.add_argument("--clear-claims", action="store_true", help="request no claims")
     update.add_argument("--clear-claim-maps", action="store_true", help="drop every claim mapping")
+    _delegation_options(update)
     update.set_defaults(handler=_update)
 
     remove = sub.add_parser(
@@ -158,6 +160,52 @@ def _options(parser: argparse.ArgumentParser, *, update: bool) -> None:
         help="compatibility profile: the defaults of token type, NameID and encryption"
         + ("; '' returns to the [tokens] profile" if update else " (default: the [tokens] profile)"),
     )
+
+
+def _delegation_options(parser: argparse.ArgumentParser) -> None:
+    """Delegation (OnBehalfOf / ActAs): deny by default."""
+    parser.add_argument(
+        "--allow-delegation",
+        action="append",
+        metavar="CALLER",
+        help="a caller that may ask for tokens for this RP on behalf of other users: a user name (DOMAIN/name), "
+        "role:NAME or cert:SHA256-FINGERPRINT (repeatable; added to the current list)",
+    )
+    parser.add_argument("--clear-delegation", action="store_true", help="allow no caller to delegate (the default)")
+    parser.add_argument(
+        "--delegation-mode", choices=[mode.value for mode in DelegationMode], help="OnBehalfOf, ActAs or both"
+    )
+    parser.add_argument(
+        "--delegation-subjects",
+        metavar="any|same-domain|role:NAME",
+        help="which users may be delegated: any, those of the caller's domain (default) or holders of a role",
+    )
+    parser.add_argument(
+        "--max-delegation-depth", type=int, metavar="N", help="longest ActAs chain of services (default 1)"
+    )
+    parser.add_argument(
+        "--delegation-audience",
+        action="append",
+        metavar="URI",
+        help="a delegated token must be addressed to one of these (repeatable; replaces; '' clears)",
+    )
+
+
+def _delegation_changes(args: argparse.Namespace, current: RelyingParty) -> dict[str, Any]:
+    """The delegation settings given; values are normalised and checked by the registry."""
+    given: dict[str, Any] = {}
+    if args.clear_delegation or args.allow_delegation:
+        kept = () if args.clear_delegation else current.delegation_callers
+        given["delegation_callers"] = (*kept, *(args.allow_delegation or ()))
+    if args.delegation_mode is not None:
+        given["delegation_mode"] = args.delegation_mode
+    if args.delegation_subjects is not None:
+        given["delegation_subjects"] = args.delegation_subjects
+    if args.max_delegation_depth is not None:
+        given["max_delegation_depth"] = args.max_delegation_depth
+    if args.delegation_audience is not None:
+        given["delegation_audiences"] = tuple(uri.strip() for uri in args.delegation_audience if uri.strip())
+    return given
 
 
 # --- handlers -------------------------------------------------------------------------------------------------
@@ -237,6 +285,11 @@ def _show(args: argparse.Namespace) -> int:
     print(f"claim mappings:         {len(rp.claim_mapping) or '-'}")
     for local, remote in rp.claim_mapping:
         print(f"  claim map:            {local} -> {remote}")
+    print(f"delegation:             {rp.delegation.describe()}")
+    for caller in rp.delegation_callers:
+        print(f"  delegation caller:    {caller}")
+    for audience in rp.delegation_audiences:
+        print(f"  delegated token for:  {audience}")
     _show_certificate(shown)
     return 0
 
@@ -269,9 +322,9 @@ def _update(args: argparse.Namespace) -> int:
         raise CommandError("give either --claim-map or --clear-claim-maps, not both")
     cert = read_certificate(args.cert) if args.cert is not None else None
 
-    def changes(_current: RelyingParty) -> dict[str, Any]:
+    def changes(current: RelyingParty) -> dict[str, Any]:
         """The options given, checked once the relying party is found (an unknown one is reported first)."""
-        given = changes_from(args)
+        given = changes_from(args) | _delegation_changes(args, current)
         if args.clear_claims:
             given["claims"] = ()
         if args.clear_claim_maps:

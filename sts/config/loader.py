@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sts.config.settings import CACHE_PASSWORD_ENV, SECTIONS, Settings
+from sts.config.trusted_issuers import parse_trusted_issuers
 from sts.config.user_stores import env_is_ours, parse_user_stores
 from sts.errors import ConfigError
 
@@ -33,6 +34,7 @@ _NOT_SETTINGS = frozenset(
     {"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE", CACHE_PASSWORD_ENV, "STS_PKCS11_PIN"}
 )
 USER_STORES = "user_stores"  # the one array of tables: [[user_stores]], one per user-store domain
+TRUSTED_ISSUERS = "trusted_issuers"  # [[trusted_issuers]], one per identity provider (sts.config.trusted_issuers)
 
 
 def config_path_from_env(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -50,7 +52,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
     problems: list[str] = []
     raw = _read_toml(config_path, problems)
     for name in raw:
-        if name not in SECTIONS and name != USER_STORES:
+        if name not in SECTIONS and name not in (USER_STORES, TRUSTED_ISSUERS):
             problems.append(f"{config_path}: unknown table [{name}]")
     overrides = _env_overrides(environ, problems)
     sections: dict[str, Any] = {}
@@ -61,9 +63,10 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
             table = {}
         sections[name] = _build_section(name, cls, table, overrides.get(name, {}), config_path, problems)
     user_stores = parse_user_stores(raw.get(USER_STORES), config_path.parent, environ, problems)
+    issuers = parse_trusted_issuers(raw.get(TRUSTED_ISSUERS), config_path.parent, problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(config_path=config_path, user_stores=user_stores, **sections)
+    return Settings(config_path=config_path, user_stores=user_stores, trusted_issuers=issuers, **sections)
 
 
 def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:

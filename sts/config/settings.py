@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from sts.config.trusted_issuers import TrustedIssuerSettings
 from sts.config.user_stores import UserStoreSettings
 from sts.netaddr import AddressSet, are_networks
 
@@ -293,6 +294,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     user_stores: tuple[UserStoreSettings, ...] = ()
+    trusted_issuers: tuple[TrustedIssuerSettings, ...] = ()
 
     @property
     def base_dir(self) -> Path:

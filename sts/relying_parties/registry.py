@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from sts.policy.claims import is_role_claim
+from sts.relying_parties.delegation import DelegationError, check_depth, normalize_caller, parse_subjects
 from sts.relying_parties.matching import normalize_address
 from sts.relying_parties.model import (
     MAX_LIFETIME,
@@ -88,7 +89,24 @@ def validate(rp: RelyingParty) -> RelyingParty:
         raise RelyingPartyError(f"lifetime must be between 1 and {MAX_LIFETIME} seconds (0: the default)")
     if rp.encrypt and not rp.cert_file:
         raise RelyingPartyError("an encrypting relying party needs a certificate")
-    return replace(rp, address=address)
+    return replace(rp, address=address, **_checked_delegation(rp))
+
+
+def _checked_delegation(rp: RelyingParty) -> dict[str, Any]:
+    """The delegation settings in their stored form (callers normalised, duplicates dropped)."""
+    try:
+        callers = tuple(dict.fromkeys(normalize_caller(entry) for entry in rp.delegation_callers))
+        subjects = parse_subjects(rp.delegation_subjects)
+        depth = check_depth(rp.max_delegation_depth)
+    except DelegationError as exc:
+        raise RelyingPartyError(str(exc)) from None
+    if not all(is_absolute_uri(audience) for audience in rp.delegation_audiences):
+        raise RelyingPartyError("delegation audiences are absolute URIs")
+    return {
+        "delegation_callers": callers,
+        "delegation_subjects": subjects,
+        "max_delegation_depth": depth,
+    }
 
 
 def _check_nameid(rp: RelyingParty) -> None:

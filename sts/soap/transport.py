@@ -27,6 +27,7 @@ ADFS_TRUST13_PATH = "/adfs/services/trust/13/usernamemixed"
 ADFS_FEB2005_PATH = "/adfs/services/trust/2005/usernamemixed"
 ENDPOINT_PATHS = frozenset({WSO2_PATH, WSO2_SOAP11_PATH, WSO2_SOAP12_PATH, ADFS_TRUST13_PATH, ADFS_FEB2005_PATH})
 UT_SCENARIO = "UTOverTransport"
+ISSUED_TOKEN_SCENARIO = "IssuedTokenOverTransport"  # noqa: S105 - a trusted issuer's SAML assertion instead of a password
 ADFS_CERTIFICATE_MIXED_PATH = "/adfs/services/trust/13/certificatemixed"
 
 
