@@ -195,8 +195,16 @@ def base64_value(text: str, limit: int = MAX_CIPHER_BYTES) -> bytes | None:
         return None
 
 
+def _child(parent: etree._Element | None, tag: str) -> etree._Element | None:
+    """The first child named ``tag``, matched by comparing names: lxml's ``find`` can miss nodes that libxmlsec
+    created (their names are not in the document's dictionary)."""
+    if parent is None:
+        return None
+    return next((child for child in parent if child.tag == tag), None)
+
+
 def _prefixes(parent: etree._Element) -> list[str] | None:
-    inclusive = parent.find(_INCLUSIVE)
+    inclusive = _child(parent, _INCLUSIVE)
     if inclusive is None:
         return None
     return str(inclusive.get("PrefixList", "")).split() or None
@@ -216,8 +224,8 @@ def signed_info_verifies(
     ``key`` is the trusted signer's certificate (RSA, ECDSA) or the symmetric key K (HMAC, full-length output).
     The SignedInfo's shape and algorithm were checked before (:func:`~sts.crypto.wss_signature.read_signed_info`).
     """
-    signed_info = signature.find(ns.qn(ns.DS, "SignedInfo"))
-    c14n_method = None if signed_info is None else signed_info.find(ns.qn(ns.DS, "CanonicalizationMethod"))
+    signed_info = _child(signature, ns.qn(ns.DS, "SignedInfo"))
+    c14n_method = _child(signed_info, ns.qn(ns.DS, "CanonicalizationMethod"))
     if signed_info is None or c14n_method is None or method not in _SIGNATURE_HASHES:
         return False
     data = exclusive_c14n(signed_info, _prefixes(c14n_method))
@@ -245,9 +253,9 @@ def signed_info_verifies(
 
 def reference_digest_matches(reference: etree._Element, element: etree._Element) -> bool:
     """Whether ``reference``'s DigestValue is the digest of ``element`` under its one exclusive-c14n Transform."""
-    transform = reference.find(f"{ns.qn(ns.DS, 'Transforms')}/{ns.qn(ns.DS, 'Transform')}")
-    method = reference.find(ns.qn(ns.DS, "DigestMethod"))
-    digest_value = reference.find(ns.qn(ns.DS, "DigestValue"))
+    transform = _child(_child(reference, ns.qn(ns.DS, "Transforms")), ns.qn(ns.DS, "Transform"))
+    method = _child(reference, ns.qn(ns.DS, "DigestMethod"))
+    digest_value = _child(reference, ns.qn(ns.DS, "DigestValue"))
     if transform is None or method is None or digest_value is None:
         return False
     name = _DIGESTS.get(str(method.get("Algorithm", "")).strip())
