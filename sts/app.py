@@ -14,9 +14,17 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from lxml import etree
 
 from sts.auth.certificates import CertificateRules, CertificateTrust
 from sts.auth.credential_cache import VerifiedCredentialCache
+from sts.auth.encrypted_requests import (
+    ENCRYPTED_SCENARIOS,
+    EncryptedRequestOpener,
+    EncryptionPolicy,
+    OpenedRequest,
+    RecipientKey,
+)
 from sts.auth.passwords import PasswordHasher
 from sts.auth.signed_requests import (
     CERTIFICATE_MIXED,
@@ -34,10 +42,11 @@ from sts.crypto.client_certs import ClientAuthority
 from sts.crypto.keyring import KeyRing, RingSigner, build_ring, load_extra
 from sts.crypto.keystore import KeyStore, check_certificate, key_passphrase, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
+from sts.crypto.wss_decrypt import AES256_CBC, AES256_GCM, KeyUnwrapper
 from sts.crypto.wss_sign import WssSigner
 from sts.errors import ConfigError, FailedAuthentication
 from sts.netaddr import AddressSet
-from sts.operations.call import TrustRequest
+from sts.operations.call import RequestInfo, TrustRequest
 from sts.operations.cancel import CancelOperation
 from sts.operations.delegation import DelegationResolver
 from sts.operations.issue import IssueOperation
@@ -67,13 +76,17 @@ from sts.soap.transport import (
     scenario_paths,
 )
 from sts.soap.wsdl_render import ScenarioEndpoint, load_policy, load_scenario_policy, render_mex, render_wsdl
+from sts.soapenv import SoapVersion
 from sts.stores.factory import Stores, build_stores
 from sts.tokens.provider import IssuerIdentity, TokenProvider
 from sts.tokens.trust import SELF, IssuerTrust, IssuerTrustList
+from sts.wss.encrypted_response import EncryptedResponder
 from sts.wss.response import SignedResponder, TimestampResponder
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
+
+_RESPONSE_CIPHERS = {"aes256-gcm": AES256_GCM, "aes256-cbc": AES256_CBC}
 
 
 def public_url(settings: Settings) -> str:
@@ -188,8 +201,8 @@ def caller_certificates(stores: Stores) -> Callable[[Principal], list[x509.Certi
     return certificates
 
 
-def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock) -> SignedRequestAuthenticator:
-    """The authenticator of the X.509 scenarios: registered certificates and the optional client CA."""
+def certificate_trust(settings: Settings, stores: Stores, clock: Clock) -> CertificateTrust:
+    """Who a client certificate is: registered certificates and the optional client CA with its mapping rule."""
     security = settings.security
     authority = None
     if security.client_ca_file is not None:
@@ -200,7 +213,13 @@ def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock)
         if problems:
             raise ConfigError([f"security.client_ca_file: {problem}" for problem in problems])
     rules = CertificateRules(frozenset(d.upper() for d in security.allowed_domains), security.client_cert_user)
-    trust = CertificateTrust(stores.certificates, authority, stores.users, rules, clock)
+    return CertificateTrust(stores.certificates, authority, stores.users, rules, clock)
+
+
+def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock) -> SignedRequestAuthenticator:
+    """The authenticator of the X.509 scenarios: registered certificates and the optional client CA."""
+    security = settings.security
+    trust = certificate_trust(settings, stores, clock)
     policy = SignaturePolicy(
         FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
         security.legacy_sha1,
@@ -255,6 +274,37 @@ def issuer_trust(settings: Settings, own_certs: tuple[x509.Certificate, ...], cl
     if problems:
         raise ConfigError(problems)
     return IssuerTrustList(tuple(issuers), settings.tokens.clock_skew)
+
+
+def build_encrypted_opener(
+    settings: Settings, stores: Stores, clock: Clock, keystore: KeyStore
+) -> EncryptedRequestOpener | None:
+    """Verification and decryption of SigEncr and SgnEncrUsername requests, with the STS key as recipient (None
+    when neither is served). Both need the private key itself (python-xmlsec and cryptography decrypt and sign
+    with it): with the key in a PKCS#11 token they are refused at start."""
+    security = settings.security
+    if not ENCRYPTED_SCENARIOS & set(security.enabled_scenarios):
+        return None
+    if settings.issuer.pkcs11_module:
+        raise ConfigError([
+            "security.scenarios: SigEncr and SgnEncrUsername decrypt and sign with the STS key outside the token;"
+            " they cannot be served while [issuer] pkcs11_module keeps the signing key in an HSM"
+        ])
+    policy = EncryptionPolicy(
+        FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
+        security.legacy_sha1,
+        security.inbound_cbc,
+        security.accept_plain_ut,
+    )
+    responder = EncryptedResponder(
+        WssSigner(keystore.signing_key), keystore.signing_cert, clock, _RESPONSE_CIPHERS[security.response_cipher],
+        security.legacy_sha1,
+    )
+    recipient = RecipientKey(KeyUnwrapper(keystore.signing_key), (keystore.signing_cert,))
+    return EncryptedRequestOpener(
+        certificate_trust(settings, stores, clock), recipient, stores.replay, policy, clock, parser_limits(settings),
+        responder, frozenset(security.allowed_roles),
+    )
 
 
 def build_service(
@@ -323,13 +373,27 @@ def build_service(
         clock,
     )
 
+    opener = build_encrypted_opener(settings, stores, clock, ring.keystore)
+
+    def caller_info(info: RequestInfo) -> CallerInfo:
+        return CallerInfo(info.correlation_id, info.client_address, info.secure_transport)
+
+    def open_request(
+        soap: SoapVersion, headers: tuple[etree._Element, ...], body_child: etree._Element, info: RequestInfo
+    ) -> OpenedRequest | None:
+        if info.scenario not in ENCRYPTED_SCENARIOS or opener is None:
+            return None
+        return opener.open(soap, headers, body_child, info.scenario, caller_info(info))
+
     def authenticate(request: TrustRequest) -> AuthenticatedCaller:
-        info = CallerInfo(request.info.correlation_id, request.info.client_address, request.info.secure_transport)
+        info = caller_info(request.info)
         if request.info.scenario == ISSUED_TOKEN_SCENARIO:
             if request.operation is not Operation.ISSUE:  # lifecycle calls keep their own roles and credentials
                 raise FailedAuthentication("Issue only on this endpoint", reason="operation_not_offered")
             return issued.authenticate(request.headers, request.soap, info)
         roles = None if request.operation is Operation.ISSUE else lifecycle_roles
+        if request.opened is not None and opener is not None:
+            return opener.caller(request.opened, info, roles, authenticator)
         if request.info.scenario == UT_SCENARIO:
             return authenticator.authenticate(request.headers, request.soap, info, roles)
         call = SignedCall(request.info.scenario, request.rst, request.info.path, info)
@@ -337,7 +401,7 @@ def build_service(
             request.headers, request.soap, call, frozenset(settings.security.allowed_roles if roles is None else roles)
         )
 
-    return SecurityTokenService(operations, authenticate=authenticate)
+    return SecurityTokenService(operations, authenticate=authenticate, open_request=open_request)
 
 
 def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Clock | None = None) -> Transport:

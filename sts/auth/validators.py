@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -148,10 +149,31 @@ class UsernameTokenAuthenticator:
 
         ``roles`` replaces the policy's allowed roles for this call (the lifecycle bindings may have their own).
         """
+        return self._run(info, roles, lambda attempt, allowed: self._authenticate(headers, version, attempt, allowed))
+
+    def authenticate_token(
+        self, token: etree._Element, info: CallerInfo, roles: frozenset[str] | None = None, *, confidential: bool
+    ) -> AuthenticatedCaller:
+        """Authenticate a UsernameToken another binding has already verified (WS-SecurityPolicy 1.2 §8.3 signed
+        supporting token: scenario 8), with the same checks, lockout, throttle and audit as the header path.
+
+        ``confidential``: the token arrived encrypted, so PasswordText is safe without TLS. The caller checked the
+        message's Timestamp.
+        """
+        return self._run(
+            info, roles, lambda attempt, allowed: self._authenticate_token(token, attempt, allowed, confidential)
+        )
+
+    def _run(
+        self,
+        info: CallerInfo,
+        roles: frozenset[str] | None,
+        body: Callable[[_Attempt, frozenset[str]], AuthenticatedCaller],
+    ) -> AuthenticatedCaller:
         attempt = _Attempt(info)
         allowed = self._roles if roles is None else frozenset(role.casefold() for role in roles)
         try:
-            caller = self._authenticate(headers, version, attempt, allowed)
+            caller = body(attempt, allowed)
         except STSError as error:
             if isinstance(error, FailedAuthentication) and error.reason != "client_throttled":
                 if not attempt.hash_spent:
@@ -201,8 +223,13 @@ class UsernameTokenAuthenticator:
             check_timestamp(header.timestamp, self._clock, self._policy.freshness)
         elif self._policy.require_timestamp:
             raise InvalidSecurity("policy requires a wsu:Timestamp", reason="no_timestamp")
+        return self._authenticate_token(header.username_tokens[0], attempt, roles, False)
+
+    def _authenticate_token(
+        self, token: etree._Element, attempt: _Attempt, roles: frozenset[str], confidential: bool
+    ) -> AuthenticatedCaller:
         credential = parse_username_token(
-            header.username_tokens[0],
+            token,
             bsp_strict=self._policy.bsp_strict,
             min_nonce_bytes=self._policy.min_nonce_bytes,
             max_password_bytes=self._policy.max_password_bytes,
@@ -212,7 +239,7 @@ class UsernameTokenAuthenticator:
         if self._throttle is not None and client and self._throttle.throttled(client, self._clock.now().timestamp()):
             # Per-client throttling against password spraying: refuse without spending a password hash on it.
             raise FailedAuthentication("too many failures from this client", reason="client_throttled")
-        secure = attempt.info.secure_transport or self._policy.allow_insecure_transport
+        secure = confidential or attempt.info.secure_transport or self._policy.allow_insecure_transport
         if not credential.is_digest and not secure:
             raise FailedAuthentication("PasswordText over plain HTTP", reason="insecure_transport")
         principal, method = self._verify(credential, attempt)

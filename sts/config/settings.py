@@ -33,7 +33,8 @@ class ProfileName(StrEnum):
 PROFILE_NAMES: tuple[str, ...] = tuple(name.value for name in ProfileName)
 STORE_BACKENDS = ("sqlite", "postgresql")
 # WSO2 security scenario names this STS serves (policies/README.md), and the AD FS-style certificatemixed.
-SCENARIO_NAMES: tuple[str, ...] = ("UTOverTransport", "SigOnly", "certificatemixed")
+SCENARIO_NAMES: tuple[str, ...] = ("UTOverTransport", "SigOnly", "SigEncr", "SgnEncrUsername", "certificatemixed")
+RESPONSE_CIPHERS: tuple[str, ...] = ("aes256-gcm", "aes256-cbc")
 CLIENT_CERT_USER_RULES: tuple[str, ...] = ("", "cn", "san_email", "san_dns")
 HARD_MAX_BODY_BYTES = 1024 * 1024
 
@@ -175,6 +176,12 @@ class SecuritySettings:
         lambda v: v in CLIENT_CERT_USER_RULES, "must be cn, san_email, san_dns or empty", ""
     )
     legacy_sha1: bool = False
+    # Encrypted requests (SigEncr, SgnEncrUsername): AES-CBC request data (Rampart and WSS4J 1.6 defaults; off:
+    # AES-GCM only), the cipher of encrypted answers, and a signed but unencrypted UsernameToken on SgnEncrUsername
+    # over plain HTTP (off: only over TLS).
+    inbound_cbc: bool = False
+    response_cipher: str = _check(lambda v: v in RESPONSE_CIPHERS, "must be aes256-gcm or aes256-cbc", "aes256-gcm")
+    accept_plain_ut: bool = False
     # PublicKey tokens on unsigned (UsernameToken) requests: only keys registered to the caller, unless this
     # restores the old rule (any key in trusted_client_certs, possession never proven).
     legacy_unproven_use_key: bool = False

@@ -192,6 +192,12 @@ class KeyRing:
         self._checked = time.monotonic()
         self._state = state_at(material, files, now(), self._signers)
 
+    @property
+    def keystore(self) -> KeyStore:
+        """The current key files as last loaded (message-level security of the X.509 scenarios signs and decrypts
+        with this key; tokens are signed through :meth:`state`)."""
+        return self._material.current
+
     def state(self) -> SigningState:
         """The keys in force now (re-checked when the last check is ``interval`` seconds old)."""
         if time.monotonic() - self._checked < self._interval:
