@@ -18,6 +18,7 @@ from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
 from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
+from sts.certificates import configured_certificates
 from sts.clock import Clock, SystemClock
 from sts.config.settings import Settings
 from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
@@ -33,6 +34,7 @@ from sts.operations.records import TokenLedger
 from sts.operations.renew import RenewalPolicy, RenewOperation
 from sts.operations.targets import TargetResolver
 from sts.operations.validate import ValidateOperation
+from sts.readiness import Readiness
 from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.profiles import timestamp_required
 from sts.relying_parties.registry import RelyingPartyRegistry
@@ -44,11 +46,13 @@ from sts.soap.transport import (
     ADFS_TRUST13_PATH,
     WSO2_PATH,
     WSO2_SOAP12_SUFFIX,
+    OpsEndpoints,
     Transport,
     TransportPolicy,
 )
 from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
 from sts.stores.factory import Stores, build_stores
+from sts.telemetry import Observer
 from sts.tokens.provider import IssuerIdentity, TokenProvider
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
@@ -201,11 +205,32 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     hasher = PasswordHasher()
     stores = build_stores(settings, clock, hasher)
     service = build_service(settings, keystore, stores, clock, hasher)
-    endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status)
+    ops, metrics = ops_endpoints(settings, stores)
+    endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status, metrics)
     wsdl = render_wsdl(
         load_policy(settings.security.scenario),
         port_addresses(public_url(settings)),
         require_timestamp=timestamp_required(settings.tokens.profile),  # what is enforced is what is published
     )
     policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
-    return Transport(policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close)
+    return Transport(policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close, ops=ops)
+
+
+def ops_endpoints(settings: Settings, stores: Stores) -> tuple[OpsEndpoints, Observer | None]:
+    """``/readyz`` over the stores' probes, and the metrics with the observer that feeds them (:mod:`sts.metrics`,
+    imported only when ``[metrics] enabled``)."""
+    readiness = Readiness(stores.probes, settings.server.readiness_timeout_ms / 1000)
+    config = settings.metrics
+    if not config.enabled:
+        return OpsEndpoints(readiness=readiness.report), None
+    from sts.metrics import Metrics
+
+    metrics = Metrics(lambda: configured_certificates(settings))
+    ops = OpsEndpoints(
+        readiness=readiness.report,
+        metrics=None if config.bind else metrics.render,
+        metrics_path=config.path,
+        metrics_allow=AddressSet.parse(config.allow),
+        serve_metrics=metrics.serve if config.bind else None,
+    )
+    return ops, metrics

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 
 from lxml import etree
 
+from sts import telemetry
 from sts.auth.validators import AuthenticatedCaller
 from sts.errors import BadRequest, InvalidRequest
 from sts.operations.call import RequestInfo, TrustCall, TrustReply, TrustRequest
@@ -55,11 +56,14 @@ class SecurityTokenService:
         """Run one request to its reply; raises :class:`~sts.errors.STSError` subclasses for faults."""
         trust = trust_version(body_child)
         operation = read_operation(body_child, trust)
+        telemetry.describe(operation=operation.value)
         for action in (info.http_action, info.wsa_action):
             if action and trust.operation_of_action(action) is not operation:
                 raise InvalidRequest("action does not match RequestType", reason="action_mismatch")
+        telemetry.passed("action")
         request = TrustRequest(soap, headers, body_child, trust, operation, info)
-        caller = self._authenticate(request)
+        with telemetry.stage("authentication"):
+            caller = self._authenticate(request)
         handler = self._handlers.get(operation)
         if handler is None:
             raise BadRequest(f"{operation.value} binding not enabled", reason="binding_not_enabled")

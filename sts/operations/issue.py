@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from sts import telemetry
 from sts.auth.users import Principal
 from sts.clock import Clock
 from sts.crypto.keywrap import TrustedClientKeys, UseKeyRejected, accept_client_key, read_use_key
@@ -48,8 +49,11 @@ class IssueOperation:
         started = time.perf_counter()
         request, principal = call.request, call.caller.principal
         rst = parse_rst(request.rst, request.trust, request.operation)
+        telemetry.passed("request")
         party = self._directory.resolve(rst.applies_to.address if rst.applies_to else None)
+        telemetry.passed("relying party")
         plan = self._plan(call, rst, principal, party)
+        telemetry.passed("token plan")
         response = self._minter.mint(plan)
         audit(
             call,

@@ -10,7 +10,7 @@ them psycopg, are imported only when that backend is configured, so a single-hos
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sts.auth.builtin_users import BuiltinUserStore
 from sts.auth.passwords import PasswordHasher
@@ -29,6 +29,9 @@ from sts.stores.sqlite import Database, check_database
 from sts.stores.sqlite import upgrade as sqlite_upgrade
 from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, SqliteReplayCache, SqliteTokenStore
+from sts.telemetry import timed
+
+Probe = tuple[str, Callable[[], object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,9 @@ class Stores:
 
     ``tokens`` is None when ``[lifecycle] token_store`` is off (Issue only). ``builtin`` is the built-in user store
     (also behind ``users``), for provisioning. ``close`` releases the connections the stores opened in this
-    process, every thread's: for tools and tests, and for a server worker as it exits.
+    process, every thread's: for tools and tests, and for a server worker as it exits. ``probes``: a cheap round
+    trip to each store and directory behind them, by name, for ``GET /readyz``. The stores' method calls are timed
+    into the current request's trace (:func:`sts.telemetry.timed`) as ``store`` or ``directory`` round trips.
     """
 
     replay: ReplayCache
@@ -48,6 +53,7 @@ class Stores:
     users: UserStoreRouter
     builtin: BuiltinUserStore
     close: Callable[[], None]
+    probes: tuple[Probe, ...] = field(default=())
 
 
 def build_stores(settings: Settings, clock: Clock, hasher: PasswordHasher | None = None) -> Stores:
@@ -106,26 +112,27 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
     db = Database(store.database, store.busy_timeout_ms)
     security, lockout = settings.security, settings.lockout
     builtin = SqliteUserStore(db, hasher, _secret_box(store))
-    users = user_store_router(settings, builtin)
+    users = user_store_router(settings, timed(builtin, "store"))
 
     def close() -> None:
         users.close()
         db.close()
 
     return Stores(
-        replay=SqliteReplayCache(db, clock),
-        lockout=SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
-        throttle=SqliteClientThrottle(
+        replay=timed(SqliteReplayCache(db, clock), "store"),
+        lockout=timed(SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration), "store"),
+        throttle=timed(SqliteClientThrottle(
             db,
             security.client_failure_limit,
             security.client_failure_window,
             AddressSet.parse(security.client_failure_exempt),
-        ),
-        tokens=SqliteTokenStore(db, clock) if settings.lifecycle.token_store else None,
-        relying_parties=SqliteRelyingPartyStore(db),
+        ), "store"),
+        tokens=timed(SqliteTokenStore(db, clock), "store") if settings.lifecycle.token_store else None,
+        relying_parties=timed(SqliteRelyingPartyStore(db), "store"),
         users=users,
         builtin=builtin,
         close=close,
+        probes=(("store", db.ping), *directory_probes(users)),
     )
 
 
@@ -149,26 +156,27 @@ def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) ->
         raise ConfigError([_problem(store, exc)]) from None
     security, lockout = settings.security, settings.lockout
     builtin = PostgresUserStore(db, hasher, _secret_box(store))
-    users = user_store_router(settings, builtin)
+    users = user_store_router(settings, timed(builtin, "store"))
 
     def close() -> None:
         users.close()
         db.close()
 
     return Stores(
-        replay=PostgresReplayCache(db, clock),
-        lockout=PostgresLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
-        throttle=PostgresClientThrottle(
+        replay=timed(PostgresReplayCache(db, clock), "store"),
+        lockout=timed(PostgresLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration), "store"),
+        throttle=timed(PostgresClientThrottle(
             db,
             security.client_failure_limit,
             security.client_failure_window,
             AddressSet.parse(security.client_failure_exempt),
-        ),
-        tokens=PostgresTokenStore(db, clock) if settings.lifecycle.token_store else None,
-        relying_parties=PostgresRelyingPartyStore(db),
+        ), "store"),
+        tokens=timed(PostgresTokenStore(db, clock), "store") if settings.lifecycle.token_store else None,
+        relying_parties=timed(PostgresRelyingPartyStore(db), "store"),
         users=users,
         builtin=builtin,
         close=close,
+        probes=(("store", db.ping), *directory_probes(users)),
     )
 
 
@@ -180,8 +188,20 @@ def user_store_router(settings: Settings, builtin: UserStore) -> UserStoreRouter
         # python-ldap is the optional extra wstrust-sts[ldap]: imported only when a directory is configured.
         from sts.auth.directory_store import DirectoryUserStore
 
-        directories = {s.domain_name: DirectoryUserStore(s) for s in settings.user_stores if s.is_directory}
+        directories = {
+            s.domain_name: timed(DirectoryUserStore(s), "directory") for s in settings.user_stores if s.is_directory
+        }
     chain: list[str] = []
     if settings.security.unqualified_login == "chain":
         chain = [PRIMARY] + [s.domain_name for s in settings.user_stores if s.domain_name != PRIMARY]
     return UserStoreRouter(directories, fallback=builtin, chain=chain)
+
+
+def directory_probes(users: UserStoreRouter) -> list[Probe]:
+    """A readiness probe per directory user store: one round trip each (``ping``)."""
+    probes: list[Probe] = []
+    for domain, store in users.directories.items():
+        ping = getattr(store, "ping", None)
+        if callable(ping):
+            probes.append((f"directory {domain}", ping))
+    return probes
