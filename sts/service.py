@@ -56,7 +56,7 @@ class SecurityTokenService:
         """Run one request to its reply; raises :class:`~sts.errors.STSError` subclasses for faults."""
         trust = trust_version(body_child)
         operation = read_operation(body_child, trust)
-        telemetry.describe(operation=operation.value)
+        telemetry.describe(operation=operation.value.lower())
         for action in (info.http_action, info.wsa_action):
             if action and trust.operation_of_action(action) is not operation:
                 raise InvalidRequest("action does not match RequestType", reason="action_mismatch")
