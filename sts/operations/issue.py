@@ -70,26 +70,7 @@ class IssueOperation:
     def _plan(
         self, call: TrustCall, rst: RequestSecurityToken, principal: Principal, party: ResolvedParty
     ) -> MintPlan:
-        settings = party.settings
-        token_type = resolve_token_type(rst.token_type, SamlVersion(settings.token_type), settings.profile_spelling)
-        kind, key_type_uri = resolve_key_type(rst.key_type, rst.trust)
-        name_id, name_format, attributes = subject_and_claims(principal, party, rst.claims)
-        plan = MintPlan(
-            trust=rst.trust,
-            context=rst.context,
-            token_type=token_type,
-            key_kind=kind,
-            key_type_uri=key_type_uri,
-            party=party,
-            subject=principal.qualified_name,
-            name_id=name_id,
-            name_id_format=name_format,
-            attributes=attributes,
-            authn_context=PASSWORD_PROTECTED_TRANSPORT if call.request.info.secure_transport else PASSWORD_CONTEXT,
-            applies_to=applies_to_echo(rst.applies_to, party),
-            renewing=rst.renewing,
-            requested_claims=rst.claims,
-        )
+        plan = plan_issue(rst, principal, party, call.request.info.secure_transport)
         return self._key_requirements(plan, rst)
 
     def _key_requirements(self, plan: MintPlan, rst: RequestSecurityToken) -> MintPlan:
@@ -113,6 +94,33 @@ class IssueOperation:
         if rst.entropy is not None and rst.computed_key_algorithm not in (None, plan.trust.psha1):
             raise InvalidRequest("unsupported ComputedKeyAlgorithm", reason="bad_computed_key")
         return replace(plan, key_bits=key_bits(rst.key_size), entropy=rst.entropy)
+
+
+def plan_issue(
+    rst: RequestSecurityToken, principal: Principal, party: ResolvedParty, secure_transport: bool
+) -> MintPlan:
+    """What Issue decides for this caller and relying party before any key material: token type, key type,
+    subject, claims (also ``sts preview``'s answer, so the preview cannot drift from issuance)."""
+    settings = party.settings
+    token_type = resolve_token_type(rst.token_type, SamlVersion(settings.token_type), settings.profile_spelling)
+    kind, key_type_uri = resolve_key_type(rst.key_type, rst.trust)
+    name_id, name_format, attributes = subject_and_claims(principal, party, rst.claims)
+    return MintPlan(
+        trust=rst.trust,
+        context=rst.context,
+        token_type=token_type,
+        key_kind=kind,
+        key_type_uri=key_type_uri,
+        party=party,
+        subject=principal.qualified_name,
+        name_id=name_id,
+        name_id_format=name_format,
+        attributes=attributes,
+        authn_context=PASSWORD_PROTECTED_TRANSPORT if secure_transport else PASSWORD_CONTEXT,
+        applies_to=applies_to_echo(rst.applies_to, party),
+        renewing=rst.renewing,
+        requested_claims=rst.claims,
+    )
 
 
 def applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> AppliesTo | None:

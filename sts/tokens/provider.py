@@ -108,7 +108,7 @@ class TokenProvider:
     def _content(self, parameters: TokenProviderParameters, key_info: etree._Element | None) -> AssertionContent:
         identity, recipient = self._identity, parameters.recipient
         now = self._clock.now().astimezone(dt.UTC).replace(microsecond=0)
-        lifetime = min(recipient.lifetime or identity.lifetime, identity.max_lifetime)
+        lifetime = token_lifetime(identity, recipient.lifetime)
         return AssertionContent(
             assertion_id=new_assertion_id(),
             issuer=identity.issuer,
@@ -123,6 +123,11 @@ class TokenProvider:
             attributes=parameters.attributes,
             key_info=key_info,
         )
+
+
+def token_lifetime(identity: IssuerIdentity, recipient_lifetime: int | None) -> int:
+    """Seconds an issued token is valid: the relying party's own lifetime, else the default, at most the maximum."""
+    return min(recipient_lifetime or identity.lifetime, identity.max_lifetime)
 
 
 def _confirmation(keys: KeyRequirements, recipient: Recipient) -> tuple[etree._Element | None, SymmetricProof | None]:
