@@ -10,6 +10,7 @@ frozen clock in tests.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -52,11 +53,13 @@ from sts.soap.transport import (
 )
 from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
 from sts.stores.factory import Stores, build_stores
-from sts.telemetry import Observer
 from sts.tokens.provider import IssuerIdentity, TokenProvider
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
+
+if TYPE_CHECKING:  # imported when [metrics] enabled (ops_endpoints): prometheus_client only when it is used
+    from sts.metrics import Metrics
 
 
 def public_url(settings: Settings) -> str:
@@ -213,10 +216,15 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
         require_timestamp=timestamp_required(settings.tokens.profile),  # what is enforced is what is published
     )
     policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
-    return Transport(policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close, ops=ops)
+    def close() -> None:
+        if metrics is not None:
+            metrics.flush()  # the last samples of an exiting worker
+        stores.close()
+
+    return Transport(policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=close, ops=ops)
 
 
-def ops_endpoints(settings: Settings, stores: Stores) -> tuple[OpsEndpoints, Observer | None]:
+def ops_endpoints(settings: Settings, stores: Stores) -> tuple[OpsEndpoints, Metrics | None]:
     """``/readyz`` over the stores' probes, and the metrics with the observer that feeds them (:mod:`sts.metrics`,
     imported only when ``[metrics] enabled``)."""
     readiness = Readiness(stores.probes, settings.server.readiness_timeout_ms / 1000)

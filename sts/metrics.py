@@ -15,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,6 +32,7 @@ from sts.telemetry import RequestTrace
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STAGES = frozenset({"parse", "authentication", "build", "sign", "encrypt", "store"})
 MAX_RELYING_PARTIES = 500
+FLUSH_SECONDS = 1.0
 _SAFE_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _CERTIFICATE_RECHECK = 60.0
@@ -66,33 +69,59 @@ class Metrics:
                                      ("store",), registry=reg)
         self._events = Counter("sts_security_events", "Accounts locked and requests refused by client throttling",
                                ("event",), registry=reg)
+        self._families: dict[str, Any] = {
+            "requests": self._requests, "issued": self._issued, "failures": self._failures,
+            "latency": self._latency, "stages": self._stages, "stores": self._stores,
+            "store_errors": self._store_errors, "events": self._events,
+        }
+        bounds = {name: tuple(metric._upper_bounds) for name, metric in self._families.items()
+                  if isinstance(metric, Histogram)}
+        self._batch = _Batch(bounds, self._write)
         self._exposition: CollectorRegistry | None = None
 
     def finished(self, trace: RequestTrace) -> None:
-        """Account for one finished request."""
+        """Account for one finished request: a few dictionary updates; the samples reach the shared files within
+        :data:`FLUSH_SECONDS` (:class:`_Batch`)."""
         operation = trace.operation or "unknown"
-        self._child(self._requests, operation, trace.outcome).inc()
-        self._child(self._latency, operation).observe(trace.seconds)
+        counts: list[tuple[str, tuple[str, ...], float]] = [("requests", (operation, trace.outcome), 1.0)]
+        observed: list[tuple[str, tuple[str, ...], float]] = [("latency", (operation,), trace.seconds)]
         if trace.outcome == "failure":
-            self._child(self._failures, operation, _safe(trace.fault), _safe(trace.reason)).inc()
+            counts.append(("failures", (operation, _safe(trace.fault), _safe(trace.reason)), 1.0))
         elif trace.token_type:
-            self._child(self._issued, operation, trace.token_type, self._relying_party(trace.relying_party)).inc()
-        for step in trace.steps:
-            if step.name in STAGES:
-                self._child(self._stages, step.name).observe(step.seconds)
+            labels = (operation, trace.token_type, self._relying_party(trace.relying_party))
+            counts.append(("issued", labels, 1.0))
+        observed += [("stages", (step.name,), step.seconds) for step in trace.steps if step.name in STAGES]
         for store, seconds, failed in trace.stores:
-            self._child(self._stores, store).observe(seconds)
+            observed.append(("stores", (store,), seconds))
             if failed:
-                self._child(self._store_errors, store).inc()
-        for event in trace.events:
-            self._child(self._events, _safe(event)).inc()
+                counts.append(("store_errors", (store,), 1.0))
+        counts += [("events", (_safe(event),), 1.0) for event in trace.events]
+        self._batch.add(counts, observed)
 
-    def _child(self, metric: Any, *labels: str) -> Any:
+    def flush(self) -> None:
+        """Write this process's pending samples now (before a scrape in this process, and as a worker exits)."""
+        self._batch.flush()
+
+    def _write(self, counts: dict[tuple[str, tuple[str, ...]], float],
+               observed: dict[tuple[str, tuple[str, ...]], _Observed]) -> None:
+        """Hand a batch to prometheus_client: one write per counter, per histogram sum and per touched bucket."""
+        for (name, labels), amount in counts.items():
+            self._child(name, labels).inc(amount)
+        for (name, labels), batch in observed.items():
+            child = self._child(name, labels)
+            # prometheus_client's Histogram child: ``_sum`` and one value per bucket (non-cumulative), the
+            # values observe() increments one at a time; tests/unit/ops pins this against the exposition.
+            child._sum.inc(batch.total)
+            for index, count in enumerate(batch.buckets):
+                if count:
+                    child._buckets[index].inc(count)
+
+    def _child(self, name: str, labels: tuple[str, ...]) -> Any:
         """The labelled child, cached: ``labels()`` validates and locks on every call."""
-        key = (metric._name, labels)
+        key = (name, labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(*labels)
+            child = self._children[key] = self._families[name].labels(*labels)
         return child
 
     def _relying_party(self, address: str) -> str:
@@ -103,6 +132,7 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition of every process's samples and the certificates' days to expiry; its content type."""
+        self.flush()
         return generate_latest(self._exposition_registry()), CONTENT_TYPE_LATEST
 
     def serve(self, bind: str) -> None:
@@ -120,6 +150,77 @@ class Metrics:
             registry.register(_CertificateCollector(self._certificates, self._now))
             self._exposition = registry
         return self._exposition
+
+
+class _Observed:
+    """Observations of one histogram child not yet written: their sum and a count per bucket."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self, size: int) -> None:
+        self.total = 0.0
+        self.buckets = [0] * size
+
+
+Writer = Callable[[dict[tuple[str, tuple[str, ...]], float], dict[tuple[str, tuple[str, ...]], _Observed]], None]
+
+
+class _Batch:
+    """The samples of this process not yet written to the shared files, added up.
+
+    Writing a sample to prometheus_client's memory-mapped files takes a lock and a few microseconds, a dozen per
+    request; adding it to a dictionary takes a fraction of one. A thread of each worker writes the sums every
+    :data:`FLUSH_SECONDS` (and :meth:`flush` on demand), so a scrape sees every request older than that.
+    """
+
+    def __init__(self, bounds: dict[str, tuple[float, ...]], write: Writer) -> None:
+        self._bounds = bounds
+        self._write = write
+        self._pid = -1
+        self._starting = threading.Lock()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._counts: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._observed: dict[tuple[str, tuple[str, ...]], _Observed] = {}
+
+    def add(self, counts: list[tuple[str, tuple[str, ...], float]],
+            observed: list[tuple[str, tuple[str, ...], float]]) -> None:
+        """Add one request's samples."""
+        if self._pid != os.getpid():
+            self._start()
+        with self._lock:
+            pending = self._counts
+            for name, labels, amount in counts:
+                pending[(name, labels)] = pending.get((name, labels), 0.0) + amount
+            for name, labels, value in observed:
+                entry = self._observed.get((name, labels))
+                if entry is None:
+                    entry = self._observed[(name, labels)] = _Observed(len(self._bounds[name]))
+                entry.total += value
+                entry.buckets[bisect_left(self._bounds[name], value)] += 1
+
+    def flush(self) -> None:
+        """Write what is pending (swapped out under the lock, written outside it)."""
+        with self._lock:
+            counts, observed = self._counts, self._observed
+            self._counts, self._observed = {}, {}
+        if counts or observed:
+            self._write(counts, observed)
+
+    def _start(self) -> None:
+        """In a new process (a forked worker): fresh state and this process's flushing thread, once."""
+        with self._starting:
+            if self._pid == os.getpid():
+                return
+            self._lock, self._wake = threading.Lock(), threading.Event()
+            self._counts, self._observed = {}, {}
+            self._pid = os.getpid()
+            threading.Thread(target=self._run, name="sts-metrics", daemon=True).start()
+
+    def _run(self) -> None:
+        pid = self._pid
+        while not self._wake.wait(FLUSH_SECONDS) and self._pid == pid:
+            self.flush()
 
 
 class _CertificateCollector:

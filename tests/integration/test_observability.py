@@ -68,10 +68,14 @@ def test_metrics_add_up_the_samples_of_both_workers(served: tuple[Server, Instan
         statuses = list(pool.map(lambda _: _issue(server, instance), range(ISSUES)))
         statuses += list(pool.map(lambda _: _issue(server, instance, "wrong"), range(WRONG)))
     assert statuses == [200] * ISSUES + [500] * WRONG
-    pids = {int(m.group(1)) for f in metrics_dir.iterdir() if (m := re.fullmatch(r"counter_(\d+)\.db", f.name))}
-    assert len(pids) >= 2 and 1 not in pids  # both workers wrote samples; the stale file is gone
     success = (("operation", "issue"), ("outcome", "success"))
     wrong = (("fault", "FailedAuthentication"), ("operation", "issue"), ("reason", "wrong_password"))
+    deadline = time.monotonic() + 15  # each worker writes its samples at least once a second
+    while _scrape(server).get(("sts_requests_total", success)) != ISSUES:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    pids = {int(m.group(1)) for f in metrics_dir.iterdir() if (m := re.fullmatch(r"counter_(\d+)\.db", f.name))}
+    assert len(pids) >= 2 and 1 not in pids  # both workers wrote samples; the stale file is gone
     for _ in range(8):  # scrapes land on either worker: each one sees the whole instance
         found = _scrape(server)
         assert found[("sts_requests_total", success)] == ISSUES
@@ -121,8 +125,12 @@ def test_metrics_on_a_listener_of_their_own_are_served_by_the_master(served: tup
     try:
         assert _issue(other, instance) == 200
         assert requests.get(_url(other, "/metrics"), verify=other.verify, timeout=10).status_code == 404
-        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-        assert 'sts_requests_total{operation="issue",outcome="success"} 1.0' in text
+        deadline = time.monotonic() + 15  # written by the worker within a second, read by the master
+        while 'sts_requests_total{operation="issue",outcome="success"} 1.0' not in (
+            requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
     finally:
         other.stop()
 

@@ -148,12 +148,18 @@ def test_labels_outside_the_code_vocabulary_and_relying_parties_past_the_cap_are
 def test_only_the_pipeline_stages_become_stage_samples_and_events_are_counted() -> None:
     metrics = Metrics()
     trace = RequestTrace(operation="issue", outcome="failure", fault="FailedAuthentication", reason="account_locked")
-    trace.steps += [Step("parse", True, 0.001), Step("timestamp", True), Step("authentication", False, 0.002)]
+    trace.steps += [Step("parse", True, 0.0003), Step("timestamp", True), Step("authentication", False, 0.002)]
     trace.stores.append(("directory", 0.003, True))
     trace.events.append("account_locked")
     metrics.finished(trace)
     found = samples(metrics.render()[0].decode())
     assert value(found, "sts_stage_duration_seconds_count", stage="authentication") == 1
+    # Batched writes land in the buckets observe() would have used (le is cumulative in the exposition).
+    assert value(found, "sts_stage_duration_seconds_bucket", stage="parse", le="0.00025") == 0
+    assert value(found, "sts_stage_duration_seconds_bucket", stage="parse", le="0.0005") == 1
+    assert value(found, "sts_stage_duration_seconds_sum", stage="parse") == pytest.approx(0.0003)
+    assert value(found, "sts_stage_duration_seconds_bucket", stage="authentication", le="0.0025") == 1
+    assert value(found, "sts_stage_duration_seconds_bucket", stage="authentication", le="0.001") == 0
     assert value(found, "sts_stage_duration_seconds_count", stage="timestamp") == 0
     assert value(found, "sts_store_errors_total", store="directory") == 1
     assert value(found, "sts_security_events_total", event="account_locked") == 1
