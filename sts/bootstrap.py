@@ -11,11 +11,19 @@ from sts.certificates import configured_certificates, expiry_warnings
 from sts.clock import Clock
 from sts.config import load_settings
 from sts.config.settings import Settings, config_warnings
-from sts.crypto.keystore import load_keystore
+from sts.crypto.keystore import KeyStore, load_keystore
 from sts.logging import configure_logging
 from sts.soap.transport import Transport
 
 _LOG = logging.getLogger("sts.boot")
+
+
+def startup_warnings(settings: Settings, keystore: KeyStore, now: dt.datetime | None = None) -> list[str]:
+    """What the start-up log warns about: the keystore's and the configuration's warnings, and every configured
+    certificate that expires within 30 days (the signing ones are among the keystore's warnings)."""
+    now = now or dt.datetime.now(dt.UTC)
+    others = [c for c in configured_certificates(settings) if c.kind not in ("signing", "previous_signing")]
+    return [*keystore.warnings, *config_warnings(settings), *expiry_warnings(others, now)]
 
 
 def boot(
@@ -26,10 +34,7 @@ def boot(
     settings = settings or load_settings(config)
     configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
     keystore = load_keystore(settings)
-    now = dt.datetime.now(dt.UTC)
-    # Expiry of the signing certificate is among the keystore's warnings; the TLS, RP and client ones are here.
-    others = [c for c in configured_certificates(settings) if c.kind not in ("signing", "previous_signing")]
-    for warning in (*keystore.warnings, *config_warnings(settings), *expiry_warnings(others, now)):
+    for warning in startup_warnings(settings, keystore):
         _LOG.warning(warning)
     app = create_app(settings, keystore, clock)
     _LOG.info("sts ready", extra={"config": str(settings.config_path)})

@@ -108,3 +108,28 @@ def test_the_inventory_lists_the_configured_certificates_by_kind(tmp_path: Path)
     assert ("signing", "sts-signing.crt.pem") in kinds
     assert ("tls", "tls.crt.pem") in kinds
     assert any(kind == "relying_party" for kind, _ in kinds)
+
+
+def test_the_start_up_log_warns_about_a_tls_certificate_within_30_days(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from sts.bootstrap import startup_warnings
+    from sts.crypto.keystore import load_keystore
+
+    instance = make_instance(tmp_path / "var")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soon")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=10, hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    (instance.base / "keystore" / "tls.crt.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    settings = load_settings(instance.config, env={})
+    warnings = startup_warnings(settings, load_keystore(settings))
+    assert warnings[-1:] == [f"tls certificate tls.crt.pem expires in 10 days, on {cert.not_valid_after_utc:%Y-%m-%d}"]
