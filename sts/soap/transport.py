@@ -79,7 +79,7 @@ class TransportPolicy:
 
 
 class Transport:
-    """WSGI callable: routes to the WSDL, the health check or the SOAP dispatcher."""
+    """WSGI callable: routes to the WSDL, health, readiness, metrics or the SOAP dispatcher."""
 
     def __init__(
         self,
