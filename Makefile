@@ -13,7 +13,7 @@ PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps $(
 # Debian packages, installed when missing (root or sudo).
 APT_INSTALL := if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq
-TEST_DEBS := xmlsec1 slapd ldap-utils postgresql redis-server
+TEST_DEBS := xmlsec1 slapd ldap-utils postgresql redis-server default-jdk-headless libwss4j-java
 # python-ldap (the `ldap` extra, for directory user stores; in the run lock, so `make run` has it) has no wheels on
 # PyPI: pip builds it from the sdist against the system libldap, with these headers and a C compiler.
 BUILD_DEBS := gcc python3-dev libldap2-dev libsasl2-dev
@@ -54,6 +54,8 @@ install-test: $(TEST_STAMP) system-test-deps
 # Servers and tools the tests start or call (Debian packages): xmlsec1 cross-checks issued tokens; slapd is the
 # directory tests/servers/slapd.py starts on free ports of 127.0.0.1 (a system slapd the package may start on
 # port 389 is never used); ldap-utils for debugging. Non-interactive: slapd's debconf questions take defaults.
+# A JDK and Apache WSS4J (with xmlsec, commons-logging and slf4j as its dependencies) build the independent
+# WS-Security requests of tests/clients/wss4j/.
 system-test-deps:
 	@missing=; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; $(APT_INSTALL) $$missing >/dev/null; fi

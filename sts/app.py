@@ -10,21 +10,33 @@ frozen clock in tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from cryptography import x509
 
+from sts.auth.certificates import CertificateRules, CertificateTrust
 from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
+from sts.auth.signed_requests import (
+    CERTIFICATE_MIXED,
+    SIG_ONLY,
+    SignaturePolicy,
+    SignedCall,
+    SignedRequestAuthenticator,
+)
 from sts.auth.subjects import SubjectAuthorizer
+from sts.auth.users import Principal, canonical
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.certificates import configured_certificates
 from sts.clock import Clock, SystemClock
 from sts.config.settings import Settings
+from sts.crypto.client_certs import ClientAuthority
 from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
 from sts.crypto.signer import AssertionSigner
+from sts.crypto.wss_sign import WssSigner
 from sts.errors import ConfigError
 from sts.netaddr import AddressSet
 from sts.operations.call import TrustRequest
@@ -40,20 +52,24 @@ from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.profiles import timestamp_required
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.service import OperationHandler, SecurityTokenService
-from sts.soap.endpoint import SoapEndpoint
+from sts.soap.endpoint import ResponseProtector, SoapEndpoint
 from sts.soap.spyne_app import SpyneAdapter
 from sts.soap.transport import (
+    ADFS_CERTIFICATE_MIXED_PATH,
     ADFS_FEB2005_PATH,
     ADFS_TRUST13_PATH,
+    UT_SCENARIO,
     WSO2_PATH,
     WSO2_SOAP12_SUFFIX,
     OpsEndpoints,
     Transport,
     TransportPolicy,
+    scenario_paths,
 )
-from sts.soap.wsdl_render import load_policy, render_mex, render_wsdl
+from sts.soap.wsdl_render import ScenarioEndpoint, load_policy, load_scenario_policy, render_mex, render_wsdl
 from sts.stores.factory import Stores, build_stores
 from sts.tokens.provider import IssuerIdentity, TokenProvider
+from sts.wss.response import SignedResponder, TimestampResponder
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
@@ -154,6 +170,48 @@ def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tup
     return (*keystore.accepted_certs, *extra)
 
 
+def caller_certificates(stores: Stores) -> Callable[[Principal], list[x509.Certificate]]:
+    """The certificates registered to a user (``sts user add-cert``), for UseKey on unsigned requests."""
+    registered = stores.certificates
+
+    def certificates(principal: Principal) -> list[x509.Certificate]:
+        if registered is None:
+            return []
+        ders = registered.of_name(principal.domain, canonical(principal.name))
+        return [x509.load_der_x509_certificate(der) for der in ders]
+
+    return certificates
+
+
+def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock) -> SignedRequestAuthenticator:
+    """The authenticator of the X.509 scenarios: registered certificates and the optional client CA."""
+    security = settings.security
+    authority = None
+    if security.client_ca_file is not None:
+        if not security.client_cert_user:
+            raise ConfigError(["security.client_cert_user: required with client_ca_file (cn, san_email or san_dns)"])
+        authority = ClientAuthority(security.client_ca_file, security.client_crl_file)
+        problems = authority.check()
+        if problems:
+            raise ConfigError([f"security.client_ca_file: {problem}" for problem in problems])
+    rules = CertificateRules(frozenset(d.upper() for d in security.allowed_domains), security.client_cert_user)
+    trust = CertificateTrust(stores.certificates, authority, stores.users, rules, clock)
+    policy = SignaturePolicy(
+        FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
+        security.legacy_sha1,
+        settings.server.allow_insecure_transport,
+    )
+    return SignedRequestAuthenticator(trust, stores.replay, policy, clock)
+
+
+def response_protectors(keystore: KeyStore, clock: Clock) -> dict[str, ResponseProtector]:
+    """Each scenario's response security: SigOnly answers signed by the STS, certificatemixed a Timestamp."""
+    return {
+        SIG_ONLY: SignedResponder(WssSigner(keystore.signing_key), keystore.signing_cert, clock),
+        CERTIFICATE_MIXED: TimestampResponder(clock),
+    }
+
+
 def build_service(
     settings: Settings, keystore: KeyStore, stores: Stores, clock: Clock, hasher: PasswordHasher | None = None
 ) -> SecurityTokenService:
@@ -180,7 +238,10 @@ def build_service(
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
     operations: dict[Operation, OperationHandler] = {
-        Operation.ISSUE: IssueOperation(directory, minter, clock, client_keys),
+        Operation.ISSUE: IssueOperation(
+            directory, minter, clock, client_keys, caller_certificates(stores),
+            settings.security.legacy_unproven_use_key,
+        ),
         Operation.VALIDATE: ValidateOperation(resolver, clock, tokens.clock_skew),
     }
     if store is not None:
@@ -190,13 +251,21 @@ def build_service(
             tokens.clock_skew, lifecycle.renew_after_expiry, lifecycle.max_renewal_age, lifecycle_roles
         )
         operations[Operation.RENEW] = RenewOperation(
-            resolver, directory, minter, subjects, clock, policy, client_keys
+            resolver, directory, minter, subjects, clock, policy, client_keys,
+            settings.security.legacy_unproven_use_key,
         )
+
+    signed = build_signed_authenticator(settings, stores, clock)
 
     def authenticate(request: TrustRequest) -> AuthenticatedCaller:
         info = CallerInfo(request.info.correlation_id, request.info.client_address, request.info.secure_transport)
         roles = None if request.operation is Operation.ISSUE else lifecycle_roles
-        return authenticator.authenticate(request.headers, request.soap, info, roles)
+        if request.info.scenario == UT_SCENARIO:
+            return authenticator.authenticate(request.headers, request.soap, info, roles)
+        call = SignedCall(request.info.scenario, request.rst, request.info.path, info)
+        return signed.authenticate(
+            request.headers, request.soap, call, frozenset(settings.security.allowed_roles if roles is None else roles)
+        )
 
     return SecurityTokenService(operations, authenticate=authenticate)
 
@@ -209,19 +278,29 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     stores = build_stores(settings, clock, hasher)
     service = build_service(settings, keystore, stores, clock, hasher)
     ops, metrics = ops_endpoints(settings, stores)
-    endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status, metrics)
+    endpoint = SoapEndpoint(
+        service, parser_limits(settings), settings.server.soap12_sender_status, response_protectors(keystore, clock),
+        metrics,
+    )
+    scenarios = settings.security.enabled_scenarios
+    url = public_url(settings)
     wsdl = render_wsdl(
-        load_policy(settings.security.scenario),
-        port_addresses(public_url(settings)),
+        load_policy(UT_SCENARIO),
+        port_addresses(url),
         require_timestamp=timestamp_required(settings.tokens.profile),  # what is enforced is what is published
+        extra=[scenario_endpoint(name, url) for name in scenarios if name != UT_SCENARIO],
+        include_base=UT_SCENARIO in scenarios,
     )
     policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
+
     def close() -> None:
         if metrics is not None:
             metrics.flush()  # the last samples of an exiting worker
         stores.close()
 
-    return Transport(policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=close, ops=ops)
+    return Transport(
+        policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=close, routes=scenario_paths(scenarios), ops=ops
+    )
 
 
 def ops_endpoints(settings: Settings, stores: Stores) -> tuple[OpsEndpoints, Metrics | None]:
@@ -242,3 +321,14 @@ def ops_endpoints(settings: Settings, stores: Stores) -> tuple[OpsEndpoints, Met
         serve_metrics=metrics.serve if config.bind else None,
     )
     return ops, metrics
+
+
+def scenario_endpoint(name: str, url: str) -> ScenarioEndpoint:
+    """The WSDL ports of a non-UsernameToken scenario: its WSO2-style path, and for certificatemixed the AD FS one."""
+    base = url[: -len(WSO2_PATH)] if url.endswith(WSO2_PATH) else url.rstrip("/")
+    ports = {f"{name}HttpsSoap11Endpoint": ("soap11", f"{url}/{name}"), f"{name}HttpsSoap12Endpoint": (
+        "soap12", f"{url}/{name}"
+    )}
+    if name == CERTIFICATE_MIXED:
+        ports["CertificateWSTrustBinding_IWSTrust13Async"] = ("soap12", base + ADFS_CERTIFICATE_MIXED_PATH)
+    return ScenarioEndpoint(name, load_scenario_policy(name), ports)

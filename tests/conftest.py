@@ -1,5 +1,5 @@
-"""Fixtures shared by every test directory: the real servers of tests/servers/ (started only when a test asks),
-and the closing of every SQLite database a test opened."""
+"""Fixtures shared by every test directory: the real servers of tests/servers/ (started only when a test asks), the
+WSS4J client of tests/clients/ (compiled when a test asks), and the closing of every SQLite database a test opened."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from sts.stores.sqlite import Database
 
-pytest_plugins = ("tests.servers.postgres", "tests.servers.redis", "tests.servers.slapd")
+pytest_plugins = ("tests.clients.wss4j", "tests.servers.postgres", "tests.servers.redis", "tests.servers.slapd")
 
 
 @pytest.fixture(autouse=True)

@@ -242,15 +242,28 @@ def rst_envelope(
         if timestamp
         else ""
     )
+    rst = rst_body(applies_to=applies_to, token_type=token_type, extra_rst=extra_rst, request_type=request_type)
     return f"""<s:Envelope xmlns:s="{env}" xmlns:wsse="{WSSE}" xmlns:wsu="{WSU}"><s:Header>
 <wsse:Security s:mustUnderstand="1">{ts}<wsse:UsernameToken wsu:Id="UT-1">
 <wsse:Username>{escape(username)}</wsse:Username>{pw}
 <wsse:Nonce EncodingType="{B64}">{base64.b64encode(nonce).decode()}</wsse:Nonce>
 <wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header><s:Body>
-<wst:RequestSecurityToken xmlns:wst="{WST}"><wst:TokenType>{token_type}</wst:TokenType>
+{rst}</s:Body></s:Envelope>""".encode()
+
+
+def rst_body(
+    *,
+    applies_to: str = "https://localhost:8443/demo-rp/",
+    token_type: str = "urn:oasis:names:tc:SAML:2.0:assertion",
+    extra_rst: str = "",
+    request_type: str = f"{WST}/Issue",
+    key_type: str = f"{WST}/Bearer",
+) -> str:
+    """The ``wst:RequestSecurityToken`` of :func:`rst_envelope` (the Body a WS-Security client signs)."""
+    return f"""<wst:RequestSecurityToken xmlns:wst="{WST}"><wst:TokenType>{token_type}</wst:TokenType>
 <wst:RequestType>{request_type}</wst:RequestType><wsp:AppliesTo xmlns:wsp="{WSP}"><wsa:EndpointReference
 xmlns:wsa="{WSA}"><wsa:Address>{applies_to}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>
-<wst:KeyType>{WST}/Bearer</wst:KeyType>{extra_rst}</wst:RequestSecurityToken></s:Body></s:Envelope>""".encode()
+<wst:KeyType>{key_type}</wst:KeyType>{extra_rst}</wst:RequestSecurityToken>"""
 
 
 def audit_records(log: Path) -> list[dict[str, object]]:

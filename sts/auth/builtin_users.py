@@ -27,6 +27,7 @@ from sts.auth.users import (
     canonical,
 )
 from sts.crypto.secretbox import SecretBox, SecretBoxError
+from sts.stores.certificate_index import CertificateStore
 
 _LOG = logging.getLogger("sts.auth")
 
@@ -150,6 +151,30 @@ class BuiltinUserStore(ABC):
     @abstractmethod
     def list_roles(self) -> list[tuple[str, int]]:
         """``(role, number of holders)`` for every role."""
+
+    # --- client certificates (sts user add-cert / remove-cert / show) -----------------------------------------
+
+    @property
+    @abstractmethod
+    def certificate_store(self) -> CertificateStore:
+        """The registered client certificates, in this store's database."""
+
+    @abstractmethod
+    def user_id(self, domain: str, name: str) -> int:
+        """The user's row id, or a :class:`UserStoreError` naming the missing user."""
+
+    def add_certificate(self, domain: str, name: str, der: bytes) -> str:
+        """Register a client certificate (DER) to a user; returns its SHA-256 fingerprint."""
+        return self.certificate_store.add(self.user_id(domain, name), der)
+
+    def remove_certificate(self, domain: str, name: str, fingerprint: str) -> None:
+        """Unregister one of the user's certificates by its SHA-256 fingerprint."""
+        if not self.certificate_store.remove(self.user_id(domain, name), fingerprint):
+            raise UserStoreError(f"{domain.upper()}/{name} has no certificate with that fingerprint")
+
+    def certificates(self, domain: str, name: str) -> list[bytes]:
+        """The DER of each certificate registered to the user."""
+        return self.certificate_store.of_user(self.user_id(domain, name))
 
     # --- rules shared by the databases ---------------------------------------------------------------------------
 

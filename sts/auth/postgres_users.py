@@ -24,6 +24,7 @@ from sts.auth.users import (
 )
 from sts.crypto.secretbox import SecretBox
 from sts.stores.postgres import PostgresDatabase, Session
+from sts.stores.postgres_certificates import PostgresCertificateStore
 
 _WHAT, _REASON = "user store", "user_store_down"
 _FIND = """
@@ -41,6 +42,16 @@ class PostgresUserStore(BuiltinUserStore):
     def __init__(self, db: PostgresDatabase, hasher: PasswordHasher, secret_box: SecretBox | None = None) -> None:
         super().__init__(hasher, secret_box)
         self._db = db
+
+    @property
+    def certificate_store(self) -> PostgresCertificateStore:
+        """The registered client certificates, in the same database."""
+        return PostgresCertificateStore(self._db)
+
+    def user_id(self, domain: str, name: str) -> int:
+        """The user's row id, or a :class:`UserStoreError`."""
+        with self._db.session(_WHAT, _REASON) as session:
+            return _require(session, domain, name)[0]
 
     def find(self, domain: str, name: str) -> StoredUser | None:
         """Look a user up by domain and (case-insensitive) name, with roles and claims, in one statement."""

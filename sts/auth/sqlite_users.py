@@ -25,6 +25,7 @@ from sts.auth.users import (
 )
 from sts.crypto.secretbox import SecretBox
 from sts.stores.sqlite import Database
+from sts.stores.sqlite_certificates import SqliteCertificateStore
 
 __all__ = ["SqliteUserStore", "StoredUser", "open_digest_secret"]
 
@@ -207,6 +208,17 @@ class SqliteUserStore(BuiltinUserStore):
             " GROUP BY r.name ORDER BY r.canonical"
         )
         return [(name, int(count)) for name, count in rows]
+
+    # --- client certificates (sts user add-cert / remove-cert / show) -----------------------------------------
+
+    @property
+    def certificate_store(self) -> SqliteCertificateStore:
+        """The registered client certificates, in the same database."""
+        return SqliteCertificateStore(self._db)
+
+    def user_id(self, domain: str, name: str) -> int:
+        """The user's row id, or a :class:`UserStoreError`."""
+        return self._require(domain, name)
 
     # --- helpers -----------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+from cryptography import x509
 from lxml import etree
 
 from sts import telemetry
@@ -76,11 +77,26 @@ class CallerInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyProof:
+    """What a verified request signature proves: the caller holds ``certificate``'s private key.
+
+    ``token_id`` is the ``wsu:Id`` of the BinarySecurityToken that carried the certificate (None when the
+    signature named a registered certificate by thumbprint, SKI or issuer and serial); ``signature_id`` the
+    verified ``ds:Signature``'s ``Id`` (WS-Trust 1.3 §9.2 ``UseKey/@Sig`` may name it).
+    """
+
+    certificate: x509.Certificate
+    token_id: str | None = None
+    signature_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AuthenticatedCaller:
-    """The outcome of a successful authentication."""
+    """The outcome of a successful authentication; ``proof`` when a signature proved a key (X.509 scenarios)."""
 
     principal: Principal
-    method: str  # "password-text" | "password-digest"
+    method: str  # "password-text" | "password-digest" | "x509"
+    proof: KeyProof | None = None
 
 
 class UsernameTokenAuthenticator:

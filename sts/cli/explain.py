@@ -30,6 +30,7 @@ from sts.clock import Clock, FrozenClock, SystemClock
 from sts.crypto.keystore import KeyStoreError, load_keystore
 from sts.errors import ConfigError
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
+from sts.soap.transport import WSO2_PATH, scenario_paths
 from sts.soapenv import SoapVersion
 from sts.stores.dryrun import dry_run
 from sts.stores.factory import build_stores
@@ -75,6 +76,7 @@ def register(commands: SubParsers) -> None:
     when.add_argument("--now", action="store_true", help="judge the request at the current time")
     when.add_argument("--at", metavar="INSTANT", help="judge it at this ISO 8601 instant (UTC if no offset)")
     parser.add_argument("--soap-action", default="", help="the HTTP SOAPAction it was sent with, if any")
+    parser.add_argument("--path", default=WSO2_PATH, help="the endpoint path it was sent to (its security scenario)")
     parser.add_argument("--client", default="127.0.0.1", metavar="ADDRESS", help="the client address it came from")
     parser.add_argument("--plain-http", action="store_true", help="it came over plain HTTP, not TLS")
     parser.set_defaults(handler=run)
@@ -89,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("give REQUEST.xml or --correlation-id ID")
     body = _read(args.request)
     soap = _soap_version(body)
+    scenario = scenario_paths(settings.security.enabled_scenarios).get(args.path)
+    if scenario is None:
+        raise CommandError(f"--path: no endpoint of this instance at {args.path}")
     clock, said = _clock(args, body)
     try:
         keystore = load_keystore(settings)
@@ -103,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         service = build_service(settings, keystore, dry_run(stores), clock, PasswordHasher())
         endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status)
-        request = SoapRequest(body, soap, args.soap_action, args.client, not args.plain_http)
+        request = SoapRequest(
+            body, soap, args.soap_action, args.client, not args.plain_http, scenario=scenario, path=args.path
+        )
         response = endpoint.handle(request, trace)
     finally:
         audit.disabled = False

@@ -22,6 +22,7 @@ from sts.auth.users import (
     split_qualified,
     valid_user_name,
 )
+from sts.cli import user_certs
 from sts.cli.common import CommandError, SubParsers, open_stores, read_secret, settings_from
 from sts.cli.directory_users import (
     directory_settings,
@@ -81,6 +82,9 @@ def _register_user(commands: SubParsers) -> None:
         parser = sub.add_parser(action, help=text)
         _name_args(parser)
         parser.add_argument("role")
+        parser.set_defaults(handler=handler)
+    cert_parsers = user_certs.add_parsers(sub, _name_args)
+    for parser, handler in zip(cert_parsers, (_user_add_cert, _user_remove_cert), strict=True):
         parser.set_defaults(handler=handler)
 
 
@@ -214,7 +218,18 @@ def _user_show(store: BuiltinUserStore, settings: Settings, domain: str, name: s
     if lock is not None:
         lines.append(f"failures: {lock.failures} (locked until {lock.locked_until:.0f})")
     lines += [f"claim:    {uri} = {value}" for uri, values in sorted(principal.claims.items()) for value in values]
+    lines += user_certs.certificate_lines(store, domain, name)
     return "\n".join(lines)
+
+
+@_user_command
+def _user_add_cert(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+    return user_certs.add_certificate(store, domain, name, args.certificate)
+
+
+@_user_command
+def _user_remove_cert(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+    return user_certs.remove_certificate(store, domain, name, args.certificate)
 
 
 @_user_command

@@ -18,6 +18,7 @@ from lxml import etree
 
 from sts import ns
 from sts.client.errors import ClientError
+from sts.crypto.wss_sign import SigningKey
 from sts.wstrust.model import Renewing
 from sts.wstrust.tokentypes import SamlVersion
 from sts.wstrust.version import TrustVersion
@@ -55,6 +56,16 @@ def _is_loopback(host: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class SigningCredential:
+    """An X.509 client: requests are signed with ``key`` and carry ``certificate`` as a BinarySecurityToken, with no
+    UsernameToken (WSO2 scenario 2 ``SigOnly``, AD FS ``certificatemixed``). ``sign_to`` also signs ``wsa:To``."""
+
+    certificate: x509.Certificate
+    key: SigningKey = field(repr=False)
+    sign_to: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Connection:
     """Where a request goes and how: endpoint, user, password form, SOAP and WS-Trust namespaces, TLS trust.
 
@@ -69,6 +80,7 @@ class Connection:
     trust_ns: str = ns.WST
     cafile: Path | None = None
     timeout: float = DEFAULT_TIMEOUT
+    signing: SigningCredential | None = None  # sign with an X.509 key instead of sending a UsernameToken
 
     def __post_init__(self) -> None:
         check_url(self.url)

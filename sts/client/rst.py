@@ -18,10 +18,11 @@ from lxml import etree
 
 from sts import ns
 from sts.client.errors import ClientError
-from sts.client.options import Connection, IssueOptions, PublicKey, SymmetricKey, TargetOptions
+from sts.client.options import Connection, IssueOptions, PublicKey, SigningCredential, SymmetricKey, TargetOptions
 from sts.clock import format_instant
 from sts.crypto.keygen import certificate_der
 from sts.crypto.keywrap import X509V3
+from sts.crypto.wss_sign import WssSigner, direct_reference
 from sts.wss.username import compute_password_digest
 from sts.wstrust.actions import Operation
 from sts.wstrust.tokentypes import (
@@ -90,7 +91,7 @@ def build_issue_request(
             renewing.set("OK", "true" if options.renewing.ok else "false")
     except ValueError:  # lxml refuses NUL and other characters XML cannot carry
         raise ClientError("a value contains characters that XML cannot carry") from None
-    return _finish(envelope, connection.soap_ns, action)
+    return _finish(envelope, connection.soap_ns, action, connection.signing)
 
 
 def build_target_request(
@@ -124,7 +125,7 @@ def build_target_request(
             target.append(token_reference(options.token_id or "", options.id_version))
     except ValueError:
         raise ClientError("a value contains characters that XML cannot carry") from None
-    return _finish(envelope, connection.soap_ns, action)
+    return _finish(envelope, connection.soap_ns, action, connection.signing)
 
 
 def token_reference(token_id: str, version: SamlVersion) -> etree._Element:
@@ -205,6 +206,14 @@ def _security(
     timestamp.set(ns.qn(ns.WSU, "Id"), f"TS-{uuid.uuid4()}")
     _sub(timestamp, ns.WSU, "Created", created)
     _sub(timestamp, ns.WSU, "Expires", format_instant(now + TIMESTAMP_TTL))
+    if connection.signing is not None:
+        # X.509 Token Profile 1.1 §3.1: the certificate as a BinarySecurityToken; the signature comes in _finish.
+        der = certificate_der(connection.signing.certificate)
+        bst = _sub(security, ns.WSSE, "BinarySecurityToken", base64.b64encode(der).decode("ascii"))
+        bst.set("ValueType", X509V3)
+        bst.set("EncodingType", ns.BASE64_BINARY)
+        bst.set(ns.qn(ns.WSU, "Id"), f"X509-{uuid.uuid4()}")
+        return
     token = etree.SubElement(security, ns.qn(ns.WSSE, "UsernameToken"))
     token.set(ns.qn(ns.WSU, "Id"), f"UT-{uuid.uuid4()}")
     _sub(token, ns.WSSE, "Username", connection.username)
@@ -217,8 +226,31 @@ def _security(
     _sub(token, ns.WSU, "Created", created)
 
 
-def _finish(envelope: etree._Element, soap_ns: str, action: str) -> BuiltRequest:
-    """Serialize, with the action where each SOAP version's HTTP binding puts it (SOAPAction; the media type)."""
+def _sign(envelope: etree._Element, signing: SigningCredential) -> None:
+    """Sign the Timestamp and the Body (and ``wsa:To``) with the client's key, KeyInfo referencing its
+    BinarySecurityToken (WSS 1.1 §8; X.509 Token Profile 1.1 §3.2)."""
+    header, body = envelope[0], envelope[-1]
+    security = header.find(ns.qn(ns.WSSE, "Security"))
+    timestamp = None if security is None else security.find(ns.qn(ns.WSU, "Timestamp"))
+    token = None if security is None else security.find(ns.qn(ns.WSSE, "BinarySecurityToken"))
+    if security is None or timestamp is None or token is None:
+        raise ValueError("signing needs the Security header made by _security")
+    body.set(ns.qn(ns.WSU, "Id"), f"id-{uuid.uuid4()}")
+    targets = [timestamp, body]
+    to = header.find(ns.qn(ns.WSA, "To"))
+    if signing.sign_to and to is not None:
+        to.set(ns.qn(ns.WSU, "Id"), f"to-{uuid.uuid4()}")
+        targets.append(to)
+    WssSigner(signing.key).sign(security, targets, direct_reference(token.get(ns.qn(ns.WSU, "Id"), "")))
+
+
+def _finish(
+    envelope: etree._Element, soap_ns: str, action: str, signing: SigningCredential | None = None
+) -> BuiltRequest:
+    """Sign when the connection signs, then serialize, with the action where each SOAP version's HTTP binding puts
+    it (SOAPAction; the media type)."""
+    if signing is not None:
+        _sign(envelope, signing)
     data = etree.tostring(envelope, encoding="utf-8", xml_declaration=True)
     if soap_ns == ns.S11:
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'}

@@ -30,6 +30,9 @@ class ProfileName(StrEnum):
 
 PROFILE_NAMES: tuple[str, ...] = tuple(name.value for name in ProfileName)
 STORE_BACKENDS = ("sqlite", "postgresql")
+# WSO2 security scenario names this STS serves (policies/README.md), and the AD FS-style certificatemixed.
+SCENARIO_NAMES: tuple[str, ...] = ("UTOverTransport", "SigOnly", "certificatemixed")
+CLIENT_CERT_USER_RULES: tuple[str, ...] = ("", "cn", "san_email", "san_dns")
 HARD_MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -138,6 +141,23 @@ class SecuritySettings:
     """``[security]``: who may use the STS and how callers are authenticated."""
 
     scenario: str = _check(lambda v: v == "UTOverTransport", "must be UTOverTransport", "UTOverTransport")
+    # Every scenario served, each on its own endpoint; empty: [scenario] alone (the key above, kept working).
+    scenarios: tuple[str, ...] = _check(
+        lambda v: len(set(v)) == len(v) and set(v) <= set(SCENARIO_NAMES),
+        "must list distinct names of " + ", ".join(SCENARIO_NAMES),
+        (),
+    )
+    # X.509 clients: a CA whose certificates authenticate users named by client_cert_user (cn, san_email,
+    # san_dns), its CRL, and rsa-sha1/sha1 signatures from legacy clients (off: SHA-256 and up only).
+    client_ca_file: Path | None = None
+    client_crl_file: Path | None = None
+    client_cert_user: str = _check(
+        lambda v: v in CLIENT_CERT_USER_RULES, "must be cn, san_email, san_dns or empty", ""
+    )
+    legacy_sha1: bool = False
+    # PublicKey tokens on unsigned (UsernameToken) requests: only keys registered to the caller, unless this
+    # restores the old rule (any key in trusted_client_certs, possession never proven).
+    legacy_unproven_use_key: bool = False
     allowed_roles: tuple[str, ...] = ("admin",)
     allowed_domains: tuple[str, ...] = (ALL_DOMAINS,)
     # A name without DOMAIN/ goes to PRIMARY; "chain" tries PRIMARY, then each [[user_stores]] domain in order,
@@ -157,6 +177,11 @@ class SecuritySettings:
     trusted_client_certs: Path = Path("keystore/clients")
     # Client addresses never throttled (local tools and health checks); loopback by default.
     client_failure_exempt: tuple[str, ...] = _networks(("127.0.0.1", "::1"))
+
+    @property
+    def enabled_scenarios(self) -> tuple[str, ...]:
+        """The scenarios served: ``scenarios``, else the single ``scenario``."""
+        return self.scenarios or (self.scenario,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,6 +184,12 @@ class ClientKey:
             raise ValueError("not a stored client key")
         return cls(public)
 
+    def same_key(self, certificate: x509.Certificate) -> bool:
+        """Whether this is ``certificate``'s public key (as the certificate itself or as a bare key)."""
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        mine = self.material.public_key() if isinstance(self.material, x509.Certificate) else self.material
+        return bool(mine.public_bytes(*spki) == certificate.public_key().public_bytes(*spki))
+
     def key_info(self) -> etree._Element:
         """The ``ds:KeyInfo`` an assertion's holder-of-key confirmation names the key with: the certificate as
         ``X509Data``, a bare key as a canonical ``RSAKeyValue`` (XML Signature §4.5.2.2)."""
@@ -213,7 +219,9 @@ def read_use_key(use_key_child: etree._Element) -> ClientKey:
     return ClientKey(_certificate(use_key_child))
 
 
-def accept_client_key(key: ClientKey, now: dt.datetime, trusted: TrustedClientKeys) -> None:
+def accept_client_key(
+    key: ClientKey, now: dt.datetime, trusted: TrustedClientKeys, *, check_registered: bool = True
+) -> None:
     """Raise :class:`UseKeyRejected` unless ``key`` may be bound to a token now: an RSA key of at least 2048
     bits, its certificate (if any) valid at ``now``, and registered as a client key."""
     if isinstance(key.material, x509.Certificate):
@@ -225,8 +233,62 @@ def accept_client_key(key: ClientKey, now: dt.datetime, trusted: TrustedClientKe
         public = key.material
     if not isinstance(public, rsa.RSAPublicKey) or public.key_size < MIN_RSA_BITS:
         raise UseKeyRejected("UseKey must be an RSA key of at least 2048 bits")
-    if not trusted.contains(public, now):
+    if check_registered and not trusted.contains(public, now):
         raise UseKeyRejected("UseKey is not a registered client key")
+
+
+def proven_client_key(
+    use_key_child: etree._Element | None, certificate: x509.Certificate, token_id: str | None, signature_id: str | None
+) -> ClientKey:
+    """The UseKey of a request whose signature proved possession of ``certificate``'s key (WS-Trust 1.3 §9.2).
+
+    No UseKey: the signing certificate. Otherwise it must name that very key: a ``wsse:SecurityTokenReference``
+    to the signing BinarySecurityToken (``token_id``), the same certificate inline, or its RSAKeyValue; a
+    ``UseKey/@Sig`` must name the verified signature. Anything else raises :class:`UseKeyRejected`: a token is
+    never bound to a key the request did not prove.
+    """
+    if use_key_child is None:
+        return ClientKey(certificate)
+    parent = use_key_child.getparent()
+    sig = None if parent is None else parent.get("Sig")
+    if sig is not None and (signature_id is None or sig.strip() != "#" + signature_id):
+        raise UseKeyRejected("UseKey/@Sig does not name the verified signature")
+    if use_key_child.tag == ns.qn(ns.WSSE, "SecurityTokenReference"):
+        references = use_key_child.findall(ns.qn(ns.WSSE, "Reference"))
+        if token_id is None or len(references) != 1 or references[0].get("URI") != "#" + token_id:
+            raise UseKeyRejected("UseKey references a token other than the signing one")
+        return ClientKey(certificate)
+    key = read_use_key(use_key_child)
+    if isinstance(key.material, x509.Certificate):
+        same = key.material.public_bytes(serialization.Encoding.DER) == certificate.public_bytes(
+            serialization.Encoding.DER
+        )
+    else:
+        same = _spki(key.material) == certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    if not same:
+        raise UseKeyRejected("UseKey is not the key that signed the request")
+    return key
+
+
+def accept_registered_key(key: ClientKey, now: dt.datetime, registered: list[x509.Certificate]) -> None:
+    """Raise :class:`UseKeyRejected` unless ``key`` is (the key of) a certificate registered to the caller that is
+    valid at ``now``: on an unsigned request the operator's registration stands in for the proof of possession."""
+    accept_client_key(key, now, TrustedClientKeys(None), check_registered=False)
+    wanted = _der_or_spki(key)
+    for cert in registered:
+        if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+            continue
+        if wanted in (cert.public_bytes(serialization.Encoding.DER), _spki(cert.public_key())):  # type: ignore[arg-type]
+            return
+    raise UseKeyRejected("UseKey is not a valid certificate registered to the caller")
+
+
+def _der_or_spki(key: ClientKey) -> bytes:
+    if isinstance(key.material, x509.Certificate):
+        return key.material.public_bytes(serialization.Encoding.DER)
+    return _spki(key.material)
 
 
 def _rsa_key_value(rsa_key_value: etree._Element) -> rsa.RSAPublicKey:

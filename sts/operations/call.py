@@ -24,6 +24,8 @@ class RequestInfo:
     secure_transport: bool
     http_action: str = ""
     wsa_action: str = ""
+    scenario: str = "UTOverTransport"  # the security scenario of the endpoint the request came to
+    path: str = ""  # that endpoint's path
 
 
 @dataclass(frozen=True, slots=True)

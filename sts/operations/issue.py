@@ -8,12 +8,24 @@ make and record the token, and answer in the request's version.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
+
+from cryptography import x509
+from lxml import etree
 
 from sts import telemetry
 from sts.auth.users import Principal
 from sts.clock import Clock
-from sts.crypto.keywrap import TrustedClientKeys, UseKeyRejected, accept_client_key, read_use_key
+from sts.crypto.keywrap import (
+    ClientKey,
+    TrustedClientKeys,
+    UseKeyRejected,
+    accept_client_key,
+    accept_registered_key,
+    proven_client_key,
+    read_use_key,
+)
 from sts.errors import InvalidRequest
 from sts.operations.call import TrustCall, TrustReply
 from sts.operations.events import audit
@@ -38,8 +50,12 @@ class IssueOperation:
         minter: TokenMinter,
         clock: Clock,
         client_keys: TrustedClientKeys | None = None,
+        caller_certificates: Callable[[Principal], list[x509.Certificate]] | None = None,
+        legacy_unproven_use_key: bool = False,
     ) -> None:
         self._client_keys = client_keys or TrustedClientKeys(None)
+        self._caller_certificates = caller_certificates or (lambda _principal: [])
+        self._legacy_unproven = legacy_unproven_use_key
         self._directory = directory
         self._minter = minter
         self._clock = clock
@@ -71,9 +87,9 @@ class IssueOperation:
         self, call: TrustCall, rst: RequestSecurityToken, principal: Principal, party: ResolvedParty
     ) -> MintPlan:
         plan = plan_issue(rst, principal, party, call.request.info.secure_transport)
-        return self._key_requirements(plan, rst)
+        return self._key_requirements(plan, rst, call)
 
-    def _key_requirements(self, plan: MintPlan, rst: RequestSecurityToken) -> MintPlan:
+    def _key_requirements(self, plan: MintPlan, rst: RequestSecurityToken, call: TrustCall) -> MintPlan:
         """KeySize, Entropy, ComputedKeyAlgorithm and UseKey, each only where its key type allows it."""
         symmetric_only = rst.entropy is not None or rst.computed_key_algorithm is not None
         if plan.key_kind is KeyKind.BEARER:
@@ -81,11 +97,11 @@ class IssueOperation:
                 raise InvalidRequest("key material with a Bearer key type", reason="bearer_key_material")
             return plan
         if plan.key_kind is KeyKind.PUBLIC:
-            if rst.use_key is None or rst.key_size or symmetric_only:
+            proof = call.caller.proof
+            if (rst.use_key is None and proof is None) or rst.key_size or symmetric_only:
                 raise InvalidRequest("PublicKey needs UseKey and nothing else", reason="public_key_material")
             try:
-                client_key = read_use_key(rst.use_key)
-                accept_client_key(client_key, self._clock.now(), self._client_keys)
+                client_key = self._client_key(rst.use_key, call)
             except UseKeyRejected:
                 raise InvalidRequest("unusable UseKey", reason="bad_use_key") from None
             return replace(plan, client_key=client_key)
@@ -94,6 +110,26 @@ class IssueOperation:
         if rst.entropy is not None and rst.computed_key_algorithm not in (None, plan.trust.psha1):
             raise InvalidRequest("unsupported ComputedKeyAlgorithm", reason="bad_computed_key")
         return replace(plan, key_bits=key_bits(rst.key_size), entropy=rst.entropy)
+
+
+    def _client_key(self, use_key: etree._Element | None, call: TrustCall) -> ClientKey:
+        """The key a PublicKey token is bound to (WS-Trust 1.3 §9.2), proven by the request's signature.
+
+        A signed request binds the signing key (UseKey absent or naming it). An unsigned one proves no key: its
+        UseKey must be a certificate registered to the caller (``sts user add-cert``), whose registration stands in
+        for the proof; ``legacy_unproven_use_key`` restores the old rule (any key in ``trusted_client_certs``).
+        """
+        proof = call.caller.proof
+        if proof is not None:
+            return proven_client_key(use_key, proof.certificate, proof.token_id, proof.signature_id)
+        if use_key is None:
+            raise UseKeyRejected("no UseKey")
+        client_key = read_use_key(use_key)
+        if self._legacy_unproven:
+            accept_client_key(client_key, self._clock.now(), self._client_keys)
+        else:
+            accept_registered_key(client_key, self._clock.now(), self._caller_certificates(call.caller.principal))
+        return client_key
 
 
 def plan_issue(

@@ -59,7 +59,9 @@ class RenewOperation:
         clock: Clock,
         policy: RenewalPolicy,
         client_keys: TrustedClientKeys | None = None,
+        legacy_unproven_use_key: bool = False,
     ) -> None:
+        self._legacy_unproven = legacy_unproven_use_key
         self._resolver = resolver
         self._directory = directory
         self._minter = minter
@@ -81,6 +83,7 @@ class RenewOperation:
             if party is None:
                 raise UnableToRenew("relying party no longer registered", reason="rp_gone")
             principal = self._subjects.authorize(record.subject, self._policy.lifecycle_roles)
+            self._check_proof(renewal.client_key, call)
             plan = self._plan(record, renewal, party, principal, rst.context)
             response = self._minter.mint(plan, renews=record.token_id)
         except STSError as error:
@@ -137,12 +140,21 @@ class RenewOperation:
             chain=renewal.chain,
         )
 
+    def _check_proof(self, key: ClientKey | None, call: TrustCall) -> None:
+        """A PublicKey token is renewed only by a request signed with its key (CXF ``SAMLTokenRenewer``
+        ``verifyProofOfPossession``): a password or another key proves nothing about the holder of this one."""
+        if key is None:
+            return
+        proof = call.caller.proof
+        if proof is None or not key.same_key(proof.certificate):
+            raise UnableToRenew("renewal not signed with the token's key", reason="no_proof_of_possession")
+
     def _client_key(self, key: ClientKey | None) -> ClientKey | None:
         """A PublicKey token's key, checked again: still a registered client key, its certificate unexpired."""
         if key is None:
             return None
         try:
-            accept_client_key(key, self._clock.now(), self._client_keys)
+            accept_client_key(key, self._clock.now(), self._client_keys, check_registered=self._legacy_unproven)
         except UseKeyRejected:
             raise UnableToRenew("client key no longer accepted", reason="use_key_rejected") from None
         return key

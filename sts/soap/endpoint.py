@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from lxml import etree
@@ -25,6 +26,10 @@ from sts.telemetry import Observer, RequestTrace, stage
 from sts.xmlutil import ParserLimits, element_children, parse_untrusted, serialize
 
 _LOG = logging.getLogger("sts.soap")
+
+# Adds the scenario's response security to a finished answer envelope (a signed Timestamp and Body for SigOnly,
+# WSS 1.1 §8); faults are never protected (signing costs a private-key operation on unauthenticated input).
+ResponseProtector = Callable[[etree._Element, SoapVersion], None]
 
 # Header blocks the STS processes; any other mustUnderstand header gets a MustUnderstand fault (SOAP 1.1 §4.2.3,
 # SOAP 1.2 part 1 §5.2.3).
@@ -45,6 +50,8 @@ class SoapRequest:
     client_address: str
     secure_transport: bool
     charset: str | None = None  # the Content-Type parameter, checked against the document by the parser
+    scenario: str = "UTOverTransport"  # the security scenario of the endpoint the request came to
+    path: str = ""  # that endpoint's path
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +71,10 @@ class SoapEndpoint:
         service: SecurityTokenService,
         limits: ParserLimits,
         soap12_sender_status: int = 400,
+        protectors: Mapping[str, ResponseProtector] | None = None,
         observer: Observer | None = None,
     ) -> None:
+        self._protectors = dict(protectors or {})
         self._service = service
         self._limits = limits
         self._soap12_sender_status = soap12_sender_status
@@ -91,7 +100,10 @@ class SoapEndpoint:
         correlation_id = uuid.uuid4().hex
         trust_ns = ns.WST
         addressing: Addressing | None = None
-        info = RequestInfo(correlation_id, request.client_address, request.secure_transport, request.http_action)
+        info = RequestInfo(
+            correlation_id, request.client_address, request.secure_transport, request.http_action,
+            scenario=request.scenario, path=request.path,
+        )
         try:
             with stage("parse"):
                 root = parse_untrusted(request.body, self._limits, charset=request.charset)
@@ -104,7 +116,7 @@ class SoapEndpoint:
                 info = replace(info, wsa_action=addressing.action)
             reply = self._service.handle(envelope.version, envelope.headers, envelope.body_child, info)
             headers = reply_headers(addressing, reply.trust.response_action(reply.operation))
-            return self._reply(envelope.version, reply.body, headers)
+            return self._reply(envelope.version, reply.body, headers, self._protectors.get(request.scenario))
         except STSError as error:
             self._audit_failure(error, info, started)
             return self._fault(error, request.version, correlation_id, trust_ns, addressing)
@@ -115,16 +127,22 @@ class SoapEndpoint:
             return self._fault(wrapped, request.version, correlation_id, trust_ns, addressing)
 
     def _reply(
-        self, version: SoapVersion, body_child: etree._Element, headers: list[etree._Element]
+        self,
+        version: SoapVersion,
+        body_child: etree._Element,
+        headers: list[etree._Element],
+        protect: ResponseProtector | None = None,
     ) -> SoapResponse:
         env_ns = version.namespace
         prefix = "s11" if version is SoapVersion.SOAP11 else "s12"
         envelope = etree.Element(ns.qn(env_ns, "Envelope"), nsmap={prefix: env_ns})
-        if headers:
+        if headers or protect is not None:
             header = etree.SubElement(envelope, ns.qn(env_ns, "Header"))
             for block in headers:
                 header.append(block)
         etree.SubElement(envelope, ns.qn(env_ns, "Body")).append(body_child)
+        if protect is not None:
+            protect(envelope, version)
         return SoapResponse(200, f"{version.media_type}; charset=utf-8", serialize(envelope))
 
     def _fault(

@@ -9,7 +9,7 @@ body limit of its own: https://github.com/benoitc/gunicorn/issues/1659).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from wsgiref.types import StartResponse, WSGIEnvironment
@@ -27,6 +27,25 @@ WSO2_SOAP12_PATH = WSO2_PATH + WSO2_SOAP12_SUFFIX
 ADFS_TRUST13_PATH = "/adfs/services/trust/13/usernamemixed"
 ADFS_FEB2005_PATH = "/adfs/services/trust/2005/usernamemixed"
 ENDPOINT_PATHS = frozenset({WSO2_PATH, WSO2_SOAP11_PATH, WSO2_SOAP12_PATH, ADFS_TRUST13_PATH, ADFS_FEB2005_PATH})
+UT_SCENARIO = "UTOverTransport"
+ADFS_CERTIFICATE_MIXED_PATH = "/adfs/services/trust/13/certificatemixed"
+
+
+def scenario_paths(scenarios: Iterable[str]) -> dict[str, str]:
+    """Endpoint path → the security scenario served there (one policy per endpoint).
+
+    UTOverTransport keeps the historical paths; every other scenario is served on
+    ``/services/wso2carbon-sts/<name>``, and certificatemixed also on its AD FS path.
+    """
+    routes: dict[str, str] = {}
+    for name in scenarios:
+        if name == UT_SCENARIO:
+            routes.update(dict.fromkeys(ENDPOINT_PATHS, name))
+            continue
+        routes[f"{WSO2_PATH}/{name}"] = name
+        if name == "certificatemixed":
+            routes[ADFS_CERTIFICATE_MIXED_PATH] = name
+    return routes
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 MEX_PATHS = frozenset({"/mex", WSO2_PATH + "/mex", "/adfs/services/trust/mex"})
@@ -88,9 +107,11 @@ class Transport:
         dispatch: SoapDispatch,
         mex: bytes = b"",
         close: Callable[[], None] = lambda: None,
+        routes: Mapping[str, str] | None = None,
         ops: OpsEndpoints | None = None,
     ) -> None:
         self.ops = ops or OpsEndpoints()
+        self._routes = dict(routes) if routes is not None else scenario_paths([UT_SCENARIO])
         self._policy = policy
         self._wsdl = wsdl
         self._mex = mex
@@ -116,10 +137,12 @@ class Transport:
                 if method != "GET":
                     raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
                 return _respond(start_response, "200 OK", "text/xml; charset=utf-8", self._mex)
-            if path not in ENDPOINT_PATHS:
-                raise _HttpRefusal("404 Not Found")
-            if method == "GET" and environ.get("QUERY_STRING", "").lower() in ("wsdl", "wsdl="):
+            scenario = self._routes.get(path)
+            is_wsdl = method == "GET" and environ.get("QUERY_STRING", "").lower() in ("wsdl", "wsdl=")
+            if is_wsdl and (scenario is not None or path == WSO2_PATH):
                 return _respond(start_response, "200 OK", "text/xml; charset=utf-8", self._wsdl)
+            if scenario is None:
+                raise _HttpRefusal("404 Not Found")
             if method != "POST":
                 raise _HttpRefusal("405 Method Not Allowed", (("Allow", "POST"),))
             version, action, charset = _media_type(environ)
@@ -134,6 +157,8 @@ class Transport:
             charset=charset,
             client_address=self._client_address(environ),
             secure_transport=self._is_secure(environ),
+            scenario=scenario,
+            path=path,
         )
         return self._dispatch(environ, start_response, request)
 

@@ -11,9 +11,10 @@ relaxed rule is published relaxed (WS-SecurityPolicy 1.2 §7.3 ``sp:IncludeTimes
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.resources
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from itertools import takewhile
@@ -27,7 +28,10 @@ from sts import ns
 
 __all__ = [
     "SCENARIO_POLICY_FILES",
+    "SINGLE_POLICY_FILES",
+    "ScenarioEndpoint",
     "ScenarioPolicy",
+    "load_scenario_policy",
     "load_policy",
     "render_mex",
     "render_wsdl",
@@ -40,6 +44,14 @@ SCENARIO_POLICY_FILES: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
 )
 """WSO2 security scenario name → its policy files in ``policies/`` (WSO2's own ``scenarioN-policy.xml`` naming):
 WS-SecurityPolicy 1.2 for the WS-Trust 1.3 bindings, then WS-SecurityPolicy 1.1 for the Feb 2005 binding."""
+
+SINGLE_POLICY_FILES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "SigOnly": "scenario2-policy.xml",
+        "certificatemixed": "certificatemixed-policy.xml",
+    }
+)
+"""Scenarios served on an endpoint of their own (WS-Trust 1.3 only) → their one policy file."""
 
 _WSDL_PACKAGE: Final = "sts.soap.wsdl"
 _WSDL_TEMPLATE: Final = "sts.wsdl"
@@ -89,6 +101,23 @@ def load_policy(name: str) -> ScenarioPolicy:
     return ScenarioPolicy(files.joinpath(trust13).read_bytes(), files.joinpath(feb2005).read_bytes())
 
 
+@dataclass(frozen=True, slots=True)
+class ScenarioEndpoint:
+    """A scenario on its own endpoint: its policy (``wsu:Id`` = the scenario name) and its WSDL ports.
+
+    ``ports`` maps each port name to ``("soap11" | "soap12", URL)``.
+    """
+
+    name: str
+    policy: bytes
+    ports: Mapping[str, tuple[str, str]]
+
+
+def load_scenario_policy(name: str) -> bytes:
+    """The policy file of a scenario served on its own endpoint (KeyError for an unknown one)."""
+    return _policy_folder().joinpath(SINGLE_POLICY_FILES[name]).read_bytes()
+
+
 def _policy_folder() -> Traversable:
     """The policy files: ``sts.policies`` when installed (wheel or editable), else the checkout's ``policies/``.
 
@@ -104,7 +133,14 @@ def _policy_folder() -> Traversable:
         return checkout
 
 
-def render_wsdl(policy: ScenarioPolicy, addresses: Mapping[str, str], *, require_timestamp: bool = True) -> bytes:
+def render_wsdl(
+    policy: ScenarioPolicy,
+    addresses: Mapping[str, str],
+    *,
+    require_timestamp: bool = True,
+    extra: Sequence[ScenarioEndpoint] = (),
+    include_base: bool = True,
+) -> bytes:
     """Return the STS WSDL with ``policy`` embedded and every port's address filled in.
 
     Each policy document must have a ``wsp:Policy`` (WS-Policy 2004/09) root carrying a ``wsu:Id``. Copies become
@@ -115,6 +151,10 @@ def render_wsdl(policy: ScenarioPolicy, addresses: Mapping[str, str], *, require
     ``addresses`` maps each ``wsdl:port`` name of the template to its URL, written both as ``soap:address`` /
     ``soap12:address`` and as the port's ``wsa10:EndpointReference/wsa10:Address`` (where AD FS publishes it
     and MSAL/ADAL look for it). The result is compact UTF-8 with an XML declaration and no comments.
+
+    Each of ``extra`` adds its policy, a SOAP 1.1 and a SOAP 1.2 binding (copies of the template's WS-Trust 1.3
+    bindings referencing that policy) and its ports; without ``include_base`` the UsernameToken scenario's
+    policies, bindings and ports are left out (it is not served).
 
     Raises :class:`ValueError` for a policy without that root or Id, or addresses that do not name exactly the
     template's ports, and :class:`lxml.etree.XMLSyntaxError` for bytes that are not well-formed XML.
@@ -129,12 +169,42 @@ def render_wsdl(policy: ScenarioPolicy, addresses: Mapping[str, str], *, require
             raise ValueError(f"WSDL template: binding {binding.get('name')} implements unknown {port_type}")
         _find_one(binding, "wsp:PolicyReference").set("URI", f"#{ids[port_type]}")
     _set_addresses(definitions, addresses)
+    base_bindings = _find(definitions, "wsdl:binding", minimum=2)
+    base_ports = _find(definitions, "wsdl:service/wsdl:port", minimum=1)
+    policies = [trust13, feb2005] if include_base else []
+    for endpoint in extra:
+        policies.append(_policy_root(endpoint.policy, require_timestamp))
+        _add_endpoint(definitions, endpoint, policies[-1].get(_WSU_ID) or endpoint.name)
+    if not include_base:
+        for element in [*base_bindings, *base_ports]:
+            parent = element.getparent()
+            if parent is not None:
+                parent.remove(element)
 
     # wsdl:documentation, when present, must stay the first child (WSDL 1.1 schema).
     position = sum(1 for _ in takewhile(lambda child: child.tag == _DOCUMENTATION, definitions))
-    definitions.insert(position, feb2005)
-    definitions.insert(position, trust13)
+    for policy_root in reversed(policies):
+        definitions.insert(position, policy_root)
     return etree.tostring(definitions, encoding="UTF-8", xml_declaration=True)
+
+
+def _add_endpoint(definitions: etree._Element, endpoint: ScenarioEndpoint, policy_id: str) -> None:
+    """Bindings (copies of the WS-Trust 1.3 ones) referencing the endpoint's policy, and its ports."""
+    names = {}
+    for kind, template_name in (("soap11", "wso2carbon-stsSoap11Binding"), ("soap12", "wso2carbon-stsSoap12Binding")):
+        template = _find_one(definitions, f"wsdl:binding[@name='{template_name}']")
+        binding = copy.deepcopy(template)
+        names[kind] = f"{endpoint.name}{'Soap11' if kind == 'soap11' else 'Soap12'}Binding"
+        binding.set("name", names[kind])
+        _find_one(binding, "wsp:PolicyReference").set("URI", f"#{policy_id}")
+        definitions.insert(definitions.index(template), binding)  # bindings are children of definitions
+    service = _find_one(definitions, "wsdl:service")
+    for port_name, (kind, url) in endpoint.ports.items():
+        port = etree.SubElement(service, ns.qn(ns.WSDL, "port"), name=port_name, binding=f"tns:{names[kind]}")
+        address_ns = _WSDL_SOAP11 if kind == "soap11" else _WSDL_SOAP12
+        etree.SubElement(port, f"{{{address_ns}}}address", location=url)
+        reference = etree.SubElement(port, ns.qn(ns.WSA, "EndpointReference"))
+        etree.SubElement(reference, ns.qn(ns.WSA, "Address")).text = url
 
 
 def render_mex(wsdl: bytes) -> bytes:

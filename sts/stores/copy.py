@@ -41,7 +41,7 @@ class _Table:
         return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks})"  # noqa: S608
 
 
-# Parents before children (foreign keys); the column lists are those of migration 1 of both dialects.
+# Parents before children (foreign keys); the column lists are those of the current migrations of both dialects.
 TABLES = (
     _Table("meta", ("key", "value")),
     _Table("roles", ("name", "canonical")),
@@ -52,6 +52,7 @@ TABLES = (
     ),
     _Table("user_roles", ("user_id", "role")),
     _Table("user_claims", ("user_id", "uri", "position", "value")),
+    _Table("user_certificates", ("sha256", "user_id", "sha1", "ski", "issuer", "serial", "der", "added")),
     _Table("relying_parties", ("address", "canonical", "config", "created", "updated")),
     _Table(
         "tokens",

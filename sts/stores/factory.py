@@ -24,6 +24,7 @@ from sts.errors import ConfigError
 from sts.netaddr import AddressSet
 from sts.relying_parties.registry import RelyingPartyStore
 from sts.stores.base import ClientThrottle, LockoutStore, ReplayCache, TokenStore
+from sts.stores.certificate_index import CertificateStore
 from sts.stores.migrations import DatabaseError
 from sts.stores.sqlite import Database, check_database
 from sts.stores.sqlite import upgrade as sqlite_upgrade
@@ -53,6 +54,8 @@ class Stores:
     users: UserStoreRouter
     builtin: BuiltinUserStore
     close: Callable[[], None]
+    # Client certificates registered to built-in users (sts user add-cert): X.509 client authentication.
+    certificates: CertificateStore | None = None
     probes: tuple[Probe, ...] = field(default=())
 
 
@@ -132,6 +135,7 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
         users=users,
         builtin=builtin,
         close=close,
+        certificates=timed(builtin.certificate_store, "store"),
         probes=(("store", db.ping), *directory_probes(users)),
     )
 
@@ -176,6 +180,7 @@ def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) ->
         users=users,
         builtin=builtin,
         close=close,
+        certificates=timed(builtin.certificate_store, "store"),
         probes=(("store", db.ping), *directory_probes(users)),
     )
 

@@ -212,10 +212,12 @@ def rp_proof_key(root: etree._Element, instance: Instance, token_type: str) -> b
 
 
 def register_client(instance: Instance, name: str, key: object) -> object:
-    """Register a client certificate whose key PublicKey tokens may carry (keystore/clients/)."""
+    """Register a client certificate to the demo user (``sts user add-cert``): an unsigned PublicKey request may
+    bind a token only to a key registered to its caller."""
     cert = self_signed_certificate(key, name)  # type: ignore[arg-type]
-    clients = instance.base / "keystore" / "clients"
-    (clients / f"{name}.crt.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path = instance.base / f"{name}.crt.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    assert instance.cli("user", "add-cert", "admin", str(path)) == 0
     return cert
 
 

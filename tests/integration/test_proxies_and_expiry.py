@@ -163,8 +163,9 @@ def test_certificates_expiring_while_the_server_runs_stop_being_used(
     proxy_instance: Instance, tmp_path: Path
 ) -> None:
     """An RP certificate loaded while valid used to be used after it expired (the cache never re-checked dates);
-    a registered client certificate's key stayed usable for PublicKey tokens likewise."""
-    server = start_server(proxy_instance, workers=1)
+    a registered client certificate's key stayed usable for PublicKey tokens likewise (the legacy rule: any key in
+    trusted_client_certs, possession unproven)."""
+    server = start_server(proxy_instance, workers=1, env={"STS_SECURITY_LEGACY_UNPROVEN_USE_KEY": "true"})
     try:
         expiry = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=12)
         rp_key, client_key = rsa.generate_private_key(65537, 2048), rsa.generate_private_key(65537, 2048)

@@ -18,10 +18,11 @@ from sts.clock import SystemClock
 from sts.config import load_settings
 from sts.stores.base import TokenRecord
 from sts.stores.factory import build_stores
-from sts.stores.migrations import migrations
+from sts.stores.migrations import latest, migrations
 from tests.servers.postgres import PostgresServer
 
 EMAIL = "http://wso2.org/claims/emailaddress"
+LATEST = latest("sqlite")
 
 
 @dataclass
@@ -57,7 +58,7 @@ def sts(base: Path, capsys: pytest.CaptureFixture[str], *args: str, stdin: str =
 
 
 def test_upgrade_of_a_current_and_of_a_v1_database(base: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert sts(base, capsys, "db", "upgrade").out == "schema is current (version 2)\n"
+    assert sts(base, capsys, "db", "upgrade").out == f"schema is current (version {LATEST})\n"
     conn = sqlite3.connect(base / "sts.db")  # back to what a release before versioned migrations left
     conn.executescript(
         "DROP TABLE schema_version; INSERT INTO meta(key, value) VALUES ('schema_version', '1');"
@@ -65,19 +66,20 @@ def test_upgrade_of_a_current_and_of_a_v1_database(base: Path, capsys: pytest.Ca
     conn.close()
     refused = sts(base, capsys, "check-config")
     assert refused.code == 1
-    assert "has schema version 1; this release needs version 2: run `sts db upgrade`" in refused.out + refused.err
-    assert sts(base, capsys, "db", "upgrade").out == "schema upgraded from version 1 to 2\n"
+    needs = f"has schema version 1; this release needs version {LATEST}: run `sts db upgrade`"
+    assert needs in refused.out + refused.err
+    assert sts(base, capsys, "db", "upgrade").out == f"schema upgraded from version 1 to {LATEST}\n"
     assert sts(base, capsys, "check-config").code == 0
 
 
 def test_serve_refuses_a_newer_schema(base: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conn = sqlite3.connect(base / "sts.db")
-    conn.execute("INSERT INTO schema_version(version, applied_at) VALUES (3, 0)")
+    conn.execute("INSERT INTO schema_version(version, applied_at) VALUES (?, 0)", (LATEST + 1,))
     conn.commit()
     conn.close()
     refused = sts(base, capsys, "serve")
     assert refused.code == 1
-    assert "schema version 3 is newer than this release knows (2)" in refused.err
+    assert f"schema version {LATEST + 1} is newer than this release knows ({LATEST})" in refused.err
 
 
 def _url_without_password(server: PostgresServer, url: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from lxml import etree
 
 from sts import ns
@@ -18,8 +19,8 @@ from sts.auth.passwords import HashPolicy, PasswordHasher
 from sts.auth.router import UserStoreRouter
 from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.subjects import SubjectAuthorizer
-from sts.auth.users import PRIMARY
-from sts.auth.validators import AuthenticatedCaller, AuthPolicy
+from sts.auth.users import PRIMARY, Principal
+from sts.auth.validators import AuthenticatedCaller, AuthPolicy, KeyProof
 from sts.clock import FrozenClock
 from sts.config.settings import ALL_DOMAINS
 from sts.crypto.keywrap import TrustedClientKeys
@@ -39,6 +40,7 @@ from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.soapenv import SoapVersion
 from sts.stores.base import TokenStore
 from sts.stores.sqlite import Database, initialize
+from sts.stores.sqlite_certificates import SqliteCertificateStore
 from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from sts.stores.sqlite_stores import SqliteTokenStore
 from sts.tokens.provider import IssuerIdentity, TokenProvider
@@ -84,10 +86,20 @@ class Env:
         self.lifecycle_roles = lifecycle_roles
         self.client_keys = TrustedClientKeys(self.clients)
         resolver = TargetResolver(self.store, ())
-        self.issue_op = IssueOperation(self.directory, minter, self.clock, self.client_keys)
+        self.certificates = SqliteCertificateStore(self.db)
+        # Certificates whose key a user's calls prove (as a verified request signature would): user -> cert.
+        self.proofs: dict[str, x509.Certificate] = {}
+        self.issue_op = IssueOperation(
+            self.directory, minter, self.clock, self.client_keys,
+            self._registered,
+        )
         self.renew_op = self.renew_operation(self.store)
         self.validate_op = ValidateOperation(resolver, self.clock, SKEW)
         self.cancel_op = CancelOperation(resolver, self.store)
+
+    def _registered(self, principal: Principal) -> list[x509.Certificate]:
+        ders = self.certificates.of_name(principal.domain, principal.name.casefold())
+        return [x509.load_der_x509_certificate(der) for der in ders]
 
     def renew_operation(self, store: TokenStore) -> RenewOperation:
         """A Renew operation over ``store`` (another worker's view of the same database, for races)."""
@@ -131,7 +143,8 @@ class Env:
             f"{operation.value}</wst:RequestType>{inner}</wst:RequestSecurityToken>"
         )
         info = RequestInfo("cid", "127.0.0.1", True)
-        caller = AuthenticatedCaller(stored.principal, "password-text")
+        proof = KeyProof(self.proofs[user]) if user in self.proofs else None
+        caller = AuthenticatedCaller(stored.principal, "x509" if proof else "password-text", proof)
         return TrustCall(TrustRequest(SoapVersion.SOAP11, (), rst, trust, operation, info), caller)
 
     def issue_reply(

@@ -15,7 +15,7 @@ from lxml import etree
 from sts import ns
 from sts.auth.users import PRIMARY
 from sts.auth.validators import AuthenticatedCaller
-from sts.crypto.keygen import certificate_der, certificate_pem, generate_rsa_key, self_signed_certificate
+from sts.crypto.keygen import certificate_der, generate_rsa_key, self_signed_certificate
 from sts.crypto.keywrap import ClientKey
 from sts.errors import FailedAuthentication, STSError, UnableToRenew
 from sts.operations.call import RequestInfo, TrustCall, TrustReply, TrustRequest
@@ -245,21 +245,25 @@ def test_a_record_without_the_requested_claims_is_refused(env: Env) -> None:
     assert isinstance(refused, UnableToRenew) and refused.reason == "legacy_record"
 
 
-def test_a_public_key_token_whose_client_key_was_unregistered_is_refused(env: Env) -> None:
+def test_a_public_key_token_is_renewed_only_by_a_request_signed_with_its_key(env: Env) -> None:
+    """Renew of a PublicKey token needs proof of the token's key (CXF SAMLTokenRenewer verifyProofOfPossession):
+    the password alone, or a signature by another key, is UnableToRenew (I24)."""
     env.add_user("bob", "admin")
     client = self_signed_certificate(generate_rsa_key(2048), "client")
-    path = env.clients / "client.crt.pem"
-    path.write_bytes(certificate_pem(client))
+    env.users.add_certificate(PRIMARY, "bob", certificate_der(client))  # the unsigned Issue may bind it
     use_key = (
         f'<wst:UseKey><ds:KeyInfo xmlns:ds="{ns.DS}"><ds:X509Data><ds:X509Certificate>'
         f"{base64.b64encode(certificate_der(client)).decode()}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>"
         "</wst:UseKey>"
     )
     token = assertion_id(env.issue_reply("bob", extra=f'<wst:Renewing Allow="true"/>{use_key}', key_type="PublicKey"))
-    token = env.renew("bob", token)  # still registered: renewed, bound to the same key
-    path.unlink()
-    refused = env.refused("bob", token)
-    assert isinstance(refused, UnableToRenew) and refused.reason == "use_key_rejected"
+    refused = env.refused("bob", token)  # unsigned: no proof
+    assert isinstance(refused, UnableToRenew) and refused.reason == "no_proof_of_possession"
+    env.proofs["bob"] = self_signed_certificate(generate_rsa_key(2048), "other")
+    refused = env.refused("bob", token)  # signed by another key
+    assert isinstance(refused, UnableToRenew) and refused.reason == "no_proof_of_possession"
+    env.proofs["bob"] = client
+    assert env.renew("bob", token)  # signed with the token's key: renewed, bound to the same key
 
 
 # --- item 3: the relying party by its registration ----------------------------------------------------------------
@@ -399,9 +403,10 @@ def test_a_public_key_token_recorded_by_the_previous_version_renews_bound_to_the
 ) -> None:
     env.add_user("bob", "admin")
     client = generate_rsa_key(2048)
-    (env.clients / "client.crt.pem").write_bytes(certificate_pem(self_signed_certificate(client, "client")))
+    client_cert = self_signed_certificate(client, "client")
+    env.users.add_certificate(PRIMARY, "bob", certificate_der(client_cert))
     if form == "certificate":
-        der = certificate_der(self_signed_certificate(client, "client"))
+        der = certificate_der(client_cert)
         key = f"<ds:X509Data><ds:X509Certificate>{base64.b64encode(der).decode()}</ds:X509Certificate></ds:X509Data>"
     else:
         numbers = client.public_key().public_numbers()
@@ -411,6 +416,7 @@ def test_a_public_key_token_recorded_by_the_previous_version_renews_bound_to_the
     use_key = f'<wst:UseKey><ds:KeyInfo xmlns:ds="{ns.DS}">{key}</ds:KeyInfo></wst:UseKey>'
     issued = env.issue_reply("bob", extra=f'<wst:Renewing Allow="true"/>{use_key}', key_type="PublicKey")
     token = assertion_id(issued)
+    env.proofs["bob"] = client_cert  # the renewal is signed with the token's key
     _as_version_1(env, token)
     renewed = renew_reply(env, "bob", token)
     assert _key_info(renewed) == _key_info(issued)

@@ -49,14 +49,15 @@ def test_fresh_sqlite_database_is_at_the_latest_version(tmp_path: Path) -> None:
 def test_a_v1_sqlite_database_is_recognised_and_upgraded_in_place(tmp_path: Path) -> None:
     path = tmp_path / "sts.db"
     legacy_database(path)
-    needs = r"has schema version 1; this release needs version 2: run `sts db upgrade`"
+    needs = rf"has schema version 1; this release needs version {latest('sqlite')}: run `sts db upgrade`"
     with pytest.raises(DatabaseError, match=needs):
         check_database(path)
     assert upgrade(path) == (1, latest("sqlite"))
     check_database(path)
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+        versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert versions == [(v,) for v in range(1, latest("sqlite") + 1)]
         assert conn.execute("SELECT name FROM roles").fetchall() == [("admin",)]  # the data stayed
         # The old marker is gone, so an earlier release refuses this database instead of running on it.
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() is None
@@ -71,7 +72,9 @@ def test_a_newer_sqlite_schema_is_refused(tmp_path: Path) -> None:
     conn.execute("INSERT INTO schema_version(version, applied_at) VALUES (99, 0)")
     conn.commit()
     conn.close()
-    message = re.escape("schema version 99 is newer than this release knows (2): run the release that upgraded it")
+    message = re.escape(
+        f"schema version 99 is newer than this release knows ({latest('sqlite')}): run the release that upgraded it"
+    )
     with pytest.raises(DatabaseError, match=message):
         check_database(path)
     with pytest.raises(DatabaseError, match=message):
@@ -95,7 +98,8 @@ def test_postgres_fresh_database_needs_an_upgrade_then_runs(tmp_path: Path, post
         check_schema(store)
     [problem] = refused.value.problems
     assert problem.startswith("store.url: postgresql://127.0.0.1:") and "@" not in problem  # never the password
-    assert problem.endswith("has no STS schema; this release needs version 1: run `sts db upgrade`")
+    needs = f"has no STS schema; this release needs version {latest('postgresql')}: run `sts db upgrade`"
+    assert problem.endswith(needs)
     assert upgrade_schema(store) == (0, latest("postgresql"))
     assert upgrade_schema(store) == (latest("postgresql"), latest("postgresql"))
     check_schema(store)
@@ -130,4 +134,5 @@ def test_postgres_upgrades_racing_from_several_nodes_apply_each_step_once(postgr
         thread.join(timeout=60)
     assert errors == [] and sorted(after for _, after in results) == [latest("postgresql")] * 4
     with psycopg.connect(postgres_database, autocommit=True) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert versions == [(v,) for v in range(1, latest("postgresql") + 1)]  # each step applied once

@@ -20,7 +20,7 @@ from sts.config.settings import StoreSettings
 from sts.errors import ServiceUnavailable
 from sts.stores.base import TokenRecord
 from sts.stores.factory import Stores, build_stores, upgrade_schema
-from sts.stores.migrations import DatabaseError
+from sts.stores.migrations import DatabaseError, latest
 from sts.stores.postgres import PostgresDatabase, check_schema, target
 from tests.servers._process import make_tls_files
 from tests.servers.postgres import PostgresServer
@@ -159,7 +159,7 @@ def test_tls_server_with_the_ca_file(tmp_path: Path, postgres_tls_server: Postgr
     name = f"tls_{time.monotonic_ns()}"
     url = server.create_database(name).split("?")[0]  # the URL without the test's own TLS parameters
     store = StoreSettings(backend="postgresql", url=url, ca_file=server.ca_file)
-    assert upgrade_schema(store)[1] == 1
+    assert upgrade_schema(store)[1] == latest("postgresql")
     with PostgresDatabase(store) as db, db.connect() as conn:
         assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
     other = make_tls_files(tmp_path, None).ca

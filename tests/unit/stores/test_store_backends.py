@@ -6,6 +6,7 @@ demanded of PostgreSQL, including the races that several nodes turn into: one no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -14,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from sts.auth.passwords import HashPolicy, PasswordHasher
 from sts.auth.users import (
@@ -31,8 +34,10 @@ from sts.config.settings import LockoutSettings, SecuritySettings
 from sts.relying_parties.model import RelyingParty
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.base import LockState, TokenRecord
+from sts.stores.certificate_index import CertificateStoreError, sha256_hex
 from sts.stores.factory import Stores, build_stores
 from tests.unit.stores.backends import BACKENDS, settings_with, store_settings
+from tests.x509_support import make_cert, rsa_key
 
 FAST = PasswordHasher(HashPolicy(memory_kib=1024, time_cost=1))
 NOW = datetime(2041, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -250,3 +255,34 @@ def test_an_outdated_hash_is_replaced_at_login(stores: Stores) -> None:
     again = stores.builtin.find(PRIMARY, "fay")
     assert again is not None and again.password_hash != user.password_hash
     assert stronger.verify("pw-fay-1", again.password_hash) == (True, False)
+
+
+# --- registered client certificates ------------------------------------------------------------------------------
+
+
+def test_certificates_are_found_by_every_reference_and_leave_with_their_user(stores: Stores) -> None:
+    cert = make_cert("svc-a", rsa_key())
+    der = cert.public_bytes(Encoding.DER)
+    stores.builtin.add_user(PRIMARY, "svc-a", "Correct-Horse-1")
+    fingerprint = stores.builtin.add_certificate(PRIMARY, "svc-a", der)
+    assert fingerprint == sha256_hex(der)
+    with pytest.raises(CertificateStoreError, match="already registered"):
+        stores.builtin.add_certificate(PRIMARY, "svc-a", der)
+    assert stores.builtin.certificates(PRIMARY, "svc-a") == [der]
+    registry = stores.certificates
+    assert registry is not None
+    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    for found in (
+        registry.find(der=der),
+        registry.find(sha1=hashlib.sha1(der).digest()),  # noqa: S324 - the thumbprint a reference names
+        registry.find(ski=ski),
+        registry.find(issuer_serial=(cert.issuer, cert.serial_number)),
+    ):
+        assert found is not None and (found.domain, found.name) == (PRIMARY, "svc-a")
+        assert found.certificate == cert
+    assert registry.of_name(PRIMARY, "svc-a") == [der]
+    assert registry.find(sha1=b"\0" * 20) is None
+    with pytest.raises(UserStoreError, match="no certificate with that fingerprint"):
+        stores.builtin.remove_certificate(PRIMARY, "svc-a", "00" * 32)
+    stores.builtin.remove_user(PRIMARY, "svc-a")
+    assert registry.find(der=der) is None  # removing the user removed its certificate

@@ -1,0 +1,176 @@
+"""Callers who sign their request with an X.509 key: WSO2 scenario 2 ``SigOnly`` and AD FS-style
+``certificatemixed`` (WSS 1.1 §8; WS-SecurityPolicy 1.2 §7.5 AsymmetricBinding, §8.3 EndorsingSupportingTokens).
+
+Order, every step before the next (each failure one fixed WS-Security fault, audited like a UsernameToken login):
+
+1. the one Security header for us: exactly one Signature and Timestamp, at most one X.509 BinarySecurityToken;
+   the Timestamp's structure and freshness;
+2. one ID index over the whole envelope (duplicates refused), SignedInfo against the allow-lists, each Reference
+   resolved by position to the Body, our Timestamp/BST or a whole top-level header (:mod:`sts.wss.signed`);
+3. the KeyInfo's token reference resolved to a *trusted* certificate and its user (:mod:`sts.auth.certificates`):
+   an untrusted signer costs no RSA operation;
+4. the signature verified with that certificate's key over exactly those referents (:mod:`sts.crypto.wss_signature`);
+5. coverage per scenario: SigOnly {Body, Timestamp}; certificatemixed {Timestamp} and {Body or ``wsa:To``}, where
+   a signed ``wsa:To`` must name this endpoint (a signature over the Timestamp alone proves nothing about the
+   request); certificatemixed also needs TLS;
+6. the signature value once per freshness window across all workers (replay cache), then the user's domain,
+   enabled flag and role.
+
+The RST the operation reads is the very Body node the signature covered (:meth:`SignedRequestAuthenticator.authenticate`
+checks it is the request's Body child's parent); the caller comes only from the certificate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+from sts.audit import AuditEvent, emit
+from sts.auth.certificates import CertificateTrust
+from sts.auth.validators import AuthenticatedCaller, CallerInfo, KeyProof
+from sts.clock import Clock
+from sts.crypto.wss_signature import (
+    AlgorithmRefused,
+    SignatureInvalid,
+    SignatureStructureError,
+    read_signed_info,
+    verify_signature,
+)
+from sts.errors import FailedCheck, InvalidSecurity, STSError, UnsupportedAlgorithm
+from sts.soapenv import SoapVersion
+from sts.stores.base import ReplayCache
+from sts.wss.header import find_security_header
+from sts.wss.signed import (
+    BODY_KIND,
+    TIMESTAMP_KIND,
+    WSA_TO_KIND,
+    check_coverage,
+    covered,
+    index_ids,
+    read_signed_header,
+    replay_key,
+    resolve_referents,
+)
+from sts.wss.timestamp import FreshnessPolicy, check_timestamp
+from sts.wss.x509_token import read_token_reference
+from sts.xmlutil import text_of
+
+SIGNATURE_NAMESPACE = "wss-signature"
+SIG_ONLY = "SigOnly"
+CERTIFICATE_MIXED = "certificatemixed"
+
+# What each scenario's signature must cover: one kind out of each set (WS-SecurityPolicy SignedParts).
+COVERAGE: dict[str, tuple[frozenset[str], ...]] = {
+    SIG_ONLY: (frozenset({BODY_KIND}), frozenset({TIMESTAMP_KIND})),
+    CERTIFICATE_MIXED: (frozenset({TIMESTAMP_KIND}), frozenset({BODY_KIND, WSA_TO_KIND})),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SignaturePolicy:
+    """``[security]`` rules for signed requests."""
+
+    freshness: FreshnessPolicy = FreshnessPolicy()
+    legacy_sha1: bool = False
+    allow_insecure_transport: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCall:
+    """The facts of one signed request the authenticator needs beyond the headers."""
+
+    scenario: str
+    body_child: etree._Element
+    endpoint_path: str
+    info: CallerInfo
+
+
+class SignedRequestAuthenticator:
+    """Authenticates the signer of a request under the SigOnly or certificatemixed policy."""
+
+    def __init__(self, trust: CertificateTrust, replay: ReplayCache, policy: SignaturePolicy, clock: Clock) -> None:
+        self._trust = trust
+        self._replay = replay
+        self._policy = policy
+        self._clock = clock
+
+    def authenticate(
+        self, headers: tuple[etree._Element, ...], version: SoapVersion, call: SignedCall, roles: frozenset[str]
+    ) -> AuthenticatedCaller:
+        """The caller the verified signature names, or the WS-Security fault; audits both outcomes."""
+        user = domain = ""
+        try:
+            caller = self._authenticate(headers, version, call, frozenset(r.casefold() for r in roles))
+            user, domain = caller.principal.name, caller.principal.domain
+        except STSError as error:
+            _audit(call.info, "failure", error.reason, user, domain)
+            raise
+        _audit(call.info, "success", "x509", user, domain)
+        return caller
+
+    def _authenticate(
+        self, headers: tuple[etree._Element, ...], version: SoapVersion, call: SignedCall, roles: frozenset[str]
+    ) -> AuthenticatedCaller:
+        if call.scenario == CERTIFICATE_MIXED and not (
+            call.info.secure_transport or self._policy.allow_insecure_transport
+        ):
+            raise InvalidSecurity("certificatemixed requires TLS", reason="insecure_transport")
+        header = read_signed_header(find_security_header(headers, version))
+        check_timestamp(header.timestamp, self._clock, self._policy.freshness)
+        index = index_ids(header.security.getroottree().getroot())
+        try:
+            facts = read_signed_info(header.signature, legacy_sha1=self._policy.legacy_sha1)
+        except AlgorithmRefused:
+            raise UnsupportedAlgorithm("algorithm not allowed", reason="signature_algorithm") from None
+        except SignatureStructureError:
+            raise InvalidSecurity("signature structure not allowed", reason="signature_structure") from None
+        referents = resolve_referents(facts.reference_ids, header, index)
+        reference = read_token_reference(facts.token_reference, header.security)
+        certificate, domain, name = self._trust.resolve(reference)
+        try:
+            verify_signature(
+                header.signature,
+                {key: (r.element, r.id_namespace) for key, r in referents.items()},
+                certificate,
+                legacy_sha1=self._policy.legacy_sha1,
+            )
+        except SignatureInvalid:
+            raise FailedCheck("signature does not verify", reason="signature_invalid") from None
+        check_coverage(referents, COVERAGE[call.scenario])
+        body = covered(referents, BODY_KIND)
+        if body is not None and call.body_child.getparent() is not body:
+            raise FailedCheck("signed Body is not the request's Body", reason="body_mismatch")
+        if body is None:
+            self._check_to(covered(referents, WSA_TO_KIND), call.endpoint_path)
+        self._check_replay(facts.signature_value)
+        principal = self._trust.principal(domain, name, roles)
+        proof = KeyProof(certificate, reference.token_id, header.signature.get("Id"))
+        return AuthenticatedCaller(principal, "x509", proof)
+
+    @staticmethod
+    def _check_to(to: etree._Element | None, endpoint_path: str) -> None:
+        """A signed ``wsa:To`` must name this endpoint (its path; host and port may be a proxy's)."""
+        if to is None or urlsplit(text_of(to).strip()).path.rstrip("/") != endpoint_path.rstrip("/"):
+            raise FailedCheck("signed wsa:To does not name this endpoint", reason="to_mismatch")
+
+    def _check_replay(self, signature_value: bytes) -> None:
+        freshness = self._policy.freshness
+        expires = self._clock.now().timestamp() + freshness.ttl + freshness.future_ttl
+        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, replay_key(signature_value), expires):
+            raise InvalidSecurity("signed message replayed", reason="signature_replayed")
+
+
+def _audit(info: CallerInfo, outcome: str, reason: str, user: str, domain: str) -> None:
+    emit(
+        AuditEvent(
+            event="authentication",
+            outcome=outcome,
+            correlation_id=info.correlation_id,
+            client_address=info.client_address,
+            user=user,
+            domain=domain,
+            reason=reason,
+        )
+    )

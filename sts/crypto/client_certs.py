@@ -1,0 +1,150 @@
+"""Client certificates: the checks on every use, and a configured client CA with its CRL (RFC 5280).
+
+:func:`certificate_problem` applies what any client certificate must satisfy, registered or CA-issued: inside
+its validity period, an RSA key of at least ``min_rsa_bits`` or an EC key on a curve of at least 256 bits (never
+DSA), KeyUsage (when present) with ``digitalSignature``, ExtendedKeyUsage (when present) with ``clientAuth`` or
+``anyExtendedKeyUsage`` (RFC 5280 §4.2.1.3, §4.2.1.12). :class:`ClientAuthority` answers whether a certificate was
+issued directly by one of the configured CA certificates (no intermediates, nothing fetched) and whether the CA's
+CRL lists it; a CRL past its ``nextUpdate``, unreadable, or not signed by the CA fails closed (every certificate
+of that CA counts as revoked).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+_LOG = logging.getLogger("sts.clients")
+MIN_CLIENT_RSA_BITS = 2048
+
+
+def certificate_problem(
+    cert: x509.Certificate, now: dt.datetime, min_rsa_bits: int = MIN_CLIENT_RSA_BITS
+) -> str | None:
+    """Why ``cert`` may not authenticate a client now (an audit reason), or None."""
+    if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+        return "certificate_expired" if now >= cert.not_valid_after_utc else "certificate_not_yet_valid"
+    public = cert.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        if public.key_size < min_rsa_bits:
+            return "certificate_weak_key"
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        if public.curve.key_size < 256:
+            return "certificate_weak_key"
+    else:
+        return "certificate_key_type"
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not usage.digital_signature:
+            return "certificate_key_usage"
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        extended = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        allowed = {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
+        if not allowed.intersection(extended):
+            return "certificate_extended_key_usage"
+    except x509.ExtensionNotFound:
+        pass
+    except ValueError:
+        return "certificate_malformed"
+    return None
+
+
+def same_key(a: x509.Certificate, b: object) -> bool:
+    """Whether certificate ``a`` certifies the public key ``b`` (a certificate or a bare public key)."""
+    other = b.public_key() if isinstance(b, x509.Certificate) else b
+    return bool(a.public_key() == other)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    stamp: tuple[tuple[int, int], ...]
+    cas: tuple[x509.Certificate, ...]
+    crls: tuple[x509.CertificateRevocationList, ...]
+
+
+class ClientAuthority:
+    """The configured client CA certificates (a PEM bundle) and optional CRL file (PEM or DER), re-read on change."""
+
+    def __init__(self, ca_file: Path, crl_file: Path | None = None) -> None:
+        self._ca_file = ca_file
+        self._crl_file = crl_file
+        self._loaded: _Loaded | None = None
+        self._pid = os.getpid()
+
+    def check(self) -> list[str]:
+        """Problems with the files, for start-up and ``sts check-config``."""
+        try:
+            loaded = self._load()
+        except (OSError, ValueError) as exc:
+            return [f"client CA files unreadable: {exc.__class__.__name__}"]
+        if not loaded.cas:
+            return [f"{self._ca_file}: no CA certificate"]
+        return []
+
+    def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
+        """The configured CA that signed ``cert`` directly, or None (self-signed leaves never match)."""
+        if cert.issuer == cert.subject:
+            return None
+        for ca in self._current().cas:
+            if ca.subject != cert.issuer:
+                continue
+            try:
+                cert.verify_directly_issued_by(ca)
+            except (InvalidSignature, ValueError, TypeError):
+                continue
+            return ca
+        return None
+
+    def revoked(self, cert: x509.Certificate, ca: x509.Certificate, now: dt.datetime) -> bool:
+        """Whether the CA's CRL lists ``cert``; without a usable, current CRL from that CA: True (fail closed)."""
+        if self._crl_file is None:
+            return False
+        for crl in self._current().crls:
+            if crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key()):  # type: ignore[arg-type]
+                continue
+            next_update = crl.next_update_utc
+            if next_update is None or next_update <= now:
+                _LOG.error("client CRL past its nextUpdate: refusing the CA's certificates")
+                return True
+            return crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+        return True
+
+    def _current(self) -> _Loaded:
+        try:
+            return self._load()
+        except (OSError, ValueError):
+            _LOG.error("client CA or CRL file unreadable: refusing CA-issued certificates")
+            return _Loaded((), (), ())
+
+    def _load(self) -> _Loaded:
+        paths = [self._ca_file] + ([self._crl_file] if self._crl_file else [])
+        stamp = tuple((st.st_mtime_ns, st.st_size) for st in (path.stat() for path in paths))
+        if self._loaded is not None and self._loaded.stamp == stamp and self._pid == os.getpid():
+            return self._loaded
+        cas = tuple(
+            ca for ca in x509.load_pem_x509_certificates(self._ca_file.read_bytes()) if _is_ca(ca)
+        )
+        crls: tuple[x509.CertificateRevocationList, ...] = ()
+        if self._crl_file is not None:
+            data = self._crl_file.read_bytes()
+            crl = x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_crl(data)
+            crls = (crl,)
+        self._loaded, self._pid = _Loaded(stamp, cas, crls), os.getpid()
+        return self._loaded
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
