@@ -108,3 +108,18 @@ def test_preview_of_an_unknown_relying_party_says_why(
     assert main(args) == 2
     assert "refused: InvalidScope (reason code: unknown_applies_to)" in capsys.readouterr().out
     assert main(["--config", str(instance.config), "preview", "--user", "nobody", "--rp", DEMO_RP]) == 1
+
+
+def test_a_correlation_id_is_looked_up_in_the_audit_log(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "sts.log"
+    log.write_text(
+        '{"message": "authentication failure", "correlation_id": "abc", "reason": "wrong_password"}\n'
+        "not json\n"
+        '{"message": "request failure", "correlation_id": "other", "fault": "InvalidScope"}\n'
+    )
+    assert main(["--config", str(instance.config), "explain", "--correlation-id", "abc", "--log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "authentication failure: reason=wrong_password" in out and "InvalidScope" not in out
+    assert main(["--config", str(instance.config), "explain", "--correlation-id", "nope", "--log", str(log)]) == 1
