@@ -148,6 +148,7 @@ def build_authenticator(
         policy=auth_policy(settings),
         clock=clock,
         throttle=stores.throttle,
+        accounts=stores.accounts,
     )
 
 

@@ -20,7 +20,8 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "cryptography.hazmat": ("sts.crypto.",),
     "passlib": ("sts.auth.passwords",),
     "ldap": ("sts.auth.ldap_client",),  # python-ldap, the optional extra wstrust-sts[ldap]
-    "redis": ("sts.stores.redis",),
+    # redis-py: the Redis cache backend only (its package __init__ imports nothing: loaded only when configured).
+    "redis": ("sts.stores.redis.",),
     # PostgreSQL: the connection module (pools, deadlines, migrations); the stores use its sessions.
     "psycopg": ("sts.stores.postgres",),
     "psycopg_pool": ("sts.stores.postgres",),

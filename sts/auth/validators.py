@@ -43,7 +43,15 @@ from sts.clock import Clock
 from sts.config.settings import ALL_DOMAINS
 from sts.errors import FailedAuthentication, InvalidSecurity, STSError
 from sts.soapenv import SoapVersion
-from sts.stores.base import ClientThrottle, LockoutStore, LockState, ReplayCache
+from sts.stores.base import (
+    AccountReader,
+    ClientThrottle,
+    LocalCredentialVersions,
+    LockoutStore,
+    LockState,
+    ReplayCache,
+    SeparateAccountReader,
+)
 from sts.wss.header import find_security_header, read_security_header
 from sts.wss.timestamp import FreshnessPolicy, check_timestamp
 from sts.wss.username import UsernameCredential, check_created, digest_matches, parse_username_token
@@ -103,6 +111,8 @@ class UsernameTokenAuthenticator:
     """Authenticates and authorizes the caller of one request from its WS-Security header.
 
     ``hasher`` spends the cost of one password check on failures that did not (the user stores' own hasher).
+    ``accounts`` reads an account's lock state with its credential version (which the cache entries are checked
+    against); by default from ``lockout``, with no shared versions (entries expire by their TTL).
     """
 
     def __init__(
@@ -115,8 +125,10 @@ class UsernameTokenAuthenticator:
         policy: AuthPolicy,
         clock: Clock,
         throttle: ClientThrottle | None = None,
+        accounts: AccountReader | None = None,
     ) -> None:
         self._throttle = throttle
+        self._accounts = accounts or SeparateAccountReader(lockout, LocalCredentialVersions())
         self._users = users
         self._hasher = hasher
         self._lockout = lockout
@@ -204,12 +216,14 @@ class UsernameTokenAuthenticator:
             raise FailedAuthentication("domain not allowed", reason="domain_denied")
         telemetry.passed("domain")
         lock_key = f"{domain}/{canonical(name)}"
-        state = self._lockout.state(lock_key)
+        # The version is read before the store is asked: a change racing this check leaves the entry stale.
+        account = self._accounts.read(lock_key)
+        state = account.lock
         if state is not None and state.locked_until > self._clock.now().timestamp():
             raise FailedAuthentication("account locked", reason="account_locked")
         telemetry.passed("lockout")
         password = credential.plain_password
-        cached = None if password is None else self._cache.get(domain, canonical(name), password)
+        cached = None if password is None else self._cache.get(domain, canonical(name), password, account.version)
         result = cached if cached is not None else self._ask_store(credential, domain, name, attempt)
         if isinstance(result, Refusal):
             if result.wrong_password:
@@ -220,7 +234,7 @@ class UsernameTokenAuthenticator:
         if password is None:
             return result, "password-digest"
         if cached is None:
-            self._cache.put(domain, canonical(name), password, result)
+            self._cache.put(domain, canonical(name), password, result, account.version)
         return result, "password-text"
 
     def _domain_allowed(self, domain: str) -> bool:

@@ -60,7 +60,7 @@ def open_stores(settings: Settings) -> Iterator[Stores]:
     try:
         yield stores
     except ServiceUnavailable as exc:
-        raise CommandError(f"the database is unavailable ({exc})") from None
+        raise CommandError(f"a store is unavailable ({exc})") from None
     finally:
         stores.close()
 

@@ -20,7 +20,7 @@ from sts.errors import ConfigError, ServiceUnavailable
 from sts.files import loose_secret
 from sts.relying_parties.registry import RelyingPartyRegistry, RelyingPartyStore
 from sts.soap.wsdl_render import load_policy
-from sts.stores.factory import build_stores
+from sts.stores.factory import build_stores, check_cache
 
 
 def register(commands: SubParsers) -> None:
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f"store.truststore: {settings.store.truststore} is not a directory")
     warnings += config_warnings(settings)
     warnings += _secret_file_warnings(settings)
+    problems += check_cache(settings, SystemClock())
     problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)
     problems += _check_store(settings, warnings)
     _report(problems, warnings)

@@ -20,14 +20,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sts.config.settings import SECTIONS, Settings
+from sts.config.settings import CACHE_PASSWORD_ENV, SECTIONS, Settings
 from sts.config.user_stores import env_is_ours, parse_user_stores
 from sts.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("var/sts.toml")
 ENV_PREFIX = "STS_"
-# Variables of ours that are not settings: the config path, the key passphrase, gunicorn's pid file.
-_NOT_SETTINGS = frozenset({"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE"})
+# Variables of ours that are not settings: the config path, the key passphrase, gunicorn's pid file, the password
+# of the [cache] server (read by the cache backend, never a setting that could be printed).
+_NOT_SETTINGS = frozenset({"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE", CACHE_PASSWORD_ENV})
 USER_STORES = "user_stores"  # the one array of tables: [[user_stores]], one per user-store domain
 
 
@@ -87,7 +88,7 @@ def foreign_environment(env: Mapping[str, str] | None = None) -> list[str]:
 
 def _table_of(key: str) -> str | None:
     """The table an ``STS_<TABLE>_<KEY>`` variable names, if it names one of ours."""
-    if not key.startswith(ENV_PREFIX):
+    if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
         return None
     table = key[len(ENV_PREFIX) :].partition("_")[0].lower()
     return table if table in SECTIONS else None

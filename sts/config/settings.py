@@ -219,6 +219,31 @@ class StoreSettings:
     pool_timeout_ms: int = _check(lambda v: 10 <= v <= 30000, "must be between 10 and 30000", 500)
 
 
+CACHE_PASSWORD_ENV = "STS_CACHE_PASSWORD"  # noqa: S105 - the variable name, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """``[cache]``: where replay nonces, lockout and throttle counters and credential-cache versions live.
+
+    ``local``: in the ``[store]`` database (one host). ``redis``: in a Redis shared by several nodes; the password
+    never needs to sit in this file (``password_file``, or ``$STS_CACHE_PASSWORD``).
+    """
+
+    backend: str = _check(lambda v: v in ("local", "redis"), "must be local or redis", "local")
+    url: str = _check(
+        lambda v: v == "" or v.startswith(("redis://", "rediss://")), "must be a redis:// or rediss:// URL", ""
+    )
+    password_file: Path | None = None
+    # CA certificates that verify the server of a rediss:// URL (empty: the system's); the host name is checked.
+    ca_file: Path | None = None
+    # Every command fails (closed) after this long: a hung Redis never holds a request longer (never retried).
+    socket_timeout_ms: int = _check(lambda v: 10 <= v <= 10000, "must be between 10 and 10000", 300)
+    connect_timeout_ms: int = _check(lambda v: 10 <= v <= 10000, "must be between 10 and 10000", 300)
+    # Connections per worker process (a worker runs [server] threads requests at once).
+    max_connections: int = _check(lambda v: 1 <= v <= 256, "must be between 1 and 256", 4)
+
+
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
     """``[logging]``: structured logs (JSON lines by default) to stderr or a file."""
@@ -258,6 +283,7 @@ class Settings:
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     user_stores: tuple[UserStoreSettings, ...] = ()
@@ -301,6 +327,7 @@ SECTIONS: dict[str, type] = {
     "lockout": LockoutSettings,
     "lifecycle": LifecycleSettings,
     "store": StoreSettings,
+    "cache": CacheSettings,
     "logging": LoggingSettings,
     "metrics": MetricsSettings,
 }
