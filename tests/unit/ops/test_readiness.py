@@ -11,10 +11,13 @@ import pytest
 
 from sts import telemetry
 from sts.certificates import CertificateExpiry, configured_certificates, expiry_warnings
+from sts.clock import SystemClock
 from sts.config import load_settings
 from sts.errors import ServiceUnavailable
 from sts.readiness import Readiness
+from sts.stores.factory import build_stores
 from sts.stores.sqlite import Database
+from tests.servers.redis import RedisServer
 from tests.support import make_instance
 
 
@@ -133,3 +136,18 @@ def test_the_start_up_log_warns_about_a_tls_certificate_within_30_days(tmp_path:
     settings = load_settings(instance.config, env={})
     warnings = startup_warnings(settings, load_keystore(settings))
     assert warnings[-1:] == [f"tls certificate tls.crt.pem expires in 10 days, on {cert.not_valid_after_utc:%Y-%m-%d}"]
+
+
+@pytest.mark.integration
+def test_a_redis_cache_is_probed_and_a_stopped_one_is_not_ready(tmp_path: Path, redis_server: RedisServer) -> None:
+    instance = make_instance(tmp_path / "var")
+    env = {"STS_CACHE_BACKEND": "redis", "STS_CACHE_URL": redis_server.url, "STS_CACHE_SOCKET_TIMEOUT_MS": "300",
+           "STS_CACHE_CONNECT_TIMEOUT_MS": "300"}
+    stores = build_stores(load_settings(instance.config, env=env), SystemClock())
+    try:
+        assert [name for name, _ in stores.probes] == ["store", "cache"]
+        assert Readiness(stores.probes, 2.0).report().checks == {"store": "ok", "cache": "ok"}
+        redis_server.stop()
+        assert Readiness(stores.probes, 2.0).report().checks == {"store": "ok", "cache": "down"}
+    finally:
+        stores.close()
