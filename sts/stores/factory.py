@@ -123,29 +123,41 @@ def _secret_box(store: StoreSettings) -> SecretBox | None:
     return SecretBox.from_file(store.credential_key) if store.credential_key.is_file() else None
 
 
-def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
-    """Every store in the instance's SQLite database (WAL mode, one connection per process and thread)."""
-    store = settings.store
-    check_schema(store)
-    db = Database(store.database, store.busy_timeout_ms)
+@dataclass(frozen=True, slots=True)
+class _Durable:
+    """What one database backend supplies; :func:`_assemble` adds the ``[cache]``, the user-store router (with the
+    ``[[user_stores]]`` directories), the timing wrappers and the readiness probes, the same for every backend."""
+
+    builtin: BuiltinUserStore
+    replay: ReplayCache
+    lockout: LockoutStore
+    throttle: ClientThrottle
+    tokens: TokenStore | None
+    relying_parties: RelyingPartyStore
+    ping: Callable[[], None]
+    close: Callable[[], None]
+
+
+def _counter_settings(settings: Settings) -> tuple[tuple[int, int, int], tuple[int, int, AddressSet]]:
+    """The lockout ``(max_failures, duration, max_duration)`` and throttle ``(limit, window, exempt)`` settings."""
     security, lockout = settings.security, settings.lockout
-    builtin = SqliteUserStore(db, hasher, _secret_box(store))
-    users = user_store_router(settings, timed(builtin, "store"))
+    return (
+        (lockout.max_failures, lockout.duration, lockout.max_duration),
+        (security.client_failure_limit, security.client_failure_window,
+         AddressSet.parse(security.client_failure_exempt)),
+    )
+
+
+def _assemble(settings: Settings, clock: Clock, durable: _Durable) -> Stores:
+    users = user_store_router(settings, timed(durable.builtin, "store"))
     cache = build_cache(settings, clock, local_cache(
-        timed(SqliteReplayCache(db, clock), "store"),
-        timed(SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration), "store"),
-        timed(SqliteClientThrottle(
-            db,
-            security.client_failure_limit,
-            security.client_failure_window,
-            AddressSet.parse(security.client_failure_exempt),
-        ), "store"),
+        timed(durable.replay, "store"), timed(durable.lockout, "store"), timed(durable.throttle, "store")
     ))
 
     def close() -> None:
         cache.close()
         users.close()
-        db.close()
+        durable.close()
 
     return Stores(
         replay=cache.replay,
@@ -153,14 +165,32 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
         throttle=cache.throttle,
         versions=cache.versions,
         accounts=cache.accounts,
-        tokens=timed(SqliteTokenStore(db, clock), "store") if settings.lifecycle.token_store else None,
-        relying_parties=timed(SqliteRelyingPartyStore(db), "store"),
+        tokens=timed(durable.tokens, "store") if durable.tokens is not None else None,
+        relying_parties=timed(durable.relying_parties, "store"),
         users=users,
-        builtin=builtin,
+        builtin=durable.builtin,
         close=close,
-        certificates=timed(builtin.certificate_store, "store"),
-        probes=(("store", db.ping), *cache.probes, *directory_probes(users)),
+        certificates=timed(durable.builtin.certificate_store, "store"),
+        probes=(("store", durable.ping), *cache.probes, *directory_probes(users)),
     )
+
+
+def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
+    """Every store in the instance's SQLite database (WAL mode, one connection per process and thread)."""
+    store = settings.store
+    check_schema(store)
+    db = Database(store.database, store.busy_timeout_ms)
+    lockout, throttle = _counter_settings(settings)
+    return _assemble(settings, clock, _Durable(
+        builtin=SqliteUserStore(db, hasher, _secret_box(store)),
+        replay=SqliteReplayCache(db, clock),
+        lockout=SqliteLockoutStore(db, *lockout),
+        throttle=SqliteClientThrottle(db, *throttle),
+        tokens=SqliteTokenStore(db, clock) if settings.lifecycle.token_store else None,
+        relying_parties=SqliteRelyingPartyStore(db),
+        ping=db.ping,
+        close=db.close,
+    ))
 
 
 def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
@@ -181,39 +211,17 @@ def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) ->
         db = PostgresDatabase(store)
     except DatabaseError as exc:
         raise ConfigError([_problem(store, exc)]) from None
-    security, lockout = settings.security, settings.lockout
-    builtin = PostgresUserStore(db, hasher, _secret_box(store))
-    users = user_store_router(settings, timed(builtin, "store"))
-    cache = build_cache(settings, clock, local_cache(
-        timed(PostgresReplayCache(db, clock), "store"),
-        timed(PostgresLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration), "store"),
-        timed(PostgresClientThrottle(
-            db,
-            security.client_failure_limit,
-            security.client_failure_window,
-            AddressSet.parse(security.client_failure_exempt),
-        ), "store"),
+    lockout, throttle = _counter_settings(settings)
+    return _assemble(settings, clock, _Durable(
+        builtin=PostgresUserStore(db, hasher, _secret_box(store)),
+        replay=PostgresReplayCache(db, clock),
+        lockout=PostgresLockoutStore(db, *lockout),
+        throttle=PostgresClientThrottle(db, *throttle),
+        tokens=PostgresTokenStore(db, clock) if settings.lifecycle.token_store else None,
+        relying_parties=PostgresRelyingPartyStore(db),
+        ping=db.ping,
+        close=db.close,
     ))
-
-    def close() -> None:
-        cache.close()
-        users.close()
-        db.close()
-
-    return Stores(
-        replay=cache.replay,
-        lockout=cache.lockout,
-        throttle=cache.throttle,
-        versions=cache.versions,
-        accounts=cache.accounts,
-        tokens=timed(PostgresTokenStore(db, clock), "store") if settings.lifecycle.token_store else None,
-        relying_parties=timed(PostgresRelyingPartyStore(db), "store"),
-        users=users,
-        builtin=builtin,
-        close=close,
-        certificates=timed(builtin.certificate_store, "store"),
-        probes=(("store", db.ping), *cache.probes, *directory_probes(users)),
-    )
 
 
 @dataclass(frozen=True, slots=True)
