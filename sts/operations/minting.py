@@ -8,7 +8,7 @@ like an issued one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lxml import etree
 
@@ -74,6 +74,21 @@ def subject_and_claims(
         requested, party.rp.claims, principal.claims, principal.roles, dict(party.rp.claim_mapping)
     )
     return name_id, name_format, attributes
+
+
+def applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> AppliesTo | None:
+    """Echo AppliesTo, in the namespace the RP's profile wants (.NET breaks on the W3C one).
+
+    The echo names the scope the token was issued for (WS-Trust 1.3 §4.4.1): the address asked for when it
+    matched, the relying party's audience when the request fell back to ``default_relying_party``.
+    """
+    if applies_to is None or not party.rp.applies_to_in_response:
+        return None
+    if party.fallback:
+        applies_to = replace(applies_to, address=party.audience)
+    if party.settings.applies_to_ns is not None:
+        return replace(applies_to, policy_ns=party.settings.applies_to_ns)
+    return applies_to
 
 
 class TokenMinter:
