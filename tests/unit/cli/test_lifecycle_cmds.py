@@ -115,7 +115,10 @@ def transformed_answer(valid: bool) -> bytes:
     return envelope("1.3", build)
 
 
-@pytest.mark.parametrize(("token_type", "uri"), [("saml11", "urn:oasis:names:tc:SAML:1.0:assertion"), (None, "urn:oasis:names:tc:SAML:2.0:assertion")])
+@pytest.mark.parametrize(
+    ("token_type", "uri"),
+    [("saml11", "urn:oasis:names:tc:SAML:1.0:assertion"), (None, "urn:oasis:names:tc:SAML:2.0:assertion")],
+)
 def test_validate_with_transformation(
     token_type: str | None,
     uri: str,
