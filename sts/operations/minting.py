@@ -1,6 +1,8 @@
-"""What Issue and Renew share: the plan of a token, its subject and claims, and minting it.
+"""What Issue, Renew and Validate's token transformation share: the plan of a token, its subject and claims, the
+AppliesTo echo, and minting it.
 
-Both operations decide a :class:`MintPlan` (Issue from the request, Renew again from the stored renewal record);
+Each decides a :class:`MintPlan` (Issue from the request, Renew again from the stored renewal record, Validate from
+the validated token);
 :class:`TokenMinter` then has the token provider make the token, records it in the ledger (for Renew, retiring
 the old token in the same atomic step) and returns the values of the RSTR, so a renewed token is made exactly
 like an issued one.
