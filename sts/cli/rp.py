@@ -4,7 +4,8 @@ A relying party is an endpoint address (``--match exact``, the default), an addr
 (``--match prefix``) or an anchored regular expression (``--match regex``), compared with the AppliesTo of a
 request after one documented normalisation (lower-case scheme and host, default port dropped).
 Tokens for it are encrypted with its certificate, which ``add`` checks (RSA >= 2048 bits, currently valid) and
-copies into the instance truststore. Token type, NameID and encryption not given here come from the relying
+copies into the instance truststore, or with ``[store] backend = "postgresql"`` stores in the shared database
+(every node reads it there). Token type, NameID and encryption not given here come from the relying
 party's compatibility profile (``--profile``, else ``[tokens] profile``): strict, wso2, adfs or cxf.
 ``--nameid`` takes the user name, the e-mail claim or any claim URI of the user (e.g. an immutable ID for
 Office 365), ``--nameid-format`` the Format written with it.
@@ -233,6 +234,11 @@ def _refusals() -> Iterator[None]:
         raise CommandError(str(exc)) from None
 
 
+def _in_database(settings: Settings) -> bool:
+    """Certificates go into the registry itself when the store is shared by several nodes (PostgreSQL)."""
+    return settings.store.backend == "postgresql"
+
+
 @contextlib.contextmanager
 def _registry(settings: Settings) -> Iterator[RelyingPartyRegistry]:
     """The instance's registry for one command; its refusals become command errors."""
@@ -249,10 +255,12 @@ def _add(args: argparse.Namespace) -> int:
     with _refusals():
         registration.checked(rp, cert)  # a refused setting is reported before the database is looked at
     with _registry(settings) as registry:
-        done = registration.register(registry, settings.store.truststore, rp, cert, settings.tokens.profile)
+        done = registration.register(
+            registry, settings.store.truststore, rp, cert, settings.tokens.profile, in_database=_in_database(settings)
+        )
     print(f"registered relying party {done.rp.address} ({_summary(done.rp, done.settings)})")
     if cert is not None:
-        print(f"  certificate: {done.certificate}  SHA-256 {fingerprint(cert)}")
+        print(f"  certificate: {_where(done)}  SHA-256 {fingerprint(cert)}")
     _warn_about(done.rp, done.settings, cipher_given=True, profile_given=True, claims_given=True)
     return 0
 
@@ -311,10 +319,13 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _show_certificate(shown: registration.Description) -> None:
-    if shown.certificate_file is None:
+    if shown.in_database:
+        print("certificate file:       - (stored in the database)")
+    elif shown.certificate_file is not None:
+        print(f"certificate file:       {shown.certificate_file}")
+    else:
         print("certificate:            -")
         return
-    print(f"certificate file:       {shown.certificate_file}")
     cert = shown.certificate
     if cert is None:
         print(f"certificate:            unreadable ({shown.unreadable})")
@@ -349,13 +360,14 @@ def _update(args: argparse.Namespace) -> int:
 
     with _registry(settings) as registry:
         done = registration.update(
-            registry, settings.store.truststore, args.address, changes, cert, settings.tokens.profile
+            registry, settings.store.truststore, args.address, changes, cert, settings.tokens.profile,
+            in_database=_in_database(settings),
         )
     for line in done.warnings:
         warn(line)
     print(f"updated relying party {done.rp.address} ({_summary(done.rp, done.settings)})")
     if cert is not None:
-        print(f"  certificate: {done.certificate}  SHA-256 {fingerprint(cert)}")
+        print(f"  certificate: {_where(done)}  SHA-256 {fingerprint(cert)}")
     _warn_about(
         done.rp,
         done.settings,
@@ -380,6 +392,11 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 # --- output ----------------------------------------------------------------------------------------------------
+
+
+def _where(done: registration.Outcome) -> str:
+    """Where ``add``/``update`` put the certificate: the truststore file, or the database."""
+    return str(done.certificate) if done.certificate is not None else "stored in the database"
 
 
 def _summary(rp: RelyingParty, settled: EffectiveSettings) -> str:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from cryptography import x509
 from lxml import etree
 
+from sts import telemetry
 from sts.auth.users import Principal
 from sts.clock import Clock
 from sts.crypto.keywrap import (
@@ -67,15 +68,18 @@ class IssueOperation:
         started = time.perf_counter()
         request, principal = call.request, call.caller.principal
         rst = parse_rst(request.rst, request.trust, request.operation)
+        telemetry.passed("request")
         party = self._directory.resolve(rst.applies_to.address if rst.applies_to else None)
         delegation = self._delegated(call, rst, party)
         if delegation is not None:
             principal = delegation.subject
+        telemetry.passed("relying party")
         plan = self._plan(call, rst, principal, party)
         if delegation is not None:
             plan = replace(
                 plan, delegates=delegation.delegates, expires_by=delegation.expires_by, delegated=True
             )
+        telemetry.passed("token plan")
         response = self._minter.mint(plan)
         audit(
             call,
@@ -105,26 +109,7 @@ class IssueOperation:
     def _plan(
         self, call: TrustCall, rst: RequestSecurityToken, principal: Principal, party: ResolvedParty
     ) -> MintPlan:
-        settings = party.settings
-        token_type = resolve_token_type(rst.token_type, SamlVersion(settings.token_type), settings.profile_spelling)
-        kind, key_type_uri = resolve_key_type(rst.key_type, rst.trust)
-        name_id, name_format, attributes = subject_and_claims(principal, party, rst.claims)
-        plan = MintPlan(
-            trust=rst.trust,
-            context=rst.context,
-            token_type=token_type,
-            key_kind=kind,
-            key_type_uri=key_type_uri,
-            party=party,
-            subject=principal.qualified_name,
-            name_id=name_id,
-            name_id_format=name_format,
-            attributes=attributes,
-            authn_context=PASSWORD_PROTECTED_TRANSPORT if call.request.info.secure_transport else PASSWORD_CONTEXT,
-            applies_to=applies_to_echo(rst.applies_to, party),
-            renewing=rst.renewing,
-            requested_claims=rst.claims,
-        )
+        plan = plan_issue(rst, principal, party, call.request.info.secure_transport)
         return self._key_requirements(plan, rst, call)
 
     def _key_requirements(self, plan: MintPlan, rst: RequestSecurityToken, call: TrustCall) -> MintPlan:
@@ -174,3 +159,31 @@ def _reason(plan: MintPlan, delegation: Delegation | None) -> str:
     if delegation is None:
         return plan.key_kind.value
     return f"{plan.key_kind.value} {'act_as' if delegation.act_as else 'on_behalf_of'}"
+
+
+def plan_issue(
+    rst: RequestSecurityToken, principal: Principal, party: ResolvedParty, secure_transport: bool
+) -> MintPlan:
+    """What Issue decides for this caller and relying party before any key material: token type, key type,
+    subject, claims (also ``sts preview``'s answer, so the preview cannot drift from issuance)."""
+    settings = party.settings
+    token_type = resolve_token_type(rst.token_type, SamlVersion(settings.token_type), settings.profile_spelling)
+    kind, key_type_uri = resolve_key_type(rst.key_type, rst.trust)
+    name_id, name_format, attributes = subject_and_claims(principal, party, rst.claims)
+    return MintPlan(
+        trust=rst.trust,
+        context=rst.context,
+        token_type=token_type,
+        key_kind=kind,
+        key_type_uri=key_type_uri,
+        party=party,
+        subject=principal.qualified_name,
+        name_id=name_id,
+        name_id_format=name_format,
+        attributes=attributes,
+        authn_context=PASSWORD_PROTECTED_TRANSPORT if secure_transport else PASSWORD_CONTEXT,
+        applies_to=applies_to_echo(rst.applies_to, party),
+        renewing=rst.renewing,
+        requested_claims=rst.claims,
+    )
+

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from lxml import etree
 
+from sts import telemetry
 from sts.auth.users import Principal
 from sts.crypto.algorithms import KEY_TRANSPORT_NAMES
 from sts.crypto.keywrap import ClientKey
@@ -111,9 +112,12 @@ class TokenMinter:
         """
         made = self._provider.create_token(self._parameters(plan))
         if self._ledger is not None:
-            self._ledger.record(_token_record(plan, made), renews)
+            with telemetry.stage("store"):
+                self._ledger.record(_token_record(plan, made), renews)
         elif renews is not None:
             raise UnableToRenew("no token store", reason="no_token_store")
+        # Labels of the issued-token metrics: the version, never the URI spelling; the RP's registered address.
+        telemetry.describe(token_type=plan.token_type.version.value, relying_party=plan.party.rp.address)
         return _response(plan, made)
 
     def _parameters(self, plan: MintPlan) -> TokenProviderParameters:

@@ -61,7 +61,10 @@ class RelyingParty:
     """One registered relying party and the tokens it receives."""
 
     address: str
-    cert_file: str = ""
+    cert_file: str = ""  # a file name in the instance truststore (single host, SQLite)
+    # The certificate itself, PEM, kept in the registry: what every node of a shared (PostgreSQL) store reads.
+    # At most one of ``cert_file`` and ``cert_pem`` is set (:func:`~sts.relying_parties.registry.validate`).
+    cert_pem: str = ""
     # Audience and Recipient written into tokens; empty: the registered address (required for regex RPs).
     identifier: str = ""
     match: Match = Match.EXACT
@@ -112,6 +115,11 @@ class RelyingParty:
     def transformation(self) -> TransformationPolicy:
         """The transformation policy of this relying party (no sources: none)."""
         return TransformationPolicy(self.transform_from)
+
+    @property
+    def has_certificate(self) -> bool:
+        """Whether a certificate is registered, as a truststore file or inline."""
+        return bool(self.cert_file or self.cert_pem)
 
     def to_json(self) -> str:
         """Serialize for the database; an unset setting is written as ``""`` (the format since profiles came)."""
