@@ -57,6 +57,7 @@ from sts.operations.minting import TokenMinter
 from sts.operations.records import TokenLedger
 from sts.operations.renew import RenewalPolicy, RenewOperation
 from sts.operations.targets import TargetResolver
+from sts.operations.transformation import TokenTransformer
 from sts.operations.validate import ValidateOperation
 from sts.readiness import Readiness
 from sts.relying_parties.directory import RelyingPartyDirectory
@@ -354,7 +355,10 @@ def build_service(
             directory, minter, clock, client_keys, caller_certificates(stores),
             settings.security.legacy_unproven_use_key, delegation,
         ),
-        Operation.VALIDATE: ValidateOperation(resolver, clock, tokens.clock_skew),
+        Operation.VALIDATE: ValidateOperation(
+            resolver, clock, tokens.clock_skew,
+            TokenTransformer(directory, minter, trust, subjects, store, stores.replay, clock),
+        ),
     }
     if store is not None:
         operations[Operation.CANCEL] = CancelOperation(resolver, store)

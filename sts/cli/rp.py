@@ -164,7 +164,7 @@ def _options(parser: argparse.ArgumentParser, *, update: bool) -> None:
 
 
 def _delegation_options(parser: argparse.ArgumentParser) -> None:
-    """Delegation (OnBehalfOf / ActAs): deny by default."""
+    """Delegation (OnBehalfOf / ActAs) and Validate with transformation: deny by default."""
     parser.add_argument(
         "--allow-delegation",
         action="append",
@@ -190,6 +190,16 @@ def _delegation_options(parser: argparse.ArgumentParser) -> None:
         metavar="URI",
         help="a delegated token must be addressed to one of these (repeatable; replaces; '' clears)",
     )
+    parser.add_argument(
+        "--allow-transformation-from",
+        action="append",
+        metavar="SOURCE",
+        help="Validate may exchange a valid token of SOURCE for a token for this RP: self (tokens of this STS) or "
+        "a [[trusted_issuers]] entity id (repeatable; added to the current list)",
+    )
+    parser.add_argument(
+        "--clear-transformation", action="store_true", help="exchange no tokens for this RP's (the default)"
+    )
 
 
 def _delegation_changes(args: argparse.Namespace, current: RelyingParty) -> dict[str, Any]:
@@ -206,6 +216,9 @@ def _delegation_changes(args: argparse.Namespace, current: RelyingParty) -> dict
         given["max_delegation_depth"] = args.max_delegation_depth
     if args.delegation_audience is not None:
         given["delegation_audiences"] = tuple(uri.strip() for uri in args.delegation_audience if uri.strip())
+    if args.clear_transformation or args.allow_transformation_from:
+        kept = () if args.clear_transformation else current.transform_from
+        given["transform_from"] = (*kept, *(args.allow_transformation_from or ()))
     return given
 
 
@@ -298,6 +311,9 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  delegation caller:    {caller}")
     for audience in rp.delegation_audiences:
         print(f"  delegated token for:  {audience}")
+    print(f"transformation:         {rp.transformation.describe()}")
+    for source in rp.transform_from:
+        print(f"  transform from:       {source}")
     _show_certificate(shown)
     return 0
 

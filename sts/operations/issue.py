@@ -30,11 +30,11 @@ from sts.errors import BadRequest, InvalidRequest
 from sts.operations.call import TrustCall, TrustReply
 from sts.operations.delegation import Delegation, DelegationResolver
 from sts.operations.events import audit
-from sts.operations.minting import MintPlan, TokenMinter, subject_and_claims
+from sts.operations.minting import MintPlan, TokenMinter, applies_to_echo, subject_and_claims
 from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
 from sts.tokens.saml2 import PASSWORD_PROTECTED_TRANSPORT
 from sts.wstrust.keys import key_bits
-from sts.wstrust.model import AppliesTo, RequestSecurityToken
+from sts.wstrust.model import RequestSecurityToken
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import issue_answer
 from sts.wstrust.tokentypes import KeyKind, SamlVersion, resolve_key_type, resolve_token_type
@@ -187,17 +187,3 @@ def plan_issue(
         requested_claims=rst.claims,
     )
 
-
-def applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> AppliesTo | None:
-    """Echo AppliesTo, in the namespace the RP's profile wants (.NET breaks on the W3C one).
-
-    The echo names the scope the token was issued for (WS-Trust 1.3 §4.4.1): the address asked for when it
-    matched, the relying party's audience when the request fell back to ``default_relying_party``.
-    """
-    if applies_to is None or not party.rp.applies_to_in_response:
-        return None
-    if party.fallback:
-        applies_to = replace(applies_to, address=party.audience)
-    if party.settings.applies_to_ns is not None:
-        return replace(applies_to, policy_ns=party.settings.applies_to_ns)
-    return applies_to

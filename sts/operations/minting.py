@@ -1,6 +1,8 @@
-"""What Issue and Renew share: the plan of a token, its subject and claims, and minting it.
+"""What Issue, Renew and Validate's token transformation share: the plan of a token, its subject and claims, the
+AppliesTo echo, and minting it.
 
-Both operations decide a :class:`MintPlan` (Issue from the request, Renew again from the stored renewal record);
+Each decides a :class:`MintPlan` (Issue from the request, Renew again from the stored renewal record, Validate from
+the validated token);
 :class:`TokenMinter` then has the token provider make the token, records it in the ledger (for Renew, retiring
 the old token in the same atomic step) and returns the values of the RSTR, so a renewed token is made exactly
 like an issued one.
@@ -8,7 +10,7 @@ like an issued one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lxml import etree
 
@@ -75,6 +77,21 @@ def subject_and_claims(
         requested, party.rp.claims, principal.claims, principal.roles, dict(party.rp.claim_mapping)
     )
     return name_id, name_format, attributes
+
+
+def applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> AppliesTo | None:
+    """Echo AppliesTo, in the namespace the RP's profile wants (.NET breaks on the W3C one).
+
+    The echo names the scope the token was issued for (WS-Trust 1.3 §4.4.1): the address asked for when it
+    matched, the relying party's audience when the request fell back to ``default_relying_party``.
+    """
+    if applies_to is None or not party.rp.applies_to_in_response:
+        return None
+    if party.fallback:
+        applies_to = replace(applies_to, address=party.audience)
+    if party.settings.applies_to_ns is not None:
+        return replace(applies_to, policy_ns=party.settings.applies_to_ns)
+    return applies_to
 
 
 class TokenMinter:

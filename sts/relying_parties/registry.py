@@ -25,6 +25,7 @@ from sts.relying_parties.model import (
     RelyingPartyError,
     is_absolute_uri,
 )
+from sts.relying_parties.transformation import normalize_source
 
 
 class RelyingPartyStore(Protocol):
@@ -94,11 +95,12 @@ def validate(rp: RelyingParty) -> RelyingParty:
 
 
 def _checked_delegation(rp: RelyingParty) -> dict[str, Any]:
-    """The delegation settings in their stored form (callers normalised, duplicates dropped)."""
+    """The delegation and transformation settings in their stored form (normalised, duplicates dropped)."""
     try:
         callers = tuple(dict.fromkeys(normalize_caller(entry) for entry in rp.delegation_callers))
         subjects = parse_subjects(rp.delegation_subjects)
         depth = check_depth(rp.max_delegation_depth)
+        sources = tuple(dict.fromkeys(normalize_source(entry) for entry in rp.transform_from))
     except DelegationError as exc:
         raise RelyingPartyError(str(exc)) from None
     if not all(is_absolute_uri(audience) for audience in rp.delegation_audiences):
@@ -107,6 +109,7 @@ def _checked_delegation(rp: RelyingParty) -> dict[str, Any]:
         "delegation_callers": callers,
         "delegation_subjects": subjects,
         "max_delegation_depth": depth,
+        "transform_from": sources,
     }
 
 
