@@ -41,6 +41,7 @@ class LoadLoop:
     instance: Instance
     clients: int = 2
     max_requests: int = 400
+    pace: float = 0.0  # seconds each client waits between requests, so a fast machine does not use up the budget
     answers: list[Answer] = field(default_factory=list)
     # certificate (DER) → monotonic time it was first seen in the metadata; role seen last
     first_published: dict[bytes, float] = field(default_factory=dict)
@@ -93,6 +94,8 @@ class LoadLoop:
                 answer = Answer(sent, time.monotonic(), 0, repr(exc).encode())
             with self._lock:
                 self.answers.append(answer)
+            if self.pace:
+                self._stop.wait(self.pace)
 
     def _scrape_loop(self) -> None:
         while not self._stop.is_set():

@@ -51,7 +51,7 @@ def _plain(body: bytes, instance: Instance) -> etree._Element:
 
 
 def test_rotate_then_promote_under_load(rot_server: Server, rot_instance: Instance) -> None:
-    loop = LoadLoop(rot_server, rot_instance, clients=2, max_requests=300)
+    loop = LoadLoop(rot_server, rot_instance, clients=2, max_requests=2000, pace=0.02)
     loop.start()
     try:
         old = loop.current_cert()

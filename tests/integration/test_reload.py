@@ -56,7 +56,7 @@ def test_reload_applies_a_changed_configuration_and_refuses_an_invalid_one(
     reload_server: Server, reload_instance: Instance, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pid_file = reload_instance.base / "sts.pid"
-    loop = LoadLoop(reload_server, reload_instance, clients=2, max_requests=400)
+    loop = LoadLoop(reload_server, reload_instance, clients=2, max_requests=2000, pace=0.02)
     loop.start()
     try:
         loop.wait_for(lambda: loop.count() >= 10)
