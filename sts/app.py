@@ -26,6 +26,11 @@ from sts.auth.signed_requests import (
     SignedRequestAuthenticator,
 )
 from sts.auth.subjects import SubjectAuthorizer
+from sts.auth.transport_certs import (
+    CERTIFICATE_TRANSPORT,
+    TransportCertificateAuthenticator,
+    TransportCertificatePolicy,
+)
 from sts.auth.users import Principal, canonical
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import Clock, SystemClock
@@ -53,6 +58,7 @@ from sts.soap.endpoint import ResponseProtector, SoapEndpoint
 from sts.soap.spyne_app import SpyneAdapter
 from sts.soap.transport import (
     ADFS_CERTIFICATE_MIXED_PATH,
+    ADFS_CERTIFICATE_TRANSPORT_PATH,
     ADFS_FEB2005_PATH,
     ADFS_TRUST13_PATH,
     UT_SCENARIO,
@@ -176,8 +182,8 @@ def caller_certificates(stores: Stores) -> Callable[[Principal], list[x509.Certi
     return certificates
 
 
-def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock) -> SignedRequestAuthenticator:
-    """The authenticator of the X.509 scenarios: registered certificates and the optional client CA."""
+def build_certificate_trust(settings: Settings, stores: Stores, clock: Clock) -> CertificateTrust:
+    """Who a client certificate is: registered certificates and the optional client CA, refusals throttled."""
     security = settings.security
     authority = None
     if security.client_ca_file is not None:
@@ -188,13 +194,39 @@ def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock)
         if problems:
             raise ConfigError([f"security.client_ca_file: {problem}" for problem in problems])
     rules = CertificateRules(frozenset(d.upper() for d in security.allowed_domains), security.client_cert_user)
-    trust = CertificateTrust(stores.certificates, authority, stores.users, rules, clock)
+    return CertificateTrust(stores.certificates, authority, stores.users, rules, clock, stores.throttle)
+
+
+def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock) -> SignedRequestAuthenticator:
+    """The authenticator of the X.509 signature scenarios (SigOnly, certificatemixed)."""
+    security = settings.security
+    trust = build_certificate_trust(settings, stores, clock)
     policy = SignaturePolicy(
         FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
         security.legacy_sha1,
         settings.server.allow_insecure_transport,
     )
     return SignedRequestAuthenticator(trust, stores.replay, policy, clock)
+
+
+def build_transport_authenticator(
+    settings: Settings, stores: Stores, clock: Clock
+) -> TransportCertificateAuthenticator:
+    """The authenticator of TLS client certificates (certificatetransport); a ConfigError when it is enabled but no
+    certificate could ever arrive (neither gunicorn asking for one nor a proxy header)."""
+    server = settings.server
+    if CERTIFICATE_TRANSPORT in settings.security.enabled_scenarios:
+        direct = server.tls_client_ca_file is not None and server.tls_cert is not None
+        proxied = bool(server.client_cert_header) and bool(server.trusted_proxies)
+        if not (direct or proxied):
+            raise ConfigError([
+                "security.scenarios: certificatetransport needs server.tls_client_ca_file (with tls_cert), or"
+                " server.client_cert_header with server.trusted_proxies"
+            ])
+    freshness = FreshnessPolicy(settings.security.timestamp_ttl, settings.security.timestamp_future_ttl)
+    return TransportCertificateAuthenticator(
+        build_certificate_trust(settings, stores, clock), TransportCertificatePolicy(freshness), clock
+    )
 
 
 def response_protectors(keystore: KeyStore, clock: Clock) -> dict[str, ResponseProtector]:
@@ -249,16 +281,18 @@ def build_service(
         )
 
     signed = build_signed_authenticator(settings, stores, clock)
+    transport = build_transport_authenticator(settings, stores, clock)
 
     def authenticate(request: TrustRequest) -> AuthenticatedCaller:
         info = CallerInfo(request.info.correlation_id, request.info.client_address, request.info.secure_transport)
         roles = None if request.operation is Operation.ISSUE else lifecycle_roles
         if request.info.scenario == UT_SCENARIO:
             return authenticator.authenticate(request.headers, request.soap, info, roles)
+        allowed = frozenset(settings.security.allowed_roles if roles is None else roles)
+        if request.info.scenario == CERTIFICATE_TRANSPORT:
+            return transport.authenticate(request.headers, request.soap, info, request.info.client_certificate, allowed)
         call = SignedCall(request.info.scenario, request.rst, request.info.path, info)
-        return signed.authenticate(
-            request.headers, request.soap, call, frozenset(settings.security.allowed_roles if roles is None else roles)
-        )
+        return signed.authenticate(request.headers, request.soap, call, allowed)
 
     return SecurityTokenService(operations, authenticate=authenticate)
 
@@ -282,18 +316,27 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
         extra=[scenario_endpoint(name, url) for name in scenarios if name != UT_SCENARIO],
         include_base=UT_SCENARIO in scenarios,
     )
-    policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
+    policy = TransportPolicy(
+        settings.limits.max_body_bytes,
+        AddressSet.parse(settings.server.trusted_proxies),
+        settings.server.client_cert_header,
+    )
     return Transport(
         policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close, routes=scenario_paths(scenarios)
     )
 
 
 def scenario_endpoint(name: str, url: str) -> ScenarioEndpoint:
-    """The WSDL ports of a non-UsernameToken scenario: its WSO2-style path, and for certificatemixed the AD FS one."""
+    """The WSDL ports of a non-UsernameToken scenario: its WSO2-style path, and for certificatemixed and
+    certificatetransport the AD FS one."""
     base = url[: -len(WSO2_PATH)] if url.endswith(WSO2_PATH) else url.rstrip("/")
     ports = {f"{name}HttpsSoap11Endpoint": ("soap11", f"{url}/{name}"), f"{name}HttpsSoap12Endpoint": (
         "soap12", f"{url}/{name}"
     )}
     if name == CERTIFICATE_MIXED:
         ports["CertificateWSTrustBinding_IWSTrust13Async"] = ("soap12", base + ADFS_CERTIFICATE_MIXED_PATH)
+    if name == CERTIFICATE_TRANSPORT:
+        ports["CertificateTransportWSTrustBinding_IWSTrust13Async"] = (
+            "soap12", base + ADFS_CERTIFICATE_TRANSPORT_PATH
+        )
     return ScenarioEndpoint(name, load_scenario_policy(name), ports)

@@ -59,6 +59,17 @@ def certificate_problem(
     return None
 
 
+def load_client_certificate(data: bytes) -> x509.Certificate:
+    """A TLS client certificate as the transport hands it over: DER from our own TLS socket, or one PEM block from a
+    trusted proxy's header. ValueError for anything else (also for PEM with more than one certificate)."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        certificates = x509.load_pem_x509_certificates(data)
+        if len(certificates) != 1:
+            raise ValueError("expected exactly one certificate")
+        return certificates[0]
+    return x509.load_der_x509_certificate(data)
+
+
 def same_key(a: x509.Certificate, b: object) -> bool:
     """Whether certificate ``a`` certifies the public key ``b`` (a certificate or a bare public key)."""
     other = b.public_key() if isinstance(b, x509.Certificate) else b
