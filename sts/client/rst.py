@@ -195,7 +195,8 @@ def _security(
     nonce: bytes | None,
 ) -> None:
     """The ``wsse:Security`` header: Timestamp (5 min, WSS 1.1 §10) and UsernameToken (PasswordText or
-    PasswordDigest, UsernameToken Profile 1.1 §3.1)."""
+    PasswordDigest, UsernameToken Profile 1.1 §3.1), or the signer's BinarySecurityToken, or (a TLS client
+    certificate authenticates the caller) nothing more."""
     now = now or dt.datetime.now(dt.UTC)
     nonce = nonce if nonce is not None else os.urandom(NONCE_BYTES)
     created = format_instant(now)
@@ -214,6 +215,8 @@ def _security(
         bst.set("EncodingType", ns.BASE64_BINARY)
         bst.set(ns.qn(ns.WSU, "Id"), f"X509-{uuid.uuid4()}")
         return
+    if not connection.username:
+        return  # certificatetransport: the TLS client certificate is the credential
     token = etree.SubElement(security, ns.qn(ns.WSSE, "UsernameToken"))
     token.set(ns.qn(ns.WSU, "Id"), f"UT-{uuid.uuid4()}")
     _sub(token, ns.WSSE, "Username", connection.username)
