@@ -48,11 +48,13 @@ def make_cert(
     extended: x509.ObjectIdentifier | None = ExtendedKeyUsageOID.CLIENT_AUTH,
     ca: bool = False,
     serial: int | None = None,
+    subject: x509.Name | None = None,
 ) -> x509.Certificate:
-    """A certificate for ``key``: self-signed, or signed by ``issuer`` (certificate, key)."""
+    """A certificate for ``key``: self-signed, or signed by ``issuer`` (certificate, key); ``subject`` replaces
+    the default ``O=sts tests, CN=<common_name>``."""
     now = dt.datetime.now(dt.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sts tests"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    subject = subject or x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sts tests"),
+                                    x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
