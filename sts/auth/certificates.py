@@ -163,7 +163,7 @@ def mapped_name(cert: x509.Certificate, rule: str) -> str:
         try:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             values = [str(v) for v in san.get_values_for_type(kind)]
-        except x509.ExtensionNotFound:
+        except (x509.ExtensionNotFound, ValueError):  # ValueError: a malformed extension (parsed lazily)
             values = []
     if len(values) != 1 or not values[0]:
         raise FailedAuthentication("certificate does not name exactly one user", reason="cert_unmapped")

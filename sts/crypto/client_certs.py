@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -32,7 +32,11 @@ def certificate_problem(
     """Why ``cert`` may not authenticate a client now (an audit reason), or None."""
     if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
         return "certificate_expired" if now >= cert.not_valid_after_utc else "certificate_not_yet_valid"
-    public = cert.public_key()
+    try:  # both parse lazily: a certificate from the message may carry a malformed key or extension
+        public = cert.public_key()
+        extensions = cert.extensions
+    except (ValueError, UnsupportedAlgorithm):
+        return "certificate_malformed"
     if isinstance(public, rsa.RSAPublicKey):
         if public.key_size < min_rsa_bits:
             return "certificate_weak_key"
@@ -42,20 +46,18 @@ def certificate_problem(
     else:
         return "certificate_key_type"
     try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
         if not usage.digital_signature:
             return "certificate_key_usage"
     except x509.ExtensionNotFound:
         pass
     try:
-        extended = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        extended = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         allowed = {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
         if not allowed.intersection(extended):
             return "certificate_extended_key_usage"
     except x509.ExtensionNotFound:
         pass
-    except ValueError:
-        return "certificate_malformed"
     return None
 
 
