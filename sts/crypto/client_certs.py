@@ -104,6 +104,24 @@ class ClientAuthority:
             return [f"{self._ca_file}: no CA certificate"]
         return []
 
+    def crl_problems(self, now: dt.datetime) -> list[str]:
+        """Why the CRL would refuse every certificate now (``sts check-config``): not signed by a configured CA,
+        or past its ``nextUpdate``. Unreadable files are :meth:`check`'s to report."""
+        if self._crl_file is None:
+            return []
+        try:
+            loaded = self._load()
+        except (OSError, ValueError):
+            return []
+        problems: list[str] = []
+        for crl in loaded.crls:
+            issuers = [ca for ca in loaded.cas if ca.subject == crl.issuer]
+            if not any(crl.is_signature_valid(ca.public_key()) for ca in issuers):  # type: ignore[arg-type]
+                problems.append(f"{self._crl_file}: not signed by a configured client CA")
+            elif crl.next_update_utc is None or crl.next_update_utc <= now:
+                problems.append(f"{self._crl_file}: past its nextUpdate; every CA-issued certificate is refused")
+        return problems
+
     def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
         """The configured CA that signed ``cert`` directly, or None (self-signed leaves never match)."""
         if cert.issuer == cert.subject:

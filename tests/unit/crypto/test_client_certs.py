@@ -133,3 +133,18 @@ def test_a_certificate_with_a_malformed_extension_is_refused_not_an_error() -> N
     """Extensions are parsed lazily: a garbled one in a certificate from the message is a refusal, not a crash."""
     garbled = x509.UnrecognizedExtension(x509.ExtensionOID.EXTENDED_KEY_USAGE, b"\x01\x02")
     assert certificate_problem(_bare(rsa_key(), extensions=(garbled,)), NOW) == "certificate_malformed"
+
+
+def test_crl_problems_for_check_config(ca: tuple[x509.Certificate, object, Path], tmp_path: Path) -> None:
+    cert, key, path = ca
+    crl = tmp_path / "ca.crl"
+    assert ClientAuthority(path).crl_problems(NOW) == []  # no CRL configured
+    crl.write_bytes(make_crl((cert, key), []))  # type: ignore[arg-type]
+    authority = ClientAuthority(path, crl)
+    assert authority.crl_problems(NOW) == []
+    assert "past its nextUpdate" in authority.crl_problems(NOW + dt.timedelta(days=8))[0]
+    crl.write_bytes(make_crl((cert, rsa_key()), []))  # type: ignore[arg-type]
+    assert "not signed by a configured client CA" in authority.crl_problems(NOW)[0]
+    crl.write_bytes(b"garbage")
+    assert authority.crl_problems(NOW) == []  # unreadable: check() reports it
+    assert authority.check() == ["client CA files unreadable: ValueError"]
