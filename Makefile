@@ -13,7 +13,7 @@ PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps $(
 # Debian packages, installed when missing (root or sudo).
 APT_INSTALL := if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq
-TEST_DEBS := xmlsec1 slapd ldap-utils postgresql redis-server default-jdk-headless libwss4j-java
+TEST_DEBS := xmlsec1 slapd ldap-utils postgresql redis-server default-jdk-headless libwss4j-java softhsm2
 # python-ldap (the `ldap` extra, for directory user stores; in the run lock, so `make run` has it) has no wheels on
 # PyPI: pip builds it from the sdist against the system libldap, with these headers and a C compiler.
 BUILD_DEBS := gcc python3-dev libldap2-dev libsasl2-dev

@@ -34,6 +34,7 @@ import loadgen  # noqa: E402
 import report  # noqa: E402
 import servers as sv  # noqa: E402
 import setup_instance as si  # noqa: E402
+import shared_state  # noqa: E402
 from scenarios import HEADLINE, PRIMARY, RSA, SCENARIOS, SECONDARY, STATIC, rotated  # noqa: E402
 
 from sts.auth.passwords import PasswordHasher  # noqa: E402
@@ -44,7 +45,7 @@ MAX_REQUESTS = 200_000  # per slice: a bound no round reaches (a capped slice is
 # Warm-up: one slice per server and relying party (per-worker caches: credentials, encrypters, RP directory).
 WARM_UP = [RSA, HEADLINE, "saml20_signed_only", "saml20_claims_50", "saml20_no_nonce", "saml20_cache_disabled",
            "saml20_rps_10k", "saml20_users_100k", "saml20_sync_workers", "saml20_directory_user",
-           "saml20_directory_cache_disabled"]
+           "saml20_directory_cache_disabled", "saml20_two_nodes_node_a", "saml20_two_nodes_node_b"]
 MEMORY_CHECKPOINT = 10_000
 
 
@@ -122,6 +123,7 @@ class Bench:
         self.server_instance = {"reference": "std", "std": "std", "nocache": "std", "rps10k": "rps10k",
                                 "users100k": "users100k", "sync": "std", "reference_sync": "std"}
         self._setup_directory(key_size, rp_cert, hasher, shared_hash)
+        self._setup_shared_state(key_size, rp_cert, hasher, shared_hash)
         self.say(f"servers up: {', '.join(f'{k}={s.port}' for k, s in self.servers.items())}")
         self._write_requests()
 
@@ -146,6 +148,43 @@ class Bench:
             f"directory login without the credential cache (search + bind + group search, LDAPS on loopback, "
             f"pooled connections, in-process): p50 {trips['p50_ms']:.2f} ms, p99 {trips['p99_ms']:.2f} ms over "
             f"{trips['logins']:.0f} logins")
+        self.say(self.notes[-1])
+
+    def _setup_shared_state(self, key_size: int, rp_cert: Path, hasher: PasswordHasher, shared_hash: str) -> None:
+        """An instance like ``std`` moved to PostgreSQL + Redis with ``sts db copy`` (as README's move from one host
+        to several nodes), served by two nodes: each its own gunicorn master, the same instance directory."""
+        instance = si.create_instance("shared", self.work / "shared", users=1_000, rps=10, key_size=key_size,
+                                      rp_cert=rp_cert, hasher=hasher, shared_hash=shared_hash)
+        state = self.resources.enter_context(shared_state.running_shared_state())
+        shared_state.move_instance(si.STS_BIN, instance.config, state)
+        self.instances["shared"] = instance
+        self.shared = state
+        for node in ("node_a", "node_b"):
+            self.servers[node] = sv.start_sts(node, instance.config, self.work, state.env())
+            self.server_instance[node] = "shared"
+        self.say("two nodes on PostgreSQL + Redis: " + ", ".join(
+            f"{n}={self.servers[n].port}" for n in ("node_a", "node_b")))
+
+    def shared_round_trips(self) -> None:
+        """Transactions and Redis commands per token on the PostgreSQL + Redis nodes (alternating)."""
+        load = self.requests[("shared", "issue")]
+        template = si.RequestTemplate(load.payload.read_bytes(), load.headers)
+        users = list(load.users)
+        nodes = [self.servers["node_a"], self.servers["node_b"]]
+        count = iter(range(10**9))
+
+        def send() -> bool:
+            index = next(count)
+            node = nodes[index % 2]
+            return shared_state.poster(node.url(ENDPOINT), lambda: si.fill(template, users[index % len(users)]),
+                                       load.headers)()
+
+        trips = shared_state.round_trips(self.shared, send)
+        self.notes.append(
+            f"two nodes on PostgreSQL + Redis, per token (warm credential cache): "
+            f"{trips['postgresql_transactions']:.2f} PostgreSQL transactions, {trips['redis_scripts']:.2f} Redis "
+            f"script calls ({trips['redis_commands']:.2f} Redis commands in all, those inside scripts included), "
+            f"over {trips['tokens']:.0f} tokens alternating between the nodes")
         self.say(self.notes[-1])
 
     def _write_requests(self) -> None:
@@ -364,6 +403,7 @@ def main() -> int:
         secondary = bench.rounds(SECONDARY, args.secondary_rounds, args.secondary_slice, "secondary")
         saturation = {name: statistics.median(s.rps for s in chosen if s.scenario == name)
                       for name in (HEADLINE, RSA)}
+        bench.shared_round_trips()
         latency = bench.latency(saturation)
         soak = bench.soak(saturation[HEADLINE])
     finally:

@@ -14,9 +14,17 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from lxml import etree
 
 from sts.auth.certificates import CertificateRules, CertificateTrust
 from sts.auth.credential_cache import VerifiedCredentialCache
+from sts.auth.encrypted_requests import (
+    ENCRYPTED_SCENARIOS,
+    EncryptedRequestOpener,
+    EncryptionPolicy,
+    OpenedRequest,
+    RecipientKey,
+)
 from sts.auth.passwords import PasswordHasher
 from sts.auth.signed_requests import (
     CERTIFICATE_MIXED,
@@ -36,15 +44,18 @@ from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, Use
 from sts.clock import Clock, SystemClock
 from sts.config.settings import Settings
 from sts.crypto.client_certs import ClientAuthority
-from sts.crypto.keystore import KeyStore, check_certificate, load_certificate, load_keystore
+from sts.crypto.keyring import KeyRing, RingSigner, build_ring, load_extra
+from sts.crypto.keystore import KeyStore, check_certificate, key_passphrase, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
-from sts.crypto.signer import AssertionSigner
+from sts.crypto.wss_decrypt import AES256_CBC, AES256_GCM, KeyUnwrapper
 from sts.crypto.wss_sign import WssSigner
-from sts.errors import ConfigError
+from sts.errors import ConfigError, FailedAuthentication
 from sts.netaddr import AddressSet
-from sts.operations.call import TrustRequest
+from sts.operations.call import RequestInfo, TrustRequest
 from sts.operations.cancel import CancelOperation
+from sts.operations.delegation import DelegationResolver
 from sts.operations.issue import IssueOperation
+from sts.operations.issued_callers import IssuedTokenAuthenticator, IssuedTokenPolicy
 from sts.operations.minting import TokenMinter
 from sts.operations.records import TokenLedger
 from sts.operations.renew import RenewalPolicy, RenewOperation
@@ -55,12 +66,14 @@ from sts.relying_parties.profiles import timestamp_required
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.service import OperationHandler, SecurityTokenService
 from sts.soap.endpoint import ResponseProtector, SoapEndpoint
+from sts.soap.metadata import FederationMetadata
 from sts.soap.spyne_app import SpyneAdapter
 from sts.soap.transport import (
     ADFS_CERTIFICATE_MIXED_PATH,
     ADFS_CERTIFICATE_TRANSPORT_PATH,
     ADFS_FEB2005_PATH,
     ADFS_TRUST13_PATH,
+    ISSUED_TOKEN_SCENARIO,
     UT_SCENARIO,
     WSO2_PATH,
     WSO2_SOAP12_SUFFIX,
@@ -69,12 +82,17 @@ from sts.soap.transport import (
     scenario_paths,
 )
 from sts.soap.wsdl_render import ScenarioEndpoint, load_policy, load_scenario_policy, render_mex, render_wsdl
+from sts.soapenv import SoapVersion
 from sts.stores.factory import Stores, build_stores
 from sts.tokens.provider import IssuerIdentity, TokenProvider
+from sts.tokens.trust import SELF, IssuerTrust, IssuerTrustList
+from sts.wss.encrypted_response import EncryptedResponder
 from sts.wss.response import SignedResponder, TimestampResponder
 from sts.wss.timestamp import FreshnessPolicy
 from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
+
+_RESPONSE_CIPHERS = {"aes256-gcm": AES256_GCM, "aes256-cbc": AES256_CBC}
 
 
 def public_url(settings: Settings) -> str:
@@ -147,11 +165,12 @@ def build_authenticator(
         policy=auth_policy(settings),
         clock=clock,
         throttle=stores.throttle,
+        accounts=stores.accounts,
     )
 
 
-def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tuple[x509.Certificate, ...]:
-    """Certificates whose assertions Validate accepts: the STS's own (current, previous), then configured ones."""
+def trusted_issuers(settings: Settings, clock: Clock) -> tuple[x509.Certificate, ...]:
+    """Certificates of other issuers whose assertions Validate accepts (the STS's own come from its key ring)."""
     problems: list[str] = []
     extra: list[x509.Certificate] = []
     now = clock.now()
@@ -166,7 +185,13 @@ def trusted_issuers(settings: Settings, keystore: KeyStore, clock: Clock) -> tup
         extra.append(cert)
     if problems:
         raise ConfigError(problems)
-    return (*keystore.accepted_certs, *extra)
+    return tuple(extra)
+
+
+def key_ring(settings: Settings, keystore: KeyStore, clock: Clock) -> KeyRing:
+    """The signing keys of this process, starting from ``keystore`` and following rotations on disk; a next key
+    or retired certificates that do not load fail the start (:class:`~sts.crypto.keystore.KeyStoreError`)."""
+    return build_ring(settings, clock.now, load_extra(settings.issuer, keystore, key_passphrase(settings)))
 
 
 def caller_certificates(stores: Stores) -> Callable[[Principal], list[x509.Certificate]]:
@@ -182,8 +207,9 @@ def caller_certificates(stores: Stores) -> Callable[[Principal], list[x509.Certi
     return certificates
 
 
-def build_certificate_trust(settings: Settings, stores: Stores, clock: Clock) -> CertificateTrust:
-    """Who a client certificate is: registered certificates and the optional client CA, refusals throttled."""
+def certificate_trust(settings: Settings, stores: Stores, clock: Clock) -> CertificateTrust:
+    """Who a client certificate is: registered certificates and the optional client CA with its mapping rule;
+    refusals counted by the per-client throttle."""
     security = settings.security
     authority = None
     if security.client_ca_file is not None:
@@ -200,7 +226,7 @@ def build_certificate_trust(settings: Settings, stores: Stores, clock: Clock) ->
 def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock) -> SignedRequestAuthenticator:
     """The authenticator of the X.509 signature scenarios (SigOnly, certificatemixed)."""
     security = settings.security
-    trust = build_certificate_trust(settings, stores, clock)
+    trust = certificate_trust(settings, stores, clock)
     policy = SignaturePolicy(
         FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
         security.legacy_sha1,
@@ -225,26 +251,103 @@ def build_transport_authenticator(
             ])
     freshness = FreshnessPolicy(settings.security.timestamp_ttl, settings.security.timestamp_future_ttl)
     return TransportCertificateAuthenticator(
-        build_certificate_trust(settings, stores, clock), TransportCertificatePolicy(freshness), clock
+        certificate_trust(settings, stores, clock), TransportCertificatePolicy(freshness), clock
     )
 
 
-def response_protectors(keystore: KeyStore, clock: Clock) -> dict[str, ResponseProtector]:
-    """Each scenario's response security: SigOnly answers signed by the STS, certificatemixed a Timestamp."""
-    return {
-        SIG_ONLY: SignedResponder(WssSigner(keystore.signing_key), keystore.signing_cert, clock),
-        CERTIFICATE_MIXED: TimestampResponder(clock),
-    }
+def response_protectors(settings: Settings, keystore: KeyStore, clock: Clock) -> dict[str, ResponseProtector]:
+    """Each enabled scenario's response security: SigOnly answers signed by the STS, certificatemixed a Timestamp.
+
+    SigOnly answers are signed with python-xmlsec, which needs the key itself: with the signing key in a PKCS#11
+    token (which signs the tokens) SigOnly cannot be served, and the start is refused with that reason.
+    """
+    protectors: dict[str, ResponseProtector] = {CERTIFICATE_MIXED: TimestampResponder(clock)}
+    if SIG_ONLY in settings.security.enabled_scenarios:
+        if settings.issuer.pkcs11_module:
+            raise ConfigError([
+                "security.scenarios: SigOnly signs its answers with the STS key outside the token; it cannot be"
+                " served while [issuer] pkcs11_module keeps the signing key in an HSM"
+            ])
+        protectors[SIG_ONLY] = SignedResponder(WssSigner(keystore.signing_key), keystore.signing_cert, clock)
+    return protectors
+
+
+def issuer_trust(settings: Settings, own_certs: tuple[x509.Certificate, ...], clock: Clock) -> IssuerTrustList:
+    """The issuers whose assertions may be delegated or authenticate callers: this STS (``own_certs``: the
+    certificates its key ring publishes when the worker starts, under ``[issuer] name``) and each
+    ``[[trusted_issuers]]`` entry."""
+    problems: list[str] = []
+    issuers = [IssuerTrust(settings.issuer.name, own_certs, SELF)]
+    now = clock.now()
+    for index, entry in enumerate(settings.trusted_issuers):
+        certificates: list[x509.Certificate] = []
+        for path in entry.certificates:
+            label = f"trusted_issuers[{index}].certificates"
+            try:
+                cert = load_certificate(path)
+            except (OSError, ValueError):
+                problems.append(f"{label}: {path} unreadable")
+                continue
+            problems += check_certificate(cert, label, now)[0]
+            certificates.append(cert)
+        if entry.entity_id == settings.issuer.name:
+            problems.append(f"trusted_issuers[{index}]: entity_id is this STS's own [issuer] name")
+        issuers.append(
+            IssuerTrust(
+                entry.entity_id, tuple(certificates), entry.entity_id, entry.map_to_domain,
+                entry.subject_attribute, entry.max_token_age, entry.single_use, entry.callers,
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+    return IssuerTrustList(tuple(issuers), settings.tokens.clock_skew)
+
+
+def build_encrypted_opener(
+    settings: Settings, stores: Stores, clock: Clock, keystore: KeyStore
+) -> EncryptedRequestOpener | None:
+    """Verification and decryption of SigEncr and SgnEncrUsername requests, with the STS key as recipient (None
+    when neither is served). Both need the private key itself (python-xmlsec and cryptography decrypt and sign
+    with it): with the key in a PKCS#11 token they are refused at start."""
+    security = settings.security
+    if not ENCRYPTED_SCENARIOS & set(security.enabled_scenarios):
+        return None
+    if settings.issuer.pkcs11_module:
+        raise ConfigError([
+            "security.scenarios: SigEncr and SgnEncrUsername decrypt and sign with the STS key outside the token;"
+            " they cannot be served while [issuer] pkcs11_module keeps the signing key in an HSM"
+        ])
+    policy = EncryptionPolicy(
+        FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
+        security.legacy_sha1,
+        security.inbound_cbc,
+        security.accept_plain_ut,
+    )
+    responder = EncryptedResponder(
+        WssSigner(keystore.signing_key), keystore.signing_cert, clock, _RESPONSE_CIPHERS[security.response_cipher],
+        security.legacy_sha1,
+    )
+    recipient = RecipientKey(KeyUnwrapper(keystore.signing_key), (keystore.signing_cert,))
+    return EncryptedRequestOpener(
+        certificate_trust(settings, stores, clock), recipient, stores.replay, policy, clock, parser_limits(settings),
+        responder, frozenset(security.allowed_roles),
+    )
 
 
 def build_service(
-    settings: Settings, keystore: KeyStore, stores: Stores, clock: Clock, hasher: PasswordHasher | None = None
+    settings: Settings,
+    keys: KeyStore | KeyRing,
+    stores: Stores,
+    clock: Clock,
+    hasher: PasswordHasher | None = None,
 ) -> SecurityTokenService:
     """The framework-free service with the operations enabled by the configuration.
 
-    ``hasher``: the one the stores check passwords with (:func:`~sts.stores.factory.build_stores`), so failures
-    that checked none cost the same; by default one with the production parameters, as the stores use.
+    ``keys``: the key ring (or a keystore to start one from); ``hasher``: the one the stores check passwords
+    with (:func:`~sts.stores.factory.build_stores`), so failures that checked none cost the same; by default one
+    with the production parameters, as the stores use.
     """
+    ring = keys if isinstance(keys, KeyRing) else key_ring(settings, keys, clock)
     authenticator = build_authenticator(settings, stores, clock, hasher or PasswordHasher())
     tokens, lifecycle = settings.tokens, settings.lifecycle
     directory = RelyingPartyDirectory(
@@ -254,24 +357,27 @@ def build_service(
     store = stores.tokens
     provider = TokenProvider(
         IssuerIdentity(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew),
-        AssertionSigner(keystore.signing_key, keystore.signing_cert),
+        RingSigner(ring),
         clock,
     )
     ledger = TokenLedger(store, tokens.clock_skew, lifecycle.renew_after_expiry) if store is not None else None
     minter = TokenMinter(provider, directory, ledger)
-    resolver = TargetResolver(store, trusted_issuers(settings, keystore, clock))
+    others = trusted_issuers(settings, clock)
+    resolver = TargetResolver(store, lambda: (*ring.state().accepted_certs, *others))
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
+    subjects = SubjectAuthorizer(stores.users, auth_policy(settings))
+    trust = issuer_trust(settings, ring.state().accepted_certs, clock)
+    delegation = DelegationResolver(trust, subjects, authenticator, store, stores.replay, clock)
     operations: dict[Operation, OperationHandler] = {
         Operation.ISSUE: IssueOperation(
             directory, minter, clock, client_keys, caller_certificates(stores),
-            settings.security.legacy_unproven_use_key,
+            settings.security.legacy_unproven_use_key, delegation,
         ),
         Operation.VALIDATE: ValidateOperation(resolver, clock, tokens.clock_skew),
     }
     if store is not None:
         operations[Operation.CANCEL] = CancelOperation(resolver, store)
-        subjects = SubjectAuthorizer(stores.users, auth_policy(settings))
         policy = RenewalPolicy(
             tokens.clock_skew, lifecycle.renew_after_expiry, lifecycle.max_renewal_age, lifecycle_roles
         )
@@ -282,10 +388,40 @@ def build_service(
 
     signed = build_signed_authenticator(settings, stores, clock)
     transport = build_transport_authenticator(settings, stores, clock)
+    issued = IssuedTokenAuthenticator(
+        trust,
+        subjects,
+        stores.lockout,
+        stores.replay,
+        IssuedTokenPolicy(
+            settings.issuer.name,
+            FreshnessPolicy(settings.security.timestamp_ttl, settings.security.timestamp_future_ttl),
+            settings.server.allow_insecure_transport,
+        ),
+        clock,
+    )
+
+    opener = build_encrypted_opener(settings, stores, clock, ring.keystore)
+
+    def caller_info(info: RequestInfo) -> CallerInfo:
+        return CallerInfo(info.correlation_id, info.client_address, info.secure_transport)
+
+    def open_request(
+        soap: SoapVersion, headers: tuple[etree._Element, ...], body_child: etree._Element, info: RequestInfo
+    ) -> OpenedRequest | None:
+        if info.scenario not in ENCRYPTED_SCENARIOS or opener is None:
+            return None
+        return opener.open(soap, headers, body_child, info.scenario, caller_info(info))
 
     def authenticate(request: TrustRequest) -> AuthenticatedCaller:
-        info = CallerInfo(request.info.correlation_id, request.info.client_address, request.info.secure_transport)
+        info = caller_info(request.info)
+        if request.info.scenario == ISSUED_TOKEN_SCENARIO:
+            if request.operation is not Operation.ISSUE:  # lifecycle calls keep their own roles and credentials
+                raise FailedAuthentication("Issue only on this endpoint", reason="operation_not_offered")
+            return issued.authenticate(request.headers, request.soap, info)
         roles = None if request.operation is Operation.ISSUE else lifecycle_roles
+        if request.opened is not None and opener is not None:
+            return opener.caller(request.opened, info, roles, authenticator)
         if request.info.scenario == UT_SCENARIO:
             return authenticator.authenticate(request.headers, request.soap, info, roles)
         allowed = frozenset(settings.security.allowed_roles if roles is None else roles)
@@ -294,7 +430,7 @@ def build_service(
         call = SignedCall(request.info.scenario, request.rst, request.info.path, info)
         return signed.authenticate(request.headers, request.soap, call, allowed)
 
-    return SecurityTokenService(operations, authenticate=authenticate)
+    return SecurityTokenService(operations, authenticate=authenticate, open_request=open_request)
 
 
 def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Clock | None = None) -> Transport:
@@ -303,11 +439,11 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     clock = clock or SystemClock()
     hasher = PasswordHasher()
     stores = build_stores(settings, clock, hasher)
-    service = build_service(settings, keystore, stores, clock, hasher)
-    endpoint = SoapEndpoint(
-        service, parser_limits(settings), settings.server.soap12_sender_status, response_protectors(keystore, clock)
-    )
-    scenarios = settings.security.enabled_scenarios
+    ring = key_ring(settings, keystore, clock)
+    service = build_service(settings, ring, stores, clock, hasher)
+    protectors = response_protectors(settings, keystore, clock)
+    endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status, protectors)
+    scenarios = served_scenarios(settings)
     url = public_url(settings)
     wsdl = render_wsdl(
         load_policy(UT_SCENARIO),
@@ -316,19 +452,30 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
         extra=[scenario_endpoint(name, url) for name in scenarios if name != UT_SCENARIO],
         include_base=UT_SCENARIO in scenarios,
     )
+    metadata = FederationMetadata(settings.issuer.name, url, lambda: ring.state().published)
     policy = TransportPolicy(
         settings.limits.max_body_bytes,
         AddressSet.parse(settings.server.trusted_proxies),
         settings.server.client_cert_header,
     )
     return Transport(
-        policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close, routes=scenario_paths(scenarios)
+        policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close, routes=scenario_paths(scenarios),
+        metadata=metadata.document,
     )
 
 
+def served_scenarios(settings: Settings) -> tuple[str, ...]:
+    """The endpoints served: the enabled ``[security] scenarios``, and the issued-token one when some trusted
+    issuer may authenticate callers (``[[trusted_issuers]] callers = true``)."""
+    scenarios = tuple(settings.security.enabled_scenarios)
+    if any(issuer.callers for issuer in settings.trusted_issuers):
+        return (*scenarios, ISSUED_TOKEN_SCENARIO)
+    return scenarios
+
+
 def scenario_endpoint(name: str, url: str) -> ScenarioEndpoint:
-    """The WSDL ports of a non-UsernameToken scenario: its WSO2-style path, and for certificatemixed and
-    certificatetransport the AD FS one."""
+    """The WSDL ports of a scenario served on its own path (``/services/wso2carbon-sts/<name>``), and for
+    certificatemixed and certificatetransport the AD FS one."""
     base = url[: -len(WSO2_PATH)] if url.endswith(WSO2_PATH) else url.rstrip("/")
     ports = {f"{name}HttpsSoap11Endpoint": ("soap11", f"{url}/{name}"), f"{name}HttpsSoap12Endpoint": (
         "soap12", f"{url}/{name}"

@@ -26,6 +26,9 @@ class AuditEvent:
     fault: str = ""
     reason: str = ""
     duration_ms: float = 0.0
+    subject: str = ""  # delegation: the DOMAIN/name the token names (``user``/``domain`` are the caller's)
+    chain: str = ""  # delegation: the acting services, oldest first, " > "-separated
+    source_token: str = ""  # delegation / transformation: the ID of the token handed in
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(AuditEvent))

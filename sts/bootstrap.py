@@ -9,7 +9,10 @@ from sts.app import create_app
 from sts.clock import Clock
 from sts.config import load_settings
 from sts.config.settings import Settings, config_warnings
-from sts.crypto.keystore import load_keystore
+from sts.crypto.keyring import load_material
+from sts.crypto.keystore import KeyStoreError, load_keystore
+from sts.crypto.selftest import run_selftest
+from sts.errors import ConfigError
 from sts.logging import configure_logging
 from sts.soap.transport import Transport
 
@@ -29,3 +32,15 @@ def boot(
     app = create_app(settings, keystore, clock)
     _LOG.info("sts ready", extra={"config": str(settings.config_path)})
     return app
+
+
+def check_boot(settings: Settings) -> None:
+    """What a reload checks before it builds anything: every key file of a rotation and the crypto self-test
+    (raises :class:`KeyStoreError` with every problem)."""
+    material = load_material(settings)
+    problems = run_selftest(material.current)
+    if problems:
+        raise KeyStoreError(problems)
+
+
+__all__ = ["ConfigError", "boot", "check_boot"]

@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import os
 import ssl
-import sys
 
-from sts.config import load_settings
-from sts.errors import ConfigError
 from sts.gunicorn_logging import TEXT_FORMAT, access_logger_class
+from sts.gunicorn_reload import rebuild_application, settings_for_gunicorn
 from sts.gunicorn_worker import worker_class as _worker_class
 
-try:
-    _settings = load_settings()
-except ConfigError as _exc:
-    sys.stderr.write("sts: invalid configuration:\n  " + "\n  ".join(_exc.problems) + "\n")
-    raise SystemExit(1) from None
+# At start an invalid file stops here; on a reload (SIGHUP) the settings in force are kept instead.
+_settings = settings_for_gunicorn()
 
 wsgi_app = "sts.wsgi:application"
 bind = [_settings.server.bind]
@@ -72,7 +67,13 @@ errorlog = str(_settings.logging.file) if _settings.logging.file else "-"  # "-"
 loglevel = _settings.logging.level.lower()
 proc_name = "sts"
 control_socket_disable = True
-pidfile = os.environ.get("STS_PIDFILE") or None
+pidfile = os.environ.get("STS_PIDFILE") or (str(_settings.server.pid_file) if _settings.server.pid_file else None)
+
+
+def on_reload(server: object) -> None:
+    """SIGHUP (``sts reload``): build the application with the new configuration before the new workers start,
+    or keep the running one if anything of it is invalid (:mod:`sts.gunicorn_reload`)."""
+    rebuild_application(server)
 
 
 def worker_exit(server: object, worker: object) -> None:

@@ -41,6 +41,7 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 _SIOCOUTQNSD = 0x894B  # Linux: bytes in a TCP socket's send queue not yet sent (tcp(7))
+_STOP_IDLE_LINGER = 1.0  # seconds a stopping worker keeps idle kept-alive connections open
 _SEND_BUFFER = 262144  # answers are a few KiB: one always fits, so writing it never waits for the client
 
 
@@ -85,6 +86,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self._lingering: dict[BufferedConn, None] = {}
         # Complete requests (also in _reading) waiting for the previous answer on their connection to leave.
         self._unsent: dict[BufferedConn, None] = {}
+        self._stopping_since: float | None = None
 
     def init_process(self) -> None:
         """Build the TLS context once per worker (gunicorn's own path loads the key pair per connection)."""
@@ -279,15 +281,21 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     def murder_pending(self) -> None:
         """Serve requests whose connection has sent its previous answer; close connections past their read or
-        linger deadline (a stopping worker drops silent ones at once)."""
+        linger deadline (a stopping worker drops silent ones after a moment)."""
         super().murder_pending()
         for conn in [conn for conn in self._unsent if not _unsent_bytes(conn.sock)]:
             self._dispatch(conn)
         now = time.monotonic()
+        if not self.alive and self._stopping_since is None:
+            self._stopping_since = now
+        # A stopping worker (reload, SIGTERM) keeps connections that have sent nothing yet (new, or kept alive) a
+        # moment: a request a client sends on one meanwhile is still served (with Connection: close) instead of
+        # meeting a reset; a silent one then holds the stop for at most that moment.
+        idle_linger_over = self._stopping_since is not None and now - self._stopping_since >= _STOP_IDLE_LINGER
         for conn in list(self._reading):
             if conn.deadline > now and self.alive:
                 break
-            if conn.deadline <= now or not conn.buffer:
+            if conn.deadline <= now or (not conn.buffer and idle_linger_over):
                 self._stop_reading(conn)
                 self._drop(conn)
         for conn in list(self._lingering):

@@ -25,6 +25,8 @@ XENC: Final = "http://www.w3.org/2001/04/xmlenc#"
 XENC11: Final = "http://www.w3.org/2009/xmlenc11#"
 SAML1: Final = "urn:oasis:names:tc:SAML:1.0:assertion"
 SAML2: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
+# SAML V2.0 Condition for Delegation Restriction (OASIS sstc-saml-delegation, 2009).
+SAML_DELEGATION: Final = "urn:oasis:names:tc:SAML:2.0:conditions:delegation"
 XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
 XS: Final = "http://www.w3.org/2001/XMLSchema"
 WSDL: Final = "http://schemas.xmlsoap.org/wsdl/"

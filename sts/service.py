@@ -8,9 +8,11 @@ authenticates the caller and dispatches to the operation (:mod:`sts.operations`)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from lxml import etree
 
+from sts.auth.encrypted_requests import OpenedRequest
 from sts.auth.validators import AuthenticatedCaller
 from sts.errors import BadRequest, InvalidRequest
 from sts.operations.call import RequestInfo, TrustCall, TrustReply, TrustRequest
@@ -21,6 +23,8 @@ from sts.xmlutil import element_children, text_of
 
 OperationHandler = Callable[[TrustCall], TrustReply]
 Authenticator = Callable[[TrustRequest], AuthenticatedCaller]
+# Verifies and decrypts a request whose Body is ciphertext (scenarios 5, 8) before it can be read; None otherwise.
+RequestOpener = Callable[[SoapVersion, tuple[etree._Element, ...], etree._Element, RequestInfo], OpenedRequest | None]
 
 
 def trust_version(body_child: etree._Element) -> TrustVersion:
@@ -45,22 +49,32 @@ def read_operation(rst: etree._Element, trust: TrustVersion) -> Operation:
 class SecurityTokenService:
     """Dispatches WS-Trust calls to the registered operation handlers after authenticating the caller."""
 
-    def __init__(self, handlers: Mapping[Operation, OperationHandler], authenticate: Authenticator) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[Operation, OperationHandler],
+        authenticate: Authenticator,
+        open_request: RequestOpener | None = None,
+    ) -> None:
         self._handlers = dict(handlers)
         self._authenticate = authenticate
+        self._open = open_request
 
     def handle(
         self, soap: SoapVersion, headers: tuple[etree._Element, ...], body_child: etree._Element, info: RequestInfo
     ) -> TrustReply:
         """Run one request to its reply; raises :class:`~sts.errors.STSError` subclasses for faults."""
+        opened = None if self._open is None else self._open(soap, headers, body_child, info)
+        if opened is not None:
+            body_child = opened.body_child  # the RST of the verified, decrypted Body
         trust = trust_version(body_child)
         operation = read_operation(body_child, trust)
         for action in (info.http_action, info.wsa_action):
             if action and trust.operation_of_action(action) is not operation:
                 raise InvalidRequest("action does not match RequestType", reason="action_mismatch")
-        request = TrustRequest(soap, headers, body_child, trust, operation, info)
+        request = TrustRequest(soap, headers, body_child, trust, operation, info, opened)
         caller = self._authenticate(request)
         handler = self._handlers.get(operation)
         if handler is None:
             raise BadRequest(f"{operation.value} binding not enabled", reason="binding_not_enabled")
-        return handler(TrustCall(request, caller))
+        reply = handler(TrustCall(request, caller))
+        return reply if opened is None else replace(reply, protect=opened.protect)

@@ -20,7 +20,8 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "cryptography.hazmat": ("sts.crypto.",),
     "passlib": ("sts.auth.passwords",),
     "ldap": ("sts.auth.ldap_client",),  # python-ldap, the optional extra wstrust-sts[ldap]
-    "redis": ("sts.stores.redis",),
+    # redis-py: the Redis cache backend only (its package __init__ imports nothing: loaded only when configured).
+    "redis": ("sts.stores.redis.",),
     # PostgreSQL: the connection module (pools, deadlines, migrations); the stores use its sessions.
     "psycopg": ("sts.stores.postgres",),
     "psycopg_pool": ("sts.stores.postgres",),
@@ -28,6 +29,8 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
     # SQLite: the stores (the relying-party registry's included) and the built-in user store, in one database file.
     "sqlite3": ("sts.stores.", "sts.auth.sqlite_users"),
+    # python-pkcs11 (the optional extra wstrust-sts[hsm]): the signing key in an HSM.
+    "pkcs11": ("sts.crypto.pkcs11_key",),
 }
 
 
@@ -99,10 +102,10 @@ def test_crypto_imports_neither_configuration_nor_relying_parties() -> None:
 
 
 def test_configuration_is_settings_and_loader_only() -> None:
-    """sts.config holds the settings (the ``[[user_stores]]`` tables among them) and their loader, and reads
-    nothing of the layers that read it."""
+    """sts.config holds the settings (the ``[[user_stores]]`` and ``[[trusted_issuers]]`` tables among them) and
+    their loader, and reads nothing of the layers that read it."""
     assert sorted(path.stem for path in (PACKAGE / "config").glob("*.py")) == [
-        "__init__", "loader", "settings", "user_stores"
+        "__init__", "loader", "settings", "trusted_issuers", "user_stores"
     ]
     above = ("sts.relying_parties", "sts.crypto", "sts.stores", "sts.auth", "sts.tokens")
     offenders = [
@@ -171,7 +174,8 @@ def test_importing_sts_has_no_side_effects() -> None:
 # and may import anything below them. The entry points and the foundation are pools of independent leaf modules:
 # imports among their members are allowed (wsgi -> bootstrap, xmlutil -> errors).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("sts.__main__", "sts.cli", "sts.wsgi", "sts.bootstrap", "sts.gunicorn_conf"),  # entry points
+    # entry points
+    ("sts.__main__", "sts.cli", "sts.wsgi", "sts.gunicorn_conf", "sts.gunicorn_reload", "sts.bootstrap"),
     ("sts.app", "sts.client"),  # the server's composition root; the client library
     ("sts.soap",),  # transport and SOAP edge
     ("sts.service",),  # WS-Trust dispatch and authentication of the caller

@@ -4,6 +4,10 @@ A repeat caller then costs microseconds instead of ~30 ms of argon2id. Entries a
 domain, user and password under a per-process random key (nothing usable leaks from memory), live at most
 ``ttl`` seconds (so a password change, lock or role change takes effect within the TTL) and the cache holds at
 most ``max_entries``. One lock guards the entries: a worker serves requests on several threads.
+
+Each entry also remembers the account's :data:`~sts.stores.base.CredentialVersion` it was verified under (read
+*before* the user store was asked, so a change racing the check leaves a stale version, never a fresh one): with a
+shared cache backend a change on any node bumps the version and the entry stops matching at once, not after the TTL.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from sts.auth.users import Principal
+from sts.stores.base import CredentialVersion
 
 
 class VerifiedCredentialCache:
@@ -28,7 +33,7 @@ class VerifiedCredentialCache:
         self._clock = clock
         self._pid = -1
         self._key = b""
-        self._entries: dict[bytes, tuple[float, Principal]] = {}
+        self._entries: dict[bytes, tuple[float, CredentialVersion, Principal]] = {}
         self._lock = threading.Lock()
 
     def _digest(self, domain: str, user: str, password: str) -> bytes:
@@ -38,8 +43,8 @@ class VerifiedCredentialCache:
         message = "\0".join((domain, user, password)).encode("utf-8")
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
-    def get(self, domain: str, user: str, password: str) -> Principal | None:
-        """The cached principal, if verified less than ``ttl`` seconds ago."""
+    def get(self, domain: str, user: str, password: str, version: CredentialVersion = ()) -> Principal | None:
+        """The cached principal, if verified less than ``ttl`` seconds ago under the same account ``version``."""
         if self._ttl <= 0:
             return None
         with self._lock:
@@ -47,20 +52,22 @@ class VerifiedCredentialCache:
             entry = self._entries.get(key)
             if entry is None:
                 return None
-            if entry[0] <= self._clock():
+            if entry[0] <= self._clock() or entry[1] != version:
                 del self._entries[key]
                 return None
-            return entry[1]
+            return entry[2]
 
-    def put(self, domain: str, user: str, password: str, principal: Principal) -> None:
-        """Remember a successful verification."""
+    def put(
+        self, domain: str, user: str, password: str, principal: Principal, version: CredentialVersion = ()
+    ) -> None:
+        """Remember a successful verification made under account ``version``."""
         if self._ttl <= 0:
             return
         with self._lock:
             key = self._digest(domain, user, password)
             if len(self._entries) >= self._max:
                 self._evict()
-            self._entries[key] = (self._clock() + self._ttl, principal)
+            self._entries[key] = (self._clock() + self._ttl, version, principal)
 
     def _evict(self) -> None:
         now = self._clock()

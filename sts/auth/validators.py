@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -42,7 +43,15 @@ from sts.clock import Clock
 from sts.config.settings import ALL_DOMAINS
 from sts.errors import FailedAuthentication, InvalidSecurity, STSError
 from sts.soapenv import SoapVersion
-from sts.stores.base import ClientThrottle, LockoutStore, LockState, ReplayCache
+from sts.stores.base import (
+    AccountReader,
+    ClientThrottle,
+    LocalCredentialVersions,
+    LockoutStore,
+    LockState,
+    ReplayCache,
+    SeparateAccountReader,
+)
 from sts.wss.header import find_security_header, read_security_header
 from sts.wss.timestamp import FreshnessPolicy, check_timestamp
 from sts.wss.username import UsernameCredential, check_created, digest_matches, parse_username_token
@@ -102,6 +111,8 @@ class UsernameTokenAuthenticator:
     """Authenticates and authorizes the caller of one request from its WS-Security header.
 
     ``hasher`` spends the cost of one password check on failures that did not (the user stores' own hasher).
+    ``accounts`` reads an account's lock state with its credential version (which the cache entries are checked
+    against); by default from ``lockout``, with no shared versions (entries expire by their TTL).
     """
 
     def __init__(
@@ -114,8 +125,10 @@ class UsernameTokenAuthenticator:
         policy: AuthPolicy,
         clock: Clock,
         throttle: ClientThrottle | None = None,
+        accounts: AccountReader | None = None,
     ) -> None:
         self._throttle = throttle
+        self._accounts = accounts or SeparateAccountReader(lockout, LocalCredentialVersions())
         self._users = users
         self._hasher = hasher
         self._lockout = lockout
@@ -136,10 +149,31 @@ class UsernameTokenAuthenticator:
 
         ``roles`` replaces the policy's allowed roles for this call (the lifecycle bindings may have their own).
         """
+        return self._run(info, roles, lambda attempt, allowed: self._authenticate(headers, version, attempt, allowed))
+
+    def authenticate_token(
+        self, token: etree._Element, info: CallerInfo, roles: frozenset[str] | None = None, *, confidential: bool
+    ) -> AuthenticatedCaller:
+        """Authenticate a UsernameToken another binding has already verified (WS-SecurityPolicy 1.2 §8.3 signed
+        supporting token: scenario 8), with the same checks, lockout, throttle and audit as the header path.
+
+        ``confidential``: the token arrived encrypted, so PasswordText is safe without TLS. The caller checked the
+        message's Timestamp.
+        """
+        return self._run(
+            info, roles, lambda attempt, allowed: self._authenticate_token(token, attempt, allowed, confidential)
+        )
+
+    def _run(
+        self,
+        info: CallerInfo,
+        roles: frozenset[str] | None,
+        body: Callable[[_Attempt, frozenset[str]], AuthenticatedCaller],
+    ) -> AuthenticatedCaller:
         attempt = _Attempt(info)
         allowed = self._roles if roles is None else frozenset(role.casefold() for role in roles)
         try:
-            caller = self._authenticate(headers, version, attempt, allowed)
+            caller = body(attempt, allowed)
         except STSError as error:
             if isinstance(error, FailedAuthentication) and error.reason != "client_throttled":
                 if not attempt.hash_spent:
@@ -151,6 +185,36 @@ class UsernameTokenAuthenticator:
         attempt.audit("success", caller.method)
         return caller
 
+    def authenticate_delegated(self, token: etree._Element, info: CallerInfo) -> Principal:
+        """Check a UsernameToken handed in as the identity to delegate (WS-Trust 1.3 §9.1 OnBehalfOf, 1.4 ActAs)
+        exactly as a login of that user: transport, domain, lockout, the user store, the password (a failure
+        counts towards **that user's** lockout), the allowed roles and the nonce. Raises the login's
+        WS-Security fault (the operation turns it into its own), audited as ``delegated_authentication``.
+        """
+        attempt = _Attempt(info, "delegated_authentication")
+        try:
+            credential = parse_username_token(
+                token,
+                bsp_strict=self._policy.bsp_strict,
+                min_nonce_bytes=self._policy.min_nonce_bytes,
+                max_password_bytes=self._policy.max_password_bytes,
+            )
+            check_created(credential, self._clock, self._policy.freshness)
+            secure = info.secure_transport or self._policy.allow_insecure_transport
+            if not credential.is_digest and not secure:
+                raise FailedAuthentication("PasswordText over plain HTTP", reason="insecure_transport")
+            principal, _method = self._verify(credential, attempt)
+            if not principal.holds_any_role(self._roles):
+                raise FailedAuthentication("user holds none of the allowed roles", reason="role_denied")
+            self._check_nonce(credential)
+        except STSError as error:
+            if isinstance(error, FailedAuthentication) and not attempt.hash_spent:
+                self._hasher.dummy_verify()  # equal cost for every failure, as for logins
+            attempt.audit("failure", error.reason)
+            raise
+        attempt.audit("success", "password")
+        return principal
+
     def _authenticate(
         self, headers: tuple[etree._Element, ...], version: SoapVersion, attempt: _Attempt, roles: frozenset[str]
     ) -> AuthenticatedCaller:
@@ -159,8 +223,13 @@ class UsernameTokenAuthenticator:
             check_timestamp(header.timestamp, self._clock, self._policy.freshness)
         elif self._policy.require_timestamp:
             raise InvalidSecurity("policy requires a wsu:Timestamp", reason="no_timestamp")
+        return self._authenticate_token(header.username_tokens[0], attempt, roles, False)
+
+    def _authenticate_token(
+        self, token: etree._Element, attempt: _Attempt, roles: frozenset[str], confidential: bool
+    ) -> AuthenticatedCaller:
         credential = parse_username_token(
-            header.username_tokens[0],
+            token,
             bsp_strict=self._policy.bsp_strict,
             min_nonce_bytes=self._policy.min_nonce_bytes,
             max_password_bytes=self._policy.max_password_bytes,
@@ -170,7 +239,7 @@ class UsernameTokenAuthenticator:
         if self._throttle is not None and client and self._throttle.throttled(client, self._clock.now().timestamp()):
             # Per-client throttling against password spraying: refuse without spending a password hash on it.
             raise FailedAuthentication("too many failures from this client", reason="client_throttled")
-        secure = attempt.info.secure_transport or self._policy.allow_insecure_transport
+        secure = confidential or attempt.info.secure_transport or self._policy.allow_insecure_transport
         if not credential.is_digest and not secure:
             raise FailedAuthentication("PasswordText over plain HTTP", reason="insecure_transport")
         principal, method = self._verify(credential, attempt)
@@ -193,11 +262,13 @@ class UsernameTokenAuthenticator:
         elif not self._domain_allowed(domain):
             raise FailedAuthentication("domain not allowed", reason="domain_denied")
         lock_key = f"{domain}/{canonical(name)}"
-        state = self._lockout.state(lock_key)
+        # The version is read before the store is asked: a change racing this check leaves the entry stale.
+        account = self._accounts.read(lock_key)
+        state = account.lock
         if state is not None and state.locked_until > self._clock.now().timestamp():
             raise FailedAuthentication("account locked", reason="account_locked")
         password = credential.plain_password
-        cached = None if password is None else self._cache.get(domain, canonical(name), password)
+        cached = None if password is None else self._cache.get(domain, canonical(name), password, account.version)
         result = cached if cached is not None else self._ask_store(credential, domain, name, attempt)
         if isinstance(result, Refusal):
             if result.wrong_password:
@@ -208,7 +279,7 @@ class UsernameTokenAuthenticator:
         if password is None:
             return result, "password-digest"
         if cached is None:
-            self._cache.put(domain, canonical(name), password, result)
+            self._cache.put(domain, canonical(name), password, result, account.version)
         return result, "password-text"
 
     def _domain_allowed(self, domain: str) -> bool:
@@ -262,8 +333,9 @@ class UsernameTokenAuthenticator:
 class _Attempt:
     """Mutable facts gathered while authenticating one request, for the audit event."""
 
-    def __init__(self, info: CallerInfo) -> None:
+    def __init__(self, info: CallerInfo, event: str = "authentication") -> None:
         self.info = info
+        self.event = event
         self.user = ""
         self.domain = ""
         self.hash_spent = False
@@ -272,7 +344,7 @@ class _Attempt:
     def audit(self, outcome: str, reason: str) -> None:
         emit(
             AuditEvent(
-                event="authentication",
+                event=self.event,
                 outcome=outcome,
                 correlation_id=self.info.correlation_id,
                 client_address=self.info.client_address,

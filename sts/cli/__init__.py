@@ -12,7 +12,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from sts import __version__
-from sts.cli import db, init, instance, lifecycle_cmds, request, rp, serve, token_inspect, user_stores, users
+from sts.cli import (
+    db,
+    init,
+    instance,
+    keys,
+    lifecycle_cmds,
+    reload,
+    request,
+    rp,
+    serve,
+    token_inspect,
+    user_stores,
+    users,
+)
 from sts.cli.common import CommandError
 from sts.client import ClientError, FaultReceived
 
@@ -33,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="PATH", help="configuration file (default: $STS_CONFIG, else ./var/sts.toml)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (init, instance, serve, db, users, user_stores, rp, request, token_inspect, lifecycle_cmds):
+    for module in (init, instance, serve, db, users, user_stores, rp, request, token_inspect, lifecycle_cmds, keys,
+                   reload):
         module.register(commands)
     return parser
 

@@ -18,6 +18,7 @@ from lxml import etree
 from sts import ns
 from sts.client import ClientError, Connection, IssuedToken, ProofKey, clean, load_certificate_file
 from sts.client.options import DEFAULT_TIMEOUT, SigningCredential
+from sts.client.tokenfile import read_token_file
 from sts.clock import SystemClock
 from sts.config import load_settings
 from sts.config.settings import Settings
@@ -62,7 +63,7 @@ def open_stores(settings: Settings) -> Iterator[Stores]:
     try:
         yield stores
     except ServiceUnavailable as exc:
-        raise CommandError(f"the database is unavailable ({exc})") from None
+        raise CommandError(f"a store is unavailable ({exc})") from None
     finally:
         stores.close()
 
@@ -88,12 +89,22 @@ def read_secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:
 # --- the sample client's commands -----------------------------------------------------------------------------------
 
 
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """URL, authentication and transport options shared by ``request``, ``validate``, ``renew`` and ``cancel``."""
+def add_connection_options(parser: argparse.ArgumentParser, *, token_login: bool = False) -> None:
+    """URL, authentication and transport options shared by ``request``, ``validate``, ``renew`` and ``cancel``;
+    ``token_login``: ``--token FILE`` may replace ``--username`` and the password (issued-token authentication)."""
     parser.add_argument("url", metavar="URL", help="STS endpoint, e.g. https://host:9443/services/wso2carbon-sts")
     parser.add_argument(
-        "--username", help="user name (DOMAIN/NAME for a secondary store); not with --cert (the certificate says who)"
+        "--username", default="", help="user name (DOMAIN/NAME for a secondary store); not with --cert or --token"
     )
+    if token_login:
+        parser.add_argument(
+            "--token",
+            dest="login_token",  # validate/renew/cancel have a --token of their own: the target
+            type=Path,
+            metavar="TOKEN_FILE",
+            help="authenticate with this SAML assertion of a trusted issuer instead of a password "
+            "(the STS's IssuedTokenOverTransport endpoint)",
+        )
     parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin (first line)")
     parser.add_argument("--cafile", type=Path, metavar="FILE", help="CA certificates (PEM) to verify the server with")
     parser.add_argument("--digest", action="store_true", help="send a PasswordDigest instead of PasswordText")
@@ -114,11 +125,13 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 def connection_from(args: argparse.Namespace) -> Connection:
     """The connection options, checked (credential, URL, then timeout) before the password is asked for."""
-    signing, tls = _certificate_credential(args)
+    token = getattr(args, "login_token", None)
+    signing, tls = _certificate_credential(args, token is not None)
     try:
         connection = Connection(
             url=args.url,
             username=args.username or "",
+            token=read_token_file(token) if token is not None else None,
             digest=args.digest,
             soap_ns=SOAP_VERSIONS[args.soap],
             trust_ns=TRUST_VERSIONS[args.trust],
@@ -136,22 +149,25 @@ def connection_from(args: argparse.Namespace) -> Connection:
 
 
 def _certificate_credential(
-    args: argparse.Namespace,
+    args: argparse.Namespace, token_login: bool = False
 ) -> tuple[SigningCredential | None, tuple[Path, Path] | None]:
-    """``--cert``/``--key``/``--scenario`` as a signing credential or a TLS client certificate (one of them)."""
+    """``--cert``/``--key``/``--scenario`` as a signing credential or a TLS client certificate (one of them);
+    ``token_login``: ``--token`` was given (issued-token authentication)."""
     cert_file: Path | None = getattr(args, "cert", None)
     key_file: Path | None = getattr(args, "key", None)
     scenario: str | None = getattr(args, "scenario", None)
     if cert_file is None and key_file is None:
         if scenario is not None:
             raise CommandError("--scenario needs --cert and --key")
-        if not args.username:
-            raise CommandError("--username is required (or --cert and --key)")
+        if not args.username and not token_login:
+            raise CommandError("give --username (or --cert and --key, or --token)")
         return None, None
     if cert_file is None or key_file is None:
         raise CommandError("--cert and --key go together")
-    if args.username or args.password_stdin or args.digest:
-        raise CommandError("--cert authenticates the caller: no --username, --password-stdin or --digest with it")
+    if args.username or args.password_stdin or args.digest or token_login:
+        raise CommandError(
+            "--cert authenticates the caller: no --username, --token, --password-stdin or --digest with it"
+        )
     if scenario == "certificatetransport":
         return None, (cert_file, key_file)
     try:

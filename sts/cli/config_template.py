@@ -146,6 +146,17 @@ truststore = "keystore/truststore"
 # 256-bit key (mode 0600) encrypting the recoverable secrets of users enrolled for PasswordDigest.
 credential_key = "keystore/credentials.key"
 
+[cache]
+# Replay nonces, lockout and throttle counters, credential-cache versions: "local" (the database above, one
+# host) or "redis" (shared by several nodes). The Redis password comes from $STS_CACHE_PASSWORD or password_file.
+backend = "local"
+# url = "rediss://sts@redis.example.internal:6380/0"
+# password_file = "/run/secrets/sts-redis-password"
+# ca_file = "keystore/redis-ca.pem"
+# Each Redis command fails (closed) after this long, never retried.
+# socket_timeout_ms = 300
+# connect_timeout_ms = 300
+
 [logging]
 # DEBUG | INFO | WARNING | ERROR; json (one object a line) or text; file empty: stderr.
 level = "INFO"

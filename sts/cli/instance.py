@@ -17,13 +17,15 @@ from sts.clock import SystemClock
 from sts.config import foreign_environment, load_settings
 from sts.config.settings import Settings, config_warnings
 from sts.crypto.client_certs import ClientAuthority
-from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate, load_keystore
+from sts.crypto.keyring import load_material
+from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate
 from sts.crypto.selftest import run_selftest
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.files import loose_secret
+from sts.relying_parties.certificates import certificate_location, load_rp_certificate
 from sts.relying_parties.registry import RelyingPartyRegistry, RelyingPartyStore
 from sts.soap.wsdl_render import load_policy
-from sts.stores.factory import build_stores
+from sts.stores.factory import build_stores, check_cache
 
 
 def register(commands: SubParsers) -> None:
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         _report(exc.problems, warnings)
         return 1
     try:
-        keystore = load_keystore(settings)
+        keystore = load_material(settings).current  # with the next key and retired certificates of a rotation
         warnings += keystore.warnings
         problems += run_selftest(keystore)
     except KeyStoreError as exc:
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f"store.truststore: {settings.store.truststore} is not a directory")
     warnings += config_warnings(settings)
     warnings += _secret_file_warnings(settings)
+    problems += check_cache(settings, SystemClock())
     problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)
     problems += _check_client_ca(settings)
     problems += _check_store(settings, warnings)
@@ -92,17 +95,18 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
         stores.close()
 
 
-def _check_relying_parties(store: RelyingPartyStore, truststore: object, warnings: list[str]) -> list[str]:
+def _check_relying_parties(store: RelyingPartyStore, truststore: Path, warnings: list[str]) -> list[str]:
+    """Each relying party's certificate (inline in the database or a truststore file) readable, strong, valid now."""
     problems: list[str] = []
     now = dt.datetime.now(dt.UTC)
     for rp in RelyingPartyRegistry(store).all():
-        if not rp.cert_file:
+        if not rp.has_certificate:
             continue
-        path = Path(str(truststore)) / rp.cert_file
         try:
-            cert = load_certificate(path)
+            cert = load_rp_certificate(rp, truststore)
         except (OSError, ValueError):
-            problems.append(f"relying party {rp.address}: certificate {path} missing or unreadable")
+            where = certificate_location(rp, truststore)
+            problems.append(f"relying party {rp.address}: certificate ({where}) missing or unreadable")
             continue
         cert_problems, cert_warnings = check_certificate(cert, f"relying party {rp.address}", now)
         problems += cert_problems

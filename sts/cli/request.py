@@ -23,6 +23,7 @@ from sts.client import (
     request_token,
 )
 from sts.client.options import MAX_PROOF_KEY_BITS
+from sts.client.tokenfile import read_token_file
 from sts.wstrust.model import Renewing
 from sts.wstrust.tokentypes import SamlVersion
 
@@ -43,6 +44,10 @@ URL ``…/services/wso2carbon-sts/SigOnly``) signs the Timestamp and Body, ``cer
 Holder-of-key: ``--key-type symmetric`` (``--key-size BITS``; ``--entropy`` sends 32 bytes of client entropy and
 asks for a PSHA1 computed key) or ``--key-type public --use-key CERT.pem``; ``--proof-key-out FILE`` writes the
 symmetric proof key (raw bytes, mode 0600). ``--renewable`` / ``--renewable-after-expiry`` ask for a renewable token.
+Delegation: ``--on-behalf-of TOKEN_FILE`` or ``--act-as TOKEN_FILE`` sends the user's token (as received) and
+asks for a token for that user (the relying party must allow this caller to delegate). ``--token TOKEN_FILE``
+authenticates with a trusted identity provider's SAML assertion instead of a password (give the URL of the
+``/IssuedTokenOverTransport`` endpoint; ``--username`` is then not needed).
 Exit codes: 0 token received, 1 HTTP/TLS/usage error, 2 SOAP fault.
 
 ``sts token inspect FILE`` decrypts (``--rp-key``) and verifies (``--sts-cert``, else the instance's signing
@@ -59,7 +64,16 @@ def register(commands: SubParsers) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_connection_options(parser)
+    add_connection_options(parser, token_login=True)
+    delegation = parser.add_mutually_exclusive_group()
+    delegation.add_argument(
+        "--on-behalf-of", type=Path, metavar="TOKEN_FILE", help="ask for a token for the user of this token "
+        "(WS-Trust OnBehalfOf: a SAML assertion or a wsse:UsernameToken, sent as it is)"
+    )
+    delegation.add_argument(
+        "--act-as", type=Path, metavar="TOKEN_FILE", help="ask for a token for the user of this token, recording "
+        "this caller as acting for it (WS-Trust 1.4 ActAs)"
+    )
     parser.add_argument("--applies-to", required=True, metavar="ADDR", help="relying-party address (AppliesTo)")
     parser.add_argument(
         "--token-type",
@@ -132,6 +146,8 @@ def _request(args: argparse.Namespace) -> int:
         claims_dialect=args.claims_dialect,
         key=_key(args),
         renewing=_renewing(args),
+        on_behalf_of=read_token_file(args.on_behalf_of) if args.on_behalf_of is not None else None,
+        act_as=read_token_file(args.act_as) if args.act_as is not None else None,
     )
-    issued = request_token(options, read_password(args))
+    issued = request_token(options, "" if connection.token is not None else read_password(args))
     return emit_issued(issued, out=args.out, proof_key_out=args.proof_key_out)

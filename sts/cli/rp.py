@@ -4,7 +4,8 @@ A relying party is an endpoint address (``--match exact``, the default), an addr
 (``--match prefix``) or an anchored regular expression (``--match regex``), compared with the AppliesTo of a
 request after one documented normalisation (lower-case scheme and host, default port dropped).
 Tokens for it are encrypted with its certificate, which ``add`` checks (RSA >= 2048 bits, currently valid) and
-copies into the instance truststore. Token type, NameID and encryption not given here come from the relying
+copies into the instance truststore, or with ``[store] backend = "postgresql"`` stores in the shared database
+(every node reads it there). Token type, NameID and encryption not given here come from the relying
 party's compatibility profile (``--profile``, else ``[tokens] profile``): strict, wso2, adfs or cxf.
 ``--nameid`` takes the user name, the e-mail claim or any claim URI of the user (e.g. an immutable ID for
 Office 365), ``--nameid-format`` the Format written with it.
@@ -30,6 +31,7 @@ from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES, CipherName
 from sts.crypto.keystore import fingerprint
 from sts.policy.claims import local_claim
 from sts.relying_parties import registration
+from sts.relying_parties.delegation import DelegationMode
 from sts.relying_parties.model import MAX_LIFETIME, NAMEID_SOURCES, Match, RelyingParty, RelyingPartyError, TokenFormat
 from sts.relying_parties.profiles import EffectiveSettings
 from sts.relying_parties.registry import RelyingPartyRegistry
@@ -85,6 +87,7 @@ def register(commands: SubParsers) -> None:
     _options(update, update=True)
     update.add_argument("--clear-claims", action="store_true", help="request no claims")
     update.add_argument("--clear-claim-maps", action="store_true", help="drop every claim mapping")
+    _delegation_options(update)
     update.set_defaults(handler=_update)
 
     remove = sub.add_parser(
@@ -160,6 +163,52 @@ def _options(parser: argparse.ArgumentParser, *, update: bool) -> None:
     )
 
 
+def _delegation_options(parser: argparse.ArgumentParser) -> None:
+    """Delegation (OnBehalfOf / ActAs): deny by default."""
+    parser.add_argument(
+        "--allow-delegation",
+        action="append",
+        metavar="CALLER",
+        help="a caller that may ask for tokens for this RP on behalf of other users: a user name (DOMAIN/name), "
+        "role:NAME or cert:SHA256-FINGERPRINT (repeatable; added to the current list)",
+    )
+    parser.add_argument("--clear-delegation", action="store_true", help="allow no caller to delegate (the default)")
+    parser.add_argument(
+        "--delegation-mode", choices=[mode.value for mode in DelegationMode], help="OnBehalfOf, ActAs or both"
+    )
+    parser.add_argument(
+        "--delegation-subjects",
+        metavar="any|same-domain|role:NAME",
+        help="which users may be delegated: any, those of the caller's domain (default) or holders of a role",
+    )
+    parser.add_argument(
+        "--max-delegation-depth", type=int, metavar="N", help="longest ActAs chain of services (default 1)"
+    )
+    parser.add_argument(
+        "--delegation-audience",
+        action="append",
+        metavar="URI",
+        help="a delegated token must be addressed to one of these (repeatable; replaces; '' clears)",
+    )
+
+
+def _delegation_changes(args: argparse.Namespace, current: RelyingParty) -> dict[str, Any]:
+    """The delegation settings given; values are normalised and checked by the registry."""
+    given: dict[str, Any] = {}
+    if args.clear_delegation or args.allow_delegation:
+        kept = () if args.clear_delegation else current.delegation_callers
+        given["delegation_callers"] = (*kept, *(args.allow_delegation or ()))
+    if args.delegation_mode is not None:
+        given["delegation_mode"] = args.delegation_mode
+    if args.delegation_subjects is not None:
+        given["delegation_subjects"] = args.delegation_subjects
+    if args.max_delegation_depth is not None:
+        given["max_delegation_depth"] = args.max_delegation_depth
+    if args.delegation_audience is not None:
+        given["delegation_audiences"] = tuple(uri.strip() for uri in args.delegation_audience if uri.strip())
+    return given
+
+
 # --- handlers -------------------------------------------------------------------------------------------------
 
 
@@ -170,6 +219,11 @@ def _refusals() -> Iterator[None]:
         yield
     except RelyingPartyError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _in_database(settings: Settings) -> bool:
+    """Certificates go into the registry itself when the store is shared by several nodes (PostgreSQL)."""
+    return settings.store.backend == "postgresql"
 
 
 @contextlib.contextmanager
@@ -188,10 +242,12 @@ def _add(args: argparse.Namespace) -> int:
     with _refusals():
         registration.checked(rp, cert)  # a refused setting is reported before the database is looked at
     with _registry(settings) as registry:
-        done = registration.register(registry, settings.store.truststore, rp, cert, settings.tokens.profile)
+        done = registration.register(
+            registry, settings.store.truststore, rp, cert, settings.tokens.profile, in_database=_in_database(settings)
+        )
     print(f"registered relying party {done.rp.address} ({_summary(done.rp, done.settings)})")
     if cert is not None:
-        print(f"  certificate: {done.certificate}  SHA-256 {fingerprint(cert)}")
+        print(f"  certificate: {_where(done)}  SHA-256 {fingerprint(cert)}")
     _warn_about(done.rp, done.settings, cipher_given=True, profile_given=True, claims_given=True)
     return 0
 
@@ -237,15 +293,23 @@ def _show(args: argparse.Namespace) -> int:
     print(f"claim mappings:         {len(rp.claim_mapping) or '-'}")
     for local, remote in rp.claim_mapping:
         print(f"  claim map:            {local} -> {remote}")
+    print(f"delegation:             {rp.delegation.describe()}")
+    for caller in rp.delegation_callers:
+        print(f"  delegation caller:    {caller}")
+    for audience in rp.delegation_audiences:
+        print(f"  delegated token for:  {audience}")
     _show_certificate(shown)
     return 0
 
 
 def _show_certificate(shown: registration.Description) -> None:
-    if shown.certificate_file is None:
+    if shown.in_database:
+        print("certificate file:       - (stored in the database)")
+    elif shown.certificate_file is not None:
+        print(f"certificate file:       {shown.certificate_file}")
+    else:
         print("certificate:            -")
         return
-    print(f"certificate file:       {shown.certificate_file}")
     cert = shown.certificate
     if cert is None:
         print(f"certificate:            unreadable ({shown.unreadable})")
@@ -269,9 +333,9 @@ def _update(args: argparse.Namespace) -> int:
         raise CommandError("give either --claim-map or --clear-claim-maps, not both")
     cert = read_certificate(args.cert) if args.cert is not None else None
 
-    def changes(_current: RelyingParty) -> dict[str, Any]:
+    def changes(current: RelyingParty) -> dict[str, Any]:
         """The options given, checked once the relying party is found (an unknown one is reported first)."""
-        given = changes_from(args)
+        given = changes_from(args) | _delegation_changes(args, current)
         if args.clear_claims:
             given["claims"] = ()
         if args.clear_claim_maps:
@@ -280,13 +344,14 @@ def _update(args: argparse.Namespace) -> int:
 
     with _registry(settings) as registry:
         done = registration.update(
-            registry, settings.store.truststore, args.address, changes, cert, settings.tokens.profile
+            registry, settings.store.truststore, args.address, changes, cert, settings.tokens.profile,
+            in_database=_in_database(settings),
         )
     for line in done.warnings:
         warn(line)
     print(f"updated relying party {done.rp.address} ({_summary(done.rp, done.settings)})")
     if cert is not None:
-        print(f"  certificate: {done.certificate}  SHA-256 {fingerprint(cert)}")
+        print(f"  certificate: {_where(done)}  SHA-256 {fingerprint(cert)}")
     _warn_about(
         done.rp,
         done.settings,
@@ -311,6 +376,11 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 # --- output ----------------------------------------------------------------------------------------------------
+
+
+def _where(done: registration.Outcome) -> str:
+    """Where ``add``/``update`` put the certificate: the truststore file, or the database."""
+    return str(done.certificate) if done.certificate is not None else "stored in the database"
 
 
 def _summary(rp: RelyingParty, settled: EffectiveSettings) -> str:

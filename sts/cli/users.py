@@ -3,6 +3,10 @@
 Passwords are never taken from the command line: ``--password-stdin`` reads the first line of stdin,
 otherwise the command prompts. Names are ``NAME`` (domain PRIMARY) or ``DOMAIN/NAME``, or ``--domain D``;
 a name never contains ``/`` (it separates the domain, so ``PRIMARY/SECONDARY/carol`` is refused).
+
+Every change to an account (password, enabled, roles, claims, removal) is followed by a bump of its credential
+version in the ``[cache]`` (:class:`~sts.stores.base.CredentialVersions`): with Redis, every node's cached logins of
+that account stop matching at once; with the local cache they expire within ``credential_cache_ttl``.
 """
 
 from __future__ import annotations
@@ -134,7 +138,7 @@ def _claims(items: list[str]) -> dict[str, list[str]]:
 
 _T = TypeVar("_T")
 UserAction = Callable[[BuiltinUserStore, Settings, str, str, argparse.Namespace], str]
-RoleAction = Callable[[BuiltinUserStore, str], str]
+RoleAction = Callable[[BuiltinUserStore, Settings, str], str]
 
 
 def _user_command(action: UserAction) -> Callable[[argparse.Namespace], int]:
@@ -165,9 +169,9 @@ def _role_command(action: RoleAction) -> Callable[[argparse.Namespace], int]:
     """A handler for ``sts role add|remove ROLE``."""
 
     def handler(args: argparse.Namespace) -> int:
-        with _store(args) as (store, _):
+        with _store(args) as (store, settings):
             try:
-                print(action(store, args.role))
+                print(action(store, settings, args.role))
             except UserStoreError as exc:
                 raise CommandError(str(exc)) from None
         return 0
@@ -186,19 +190,38 @@ def _lockout(settings: Settings, use: Callable[[LockoutStore], _T]) -> _T:
         return use(stores.lockout)
 
 
+def _changed(settings: Settings, domain: str | None = None, name: str = "") -> None:
+    """Invalidate cached logins of the changed account (of every account without ``domain``); called after the
+    change is stored, so a login verified before it cannot be cached under the new version."""
+    try:
+        with open_stores(settings) as stores:
+            if domain is None:
+                stores.versions.bump_all()
+            else:
+                stores.versions.bump(f"{domain}/{canonical(name)}")
+    except CommandError as exc:
+        raise CommandError(
+            f"the change is stored, but running nodes could not be told: {exc}; their cached logins expire"
+            f" within [security] credential_cache_ttl ({settings.security.credential_cache_ttl} s)"
+        ) from None
+
+
 @_user_command
-def _user_add(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_add(store: BuiltinUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     claims = _claims(args.claim)
     password = read_secret(f"Password for {domain}/{name}: ", args.password_stdin, confirm=True)
     store.add_user(domain, name, password, args.role, claims, digest=args.digest)
+    # A login cached under this name may have been answered by another store of the chain (unqualified_login).
+    _changed(settings, domain, name)
     return f"created user {domain}/{name}"
 
 
 @_user_command
-def _user_passwd(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_passwd(store: BuiltinUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
     _require(store, domain, name)
     password = read_secret(f"New password for {domain}/{name}: ", args.password_stdin, confirm=True)
     store.set_password(domain, name, password, digest=args.digest)
+    _changed(settings, domain, name)
     return f"password changed for {domain}/{name}"
 
 
@@ -233,14 +256,16 @@ def _user_remove_cert(store: BuiltinUserStore, _: Settings, domain: str, name: s
 
 
 @_user_command
-def _user_disable(store: BuiltinUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
+def _user_disable(store: BuiltinUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     store.set_enabled(domain, name, False)
+    _changed(settings, domain, name)
     return f"disabled {domain}/{name}"
 
 
 @_user_command
-def _user_enable(store: BuiltinUserStore, _: Settings, domain: str, name: str, __: argparse.Namespace) -> str:
+def _user_enable(store: BuiltinUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     store.set_enabled(domain, name, True)
+    _changed(settings, domain, name)
     return f"enabled {domain}/{name}"
 
 
@@ -258,11 +283,12 @@ def _user_remove(args: argparse.Namespace) -> int:
         except UserStoreError as exc:
             raise CommandError(str(exc)) from None
     refuse_directory_write(settings_from(args), domain)
-    with _store(args) as (store, _):
+    with _store(args) as (store, settings):
         try:
             store.remove_user(domain, name)
         except UserStoreError as exc:
             raise CommandError(str(exc)) from None
+    _changed(settings, domain, name)
     print(f"removed {domain}/{name}")
     return 0
 
@@ -275,20 +301,29 @@ def _user_unlock(store: BuiltinUserStore, settings: Settings, domain: str, name:
 
 
 @_user_command
-def _user_set_claim(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_set_claim(
+    store: BuiltinUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace
+) -> str:
     store.set_claims(domain, name, _claims(args.claim))
+    _changed(settings, domain, name)
     return f"claims updated for {domain}/{name}"
 
 
 @_user_command
-def _user_grant(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_grant(
+    store: BuiltinUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace
+) -> str:
     store.grant(domain, name, args.role)
+    _changed(settings, domain, name)
     return f"granted {args.role} to {domain}/{name}"
 
 
 @_user_command
-def _user_revoke(store: BuiltinUserStore, _: Settings, domain: str, name: str, args: argparse.Namespace) -> str:
+def _user_revoke(
+    store: BuiltinUserStore, settings: Settings, domain: str, name: str, args: argparse.Namespace
+) -> str:
     store.revoke(domain, name, args.role)
+    _changed(settings, domain, name)
     return f"revoked {args.role} from {domain}/{name}"
 
 
@@ -303,14 +338,15 @@ def _user_list(args: argparse.Namespace) -> int:
 
 
 @_role_command
-def _role_add(store: BuiltinUserStore, role: str) -> str:
+def _role_add(store: BuiltinUserStore, _: Settings, role: str) -> str:
     store.add_role(role)
     return f"created role {role}"
 
 
 @_role_command
-def _role_remove(store: BuiltinUserStore, role: str) -> str:
+def _role_remove(store: BuiltinUserStore, settings: Settings, role: str) -> str:
     store.remove_role(role)
+    _changed(settings)  # every holder of the role
     return f"removed role {role}"
 
 

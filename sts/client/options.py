@@ -26,6 +26,7 @@ from sts.wstrust.version import TrustVersion
 DEFAULT_TIMEOUT = 30.0
 SOAP_NAMESPACES = (ns.S11, ns.S12)
 MAX_PROOF_KEY_BITS = 4096
+ASSERTIONS = frozenset({ns.qn(ns.SAML2, "Assertion"), ns.qn(ns.SAML1, "Assertion")})
 # What Validate, Renew and Cancel may carry inline: the token elements an Issue answer holds (WS-Trust 1.3 §5-§7).
 TARGET_TOKENS = frozenset(
     {
@@ -87,13 +88,18 @@ class Connection:
     signing: SigningCredential | None = None  # sign with an X.509 key instead of sending a UsernameToken
     tls_cert: Path | None = None  # TLS client certificate (PEM), presented in the handshake
     tls_key: Path | None = None  # its private key (PEM)
+    # Issued-token authentication: this signed SAML assertion goes into wsse:Security instead of a
+    # UsernameToken (bearer over TLS); the password is then not used.
+    token: etree._Element | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_url(self.url)
+        if self.token is not None and self.token.tag not in ASSERTIONS:
+            raise ClientError("the authentication token must be a SAML 1.1 or 2.0 Assertion")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("a TLS client certificate needs its key (tls_cert and tls_key go together)")
-        if not (self.username or self.signing is not None or self.tls_cert is not None):
-            raise ValueError("no credential: a user name, a signing key or a TLS client certificate")
+        if not (self.username or self.signing is not None or self.tls_cert is not None or self.token is not None):
+            raise ValueError("no credential: a user name, a signing key, a TLS client certificate or a token")
         if self.soap_ns not in SOAP_NAMESPACES:
             raise ValueError(f"not a SOAP envelope namespace: {self.soap_ns}")
         if TrustVersion.of_namespace(self.trust_ns) is None:
@@ -133,10 +139,15 @@ class IssueOptions:
     claims_dialect: str = ns.WSO2_CLAIMS
     key: SymmetricKey | PublicKey | None = None  # None: a bearer token
     renewing: Renewing | None = None  # wst:Renewing (WS-Trust 1.3 §5): Allow, and OK after expiry
+    # Delegation: the user's token, sent as it is in wst:OnBehalfOf (WS-Trust 1.3 §9.1) or wst14:ActAs (1.4).
+    on_behalf_of: etree._Element | None = field(default=None, repr=False)
+    act_as: etree._Element | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.applies_to.strip():
             raise ClientError("the AppliesTo address must not be empty")
+        if self.on_behalf_of is not None and self.act_as is not None:
+            raise ClientError("give either an OnBehalfOf or an ActAs token, not both")
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,7 @@ def build_issue_request(
             renewing = etree.SubElement(rst, ns.qn(trust_ns, "Renewing"))
             renewing.set("Allow", "true" if options.renewing.allow else "false")
             renewing.set("OK", "true" if options.renewing.ok else "false")
+        _delegation(rst, trust_ns, options)
     except ValueError:  # lxml refuses NUL and other characters XML cannot carry
         raise ClientError("a value contains characters that XML cannot carry") from None
     return _finish(envelope, connection.soap_ns, action, connection.signing)
@@ -126,6 +127,20 @@ def build_target_request(
     except ValueError:
         raise ClientError("a value contains characters that XML cannot carry") from None
     return _finish(envelope, connection.soap_ns, action, connection.signing)
+
+
+def _delegation(rst: etree._Element, trust_ns: str, options: IssueOptions) -> None:
+    """``wst:OnBehalfOf`` (WS-Trust 1.3 §9.1) or ``wst14:ActAs`` (WS-Trust 1.4 §3.2) holding the token verbatim:
+    its own signature must survive, so it is copied, never rebuilt."""
+    if options.on_behalf_of is not None:
+        holder, token = etree.SubElement(rst, ns.qn(trust_ns, "OnBehalfOf")), options.on_behalf_of
+    elif options.act_as is not None:
+        holder, token = etree.SubElement(rst, ns.qn(ns.WST14, "ActAs")), options.act_as
+    else:
+        return
+    copied = copy.deepcopy(token)
+    copied.tail = None
+    holder.append(copied)
 
 
 def token_reference(token_id: str, version: SamlVersion) -> etree._Element:
@@ -195,8 +210,9 @@ def _security(
     nonce: bytes | None,
 ) -> None:
     """The ``wsse:Security`` header: Timestamp (5 min, WSS 1.1 §10) and UsernameToken (PasswordText or
-    PasswordDigest, UsernameToken Profile 1.1 §3.1), or the signer's BinarySecurityToken, or (a TLS client
-    certificate authenticates the caller) nothing more."""
+    PasswordDigest, UsernameToken Profile 1.1 §3.1), or the connection's SAML assertion (WSS SAML Token Profile
+    1.1 §3.3, bearer over TLS), or the signer's BinarySecurityToken, or (a TLS client certificate authenticates
+    the caller) nothing more."""
     now = now or dt.datetime.now(dt.UTC)
     nonce = nonce if nonce is not None else os.urandom(NONCE_BYTES)
     created = format_instant(now)
@@ -214,6 +230,11 @@ def _security(
         bst.set("ValueType", X509V3)
         bst.set("EncodingType", ns.BASE64_BINARY)
         bst.set(ns.qn(ns.WSU, "Id"), f"X509-{uuid.uuid4()}")
+        return
+    if connection.token is not None:  # issued-token authentication: the assertion, verbatim, instead of a password
+        assertion = copy.deepcopy(connection.token)
+        assertion.tail = None
+        security.append(assertion)
         return
     if not connection.username:
         return  # certificatetransport: the TLS client certificate is the credential

@@ -12,6 +12,7 @@ a setting must not be ignored); any other ``STS_*`` name is not ours and is igno
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import tomllib
 import types
@@ -20,15 +21,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sts.config.settings import SECTIONS, Settings
+from sts.config.settings import CACHE_PASSWORD_ENV, SECTIONS, Settings
+from sts.config.trusted_issuers import parse_trusted_issuers
 from sts.config.user_stores import env_is_ours, parse_user_stores
 from sts.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("var/sts.toml")
 ENV_PREFIX = "STS_"
-# Variables of ours that are not settings: the config path, the key passphrase, gunicorn's pid file.
-_NOT_SETTINGS = frozenset({"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE"})
+# Variables of ours that are not settings: the config path, the key passphrase, gunicorn's pid file, the password
+# of the [cache] server (read by the cache backend, never a setting that could be printed), the HSM PIN.
+_NOT_SETTINGS = frozenset(
+    {"STS_CONFIG", "STS_SIGNING_KEY_PASSPHRASE", "STS_PIDFILE", CACHE_PASSWORD_ENV, "STS_PKCS11_PIN"}
+)
 USER_STORES = "user_stores"  # the one array of tables: [[user_stores]], one per user-store domain
+TRUSTED_ISSUERS = "trusted_issuers"  # [[trusted_issuers]], one per identity provider (sts.config.trusted_issuers)
 
 
 def config_path_from_env(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -46,7 +52,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
     problems: list[str] = []
     raw = _read_toml(config_path, problems)
     for name in raw:
-        if name not in SECTIONS and name != USER_STORES:
+        if name not in SECTIONS and name not in (USER_STORES, TRUSTED_ISSUERS):
             problems.append(f"{config_path}: unknown table [{name}]")
     overrides = _env_overrides(environ, problems)
     sections: dict[str, Any] = {}
@@ -57,9 +63,10 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
             table = {}
         sections[name] = _build_section(name, cls, table, overrides.get(name, {}), config_path, problems)
     user_stores = parse_user_stores(raw.get(USER_STORES), config_path.parent, environ, problems)
+    issuers = parse_trusted_issuers(raw.get(TRUSTED_ISSUERS), config_path.parent, problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(config_path=config_path, user_stores=user_stores, **sections)
+    return Settings(config_path=config_path, user_stores=user_stores, trusted_issuers=issuers, **sections)
 
 
 def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -87,7 +94,7 @@ def foreign_environment(env: Mapping[str, str] | None = None) -> list[str]:
 
 def _table_of(key: str) -> str | None:
     """The table an ``STS_<TABLE>_<KEY>`` variable names, if it names one of ours."""
-    if not key.startswith(ENV_PREFIX):
+    if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
         return None
     table = key[len(ENV_PREFIX) :].partition("_")[0].lower()
     return table if table in SECTIONS else None
@@ -193,4 +200,18 @@ def _coerce(value: Any, hint: Any, base: Path) -> Any:
         if not isinstance(value, str):
             raise TypeError("expected a string")
         return value
+    if hint is dt.datetime:
+        return _datetime(value)
     raise TypeError(f"unsupported setting type {hint!r}")
+
+
+def _datetime(value: Any) -> dt.datetime:
+    """A TOML offset date-time (RFC 3339), or the same written as a string (environment variables)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a date-time such as 2030-01-31T12:00:00Z, got {value!r}") from None
+    if not isinstance(value, dt.datetime):
+        raise TypeError("expected a date-time such as 2030-01-31T12:00:00Z")
+    return value

@@ -6,6 +6,7 @@ loader can check every value and report every problem at once. Paths are resolve
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from sts.config.trusted_issuers import TrustedIssuerSettings
 from sts.config.user_stores import UserStoreSettings
 from sts.netaddr import AddressSet, are_networks
 
@@ -32,7 +34,10 @@ class ProfileName(StrEnum):
 PROFILE_NAMES: tuple[str, ...] = tuple(name.value for name in ProfileName)
 STORE_BACKENDS = ("sqlite", "postgresql")
 # WSO2 security scenario names this STS serves (policies/README.md), and the AD FS-style certificatemixed.
-SCENARIO_NAMES: tuple[str, ...] = ("UTOverTransport", "SigOnly", "certificatemixed", "certificatetransport")
+SCENARIO_NAMES: tuple[str, ...] = (
+    "UTOverTransport", "SigOnly", "SigEncr", "SgnEncrUsername", "certificatemixed", "certificatetransport"
+)
+RESPONSE_CIPHERS: tuple[str, ...] = ("aes256-gcm", "aes256-cbc")
 CLIENT_CERT_USER_RULES: tuple[str, ...] = ("", "cn", "san_email", "san_dns")
 HARD_MAX_BODY_BYTES = 1024 * 1024
 
@@ -87,6 +92,8 @@ class ServerSettings:
         "must be an HTTP header name (letters, digits, '-') or empty", "",
     )
     soap12_sender_status: int = _check(lambda v: v in (400, 500), "must be 400 or 500", 400)
+    # gunicorn's master writes its process id here; `sts reload` signals that process.
+    pid_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +119,25 @@ class IssuerSettings:
     signing_cert: Path = Path("keystore/sts-signing.crt.pem")
     # The key passphrase never sits in this file: it comes from $STS_SIGNING_KEY_PASSPHRASE or this file.
     signing_key_passphrase_file: Path | None = None
+    # Certificates of earlier signing keys whose signatures Validate and Renew still accept (kept by hand).
     previous_certs: tuple[Path, ...] = ()
+    # Rotation (README, "Rotating the signing key"): `sts key rotate` writes the next key here; it is published
+    # in the metadata from then on, and becomes the signing key on `sts key promote` or at promote_at.
+    next_signing_key: Path = Path("keystore/sts-signing-next.key.pem")
+    next_signing_cert: Path = Path("keystore/sts-signing-next.crt.pem")
+    # `sts key promote` moves the replaced certificate here; it stays accepted for previous_overlap seconds.
+    retired_certs: Path = Path("keystore/retired")
+    previous_overlap: int = _check(lambda v: 0 <= v <= 90 * 86400, "must be between 0 and 7776000 (90 days)", 86400)
+    # When set: from this instant on, a next key made before it signs (every node at once, by its own clock).
+    promote_at: dt.datetime | None = _check(
+        lambda v: v.tzinfo is not None, "must be a date-time with a UTC offset, such as 2030-01-31T12:00:00Z", None
+    )
+    # The signing key in a PKCS#11 token (an HSM) instead of signing_key; the PIN comes from $STS_PKCS11_PIN or
+    # pkcs11_pin_file, never from this file.
+    pkcs11_module: Path | None = None
+    pkcs11_token_label: str = ""
+    pkcs11_key_label: str = ""
+    pkcs11_pin_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +189,12 @@ class SecuritySettings:
         lambda v: v in CLIENT_CERT_USER_RULES, "must be cn, san_email, san_dns or empty", ""
     )
     legacy_sha1: bool = False
+    # Encrypted requests (SigEncr, SgnEncrUsername): AES-CBC request data (Rampart and WSS4J 1.6 defaults; off:
+    # AES-GCM only), the cipher of encrypted answers, and a signed but unencrypted UsernameToken on SgnEncrUsername
+    # over plain HTTP (off: only over TLS).
+    inbound_cbc: bool = False
+    response_cipher: str = _check(lambda v: v in RESPONSE_CIPHERS, "must be aes256-gcm or aes256-cbc", "aes256-gcm")
+    accept_plain_ut: bool = False
     # PublicKey tokens on unsigned (UsernameToken) requests: only keys registered to the caller, unless this
     # restores the old rule (any key in trusted_client_certs, possession never proven).
     legacy_unproven_use_key: bool = False
@@ -228,6 +259,31 @@ class StoreSettings:
     pool_timeout_ms: int = _check(lambda v: 10 <= v <= 30000, "must be between 10 and 30000", 500)
 
 
+CACHE_PASSWORD_ENV = "STS_CACHE_PASSWORD"  # noqa: S105 - the variable name, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """``[cache]``: where replay nonces, lockout and throttle counters and credential-cache versions live.
+
+    ``local``: in the ``[store]`` database (one host). ``redis``: in a Redis shared by several nodes; the password
+    never needs to sit in this file (``password_file``, or ``$STS_CACHE_PASSWORD``).
+    """
+
+    backend: str = _check(lambda v: v in ("local", "redis"), "must be local or redis", "local")
+    url: str = _check(
+        lambda v: v == "" or v.startswith(("redis://", "rediss://")), "must be a redis:// or rediss:// URL", ""
+    )
+    password_file: Path | None = None
+    # CA certificates that verify the server of a rediss:// URL (empty: the system's); the host name is checked.
+    ca_file: Path | None = None
+    # Every command fails (closed) after this long: a hung Redis never holds a request longer (never retried).
+    socket_timeout_ms: int = _check(lambda v: 10 <= v <= 10000, "must be between 10 and 10000", 300)
+    connect_timeout_ms: int = _check(lambda v: 10 <= v <= 10000, "must be between 10 and 10000", 300)
+    # Connections per worker process (a worker runs [server] threads requests at once).
+    max_connections: int = _check(lambda v: 1 <= v <= 256, "must be between 1 and 256", 4)
+
+
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
     """``[logging]``: structured logs (JSON lines by default) to stderr or a file."""
@@ -255,8 +311,10 @@ class Settings:
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     user_stores: tuple[UserStoreSettings, ...] = ()
+    trusted_issuers: tuple[TrustedIssuerSettings, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -297,5 +355,6 @@ SECTIONS: dict[str, type] = {
     "lockout": LockoutSettings,
     "lifecycle": LifecycleSettings,
     "store": StoreSettings,
+    "cache": CacheSettings,
     "logging": LoggingSettings,
 }

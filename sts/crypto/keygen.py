@@ -42,8 +42,10 @@ def self_signed_certificate(
     dns_names: tuple[str, ...] = (),
     ip_addresses: tuple[str, ...] = (),
     server_auth: bool = False,
+    not_before: dt.datetime | None = None,
 ) -> x509.Certificate:
-    """A self-signed certificate for signing (digitalSignature) or TLS (serverAuth with SANs)."""
+    """A self-signed certificate for signing (digitalSignature) or TLS (serverAuth with SANs); valid from
+    ``not_before`` (default: five minutes ago, for relying parties whose clocks run behind)."""
     now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     builder = (
@@ -52,7 +54,7 @@ def self_signed_certificate(
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_before(not_before or now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)

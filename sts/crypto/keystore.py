@@ -48,6 +48,26 @@ class SigningFiles(Protocol):
         """Certificates of earlier signing keys whose signatures are still accepted."""
         ...
 
+    @property
+    def pkcs11_module(self) -> Path | None:
+        """The PKCS#11 library of the token holding the signing key (None: the PEM ``signing_key``)."""
+        ...
+
+    @property
+    def pkcs11_token_label(self) -> str:
+        """The token's label."""
+        ...
+
+    @property
+    def pkcs11_key_label(self) -> str:
+        """The private key's label (CKA_LABEL) in the token."""
+        ...
+
+    @property
+    def pkcs11_pin_file(self) -> Path | None:
+        """A file holding the user PIN (else ``$STS_PKCS11_PIN``)."""
+        ...
+
 
 class IssuerConfig(Protocol):
     """Anything with an ``issuer`` naming the signing files (the loaded ``Settings``)."""
@@ -155,7 +175,8 @@ class Validity:
         return self.not_after - now < EXPIRY_WARNING
 
 
-def _passphrase(settings: IssuerConfig) -> bytes | None:
+def key_passphrase(settings: IssuerConfig) -> bytes | None:
+    """The signing key's passphrase: ``$STS_SIGNING_KEY_PASSPHRASE``, else the passphrase file, else None."""
     from_env = os.environ.get(PASSPHRASE_ENV)
     if from_env:
         return from_env.encode()
@@ -170,8 +191,11 @@ def load_keystore(settings: IssuerConfig, now: dt.datetime | None = None) -> Key
     now = now or dt.datetime.now(dt.UTC)
     problems: list[str] = []
     warnings: list[str] = []
-    key = _load_key(settings, problems)
+    in_token = settings.issuer.pkcs11_module is not None
+    key = None if in_token else _load_key(settings, problems)  # key problems first, then the certificate's
     cert = _load_cert(settings.issuer.signing_cert, "issuer.signing_cert", problems)
+    if in_token:
+        key = _load_token_key(settings.issuer, cert, problems)
     if cert is not None:
         cert_problems, cert_warnings = check_certificate(cert, "issuer.signing_cert", now)
         problems += cert_problems
@@ -192,10 +216,31 @@ def load_keystore(settings: IssuerConfig, now: dt.datetime | None = None) -> Key
     return KeyStore(key, cert, tuple(previous), tuple(warnings))
 
 
+def _load_token_key(
+    issuer: SigningFiles, cert: x509.Certificate | None, problems: list[str]
+) -> rsa.RSAPrivateKey | None:
+    """The signing key in a PKCS#11 token, checked against the certificate (README, "Signing key in an HSM")."""
+    from sts.crypto.pkcs11_key import Pkcs11Error, load_pkcs11_key
+
+    public = cert.public_key() if cert is not None else None
+    if not isinstance(public, rsa.RSAPublicKey) or issuer.pkcs11_module is None:
+        return None  # the certificate's problem is reported already
+    if not issuer.pkcs11_token_label or not issuer.pkcs11_key_label:
+        problems.append("issuer.pkcs11_token_label and pkcs11_key_label are required with pkcs11_module")
+        return None
+    try:
+        return load_pkcs11_key(
+            issuer.pkcs11_module, issuer.pkcs11_token_label, issuer.pkcs11_key_label, issuer.pkcs11_pin_file, public
+        )
+    except Pkcs11Error as exc:
+        problems.append(str(exc))
+        return None
+
+
 def _load_key(settings: IssuerConfig, problems: list[str]) -> rsa.RSAPrivateKey | None:
     path = settings.issuer.signing_key
     try:
-        passphrase = _passphrase(settings)
+        passphrase = key_passphrase(settings)
     except OSError:
         problems.append(f"issuer.signing_key_passphrase_file: {settings.issuer.signing_key_passphrase_file} unreadable")
         return None

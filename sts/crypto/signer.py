@@ -6,6 +6,8 @@ signxml re-parses the key per call, ~50 ms), and signxml is configured once per 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
@@ -16,6 +18,18 @@ from signxml.signer import XMLSigner
 from sts import ns
 
 _PLACEHOLDER = etree.QName(ns.DS, "Signature")
+
+
+class SamlSigner(Protocol):
+    """What signs issued assertions: :class:`AssertionSigner`, or the key ring's signer that follows rotation."""
+
+    def sign_saml2(self, assertion: etree._Element) -> etree._Element:
+        """Sign a SAML 2.0 assertion."""
+        ...
+
+    def sign_saml11(self, assertion: etree._Element) -> etree._Element:
+        """Sign a SAML 1.1 assertion."""
+        ...
 
 
 class AssertionSigner:

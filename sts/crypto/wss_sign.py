@@ -68,23 +68,49 @@ class WssSigner:
         self, security: etree._Element, targets: list[etree._Element], token_reference: etree._Element
     ) -> etree._Element:
         """Append a ``ds:Signature`` over ``targets`` (each carrying a ``wsu:Id``) to ``security``; return it."""
-        signature = xmlsec.template.create(
-            security.getroottree().getroot(), xmlsec.constants.TransformExclC14N, self._method, ns="ds"
-        )
-        security.append(signature)
-        ctx = xmlsec.SignatureContext()
-        ctx.key = self._xmlsec_key()
-        for target in targets:
-            identifier = target.get(ns.qn(ns.WSU, "Id"))
-            if not identifier:
-                raise ValueError("signed element without wsu:Id")
-            reference = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256, uri="#" + identifier)
-            xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
-            ctx.register_id(target, "Id", ns.WSU)
-        key_info = xmlsec.template.ensure_key_info(signature)
-        key_info.append(token_reference)
-        ctx.sign(signature)
-        return signature
+        return _sign(security, targets, token_reference, self._method, self._xmlsec_key())
+
+
+class HmacSigner:
+    """Signs with a symmetric key: HMAC-SHA256 (WS-SecurityPolicy 1.2 §7.4 symmetric binding, WCF's reading of
+    ``Basic256Sha256``), or HMAC-SHA1 with SHA-1 digests for legacy clients."""
+
+    def __init__(self, key: bytes, *, legacy_sha1: bool = False) -> None:
+        self._key = xmlsec.Key.from_binary_data(xmlsec.constants.KeyDataHmac, key)
+        self._method = xmlsec.constants.TransformHmacSha1 if legacy_sha1 else xmlsec.constants.TransformHmacSha256
+        self._digest = xmlsec.constants.TransformSha1 if legacy_sha1 else xmlsec.constants.TransformSha256
+
+    def sign(
+        self, security: etree._Element, targets: list[etree._Element], token_reference: etree._Element
+    ) -> etree._Element:
+        """Append a ``ds:Signature`` over ``targets`` (each carrying a ``wsu:Id``) to ``security``; return it."""
+        return _sign(security, targets, token_reference, self._method, self._key, self._digest)
+
+
+def _sign(
+    security: etree._Element,
+    targets: list[etree._Element],
+    token_reference: etree._Element,
+    method: xmlsec.constants.__Transform,
+    key: xmlsec.Key,
+    digest: xmlsec.constants.__Transform = xmlsec.constants.TransformSha256,
+) -> etree._Element:
+    signature = xmlsec.template.create(security.getroottree().getroot(), xmlsec.constants.TransformExclC14N, method,
+                                       ns="ds")
+    security.append(signature)
+    ctx = xmlsec.SignatureContext()
+    ctx.key = key
+    for target in targets:
+        identifier = target.get(ns.qn(ns.WSU, "Id"))
+        if not identifier:
+            raise ValueError("signed element without wsu:Id")
+        reference = xmlsec.template.add_reference(signature, digest, uri="#" + identifier)
+        xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
+        ctx.register_id(target, "Id", ns.WSU)
+    key_info = xmlsec.template.ensure_key_info(signature)
+    key_info.append(token_reference)
+    ctx.sign(signature)
+    return signature
 
 
 def thumbprint_reference(cert: x509.Certificate) -> etree._Element:

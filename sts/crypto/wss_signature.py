@@ -39,6 +39,9 @@ DIGEST_METHODS = {
 # SHA-1 only under the explicit legacy switch (WS-SecurityPolicy 1.2 §6.1 suites still name rsa-sha1/sha1).
 LEGACY_SIGNATURE_METHODS = {"http://www.w3.org/2000/09/xmldsig#rsa-sha1": xmlsec.constants.TransformRsaSha1}
 LEGACY_DIGEST_METHODS = {"http://www.w3.org/2000/09/xmldsig#sha1": xmlsec.constants.TransformSha1}
+# Symmetric binding (WS-SecurityPolicy 1.2 §7.4): HMAC keyed with the request's EncryptedKey, full-length output.
+HMAC_METHODS = {"http://www.w3.org/2001/04/xmldsig-more#hmac-sha256": xmlsec.constants.TransformHmacSha256}
+LEGACY_HMAC_METHODS = {"http://www.w3.org/2000/09/xmldsig#hmac-sha1": xmlsec.constants.TransformHmacSha1}
 
 _SIGNED_INFO = ns.qn(ns.DS, "SignedInfo")
 _C14N = ns.qn(ns.DS, "CanonicalizationMethod")
@@ -78,13 +81,14 @@ class SignedInfoFacts:
     signature_method: str
 
 
-def read_signed_info(signature: etree._Element, *, legacy_sha1: bool) -> SignedInfoFacts:
+def read_signed_info(signature: etree._Element, *, legacy_sha1: bool, symmetric: bool = False) -> SignedInfoFacts:
     """Check one ``ds:Signature`` against the allow-lists before any cryptography (WS-I BSP 1.1 R5404-R5417).
 
     Exclusive c14n only (with at most one ``ec:InclusiveNamespaces`` of at most 16 prefixes), one allowed
     SignatureMethod, 1-5 References each ``URI="#id"`` with exactly one exclusive-c14n Transform and an allowed
     DigestMethod; nothing else in SignedInfo, no ``ds:Object``/``ds:Manifest``, and a KeyInfo holding exactly one
-    SecurityTokenReference (BSP R5417: never a KeyValue the message chooses).
+    SecurityTokenReference (BSP R5417: never a KeyValue the message chooses). ``symmetric``: HMAC methods instead
+    of RSA/ECDSA ones (a symmetric binding's signature).
     """
     children = _children(signature)
     tags = [child.tag for child in children]
@@ -96,7 +100,7 @@ def read_signed_info(signature: etree._Element, *, legacy_sha1: bool) -> SignedI
         raise SignatureStructureError("SignedInfo must start with CanonicalizationMethod and SignatureMethod")
     _check_c14n(info_children[0])
     method = _algorithm(info_children[1])
-    if method not in _signature_methods(legacy_sha1):
+    if method not in _signature_methods(legacy_sha1, symmetric):
         raise AlgorithmRefused("signature method not allowed")
     if _children(info_children[1]):
         raise SignatureStructureError("SignatureMethod parameters (HMACOutputLength) are not allowed")
@@ -115,7 +119,9 @@ def _algorithm(element: etree._Element) -> str:
     return str(element.get("Algorithm", "")).strip(_XML_WHITESPACE)
 
 
-def _signature_methods(legacy_sha1: bool) -> dict[str, xmlsec.constants.__Transform]:
+def _signature_methods(legacy_sha1: bool, symmetric: bool = False) -> dict[str, xmlsec.constants.__Transform]:
+    if symmetric:
+        return {**HMAC_METHODS, **(LEGACY_HMAC_METHODS if legacy_sha1 else {})}
     return {**SIGNATURE_METHODS, **(LEGACY_SIGNATURE_METHODS if legacy_sha1 else {})}
 
 
@@ -171,26 +177,31 @@ def _token_reference(key_info: etree._Element) -> etree._Element:
 def verify_signature(
     signature: etree._Element,
     referents: dict[str, tuple[etree._Element, str | None]],
-    certificate: x509.Certificate,
+    certificate: x509.Certificate | bytes,
     *,
     legacy_sha1: bool,
 ) -> None:
     """Verify ``signature`` with ``certificate``'s key over exactly ``referents`` (id → (element, id namespace)).
 
-    Only those nodes are registered as IDs and only the allowed algorithms are enabled; the key is set
-    explicitly, so nothing in the message chooses it. Raises :class:`SignatureInvalid`.
+    ``certificate`` may instead be the symmetric key K of an HMAC signature (symmetric binding). Only those nodes
+    are registered as IDs and only the allowed algorithms are enabled; the key is set explicitly, so nothing in
+    the message chooses it. Raises :class:`SignatureInvalid`.
     """
     ctx = xmlsec.SignatureContext()
+    symmetric = isinstance(certificate, bytes)
     try:
-        der = certificate.public_bytes(serialization.Encoding.DER)
-        ctx.key = xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer, None)
+        if isinstance(certificate, bytes):
+            ctx.key = xmlsec.Key.from_binary_data(xmlsec.constants.KeyDataHmac, certificate)
+        else:
+            der = certificate.public_bytes(serialization.Encoding.DER)
+            ctx.key = xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer, None)
         for identifier, (element, id_namespace) in referents.items():
             name = "Id"
             ctx.register_id(element, name, id_namespace)
             if element.get(ns.qn(id_namespace, name) if id_namespace else name) != identifier:
                 raise SignatureInvalid("referent does not carry the referenced ID")
         ctx.enable_signature_transform(xmlsec.constants.TransformExclC14N)
-        for transform in _signature_methods(legacy_sha1).values():
+        for transform in _signature_methods(legacy_sha1, symmetric).values():
             ctx.enable_signature_transform(transform)
         ctx.enable_reference_transform(xmlsec.constants.TransformExclC14N)
         for transform in _digest_methods(legacy_sha1).values():

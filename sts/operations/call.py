@@ -5,10 +5,12 @@ They live with the operations (the service and the SOAP edge above import them; 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
 
+from sts.auth.encrypted_requests import OpenedRequest
 from sts.auth.validators import AuthenticatedCaller
 from sts.soapenv import SoapVersion
 from sts.wstrust.actions import Operation
@@ -39,6 +41,7 @@ class TrustRequest:
     trust: TrustVersion
     operation: Operation
     info: RequestInfo
+    opened: OpenedRequest | None = None  # verified and decrypted before the RST could be read (scenarios 5, 8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +59,5 @@ class TrustReply:
     body: etree._Element
     operation: Operation
     trust: TrustVersion
+    # This request's own response security (keys of an encrypted request), else the endpoint's.
+    protect: Callable[[etree._Element, SoapVersion], None] | None = None

@@ -18,6 +18,9 @@ def audit(
     applies_to: str = "",
     token_type: str = "",
     started: float | None = None,
+    subject: str = "",
+    chain: tuple[str, ...] = (),
+    source_token: str = "",
 ) -> None:
     """Emit one audit event for ``call``; ``started`` (a :func:`time.perf_counter` value) adds the duration."""
     principal = call.caller.principal
@@ -36,5 +39,8 @@ def audit(
             token_id=token_id,
             reason=reason,
             duration_ms=0.0 if started is None else round((time.perf_counter() - started) * 1000, 3),
+            subject=subject,
+            chain=" > ".join(chain),
+            source_token=source_token,
         )
     )

@@ -25,8 +25,9 @@ from sts.crypto.keywrap import (
     proven_client_key,
     read_use_key,
 )
-from sts.errors import InvalidRequest
+from sts.errors import BadRequest, InvalidRequest
 from sts.operations.call import TrustCall, TrustReply
+from sts.operations.delegation import Delegation, DelegationResolver
 from sts.operations.events import audit
 from sts.operations.minting import MintPlan, TokenMinter, subject_and_claims
 from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
@@ -51,7 +52,9 @@ class IssueOperation:
         client_keys: TrustedClientKeys | None = None,
         caller_certificates: Callable[[Principal], list[x509.Certificate]] | None = None,
         legacy_unproven_use_key: bool = False,
+        delegation: DelegationResolver | None = None,
     ) -> None:
+        self._delegation = delegation
         self._client_keys = client_keys or TrustedClientKeys(None)
         self._caller_certificates = caller_certificates or (lambda _principal: [])
         self._legacy_unproven = legacy_unproven_use_key
@@ -65,7 +68,14 @@ class IssueOperation:
         request, principal = call.request, call.caller.principal
         rst = parse_rst(request.rst, request.trust, request.operation)
         party = self._directory.resolve(rst.applies_to.address if rst.applies_to else None)
+        delegation = self._delegated(call, rst, party)
+        if delegation is not None:
+            principal = delegation.subject
         plan = self._plan(call, rst, principal, party)
+        if delegation is not None:
+            plan = replace(
+                plan, delegates=delegation.delegates, expires_by=delegation.expires_by, delegated=True
+            )
         response = self._minter.mint(plan)
         audit(
             call,
@@ -74,10 +84,23 @@ class IssueOperation:
             applies_to=party.rp.address,
             token_type=plan.token_type.uri,
             token_id=response.reference.identifier,
-            reason=plan.key_kind.value,
+            reason=_reason(plan, delegation),
             started=started,
+            subject=principal.qualified_name if delegation is not None else "",
+            chain=delegation.chain if delegation is not None else (),
+            source_token=delegation.source_token if delegation is not None else "",
         )
         return TrustReply(issue_answer(response), request.operation, request.trust)
+
+    def _delegated(
+        self, call: TrustCall, rst: RequestSecurityToken, party: ResolvedParty
+    ) -> Delegation | None:
+        """The delegation the request asks for (OnBehalfOf / ActAs), decided by the relying party's policy."""
+        if rst.on_behalf_of is None and rst.act_as is None:
+            return None
+        if self._delegation is None:
+            raise BadRequest("delegation is not offered", reason="delegation_not_enabled")
+        return self._delegation.resolve(call, rst, party)
 
     def _plan(
         self, call: TrustCall, rst: RequestSecurityToken, principal: Principal, party: ResolvedParty
@@ -126,7 +149,6 @@ class IssueOperation:
             raise InvalidRequest("unsupported ComputedKeyAlgorithm", reason="bad_computed_key")
         return replace(plan, key_bits=key_bits(rst.key_size), entropy=rst.entropy)
 
-
     def _client_key(self, use_key: etree._Element | None, call: TrustCall) -> ClientKey:
         """The key a PublicKey token is bound to (WS-Trust 1.3 §9.2), proven by the request's signature.
 
@@ -145,6 +167,13 @@ class IssueOperation:
         else:
             accept_registered_key(client_key, self._clock.now(), self._caller_certificates(call.caller.principal))
         return client_key
+
+
+def _reason(plan: MintPlan, delegation: Delegation | None) -> str:
+    """The audit reason of an issuance: the key type, and how the subject was delegated."""
+    if delegation is None:
+        return plan.key_kind.value
+    return f"{plan.key_kind.value} {'act_as' if delegation.act_as else 'on_behalf_of'}"
 
 
 def applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> AppliesTo | None:

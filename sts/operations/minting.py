@@ -21,7 +21,7 @@ from sts.policy.claims import select_claims
 from sts.policy.nameid import subject_of
 from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
 from sts.stores.base import TokenRecord
-from sts.tokens.base import Attribute
+from sts.tokens.base import Attribute, Delegate
 from sts.tokens.provider import (
     KeyRequirements,
     Recipient,
@@ -58,6 +58,10 @@ class MintPlan:
     requested_claims: RequestedClaims | None = None  # the request's wst:Claims, decided again at each renewal
     chain_started: float | None = None  # first issue time of a renewal chain
     chain: str | None = None  # assertion ID of the first token of a renewal chain
+    delegates: tuple[Delegate, ...] = ()  # ActAs: the acting services, recorded in the token (WS-Trust 1.4)
+    expires_by: float | None = None  # delegation: the token handed in expires then; the new one not later
+    # A delegated token is never renewable: a renewal would outlive the token handed in and lose its chain.
+    delegated: bool = False
 
 
 def subject_and_claims(
@@ -113,6 +117,8 @@ class TokenMinter:
             authn_context=plan.authn_context,
             recipient=recipient,
             keys=keys,
+            delegates=plan.delegates,
+            expires_by=plan.expires_by,
         )
 
 
@@ -152,8 +158,8 @@ def _token_record(plan: MintPlan, made: TokenProviderResponse) -> TokenRecord:
         not_before=content.not_before.timestamp(),
         not_on_or_after=content.not_on_or_after.timestamp(),
         status="issued",
-        renewable=renewing.allow,
-        renew_after_expiry=renewing.allow and renewing.ok,
+        renewable=renewing.allow and not plan.delegated,
+        renew_after_expiry=renewing.allow and renewing.ok and not plan.delegated,
         digest=token_digest(made.token),
         data=renewal.to_json(),
     )

@@ -8,6 +8,7 @@ Profile 1.1 §3.4).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -41,9 +42,12 @@ class ResolvedTarget:
 
 
 class TargetResolver:
-    """Finds targets in the token store and verifies inline assertions against trusted issuers."""
+    """Finds targets in the token store and verifies inline assertions against trusted issuers.
 
-    def __init__(self, store: TokenStore | None, trusted: tuple[x509.Certificate, ...]) -> None:
+    ``trusted`` is asked at each verification: the STS's own accepted certificates change with key rotation.
+    """
+
+    def __init__(self, store: TokenStore | None, trusted: Callable[[], tuple[x509.Certificate, ...]]) -> None:
         self._store = store
         self._trusted = trusted
 
@@ -63,7 +67,7 @@ class TargetResolver:
 
     def _assertion(self, assertion: etree._Element) -> ResolvedTarget:
         try:
-            verified = verify_assertion(assertion, self._trusted)
+            verified = verify_assertion(assertion, self._trusted())
         except AssertionRejected as rejected:
             return ResolvedTarget("", None, rejected=rejected.reason)
         record = self._store.get(verified.assertion_id) if self._store else None

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from sts.config.settings import ProfileName
 from sts.crypto.algorithms import CipherName, KeyTransportName
+from sts.relying_parties.delegation import DelegationMode, DelegationPolicy
 
 NAMEID_SOURCES = ("username", "email")
 MAX_ADDRESS_LENGTH = 2048
@@ -59,7 +60,10 @@ class RelyingParty:
     """One registered relying party and the tokens it receives."""
 
     address: str
-    cert_file: str = ""
+    cert_file: str = ""  # a file name in the instance truststore (single host, SQLite)
+    # The certificate itself, PEM, kept in the registry: what every node of a shared (PostgreSQL) store reads.
+    # At most one of ``cert_file`` and ``cert_pem`` is set (:func:`~sts.relying_parties.registry.validate`).
+    cert_pem: str = ""
     # Audience and Recipient written into tokens; empty: the registered address (required for regex RPs).
     identifier: str = ""
     match: Match = Match.EXACT
@@ -76,6 +80,13 @@ class RelyingParty:
     # (local claim URI, URI the relying party expects), as WSO2's claim mappings.
     claim_mapping: tuple[tuple[str, str], ...] = field(default=())
     nameid_format: str = ""  # NameID Format URI; empty: by source (emailAddress for email, else unspecified)
+    # Delegation (WS-Trust 1.3 §9.1 OnBehalfOf, 1.4 ActAs), deny by default: no callers listed, no delegation.
+    delegation_callers: tuple[str, ...] = ()  # user:DOMAIN/name | role:NAME | cert:SHA256-HEX
+    delegation_mode: DelegationMode = DelegationMode.BOTH
+    delegation_subjects: str = "same-domain"  # any | same-domain | role:NAME
+    max_delegation_depth: int = 1
+    # When set, a delegated assertion must be addressed to one of these (e.g. the front-end the user logged in to).
+    delegation_audiences: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Parse the enumerated settings once; a spelling outside the lists is a RelyingPartyError."""
@@ -85,14 +96,27 @@ class RelyingParty:
             "cipher": _member(CipherName, self.cipher, "cipher", optional=True),
             "key_transport": _member(KeyTransportName, self.key_transport, "key transport", optional=True),
             "profile": _member(ProfileName, self.profile, "profile", optional=True),
+            "delegation_mode": _member(DelegationMode, self.delegation_mode, "delegation mode", optional=False),
         }
         for name, value in parsed.items():
             object.__setattr__(self, name, value)
 
+    @property
+    def delegation(self) -> DelegationPolicy:
+        """The delegation policy of this relying party (no callers: none)."""
+        return DelegationPolicy(
+            self.delegation_callers, self.delegation_mode, self.delegation_subjects, self.max_delegation_depth
+        )
+
+    @property
+    def has_certificate(self) -> bool:
+        """Whether a certificate is registered, as a truststore file or inline."""
+        return bool(self.cert_file or self.cert_pem)
+
     def to_json(self) -> str:
         """Serialize for the database; an unset setting is written as ``""`` (the format since profiles came)."""
         data = asdict(self)
-        for name in ("match", "token_type", "cipher", "key_transport", "profile"):
+        for name in ("match", "token_type", "cipher", "key_transport", "profile", "delegation_mode"):
             data[name] = "" if data[name] is None else data[name].value
         return json.dumps(data, sort_keys=True)
 
@@ -102,6 +126,9 @@ class RelyingParty:
         data: dict[str, Any] = json.loads(text)
         data["claims"] = tuple(data.get("claims", ()))
         data["claim_mapping"] = tuple(tuple(pair) for pair in data.get("claim_mapping", ()))
+        data["delegation_callers"] = tuple(data.get("delegation_callers", ()))
+        data["delegation_audiences"] = tuple(data.get("delegation_audiences", ()))
+        data["delegation_mode"] = data.get("delegation_mode") or DelegationMode.BOTH.value
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 

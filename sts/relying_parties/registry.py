@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
+
+from cryptography import x509
 
 from sts.policy.claims import is_role_claim
+from sts.relying_parties.delegation import DelegationError, check_depth, normalize_caller, parse_subjects
 from sts.relying_parties.matching import normalize_address
 from sts.relying_parties.model import (
     MAX_LIFETIME,
@@ -86,9 +89,40 @@ def validate(rp: RelyingParty) -> RelyingParty:
             raise RelyingPartyError("claim mappings are LOCAL_URI=RP_URI without spaces")
     if rp.lifetime < 0 or rp.lifetime > MAX_LIFETIME:
         raise RelyingPartyError(f"lifetime must be between 1 and {MAX_LIFETIME} seconds (0: the default)")
-    if rp.encrypt and not rp.cert_file:
+    _check_certificate_reference(rp)
+    return replace(rp, address=address, **_checked_delegation(rp))
+
+
+def _checked_delegation(rp: RelyingParty) -> dict[str, Any]:
+    """The delegation settings in their stored form (callers normalised, duplicates dropped)."""
+    try:
+        callers = tuple(dict.fromkeys(normalize_caller(entry) for entry in rp.delegation_callers))
+        subjects = parse_subjects(rp.delegation_subjects)
+        depth = check_depth(rp.max_delegation_depth)
+    except DelegationError as exc:
+        raise RelyingPartyError(str(exc)) from None
+    if not all(is_absolute_uri(audience) for audience in rp.delegation_audiences):
+        raise RelyingPartyError("delegation audiences are absolute URIs")
+    return {
+        "delegation_callers": callers,
+        "delegation_subjects": subjects,
+        "max_delegation_depth": depth,
+    }
+
+
+def _check_certificate_reference(rp: RelyingParty) -> None:
+    """An encrypting relying party has a certificate: a truststore file or one inline PEM certificate, not both."""
+    if rp.encrypt and not rp.has_certificate:
         raise RelyingPartyError("an encrypting relying party needs a certificate")
-    return replace(rp, address=address)
+    if rp.cert_file and rp.cert_pem:
+        raise RelyingPartyError("a certificate is either a truststore file or stored in the database, not both")
+    if rp.cert_pem:
+        if rp.cert_pem.count("-----BEGIN") != 1 or not rp.cert_pem.startswith("-----BEGIN CERTIFICATE-----"):
+            raise RelyingPartyError("the stored certificate must be one PEM certificate")
+        try:
+            x509.load_pem_x509_certificate(rp.cert_pem.encode())
+        except ValueError:
+            raise RelyingPartyError("the stored certificate is not a valid PEM certificate") from None
 
 
 def _check_nameid(rp: RelyingParty) -> None:

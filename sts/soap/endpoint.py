@@ -98,7 +98,8 @@ class SoapEndpoint:
                 info = replace(info, wsa_action=addressing.action)
             reply = self._service.handle(envelope.version, envelope.headers, envelope.body_child, info)
             headers = reply_headers(addressing, reply.trust.response_action(reply.operation))
-            return self._reply(envelope.version, reply.body, headers, self._protectors.get(request.scenario))
+            protect = reply.protect or self._protectors.get(request.scenario)
+            return self._reply(envelope.version, reply.body, headers, protect)
         except STSError as error:
             self._audit_failure(error, info, started)
             return self._fault(error, request.version, correlation_id, trust_ns, addressing)

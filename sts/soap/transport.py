@@ -28,6 +28,7 @@ ADFS_TRUST13_PATH = "/adfs/services/trust/13/usernamemixed"
 ADFS_FEB2005_PATH = "/adfs/services/trust/2005/usernamemixed"
 ENDPOINT_PATHS = frozenset({WSO2_PATH, WSO2_SOAP11_PATH, WSO2_SOAP12_PATH, ADFS_TRUST13_PATH, ADFS_FEB2005_PATH})
 UT_SCENARIO = "UTOverTransport"
+ISSUED_TOKEN_SCENARIO = "IssuedTokenOverTransport"  # noqa: S105 - a trusted issuer's SAML assertion instead of a password
 ADFS_CERTIFICATE_MIXED_PATH = "/adfs/services/trust/13/certificatemixed"
 CERTIFICATE_TRANSPORT = "certificatetransport"
 ADFS_CERTIFICATE_TRANSPORT_PATH = "/adfs/services/trust/13/certificatetransport"
@@ -53,6 +54,7 @@ def scenario_paths(scenarios: Iterable[str]) -> dict[str, str]:
     return routes
 HEALTH_PATH = "/healthz"
 MEX_PATHS = frozenset({"/mex", WSO2_PATH + "/mex", "/adfs/services/trust/mex"})
+METADATA_PATHS = frozenset({"/FederationMetadata/2007-06/FederationMetadata.xml", "/metadata"})
 _READ_CHUNK = 65536
 # What a TLS-terminating proxy says about the client's hop (the values gunicorn's secure_scheme_headers know).
 _FORWARDED_SCHEME = {
@@ -90,7 +92,7 @@ class TransportPolicy:
 
 
 class Transport:
-    """WSGI callable: routes to the WSDL, the health check or the SOAP dispatcher."""
+    """WSGI callable: routes to the WSDL, mex, federation metadata, the health check or the SOAP dispatcher."""
 
     def __init__(
         self,
@@ -100,9 +102,11 @@ class Transport:
         mex: bytes = b"",
         close: Callable[[], None] = lambda: None,
         routes: Mapping[str, str] | None = None,
+        metadata: Callable[[], bytes] | None = None,
     ) -> None:
         self._routes = dict(routes) if routes is not None else scenario_paths([UT_SCENARIO])
         self._policy = policy
+        self._metadata = metadata
         self._wsdl = wsdl
         self._mex = mex
         self._dispatch = dispatch
@@ -123,6 +127,10 @@ class Transport:
                 if method != "GET":
                     raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
                 return _respond(start_response, "200 OK", "text/xml; charset=utf-8", self._mex)
+            if path in METADATA_PATHS and self._metadata is not None:
+                if method not in ("GET", "HEAD"):
+                    raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
+                return _respond(start_response, "200 OK", "application/samlmetadata+xml", self._metadata())
             scenario = self._routes.get(path)
             is_wsdl = method == "GET" and environ.get("QUERY_STRING", "").lower() in ("wsdl", "wsdl=")
             if is_wsdl and (scenario is not None or path == WSO2_PATH):

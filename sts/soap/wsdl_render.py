@@ -48,7 +48,10 @@ WS-SecurityPolicy 1.2 for the WS-Trust 1.3 bindings, then WS-SecurityPolicy 1.1 
 SINGLE_POLICY_FILES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "SigOnly": "scenario2-policy.xml",
+        "SigEncr": "scenario5-policy.xml",
+        "SgnEncrUsername": "scenario8-policy.xml",
         "certificatemixed": "certificatemixed-policy.xml",
+        "IssuedTokenOverTransport": "issuedtoken-policy.xml",
         "certificatetransport": "certificatetransport-policy.xml",
     }
 )

@@ -54,6 +54,73 @@ class LockoutStore(Protocol):
         ...
 
 
+CredentialVersion = tuple[str, ...]
+"""What a verified-credential cache entry is checked against: it differs whenever the user's password, state, roles
+or claims may have changed since the entry was made (``()`` when no backend tracks changes)."""
+
+
+class CredentialVersions(Protocol):
+    """Change counters of user accounts, so that every node's verified-credential cache drops stale entries.
+
+    Whatever changes an account (password, enabled, roles, claims, removal) calls :meth:`bump` after the change is
+    stored; a change that reaches every user (a role deleted) calls :meth:`bump_all`.
+    """
+
+    def current(self, key: str) -> CredentialVersion:
+        """The version of account ``key`` (``DOMAIN/canonical-name``) now."""
+        ...
+
+    def bump(self, key: str) -> None:
+        """Account ``key`` changed: entries made before no longer match."""
+        ...
+
+    def bump_all(self) -> None:
+        """Every account may have changed."""
+        ...
+
+
+class LocalCredentialVersions:
+    """No shared counters (one host): a change reaches a worker's cache when the entry expires (its TTL)."""
+
+    def current(self, key: str) -> CredentialVersion:
+        """Always the same version."""
+        return ()
+
+    def bump(self, key: str) -> None:
+        """Nothing to tell: entries expire by their TTL."""
+
+    def bump_all(self) -> None:
+        """Nothing to tell: entries expire by their TTL."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """What authentication reads about an account before checking its password."""
+
+    lock: LockState | None
+    version: CredentialVersion
+
+
+class AccountReader(Protocol):
+    """The lockout state and credential version of an account, read together (one round trip where it can be)."""
+
+    def read(self, key: str) -> AccountState:
+        """The account's state now."""
+        ...
+
+
+class SeparateAccountReader:
+    """:class:`AccountReader` over a lockout store and a version source, one call each."""
+
+    def __init__(self, lockout: LockoutStore, versions: CredentialVersions) -> None:
+        self._lockout = lockout
+        self._versions = versions
+
+    def read(self, key: str) -> AccountState:
+        """The lock state, then the version."""
+        return AccountState(self._lockout.state(key), self._versions.current(key))
+
+
 @dataclass(frozen=True, slots=True)
 class TokenRecord:
     """What the token store keeps about an issued assertion (never the signed XML itself)."""

@@ -5,6 +5,10 @@ This module is the only one that names a storage backend; the rest of the packag
 provisioning, :class:`~sts.auth.builtin_users.BuiltinUserStore`. ``[store] backend`` selects SQLite (everything in
 the one database file ``sts init`` created) or PostgreSQL (shared by every node); the PostgreSQL modules, and with
 them psycopg, are imported only when that backend is configured, so a single-host instance never loads them.
+
+``[cache]`` chooses where the hot, expiring state lives (:func:`build_cache`): replay nonces, lockout and throttle
+counters and the credential versions that invalidate every node's verified-credential cache. ``local`` keeps them in
+the ``[store]`` database; ``redis`` in a Redis shared by several nodes (:mod:`sts.stores.redis`, imported only then).
 """
 
 from __future__ import annotations
@@ -20,10 +24,19 @@ from sts.auth.users import PRIMARY, UserStore
 from sts.clock import Clock
 from sts.config.settings import Settings, StoreSettings
 from sts.crypto.secretbox import SecretBox
-from sts.errors import ConfigError
+from sts.errors import ConfigError, ServiceUnavailable
 from sts.netaddr import AddressSet
 from sts.relying_parties.registry import RelyingPartyStore
-from sts.stores.base import ClientThrottle, LockoutStore, ReplayCache, TokenStore
+from sts.stores.base import (
+    AccountReader,
+    ClientThrottle,
+    CredentialVersions,
+    LocalCredentialVersions,
+    LockoutStore,
+    ReplayCache,
+    SeparateAccountReader,
+    TokenStore,
+)
 from sts.stores.certificate_index import CertificateStore
 from sts.stores.migrations import DatabaseError
 from sts.stores.sqlite import Database, check_database
@@ -44,6 +57,8 @@ class Stores:
     replay: ReplayCache
     lockout: LockoutStore
     throttle: ClientThrottle
+    versions: CredentialVersions
+    accounts: AccountReader
     tokens: TokenStore | None
     relying_parties: RelyingPartyStore
     users: UserStoreRouter
@@ -110,20 +125,28 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
     security, lockout = settings.security, settings.lockout
     builtin = SqliteUserStore(db, hasher, _secret_box(store))
     users = user_store_router(settings, builtin)
-
-    def close() -> None:
-        users.close()
-        db.close()
-
-    return Stores(
-        replay=SqliteReplayCache(db, clock),
-        lockout=SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
-        throttle=SqliteClientThrottle(
+    cache = build_cache(settings, clock, local_cache(
+        SqliteReplayCache(db, clock),
+        SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
+        SqliteClientThrottle(
             db,
             security.client_failure_limit,
             security.client_failure_window,
             AddressSet.parse(security.client_failure_exempt),
         ),
+    ))
+
+    def close() -> None:
+        cache.close()
+        users.close()
+        db.close()
+
+    return Stores(
+        replay=cache.replay,
+        lockout=cache.lockout,
+        throttle=cache.throttle,
+        versions=cache.versions,
+        accounts=cache.accounts,
         tokens=SqliteTokenStore(db, clock) if settings.lifecycle.token_store else None,
         relying_parties=SqliteRelyingPartyStore(db),
         users=users,
@@ -154,20 +177,28 @@ def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) ->
     security, lockout = settings.security, settings.lockout
     builtin = PostgresUserStore(db, hasher, _secret_box(store))
     users = user_store_router(settings, builtin)
-
-    def close() -> None:
-        users.close()
-        db.close()
-
-    return Stores(
-        replay=PostgresReplayCache(db, clock),
-        lockout=PostgresLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
-        throttle=PostgresClientThrottle(
+    cache = build_cache(settings, clock, local_cache(
+        PostgresReplayCache(db, clock),
+        PostgresLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
+        PostgresClientThrottle(
             db,
             security.client_failure_limit,
             security.client_failure_window,
             AddressSet.parse(security.client_failure_exempt),
         ),
+    ))
+
+    def close() -> None:
+        cache.close()
+        users.close()
+        db.close()
+
+    return Stores(
+        replay=cache.replay,
+        lockout=cache.lockout,
+        throttle=cache.throttle,
+        versions=cache.versions,
+        accounts=cache.accounts,
         tokens=PostgresTokenStore(db, clock) if settings.lifecycle.token_store else None,
         relying_parties=PostgresRelyingPartyStore(db),
         users=users,
@@ -175,6 +206,79 @@ def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) ->
         close=close,
         certificates=builtin.certificate_store,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStores:
+    """The hot state of one instance (``[cache]``); ``close`` releases only what the cache itself opened."""
+
+    replay: ReplayCache
+    lockout: LockoutStore
+    throttle: ClientThrottle
+    versions: CredentialVersions
+    accounts: AccountReader
+    close: Callable[[], None]
+
+
+def local_cache(replay: ReplayCache, lockout: LockoutStore, throttle: ClientThrottle) -> CacheStores:
+    """``[cache] backend = "local"``: the hot state in the ``[store]`` database; no shared credential versions
+    (cached logins expire by their TTL)."""
+    versions = LocalCredentialVersions()
+    return CacheStores(
+        replay, lockout, throttle, versions, SeparateAccountReader(lockout, versions), close=lambda: None
+    )
+
+
+def build_cache(settings: Settings, clock: Clock, local: CacheStores) -> CacheStores:
+    """The hot state of the configured ``[cache]``: ``local`` (built over the ``[store]`` database), or Redis.
+    Raises :class:`ConfigError` for an unusable ``[cache]``."""
+    if settings.cache.backend != "redis":
+        return local
+    # Imported here: a single host never loads redis-py (docs/decisions/postgresql-redis-clients.md).
+    from sts.stores.redis.client import RedisConnection
+    from sts.stores.redis.stores import (
+        RedisClientThrottle,
+        RedisCredentialVersions,
+        RedisLockoutStore,
+        RedisReplayCache,
+    )
+
+    security, lockout = settings.security, settings.lockout
+    conn = RedisConnection(settings.cache, clock)
+    versions = RedisCredentialVersions(conn)
+    return CacheStores(
+        # The nonce window of the authenticator: a nonce is kept as long as its Created could be accepted.
+        replay=RedisReplayCache(conn, window=security.timestamp_ttl + security.timestamp_future_ttl),
+        lockout=RedisLockoutStore(conn, lockout.max_failures, lockout.duration, lockout.max_duration),
+        throttle=RedisClientThrottle(
+            conn,
+            security.client_failure_limit,
+            security.client_failure_window,
+            AddressSet.parse(security.client_failure_exempt),
+        ),
+        versions=versions,
+        accounts=versions,  # the lock state and the version in one round trip
+        close=conn.close,
+    )
+
+
+def check_cache(settings: Settings, clock: Clock) -> list[str]:
+    """Problems of the configured ``[cache]``, for ``sts check-config``: its settings, and whether Redis answers."""
+    if settings.cache.backend != "redis":
+        return []
+    from sts.stores.redis.client import RedisConnection
+
+    try:
+        conn = RedisConnection(settings.cache, clock)
+    except ConfigError as exc:
+        return exc.problems
+    try:
+        conn.ping()
+    except ServiceUnavailable as exc:
+        return [f"cache: Redis does not answer ({exc.detail})"]
+    finally:
+        conn.close()
+    return []
 
 
 def user_store_router(settings: Settings, builtin: UserStore) -> UserStoreRouter:

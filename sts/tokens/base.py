@@ -26,6 +26,16 @@ class Attribute:
 
 
 @dataclass(frozen=True, slots=True)
+class Delegate:
+    """One service in a delegation chain (SAML V2.0 Condition for Delegation Restriction, ``del:Delegate``):
+    who acted, how it proved itself to the issuer (a SAML 2.0 confirmation method URI) and when."""
+
+    name: str
+    confirmation_method: str
+    instant: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AssertionContent:
     """Everything an issued assertion states; built by the issuance policy, rendered per SAML version."""
 
@@ -42,3 +52,5 @@ class AssertionContent:
     attributes: tuple[Attribute, ...]
     # Holder-of-key: the ds:KeyInfo the subject must prove (EncryptedKey or X509Data); None: bearer.
     key_info: etree._Element | None = None
+    # ActAs (WS-Trust 1.4): the services acting for the subject, oldest first; empty for a direct token.
+    delegates: tuple[Delegate, ...] = ()

@@ -19,9 +19,9 @@ from sts import ns
 from sts.clock import Clock
 from sts.crypto.algorithms import KeyTransport
 from sts.crypto.keywrap import ClientKey, wrap_key
-from sts.crypto.signer import AssertionSigner
+from sts.crypto.signer import SamlSigner
 from sts.errors import RequestFailed
-from sts.tokens.base import AssertionContent, Attribute, new_assertion_id
+from sts.tokens.base import AssertionContent, Attribute, Delegate, new_assertion_id
 from sts.tokens.saml2 import build_saml2
 from sts.tokens.saml11 import build_saml11
 from sts.wstrust.keys import SymmetricProof, symmetric_proof
@@ -71,6 +71,8 @@ class TokenProviderParameters:
     authn_context: str
     recipient: Recipient
     keys: KeyRequirements
+    delegates: tuple[Delegate, ...] = ()  # ActAs chain, oldest first
+    expires_by: float | None = None  # a POSIX time NotOnOrAfter may not pass (a delegated token's own expiry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,7 @@ class TokenProviderResponse:
 class TokenProvider:
     """Makes SAML 1.1 and 2.0 assertions with the STS's signing key and the injected clock."""
 
-    def __init__(self, identity: IssuerIdentity, signer: AssertionSigner, clock: Clock) -> None:
+    def __init__(self, identity: IssuerIdentity, signer: SamlSigner, clock: Clock) -> None:
         self._identity = identity
         self._signer = signer
         self._clock = clock
@@ -104,12 +106,17 @@ class TokenProvider:
         identity, recipient = self._identity, parameters.recipient
         now = self._clock.now().astimezone(dt.UTC).replace(microsecond=0)
         lifetime = min(recipient.lifetime or identity.lifetime, identity.max_lifetime)
+        not_after = now + dt.timedelta(seconds=lifetime)
+        if parameters.expires_by is not None:
+            not_after = min(not_after, dt.datetime.fromtimestamp(int(parameters.expires_by), dt.UTC))
+        if not_after <= now:
+            raise RequestFailed("the delegated token expires now", reason="token_expired")
         return AssertionContent(
             assertion_id=new_assertion_id(),
             issuer=identity.issuer,
             issue_instant=now,
             not_before=now - dt.timedelta(seconds=identity.clock_skew),
-            not_on_or_after=now + dt.timedelta(seconds=lifetime),
+            not_on_or_after=not_after,
             audience=recipient.audience,
             recipient=recipient.audience,
             name_id=parameters.name_id,
@@ -117,6 +124,7 @@ class TokenProvider:
             authn_instant=now,
             attributes=parameters.attributes,
             key_info=key_info,
+            delegates=parameters.delegates,
         )
 
 

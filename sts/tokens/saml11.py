@@ -13,11 +13,14 @@ from lxml import etree
 
 from sts import ns
 from sts.clock import format_instant
-from sts.tokens.base import AssertionContent
+from sts.tokens.base import AssertionContent, Attribute
 
 BEARER = "urn:oasis:names:tc:SAML:1.0:cm:bearer"
 HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:1.0:cm:holder-of-key"
 PASSWORD = "urn:oasis:names:tc:SAML:1.0:am:password"  # noqa: S105 - a URI
+# The ActAs chain of a SAML 1.1 token: AttributeNamespace = the SAML delegation-condition namespace,
+# AttributeName = "Delegate", one AttributeValue per acting service (DOMAIN/name), oldest first.
+DELEGATES_ATTRIBUTE = ns.SAML_DELEGATION + "/Delegate"
 
 
 def _el(parent: etree._Element, local: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -73,10 +76,13 @@ def build_saml11(content: AssertionContent) -> etree._Element:
         AuthenticationMethod=PASSWORD,
     )
     _subject(authn, content)
-    if content.attributes:
+    attributes = content.attributes
+    if content.delegates:  # SAML 1.1 has no delegation condition: the chain is an attribute, oldest first
+        attributes = (*attributes, Attribute(DELEGATES_ATTRIBUTE, tuple(d.name for d in content.delegates)))
+    if attributes:
         statement = _el(assertion, "AttributeStatement")
         _subject(statement, content)
-        for attribute in content.attributes:
+        for attribute in attributes:
             namespace, name = split_attribute_name(attribute.uri)
             element = _el(statement, "Attribute", AttributeName=name, AttributeNamespace=namespace)
             for value in attribute.values:

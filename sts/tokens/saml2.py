@@ -19,6 +19,7 @@ BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
 PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
 ATTRNAME_URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+DELEGATE_NAME_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"  # DOMAIN/name of the service
 
 
 def _el(parent: etree._Element, local: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -62,6 +63,8 @@ def build_saml2(content: AssertionContent, authn_context: str = PASSWORD_PROTECT
         NotOnOrAfter=format_instant(content.not_on_or_after),
     )
     _el(_el(conditions, "AudienceRestriction"), "Audience", content.audience)
+    if content.delegates:
+        _delegation_condition(conditions, content)
     authn = _el(assertion, "AuthnStatement", AuthnInstant=format_instant(content.authn_instant))
     _el(_el(authn, "AuthnContext"), "AuthnContextClassRef", authn_context)
     if content.attributes:  # the schema wants at least one Attribute in an AttributeStatement
@@ -71,3 +74,21 @@ def build_saml2(content: AssertionContent, authn_context: str = PASSWORD_PROTECT
             for value in attribute.values:
                 _el(element, "AttributeValue", value)
     return assertion
+
+
+def _delegation_condition(conditions: etree._Element, content: AssertionContent) -> None:
+    """The acting services, oldest first (SAML V2.0 Condition for Delegation Restriction §2; Shibboleth's order):
+    ``<saml2:Condition xsi:type="del:DelegationRestrictionType"><del:Delegate …><saml2:NameID/>…``."""
+    condition = etree.SubElement(
+        conditions,
+        ns.qn(ns.SAML2, "Condition"),
+        {ns.qn(ns.XSI, "type"): "del:DelegationRestrictionType"},
+        nsmap={"del": ns.SAML_DELEGATION, "xsi": ns.XSI},
+    )
+    for delegate in content.delegates:
+        element = etree.SubElement(
+            condition,
+            ns.qn(ns.SAML_DELEGATION, "Delegate"),
+            {"DelegationInstant": format_instant(delegate.instant), "ConfirmationMethod": delegate.confirmation_method},
+        )
+        _el(element, "NameID", delegate.name, Format=DELEGATE_NAME_FORMAT)

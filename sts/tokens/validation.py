@@ -44,6 +44,10 @@ class VerifiedAssertion:
     not_on_or_after: dt.datetime | None
     audiences: tuple[str, ...]
     signed: etree._Element
+    issuer: str = ""
+    delegates: tuple[str, ...] = ()  # the ActAs chain the token records, oldest first (names only)
+    one_time_use: bool = False  # SAML 2.0 core §2.5.1.5
+    confirmation_methods: tuple[str, ...] = ()
 
 
 def saml_version(element: etree._Element) -> SamlVersion | None:
@@ -85,6 +89,9 @@ def _read(signed: etree._Element, version: SamlVersion, assertion_id: str) -> Ve
     )
     name = signed.find(name_path)
     audiences = conditions.findall(audience_path) if conditions is not None else []
+    saml2 = version is SamlVersion.SAML20
+    issuer_element = signed.find(ns.qn(saml, "Issuer")) if saml2 else None
+    issuer = text_of(issuer_element) if issuer_element is not None else signed.get("Issuer") or ""
     return VerifiedAssertion(
         version=version,
         assertion_id=assertion_id,
@@ -93,7 +100,36 @@ def _read(signed: etree._Element, version: SamlVersion, assertion_id: str) -> Ve
         not_on_or_after=_instant(conditions, "NotOnOrAfter"),
         audiences=tuple(text_of(audience).strip() for audience in audiences),
         signed=signed,
+        issuer=issuer.strip(),
+        delegates=_delegates(signed, conditions, saml2),
+        one_time_use=saml2 and conditions is not None and conditions.find(ns.qn(saml, "OneTimeUse")) is not None,
+        confirmation_methods=_confirmation_methods(signed, saml2),
     )
+
+
+def _delegates(signed: etree._Element, conditions: etree._Element | None, saml2: bool) -> tuple[str, ...]:
+    """The chain a token records: ``del:Delegate/saml2:NameID`` in every delegation condition (SAML 2.0), or the
+    values of this STS's SAML 1.1 delegates attribute."""
+    if saml2:
+        if conditions is None:
+            return ()
+        path = f"{ns.qn(ns.SAML2, 'Condition')}/{ns.qn(ns.SAML_DELEGATION, 'Delegate')}/{ns.qn(ns.SAML2, 'NameID')}"
+        return tuple(text_of(name).strip() for name in conditions.findall(path))
+    values: list[str] = []
+    for attribute in signed.iterfind(f"{ns.qn(ns.SAML1, 'AttributeStatement')}/{ns.qn(ns.SAML1, 'Attribute')}"):
+        if attribute.get("AttributeNamespace") == ns.SAML_DELEGATION and attribute.get("AttributeName") == "Delegate":
+            values += [text_of(value).strip() for value in attribute.iterfind(ns.qn(ns.SAML1, "AttributeValue"))]
+    return tuple(values)
+
+
+def _confirmation_methods(signed: etree._Element, saml2: bool) -> tuple[str, ...]:
+    if saml2:
+        confirmations = signed.iterfind(f"{ns.qn(ns.SAML2, 'Subject')}/{ns.qn(ns.SAML2, 'SubjectConfirmation')}")
+        return tuple((c.get("Method") or "").strip() for c in confirmations)
+    methods = signed.iterfind(
+        f".//{ns.qn(ns.SAML1, 'SubjectConfirmation')}/{ns.qn(ns.SAML1, 'ConfirmationMethod')}"
+    )
+    return tuple(dict.fromkeys(text_of(method).strip() for method in methods))
 
 
 def _instant(conditions: etree._Element | None, name: str) -> dt.datetime | None:

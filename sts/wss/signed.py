@@ -33,6 +33,7 @@ SIGNATURE = ns.qn(ns.DS, "Signature")
 BODY_KIND = "body"
 TIMESTAMP_KIND = "timestamp"
 TOKEN_KIND = "token"  # noqa: S105 - a kind of referent, not a secret
+USERNAME_TOKEN_KIND = "username_token"  # noqa: S105 - the symmetric binding's signed supporting token
 WSA_TO_KIND = "wsa:To"
 _WSA_TO = frozenset({ns.qn(ns.WSA, "To"), ns.qn(ns.WSA04, "To")})
 _MAX_ID_CHARS = 256
@@ -46,6 +47,7 @@ class SignedHeader:
     signature: etree._Element
     timestamp: etree._Element
     token: etree._Element | None  # the X.509 BinarySecurityToken, when the request carries one
+    username_token: etree._Element | None = None  # a signed supporting UsernameToken (symmetric binding)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class Referent:
     """One element a Reference names, where it sits (``kind``), and the ID attribute it was found by."""
 
     element: etree._Element
-    kind: str  # body | timestamp | token | wsa:To | header
+    kind: str  # body | timestamp | token | username_token | wsa:To | header
     id_namespace: str | None
 
 
@@ -136,6 +138,8 @@ def _kind(
         return TIMESTAMP_KIND
     if header.token is not None and element is header.token:
         return TOKEN_KIND
+    if header.username_token is not None and element is header.username_token:
+        return USERNAME_TOKEN_KIND
     if element is not header.security and any(element is block for block in header_blocks):
         return WSA_TO_KIND if element.tag in _WSA_TO else "header"
     return None

@@ -70,3 +70,5 @@ class RequestSecurityToken:
     computed_key_algorithm: str | None = None
     use_key: etree._Element | None = None
     target: etree._Element | None = None
+    on_behalf_of: etree._Element | None = None  # the token inside wst:OnBehalfOf (WS-Trust 1.3 §9.1)
+    act_as: etree._Element | None = None  # the token inside wst14:ActAs (WS-Trust 1.4)

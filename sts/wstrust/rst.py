@@ -49,7 +49,7 @@ _SINGLE = frozenset(
     {
         "TokenType", "RequestType", "Lifetime", "KeyType", "KeySize", "Claims", "Renewing", "Entropy",
         "ComputedKeyAlgorithm", "UseKey", "ValidateTarget", "RenewTarget", "CancelTarget", "AppliesTo",
-        "SecondaryParameters",
+        "SecondaryParameters", "OnBehalfOf", "ActAs",
     }
 )
 # What a RequestSecurityTokenTemplate may supply in SecondaryParameters: used when the top level lacks it.
@@ -122,8 +122,10 @@ def _known_name(child: etree._Element, trust: TrustVersion) -> str:
     if qname.namespace in (ns.WSP, ns.WSP15) and qname.localname == "AppliesTo":
         return "AppliesTo"
     is_14_extension = qname.namespace == ns.WST14 and trust is TrustVersion.TRUST13
-    if is_14_extension and qname.localname in ("ActAs", "InteractiveChallenge"):
-        raise BadRequest(f"WS-Trust 1.4 {qname.localname} is not supported", reason="unsupported_element")
+    if is_14_extension and qname.localname == "ActAs":
+        return "ActAs"
+    if is_14_extension and qname.localname == "InteractiveChallenge":
+        raise BadRequest("WS-Trust 1.4 InteractiveChallenge is not supported", reason="unsupported_element")
     raise BadRequest("unknown element in RST", reason="unknown_element")
 
 
@@ -242,6 +244,22 @@ def _target(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     return {"target": _one_child(element, etree.QName(element).localname)}
 
 
+def _delegation_token(element: etree._Element) -> etree._Element:
+    """The one token of OnBehalfOf (WS-Trust 1.3 §9.1) or ActAs (WS-Trust 1.4 §3.2): exactly one element."""
+    children = element_children(element)
+    if len(children) != 1:
+        raise InvalidRequest("delegation element must hold exactly one token", reason="malformed_delegation_element")
+    return children[0]
+
+
+def _on_behalf_of(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
+    return {"on_behalf_of": _delegation_token(element)}
+
+
+def _act_as(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
+    return {"act_as": _delegation_token(element)}
+
+
 _READERS: dict[str, Callable[[etree._Element, TrustVersion], dict[str, object]]] = {
     "TokenType": _token_type,
     "KeyType": _key_type,
@@ -256,6 +274,8 @@ _READERS: dict[str, Callable[[etree._Element, TrustVersion], dict[str, object]]]
     "ValidateTarget": _target,
     "RenewTarget": _target,
     "CancelTarget": _target,
+    "OnBehalfOf": _on_behalf_of,
+    "ActAs": _act_as,
 }
 # Known RST parameters only the requestor originates: never taken from SecondaryParameters.
 _REQUESTOR_ONLY = (frozenset(_READERS) - _TEMPLATE) | {"RequestType", "SecondaryParameters"}

@@ -85,7 +85,7 @@ class Env:
         self.policy = AuthPolicy(allowed_roles=frozenset({"admin", "staff"}), allowed_domains=frozenset({ALL_DOMAINS}))
         self.lifecycle_roles = lifecycle_roles
         self.client_keys = TrustedClientKeys(self.clients)
-        resolver = TargetResolver(self.store, ())
+        resolver = TargetResolver(self.store, tuple)
         self.certificates = SqliteCertificateStore(self.db)
         # Certificates whose key a user's calls prove (as a verified request signature would): user -> cert.
         self.proofs: dict[str, x509.Certificate] = {}
@@ -104,7 +104,7 @@ class Env:
     def renew_operation(self, store: TokenStore) -> RenewOperation:
         """A Renew operation over ``store`` (another worker's view of the same database, for races)."""
         return RenewOperation(
-            TargetResolver(store, ()),
+            TargetResolver(store, tuple),
             self.directory,
             TokenMinter(self.provider, self.directory, TokenLedger(store, SKEW, AFTER)),
             SubjectAuthorizer(UserStoreRouter.single(self.users), self.policy),

@@ -43,6 +43,7 @@ class Reply:
     body: etree._Element
     operation: Operation = Operation.ISSUE
     trust: TrustVersion = TrustVersion.TRUST13
+    protect: None = None  # a request's own response security (TrustReply.protect)
 
 
 @dataclass

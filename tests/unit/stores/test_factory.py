@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +15,14 @@ from sts.auth.passwords import HashPolicy, PasswordHasher
 from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.users import PRIMARY, DigestSecret, Principal
 from sts.clock import FrozenClock
-from sts.config.settings import LifecycleSettings, LockoutSettings, SecuritySettings, Settings, StoreSettings
+from sts.config.settings import (
+    CacheSettings,
+    LifecycleSettings,
+    LockoutSettings,
+    SecuritySettings,
+    Settings,
+    StoreSettings,
+)
 from sts.crypto.secretbox import SecretBox, generate_key_file
 from sts.errors import ConfigError
 from sts.relying_parties.model import RelyingParty
@@ -20,6 +30,8 @@ from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.base import TokenRecord
 from sts.stores.factory import Stores, build_stores
 from sts.stores.sqlite import Database, initialize
+from tests.servers.redis import RedisServer
+from tests.unit.stores.backends import settings_with, store_settings
 
 FAST = PasswordHasher(HashPolicy(memory_kib=1024, time_cost=1))
 # Years away from the wall clock: a store that read the wall clock instead of this one would be seen doing it.
@@ -112,3 +124,71 @@ def test_a_missing_database_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         build_stores(_settings(tmp_path), FrozenClock(FROZEN))
     assert caught.value.problems == [f"store.database: {tmp_path / 'sts.db'}: database not found (run `sts init`)"]
+
+
+# --- [cache] ----------------------------------------------------------------------------------------------------
+
+
+def test_local_cache_is_the_database_and_never_loads_redis(instance: Path) -> None:
+    """A single host on SQLite does not pay for redis-py (checked in a fresh interpreter: the test servers load it)."""
+    script = (
+        "import sys; from pathlib import Path; from sts.clock import SystemClock;"
+        "from sts.config.settings import Settings, StoreSettings; from sts.stores.factory import build_stores;"
+        f"base = Path({str(instance)!r});"
+        "store = StoreSettings(database=base / 'sts.db', credential_key=base / 'x');"
+        "settings = Settings(base / 'sts.toml', store=store);"
+        "stores = build_stores(settings, SystemClock());"
+        "print(type(stores.replay).__name__, type(stores.versions).__name__); stores.close();"
+        "print('redis' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert out.split() == ["SqliteReplayCache", "LocalCredentialVersions", "False"]
+
+
+def test_redis_cache_without_url_is_a_config_error(instance: Path) -> None:
+    settings = dataclasses.replace(_settings(instance), cache=CacheSettings(backend="redis"))
+    with pytest.raises(ConfigError) as caught:
+        build_stores(settings, FrozenClock(FROZEN), FAST)
+    assert caught.value.problems == ['cache.url: required with backend = "redis" (redis://HOST:PORT/DB or rediss://…)']
+
+
+@pytest.mark.integration
+def test_redis_cache_holds_the_hot_state(instance: Path, redis_server: RedisServer) -> None:
+    settings = dataclasses.replace(_settings(instance), cache=CacheSettings(backend="redis", url=redis_server.url))
+    with redis_server.client() as client:
+        client.flushdb()
+    built = build_stores(settings, FrozenClock(FROZEN), FAST)
+    try:
+        assert [type(s).__name__ for s in (built.replay, built.lockout, built.throttle, built.versions)] == [
+            "RedisReplayCache", "RedisLockoutStore", "RedisClientThrottle", "RedisCredentialVersions"
+        ]
+        assert built.accounts is built.versions  # one round trip for lock state and version
+        # The frozen clock is the one the replay window is measured on; lockout settings are [lockout]'s.
+        expires = FROZEN.timestamp() + 360
+        assert built.replay.check_and_add("wsse-nonce", b"n", expires) is True
+        assert built.replay.check_and_add("wsse-nonce", b"n", expires) is False
+        assert [built.lockout.record_failure("PRIMARY/x", 1000.0).locked_until for _ in range(2)] == [0.0, 1060.0]
+        assert built.throttle.record_failure("192.0.2.1", 1000.0) == 1
+        assert built.throttle.throttled("192.0.2.1", 1000.0)  # client_failure_limit = 1
+    finally:
+        built.close()
+
+
+@pytest.mark.integration
+def test_postgresql_store_with_redis_cache(
+    tmp_path: Path, redis_server: RedisServer, request: pytest.FixtureRequest
+) -> None:
+    """Several nodes' set-up: durable state on PostgreSQL, hot state in Redis."""
+    store = store_settings(tmp_path, "postgresql", request.getfixturevalue("postgres_database"))
+    settings = settings_with(tmp_path, store, cache=CacheSettings(backend="redis", url=redis_server.url))
+    with redis_server.client() as client:
+        client.flushdb()
+    built = build_stores(settings, FrozenClock(FROZEN), FAST)
+    try:
+        assert [type(s).__name__ for s in (built.replay, built.lockout, built.throttle, built.tokens)] == [
+            "RedisReplayCache", "RedisLockoutStore", "RedisClientThrottle", "PostgresTokenStore"
+        ]
+        assert built.lockout.record_failure("PRIMARY/x", 1000.0).failures == 1
+    finally:
+        built.close()

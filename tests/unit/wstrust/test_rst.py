@@ -91,7 +91,7 @@ def test_w3c_policy_and_submission_addressing_accepted() -> None:
         ('<wst:Claims><other xmlns="urn:x"/></wst:Claims>', errors.BadRequest),
         ("<wst:Entropy><wst:BinarySecret>AAAA</wst:BinarySecret></wst:Entropy>", errors.InvalidRequest),
         ("<wst:Entropy><wst:BinarySecret>!!!</wst:BinarySecret></wst:Entropy>", errors.InvalidRequest),
-        (f'<a:ActAs xmlns:a="{ns.WST14}"/>', errors.BadRequest),
+        (f'<a:ActAs xmlns:a="{ns.WST14}"/>', errors.InvalidRequest),
         ("<wst:TokenType><x/></wst:TokenType>", errors.InvalidRequest),
         ("<wst:TokenType>  </wst:TokenType>", errors.InvalidRequest),
     ],
@@ -109,7 +109,7 @@ def test_w3c_policy_and_submission_addressing_accepted() -> None:
         "claim_expression",
         "short_entropy",
         "bad_entropy",
-        "act_as",
+        "empty_act_as",
         "token_type_element",
         "empty_token_type",
     ],
@@ -218,7 +218,7 @@ def test_secondary_parameters_in_the_feb_2005_namespace_are_read_alike() -> None
         ('<wst:Claims><other xmlns="urn:x"/></wst:Claims>', errors.BadRequest),
         ('<foo:Bar xmlns:foo="urn:x"/>', errors.BadRequest),
         ("<wst:Unknown/>", errors.BadRequest),
-        (f'<a:ActAs xmlns:a="{ns.WST14}"/>', errors.BadRequest),
+        (f'<a:ActAs xmlns:a="{ns.WST14}"/>', errors.InvalidRequest),
         (f'<t:TokenType xmlns:t="{ns.WST05}">x</t:TokenType>', errors.BadRequest),
         ("<wst:TokenType><x/></wst:TokenType>", errors.InvalidRequest),
         (secondary(""), errors.InvalidRequest),
@@ -237,7 +237,7 @@ def test_secondary_parameters_in_the_feb_2005_namespace_are_read_alike() -> None
         "claim_expression",
         "foreign_element",
         "unknown_wst",
-        "act_as",
+        "empty_act_as",
         "other_trust_version",
         "token_type_element",
         "nested",
@@ -258,3 +258,34 @@ def test_malformed_secondary_parameters(children: str, error: type[errors.STSErr
 def test_two_secondary_parameters_are_invalid() -> None:
     with pytest.raises(errors.InvalidRequest):
         parse(rst(secondary("") + secondary("")))
+
+
+# --- OnBehalfOf (WS-Trust 1.3 §9.1) and ActAs (WS-Trust 1.4) --------------------------------------------------
+
+
+def test_on_behalf_of_and_act_as_hold_their_one_token() -> None:
+    parsed = parse(rst(f'<wst:OnBehalfOf><x:T xmlns:x="urn:x"/></wst:OnBehalfOf><a:ActAs xmlns:a="{ns.WST14}">'
+                       '<y:U xmlns:y="urn:y"/></a:ActAs>'))
+    assert parsed.on_behalf_of is not None and parsed.on_behalf_of.tag == "{urn:x}T"
+    assert parsed.act_as is not None and parsed.act_as.tag == "{urn:y}U"
+
+
+@pytest.mark.parametrize(
+    "children",
+    [
+        "<wst:OnBehalfOf/>",
+        '<wst:OnBehalfOf><x:T xmlns:x="urn:x"/><x:T xmlns:x="urn:x"/></wst:OnBehalfOf>',
+        '<wst:OnBehalfOf><x:T xmlns:x="urn:x"/></wst:OnBehalfOf>' * 2,
+        f'<a:ActAs xmlns:a="{ns.WST14}"><x:T xmlns:x="urn:x"/><x:T xmlns:x="urn:x"/></a:ActAs>',
+    ],
+    ids=["empty", "two_tokens", "two_elements", "act_as_two_tokens"],
+)
+def test_malformed_delegation_elements_are_invalid_requests(children: str) -> None:
+    with pytest.raises(errors.InvalidRequest) as raised:
+        parse(rst(children))
+    assert raised.value.reason in ("malformed_delegation_element", "duplicate_element")
+
+
+def test_act_as_is_unknown_in_feb_2005_requests() -> None:
+    with pytest.raises(errors.BadRequest):
+        parse(rst(f'<a:ActAs xmlns:a="{ns.WST14}"><x:T xmlns:x="urn:x"/></a:ActAs>', ns.WST05), ns.WST05)

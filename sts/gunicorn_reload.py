@@ -1,0 +1,64 @@
+"""Reload on SIGHUP (``sts reload``): a changed ``sts.toml``, keys, policies and certificates take effect without
+dropping a request, or the change is refused and the running configuration keeps serving.
+
+gunicorn answers SIGHUP by reading its settings file again, starting new workers and stopping the old ones
+gracefully (they finish their requests; ``[server] graceful_timeout``). With ``preload_app`` the new workers
+would fork the application the master loaded at start, with the old configuration: so the master builds the
+application again in gunicorn's ``on_reload`` hook, which runs before the new workers start, and hands it to
+them. Everything is checked before anything changes: settings, keys (and the crypto self-test), policies and
+database are loaded into a new application; if any of it fails, the master logs why and the new workers get the
+application they had (the reload is refused). A settings file that does not load at all leaves gunicorn's own
+settings as they were too (:func:`settings_for_gunicorn`).
+
+State kept here lives in the master for its whole life: gunicorn executes its settings file afresh on each
+reload, but this module stays imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from sts.config import load_settings
+from sts.config.settings import Settings
+from sts.errors import ConfigError
+
+_LOG = logging.getLogger("sts.reload")
+_last_good: list[Settings] = []
+
+
+def settings_for_gunicorn() -> Settings:
+    """The settings gunicorn's settings file is built from: the file's, or on a reload whose file does not load,
+    the ones in force (so nothing changes); at start an invalid file stops the process with every problem."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        if not _last_good:
+            sys.stderr.write("sts: invalid configuration:\n  " + "\n  ".join(exc.problems) + "\n")
+            raise SystemExit(1) from None
+        _LOG.error("reload refused, the running configuration keeps serving: %s", "; ".join(exc.problems))
+        return _last_good[0]
+    _last_good[:] = [settings]
+    return settings
+
+
+def rebuild_application(arbiter: Any) -> bool:
+    """gunicorn's ``on_reload``: build the application anew in the master, or keep the old one (False)."""
+    from sts.bootstrap import boot, check_boot  # the application, not loaded by the settings file itself
+
+    try:
+        settings = load_settings()
+        check_boot(settings)
+        application = boot(settings=settings)
+    except Exception as exc:  # noqa: BLE001 - a failed reload must never stop the master
+        problems = getattr(exc, "problems", None) or [type(exc).__name__]
+        _LOG.error("reload refused, the running configuration keeps serving: %s", "; ".join(map(str, problems)))
+        return False
+    old = arbiter.app.callable
+    arbiter.app.callable = application  # what the workers started next will serve
+    close = getattr(old, "close", None)
+    if callable(close):
+        close()  # the master's own connections, if any; the old workers hold their own copies
+    _LOG.info("reloaded: new workers serve the new configuration, old ones finish their requests")
+    return True

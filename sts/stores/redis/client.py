@@ -1,0 +1,200 @@
+"""One Redis connection pool per worker process, with bounded timeouts and no retries; errors fail closed.
+
+redis-py's defaults retry a failed command ten times with 5 s timeouts (a minute against a hung server). Here a
+command gets ``socket_timeout_ms`` and is never retried: a timed-out ``SET … NX`` may still have run (the server
+executes what sat in its socket when it resumes), so a retry would answer "already seen" for a first use, and a
+retried increment would count twice. Any error is :class:`~sts.errors.ServiceUnavailable` for that request; the
+next request connects afresh, so the node recovers by itself when Redis is back.
+
+The URL is parsed here, not by ``redis.from_url``: its query parameters (``?ssl_cert_reqs=none`` …) would override
+the verified-TLS settings, so a URL with any is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from sts.clock import Clock
+from sts.config.settings import CACHE_PASSWORD_ENV, CacheSettings
+from sts.errors import ConfigError, ServiceUnavailable
+
+T = TypeVar("T")
+Arg = str | int | float
+Script_ = Callable[[list[str], list[Arg]], Any]
+PREFIX = "sts:"
+DEFAULT_PORT = 6379
+
+# The epoch names the current contents of the Redis: the time this Redis server started (its TIME less its
+# uptime) and a random part, set by the first command that finds it missing, so a Redis restarted empty gets a new
+# one. A message created before the server started may have had its nonce in the Redis that was lost; one created
+# after cannot have, so a freshly started Redis refuses nothing new (a Redis emptied by FLUSHALL without a restart
+# keeps its start time: see README). Every script that needs it runs this first (KEYS[1] = the epoch key,
+# ARGV[1] = a fresh "<node time>:<random>" value whose random part is used).
+ENSURE_EPOCH = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)')) or 0
+  local started = tonumber(redis.call('TIME')[1]) - uptime
+  epoch = started .. ':' .. string.match(ARGV[1], ':(.*)$')
+  redis.call('SET', KEYS[1], epoch)
+end
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisAddress:
+    """Where the Redis is and how to log in, from ``[cache]``."""
+
+    host: str
+    port: int
+    db: int
+    username: str | None
+    password: str | None
+    tls: bool
+    ca_file: Path | None
+
+    @classmethod
+    def from_settings(cls, cache: CacheSettings, environ: Mapping[str, str] | None = None) -> RedisAddress:
+        """Parse ``url`` and find the password (URL, ``password_file`` or ``$STS_CACHE_PASSWORD``, exactly one)."""
+        environ = os.environ if environ is None else environ
+        problems: list[str] = []
+        parts = urlsplit(cache.url)
+        if not cache.url:
+            problems.append('cache.url: required with backend = "redis" (redis://HOST:PORT/DB or rediss://…)')
+        elif parts.query or parts.fragment:
+            problems.append("cache.url: query parameters are not accepted; use the [cache] settings")
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError:
+            problems.append("cache.url: the port is not a number")
+            port = DEFAULT_PORT
+        path = parts.path.strip("/") or "0"
+        if not path.isdigit():
+            problems.append("cache.url: the path must be a database number, e.g. /0")
+        tls = parts.scheme == "rediss"
+        if cache.ca_file is not None and not tls:
+            problems.append("cache.ca_file: only used with a rediss:// URL")
+        if cache.url and not parts.hostname:
+            problems.append("cache.url: no host")
+        sources = [unquote(parts.password)] if parts.password else []
+        if cache.password_file is not None:
+            try:
+                sources.append(cache.password_file.read_text().rstrip("\r\n"))
+            except OSError as exc:
+                problems.append(f"cache.password_file: {cache.password_file} unreadable ({exc.strerror})")
+        if environ.get(CACHE_PASSWORD_ENV):
+            sources.append(environ[CACHE_PASSWORD_ENV])
+        if len(sources) > 1:
+            problems.append(f"cache: give the password once (in the URL, password_file or ${CACHE_PASSWORD_ENV})")
+        if problems:
+            raise ConfigError(problems)
+        username = unquote(parts.username) if parts.username else None
+        return cls(parts.hostname or "", port, int(path), username, sources[0] if sources else None, tls, cache.ca_file)
+
+
+class RedisConnection:
+    """The per-process client of one Redis (built on first use in each process: never shared across ``fork``)."""
+
+    def __init__(self, cache: CacheSettings, clock: Clock, address: RedisAddress | None = None) -> None:
+        self._settings = cache
+        self._address = address or RedisAddress.from_settings(cache)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._client: redis.Redis | None = None
+        self._scripts: dict[str, Script] = {}
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the stores tell the time by (the node's)."""
+        return self._clock
+
+    def client(self) -> redis.Redis:
+        """This process's client (its pool connects lazily, one connection per concurrent command)."""
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                self._client, self._pid, self._scripts = self._new_client(), os.getpid(), {}
+            return self._client
+
+    def _new_client(self) -> redis.Redis:
+        address, settings = self._address, self._settings
+        options: dict[str, Any] = {}
+        if address.tls:
+            options = {
+                "connection_class": redis.SSLConnection,
+                "ssl_cert_reqs": "required",
+                "ssl_check_hostname": True,
+                "ssl_ca_certs": str(address.ca_file) if address.ca_file else None,  # None: the system's CAs
+            }
+        # Blocking: a thread finding every connection busy waits (at most the command timeout) for one, where the
+        # default pool would fail at once with "Too many connections".
+        pool = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+            max_connections=settings.max_connections,
+            timeout=settings.socket_timeout_ms / 1000,
+            host=address.host,
+            port=address.port,
+            db=address.db,
+            username=address.username,
+            password=address.password,
+            socket_timeout=settings.socket_timeout_ms / 1000,
+            socket_connect_timeout=settings.connect_timeout_ms / 1000,
+            retry=Retry(NoBackoff(), 0),
+            **options,
+        )
+        return redis.Redis(connection_pool=pool)
+
+    def script(self, source: str) -> Script_:
+        """A Lua script run with EVALSHA (loaded again, once, when a restarted Redis answers NOSCRIPT: a script
+        that was not found did not run, so that is no retry)."""
+
+        def run(keys: list[str], args: list[Arg]) -> Any:
+            client = self.client()
+            with self._lock:
+                script = self._scripts.get(source)
+                if script is None:
+                    script = self._scripts[source] = client.register_script(source)
+            return script(keys=keys, args=args, client=client)
+
+        return run
+
+    def call(self, what: str, reason: str, command: Callable[[], T]) -> T:
+        """Run one command; any Redis or socket error is ServiceUnavailable (the request fails closed)."""
+        try:
+            return command()
+        except (redis.RedisError, OSError) as exc:
+            raise ServiceUnavailable(f"{what}: Redis {type(exc).__name__}", reason=reason) from None
+
+    def ping(self) -> None:
+        """One round trip (``sts check-config``); ServiceUnavailable when Redis does not answer."""
+        self.call("cache", "cache_down", lambda: self.client().ping())
+
+    def fresh_epoch(self) -> str:
+        """A new epoch value: the time now and a random part."""
+        return f"{self._clock.now().timestamp():.6f}:{secrets.token_hex(8)}"
+
+    def close(self) -> None:
+        """Close this process's connections (a forked child's inherited client is left to its parent)."""
+        with self._lock:
+            client, mine = self._client, self._pid == os.getpid()
+            self._client = None
+        if client is not None and mine:
+            client.connection_pool.close()  # Redis.close() leaves a pool it was given open
+
+
+def hashed(value: str | bytes) -> str:
+    """A fixed-length key part: names and addresses never appear in Redis, and keys stay bounded."""
+    data = value.encode("utf-8") if isinstance(value, str) else value
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,116 @@
+"""Issue 18: the signing key in a PKCS#11 token (SoftHSM2, initialised here in a temporary directory), served by
+gunicorn with 2 workers: tokens signed by the token verify with xmlsec1 and signxml; a token that goes away fails
+requests closed (soap:Server "Service unavailable") and service resumes when it is back, without a restart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from sts.crypto.keygen import generate_rsa_key, self_signed_certificate, write_certificate, write_private_key
+from tests.support import S11, Instance, Server, fault_qname, fault_string, make_instance, rst_envelope, start_server
+from tests.token_checks import decrypt_with_python_xmlsec, verify_with_signxml, verify_with_xmlsec1
+
+pytestmark = pytest.mark.integration
+
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")  # Debian's softhsm2 (Makefile TEST_DEBS)
+WST = "http://docs.oasis-open.org/ws-sx/ws-trust/200512"
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+PIN = "461273"
+
+
+@dataclass
+class Hsm:
+    conf: Path
+    tokens: Path
+    cert: Path
+
+
+@pytest.fixture(scope="module")
+def hsm(tmp_path_factory: pytest.TempPathFactory) -> Hsm:
+    base = tmp_path_factory.mktemp("softhsm")
+    tokens = base / "tokens"
+    tokens.mkdir()
+    conf = base / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "sts", "--pin", PIN, "--so-pin", "99887766"],
+                   env=env, check=True, capture_output=True)
+    key = generate_rsa_key(2048)
+    key_file = base / "import.key.pem"
+    write_private_key(key_file, key)
+    subprocess.run(["softhsm2-util", "--import", str(key_file), "--token", "sts", "--label", "sts-signing",
+                    "--id", "01", "--pin", PIN], env=env, check=True, capture_output=True)
+    key_file.unlink()  # from here on the private key exists only in the token
+    cert = base / "hsm-signing.crt.pem"
+    write_certificate(cert, self_signed_certificate(key, "STS signing (HSM)"))
+    return Hsm(conf, tokens, cert)
+
+
+@pytest.fixture(scope="module")
+def hsm_instance(tmp_path_factory: pytest.TempPathFactory, hsm: Hsm) -> Instance:
+    instance = make_instance(tmp_path_factory.mktemp("hsm") / "var")
+    pin_file = instance.base / "pkcs11.pin"
+    pin_file.write_text(PIN + "\n")
+    pin_file.chmod(0o600)
+    text = instance.config.read_text().replace(
+        "[issuer]\n",
+        f'[issuer]\npkcs11_module = "{SOFTHSM_MODULE}"\npkcs11_token_label = "sts"\n'
+        f'pkcs11_key_label = "sts-signing"\npkcs11_pin_file = "{pin_file}"\n',
+        1,
+    )
+    text = text.replace('signing_cert = "keystore/sts-signing.crt.pem"', f'signing_cert = "{hsm.cert}"')
+    instance.config.write_text(text)
+    (instance.base / "keystore" / "sts-signing.key.pem").unlink()  # no PEM key to fall back on
+    return instance
+
+
+@pytest.fixture(scope="module")
+def hsm_server(hsm_instance: Instance, hsm: Hsm) -> Iterator[Server]:
+    server = start_server(hsm_instance, workers=2, env={"SOFTHSM2_CONF": str(hsm.conf)})
+    yield server
+    server.stop()
+
+
+def _issue(server: Server, instance: Instance) -> bytes:
+    response = server.post(rst_envelope("admin", instance.demo_password), action=f"{WST}/RST/Issue")
+    assert response.status_code == 200, response.content[:1000]
+    holder = etree.fromstring(response.content).find(f".//{{{WST}}}RequestedSecurityToken")
+    assert holder is not None
+    encrypted = holder[0] if holder[0].tag == f"{{{XENC}}}EncryptedData" else holder[0][0]
+    return decrypt_with_python_xmlsec(encrypted, instance.rp_key)
+
+
+def test_tokens_signed_in_the_token_verify_with_xmlsec1_and_signxml(
+    hsm_server: Server, hsm_instance: Instance, hsm: Hsm
+) -> None:
+    for _ in range(4):  # both workers, each with its own session
+        assertion = _issue(hsm_server, hsm_instance)
+        verify_with_xmlsec1(assertion, hsm.cert, saml11=False)
+        verify_with_signxml(assertion, hsm.cert.read_bytes(), saml11=False)
+
+
+def test_a_token_that_goes_away_fails_closed_and_service_resumes(
+    hsm_server: Server, hsm_instance: Instance, hsm: Hsm
+) -> None:
+    _issue(hsm_server, hsm_instance)
+    away = hsm.tokens.with_name("tokens-away")
+    shutil.move(hsm.tokens, away)  # SoftHSM2's token store vanishes: what a removed or dead HSM looks like
+    try:
+        for _ in range(4):
+            response = hsm_server.post(rst_envelope("admin", hsm_instance.demo_password), action=f"{WST}/RST/Issue")
+            assert response.status_code == 500
+            assert fault_qname(response.content) == (S11, "Server")
+            assert fault_string(response.content) == "Service unavailable"
+            assert b"Assertion" not in response.content
+    finally:
+        shutil.move(away, hsm.tokens)
+    for _ in range(4):
+        verify_with_xmlsec1(_issue(hsm_server, hsm_instance), hsm.cert, saml11=False)
