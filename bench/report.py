@@ -158,9 +158,42 @@ def markdown(results: dict[str, Any]) -> str:
           f"{p['cumtime_ms_per_request']:.3f} |" for p in profile["top_tottime"]),
         "",
     ]
+    out += sigonly_section(results.get("sigonly_inprocess"))
     if results["notes"]:
         out += ["## Notes", "", *(f"- {n}" for n in results["notes"]), ""]
     return "\n".join(out)
+
+
+def sigonly_section(signed: dict[str, Any] | None) -> list[str]:
+    """Scenario 2 (SigOnly), measured in-process (bench/signed_inprocess.py), in RSA references."""
+    if not signed:
+        return []
+    rsa = signed["rsa_reference_cpu_ms"]
+    return [
+        "## Scenario 2 (SigOnly), in-process",
+        "",
+        f"{signed['requests']} signed Issue requests (RSA-SHA256, 2048-bit registered client key), each sent once, "
+        f"alternating with the headline; CPU time of the application calls only. RSA reference: {rsa:.3f} ms.",
+        "",
+        "| | CPU ms | RSA references |",
+        "|---|---|---|",
+        f"| SigOnly, per token | {_fmt(signed['sigonly_cpu_ms_per_token'], 3)} | "
+        f"{_fmt(signed['sigonly_in_rsa_refs'])} |",
+        f"| headline (UsernameToken), per token | {_fmt(signed['headline_cpu_ms_per_token'], 3)} | "
+        f"{_fmt(signed['headline_in_rsa_refs'])} |",
+        f"| SigOnly beyond the headline (incl. the signed answer) | "
+        f"{_fmt(signed['sigonly_cpu_ms_per_token'] - signed['headline_cpu_ms_per_token'], 3)} | "
+        f"{_fmt(signed['sigonly_beyond_headline_in_rsa_refs'])} |",
+        f"| inbound verification (signed-request authenticator) | {_fmt(signed['sigonly_verification_cpu_ms'], 3)} | "
+        f"{_fmt(signed['verification_in_rsa_refs'])} |",
+        f"| headline authentication (UsernameToken, warm cache) | {_fmt(signed['headline_authentication_cpu_ms'], 3)} "
+        f"| {_fmt(signed['headline_authentication_cpu_ms'] / rsa)} |",
+        f"| **verification beyond the headline's authentication** (target ≤ {signed['target_in_rsa_refs']:g}) | "
+        f"{_fmt(signed['sigonly_verification_cpu_ms'] - signed['headline_authentication_cpu_ms'], 3)} | "
+        f"**{_fmt(signed['verification_beyond_headline_authentication_in_rsa_refs'])}** "
+        f"({'met' if signed['target_met'] else 'missed'}) |",
+        "",
+    ]
 
 
 def misses(results: dict[str, Any]) -> list[str]:

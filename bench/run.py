@@ -322,6 +322,21 @@ class Bench:
         self.say("in-process profile written")
         return dict(json.loads(done.stdout))
 
+    def signed_profile(self) -> dict[str, Any]:
+        """Scenario 2 (SigOnly) CPU per token in-process against the RSA reference (bench/signed_inprocess.py says
+        why in-process: each signed request may be sent once)."""
+        std = self.instances["std"]
+        load = self.requests[("std", "issue")]
+        argv = [sys.executable, str(BENCH_DIR / "signed_inprocess.py"), "--config", str(std.config),
+                "--template", str(load.payload), "--headers", json.dumps(load.headers),
+                "--users", ",".join(load.users), "--requests", str(self.args.profile_requests),
+                "--log", str(self.work / "signed.log")]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603 - our own script
+        if done.returncode != 0:
+            raise RuntimeError(f"SigOnly profile failed:\n{done.stderr[-3000:]}")
+        self.say("in-process SigOnly measurement done")
+        return dict(json.loads(done.stdout))
+
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
@@ -396,6 +411,7 @@ def main() -> int:
     finally:
         bench.stop()
     profile = bench.profile(args.out / stamp)
+    signed = bench.signed_profile()
     results = analysis.build_results(
         stamp=stamp, machine=machine, args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         primary=chosen, attempts=[spread for spread, _ in attempts], secondary=secondary,
@@ -405,6 +421,7 @@ def main() -> int:
             for s in chosen + secondary + latency if s.capped],
         runtime_s=time.monotonic() - bench.started, noise_limit=args.noise_limit,
     )
+    results["sigonly_inprocess"] = signed
     json_path = args.out / f"{stamp}.json"
     md_path = args.out / f"{stamp}.md"
     json_path.write_text(json.dumps(results, indent=2) + "\n")

@@ -35,6 +35,11 @@ from sts.auth.signed_requests import (
     SignedRequestAuthenticator,
 )
 from sts.auth.subjects import SubjectAuthorizer
+from sts.auth.transport_certs import (
+    CERTIFICATE_TRANSPORT,
+    TransportCertificateAuthenticator,
+    TransportCertificatePolicy,
+)
 from sts.auth.users import Principal, canonical
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.certificates import configured_certificates
@@ -69,6 +74,7 @@ from sts.soap.metadata import FederationMetadata
 from sts.soap.spyne_app import SpyneAdapter
 from sts.soap.transport import (
     ADFS_CERTIFICATE_MIXED_PATH,
+    ADFS_CERTIFICATE_TRANSPORT_PATH,
     ADFS_FEB2005_PATH,
     ADFS_TRUST13_PATH,
     ISSUED_TOKEN_SCENARIO,
@@ -210,7 +216,8 @@ def caller_certificates(stores: Stores) -> Callable[[Principal], list[x509.Certi
 
 
 def certificate_trust(settings: Settings, stores: Stores, clock: Clock) -> CertificateTrust:
-    """Who a client certificate is: registered certificates and the optional client CA with its mapping rule."""
+    """Who a client certificate is: registered certificates and the optional client CA with its mapping rule;
+    refusals counted by the per-client throttle."""
     security = settings.security
     authority = None
     if security.client_ca_file is not None:
@@ -221,11 +228,11 @@ def certificate_trust(settings: Settings, stores: Stores, clock: Clock) -> Certi
         if problems:
             raise ConfigError([f"security.client_ca_file: {problem}" for problem in problems])
     rules = CertificateRules(frozenset(d.upper() for d in security.allowed_domains), security.client_cert_user)
-    return CertificateTrust(stores.certificates, authority, stores.users, rules, clock)
+    return CertificateTrust(stores.certificates, authority, stores.users, rules, clock, stores.throttle)
 
 
 def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock) -> SignedRequestAuthenticator:
-    """The authenticator of the X.509 scenarios: registered certificates and the optional client CA."""
+    """The authenticator of the X.509 signature scenarios (SigOnly, certificatemixed)."""
     security = settings.security
     trust = certificate_trust(settings, stores, clock)
     policy = SignaturePolicy(
@@ -234,6 +241,26 @@ def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock)
         settings.server.allow_insecure_transport,
     )
     return SignedRequestAuthenticator(trust, stores.replay, policy, clock)
+
+
+def build_transport_authenticator(
+    settings: Settings, stores: Stores, clock: Clock
+) -> TransportCertificateAuthenticator:
+    """The authenticator of TLS client certificates (certificatetransport); a ConfigError when it is enabled but no
+    certificate could ever arrive (neither gunicorn asking for one nor a proxy header)."""
+    server = settings.server
+    if CERTIFICATE_TRANSPORT in settings.security.enabled_scenarios:
+        direct = server.tls_client_ca_file is not None and server.tls_cert is not None
+        proxied = bool(server.client_cert_header) and bool(server.trusted_proxies)
+        if not (direct or proxied):
+            raise ConfigError([
+                "security.scenarios: certificatetransport needs server.tls_client_ca_file (with tls_cert), or"
+                " server.client_cert_header with server.trusted_proxies"
+            ])
+    freshness = FreshnessPolicy(settings.security.timestamp_ttl, settings.security.timestamp_future_ttl)
+    return TransportCertificateAuthenticator(
+        certificate_trust(settings, stores, clock), TransportCertificatePolicy(freshness), clock
+    )
 
 
 def response_protectors(settings: Settings, keystore: KeyStore, clock: Clock) -> dict[str, ResponseProtector]:
@@ -371,6 +398,7 @@ def build_service(
         )
 
     signed = build_signed_authenticator(settings, stores, clock)
+    transport = build_transport_authenticator(settings, stores, clock)
     issued = IssuedTokenAuthenticator(
         trust,
         subjects,
@@ -407,10 +435,11 @@ def build_service(
             return opener.caller(request.opened, info, roles, authenticator)
         if request.info.scenario == UT_SCENARIO:
             return authenticator.authenticate(request.headers, request.soap, info, roles)
+        allowed = frozenset(settings.security.allowed_roles if roles is None else roles)
+        if request.info.scenario == CERTIFICATE_TRANSPORT:
+            return transport.authenticate(request.headers, request.soap, info, request.info.client_certificate, allowed)
         call = SignedCall(request.info.scenario, request.rst, request.info.path, info)
-        return signed.authenticate(
-            request.headers, request.soap, call, frozenset(settings.security.allowed_roles if roles is None else roles)
-        )
+        return signed.authenticate(request.headers, request.soap, call, allowed)
 
     return SecurityTokenService(operations, authenticate=authenticate, open_request=open_request)
 
@@ -438,7 +467,11 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
         include_base=UT_SCENARIO in scenarios,
     )
     metadata = FederationMetadata(settings.issuer.name, url, lambda: ring.state().published)
-    policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
+    policy = TransportPolicy(
+        settings.limits.max_body_bytes,
+        AddressSet.parse(settings.server.trusted_proxies),
+        settings.server.client_cert_header,
+    )
 
     def close() -> None:
         if metrics is not None:
@@ -482,11 +515,15 @@ def ops_endpoints(settings: Settings, stores: Stores) -> tuple[OpsEndpoints, Met
 
 def scenario_endpoint(name: str, url: str) -> ScenarioEndpoint:
     """The WSDL ports of a scenario served on its own path (``/services/wso2carbon-sts/<name>``), and for
-    certificatemixed the AD FS one."""
+    certificatemixed and certificatetransport the AD FS one."""
     base = url[: -len(WSO2_PATH)] if url.endswith(WSO2_PATH) else url.rstrip("/")
     ports = {f"{name}HttpsSoap11Endpoint": ("soap11", f"{url}/{name}"), f"{name}HttpsSoap12Endpoint": (
         "soap12", f"{url}/{name}"
     )}
     if name == CERTIFICATE_MIXED:
         ports["CertificateWSTrustBinding_IWSTrust13Async"] = ("soap12", base + ADFS_CERTIFICATE_MIXED_PATH)
+    if name == CERTIFICATE_TRANSPORT:
+        ports["CertificateTransportWSTrustBinding_IWSTrust13Async"] = (
+            "soap12", base + ADFS_CERTIFICATE_TRANSPORT_PATH
+        )
     return ScenarioEndpoint(name, load_scenario_policy(name), ports)

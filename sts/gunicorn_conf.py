@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import tempfile
 from pathlib import Path
 
@@ -82,6 +83,12 @@ proxy_allow_ips = ",".join(_settings.server.trusted_proxies)  # PROXY protocol, 
 if _settings.server.tls_cert and _settings.server.tls_key:
     certfile = str(_settings.server.tls_cert)
     keyfile = str(_settings.server.tls_key)
+    if _settings.server.tls_client_ca_file is not None:
+        # TLS client certificates (certificatetransport): asked of every client, verified by OpenSSL against this
+        # bundle; optional unless required, so UsernameToken and signed endpoints on this listener keep working.
+        # The application checks the certificate again (registered or client-CA issued, validity, usage, CRL).
+        ca_certs = str(_settings.server.tls_client_ca_file)
+        cert_reqs = ssl.CERT_REQUIRED if _settings.server.tls_client_cert_required else ssl.CERT_OPTIONAL
 # gunicorn's own access handler ("-" would be stdout) stays off; the logger class writes it like the app log.
 accesslog = None
 access_log_format = TEXT_FORMAT

@@ -48,11 +48,13 @@ def make_cert(
     extended: x509.ObjectIdentifier | None = ExtendedKeyUsageOID.CLIENT_AUTH,
     ca: bool = False,
     serial: int | None = None,
+    subject: x509.Name | None = None,
 ) -> x509.Certificate:
-    """A certificate for ``key``: self-signed, or signed by ``issuer`` (certificate, key)."""
+    """A certificate for ``key``: self-signed, or signed by ``issuer`` (certificate, key); ``subject`` replaces
+    the default ``O=sts tests, CN=<common_name>``."""
     now = dt.datetime.now(dt.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sts tests"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    subject = subject or x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sts tests"),
+                                    x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -64,6 +66,10 @@ def make_cert(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
+    if issuer is not None:  # RFC 5280 §4.2.1.1 (OpenSSL's X509_STRICT, Python 3.13's default, insists on it)
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), critical=False
+        )
     usage = {"digital_signature": False, "content_commitment": False, "key_encipherment": False,
              "data_encipherment": False, "key_agreement": False, "key_cert_sign": ca, "crl_sign": ca,
              "encipher_only": False, "decipher_only": False}

@@ -6,7 +6,9 @@ not listed in its CRL, whose subject names a user by ``client_cert_user``: ``cn`
 the CN to a user name, but never "whatever the first RDN is"), ``san_email`` or ``san_dns`` (exactly one such SAN).
 Either way the certificate passes the checks of :func:`~sts.crypto.client_certs.certificate_problem`, and the user
 passes the same domain, enabled and role checks as a UsernameToken caller. Every refusal is the one
-``wsse:FailedAuthentication`` (WSS 1.1 §12), with the reason in the audit log only.
+``wsse:FailedAuthentication`` (WSS 1.1 §12), with the reason in the audit log only; like password failures, these
+refusals count towards the per-client throttle (``[security] client_failure_limit``), and a throttled client is
+refused before its certificate is looked at.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from sts.audit import AuditEvent, emit
 from sts.auth.router import UserStoreRouter
 from sts.auth.users import Principal, UserStoreError, split_qualified
+from sts.auth.validators import CallerInfo
 from sts.clock import Clock
 from sts.config.settings import ALL_DOMAINS
 from sts.crypto.client_certs import ClientAuthority, certificate_problem
 from sts.crypto.wss_sign import certificate_der
-from sts.errors import FailedAuthentication
+from sts.errors import FailedAuthentication, STSError
+from sts.stores.base import ClientThrottle
 from sts.stores.certificate_index import CertificateStore
 from sts.wss.x509_token import TokenReference
 
@@ -35,6 +40,29 @@ class CertificateRules:
     min_rsa_bits: int = 2048
 
 
+@dataclass(slots=True)
+class CertificateAttempt:
+    """One certificate login as the audit log records it: the user, once the certificate named one."""
+
+    info: CallerInfo
+    user: str = ""
+    domain: str = ""
+
+    def audit(self, outcome: str, reason: str) -> None:
+        """Emit the ``authentication`` audit event of this attempt."""
+        emit(
+            AuditEvent(
+                event="authentication",
+                outcome=outcome,
+                correlation_id=self.info.correlation_id,
+                client_address=self.info.client_address,
+                user=self.user,
+                domain=self.domain,
+                reason=reason,
+            )
+        )
+
+
 class CertificateTrust:
     """Finds the certificate a token reference names among the trusted ones, and the user it belongs to."""
 
@@ -45,12 +73,26 @@ class CertificateTrust:
         users: UserStoreRouter,
         rules: CertificateRules,
         clock: Clock,
+        throttle: ClientThrottle | None = None,
     ) -> None:
         self._registered = registered
         self._authority = authority
         self._users = users
         self._rules = rules
         self._clock = clock
+        self._throttle = throttle
+
+    def check_throttle(self, client: str) -> None:
+        """Refuse a client address with too many recent authentication failures, before any certificate work."""
+        if self._throttle is not None and client and self._throttle.throttled(client, self._clock.now().timestamp()):
+            raise FailedAuthentication("too many failures from this client", reason="client_throttled")
+
+    def count_failure(self, error: STSError, client: str) -> None:
+        """Count an authentication refusal (not a throttled one) against the client address, as password failures."""
+        if not isinstance(error, FailedAuthentication) or error.reason == "client_throttled":
+            return
+        if self._throttle is not None and client:
+            self._throttle.record_failure(client, self._clock.now().timestamp())
 
     def resolve(self, reference: TokenReference) -> tuple[x509.Certificate, str, str]:
         """The trusted certificate ``reference`` names and its user's ``(domain, name)``, or FailedAuthentication.
@@ -121,7 +163,7 @@ def mapped_name(cert: x509.Certificate, rule: str) -> str:
         try:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             values = [str(v) for v in san.get_values_for_type(kind)]
-        except x509.ExtensionNotFound:
+        except (x509.ExtensionNotFound, ValueError):  # ValueError: a malformed extension (parsed lazily)
             values = []
     if len(values) != 1 or not values[0]:
         raise FailedAuthentication("certificate does not name exactly one user", reason="cert_unmapped")

@@ -27,8 +27,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
-from sts.audit import AuditEvent, emit
-from sts.auth.certificates import CertificateTrust
+from sts.auth.certificates import CertificateAttempt, CertificateTrust
 from sts.auth.validators import AuthenticatedCaller, CallerInfo, KeyProof
 from sts.clock import Clock
 from sts.crypto.wss_signature import (
@@ -99,19 +98,25 @@ class SignedRequestAuthenticator:
     def authenticate(
         self, headers: tuple[etree._Element, ...], version: SoapVersion, call: SignedCall, roles: frozenset[str]
     ) -> AuthenticatedCaller:
-        """The caller the verified signature names, or the WS-Security fault; audits both outcomes."""
-        user = domain = ""
+        """The caller the verified signature names, or the WS-Security fault; audits both outcomes (with the user
+        the certificate named, once it named one) and counts refusals towards the per-client throttle."""
+        attempt = CertificateAttempt(call.info)
         try:
-            caller = self._authenticate(headers, version, call, frozenset(r.casefold() for r in roles))
-            user, domain = caller.principal.name, caller.principal.domain
+            caller = self._authenticate(headers, version, call, frozenset(r.casefold() for r in roles), attempt)
         except STSError as error:
-            _audit(call.info, "failure", error.reason, user, domain)
+            self._trust.count_failure(error, call.info.client_address)
+            attempt.audit("failure", error.reason)
             raise
-        _audit(call.info, "success", "x509", user, domain)
+        attempt.audit("success", "x509")
         return caller
 
     def _authenticate(
-        self, headers: tuple[etree._Element, ...], version: SoapVersion, call: SignedCall, roles: frozenset[str]
+        self,
+        headers: tuple[etree._Element, ...],
+        version: SoapVersion,
+        call: SignedCall,
+        roles: frozenset[str],
+        attempt: CertificateAttempt,
     ) -> AuthenticatedCaller:
         if call.scenario == CERTIFICATE_MIXED and not (
             call.info.secure_transport or self._policy.allow_insecure_transport
@@ -128,7 +133,9 @@ class SignedRequestAuthenticator:
             raise InvalidSecurity("signature structure not allowed", reason="signature_structure") from None
         referents = resolve_referents(facts.reference_ids, header, index)
         reference = read_token_reference(facts.token_reference, header.security)
+        self._trust.check_throttle(call.info.client_address)
         certificate, domain, name = self._trust.resolve(reference)
+        attempt.domain, attempt.user = domain, name
         try:
             verify_signature(
                 header.signature,
@@ -161,16 +168,3 @@ class SignedRequestAuthenticator:
         if not self._replay.check_and_add(SIGNATURE_NAMESPACE, replay_key(signature_value), expires):
             raise InvalidSecurity("signed message replayed", reason="signature_replayed")
 
-
-def _audit(info: CallerInfo, outcome: str, reason: str, user: str, domain: str) -> None:
-    emit(
-        AuditEvent(
-            event="authentication",
-            outcome=outcome,
-            correlation_id=info.correlation_id,
-            client_address=info.client_address,
-            user=user,
-            domain=domain,
-            reason=reason,
-        )
-    )

@@ -16,13 +16,14 @@ from typing import Any
 from lxml import etree
 
 from sts import ns
-from sts.client import Connection, IssuedToken, ProofKey, clean
-from sts.client.options import DEFAULT_TIMEOUT
+from sts.client import ClientError, Connection, IssuedToken, ProofKey, clean, load_certificate_file
+from sts.client.options import DEFAULT_TIMEOUT, SigningCredential
 from sts.client.tokenfile import read_token_file
 from sts.clock import SystemClock
 from sts.config import load_settings
 from sts.config.settings import Settings
 from sts.crypto.secretbox import SecretBoxError
+from sts.crypto.wss_sign import load_signing_key
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.stores.factory import Stores, build_stores
 from sts.xmlutil import serialize
@@ -30,6 +31,7 @@ from sts.xmlutil import serialize
 SubParsers = Any  # argparse's _SubParsersAction is private
 SOAP_VERSIONS: dict[str, str] = {"1.1": ns.S11, "1.2": ns.S12}
 TRUST_VERSIONS: dict[str, str] = {"1.3": ns.WST, "2005": ns.WST05}
+CERT_SCENARIOS = ["SigOnly", "certificatemixed", "certificatetransport"]
 
 
 class CommandError(Exception):
@@ -92,7 +94,7 @@ def add_connection_options(parser: argparse.ArgumentParser, *, token_login: bool
     ``token_login``: ``--token FILE`` may replace ``--username`` and the password (issued-token authentication)."""
     parser.add_argument("url", metavar="URL", help="STS endpoint, e.g. https://host:9443/services/wso2carbon-sts")
     parser.add_argument(
-        "--username", required=not token_login, default="", help="user name (DOMAIN/NAME for a secondary store)"
+        "--username", default="", help="user name (DOMAIN/NAME for a secondary store); not with --cert or --token"
     )
     if token_login:
         parser.add_argument(
@@ -111,30 +113,77 @@ def add_connection_options(parser: argparse.ArgumentParser, *, token_login: bool
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="network timeout (default 30)"
     )
+    x509_group = parser.add_argument_group("X.509 client certificate (instead of --username)")
+    x509_group.add_argument("--cert", type=Path, metavar="FILE", help="client certificate (PEM)")
+    x509_group.add_argument("--key", type=Path, metavar="FILE", help="its private key (PEM, not encrypted)")
+    x509_group.add_argument(
+        "--scenario", choices=CERT_SCENARIOS, help="how the certificate authenticates: SigOnly (default: signs the"
+        " Timestamp and Body), certificatemixed (also signs wsa:To; HTTPS), certificatetransport (TLS client"
+        " certificate; HTTPS); URL must be that scenario's endpoint"
+    )
 
 
 def connection_from(args: argparse.Namespace) -> Connection:
-    """The connection options, checked (URL, then timeout) before the password is asked for."""
+    """The connection options, checked (credential, URL, then timeout) before the password is asked for."""
     token = getattr(args, "login_token", None)
-    if token is None and not args.username:
-        raise CommandError("give --username (or --token)")
-    connection = Connection(
-        url=args.url,
-        username=args.username,
-        token=read_token_file(token) if token is not None else None,
-        digest=args.digest,
-        soap_ns=SOAP_VERSIONS[args.soap],
-        trust_ns=TRUST_VERSIONS[args.trust],
-        cafile=args.cafile,
-        timeout=args.timeout,
-    )
+    signing, tls = _certificate_credential(args, token is not None)
+    try:
+        connection = Connection(
+            url=args.url,
+            username=args.username or "",
+            token=read_token_file(token) if token is not None else None,
+            digest=args.digest,
+            soap_ns=SOAP_VERSIONS[args.soap],
+            trust_ns=TRUST_VERSIONS[args.trust],
+            cafile=args.cafile,
+            timeout=args.timeout,
+            signing=signing,
+            tls_cert=tls[0] if tls else None,
+            tls_key=tls[1] if tls else None,
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     if args.timeout <= 0:
         raise CommandError("--timeout must be positive")
     return connection
 
 
+def _certificate_credential(
+    args: argparse.Namespace, token_login: bool = False
+) -> tuple[SigningCredential | None, tuple[Path, Path] | None]:
+    """``--cert``/``--key``/``--scenario`` as a signing credential or a TLS client certificate (one of them);
+    ``token_login``: ``--token`` was given (issued-token authentication)."""
+    cert_file: Path | None = getattr(args, "cert", None)
+    key_file: Path | None = getattr(args, "key", None)
+    scenario: str | None = getattr(args, "scenario", None)
+    if cert_file is None and key_file is None:
+        if scenario is not None:
+            raise CommandError("--scenario needs --cert and --key")
+        if not args.username and not token_login:
+            raise CommandError("give --username (or --cert and --key, or --token)")
+        return None, None
+    if cert_file is None or key_file is None:
+        raise CommandError("--cert and --key go together")
+    if args.username or args.password_stdin or args.digest or token_login:
+        raise CommandError(
+            "--cert authenticates the caller: no --username, --token, --password-stdin or --digest with it"
+        )
+    if scenario == "certificatetransport":
+        return None, (cert_file, key_file)
+    try:
+        certificate = load_certificate_file(cert_file)
+        key = load_signing_key(key_file.read_bytes())
+    except OSError as exc:
+        raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except (ValueError, TypeError, ClientError) as exc:  # TypeError: an encrypted key
+        raise CommandError(f"unusable certificate or key: {exc}") from None
+    return SigningCredential(certificate, key, sign_to=scenario == "certificatemixed"), None
+
+
 def read_password(args: argparse.Namespace) -> str:
-    """The user's password, from stdin (``--password-stdin``) or a prompt."""
+    """The user's password, from stdin (``--password-stdin``) or a prompt; none when a certificate authenticates."""
+    if not args.username:
+        return ""
     return read_secret(f"Password for {args.username}: ", args.password_stdin)
 
 

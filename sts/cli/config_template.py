@@ -20,6 +20,13 @@ tls_key = "keystore/tls.key.pem"
 trusted_proxies = []
 # Accept PasswordText over plain HTTP (never in production; for loopback tests only).
 allow_insecure_transport = false
+# TLS client certificates (the certificatetransport scenario): a PEM bundle (client CA and registered self-signed
+# client certificates) makes gunicorn ask every client for one (optional; _required for a dedicated listener).
+# tls_client_ca_file = "keystore/tls-clients.pem"
+# tls_client_cert_required = false
+# Behind a proxy: the header carrying the verified client certificate (URL-encoded PEM, nginx's
+# $ssl_client_escaped_cert), believed only from trusted_proxies.
+# client_cert_header = "X-SSL-Client-Cert"
 # URL clients use (written into the WSDL); empty: derived from bind and TLS.
 public_url = ""
 # Seconds a worker may go silent before gunicorn restarts it, and the grace period of a shutdown.

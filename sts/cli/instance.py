@@ -10,10 +10,13 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
+from cryptography.x509 import load_pem_x509_certificates
+
 from sts.cli.common import SubParsers
 from sts.clock import SystemClock
 from sts.config import foreign_environment, load_settings
 from sts.config.settings import Settings, config_warnings
+from sts.crypto.client_certs import ClientAuthority
 from sts.crypto.keyring import load_material
 from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate
 from sts.crypto.selftest import run_selftest
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     warnings += _secret_file_warnings(settings)
     problems += check_cache(settings, SystemClock())
     problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)
+    problems += _check_client_ca(settings)
     problems += _check_store(settings, warnings)
     _report(problems, warnings)
     if not problems:
@@ -143,6 +147,34 @@ def _check_client_certificates(folder: Path, warnings: list[str]) -> list[str]:
         cert_problems, cert_warnings = check_certificate(cert, f"client certificate {path.name}", now)
         problems += cert_problems
         warnings += cert_warnings
+    return problems
+
+
+def _check_client_ca(settings: Settings) -> list[str]:
+    """The client CA and its CRL (X.509 scenarios), and the TLS client-certificate bundle (certificatetransport)."""
+    security, server = settings.security, settings.server
+    problems: list[str] = []
+    if security.client_ca_file is not None:
+        authority = ClientAuthority(security.client_ca_file, security.client_crl_file)
+        problems += [f"security.client_ca_file: {problem}" for problem in authority.check()]
+        problems += [f"security.client_crl_file: {p}" for p in authority.crl_problems(dt.datetime.now(dt.UTC))]
+        if not security.client_cert_user:
+            problems.append("security.client_cert_user: required with client_ca_file (cn, san_email or san_dns)")
+    elif security.client_crl_file is not None:
+        problems.append("security.client_crl_file: needs security.client_ca_file")
+    if server.tls_client_ca_file is not None:
+        try:
+            if not load_pem_x509_certificates(server.tls_client_ca_file.read_bytes()):
+                raise ValueError("empty")
+        except (OSError, ValueError):
+            problems.append(f"server.tls_client_ca_file: {server.tls_client_ca_file} holds no PEM certificate")
+        if server.tls_cert is None:
+            problems.append("server.tls_client_ca_file: needs tls_cert and tls_key (gunicorn terminating TLS)")
+    if "certificatetransport" in security.enabled_scenarios and not (
+        server.tls_client_ca_file is not None or (server.client_cert_header and server.trusted_proxies)
+    ):
+        problems.append("security.scenarios: certificatetransport needs server.tls_client_ca_file, or"
+                        " server.client_cert_header with server.trusted_proxies")
     return problems
 
 

@@ -36,6 +36,11 @@ DESCRIPTION = """\
 from stdin (``--password-stdin``) or a prompt, never from the command line. TLS certificates are always verified
 (``--cafile`` or the system trust store); plain ``http://`` is only allowed to a loopback address.
 
+X.509 clients use ``--cert C.pem --key K.pem`` instead of ``--username`` (the certificate must be registered to a
+user with ``sts user add-cert`` or issued by the STS's client CA), with ``--scenario``: ``SigOnly`` (default;
+URL ``…/services/wso2carbon-sts/SigOnly``) signs the Timestamp and Body, ``certificatemixed`` also signs ``wsa:To``
+(HTTPS), ``certificatetransport`` presents the certificate in the TLS handshake (HTTPS).
+
 Holder-of-key: ``--key-type symmetric`` (``--key-size BITS``; ``--entropy`` sends 32 bytes of client entropy and
 asks for a PSHA1 computed key) or ``--key-type public --use-key CERT.pem``; ``--proof-key-out FILE`` writes the
 symmetric proof key (raw bytes, mode 0600). ``--renewable`` / ``--renewable-after-expiry`` ask for a renewable token.

@@ -72,6 +72,10 @@ class Connection:
 
     ``cafile`` holds the CA certificates to verify the server with (default: the system trust store); TLS is
     always verified. ``timeout`` bounds connecting and each read, in seconds.
+
+    The caller's credential is one of: ``username`` (a UsernameToken; the password is passed to each call),
+    ``signing`` (an X.509 signature: SigOnly, certificatemixed), or ``tls_cert``/``tls_key`` alone (PEM files of
+    a TLS client certificate: certificatetransport, where the message carries only a Timestamp).
     """
 
     url: str
@@ -82,6 +86,8 @@ class Connection:
     cafile: Path | None = None
     timeout: float = DEFAULT_TIMEOUT
     signing: SigningCredential | None = None  # sign with an X.509 key instead of sending a UsernameToken
+    tls_cert: Path | None = None  # TLS client certificate (PEM), presented in the handshake
+    tls_key: Path | None = None  # its private key (PEM)
     # Issued-token authentication: this signed SAML assertion goes into wsse:Security instead of a
     # UsernameToken (bearer over TLS); the password is then not used.
     token: etree._Element | None = field(default=None, repr=False)
@@ -90,6 +96,10 @@ class Connection:
         check_url(self.url)
         if self.token is not None and self.token.tag not in ASSERTIONS:
             raise ClientError("the authentication token must be a SAML 1.1 or 2.0 Assertion")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("a TLS client certificate needs its key (tls_cert and tls_key go together)")
+        if not (self.username or self.signing is not None or self.tls_cert is not None or self.token is not None):
+            raise ValueError("no credential: a user name, a signing key, a TLS client certificate or a token")
         if self.soap_ns not in SOAP_NAMESPACES:
             raise ValueError(f"not a SOAP envelope namespace: {self.soap_ns}")
         if TrustVersion.of_namespace(self.trust_ns) is None:

@@ -220,7 +220,8 @@ def _security(
 ) -> None:
     """The ``wsse:Security`` header: Timestamp (5 min, WSS 1.1 §10) and UsernameToken (PasswordText or
     PasswordDigest, UsernameToken Profile 1.1 §3.1), or the connection's SAML assertion (WSS SAML Token Profile
-    1.1 §3.3, bearer over TLS)."""
+    1.1 §3.3, bearer over TLS), or the signer's BinarySecurityToken, or (a TLS client certificate authenticates
+    the caller) nothing more."""
     now = now or dt.datetime.now(dt.UTC)
     nonce = nonce if nonce is not None else os.urandom(NONCE_BYTES)
     created = format_instant(now)
@@ -244,6 +245,8 @@ def _security(
         assertion.tail = None
         security.append(assertion)
         return
+    if not connection.username:
+        return  # certificatetransport: the TLS client certificate is the credential
     token = etree.SubElement(security, ns.qn(ns.WSSE, "UsernameToken"))
     token.set(ns.qn(ns.WSU, "Id"), f"UT-{uuid.uuid4()}")
     _sub(token, ns.WSSE, "Username", connection.username)

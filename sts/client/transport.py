@@ -41,7 +41,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def post(connection: Connection, request: BuiltRequest) -> HttpAnswer:
-    """POST the request; the TLS certificate is always verified (``cafile``, else the system trust store)."""
+    """POST the request; the TLS certificate is always verified (``cafile``, else the system trust store); the
+    connection's TLS client certificate, if any, is presented in the handshake."""
     url, timeout = connection.url, connection.timeout
     check_url(url)
     if not timeout > 0:
@@ -50,6 +51,11 @@ def post(connection: Connection, request: BuiltRequest) -> HttpAnswer:
         context = ssl.create_default_context(cafile=None if connection.cafile is None else str(connection.cafile))
     except (OSError, ssl.SSLError) as exc:
         raise ClientError(f"cannot load CA file {connection.cafile}: {exc}") from None
+    if connection.tls_cert is not None and connection.tls_key is not None:
+        try:
+            context.load_cert_chain(str(connection.tls_cert), str(connection.tls_key))
+        except (OSError, ssl.SSLError) as exc:
+            raise ClientError(f"cannot load the TLS client certificate {connection.tls_cert}: {exc}") from None
     opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect())
     http_request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s) above
         url, data=request.body, headers=request.headers, method="POST"

@@ -7,6 +7,7 @@ loader can check every value and report every problem at once. Paths are resolve
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,7 +34,9 @@ class ProfileName(StrEnum):
 PROFILE_NAMES: tuple[str, ...] = tuple(name.value for name in ProfileName)
 STORE_BACKENDS = ("sqlite", "postgresql")
 # WSO2 security scenario names this STS serves (policies/README.md), and the AD FS-style certificatemixed.
-SCENARIO_NAMES: tuple[str, ...] = ("UTOverTransport", "SigOnly", "SigEncr", "SgnEncrUsername", "certificatemixed")
+SCENARIO_NAMES: tuple[str, ...] = (
+    "UTOverTransport", "SigOnly", "SigEncr", "SgnEncrUsername", "certificatemixed", "certificatetransport"
+)
 RESPONSE_CIPHERS: tuple[str, ...] = ("aes256-gcm", "aes256-cbc")
 CLIENT_CERT_USER_RULES: tuple[str, ...] = ("", "cn", "san_email", "san_dns")
 HARD_MAX_BODY_BYTES = 1024 * 1024
@@ -78,6 +81,16 @@ class ServerSettings:
     trusted_proxies: tuple[str, ...] = _networks(())
     allow_insecure_transport: bool = False
     public_url: str = ""
+    # TLS client certificates (certificatetransport): gunicorn asks every client for one (CERT_OPTIONAL, so the other
+    # endpoints keep working without) and verifies it against this CA bundle; _required refuses handshakes without.
+    tls_client_ca_file: Path | None = None
+    tls_client_cert_required: bool = False
+    # Behind a TLS-terminating proxy: the header in which a trusted_proxies peer passes the verified client
+    # certificate (PEM, URL-encoded as nginx's $ssl_client_escaped_cert); never read from any other peer.
+    client_cert_header: str = _check(
+        lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9-]{1,64}", v) is not None,
+        "must be an HTTP header name (letters, digits, '-') or empty", "",
+    )
     soap12_sender_status: int = _check(lambda v: v in (400, 500), "must be 400 or 500", 400)
     # gunicorn's master writes its process id here; `sts reload` signals that process.
     pid_file: Path | None = None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -32,7 +32,11 @@ def certificate_problem(
     """Why ``cert`` may not authenticate a client now (an audit reason), or None."""
     if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
         return "certificate_expired" if now >= cert.not_valid_after_utc else "certificate_not_yet_valid"
-    public = cert.public_key()
+    try:  # both parse lazily: a certificate from the message may carry a malformed key or extension
+        public = cert.public_key()
+        extensions = cert.extensions
+    except (ValueError, UnsupportedAlgorithm):
+        return "certificate_malformed"
     if isinstance(public, rsa.RSAPublicKey):
         if public.key_size < min_rsa_bits:
             return "certificate_weak_key"
@@ -42,21 +46,30 @@ def certificate_problem(
     else:
         return "certificate_key_type"
     try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
         if not usage.digital_signature:
             return "certificate_key_usage"
     except x509.ExtensionNotFound:
         pass
     try:
-        extended = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        extended = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         allowed = {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
         if not allowed.intersection(extended):
             return "certificate_extended_key_usage"
     except x509.ExtensionNotFound:
         pass
-    except ValueError:
-        return "certificate_malformed"
     return None
+
+
+def load_client_certificate(data: bytes) -> x509.Certificate:
+    """A TLS client certificate as the transport hands it over: DER from our own TLS socket, or one PEM block from a
+    trusted proxy's header. ValueError for anything else (also for PEM with more than one certificate)."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        certificates = x509.load_pem_x509_certificates(data)
+        if len(certificates) != 1:
+            raise ValueError("expected exactly one certificate")
+        return certificates[0]
+    return x509.load_der_x509_certificate(data)
 
 
 def same_key(a: x509.Certificate, b: object) -> bool:
@@ -90,6 +103,24 @@ class ClientAuthority:
         if not loaded.cas:
             return [f"{self._ca_file}: no CA certificate"]
         return []
+
+    def crl_problems(self, now: dt.datetime) -> list[str]:
+        """Why the CRL would refuse every certificate now (``sts check-config``): not signed by a configured CA,
+        or past its ``nextUpdate``. Unreadable files are :meth:`check`'s to report."""
+        if self._crl_file is None:
+            return []
+        try:
+            loaded = self._load()
+        except (OSError, ValueError):
+            return []
+        problems: list[str] = []
+        for crl in loaded.crls:
+            issuers = [ca for ca in loaded.cas if ca.subject == crl.issuer]
+            if not any(crl.is_signature_valid(ca.public_key()) for ca in issuers):  # type: ignore[arg-type]
+                problems.append(f"{self._crl_file}: not signed by a configured client CA")
+            elif crl.next_update_utc is None or crl.next_update_utc <= now:
+                problems.append(f"{self._crl_file}: past its nextUpdate; every CA-issued certificate is refused")
+        return problems
 
     def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
         """The configured CA that signed ``cert`` directly, or None (self-signed leaves never match)."""

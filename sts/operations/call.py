@@ -6,7 +6,7 @@ They live with the operations (the service and the SOAP edge above import them; 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree
 
@@ -28,6 +28,7 @@ class RequestInfo:
     wsa_action: str = ""
     scenario: str = "UTOverTransport"  # the security scenario of the endpoint the request came to
     path: str = ""  # that endpoint's path
+    client_certificate: bytes | None = field(default=None, repr=False)  # TLS client certificate (certificatetransport)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ class SoapRequest:
     charset: str | None = None  # the Content-Type parameter, checked against the document by the parser
     scenario: str = "UTOverTransport"  # the security scenario of the endpoint the request came to
     path: str = ""  # that endpoint's path
+    client_certificate: bytes | None = None  # TLS client certificate (DER, or PEM from a trusted proxy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ class SoapEndpoint:
         addressing: Addressing | None = None
         info = RequestInfo(
             correlation_id, request.client_address, request.secure_transport, request.http_action,
-            scenario=request.scenario, path=request.path,
+            scenario=request.scenario, path=request.path, client_certificate=request.client_certificate,
         )
         try:
             with stage("parse"):

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import unquote
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from sts.netaddr import AddressSet, forwarded_client
@@ -30,13 +31,18 @@ ENDPOINT_PATHS = frozenset({WSO2_PATH, WSO2_SOAP11_PATH, WSO2_SOAP12_PATH, ADFS_
 UT_SCENARIO = "UTOverTransport"
 ISSUED_TOKEN_SCENARIO = "IssuedTokenOverTransport"  # noqa: S105 - a trusted issuer's SAML assertion instead of a password
 ADFS_CERTIFICATE_MIXED_PATH = "/adfs/services/trust/13/certificatemixed"
+CERTIFICATE_TRANSPORT = "certificatetransport"
+ADFS_CERTIFICATE_TRANSPORT_PATH = "/adfs/services/trust/13/certificatetransport"
+_ADFS_PATHS = {"certificatemixed": ADFS_CERTIFICATE_MIXED_PATH, CERTIFICATE_TRANSPORT: ADFS_CERTIFICATE_TRANSPORT_PATH}
+# A PEM certificate passed by a proxy fits gunicorn's header field limit (8190 bytes).
+MAX_CERT_HEADER_BYTES = 8192
 
 
 def scenario_paths(scenarios: Iterable[str]) -> dict[str, str]:
     """Endpoint path → the security scenario served there (one policy per endpoint).
 
     UTOverTransport keeps the historical paths; every other scenario is served on
-    ``/services/wso2carbon-sts/<name>``, and certificatemixed also on its AD FS path.
+    ``/services/wso2carbon-sts/<name>``, and certificatemixed and certificatetransport also on their AD FS paths.
     """
     routes: dict[str, str] = {}
     for name in scenarios:
@@ -44,8 +50,8 @@ def scenario_paths(scenarios: Iterable[str]) -> dict[str, str]:
             routes.update(dict.fromkeys(ENDPOINT_PATHS, name))
             continue
         routes[f"{WSO2_PATH}/{name}"] = name
-        if name == "certificatemixed":
-            routes[ADFS_CERTIFICATE_MIXED_PATH] = name
+        if name in _ADFS_PATHS:
+            routes[_ADFS_PATHS[name]] = name
     return routes
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
@@ -97,6 +103,7 @@ class TransportPolicy:
 
     max_body_bytes: int
     trusted_proxies: AddressSet = AddressSet()
+    client_cert_header: str = ""  # e.g. X-SSL-Client-Cert: believed only from trusted_proxies
 
 
 class Transport:
@@ -168,6 +175,7 @@ class Transport:
             secure_transport=self._is_secure(environ),
             scenario=scenario,
             path=path,
+            client_certificate=self._client_certificate(environ) if scenario == CERTIFICATE_TRANSPORT else None,
         )
         return self._dispatch(environ, start_response, request)
 
@@ -210,6 +218,30 @@ class Transport:
             str(environ.get("REMOTE_ADDR", "")), None if forwarded is None else str(forwarded),
             self._policy.trusted_proxies,
         )
+
+    def _client_certificate(self, environ: WSGIEnvironment) -> bytes | None:
+        """The TLS client certificate: DER from our own TLS socket (gunicorn verified it against ``ca_certs``), else
+        the PEM a trusted proxy put in ``client_cert_header`` (URL-encoded, as nginx's ``$ssl_client_escaped_cert``).
+
+        The header counts only when the peer is one of ``trusted_proxies``: from anyone else it is ignored, as if
+        absent. A certificate of our own socket wins over any header.
+        """
+        sock = environ.get("gunicorn.socket")
+        getpeercert = getattr(sock, "getpeercert", None)
+        if callable(getpeercert):
+            try:
+                der = getpeercert(binary_form=True)
+            except ValueError:  # not connected any more
+                der = None
+            if isinstance(der, bytes) and der:
+                return der
+        header = self._policy.client_cert_header
+        if not header or str(environ.get("REMOTE_ADDR", "")) not in self._policy.trusted_proxies:
+            return None
+        value = str(environ.get("HTTP_" + header.upper().replace("-", "_"), "")).strip()
+        if not value or len(value) > MAX_CERT_HEADER_BYTES:
+            return None
+        return unquote(value).encode("ascii", "replace")
 
     def _is_secure(self, environ: WSGIEnvironment) -> bool:
         """TLS on our socket, or a trusted TLS-terminating proxy saying so (PasswordText is only safe over TLS).

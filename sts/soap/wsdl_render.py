@@ -52,6 +52,7 @@ SINGLE_POLICY_FILES: Final[Mapping[str, str]] = MappingProxyType(
         "SgnEncrUsername": "scenario8-policy.xml",
         "certificatemixed": "certificatemixed-policy.xml",
         "IssuedTokenOverTransport": "issuedtoken-policy.xml",
+        "certificatetransport": "certificatetransport-policy.xml",
     }
 )
 """Scenarios served on an endpoint of their own (WS-Trust 1.3 only) → their one policy file."""

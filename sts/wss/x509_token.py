@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -136,7 +137,7 @@ def _x509_data(child: etree._Element) -> TokenReference:
     if [n.tag for n in names] != [_ISSUER_NAME, _SERIAL]:
         raise InvalidSecurityToken("malformed X509IssuerSerial", reason="issuer_serial")
     try:
-        issuer = x509.Name.from_rfc4514_string(text_of(names[0]).strip(XML_WHITESPACE), _ALIASES)
+        issuer = _issuer_name(text_of(names[0]).strip(XML_WHITESPACE))
         serial = int(text_of(names[1]).strip(XML_WHITESPACE), 10)
     except ValueError:
         raise InvalidSecurityToken("malformed X509IssuerSerial", reason="issuer_serial") from None
@@ -146,6 +147,16 @@ def _x509_data(child: etree._Element) -> TokenReference:
 
 # .NET writes S= for stateOrProvinceName and E= for emailAddress (WSS4J's Merlin normalises them likewise).
 _ALIASES = {"S": x509.NameOID.STATE_OR_PROVINCE_NAME, "E": x509.NameOID.EMAIL_ADDRESS}
+# .NET (X500DistinguishedName.Name) and Java (X500Principal.toString) write ", " between RDNs; RFC 4514 has none.
+_SEPARATOR_SPACE = re.compile(r"(?<!\\)\s*([,+])\s*")
+
+
+def _issuer_name(text: str) -> x509.Name:
+    """An X509IssuerName as a Name (RFC 4514 with .NET's aliases; spaces around unescaped separators ignored)."""
+    try:
+        return x509.Name.from_rfc4514_string(text, _ALIASES)
+    except ValueError:
+        return x509.Name.from_rfc4514_string(_SEPARATOR_SPACE.sub(r"\1", text), _ALIASES)
 
 
 def _base64(text: str, limit: int) -> bytes:

@@ -19,7 +19,9 @@ import pytest
 import requests
 import xmlsec
 import zeep
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 from lxml import etree
 from zeep.wsse.signature import BinarySignature, _verify_envelope_with_key
 from zeep.wsse.utils import get_security_header
@@ -56,6 +58,22 @@ class Pki:
     ca_expired: Client
     ca_encipher_only: Client  # KeyUsage keyEncipherment only
     expired_key: Client  # its (expired) certificate is registered to admin: the key alone must not count
+    mapping_tricks: dict[str, Client]  # P05: CA-issued certificates whose subject must not map to admin
+
+
+def _name(*attributes: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
+
+
+# P05 (MS30): subjects a careless CN rule (WSO2's "value of the first RDN") would map to admin, or to a user who
+# must not pass; with client_cert_user = "cn" each is FailedAuthentication.
+_P05_SUBJECTS = {
+    "two_cn_rdns": _name((NameOID.COMMON_NAME, "admin"), (NameOID.COMMON_NAME, "x")),
+    "escaped_comma": _name((NameOID.COMMON_NAME, "admin,x")),
+    "fullwidth_admin": _name((NameOID.COMMON_NAME, "\uff41\uff44\uff4d\uff49\uff4e")),
+    "email_first_rdn": _name((NameOID.EMAIL_ADDRESS, "admin"), (NameOID.COMMON_NAME, "nobody-here")),
+    "role_less_user": _name((NameOID.COMMON_NAME, "norole")),
+}
 
 
 def _add_user(instance: Instance, name: str) -> None:
@@ -86,10 +104,15 @@ def x509_instance(tmp_path_factory: pytest.TempPathFactory) -> tuple[Instance, P
         ca_expired=client("ca-expired", "admin", issuer=ca, days=(-30, -1)),
         ca_encipher_only=client("ca-encipher", "admin", issuer=ca, key_usage="keyEncipherment"),
         expired_key=client("expired-key", days=(-30, -1)),
+        mapping_tricks={
+            name: client(f"p05-{name}", "x", issuer=ca, subject=subject) for name, subject in _P05_SUBJECTS.items()
+        },
     )
     (instance.base / "client-ca.crl").write_bytes(make_crl(ca, [pki.ca_revoked.cert.serial_number]))
     for user in ("bob", "carol"):
         _add_user(instance, user)
+    with Database(load_settings(instance.config, env={}).store.database) as db:
+        SqliteUserStore(db, PasswordHasher()).add_user("PRIMARY", "norole", "Not-used-1", roles=())
     assert instance.cli("user", "add-cert", "admin", str(pki.alice.cert_file)) == 0
     assert instance.cli("user", "add-cert", "bob", str(pki.bob.cert_file)) == 0
     assert instance.cli("user", "add-cert", "carol", str(pki.carol.cert_file)) == 0
@@ -301,7 +324,104 @@ def _timestamp_only(env: etree._Element) -> etree._Element:
     return _unsigned_body(env)
 
 
+def _signature_of(env: etree._Element) -> etree._Element:
+    sig = env.find(f".//{{{DS}}}Signature")
+    assert sig is not None
+    return sig
+
+
+def _g23_signature_id_beside_body_id(env: etree._Element) -> etree._Element:
+    _signature_of(env).set("Id", str(env[-1].get(f"{{{WSU}}}Id")))
+    return env
+
+
+def _g23_xml_id_beside_body_id(env: etree._Element) -> etree._Element:
+    _signature_of(env).set("{http://www.w3.org/XML/1998/namespace}id", str(env[-1].get(f"{{{WSU}}}Id")))
+    return env
+
+
+def _g24_timestamp_wrapped(env: etree._Element) -> etree._Element:
+    """The signed Timestamp moved into a wrapper header, a fresh unsigned one in Security."""
+    header = env[0]
+    security = header.find(SEC)
+    assert security is not None
+    timestamp = security.find(f"{{{WSU}}}Timestamp")
+    assert timestamp is not None
+    etree.SubElement(header, "{urn:evil}Wrapper").append(copy.deepcopy(timestamp))
+    timestamp.set(f"{{{WSU}}}Id", "TS-fresh")
+    return env
+
+
+def _g26_partial_header(env: etree._Element) -> etree._Element:
+    """A Reference re-pointed at wsa:ReplyTo/wsa:Address, a part of a header block."""
+    address = env[0].find("{http://www.w3.org/2005/08/addressing}ReplyTo/{http://www.w3.org/2005/08/addressing}Address")
+    assert address is not None
+    address.set(f"{{{WSU}}}Id", "address-1")
+    _signature_of(env).find(f"{{{DS}}}SignedInfo/{{{DS}}}Reference").set("URI", "#address-1")  # type: ignore[union-attr]
+    return env
+
+
+def _uri(value: str) -> Callable[[etree._Element], etree._Element]:
+    def change(env: etree._Element) -> etree._Element:
+        _signature_of(env).find(f"{{{DS}}}SignedInfo/{{{DS}}}Reference").set("URI", value)  # type: ignore[union-attr]
+        return env
+
+    return change
+
+
+def _g29_key_value(beside: bool) -> Callable[[etree._Element], etree._Element]:
+    def change(env: etree._Element) -> etree._Element:
+        key_info = _signature_of(env).find(f"{{{DS}}}KeyInfo")
+        assert key_info is not None
+        if not beside:
+            key_info.remove(key_info[0])
+        etree.SubElement(etree.SubElement(key_info, f"{{{DS}}}KeyValue"), f"{{{DS}}}RSAKeyValue")
+        return env
+
+    return change
+
+
+def _g31_token_in_foreign_header(env: etree._Element) -> etree._Element:
+    """The BST moved into a second Security header addressed to another actor; the STR still points at it."""
+    security = env[0].find(SEC)
+    assert security is not None
+    token = security.find(f"{{{WSSE}}}BinarySecurityToken")
+    assert token is not None
+    other = etree.SubElement(env[0], SEC)
+    other.set("{http://schemas.xmlsoap.org/soap/envelope/}actor", "urn:someone-else")
+    other.append(token)
+    return env
+
+
+def _g32_two_signatures(env: etree._Element) -> etree._Element:
+    security = env[0].find(SEC)
+    assert security is not None
+    security.append(copy.deepcopy(_signature_of(env)))
+    return env
+
+
+def _g34_prefix_list_flood(env: etree._Element) -> etree._Element:
+    c14n = _signature_of(env).find(f"{{{DS}}}SignedInfo/{{{DS}}}CanonicalizationMethod")
+    assert c14n is not None
+    etree.SubElement(c14n, "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces",
+                     PrefixList=" ".join(f"p{i}" for i in range(10000)))
+    return env
+
+
 XSW_CASES = {
+    "G23_signature_Id_equals_body_wsu_Id": (SIG_ONLY, _g23_signature_id_beside_body_id, INVALID_SECURITY),
+    "G23_xml_id_equals_body_wsu_Id": (SIG_ONLY, _g23_xml_id_beside_body_id, INVALID_SECURITY),
+    "G24_signed_timestamp_wrapped": (SIG_ONLY, _g24_timestamp_wrapped, FAILED_CHECK),
+    "G26_partial_header_signed": (SIG_ONLY, _g26_partial_header, FAILED_CHECK),
+    "G27_empty_uri": (SIG_ONLY, _uri(""), INVALID_SECURITY),
+    "G27_http_uri": (SIG_ONLY, _uri("http://127.0.0.1:9/x"), INVALID_SECURITY),
+    "G27_cid_uri": (SIG_ONLY, _uri("cid:part-1"), INVALID_SECURITY),
+    "G27_xpointer": (SIG_ONLY, _uri("#xpointer(/)"), INVALID_SECURITY),
+    "G29_key_value_instead_of_str": (SIG_ONLY, _g29_key_value(beside=False), INVALID_SECURITY),
+    "G29_key_value_beside_str": (SIG_ONLY, _g29_key_value(beside=True), INVALID_SECURITY),
+    "G31_token_in_another_actors_header": (SIG_ONLY, _g31_token_in_foreign_header, (WSSE, "SecurityTokenUnavailable")),
+    "G32_two_signatures": (SIG_ONLY, _g32_two_signatures, INVALID_SECURITY),
+    "G34_prefix_list_flood": (SIG_ONLY, _g34_prefix_list_flood, INVALID_SECURITY),
     "G21_signed_body_moved_into_header": (SIG_ONLY, _xsw_body_moved_into_header, FAILED_CHECK),
     "G22_duplicate_wsu_id": (SIG_ONLY, _xsw_duplicate_id, INVALID_SECURITY),
     "W31_unsigned_body_under_sig_only": (SIG_ONLY, _unsigned_body, FAILED_CHECK),
@@ -407,3 +527,44 @@ def test_a_signature_on_the_username_token_endpoint_is_still_refused(
     _, pki = x509_instance
     env = _signed(x509_server, "/services/wso2carbon-sts", pki.alice)
     _refused(x509_server, "/services/wso2carbon-sts", env, (WSSE, "UnsupportedSecurityToken"))
+
+
+@pytest.mark.parametrize("trick", sorted(_P05_SUBJECTS))
+def test_p05_mapping_tricks_are_refused(x509_server: Server, x509_instance: tuple[Instance, Pki], trick: str) -> None:
+    _, pki = x509_instance
+    _refused(x509_server, SIG_ONLY, _signed(x509_server, SIG_ONLY, pki.mapping_tricks[trick]), FAILED_AUTH)
+
+
+def _issuer_serial_signed(server: Server, client: Client, issuer: str, serial: str) -> etree._Element:
+    """A SigOnly request whose signature names the (registered) certificate by X509IssuerSerial, no BST."""
+    from sts.crypto.wss_sign import WssSigner
+
+    env = _signed(server, SIG_ONLY, client)
+    security = env[0].find(SEC)
+    assert security is not None
+    for child in (_signature_of(env), security.find(f"{{{WSSE}}}BinarySecurityToken")):
+        security.remove(child)  # type: ignore[arg-type]
+    reference = etree.fromstring(
+        f'<wsse:SecurityTokenReference xmlns:wsse="{WSSE}" xmlns:ds="{DS}"><ds:X509Data><ds:X509IssuerSerial>'
+        f"<ds:X509IssuerName>{issuer}</ds:X509IssuerName><ds:X509SerialNumber>{serial}</ds:X509SerialNumber>"
+        "</ds:X509IssuerSerial></ds:X509Data></wsse:SecurityTokenReference>"
+    )
+    timestamp = security.find(f"{{{WSU}}}Timestamp")
+    assert timestamp is not None
+    WssSigner(client.key).sign(security, [timestamp, env[-1]], reference)
+    return env
+
+
+def test_p06_issuer_serial_spellings(x509_server: Server, x509_instance: tuple[Instance, Pki]) -> None:
+    """The registered certificate named by issuer and serial: RFC 4514 or with ", " between RDNs (as .NET and Java
+    write it) resolves; the RDNs in another order name another issuer (nothing registered: FailedAuthentication);
+    a serial in hex is a malformed reference."""
+    _, pki = x509_instance
+    serial = str(pki.alice.cert.serial_number)
+    for issuer in ("CN=alice,O=sts tests", "CN=alice, O=sts tests"):
+        env = _issuer_serial_signed(x509_server, pki.alice, issuer, serial)
+        assert _issued(_post(x509_server, SIG_ONLY, etree.tostring(env))), issuer
+    other_order = _issuer_serial_signed(x509_server, pki.alice, "O=sts tests,CN=alice", serial)
+    _refused(x509_server, SIG_ONLY, other_order, FAILED_AUTH)
+    hex_serial = _issuer_serial_signed(x509_server, pki.alice, "CN=alice,O=sts tests", hex(int(serial)))
+    _refused(x509_server, SIG_ONLY, hex_serial, (WSSE, "InvalidSecurityToken"))

@@ -1,0 +1,310 @@
+"""Tests for sts.auth.signed_requests.SignedRequestAuthenticator over real SQLite stores, and for
+sts.auth.transport_certs.TransportCertificateAuthenticator: every outcome audited (with the user once the
+certificate named one), refusals counted towards the per-client throttle, the exact fault for each refusal."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from lxml import etree
+
+from sts import errors, ns
+from sts.auth.signed_requests import CERTIFICATE_MIXED, SIG_ONLY, SignedCall
+from sts.auth.transport_certs import TLS_CLIENT_METHOD, TransportCertificateAuthenticator, TransportCertificatePolicy
+from sts.soapenv import SoapVersion
+from tests.unit.auth.x509_env import FAILURE_LIMIT, INFO, X509Env, audit_records, build_env
+from tests.x509_support import Client, signed_rst
+
+ROLES = frozenset({"admin"})
+SIG_ONLY_PATH = "/services/wso2carbon-sts/SigOnly"
+MIXED_PATH = "/adfs/services/trust/13/certificatemixed"
+S11 = SoapVersion.SOAP11
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[X509Env]:
+    built = build_env(tmp_path)
+    yield built
+    built.db.close()
+
+
+@pytest.fixture(autouse=True)
+def _audit(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sts.audit")
+
+
+def _headers(envelope: etree._Element) -> tuple[etree._Element, ...]:
+    return tuple(child for child in envelope[0] if isinstance(child.tag, str))
+
+
+def _call(envelope: etree._Element, scenario: str = SIG_ONLY, path: str = SIG_ONLY_PATH, **info: object) -> SignedCall:
+    return SignedCall(scenario, envelope[-1][0], path, replace(INFO, **info))  # type: ignore[arg-type]
+
+
+def _envelope(client: Client, path: str = SIG_ONLY_PATH, **kwargs: object) -> etree._Element:
+    return signed_rst(f"https://127.0.0.1:9{path}", client, **kwargs)  # type: ignore[arg-type]
+
+
+def _resign(envelope: etree._Element, client: Client, *targets: str) -> None:
+    """Sign again over the named elements only (``timestamp``, ``body``, ``to``): a valid signature, other coverage."""
+    from sts.crypto.wss_sign import WssSigner, direct_reference
+
+    security = envelope[0].find(ns.qn(ns.WSSE, "Security"))
+    assert security is not None
+    old = security.find(ns.qn(ns.DS, "Signature"))
+    security.remove(old)  # type: ignore[arg-type]
+    elements = {"timestamp": security.find(ns.qn(ns.WSU, "Timestamp")), "body": envelope[-1],
+                "to": envelope[0].find(ns.qn(ns.WSA, "To"))}
+    token = security.find(ns.qn(ns.WSSE, "BinarySecurityToken"))
+    assert token is not None
+    chosen = [elements[name] for name in targets]
+    WssSigner(client.key).sign(security, chosen, direct_reference(str(token.get(ns.qn(ns.WSU, "Id")))))  # type: ignore[arg-type]
+
+
+def _last(caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
+    records = audit_records(caplog)
+    assert records
+    return records[-1]
+
+
+def test_a_registered_signer_is_the_caller(env: X509Env, caplog: pytest.LogCaptureFixture) -> None:
+    envelope = _envelope(env.alice)
+    caller = env.authenticator().authenticate(_headers(envelope), S11, _call(envelope), ROLES)
+    assert (caller.principal.name, caller.method) == ("admin", "x509")
+    assert caller.proof is not None and caller.proof.certificate == env.alice.cert
+    record = _last(caplog)
+    assert (record.outcome, record.user, record.reason) == ("success", "admin", "x509")  # type: ignore[attr-defined]
+
+
+def test_certificatemixed_accepts_the_library_shape_over_tls(env: X509Env) -> None:
+    """Timestamp, Body and wsa:To signed (the STS client library's certificatemixed request)."""
+    envelope = _envelope(env.alice, MIXED_PATH, sign_to=True)
+    call = _call(envelope, CERTIFICATE_MIXED, MIXED_PATH)
+    assert env.authenticator().authenticate(_headers(envelope), S11, call, ROLES).principal.name == "admin"
+
+
+def _expect(env: X509Env, envelope: etree._Element, error: type[errors.STSError], reason: str,
+            call: SignedCall | None = None, **auth: bool) -> None:
+    with pytest.raises(error) as caught:
+        env.authenticator(**auth).authenticate(_headers(envelope), S11, call or _call(envelope), ROLES)
+    assert type(caught.value) is error
+    assert caught.value.reason == reason
+
+
+def test_the_failed_login_of_a_known_user_is_audited_with_that_user(
+    env: X509Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """carol's certificate is registered, carol is disabled: the audit says who failed."""
+    _expect(env, _envelope(env.carol), errors.FailedAuthentication, "user_disabled")
+    record = _last(caplog)
+    assert (record.outcome, record.user, record.domain) == ("failure", "carol", "PRIMARY")  # type: ignore[attr-defined]
+    _expect(env, _envelope(env.stranger), errors.FailedAuthentication, "cert_unknown")
+    assert not hasattr(_last(caplog), "user")  # no certificate named a user: none is claimed
+
+
+def test_certificate_refusals_are_throttled_per_client(env: X509Env) -> None:
+    for _ in range(FAILURE_LIMIT):
+        _expect(env, _envelope(env.stranger), errors.FailedAuthentication, "cert_unknown")
+    # The client is now refused before any certificate work, even with a good certificate.
+    _expect(env, _envelope(env.alice), errors.FailedAuthentication, "client_throttled")
+    other = _envelope(env.alice)
+    _expect(env, other, errors.FailedAuthentication, "client_throttled")
+    assert env.authenticator().authenticate(
+        _headers(other), S11, _call(other, client_address="192.0.2.99"), ROLES
+    ).principal.name == "admin"
+
+
+def test_signature_failures_do_not_count_as_authentication_failures(env: X509Env) -> None:
+    for _ in range(FAILURE_LIMIT + 1):
+        envelope = _envelope(env.alice)
+        envelope[-1][0].append(etree.Element("{urn:x}Tampered"))
+        _expect(env, envelope, errors.FailedCheck, "signature_invalid")
+    envelope = _envelope(env.alice)
+    env.authenticator().authenticate(_headers(envelope), S11, _call(envelope), ROLES)
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "reason"),
+    [
+        ("G23_signature_id", errors.InvalidSecurity, "duplicate_id"),
+        ("G24_wrapped_timestamp", errors.FailedCheck, "referent_place"),
+        ("G26_partial_header", errors.FailedCheck, "referent_place"),
+        ("G27_empty_uri", errors.InvalidSecurity, "signature_structure"),
+        ("G29_key_value", errors.InvalidSecurity, "signature_structure"),
+        ("G31_foreign_token", errors.SecurityTokenUnavailable, "str_dangling"),
+        ("G32_two_signatures", errors.InvalidSecurity, "signature_count"),
+        ("G33_rsa_sha1", errors.UnsupportedAlgorithm, "signature_algorithm"),
+        ("G34_prefix_flood", errors.InvalidSecurity, "signature_structure"),
+        ("W30_replay", errors.InvalidSecurity, "signature_replayed"),
+        ("W31_unsigned_body", errors.FailedCheck, "coverage"),
+        ("body_not_the_request", errors.FailedCheck, "body_mismatch"),
+    ],
+)
+def test_named_attacks_get_their_exact_fault(env: X509Env, case: str, error: type[errors.STSError],
+                                             reason: str) -> None:
+    envelope = _envelope(env.alice)
+    header, body = envelope[0], envelope[-1]
+    security = header.find(ns.qn(ns.WSSE, "Security"))
+    signature = envelope.find(f".//{ns.qn(ns.DS, 'Signature')}")
+    assert security is not None and signature is not None
+    references = signature.findall(f"{ns.qn(ns.DS, 'SignedInfo')}/{ns.qn(ns.DS, 'Reference')}")
+    call = None
+    if case == "G23_signature_id":
+        signature.set("Id", str(body.get(ns.qn(ns.WSU, "Id"))))
+    elif case == "G24_wrapped_timestamp":
+        timestamp = security.find(ns.qn(ns.WSU, "Timestamp"))
+        assert timestamp is not None
+        etree.SubElement(header, "{urn:evil}Wrapper").append(copy.deepcopy(timestamp))
+        timestamp.set(ns.qn(ns.WSU, "Id"), "TS-fresh")
+    elif case == "G26_partial_header":
+        address = header.find(f"{ns.qn(ns.WSA, 'ReplyTo')}/{ns.qn(ns.WSA, 'Address')}")
+        assert address is not None
+        address.set(ns.qn(ns.WSU, "Id"), "address-1")
+        references[0].set("URI", "#address-1")
+    elif case == "G27_empty_uri":
+        references[0].set("URI", "")
+    elif case == "G29_key_value":
+        etree.SubElement(signature[2], ns.qn(ns.DS, "KeyValue"))
+    elif case == "G31_foreign_token":
+        token = security.find(ns.qn(ns.WSSE, "BinarySecurityToken"))
+        other = etree.SubElement(header, ns.qn(ns.WSSE, "Security"))
+        other.set(ns.qn(ns.S11, "actor"), "urn:someone-else")
+        other.append(token)  # type: ignore[arg-type]
+    elif case == "G32_two_signatures":
+        security.append(copy.deepcopy(signature))
+    elif case == "G33_rsa_sha1":
+        signature[0][1].set("Algorithm", "http://www.w3.org/2000/09/xmldsig#rsa-sha1")
+    elif case == "G34_prefix_flood":
+        etree.SubElement(signature[0][0], "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces",
+                         PrefixList=" ".join(f"p{i}" for i in range(10000)))
+    elif case == "W30_replay":
+        env.authenticator().authenticate(_headers(envelope), S11, _call(envelope), ROLES)
+    elif case == "W31_unsigned_body":
+        _resign(envelope, env.alice, "timestamp")
+    elif case == "body_not_the_request":
+        call = replace(_call(envelope), body_child=etree.Element("{urn:x}Other"))
+    _expect(env, envelope, error, reason, call)
+
+
+def test_certificatemixed_needs_tls_and_a_to_naming_this_endpoint(env: X509Env) -> None:
+    envelope = _envelope(env.alice, MIXED_PATH, sign_to=True)
+    _expect(env, envelope, errors.InvalidSecurity, "insecure_transport",
+            _call(envelope, CERTIFICATE_MIXED, MIXED_PATH, secure_transport=False))
+    # With allow_insecure_transport (loopback development), it passes the transport check.
+    assert env.authenticator(insecure=True).authenticate(
+        _headers(envelope), S11, _call(envelope, CERTIFICATE_MIXED, MIXED_PATH, secure_transport=False), ROLES
+    ).principal.name == "admin"
+    # The WCF shape (Timestamp + wsa:To signed, not the Body): To must name this endpoint (R52).
+    wcf = _envelope(env.alice, MIXED_PATH, sign_to=True)
+    _resign(wcf, env.alice, "timestamp", "to")
+    assert env.authenticator().authenticate(
+        _headers(wcf), S11, _call(wcf, CERTIFICATE_MIXED, MIXED_PATH), ROLES
+    ).principal.name == "admin"
+    elsewhere = _envelope(env.alice, "/elsewhere", sign_to=True)
+    _resign(elsewhere, env.alice, "timestamp", "to")
+    _expect(env, elsewhere, errors.FailedCheck, "to_mismatch", _call(elsewhere, CERTIFICATE_MIXED, MIXED_PATH))
+    # G35: the Timestamp alone proves nothing about this request.
+    alone = _envelope(env.alice, MIXED_PATH, sign_to=True)
+    _resign(alone, env.alice, "timestamp")
+    _expect(env, alone, errors.FailedCheck, "coverage", _call(alone, CERTIFICATE_MIXED, MIXED_PATH))
+
+
+# --- TLS client certificates (certificatetransport) --------------------------------------------------------------
+
+
+def _transport(env: X509Env) -> TransportCertificateAuthenticator:
+    return TransportCertificateAuthenticator(env.trust, TransportCertificatePolicy(), env.clock)
+
+
+def _plain_headers(*security_children: str, actor: str = "") -> tuple[etree._Element, ...]:
+    attrs = f' s:actor="{actor}"' if actor else ""
+    xml = (f'<s:Envelope xmlns:s="{ns.S11}" xmlns:wsse="{ns.WSSE}" xmlns:wsu="{ns.WSU}"><s:Header>'
+           f"<wsse:Security{attrs}>{''.join(security_children)}</wsse:Security></s:Header><s:Body/></s:Envelope>")
+    return tuple(etree.fromstring(xml)[0])
+
+
+def _timestamp(env: X509Env, seconds: int = 300) -> str:
+    from datetime import timedelta
+
+    from sts.clock import format_instant
+
+    now = env.clock.now()
+    return (f"<wsu:Timestamp><wsu:Created>{format_instant(now)}</wsu:Created>"
+            f"<wsu:Expires>{format_instant(now + timedelta(seconds=seconds))}</wsu:Expires></wsu:Timestamp>")
+
+
+def test_a_tls_client_certificate_authenticates_its_user(env: X509Env, caplog: pytest.LogCaptureFixture) -> None:
+    der = env.alice.cert.public_bytes(serialization.Encoding.DER)
+    pem = env.ca_admin.cert.public_bytes(serialization.Encoding.PEM)
+    for certificate, headers in ((der, ()), (pem, _plain_headers(_timestamp(env))), (der, _plain_headers())):
+        caller = _transport(env).authenticate(headers, S11, INFO, certificate, ROLES)
+        assert (caller.principal.name, caller.method) == ("admin", TLS_CLIENT_METHOD)
+        assert caller.proof is not None and caller.proof.token_id is None
+    # Headers for another actor are not ours and not looked at.
+    _transport(env).authenticate(_plain_headers("<wsse:UsernameToken/>", actor="urn:other"), S11, INFO, der, ROLES)
+    assert _last(caplog).reason == TLS_CLIENT_METHOD  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "reason"),
+    [
+        ("plain_http", errors.InvalidSecurity, "insecure_transport"),
+        ("username_token", errors.InvalidSecurity, "header_extra"),
+        ("two_timestamps", errors.InvalidSecurity, "duplicate_timestamp"),
+        ("two_security_headers", errors.InvalidSecurity, "duplicate_security_header"),
+        ("stale_timestamp", errors.MessageExpired, None),
+        ("P07_no_certificate", errors.FailedAuthentication, "no_client_certificate"),
+        ("garbled_certificate", errors.FailedAuthentication, "bad_client_certificate"),
+        ("P01_unregistered", errors.FailedAuthentication, "cert_unknown"),
+        ("P03_revoked", errors.FailedAuthentication, "cert_revoked"),
+        ("P05_disabled_user", errors.FailedAuthentication, "user_disabled"),
+    ],
+)
+def test_tls_client_refusals(env: X509Env, case: str, error: type[errors.STSError], reason: str | None) -> None:
+    der = env.alice.cert.public_bytes(serialization.Encoding.DER)
+    headers: tuple[etree._Element, ...] = ()
+    info, certificate = INFO, der
+    if case == "plain_http":
+        info = replace(INFO, secure_transport=False)
+    elif case == "username_token":
+        headers = _plain_headers(_timestamp(env), "<wsse:UsernameToken/>")
+    elif case == "two_timestamps":
+        headers = _plain_headers(_timestamp(env), _timestamp(env))
+    elif case == "two_security_headers":
+        headers = _plain_headers() + _plain_headers()
+    elif case == "stale_timestamp":
+        headers = _plain_headers(_timestamp(env))
+        env.clock.advance(3600)
+    elif case == "P07_no_certificate":
+        certificate = None  # type: ignore[assignment]
+    elif case == "garbled_certificate":
+        certificate = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    elif case == "P01_unregistered":
+        certificate = env.stranger.cert.public_bytes(serialization.Encoding.DER)
+    elif case == "P03_revoked":
+        certificate = env.ca_revoked.cert.public_bytes(serialization.Encoding.DER)
+    elif case == "P05_disabled_user":
+        certificate = env.carol.cert.public_bytes(serialization.Encoding.DER)
+    with pytest.raises(error) as caught:
+        _transport(env).authenticate(headers, S11, info, certificate, ROLES)
+    assert type(caught.value) is error
+    if reason is not None:
+        assert caught.value.reason == reason
+
+
+def test_tls_client_refusals_are_throttled_and_audited(env: X509Env, caplog: pytest.LogCaptureFixture) -> None:
+    carol = env.carol.cert.public_bytes(serialization.Encoding.DER)
+    for _ in range(FAILURE_LIMIT):
+        with pytest.raises(errors.FailedAuthentication):
+            _transport(env).authenticate((), S11, INFO, carol, ROLES)
+    assert _last(caplog).user == "carol"  # type: ignore[attr-defined]
+    alice = env.alice.cert.public_bytes(serialization.Encoding.DER)
+    with pytest.raises(errors.FailedAuthentication) as caught:
+        _transport(env).authenticate((), S11, INFO, alice, ROLES)
+    assert caught.value.reason == "client_throttled"

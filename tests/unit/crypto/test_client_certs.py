@@ -1,0 +1,150 @@
+"""Tests for sts.crypto.client_certs: the checks every client certificate must pass (P02, P04; RFC 5280 §4.2.1.3,
+§4.2.1.12) and the client CA with its CRL, failing closed (P03)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sts.crypto.client_certs import ClientAuthority, certificate_problem, same_key
+from tests.x509_support import make_cert, make_crl, rsa_key
+
+NOW = dt.datetime.now(dt.UTC)
+PEM = serialization.Encoding.PEM
+
+
+def _bare(key: object, *, extensions: tuple[x509.ExtensionType, ...] = (), signer: object = None) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bare")])
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+               .public_key(key.public_key())  # type: ignore[attr-defined]
+               .serial_number(1).not_valid_before(NOW - dt.timedelta(days=1))
+               .not_valid_after(NOW + dt.timedelta(days=1)))
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    return builder.sign(signer or key, hashes.SHA256())  # type: ignore[arg-type]
+
+
+def test_a_good_certificate_has_no_problem() -> None:
+    assert certificate_problem(make_cert("ok", rsa_key()), NOW) is None
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    assert certificate_problem(_bare(ec_key), NOW) is None  # no KeyUsage, no EKU: nothing restricts it
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda: make_cert("old", rsa_key(), days=(-30, -1)), "certificate_expired"),
+        (lambda: make_cert("future", rsa_key(), days=(1, 30)), "certificate_not_yet_valid"),
+        (lambda: make_cert("weak", rsa_key(1024)), "certificate_weak_key"),
+        (lambda: _bare(ec.generate_private_key(ec.SECP192R1()), signer=rsa_key()), "certificate_weak_key"),
+        (lambda: make_cert("enc", rsa_key(), key_usage="keyEncipherment"), "certificate_key_usage"),
+        (lambda: make_cert("srv", rsa_key(), extended=ExtendedKeyUsageOID.SERVER_AUTH),
+         "certificate_extended_key_usage"),
+    ],
+    ids=["P02_expired", "P02_not_yet_valid", "P04_rsa_1024", "P04_small_curve", "P04_key_encipherment_only",
+         "P04_server_auth_only"],
+)
+def test_certificates_that_may_not_authenticate_a_client(make: object, problem: str) -> None:
+    assert certificate_problem(make(), NOW) == problem  # type: ignore[operator]
+
+
+def test_dsa_keys_are_refused() -> None:
+    dsa_key = dsa.generate_private_key(2048)
+    assert certificate_problem(_bare(dsa_key, signer=rsa_key()), NOW) == "certificate_key_type"
+
+
+def test_any_extended_key_usage_is_enough() -> None:
+    any_usage = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE])
+    assert certificate_problem(_bare(rsa_key(), extensions=(any_usage,)), NOW) is None
+
+
+def test_same_key_compares_public_keys() -> None:
+    key = rsa_key()
+    cert = make_cert("a", key)
+    assert same_key(cert, make_cert("b", key)) and same_key(cert, key.public_key())
+    assert not same_key(cert, make_cert("c", rsa_key()))
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> tuple[x509.Certificate, object, Path]:
+    key = rsa_key()
+    cert = make_cert("Client CA", key, ca=True, extended=None, key_usage="none", days=(-1, 365))
+    (tmp_path / "ca.pem").write_bytes(cert.public_bytes(PEM))
+    return cert, key, tmp_path / "ca.pem"
+
+
+def test_issuer_of_finds_the_signing_ca_only(ca: tuple[x509.Certificate, object, Path]) -> None:
+    cert, key, path = ca
+    authority = ClientAuthority(path)
+    assert authority.check() == []
+    issued = make_cert("admin", rsa_key(), issuer=(cert, key))  # type: ignore[arg-type]
+    assert authority.issuer_of(issued) == cert
+    assert authority.issuer_of(make_cert("self", rsa_key())) is None  # self-signed never matches
+    # Same issuer name, other key: the signature does not verify.
+    impostor_key = rsa_key()
+    impostor = make_cert("Client CA", impostor_key, ca=True, extended=None, key_usage="none")
+    assert authority.issuer_of(make_cert("admin", rsa_key(), issuer=(impostor, impostor_key))) is None
+    other = make_cert("Other CA", impostor_key, ca=True, extended=None, key_usage="none")
+    assert authority.issuer_of(make_cert("admin", rsa_key(), issuer=(other, impostor_key))) is None
+    assert not authority.revoked(issued, cert, NOW)  # no CRL configured: nothing is revoked
+
+
+def test_a_bundle_without_a_ca_certificate_is_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "leaf.pem").write_bytes(make_cert("leaf", rsa_key()).public_bytes(PEM))
+    (tmp_path / "nobc.pem").write_bytes(_bare(rsa_key()).public_bytes(PEM))  # no BasicConstraints at all
+    for name in ("leaf.pem", "nobc.pem"):
+        assert ClientAuthority(tmp_path / name).check() == [f"{tmp_path / name}: no CA certificate"]
+    assert ClientAuthority(tmp_path / "missing.pem").check() == ["client CA files unreadable: FileNotFoundError"]
+
+
+def test_the_crl_is_honoured_and_fails_closed(ca: tuple[x509.Certificate, object, Path], tmp_path: Path) -> None:
+    cert, key, path = ca
+    good = make_cert("admin", rsa_key(), issuer=(cert, key))  # type: ignore[arg-type]
+    bad = make_cert("admin", rsa_key(), issuer=(cert, key))  # type: ignore[arg-type]
+    crl = tmp_path / "ca.crl"
+    crl.write_bytes(make_crl((cert, key), [bad.serial_number]))  # type: ignore[arg-type]
+    authority = ClientAuthority(path, crl)
+    assert not authority.revoked(good, cert, NOW)
+    assert authority.revoked(bad, cert, NOW)
+    # DER works too; a changed file is re-read.
+    der = x509.load_pem_x509_crl(crl.read_bytes()).public_bytes(serialization.Encoding.DER)
+    crl.write_bytes(der)
+    os.utime(crl, ns=(1, 1))
+    assert authority.revoked(bad, cert, NOW) and not authority.revoked(good, cert, NOW)
+    # P03: a CRL past its nextUpdate refuses every certificate of the CA.
+    assert authority.revoked(good, cert, NOW + dt.timedelta(days=8))  # the CRL's nextUpdate is in 7 days
+    # A CRL by another key (not the CA's) is no CRL for it: fail closed.
+    crl.write_bytes(make_crl((cert, rsa_key()), []))  # type: ignore[arg-type]
+    assert authority.revoked(good, cert, NOW)
+    # Unreadable: fail closed, and the CA issues nothing any more.
+    crl.write_bytes(b"garbage")
+    assert authority.revoked(good, cert, NOW)
+    assert authority.issuer_of(good) is None
+
+
+def test_a_certificate_with_a_malformed_extension_is_refused_not_an_error() -> None:
+    """Extensions are parsed lazily: a garbled one in a certificate from the message is a refusal, not a crash."""
+    garbled = x509.UnrecognizedExtension(x509.ExtensionOID.EXTENDED_KEY_USAGE, b"\x01\x02")
+    assert certificate_problem(_bare(rsa_key(), extensions=(garbled,)), NOW) == "certificate_malformed"
+
+
+def test_crl_problems_for_check_config(ca: tuple[x509.Certificate, object, Path], tmp_path: Path) -> None:
+    cert, key, path = ca
+    crl = tmp_path / "ca.crl"
+    assert ClientAuthority(path).crl_problems(NOW) == []  # no CRL configured
+    crl.write_bytes(make_crl((cert, key), []))  # type: ignore[arg-type]
+    authority = ClientAuthority(path, crl)
+    assert authority.crl_problems(NOW) == []
+    assert "past its nextUpdate" in authority.crl_problems(NOW + dt.timedelta(days=8))[0]
+    crl.write_bytes(make_crl((cert, rsa_key()), []))  # type: ignore[arg-type]
+    assert "not signed by a configured client CA" in authority.crl_problems(NOW)[0]
+    crl.write_bytes(b"garbage")
+    assert authority.crl_problems(NOW) == []  # unreadable: check() reports it
+    assert authority.check() == ["client CA files unreadable: ValueError"]
