@@ -151,8 +151,8 @@ def text_of(element: etree._Element) -> str:
 
 
 def element_children(element: etree._Element) -> list[etree._Element]:
-    """Element children only: comments and processing instructions are skipped."""
-    return [child for child in element if isinstance(child.tag, str)]
+    """Element children only: comments, processing instructions and entity references are skipped."""
+    return list(element.iterchildren(etree.Element))  # the filter runs in lxml, not per child in Python
 
 
 def serialize(element: etree._Element) -> bytes:
