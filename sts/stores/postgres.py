@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+import itertools
 import os
 import socket
 import threading
@@ -158,15 +159,11 @@ class Session:
 class _Watch:
     """One operation's deadline: its connection's socket is shut down if the operation still runs then."""
 
-    __slots__ = ("deadline", "fd", "running")
+    __slots__ = ("fd", "running")
 
-    def __init__(self, fd: int, deadline: float) -> None:
-        self.deadline = deadline
+    def __init__(self, fd: int) -> None:
         self.fd = fd
         self.running = True
-
-    def __lt__(self, other: _Watch) -> bool:
-        return self.deadline < other.deadline
 
     def stop(self) -> None:
         """The operation ended: never cut after this returns."""
@@ -175,8 +172,9 @@ class _Watch:
 
 class _Watchdog:
     """One thread per process over a heap of deadlines: a ``threading.Timer`` per operation started a thread per
-    operation, about 0.1 ms of CPU each, two per store operation. Entries of finished operations stay in the heap,
-    marked stopped, until their deadline comes round (at most one ``operation_timeout_ms`` of operations)."""
+    operation, about 0.1 ms of CPU each, two per store operation. A finished operation's entry is only marked
+    stopped; the thread drops stopped entries from the top of the heap whenever it wakes and sleeps until the
+    earliest running one, so it wakes about once per ``operation_timeout_ms``, not once per operation."""
 
     def __init__(self) -> None:
         self._reset()
@@ -184,18 +182,19 @@ class _Watchdog:
 
     def _reset(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._heap: list[_Watch] = []
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()  # ties on the deadline never compare two watches
         self._thread: threading.Thread | None = None
 
     def watch(self, conn: psycopg.Connection[Any], deadline: float) -> _Watch:
         """Watch ``conn`` until ``deadline`` (``time.monotonic()``) or until the watch is stopped."""
-        watch = _Watch(conn.fileno(), deadline)
+        watch = _Watch(conn.fileno())
         with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="sts-pg-watchdog", daemon=True)
                 self._thread.start()
-            earliest = not self._heap or deadline < self._heap[0].deadline
-            heapq.heappush(self._heap, watch)
+            earliest = not self._heap or deadline < self._heap[0][0]
+            heapq.heappush(self._heap, (deadline, next(self._order), watch))
             if earliest:  # the thread sleeps until the old earliest deadline: wake it for the new one
                 self._cond.notify()
         return watch
@@ -209,17 +208,18 @@ class _Watchdog:
         cond, heap = self._cond, self._heap
         with cond:
             while True:
+                while heap and not heap[0][2].running:
+                    heapq.heappop(heap)
                 if not heap:
                     cond.wait()
                     continue
-                wait = heap[0].deadline - time.monotonic()
+                wait = heap[0][0] - time.monotonic()
                 if wait > 0:
                     cond.wait(wait)
                     continue
-                watch = heapq.heappop(heap)
-                if watch.running:
-                    watch.running = False
-                    _cut(watch.fd)
+                watch = heapq.heappop(heap)[2]
+                watch.running = False
+                _cut(watch.fd)
 
 
 def _cut(fd: int) -> None:
