@@ -118,10 +118,12 @@ class Bench:
         self.servers["rps10k"] = sv.start_sts("rps10k", self.instances["rps10k"].config, self.work)
         self.servers["users100k"] = sv.start_sts("users100k", self.instances["users100k"].config, self.work)
         self.servers["sync"] = sv.start_sts("sync", std.config, self.work, sv.SYNC_WORKERS)
+        self.servers["nometrics"] = sv.start_sts("nometrics", std.config, self.work, {"STS_METRICS_ENABLED": "false"})
         self.servers["reference_sync"] = sv.start_reference(
             std.config, std.signing_key, self.work, sv.SYNC_WORKERS, "reference_sync")
         self.server_instance = {"reference": "std", "std": "std", "nocache": "std", "rps10k": "rps10k",
-                                "users100k": "users100k", "sync": "std", "reference_sync": "std"}
+                                "users100k": "users100k", "sync": "std", "reference_sync": "std",
+                                "nometrics": "std"}
         self._setup_directory(key_size, rp_cert, hasher, shared_hash)
         self._setup_shared_state(key_size, rp_cert, hasher, shared_hash)
         self.say(f"servers up: {', '.join(f'{k}={s.port}' for k, s in self.servers.items())}")

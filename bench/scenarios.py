@@ -8,6 +8,7 @@ HEADLINE = "saml20_signed_encrypted"
 RSA = "ref_rsa"
 STATIC = "ref_static"
 PASSWORD = "ref_password"  # noqa: S105 - a scenario name
+METRICS_OFF = "saml20_metrics_off"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              b"EncryptedAssertion"),
     Scenario("saml20_rps_10k", "rps10k", "issue", "headline with 10,000 registered RPs", b"EncryptedAssertion"),
     Scenario("saml20_users_100k", "users100k", "issue", "headline with 100,000 users", b"EncryptedAssertion"),
+    Scenario(METRICS_OFF, "nometrics", "issue", "headline with [metrics] enabled = false (the cost of recording "
+             "metrics: the headline records them)", b"EncryptedAssertion"),
     Scenario("saml20_soap12", "std", "issue_soap12", "headline over SOAP 1.2", b"EncryptedAssertion"),
     Scenario("saml20_hok_symmetric", "std", "issue_hok", "SAML 2.0 holder-of-key SymmetricKey (random proof key "
              "wrapped for the RP), signed + encrypted", b"RequestedProofToken"),
@@ -62,9 +65,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 # Primary rounds: the headline targets. Secondary rounds: everything else, shorter and fewer, each round with
 # its own RSA reference and headline so every comparison is within one round.
 PRIMARY = [STATIC, RSA, PASSWORD, HEADLINE, "saml20_signed_only"]
-SECONDARY = [RSA, HEADLINE, STATIC, PASSWORD, "saml11_signed_encrypted", "saml20_no_nonce", "saml20_cache_disabled",
-             "saml20_claims_50", "saml20_rps_10k", "saml20_users_100k", "saml20_soap12", "saml20_hok_symmetric",
-             "saml20_sync_workers", "ref_static_sync_workers", "saml20_directory_user",
+SECONDARY = [RSA, HEADLINE, STATIC, PASSWORD, METRICS_OFF, "saml11_signed_encrypted", "saml20_no_nonce",
+             "saml20_cache_disabled", "saml20_claims_50", "saml20_rps_10k", "saml20_users_100k", "saml20_soap12",
+             "saml20_hok_symmetric", "saml20_sync_workers", "ref_static_sync_workers", "saml20_directory_user",
              "saml20_directory_cache_disabled", "saml20_two_nodes_node_a", "saml20_two_nodes_node_b"]
 
 

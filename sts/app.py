@@ -11,6 +11,7 @@ frozen clock in tests.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -36,6 +37,7 @@ from sts.auth.signed_requests import (
 from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import Principal, canonical
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
+from sts.certificates import configured_certificates
 from sts.clock import Clock, SystemClock
 from sts.config.settings import Settings
 from sts.crypto.client_certs import ClientAuthority
@@ -55,7 +57,9 @@ from sts.operations.minting import TokenMinter
 from sts.operations.records import TokenLedger
 from sts.operations.renew import RenewalPolicy, RenewOperation
 from sts.operations.targets import TargetResolver
+from sts.operations.transformation import TokenTransformer
 from sts.operations.validate import ValidateOperation
+from sts.readiness import Readiness
 from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.profiles import timestamp_required
 from sts.relying_parties.registry import RelyingPartyRegistry
@@ -71,6 +75,7 @@ from sts.soap.transport import (
     UT_SCENARIO,
     WSO2_PATH,
     WSO2_SOAP12_SUFFIX,
+    OpsEndpoints,
     Transport,
     TransportPolicy,
     scenario_paths,
@@ -87,6 +92,9 @@ from sts.wstrust.actions import Operation
 from sts.xmlutil import ParserLimits
 
 _RESPONSE_CIPHERS = {"aes256-gcm": AES256_GCM, "aes256-cbc": AES256_CBC}
+
+if TYPE_CHECKING:  # imported when [metrics] enabled (ops_endpoints): prometheus_client only when it is used
+    from sts.metrics import Metrics
 
 
 def public_url(settings: Settings) -> str:
@@ -347,7 +355,10 @@ def build_service(
             directory, minter, clock, client_keys, caller_certificates(stores),
             settings.security.legacy_unproven_use_key, delegation,
         ),
-        Operation.VALIDATE: ValidateOperation(resolver, clock, tokens.clock_skew),
+        Operation.VALIDATE: ValidateOperation(
+            resolver, clock, tokens.clock_skew,
+            TokenTransformer(directory, minter, trust, subjects, store, stores.replay, clock),
+        ),
     }
     if store is not None:
         operations[Operation.CANCEL] = CancelOperation(resolver, store)
@@ -412,8 +423,11 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     stores = build_stores(settings, clock, hasher)
     ring = key_ring(settings, keystore, clock)
     service = build_service(settings, ring, stores, clock, hasher)
+    ops, metrics = ops_endpoints(settings, stores)
     protectors = response_protectors(settings, keystore, clock)
-    endpoint = SoapEndpoint(service, parser_limits(settings), settings.server.soap12_sender_status, protectors)
+    endpoint = SoapEndpoint(
+        service, parser_limits(settings), settings.server.soap12_sender_status, protectors, metrics
+    )
     scenarios = served_scenarios(settings)
     url = public_url(settings)
     wsdl = render_wsdl(
@@ -425,9 +439,15 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     )
     metadata = FederationMetadata(settings.issuer.name, url, lambda: ring.state().published)
     policy = TransportPolicy(settings.limits.max_body_bytes, AddressSet.parse(settings.server.trusted_proxies))
+
+    def close() -> None:
+        if metrics is not None:
+            metrics.flush()  # the last samples of an exiting worker
+        stores.close()
+
     return Transport(
-        policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=stores.close, routes=scenario_paths(scenarios),
-        metadata=metadata.document,
+        policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=close, routes=scenario_paths(scenarios),
+        metadata=metadata.document, ops=ops,
     )
 
 
@@ -438,6 +458,26 @@ def served_scenarios(settings: Settings) -> tuple[str, ...]:
     if any(issuer.callers for issuer in settings.trusted_issuers):
         return (*scenarios, ISSUED_TOKEN_SCENARIO)
     return scenarios
+
+
+def ops_endpoints(settings: Settings, stores: Stores) -> tuple[OpsEndpoints, Metrics | None]:
+    """``/readyz`` over the stores' probes, and the metrics with the observer that feeds them (:mod:`sts.metrics`,
+    imported only when ``[metrics] enabled``)."""
+    readiness = Readiness(stores.probes, settings.server.readiness_timeout_ms / 1000)
+    config = settings.metrics
+    if not config.enabled:
+        return OpsEndpoints(readiness=readiness.report), None
+    from sts.metrics import Metrics
+
+    metrics = Metrics(lambda: configured_certificates(settings))
+    ops = OpsEndpoints(
+        readiness=readiness.report,
+        metrics=None if config.bind else metrics.render,
+        metrics_path=config.path,
+        metrics_allow=AddressSet.parse(config.allow),
+        serve_metrics=metrics.serve if config.bind else None,
+    )
+    return ops, metrics
 
 
 def scenario_endpoint(name: str, url: str) -> ScenarioEndpoint:

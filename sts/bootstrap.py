@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 
 from sts.app import create_app
+from sts.certificates import configured_certificates, expiry_warnings
 from sts.clock import Clock
 from sts.config import load_settings
 from sts.config.settings import Settings, config_warnings
 from sts.crypto.keyring import load_material
-from sts.crypto.keystore import KeyStoreError, load_keystore
+from sts.crypto.keystore import KeyStore, KeyStoreError, load_keystore
 from sts.crypto.selftest import run_selftest
 from sts.errors import ConfigError
 from sts.logging import configure_logging
 from sts.soap.transport import Transport
 
 _LOG = logging.getLogger("sts.boot")
+
+
+def startup_warnings(settings: Settings, keystore: KeyStore, now: dt.datetime | None = None) -> list[str]:
+    """What the start-up log warns about: the keystore's and the configuration's warnings, and every configured
+    certificate that expires within 30 days (the signing ones are among the keystore's warnings)."""
+    now = now or dt.datetime.now(dt.UTC)
+    others = [c for c in configured_certificates(settings) if c.kind not in ("signing", "previous_signing")]
+    return [*keystore.warnings, *config_warnings(settings), *expiry_warnings(others, now)]
 
 
 def boot(
@@ -27,7 +37,7 @@ def boot(
     settings = settings or load_settings(config)
     configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
     keystore = load_keystore(settings)
-    for warning in (*keystore.warnings, *config_warnings(settings)):
+    for warning in startup_warnings(settings, keystore):
         _LOG.warning(warning)
     app = create_app(settings, keystore, clock)
     _LOG.info("sts ready", extra={"config": str(settings.config_path)})

@@ -11,6 +11,9 @@ no control socket (gunicorn 27 would otherwise share ~/.gunicorn/gunicorn.ctl be
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 from sts.gunicorn_logging import TEXT_FORMAT, access_logger_class
 from sts.gunicorn_reload import rebuild_application, settings_for_gunicorn
@@ -18,6 +21,36 @@ from sts.gunicorn_worker import worker_class as _worker_class
 
 # At start an invalid file stops here; on a reload (SIGHUP) the settings in force are kept instead.
 _settings = settings_for_gunicorn()
+
+_METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is first imported: set it before
+_METRICS_OWNED = "_STS_METRICS_DIR_CREATED"  # the directory this master created (not an STS_* setting name)
+
+
+def _metrics_directory() -> tuple[Path, bool]:
+    """The directory where every process writes its metric samples (prometheus_client's multiprocess mode).
+
+    One per instance, emptied at start so a restarted server does not add up the samples of dead processes:
+    ``$PROMETHEUS_MULTIPROC_DIR`` when the operator names one (kept at exit), else a private temporary directory
+    (under ``$RUNTIME_DIRECTORY`` when systemd provides one), removed at exit. Whether we created it is returned.
+    """
+    named = os.environ.get(_METRICS_ENV)
+    if named and named == os.environ.get(_METRICS_OWNED):
+        return Path(named), True  # this file read again by the same master (a reload): keep the live samples
+    if named:
+        path = Path(named)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return path, False
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or None
+    created = tempfile.mkdtemp(prefix="sts-metrics-", dir=runtime)
+    os.environ[_METRICS_OWNED] = created
+    return Path(created), True
+
+
+if _settings.metrics.enabled:
+    _metrics_dir, _metrics_dir_ours = _metrics_directory()
+    os.environ[_METRICS_ENV] = str(_metrics_dir)
 
 wsgi_app = "sts.wsgi:application"
 bind = [_settings.server.bind]
@@ -75,3 +108,26 @@ def worker_exit(server: object, worker: object) -> None:
     close = getattr(getattr(worker, "wsgi", None), "close", None)
     if callable(close):
         close()
+
+
+def when_ready(server: object) -> None:
+    """Start the metrics listener of ``[metrics] bind`` in the master, which adds up every worker's samples."""
+    bind = _settings.metrics.bind if _settings.metrics.enabled else ""
+    app = getattr(getattr(server, "app", None), "callable", None)
+    serve = getattr(getattr(app, "ops", None), "serve_metrics", None)
+    if bind and callable(serve):
+        serve(bind)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """In the master, as a worker is gone: its live samples no longer count (prometheus_client multiprocess)."""
+    if _settings.metrics.enabled:
+        from sts.metrics import process_dead
+
+        process_dead(int(getattr(worker, "pid", 0)))
+
+
+def on_exit(server: object) -> None:
+    """Remove the metrics directory the master created (not one the operator named)."""
+    if _settings.metrics.enabled and _metrics_dir_ours:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

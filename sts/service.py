@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from lxml import etree
 
+from sts import telemetry
 from sts.auth.encrypted_requests import OpenedRequest
 from sts.auth.validators import AuthenticatedCaller
 from sts.errors import BadRequest, InvalidRequest
@@ -68,11 +69,14 @@ class SecurityTokenService:
             body_child = opened.body_child  # the RST of the verified, decrypted Body
         trust = trust_version(body_child)
         operation = read_operation(body_child, trust)
+        telemetry.describe(operation=operation.value.lower())
         for action in (info.http_action, info.wsa_action):
             if action and trust.operation_of_action(action) is not operation:
                 raise InvalidRequest("action does not match RequestType", reason="action_mismatch")
+        telemetry.passed("action")
         request = TrustRequest(soap, headers, body_child, trust, operation, info, opened)
-        caller = self._authenticate(request)
+        with telemetry.stage("authentication"):
+            caller = self._authenticate(request)
         handler = self._handlers.get(operation)
         if handler is None:
             raise BadRequest(f"{operation.value} binding not enabled", reason="binding_not_enabled")

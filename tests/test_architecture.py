@@ -31,6 +31,8 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "sqlite3": ("sts.stores.", "sts.auth.sqlite_users"),
     # python-pkcs11 (the optional extra wstrust-sts[hsm]): the signing key in an HSM.
     "pkcs11": ("sts.crypto.pkcs11_key",),
+    # Prometheus metrics: the one exposition module; the pipeline records into sts.telemetry traces.
+    "prometheus_client": ("sts.metrics",),
 }
 
 
@@ -177,6 +179,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # entry points
     ("sts.__main__", "sts.cli", "sts.wsgi", "sts.gunicorn_conf", "sts.gunicorn_reload", "sts.bootstrap"),
     ("sts.app", "sts.client"),  # the server's composition root; the client library
+    ("sts.metrics",),  # Prometheus exposition of the request traces
     ("sts.soap",),  # transport and SOAP edge
     ("sts.service",),  # WS-Trust dispatch and authentication of the caller
     ("sts.operations",),  # Issue, Validate, Renew, Cancel
@@ -185,12 +188,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sts.tokens", "sts.auth"),  # token provider and verifier; authentication and user stores
     ("sts.wstrust",),  # WS-Trust messages
     ("sts.wss",),  # WS-Security headers
+    ("sts.certificates",),  # the configured certificates' expiry
     ("sts.crypto",),  # signxml, xmlsec, cryptography
     ("sts.stores",),  # shared state
     (  # foundation: settings, errors, XML, time, logging
         "sts.config", "sts.errors", "sts.ns", "sts.soapenv", "sts.xmlutil", "sts.xmlencoding", "sts.clock",
         "sts.audit", "sts.logging", "sts.files", "sts.netaddr", "sts.ldapfilter", "sts.http_framing",
-        "sts.gunicorn_worker", "sts.gunicorn_logging",
+        "sts.gunicorn_worker", "sts.gunicorn_logging", "sts.telemetry", "sts.readiness",
     ),
 )
 POOLS = (0, len(LAYERS) - 1)

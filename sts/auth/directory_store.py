@@ -119,6 +119,10 @@ class DirectoryUserStore:
         """Connect and bind as the service account (``sts user-store test``); the URL that answered."""
         return self._call(self._client.service_bind)
 
+    def ping(self) -> None:
+        """One round trip to the directory (readiness); :class:`ServiceUnavailable` when it does not answer."""
+        self._call(self._client.ping)
+
     def close(self) -> None:
         """Release this process's connections."""
         self._client.close()

@@ -141,6 +141,11 @@ class DirectoryClient:
         """Open (or reuse) a service connection; the URL it talks to. For ``sts user-store test``."""
         return self._with("service", lambda conn: str(conn.get_option(ldap.OPT_URI)))
 
+    def ping(self) -> None:
+        """One round trip on a service connection (RFC 4532 "Who am I?"), for the readiness probe: a pooled
+        connection alone proves nothing, the server may have gone since; :class:`DirectoryUnavailable` if none."""
+        self._with("service", lambda conn: conn.whoami_s())
+
     def close(self) -> None:
         """Unbind this process's idle connections (tools and tests; a worker's die with it)."""
         with self._lock:

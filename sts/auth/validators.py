@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from lxml import etree
 
+from sts import telemetry
 from sts.audit import AuditEvent, emit
 from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
@@ -219,10 +220,12 @@ class UsernameTokenAuthenticator:
         self, headers: tuple[etree._Element, ...], version: SoapVersion, attempt: _Attempt, roles: frozenset[str]
     ) -> AuthenticatedCaller:
         header = read_security_header(find_security_header(headers, version))
+        telemetry.passed("security header")
         if header.timestamp is not None:
             check_timestamp(header.timestamp, self._clock, self._policy.freshness)
         elif self._policy.require_timestamp:
             raise InvalidSecurity("policy requires a wsu:Timestamp", reason="no_timestamp")
+        telemetry.passed("timestamp")
         return self._authenticate_token(header.username_tokens[0], attempt, roles, False)
 
     def _authenticate_token(
@@ -235,17 +238,24 @@ class UsernameTokenAuthenticator:
             max_password_bytes=self._policy.max_password_bytes,
         )
         check_created(credential, self._clock, self._policy.freshness)
+        telemetry.passed("username token")
         client = attempt.info.client_address
         if self._throttle is not None and client and self._throttle.throttled(client, self._clock.now().timestamp()):
             # Per-client throttling against password spraying: refuse without spending a password hash on it.
+            telemetry.note("client_throttled")
             raise FailedAuthentication("too many failures from this client", reason="client_throttled")
+        telemetry.passed("client throttle")
         secure = confidential or attempt.info.secure_transport or self._policy.allow_insecure_transport
         if not credential.is_digest and not secure:
             raise FailedAuthentication("PasswordText over plain HTTP", reason="insecure_transport")
+        telemetry.passed("transport")
         principal, method = self._verify(credential, attempt)
+        telemetry.passed("password")
         if not principal.holds_any_role(roles):
             raise FailedAuthentication("caller holds none of the allowed roles", reason="role_denied")
+        telemetry.passed("role")
         self._check_nonce(credential)
+        telemetry.passed("nonce")
         return AuthenticatedCaller(principal, method)
 
     def _verify(self, credential: UsernameCredential, attempt: _Attempt) -> tuple[Principal, str]:
@@ -261,12 +271,14 @@ class UsernameTokenAuthenticator:
                 raise FailedAuthentication("domain not allowed", reason="domain_denied")
         elif not self._domain_allowed(domain):
             raise FailedAuthentication("domain not allowed", reason="domain_denied")
+        telemetry.passed("domain")
         lock_key = f"{domain}/{canonical(name)}"
         # The version is read before the store is asked: a change racing this check leaves the entry stale.
         account = self._accounts.read(lock_key)
         state = account.lock
         if state is not None and state.locked_until > self._clock.now().timestamp():
             raise FailedAuthentication("account locked", reason="account_locked")
+        telemetry.passed("lockout")
         password = credential.plain_password
         cached = None if password is None else self._cache.get(domain, canonical(name), password, account.version)
         result = cached if cached is not None else self._ask_store(credential, domain, name, attempt)
@@ -317,6 +329,7 @@ class UsernameTokenAuthenticator:
         state = self._lockout.record_failure(lock_key, now)
         already_locked = before is not None and before.locked_until > now
         if state.locked_until > now and not already_locked:
+            telemetry.note("account_locked")
             _LOG.warning("account locked", extra={"user": lock_key, "locked_until": state.locked_until})
 
     def _check_nonce(self, credential: UsernameCredential) -> None:

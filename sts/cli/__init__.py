@@ -14,10 +14,12 @@ from typing import Any
 from sts import __version__
 from sts.cli import (
     db,
+    explain,
     init,
     instance,
     keys,
     lifecycle_cmds,
+    preview,
     reload,
     request,
     rp,
@@ -46,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="PATH", help="configuration file (default: $STS_CONFIG, else ./var/sts.toml)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (init, instance, serve, db, users, user_stores, rp, request, token_inspect, lifecycle_cmds, keys,
-                   reload):
+    for module in (
+        init, instance, serve, db, users, user_stores, rp, request, token_inspect, lifecycle_cmds, keys, reload,
+        explain, preview,
+    ):
         module.register(commands)
     return parser
 

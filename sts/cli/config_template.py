@@ -160,6 +160,14 @@ file = ""
 access_log = true
 access_log_format = ""
 
+[metrics]
+# Prometheus metrics (README: "Health, readiness and metrics"). bind empty: GET <path> on the main port, to the
+# allow networks only; bind = "HOST:PORT": on a listener of its own in the gunicorn master instead.
+enabled = true
+bind = ""
+path = "/metrics"
+allow = ["127.0.0.1", "::1"]
+
 # Directory user stores (LDAP, Active Directory): one [[user_stores]] table per domain, with WSO2's
 # deployment.toml user-store keys (README: "Directory user stores"). Check with `sts user-store test DOMAIN`.
 # [[user_stores]]

@@ -4,8 +4,9 @@ instance to PostgreSQL.
 ``upgrade`` applies the pending schema migrations (``sts init`` runs it; on PostgreSQL nodes upgrading at once take
 turns on an advisory lock). Servers and ``sts check-config`` refuse a database whose schema is older or newer than
 the release. ``copy --to URL`` copies the configured SQLite database (users with their password hashes and digest
-secrets, roles, claims, relying parties, live tokens) into an empty PostgreSQL database and compares both sides;
-then set ``[store] backend = "postgresql"`` and ``url`` on every node. The password is not part of the URL: it comes
+secrets, roles, claims, relying parties with their truststore certificates put inline, live tokens) into an empty
+PostgreSQL database and compares both sides; a relying party whose certificate file is missing refuses the copy.
+Then set ``[store] backend = "postgresql"`` and ``url`` on every node. The password is not part of the URL: it comes
 from ``--password-file``, ``$PGPASSWORD`` or ``~/.pgpass``.
 """
 
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
 from sts.cli.common import CommandError, SubParsers, settings_from
+from sts.relying_parties.certificates import with_inline_certificate
 from sts.stores.factory import upgrade_schema
 from sts.stores.migrations import DatabaseError
 
@@ -62,12 +65,18 @@ def _copy(args: argparse.Namespace) -> int:
     )
     try:
         with postgres.PostgresDatabase(target_store) as target:
-            counts = copy_to_postgres(settings.store.database, target, time.time(), replace=args.replace)
+            copied = copy_to_postgres(
+                settings.store.database, target, time.time(), replace=args.replace,
+                relying_party=functools.partial(with_inline_certificate, truststore=settings.store.truststore),
+            )
             where = target.target.describe()
     except DatabaseError as exc:
         raise CommandError(str(exc)) from None
     print(f"copied {settings.store.database} to {where} and compared both sides:")
-    for table, count in counts.items():
+    for table, count in copied.counts.items():
         print(f"  {table:16} {count}")
+    if copied.converted:
+        print(f"  {copied.converted} relying-party certificate(s) from {settings.store.truststore} now stored in"
+              " the database")
     print('next: set [store] backend = "postgresql" and url (and password_file or $PGPASSWORD) on every node')
     return 0

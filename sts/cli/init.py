@@ -25,6 +25,7 @@ from sts.crypto import keygen
 from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificate, same_public_key
 from sts.crypto.secretbox import generate_key_file
 from sts.files import SECRET_FILE, UnsafePath, refuse_link, secure_dir, write_file
+from sts.relying_parties.certificates import inline_pem
 from sts.relying_parties.model import RelyingParty
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.factory import upgrade_schema
@@ -98,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  database:            {_where(settings)}")
         if args.demo:
             try:
-                _demo(base, stores.builtin, RelyingPartyRegistry(stores.relying_parties), args.key_size)
+                registry = RelyingPartyRegistry(stores.relying_parties)
+                _demo(base, stores.builtin, registry, args.key_size, settings.store.backend == "postgresql")
             except UnsafePath as exc:
                 raise CommandError(str(exc)) from None
             except UserStoreError as exc:
@@ -207,8 +209,9 @@ def _signing_material(args: argparse.Namespace) -> tuple[keygen.RSAPrivateKey, x
     return key, cert
 
 
-def _demo(base: Path, users: BuiltinUserStore, rps: RelyingPartyRegistry, bits: int) -> None:
-    """A demo admin with a generated password and a demo relying party with its own key pair."""
+def _demo(base: Path, users: BuiltinUserStore, rps: RelyingPartyRegistry, bits: int, in_database: bool) -> None:
+    """A demo admin with a generated password and a demo relying party with its own key pair (its certificate in
+    the truststore, or in the database when that is shared: ``in_database``)."""
     password = secrets.token_urlsafe(18)
     users.add_user(
         PRIMARY,
@@ -228,10 +231,12 @@ def _demo(base: Path, users: BuiltinUserStore, rps: RelyingPartyRegistry, bits: 
     rp_cert = keygen.self_signed_certificate(rp_key, "demo relying party")
     keygen.write_private_key(base / "demo-rp" / "rp.key.pem", rp_key)
     keygen.write_certificate(base / "demo-rp" / "rp.crt.pem", rp_cert)
-    keygen.write_certificate(base / "keystore" / "truststore" / "demo-rp.crt.pem", rp_cert)
-    rps.add(RelyingParty(address=DEMO_APPLIES_TO, cert_file="demo-rp.crt.pem", claims=(
-        "http://wso2.org/claims/emailaddress", "http://wso2.org/claims/givenname",
-    )))
+    claims = ("http://wso2.org/claims/emailaddress", "http://wso2.org/claims/givenname")
+    if in_database:
+        rps.add(RelyingParty(address=DEMO_APPLIES_TO, cert_pem=inline_pem(rp_cert), claims=claims))
+    else:
+        keygen.write_certificate(base / "keystore" / "truststore" / "demo-rp.crt.pem", rp_cert)
+        rps.add(RelyingParty(address=DEMO_APPLIES_TO, cert_file="demo-rp.crt.pem", claims=claims))
     demo = {
         "applies_to": DEMO_APPLIES_TO,
         "username": DEMO_USER,

@@ -19,6 +19,7 @@ from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity
 from sts.crypto.selftest import run_selftest
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.files import loose_secret
+from sts.relying_parties.certificates import certificate_location, load_rp_certificate
 from sts.relying_parties.registry import RelyingPartyRegistry, RelyingPartyStore
 from sts.soap.wsdl_render import load_policy
 from sts.stores.factory import build_stores, check_cache
@@ -90,17 +91,18 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
         stores.close()
 
 
-def _check_relying_parties(store: RelyingPartyStore, truststore: object, warnings: list[str]) -> list[str]:
+def _check_relying_parties(store: RelyingPartyStore, truststore: Path, warnings: list[str]) -> list[str]:
+    """Each relying party's certificate (inline in the database or a truststore file) readable, strong, valid now."""
     problems: list[str] = []
     now = dt.datetime.now(dt.UTC)
     for rp in RelyingPartyRegistry(store).all():
-        if not rp.cert_file:
+        if not rp.has_certificate:
             continue
-        path = Path(str(truststore)) / rp.cert_file
         try:
-            cert = load_certificate(path)
+            cert = load_rp_certificate(rp, truststore)
         except (OSError, ValueError):
-            problems.append(f"relying party {rp.address}: certificate {path} missing or unreadable")
+            where = certificate_location(rp, truststore)
+            problems.append(f"relying party {rp.address}: certificate ({where}) missing or unreadable")
             continue
         cert_problems, cert_warnings = check_certificate(cert, f"relying party {rp.address}", now)
         problems += cert_problems

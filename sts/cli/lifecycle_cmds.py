@@ -7,6 +7,11 @@ saml11). Authentication and transport are those of ``sts request`` (UsernameToke
 
 ``validate`` prints ``status: valid`` or ``status: invalid`` and the STS's reason; ``renew`` prints or writes the new
 token like ``sts request`` (``--out``, ``--proof-key-out``); ``cancel`` prints ``cancelled``.
+
+``validate --token FILE --applies-to ADDR --token-type saml20|saml11`` asks for token transformation (WS-Trust 1.3
+§7): the status and, for a valid token whose exchange ADDR's policy allows, a new token for ADDR, printed or written
+(``--out``) like ``sts request``'s; the status then goes to stderr. FILE must hold the assertion itself (as its
+relying party decrypted it), not the encrypted form.
 Exit codes: 0 valid / renewed / cancelled, 1 HTTP/TLS/usage error, 2 SOAP fault, 3 (validate) the token is invalid.
 """
 
@@ -48,8 +53,14 @@ def register(commands: SubParsers) -> None:
         parser.add_argument(
             "--token-type",
             choices=sorted(version.value for version in SamlVersion),
-            help="with --id: the kind of token the ID names (default saml20)",
+            help="with --id: the kind of token the ID names (default saml20)"
+            + ("; with --applies-to: the kind of new token asked for (default saml20)" if name == "validate" else ""),
         )
+        if name == "validate":
+            parser.add_argument(
+                "--applies-to", metavar="ADDR", help="also ask for a new token for this relying party (--token only)"
+            )
+            parser.add_argument("--out", type=Path, metavar="FILE", help="write the new token here, not to stdout")
         if name == "renew":
             parser.add_argument("--out", type=Path, metavar="FILE", help="write the new token here, not to stdout")
             parser.add_argument(
@@ -61,20 +72,33 @@ def register(commands: SubParsers) -> None:
 def _target(args: argparse.Namespace) -> TargetOptions:
     """The connection and the token named, checked before the password is asked for."""
     connection = connection_from(args)
-    if args.token_type is not None and args.id is None:
-        raise CommandError("--token-type goes with --id (an inline token says what it is)")
+    applies_to = getattr(args, "applies_to", None)
+    if applies_to is not None and args.id is not None:
+        raise CommandError("--applies-to needs the token itself (--token), not its ID")
+    if args.token_type is not None and args.id is None and applies_to is None:
+        raise CommandError("--token-type goes with --id or --applies-to (an inline token says what it is)")
+    wanted = SamlVersion(args.token_type or SamlVersion.SAML20.value)
     return TargetOptions(
         connection,
         token=read_target_token(args.token) if args.token is not None else None,
         token_id=args.id,
-        id_version=SamlVersion(args.token_type or SamlVersion.SAML20.value),
+        id_version=wanted,
+        transform_to=wanted if applies_to is not None else None,
+        applies_to=applies_to,
     )
 
 
 def _validate(args: argparse.Namespace) -> int:
+    if args.out is not None and args.applies_to is None:
+        raise CommandError("--out goes with --applies-to (only a new token is written)")
     status = validate_token(_target(args), read_password(args))
-    print("status: valid" if status.valid else "status: invalid")
-    print(f"reason: {clean(status.reason) or '-'}")
+    # With a new token on stdout, the status goes to stderr so that stdout is the token alone.
+    stream = sys.stderr if status.issued is not None else sys.stdout
+    print("status: valid" if status.valid else "status: invalid", file=stream)
+    print(f"reason: {clean(status.reason) or '-'}", file=stream)
+    if status.issued is not None:
+        stream.flush()
+        return emit_issued(status.issued, out=args.out, proof_key_out=None)
     return 0 if status.valid else EXIT_INVALID
 
 

@@ -4,7 +4,8 @@ A relying party is an endpoint address (``--match exact``, the default), an addr
 (``--match prefix``) or an anchored regular expression (``--match regex``), compared with the AppliesTo of a
 request after one documented normalisation (lower-case scheme and host, default port dropped).
 Tokens for it are encrypted with its certificate, which ``add`` checks (RSA >= 2048 bits, currently valid) and
-copies into the instance truststore. Token type, NameID and encryption not given here come from the relying
+copies into the instance truststore, or with ``[store] backend = "postgresql"`` stores in the shared database
+(every node reads it there). Token type, NameID and encryption not given here come from the relying
 party's compatibility profile (``--profile``, else ``[tokens] profile``): strict, wso2, adfs or cxf.
 ``--nameid`` takes the user name, the e-mail claim or any claim URI of the user (e.g. an immutable ID for
 Office 365), ``--nameid-format`` the Format written with it.
@@ -163,7 +164,7 @@ def _options(parser: argparse.ArgumentParser, *, update: bool) -> None:
 
 
 def _delegation_options(parser: argparse.ArgumentParser) -> None:
-    """Delegation (OnBehalfOf / ActAs): deny by default."""
+    """Delegation (OnBehalfOf / ActAs) and Validate with transformation: deny by default."""
     parser.add_argument(
         "--allow-delegation",
         action="append",
@@ -189,6 +190,16 @@ def _delegation_options(parser: argparse.ArgumentParser) -> None:
         metavar="URI",
         help="a delegated token must be addressed to one of these (repeatable; replaces; '' clears)",
     )
+    parser.add_argument(
+        "--allow-transformation-from",
+        action="append",
+        metavar="SOURCE",
+        help="Validate may exchange a valid token of SOURCE for a token for this RP: self (tokens of this STS) or "
+        "a [[trusted_issuers]] entity id (repeatable; added to the current list)",
+    )
+    parser.add_argument(
+        "--clear-transformation", action="store_true", help="exchange no tokens for this RP's (the default)"
+    )
 
 
 def _delegation_changes(args: argparse.Namespace, current: RelyingParty) -> dict[str, Any]:
@@ -205,6 +216,9 @@ def _delegation_changes(args: argparse.Namespace, current: RelyingParty) -> dict
         given["max_delegation_depth"] = args.max_delegation_depth
     if args.delegation_audience is not None:
         given["delegation_audiences"] = tuple(uri.strip() for uri in args.delegation_audience if uri.strip())
+    if args.clear_transformation or args.allow_transformation_from:
+        kept = () if args.clear_transformation else current.transform_from
+        given["transform_from"] = (*kept, *(args.allow_transformation_from or ()))
     return given
 
 
@@ -218,6 +232,11 @@ def _refusals() -> Iterator[None]:
         yield
     except RelyingPartyError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _in_database(settings: Settings) -> bool:
+    """Certificates go into the registry itself when the store is shared by several nodes (PostgreSQL)."""
+    return settings.store.backend == "postgresql"
 
 
 @contextlib.contextmanager
@@ -236,10 +255,12 @@ def _add(args: argparse.Namespace) -> int:
     with _refusals():
         registration.checked(rp, cert)  # a refused setting is reported before the database is looked at
     with _registry(settings) as registry:
-        done = registration.register(registry, settings.store.truststore, rp, cert, settings.tokens.profile)
+        done = registration.register(
+            registry, settings.store.truststore, rp, cert, settings.tokens.profile, in_database=_in_database(settings)
+        )
     print(f"registered relying party {done.rp.address} ({_summary(done.rp, done.settings)})")
     if cert is not None:
-        print(f"  certificate: {done.certificate}  SHA-256 {fingerprint(cert)}")
+        print(f"  certificate: {_where(done)}  SHA-256 {fingerprint(cert)}")
     _warn_about(done.rp, done.settings, cipher_given=True, profile_given=True, claims_given=True)
     return 0
 
@@ -290,15 +311,21 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  delegation caller:    {caller}")
     for audience in rp.delegation_audiences:
         print(f"  delegated token for:  {audience}")
+    print(f"transformation:         {rp.transformation.describe()}")
+    for source in rp.transform_from:
+        print(f"  transform from:       {source}")
     _show_certificate(shown)
     return 0
 
 
 def _show_certificate(shown: registration.Description) -> None:
-    if shown.certificate_file is None:
+    if shown.in_database:
+        print("certificate file:       - (stored in the database)")
+    elif shown.certificate_file is not None:
+        print(f"certificate file:       {shown.certificate_file}")
+    else:
         print("certificate:            -")
         return
-    print(f"certificate file:       {shown.certificate_file}")
     cert = shown.certificate
     if cert is None:
         print(f"certificate:            unreadable ({shown.unreadable})")
@@ -333,13 +360,14 @@ def _update(args: argparse.Namespace) -> int:
 
     with _registry(settings) as registry:
         done = registration.update(
-            registry, settings.store.truststore, args.address, changes, cert, settings.tokens.profile
+            registry, settings.store.truststore, args.address, changes, cert, settings.tokens.profile,
+            in_database=_in_database(settings),
         )
     for line in done.warnings:
         warn(line)
     print(f"updated relying party {done.rp.address} ({_summary(done.rp, done.settings)})")
     if cert is not None:
-        print(f"  certificate: {done.certificate}  SHA-256 {fingerprint(cert)}")
+        print(f"  certificate: {_where(done)}  SHA-256 {fingerprint(cert)}")
     _warn_about(
         done.rp,
         done.settings,
@@ -364,6 +392,11 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 # --- output ----------------------------------------------------------------------------------------------------
+
+
+def _where(done: registration.Outcome) -> str:
+    """Where ``add``/``update`` put the certificate: the truststore file, or the database."""
+    return str(done.certificate) if done.certificate is not None else "stored in the database"
 
 
 def _summary(rp: RelyingParty, settled: EffectiveSettings) -> str:

@@ -8,6 +8,7 @@ Every call raises :class:`~sts.client.errors.FaultReceived` when the STS answers
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
 from lxml import etree
 
@@ -45,9 +46,13 @@ def request_token(options: IssueOptions, password: str) -> IssuedToken:
 
 
 def validate_token(options: TargetOptions, password: str) -> ValidationStatus:
-    """Validate: whether the STS holds the token valid, and its reason."""
+    """Validate: whether the STS holds the token valid, and its reason; with ``options.transform_to``, the new
+    token of a valid one (WS-Trust 1.3 §7)."""
     root = _exchange_target(Operation.VALIDATE, options, password)
-    return read_status(find_rstr(root, options.connection.trust_ns), options.connection.trust_ns)
+    status = read_status(find_rstr(root, options.connection.trust_ns), options.connection.trust_ns)
+    if options.transform_to is None or not status.valid:
+        return status
+    return replace(status, issued=read_issued_token(root))
 
 
 def renew_token(options: TargetOptions, password: str) -> IssuedToken:

@@ -149,10 +149,19 @@ class TargetOptions:
     token: etree._Element | None = None
     token_id: str | None = None
     id_version: SamlVersion = SamlVersion.SAML20
+    # Validate with transformation (WS-Trust 1.3 §7): ask for a new token of this version for this AppliesTo.
+    transform_to: SamlVersion | None = None
+    applies_to: str | None = None
 
     def __post_init__(self) -> None:
         if (self.token is None) == (self.token_id is None):
             raise ClientError("name the token either inline or by its ID")
+        if (self.transform_to is None) != (self.applies_to is None):
+            raise ClientError("a new token needs both its token type and its AppliesTo address")
+        if self.applies_to is not None and not self.applies_to.strip():
+            raise ClientError("the AppliesTo address must not be empty")
+        if self.applies_to is not None and (self.token is None or self.token.tag not in ASSERTIONS):
+            raise ClientError("a new token is given for the token itself (a decrypted Assertion), not an ID")
         if self.token is not None and self.token.tag not in TARGET_TOKENS:
             raise ClientError("the token must be an Assertion, EncryptedAssertion or EncryptedData")
         if self.token_id is not None:

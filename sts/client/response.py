@@ -69,6 +69,7 @@ class ValidationStatus:
 
     valid: bool
     reason: str
+    issued: IssuedToken | None = None  # the new token, when one was asked for and the token was valid
 
 
 def read_answer(answer: HttpAnswer, url: str) -> etree._Element:

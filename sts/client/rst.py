@@ -78,9 +78,7 @@ def build_issue_request(
         if options.token_type is not None:
             _sub(rst, trust_ns, "TokenType", DEFAULT_SPELLING[options.token_type])
         _sub(rst, trust_ns, "RequestType", _version(trust_ns).request_type(Operation.ISSUE))
-        applies_to = etree.SubElement(rst, ns.qn(ns.WSP, "AppliesTo"))
-        reference = etree.SubElement(applies_to, ns.qn(ns.WSA, "EndpointReference"))
-        _sub(reference, ns.WSA, "Address", options.applies_to)
+        _applies_to(rst, options.applies_to)
         _sub(rst, trust_ns, "KeyType", key_type_uri(trust_ns, key_kind(options.key)))
         _holder_of_key(rst, trust_ns, options.key)
         if options.claims:
@@ -115,7 +113,10 @@ def build_target_request(
         _security(envelope, connection, password, now, nonce)
         rst = etree.SubElement(body, ns.qn(trust_ns, "RequestSecurityToken"))
         if operation is Operation.VALIDATE:
-            _sub(rst, trust_ns, "TokenType", f"{trust_ns}/RSTR/Status")  # WS-Trust 1.3 §7: a status answer
+            # WS-Trust 1.3 §7: RSTR/Status asks for a status only; a token type for a new token as well.
+            wanted = options.transform_to
+            status = f"{trust_ns}/RSTR/Status"
+            _sub(rst, trust_ns, "TokenType", status if wanted is None else DEFAULT_SPELLING[wanted])
         _sub(rst, trust_ns, "RequestType", _version(trust_ns).request_type(operation))
         target = etree.SubElement(rst, ns.qn(trust_ns, f"{operation.value}Target"))
         if options.token is not None:
@@ -124,9 +125,17 @@ def build_target_request(
             target.append(token)
         else:
             target.append(token_reference(options.token_id or "", options.id_version))
+        if operation is Operation.VALIDATE and options.applies_to is not None:
+            _applies_to(rst, options.applies_to)
     except ValueError:
         raise ClientError("a value contains characters that XML cannot carry") from None
     return _finish(envelope, connection.soap_ns, action, connection.signing)
+
+
+def _applies_to(rst: etree._Element, address: str) -> None:
+    """``wsp:AppliesTo`` with a ``wsa:EndpointReference`` to ``address`` (WS-Trust 1.3 §4.1)."""
+    applies_to = etree.SubElement(rst, ns.qn(ns.WSP, "AppliesTo"))
+    _sub(etree.SubElement(applies_to, ns.qn(ns.WSA, "EndpointReference")), ns.WSA, "Address", address)
 
 
 def _delegation(rst: etree._Element, trust_ns: str, options: IssueOptions) -> None:

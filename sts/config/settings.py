@@ -81,6 +81,8 @@ class ServerSettings:
     soap12_sender_status: int = _check(lambda v: v in (400, 500), "must be 400 or 500", 400)
     # gunicorn's master writes its process id here; `sts reload` signals that process.
     pid_file: Path | None = None
+    # GET /readyz: how long the stores, directories and cache this node depends on have to answer.
+    readiness_timeout_ms: int = _check(lambda v: 50 <= v <= 30000, "must be between 50 and 30000", 2000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +288,18 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """``[metrics]``: the Prometheus endpoint (sts.metrics)."""
+
+    enabled: bool = True
+    # Empty: served by the workers on the main port at ``path``, to the ``allow`` networks only. HOST:PORT: served
+    # by the gunicorn master on a listener of its own (any path), e.g. a management interface.
+    bind: str = _check(lambda v: v == "" or ":" in v, "must be HOST:PORT or empty", "")
+    path: str = _check(lambda v: v.startswith("/") and len(v) > 1, "must be a path such as /metrics", "/metrics")
+    allow: tuple[str, ...] = _networks(("127.0.0.1", "::1"))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole configuration, immutable once loaded."""
 
@@ -300,6 +314,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     user_stores: tuple[UserStoreSettings, ...] = ()
     trusted_issuers: tuple[TrustedIssuerSettings, ...] = ()
 
@@ -344,4 +359,5 @@ SECTIONS: dict[str, type] = {
     "store": StoreSettings,
     "cache": CacheSettings,
     "logging": LoggingSettings,
+    "metrics": MetricsSettings,
 }

@@ -14,6 +14,7 @@ from dataclasses import replace
 from cryptography import x509
 from lxml import etree
 
+from sts import telemetry
 from sts.auth.users import Principal
 from sts.clock import Clock
 from sts.crypto.keywrap import (
@@ -29,11 +30,11 @@ from sts.errors import BadRequest, InvalidRequest
 from sts.operations.call import TrustCall, TrustReply
 from sts.operations.delegation import Delegation, DelegationResolver
 from sts.operations.events import audit
-from sts.operations.minting import MintPlan, TokenMinter, subject_and_claims
+from sts.operations.minting import MintPlan, TokenMinter, applies_to_echo, subject_and_claims
 from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
 from sts.tokens.saml2 import PASSWORD_PROTECTED_TRANSPORT
 from sts.wstrust.keys import key_bits
-from sts.wstrust.model import AppliesTo, RequestSecurityToken
+from sts.wstrust.model import RequestSecurityToken
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import issue_answer
 from sts.wstrust.tokentypes import KeyKind, SamlVersion, resolve_key_type, resolve_token_type
@@ -67,15 +68,18 @@ class IssueOperation:
         started = time.perf_counter()
         request, principal = call.request, call.caller.principal
         rst = parse_rst(request.rst, request.trust, request.operation)
+        telemetry.passed("request")
         party = self._directory.resolve(rst.applies_to.address if rst.applies_to else None)
         delegation = self._delegated(call, rst, party)
         if delegation is not None:
             principal = delegation.subject
+        telemetry.passed("relying party")
         plan = self._plan(call, rst, principal, party)
         if delegation is not None:
             plan = replace(
                 plan, delegates=delegation.delegates, expires_by=delegation.expires_by, delegated=True
             )
+        telemetry.passed("token plan")
         response = self._minter.mint(plan)
         audit(
             call,
@@ -105,26 +109,7 @@ class IssueOperation:
     def _plan(
         self, call: TrustCall, rst: RequestSecurityToken, principal: Principal, party: ResolvedParty
     ) -> MintPlan:
-        settings = party.settings
-        token_type = resolve_token_type(rst.token_type, SamlVersion(settings.token_type), settings.profile_spelling)
-        kind, key_type_uri = resolve_key_type(rst.key_type, rst.trust)
-        name_id, name_format, attributes = subject_and_claims(principal, party, rst.claims)
-        plan = MintPlan(
-            trust=rst.trust,
-            context=rst.context,
-            token_type=token_type,
-            key_kind=kind,
-            key_type_uri=key_type_uri,
-            party=party,
-            subject=principal.qualified_name,
-            name_id=name_id,
-            name_id_format=name_format,
-            attributes=attributes,
-            authn_context=PASSWORD_PROTECTED_TRANSPORT if call.request.info.secure_transport else PASSWORD_CONTEXT,
-            applies_to=applies_to_echo(rst.applies_to, party),
-            renewing=rst.renewing,
-            requested_claims=rst.claims,
-        )
+        plan = plan_issue(rst, principal, party, call.request.info.secure_transport)
         return self._key_requirements(plan, rst, call)
 
     def _key_requirements(self, plan: MintPlan, rst: RequestSecurityToken, call: TrustCall) -> MintPlan:
@@ -176,16 +161,29 @@ def _reason(plan: MintPlan, delegation: Delegation | None) -> str:
     return f"{plan.key_kind.value} {'act_as' if delegation.act_as else 'on_behalf_of'}"
 
 
-def applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> AppliesTo | None:
-    """Echo AppliesTo, in the namespace the RP's profile wants (.NET breaks on the W3C one).
+def plan_issue(
+    rst: RequestSecurityToken, principal: Principal, party: ResolvedParty, secure_transport: bool
+) -> MintPlan:
+    """What Issue decides for this caller and relying party before any key material: token type, key type,
+    subject, claims (also ``sts preview``'s answer, so the preview cannot drift from issuance)."""
+    settings = party.settings
+    token_type = resolve_token_type(rst.token_type, SamlVersion(settings.token_type), settings.profile_spelling)
+    kind, key_type_uri = resolve_key_type(rst.key_type, rst.trust)
+    name_id, name_format, attributes = subject_and_claims(principal, party, rst.claims)
+    return MintPlan(
+        trust=rst.trust,
+        context=rst.context,
+        token_type=token_type,
+        key_kind=kind,
+        key_type_uri=key_type_uri,
+        party=party,
+        subject=principal.qualified_name,
+        name_id=name_id,
+        name_id_format=name_format,
+        attributes=attributes,
+        authn_context=PASSWORD_PROTECTED_TRANSPORT if secure_transport else PASSWORD_CONTEXT,
+        applies_to=applies_to_echo(rst.applies_to, party),
+        renewing=rst.renewing,
+        requested_claims=rst.claims,
+    )
 
-    The echo names the scope the token was issued for (WS-Trust 1.3 §4.4.1): the address asked for when it
-    matched, the relying party's audience when the request fell back to ``default_relying_party``.
-    """
-    if applies_to is None or not party.rp.applies_to_in_response:
-        return None
-    if party.fallback:
-        applies_to = replace(applies_to, address=party.audience)
-    if party.settings.applies_to_ns is not None:
-        return replace(applies_to, policy_ns=party.settings.applies_to_ns)
-    return applies_to

@@ -1,6 +1,8 @@
-"""What Issue and Renew share: the plan of a token, its subject and claims, and minting it.
+"""What Issue, Renew and Validate's token transformation share: the plan of a token, its subject and claims, the
+AppliesTo echo, and minting it.
 
-Both operations decide a :class:`MintPlan` (Issue from the request, Renew again from the stored renewal record);
+Each decides a :class:`MintPlan` (Issue from the request, Renew again from the stored renewal record, Validate from
+the validated token);
 :class:`TokenMinter` then has the token provider make the token, records it in the ledger (for Renew, retiring
 the old token in the same atomic step) and returns the values of the RSTR, so a renewed token is made exactly
 like an issued one.
@@ -8,10 +10,11 @@ like an issued one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lxml import etree
 
+from sts import telemetry
 from sts.auth.users import Principal
 from sts.crypto.algorithms import KEY_TRANSPORT_NAMES
 from sts.crypto.keywrap import ClientKey
@@ -76,6 +79,21 @@ def subject_and_claims(
     return name_id, name_format, attributes
 
 
+def applies_to_echo(applies_to: AppliesTo | None, party: ResolvedParty) -> AppliesTo | None:
+    """Echo AppliesTo, in the namespace the RP's profile wants (.NET breaks on the W3C one).
+
+    The echo names the scope the token was issued for (WS-Trust 1.3 §4.4.1): the address asked for when it
+    matched, the relying party's audience when the request fell back to ``default_relying_party``.
+    """
+    if applies_to is None or not party.rp.applies_to_in_response:
+        return None
+    if party.fallback:
+        applies_to = replace(applies_to, address=party.audience)
+    if party.settings.applies_to_ns is not None:
+        return replace(applies_to, policy_ns=party.settings.applies_to_ns)
+    return applies_to
+
+
 class TokenMinter:
     """Makes the token of a plan with the provider, records it when there is a ledger, answers with it."""
 
@@ -94,9 +112,12 @@ class TokenMinter:
         """
         made = self._provider.create_token(self._parameters(plan))
         if self._ledger is not None:
-            self._ledger.record(_token_record(plan, made), renews)
+            with telemetry.stage("store"):
+                self._ledger.record(_token_record(plan, made), renews)
         elif renews is not None:
             raise UnableToRenew("no token store", reason="no_token_store")
+        # Labels of the issued-token metrics: the version, never the URI spelling; the RP's registered address.
+        telemetry.describe(token_type=plan.token_type.version.value, relying_party=plan.party.rp.address)
         return _response(plan, made)
 
     def _parameters(self, plan: MintPlan) -> TokenProviderParameters:

@@ -2,6 +2,10 @@
 
 Every kind of invalidity gets the same Status and reason text; the real reason goes to the audit log only. Only
 the live token of a renewal chain is valid: a token that was renewed or cancelled validates as invalid.
+
+A ``TokenType`` other than ``…/RSTR/Status`` asks for token transformation (WS-Trust 1.3 §7): with a
+:class:`~sts.operations.transformation.TokenTransformer`, a valid target whose exchange the relying party allows is
+answered with the status and a new token; an invalid one with the same ``status/invalid`` answer as ever.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from sts.errors import InvalidRequest
 from sts.operations.call import TrustCall, TrustReply
 from sts.operations.events import audit
 from sts.operations.targets import ResolvedTarget, TargetResolver
+from sts.operations.transformation import TokenTransformer
 from sts.tokens.validation import within_validity
 from sts.wstrust.rst import parse_rst
-from sts.wstrust.rstr import status_answer
+from sts.wstrust.rstr import status_answer, transformed_answer
 
 RETIRED = ("renewed", "cancelled")  # statuses of tokens that are no longer valid, whatever their window
 
@@ -21,20 +26,33 @@ RETIRED = ("renewed", "cancelled")  # statuses of tokens that are no longer vali
 class ValidateOperation:
     """``RequestType …/Validate`` → RSTR with ``Status`` (never a fault for an invalid token)."""
 
-    def __init__(self, resolver: TargetResolver, clock: Clock, skew: int) -> None:
+    def __init__(
+        self, resolver: TargetResolver, clock: Clock, skew: int, transformer: TokenTransformer | None = None
+    ) -> None:
         self._resolver = resolver
         self._clock = clock
         self._skew = skew
+        self._transformer = transformer
 
     def __call__(self, call: TrustCall) -> TrustReply:
-        """Validate the target token."""
+        """Validate the target token (and, when a token type is asked for, exchange a valid one)."""
         request = call.request
         rst = parse_rst(request.rst, request.trust, request.operation)
+        asked = None
         if rst.token_type not in (None, request.trust.status_token_type):
-            # Token transformation is not offered: only a Status can be asked for.
-            raise InvalidRequest("Validate TokenType must be RSTR/Status", reason="validate_token_type")
+            if self._transformer is None:  # only a Status can be asked for
+                raise InvalidRequest("Validate TokenType must be RSTR/Status", reason="validate_token_type")
+            asked = self._transformer.prepare(call, rst)
         target = self._resolver.resolve(rst.target)
         reason = self._invalidity(target)
+        if asked is not None and self._transformer is not None and not reason:
+            made = self._transformer.transform(call, rst, asked, target)
+            audit(
+                call, "validate", "valid", token_id=made.response.reference.identifier, reason="transformed",
+                applies_to=asked.party.rp.address, token_type=made.response.token_type, subject=made.subject,
+                chain=made.chain, source_token=made.source_token,
+            )
+            return TrustReply(transformed_answer(made.response), request.operation, request.trust)
         audit(call, "validate", "invalid" if reason else "valid", token_id=target.token_id, reason=reason or "valid")
         return TrustReply(status_answer(request.trust, not reason, rst.context), request.operation, request.trust)
 

@@ -1,10 +1,11 @@
 """What a worker keeps between requests for its relying parties: parsed certificates and built encrypters.
 
 Parsing a certificate and building a python-xmlsec KeysManager are far too slow for every request, so each is done
-once: a certificate once per file version (name, modification time, size), an encrypter once per certificate and
-algorithm pair in each worker process. A certificate's dates are not cached but judged at every use against the
-injected clock (two comparisons, RFC 5280 §4.1.2.5), so one that expires while the server runs stops being used
-at that instant; the log says so once per worker, and warns once when it is within 30 days of expiry.
+once: a certificate once per file version (name, modification time, size) or, kept inline in the registry (a
+shared store), once per PEM text; an encrypter once per certificate and algorithm pair in each worker process.
+A certificate's dates are not cached but judged at every use against the injected clock (two comparisons,
+RFC 5280 §4.1.2.5), so one that expires while the server runs stops being used at that instant; the log says so
+once per worker, and warns once when it is within 30 days of expiry.
 
 Neither cache locks: :class:`~sts.relying_parties.directory.RelyingPartyDirectory` calls them under its lock.
 """
@@ -21,23 +22,29 @@ from cryptography import x509
 from sts.clock import Clock
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES, CipherName, KeyTransportName
 from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
-from sts.crypto.keystore import Validity, check_key, check_validity, load_certificate
+from sts.crypto.keystore import Validity, check_key, check_validity
+from sts.relying_parties.certificates import load_rp_certificate
 from sts.relying_parties.model import RelyingParty
 
 _LOG = logging.getLogger("sts.rp")
 
 
 class CertificateCache:
-    """Relying-party certificates from the truststore, parsed again only when their file changed."""
+    """Relying-party certificates, inline or from the truststore, parsed again only when their text or file changed."""
 
     def __init__(self, truststore: Path, clock: Clock) -> None:
         self._truststore = truststore
         self._clock = clock
         self._parsed: dict[tuple[str, int, int], x509.Certificate | None] = {}
+        self._inline: dict[str, x509.Certificate | None] = {}  # by PEM text: only the registered ones are kept
         self._noted: set[tuple[str, str, float]] = set()
 
     def load(self, rp: RelyingParty) -> x509.Certificate | None:
         """The certificate of ``rp`` (None: it has none, or it is unusable), whatever its dates."""
+        if rp.cert_pem:
+            if rp.cert_pem not in self._inline:
+                self._inline[rp.cert_pem] = self._parse(rp)
+            return self._inline[rp.cert_pem]
         if not rp.cert_file:
             return None
         try:
@@ -48,6 +55,11 @@ class CertificateCache:
         if key not in self._parsed:
             self._parsed[key] = self._parse(rp)
         return self._parsed[key]
+
+    def forget_others(self, parties: list[RelyingParty]) -> None:
+        """Drop the parsed inline certificates no relying party of ``parties`` (the registry now) holds."""
+        held = {rp.cert_pem for rp in parties}
+        self._inline = {pem: cert for pem, cert in self._inline.items() if pem in held}
 
     def usable(self, rp: RelyingParty, cert: x509.Certificate | None) -> x509.Certificate | None:
         """``cert`` if it is within its validity period now, else None."""
@@ -78,7 +90,7 @@ class CertificateCache:
         loaded becomes usable when its time comes, one that expires stops being used.
         """
         try:
-            cert = load_certificate(self._truststore / rp.cert_file)
+            cert = load_rp_certificate(rp, self._truststore)
         except (OSError, ValueError):
             _LOG.error("relying party certificate unreadable", extra={"relying_party": rp.address})
             return None

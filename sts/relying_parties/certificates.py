@@ -1,9 +1,11 @@
-"""Relying-party certificates in the instance truststore: checked, named, installed with the registry change they
-belong to (all or nothing), and deleted once no relying party refers to them.
+"""Relying-party certificates: checked, then kept where every node serving the registry can read them.
 
-A certificate is copied as ``<slug>.crt.pem`` (PEM, 0644). It is written to a temporary file first and renamed
-into place only after the registry accepted the change, so a refused registration leaves no file behind and a
-failed write leaves the registry untouched.
+With a single host's store (SQLite) a certificate is a file of the instance truststore, ``<slug>.crt.pem`` (PEM,
+0644), named in the registry (``cert_file``). It is written to a temporary file first and renamed into place only
+after the registry accepted the change, so a refused registration leaves no file behind and a failed write leaves
+the registry untouched; it is deleted once no relying party refers to it. With a store shared by several nodes
+(PostgreSQL) the certificate itself is kept in the registry (``cert_pem``): no node has to hold a file another
+node's ``sts rp add`` wrote.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,8 +25,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from sts.crypto.keygen import certificate_pem
-from sts.crypto.keystore import check_certificate
-from sts.relying_parties.model import RelyingPartyError
+from sts.crypto.keystore import check_certificate, load_certificate
+from sts.relying_parties.model import RelyingParty, RelyingPartyError
 from sts.relying_parties.registry import RelyingPartyRegistry
 
 CERT_SUFFIX = ".crt.pem"
@@ -44,6 +46,47 @@ def vet_certificate(cert: x509.Certificate, label: str, now: dt.datetime) -> lis
         if isinstance(usage, x509.KeyUsage) and not usage.key_encipherment:  # RFC 5280 §4.2.1.3
             warnings.append(f"{label}: its KeyUsage does not include keyEncipherment")
     return warnings
+
+
+def inline_pem(cert: x509.Certificate) -> str:
+    """``cert`` as the PEM text a relying party keeps in the registry (``cert_pem``)."""
+    return certificate_pem(cert).decode("ascii")
+
+
+def load_rp_certificate(rp: RelyingParty, truststore: Path) -> x509.Certificate:
+    """The certificate registered for ``rp``: its inline PEM, else its truststore file (PEM or DER).
+
+    Raises OSError (a missing or unreadable file) or ValueError (not a certificate); ``rp`` must have one.
+    """
+    if rp.cert_pem:
+        return x509.load_pem_x509_certificate(rp.cert_pem.encode())
+    if not rp.cert_file or Path(rp.cert_file).name != rp.cert_file:
+        raise ValueError("no certificate file name")
+    return load_certificate(truststore / rp.cert_file)
+
+
+def with_inline_certificate(config: str, truststore: Path) -> str:
+    """A relying party's stored settings (JSON) with its truststore certificate file put inline, for a store that
+    several nodes share (``sts db copy``); unchanged when it has no certificate file.
+
+    Raises ValueError, with the reason, when the file is missing or unreadable.
+    """
+    try:
+        rp = RelyingParty.from_json(config)
+    except (RelyingPartyError, TypeError, ValueError) as exc:
+        raise ValueError(f"unreadable settings ({exc})") from None
+    if not rp.cert_file:
+        return config
+    try:
+        cert = load_rp_certificate(rp, truststore)
+    except (OSError, ValueError):
+        raise ValueError(f"certificate file {truststore / rp.cert_file} missing or unreadable") from None
+    return replace(rp, cert_file="", cert_pem=inline_pem(cert)).to_json()
+
+
+def certificate_location(rp: RelyingParty, truststore: Path) -> str:
+    """Where the certificate of ``rp`` is kept, for messages: its truststore file or the database."""
+    return "stored in the database" if rp.cert_pem else str(truststore / rp.cert_file)
 
 
 def slug(address: str) -> str:

@@ -124,7 +124,8 @@ class RelyingPartyDirectory:
         parties = self._registry.all()
         self._registered = {rp.address: rp for rp in parties}
         self._index = AddressIndex(parties)
-        self._certs = {rp.address: self._certificates.load(rp) for rp in parties if rp.cert_file}
+        self._certs = {rp.address: self._certificates.load(rp) for rp in parties if rp.has_certificate}
+        self._certificates.forget_others(parties)
         self._version = version
         for rp in parties:  # log expired and expiring certificates now, not only when their RP is asked for
             self._certificates.usable(rp, self._certs.get(rp.address))

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from sts.config.settings import ProfileName
 from sts.crypto.algorithms import CipherName, KeyTransportName
 from sts.relying_parties.delegation import DelegationMode, DelegationPolicy
+from sts.relying_parties.transformation import TransformationPolicy
 
 NAMEID_SOURCES = ("username", "email")
 MAX_ADDRESS_LENGTH = 2048
@@ -60,7 +61,10 @@ class RelyingParty:
     """One registered relying party and the tokens it receives."""
 
     address: str
-    cert_file: str = ""
+    cert_file: str = ""  # a file name in the instance truststore (single host, SQLite)
+    # The certificate itself, PEM, kept in the registry: what every node of a shared (PostgreSQL) store reads.
+    # At most one of ``cert_file`` and ``cert_pem`` is set (:func:`~sts.relying_parties.registry.validate`).
+    cert_pem: str = ""
     # Audience and Recipient written into tokens; empty: the registered address (required for regex RPs).
     identifier: str = ""
     match: Match = Match.EXACT
@@ -84,6 +88,8 @@ class RelyingParty:
     max_delegation_depth: int = 1
     # When set, a delegated assertion must be addressed to one of these (e.g. the front-end the user logged in to).
     delegation_audiences: tuple[str, ...] = ()
+    # Validate with transformation (WS-Trust 1.3 §7), deny by default: whose tokens may be exchanged for ours.
+    transform_from: tuple[str, ...] = ()  # self | issuer:ENTITY_ID
 
     def __post_init__(self) -> None:
         """Parse the enumerated settings once; a spelling outside the lists is a RelyingPartyError."""
@@ -105,6 +111,16 @@ class RelyingParty:
             self.delegation_callers, self.delegation_mode, self.delegation_subjects, self.max_delegation_depth
         )
 
+    @property
+    def transformation(self) -> TransformationPolicy:
+        """The transformation policy of this relying party (no sources: none)."""
+        return TransformationPolicy(self.transform_from)
+
+    @property
+    def has_certificate(self) -> bool:
+        """Whether a certificate is registered, as a truststore file or inline."""
+        return bool(self.cert_file or self.cert_pem)
+
     def to_json(self) -> str:
         """Serialize for the database; an unset setting is written as ``""`` (the format since profiles came)."""
         data = asdict(self)
@@ -120,6 +136,7 @@ class RelyingParty:
         data["claim_mapping"] = tuple(tuple(pair) for pair in data.get("claim_mapping", ()))
         data["delegation_callers"] = tuple(data.get("delegation_callers", ()))
         data["delegation_audiences"] = tuple(data.get("delegation_audiences", ()))
+        data["transform_from"] = tuple(data.get("transform_from", ()))
         data["delegation_mode"] = data.get("delegation_mode") or DelegationMode.BOTH.value
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})

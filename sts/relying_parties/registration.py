@@ -1,6 +1,11 @@
-"""Registering relying parties, one call per ``sts rp`` action: the registry change and the truststore file that
-goes with it, as one step. Refusals are :class:`~sts.relying_parties.model.RelyingPartyError`; nothing is printed
-here (the command line prints the outcomes)."""
+"""Registering relying parties, one call per ``sts rp`` action: the registry change and the certificate that goes
+with it, as one step. Refusals are :class:`~sts.relying_parties.model.RelyingPartyError`; nothing is printed here
+(the command line prints the outcomes).
+
+Where a new certificate goes is the caller's ``in_database``: true for a store several nodes share (PostgreSQL),
+whose relying parties carry their certificate inline; false for a single host (SQLite), whose certificates are
+truststore files (:mod:`sts.relying_parties.certificates`).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,15 @@ from typing import Any
 
 from cryptography import x509
 
-from sts.crypto.keystore import check_certificate, load_certificate
-from sts.relying_parties.certificates import CERT_SUFFIX, certificate_name, drop_certificate, install_certificate
+from sts.crypto.keystore import check_certificate
+from sts.relying_parties.certificates import (
+    CERT_SUFFIX,
+    certificate_name,
+    drop_certificate,
+    inline_pem,
+    install_certificate,
+    load_rp_certificate,
+)
 from sts.relying_parties.model import RelyingParty, RelyingPartyError
 from sts.relying_parties.profiles import EffectiveSettings, effective
 from sts.relying_parties.registry import RelyingPartyRegistry, validate
@@ -29,7 +41,7 @@ class Outcome:
 
     rp: RelyingParty
     settings: EffectiveSettings  # with the profile's values filled in
-    certificate: Path | None = None  # the truststore file this call installed
+    certificate: Path | None = None  # the truststore file this call installed (None: none, or in the database)
     warnings: tuple[str, ...] = ()
 
 
@@ -48,9 +60,10 @@ class Description:
 
     rp: RelyingParty
     settings: EffectiveSettings
-    certificate_file: Path | None = None
+    certificate_file: Path | None = None  # its truststore file, if it is one
+    in_database: bool = False  # its certificate is stored inline in the registry
     certificate: x509.Certificate | None = None
-    unreadable: str = ""  # why the certificate file could not be read
+    unreadable: str = ""  # why the certificate could not be read
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -61,13 +74,17 @@ def register(
     rp: RelyingParty,
     cert: x509.Certificate | None,
     default_profile: str,
+    *,
+    in_database: bool = False,
 ) -> Outcome:
-    """Register ``rp``, installing ``cert`` (already vetted) as its certificate when given."""
+    """Register ``rp``, with ``cert`` (already vetted) as its certificate when given: stored inline when
+    ``in_database``, else installed in the truststore."""
     rp = checked(rp, cert)
-    if cert is None:
-        rp = registry.add(replace(rp, cert_file=""))
+    if cert is None or in_database:
+        pem = "" if cert is None else inline_pem(cert)
+        rp = registry.add(replace(rp, cert_file="", cert_pem=pem))
         return Outcome(rp, effective(rp, default_profile))
-    rp = replace(rp, cert_file=certificate_name(registry, rp.address, exclude=""))
+    rp = replace(rp, cert_file=certificate_name(registry, rp.address, exclude=""), cert_pem="")
     rp = install_certificate(truststore, rp.cert_file, cert, lambda: registry.add(rp))
     return Outcome(rp, effective(rp, default_profile), truststore / rp.cert_file)
 
@@ -79,28 +96,36 @@ def update(
     changes: Callable[[RelyingParty], Mapping[str, Any]],
     cert: x509.Certificate | None,
     default_profile: str,
+    *,
+    in_database: bool = False,
 ) -> Outcome:
-    """Change settings of the relying party registered as ``address``; a new certificate replaces the old one,
-    whose file is deleted when no other relying party uses it.
+    """Change settings of the relying party registered as ``address``; a new certificate replaces the old one
+    (stored inline when ``in_database``, else installed in the truststore), and the old one's file is deleted when
+    no other relying party uses it.
 
     ``changes`` gives the settings to change (field → value) once the relying party is found, so that an unknown
     address is reported before anything about the new values.
     """
     old = registry.find(address)
     new = replace(old, **changes(old))  # the values are parsed (and refused) by RelyingParty itself
-    if new.encrypt and not new.cert_file and cert is None:
+    if new.encrypt and not new.has_certificate and cert is None:
         raise RelyingPartyError(f"relying party {old.address} has no certificate: give --cert to encrypt")
     new = checked(new, cert)
     if cert is None:
         new = registry.save(old, new)
         return Outcome(new, effective(new, default_profile))
-    new = replace(new, cert_file=certificate_name(registry, new.address, exclude=old.address))
-    new = install_certificate(truststore, new.cert_file, cert, lambda: registry.save(old, new))
+    installed: Path | None = None
+    if in_database:
+        new = registry.save(old, replace(new, cert_file="", cert_pem=inline_pem(cert)))
+    else:
+        new = replace(new, cert_file=certificate_name(registry, new.address, exclude=old.address), cert_pem="")
+        new = install_certificate(truststore, new.cert_file, cert, lambda: registry.save(old, new))
+        installed = truststore / new.cert_file
     warnings: tuple[str, ...] = ()
     if old.cert_file and old.cert_file != new.cert_file:
         dropped = drop_certificate(registry, truststore, old.cert_file)
         warnings = (dropped.warning,) if dropped.warning else ()
-    return Outcome(new, effective(new, default_profile), truststore / new.cert_file, warnings)
+    return Outcome(new, effective(new, default_profile), installed, warnings)
 
 
 def unregister(registry: RelyingPartyRegistry, truststore: Path, address: str) -> Removal:
@@ -125,21 +150,22 @@ def describe(
     """The relying party registered as ``address``, its settings and its certificate checked at ``now``."""
     rp = registry.find(address)
     settings = effective(rp, default_profile)
-    if not rp.cert_file:
+    if not rp.has_certificate:
         return Description(rp, settings)
-    path = truststore / rp.cert_file
+    path = None if rp.cert_pem else truststore / rp.cert_file
+    where = Description(rp, settings, path, in_database=bool(rp.cert_pem))
     try:
-        cert = load_certificate(path)
+        cert = load_rp_certificate(rp, truststore)
     except (OSError, ValueError) as exc:
-        return Description(rp, settings, path, unreadable=f"{exc.__class__.__name__}: {exc}")
+        return replace(where, unreadable=f"{exc.__class__.__name__}: {exc}")
     problems, warnings = check_certificate(cert, "certificate", now)
-    return Description(rp, settings, path, cert, problems=tuple(problems), warnings=tuple(warnings))
+    return replace(where, certificate=cert, problems=tuple(problems), warnings=tuple(warnings))
 
 
 def checked(rp: RelyingParty, cert: x509.Certificate | None) -> RelyingParty:
     """``rp`` validated (:func:`~sts.relying_parties.registry.validate`) as it will be registered: with a
-    certificate file to come when ``cert`` is given. Nothing is written."""
+    certificate to come when ``cert`` is given. Nothing is written."""
     try:
-        return validate(rp if cert is None else replace(rp, cert_file=_PENDING))
+        return validate(rp if cert is None else replace(rp, cert_file=_PENDING, cert_pem=""))
     except ValueError as exc:  # urlsplit: bad port or IPv6 literal
         raise RelyingPartyError(f"invalid address {rp.address!r}: {exc}") from None

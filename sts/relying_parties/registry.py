@@ -12,6 +12,8 @@ import re
 from dataclasses import replace
 from typing import Any, Protocol
 
+from cryptography import x509
+
 from sts.policy.claims import is_role_claim
 from sts.relying_parties.delegation import DelegationError, check_depth, normalize_caller, parse_subjects
 from sts.relying_parties.matching import normalize_address
@@ -23,6 +25,7 @@ from sts.relying_parties.model import (
     RelyingPartyError,
     is_absolute_uri,
 )
+from sts.relying_parties.transformation import normalize_source
 
 
 class RelyingPartyStore(Protocol):
@@ -87,17 +90,17 @@ def validate(rp: RelyingParty) -> RelyingParty:
             raise RelyingPartyError("claim mappings are LOCAL_URI=RP_URI without spaces")
     if rp.lifetime < 0 or rp.lifetime > MAX_LIFETIME:
         raise RelyingPartyError(f"lifetime must be between 1 and {MAX_LIFETIME} seconds (0: the default)")
-    if rp.encrypt and not rp.cert_file:
-        raise RelyingPartyError("an encrypting relying party needs a certificate")
+    _check_certificate_reference(rp)
     return replace(rp, address=address, **_checked_delegation(rp))
 
 
 def _checked_delegation(rp: RelyingParty) -> dict[str, Any]:
-    """The delegation settings in their stored form (callers normalised, duplicates dropped)."""
+    """The delegation and transformation settings in their stored form (normalised, duplicates dropped)."""
     try:
         callers = tuple(dict.fromkeys(normalize_caller(entry) for entry in rp.delegation_callers))
         subjects = parse_subjects(rp.delegation_subjects)
         depth = check_depth(rp.max_delegation_depth)
+        sources = tuple(dict.fromkeys(normalize_source(entry) for entry in rp.transform_from))
     except DelegationError as exc:
         raise RelyingPartyError(str(exc)) from None
     if not all(is_absolute_uri(audience) for audience in rp.delegation_audiences):
@@ -106,7 +109,23 @@ def _checked_delegation(rp: RelyingParty) -> dict[str, Any]:
         "delegation_callers": callers,
         "delegation_subjects": subjects,
         "max_delegation_depth": depth,
+        "transform_from": sources,
     }
+
+
+def _check_certificate_reference(rp: RelyingParty) -> None:
+    """An encrypting relying party has a certificate: a truststore file or one inline PEM certificate, not both."""
+    if rp.encrypt and not rp.has_certificate:
+        raise RelyingPartyError("an encrypting relying party needs a certificate")
+    if rp.cert_file and rp.cert_pem:
+        raise RelyingPartyError("a certificate is either a truststore file or stored in the database, not both")
+    if rp.cert_pem:
+        if rp.cert_pem.count("-----BEGIN") != 1 or not rp.cert_pem.startswith("-----BEGIN CERTIFICATE-----"):
+            raise RelyingPartyError("the stored certificate must be one PEM certificate")
+        try:
+            x509.load_pem_x509_certificate(rp.cert_pem.encode())
+        except ValueError:
+            raise RelyingPartyError("the stored certificate is not a valid PEM certificate") from None
 
 
 def _check_nameid(rp: RelyingParty) -> None:

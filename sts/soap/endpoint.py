@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from lxml import etree
 
-from sts import ns
+from sts import ns, telemetry
 from sts.audit import AuditEvent, emit
 from sts.errors import RequestFailed, STSError
 from sts.operations.call import RequestInfo
@@ -22,6 +22,7 @@ from sts.service import SecurityTokenService
 from sts.soap.addressing import Addressing, read_addressing, reply_headers
 from sts.soap.envelope import Envelope, SoapVersion, check_must_understand, read_envelope
 from sts.soap.faults import render_fault
+from sts.telemetry import Observer, RequestTrace, stage
 from sts.xmlutil import ParserLimits, element_children, parse_untrusted, serialize
 
 _LOG = logging.getLogger("sts.soap")
@@ -71,14 +72,30 @@ class SoapEndpoint:
         limits: ParserLimits,
         soap12_sender_status: int = 400,
         protectors: Mapping[str, ResponseProtector] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._protectors = dict(protectors or {})
         self._service = service
         self._limits = limits
         self._soap12_sender_status = soap12_sender_status
+        self._observer = observer
 
-    def handle(self, request: SoapRequest) -> SoapResponse:
-        """Answer one request; never raises."""
+    def handle(self, request: SoapRequest, trace: RequestTrace | None = None) -> SoapResponse:
+        """Answer one request; never raises. ``trace`` (a fresh one by default) records what it did and goes to
+        the observer (metrics) once the answer is ready."""
+        if trace is None and self._observer is None:
+            return self._handle(request)
+        trace = trace or RequestTrace()
+        started = time.perf_counter()
+        with telemetry.tracing(trace):
+            response = self._handle(request)
+        trace.seconds = time.perf_counter() - started
+        trace.outcome = trace.outcome or ("success" if response.status == 200 else "failure")
+        if self._observer is not None:
+            self._observer.finished(trace)
+        return response
+
+    def _handle(self, request: SoapRequest) -> SoapResponse:
         started = time.perf_counter()
         correlation_id = uuid.uuid4().hex
         trust_ns = ns.WST
@@ -88,10 +105,12 @@ class SoapEndpoint:
             scenario=request.scenario, path=request.path,
         )
         try:
-            root = parse_untrusted(request.body, self._limits, charset=request.charset)
+            with stage("parse"):
+                root = parse_untrusted(request.body, self._limits, charset=request.charset)
             addressing = _addressing_of(root, request.version)  # also for faults about the envelope itself
-            envelope = read_envelope(root, request.version)
-            check_must_understand(envelope, UNDERSTOOD_HEADERS)
+            with stage("envelope"):
+                envelope = read_envelope(root, request.version)
+                check_must_understand(envelope, UNDERSTOOD_HEADERS)
             trust_ns = _guess_trust_ns(envelope)
             if addressing is not None:
                 info = replace(info, wsa_action=addressing.action)
@@ -148,6 +167,9 @@ class SoapEndpoint:
     @staticmethod
     def _audit_failure(error: STSError, info: RequestInfo, started: float) -> None:
         namespace, local = error.fault_qname()
+        trace = telemetry.current()
+        if trace is not None:
+            trace.failed(local, error.reason, error.detail)
         emit(
             AuditEvent(
                 event="request",

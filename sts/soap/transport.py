@@ -1,4 +1,4 @@
-"""The plain-WSGI front door (no Spyne here): method, path, media type, body cap, WSDL and health check.
+"""The plain-WSGI front door (no Spyne here): method, path, media type, body cap, WSDL, health, readiness, metrics.
 
 HTTP-level refusals happen before any XML is looked at (RFC 9110 §15.5.6, §15.5.14, §15.5.16): 405 for other
 methods, 415 for a media type that is not SOAP (SOAP 1.1 ``text/xml``, SOAP 1.2 ``application/soap+xml``) or a
@@ -15,6 +15,7 @@ from typing import Protocol
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from sts.netaddr import AddressSet, forwarded_client
+from sts.readiness import ReadinessReport
 from sts.soap.endpoint import SoapRequest
 from sts.soapenv import SoapVersion
 
@@ -47,6 +48,7 @@ def scenario_paths(scenarios: Iterable[str]) -> dict[str, str]:
             routes[ADFS_CERTIFICATE_MIXED_PATH] = name
     return routes
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
 MEX_PATHS = frozenset({"/mex", WSO2_PATH + "/mex", "/adfs/services/trust/mex"})
 METADATA_PATHS = frozenset({"/FederationMetadata/2007-06/FederationMetadata.xml", "/metadata"})
 _READ_CHUNK = 65536
@@ -69,6 +71,19 @@ class SoapDispatch(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class OpsEndpoints:
+    """The operator endpoints beside the SOAP ones: readiness (``/readyz``) and the metrics exposition at
+    ``metrics_path`` for clients in ``metrics_allow`` (``metrics`` is None when they are off or served on a
+    listener of their own by ``serve_metrics``, which gunicorn's master calls with ``[metrics] bind``)."""
+
+    readiness: Callable[[], ReadinessReport] | None = None
+    metrics: Callable[[], tuple[bytes, str]] | None = None
+    metrics_path: str = "/metrics"
+    metrics_allow: AddressSet = AddressSet()
+    serve_metrics: Callable[[str], None] | None = None
+
+
 class _HttpRefusal(Exception):
     def __init__(self, status: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(status)
@@ -85,7 +100,8 @@ class TransportPolicy:
 
 
 class Transport:
-    """WSGI callable: routes to the WSDL, mex, federation metadata, the health check or the SOAP dispatcher."""
+    """WSGI callable: routes to the WSDL, mex, federation metadata, health, readiness, metrics or the SOAP
+    dispatcher."""
 
     def __init__(
         self,
@@ -96,7 +112,9 @@ class Transport:
         close: Callable[[], None] = lambda: None,
         routes: Mapping[str, str] | None = None,
         metadata: Callable[[], bytes] | None = None,
+        ops: OpsEndpoints | None = None,
     ) -> None:
+        self.ops = ops or OpsEndpoints()
         self._routes = dict(routes) if routes is not None else scenario_paths([UT_SCENARIO])
         self._policy = policy
         self._metadata = metadata
@@ -116,6 +134,10 @@ class Transport:
         try:
             if path == HEALTH_PATH:
                 return self._health(method, start_response)
+            if path == READY_PATH and self.ops.readiness is not None:
+                return self._ready(method, start_response, self.ops.readiness)
+            if path == self.ops.metrics_path and self.ops.metrics is not None:
+                return self._metrics(environ, method, start_response, self.ops.metrics)
             if path in MEX_PATHS and self._mex:
                 if method != "GET":
                     raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
@@ -153,6 +175,33 @@ class Transport:
         if method not in ("GET", "HEAD"):
             raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
         return _respond(start_response, "200 OK", "application/json", json.dumps({"status": "ok"}).encode())
+
+    @staticmethod
+    def _ready(
+        method: str, start_response: StartResponse, readiness: Callable[[], ReadinessReport]
+    ) -> Iterable[bytes]:
+        """200 when every dependency answered within the readiness timeout, else 503 (RFC 9110 §15.6.4)."""
+        if method not in ("GET", "HEAD"):
+            raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
+        report = readiness()
+        body = json.dumps({"status": "ready" if report.ready else "not ready", "checks": report.checks}).encode()
+        status = "200 OK" if report.ready else "503 Service Unavailable"
+        return _respond(start_response, status, "application/json", body, (("Cache-Control", "no-store"),))
+
+    def _metrics(
+        self,
+        environ: WSGIEnvironment,
+        method: str,
+        start_response: StartResponse,
+        render: Callable[[], tuple[bytes, str]],
+    ) -> Iterable[bytes]:
+        """The Prometheus exposition, to the ``[metrics] allow`` networks only."""
+        if self._client_address(environ) not in self.ops.metrics_allow:
+            raise _HttpRefusal("403 Forbidden")
+        if method not in ("GET", "HEAD"):
+            raise _HttpRefusal("405 Method Not Allowed", (("Allow", "GET"),))
+        body, content_type = render()
+        return _respond(start_response, "200 OK", content_type, body, (("Cache-Control", "no-store"),))
 
     def _client_address(self, environ: WSGIEnvironment) -> str:
         """The peer, or behind trusted proxies the right-most X-Forwarded-For hop that is not one of them."""

@@ -57,6 +57,37 @@ def certificate_row(der: bytes) -> tuple[str, bytes, bytes | None, bytes, str]:
     return sha256_hex(der), sha1, ski_of(cert), cert.issuer.public_bytes(), str(cert.serial_number)
 
 
+FIND_QUERY = (
+    "SELECT c.der, u.domain, u.name FROM user_certificates c JOIN users u ON u.id = c.user_id WHERE {where} LIMIT 2"
+)
+
+
+def find_condition(
+    der: bytes | None, sha1: bytes | None, ski: bytes | None, issuer_serial: tuple[x509.Name, int] | None, mark: str
+) -> tuple[str, tuple[str | bytes, ...]] | None:
+    """The ``WHERE`` condition (with ``mark`` as the driver's placeholder) and its values for the first reference
+    given, in the order a SecurityTokenReference is resolved; None when none is."""
+    if der is not None:
+        return f"c.sha256 = {mark}", (sha256_hex(der),)
+    if sha1 is not None:
+        return f"c.sha1 = {mark}", (sha1,)
+    if ski is not None:
+        return f"c.ski = {mark}", (ski,)
+    if issuer_serial is not None:
+        return f"c.issuer = {mark} AND c.serial = {mark}", (issuer_serial[0].public_bytes(), str(issuer_serial[1]))
+    return None
+
+
+def registered(rows: list[tuple[object, ...]]) -> RegisteredCertificate | None:
+    """The one matching row as a :class:`RegisteredCertificate` (None for none or several: ambiguous)."""
+    if len(rows) != 1:
+        return None
+    der_value, domain, name = rows[0]
+    if not isinstance(der_value, bytes | bytearray | memoryview):  # the column is a BLOB (SQLite), BYTEA (PostgreSQL)
+        return None
+    return RegisteredCertificate(x509.load_der_x509_certificate(bytes(der_value)), str(domain), str(name))
+
+
 class CertificateStore(Protocol):
     """Registered client certificates by user (SQLite: :mod:`sts.stores.sqlite_certificates`; PostgreSQL:
     :mod:`sts.stores.postgres_certificates`)."""

@@ -6,11 +6,18 @@ transaction, in dependency order (a failure leaves the target as it was), and af
 sides and the IDs of the live tokens are compared. Expired tokens, nonces and counters are left behind; unexpired
 nonces come along, so a message replayed across the move is still refused. A target that already holds STS data is
 refused unless the caller asks to replace it.
+
+The caller passes how a relying party's settings are to arrive (``relying_party``): the command line puts the
+certificate of one whose certificate is a file of the instance truststore inline, as ``sts rp add`` registers it on a
+shared store, so every node reads it from the database and none needs this host's truststore. A relying party it
+cannot convert (its certificate file is missing or unreadable) refuses the copy before anything is written: copied
+without its certificate, it would fail on every node at its first token.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,17 +73,36 @@ TABLES = (
 )
 
 
-def copy_to_postgres(
-    source: Path, target: postgres.PostgresDatabase, now: float, replace: bool = False
-) -> dict[str, int]:
-    """Copy the SQLite database at ``source`` into ``target``; the number of rows copied per table.
+@dataclass(frozen=True, slots=True)
+class Copied:
+    """What a copy moved: the rows per table, and how many relying parties' settings ``relying_party`` changed."""
 
-    Raises :class:`DatabaseError` when the source is not a current STS database, the target holds data (and
-    ``replace`` is false), a statement fails (nothing is written then) or the comparison afterwards differs.
+    counts: dict[str, int]
+    converted: int
+
+
+def _unchanged(config: str) -> str:
+    return config
+
+
+def copy_to_postgres(
+    source: Path,
+    target: postgres.PostgresDatabase,
+    now: float,
+    replace: bool = False,
+    relying_party: Callable[[str], str] = _unchanged,
+) -> Copied:
+    """Copy the SQLite database at ``source`` into ``target``.
+
+    ``relying_party`` turns a relying party's settings (the JSON of its row) into those to copy; it raises
+    ValueError, with the reason, for one it cannot convert. Raises :class:`DatabaseError` when the source is not a
+    current STS database, a relying party cannot be converted, the target holds data (and ``replace`` is false), a
+    statement fails (nothing is written then) or the comparison afterwards differs.
     """
     check_database(source)
-    postgres.upgrade(target)
     rows = _read(source, now)
+    converted = _convert_relying_parties(rows["relying_parties"], relying_party)
+    postgres.upgrade(target)
     with target.tool_session("copy") as session:
         held = [t.name for t in TABLES if session.execute(t.exists()).rows[0][0]]
         if held and not replace:
@@ -93,7 +119,31 @@ def copy_to_postgres(
             "SELECT setval(pg_get_serial_sequence('users', 'id'), coalesce(max(id), 0) + 1, false) FROM users"
         )
     _verify(rows, target)
-    return {name: len(table_rows) for name, table_rows in rows.items()}
+    return Copied({name: len(table_rows) for name, table_rows in rows.items()}, converted)
+
+
+def _convert_relying_parties(rows: list[tuple[Any, ...]], convert: Callable[[str], str]) -> int:
+    """Apply ``convert`` to the settings of each ``relying_parties`` row, in place; how many changed.
+
+    Every relying party that cannot be converted is named in one refusal.
+    """
+    config = next(t for t in TABLES if t.name == "relying_parties").columns.index("config")
+    changed, refused = 0, []
+    for i, row in enumerate(rows):
+        try:
+            new = convert(row[config])
+        except ValueError as exc:
+            refused.append(f"{row[0]}: {exc}")
+            continue
+        if new != row[config]:
+            rows[i] = (*row[:config], new, *row[config + 1 :])
+            changed += 1
+    if refused:
+        raise DatabaseError(
+            "nothing copied: relying parties cannot be moved (" + "; ".join(refused) + "); restore the file, give a"
+            " new certificate (`sts rp update ADDRESS --cert FILE`) or `sts rp remove ADDRESS`, then copy again"
+        )
+    return changed
 
 
 def _read(source: Path, now: float) -> dict[str, list[tuple[Any, ...]]]:

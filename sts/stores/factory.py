@@ -14,7 +14,7 @@ the ``[store]`` database; ``redis`` in a Redis shared by several nodes (:mod:`st
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sts.auth.builtin_users import BuiltinUserStore
 from sts.auth.passwords import PasswordHasher
@@ -43,6 +43,9 @@ from sts.stores.sqlite import Database, check_database
 from sts.stores.sqlite import upgrade as sqlite_upgrade
 from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, SqliteReplayCache, SqliteTokenStore
+from sts.telemetry import timed
+
+Probe = tuple[str, Callable[[], object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,9 @@ class Stores:
 
     ``tokens`` is None when ``[lifecycle] token_store`` is off (Issue only). ``builtin`` is the built-in user store
     (also behind ``users``), for provisioning. ``close`` releases the connections the stores opened in this
-    process, every thread's: for tools and tests, and for a server worker as it exits.
+    process, every thread's: for tools and tests, and for a server worker as it exits. ``probes``: a cheap round
+    trip to each store and directory behind them, by name, for ``GET /readyz``. The stores' method calls are timed
+    into the current request's trace (:func:`sts.telemetry.timed`) as ``store`` or ``directory`` round trips.
     """
 
     replay: ReplayCache
@@ -66,6 +71,7 @@ class Stores:
     close: Callable[[], None]
     # Client certificates registered to built-in users (sts user add-cert): X.509 client authentication.
     certificates: CertificateStore | None = None
+    probes: tuple[Probe, ...] = field(default=())
 
 
 def build_stores(settings: Settings, clock: Clock, hasher: PasswordHasher | None = None) -> Stores:
@@ -117,29 +123,41 @@ def _secret_box(store: StoreSettings) -> SecretBox | None:
     return SecretBox.from_file(store.credential_key) if store.credential_key.is_file() else None
 
 
-def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
-    """Every store in the instance's SQLite database (WAL mode, one connection per process and thread)."""
-    store = settings.store
-    check_schema(store)
-    db = Database(store.database, store.busy_timeout_ms)
+@dataclass(frozen=True, slots=True)
+class _Durable:
+    """What one database backend supplies; :func:`_assemble` adds the ``[cache]``, the user-store router (with the
+    ``[[user_stores]]`` directories), the timing wrappers and the readiness probes, the same for every backend."""
+
+    builtin: BuiltinUserStore
+    replay: ReplayCache
+    lockout: LockoutStore
+    throttle: ClientThrottle
+    tokens: TokenStore | None
+    relying_parties: RelyingPartyStore
+    ping: Callable[[], None]
+    close: Callable[[], None]
+
+
+def _counter_settings(settings: Settings) -> tuple[tuple[int, int, int], tuple[int, int, AddressSet]]:
+    """The lockout ``(max_failures, duration, max_duration)`` and throttle ``(limit, window, exempt)`` settings."""
     security, lockout = settings.security, settings.lockout
-    builtin = SqliteUserStore(db, hasher, _secret_box(store))
-    users = user_store_router(settings, builtin)
+    return (
+        (lockout.max_failures, lockout.duration, lockout.max_duration),
+        (security.client_failure_limit, security.client_failure_window,
+         AddressSet.parse(security.client_failure_exempt)),
+    )
+
+
+def _assemble(settings: Settings, clock: Clock, durable: _Durable) -> Stores:
+    users = user_store_router(settings, timed(durable.builtin, "store"))
     cache = build_cache(settings, clock, local_cache(
-        SqliteReplayCache(db, clock),
-        SqliteLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
-        SqliteClientThrottle(
-            db,
-            security.client_failure_limit,
-            security.client_failure_window,
-            AddressSet.parse(security.client_failure_exempt),
-        ),
+        timed(durable.replay, "store"), timed(durable.lockout, "store"), timed(durable.throttle, "store")
     ))
 
     def close() -> None:
         cache.close()
         users.close()
-        db.close()
+        durable.close()
 
     return Stores(
         replay=cache.replay,
@@ -147,13 +165,32 @@ def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> S
         throttle=cache.throttle,
         versions=cache.versions,
         accounts=cache.accounts,
+        tokens=timed(durable.tokens, "store") if durable.tokens is not None else None,
+        relying_parties=timed(durable.relying_parties, "store"),
+        users=users,
+        builtin=durable.builtin,
+        close=close,
+        certificates=timed(durable.builtin.certificate_store, "store"),
+        probes=(("store", durable.ping), *cache.probes, *directory_probes(users)),
+    )
+
+
+def sqlite_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
+    """Every store in the instance's SQLite database (WAL mode, one connection per process and thread)."""
+    store = settings.store
+    check_schema(store)
+    db = Database(store.database, store.busy_timeout_ms)
+    lockout, throttle = _counter_settings(settings)
+    return _assemble(settings, clock, _Durable(
+        builtin=SqliteUserStore(db, hasher, _secret_box(store)),
+        replay=SqliteReplayCache(db, clock),
+        lockout=SqliteLockoutStore(db, *lockout),
+        throttle=SqliteClientThrottle(db, *throttle),
         tokens=SqliteTokenStore(db, clock) if settings.lifecycle.token_store else None,
         relying_parties=SqliteRelyingPartyStore(db),
-        users=users,
-        builtin=builtin,
-        close=close,
-        certificates=builtin.certificate_store,
-    )
+        ping=db.ping,
+        close=db.close,
+    ))
 
 
 def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) -> Stores:
@@ -174,38 +211,17 @@ def postgres_stores(settings: Settings, clock: Clock, hasher: PasswordHasher) ->
         db = PostgresDatabase(store)
     except DatabaseError as exc:
         raise ConfigError([_problem(store, exc)]) from None
-    security, lockout = settings.security, settings.lockout
-    builtin = PostgresUserStore(db, hasher, _secret_box(store))
-    users = user_store_router(settings, builtin)
-    cache = build_cache(settings, clock, local_cache(
-        PostgresReplayCache(db, clock),
-        PostgresLockoutStore(db, lockout.max_failures, lockout.duration, lockout.max_duration),
-        PostgresClientThrottle(
-            db,
-            security.client_failure_limit,
-            security.client_failure_window,
-            AddressSet.parse(security.client_failure_exempt),
-        ),
-    ))
-
-    def close() -> None:
-        cache.close()
-        users.close()
-        db.close()
-
-    return Stores(
-        replay=cache.replay,
-        lockout=cache.lockout,
-        throttle=cache.throttle,
-        versions=cache.versions,
-        accounts=cache.accounts,
+    lockout, throttle = _counter_settings(settings)
+    return _assemble(settings, clock, _Durable(
+        builtin=PostgresUserStore(db, hasher, _secret_box(store)),
+        replay=PostgresReplayCache(db, clock),
+        lockout=PostgresLockoutStore(db, *lockout),
+        throttle=PostgresClientThrottle(db, *throttle),
         tokens=PostgresTokenStore(db, clock) if settings.lifecycle.token_store else None,
         relying_parties=PostgresRelyingPartyStore(db),
-        users=users,
-        builtin=builtin,
-        close=close,
-        certificates=builtin.certificate_store,
-    )
+        ping=db.ping,
+        close=db.close,
+    ))
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +234,7 @@ class CacheStores:
     versions: CredentialVersions
     accounts: AccountReader
     close: Callable[[], None]
+    probes: tuple[Probe, ...] = ()  # readiness: the cache's own server, when it has one
 
 
 def local_cache(replay: ReplayCache, lockout: LockoutStore, throttle: ClientThrottle) -> CacheStores:
@@ -245,20 +262,21 @@ def build_cache(settings: Settings, clock: Clock, local: CacheStores) -> CacheSt
 
     security, lockout = settings.security, settings.lockout
     conn = RedisConnection(settings.cache, clock)
-    versions = RedisCredentialVersions(conn)
+    versions = timed(RedisCredentialVersions(conn), "cache")
     return CacheStores(
         # The nonce window of the authenticator: a nonce is kept as long as its Created could be accepted.
-        replay=RedisReplayCache(conn, window=security.timestamp_ttl + security.timestamp_future_ttl),
-        lockout=RedisLockoutStore(conn, lockout.max_failures, lockout.duration, lockout.max_duration),
-        throttle=RedisClientThrottle(
+        replay=timed(RedisReplayCache(conn, window=security.timestamp_ttl + security.timestamp_future_ttl), "cache"),
+        lockout=timed(RedisLockoutStore(conn, lockout.max_failures, lockout.duration, lockout.max_duration), "cache"),
+        throttle=timed(RedisClientThrottle(
             conn,
             security.client_failure_limit,
             security.client_failure_window,
             AddressSet.parse(security.client_failure_exempt),
-        ),
+        ), "cache"),
         versions=versions,
         accounts=versions,  # the lock state and the version in one round trip
         close=conn.close,
+        probes=(("cache", conn.ping),),
     )
 
 
@@ -289,8 +307,20 @@ def user_store_router(settings: Settings, builtin: UserStore) -> UserStoreRouter
         # python-ldap is the optional extra wstrust-sts[ldap]: imported only when a directory is configured.
         from sts.auth.directory_store import DirectoryUserStore
 
-        directories = {s.domain_name: DirectoryUserStore(s) for s in settings.user_stores if s.is_directory}
+        directories = {
+            s.domain_name: timed(DirectoryUserStore(s), "directory") for s in settings.user_stores if s.is_directory
+        }
     chain: list[str] = []
     if settings.security.unqualified_login == "chain":
         chain = [PRIMARY] + [s.domain_name for s in settings.user_stores if s.domain_name != PRIMARY]
     return UserStoreRouter(directories, fallback=builtin, chain=chain)
+
+
+def directory_probes(users: UserStoreRouter) -> list[Probe]:
+    """A readiness probe per directory user store: one round trip each (``ping``)."""
+    probes: list[Probe] = []
+    for domain, store in users.directories.items():
+        ping = getattr(store, "ping", None)
+        if callable(ping):
+            probes.append((f"directory {domain}", ping))
+    return probes

@@ -308,6 +308,12 @@ class PostgresDatabase:
                 self._pool = pool
             return self._pool
 
+    def ping(self) -> None:
+        """A cheap round trip within the operation deadline, for the readiness probe (:class:`ServiceUnavailable`
+        when the server does not answer)."""
+        with self.session("readiness", "store_unavailable") as session:
+            session.execute("SELECT 1")
+
     @contextmanager
     def tool_session(self, what: str) -> Iterator[Session]:
         """One transaction on a connection of its own, without the per-operation deadline (``sts db copy``: bulk

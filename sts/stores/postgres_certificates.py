@@ -5,16 +5,17 @@ as :class:`~sts.errors.ServiceUnavailable`."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from cryptography import x509
 
 from sts.stores.certificate_index import (
+    FIND_QUERY,
     CertificateStoreError,
     RegisteredCertificate,
     certificate_row,
+    find_condition,
     normalise_fingerprint,
-    sha256_hex,
+    registered,
 )
 from sts.stores.postgres import PostgresDatabase
 
@@ -77,24 +78,9 @@ class PostgresCertificateStore:
         issuer_serial: tuple[x509.Name, int] | None = None,
     ) -> RegisteredCertificate | None:
         """The registered certificate one of these names, with its user; None when none (or more than one) does."""
-        args: tuple[Any, ...]
-        if der is not None:
-            where, args = "c.sha256 = %s", (sha256_hex(der),)
-        elif sha1 is not None:
-            where, args = "c.sha1 = %s", (sha1,)
-        elif ski is not None:
-            where, args = "c.ski = %s", (ski,)
-        elif issuer_serial is not None:
-            where, args = "c.issuer = %s AND c.serial = %s", (issuer_serial[0].public_bytes(), str(issuer_serial[1]))
-        else:
+        condition = find_condition(der, sha1, ski, issuer_serial, "%s")
+        if condition is None:
             return None
         with self._db.session(_WHAT, _REASON) as session:
-            rows = session.execute(
-                f"SELECT c.der, u.domain, u.name FROM user_certificates c JOIN users u ON u.id = c.user_id"  # noqa: S608
-                f" WHERE {where} LIMIT 2",
-                args,
-            ).rows
-        if len(rows) != 1:
-            return None
-        der_value, domain, name = rows[0]
-        return RegisteredCertificate(x509.load_der_x509_certificate(bytes(der_value)), domain, name)
+            rows = session.execute(FIND_QUERY.format(where=condition[0]), condition[1]).rows
+        return registered([tuple(row) for row in rows])

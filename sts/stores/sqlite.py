@@ -204,6 +204,13 @@ class Database:
                 conn.close()
         return ServiceUnavailable(f"{what}: {type(exc).__name__}", reason=reason)
 
+    def ping(self) -> None:
+        """A cheap round trip for the readiness probe; :class:`ServiceUnavailable` when the file does not answer."""
+        try:
+            self.conn.execute("SELECT count(*) FROM schema_version").fetchone()
+        except sqlite3.Error as exc:
+            raise self.unavailable("readiness", exc, "store_unavailable") from None
+
     def close(self) -> None:
         """Close every connection opened in this process, each thread's: for the owner, once no statement runs."""
         with self._lock:

@@ -10,11 +10,13 @@ import time
 from cryptography import x509
 
 from sts.stores.certificate_index import (
+    FIND_QUERY,
     CertificateStoreError,
     RegisteredCertificate,
     certificate_row,
+    find_condition,
     normalise_fingerprint,
-    sha256_hex,
+    registered,
 )
 from sts.stores.sqlite import Database
 
@@ -77,27 +79,11 @@ class SqliteCertificateStore:
         issuer_serial: tuple[x509.Name, int] | None = None,
     ) -> RegisteredCertificate | None:
         """The registered certificate one of these names, with its user; None when none (or more than one) does."""
-        args: tuple[str | bytes, ...]
-        if der is not None:
-            where, args = "c.sha256 = ?", (sha256_hex(der),)
-        elif sha1 is not None:
-            where, args = "c.sha1 = ?", (sha1,)
-        elif ski is not None:
-            where, args = "c.ski = ?", (ski,)
-        elif issuer_serial is not None:
-            where, args = "c.issuer = ? AND c.serial = ?", (issuer_serial[0].public_bytes(), str(issuer_serial[1]))
-        else:
+        condition = find_condition(der, sha1, ski, issuer_serial, "?")
+        if condition is None:
             return None
         try:
-            rows = self._conn().execute(
-                f"SELECT c.der, u.domain, u.name FROM user_certificates c JOIN users u ON u.id = c.user_id"  # noqa: S608
-                f" WHERE {where} LIMIT 2",
-                args,
-            ).fetchall()
+            rows = self._conn().execute(FIND_QUERY.format(where=condition[0]), condition[1]).fetchall()
         except sqlite3.Error as exc:
             raise self._db.unavailable("certificate store", exc, "certificate_store_down") from None
-        if len(rows) != 1:
-            return None
-        der_value, domain, name = rows[0]
-        return RegisteredCertificate(x509.load_der_x509_certificate(der_value), domain, name)
-
+        return registered(rows)

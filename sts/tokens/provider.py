@@ -21,6 +21,7 @@ from sts.crypto.algorithms import KeyTransport
 from sts.crypto.keywrap import ClientKey, wrap_key
 from sts.crypto.signer import SamlSigner
 from sts.errors import RequestFailed
+from sts.telemetry import stage
 from sts.tokens.base import AssertionContent, Attribute, Delegate, new_assertion_id
 from sts.tokens.saml2 import build_saml2
 from sts.tokens.saml11 import build_saml11
@@ -94,18 +95,22 @@ class TokenProvider:
 
     def create_token(self, parameters: TokenProviderParameters) -> TokenProviderResponse:
         """Build, confirm (bearer or holder-of-key), sign and protect one assertion."""
-        key_info, proof = _confirmation(parameters.keys, parameters.recipient)
-        content = self._content(parameters, key_info)
-        if parameters.version is SamlVersion.SAML20:
-            signed = self._signer.sign_saml2(build_saml2(content, parameters.authn_context))
-        else:
-            signed = self._signer.sign_saml11(build_saml11(content))
-        return TokenProviderResponse(_protect(signed, parameters), content, proof)
+        with stage("build"):
+            key_info, proof = _confirmation(parameters.keys, parameters.recipient)
+            content = self._content(parameters, key_info)
+            saml2 = parameters.version is SamlVersion.SAML20
+            unsigned = build_saml2(content, parameters.authn_context) if saml2 else build_saml11(content)
+        with stage("sign"):
+            signed = self._signer.sign_saml2(unsigned) if saml2 else self._signer.sign_saml11(unsigned)
+        if parameters.recipient.encrypt is None:
+            return TokenProviderResponse(signed, content, proof)
+        with stage("encrypt"):
+            return TokenProviderResponse(_protect(signed, parameters), content, proof)
 
     def _content(self, parameters: TokenProviderParameters, key_info: etree._Element | None) -> AssertionContent:
         identity, recipient = self._identity, parameters.recipient
         now = self._clock.now().astimezone(dt.UTC).replace(microsecond=0)
-        lifetime = min(recipient.lifetime or identity.lifetime, identity.max_lifetime)
+        lifetime = token_lifetime(identity, recipient.lifetime)
         not_after = now + dt.timedelta(seconds=lifetime)
         if parameters.expires_by is not None:
             not_after = min(not_after, dt.datetime.fromtimestamp(int(parameters.expires_by), dt.UTC))
@@ -126,6 +131,11 @@ class TokenProvider:
             key_info=key_info,
             delegates=parameters.delegates,
         )
+
+
+def token_lifetime(identity: IssuerIdentity, recipient_lifetime: int | None) -> int:
+    """Seconds an issued token is valid: the relying party's own lifetime, else the default, at most the maximum."""
+    return min(recipient_lifetime or identity.lifetime, identity.max_lifetime)
 
 
 def _confirmation(keys: KeyRequirements, recipient: Recipient) -> tuple[etree._Element | None, SymmetricProof | None]:

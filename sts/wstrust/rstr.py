@@ -136,6 +136,18 @@ def status_answer(trust: TrustVersion, valid: bool, context: str | None) -> etre
     return rstr
 
 
+def transformed_answer(response: IssuedTokenResponse) -> etree._Element:
+    """Validate with a token type (WS-Trust 1.3 §7): the new token's RSTR with the valid ``Status`` after its
+    ``TokenType``, the order Apache CXF's ``TokenValidateOperation`` answers in."""
+    rstr = issued_rstr(response)
+    trust = response.trust
+    status = etree.Element(trust.qn("Status"))
+    _el(status, trust, "Code", trust.status_code(True))
+    _el(status, trust, "Reason", VALID_REASON)
+    rstr[0].addnext(status)
+    return rstr
+
+
 def cancelled_answer(trust: TrustVersion, context: str | None) -> etree._Element:
     """Cancel: an RSTR with ``RequestedTokenCancelled`` (WS-Trust 1.3 §6)."""
     rstr = _rstr(trust, context)

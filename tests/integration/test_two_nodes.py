@@ -141,7 +141,6 @@ def test_failures_on_node_a_lock_the_account_on_node_b(cluster: Cluster) -> None
     assert audit_records(cluster.b.log)[-1]["reason"] == "account_locked"
 
 
-@pytest.mark.xfail(strict=True, reason="the certificate is written to node A's truststore only (being fixed)")
 def test_a_relying_party_added_with_the_cli_is_served_by_both_nodes_within_a_second(cluster: Cluster) -> None:
     address = "https://new-rp.example.org/app/"
     cert = cluster.instance.base / "demo-rp" / "rp.crt.pem"

@@ -295,3 +295,15 @@ def test_the_active_directory_store_fails_closed_too(slapd: SlapdServer) -> None
         assert isinstance(verdict, Principal) and not isinstance(verdict, Refusal)
     finally:
         store.close()
+
+
+def test_the_readiness_ping_makes_a_round_trip_even_on_a_pooled_connection(
+    slapd: SlapdServer, make_store: StoreFactory
+) -> None:
+    store = make_store()
+    store.ping()  # opens and pools a service connection
+    with slapd.stopped():
+        with pytest.raises(ServiceUnavailable) as caught:
+            store.ping()  # the pooled connection alone would say nothing
+        assert caught.value.reason == "directory_down"
+    store.ping()

@@ -10,18 +10,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from sts.auth.users import PRIMARY, DigestSecret, Refusal
 from sts.cli import main
 from sts.clock import SystemClock
 from sts.config import load_settings
+from sts.crypto import keygen
+from sts.crypto.keystore import fingerprint
+from sts.relying_parties.certificates import inline_pem
+from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.base import TokenRecord
 from sts.stores.factory import build_stores
 from sts.stores.migrations import latest, migrations
 from tests.servers.postgres import PostgresServer
+from tests.x509_support import make_cert, rsa_key
 
 EMAIL = "http://wso2.org/claims/emailaddress"
+GIVEN = "http://wso2.org/claims/givenname"
 LATEST = latest("sqlite")
 
 
@@ -173,3 +181,131 @@ def test_init_on_postgres_and_the_password_never_in_the_file(
     assert not (base / "sts.db").exists()
     assert "PRIMARY/admin" in sts(base, capsys, "user", "list").out
     assert sts(base, capsys, "db", "upgrade").out == f"schema is current (version {len(migrations('postgresql'))})\n"
+
+
+# --- relying-party certificates on PostgreSQL ----------------------------------------------------------------------
+
+DEMO_RP = "https://localhost:8443/demo-rp/"
+
+
+def _on_postgres(base: Path, server: PostgresServer, url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the instance at PostgreSQL (through the environment); the URL without the password."""
+    url = _url_without_password(server, url)
+    secret = base / "pg-password"
+    secret.write_text(server.password + "\n")
+    monkeypatch.setenv("STS_STORE_BACKEND", "postgresql")
+    monkeypatch.setenv("STS_STORE_URL", url)
+    monkeypatch.setenv("STS_STORE_PASSWORD_FILE", str(secret))
+    return url
+
+
+def _registered(base: Path, address: str) -> RelyingParty:
+    stores = build_stores(load_settings(base / "sts.toml"), SystemClock())
+    try:
+        return RelyingPartyRegistry(stores.relying_parties).get(address)
+    finally:
+        stores.close()
+
+
+def test_copy_puts_truststore_certificates_into_the_database(
+    base: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    postgres_server: PostgresServer, postgres_database: str,
+) -> None:
+    truststore = base / "keystore" / "truststore"
+    demo_pem = (truststore / "demo-rp.crt.pem").read_text()
+    url = _url_without_password(postgres_server, postgres_database)
+    secret = base / "pg-password"
+    secret.write_text(postgres_server.password + "\n")
+    copied = sts(base, capsys, "db", "copy", "--to", url, "--password-file", str(secret))
+    assert copied.code == 0, copied.err
+    assert f"  1 relying-party certificate(s) from {truststore} now stored in the database\n" in copied.out
+
+    _on_postgres(base, postgres_server, postgres_database, monkeypatch)
+    (truststore / "demo-rp.crt.pem").unlink()  # another node: nothing in its truststore
+    moved = _registered(base, DEMO_RP)
+    assert (moved.cert_file, moved.cert_pem, moved.claims) == ("", demo_pem, (EMAIL, GIVEN))
+    checked = sts(base, capsys, "check-config")
+    assert checked.code == 0, checked.out
+    shown = sts(base, capsys, "rp", "show", DEMO_RP).out
+    assert "certificate file:       - (stored in the database)\n" in shown
+    assert "certificate subject:    CN=demo relying party\n" in shown
+
+
+def test_copy_refuses_a_relying_party_whose_certificate_file_is_missing(
+    base: Path, capsys: pytest.CaptureFixture[str], postgres_server: PostgresServer, postgres_database: str,
+) -> None:
+    missing = base / "keystore" / "truststore" / "demo-rp.crt.pem"
+    missing.unlink()
+    url = _url_without_password(postgres_server, postgres_database)
+    secret = base / "pg-password"
+    secret.write_text(postgres_server.password + "\n")
+    refused = sts(base, capsys, "db", "copy", "--to", url, "--password-file", str(secret))
+    assert refused.code == 1
+    assert refused.err == (
+        f"sts: error: nothing copied: relying parties cannot be moved ({DEMO_RP}: certificate file {missing} missing or"
+        " unreadable); restore the file, give a new certificate (`sts rp update ADDRESS --cert FILE`) or"
+        " `sts rp remove ADDRESS`, then copy again\n"
+    )
+    with psycopg.connect(postgres_database, autocommit=True) as conn:  # the target was not touched
+        assert conn.execute("SELECT to_regclass('relying_parties')").fetchone() == (None,)
+
+
+def test_rp_commands_on_postgres_keep_certificates_in_the_database(
+    base: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    postgres_server: PostgresServer, postgres_database: str, tmp_path: Path,
+) -> None:
+    _on_postgres(base, postgres_server, postgres_database, monkeypatch)
+    assert sts(base, capsys, "db", "upgrade").code == 0
+    truststore = base / "keystore" / "truststore"
+    before = sorted(truststore.iterdir())
+    first, second = make_cert("rp one", rsa_key(), days=(-1, 400)), make_cert("rp two", rsa_key(), days=(-1, 400))
+    for name, cert in (("one", first), ("two", second)):
+        keygen.write_certificate(tmp_path / f"{name}.crt.pem", cert)
+    address = "https://rp.example.org/app"
+
+    added = sts(base, capsys, "rp", "add", address, "--cert", str(tmp_path / "one.crt.pem"))
+    assert added.code == 0, added.err
+    assert f"  certificate: stored in the database  SHA-256 {fingerprint(first)}\n" in added.out
+    assert _registered(base, address).cert_pem == inline_pem(first)
+    updated = sts(base, capsys, "rp", "update", address, "--cert", str(tmp_path / "two.crt.pem"))
+    assert f"  certificate: stored in the database  SHA-256 {fingerprint(second)}\n" in updated.out
+    assert _registered(base, address).cert_pem == inline_pem(second)
+    shown = sts(base, capsys, "rp", "show", address).out
+    assert "certificate file:       - (stored in the database)\n" in shown
+    assert f"certificate SHA-256:    {fingerprint(second)}\n" in shown
+    assert sorted(truststore.iterdir()) == before  # nothing written on this host
+    assert sts(base, capsys, "check-config").code == 0
+
+    # check-config reads the stored certificates: one expiring soon is a warning, an unreadable one a problem.
+    keygen.write_certificate(tmp_path / "soon.crt.pem", make_cert("rp soon", rsa_key(), days=(-1, 10)))
+    assert sts(base, capsys, "rp", "update", address, "--cert", str(tmp_path / "soon.crt.pem")).code == 0
+    warned = sts(base, capsys, "check-config")
+    assert warned.code == 0 and f"warning: relying party {address}: certificate expires on" in warned.out
+    stores = build_stores(load_settings(base / "sts.toml"), SystemClock())
+    try:
+        broken = '{"address": "https://broken.example/", "cert_pem": "-----BEGIN CERTIFICATE-----\\nAAAA\\n"}'
+        assert stores.relying_parties.insert("https://broken.example/", broken)
+    finally:
+        stores.close()
+    problem = sts(base, capsys, "check-config")
+    assert problem.code == 1
+    assert (
+        "problem: relying party https://broken.example/: certificate (stored in the database) missing or unreadable"
+        in problem.out
+    )
+    assert sts(base, capsys, "rp", "remove", address).code == 0
+
+
+def test_init_demo_on_postgres_keeps_the_demo_certificate_in_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    postgres_server: PostgresServer, postgres_database: str,
+) -> None:
+    url = _url_without_password(postgres_server, postgres_database)
+    secret = tmp_path / "pg-password"
+    secret.write_text(postgres_server.password)
+    base = tmp_path / "node"
+    args = ["init", "--demo", "--key-size", "2048", "--store-url", url, "--store-password-file", str(secret)]
+    assert main([*args, str(base)]) == 0
+    assert list((base / "keystore" / "truststore").iterdir()) == []
+    demo = _registered(base, DEMO_RP)
+    assert demo.cert_file == "" and demo.cert_pem == (base / "demo-rp" / "rp.crt.pem").read_text()

@@ -101,6 +101,63 @@ def test_versions(command: str, soap: str, trust: str, fake_sts: FakeSts, monkey
     assert fake_sts.rst(soap).tag == f"{{{wst}}}RequestSecurityToken"
 
 
+def transformed_answer(valid: bool) -> bytes:
+    """A Validate answer with a new token (WS-Trust 1.3 §7): Status and, when valid, the token."""
+
+    def build(rstr: etree._Element, wst: str) -> None:
+        etree.SubElement(rstr, f"{{{wst}}}TokenType").text = "urn:oasis:names:tc:SAML:1.0:assertion"
+        status = etree.SubElement(rstr, f"{{{wst}}}Status")
+        etree.SubElement(status, f"{{{wst}}}Code").text = f"{wst}/status/{'valid' if valid else 'invalid'}"
+        etree.SubElement(status, f"{{{wst}}}Reason").text = VALID_REASON if valid else INVALID_REASON
+        if valid:
+            etree.SubElement(rstr, f"{{{wst}}}RequestedSecurityToken").append(saml2_assertion("_new"))
+
+    return envelope("1.3", build)
+
+
+@pytest.mark.parametrize(
+    ("token_type", "uri"),
+    [("saml11", "urn:oasis:names:tc:SAML:1.0:assertion"), (None, "urn:oasis:names:tc:SAML:2.0:assertion")],
+)
+def test_validate_with_transformation(
+    token_type: str | None,
+    uri: str,
+    fake_sts: FakeSts,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """--applies-to asks for a new token (TokenType and AppliesTo in the RST); the token goes to --out, the status
+    to stderr."""
+    path = tmp_path / "token.xml"
+    path.write_bytes(etree.tostring(saml2_assertion()))
+    fake_sts.body = transformed_answer(True)
+    out = tmp_path / "new.xml"
+    extra = ["--token-type", token_type] if token_type else []
+    args = ("--token", str(path), "--applies-to", "https://rp-b.example/", "--out", str(out), *extra)
+    assert _run(monkeypatch, "validate", fake_sts.url, *args) == 0
+    rst = fake_sts.rst()
+    assert _find(rst, "wst:TokenType").text == uri
+    assert _find(rst, "wsp:AppliesTo/wsa:EndpointReference/wsa:Address").text == "https://rp-b.example/"
+    assert etree.fromstring(out.read_bytes()).get("ID") == "_new"
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "status: valid" in captured.err
+
+
+def test_validate_with_transformation_of_an_invalid_token(
+    fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "token.xml"
+    path.write_bytes(etree.tostring(saml2_assertion()))
+    fake_sts.body = transformed_answer(False)
+    out = tmp_path / "new.xml"
+    args = ("--token", str(path), "--applies-to", "https://rp-b.example/", "--out", str(out))
+    assert _run(monkeypatch, "validate", fake_sts.url, *args) == 3
+    assert capsys.readouterr().out.startswith("status: invalid\n")
+    assert not out.exists()
+
+
 # --- results and exit codes -----------------------------------------------------------------------------------------
 
 
@@ -238,8 +295,13 @@ def test_target_usage_errors(
     cases = [
         (
             ("validate", "--token", str(path), "--token-type", "saml11"),
-            "--token-type goes with --id (an inline token says what it is)",
+            "--token-type goes with --id or --applies-to (an inline token says what it is)",
         ),
+        (
+            ("validate", "--id", "_a", "--applies-to", "https://rp.example/"),
+            "--applies-to needs the token itself (--token), not its ID",
+        ),
+        (("validate", "--token", str(path), "--out", str(tmp_path / "o.xml")), "--out goes with --applies-to"),
         (
             ("renew", "--token", str(response)),
             f"{response}: the first element is Envelope, not an Assertion, EncryptedAssertion or EncryptedData",

@@ -773,3 +773,32 @@ def test_nameid_from_a_claim_with_a_format(inst: Instance, capsys: pytest.Captur
     assert inst.rp(ADDRESS).nameid_format == ""
     out = _show(inst, capsys)
     assert "nameid format:          urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress (default)\n" in out
+
+
+# --- transformation (Validate with a token type) -----------------------------------------------------------------
+
+
+def test_transformation_policy_update_and_show(inst: Instance, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--no-encrypt") == 0
+    capsys.readouterr()
+    assert inst.sts("rp", "show", ADDRESS) == 0
+    assert "transformation:         denied (no sources allowed)" in capsys.readouterr().out
+    update = ("--allow-transformation-from", "self", "--allow-transformation-from", "https://idp.example.test")
+    assert inst.sts("rp", "update", ADDRESS, *update) == 0
+    assert inst.rp(ADDRESS).transform_from == ("self", "issuer:https://idp.example.test")
+    assert inst.sts("rp", "update", ADDRESS, "--allow-transformation-from", "SELF") == 0  # no duplicate
+    assert inst.rp(ADDRESS).transform_from == ("self", "issuer:https://idp.example.test")
+    capsys.readouterr()
+    assert inst.sts("rp", "show", ADDRESS) == 0
+    out = capsys.readouterr().out
+    assert "transformation:         from self, issuer:https://idp.example.test;" in out
+    assert "  transform from:       issuer:https://idp.example.test" in out
+    assert inst.sts("rp", "update", ADDRESS, "--clear-transformation") == 0
+    assert inst.rp(ADDRESS).transform_from == ()
+
+
+def test_transformation_source_refused(inst: Instance, capsys: pytest.CaptureFixture[str]) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--no-encrypt") == 0
+    assert inst.sts("rp", "update", ADDRESS, "--allow-transformation-from", "idp") == 1
+    assert "invalid transformation source 'idp'" in capsys.readouterr().err
+    assert inst.rp(ADDRESS).transform_from == ()

@@ -1,5 +1,6 @@
-"""What a worker keeps per relying party: certificates parsed once per file version (an unusable one disables
-encryption for that RP, with an error in the log), encrypters built once per certificate and algorithms."""
+"""What a worker keeps per relying party: certificates parsed once per file version or inline PEM text (an unusable
+one disables encryption for that RP, with an error in the log), encrypters built once per certificate and
+algorithms."""
 
 from __future__ import annotations
 
@@ -63,3 +64,31 @@ def test_one_encrypter_per_certificate_and_algorithms_cbc_noted(caplog: pytest.L
         cbc = cache.get(RP, cert, CipherName.AES256_CBC, KeyTransportName.RSA_OAEP_MGF1P)
         assert cache.get(RP, cert, CipherName.AES256_CBC, KeyTransportName.RSA_OAEP_MGF1P) is cbc
     assert [record.getMessage() for record in caplog.records] == ["AES-CBC encryption for a legacy relying party"]
+
+
+def test_inline_certificate_parsed_once_per_content_and_no_file_needed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "first")
+    inline = RelyingParty(address="https://rp.example/app/", cert_pem=keygen.certificate_pem(first).decode())
+    cache = CertificateCache(tmp_path / "no-truststore", FrozenClock(T0))
+    loaded = cache.load(inline)
+    assert loaded == first
+    again = RelyingParty.from_json(inline.to_json())  # a re-read registry: another object, the same text
+    assert cache.load(again) is loaded  # not parsed again
+    second = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "second")
+    replaced = RelyingParty(address=inline.address, cert_pem=keygen.certificate_pem(second).decode())
+    assert cache.load(replaced) == second
+    cache.forget_others([replaced])  # the registry now holds only the new certificate
+    reloaded = cache.load(inline)
+    assert reloaded == first and reloaded is not loaded  # parsed again: it had been dropped
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the point
+    weak_pem = keygen.certificate_pem(keygen.self_signed_certificate(weak, "weak")).decode()
+    with caplog.at_level(logging.ERROR, logger="sts.rp"):
+        assert cache.load(RelyingParty(address="https://weak.example/", cert_pem=weak_pem)) is None
+        bad = RelyingParty(address="https://bad.example/", cert_pem="-----BEGIN CERTIFICATE-----\n")
+        assert cache.load(bad) is None
+    assert [record.getMessage() for record in caplog.records] == [
+        "relying party https://weak.example/: RSA key of 1024 bits; at least 2048 required",
+        "relying party certificate unreadable",
+    ]

@@ -181,3 +181,23 @@ def test_one_encrypter_per_certificate_and_algorithms(tmp_path: Path, key: rsa.R
                                FrozenClock(T0))
     party = directory.resolve(RP)
     assert directory.encrypter(party) is directory.encrypter(directory.resolve(RP))
+
+
+def test_an_inline_certificate_is_served_without_a_truststore_and_its_dates_judged(
+    tmp_path: Path, key: rsa.RSAPrivateKey, registry: RelyingPartyRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A relying party registered on a shared store carries its certificate: a node without the file serves it."""
+    clock = FrozenClock(T0)
+    cert = certificate(key, T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=20))
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    registry.add(RelyingParty(address=RP, cert_pem=pem))
+    directory = RelyingPartyDirectory(registry, tmp_path / "no-truststore", recheck_seconds=0, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="sts.rp"):
+        party = directory.resolve(RP)
+        assert party.certificate == cert
+        assert directory.encrypter(party) is directory.encrypter(directory.resolve(RP))
+    assert [r.getMessage() for r in caplog.records] == [f"relying party {RP}: certificate expires on 2030-01-21"]
+    clock.advance(20 * 86400)
+    with pytest.raises(errors.RequestFailed) as refused:
+        directory.encrypter(directory.resolve(RP))
+    assert refused.value.reason == "rp_certificate_unusable"

@@ -12,6 +12,7 @@ import pytest
 
 from sts import errors
 from sts.config.settings import ProfileName
+from sts.crypto import keygen
 from sts.crypto.algorithms import CipherName, KeyTransportName
 from sts.relying_parties.model import Match, RelyingParty, RelyingPartyError, TokenFormat
 from sts.relying_parties.profiles import effective
@@ -359,3 +360,37 @@ def test_unusable_store_fails_closed(tmp_path: Path, store: RelyingPartyRegistry
         with pytest.raises(errors.ServiceUnavailable) as down:
             action()
         assert down.value.reason == "rp_store_down"
+
+
+# --- the certificate kept inline (a shared store) -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pem() -> str:
+    return keygen.certificate_pem(keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "inline")).decode()
+
+
+def test_an_inline_certificate_is_a_certificate_and_round_trips(pem: str) -> None:
+    rp = validate(RelyingParty(address=RP, cert_pem=pem))
+    assert rp.has_certificate and rp.cert_file == ""
+    assert RelyingParty.from_json(rp.to_json()) == rp
+    assert json.loads(rp.to_json())["cert_pem"] == pem
+    older = RelyingParty.from_json('{"address": "https://rp.example.com/app/", "cert_file": "rp.crt.pem"}')
+    assert (older.cert_file, older.cert_pem, older.has_certificate) == ("rp.crt.pem", "", True)
+    assert not RelyingParty(address=RP, encrypt=False).has_certificate
+
+
+NOT_A_CERT = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"  # "not a cert"
+
+
+def test_inline_certificate_refusals(pem: str) -> None:
+    cases = [
+        (RelyingParty(address=RP, cert_file="rp.crt.pem", cert_pem=pem), "either a truststore file or stored in"),
+        (RelyingParty(address=RP, cert_pem=pem + pem), "must be one PEM certificate"),
+        (RelyingParty(address=RP, cert_pem="-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+         "must be one PEM certificate"),
+        (RelyingParty(address=RP, cert_pem=NOT_A_CERT), "not a valid PEM certificate"),
+    ]
+    for rp, fragment in cases:
+        with pytest.raises(RelyingPartyError, match=fragment):
+            validate(rp)

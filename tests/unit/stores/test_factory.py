@@ -30,6 +30,7 @@ from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.base import TokenRecord
 from sts.stores.factory import Stores, build_stores
 from sts.stores.sqlite import Database, initialize
+from sts.telemetry import unwrap
 from tests.servers.redis import RedisServer
 from tests.unit.stores.backends import settings_with, store_settings
 
@@ -138,7 +139,8 @@ def test_local_cache_is_the_database_and_never_loads_redis(instance: Path) -> No
         "store = StoreSettings(database=base / 'sts.db', credential_key=base / 'x');"
         "settings = Settings(base / 'sts.toml', store=store);"
         "stores = build_stores(settings, SystemClock());"
-        "print(type(stores.replay).__name__, type(stores.versions).__name__); stores.close();"
+        "from sts.telemetry import unwrap;"
+        "print(type(unwrap(stores.replay)).__name__, type(unwrap(stores.versions)).__name__); stores.close();"
         "print('redis' in sys.modules)"
     )
     root = Path(__file__).resolve().parents[3]
@@ -160,7 +162,7 @@ def test_redis_cache_holds_the_hot_state(instance: Path, redis_server: RedisServ
         client.flushdb()
     built = build_stores(settings, FrozenClock(FROZEN), FAST)
     try:
-        assert [type(s).__name__ for s in (built.replay, built.lockout, built.throttle, built.versions)] == [
+        assert [type(unwrap(s)).__name__ for s in (built.replay, built.lockout, built.throttle, built.versions)] == [
             "RedisReplayCache", "RedisLockoutStore", "RedisClientThrottle", "RedisCredentialVersions"
         ]
         assert built.accounts is built.versions  # one round trip for lock state and version
@@ -186,7 +188,7 @@ def test_postgresql_store_with_redis_cache(
         client.flushdb()
     built = build_stores(settings, FrozenClock(FROZEN), FAST)
     try:
-        assert [type(s).__name__ for s in (built.replay, built.lockout, built.throttle, built.tokens)] == [
+        assert [type(unwrap(s)).__name__ for s in (built.replay, built.lockout, built.throttle, built.tokens)] == [
             "RedisReplayCache", "RedisLockoutStore", "RedisClientThrottle", "PostgresTokenStore"
         ]
         assert built.lockout.record_failure("PRIMARY/x", 1000.0).failures == 1

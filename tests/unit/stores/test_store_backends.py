@@ -31,6 +31,10 @@ from sts.auth.users import (
 )
 from sts.clock import FrozenClock
 from sts.config.settings import LockoutSettings, SecuritySettings
+from sts.crypto import keygen
+from sts.relying_parties import registration
+from sts.relying_parties.certificates import inline_pem
+from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.model import RelyingParty
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.base import LockState, TokenRecord
@@ -286,3 +290,39 @@ def test_certificates_are_found_by_every_reference_and_leave_with_their_user(sto
         stores.builtin.remove_certificate(PRIMARY, "svc-a", "00" * 32)
     stores.builtin.remove_user(PRIMARY, "svc-a")
     assert registry.find(der=der) is None  # removing the user removed its certificate
+
+
+# --- relying-party certificates kept in the database (a store several nodes share) -----------------------------
+
+
+def test_relying_party_certificates_registered_in_the_database(stores: Stores, tmp_path: Path) -> None:
+    registry = RelyingPartyRegistry(stores.relying_parties)
+    here, elsewhere = tmp_path / "truststore", tmp_path / "other-node-truststore"
+    first = keygen.self_signed_certificate(rsa_key(), "first")
+    second = keygen.self_signed_certificate(rsa_key(), "second")
+    a, b = "https://a.example/app", "https://b.example/app"
+
+    added = registration.register(registry, here, RelyingParty(address=a), first, "strict", in_database=True)
+    assert added.certificate is None and not here.exists()  # no file anywhere
+    assert (registry.get(a).cert_file, registry.get(a).cert_pem) == ("", inline_pem(first))
+    shown = registration.describe(registry, elsewhere, a, "strict", datetime.now(UTC))
+    assert (shown.in_database, shown.certificate_file, shown.certificate, shown.problems) == (True, None, first, ())
+    assert RelyingPartyDirectory(registry, elsewhere).resolve(a).certificate == first  # another node: no file
+
+    kept = registration.update(registry, here, a, lambda _rp: {"lifetime": 600}, None, "strict", in_database=True)
+    assert (kept.rp.cert_pem, kept.rp.lifetime) == (inline_pem(first), 600)
+    renewed = registration.update(registry, here, a, lambda _rp: {}, second, "strict", in_database=True)
+    assert registry.get(a).cert_pem == inline_pem(second) and renewed.certificate is None
+    assert RelyingPartyDirectory(registry, elsewhere).resolve(a).certificate == second
+
+    # A relying party registered before, its certificate a file of this host's truststore: a new certificate goes
+    # into the database and the file is dropped.
+    legacy = registration.register(registry, here, RelyingParty(address=b), first, "strict")
+    assert legacy.certificate is not None and legacy.certificate.is_file()
+    moved = registration.update(registry, here, b, lambda _rp: {}, second, "strict", in_database=True)
+    assert (registry.get(b).cert_file, registry.get(b).cert_pem) == ("", inline_pem(second))
+    assert (moved.certificate, list(here.iterdir())) == (None, [])
+
+    removed = registration.unregister(registry, here, a)
+    assert (removed.rp.address, removed.deleted) == (a, None)
+    assert [rp.address for rp in registry.all()] == [b]

@@ -1,0 +1,256 @@
+"""Prometheus metrics (the only module importing ``prometheus_client``): finished request traces in, text out.
+
+Under gunicorn every worker writes its samples to memory-mapped files in ``$PROMETHEUS_MULTIPROC_DIR``, a
+directory of the instance's own that the gunicorn settings create and empty at start (:mod:`sts.gunicorn_conf`);
+a scrape, in any worker or in the master's own listener, adds up the files of every process (prometheus_client's
+multiprocess mode). Without that variable (tools, tests) the samples stay in this process.
+
+Labels are bounded: operations, outcomes, fault names, reason codes and stage names are fixed sets of the code;
+the relying-party label is the registered address of an RP a token was issued for (never a requested AppliesTo)
+and at most :data:`MAX_RELYING_PARTIES` per process; user names, client addresses and secrets are never labels.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from sts.certificates import CertificateExpiry
+from sts.telemetry import RequestTrace
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STAGES = frozenset({"parse", "authentication", "build", "sign", "encrypt", "store"})
+MAX_RELYING_PARTIES = 500
+FLUSH_SECONDS = 1.0
+_SAFE_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_CERTIFICATE_RECHECK = 60.0
+_FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+
+
+class Metrics:
+    """The STS's metrics: an :class:`~sts.telemetry.Observer` of finished requests, and their exposition."""
+
+    def __init__(
+        self,
+        certificates: Callable[[], Sequence[CertificateExpiry]] = tuple,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._registry = CollectorRegistry(auto_describe=True)
+        self._certificates = certificates
+        self._now = now
+        self._relying_parties: set[str] = set()
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+        reg = self._registry
+        self._requests = Counter("sts_requests", "WS-Trust requests by operation and outcome",
+                                 ("operation", "outcome"), registry=reg)
+        self._issued = Counter("sts_tokens_issued", "Tokens issued (Issue and Renew) by token type and relying party",
+                               ("operation", "token_type", "relying_party"), registry=reg)
+        self._failures = Counter("sts_request_failures", "Requests answered with a fault, by fault and reason code",
+                                 ("operation", "fault", "reason"), registry=reg)
+        self._latency = Histogram("sts_request_duration_seconds", "Time to answer a WS-Trust request",
+                                  ("operation",), registry=reg, buckets=_REQUEST_BUCKETS)
+        self._stages = Histogram("sts_stage_duration_seconds", "Time spent in each pipeline stage",
+                                 ("stage",), registry=reg, buckets=_FAST_BUCKETS)
+        self._stores = Histogram("sts_store_duration_seconds", "Round trips to the stores, directories and cache",
+                                 ("store",), registry=reg, buckets=_FAST_BUCKETS)
+        self._store_errors = Counter("sts_store_errors", "Store, directory and cache calls that failed",
+                                     ("store",), registry=reg)
+        self._events = Counter("sts_security_events", "Accounts locked and requests refused by client throttling",
+                               ("event",), registry=reg)
+        self._families: dict[str, Any] = {
+            "requests": self._requests, "issued": self._issued, "failures": self._failures,
+            "latency": self._latency, "stages": self._stages, "stores": self._stores,
+            "store_errors": self._store_errors, "events": self._events,
+        }
+        bounds = {name: tuple(metric._upper_bounds) for name, metric in self._families.items()
+                  if isinstance(metric, Histogram)}
+        self._batch = _Batch(bounds, self._write)
+        self._exposition: CollectorRegistry | None = None
+
+    def finished(self, trace: RequestTrace) -> None:
+        """Account for one finished request: a few dictionary updates; the samples reach the shared files within
+        :data:`FLUSH_SECONDS` (:class:`_Batch`)."""
+        operation = trace.operation or "unknown"
+        counts: list[tuple[str, tuple[str, ...], float]] = [("requests", (operation, trace.outcome), 1.0)]
+        observed: list[tuple[str, tuple[str, ...], float]] = [("latency", (operation,), trace.seconds)]
+        if trace.outcome == "failure":
+            counts.append(("failures", (operation, _safe(trace.fault), _safe(trace.reason)), 1.0))
+        elif trace.token_type:
+            labels = (operation, trace.token_type, self._relying_party(trace.relying_party))
+            counts.append(("issued", labels, 1.0))
+        observed += [("stages", (step.name,), step.seconds) for step in trace.steps if step.name in STAGES]
+        for store, seconds, failed in trace.stores:
+            observed.append(("stores", (store,), seconds))
+            if failed:
+                counts.append(("store_errors", (store,), 1.0))
+        counts += [("events", (_safe(event),), 1.0) for event in trace.events]
+        self._batch.add(counts, observed)
+
+    def flush(self) -> None:
+        """Write this process's pending samples now (before a scrape in this process, and as a worker exits)."""
+        self._batch.flush()
+
+    def _write(self, counts: dict[tuple[str, tuple[str, ...]], float],
+               observed: dict[tuple[str, tuple[str, ...]], _Observed]) -> None:
+        """Hand a batch to prometheus_client: one write per counter, per histogram sum and per touched bucket."""
+        for (name, labels), amount in counts.items():
+            self._child(name, labels).inc(amount)
+        for (name, labels), batch in observed.items():
+            child = self._child(name, labels)
+            # prometheus_client's Histogram child: ``_sum`` and one value per bucket (non-cumulative), the
+            # values observe() increments one at a time; tests/unit/ops pins this against the exposition.
+            child._sum.inc(batch.total)
+            for index, count in enumerate(batch.buckets):
+                if count:
+                    child._buckets[index].inc(count)
+
+    def _child(self, name: str, labels: tuple[str, ...]) -> Any:
+        """The labelled child, cached: ``labels()`` validates and locks on every call."""
+        key = (name, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._families[name].labels(*labels)
+        return child
+
+    def _relying_party(self, address: str) -> str:
+        if address in self._relying_parties or len(self._relying_parties) < MAX_RELYING_PARTIES:
+            self._relying_parties.add(address)
+            return address
+        return "other"
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition of every process's samples and the certificates' days to expiry; its content type."""
+        self.flush()
+        return generate_latest(self._exposition_registry()), CONTENT_TYPE_LATEST
+
+    def serve(self, bind: str) -> None:
+        """Serve the exposition on a listener of its own (a thread of the calling process: gunicorn's master)."""
+        host, _, port = bind.rpartition(":")
+        start_http_server(int(port), host.strip("[]") or "127.0.0.1", registry=self._exposition_registry())
+
+    def _exposition_registry(self) -> CollectorRegistry:
+        if self._exposition is None:
+            if os.environ.get(MULTIPROC_ENV):
+                registry = CollectorRegistry()
+                MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            else:
+                registry = self._registry
+            registry.register(_CertificateCollector(self._certificates, self._now))
+            self._exposition = registry
+        return self._exposition
+
+
+class _Observed:
+    """Observations of one histogram child not yet written: their sum and a count per bucket."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self, size: int) -> None:
+        self.total = 0.0
+        self.buckets = [0] * size
+
+
+Writer = Callable[[dict[tuple[str, tuple[str, ...]], float], dict[tuple[str, tuple[str, ...]], _Observed]], None]
+
+
+class _Batch:
+    """The samples of this process not yet written to the shared files, added up.
+
+    Writing a sample to prometheus_client's memory-mapped files takes a lock and a few microseconds, a dozen per
+    request; adding it to a dictionary takes a fraction of one. A thread of each worker writes the sums every
+    :data:`FLUSH_SECONDS` (and :meth:`flush` on demand), so a scrape sees every request older than that.
+    """
+
+    def __init__(self, bounds: dict[str, tuple[float, ...]], write: Writer) -> None:
+        self._bounds = bounds
+        self._write = write
+        self._pid = -1
+        self._starting = threading.Lock()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._counts: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._observed: dict[tuple[str, tuple[str, ...]], _Observed] = {}
+
+    def add(self, counts: list[tuple[str, tuple[str, ...], float]],
+            observed: list[tuple[str, tuple[str, ...], float]]) -> None:
+        """Add one request's samples."""
+        if self._pid != os.getpid():
+            self._start()
+        with self._lock:
+            pending = self._counts
+            for name, labels, amount in counts:
+                pending[(name, labels)] = pending.get((name, labels), 0.0) + amount
+            for name, labels, value in observed:
+                entry = self._observed.get((name, labels))
+                if entry is None:
+                    entry = self._observed[(name, labels)] = _Observed(len(self._bounds[name]))
+                entry.total += value
+                entry.buckets[bisect_left(self._bounds[name], value)] += 1
+
+    def flush(self) -> None:
+        """Write what is pending (swapped out under the lock, written outside it)."""
+        with self._lock:
+            counts, observed = self._counts, self._observed
+            self._counts, self._observed = {}, {}
+        if counts or observed:
+            self._write(counts, observed)
+
+    def _start(self) -> None:
+        """In a new process (a forked worker): fresh state and this process's flushing thread, once."""
+        with self._starting:
+            if self._pid == os.getpid():
+                return
+            self._lock, self._wake = threading.Lock(), threading.Event()
+            self._counts, self._observed = {}, {}
+            self._pid = os.getpid()
+            threading.Thread(target=self._run, name="sts-metrics", daemon=True).start()
+
+    def _run(self) -> None:
+        pid = self._pid
+        while not self._wake.wait(FLUSH_SECONDS) and self._pid == pid:
+            self.flush()
+
+
+class _CertificateCollector:
+    """``sts_certificate_expiry_days`` at each scrape; the certificate files are re-read at most once a minute."""
+
+    def __init__(self, certificates: Callable[[], Sequence[CertificateExpiry]], now: Callable[[], dt.datetime]) -> None:
+        self._list = certificates
+        self._now = now
+        self._known: tuple[CertificateExpiry, ...] = ()
+        self._read_at = -_CERTIFICATE_RECHECK
+
+    def collect(self) -> Iterator[Metric]:
+        """One sample per certificate: days until its notAfter (negative once expired)."""
+        if time.monotonic() - self._read_at >= _CERTIFICATE_RECHECK:
+            self._known, self._read_at = tuple(self._list()), time.monotonic()
+        family = GaugeMetricFamily(
+            "sts_certificate_expiry_days", "Days until a configured certificate expires", labels=("kind", "name")
+        )
+        now = self._now()
+        for cert in self._known:
+            family.add_metric((cert.kind, cert.name), round(cert.days_left(now), 3))
+        yield family
+
+
+def process_dead(pid: int) -> None:
+    """Tell the multiprocess files that a worker is gone (gunicorn's ``child_exit``, in the master)."""
+    if os.environ.get(MULTIPROC_ENV):
+        mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def _safe(value: str) -> str:
+    """A label value from the code's fixed vocabulary; anything else is ``other`` (bounded cardinality)."""
+    return value if _SAFE_LABEL.fullmatch(value) else "other"
