@@ -45,4 +45,11 @@ def emit(event: AuditEvent) -> None:
         if (value := getattr(event, name)) not in ("", 0.0)
     }
     level = logging.INFO if event.outcome == "success" else logging.WARNING
-    _AUDIT.log(level, "%s %s", event.event, event.outcome, extra=fields)
+    if not _AUDIT.isEnabledFor(level):
+        return
+    # What Logger.log does, less its walk up the stack for the caller's file and line (here always this
+    # function), which no formatter of ours prints: a record made and handled directly.
+    record = _AUDIT.makeRecord(
+        _AUDIT.name, level, __file__, 0, "%s %s", (event.event, event.outcome), None, "emit", fields
+    )
+    _AUDIT.handle(record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Protocol
 
 
@@ -37,6 +38,7 @@ class FrozenClock:
         self._at += dt.timedelta(seconds=seconds)
 
 
+@functools.lru_cache(maxsize=64)  # a token writes the same few instants several times
 def format_instant(instant: dt.datetime) -> str:
     """Write an instant as xsd:dateTime in UTC with a ``Z`` and whole seconds (SAML 2.0 core §1.3.3)."""
     return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -6,6 +6,7 @@ instead of silently trusting (or collapsing) every client; matching is by networ
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ def are_networks(entries: Iterable[str]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1024)  # three times per request, for the same few peers
 def parse_address(text: str) -> Address | None:
     """An IP address as a peer or a proxy writes it (``[v6]:port`` and ``v4:port`` too), IPv4-mapped IPv6
     addresses as IPv4; None when it is no address."""

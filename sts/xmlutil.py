@@ -90,7 +90,7 @@ def parse_untrusted(data: bytes, limits: ParserLimits, *, charset: str | None = 
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise MalformedMessage(f"xml syntax: {type(exc).__name__}", reason="parse_syntax") from None
     _reject_dtd_and_pis(root)
-    check_structure(root, limits)
+    check_structure(root, limits, source_length=len(utf8))
     return root
 
 
@@ -115,25 +115,34 @@ def _reject_dtd_and_pis(root: etree._Element) -> None:
         raise MalformedMessage("processing instruction or entity in document", reason="parse_pi")
 
 
-def check_structure(root: etree._Element, limits: ParserLimits) -> None:
-    """Apply depth, element, attribute and text-size caps in one pass."""
-    elements = 0
-    stack: list[tuple[etree._Element, int]] = [(root, 1)]
-    while stack:
-        element, depth = stack.pop()
-        if not isinstance(element.tag, str):
-            continue  # comments: allowed, they carry no meaning (text is read with itertext)
+def check_structure(root: etree._Element, limits: ParserLimits, *, source_length: int | None = None) -> None:
+    """Apply depth, element, attribute and text-size caps in one pass (in document order).
+
+    ``source_length``: the length of the UTF-8 document the tree was parsed from. No text or attribute value
+    holds more characters than that (no DTD, so no entity grows; character references and line-end normalization
+    only shrink), so the text cap needs no look at the tree when the whole document is within it.
+    """
+    check_text = source_length is None or source_length > limits.max_text_bytes
+    depth = elements = 0
+    # iterwalk visits elements only (comments and processing instructions carry no meaning; text is read with
+    # itertext), in C: a Python stack over the tree cost twice the parse itself.
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        if event == "end":
+            depth -= 1
+            continue
+        depth += 1
         elements += 1
         if depth > limits.max_depth:
             raise MalformedMessage("depth cap", reason="parse_depth")
         if elements > limits.max_elements:
             raise MalformedMessage("element cap", reason="parse_elements")
-        if len(element.attrib) > limits.max_attributes:
+        attributes = element.attrib
+        if len(attributes) > limits.max_attributes:
             raise MalformedMessage("attribute cap", reason="parse_attributes")
-        for text in (element.text, element.tail, *element.attrib.values()):
-            if text is not None and len(text) > limits.max_text_bytes:
-                raise MalformedMessage("text cap", reason="parse_text")
-        stack.extend((child, depth + 1) for child in element)
+        if check_text:
+            for text in (element.text, element.tail, *attributes.values()):
+                if text is not None and len(text) > limits.max_text_bytes:
+                    raise MalformedMessage("text cap", reason="parse_text")
 
 
 def text_of(element: etree._Element) -> str:
@@ -142,8 +151,8 @@ def text_of(element: etree._Element) -> str:
 
 
 def element_children(element: etree._Element) -> list[etree._Element]:
-    """Element children only: comments and processing instructions are skipped."""
-    return [child for child in element if isinstance(child.tag, str)]
+    """Element children only: comments, processing instructions and entity references are skipped."""
+    return list(element.iterchildren(etree.Element))  # the filter runs in lxml, not per child in Python
 
 
 def serialize(element: etree._Element) -> bytes:

@@ -22,7 +22,7 @@ from cryptography import x509
 from sts.clock import Clock
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES, CipherName, KeyTransportName
 from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
-from sts.crypto.keystore import Validity, check_key, check_validity, fingerprint
+from sts.crypto.keystore import Validity, check_key, check_validity
 from sts.relying_parties.certificates import load_rp_certificate
 from sts.relying_parties.model import RelyingParty
 
@@ -106,7 +106,7 @@ class EncrypterCache:
 
     def __init__(self) -> None:
         self._pid = -1
-        self._encrypters: dict[tuple[str, CipherName, KeyTransportName], TokenEncrypter] = {}
+        self._encrypters: dict[tuple[x509.Certificate, CipherName, KeyTransportName], TokenEncrypter] = {}
 
     def get(
         self, rp: RelyingParty, cert: x509.Certificate, cipher: CipherName, key_transport: KeyTransportName
@@ -114,7 +114,7 @@ class EncrypterCache:
         """The encrypter for this certificate and algorithm pair, built on first use."""
         if self._pid != os.getpid():  # xmlsec key managers are never shared across fork()
             self._pid, self._encrypters = os.getpid(), {}
-        key = (fingerprint(cert), cipher, key_transport)
+        key = (cert, cipher, key_transport)  # a certificate hashes and compares by its DER: no SHA-256 per request
         encrypter = self._encrypters.get(key)
         if encrypter is None:
             if cipher is CipherName.AES256_CBC:

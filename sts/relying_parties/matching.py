@@ -10,6 +10,7 @@ with ``/``, so ``https://rp.example`` cannot match ``https://rp.example.evil``) 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from sts.relying_parties.model import MAX_ADDRESS_LENGTH, Match, RelyingParty, RelyingPartyError
 
 
+@functools.lru_cache(maxsize=4096)  # once per request, for the same few addresses; refusals are not kept
 def normalize_address(address: str) -> str:
     """The canonical form of an endpoint address, or :class:`RelyingPartyError`."""
     text = address.strip()

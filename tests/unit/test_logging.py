@@ -58,6 +58,9 @@ def test_username_is_not_masked() -> None:
         (f"nonce={CANARY}", "nonce=[redacted]"),
         (f"secret: {CANARY}", "secret: [redacted]"),
         (f"digest={CANARY}", "digest=[redacted]"),
+        (f"PaSsWoRd={CANARY}", "PaSsWoRd=[redacted]"),
+        # Non-ASCII text takes the case-insensitive regex, whose folding matches the long s to "s".
+        (f"pa\u017f\u017fword={CANARY} caf\u00e9", "pa\u017f\u017fword=[redacted] caf\u00e9"),
     ],
 )
 def test_key_value_pairs_masked(text: str, expected: str) -> None:
@@ -156,6 +159,17 @@ def test_string_extras_redacted(logger_and_stream: tuple[logging.Logger, io.Stri
     [record] = _lines(stream)
     assert record["body"] == "[redacted envelope]"
     assert record["count"] == 3
+    assert CANARY not in stream.getvalue()
+
+
+def test_one_suspect_extra_among_many_is_redacted(logger_and_stream: tuple[logging.Logger, io.StringIO]) -> None:
+    """The filter tests all string extras at once first: a secret in any one of them is still masked."""
+    logger, stream = logger_and_stream
+    fields = {f"field{i}": f"value {i}" for i in range(12)}
+    logger.info("audit", extra={**fields, "field7": f"Nonce: {CANARY}"})
+    [record] = _lines(stream)
+    assert record["field7"] == "Nonce: [redacted]"
+    assert record["field6"] == "value 6" and record["field8"] == "value 8"
     assert CANARY not in stream.getvalue()
 
 

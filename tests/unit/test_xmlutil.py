@@ -210,6 +210,18 @@ def test_text_cap() -> None:
     assert _reject(b"<r>" + b"x" * 101 + b"</r>", ParserLimits(max_text_bytes=100)).reason == "parse_text"
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<r><a/>" + b"x" * 101 + b"</r>",  # a tail
+        b'<r a="' + b"x" * 101 + b'"/>',  # an attribute value
+        b"<r><a>" + b"&#x10FFFF;" * 101 + b"</a></r>",  # character references: 101 characters from 1010 bytes
+    ],
+)
+def test_text_cap_applies_to_tails_attributes_and_references(document: bytes) -> None:
+    assert _reject(document, ParserLimits(max_text_bytes=100)).reason == "parse_text"
+
+
 # --- X17: processing instructions ------------------------------------------------------------------------------
 
 
