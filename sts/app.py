@@ -263,6 +263,16 @@ def build_transport_authenticator(
     )
 
 
+def require_key_outside_token(settings: Settings, what: str) -> None:
+    """Message-level security (python-xmlsec, cryptography) needs the STS's private key itself: refuse to start a
+    scenario that uses it while ``[issuer] pkcs11_module`` keeps the key in an HSM (the token signs tokens only)."""
+    if settings.issuer.pkcs11_module:
+        raise ConfigError([
+            f"security.scenarios: {what} with the STS key outside the token; this cannot be served while"
+            " [issuer] pkcs11_module keeps the signing key in an HSM"
+        ])
+
+
 def response_protectors(settings: Settings, keystore: KeyStore, clock: Clock) -> dict[str, ResponseProtector]:
     """Each enabled scenario's response security: SigOnly answers signed by the STS, certificatemixed a Timestamp.
 
@@ -271,11 +281,7 @@ def response_protectors(settings: Settings, keystore: KeyStore, clock: Clock) ->
     """
     protectors: dict[str, ResponseProtector] = {CERTIFICATE_MIXED: TimestampResponder(clock)}
     if SIG_ONLY in settings.security.enabled_scenarios:
-        if settings.issuer.pkcs11_module:
-            raise ConfigError([
-                "security.scenarios: SigOnly signs its answers with the STS key outside the token; it cannot be"
-                " served while [issuer] pkcs11_module keeps the signing key in an HSM"
-            ])
+        require_key_outside_token(settings, "SigOnly signs its answers")
         protectors[SIG_ONLY] = SignedResponder(WssSigner(keystore.signing_key), keystore.signing_cert, clock)
     return protectors
 
@@ -320,11 +326,7 @@ def build_encrypted_opener(
     security = settings.security
     if not ENCRYPTED_SCENARIOS & set(security.enabled_scenarios):
         return None
-    if settings.issuer.pkcs11_module:
-        raise ConfigError([
-            "security.scenarios: SigEncr and SgnEncrUsername decrypt and sign with the STS key outside the token;"
-            " they cannot be served while [issuer] pkcs11_module keeps the signing key in an HSM"
-        ])
+    require_key_outside_token(settings, "SigEncr and SgnEncrUsername decrypt and sign")
     policy = EncryptionPolicy(
         FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
         security.legacy_sha1,

@@ -8,15 +8,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from sts.auth.users import Principal, canonical
-from sts.cli.common import CommandError
-from sts.clock import SystemClock
+from sts.cli.common import CommandError, open_stores
 from sts.config.settings import Settings
 from sts.config.user_stores import UserStoreSettings
-from sts.errors import ConfigError, ServiceUnavailable
+from sts.errors import ServiceUnavailable
 
 if TYPE_CHECKING:  # python-ldap is an optional extra: imported only when a directory is used
     from sts.auth.directory_store import DirectoryUserStore
-    from sts.stores.factory import Stores
 
 _T = TypeVar("_T")
 
@@ -55,11 +53,8 @@ def show_directory_user(settings: Settings, domain: str, name: str) -> str:
 
 def unlock_directory_user(settings: Settings, domain: str, name: str) -> str:
     """Clear the STS's own lock of a directory user (the directory's lockout is the directory's)."""
-    stores = _stores(settings)
-    try:
+    with open_stores(settings) as stores:
         stores.lockout.reset(f"{domain}/{canonical(name)}")
-    finally:
-        stores.close()
     return f"unlocked {domain}/{name}"
 
 
@@ -74,21 +69,9 @@ def principal_lines(principal: Principal, refusal: str | None) -> list[str]:
 
 
 def _lock_line(settings: Settings, domain: str, name: str) -> list[str]:
-    stores = _stores(settings)
-    try:
+    with open_stores(settings) as stores:
         lock = stores.lockout.state(f"{domain}/{canonical(name)}")
-    finally:
-        stores.close()
     return [] if lock is None else [f"failures: {lock.failures} (locked until {lock.locked_until:.0f})"]
-
-
-def _stores(settings: Settings) -> Stores:
-    from sts.stores.factory import build_stores
-
-    try:
-        return build_stores(settings, SystemClock())
-    except ConfigError as exc:  # a missing or damaged database: say so, no traceback
-        raise CommandError("; ".join(exc.problems)) from None
 
 
 @contextlib.contextmanager
