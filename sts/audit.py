@@ -1,9 +1,19 @@
-"""Audit events: one structured log record per request outcome, never a secret (OWASP Logging Cheat Sheet)."""
+"""Audit events: one structured log record per request outcome, never a secret (OWASP Logging Cheat Sheet).
+
+Inside a request (:func:`request_scope`, opened by the SOAP endpoint) a successful authentication is not a record
+of its own: it is held, and the request's next record (the operation's outcome, or the failure that ended the
+request) carries its method as ``auth_method`` and its user and domain when it names none. A request that
+authenticates and then records nothing else still gets the authentication record, when the scope closes. Failed
+authentications are written at once, as before. So a successful request costs one record, not two.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 _AUDIT = logging.getLogger("sts.audit")
@@ -29,6 +39,7 @@ class AuditEvent:
     subject: str = ""  # delegation: the DOMAIN/name the token names (``user``/``domain`` are the caller's)
     chain: str = ""  # delegation: the acting services, oldest first, " > "-separated
     source_token: str = ""  # delegation / transformation: the ID of the token handed in
+    auth_method: str = ""  # how the caller authenticated (password, x509, ...), from the held authentication
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(AuditEvent))
@@ -36,7 +47,50 @@ _FIELDS = tuple(f.name for f in dataclasses.fields(AuditEvent))
 _FIELD_NAMES = {name: ("audit_event" if name == "event" else name) for name in _FIELDS}
 
 
+@dataclass(slots=True)
+class _Scope:
+    """The authentication success of the current request, until a record carries it."""
+
+    authentication: AuditEvent | None = None
+
+
+_SCOPE: ContextVar[_Scope | None] = ContextVar("sts_audit_scope", default=None)
+
+
+@contextmanager
+def request_scope() -> Iterator[None]:
+    """Hold the request's authentication success for its next record (see the module docstring)."""
+    scope = _Scope()
+    token = _SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+        if scope.authentication is not None:
+            _write(scope.authentication)
+
+
 def emit(event: AuditEvent) -> None:
+    """Record ``event``: held when it is an authentication success inside a request scope, else written with the
+    held authentication folded in."""
+    scope = _SCOPE.get()
+    if scope is not None:
+        held = scope.authentication
+        if event.event == "authentication" and event.outcome == "success":
+            scope.authentication = event
+            return
+        if held is not None:
+            scope.authentication = None
+            event = dataclasses.replace(
+                event,
+                auth_method=event.auth_method or held.reason,
+                user=event.user or held.user,
+                domain=event.domain or held.domain,
+            )
+    _write(event)
+
+
+def _write(event: AuditEvent) -> None:
     """Write the event as one log record on the ``sts.audit`` logger."""
     # A shallow walk: dataclasses.asdict deep-copies every value, which showed up in the request profile.
     fields = {

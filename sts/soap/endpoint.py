@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from lxml import etree
 
 from sts import ns, telemetry
-from sts.audit import AuditEvent, emit
+from sts.audit import AuditEvent, emit, request_scope
 from sts.errors import RequestFailed, STSError
 from sts.operations.call import RequestInfo
 from sts.service import SecurityTokenService
@@ -97,6 +97,10 @@ class SoapEndpoint:
         return response
 
     def _handle(self, request: SoapRequest) -> SoapResponse:
+        with request_scope():  # one audit record for a successful request (sts.audit)
+            return self._answer(request)
+
+    def _answer(self, request: SoapRequest) -> SoapResponse:
         started = time.perf_counter()
         correlation_id = uuid.uuid4().hex
         trust_ns = ns.WST

@@ -7,6 +7,7 @@ instant, would be refused as from the future, and the token's IssueInstant would
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any
@@ -98,3 +99,46 @@ def test_a_replayed_request_is_refused_in_process(instance: Instance, frozen: da
     assert _post(app, request)[0] == "200 OK"
     status, body = _post(app, request)
     assert (status, fault_qname(body)) == ("500 Internal Server Error", (WSSE, "InvalidSecurity"))
+
+
+def _audit_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "sts.audit"]
+
+
+def test_a_successful_request_is_one_audit_record_naming_how_the_caller_authenticated(
+    instance: Instance, frozen: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _app(instance, FrozenClock(frozen))
+    with caplog.at_level(logging.INFO, logger="sts.audit"):
+        status, body = _post(app, _request(instance, frozen))
+    assert status == "200 OK", body[:2000]
+    [record] = _audit_records(caplog)
+    fields = vars(record)
+    assert (fields["audit_event"], fields["outcome"], fields["user"], fields["auth_method"]) == (
+        "issue", "success", "admin", "password-text"
+    )
+
+
+def test_a_request_refused_after_authentication_names_the_authenticated_caller(
+    instance: Instance, frozen: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _app(instance, FrozenClock(frozen))
+    envelope = _request(instance, frozen).replace(b"https://localhost:8443/demo-rp/", b"https://nobody.example/")
+    with caplog.at_level(logging.INFO, logger="sts.audit"):
+        status, body = _post(app, envelope)
+    assert fault_qname(body) == (WST, "InvalidScope"), body[:2000]
+    [record] = _audit_records(caplog)
+    fields = vars(record)
+    assert (fields["audit_event"], fields["outcome"], fields["fault"], fields["user"], fields["auth_method"]) == (
+        "request", "failure", "InvalidScope", "admin", "password-text"
+    )
+
+
+def test_a_failed_authentication_is_still_its_own_record(
+    instance: Instance, frozen: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _app(instance, FrozenClock(frozen))
+    with caplog.at_level(logging.INFO, logger="sts.audit"):
+        _post(app, _request(instance, frozen, password="not-the-password"))
+    kinds = [(vars(r)["audit_event"], vars(r)["outcome"], vars(r).get("auth_method")) for r in _audit_records(caplog)]
+    assert kinds == [("authentication", "failure", None), ("request", "failure", None)]
