@@ -11,6 +11,7 @@ was digested, so the covered set is the referents the caller resolved: the signa
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -193,8 +194,7 @@ def verify_signature(
         if isinstance(certificate, bytes):
             ctx.key = xmlsec.Key.from_binary_data(xmlsec.constants.KeyDataHmac, certificate)
         else:
-            der = certificate.public_bytes(serialization.Encoding.DER)
-            ctx.key = xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer, None)
+            ctx.key = _public_key(certificate)
         for identifier, (element, id_namespace) in referents.items():
             name = "Id"
             ctx.register_id(element, name, id_namespace)
@@ -209,3 +209,19 @@ def verify_signature(
         ctx.verify(signature)
     except xmlsec.Error:
         raise SignatureInvalid("signature does not verify") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key(certificate: x509.Certificate) -> xmlsec.Key:
+    """The certificate's public key as python-xmlsec holds it, loaded once per worker and certificate.
+
+    Loaded from the SubjectPublicKeyInfo, not the certificate: setting a context's key copies it, and a key that
+    carries its certificate costs a certificate copy per request (about 30 times the bare key's). Trust in the
+    certificate was decided before (the caller passes only a trusted one); the key is only ever read. Bounded:
+    the registered and CA-issued client certificates a worker meets; a certificate compares by its DER encoding.
+    """
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return xmlsec.Key.from_memory(spki, xmlsec.constants.KeyDataFormatDer, None)
+
