@@ -165,3 +165,31 @@ def test_tls_server_with_the_ca_file(tmp_path: Path, postgres_tls_server: Postgr
     other = make_tls_files(tmp_path, None).ca
     with pytest.raises(DatabaseError, match="certificate verify failed"):
         upgrade_schema(StoreSettings(backend="postgresql", url=url, ca_file=other))
+
+
+def test_a_connection_that_just_answered_skips_the_liveness_round_trip(
+    stores: Stores, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load the pool's check would double every operation's round trips (HikariCP's aliveBypassWindowMs);
+    an idle connection is still checked, and a server restart is still healed."""
+    from psycopg_pool import ConnectionPool
+
+    import sts.stores.postgres as postgres
+
+    checks: list[object] = []
+    real = ConnectionPool.check_connection
+    counted = staticmethod(lambda conn: (checks.append(conn), real(conn)))
+    monkeypatch.setattr(ConnectionPool, "check_connection", counted)
+    monkeypatch.setattr(postgres, "ALIVE_BYPASS_SECONDS", 3600.0)
+    eventually(stores.relying_parties.version)
+    checks.clear()
+    for _ in range(5):
+        stores.relying_parties.version()
+    assert checks == []  # each checkout follows an operation that just completed on that connection
+    monkeypatch.setattr(postgres, "ALIVE_BYPASS_SECONDS", 0.0)
+    stores.relying_parties.version()
+    assert len(checks) == 1  # past the window: checked before use
+    postgres_server.stop()
+    postgres_server.start()
+    monkeypatch.setattr(postgres, "ALIVE_BYPASS_SECONDS", 3600.0)
+    assert eventually(lambda: stores.replay.check_and_add("ns", nonce(), time.time() + 60)) is True
