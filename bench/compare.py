@@ -123,7 +123,7 @@ def costs_before_after(results: dict[str, Any], previous: dict[str, Any], level:
         f"{level} Fixed costs of the headline, before and after",
         "",
         f"Previous run {previous['timestamp']}, new run {results['timestamp']}. Milliseconds are each run's own "
-        "(the machine's load differs between runs); x RSA divides by each run's RSA reference (previous "
+        "(the machine and its load may differ between runs); x RSA divides by each run's RSA reference (previous "
         f"{rsa_before:.3f} ms, new {rsa_after:.3f} ms), so it is the column to compare. The total's x RSA divides "
         "medians, and differs a little from the headline ratio above, a median of per-round ratios.",
         "",
