@@ -6,33 +6,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import compare
+from formatting import fmt as _fmt
+from formatting import met as _met
+from formatting import target_value as _target_value
 from scenarios import HEADLINE, RSA
-
-
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _met(target: dict[str, Any]) -> str:
-    if target["met"] is None:
-        return "n/a"
-    text = "met" if target["met"] else "**missed**"
-    if target.get("moonshot") is not None and target["moonshot_met"]:
-        text += " (moonshot met)"
-    return text
-
-
-def _target_value(target: dict[str, Any]) -> str:
-    value, unit = target["value"], target["unit"]
-    if value is None:
-        return "n/a"
-    if unit == "fraction":
-        return f"{value:+.1%}"
-    return f"{value:.3g} {unit}".strip()
 
 
 def machine_line(machine: dict[str, Any]) -> str:
@@ -41,14 +19,19 @@ def machine_line(machine: dict[str, Any]) -> str:
             f"load average at start {', '.join(str(x) for x in machine['load_average_at_start'])}")
 
 
-def targets_table(results: dict[str, Any]) -> list[str]:
-    lines = ["| target | value | result |", "|---|---|---|"]
+def targets_table(results: dict[str, Any], previous: dict[str, Any] | None = None) -> list[str]:
+    """Every target with its value and verdict; with ``previous``, that run's value for the same target id."""
+    if previous:
+        lines = ["| target | previous | value | result |", "|---|---|---|---|"]
+    else:
+        lines = ["| target | value | result |", "|---|---|---|"]
     for target in results["targets"]:
         limit = target["limit"]
         text = target["target"]
         if target["id"] == "cache_disabled_cpu":
             text += f": limit {limit:.2f}x RSA"
-        lines.append(f"| {text} | {_target_value(target)} | {_met(target)} |")
+        was = f" {compare.previous_target(previous, target['id'])} |" if previous else ""
+        lines.append(f"| {text} |{was} {_target_value(target)} | {_met(target)} |")
     return lines
 
 
@@ -69,21 +52,28 @@ def split_line(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def scenarios_table(results: dict[str, Any]) -> list[str]:
-    lines = ["| scenario | CPU ms/req | CPU x RSA (range) | req/s | req/s x RSA | p50 ms | p99 ms | RSS MiB "
-             "| errors | rounds | wrk CPU ms/req |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+def scenarios_table(results: dict[str, Any], previous: dict[str, Any] | None = None) -> list[str]:
+    """One row per scenario; with ``previous``, that run's CPU x RSA and req/s x RSA left of the new ones (``new``
+    for a scenario it did not run)."""
+    cpu_was, rps_was = (" previous CPU x RSA |", " previous req/s x RSA |") if previous else ("", "")
+    lines = [f"| scenario | CPU ms/req |{cpu_was} CPU x RSA (range) | req/s |{rps_was} req/s x RSA | p50 ms | p99 ms "
+             "| RSS MiB | errors | rounds | wrk CPU ms/req |", "|---" * (13 if previous else 11) + "|"]
     for name, s in results["scenarios"].items():
         span = s["cpu_ratio_range"]
         ratio = f"{_fmt(s['cpu_ratio_to_rsa'])} ({_fmt(span[0])}-{_fmt(span[1])})" if span else "n/a"
         label = f"**{name}**" if name == HEADLINE else name
-        lines.append(f"| {label} | {_fmt(s['cpu_ms_per_request'], 3)} | {ratio} | {_fmt(s['rps'], 0)} | "
-                     f"{_fmt(s['rps_ratio_to_rsa'])} | {_fmt(s['p50_ms'], 1)} | {_fmt(s['p99_ms'], 1)} | "
+        if previous:
+            cpu, rps = compare.previous_ratios(previous, name)
+            cpu_was, rps_was = f" {cpu} |", f" {rps} |"
+        lines.append(f"| {label} | {_fmt(s['cpu_ms_per_request'], 3)} |{cpu_was} {ratio} | {_fmt(s['rps'], 0)} |"
+                     f"{rps_was} {_fmt(s['rps_ratio_to_rsa'])} | {_fmt(s['p50_ms'], 1)} | {_fmt(s['p99_ms'], 1)} | "
                      f"{_fmt(s['rss_mib'], 1)} | {s['errors']} | {s['rounds']} ({s['block']}) | "
                      f"{_fmt(s.get('wrk_cpu_ms_per_request'), 3)} |")
     return lines
 
 
-def markdown(results: dict[str, Any]) -> str:
+def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
+    """bench/results/<timestamp>.md; with ``previous`` (an earlier run's results), the comparison with it."""
     head, machine, method = results["headline"], results["machine"], results["method"]
     rounds = method["rounds"]
     noise = results["noise"]
@@ -110,9 +100,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"SAML 2.0 bearer, signed + encrypted, warm credential cache: **{_fmt(head['cpu_ratio_to_rsa'])}x** the "
         f"CPU of one RSA signature request ({_fmt(head['cpu_ms_per_request'], 3)} ms vs "
         f"{_fmt(head['rsa_cpu_ms_per_request'], 3)} ms), **{_fmt(head['rps_ratio_to_rsa'])}x** its throughput "
-        f"({_fmt(head['rps'], 0)} vs {_fmt(head['rsa_rps'], 0)} req/s).",
+        f"({_fmt(head['rps'], 0)} vs {_fmt(head['rsa_rps'], 0)} req/s).{previous_headline(previous)}",
         "",
-        *targets_table(results),
+        *previous_line(previous, ""),
+        *targets_table(results, previous),
         "",
         *split_line(results),
         "## Scenarios",
@@ -121,7 +112,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{method['connections']} connections (closed loop, so they include queueing behind the 2 "
         "workers); RSS = largest worker after the scenario's slices.",
         "",
-        *scenarios_table(results),
+        *scenarios_table(results, previous),
         "",
         "## Latency",
         "",
@@ -141,7 +132,7 @@ def markdown(results: dict[str, Any]) -> str:
                            for k in ("after_warmup", "after_10k", "after_soak")) if m),
         "",
     ]
-    out += misses(results)
+    out += compare.misses(results, previous)
     shares = results["cost_shares"]
     if shares:
         out += [
@@ -164,6 +155,8 @@ def markdown(results: dict[str, Any]) -> str:
             "</details>",
             "",
         ]
+    if previous:
+        out += compare.costs_before_after(results, previous)
     profile = results["profile"]
     out += [
         "## Profile (in-process, headline)",
@@ -214,38 +207,26 @@ def sigonly_section(signed: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def misses(results: dict[str, Any]) -> list[str]:
-    """The missed targets next to the largest costs the profile names, so every miss comes with its evidence."""
-    missed = [t for t in results["targets"] if t["met"] is False]
-    shares = results["cost_shares"]
-    if not missed:
-        return ["## Misses", "", "None: every target was met.", ""]
-    out = ["## Misses and what the profile says", ""]
-    out += [f"- {t['target']}: {_target_value(t)}" for t in missed]
-    if shares:
-        rows = [r for r in shares["rows"] if not r["cost"].startswith("remainder")][:5]
-        stages = list(shares["stages_ms_per_request"].items())[:5]
-        head = shares["headline_cpu_ms_per_request"]
-        out += ["", "Largest fixed costs of the headline token: " + "; ".join(
-            f"{r['cost']} {r['ms']:.3f} ms ({r['share']:.0%})" for r in rows) + ".",
-                "", "Largest in-process stages: " + "; ".join(
-            f"{name} {ms:.3f} ms ({ms / head:.0%})" for name, ms in stages) + "."]
-    scen = results["scenarios"]
-    scale = scen.get("saml20_rps_10k", {})
-    if scale.get("cpu_ms_per_request") and any(t["id"] == "scale_rps" for t in missed):
-        out += ["", f"With 10,000 RPs a token costs {scale['cpu_ms_per_request']:.1f} ms of CPU against "
-                f"{scen['saml20_signed_encrypted']['cpu_ms_per_request']:.2f} ms with 10: compare the stage "
-                "'RP directory refresh check' above, whose cost grows with the number of RPs."]
-    claims = scen.get("saml20_claims_50", {})
-    if claims.get("cpu_ms_per_request") and any(t["id"] == "per_claim" for t in missed):
-        out += ["", f"50 claims cost {claims['cpu_ms_per_request']:.2f} ms against "
-                f"{scen['saml20_signed_encrypted']['cpu_ms_per_request']:.2f} ms for 5: the extra attributes are "
-                "built, canonicalized and digested, encrypted, and copied into the token-store record."]
-    out += ["", f"Full profile: `{results['profile']['file']}`.", ""]
-    return out
+def previous_headline(previous: dict[str, Any] | None) -> str:
+    """The previous run's headline ratios, as a sentence to follow the new ones."""
+    if not previous:
+        return ""
+    head = previous["headline"]
+    return (f" Previous run: {_fmt(head['cpu_ratio_to_rsa'])}x the CPU, {_fmt(head['rps_ratio_to_rsa'])}x the "
+            "throughput.")
 
 
-def readme_section(results: dict[str, Any], md_path: Path) -> str:
+def previous_line(previous: dict[str, Any] | None, results_dir: str) -> list[str]:
+    """Which earlier run the "previous" columns come from, linked (``results_dir`` is the link's directory)."""
+    if not previous:
+        return []
+    name = f"{previous['timestamp']}.md"
+    return [f"The \"previous\" columns are the run [{results_dir}{name}]({results_dir}{name}), on "
+            f"{machine_line(previous['machine'])}.", ""]
+
+
+def readme_section(results: dict[str, Any], md_path: Path, previous: dict[str, Any] | None = None) -> str:
+    """README's ``## Performance`` section; with ``previous``, the comparison with that run and the misses."""
     head = results["headline"]
     lines = [
         "## Performance",
@@ -257,21 +238,27 @@ def readme_section(results: dict[str, Any], md_path: Path) -> str:
         "",
         f"Headline (SAML 2.0 bearer, signed + encrypted, warm credential cache): "
         f"{_fmt(head['cpu_ratio_to_rsa'])}x the CPU of an RSA-{results['method']['key_size']} signature request, "
-        f"{_fmt(head['rps_ratio_to_rsa'])}x its throughput ({_fmt(head['rps'], 0)} tokens/s).",
+        f"{_fmt(head['rps_ratio_to_rsa'])}x its throughput ({_fmt(head['rps'], 0)} tokens/s)."
+        f"{previous_headline(previous)}",
         "",
-        *targets_table(results),
+        *previous_line(previous, "bench/results/"),
+        *targets_table(results, previous),
         "",
         *split_line(results),
-        *scenarios_table(results),
+        *scenarios_table(results, previous),
         "",
     ]
+    if previous:
+        lines += compare.costs_before_after(results, previous, level="###")
+        lines += compare.misses(results, previous, level="###", results_dir="bench/results/")
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, results: dict[str, Any], md_path: Path) -> None:
+def update_readme(readme: Path, results: dict[str, Any], md_path: Path,
+                  previous: dict[str, Any] | None = None) -> None:
     """Replace the ``## Performance`` section (up to the next ``## ``), or insert it before ``## Development``."""
     text = readme.read_text()
-    section = readme_section(results, md_path)
+    section = readme_section(results, md_path, previous)
     pattern = re.compile(r"^## Performance\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)

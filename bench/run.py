@@ -68,9 +68,21 @@ def parse_args() -> argparse.Namespace:
                         help="also replace the '## Performance' section of this README with the new table")
     parser.add_argument("--readme-from", type=Path, metavar="RESULTS.json",
                         help="with --update-readme: take the table from this earlier run instead of running")
+    parser.add_argument("--previous", type=Path, metavar="RESULTS.json",
+                        help="an earlier run's results: the new .md and README section show it next to the new "
+                        "numbers (with --readme-from, that run's .md is rewritten with the comparison)")
     args = parser.parse_args()
     if args.readme_from and not args.update_readme:
         parser.error("--readme-from goes with --update-readme")
+    if args.previous:  # read now, not after a five-minute run
+        try:
+            args.previous_results = json.loads(args.previous.read_text())
+        except (OSError, ValueError) as exc:
+            parser.error(f"--previous: {exc}")
+        if not {"timestamp", "headline", "targets", "scenarios"} <= set(args.previous_results):
+            parser.error(f"--previous: {args.previous} is not a bench results file")
+    else:
+        args.previous_results = None
     if args.quick:
         args.rounds, args.secondary_rounds, args.slice, args.secondary_slice = 2, 1, 2.0, 2.0
         args.soak, args.profile_requests = 3000, 60
@@ -378,10 +390,15 @@ def _os_name() -> str:
 
 def main() -> int:
     args = parse_args()
+    previous = args.previous_results
     if args.readme_from:
-        report.update_readme(args.update_readme, json.loads(args.readme_from.read_text()),
-                             args.readme_from.with_suffix(".md"))
+        results = json.loads(args.readme_from.read_text())
+        md_path = args.readme_from.with_suffix(".md")
+        report.update_readme(args.update_readme, results, md_path, previous)
         print(f"updated {args.update_readme} from {args.readme_from}")
+        if previous:  # the README links to the .md: both carry the comparison
+            md_path.write_text(report.markdown(results, previous))
+            print(f"rewrote {md_path} with the comparison with {args.previous}")
         return 0
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -413,7 +430,8 @@ def main() -> int:
     profile = bench.profile(args.out / stamp)
     signed = bench.signed_profile()
     results = analysis.build_results(
-        stamp=stamp, machine=machine, args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        stamp=stamp, machine=machine, args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                                         if k != "previous_results"},
         primary=chosen, attempts=[spread for spread, _ in attempts], secondary=secondary,
         latency=latency, soak=soak, memory=bench.memory, rss=bench.rss, profile=profile,
         notes=bench.notes + [f"{s.name}: {n}" for s in bench.servers.values() for n in s.notes] + [
@@ -425,9 +443,9 @@ def main() -> int:
     json_path = args.out / f"{stamp}.json"
     md_path = args.out / f"{stamp}.md"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    md_path.write_text(report.markdown(results))
+    md_path.write_text(report.markdown(results, previous))
     if args.update_readme:
-        report.update_readme(args.update_readme, results, md_path)
+        report.update_readme(args.update_readme, results, md_path, previous)
     if args.keep:
         bench.say(f"kept {work}")
     else:
