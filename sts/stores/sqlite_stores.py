@@ -21,6 +21,34 @@ _PURGE_EVERY = 1000
 THROTTLE_PURGE_SECONDS = 60.0
 
 
+_REPLAY_UPSERT = (
+    "INSERT INTO replay(ns, key, expires) VALUES (?, ?, ?)"
+    " ON CONFLICT(ns, key) DO UPDATE SET expires = excluded.expires WHERE replay.expires <= ?"
+)
+_THROTTLE_UPSERT = """
+    INSERT INTO counters(ns, key, count, level, locked_until, expires)
+    VALUES ('throttle', :key, 1, 0, 0, :now + :window)
+    ON CONFLICT(ns, key) DO UPDATE SET
+      count = CASE WHEN expires <= :now THEN 1 ELSE count + 1 END,
+      expires = CASE WHEN expires <= :now THEN :now + :window ELSE expires END
+    RETURNING count
+"""
+# SQLite evaluates every SET expression against the row as it was, so the CASEs see the old values.
+_LOCKOUT_UPSERT = """
+    INSERT INTO counters(ns, key, count, level, locked_until, expires)
+    VALUES ('lockout', :key, :c0, :v0, :l0, :expires)
+    ON CONFLICT(ns, key) DO UPDATE SET
+      count = CASE WHEN locked_until > :now THEN count
+                   WHEN count + 1 >= :max THEN 0 ELSE count + 1 END,
+      locked_until = CASE WHEN locked_until > :now THEN locked_until
+                   WHEN count + 1 >= :max THEN :now + MIN(:dur * (1 << MIN(level, 20)), :maxdur)
+                   ELSE locked_until END,
+      level = CASE WHEN locked_until <= :now AND count + 1 >= :max THEN level + 1 ELSE level END,
+      expires = :expires
+    RETURNING count, locked_until
+"""
+
+
 class SqliteReplayCache:
     """Replay cache in the ``replay`` table; values are stored as SHA-256 digests (bounded key size).
 
@@ -37,15 +65,12 @@ class SqliteReplayCache:
         key = hashlib.sha256(value).hexdigest()
         now = self._clock.now().timestamp()
         try:
-            cursor = self._db.conn.execute(
-                "INSERT INTO replay(ns, key, expires) VALUES (?, ?, ?)"
-                " ON CONFLICT(ns, key) DO UPDATE SET expires = excluded.expires WHERE replay.expires <= ?",
-                (namespace, key, expires_at, now),
-            )
-            first = cursor.rowcount == 1
+            # One statement a write: a retried one had no effect (SQLITE_BUSY), so the nonce counts once.
+            params = (namespace, key, expires_at, now)
+            first = self._db.write(lambda conn: conn.execute(_REPLAY_UPSERT, params).rowcount) == 1
             self._inserts += 1
             if self._inserts % _PURGE_EVERY == 0:
-                self._db.conn.execute("DELETE FROM replay WHERE expires <= ?", (now,))
+                self._db.write(lambda conn: conn.execute("DELETE FROM replay WHERE expires <= ?", (now,)))
         except sqlite3.Error as exc:
             raise self._db.unavailable("replay store", exc, "replay_store_down") from None
         return first
@@ -81,20 +106,13 @@ class SqliteClientThrottle:
         if self._limit <= 0 or client in self._exempt:
             return 0
         try:
-            row = self._db.conn.execute(
-                """
-                INSERT INTO counters(ns, key, count, level, locked_until, expires)
-                VALUES ('throttle', :key, 1, 0, 0, :now + :window)
-                ON CONFLICT(ns, key) DO UPDATE SET
-                  count = CASE WHEN expires <= :now THEN 1 ELSE count + 1 END,
-                  expires = CASE WHEN expires <= :now THEN :now + :window ELSE expires END
-                RETURNING count
-                """,
-                {"key": client, "now": now, "window": self._window},
-            ).fetchone()
+            params = {"key": client, "now": now, "window": self._window}
+            row = self._db.write(lambda conn: conn.execute(_THROTTLE_UPSERT, params).fetchone())
             if now >= self._next_purge:
                 self._next_purge = now + THROTTLE_PURGE_SECONDS
-                self._db.conn.execute("DELETE FROM counters WHERE ns = 'throttle' AND expires <= ?", (now,))
+                self._db.write(
+                    lambda conn: conn.execute("DELETE FROM counters WHERE ns = 'throttle' AND expires <= ?", (now,))
+                )
         except sqlite3.Error as exc:
             raise self._db.unavailable("throttle store", exc, "throttle_store_down") from None
         return int(row[0])
@@ -122,8 +140,8 @@ class SqliteLockoutStore:
     def record_failure(self, key: str, now: float) -> LockState:
         """One statement: count the failure, or lock (duration × 2^level, capped) when it reaches the threshold.
 
-        While locked, further failures change nothing: the lock does not grow with an attacker's attempts.
-        SQLite evaluates every SET expression against the row as it was, so the CASEs see the old values.
+        While locked, further failures change nothing: the lock does not grow with an attacker's attempts
+        (``_LOCKOUT_UPSERT``).
         """
         first_lock = self._max <= 1
         params = {
@@ -138,22 +156,7 @@ class SqliteLockoutStore:
             "v0": 1 if first_lock else 0,
         }
         try:
-            row = self._db.conn.execute(
-                """
-                INSERT INTO counters(ns, key, count, level, locked_until, expires)
-                VALUES ('lockout', :key, :c0, :v0, :l0, :expires)
-                ON CONFLICT(ns, key) DO UPDATE SET
-                  count = CASE WHEN locked_until > :now THEN count
-                               WHEN count + 1 >= :max THEN 0 ELSE count + 1 END,
-                  locked_until = CASE WHEN locked_until > :now THEN locked_until
-                               WHEN count + 1 >= :max THEN :now + MIN(:dur * (1 << MIN(level, 20)), :maxdur)
-                               ELSE locked_until END,
-                  level = CASE WHEN locked_until <= :now AND count + 1 >= :max THEN level + 1 ELSE level END,
-                  expires = :expires
-                RETURNING count, locked_until
-                """,
-                params,
-            ).fetchone()
+            row = self._db.write(lambda conn: conn.execute(_LOCKOUT_UPSERT, params).fetchone())
         except sqlite3.Error as exc:
             raise self._db.unavailable("lockout store", exc, "lockout_store_down") from None
         return LockState(int(row[0]), float(row[1]))
@@ -161,7 +164,9 @@ class SqliteLockoutStore:
     def reset(self, key: str) -> None:
         """Forget the key."""
         try:
-            self._db.conn.execute("DELETE FROM counters WHERE ns = 'lockout' AND key = ?", (key,))
+            self._db.write(
+                lambda conn: conn.execute("DELETE FROM counters WHERE ns = 'lockout' AND key = ?", (key,))
+            )
         except sqlite3.Error as exc:
             raise self._db.unavailable("lockout store", exc, "lockout_store_down") from None
 
@@ -182,6 +187,7 @@ class SqliteTokenStore:
         "tokens(id, subject, relying_party, token_type, not_before, not_on_or_after,"
         " status, renewable, renew_after_expiry, digest, data, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+    _REPLACE = "INSERT OR REPLACE INTO " + _COLUMNS
     # One statement: the token and every token of its chain (``data.chain``, the chain's first token ID).
     _CANCEL = """
         UPDATE tokens SET status = 'cancelled'
@@ -198,7 +204,8 @@ class SqliteTokenStore:
     def put(self, record: TokenRecord, keep_until: float) -> None:
         """Insert (or replace) a record, kept until ``keep_until``."""
         try:
-            self._db.conn.execute("INSERT OR REPLACE INTO " + self._COLUMNS, _row(record, keep_until))
+            row = _row(record, keep_until)
+            self._db.write(lambda conn: conn.execute(self._REPLACE, row))
             self._purge_now_and_then()
         except sqlite3.Error as exc:
             raise self._db.unavailable("token store", exc, "token_store_down") from None
@@ -213,20 +220,25 @@ class SqliteTokenStore:
 
     def renew(self, old_id: str, successor: TokenRecord, keep_until: float) -> bool:
         """Retire ``old_id`` (issued → renewed) and insert its successor in one transaction."""
-        conn = self._db.conn
-        try:
+        row = _row(successor, keep_until)
+
+        def transaction(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 retired = conn.execute(
                     "UPDATE tokens SET status = 'renewed' WHERE id = ? AND status = 'issued'", (old_id,)
                 ).rowcount
                 if retired == 1:
-                    conn.execute("INSERT INTO " + self._COLUMNS, _row(successor, keep_until))
+                    conn.execute("INSERT INTO " + self._COLUMNS, row)
                 conn.execute("COMMIT" if retired == 1 else "ROLLBACK")
             except BaseException:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    conn.execute("ROLLBACK")  # nothing written: Database.write may run it all again
                 raise
+            return int(retired)
+
+        try:
+            retired = self._db.write(transaction)
             if retired == 1:
                 self._purge_now_and_then()
         except sqlite3.Error as exc:
@@ -236,7 +248,7 @@ class SqliteTokenStore:
     def cancel(self, token_id: str) -> bool:
         """Cancel the token's whole renewal chain; True when the token is known (also if already cancelled)."""
         try:
-            self._db.conn.execute(self._CANCEL, {"id": token_id})
+            self._db.write(lambda conn: conn.execute(self._CANCEL, {"id": token_id}))
         except sqlite3.Error as exc:
             raise self._db.unavailable("token store", exc, "token_store_down") from None
         return self.get(token_id) is not None
@@ -244,7 +256,8 @@ class SqliteTokenStore:
     def _purge_now_and_then(self) -> None:
         self._puts += 1
         if self._puts % _PURGE_EVERY == 0:
-            self._db.conn.execute("DELETE FROM tokens WHERE expires <= ?", (self._clock.now().timestamp(),))
+            now = self._clock.now().timestamp()
+            self._db.write(lambda conn: conn.execute("DELETE FROM tokens WHERE expires <= ?", (now,)))
 
     def _one(self, sql: str, params: tuple[object, ...]) -> TokenRecord | None:
         try:
