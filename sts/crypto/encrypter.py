@@ -9,7 +9,8 @@ certificate.
 The keys manager holds the RP's bare public key, not its certificate, and the template carries no ``ds:X509Data``:
 given one, xmlsec decodes, parses and tries to verify the certificate on every call, and copies its X.509 data with
 the key, which together cost as much as the encryption itself. The ``ds:KeyInfo`` naming the certificate is built
-once and a copy is put into each ``EncryptedKey`` after encryption (it is not input to the encryption).
+once and a copy is put into each ``EncryptedKey`` after encryption (it is not input to the encryption). The
+``EncryptedData`` template is built once too, layout already stripped: ``encrypt_xml`` fills a copy of it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ _CIPHER_KEYS = {
     DataCipher.AES256_CBC: (xmlsec.constants.TransformAes256Cbc, 256),
 }
 
+_ENCRYPTED_KEY = ns.qn(ns.XENC, "EncryptedKey")
+_ENCRYPTION_METHOD = ns.qn(ns.XENC, "EncryptionMethod")
+
 
 @dataclass(frozen=True, slots=True)
 class EncryptionPolicy:
@@ -48,28 +52,23 @@ class TokenEncrypter:
 
     def __init__(self, cert: x509.Certificate, policy: EncryptionPolicy) -> None:
         self._policy = policy
+        self._bits = _CIPHER_KEYS[policy.cipher][1]
+        self._template = _template(policy)
         self._key_info = _certificate_key_info(cert)
         self._manager = _keys_manager(cert)
         self._lock = threading.Lock()
 
     def encrypt(self, element: etree._Element) -> etree._Element:
         """Return an ``xenc:EncryptedData`` (Type Element) replacing ``element``, which is consumed."""
-        transform, bits = _CIPHER_KEYS[self._policy.cipher]
-        template = xmlsec.template.encrypted_data_create(
-            element, transform, type=xmlsec.constants.TypeEncElement, ns="xenc"
-        )
-        xmlsec.template.encrypted_data_ensure_cipher_value(template)
-        key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
-        encrypted_key = xmlsec.template.add_encrypted_key(key_info, xmlsec.constants.TransformRsaOaep)
-        xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
-        method = _method_of(encrypted_key)
-        if self._policy.key_transport is KeyTransport.RSA_OAEP:
-            _use_xmlenc11_oaep(method)
         with self._lock:
             context = xmlsec.EncryptionContext(self._manager)
-            context.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, bits, xmlsec.constants.KeyDataTypeSession)
-            encrypted = _encrypt_xml(context, template, element)
-        _strip_layout(encrypted)
+            context.key = xmlsec.Key.generate(
+                xmlsec.constants.KeyDataAes, self._bits, xmlsec.constants.KeyDataTypeSession
+            )
+            # The template lives in a document of its own: python-xmlsec copies it into the element's document
+            # and fills the copy, so the one template serves every call (never two at once: the lock).
+            encrypted = _encrypt_xml(context, self._template, element)
+        method = _method_of(_encrypted_key(encrypted))
         method.addnext(copy.deepcopy(self._key_info))  # XML Encryption 1.1 §3.5.1: Method, KeyInfo, CipherData
         return encrypted
 
@@ -82,8 +81,39 @@ def _encrypt_xml(
     return encrypted
 
 
+def _template(policy: EncryptionPolicy) -> etree._Element:
+    """The ``xenc:EncryptedData`` template of one policy (XML Encryption 1.1 §3.1, §3.5), without layout.
+
+    ``EncryptionMethod``, ``ds:KeyInfo/xenc:EncryptedKey`` (its own method and ``CipherData``), ``CipherData``: the
+    root of a document of its own, so that ``encrypt_xml`` copies it instead of filling it in place.
+    """
+    transform, _ = _CIPHER_KEYS[policy.cipher]
+    template = xmlsec.template.encrypted_data_create(
+        etree.Element("document"), transform, type=xmlsec.constants.TypeEncElement, ns="xenc"
+    )
+    xmlsec.template.encrypted_data_ensure_cipher_value(template)
+    key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
+    encrypted_key = xmlsec.template.add_encrypted_key(key_info, xmlsec.constants.TransformRsaOaep)
+    xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
+    if policy.key_transport is KeyTransport.RSA_OAEP:
+        _use_xmlenc11_oaep(_method_of(encrypted_key))
+    _strip_layout(template)
+    own: etree._Element = copy.deepcopy(template)
+    return own
+
+
+def _encrypted_key(encrypted: etree._Element) -> etree._Element:
+    """``EncryptedData/ds:KeyInfo/xenc:EncryptedKey``, where the template put it."""
+    encrypted_key = encrypted[1][0] if len(encrypted) > 1 and len(encrypted[1]) else None
+    if encrypted_key is None or encrypted_key.tag != _ENCRYPTED_KEY:  # the template always has it there
+        raise ValueError("EncryptedData without EncryptedKey")
+    return encrypted_key
+
+
 def _strip_layout(root: etree._Element) -> None:
-    """Drop the indentation xmlsec's template writes between elements: responses stay compact.
+    """Drop the indentation xmlsec's template writes between elements (once per template): responses stay compact.
+
+    Encrypting writes only the base64 text of each ``CipherValue``, no layout of its own.
 
     Some relying-party libraries read the first child node of ``RequestedSecurityToken``, whitespace included.
     """
@@ -118,8 +148,8 @@ def _keys_manager(cert: x509.Certificate) -> xmlsec.KeysManager:
 
 
 def _method_of(encrypted_key: etree._Element) -> etree._Element:
-    method = encrypted_key.find(ns.qn(ns.XENC, "EncryptionMethod"))
-    if method is None:  # add_encrypted_key always writes it
+    method = encrypted_key[0] if len(encrypted_key) else None
+    if method is None or method.tag != _ENCRYPTION_METHOD:  # add_encrypted_key always writes it first
         raise ValueError("EncryptedKey without EncryptionMethod")
     return method
 

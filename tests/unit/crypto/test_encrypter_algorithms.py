@@ -181,6 +181,85 @@ def test_encrypted_data_shape(
         assert node.tail is None or node.tail.strip(), f"whitespace tail after {node.tag}"
 
 
+def _encrypt_as_before(cert: x509.Certificate, element: etree._Element, policy: EncryptionPolicy) -> etree._Element:
+    """The encrypter before issue 19: a template built in the element's document per call, layout stripped after."""
+    transform, bits = {
+        DataCipher.AES256_GCM: (xmlsec.constants.TransformAes256Gcm, 256),
+        DataCipher.AES128_GCM: (xmlsec.constants.TransformAes128Gcm, 128),
+        DataCipher.AES256_CBC: (xmlsec.constants.TransformAes256Cbc, 256),
+    }[policy.cipher]
+    template = xmlsec.template.encrypted_data_create(element, transform, type=xmlsec.constants.TypeEncElement,
+                                                     ns="xenc")
+    xmlsec.template.encrypted_data_ensure_cipher_value(template)
+    key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
+    encrypted_key = xmlsec.template.add_encrypted_key(key_info, xmlsec.constants.TransformRsaOaep)
+    xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
+    method = encrypted_key.find(f"{{{XENC}}}EncryptionMethod")
+    assert method is not None
+    if policy.key_transport is KeyTransport.RSA_OAEP:
+        method.set("Algorithm", KeyTransport.RSA_OAEP.value)
+        etree.SubElement(method, f"{{{DS}}}DigestMethod", nsmap={"ds": DS}).set(
+            "Algorithm", "http://www.w3.org/2001/04/xmlenc#sha256"
+        )
+        etree.SubElement(method, f"{{{ns.XENC11}}}MGF", nsmap={"xenc11": ns.XENC11}).set(
+            "Algorithm", "http://www.w3.org/2009/xmlenc11#mgf1sha256"
+        )
+    manager = xmlsec.KeysManager()
+    public_key = cert.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    manager.add_key(xmlsec.Key.from_memory(public_key, xmlsec.constants.KeyDataFormatPem))
+    context = xmlsec.EncryptionContext(manager)
+    context.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, bits, xmlsec.constants.KeyDataTypeSession)
+    encrypted: etree._Element = context.encrypt_xml(template, element)
+    for node in encrypted.iter():
+        if node.text is not None and not node.text.strip():
+            node.text = None
+        if node.tail is not None and not node.tail.strip():
+            node.tail = None
+    key_info_x509 = etree.Element(f"{{{DS}}}KeyInfo", nsmap={"ds": DS})
+    etree.SubElement(etree.SubElement(key_info_x509, f"{{{DS}}}X509Data"), f"{{{DS}}}X509Certificate").text = (
+        base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+    )
+    method.addnext(key_info_x509)
+    return encrypted
+
+
+def _without_ciphertext(encrypted: etree._Element) -> bytes:
+    copied = _as_sent(encrypted)
+    for value in copied.iter(f"{{{XENC}}}CipherValue"):
+        value.text = "ciphertext"
+    return etree.tostring(copied)
+
+
+@pytest.mark.parametrize(("cipher", "transport"), MATRIX, ids=MATRIX_IDS)
+def test_output_is_what_the_per_call_template_gave(
+    signed: etree._Element, rp_cert: x509.Certificate, rp_key: rsa.RSAPrivateKey, cipher: DataCipher,
+    transport: KeyTransport,
+) -> None:
+    """One template per encrypter, filled in a copy by python-xmlsec: the same document, ciphertexts apart."""
+    policy = EncryptionPolicy(cipher, transport)
+    encrypter = TokenEncrypter(rp_cert, policy)
+    before = _without_ciphertext(_encrypt_as_before(rp_cert, copy.deepcopy(signed), policy))
+    for _ in range(2):  # the cached template is not consumed by the first call
+        encrypted = encrypter.encrypt(copy.deepcopy(signed))
+        assert _without_ciphertext(encrypted) == before
+        assert _c14n(etree.fromstring(_independent_decrypt(_as_sent(encrypted), rp_key, transport))) == _c14n(signed)
+
+
+def test_template_is_built_once_per_encrypter(
+    signed: etree._Element, rp_cert: x509.Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encrypter = TokenEncrypter(rp_cert, EncryptionPolicy())
+
+    def no_template(*args: object, **kwargs: object) -> etree._Element:
+        raise AssertionError("EncryptedData template built per call")
+
+    monkeypatch.setattr(xmlsec.template, "encrypted_data_create", no_template)
+    for _ in range(2):
+        assert encrypter.encrypt(copy.deepcopy(signed)).tag == f"{{{XENC}}}EncryptedData"
+
+
 def test_each_token_gets_a_fresh_content_key(
     signed: etree._Element, rp_cert: x509.Certificate, rp_key: rsa.RSAPrivateKey
 ) -> None:
