@@ -15,9 +15,10 @@ hold a thread in a blocked write), and the send buffer holds a whole answer (256
 
 Kept-alive connections never move between workers, so they must land spread out: all workers poll the one
 listening socket, and the worker that runs first would take a whole burst of connections (a client's or a load
-balancer's pool) while the others are not even scheduled yet. With several workers, each one stops polling the
-listener for a moment after every accept, longer the more connections it holds, so a burst is shared; and a
-connection is closed after ``_KEEPALIVE_REQUESTS`` answers, so connections that did land badly re-home in time.
+balancer's pool) while the others are not even scheduled yet. With several workers, a worker holding
+connections gives the others a head start on each waiting connection, longer the more connections it holds: a
+burst is shared, and a new connection goes to the worker holding fewest. A connection is closed after
+``_KEEPALIVE_REQUESTS`` answers, so connections that did land badly re-home in time.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 _SIOCOUTQNSD = 0x894B  # Linux: bytes in a TCP socket's send queue not yet sent (tcp(7))
 _STOP_IDLE_LINGER = 1.0  # seconds a stopping worker keeps idle kept-alive connections open
 _SEND_BUFFER = 262144  # answers are a few KiB: one always fits, so writing it never waits for the client
-# Accept pacing (several workers only): after an accept, seconds without polling the listener per connection the
-# worker holds, and at most. Another worker woken by the same burst needs a few ms on a busy machine to run; the
-# pause gives it that, and costs a new connection nothing while another worker polls (it waits in the kernel's
-# backlog only while every worker pauses, 5 ms at the very most).
+# Accept pacing (several workers only): the head start a worker gives the others on a waiting connection, seconds
+# per connection it holds, and at most. Another worker woken by the same burst needs a few ms on a busy machine to
+# run; the worker holding fewest connections waits least, so it takes the connection, and a new connection waits
+# in the kernel's backlog for the least loaded worker's head start only (none for an empty one; 5 ms at most).
 _ACCEPT_PAUSE_PER_CONNECTION = 0.0005
 _ACCEPT_PAUSE_MAX = 0.005
 # Answers a connection is kept alive for; the next one carries "Connection: close" (like Apache's
@@ -107,6 +108,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self._unsent: dict[BufferedConn, None] = {}
         self._stopping_since: float | None = None
         self._accept_paused_until = 0.0  # monotonic; 0: no pause
+        self._accept_due = False  # the head start is over: accept what the next poll finds waiting
 
     def init_process(self) -> None:
         """Build the TLS context once per worker (gunicorn's own path loads the key pair per connection)."""
@@ -117,7 +119,9 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
     # -- event loop ------------------------------------------------------------------------------------------
 
     def accept(self, listener: socket.socket) -> None:
-        """Accept one connection and start reading it."""
+        """Accept one connection and start reading it, after the other workers' head start."""
+        if self._give_head_start():
+            return
         try:
             client, address = listener.accept()
         except OSError as exc:
@@ -125,8 +129,6 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 raise
             return
         self.nr_conns += 1
-        if self.cfg.workers > 1:
-            self._pause_accepting()
         try:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
         except OSError:
@@ -144,11 +146,17 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             conn.handshaking = True
         self.enqueue_req(conn)
 
-    def _pause_accepting(self) -> None:
-        """Leave the next connections of a burst to the other workers for a moment (see the module's doc)."""
+    def _give_head_start(self) -> bool:
+        """Stop polling the listener for a moment, so that a worker holding fewer connections takes the one
+        waiting (see the module's doc); True if the accept is left for later."""
+        if self._accept_due or self.cfg.workers <= 1 or not self.nr_conns:
+            self._accept_due = False
+            return False
         pause = min(_ACCEPT_PAUSE_PER_CONNECTION * self.nr_conns, _ACCEPT_PAUSE_MAX)
         self._accept_paused_until = time.monotonic() + pause
+        self._accept_due = True
         super().set_accept_enabled(False)
+        return True
 
     def set_accept_enabled(self, enabled: bool) -> None:
         """gunicorn's loop enables accepting whenever the worker holds fewer than ``worker_connections``: not
@@ -159,6 +167,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._accept_paused_until = 0.0
         elif not enabled:
             self._accept_paused_until = 0.0
+            self._accept_due = False
         super().set_accept_enabled(enabled)
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
@@ -169,7 +178,10 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 timeout = min(timeout, remaining)
             else:  # over while the loop did not enable accepting (at worker_connections): nothing to wake for
                 self._accept_paused_until = 0.0
+        due = self._accept_due and self._accepting
         super().wait_for_and_dispatch_events(timeout)
+        if due:  # the first poll after a head start found no connection waiting: another worker took it
+            self._accept_due = False
 
     def enqueue_req(self, conn: BufferedConn) -> None:
         """Every path to a thread passes here: a connection reaches one only with its whole request read."""
