@@ -12,6 +12,13 @@ A thread never waits for a client to read either: the next request on a connecti
 previous answer has left the server (a client that stops reading while pipelining requests would otherwise
 hold a thread in a blocked write), and the send buffer holds a whole answer (256 KiB). Graceful closes
 (RFC 9112 §9.6: half-close, then drain) wait in the event loop too, not in a thread.
+
+Kept-alive connections never move between workers, so they must land spread out: all workers poll the one
+listening socket, and the worker that runs first would take a whole burst of connections (a client's or a load
+balancer's pool) while the others are not even scheduled yet. With several workers, a worker holding
+connections gives the others a head start on each waiting connection, longer the more connections it holds: a
+burst is shared, and a new connection goes to the worker holding fewest. A connection is closed after
+``_KEEPALIVE_REQUESTS`` answers, so connections that did land badly re-home in time.
 """
 
 from __future__ import annotations
@@ -43,6 +50,18 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 _SIOCOUTQNSD = 0x894B  # Linux: bytes in a TCP socket's send queue not yet sent (tcp(7))
 _STOP_IDLE_LINGER = 1.0  # seconds a stopping worker keeps idle kept-alive connections open
 _SEND_BUFFER = 262144  # answers are a few KiB: one always fits, so writing it never waits for the client
+# Accept pacing (several workers only): the head start a worker gives the others on a waiting connection, seconds
+# per connection it holds, and at most. Another worker woken by the same burst needs a few ms on a busy machine to
+# run; the worker holding fewest connections waits least, so it takes the connection, and a new connection waits
+# in the kernel's backlog for the least loaded worker's head start only (none for an empty one; 5 ms at most).
+_ACCEPT_PAUSE_PER_CONNECTION = 0.0005
+_ACCEPT_PAUSE_MAX = 0.005
+# Answers a connection is kept alive for; the next one carries "Connection: close" (like Apache's
+# MaxKeepAliveRequests and nginx's keepalive_requests, default 100 in both until nginx 1.19.10). The client
+# reconnects to whichever worker accepts first, which is the least busy one: a connection pool that landed badly
+# is spread out again within seconds under load (a token takes ms), while the reconnection (a TLS handshake costs
+# less than one token) adds about 1 % at most. nginx's newer 1000 would take minutes to re-home a pool.
+_KEEPALIVE_REQUESTS = 100
 
 
 class BufferedConn(TConn):  # type: ignore[misc]
@@ -59,6 +78,7 @@ class BufferedConn(TConn):  # type: ignore[misc]
         self.handshaking = False
         self.sent_continue = False
         self.close_after = False  # served without its whole body: the connection is not reused
+        self.served = 0  # requests handed to a thread on this connection
 
     def close(self, graceful: bool = False) -> None:
         """Close now, or let the event loop linger (gunicorn's graceful close would block its loop for 2 s)."""
@@ -87,6 +107,8 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         # Complete requests (also in _reading) waiting for the previous answer on their connection to leave.
         self._unsent: dict[BufferedConn, None] = {}
         self._stopping_since: float | None = None
+        self._accept_paused_until = 0.0  # monotonic; 0: no pause
+        self._accept_due = False  # the head start is over: accept what the next poll finds waiting
 
     def init_process(self) -> None:
         """Build the TLS context once per worker (gunicorn's own path loads the key pair per connection)."""
@@ -97,7 +119,9 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
     # -- event loop ------------------------------------------------------------------------------------------
 
     def accept(self, listener: socket.socket) -> None:
-        """Accept one connection and start reading it."""
+        """Accept one connection and start reading it, after the other workers' head start."""
+        if self._give_head_start():
+            return
         try:
             client, address = listener.accept()
         except OSError as exc:
@@ -121,6 +145,43 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 return
             conn.handshaking = True
         self.enqueue_req(conn)
+
+    def _give_head_start(self) -> bool:
+        """Stop polling the listener for a moment, so that a worker holding fewer connections takes the one
+        waiting (see the module's doc); True if the accept is left for later."""
+        if self._accept_due or self.cfg.workers <= 1 or not self.nr_conns:
+            self._accept_due = False
+            return False
+        pause = min(_ACCEPT_PAUSE_PER_CONNECTION * self.nr_conns, _ACCEPT_PAUSE_MAX)
+        self._accept_paused_until = time.monotonic() + pause
+        self._accept_due = True
+        super().set_accept_enabled(False)
+        return True
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """gunicorn's loop enables accepting whenever the worker holds fewer than ``worker_connections``: not
+        before a pause ends. Disabling (the limit reached, or stopping) ends the pause."""
+        if enabled and self._accept_paused_until:
+            if time.monotonic() < self._accept_paused_until:
+                return
+            self._accept_paused_until = 0.0
+        elif not enabled:
+            self._accept_paused_until = 0.0
+            self._accept_due = False
+        super().set_accept_enabled(enabled)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """Wake up when a pause ends (gunicorn waits up to 1 s), so the loop polls the listener again then."""
+        if self._accept_paused_until:
+            remaining = self._accept_paused_until - time.monotonic()
+            if remaining > 0:
+                timeout = min(timeout, remaining)
+            else:  # over while the loop did not enable accepting (at worker_connections): nothing to wake for
+                self._accept_paused_until = 0.0
+        due = self._accept_due and self._accepting
+        super().wait_for_and_dispatch_events(timeout)
+        if due:  # the first poll after a head start found no connection waiting: another worker took it
+            self._accept_due = False
 
     def enqueue_req(self, conn: BufferedConn) -> None:
         """Every path to a thread passes here: a connection reaches one only with its whole request read."""
@@ -313,6 +374,9 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             req = next(conn.parser)
             if not req:
                 return False
+            conn.served += 1
+            if conn.served > _KEEPALIVE_REQUESTS:
+                req.must_close = True  # the answer says "Connection: close" (gunicorn's Response.should_close)
             keepalive = self.handle_request(req, conn)
             return not conn.close_after and self._keepalive_after(conn, keepalive)
         except http.errors.NoMoreData as exc:

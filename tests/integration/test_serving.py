@@ -5,12 +5,14 @@ graceful closes that never stall the loop, and concurrent requests on a worker's
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -108,6 +110,12 @@ def _connect(server: Server) -> socket.socket:
 
 def _read_response(sock: socket.socket, buffered: bytes = b"") -> tuple[bytes, bytes, bytes]:
     """One HTTP/1.1 response framed by Content-Length: (status line, body, bytes read past it)."""
+    head, body, rest = _read_message(sock, buffered)
+    return head.split(b"\r\n", 1)[0], body, rest
+
+
+def _read_message(sock: socket.socket, buffered: bytes = b"") -> tuple[bytes, bytes, bytes]:
+    """One HTTP/1.1 response framed by Content-Length: (head, body, bytes read past it)."""
     data = buffered
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -120,7 +128,7 @@ def _read_response(sock: socket.socket, buffered: bytes = b"") -> tuple[bytes, b
         chunk = sock.recv(65536)
         assert chunk, "connection closed inside the body"
         rest += chunk
-    return head.split(b"\r\n", 1)[0], rest[:length], rest[length:]
+    return head, rest[:length], rest[length:]
 
 
 def _soap_head(length: int, extra: str = "") -> bytes:
@@ -310,3 +318,103 @@ def test_concurrent_token_requests_on_worker_threads(server: Server, instance: I
     assert errors == []
     assert len(tokens) == 40
     assert len(set(tokens)) == 40
+
+
+# --- issue 19: kept-alive connections spread over the workers ----------------------------------------------------
+
+BURST = 16  # a client opening a pool of kept-alive connections at once (wrk -c16, a load balancer's pool)
+HEALTH = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def _worker_pids(server: Server) -> list[int]:
+    """The gunicorn master's children (``sts serve`` execs the master, so it is the process started)."""
+    pids: set[int] = set()
+    for task in Path(f"/proc/{server.process.pid}/task").iterdir():
+        pids.update(int(pid) for pid in (task / "children").read_text().split())
+    return sorted(pids)
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(int(target[len("socket:[") : -1]))
+    return inodes
+
+
+def _server_side_inodes(server: Server, client_ports: set[int]) -> dict[int, int]:
+    """Client port -> inode of the server's end of each connection from these ports (/proc/net/tcp, IPv4)."""
+    found = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, remote_port = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+        if local_port == server.port and remote_port in client_ports:
+            found[remote_port] = int(fields[9])
+    return found
+
+
+def _connections_per_worker(server: Server, clients: list[socket.socket]) -> list[int]:
+    """How many of the clients' connections each worker holds, in the order of :func:`_worker_pids`."""
+    inodes = _server_side_inodes(server, {sock.getsockname()[1] for sock in clients})
+    assert len(inodes) == len(clients), inodes
+    return [len(_socket_inodes(pid) & set(inodes.values())) for pid in _worker_pids(server)]
+
+
+def _burst_split(server: Server) -> list[int]:
+    """Open BURST connections at once, each sending a request straight away like wrk does, read every answer
+    (so each connection is accepted and kept alive), and count the connections each worker holds."""
+    clients = []
+    try:
+        for _ in range(BURST):
+            sock = _connect(server)
+            clients.append(sock)
+            sock.sendall(HEALTH)
+        for sock in clients:
+            status, body, _ = _read_response(sock)
+            assert (status, body) == (b"HTTP/1.1 200 OK", b'{"status": "ok"}')
+        return _connections_per_worker(server, clients)
+    finally:
+        for sock in clients:
+            sock.close()
+
+
+def test_a_burst_of_kept_alive_connections_spreads_over_both_workers(instance: Instance) -> None:
+    """Issue 19: a client opening 16 kept-alive connections at once used to find all or nearly all of them on
+    one worker most times (the worker polling the listener first took the burst), which then did all the work for
+    as long as the connections lived. Accept pacing shares each burst: in 8 bursts, both workers hold a quarter
+    of the connections at least, but for one burst at most (a worker the machine did not schedule for a while)."""
+    server = start_server(instance, workers=2, tls=False)
+    try:
+        ready = time.monotonic() + 20
+        while len(_worker_pids(server)) < 2 and time.monotonic() < ready:
+            time.sleep(0.1)  # /healthz answers as soon as the first worker does
+        assert len(_worker_pids(server)) == 2
+        time.sleep(1)  # the second worker, forked last, reaches its event loop
+        splits = []
+        for _ in range(8):
+            splits.append(_burst_split(server))
+            time.sleep(0.3)  # the closes reach the workers before the next burst
+    finally:
+        server.stop()
+    assert all(sum(split) == BURST for split in splits), splits
+    lopsided = [split for split in splits if min(split) < BURST // 4]
+    assert len(lopsided) <= 1, splits
+
+
+def test_a_kept_alive_connection_closes_after_100_answers(plain: Server) -> None:
+    """Issue 19: like Apache's MaxKeepAliveRequests, a connection serves 100 requests kept alive, and the 101st
+    answer says ``Connection: close`` and ends it: long-lived connections reconnect to whichever worker is free."""
+    with _connect(plain) as sock:
+        for number in range(1, 102):
+            sock.sendall(HEALTH)
+            head, body, rest = _read_message(sock)
+            assert (head.split(b"\r\n", 1)[0], body, rest) == (b"HTTP/1.1 200 OK", b'{"status": "ok"}', b"")
+            connection = re.search(rb"(?im)^connection:\s*(\S+)\s*$", head)
+            assert connection is not None, head
+            expected = b"close" if number == 101 else b"keep-alive"
+            assert (number, connection.group(1).lower()) == (number, expected)
+        assert _closed_by_server(sock)
