@@ -53,9 +53,11 @@ _SEND_BUFFER = 262144  # answers are a few KiB: one always fits, so writing it n
 # Accept pacing (several workers only): the head start a worker gives the others on a waiting connection, seconds
 # per connection it holds, and at most. Another worker woken by the same burst needs a few ms on a busy machine to
 # run; the worker holding fewest connections waits least, so it takes the connection, and a new connection waits
-# in the kernel's backlog for the least loaded worker's head start only (none for an empty one; 5 ms at most).
+# in the kernel's backlog for the least loaded worker's head start only (none for an empty one; 2 ms at most).
+# The cap bounds what pacing costs clients that open a connection per request: a worker then still accepts 500
+# connections a second, more than the tokens it can sign.
 _ACCEPT_PAUSE_PER_CONNECTION = 0.0005
-_ACCEPT_PAUSE_MAX = 0.005
+_ACCEPT_PAUSE_MAX = 0.002
 # Answers a connection is kept alive for; the next one carries "Connection: close" (like Apache's
 # MaxKeepAliveRequests and nginx's keepalive_requests, default 100 in both until nginx 1.19.10). The client
 # reconnects to whichever worker accepts first, which is the least busy one: a connection pool that landed badly
