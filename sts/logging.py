@@ -26,17 +26,33 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 _SUSPECT = re.compile(r"(?i)<|password|passphrase|nonce|secret|digest|-----BEGIN")
-_SUSPECT_WORDS = ("<", "password", "passphrase", "nonce", "secret", "digest", "-----begin")
+_SUSPECT_MARKS = ("<", "-----begin")
+_SUSPECT_WORDS = ("password", "passphrase", "nonce", "secret", "digest")
 
 
 def _suspect(text: str) -> bool:
     """Whether ``text`` may hold something :func:`redact` masks: the regex above, or for ASCII text (nearly all)
-    the same test as substring checks of the lower-cased text, several times faster than a case-insensitive
-    alternation (for ASCII, lower-casing is exactly the regex's case folding)."""
-    if text.isascii():
-        lowered = text.lower()
-        return any(word in lowered for word in _SUSPECT_WORDS)
-    return _SUSPECT.search(text) is not None
+    substring checks of the lower-cased text, several times faster than a case-insensitive alternation (for
+    ASCII, lower-casing is exactly the regex's case folding). For ASCII, a secret word counts only where the
+    keyword pattern could match it: followed by ``=`` or ``:`` (after an optional quote and blanks), so an audit
+    value such as ``password-text`` does not send every field of the record through the regular expressions."""
+    if not text.isascii():
+        return _SUSPECT.search(text) is not None
+    lowered = text.lower()
+    if any(mark in lowered for mark in _SUSPECT_MARKS):
+        return True
+    return any(_assigned(lowered, word) for word in _SUSPECT_WORDS if word in lowered)
+
+
+def _assigned(lowered: str, word: str) -> bool:
+    """Whether some occurrence of ``word`` is followed by an optional quote, blanks and ``=`` or ``:``."""
+    start = lowered.find(word)
+    while start >= 0:
+        rest = lowered[start + len(word) :].lstrip("'\"").lstrip()
+        if rest[:1] in ("=", ":"):
+            return True
+        start = lowered.find(word, start + 1)
+    return False
 
 
 def redact(text: str) -> str:

@@ -225,3 +225,26 @@ def test_configure_logging_is_idempotent_and_quiets_spyne() -> None:
             if handler not in before_handlers:
                 root.removeHandler(handler)
         root.setLevel(before_level)
+
+
+_SUSPECT_CASES = [
+    "password=hunter2", "PASSWORD: hunter2", "password '  = x", "password\t\t\t" + " " * 60 + "= x", "nonce:abc",
+    "my secret=1", "digest =x", "passphrase\"=x", "<wsse:Password>x</wsse:Password>", "-----BEGIN PRIVATE KEY-----",
+    "password-text", "password-digest", "the password is long", "digest", "nonce_replayed", "secret santa",
+    "x password y = z", "Pässword=x", "pässwort: x", "über password=x",
+]
+
+
+@pytest.mark.parametrize("text", _SUSPECT_CASES)
+def test_the_cheap_pre_test_never_misses_what_redaction_masks(text: str) -> None:
+    from sts.logging import _suspect
+
+    assert redact(text) == text or _suspect(text)
+
+
+@pytest.mark.parametrize("text", ["password-text", "password-digest", "nonce_replayed", "digest_not_supported"])
+def test_audit_values_naming_a_secret_word_are_not_suspect(text: str) -> None:
+    from sts.logging import _suspect
+
+    assert not _suspect(text)
+    assert redact(text) == text
