@@ -23,6 +23,10 @@ PASSWORD = "urn:oasis:names:tc:SAML:1.0:am:password"  # noqa: S105 - a URI
 DELEGATES_ATTRIBUTE = ns.SAML_DELEGATION + "/Delegate"
 
 
+_ATTRIBUTE = ns.qn(ns.SAML1, "Attribute")
+_ATTRIBUTE_VALUE = ns.qn(ns.SAML1, "AttributeValue")
+
+
 def _el(parent: etree._Element, local: str, text: str | None = None, **attrs: str) -> etree._Element:
     element = etree.SubElement(parent, ns.qn(ns.SAML1, local), attrs)
     if text is not None:
@@ -84,7 +88,7 @@ def build_saml11(content: AssertionContent) -> etree._Element:
         _subject(statement, content)
         for attribute in attributes:
             namespace, name = split_attribute_name(attribute.uri)
-            element = _el(statement, "Attribute", AttributeName=name, AttributeNamespace=namespace)
-            for value in attribute.values:
-                _el(element, "AttributeValue", value)
+            element = etree.SubElement(statement, _ATTRIBUTE, AttributeName=name, AttributeNamespace=namespace)
+            for value in attribute.values:  # per claim: tag names made once (each extra claim is budgeted)
+                etree.SubElement(element, _ATTRIBUTE_VALUE).text = value
     return assertion

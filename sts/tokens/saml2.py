@@ -20,6 +20,8 @@ HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
 PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
 ATTRNAME_URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 DELEGATE_NAME_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"  # DOMAIN/name of the service
+_ATTRIBUTE = ns.qn(ns.SAML2, "Attribute")
+_ATTRIBUTE_VALUE = ns.qn(ns.SAML2, "AttributeValue")
 
 
 def _el(parent: etree._Element, local: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -69,10 +71,10 @@ def build_saml2(content: AssertionContent, authn_context: str = PASSWORD_PROTECT
     _el(_el(authn, "AuthnContext"), "AuthnContextClassRef", authn_context)
     if content.attributes:  # the schema wants at least one Attribute in an AttributeStatement
         statement = _el(assertion, "AttributeStatement")
-        for attribute in content.attributes:
-            element = _el(statement, "Attribute", Name=attribute.uri, NameFormat=ATTRNAME_URI)
+        for attribute in content.attributes:  # per claim: tag names made once (each extra claim is budgeted)
+            element = etree.SubElement(statement, _ATTRIBUTE, Name=attribute.uri, NameFormat=ATTRNAME_URI)
             for value in attribute.values:
-                _el(element, "AttributeValue", value)
+                etree.SubElement(element, _ATTRIBUTE_VALUE).text = value
     return assertion
 
 
