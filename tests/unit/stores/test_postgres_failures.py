@@ -182,10 +182,14 @@ def test_a_connection_that_just_answered_skips_the_liveness_round_trip(
     monkeypatch.setattr(ConnectionPool, "check_connection", counted)
     monkeypatch.setattr(postgres, "ALIVE_BYPASS_SECONDS", 3600.0)
     eventually(stores.relying_parties.version)
-    checks.clear()
-    for _ in range(5):
+    for _ in range(8):  # every connection the pool holds (it hands its idle ones out in turn) has answered
         stores.relying_parties.version()
-    assert checks == []  # each checkout follows an operation that just completed on that connection
+    checks.clear()
+    for _ in range(10):
+        stores.relying_parties.version()
+    # Each checkout follows an operation that just completed on that connection (one the pool may have opened
+    # meanwhile is checked once); before the bypass, every checkout was checked.
+    assert len(checks) <= 1, checks
     monkeypatch.setattr(postgres, "ALIVE_BYPASS_SECONDS", 0.0)
     stores.relying_parties.version()
     assert len(checks) == 1  # past the window: checked before use
