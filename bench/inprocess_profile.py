@@ -97,12 +97,18 @@ class StageTimer:
         self.exclusive: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self._stack: list[float] = []
+        # Off until pass 2: the wrappers are installed before the first request, because the app keeps some
+        # bound methods it looked up then (the stores' timing proxy, sts.telemetry.timed), which a wrapper
+        # installed later would never see.
+        self.on = [False]
 
     def wrap(self, function: Callable[..., Any], stage: str) -> Callable[..., Any]:
-        stack, exclusive, calls = self._stack, self.exclusive, self.calls
+        stack, exclusive, calls, on = self._stack, self.exclusive, self.calls, self.on
         clock = time.thread_time
 
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if not on[0]:
+                return function(*args, **kwargs)
             started = clock()
             stack.append(0.0)
             try:
@@ -206,6 +212,10 @@ def main() -> int:
     def call(environ: dict[str, Any]) -> bytes:
         return b"".join(app(environ, start_response))
 
+    timer = StageTimer()
+    missing: list[str] = []
+    saved = install_timers(timer, missing)
+    root = timer.wrap(call, ROOT)
     for environ in prepared(args.warmup):
         other_worker_commit()
         call(environ)
@@ -241,10 +251,7 @@ def main() -> int:
                 "cumtime_ms_per_request": round(1000 * ct / args.requests, 4)}
 
     # Pass 2: exclusive stage timers (no profiler), and plain CPU per request.
-    timer = StageTimer()
-    missing: list[str] = []
-    saved = install_timers(timer, missing)
-    root = timer.wrap(call, ROOT)
+    timer.on[0] = True
     bodies = prepared(args.requests)
     cpu = wall = 0.0
     for environ in bodies:
