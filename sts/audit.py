@@ -2,9 +2,10 @@
 
 Inside a request (:func:`request_scope`, opened by the SOAP endpoint) a successful authentication is not a record
 of its own: it is held, and the request's next record (the operation's outcome, or the failure that ended the
-request) carries its method as ``auth_method`` and its user and domain when it names none. A request that
-authenticates and then records nothing else still gets the authentication record, when the scope closes. Failed
-authentications are written at once, as before. So a successful request costs one record, not two.
+request; never another login's record, such as a delegated identity's) carries its method as ``auth_method`` and
+its user and domain when it names none. A request that authenticates and then records nothing else still gets
+the authentication record, when the scope closes. Failed authentications are written at once, as before. So a
+successful request costs one record, not two.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class _Scope:
 
 
 _SCOPE: ContextVar[_Scope | None] = ContextVar("sts_audit_scope", default=None)
+_LOGIN_EVENTS = frozenset({"authentication", "delegated_authentication"})
 
 
 @contextmanager
@@ -79,7 +81,8 @@ def emit(event: AuditEvent) -> None:
         if event.event == "authentication" and event.outcome == "success":
             scope.authentication = event
             return
-        if held is not None:
+        # Another login's record (a delegated identity's, WS-Trust 1.3 §9.1) never carries the caller's.
+        if held is not None and event.event not in _LOGIN_EVENTS:
             scope.authentication = None
             event = dataclasses.replace(
                 event,

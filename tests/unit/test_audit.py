@@ -1,0 +1,61 @@
+"""The audit scope: one record per successful request, the caller's authentication carried by the outcome."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from sts.audit import AuditEvent, emit, request_scope
+
+
+def _records(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    return [
+        {key: vars(r).get(key) for key in ("audit_event", "outcome", "user", "auth_method")}
+        for r in caplog.records
+        if r.name == "sts.audit"
+    ]
+
+
+def _login(event: str, user: str, outcome: str = "success", reason: str = "password-text") -> AuditEvent:
+    return AuditEvent(event=event, outcome=outcome, correlation_id="c", user=user, domain="PRIMARY", reason=reason)
+
+
+def test_the_outcome_record_carries_the_held_authentication(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="sts.audit"), request_scope():
+        emit(_login("authentication", "alice"))
+        emit(AuditEvent(event="issue", outcome="success", correlation_id="c", reason="issued"))
+    assert _records(caplog) == [
+        {"audit_event": "issue", "outcome": "success", "user": "alice", "auth_method": "password-text"}
+    ]
+
+
+def test_a_delegated_login_never_carries_the_callers_authentication(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="sts.audit"), request_scope():
+        emit(_login("authentication", "service", reason="x509"))
+        emit(_login("delegated_authentication", "bob", reason="password"))
+        emit(AuditEvent(event="issue", outcome="success", correlation_id="c", user="service", reason="issued"))
+    assert _records(caplog) == [
+        {"audit_event": "delegated_authentication", "outcome": "success", "user": "bob", "auth_method": None},
+        {"audit_event": "issue", "outcome": "success", "user": "service", "auth_method": "x509"},
+    ]
+
+
+def test_an_authentication_nothing_else_recorded_is_written_when_the_scope_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sts.audit"):
+        with request_scope():
+            emit(_login("authentication", "alice"))
+            assert _records(caplog) == []
+        assert _records(caplog) == [
+            {"audit_event": "authentication", "outcome": "success", "user": "alice", "auth_method": None}
+        ]
+
+
+def test_outside_a_request_every_event_is_written_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="sts.audit"):
+        emit(_login("authentication", "alice"))
+    assert _records(caplog) == [
+        {"audit_event": "authentication", "outcome": "success", "user": "alice", "auth_method": None}
+    ]
