@@ -11,6 +11,8 @@ frozen clock in tests.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -180,20 +182,27 @@ def build_authenticator(
 def trusted_issuers(settings: Settings, clock: Clock) -> tuple[x509.Certificate, ...]:
     """Certificates of other issuers whose assertions Validate accepts (the STS's own come from its key ring)."""
     problems: list[str] = []
-    extra: list[x509.Certificate] = []
     now = clock.now()
-    for index, path in enumerate(settings.lifecycle.trusted_issuer_certs):
-        label = f"lifecycle.trusted_issuer_certs[{index}]"
-        try:
-            cert = load_certificate(path)
-        except (OSError, ValueError):
-            problems.append(f"{label}: {path} unreadable")
-            continue
-        problems += check_certificate(cert, label, now)[0]
-        extra.append(cert)
+    extra = [
+        cert
+        for index, path in enumerate(settings.lifecycle.trusted_issuer_certs)
+        if (cert := _checked_certificate(path, f"lifecycle.trusted_issuer_certs[{index}]", now, problems)) is not None
+    ]
     if problems:
         raise ConfigError(problems)
     return tuple(extra)
+
+
+def _checked_certificate(path: Path, label: str, now: datetime, problems: list[str]) -> x509.Certificate | None:
+    """A configured certificate, its problems (unreadable, expired, weak key) added to ``problems``; None when it
+    cannot be read."""
+    try:
+        cert = load_certificate(path)
+    except (OSError, ValueError):
+        problems.append(f"{label}: {path} unreadable")
+        return None
+    problems += check_certificate(cert, label, now)[0]
+    return cert
 
 
 def key_ring(settings: Settings, keystore: KeyStore, clock: Clock) -> KeyRing:
@@ -294,16 +303,12 @@ def issuer_trust(settings: Settings, own_certs: tuple[x509.Certificate, ...], cl
     issuers = [IssuerTrust(settings.issuer.name, own_certs, SELF)]
     now = clock.now()
     for index, entry in enumerate(settings.trusted_issuers):
-        certificates: list[x509.Certificate] = []
-        for path in entry.certificates:
-            label = f"trusted_issuers[{index}].certificates"
-            try:
-                cert = load_certificate(path)
-            except (OSError, ValueError):
-                problems.append(f"{label}: {path} unreadable")
-                continue
-            problems += check_certificate(cert, label, now)[0]
-            certificates.append(cert)
+        label = f"trusted_issuers[{index}].certificates"
+        certificates = [
+            cert
+            for path in entry.certificates
+            if (cert := _checked_certificate(path, label, now, problems)) is not None
+        ]
         if entry.entity_id == settings.issuer.name:
             problems.append(f"trusted_issuers[{index}]: entity_id is this STS's own [issuer] name")
         issuers.append(

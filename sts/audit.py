@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 _AUDIT = logging.getLogger("sts.audit")
 
@@ -91,6 +92,26 @@ def emit(event: AuditEvent) -> None:
                 domain=event.domain or held.domain,
             )
     _write(event)
+
+
+class RequestFacts(Protocol):
+    """What a login record names about the request (``CallerInfo``, ``RequestInfo``)."""
+
+    @property
+    def correlation_id(self) -> str: ...
+
+    @property
+    def client_address(self) -> str: ...
+
+
+def login(
+    request: RequestFacts, outcome: str, reason: str, *, user: str = "", domain: str = "",
+    event: str = "authentication",
+) -> None:
+    """Record one login (``authentication``, or ``delegated_authentication`` for a delegated identity) and its
+    reason: the method on success, the refusal's reason code on failure."""
+    emit(AuditEvent(event=event, outcome=outcome, correlation_id=request.correlation_id,
+                    client_address=request.client_address, user=user, domain=domain, reason=reason))
 
 
 def _write(event: AuditEvent) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from sts.audit import AuditEvent, emit
+from sts.audit import login
 from sts.auth.router import UserStoreRouter
 from sts.auth.users import Principal, UserStoreError, split_qualified
 from sts.auth.validators import CallerInfo
@@ -50,17 +50,7 @@ class CertificateAttempt:
 
     def audit(self, outcome: str, reason: str) -> None:
         """Emit the ``authentication`` audit event of this attempt."""
-        emit(
-            AuditEvent(
-                event="authentication",
-                outcome=outcome,
-                correlation_id=self.info.correlation_id,
-                client_address=self.info.client_address,
-                user=self.user,
-                domain=self.domain,
-                reason=reason,
-            )
-        )
+        login(self.info, outcome, reason, user=self.user, domain=self.domain)
 
 
 class CertificateTrust:

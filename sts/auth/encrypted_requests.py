@@ -33,7 +33,7 @@ from cryptography import x509
 from lxml import etree
 
 from sts import ns
-from sts.audit import AuditEvent, emit
+from sts.audit import login
 from sts.auth.certificates import CertificateTrust
 from sts.auth.signed_requests import SIGNATURE_NAMESPACE
 from sts.auth.validators import AuthenticatedCaller, CallerInfo, KeyProof, UsernameTokenAuthenticator
@@ -355,5 +355,4 @@ def _ski(certificate: x509.Certificate) -> bytes | None:
 
 
 def _audit(info: CallerInfo, reason: str, user: str = "", domain: str = "", outcome: str = "failure") -> None:
-    emit(AuditEvent(event="authentication", outcome=outcome, correlation_id=info.correlation_id,
-                    client_address=info.client_address, user=user, domain=domain, reason=reason))
+    login(info, outcome, reason, user=user, domain=domain)

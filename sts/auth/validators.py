@@ -27,7 +27,7 @@ from cryptography import x509
 from lxml import etree
 
 from sts import telemetry
-from sts.audit import AuditEvent, emit
+from sts.audit import login
 from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
 from sts.auth.router import UserStoreRouter
@@ -194,12 +194,7 @@ class UsernameTokenAuthenticator:
         """
         attempt = _Attempt(info, "delegated_authentication")
         try:
-            credential = parse_username_token(
-                token,
-                bsp_strict=self._policy.bsp_strict,
-                min_nonce_bytes=self._policy.min_nonce_bytes,
-                max_password_bytes=self._policy.max_password_bytes,
-            )
+            credential = self._credential(token)
             check_created(credential, self._clock, self._policy.freshness)
             secure = info.secure_transport or self._policy.allow_insecure_transport
             if not credential.is_digest and not secure:
@@ -228,15 +223,19 @@ class UsernameTokenAuthenticator:
         telemetry.passed("timestamp")
         return self._authenticate_token(header.username_tokens[0], attempt, roles, False)
 
-    def _authenticate_token(
-        self, token: etree._Element, attempt: _Attempt, roles: frozenset[str], confidential: bool
-    ) -> AuthenticatedCaller:
-        credential = parse_username_token(
+    def _credential(self, token: etree._Element) -> UsernameCredential:
+        """The UsernameToken read under this policy's profile rules (BSP, nonce and password sizes)."""
+        return parse_username_token(
             token,
             bsp_strict=self._policy.bsp_strict,
             min_nonce_bytes=self._policy.min_nonce_bytes,
             max_password_bytes=self._policy.max_password_bytes,
         )
+
+    def _authenticate_token(
+        self, token: etree._Element, attempt: _Attempt, roles: frozenset[str], confidential: bool
+    ) -> AuthenticatedCaller:
+        credential = self._credential(token)
         check_created(credential, self._clock, self._policy.freshness)
         telemetry.passed("username token")
         client = attempt.info.client_address
@@ -355,14 +354,4 @@ class _Attempt:
         self.chain: tuple[str, ...] = ()  # domains of a chained unqualified login
 
     def audit(self, outcome: str, reason: str) -> None:
-        emit(
-            AuditEvent(
-                event=self.event,
-                outcome=outcome,
-                correlation_id=self.info.correlation_id,
-                client_address=self.info.client_address,
-                user=self.user,
-                domain=self.domain,
-                reason=reason,
-            )
-        )
+        login(self.info, outcome, reason, user=self.user, domain=self.domain, event=self.event)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from sts import ns
-from sts.audit import AuditEvent, emit
+from sts.audit import login
 from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import canonical
 from sts.auth.validators import AuthenticatedCaller, CallerInfo
@@ -159,14 +159,5 @@ class _Audit:
 
     def emit(self, outcome: str, reason: str) -> None:
         domain, _, name = self.user.partition("/")
-        emit(
-            AuditEvent(
-                event="authentication",
-                outcome=outcome,
-                correlation_id=self.info.correlation_id,
-                client_address=self.info.client_address,
-                user=name,
-                domain=domain,
-                reason=reason if not self.issuer else f"{reason} issuer={self.issuer}",
-            )
-        )
+        login(self.info, outcome, reason if not self.issuer else f"{reason} issuer={self.issuer}",
+              user=name, domain=domain)
