@@ -20,7 +20,7 @@ from cryptography import x509
 from lxml import etree
 
 from sts.auth.certificates import CertificateRules, CertificateTrust
-from sts.auth.credential_cache import VerifiedCredentialCache
+from sts.auth.credential_cache import VerifiedCredentialCache, VerifiedPrincipalCache
 from sts.auth.encrypted_requests import (
     ENCRYPTED_SCENARIOS,
     EncryptedRequestOpener,
@@ -237,7 +237,11 @@ def certificate_trust(settings: Settings, stores: Stores, clock: Clock) -> Certi
         if problems:
             raise ConfigError([f"security.client_ca_file: {problem}" for problem in problems])
     rules = CertificateRules(frozenset(d.upper() for d in security.allowed_domains), security.client_cert_user)
-    return CertificateTrust(stores.certificates, authority, stores.users, rules, clock, stores.throttle)
+    # Certificate callers' user lookups are cached under the credential cache's TTL and versions.
+    principals = VerifiedPrincipalCache(security.credential_cache_ttl)
+    return CertificateTrust(
+        stores.certificates, authority, stores.users, rules, clock, stores.throttle, principals, stores.versions
+    )
 
 
 def build_signed_authenticator(settings: Settings, stores: Stores, clock: Clock) -> SignedRequestAuthenticator:

@@ -18,15 +18,16 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from sts.audit import login
+from sts.auth.credential_cache import VerifiedPrincipalCache
 from sts.auth.router import UserStoreRouter
-from sts.auth.users import Principal, UserStoreError, split_qualified
+from sts.auth.users import Principal, UserStoreError, canonical, split_qualified
 from sts.auth.validators import CallerInfo
 from sts.clock import Clock
 from sts.config.settings import ALL_DOMAINS
 from sts.crypto.client_certs import ClientAuthority, certificate_problem
 from sts.crypto.wss_sign import certificate_der
 from sts.errors import FailedAuthentication, STSError
-from sts.stores.base import ClientThrottle
+from sts.stores.base import ClientThrottle, CredentialVersions, LocalCredentialVersions
 from sts.stores.certificate_index import CertificateStore
 from sts.wss.x509_token import TokenReference
 
@@ -64,6 +65,8 @@ class CertificateTrust:
         rules: CertificateRules,
         clock: Clock,
         throttle: ClientThrottle | None = None,
+        principals: VerifiedPrincipalCache | None = None,
+        versions: CredentialVersions | None = None,
     ) -> None:
         self._registered = registered
         self._authority = authority
@@ -71,6 +74,8 @@ class CertificateTrust:
         self._rules = rules
         self._clock = clock
         self._throttle = throttle
+        self._principals = principals
+        self._versions = versions if versions is not None else LocalCredentialVersions()
 
     def check_throttle(self, client: str) -> None:
         """Refuse a client address with too many recent authentication failures, before any certificate work."""
@@ -109,13 +114,27 @@ class CertificateTrust:
         allowed = self._rules.allowed_domains
         if ALL_DOMAINS not in allowed and domain not in allowed:
             raise FailedAuthentication("domain not allowed", reason="domain_denied")
-        principal = self._users.lookup(domain, name)
+        principal = self._lookup(domain, name)
         if principal is None:
             raise FailedAuthentication("no such user", reason="unknown_user")
         if not principal.enabled:
             raise FailedAuthentication("user disabled", reason="user_disabled")
         if not principal.holds_any_role(roles):
             raise FailedAuthentication("caller holds none of the allowed roles", reason="role_denied")
+        return principal
+
+    def _lookup(self, domain: str, name: str) -> Principal | None:
+        """The user, from the principal cache when it holds a fresh entry (only enabled users are kept)."""
+        if self._principals is None:
+            return self._users.lookup(domain, name)
+        user = canonical(name)
+        # The version is read before the store is asked: a change racing the lookup leaves the entry stale.
+        version = self._versions.current(f"{domain}/{user}")
+        principal = self._principals.get(domain, user, version)
+        if principal is None:
+            principal = self._users.lookup(domain, name)
+            if principal is not None and principal.enabled:
+                self._principals.put(domain, user, principal, version)
         return principal
 
     def _find_registered(self, reference: TokenReference) -> tuple[x509.Certificate, str, str] | None:

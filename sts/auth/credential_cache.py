@@ -75,3 +75,25 @@ class VerifiedCredentialCache:
             del self._entries[key]
         while len(self._entries) >= self._max:
             del self._entries[next(iter(self._entries))]  # oldest insertion first
+
+
+class VerifiedPrincipalCache:
+    """``(domain, user)`` → the Principal looked up for a certificate caller, under the rules of
+    :class:`VerifiedCredentialCache`: at most ``ttl`` seconds, dropped when the account ``version`` moves.
+
+    A certificate caller proves possession of a trusted key on every request (the signature and the certificate
+    checks are never cached); what this saves is the user-store lookup that follows, exactly what the credential
+    cache saves a repeat PasswordText caller. A disable or role change takes effect within the TTL, or at once
+    with shared versions.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._entries = VerifiedCredentialCache(ttl, max_entries, clock)
+
+    def get(self, domain: str, user: str, version: CredentialVersion = ()) -> Principal | None:
+        """The cached principal, if looked up less than ``ttl`` seconds ago under the same account ``version``."""
+        return self._entries.get(domain, user, "", version)
+
+    def put(self, domain: str, user: str, principal: Principal, version: CredentialVersion = ()) -> None:
+        """Remember a lookup made under account ``version``."""
+        self._entries.put(domain, user, "", principal, version)

@@ -9,6 +9,7 @@ at most one user; removing the user removes its certificates.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,6 +34,13 @@ def sha256_hex(der: bytes) -> str:
     """The SHA-256 fingerprint of a DER certificate as upper-case colon-separated hex (what ``sts user show``
     lists)."""
     return hashlib.sha256(der).digest().hex(":").upper()
+
+
+@functools.lru_cache(maxsize=1024)
+def load_registered(der: bytes) -> x509.Certificate:
+    """A registered certificate's DER, parsed once per worker: the parsed object is immutable, and it keeps its
+    parsed extensions, which the checks made at every login read again. Bounded: the certificates a worker meets."""
+    return x509.load_der_x509_certificate(der)
 
 
 def ski_of(cert: x509.Certificate) -> bytes | None:
@@ -85,7 +93,7 @@ def registered(rows: list[tuple[object, ...]]) -> RegisteredCertificate | None:
     der_value, domain, name = rows[0]
     if not isinstance(der_value, bytes | bytearray | memoryview):  # the column is a BLOB (SQLite), BYTEA (PostgreSQL)
         return None
-    return RegisteredCertificate(x509.load_der_x509_certificate(bytes(der_value)), str(domain), str(name))
+    return RegisteredCertificate(load_registered(bytes(der_value)), str(domain), str(name))
 
 
 class CertificateStore(Protocol):

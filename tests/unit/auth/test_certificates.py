@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from sts import errors
-from sts.auth.certificates import CertificateAttempt, mapped_name
+from sts.auth.certificates import CertificateAttempt, CertificateTrust, mapped_name
+from sts.auth.credential_cache import VerifiedPrincipalCache
 from sts.crypto.client_certs import load_client_certificate
 from sts.wss.x509_token import TokenReference
 from tests.unit.auth.x509_env import INFO, X509Env, audit_records, build_env
@@ -223,3 +224,76 @@ def test_a_garbled_san_maps_to_no_user() -> None:
             .sign(key, hashes.SHA256()))
     with pytest.raises(errors.FailedAuthentication):
         mapped_name(cert, "san_email")
+
+
+class _Versions:
+    """Shared credential versions as the Redis backend keeps them: a bump moves one account's version."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {}
+
+    def current(self, key: str) -> tuple[str, ...]:
+        return (str(self.counters.get(key, 0)),)
+
+    def bump(self, key: str) -> None:
+        self.counters[key] = self.counters.get(key, 0) + 1
+
+    def bump_all(self) -> None:
+        self.counters = {k: v + 1 for k, v in self.counters.items()}
+
+
+def _cached_trust(env: X509Env, clock: list[float], versions: _Versions | None = None) -> CertificateTrust:
+    cache = VerifiedPrincipalCache(60, clock=lambda: clock[0])
+    trust = env.trust
+    return CertificateTrust(trust._registered, trust._authority, trust._users, trust._rules,  # noqa: SLF001
+                            trust._clock, trust._throttle, cache, versions)  # noqa: SLF001
+
+
+def test_a_certificate_callers_lookup_is_cached_for_the_credential_cache_ttl(tmp_path: Path) -> None:
+    env = build_env(tmp_path)
+    try:
+        clock = [0.0]
+        trust = _cached_trust(env, clock)
+        assert trust.principal("PRIMARY", "bob", ROLES).enabled
+        env.users.set_enabled("PRIMARY", "bob", False)
+        assert trust.principal("PRIMARY", "bob", ROLES).enabled  # within the TTL: the cached lookup
+        assert trust.principal("PRIMARY", "BOB", ROLES).name == "bob"  # keyed by the canonical name
+        clock[0] = 61.0
+        with pytest.raises(errors.FailedAuthentication) as caught:
+            trust.principal("PRIMARY", "bob", ROLES)
+        assert caught.value.reason == "user_disabled"
+        with pytest.raises(errors.FailedAuthentication):  # a refused user is never cached
+            trust.principal("PRIMARY", "bob", ROLES)
+    finally:
+        env.db.close()
+
+
+def test_a_version_bump_drops_a_cached_certificate_caller_at_once(tmp_path: Path) -> None:
+    env = build_env(tmp_path)
+    try:
+        versions = _Versions()
+        trust = _cached_trust(env, [0.0], versions)
+        assert trust.principal("PRIMARY", "bob", ROLES).holds_any_role(ROLES)
+        env.users.revoke("PRIMARY", "bob", "admin")
+        assert trust.principal("PRIMARY", "bob", ROLES).holds_any_role(ROLES)  # same version: still cached
+        versions.bump("PRIMARY/bob")
+        with pytest.raises(errors.FailedAuthentication) as caught:
+            trust.principal("PRIMARY", "bob", ROLES)
+        assert caught.value.reason == "role_denied"
+    finally:
+        env.db.close()
+
+
+def test_the_cache_never_skips_the_domain_rule(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    env = build_env(tmp_path)
+    try:
+        trust = _cached_trust(env, [0.0])
+        trust.principal("PRIMARY", "admin", ROLES)
+        trust._rules = replace(trust._rules, allowed_domains=frozenset({"SECONDARY"}))  # noqa: SLF001
+        with pytest.raises(errors.FailedAuthentication) as caught:
+            trust.principal("PRIMARY", "admin", ROLES)
+        assert caught.value.reason == "domain_denied"
+    finally:
+        env.db.close()
