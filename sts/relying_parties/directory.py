@@ -67,6 +67,8 @@ class RelyingPartyDirectory:
         self._registered: dict[str, RelyingParty] = {}
         self._index = AddressIndex(())
         self._certs: dict[str, x509.Certificate | None] = {}
+        # address → (the registration, its effective settings), made at its first use after a re-read.
+        self._settings: dict[str, tuple[RelyingParty, EffectiveSettings]] = {}
         self._certificates = CertificateCache(truststore, clock or SystemClock())
         self._encrypters = EncrypterCache()
         self._lock = threading.Lock()
@@ -105,9 +107,18 @@ class RelyingPartyDirectory:
 
     def _party(self, rp: RelyingParty, fallback: bool) -> ResolvedParty:
         """The resolved party with its certificate only while that is valid now."""
-        settings = effective(rp, self._default_profile)
+        settings = self._effective(rp)
         certificate = self._certificates.usable(rp, self._certs.get(rp.address))
         return ResolvedParty(rp, rp.identifier or rp.address, certificate, settings, fallback)
+
+    def _effective(self, rp: RelyingParty) -> EffectiveSettings:
+        """The relying party's settings with its profile's gaps filled, worked out once per registration object
+        (a re-read makes new objects, so a changed registration is never answered with old settings)."""
+        known = self._settings.get(rp.address)
+        if known is None or known[0] is not rp:
+            known = (rp, effective(rp, self._default_profile))
+            self._settings[rp.address] = known
+        return known[1]
 
     def _refresh(self) -> None:
         """Re-read the registry when its version moved (looked at once per ``recheck_seconds`` at most).
@@ -123,6 +134,7 @@ class RelyingPartyDirectory:
             return
         parties = self._registry.all()
         self._registered = {rp.address: rp for rp in parties}
+        self._settings = {}
         self._index = AddressIndex(parties)
         self._certs = {rp.address: self._certificates.load(rp) for rp in parties if rp.has_certificate}
         self._certificates.forget_others(parties)

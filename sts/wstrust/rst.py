@@ -85,8 +85,9 @@ def _named_children(parent: etree._Element, trust: TrustVersion) -> list[tuple[s
     ``wst:InvalidRequest``."""
     named: list[tuple[str, etree._Element]] = []
     seen: set[str] = set()
+    known = _KNOWN_TAGS[trust]
     for child in element_children(parent):
-        name = _known_name(child, trust)
+        name = known.get(child.tag) or _known_name(child, trust)
         if name in _SINGLE:
             if name in seen:
                 raise InvalidRequest(f"duplicate {name}", reason="duplicate_element")
@@ -116,6 +117,7 @@ def _secondary_parameters(element: etree._Element, trust: TrustVersion) -> dict[
 
 
 def _known_name(child: etree._Element, trust: TrustVersion) -> str:
+    """The name of any child by the rules below (:data:`_KNOWN_TAGS` answers the same for the known ones)."""
     qname = etree.QName(child)
     if qname.namespace == trust.namespace:
         return qname.localname
@@ -130,9 +132,12 @@ def _known_name(child: etree._Element, trust: TrustVersion) -> str:
 
 
 def _uri(element: etree._Element, label: str) -> str:
-    if element_children(element):
+    if not len(element):  # no child node at all: the text is .text (a comment or PI child takes the long way)
+        value = collapse(element.text or "")
+    elif element_children(element):
         raise InvalidRequest(f"{label} must be text", reason="bad_value")
-    value = collapse(text_of(element))
+    else:
+        value = collapse(text_of(element))
     if not value or len(value) > MAX_URI:
         raise InvalidRequest(f"{label} empty or too long", reason="bad_value")
     return value
@@ -159,18 +164,28 @@ def _computed_key(element: etree._Element, trust: TrustVersion) -> dict[str, obj
 
 def _applies_to(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     """Exactly one EndpointReference with exactly one Address, text only (WS-Addressing 1.0 §2.2)."""
-    policy_ns = etree.QName(element).namespace or ""
+    policy_ns = _split(element.tag)[0]
     children = element_children(element)
-    if len(children) != 1 or etree.QName(children[0]).localname != "EndpointReference":
+    if len(children) != 1 or _split(children[0].tag)[1] != "EndpointReference":
         raise InvalidRequest("AppliesTo needs one EndpointReference", reason="bad_applies_to")
     epr = children[0]
-    addressing_ns = etree.QName(epr).namespace or ""
+    addressing_ns = _split(epr.tag)[0]
     if addressing_ns not in (ns.WSA, ns.WSA04):
         raise InvalidRequest("EndpointReference in an unknown namespace", reason="bad_applies_to")
-    addresses = [c for c in element_children(epr) if c.tag == ns.qn(addressing_ns, "Address")]
+    address_tag = ns.qn(addressing_ns, "Address")
+    addresses = [c for c in element_children(epr) if c.tag == address_tag]
     if len(addresses) != 1:
         raise InvalidRequest("EndpointReference needs one Address", reason="bad_applies_to")
     return {"applies_to": AppliesTo(_uri(addresses[0], "Address"), policy_ns, addressing_ns)}
+
+
+def _split(tag: str) -> tuple[str, str]:
+    """(namespace, local name) of a Clark name, ``""`` for no namespace (what ``etree.QName`` says, without
+    making one)."""
+    if tag[:1] == "{":
+        namespace, _, local = tag[1:].partition("}")
+        return namespace, local
+    return "", tag
 
 
 def _lifetime(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
@@ -279,3 +294,16 @@ _READERS: dict[str, Callable[[etree._Element, TrustVersion], dict[str, object]]]
 }
 # Known RST parameters only the requestor originates: never taken from SecondaryParameters.
 _REQUESTOR_ONLY = (frozenset(_READERS) - _TEMPLATE) | {"RequestType", "SecondaryParameters"}
+
+
+def _known_tags(trust: TrustVersion) -> dict[str, str]:
+    """Clark name → name of every element :func:`_known_name` accepts by name in this version, made once so a
+    request's children are named with one dictionary look-up each."""
+    tags = {trust.qn(local): local for local in (*_SINGLE, *_IGNORED)}
+    tags.update({ns.qn(ns.WSP, "AppliesTo"): "AppliesTo", ns.qn(ns.WSP15, "AppliesTo"): "AppliesTo"})
+    if trust is TrustVersion.TRUST13:
+        tags[ns.qn(ns.WST14, "ActAs")] = "ActAs"
+    return tags
+
+
+_KNOWN_TAGS = {trust: _known_tags(trust) for trust in TrustVersion}

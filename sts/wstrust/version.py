@@ -82,10 +82,7 @@ class TrustVersion(Enum):
         Bearer ``wsid:NoProofKey``."""
         if self is TrustVersion.FEB2005 and uri == NO_PROOF_KEY:
             return KeyKind.BEARER
-        for kind in KeyKind:
-            if uri == self.key_type(kind):
-                return kind
-        return None
+        return _KEY_KINDS[self].get(uri)
 
     @property
     def psha1(self) -> str:
@@ -115,3 +112,7 @@ class TrustVersion(Enum):
     def issue_answer_is_collection(self) -> bool:
         """WS-Trust 1.3 answers Issue with an RSTRC holding one RSTR (§4.3); February 2005 with a bare RSTR."""
         return self is TrustVersion.TRUST13
+
+
+# KeyType URI → key kind, per version (what key_type writes), made once: every Issue looks its KeyType up.
+_KEY_KINDS = {version: {version.key_type(kind): kind for kind in KeyKind} for version in TrustVersion}

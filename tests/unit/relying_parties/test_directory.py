@@ -164,6 +164,22 @@ def test_directory_rereads_the_registry_when_its_version_moves(tmp_path: Path, r
     assert eager.resolve("https://late.example/").rp.address == "https://late.example/"
 
 
+def test_changed_settings_are_used_after_the_re_read(tmp_path: Path, registry: RelyingPartyRegistry) -> None:
+    """The effective settings are worked out once per registration: an update is answered with the new ones."""
+    registry.add(unencrypted(RP, profile="adfs"))
+    directory = RelyingPartyDirectory(registry, tmp_path, recheck_seconds=0)
+    first = directory.resolve(RP).settings
+    assert (first.profile, first.token_type, first.nameid) == ("adfs", "saml11", "username")
+    assert directory.resolve(RP).settings is first  # not worked out again while the registration stands
+    registry.update(unencrypted(RP, profile="cxf", nameid="email"))
+    changed = directory.resolve(RP).settings
+    assert (changed.profile, changed.token_type, changed.nameid, changed.profile_spelling) == (
+        "cxf", "saml20", "email", True,
+    )
+    found = directory.registered(RP)
+    assert found is not None and found.settings is changed
+
+
 def test_unreadable_registry_fails_closed(tmp_path: Path, registry: RelyingPartyRegistry) -> None:
     registry.add(unencrypted(RP))
     db = Database(tmp_path / "sts.db")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import replace
 
 from lxml import etree
 
@@ -83,3 +84,35 @@ def test_markup_in_values_is_escaped_and_round_trips() -> None:
     assertion = build_saml2(content((Attribute("urn:a", (evil,)),)))
     reparsed = etree.fromstring(etree.tostring(assertion))
     assert [v.text for v in reparsed.iter(f"{{{ns.SAML2}}}AttributeValue")] == [evil]
+
+
+def test_saml2_bytes() -> None:
+    """The exact serialization relying parties were tested against (attribute order, declarations, escaping)."""
+    claims = (Attribute("urn:a", ("1", "x&<")), Attribute("urn:b", ("2",)))
+    value = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+    assert etree.tostring(build_saml2(content(claims), "urn:ctx")).decode() == (
+        f'<saml2:Assertion xmlns:saml2="{ns.SAML2}" ID="_{"a" * 40}" IssueInstant="2026-01-01T12:00:00Z" Version="2.0">'
+        "<saml2:Issuer>https://sts.example/</saml2:Issuer><saml2:Subject>"
+        f'<saml2:NameID Format="{NAMEID_UNSPECIFIED}">alice</saml2:NameID>'
+        '<saml2:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">'
+        '<saml2:SubjectConfirmationData NotOnOrAfter="2026-01-01T12:05:00Z" Recipient="https://rp.example/"/>'
+        "</saml2:SubjectConfirmation></saml2:Subject>"
+        '<saml2:Conditions NotBefore="2026-01-01T11:59:00Z" NotOnOrAfter="2026-01-01T12:05:00Z">'
+        "<saml2:AudienceRestriction><saml2:Audience>https://rp.example/</saml2:Audience></saml2:AudienceRestriction>"
+        '</saml2:Conditions><saml2:AuthnStatement AuthnInstant="2026-01-01T12:00:00Z"><saml2:AuthnContext>'
+        "<saml2:AuthnContextClassRef>urn:ctx</saml2:AuthnContextClassRef></saml2:AuthnContext></saml2:AuthnStatement>"
+        f'<saml2:AttributeStatement><saml2:Attribute Name="urn:a" NameFormat="{value}">'
+        "<saml2:AttributeValue>1</saml2:AttributeValue><saml2:AttributeValue>x&amp;&lt;</saml2:AttributeValue>"
+        f'</saml2:Attribute><saml2:Attribute Name="urn:b" NameFormat="{value}">'
+        "<saml2:AttributeValue>2</saml2:AttributeValue></saml2:Attribute></saml2:AttributeStatement></saml2:Assertion>"
+    )
+
+
+def test_an_assertion_shares_nothing_with_the_next_one_of_its_shape() -> None:
+    """Each assertion is its own copy of the cached skeleton: values written into one never reach the next."""
+    first = build_saml2(content((Attribute("urn:a", ("first",)),)))
+    before = etree.tostring(first)
+    second = build_saml2(replace(content((Attribute("urn:a", ("second", "again")),)), assertion_id="_second"))
+    assert etree.tostring(first) == before
+    assert second.get("ID") == "_second"
+    assert [v.text for v in second.iter(f"{{{ns.SAML2}}}AttributeValue")] == ["second", "again"]

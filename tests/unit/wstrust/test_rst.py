@@ -289,3 +289,40 @@ def test_malformed_delegation_elements_are_invalid_requests(children: str) -> No
 def test_act_as_is_unknown_in_feb_2005_requests() -> None:
     with pytest.raises(errors.BadRequest):
         parse(rst(f'<a:ActAs xmlns:a="{ns.WST14}"><x:T xmlns:x="urn:x"/></a:ActAs>', ns.WST05), ns.WST05)
+
+
+@pytest.mark.parametrize("trust", list(TrustVersion))
+def test_the_known_tag_table_names_each_tag_as_the_naming_rules_do(trust: TrustVersion) -> None:
+    from sts.wstrust import rst as rst_module
+
+    table = rst_module._KNOWN_TAGS[trust]
+    assert len(table) >= 30  # every singleton and ignored parameter, AppliesTo in both policy namespaces
+    for tag, name in table.items():
+        assert rst_module._known_name(etree.Element(tag), trust) == name
+
+
+def test_a_uri_split_by_comments_is_read_whole() -> None:
+    parsed = parse(
+        rst(
+            "<wst:TokenType> urn:oasis:names:tc:<!--a-->SAML:2.0:assertion<?pi x?> </wst:TokenType>"
+            "<wsp:AppliesTo><wsa:EndpointReference><wsa:Address><!--b-->https://rp.example/</wsa:Address>"
+            "</wsa:EndpointReference></wsp:AppliesTo>"
+        )
+    )
+    assert parsed.token_type == "urn:oasis:names:tc:SAML:2.0:assertion"
+    assert parsed.applies_to == AppliesTo("https://rp.example/", ns.WSP, ns.WSA)
+
+
+@pytest.mark.parametrize(
+    "children",
+    [
+        "<wst:TokenType>urn:a<wst:x/></wst:TokenType>",
+        "<wst:TokenType><!--only a comment--></wst:TokenType>",
+        "<wst:TokenType/>",
+        f"<wst:KeyType>{'k' * 2049}</wst:KeyType>",
+    ],
+)
+def test_a_uri_with_an_element_child_or_no_text_is_invalid(children: str) -> None:
+    with pytest.raises(errors.InvalidRequest) as caught:
+        parse(rst(children))
+    assert caught.value.reason == "bad_value"

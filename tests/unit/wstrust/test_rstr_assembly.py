@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+from dataclasses import replace
 
 import pytest
 from lxml import etree
@@ -284,3 +285,81 @@ def test_cancelled_answer(context: str | None) -> None:
     assert rstr.get("Context") == context
     assert [child.tag for child in rstr] == [f"{{{WST}}}RequestedTokenCancelled"]
     assert rstr[0].text is None and len(rstr[0]) == 0
+
+
+# --- answers are copies of a per-shape skeleton ---------------------------------------------------------------------
+
+_STR = (
+    f'<wsse:SecurityTokenReference xmlns:wsse="{ns.WSSE}" xmlns:wsse11="{ns.WSSE11}" wsse11:TokenType="TT">'
+    '<wsse:KeyIdentifier ValueType="VT">_tok1</wsse:KeyIdentifier></wsse:SecurityTokenReference>'
+)
+_LIFETIME = (
+    f'<wst:Lifetime><wsu:Created xmlns:wsu="{ns.WSU}">2030-01-01T12:00:00Z</wsu:Created>'
+    f'<wsu:Expires xmlns:wsu="{ns.WSU}">2030-01-01T13:00:00Z</wsu:Expires></wst:Lifetime>'
+)
+
+
+@pytest.mark.parametrize(
+    ("trust_ns", "applies_to", "proof", "middle"),
+    [
+        (
+            WST,
+            AppliesTo("https://rp.example/app", ns.WSP, ns.WSA),
+            ProofToken(128, secret=bytes(16)),
+            f'<wsp:AppliesTo xmlns:wsp="{ns.WSP}"><wsa:EndpointReference xmlns:wsa="{ns.WSA}">'
+            "<wsa:Address>https://rp.example/app</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>"
+            + _LIFETIME
+            + f'<wst:RequestedProofToken><wst:BinarySecret Type="{WST}/SymmetricKey">AAAAAAAAAAAAAAAAAAAAAA=='
+            "</wst:BinarySecret></wst:RequestedProofToken><wst:KeySize>128</wst:KeySize>",
+        ),
+        (
+            WST05,
+            AppliesTo("urn:rp", ns.WSP15, ns.WSA04),
+            ProofToken(256, issuer_entropy=bytes(range(32))),
+            f'<wsp:AppliesTo xmlns:wsp="{ns.WSP15}"><wsa:EndpointReference xmlns:wsa="{ns.WSA04}">'
+            "<wsa:Address>urn:rp</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>"
+            + _LIFETIME
+            + f"<wst:RequestedProofToken><wst:ComputedKey>{WST05}/CK/PSHA1</wst:ComputedKey></wst:RequestedProofToken>"
+            f'<wst:Entropy><wst:BinarySecret Type="{WST05}/Nonce">AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='
+            "</wst:BinarySecret></wst:Entropy><wst:KeySize>256</wst:KeySize>",
+        ),
+        (WST, None, None, _LIFETIME),
+    ],
+    ids=["1.3-secret", "feb2005-entropy", "1.3-bearer"],
+)
+def test_issue_answer_bytes(trust_ns: str, applies_to: AppliesTo | None, proof: ProofToken | None, middle: str) -> None:
+    """The exact serialization the clients were tested against: namespace declarations where they were, child and
+    attribute order, escaping."""
+    token = etree.Element(f"{{{ns.SAML2}}}Assertion", nsmap={"saml2": ns.SAML2}, ID="_tok1")
+    response = _response(
+        trust_ns, token=token, token_type="TT", reference=TokenReference("TT", "VT", "_tok1"), key_type="KT",
+        context="c&1", applies_to=applies_to, proof=proof,
+    )
+    rstr = (
+        f'<wst:RequestSecurityTokenResponse{"" if trust_ns == WST else f" xmlns:wst={chr(34)}{WST05}{chr(34)}"}'
+        ' Context="c&amp;1"><wst:TokenType>TT</wst:TokenType><wst:RequestedSecurityToken>'
+        f'<saml2:Assertion xmlns:saml2="{ns.SAML2}" ID="_tok1"/></wst:RequestedSecurityToken>'
+        f"<wst:RequestedAttachedReference>{_STR}</wst:RequestedAttachedReference>"
+        f"<wst:RequestedUnattachedReference>{_STR}</wst:RequestedUnattachedReference>"
+        f"{middle}<wst:KeyType>KT</wst:KeyType></wst:RequestSecurityTokenResponse>"
+    )
+    if trust_ns == WST:
+        rstr = (
+            f'<wst:RequestSecurityTokenResponseCollection xmlns:wst="{WST}">{rstr}'
+            "</wst:RequestSecurityTokenResponseCollection>"
+        )
+    assert etree.tostring(issue_answer(response)).decode() == rstr
+
+
+def test_an_answer_shares_nothing_with_the_next_one_of_its_shape() -> None:
+    """Each answer is its own copy: filling one never shows up in another (or in the cached skeleton)."""
+    applies_to = AppliesTo("https://rp.example/first", ns.WSP, ns.WSA)
+    first = issue_answer(_response(context="first", applies_to=applies_to, token=_token("_first")))
+    before = etree.tostring(first)
+    second = issue_answer(_response(applies_to=replace(applies_to, address="https://rp.example/second")))
+    assert etree.tostring(first) == before
+    assert second[0].get("Context") is None
+    assert second[0].findtext(f".//{{{ns.WSA}}}Address") == "https://rp.example/second"
+    assert second[0].findtext(f".//{{{ns.WSSE}}}KeyIdentifier") == "_tok1"
+    holder = second[0].find(f"{{{WST}}}RequestedSecurityToken")
+    assert holder is not None and [child.get("ID") for child in holder] == ["_tok1"]
