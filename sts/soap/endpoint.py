@@ -23,7 +23,7 @@ from sts.soap.addressing import Addressing, read_addressing, reply_headers
 from sts.soap.envelope import Envelope, SoapVersion, check_must_understand, read_envelope
 from sts.soap.faults import render_fault
 from sts.telemetry import Observer, RequestTrace, stage
-from sts.xmlutil import ParserLimits, element_children, parse_untrusted, serialize
+from sts.xmlutil import ParserLimits, element_children, namespace_of, parse_untrusted, serialize
 
 _LOG = logging.getLogger("sts.soap")
 
@@ -195,5 +195,4 @@ def _addressing_of(root: etree._Element, version: SoapVersion) -> Addressing | N
 
 
 def _guess_trust_ns(envelope: Envelope) -> str:
-    namespace = etree.QName(envelope.body_child).namespace
-    return ns.WST05 if namespace == ns.WST05 else ns.WST
+    return ns.WST05 if namespace_of(envelope.body_child) == ns.WST05 else ns.WST
