@@ -41,11 +41,21 @@ class SoapVersion(Enum):
 
 _MU_TRUE = {SoapVersion.SOAP11: {"1"}, SoapVersion.SOAP12: {"1", "true"}}
 _MU_FALSE = {SoapVersion.SOAP11: {"0"}, SoapVersion.SOAP12: {"0", "false"}}
+# Attribute names per version, built once: every header block of every request is asked for them.
+_MUST_UNDERSTAND = {version: ns.qn(version.namespace, "mustUnderstand") for version in SoapVersion}
+_ACTOR = ns.qn(ns.S11, "actor")
+_ROLE = ns.qn(ns.S12, "role")
+_S11_ACTORS = frozenset({"", "http://schemas.xmlsoap.org/soap/actor/next"})
+_S12_ROLES = frozenset({
+    "",
+    "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver",
+    "http://www.w3.org/2003/05/soap-envelope/role/next",
+})
 
 
 def must_understand(header: etree._Element, version: SoapVersion) -> bool:
     """The header's mustUnderstand value; an invalid value is a malformed message (SOAP 1.1 §4.2.3)."""
-    value = header.get(ns.qn(version.namespace, "mustUnderstand"))
+    value = header.get(_MUST_UNDERSTAND[version])
     if value is None:
         return False
     value = value.strip() if version is SoapVersion.SOAP12 else value
@@ -59,12 +69,7 @@ def must_understand(header: etree._Element, version: SoapVersion) -> bool:
 def targets_us(header: etree._Element, version: SoapVersion) -> bool:
     """Whether a header block is addressed to the ultimate receiver (no actor/role, or the standard ones)."""
     if version is SoapVersion.SOAP11:
-        actor = header.get(ns.qn(ns.S11, "actor"))
-        return actor in (None, "", "http://schemas.xmlsoap.org/soap/actor/next")
-    role = header.get(ns.qn(ns.S12, "role"))
-    return role in (
-        None,
-        "",
-        "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver",
-        "http://www.w3.org/2003/05/soap-envelope/role/next",
-    )
+        actor = header.get(_ACTOR)
+        return actor is None or actor in _S11_ACTORS
+    role = header.get(_ROLE)
+    return role is None or role in _S12_ROLES

@@ -271,7 +271,8 @@ class UsernameTokenAuthenticator:
         elif not self._domain_allowed(domain):
             raise FailedAuthentication("domain not allowed", reason="domain_denied")
         telemetry.passed("domain")
-        lock_key = f"{domain}/{canonical(name)}"
+        folded = canonical(name)  # once: the lockout key and the cache key both use it
+        lock_key = f"{domain}/{folded}"
         # The version is read before the store is asked: a change racing this check leaves the entry stale.
         account = self._accounts.read(lock_key)
         state = account.lock
@@ -279,7 +280,7 @@ class UsernameTokenAuthenticator:
             raise FailedAuthentication("account locked", reason="account_locked")
         telemetry.passed("lockout")
         password = credential.plain_password
-        cached = None if password is None else self._cache.get(domain, canonical(name), password, account.version)
+        cached = None if password is None else self._cache.get(domain, folded, password, account.version)
         result = cached if cached is not None else self._ask_store(credential, domain, name, attempt)
         if isinstance(result, Refusal):
             if result.wrong_password:
@@ -290,7 +291,7 @@ class UsernameTokenAuthenticator:
         if password is None:
             return result, "password-digest"
         if cached is None:
-            self._cache.put(domain, canonical(name), password, result, account.version)
+            self._cache.put(domain, folded, password, result, account.version)
         return result, "password-text"
 
     def _domain_allowed(self, domain: str) -> bool:

@@ -29,22 +29,36 @@ class Addressing:
     message_id: str = ""
 
 
+# Clark name → (namespace, local name) of every header read_addressing looks at: one dictionary look-up per header
+# instead of parsing each tag into a QName once per namespace.
+_READ = {
+    ns.qn(namespace, local): (namespace, local)
+    for namespace in (ns.WSA, ns.WSA04)
+    for local in ("Action", "MessageID", "To", "ReplyTo", "FaultTo")
+}
+
+
 def read_addressing(headers: tuple[etree._Element, ...]) -> Addressing | None:
-    """Action and MessageID, from the first WS-Addressing namespace present (one namespace per message)."""
+    """Action and MessageID, from the first WS-Addressing namespace present (one namespace per message).
+
+    Only simple-content headers count (a ``ReplyTo`` with its ``Address`` child does not); the last ``Action`` and
+    ``MessageID`` of the namespace win.
+    """
+    seen: dict[str, tuple[str, str]] = {}  # namespace → (action, message id)
+    for header in headers:
+        name = _READ.get(header.tag)
+        if name is None or element_children(header):
+            continue
+        namespace, local = name
+        action, message_id = seen.get(namespace, ("", ""))
+        if local == "Action":
+            action = " ".join(text_of(header).split())
+        elif local == "MessageID":
+            message_id = text_of(header).strip()
+        seen[namespace] = (action, message_id)
     for namespace in (ns.WSA, ns.WSA04):
-        action = message_id = ""
-        found = False
-        for header in headers:
-            if etree.QName(header).namespace != namespace or element_children(header):
-                continue
-            local = etree.QName(header).localname
-            if local == "Action":
-                action, found = " ".join(text_of(header).split()), True
-            elif local == "MessageID":
-                message_id, found = text_of(header).strip(), True
-            elif local in ("To", "ReplyTo", "FaultTo"):
-                found = True
-        if found:
+        if namespace in seen:
+            action, message_id = seen[namespace]
             return Addressing(namespace, action, message_id[:1024])
     return None
 

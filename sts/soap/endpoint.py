@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from lxml import etree
 
@@ -23,7 +23,7 @@ from sts.soap.addressing import Addressing, read_addressing, reply_headers
 from sts.soap.envelope import Envelope, SoapVersion, check_must_understand, read_envelope
 from sts.soap.faults import render_fault
 from sts.telemetry import Observer, RequestTrace, stage
-from sts.xmlutil import ParserLimits, element_children, parse_untrusted, serialize
+from sts.xmlutil import ParserLimits, element_children, namespace_of, parse_untrusted, serialize
 
 _LOG = logging.getLogger("sts.soap")
 
@@ -105,10 +105,6 @@ class SoapEndpoint:
         correlation_id = uuid.uuid4().hex
         trust_ns = ns.WST
         addressing: Addressing | None = None
-        info = RequestInfo(
-            correlation_id, request.client_address, request.secure_transport, request.http_action,
-            scenario=request.scenario, path=request.path, client_certificate=request.client_certificate,
-        )
         try:
             with stage("parse"):
                 root = parse_untrusted(request.body, self._limits, charset=request.charset)
@@ -117,19 +113,23 @@ class SoapEndpoint:
                 envelope = read_envelope(root, request.version)
                 check_must_understand(envelope, UNDERSTOOD_HEADERS)
             trust_ns = _guess_trust_ns(envelope)
-            if addressing is not None:
-                info = replace(info, wsa_action=addressing.action)
+            # Made once the WS-Addressing action is known (a dataclasses.replace later cost more than this).
+            info = RequestInfo(
+                correlation_id, request.client_address, request.secure_transport, request.http_action,
+                wsa_action="" if addressing is None else addressing.action,
+                scenario=request.scenario, path=request.path, client_certificate=request.client_certificate,
+            )
             reply = self._service.handle(envelope.version, envelope.headers, envelope.body_child, info)
             headers = reply_headers(addressing, reply.trust.response_action(reply.operation))
             protect = reply.protect or self._protectors.get(request.scenario)
             return self._reply(envelope.version, reply.body, headers, protect)
         except STSError as error:
-            self._audit_failure(error, info, started)
+            self._audit_failure(error, correlation_id, request.client_address, started)
             return self._fault(error, request.version, correlation_id, trust_ns, addressing)
         except Exception:  # the single wrap point for the unexpected
             _LOG.exception("unexpected error", extra={"correlation_id": correlation_id})
             wrapped = RequestFailed("unexpected error", reason="internal_error")
-            self._audit_failure(wrapped, info, started)
+            self._audit_failure(wrapped, correlation_id, request.client_address, started)
             return self._fault(wrapped, request.version, correlation_id, trust_ns, addressing)
 
     def _reply(
@@ -170,7 +170,7 @@ class SoapEndpoint:
         return SoapResponse(rendered.status, rendered.content_type, rendered.body)
 
     @staticmethod
-    def _audit_failure(error: STSError, info: RequestInfo, started: float) -> None:
+    def _audit_failure(error: STSError, correlation_id: str, client_address: str, started: float) -> None:
         namespace, local = error.fault_qname()
         trace = telemetry.current()
         if trace is not None:
@@ -179,8 +179,8 @@ class SoapEndpoint:
             AuditEvent(
                 event="request",
                 outcome="failure",
-                correlation_id=info.correlation_id,
-                client_address=info.client_address,
+                correlation_id=correlation_id,
+                client_address=client_address,
                 fault=local,
                 reason=error.reason,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
@@ -195,5 +195,4 @@ def _addressing_of(root: etree._Element, version: SoapVersion) -> Addressing | N
 
 
 def _guess_trust_ns(envelope: Envelope) -> str:
-    namespace = etree.QName(envelope.body_child).namespace
-    return ns.WST05 if namespace == ns.WST05 else ns.WST
+    return ns.WST05 if namespace_of(envelope.body_child) == ns.WST05 else ns.WST

@@ -27,16 +27,23 @@ class Envelope:
     body_child: etree._Element
 
 
+# (Envelope, Header, Body) Clark names per version, built once rather than per request.
+_TAGS = {
+    version: (f"{{{version.namespace}}}Envelope", f"{{{version.namespace}}}Header", f"{{{version.namespace}}}Body")
+    for version in SoapVersion
+}
+
+
 def read_envelope(root: etree._Element, version: SoapVersion) -> Envelope:
     """Check the envelope's shape against the version the media type announced."""
-    if root.tag != ns.qn(version.namespace, "Envelope"):
+    envelope_tag, header_tag, body_tag = _TAGS[version]
+    if root.tag != envelope_tag:
         if etree.QName(root).localname == "Envelope" and etree.QName(root).namespace in (ns.S11, ns.S12):
             raise VersionMismatch("envelope namespace does not match the content type")
         if etree.QName(root).localname == "Envelope":
             raise VersionMismatch("unknown envelope namespace")
         raise MalformedMessage("root is not a SOAP Envelope", reason="envelope_root")
     children = element_children(root)
-    header_tag, body_tag = ns.qn(version.namespace, "Header"), ns.qn(version.namespace, "Body")
     tags = [child.tag for child in children]
     if tags not in ([body_tag], [header_tag, body_tag]):
         raise MalformedMessage("envelope must be an optional Header then one Body", reason="envelope_structure")

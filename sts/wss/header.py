@@ -15,7 +15,7 @@ from sts import ns
 from sts.errors import FailedAuthentication, InvalidSecurity, UnsupportedAlgorithm, UnsupportedSecurityToken
 from sts.soapenv import SoapVersion, targets_us
 from sts.wss.timestamp import XML_WHITESPACE
-from sts.xmlutil import element_children
+from sts.xmlutil import element_children, namespace_of
 
 _SECURITY = ns.qn(ns.WSSE, "Security")
 _TIMESTAMP = ns.qn(ns.WSU, "Timestamp")
@@ -94,17 +94,20 @@ def check_unique_ids(root: etree._Element) -> None:
     """
     seen: set[str] = set()
     for element in root.iter(etree.Element):
-        for name in ID_ATTRIBUTES.intersection(element.attrib.keys()):
-            value = str(element.attrib[name]).strip(XML_WHITESPACE)
-            if value in seen:
-                raise InvalidSecurity("duplicate identifier in the message", reason="duplicate_id")
-            seen.add(value)
+        # items() is one call that is cheap on the many elements without attributes (an attrib proxy, its keys and
+        # a set intersection per element cost twice as much).
+        for name, value in element.items():
+            if name in ID_ATTRIBUTES:
+                identifier = str(value).strip(XML_WHITESPACE)
+                if identifier in seen:
+                    raise InvalidSecurity("duplicate identifier in the message", reason="duplicate_id")
+                seen.add(identifier)
 
 
 def _reject_unsupported(children: list[etree._Element]) -> None:
     """Encryption first (never decrypt what policy does not allow: no decryption oracle), then signature tokens."""
     for child in children:
-        if etree.QName(child).namespace in _ENCRYPTION_NAMESPACES:
+        if namespace_of(child) in _ENCRYPTION_NAMESPACES:
             raise UnsupportedAlgorithm("encrypted content in the Security header", reason="encrypted_security_header")
     for child in children:
         if child.tag == _SIGNATURE:

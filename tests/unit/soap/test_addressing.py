@@ -30,6 +30,34 @@ def test_reads_both_namespaces() -> None:
     assert read_addressing(()) is None
 
 
+def _blocks(xml: str) -> tuple[etree._Element, ...]:
+    header = etree.fromstring(f'<h xmlns:a="{ns.WSA}" xmlns:b="{ns.WSA04}">{xml}</h>')
+    return tuple(header.iterchildren(etree.Element))
+
+
+def test_the_1_0_namespace_wins_wherever_it_appears() -> None:
+    blocks = _blocks("<b:Action>urn:old</b:Action><b:MessageID>m4</b:MessageID><a:To>urn:to</a:To>")
+    assert read_addressing(blocks) == Addressing(ns.WSA, "", "")
+    assert read_addressing(blocks[:2]) == Addressing(ns.WSA04, "urn:old", "m4")
+
+
+def test_only_simple_content_headers_count() -> None:
+    assert read_addressing(_blocks("<a:ReplyTo><a:Address>urn:x</a:Address></a:ReplyTo>")) is None
+    assert read_addressing(_blocks("<a:Action>x<a:y/></a:Action>")) is None
+    assert read_addressing(_blocks("<a:FaultTo>urn:f</a:FaultTo>")) == Addressing(ns.WSA, "", "")
+    assert read_addressing(_blocks("<a:Other>urn:o</a:Other><b:Unknown/>")) is None
+
+
+def test_last_action_and_message_id_win_text_read_across_comments() -> None:
+    blocks = _blocks(
+        "<a:Action>urn:first</a:Action><a:MessageID>m1</a:MessageID>"
+        "<a:Action> urn:<!-- c -->second\n x </a:Action><a:MessageID> m2 </a:MessageID>"
+    )
+    assert read_addressing(blocks) == Addressing(ns.WSA, "urn:second x", "m2")
+    long_id = "u" * 2000
+    assert read_addressing(_blocks(f"<a:MessageID>{long_id}</a:MessageID>")) == Addressing(ns.WSA, "", long_id[:1024])
+
+
 def test_reply_headers_relate_to_the_request() -> None:
     blocks = reply_headers(Addressing(ns.WSA04, "urn:a", "urn:uuid:1"), f"{ns.WST}/RSTRC/IssueFinal")
     by_name = {etree.QName(b).localname: b.text for b in blocks}

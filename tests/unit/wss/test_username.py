@@ -188,6 +188,11 @@ def test_username_control_characters_failed_authentication(username: str) -> Non
         _parse(_ut(_username(username), _password()))
 
 
+@pytest.mark.parametrize("username", ["a\u200bb", "a\u00a0b", "caf\u00e9", "\u05d0\u200fb"])
+def test_username_non_printable_but_not_control_accepted(username: str) -> None:  # A09 refuses Cc only
+    assert normalize_username(username) == username
+
+
 def test_username_with_nul_failed_authentication() -> None:  # A09: XML cannot carry NUL, the checker refuses it
     with pytest.raises(errors.FailedAuthentication):
         normalize_username("admin\x00")
@@ -322,6 +327,13 @@ def test_nonce_minimum_is_configurable() -> None:
 def test_wrapped_nonce_accepted() -> None:
     credential = _parse(_ut(_username(), _password(), _nonce("\n  MDEyMzQ1Njc4\n  OWFiY2RlZg==\n")))
     assert credential.nonce == KAT_NONCE
+
+
+def test_nonce_with_every_xml_whitespace_accepted_as_sent() -> None:
+    sent = "\tMDEy&#13;MzQ1\nNjc4 OWFiY2RlZg==&#9;"
+    credential = _parse(_ut(_username(), _password(), _nonce(sent)))
+    assert credential.nonce == KAT_NONCE
+    assert credential.nonce_text == "\tMDEy\rMzQ1\nNjc4 OWFiY2RlZg==\t"
 
 
 # --- W15 / W22: Created ---------------------------------------------------------------------------------------
