@@ -28,6 +28,9 @@ from sts.wstrust.version import TrustVersion
 from sts.xmlutil import ParserLimits, parse_untrusted
 
 RECORD_VERSION = 2
+# The stored form: compact JSON. One encoder for every record (json.dumps with ``separators`` builds a new
+# JSONEncoder at each call); the same text as ``json.dumps(data, separators=(",", ":"))``.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def token_digest(token: etree._Element) -> str:
@@ -69,7 +72,7 @@ class RenewalRecord:
             "chain_started": self.chain_started,
             "client_key": None if key is None else [key[0], base64.b64encode(key[1]).decode("ascii")],
         }
-        return json.dumps(data, separators=(",", ":"))
+        return _COMPACT.encode(data)
 
     @classmethod
     def from_json(cls, text: str) -> RenewalRecord:

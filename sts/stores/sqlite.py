@@ -1,16 +1,18 @@
 """The SQLite database: schema, per-process connections, WAL mode (https://sqlite.org/wal.html).
 
-One connection per process and thread, opened lazily, re-opened after ``fork()`` (a connection must never
+Connections per process and thread, opened lazily, re-opened after ``fork()`` (a connection must never
 cross a fork: sqlite.org "How To Corrupt An SQLite Database File" §2.6) and closed, every thread's, by the
 owner of the :class:`Database` when it is done. WAL mode and ``busy_timeout`` let the gunicorn workers share
 the file; every check-and-set is a single statement or one ``BEGIN IMMEDIATE`` transaction, so it is atomic
-across processes; a transaction is only safe on a connection no other thread uses at the same time, hence one
-connection per thread.
+across processes; a transaction is only safe on a connection no other thread uses at the same time, hence
+connections per thread.
 
 Writes of the request path go through :meth:`Database.write`: the threads of one process queue on a lock, and a
 writer that meets another process's write lock retries within microseconds instead of in SQLite's busy handler,
 whose sleeps (1, 2, 5, 10 ms ... per ``sqliteDefaultBusyCallback``) are long next to a write lock held for
-tens of microseconds. ``busy_timeout`` stays the bound of the whole wait.
+tens of microseconds. ``busy_timeout`` stays the bound of the whole wait. Those writes run on a second connection
+per thread, opened with ``busy_timeout = 0`` (SQLITE_BUSY at once, the pauses are ours), so the connection of the
+reads keeps SQLite's busy handler without two ``PRAGMA busy_timeout`` statements around every write.
 """
 
 from __future__ import annotations
@@ -43,13 +45,18 @@ class DatabaseNotFound(DatabaseError):
     """No database file at the configured path."""
 
 
-def connect(path: Path, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
-    """Open a connection in WAL mode with a busy timeout; autocommit, so each statement is its own transaction."""
+def connect(path: Path, busy_timeout_ms: int = 5000, *, writer: bool = False) -> sqlite3.Connection:
+    """Open a connection in WAL mode with a busy timeout; autocommit, so each statement is its own transaction.
+
+    A ``writer`` (for :meth:`Database.write`) is left with ``busy_timeout = 0`` once open: opening still waits
+    in SQLite's busy handler (the pragmas read the schema, e.g. while another process recovers the WAL)."""
     conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
+        if writer:
+            conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error:
         conn.close()  # e.g. a file that is not a database: the caller never sees this connection
         raise
@@ -159,10 +166,11 @@ one in the child could release the parent's POSIX locks (sqlite.org "How To Corr
 
 
 class Database:
-    """Lazily opened connections to the database file: one per process and thread, all closed by :meth:`close`.
+    """Lazily opened connections to the database file: two per process and thread (one for reads and statements
+    of their own, one for :meth:`write`), all closed by :meth:`close`.
 
-    Its owner closes it when done (also usable as ``with Database(path) as db:``). The connection of a thread
-    that has ended is closed when another thread next opens one, so short-lived threads leave none behind.
+    Its owner closes it when done (also usable as ``with Database(path) as db:``). The connections of a thread
+    that has ended are closed when another thread next opens one, so short-lived threads leave none behind.
     """
 
     def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
@@ -184,13 +192,23 @@ class Database:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use, re-opened in a forked child and after :meth:`close`)."""
+        """This thread's connection for everything but :meth:`write` (opened on first use, re-opened in a forked
+        child and after :meth:`close`)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None or self._pid != os.getpid() or conn not in self._open:
-            conn = self._connect()
+            conn = self._connect("conn")
         return conn
 
-    def _connect(self) -> sqlite3.Connection:
+    @property
+    def write_conn(self) -> sqlite3.Connection:
+        """This thread's connection for :meth:`write`, with ``busy_timeout = 0`` (opened, re-opened and closed
+        like :attr:`conn`)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "write_conn", None)
+        if conn is None or self._pid != os.getpid() or conn not in self._open:
+            conn = self._connect("write_conn")
+        return conn
+
+    def _connect(self, role: str) -> sqlite3.Connection:
         with self._lock:
             self._leave_parent()
             ended = [conn for conn, thread in self._open.items() if not thread.is_alive()]
@@ -198,10 +216,10 @@ class Database:
                 del self._open[conn]
         for conn in ended:
             conn.close()
-        conn = connect(self.path, self._busy_timeout_ms)
+        conn = connect(self.path, self._busy_timeout_ms, writer=role == "write_conn")
         with self._lock:
             self._open[conn] = threading.current_thread()
-        self._local.conn = conn
+        setattr(self._local, role, conn)
         return conn
 
     def _leave_parent(self) -> None:
@@ -212,25 +230,22 @@ class Database:
             self._writer = threading.Lock()  # a fork may have copied it held by a thread the child does not have
 
     def write(self, statement: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``statement`` on this thread's connection as one write, retried while the database is locked, for
-        at most ``busy_timeout`` in all; then the last ``database is locked`` error is raised (fail closed).
+        """Run ``statement`` on this thread's :attr:`write_conn` as one write, retried while the database is
+        locked, for at most ``busy_timeout`` in all; then the last ``database is locked`` error is raised (fail
+        closed).
 
         ``statement`` must be one autocommit statement (with whatever reads its result) or one transaction that it
         opens with ``BEGIN IMMEDIATE`` and ends, rolling back on any error: SQLITE_BUSY then means that nothing
         was written, so the whole of it can run again (https://sqlite.org/rescode.html#busy). It must not call
         :meth:`write` itself.
         """
-        conn = self.conn
+        conn = self.write_conn  # busy_timeout = 0: SQLITE_BUSY at once, the pauses are ours (_attempts)
         deadline = time.monotonic() + self._busy_timeout_ms / 1000
         # Threads of this process wait here, woken as soon as the lock is free, not in SQLite's sleeps.
         if not self._writer.acquire(timeout=self._busy_timeout_ms / 1000):
             raise sqlite3.OperationalError("database is locked")
         try:
-            conn.execute("PRAGMA busy_timeout = 0")  # SQLITE_BUSY at once: the pauses are ours (below)
-            try:
-                return self._attempts(conn, statement, deadline)
-            finally:
-                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")  # for the reads
+            return self._attempts(conn, statement, deadline)
         finally:
             self._writer.release()
 
@@ -248,16 +263,15 @@ class Database:
             pause = min(pause * 2, _LONGEST_PAUSE)
 
     def unavailable(self, what: str, exc: sqlite3.Error, reason: str) -> ServiceUnavailable:
-        """The fail-closed error for a failed statement; this thread's connection is dropped so its next request
+        """The fail-closed error for a failed statement; this thread's connections are dropped so its next request
         reconnects (a connection that once saw a corrupt file stays broken after the file is repaired)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            with self._lock:
-                self._leave_parent()
-                owned = self._open.pop(conn, None) is not None
-            if owned:
-                conn.close()
+        mine = [getattr(self._local, "conn", None), getattr(self._local, "write_conn", None)]
+        self._local.conn = self._local.write_conn = None
+        with self._lock:
+            self._leave_parent()
+            owned = [conn for conn in mine if conn is not None and self._open.pop(conn, None) is not None]
+        for conn in owned:
+            conn.close()
         return ServiceUnavailable(f"{what}: {type(exc).__name__}", reason=reason)
 
     def ping(self) -> None:
@@ -268,10 +282,11 @@ class Database:
             raise self.unavailable("readiness", exc, "store_unavailable") from None
 
     def close(self) -> None:
-        """Close every connection opened in this process, each thread's: for the owner, once no statement runs."""
+        """Close every connection opened in this process, both of each thread's: for the owner, once no statement
+        runs."""
         with self._lock:
             self._leave_parent()
             owned, self._open = list(self._open), {}
-        self._local.conn = None
+        self._local.conn = self._local.write_conn = None
         for conn in owned:
             conn.close()

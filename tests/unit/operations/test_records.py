@@ -105,6 +105,25 @@ def test_version_2_round_trips(client: rsa.RSAPrivateKey, material: str) -> None
     assert read == dataclasses.replace(record, client_key=read.client_key)
 
 
+def test_the_stored_form_is_compact_json_in_the_members_order(client: rsa.RSAPrivateKey) -> None:
+    """What is stored does not change with how it is written: tokens of earlier releases are in the same store."""
+    key = ClientKey(client.public_key())
+    record = RenewalRecord(
+        TrustVersion.TRUST13, TokenType(SamlVersion.SAML20, SAML20_URN), KeyKind.PUBLIC, f"{ns.WST}/PublicKey", 2048,
+        CLAIMS, AUTHN, "_chain\u00e9", 1700000001.5, key,
+    )
+    form, encoded = key.encoded()
+    assert record.to_json() == (
+        '{"v":2,"trust_ns":"http://docs.oasis-open.org/ws-sx/ws-trust/200512",'
+        '"token_type":"urn:oasis:names:tc:SAML:2.0:assertion","key_kind":"PublicKey",'
+        '"key_type_uri":"http://docs.oasis-open.org/ws-sx/ws-trust/200512/PublicKey","key_bits":2048,'
+        '"requested_claims":{"dialect":"http://schemas.xmlsoap.org/ws/2005/05/identity","claims":[["urn:mail",false]]},'
+        '"authn_context":"urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",'
+        '"chain":"_chain\\u00e9","chain_started":1700000001.5,'
+        f'"client_key":["{form}","{base64.b64encode(encoded).decode()}"]}}'
+    )
+
+
 @pytest.mark.parametrize(
     "stored",
     [

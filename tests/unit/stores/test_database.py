@@ -107,3 +107,84 @@ def test_a_forked_child_opens_its_own_connection_and_never_closes_the_parents(pa
         assert child.exitcode == 0
         assert outcome == (False, 1, True, False)  # its own connection, closed; the inherited one left alone
         assert db.conn is parent_conn and not closed(parent_conn)
+
+
+# --- the write connection (Database.write): a second one per thread, with busy_timeout 0 ----------------------
+
+
+def _write(db: Database) -> sqlite3.Connection:
+    """Write through ``db`` and return the connection the write ran on."""
+
+    def statement(conn: sqlite3.Connection) -> sqlite3.Connection:
+        conn.execute("INSERT INTO meta(key, value) VALUES (hex(randomblob(8)), 'v')")
+        return conn
+
+    return db.write(statement)
+
+
+def busy_timeout(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+
+
+def test_writes_run_on_a_connection_of_their_own_that_fails_at_once_when_locked(path: Path) -> None:
+    """The pauses of a write are Database.write's; the reads keep SQLite's busy handler, with no PRAGMA toggled
+    around each write."""
+    with Database(path, busy_timeout_ms=1234) as db:
+        writer = _write(db)
+        assert writer is db.write_conn and writer is not db.conn
+        assert busy_timeout(writer) == 0
+        assert busy_timeout(db.conn) == 1234
+        assert _write(db) is writer  # kept for the next write
+        assert writer.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        assert writer.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL, like the reads' connection
+
+
+def test_close_closes_the_write_connection_of_every_thread(path: Path) -> None:
+    db = Database(path)
+    mine = _write(db)
+    others = [in_thread(lambda: _write(db)) for _ in range(2)]
+    db.close()
+    assert all(closed(conn) for conn in (mine, *others))
+    assert not closed(_write(db))  # re-opened after close
+    db.close()
+
+
+def test_the_write_connection_of_an_ended_thread_is_closed_when_another_one_is_opened(path: Path) -> None:
+    with Database(path) as db:
+        ended = in_thread(lambda: _write(db))
+        assert not closed(ended)
+        assert _write(db) is not ended
+        assert closed(ended)
+
+
+def test_a_failed_statement_drops_both_connections_of_the_thread(path: Path) -> None:
+    """unavailable(): a connection that saw a broken file stays broken, so the next request opens new ones."""
+    with Database(path) as db:
+        reader, writer = db.conn, _write(db)
+        other = in_thread(lambda: _write(db))  # another thread's: not dropped
+        error = db.unavailable("replay store", sqlite3.OperationalError("disk I/O error"), "replay_store_down")
+        assert str(error) == "replay store: OperationalError" and error.reason == "replay_store_down"
+        assert closed(reader) and closed(writer) and not closed(other)
+        assert db.conn is not reader and _write(db) is not writer
+
+
+def _child_writes(db: Database, parent_writer: sqlite3.Connection, results: multiprocessing.Queue[object]) -> None:
+    try:
+        own = _write(db)
+        db.close()
+        results.put((own is parent_writer, closed(own), closed(parent_writer)))
+    except Exception as exc:  # report, do not hide, a failure in the child
+        results.put(repr(exc))
+
+
+def test_a_forked_child_opens_its_own_write_connection_and_never_closes_the_parents(path: Path) -> None:
+    with Database(path) as db:
+        parent_writer = _write(db)
+        results: multiprocessing.Queue[object] = FORK.Queue()
+        child = FORK.Process(target=_child_writes, args=(db, parent_writer, results))
+        child.start()
+        outcome = results.get(timeout=30)
+        child.join(timeout=30)
+        assert child.exitcode == 0
+        assert outcome == (False, True, False)  # its own write connection, closed; the inherited one left alone
+        assert _write(db) is parent_writer and not closed(parent_writer)
