@@ -9,7 +9,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from sts.soap.endpoint import SoapRequest, SoapResponse
-from sts.soap.spyne_app import SpyneAdapter
+from sts.soap.spyne_app import SecurityTokenServiceSoap, SpyneAdapter
 from sts.soapenv import SoapVersion
 
 
@@ -74,3 +74,23 @@ def test_one_adapter_serves_requests_one_after_another() -> None:
     for request in requests:
         assert b"".join(adapter(_environ(request.body), Started(), request)) == b"<ok/>"
     assert endpoint.requests == requests
+
+
+def test_spyne_event_listeners_still_fire() -> None:
+    """The quieter event managers still run what is registered: the service's (which the method descriptor
+    lists) for the method events, in the order Spyne fires them."""
+    endpoint = Endpoint(SoapResponse(200, "text/xml; charset=utf-8", b"<ok/>"))
+    adapter = SpyneAdapter(endpoint)  # type: ignore[arg-type]
+    fired: list[tuple[str, str]] = []
+    events = ("method_call", "method_return_object")
+    handlers = {event: (lambda ctx, event=event: fired.append((event, ctx.method_name))) for event in events}
+    manager = SecurityTokenServiceSoap.event_manager
+    for event, handler in handlers.items():
+        manager.add_listener(event, handler)
+    try:
+        request = SoapRequest(b"<r/>", SoapVersion.SOAP11, "", "192.0.2.7", True)
+        assert b"".join(adapter(_environ(request.body), Started(), request)) == b"<ok/>"
+    finally:
+        for event, handler in handlers.items():
+            manager.del_listener(event, handler)
+    assert fired == [(event, "RequestSecurityToken") for event in events]
