@@ -77,21 +77,15 @@ def emit(event: AuditEvent) -> None:
     """Record ``event``: held when it is an authentication success inside a request scope, else written with the
     held authentication folded in."""
     scope = _SCOPE.get()
+    held = None
     if scope is not None:
-        held = scope.authentication
         if event.event == "authentication" and event.outcome == "success":
             scope.authentication = event
             return
         # Another login's record (a delegated identity's, WS-Trust 1.3 §9.1) never carries the caller's.
-        if held is not None and event.event not in _LOGIN_EVENTS:
-            scope.authentication = None
-            event = dataclasses.replace(
-                event,
-                auth_method=event.auth_method or held.reason,
-                user=event.user or held.user,
-                domain=event.domain or held.domain,
-            )
-    _write(event)
+        if scope.authentication is not None and event.event not in _LOGIN_EVENTS:
+            held, scope.authentication = scope.authentication, None
+    _write(event, held)
 
 
 class RequestFacts(Protocol):
@@ -114,17 +108,20 @@ def login(
                     client_address=request.client_address, user=user, domain=domain, reason=reason))
 
 
-def _write(event: AuditEvent) -> None:
-    """Write the event as one log record on the ``sts.audit`` logger."""
-    # A shallow walk: dataclasses.asdict deep-copies every value, which showed up in the request profile.
-    fields = {
-        _FIELD_NAMES[name]: value
-        for name in _FIELDS
-        if (value := getattr(event, name)) not in ("", 0.0)
-    }
+def _write(event: AuditEvent, held: AuditEvent | None = None) -> None:
+    """Write the event as one log record on the ``sts.audit`` logger, with the ``held`` authentication's method,
+    and its user and domain where the event names none."""
     level = logging.INFO if event.outcome == "success" else logging.WARNING
     if not _AUDIT.isEnabledFor(level):
         return
+    # A shallow walk: dataclasses.asdict deep-copies every value, and dataclasses.replace (for the fold) re-runs
+    # the frozen __init__; both showed up in the request profile. The dict keeps the fields' order.
+    values = {name: getattr(event, name) for name in _FIELDS}
+    if held is not None:
+        values["auth_method"] = event.auth_method or held.reason
+        values["user"] = event.user or held.user
+        values["domain"] = event.domain or held.domain
+    fields = {_FIELD_NAMES[name]: value for name, value in values.items() if value not in ("", 0.0)}
     # What Logger.log does, less its walk up the stack for the caller's file and line (here always this
     # function), which no formatter of ours prints: a record made and handled directly.
     record = _AUDIT.makeRecord(

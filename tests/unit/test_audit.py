@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 
 import pytest
 
 from sts.audit import AuditEvent, emit, request_scope
+from sts.logging import JsonFormatter
 
 
 def _records(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
@@ -58,4 +61,36 @@ def test_outside_a_request_every_event_is_written_at_once(caplog: pytest.LogCapt
         emit(_login("authentication", "alice"))
     assert _records(caplog) == [
         {"audit_event": "authentication", "outcome": "success", "user": "alice", "auth_method": None}
+    ]
+
+
+def test_the_fold_keeps_the_events_own_fields_and_the_field_order() -> None:
+    """The held login fills only what the event leaves empty, and the JSON line lists the fields in the
+    AuditEvent's order whichever came from the login."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    audit_logger = logging.getLogger("sts.audit")
+    audit_logger.addHandler(handler)
+    audit_logger.setLevel(logging.INFO)
+    try:
+        with request_scope():
+            emit(_login("authentication", "alice"))
+            emit(AuditEvent(event="issue", outcome="success", correlation_id="c", domain="OTHER",
+                            token_id="_t", reason="issued", duration_ms=1.5))
+        with request_scope():
+            emit(_login("authentication", "alice"))
+            emit(AuditEvent(event="renew", outcome="failure", correlation_id="c", user="bob", auth_method="x509"))
+    finally:
+        audit_logger.removeHandler(handler)
+        audit_logger.setLevel(logging.NOTSET)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    fields = [{key: value for key, value in line.items() if key not in ("time", "level", "logger", "pid")}
+              for line in lines]
+    assert [list(field.items()) for field in fields] == [
+        [("message", "issue success"), ("audit_event", "issue"), ("outcome", "success"), ("correlation_id", "c"),
+         ("user", "alice"), ("domain", "OTHER"), ("token_id", "_t"), ("reason", "issued"), ("duration_ms", 1.5),
+         ("auth_method", "password-text")],
+        [("message", "renew failure"), ("audit_event", "renew"), ("outcome", "failure"), ("correlation_id", "c"),
+         ("user", "bob"), ("domain", "PRIMARY"), ("auth_method", "x509")],
     ]

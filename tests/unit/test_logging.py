@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -141,6 +142,37 @@ def test_one_json_object_per_line_with_extra_fields(logger_and_stream: tuple[log
     assert records[1]["level"] == "WARNING"
     for standard in ("args", "msg", "levelno", "pathname", "exc_info"):
         assert standard not in first
+
+
+@pytest.mark.parametrize(
+    "instants_ns",
+    [
+        # Seconds in and out of order (the date part is cached per second), a new day, a new year, the first and
+        # last millisecond of a second, one nanosecond short of a millisecond, and a time that a float rounds up
+        # to the next second.
+        [1_765_000_000_123_456_789, 1_765_000_001_000_000_000, 1_765_000_000_999_000_000, 1_765_065_599_999_400_000],
+        [1_767_225_599_998_000_000, 1_767_225_600_000_999_999, 1_677_903_920_999_999_900],
+    ],
+)
+def test_the_time_field_is_iso_8601_utc_to_the_millisecond(
+    monkeypatch: pytest.MonkeyPatch, instants_ns: list[int]
+) -> None:
+    """The time field is the record's time in UTC as logging's own Formatter writes it (whole milliseconds, not
+    rounded up), with the offset."""
+    formatter = JsonFormatter()
+    oracle = logging.Formatter()
+    oracle.converter = time.gmtime
+    oracle.default_time_format, oracle.default_msec_format = "%Y-%m-%dT%H:%M:%S", "%s.%03d"
+    for instant in instants_ns:
+        monkeypatch.setattr(logging.time, "time_ns", lambda instant=instant: instant)
+        record = logging.LogRecord("sts.test", logging.INFO, __file__, 1, "m", None, None)
+        assert json.loads(formatter.format(record))["time"] == oracle.formatTime(record) + "+00:00"
+
+
+def test_the_time_field_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logging.time, "time_ns", lambda: 1_765_000_000_123_956_789)
+    record = logging.LogRecord("sts.test", logging.INFO, __file__, 1, "m", None, None)
+    assert json.loads(JsonFormatter().format(record))["time"] == "2025-12-06T05:46:40.123+00:00"
 
 
 def test_message_and_args_redacted(logger_and_stream: tuple[logging.Logger, io.StringIO]) -> None:
