@@ -37,6 +37,7 @@ _SAFE_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _CERTIFICATE_RECHECK = 60.0
 _FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+_Key = tuple[str, tuple[str, ...]]  # a metric family's name in Metrics._families and a child's label values
 
 
 class Metrics:
@@ -51,7 +52,7 @@ class Metrics:
         self._certificates = certificates
         self._now = now
         self._relying_parties: set[str] = set()
-        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._children: dict[_Key, Any] = {}
         reg = self._registry
         self._requests = Counter("sts_requests", "WS-Trust requests by operation and outcome",
                                  ("operation", "outcome"), registry=reg)
@@ -83,27 +84,25 @@ class Metrics:
         """Account for one finished request: a few dictionary updates; the samples reach the shared files within
         :data:`FLUSH_SECONDS` (:class:`_Batch`)."""
         operation = trace.operation or "unknown"
-        counts: list[tuple[str, tuple[str, ...], float]] = [("requests", (operation, trace.outcome), 1.0)]
-        observed: list[tuple[str, tuple[str, ...], float]] = [("latency", (operation,), trace.seconds)]
+        counted: list[_Key] = [("requests", (operation, trace.outcome))]
+        observed: list[tuple[_Key, float]] = [(("latency", (operation,)), trace.seconds)]
         if trace.outcome == "failure":
-            counts.append(("failures", (operation, _safe(trace.fault), _safe(trace.reason)), 1.0))
+            counted.append(("failures", (operation, _safe(trace.fault), _safe(trace.reason))))
         elif trace.token_type:
-            labels = (operation, trace.token_type, self._relying_party(trace.relying_party))
-            counts.append(("issued", labels, 1.0))
-        observed += [("stages", (step.name,), step.seconds) for step in trace.steps if step.name in STAGES]
+            counted.append(("issued", (operation, trace.token_type, self._relying_party(trace.relying_party))))
+        observed += [(("stages", (step.name,)), step.seconds) for step in trace.steps if step.name in STAGES]
         for store, seconds, failed in trace.stores:
-            observed.append(("stores", (store,), seconds))
+            observed.append((("stores", (store,)), seconds))
             if failed:
-                counts.append(("store_errors", (store,), 1.0))
-        counts += [("events", (_safe(event),), 1.0) for event in trace.events]
-        self._batch.add(counts, observed)
+                counted.append(("store_errors", (store,)))
+        counted += [("events", (_safe(event),)) for event in trace.events]
+        self._batch.add(counted, observed)
 
     def flush(self) -> None:
         """Write this process's pending samples now (before a scrape in this process, and as a worker exits)."""
         self._batch.flush()
 
-    def _write(self, counts: dict[tuple[str, tuple[str, ...]], float],
-               observed: dict[tuple[str, tuple[str, ...]], _Observed]) -> None:
+    def _write(self, counts: dict[_Key, float], observed: dict[_Key, _Observed]) -> None:
         """Hand a batch to prometheus_client: one write per counter, per histogram sum and per touched bucket."""
         for (name, labels), amount in counts.items():
             self._child(name, labels).inc(amount)
@@ -162,7 +161,7 @@ class _Observed:
         self.buckets = [0] * size
 
 
-Writer = Callable[[dict[tuple[str, tuple[str, ...]], float], dict[tuple[str, tuple[str, ...]], _Observed]], None]
+Writer = Callable[[dict[_Key, float], dict[_Key, _Observed]], None]
 
 
 class _Batch:
@@ -180,24 +179,24 @@ class _Batch:
         self._starting = threading.Lock()
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._counts: dict[tuple[str, tuple[str, ...]], float] = {}
-        self._observed: dict[tuple[str, tuple[str, ...]], _Observed] = {}
+        self._counts: dict[_Key, float] = {}
+        self._observed: dict[_Key, _Observed] = {}
 
-    def add(self, counts: list[tuple[str, tuple[str, ...], float]],
-            observed: list[tuple[str, tuple[str, ...], float]]) -> None:
-        """Add one request's samples."""
+    def add(self, counted: list[_Key], observed: list[tuple[_Key, float]]) -> None:
+        """Add one request's samples: one per counted key, and the observed values."""
         if self._pid != os.getpid():
             self._start()
+        bounds = self._bounds
         with self._lock:
-            pending = self._counts
-            for name, labels, amount in counts:
-                pending[(name, labels)] = pending.get((name, labels), 0.0) + amount
-            for name, labels, value in observed:
-                entry = self._observed.get((name, labels))
+            pending, histograms = self._counts, self._observed
+            for key in counted:
+                pending[key] = pending.get(key, 0.0) + 1.0
+            for key, value in observed:
+                entry = histograms.get(key)
                 if entry is None:
-                    entry = self._observed[(name, labels)] = _Observed(len(self._bounds[name]))
+                    entry = histograms[key] = _Observed(len(bounds[key[0]]))
                 entry.total += value
-                entry.buckets[bisect_left(self._bounds[name], value)] += 1
+                entry.buckets[bisect_left(bounds[key[0]], value)] += 1
 
     def flush(self) -> None:
         """Write what is pending (swapped out under the lock, written outside it)."""
