@@ -134,6 +134,20 @@ def _service_events(service: type[ServiceBase]) -> None:
 _service_events(SecurityTokenServiceSoap)
 
 
+def _release(ctx: Any) -> None:
+    """Break the reference cycles of a closed method context, so that reference counting frees it at once.
+
+    Spyne's method context and its transport, protocol and event contexts point at each other, and each protocol
+    context at itself (the factory of its sub-contexts): without this, each request left 28 objects for the
+    cyclic garbage collector, which is what made it run every ~70 requests (~0.5 ms a run, and ~3 ms for an
+    older-generation pass). Spyne fires ``method_context_closed`` as the last use of the context.
+    """
+    ctx.transport.parent = ctx.event.parent = None
+    for protocol_context in (ctx.inprot_ctx, ctx.outprot_ctx):
+        if protocol_context is not None:
+            protocol_context.parent = protocol_context._subctx = None
+
+
 def _status_line(status: int) -> str:
     return {200: "200 OK", 400: "400 Bad Request", 500: "500 Internal Server Error"}[status]
 
@@ -149,6 +163,7 @@ def _wsgi_application(version: SoapVersion) -> WsgiApplication:
         out_protocol=protocol(),
     )
     application.event_manager = _Events.replacing(application.event_manager)
+    application.event_manager.add_listener("method_context_closed", _release)
     server = WsgiApplication(application)
     server.event_manager = _Events.replacing(server.event_manager)
     return server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from io import BytesIO
 from typing import Any
 from wsgiref.util import setup_testing_defaults
@@ -94,3 +95,21 @@ def test_spyne_event_listeners_still_fire() -> None:
         for event, handler in handlers.items():
             manager.del_listener(event, handler)
     assert fired == [(event, "RequestSecurityToken") for event in events]
+
+
+def test_a_request_leaves_nothing_for_the_cyclic_garbage_collector() -> None:
+    """Spyne's method context is freed by reference counting as the request ends (no cycle is left behind)."""
+    endpoint = Endpoint(SoapResponse(200, "text/xml; charset=utf-8", b"<ok/>"))
+    adapter = SpyneAdapter(endpoint)  # type: ignore[arg-type]
+    request = SoapRequest(b"<r/>", SoapVersion.SOAP12, "", "192.0.2.7", True)
+    b"".join(adapter(_environ(request.body), Started(), request))  # the first request builds Spyne's caches
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        gc.collect()
+        for _ in range(3):
+            assert b"".join(adapter(_environ(request.body), Started(), request)) == b"<ok/>"
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()
