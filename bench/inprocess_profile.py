@@ -48,7 +48,9 @@ STAGES: list[tuple[str, str, str]] = [
      "WS-Security (header, Timestamp, UsernameToken, lockout, credential cache)"),
     ("sts.stores.sqlite_stores:SqliteReplayCache", "check_and_add", "replay store write (SQLite)"),
     ("sts.auth.passwords:PasswordHasher", "verify", "password verify (argon2id)"),
-    ("sts.auth.validators", "emit", "audit logging (JSON lines)"),
+    # The outcome record, built and written (a successful login is folded into it, not written on its own).
+    ("sts.auth.validators", "login", "audit logging (JSON lines)"),
+    ("sts.operations.issue", "audit", "audit logging (JSON lines)"),
     ("sts.operations.events", "emit", "audit logging (JSON lines)"),
     ("sts.soap.endpoint", "emit", "audit logging (JSON lines)"),
     ("sts.operations.issue:IssueOperation", "__call__", "issue plan (RST parse, RP match, claims)"),
