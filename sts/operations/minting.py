@@ -20,7 +20,6 @@ from sts.crypto.algorithms import KEY_TRANSPORT_NAMES
 from sts.crypto.keywrap import ClientKey
 from sts.errors import UnableToRenew
 from sts.operations.records import RenewalRecord, TokenLedger, token_digest
-from sts.policy.claims import select_claims
 from sts.policy.nameid import subject_of
 from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
 from sts.stores.base import TokenRecord
@@ -73,9 +72,7 @@ def subject_and_claims(
     """NameID, its Format and the attributes for this principal and relying party: what Issue decides and Renew
     decides again from the current user store and RP settings (a renewal never re-mints an old snapshot)."""
     name_id, name_format = subject_of(principal, party.settings.nameid, party.settings.nameid_format)
-    attributes = select_claims(
-        requested, party.rp.claims, principal.claims, principal.roles, dict(party.rp.claim_mapping)
-    )
+    attributes = party.claims.select(requested, principal.claims, principal.roles)  # the RP's, worked out once
     return name_id, name_format, attributes
 
 

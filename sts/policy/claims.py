@@ -12,7 +12,8 @@ never issued, so revoking a role is what an RP sees.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from sts.errors import RequestFailed
 from sts.tokens.base import Attribute
@@ -69,27 +70,53 @@ def select_claims(
     by default the RP receives its permitted claims under the URIs it expects, and a request may ask for
     either spelling.
     """
-    to_remote = dict(mapping or {})
-    to_local = {remote: local for local, remote in to_remote.items()}
-    ceiling = set(permitted) | {local_claim(uri) for uri in permitted}
-    if requested is None or not requested.claims:
-        chosen = [(to_remote.get(uri, uri), True) for uri in permitted]
-    else:
-        chosen = [(claim.uri, claim.optional) for claim in requested.claims]
-    attributes: list[Attribute] = []
-    seen: set[str] = set()
-    for uri, optional in chosen:
-        if uri in seen:
-            continue
-        seen.add(uri)
-        local = to_local.get(uri, uri)
-        allowed = not permitted or local in ceiling or local_claim(local) in ceiling
-        # Issued under a role URI (even through a claim mapping): membership, never stored values.
-        source = uri if is_role_claim(uri) else local
-        values = claim_values(source, claims, roles) if allowed else ()
-        if not values:
-            if not optional:
-                raise RequestFailed("required claim unavailable", reason="required_claim_unavailable")
-            continue
-        attributes.append(Attribute(uri, values))
-    return tuple(attributes)
+    return ClaimPolicy.of(permitted, mapping).select(requested, claims, roles)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPolicy:
+    """A relying party's claims (``permitted``) and claim mapping, worked out for issuing. Made once per
+    registration (:class:`~sts.relying_parties.directory.RelyingPartyDirectory`), not at every request."""
+
+    to_remote: Mapping[str, str]  # local claim URI → the URI the relying party expects
+    to_local: Mapping[str, str]  # the reverse
+    ceiling: frozenset[str]  # the permitted claims, as written and as local claims; empty: no ceiling
+    defaults: tuple[tuple[str, bool], ...]  # what a request without wst:Claims gets: (URI, optional)
+
+    @classmethod
+    def of(cls, permitted: tuple[str, ...], mapping: Mapping[str, str] | None = None) -> ClaimPolicy:
+        """The policy of a relying party's ``claims`` and ``claim_mapping`` (see :func:`select_claims`)."""
+        to_remote = dict(mapping or {})
+        return cls(
+            to_remote=to_remote,
+            to_local={remote: local for local, remote in to_remote.items()},
+            ceiling=frozenset(permitted) | {local_claim(uri) for uri in permitted},
+            defaults=tuple((to_remote.get(uri, uri), True) for uri in permitted),
+        )
+
+    def select(
+        self, requested: RequestedClaims | None, claims: Mapping[str, tuple[str, ...]], roles: frozenset[str]
+    ) -> tuple[Attribute, ...]:
+        """The attributes to issue for this request and user (see :func:`select_claims`)."""
+        if requested is None or not requested.claims:
+            chosen: Iterable[tuple[str, bool]] = self.defaults
+        else:
+            chosen = [(claim.uri, claim.optional) for claim in requested.claims]
+        ceiling = self.ceiling
+        attributes: list[Attribute] = []
+        seen: set[str] = set()
+        for uri, optional in chosen:
+            if uri in seen:
+                continue
+            seen.add(uri)
+            local = self.to_local.get(uri, uri)
+            allowed = not ceiling or local in ceiling or local_claim(local) in ceiling
+            # Issued under a role URI (even through a claim mapping): membership, never stored values.
+            source = uri if is_role_claim(uri) else local
+            values = claim_values(source, claims, roles) if allowed else ()
+            if not values:
+                if not optional:
+                    raise RequestFailed("required claim unavailable", reason="required_claim_unavailable")
+                continue
+            attributes.append(Attribute(uri, values))
+        return tuple(attributes)

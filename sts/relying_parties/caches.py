@@ -2,7 +2,8 @@
 
 Parsing a certificate and building a python-xmlsec KeysManager are far too slow for every request, so each is done
 once: a certificate once per file version (name, modification time, size) or, kept inline in the registry (a
-shared store), once per PEM text; an encrypter once per certificate and algorithm pair in each worker process.
+shared store), once per PEM text, with its SHA-256 fingerprint; an encrypter once per certificate (by that
+fingerprint) and algorithm pair in each worker process.
 A certificate's dates are not cached but judged at every use against the injected clock (two comparisons,
 RFC 5280 §4.1.2.5), so one that expires while the server runs stops being used at that instant; the log says so
 once per worker, and warns once when it is within 30 days of expiry.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -22,11 +24,25 @@ from cryptography import x509
 from sts.clock import Clock
 from sts.crypto.algorithms import CIPHER_NAMES, KEY_TRANSPORT_NAMES, CipherName, KeyTransportName
 from sts.crypto.encrypter import EncryptionPolicy, TokenEncrypter
-from sts.crypto.keystore import Validity, check_key, check_validity
+from sts.crypto.keystore import Validity, check_key, check_validity, fingerprint
 from sts.relying_parties.certificates import load_rp_certificate
 from sts.relying_parties.model import RelyingParty
 
 _LOG = logging.getLogger("sts.rp")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LoadedCertificate:
+    """A relying party's parsed certificate with its SHA-256 fingerprint (of the DER), worked out once when it is
+    parsed: the encrypters' key (hashing or comparing an ``x509.Certificate`` costs microseconds at every request)."""
+
+    certificate: x509.Certificate
+    fingerprint: str
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> LoadedCertificate:
+        """``certificate`` with its fingerprint."""
+        return cls(certificate, fingerprint(certificate))
 
 
 class CertificateCache:
@@ -35,11 +51,11 @@ class CertificateCache:
     def __init__(self, truststore: Path, clock: Clock) -> None:
         self._truststore = truststore
         self._clock = clock
-        self._parsed: dict[tuple[str, int, int], x509.Certificate | None] = {}
-        self._inline: dict[str, x509.Certificate | None] = {}  # by PEM text: only the registered ones are kept
+        self._parsed: dict[tuple[str, int, int], LoadedCertificate | None] = {}
+        self._inline: dict[str, LoadedCertificate | None] = {}  # by PEM text: only the registered ones are kept
         self._noted: set[tuple[str, str, float]] = set()
 
-    def load(self, rp: RelyingParty) -> x509.Certificate | None:
+    def load(self, rp: RelyingParty) -> LoadedCertificate | None:
         """The certificate of ``rp`` (None: it has none, or it is unusable), whatever its dates."""
         if rp.cert_pem:
             if rp.cert_pem not in self._inline:
@@ -61,17 +77,18 @@ class CertificateCache:
         held = {rp.cert_pem for rp in parties}
         self._inline = {pem: cert for pem, cert in self._inline.items() if pem in held}
 
-    def usable(self, rp: RelyingParty, cert: x509.Certificate | None) -> x509.Certificate | None:
-        """``cert`` if it is within its validity period now, else None."""
-        if cert is None:
+    def usable(self, rp: RelyingParty, loaded: LoadedCertificate | None) -> LoadedCertificate | None:
+        """``loaded`` if its certificate is within its validity period now, else None."""
+        if loaded is None:
             return None
+        cert = loaded.certificate
         validity, now = Validity.of(cert), self._clock.now()
         if not validity.valid_at(now):
             self._note_once(rp, cert, now, refused=True)
             return None
         if validity.expires_soon(now):
             self._note_once(rp, cert, now, refused=False)
-        return cert
+        return loaded
 
     def _note_once(self, rp: RelyingParty, cert: x509.Certificate, now: dt.datetime, *, refused: bool) -> None:
         """Log a certificate's date problem once per worker and certificate, not once per request."""
@@ -83,7 +100,7 @@ class CertificateCache:
         for message in problems if refused else warnings:
             (_LOG.error if refused else _LOG.warning)(message, extra={"relying_party": rp.address})
 
-    def _parse(self, rp: RelyingParty) -> x509.Certificate | None:
+    def _parse(self, rp: RelyingParty) -> LoadedCertificate | None:
         """Parse a certificate; an unusable one (missing, weak key) disables encryption for that RP.
 
         Its dates are not judged here but at each use (:meth:`usable`): a certificate that is not yet valid when
@@ -98,7 +115,7 @@ class CertificateCache:
         if problems:
             _LOG.error("; ".join(problems))
             return None
-        return cert
+        return LoadedCertificate.of(cert)
 
 
 class EncrypterCache:
@@ -106,19 +123,21 @@ class EncrypterCache:
 
     def __init__(self) -> None:
         self._pid = -1
-        self._encrypters: dict[tuple[x509.Certificate, CipherName, KeyTransportName], TokenEncrypter] = {}
+        self._encrypters: dict[tuple[str, CipherName, KeyTransportName], TokenEncrypter] = {}
 
     def get(
-        self, rp: RelyingParty, cert: x509.Certificate, cipher: CipherName, key_transport: KeyTransportName
+        self, rp: RelyingParty, loaded: LoadedCertificate, cipher: CipherName, key_transport: KeyTransportName
     ) -> TokenEncrypter:
         """The encrypter for this certificate and algorithm pair, built on first use."""
         if self._pid != os.getpid():  # xmlsec key managers are never shared across fork()
             self._pid, self._encrypters = os.getpid(), {}
-        key = (cert, cipher, key_transport)  # a certificate hashes and compares by its DER: no SHA-256 per request
+        key = (loaded.fingerprint, cipher, key_transport)  # made when parsed: another DER, another key
         encrypter = self._encrypters.get(key)
         if encrypter is None:
             if cipher is CipherName.AES256_CBC:
                 _LOG.warning("AES-CBC encryption for a legacy relying party", extra={"relying_party": rp.address})
-            encrypter = TokenEncrypter(cert, EncryptionPolicy(CIPHER_NAMES[cipher], KEY_TRANSPORT_NAMES[key_transport]))
+            encrypter = TokenEncrypter(
+                loaded.certificate, EncryptionPolicy(CIPHER_NAMES[cipher], KEY_TRANSPORT_NAMES[key_transport])
+            )
             self._encrypters[key] = encrypter
         return encrypter

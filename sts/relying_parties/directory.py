@@ -20,7 +20,8 @@ from sts.clock import Clock, SystemClock
 from sts.config.settings import ProfileName
 from sts.crypto.encrypter import TokenEncrypter
 from sts.errors import InvalidRequest, InvalidScope, RequestFailed
-from sts.relying_parties.caches import CertificateCache, EncrypterCache
+from sts.policy.claims import ClaimPolicy
+from sts.relying_parties.caches import CertificateCache, EncrypterCache, LoadedCertificate
 from sts.relying_parties.matching import AddressIndex
 from sts.relying_parties.model import RelyingParty
 from sts.relying_parties.profiles import EffectiveSettings, effective
@@ -36,10 +37,16 @@ class ResolvedParty:
 
     rp: RelyingParty
     audience: str
-    certificate: x509.Certificate | None
+    loaded: LoadedCertificate | None  # its certificate while valid now, with the fingerprint its encrypter is found by
     settings: EffectiveSettings
+    claims: ClaimPolicy  # its claims and claim mapping, worked out for issuing
     # True when the request's AppliesTo matched nothing and ``[tokens] default_relying_party`` was used.
     fallback: bool = False
+
+    @property
+    def certificate(self) -> x509.Certificate | None:
+        """The relying party's certificate while it is valid now; None: it has none, or none usable now."""
+        return None if self.loaded is None else self.loaded.certificate
 
 
 class RelyingPartyDirectory:
@@ -66,9 +73,10 @@ class RelyingPartyDirectory:
         self._checked = -1.0
         self._registered: dict[str, RelyingParty] = {}
         self._index = AddressIndex(())
-        self._certs: dict[str, x509.Certificate | None] = {}
-        # address → (the registration, its effective settings), made at its first use after a re-read.
-        self._settings: dict[str, tuple[RelyingParty, EffectiveSettings]] = {}
+        self._certs: dict[str, LoadedCertificate | None] = {}
+        # address → (the registration, its effective settings, its claim policy), made at its first use after a
+        # re-read.
+        self._settings: dict[str, tuple[RelyingParty, EffectiveSettings, ClaimPolicy]] = {}
         self._certificates = CertificateCache(truststore, clock or SystemClock())
         self._encrypters = EncrypterCache()
         self._lock = threading.Lock()
@@ -98,27 +106,29 @@ class RelyingPartyDirectory:
 
     def encrypter(self, party: ResolvedParty) -> TokenEncrypter:
         """The worker's encrypter for this relying party's certificate and algorithms."""
-        if party.certificate is None:
+        if party.loaded is None:
             _LOG.error("relying party has no usable certificate", extra={"relying_party": party.rp.address})
             raise RequestFailed("relying party certificate unusable", reason="rp_certificate_unusable")
         with self._lock:
             settings = party.settings
-            return self._encrypters.get(party.rp, party.certificate, settings.cipher, settings.key_transport)
+            return self._encrypters.get(party.rp, party.loaded, settings.cipher, settings.key_transport)
 
     def _party(self, rp: RelyingParty, fallback: bool) -> ResolvedParty:
         """The resolved party with its certificate only while that is valid now."""
-        settings = self._effective(rp)
-        certificate = self._certificates.usable(rp, self._certs.get(rp.address))
-        return ResolvedParty(rp, rp.identifier or rp.address, certificate, settings, fallback)
+        _, settings, claims = self._effective(rp)
+        loaded = self._certificates.usable(rp, self._certs.get(rp.address))
+        return ResolvedParty(rp, rp.identifier or rp.address, loaded, settings, claims, fallback)
 
-    def _effective(self, rp: RelyingParty) -> EffectiveSettings:
-        """The relying party's settings with its profile's gaps filled, worked out once per registration object
-        (a re-read makes new objects, so a changed registration is never answered with old settings)."""
+    def _effective(self, rp: RelyingParty) -> tuple[RelyingParty, EffectiveSettings, ClaimPolicy]:
+        """The relying party's settings with its profile's gaps filled and its claim policy, worked out once per
+        registration object (a re-read makes new objects, so a changed registration is never answered with old
+        settings or claims)."""
         known = self._settings.get(rp.address)
         if known is None or known[0] is not rp:
-            known = (rp, effective(rp, self._default_profile))
+            policy = ClaimPolicy.of(rp.claims, dict(rp.claim_mapping))
+            known = (rp, effective(rp, self._default_profile), policy)
             self._settings[rp.address] = known
-        return known[1]
+        return known
 
     def _refresh(self) -> None:
         """Re-read the registry when its version moved (looked at once per ``recheck_seconds`` at most).

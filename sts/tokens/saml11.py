@@ -8,6 +8,7 @@ WSO2 do.
 from __future__ import annotations
 
 import copy
+import functools
 
 from lxml import etree
 
@@ -42,53 +43,70 @@ def split_attribute_name(uri: str) -> tuple[str, str]:
     return namespace, name
 
 
-def _subject(parent: etree._Element, content: AssertionContent) -> None:
-    subject = _el(parent, "Subject")
-    _el(subject, "NameIdentifier", content.name_id, Format=content.name_id_format)
-    confirmation = _el(subject, "SubjectConfirmation")
-    if content.key_info is None:
-        _el(confirmation, "ConfirmationMethod", BEARER)
-    else:
-        _el(confirmation, "ConfirmationMethod", HOLDER_OF_KEY)
-        confirmation.append(copy.deepcopy(content.key_info))
-
-
 def build_saml11(content: AssertionContent) -> etree._Element:
-    """An unsigned SAML 1.1 assertion with bearer subject confirmation."""
-    assertion = etree.Element(
-        ns.qn(ns.SAML1, "Assertion"),
-        {
-            "AssertionID": content.assertion_id,
-            "IssueInstant": format_instant(content.issue_instant),
-            "Issuer": content.issuer,
-            "MajorVersion": "1",
-            "MinorVersion": "1",
-        },
-        nsmap={"saml": ns.SAML1},
-    )
-    conditions = _el(
-        assertion,
-        "Conditions",
-        NotBefore=format_instant(content.not_before),
-        NotOnOrAfter=format_instant(content.not_on_or_after),
-    )
-    _el(_el(conditions, "AudienceRestrictionCondition"), "Audience", content.audience)
-    authn = _el(
-        assertion,
-        "AuthenticationStatement",
-        AuthenticationInstant=format_instant(content.authn_instant),
-        AuthenticationMethod=PASSWORD,
-    )
-    _subject(authn, content)
+    """An unsigned SAML 1.1 assertion with bearer or holder-of-key subject confirmation.
+
+    A copy of the :func:`_skeleton` of its shape (made in C: building its elements in Python cost several times
+    more), with the values written in.
+    """
     attributes = content.attributes
     if content.delegates:  # SAML 1.1 has no delegation condition: the chain is an attribute, oldest first
         attributes = (*attributes, Attribute(DELEGATES_ATTRIBUTE, tuple(d.name for d in content.delegates)))
-    if attributes:
-        statement = _el(assertion, "AttributeStatement")
-        _subject(statement, content)
-        for attribute in attributes:
-            namespace, name = split_attribute_name(attribute.uri)
-            element = etree.SubElement(statement, _ATTRIBUTE, AttributeName=name, AttributeNamespace=namespace)
-            for value in attribute.values:  # per claim: tag names made once (each extra claim is budgeted)
+    claims = tuple(attribute.uri for attribute in attributes)
+    assertion = copy.deepcopy(_skeleton(content.key_info is not None, claims))
+    assertion.set("AssertionID", content.assertion_id)
+    assertion.set("IssueInstant", format_instant(content.issue_instant))
+    assertion.set("Issuer", content.issuer)
+    conditions, authn, *statement = assertion  # statement: [AttributeStatement] or []
+    conditions.set("NotBefore", format_instant(content.not_before))
+    conditions.set("NotOnOrAfter", format_instant(content.not_on_or_after))
+    conditions[0][0].text = content.audience
+    authn.set("AuthenticationInstant", format_instant(content.authn_instant))
+    _fill_subject(authn[0], content)
+    if statement:  # each claim's Attribute is in the skeleton, after the Subject; only its values are made here
+        subject, *elements = statement[0]
+        _fill_subject(subject, content)
+        for element, attribute in zip(elements, attributes, strict=True):
+            for value in attribute.values:
                 etree.SubElement(element, _ATTRIBUTE_VALUE).text = value
     return assertion
+
+
+def _fill_subject(subject: etree._Element, content: AssertionContent) -> None:
+    """Write the name into a skeleton's Subject and, for holder-of-key, the key the subject must prove."""
+    name_identifier, confirmation = subject
+    name_identifier.text = content.name_id
+    name_identifier.set("Format", content.name_id_format)
+    if content.key_info is not None:
+        confirmation.append(copy.deepcopy(content.key_info))
+
+
+@functools.lru_cache(maxsize=256)  # keyed by the relying party's claim URIs: few distinct lists in practice
+def _skeleton(holder_of_key: bool, claims: tuple[str, ...]) -> etree._Element:
+    """The assertion without its values: Conditions, AuthenticationStatement, AttributeStatement (its Subject, then
+    an Attribute per claim, values left out); the signer appends the signature. Never handed out: :func:`build_saml11`
+    fills a copy."""
+    assertion = etree.Element(
+        ns.qn(ns.SAML1, "Assertion"),
+        {"AssertionID": "", "IssueInstant": "", "Issuer": "", "MajorVersion": "1", "MinorVersion": "1"},
+        nsmap={"saml": ns.SAML1},
+    )
+    conditions = _el(assertion, "Conditions", NotBefore="", NotOnOrAfter="")
+    _el(_el(conditions, "AudienceRestrictionCondition"), "Audience")
+    authn = _el(assertion, "AuthenticationStatement", AuthenticationInstant="", AuthenticationMethod=PASSWORD)
+    _subject(authn, holder_of_key)
+    if claims:
+        statement = _el(assertion, "AttributeStatement")
+        _subject(statement, holder_of_key)
+        for uri in claims:
+            namespace, name = split_attribute_name(uri)
+            etree.SubElement(statement, _ATTRIBUTE, AttributeName=name, AttributeNamespace=namespace)
+    return assertion
+
+
+def _subject(parent: etree._Element, holder_of_key: bool) -> None:
+    """A Subject without its name (and, for holder-of-key, without the key: :func:`_fill_subject` adds both)."""
+    subject = _el(parent, "Subject")
+    _el(subject, "NameIdentifier", Format="")
+    confirmation = _el(subject, "SubjectConfirmation")
+    _el(confirmation, "ConfirmationMethod", HOLDER_OF_KEY if holder_of_key else BEARER)

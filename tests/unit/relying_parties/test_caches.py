@@ -10,12 +10,13 @@ import os
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sts.clock import FrozenClock
 from sts.crypto import keygen
 from sts.crypto.algorithms import CipherName, KeyTransportName
-from sts.relying_parties.caches import CertificateCache, EncrypterCache
+from sts.relying_parties.caches import CertificateCache, EncrypterCache, LoadedCertificate
 from sts.relying_parties.model import RelyingParty
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -27,11 +28,13 @@ def test_certificate_parsed_again_only_when_its_file_changes(tmp_path: Path) -> 
     keygen.write_certificate(tmp_path / "rp.crt.pem", first)
     cache = CertificateCache(tmp_path, FrozenClock(T0))
     loaded = cache.load(RP)
-    assert loaded == first and cache.load(RP) is loaded  # the same object: not parsed again
+    assert loaded is not None and loaded.certificate == first
+    assert cache.load(RP) is loaded  # the same object: not parsed again
     second = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "second, a longer name")
     keygen.write_certificate(tmp_path / "rp.crt.pem", second)
     os.utime(tmp_path / "rp.crt.pem", ns=(1, 1))
-    assert cache.load(RP) == second
+    reloaded = cache.load(RP)
+    assert reloaded is not None and reloaded.certificate == second
     assert cache.load(RelyingParty(address="https://plain.example/", encrypt=False)) is None  # no certificate
 
 
@@ -55,7 +58,7 @@ def test_unusable_certificates_disable_encryption_and_say_why(
 
 
 def test_one_encrypter_per_certificate_and_algorithms_cbc_noted(caplog: pytest.LogCaptureFixture) -> None:
-    cert = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "rp")
+    cert = LoadedCertificate.of(keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "rp"))
     cache = EncrypterCache()
     gcm = cache.get(RP, cert, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P)
     assert cache.get(RP, cert, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P) is gcm
@@ -73,15 +76,17 @@ def test_inline_certificate_parsed_once_per_content_and_no_file_needed(
     inline = RelyingParty(address="https://rp.example/app/", cert_pem=keygen.certificate_pem(first).decode())
     cache = CertificateCache(tmp_path / "no-truststore", FrozenClock(T0))
     loaded = cache.load(inline)
-    assert loaded == first
+    assert loaded is not None and loaded.certificate == first
     again = RelyingParty.from_json(inline.to_json())  # a re-read registry: another object, the same text
     assert cache.load(again) is loaded  # not parsed again
     second = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "second")
     replaced = RelyingParty(address=inline.address, cert_pem=keygen.certificate_pem(second).decode())
-    assert cache.load(replaced) == second
+    changed = cache.load(replaced)
+    assert changed is not None and changed.certificate == second
     cache.forget_others([replaced])  # the registry now holds only the new certificate
     reloaded = cache.load(inline)
-    assert reloaded == first and reloaded is not loaded  # parsed again: it had been dropped
+    assert reloaded is not None and reloaded.certificate == first
+    assert reloaded is not loaded  # parsed again: it had been dropped
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the point
     weak_pem = keygen.certificate_pem(keygen.self_signed_certificate(weak, "weak")).decode()
     with caplog.at_level(logging.ERROR, logger="sts.rp"):
@@ -92,3 +97,23 @@ def test_inline_certificate_parsed_once_per_content_and_no_file_needed(
         "relying party https://weak.example/: RSA key of 1024 bits; at least 2048 required",
         "relying party certificate unreadable",
     ]
+
+
+def test_a_changed_certificate_gets_a_new_encrypter(tmp_path: Path) -> None:
+    """The encrypters are found by the certificate's SHA-256 fingerprint: a new certificate in the same file is
+    never encrypted to with the old key, and the same DER parsed again finds the same encrypter."""
+    first = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "first")
+    keygen.write_certificate(tmp_path / "rp.crt.pem", first)
+    certificates, encrypters = CertificateCache(tmp_path, FrozenClock(T0)), EncrypterCache()
+    algorithms = (CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P)
+    before = certificates.load(RP)
+    assert before is not None and before.fingerprint == first.fingerprint(hashes.SHA256()).hex(":").upper()
+    old = encrypters.get(RP, before, *algorithms)
+    second = keygen.self_signed_certificate(keygen.generate_rsa_key(2048), "second")
+    keygen.write_certificate(tmp_path / "rp.crt.pem", second)
+    os.utime(tmp_path / "rp.crt.pem", ns=(3, 3))
+    after = certificates.load(RP)
+    assert after is not None and after.certificate == second
+    new = encrypters.get(RP, after, *algorithms)
+    assert new is not old and new is encrypters.get(RP, after, *algorithms)
+    assert encrypters.get(RP, LoadedCertificate.of(first), *algorithms) is old  # the same DER, parsed again

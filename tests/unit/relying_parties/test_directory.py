@@ -15,12 +15,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from sts import errors
+from sts.auth.users import Principal
 from sts.clock import FrozenClock
+from sts.operations.minting import subject_and_claims
 from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.model import RelyingParty
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.sqlite import Database, initialize
 from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
+from sts.tokens.base import Attribute
+from sts.wstrust.model import ClaimRequest, RequestedClaims
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 RP = "https://rp.example/app/"
@@ -178,6 +182,30 @@ def test_changed_settings_are_used_after_the_re_read(tmp_path: Path, registry: R
     )
     found = directory.registered(RP)
     assert found is not None and found.settings is changed
+
+
+def test_changed_claims_are_used_after_the_re_read(tmp_path: Path, registry: RelyingPartyRegistry) -> None:
+    """The claim policy is worked out once per registration: an update of the claims or the claim mapping is what
+    the next token carries, not the claims of the registration read before."""
+    email, given = "http://wso2.org/claims/emailaddress", "http://wso2.org/claims/givenname"
+    alice = Principal("CORP", "alice", frozenset(), {email: ("a@example.com",), given: ("Alice",)})
+    registry.add(unencrypted(RP, claims=(email,)))
+    directory = RelyingPartyDirectory(registry, tmp_path, recheck_seconds=0)
+    first = directory.resolve(RP)
+    assert subject_and_claims(alice, first, None)[2] == (Attribute(email, ("a@example.com",)),)
+    assert directory.resolve(RP).claims is first.claims  # not worked out again while the registration stands
+    registry.update(unencrypted(RP, claims=(email, given), claim_mapping=((email, "urn:rp:mail"),)))
+    changed = directory.resolve(RP)
+    assert subject_and_claims(alice, changed, None)[2] == (
+        Attribute("urn:rp:mail", ("a@example.com",)),
+        Attribute(given, ("Alice",)),
+    )
+    found = directory.registered(RP)
+    assert found is not None and found.claims is changed.claims
+    registry.update(unencrypted(RP, claims=(given,)))  # a claim taken away is refused, even when asked for
+    asked = RequestedClaims("urn:dialect", (ClaimRequest(email, optional=False),))
+    with pytest.raises(errors.RequestFailed):
+        subject_and_claims(alice, directory.resolve(RP), asked)
 
 
 def test_unreadable_registry_fails_closed(tmp_path: Path, registry: RelyingPartyRegistry) -> None:

@@ -116,3 +116,42 @@ def test_an_assertion_shares_nothing_with_the_next_one_of_its_shape() -> None:
     assert etree.tostring(first) == before
     assert second.get("ID") == "_second"
     assert [v.text for v in second.iter(f"{{{ns.SAML2}}}AttributeValue")] == ["second", "again"]
+
+
+def test_saml11_bytes() -> None:
+    """The exact serialization relying parties were tested against (attribute order, declarations, escaping)."""
+    claims = (Attribute("http://wso2.org/claims/emailaddress", ("1", "x&<")), Attribute("urn:b", ("2",)))
+    subject = (
+        f'<saml:Subject><saml:NameIdentifier Format="{NAMEID_UNSPECIFIED}">alice</saml:NameIdentifier>'
+        "<saml:SubjectConfirmation><saml:ConfirmationMethod>urn:oasis:names:tc:SAML:1.0:cm:bearer"
+        "</saml:ConfirmationMethod></saml:SubjectConfirmation></saml:Subject>"
+    )
+    assert etree.tostring(build_saml11(content(claims))).decode() == (
+        f'<saml:Assertion xmlns:saml="{ns.SAML1}" AssertionID="_{"a" * 40}" IssueInstant="2026-01-01T12:00:00Z" '
+        'Issuer="https://sts.example/" MajorVersion="1" MinorVersion="1">'
+        '<saml:Conditions NotBefore="2026-01-01T11:59:00Z" NotOnOrAfter="2026-01-01T12:05:00Z">'
+        "<saml:AudienceRestrictionCondition><saml:Audience>https://rp.example/</saml:Audience>"
+        "</saml:AudienceRestrictionCondition></saml:Conditions>"
+        '<saml:AuthenticationStatement AuthenticationInstant="2026-01-01T12:00:00Z" '
+        f'AuthenticationMethod="urn:oasis:names:tc:SAML:1.0:am:password">{subject}</saml:AuthenticationStatement>'
+        f"<saml:AttributeStatement>{subject}"
+        '<saml:Attribute AttributeName="emailaddress" AttributeNamespace="http://wso2.org/claims">'
+        "<saml:AttributeValue>1</saml:AttributeValue><saml:AttributeValue>x&amp;&lt;</saml:AttributeValue>"
+        '</saml:Attribute><saml:Attribute AttributeName="urn:b" AttributeNamespace="urn:b">'
+        "<saml:AttributeValue>2</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></saml:Assertion>"
+    )
+
+
+def test_a_saml11_assertion_shares_nothing_with_the_next_one_of_its_shape() -> None:
+    """Each SAML 1.1 assertion is its own copy of the cached skeleton: values written into one never reach the next,
+    in either Subject (holder-of-key: the key is added to both)."""
+    key = etree.Element(f"{{{ns.DS}}}KeyInfo")
+    first = build_saml11(replace(content((Attribute("urn:a", ("first",)),)), key_info=key))
+    before = etree.tostring(first)
+    later = content((Attribute("urn:a", ("second", "again")),))
+    second = build_saml11(replace(later, assertion_id="_second", name_id="bob", key_info=key))
+    assert etree.tostring(first) == before
+    assert second.get("AssertionID") == "_second"
+    assert [v.text for v in second.iter(f"{{{ns.SAML1}}}AttributeValue")] == ["second", "again"]
+    assert [n.text for n in second.iter(f"{{{ns.SAML1}}}NameIdentifier")] == ["bob", "bob"]
+    assert len(list(second.iter(f"{{{ns.DS}}}KeyInfo"))) == 2
