@@ -28,16 +28,9 @@ Authenticator = Callable[[TrustRequest], AuthenticatedCaller]
 RequestOpener = Callable[[SoapVersion, tuple[etree._Element, ...], etree._Element, RequestInfo], OpenedRequest | None]
 
 
-# Built once from TrustVersion and Operation (the spellings stay defined there): a request's RST tag, RequestType
-# and actions are then each one dictionary look-up instead of a loop that formats every candidate URI.
+# Built once: a request's RST tag and RequestType tag are each one dictionary look-up.
 _RST_TAGS = {version.qn("RequestSecurityToken"): version for version in TrustVersion}
 _REQUEST_TYPE_TAGS = {version: version.qn("RequestType") for version in TrustVersion}
-_REQUEST_TYPES = {
-    (version, version.request_type(operation)): operation for version in TrustVersion for operation in Operation
-}
-_ACTIONS = {
-    (version, version.request_action(operation)): operation for version in TrustVersion for operation in Operation
-}
 
 
 def trust_version(body_child: etree._Element) -> TrustVersion:
@@ -54,7 +47,7 @@ def read_operation(rst: etree._Element, trust: TrustVersion) -> Operation:
     request_types = [c for c in element_children(rst) if c.tag == tag]
     if len(request_types) != 1:
         raise InvalidRequest("exactly one RequestType required", reason="request_type_count")
-    operation = _REQUEST_TYPES.get((trust, text_of(request_types[0]).strip()))
+    operation = trust.operation_of_request_type(text_of(request_types[0]).strip())
     if operation is None:
         raise BadRequest("unsupported RequestType", reason="request_type_unsupported")
     return operation
@@ -84,7 +77,7 @@ class SecurityTokenService:
         operation = read_operation(body_child, trust)
         telemetry.describe(operation=operation.value.lower())
         for action in (info.http_action, info.wsa_action):
-            if action and _ACTIONS.get((trust, action)) is not operation:
+            if action and trust.operation_of_action(action) is not operation:
                 raise InvalidRequest("action does not match RequestType", reason="action_mismatch")
         telemetry.passed("action")
         request = TrustRequest(soap, headers, body_child, trust, operation, info, opened)

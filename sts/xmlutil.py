@@ -179,13 +179,20 @@ def element_children(element: etree._Element) -> list[etree._Element]:
     return list(element.iterchildren(etree.Element))  # the filter runs in lxml, not per child in Python
 
 
+def split_tag(tag: str) -> tuple[str, str]:
+    """(namespace, local name) of a Clark name, ``""`` for no namespace: what ``etree.QName`` says, without
+    building a QName object, which costs as much as parsing a small element."""
+    if tag[:1] == "{":
+        namespace, _, local = tag[1:].partition("}")
+        return namespace, local
+    return "", tag
+
+
 def namespace_of(element: etree._Element) -> str | None:
-    """The namespace URI of an element (``etree.QName(element).namespace``, read off its Clark name without
-    building a QName object, which costs as much as parsing a small element)."""
+    """The namespace URI of an element (``etree.QName(element).namespace``), None for none or for a comment or
+    processing instruction."""
     tag = element.tag
-    if not isinstance(tag, str) or not tag.startswith("{"):
-        return None
-    return tag[1 : tag.index("}")]
+    return (split_tag(tag)[0] or None) if isinstance(tag, str) else None
 
 
 def serialize(element: etree._Element) -> bytes:

@@ -29,7 +29,7 @@ class Envelope:
 
 # (Envelope, Header, Body) Clark names per version, built once rather than per request.
 _TAGS = {
-    version: (f"{{{version.namespace}}}Envelope", f"{{{version.namespace}}}Header", f"{{{version.namespace}}}Body")
+    version: tuple(ns.qn(version.namespace, local) for local in ("Envelope", "Header", "Body"))
     for version in SoapVersion
 }
 

@@ -34,7 +34,7 @@ from sts.wstrust.model import (
     RequestSecurityToken,
 )
 from sts.wstrust.version import TrustVersion
-from sts.xmlutil import element_children, text_of
+from sts.xmlutil import element_children, split_tag, text_of
 
 MAX_CONTEXT = 256
 MAX_URI = 2048
@@ -132,12 +132,9 @@ def _known_name(child: etree._Element, trust: TrustVersion) -> str:
 
 
 def _uri(element: etree._Element, label: str) -> str:
-    if not len(element):  # no child node at all: the text is .text (a comment or PI child takes the long way)
-        value = collapse(element.text or "")
-    elif element_children(element):
+    if element_children(element):
         raise InvalidRequest(f"{label} must be text", reason="bad_value")
-    else:
-        value = collapse(text_of(element))
+    value = collapse(text_of(element))  # both return at once for an element without child nodes
     if not value or len(value) > MAX_URI:
         raise InvalidRequest(f"{label} empty or too long", reason="bad_value")
     return value
@@ -164,12 +161,12 @@ def _computed_key(element: etree._Element, trust: TrustVersion) -> dict[str, obj
 
 def _applies_to(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     """Exactly one EndpointReference with exactly one Address, text only (WS-Addressing 1.0 §2.2)."""
-    policy_ns = _split(element.tag)[0]
+    policy_ns = split_tag(element.tag)[0]
     children = element_children(element)
-    if len(children) != 1 or _split(children[0].tag)[1] != "EndpointReference":
+    if len(children) != 1 or split_tag(children[0].tag)[1] != "EndpointReference":
         raise InvalidRequest("AppliesTo needs one EndpointReference", reason="bad_applies_to")
     epr = children[0]
-    addressing_ns = _split(epr.tag)[0]
+    addressing_ns = split_tag(epr.tag)[0]
     if addressing_ns not in (ns.WSA, ns.WSA04):
         raise InvalidRequest("EndpointReference in an unknown namespace", reason="bad_applies_to")
     address_tag = ns.qn(addressing_ns, "Address")
@@ -177,15 +174,6 @@ def _applies_to(element: etree._Element, trust: TrustVersion) -> dict[str, objec
     if len(addresses) != 1:
         raise InvalidRequest("EndpointReference needs one Address", reason="bad_applies_to")
     return {"applies_to": AppliesTo(_uri(addresses[0], "Address"), policy_ns, addressing_ns)}
-
-
-def _split(tag: str) -> tuple[str, str]:
-    """(namespace, local name) of a Clark name, ``""`` for no namespace (what ``etree.QName`` says, without
-    making one)."""
-    if tag[:1] == "{":
-        namespace, _, local = tag[1:].partition("}")
-        return namespace, local
-    return "", tag
 
 
 def _lifetime(element: etree._Element, trust: TrustVersion) -> dict[str, object]:

@@ -56,17 +56,11 @@ class TrustVersion(Enum):
 
     def operation_of_request_type(self, uri: str) -> Operation | None:
         """The operation a RequestType URI names in this version, or None."""
-        for operation in Operation:
-            if uri == self.request_type(operation):
-                return operation
-        return None
+        return _REQUEST_TYPES[self].get(uri)
 
     def operation_of_action(self, action: str) -> Operation | None:
         """The operation a request action names in this version, or None."""
-        for operation in Operation:
-            if action == self.request_action(operation):
-                return operation
-        return None
+        return _REQUEST_ACTIONS[self].get(action)
 
     def key_type(self, kind: KeyKind) -> str:
         """The KeyType URI of a key kind (WS-Trust 1.3 §9.2): ``{ns}/Bearer``, ``{ns}/SymmetricKey``…"""
@@ -114,5 +108,8 @@ class TrustVersion(Enum):
         return self is TrustVersion.TRUST13
 
 
-# KeyType URI → key kind, per version (what key_type writes), made once: every Issue looks its KeyType up.
+# What key_type, request_type and request_action write, read back per version: made once, since every request
+# looks its RequestType and action up, and every Issue its KeyType.
 _KEY_KINDS = {version: {version.key_type(kind): kind for kind in KeyKind} for version in TrustVersion}
+_REQUEST_TYPES = {version: {version.request_type(op): op for op in Operation} for version in TrustVersion}
+_REQUEST_ACTIONS = {version: {version.request_action(op): op for op in Operation} for version in TrustVersion}

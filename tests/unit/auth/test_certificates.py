@@ -30,6 +30,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[X509Env]:
     built.db.close()
 
 
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[X509Env]:
+    """An environment of the test's own, for tests that change it."""
+    built = build_env(tmp_path)
+    yield built
+    built.db.close()
+
+
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
@@ -129,15 +137,11 @@ def test_san_rules_read_exactly_one_value() -> None:
     assert mapped_name(cert, "san_dns") == "host.example.org"
 
 
-def test_a_ca_certificate_naming_an_invalid_user_name_is_unmapped(tmp_path: Path) -> None:
-    env = build_env(tmp_path)
-    try:
-        cert = make_cert("PRIMARY/SECONDARY/x", rsa_key(), issuer=env.ca)  # type: ignore[arg-type]
-        with pytest.raises(errors.FailedAuthentication) as caught:
-            env.trust.resolve(TokenReference(certificate=cert))
-        assert caught.value.reason == "cert_unmapped"
-    finally:
-        env.db.close()
+def test_a_ca_certificate_naming_an_invalid_user_name_is_unmapped(fresh: X509Env) -> None:
+    cert = make_cert("PRIMARY/SECONDARY/x", rsa_key(), issuer=fresh.ca)  # type: ignore[arg-type]
+    with pytest.raises(errors.FailedAuthentication) as caught:
+        fresh.trust.resolve(TokenReference(certificate=cert))
+    assert caught.value.reason == "cert_unmapped"
 
 
 @pytest.mark.parametrize(
@@ -158,36 +162,28 @@ def test_the_user_passes_the_same_gate_as_password_callers(
     assert env.trust.principal("PRIMARY", "admin", ROLES).name == "admin"
 
 
-def test_a_domain_outside_allowed_domains_is_refused(tmp_path: Path) -> None:
+def test_a_domain_outside_allowed_domains_is_refused(fresh: X509Env) -> None:
     from dataclasses import replace
 
-    env = build_env(tmp_path)
-    try:
-        rules = replace(env.trust._rules, allowed_domains=frozenset({"SECONDARY"}))  # noqa: SLF001
-        env.trust._rules = rules  # noqa: SLF001
-        with pytest.raises(errors.FailedAuthentication) as caught:
-            env.trust.principal("PRIMARY", "admin", ROLES)
-        assert caught.value.reason == "domain_denied"
-    finally:
-        env.db.close()
+    rules = replace(fresh.trust._rules, allowed_domains=frozenset({"SECONDARY"}))  # noqa: SLF001
+    fresh.trust._rules = rules  # noqa: SLF001
+    with pytest.raises(errors.FailedAuthentication) as caught:
+        fresh.trust.principal("PRIMARY", "admin", ROLES)
+    assert caught.value.reason == "domain_denied"
 
 
-def test_refusals_count_towards_the_client_throttle(tmp_path: Path) -> None:
-    env = build_env(tmp_path)
-    try:
-        client = "198.51.100.7"
-        env.trust.count_failure(errors.InvalidSecurity("x", reason="header_extra"), client)  # not an authentication
-        env.trust.count_failure(errors.FailedAuthentication("x", reason="client_throttled"), client)  # already
-        env.trust.check_throttle(client)
-        for _ in range(3):
-            env.trust.count_failure(errors.FailedAuthentication("x", reason="cert_unknown"), client)
-        with pytest.raises(errors.FailedAuthentication) as caught:
-            env.trust.check_throttle(client)
-        assert caught.value.reason == "client_throttled"
-        env.trust.check_throttle("198.51.100.8")  # per client
-        env.trust.check_throttle("")  # no address known: nothing to count against
-    finally:
-        env.db.close()
+def test_refusals_count_towards_the_client_throttle(fresh: X509Env) -> None:
+    client = "198.51.100.7"
+    fresh.trust.count_failure(errors.InvalidSecurity("x", reason="header_extra"), client)  # not an authentication
+    fresh.trust.count_failure(errors.FailedAuthentication("x", reason="client_throttled"), client)  # already
+    fresh.trust.check_throttle(client)
+    for _ in range(3):
+        fresh.trust.count_failure(errors.FailedAuthentication("x", reason="cert_unknown"), client)
+    with pytest.raises(errors.FailedAuthentication) as caught:
+        fresh.trust.check_throttle(client)
+    assert caught.value.reason == "client_throttled"
+    fresh.trust.check_throttle("198.51.100.8")  # per client
+    fresh.trust.check_throttle("")  # no address known: nothing to count against
 
 
 def test_an_attempt_audits_its_user(caplog: pytest.LogCaptureFixture) -> None:
@@ -249,51 +245,39 @@ def _cached_trust(env: X509Env, clock: list[float], versions: _Versions | None =
                             trust._clock, trust._throttle, cache, versions)  # noqa: SLF001
 
 
-def test_a_certificate_callers_lookup_is_cached_for_the_credential_cache_ttl(tmp_path: Path) -> None:
-    env = build_env(tmp_path)
-    try:
-        clock = [0.0]
-        trust = _cached_trust(env, clock)
-        assert trust.principal("PRIMARY", "bob", ROLES).enabled
-        env.users.set_enabled("PRIMARY", "bob", False)
-        assert trust.principal("PRIMARY", "bob", ROLES).enabled  # within the TTL: the cached lookup
-        assert trust.principal("PRIMARY", "BOB", ROLES).name == "bob"  # keyed by the canonical name
-        clock[0] = 61.0
-        with pytest.raises(errors.FailedAuthentication) as caught:
-            trust.principal("PRIMARY", "bob", ROLES)
-        assert caught.value.reason == "user_disabled"
-        with pytest.raises(errors.FailedAuthentication):  # a refused user is never cached
-            trust.principal("PRIMARY", "bob", ROLES)
-    finally:
-        env.db.close()
+def test_a_certificate_callers_lookup_is_cached_for_the_credential_cache_ttl(fresh: X509Env) -> None:
+    clock = [0.0]
+    trust = _cached_trust(fresh, clock)
+    assert trust.principal("PRIMARY", "bob", ROLES).enabled
+    fresh.users.set_enabled("PRIMARY", "bob", False)
+    assert trust.principal("PRIMARY", "bob", ROLES).enabled  # within the TTL: the cached lookup
+    assert trust.principal("PRIMARY", "BOB", ROLES).name == "bob"  # keyed by the canonical name
+    clock[0] = 61.0
+    with pytest.raises(errors.FailedAuthentication) as caught:
+        trust.principal("PRIMARY", "bob", ROLES)
+    assert caught.value.reason == "user_disabled"
+    with pytest.raises(errors.FailedAuthentication):  # a refused user is never cached
+        trust.principal("PRIMARY", "bob", ROLES)
 
 
-def test_a_version_bump_drops_a_cached_certificate_caller_at_once(tmp_path: Path) -> None:
-    env = build_env(tmp_path)
-    try:
-        versions = _Versions()
-        trust = _cached_trust(env, [0.0], versions)
-        assert trust.principal("PRIMARY", "bob", ROLES).holds_any_role(ROLES)
-        env.users.revoke("PRIMARY", "bob", "admin")
-        assert trust.principal("PRIMARY", "bob", ROLES).holds_any_role(ROLES)  # same version: still cached
-        versions.bump("PRIMARY/bob")
-        with pytest.raises(errors.FailedAuthentication) as caught:
-            trust.principal("PRIMARY", "bob", ROLES)
-        assert caught.value.reason == "role_denied"
-    finally:
-        env.db.close()
+def test_a_version_bump_drops_a_cached_certificate_caller_at_once(fresh: X509Env) -> None:
+    versions = _Versions()
+    trust = _cached_trust(fresh, [0.0], versions)
+    assert trust.principal("PRIMARY", "bob", ROLES).holds_any_role(ROLES)
+    fresh.users.revoke("PRIMARY", "bob", "admin")
+    assert trust.principal("PRIMARY", "bob", ROLES).holds_any_role(ROLES)  # same version: still cached
+    versions.bump("PRIMARY/bob")
+    with pytest.raises(errors.FailedAuthentication) as caught:
+        trust.principal("PRIMARY", "bob", ROLES)
+    assert caught.value.reason == "role_denied"
 
 
-def test_the_cache_never_skips_the_domain_rule(tmp_path: Path) -> None:
+def test_the_cache_never_skips_the_domain_rule(fresh: X509Env) -> None:
     from dataclasses import replace
 
-    env = build_env(tmp_path)
-    try:
-        trust = _cached_trust(env, [0.0])
+    trust = _cached_trust(fresh, [0.0])
+    trust.principal("PRIMARY", "admin", ROLES)
+    trust._rules = replace(trust._rules, allowed_domains=frozenset({"SECONDARY"}))  # noqa: SLF001
+    with pytest.raises(errors.FailedAuthentication) as caught:
         trust.principal("PRIMARY", "admin", ROLES)
-        trust._rules = replace(trust._rules, allowed_domains=frozenset({"SECONDARY"}))  # noqa: SLF001
-        with pytest.raises(errors.FailedAuthentication) as caught:
-            trust.principal("PRIMARY", "admin", ROLES)
-        assert caught.value.reason == "domain_denied"
-    finally:
-        env.db.close()
+    assert caught.value.reason == "domain_denied"

@@ -84,6 +84,17 @@ def test_a_connection_is_reopened_after_close_also_in_a_thread_that_had_one(path
         assert db.conn is not first and db.conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def _in_forked_child(target: Callable[..., None], db: Database, conn: sqlite3.Connection) -> object:
+    """Run ``target(db, conn, results)`` in a forked child; what it put in ``results`` (the child must exit 0)."""
+    results: multiprocessing.Queue[object] = FORK.Queue()
+    child = FORK.Process(target=target, args=(db, conn, results))
+    child.start()
+    outcome = results.get(timeout=30)
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    return outcome
+
+
 def _child(db: Database, parent_conn: sqlite3.Connection, results: multiprocessing.Queue[object]) -> None:
     try:
         own = db.conn
@@ -99,12 +110,7 @@ def test_a_forked_child_opens_its_own_connection_and_never_closes_the_parents(pa
     Corrupt An SQLite Database File" §2.6)."""
     with Database(path) as db:
         parent_conn = db.conn
-        results: multiprocessing.Queue[object] = FORK.Queue()
-        child = FORK.Process(target=_child, args=(db, parent_conn, results))
-        child.start()
-        outcome = results.get(timeout=30)
-        child.join(timeout=30)
-        assert child.exitcode == 0
+        outcome = _in_forked_child(_child, db, parent_conn)
         assert outcome == (False, 1, True, False)  # its own connection, closed; the inherited one left alone
         assert db.conn is parent_conn and not closed(parent_conn)
 
@@ -180,11 +186,6 @@ def _child_writes(db: Database, parent_writer: sqlite3.Connection, results: mult
 def test_a_forked_child_opens_its_own_write_connection_and_never_closes_the_parents(path: Path) -> None:
     with Database(path) as db:
         parent_writer = _write(db)
-        results: multiprocessing.Queue[object] = FORK.Queue()
-        child = FORK.Process(target=_child_writes, args=(db, parent_writer, results))
-        child.start()
-        outcome = results.get(timeout=30)
-        child.join(timeout=30)
-        assert child.exitcode == 0
+        outcome = _in_forked_child(_child_writes, db, parent_writer)
         assert outcome == (False, True, False)  # its own write connection, closed; the inherited one left alone
         assert _write(db) is parent_writer and not closed(parent_writer)
