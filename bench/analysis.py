@@ -243,8 +243,9 @@ def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], 
             "transport": "plain HTTP on 127.0.0.1 (TLS off: STS_SERVER_TLS_CERT/KEY empty, "
                          "allow_insecure_transport=true); wrk and the servers share the machine's cores",
             "gunicorn": "sts/gunicorn_conf.py for every server, STS and reference: the production worker "
-                        "(sts.gunicorn_worker: event-loop reads, 4 threads), one per core, preload_app; access log "
-                        "off; the *_sync_workers scenarios run gunicorn's sync workers for comparison; "
+                        "(sts.gunicorn_worker: requests read and served in its event loop, threads = 1), one per "
+                        "core, preload_app; access log off; the *_sync_workers scenarios run gunicorn's sync "
+                        "workers for comparison; "
                         "--max-requests 0 (production recycles workers after "
                         "20,000 +- 2,000 requests) so no worker is replaced inside a measurement window and memory "
                         "growth to 50k requests shows",

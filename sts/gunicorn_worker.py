@@ -4,8 +4,11 @@ gunicorn's ``gthread`` worker hands every new connection to a thread, which wait
 then performs the TLS handshake and reads the request head with no time limit; its ``sync`` worker is worse
 (two silent connections stop a two-worker server). Here the event loop does all of the waiting: it accepts,
 completes the TLS handshake and reads the whole request, head and body (framing: :mod:`sts.http_framing`),
-without blocking, and only then hands the connection to a thread, which parses the request from memory (it
-never reads the socket) and runs the application. Whatever a client does or fails to do costs a buffer and a
+without blocking, and only then serves it: gunicorn's parser reads the request from memory (it never reads the
+socket) and the application runs, on one of the worker's threads, or with ``[server] threads = 1`` (the
+default) in the event loop's own thread: one thread serves one request at a time either way, and a hand-off
+to a second thread cost two thread switches per request and a loop that took the interpreter lock from the
+request whenever the next one arrived. Whatever a client does or fails to do costs a buffer and a
 file descriptor, never a thread, and for at most ``read_timeout`` seconds from its connection (or, kept alive,
 from its next byte).
 A thread never waits for a client to read either: the next request on a connection is served only once the
@@ -30,6 +33,7 @@ import socket
 import ssl
 import struct
 import time
+from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
@@ -111,6 +115,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self._stopping_since: float | None = None
         self._accept_paused_until = 0.0  # monotonic; 0: no pause
         self._accept_due = False  # the head start is over: accept what the next poll finds waiting
+        self._serving = False  # a request is being served in the event loop's thread ([server] threads = 1)
 
     def init_process(self) -> None:
         """Build the TLS context once per worker (gunicorn's own path loads the key pair per connection)."""
@@ -189,7 +194,14 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         """Every path to a thread passes here: a connection reaches one only with its whole request read."""
         if conn.ready:
             conn.ready = False
-            super().enqueue_req(conn)
+            if self.cfg.threads > 1:
+                super().enqueue_req(conn)
+            elif self._serving:
+                # The answer just served left a pipelined request behind it: served after the loop has polled
+                # once more, so that one client's pipeline takes its turn with the other connections.
+                self.method_queue.defer(self._serve_here, conn)
+            else:
+                self._serve_here(conn)
             return
         conn.deadline = time.monotonic() + self.read_timeout
         conn.sent_continue = conn.close_after = False
@@ -205,6 +217,18 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self._reading[conn] = None
         if conn.buffer:
             self._advance(conn)
+
+    def _serve_here(self, conn: BufferedConn) -> None:
+        """Serve a complete request in the event loop's thread, then do what gunicorn does when a thread is done
+        (keep the connection alive, or close it). The loop waits meanwhile, as a second thread would have: the
+        request is in memory, and its answer fits the send buffer (``handle`` bounds the write all the same)."""
+        self._serving = True
+        try:
+            done: Future[Any] = Future()
+            done.set_result(self.handle(conn))
+            self.finish_request(conn, done)
+        finally:
+            self._serving = False
 
     def _on_readable(self, conn: BufferedConn, _fileobj: object) -> None:
         self._advance(conn)
@@ -366,10 +390,10 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 break
             self._end_linger(conn)
 
-    # -- worker thread --------------------------------------------------------------------------------------------
+    # -- serving (a request thread, or the loop's own) ------------------------------------------------------------
 
     def handle(self, conn: BufferedConn) -> Any:
-        """Serve the buffered request in a thread (gunicorn's ``handle`` for HTTP/1.1; writes bounded in time)."""
+        """Serve the buffered request (gunicorn's ``handle`` for HTTP/1.1; writes bounded in time)."""
         req = None
         try:
             conn.sock.settimeout(self.read_timeout)  # the request is in memory: this bounds writes

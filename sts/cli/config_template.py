@@ -34,10 +34,11 @@ timeout = 30
 graceful_timeout = 30
 # Seconds an idle kept-alive connection stays open.
 keepalive = 5
-# Each worker reads requests in an event loop and serves complete ones on this many threads; idle and slow
-# clients never hold a thread. A client has read_timeout seconds for the TLS handshake and its whole request;
-# a worker holds at most worker_connections connections. More threads overlap waits inside requests, and each
-# can hold an argon2id verification's 19 MiB.
+# Each worker reads requests in an event loop and serves complete ones: with 1 thread in the loop's own thread
+# (no hand-off: the cheapest per token), with more on this many request threads; idle and slow clients never
+# hold a thread. A client has read_timeout seconds for the TLS handshake and its whole request; a worker holds
+# at most worker_connections connections. More threads overlap waits inside requests (directory or database
+# round trips), and each can hold an argon2id verification's 19 MiB.
 threads = 1
 read_timeout = 10
 worker_connections = 1000

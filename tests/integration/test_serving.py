@@ -290,8 +290,26 @@ def test_tls_handshake_failures_leave_the_server_serving(server: Server, instanc
         assert elapsed < TOKEN_BOUND, f"token after {elapsed:.2f} s"
 
 
-def test_concurrent_token_requests_on_worker_threads(server: Server, instance: Instance) -> None:
-    """8 clients at once, 5 tokens each, over 2 workers of 4 threads: every one answered with its own token."""
+@pytest.fixture(scope="module")
+def threaded(instance: Instance) -> Iterator[Server]:
+    """Plain HTTP, 2 workers of 4 request threads each (``[server] threads = 4``; the default 1 serves in the
+    event loop's own thread)."""
+    srv = start_server(instance, workers=2, tls=False, env={"STS_SERVER_THREADS": "4"})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(params=["tls-loop-thread", "plain-4-threads"])
+def either_model(request: pytest.FixtureRequest) -> Server:
+    """The two ways a worker serves a complete request: in its event loop's thread, or on a request thread."""
+    name = "server" if request.param == "tls-loop-thread" else "threaded"
+    server: Server = request.getfixturevalue(name)
+    return server
+
+
+def test_concurrent_token_requests(either_model: Server, instance: Instance) -> None:
+    """8 clients at once, 5 tokens each, over 2 workers: every one answered with its own token."""
+    server = either_model
     tokens: list[str] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -318,6 +336,34 @@ def test_concurrent_token_requests_on_worker_threads(server: Server, instance: I
     assert errors == []
     assert len(tokens) == 40
     assert len(set(tokens)) == 40
+
+
+@pytest.mark.parametrize("fixture", ["plain", "threaded"])
+def test_pipelined_token_requests_are_answered_in_order(
+    fixture: str, instance: Instance, request: pytest.FixtureRequest,
+) -> None:
+    """Six requests sent at once on one connection, tokens and health checks alternating: six answers, in the
+    order asked, each token its own. Served in the loop's thread, each pipelined request waits for the loop's
+    next turn (it is not served from inside the answer before it)."""
+    server: Server = request.getfixturevalue(fixture)
+    pipeline = b""
+    for _ in range(3):
+        body = _token_request(instance)  # each with its own nonce: a repeated one would be a replay
+        pipeline += (
+            b"POST /services/wso2carbon-sts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml; charset=utf-8\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body + HEALTH
+        )
+    with _connect(server) as sock:
+        sock.sendall(pipeline)
+        rest = b""
+        tokens = []
+        for _ in range(3):
+            status, answer, rest = _read_response(sock, rest)
+            assert status == b"HTTP/1.1 200 OK", answer[:500]
+            tokens.append(_assert_token(answer))
+            status, answer, rest = _read_response(sock, rest)
+            assert (status, answer) == (b"HTTP/1.1 200 OK", b'{"status": "ok"}')
+    assert len(set(tokens)) == 3
 
 
 # --- issue 19: kept-alive connections spread over the workers ----------------------------------------------------
