@@ -169,6 +169,31 @@ def test_killed_fails_at_once_then_recovers_without_rebuilding(
         operation()
 
 
+def test_scripts_flushed_on_a_live_connection_are_loaded_again_and_run_once(
+    connect: Callable[..., RedisConnection],
+) -> None:
+    """NOSCRIPT on a connection that stays up (``SCRIPT FLUSH``, or a failover to a replica without the scripts):
+    the script is loaded and run once; a nonce seen before is still refused, a new one accepted exactly once."""
+    conn = connect()
+    replay = RedisReplayCache(conn, WINDOW)
+    assert replay.check_and_add("wsse-nonce", b"before-flush", _fresh())
+    conn.client().script_flush()
+    assert not replay.check_and_add("wsse-nonce", b"before-flush", _fresh())
+    assert replay.check_and_add("wsse-nonce", b"after-flush", _fresh())
+    assert not replay.check_and_add("wsse-nonce", b"after-flush", _fresh())
+
+
+def test_an_error_reply_leaves_the_connection_usable(connect: Callable[..., RedisConnection]) -> None:
+    """A script that fails in Redis is that request's ServiceUnavailable; the connection, whose exchange ended
+    with the error reply, serves the next call."""
+    conn = connect(max_connections=1)
+    broken = conn.script("return redis.call('NO_SUCH_COMMAND')")
+    with pytest.raises(ServiceUnavailable):
+        conn.call("cache", "cache_down", lambda: broken([], []))
+    echo = conn.script("return ARGV[1]")
+    assert conn.call("cache", "cache_down", lambda: echo([], ["still usable"])) == b"still usable"
+
+
 def test_paused_fails_within_the_timeout_and_the_burned_nonce_stays_burned(
     connect: Callable[..., RedisConnection], redis_server: RedisServer
 ) -> None:
