@@ -191,7 +191,8 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._accept_due = False
 
     def enqueue_req(self, conn: BufferedConn) -> None:
-        """Every path to a thread passes here: a connection reaches one only with its whole request read."""
+        """Every path to serving passes here: a connection is served (in this thread or on a request thread) only
+        with its whole request read."""
         if conn.ready:
             conn.ready = False
             if self.cfg.threads > 1:
