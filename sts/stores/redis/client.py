@@ -161,27 +161,32 @@ class RedisConnection:
         sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()  # EVALSHA's name for it
 
         def run(keys: list[str], args: list[Arg]) -> Any:
-            return self._evalsha(source, sha, keys, args)
+            command = ("EVALSHA", sha, len(keys), *keys, *args)
+
+            def exchange(conn: Any) -> Any:
+                try:
+                    return _ask(conn, command)
+                except NoScriptError:
+                    _ask(conn, ("SCRIPT", "LOAD", source))
+                    return _ask(conn, command)
+
+            return self._on_connection(exchange)
 
         return run
 
-    def _evalsha(self, source: str, sha: str, keys: list[str], args: list[Arg]) -> Any:
-        """One script call on a connection of the pool, through redis-py's connection API. Its command path
-        (``Script`` and ``Redis.evalsha``: retry wrapper, observability hooks, response callbacks) has nothing to
-        do for this client, which never retries and reads raw replies, and cost about 20-25 us of CPU a call
-        (of 150, measured on the replay and account scripts; two calls a token)."""
+    def command(self, *command: Arg) -> Any:
+        """One command, its raw reply (bytes, integers, lists; no decoding)."""
+        return self._on_connection(lambda conn: _ask(conn, command))
+
+    def _on_connection(self, exchange: Callable[[Any], T]) -> T:
+        """Run ``exchange`` on a connection of the pool, through redis-py's connection API. The command path of
+        ``Redis`` (retry wrapper, observability hooks, response callbacks) has nothing to do for this client,
+        which never retries and reads raw replies, and cost about 20-25 us of CPU a command (of 150, measured on
+        the replay and account scripts, two a token)."""
         pool = self.client().connection_pool
         conn: Any = pool.get_connection()  # redis-py's Connection, untyped
         try:
-            command = ("EVALSHA", sha, len(keys), *keys, *args)
-            conn.send_command(*command)
-            try:
-                return conn.read_response()
-            except NoScriptError:
-                conn.send_command("SCRIPT", "LOAD", source)
-                conn.read_response()
-                conn.send_command(*command)
-                return conn.read_response()
+            return exchange(conn)
         except redis.ResponseError:
             raise  # an error reply: the exchange is complete, the connection is fine
         except BaseException:
@@ -214,6 +219,12 @@ class RedisConnection:
             self._client = None
         if client is not None and mine:
             client.connection_pool.close()  # Redis.close() leaves a pool it was given open
+
+
+def _ask(conn: Any, command: tuple[Arg, ...]) -> Any:
+    """Send one command on a redis-py connection and read its reply."""
+    conn.send_command(*command)
+    return conn.read_response()
 
 
 def hashed(value: str | bytes) -> str:

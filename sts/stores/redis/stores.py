@@ -181,10 +181,9 @@ class RedisClientThrottle:
         """True when ``client`` has ``limit`` failures in the current window."""
         if self._limit <= 0 or client in self._exempt:
             return False
-        redis_client = self._conn.client
         count, expires = self._conn.call(
             "throttle store", "throttle_store_down",
-            lambda: redis_client().hmget(self._key(client), ["count", "expires"]),
+            lambda: self._conn.command("HMGET", self._key(client), "count", "expires"),
         )
         return count is not None and expires is not None and float(expires) > now and int(count) >= self._limit
 
