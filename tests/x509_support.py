@@ -15,6 +15,7 @@ from lxml import etree
 
 from sts.client.options import Connection, IssueOptions, PublicKey, SigningCredential
 from sts.client.rst import build_issue_request
+from sts.wstrust.tokentypes import SamlVersion
 
 _KEYS: list[rsa.RSAPrivateKey] = []
 
@@ -116,9 +117,10 @@ def signed_rst(
     sign_to: bool = False,
     use_key: x509.Certificate | None = None,
     cafile: Path | None = None,
+    token_type: SamlVersion | None = None,
 ) -> etree._Element:
     """A signed Issue request (the STS's own client library), parsed, so that tests can take it apart."""
     connection = Connection(url, "", cafile=cafile, signing=SigningCredential(client.cert, client.key, sign_to))
     key = PublicKey(use_key) if use_key is not None else None
-    built = build_issue_request(IssueOptions(connection, applies_to=applies_to, key=key), "")
+    built = build_issue_request(IssueOptions(connection, applies_to=applies_to, token_type=token_type, key=key), "")
     return etree.fromstring(built.body)

@@ -36,7 +36,13 @@ from sts import ns
 from sts.audit import login
 from sts.auth.certificates import CertificateTrust
 from sts.auth.signed_requests import SIGNATURE_NAMESPACE
-from sts.auth.validators import AuthenticatedCaller, CallerInfo, KeyProof, UsernameTokenAuthenticator
+from sts.auth.validators import (
+    X509_SIGNATURE,
+    AuthenticatedCaller,
+    CallerInfo,
+    KeyProof,
+    UsernameTokenAuthenticator,
+)
 from sts.clock import Clock
 from sts.crypto.wss_decrypt import (
     DataCipher,
@@ -190,7 +196,7 @@ class EncryptedRequestOpener:
             _audit(info, error.reason, name, domain)
             raise
         _audit(info, "x509", name, domain, "success")
-        return AuthenticatedCaller(principal, "x509", opened.proof)
+        return AuthenticatedCaller(principal, X509_SIGNATURE, opened.proof)
 
     def _open(
         self, soap: SoapVersion, headers: tuple[etree._Element, ...], body_child: etree._Element, scenario: str,

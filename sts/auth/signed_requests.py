@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from sts.auth.certificates import CertificateAttempt, CertificateTrust
-from sts.auth.validators import AuthenticatedCaller, CallerInfo, KeyProof
+from sts.auth.validators import X509_SIGNATURE, AuthenticatedCaller, CallerInfo, KeyProof
 from sts.clock import Clock
 from sts.crypto.wss_signature import (
     AlgorithmRefused,
@@ -154,7 +154,7 @@ class SignedRequestAuthenticator:
         self._check_replay(facts.signature_value)
         principal = self._trust.principal(domain, name, roles)
         proof = KeyProof(certificate, reference.token_id, header.signature.get("Id"))
-        return AuthenticatedCaller(principal, "x509", proof)
+        return AuthenticatedCaller(principal, X509_SIGNATURE, proof)
 
     @staticmethod
     def _check_to(to: etree._Element | None, endpoint_path: str) -> None:

@@ -60,6 +60,8 @@ from sts.wss.username import UsernameCredential, check_created, digest_matches, 
 _LOG = logging.getLogger("sts.auth")
 NONCE_NAMESPACE = "wsse-nonce"
 
+# AuthenticatedCaller.method of a caller proven by an X.509-signed request (WSS X.509 Token Profile 1.1).
+X509_SIGNATURE = "x509"
 
 @dataclass(frozen=True, slots=True)
 class AuthPolicy:
@@ -104,7 +106,7 @@ class AuthenticatedCaller:
     """The outcome of a successful authentication; ``proof`` when a signature proved a key (X.509 scenarios)."""
 
     principal: Principal
-    method: str  # "password-text" | "password-digest" | "x509"
+    method: str  # "password-text" | "password-digest" | X509_SIGNATURE | a TLS client certificate | an issued token
     proof: KeyProof | None = None
 
 

@@ -21,6 +21,7 @@ from sts.operations.issue import plan_issue
 from sts.operations.minting import MintPlan
 from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.registry import RelyingPartyRegistry
+from sts.tokens.authn import password_context
 from sts.tokens.provider import IssuerIdentity, token_lifetime
 from sts.wstrust.actions import Operation
 from sts.wstrust.rst import parse_rst
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             rst = parse_rst(_rst(args), TrustVersion.TRUST13, Operation.ISSUE)
             party = directory.resolve(rst.applies_to.address if rst.applies_to else None)
-            plan = plan_issue(rst, principal, party, not args.plain_http)
+            plan = plan_issue(rst, principal, party, password_context(not args.plain_http))
         except STSError as error:
             print(f"refused: {error.fault_qname()[1]} (reason code: {error.reason}): {error.detail}")
             return 2

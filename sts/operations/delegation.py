@@ -27,7 +27,7 @@ from sts import ns
 from sts.audit import AuditEvent, emit
 from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import Principal, UserStoreError, split_qualified
-from sts.auth.validators import CallerInfo, UsernameTokenAuthenticator
+from sts.auth.validators import X509_SIGNATURE, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import Clock
 from sts.crypto.keystore import fingerprint
 from sts.errors import BadRequest, InvalidRequest, InvalidTrustToken, RequestFailed, STSError
@@ -35,6 +35,7 @@ from sts.operations.call import TrustCall
 from sts.relying_parties.delegation import DelegationPolicy
 from sts.relying_parties.directory import ResolvedParty
 from sts.stores.base import ReplayCache, TokenStore
+from sts.tokens import authn
 from sts.tokens.base import Delegate
 from sts.tokens.saml2 import BEARER, HOLDER_OF_KEY
 from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion
@@ -55,6 +56,9 @@ class Delegation:
     delegates: tuple[Delegate, ...]  # ActAs: the chain of the handed-in token plus the caller; OnBehalfOf: none
     source_token: str  # the handed-in assertion's ID ("" for a UsernameToken)
     expires_by: float | None  # the handed-in assertion's NotOnOrAfter: the new token does not outlive it
+    # How the subject authenticated (SAML 2.0 Authentication Context §3.4): a handed-in assertion's subject in an
+    # earlier session (PreviousSession), a handed-in UsernameToken's by its password, now.
+    authn_context: str
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -104,12 +108,14 @@ class DelegationResolver:
             trusted = self._assertion(token, policy, party)
             subject, recorded = self._assertion_subject(trusted), trusted.verified.delegates
             source, expires = trusted.verified.assertion_id, trusted.verified.not_on_or_after
+            context = authn.PREVIOUS_SESSION
         else:
             subject, recorded, source, expires = self._username_token(token, call), (), "", None
+            context = authn.password_context(call.request.info.secure_transport)
         if not policy.allows_subject(call.caller.principal, subject):
             raise RequestFailed("subject not allowed for delegation", reason="subject_not_allowed")
         delegates = self._chain(call, policy, act_as, recorded)
-        return Delegation(act_as, subject, delegates, source, expires.timestamp() if expires else None)
+        return Delegation(act_as, subject, delegates, source, expires.timestamp() if expires else None, context)
 
     def _assertion(self, token: etree._Element, policy: DelegationPolicy, party: ResolvedParty) -> TrustedAssertion:
         """Verify the handed-in assertion; every refusal is ``wst:InvalidSecurityToken``."""
@@ -186,7 +192,7 @@ class DelegationResolver:
         if len(recorded) + 1 > policy.max_depth:
             raise RequestFailed("delegation chain too deep", reason="chain_too_deep")
         now = self._clock.now()
-        method = HOLDER_OF_KEY if call.caller.method == "x509" else BEARER
+        method = HOLDER_OF_KEY if call.caller.method == X509_SIGNATURE else BEARER
         earlier = tuple(Delegate(name, BEARER, now) for name in recorded)
         return (*earlier, Delegate(call.caller.principal.qualified_name, method, now))
 

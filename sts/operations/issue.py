@@ -15,7 +15,9 @@ from cryptography import x509
 from lxml import etree
 
 from sts import telemetry
+from sts.auth.transport_certs import TLS_CLIENT_METHOD
 from sts.auth.users import Principal
+from sts.auth.validators import X509_SIGNATURE
 from sts.clock import Clock
 from sts.crypto.keywrap import (
     ClientKey,
@@ -30,16 +32,23 @@ from sts.errors import BadRequest, InvalidRequest
 from sts.operations.call import TrustCall, TrustReply
 from sts.operations.delegation import Delegation, DelegationResolver
 from sts.operations.events import audit
+from sts.operations.issued_callers import ISSUED_TOKEN
 from sts.operations.minting import MintPlan, TokenMinter, applies_to_echo, subject_and_claims
 from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
-from sts.tokens.saml2 import PASSWORD_PROTECTED_TRANSPORT
+from sts.tokens import authn
 from sts.wstrust.keys import key_bits
 from sts.wstrust.model import RequestSecurityToken
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import issue_answer
 from sts.wstrust.tokentypes import KeyKind, SamlVersion, resolve_key_type, resolve_token_type
 
-PASSWORD_CONTEXT = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"  # noqa: S105 - a URI
+# How each kind of caller authenticated (AuthenticatedCaller.method), as the assertion states it; the password
+# methods by their transport (authn.password_context).
+_CONTEXT_OF_METHOD = {
+    X509_SIGNATURE: authn.X509,
+    TLS_CLIENT_METHOD: authn.TLS_CLIENT,
+    ISSUED_TOKEN: authn.PREVIOUS_SESSION,
+}
 
 
 class IssueOperation:
@@ -74,7 +83,7 @@ class IssueOperation:
         if delegation is not None:
             principal = delegation.subject
         telemetry.passed("relying party")
-        plan = self._plan(call, rst, principal, party)
+        plan = self._plan(call, rst, principal, party, delegation)
         if delegation is not None:
             plan = replace(
                 plan, delegates=delegation.delegates, expires_by=delegation.expires_by, delegated=True
@@ -107,9 +116,18 @@ class IssueOperation:
         return self._delegation.resolve(call, rst, party)
 
     def _plan(
-        self, call: TrustCall, rst: RequestSecurityToken, principal: Principal, party: ResolvedParty
+        self,
+        call: TrustCall,
+        rst: RequestSecurityToken,
+        principal: Principal,
+        party: ResolvedParty,
+        delegation: Delegation | None,
     ) -> MintPlan:
-        plan = plan_issue(rst, principal, party, call.request.info.secure_transport)
+        if delegation is not None:
+            context = delegation.authn_context
+        else:
+            context = caller_authn_context(call.caller.method, call.request.info.secure_transport)
+        plan = plan_issue(rst, principal, party, context)
         return self._key_requirements(plan, rst, call)
 
     def _key_requirements(self, plan: MintPlan, rst: RequestSecurityToken, call: TrustCall) -> MintPlan:
@@ -161,11 +179,18 @@ def _reason(plan: MintPlan, delegation: Delegation | None) -> str:
     return f"{plan.key_kind.value} {'act_as' if delegation.act_as else 'on_behalf_of'}"
 
 
+def caller_authn_context(method: str, secure_transport: bool) -> str:
+    """The authentication context class of a caller who authenticated by ``method`` (SAML 2.0 Authentication
+    Context §3.4): a certificate or an issued token as such, a password by its transport."""
+    return _CONTEXT_OF_METHOD.get(method) or authn.password_context(secure_transport)
+
+
 def plan_issue(
-    rst: RequestSecurityToken, principal: Principal, party: ResolvedParty, secure_transport: bool
+    rst: RequestSecurityToken, principal: Principal, party: ResolvedParty, authn_context: str
 ) -> MintPlan:
     """What Issue decides for this caller and relying party before any key material: token type, key type,
-    subject, claims (also ``sts preview``'s answer, so the preview cannot drift from issuance)."""
+    subject, claims (also ``sts preview``'s answer, so the preview cannot drift from issuance); ``authn_context``
+    states how the subject authenticated."""
     settings = party.settings
     token_type = resolve_token_type(rst.token_type, SamlVersion(settings.token_type), settings.profile_spelling)
     kind, key_type_uri = resolve_key_type(rst.key_type, rst.trust)
@@ -181,7 +206,7 @@ def plan_issue(
         name_id=name_id,
         name_id_format=name_format,
         attributes=attributes,
-        authn_context=PASSWORD_PROTECTED_TRANSPORT if secure_transport else PASSWORD_CONTEXT,
+        authn_context=authn_context,
         applies_to=applies_to_echo(rst.applies_to, party),
         renewing=rst.renewing,
         requested_claims=rst.claims,

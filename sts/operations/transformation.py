@@ -46,6 +46,7 @@ from sts.operations.targets import ResolvedTarget
 from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
 from sts.relying_parties.transformation import source_of
 from sts.stores.base import ReplayCache, TokenStore
+from sts.tokens import authn
 from sts.tokens.base import Delegate
 from sts.tokens.saml2 import BEARER
 from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion
@@ -53,9 +54,6 @@ from sts.tokens.validation import AssertionRejected, saml_version
 from sts.wstrust.model import RequestSecurityToken
 from sts.wstrust.rstr import IssuedTokenResponse
 from sts.wstrust.tokentypes import KeyKind, SamlVersion, TokenType, resolve_key_type, resolve_token_type
-
-# SAML 2.0 authentication context classes §3.4.21: the subject authenticated earlier, to whoever issued the token.
-PREVIOUS_SESSION = "urn:oasis:names:tc:SAML:2.0:ac:classes:PreviousSession"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +166,7 @@ class TokenTransformer:
             name_id=name_id,
             name_id_format=name_format,
             attributes=attributes,
-            authn_context=PREVIOUS_SESSION,
+            authn_context=authn.PREVIOUS_SESSION,  # the subject authenticated earlier, to the token's issuer
             applies_to=applies_to_echo(rst.applies_to, party),
             requested_claims=rst.claims,
             delegates=tuple(Delegate(name, BEARER, now) for name in recorded),

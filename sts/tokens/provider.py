@@ -99,7 +99,7 @@ class TokenProvider:
             key_info, proof = _confirmation(parameters.keys, parameters.recipient)
             content = self._content(parameters, key_info)
             saml2 = parameters.version is SamlVersion.SAML20
-            unsigned = build_saml2(content, parameters.authn_context) if saml2 else build_saml11(content)
+            unsigned = (build_saml2 if saml2 else build_saml11)(content, parameters.authn_context)
         with stage("sign"):
             signed = self._signer.sign_saml2(unsigned) if saml2 else self._signer.sign_saml11(unsigned)
         if parameters.recipient.encrypt is None:

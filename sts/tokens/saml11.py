@@ -14,11 +14,11 @@ from lxml import etree
 
 from sts import ns
 from sts.clock import format_instant
+from sts.tokens.authn import PASSWORD_PROTECTED_TRANSPORT, saml11_method
 from sts.tokens.base import AssertionContent, Attribute
 
 BEARER = "urn:oasis:names:tc:SAML:1.0:cm:bearer"
 HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:1.0:cm:holder-of-key"
-PASSWORD = "urn:oasis:names:tc:SAML:1.0:am:password"  # noqa: S105 - a URI
 # The ActAs chain of a SAML 1.1 token: AttributeNamespace = the SAML delegation-condition namespace,
 # AttributeName = "Delegate", one AttributeValue per acting service (DOMAIN/name), oldest first.
 DELEGATES_ATTRIBUTE = ns.SAML_DELEGATION + "/Delegate"
@@ -43,8 +43,9 @@ def split_attribute_name(uri: str) -> tuple[str, str]:
     return namespace, name
 
 
-def build_saml11(content: AssertionContent) -> etree._Element:
-    """An unsigned SAML 1.1 assertion with bearer or holder-of-key subject confirmation.
+def build_saml11(content: AssertionContent, authn_context: str = PASSWORD_PROTECTED_TRANSPORT) -> etree._Element:
+    """An unsigned SAML 1.1 assertion with bearer or holder-of-key subject confirmation; ``authn_context`` (a SAML
+    2.0 class) is stated as its SAML 1.1 authentication method.
 
     A copy of the :func:`_skeleton` of its shape (made in C: building its elements in Python cost several times
     more), with the values written in.
@@ -62,6 +63,7 @@ def build_saml11(content: AssertionContent) -> etree._Element:
     conditions.set("NotOnOrAfter", format_instant(content.not_on_or_after))
     conditions[0][0].text = content.audience
     authn.set("AuthenticationInstant", format_instant(content.authn_instant))
+    authn.set("AuthenticationMethod", saml11_method(authn_context))
     _fill_subject(authn[0], content)
     if statement:  # each claim's Attribute is in the skeleton, after the Subject; only its values are made here
         subject, *elements = statement[0]
@@ -93,7 +95,7 @@ def _skeleton(holder_of_key: bool, claims: tuple[str, ...]) -> etree._Element:
     )
     conditions = _el(assertion, "Conditions", NotBefore="", NotOnOrAfter="")
     _el(_el(conditions, "AudienceRestrictionCondition"), "Audience")
-    authn = _el(assertion, "AuthenticationStatement", AuthenticationInstant="", AuthenticationMethod=PASSWORD)
+    authn = _el(assertion, "AuthenticationStatement", AuthenticationInstant="", AuthenticationMethod="")
     _subject(authn, holder_of_key)
     if claims:
         statement = _el(assertion, "AttributeStatement")

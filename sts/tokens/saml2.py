@@ -14,11 +14,14 @@ from lxml import etree
 
 from sts import ns
 from sts.clock import format_instant
+from sts.tokens.authn import PASSWORD_PROTECTED_TRANSPORT
 from sts.tokens.base import AssertionContent
 
+__all__ = [
+    "ATTRNAME_URI", "BEARER", "DELEGATE_NAME_FORMAT", "HOLDER_OF_KEY", "PASSWORD_PROTECTED_TRANSPORT", "build_saml2",
+]
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
-PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
 ATTRNAME_URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 DELEGATE_NAME_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"  # DOMAIN/name of the service
 _ATTRIBUTE = ns.qn(ns.SAML2, "Attribute")

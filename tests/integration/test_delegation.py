@@ -33,6 +33,8 @@ INVALID_REQUEST = (ns.WST, "InvalidRequest")
 DEL = ns.SAML_DELEGATION
 STAFF_ONLY = "https://staff-only.example.test/"  # delegation of holders of the role staff only
 BOUND = "https://bound.example.test/"  # delegated tokens must be addressed to the front-end
+PPT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+PREVIOUS_SESSION = "urn:oasis:names:tc:SAML:2.0:ac:classes:PreviousSession"
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +86,19 @@ def delegates(assertion: etree._Element) -> list[str]:
 # --- the chain ---------------------------------------------------------------------------------------------------
 
 
+def authn_context(assertion: etree._Element) -> str:
+    return assertion.findtext(f".//{{{ns.SAML2}}}AuthnContextClassRef") or ""
+
+
 def test_on_behalf_of_names_the_user_and_records_no_chain(bed: Server, tmp_path: Path) -> None:
     t1 = user_token(bed)
+    assert authn_context(verified(bed, t1, tmp_path)) == PPT  # alice's own login: a password over TLS
     t2 = issue(bed, "svc-front", BACKEND, on_behalf_of=t1).token
     signed = verified(bed, t2, tmp_path)
     assert name_id(signed) == "alice"
     assert delegates(signed) == []
     assert signed.findtext(f".//{{{ns.SAML2}}}Audience") == BACKEND
+    assert authn_context(signed) == PREVIOUS_SESSION  # alice authenticated earlier, not to this request
 
 
 def test_act_as_names_the_user_and_records_the_caller(bed: Server, tmp_path: Path) -> None:
@@ -133,7 +141,9 @@ def test_the_audit_names_caller_subject_and_chain(bed: Server) -> None:
 def test_a_username_token_on_behalf_of_is_checked_like_a_login(bed: Server, tmp_path: Path) -> None:
     ut = username_token("carol", PASSWORD)
     t2 = issue(bed, "svc-front", BACKEND, on_behalf_of=ut).token
-    assert name_id(verified(bed, t2, tmp_path)) == "carol"
+    signed = verified(bed, t2, tmp_path)
+    assert name_id(signed) == "carol"
+    assert authn_context(signed) == PPT  # carol's password, checked now, over TLS
 
 
 def username_token(user: str, password: str) -> etree._Element:
@@ -289,7 +299,9 @@ def issued_url(server: Server) -> str:
 def test_an_issued_token_caller_gets_a_token(bed: Server, idp: IdentityProvider, tmp_path: Path) -> None:
     sts_name = _sts_name(bed)
     token = issue(bed, "", BACKEND, token=idp.assertion("alice", audience=sts_name), url=issued_url(bed)).token
-    assert name_id(verified(bed, token, tmp_path)) == "alice"
+    signed = verified(bed, token, tmp_path)
+    assert name_id(signed) == "alice"
+    assert authn_context(signed) == PREVIOUS_SESSION  # alice authenticated to the identity provider
 
 
 def _sts_name(server: Server) -> str:

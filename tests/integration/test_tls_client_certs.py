@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from sts.client import Connection, IssueOptions, PublicKey, request_token
+from tests.integration.test_operations import decrypted_token
 from tests.support import (
     S11,
     WSSE,
@@ -167,6 +168,16 @@ def test_a_registered_tls_client_certificate_gets_a_token(
     _, pki = tls_instance
     assert _issued(_post(tls_server, path, _plain_rst(), pki.alice))
     assert _issued(_post(tls_server, path, _plain_rst(timestamp=False), pki.alice))  # the Timestamp is optional
+
+
+def test_the_token_states_tls_client_authentication(tls_server: Server, tls_instance: tuple[Instance, Pki]) -> None:
+    """SAML 2.0 Authentication Context §3.4.22 TLSClient: the caller was proven by its handshake certificate."""
+    instance, pki = tls_instance
+    response = _post(tls_server, TRANSPORT, _plain_rst(), pki.alice)
+    assert _issued(response), response.content[:600]
+    saml = "urn:oasis:names:tc:SAML:2.0:assertion"
+    stated = decrypted_token(response.content, instance).findtext(f".//{{{saml}}}AuthnContextClassRef")
+    assert stated == "urn:oasis:names:tc:SAML:2.0:ac:classes:TLSClient"
 
 
 def test_a_ca_issued_tls_client_certificate_maps_its_cn(tls_server: Server, tls_instance: tuple[Instance, Pki]) -> None:

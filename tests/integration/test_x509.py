@@ -30,12 +30,15 @@ from sts.auth.passwords import PasswordHasher
 from sts.auth.sqlite_users import SqliteUserStore
 from sts.config import load_settings
 from sts.stores.sqlite import Database
+from sts.wstrust.tokentypes import SamlVersion
+from tests.integration.test_operations import decrypted_token
 from tests.support import WSSE, WST, WSU, Instance, Server, fault_qname, make_instance, rst_envelope, start_server
 from tests.x509_support import Client, make_cert, make_crl, rsa_key, signed_rst, write_client
 
 pytestmark = pytest.mark.integration
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
+SAML2, SAML1 = "urn:oasis:names:tc:SAML:2.0:assertion", "urn:oasis:names:tc:SAML:1.0:assertion"
 WSDL_NS = "http://docs.oasis-open.org/ws-sx/ws-trust/200512/wsdl"
 SIG_ONLY, MIXED = "/services/wso2carbon-sts/SigOnly", "/services/wso2carbon-sts/certificatemixed"
 ADFS_MIXED = "/adfs/services/trust/13/certificatemixed"
@@ -249,6 +252,27 @@ def test_a_ca_issued_certificate_maps_its_cn_to_the_user(
 ) -> None:
     _, pki = x509_instance
     assert _issued(_post(x509_server, SIG_ONLY, etree.tostring(_signed(x509_server, SIG_ONLY, pki.ca_admin))))
+
+
+@pytest.mark.parametrize(
+    ("version", "path", "stated"),
+    [
+        (SamlVersion.SAML20, f"{{{SAML2}}}AuthnStatement/{{{SAML2}}}AuthnContext/{{{SAML2}}}AuthnContextClassRef",
+         "urn:oasis:names:tc:SAML:2.0:ac:classes:X509"),
+        (SamlVersion.SAML11, f"{{{SAML1}}}AuthenticationStatement[@AuthenticationMethod]",
+         "urn:oasis:names:tc:SAML:1.0:am:X509-PKI"),
+    ],
+)
+def test_a_signed_request_states_x509_authentication_in_the_token(
+    x509_server: Server, x509_instance: tuple[Instance, Pki], version: SamlVersion, path: str, stated: str
+) -> None:
+    """SAML 2.0 Authentication Context §3.4.25 / SAML 1.1 core §7.1: the caller proved a key, not a password."""
+    instance, pki = x509_instance
+    envelope = _signed(x509_server, SIG_ONLY, pki.alice, token_type=version)
+    response = _post(x509_server, SIG_ONLY, etree.tostring(envelope))
+    assert _issued(response), response.content[:600]
+    (found,) = decrypted_token(response.content, instance).findall(path)
+    assert (found.text if version is SamlVersion.SAML20 else found.get("AuthenticationMethod")) == stated
 
 
 def test_the_sts_client_library_signs_the_wcf_shape_with_wsa_to(

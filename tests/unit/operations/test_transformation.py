@@ -25,10 +25,11 @@ from sts.operations.call import TrustReply
 from sts.operations.minting import TokenMinter
 from sts.operations.records import TokenLedger
 from sts.operations.targets import TargetResolver
-from sts.operations.transformation import PREVIOUS_SESSION, TokenTransformer
+from sts.operations.transformation import TokenTransformer
 from sts.operations.validate import ValidateOperation
 from sts.relying_parties.delegation import DelegationMode
 from sts.stores.sqlite_stores import SqliteReplayCache
+from sts.tokens.authn import PREVIOUS_SESSION
 from sts.tokens.trust import SELF, IssuerTrust, IssuerTrustList
 from sts.wstrust.actions import Operation
 from tests.unit.operations.harness import AFTER, EMAIL, RP, SKEW, Env, Keys, assertion_of, reference
