@@ -26,7 +26,7 @@ from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificat
 from sts.crypto.secretbox import generate_key_file
 from sts.files import SECRET_FILE, UnsafePath, refuse_link, secure_dir, write_file
 from sts.relying_parties.certificates import inline_pem
-from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.model import RelyingParty, RelyingPartyError
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.factory import upgrade_schema
 from sts.stores.migrations import DatabaseError
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 _demo(base, stores.builtin, registry, args.key_size, settings.store.backend == "postgresql")
             except UnsafePath as exc:
                 raise CommandError(str(exc)) from None
-            except UserStoreError as exc:
+            except (UserStoreError, RelyingPartyError) as exc:
                 raise CommandError(f"demo: {exc}") from None
     return 0
 
@@ -212,6 +212,13 @@ def _signing_material(args: argparse.Namespace) -> tuple[keygen.RSAPrivateKey, x
 def _demo(base: Path, users: BuiltinUserStore, rps: RelyingPartyRegistry, bits: int, in_database: bool) -> None:
     """A demo admin with a generated password and a demo relying party with its own key pair (its certificate in
     the truststore, or in the database when that is shared: ``in_database``)."""
+    if users.find(PRIMARY, DEMO_USER) is not None or DEMO_APPLIES_TO in {rp.address for rp in rps.all()}:
+        # A shared database another node's (or an earlier) `sts init --demo` prepared: making half a demo would
+        # leave a password or an RP key here that the database does not match.
+        raise CommandError(
+            f"demo: the database already has the user {DEMO_USER} or the relying party {DEMO_APPLIES_TO} (an "
+            "earlier `sts init --demo` made them); no demo was added. Remove both to make a new demo."
+        )
     password = secrets.token_urlsafe(18)
     users.add_user(
         PRIMARY,

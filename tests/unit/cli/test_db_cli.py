@@ -309,3 +309,14 @@ def test_init_demo_on_postgres_keeps_the_demo_certificate_in_the_database(
     assert list((base / "keystore" / "truststore").iterdir()) == []
     demo = _registered(base, DEMO_RP)
     assert demo.cert_file == "" and demo.cert_pem == (base / "demo-rp" / "rp.crt.pem").read_text()
+    capsys.readouterr()
+    # A second node's `sts init --demo` on the shared database: refused whole, with the first demo left as it was.
+    for removed_user in (False, True):
+        if removed_user:  # only the relying party is left: still no half demo
+            assert sts(base, capsys, "user", "remove", "admin").code == 0
+        other = tmp_path / f"node-{removed_user}"
+        assert main([*args, str(other)]) == 1
+        assert "already has the user admin or the relying party" in capsys.readouterr().err
+        assert not (other / "demo.json").exists() and not (other / "demo-rp" / "rp.key.pem").exists()
+        assert _registered(base, DEMO_RP).cert_pem == demo.cert_pem
+    assert "PRIMARY/admin" not in sts(base, capsys, "user", "list").out
