@@ -419,6 +419,10 @@ def main() -> int:
             attempts.append((analysis.rsa_spread(again), again))
         chosen_spread, chosen = min(attempts, key=lambda attempt: float(attempt[0]["cpu"]))
         chosen_spread["kept"] = True
+        # The in-process profiles right after the primary rounds (the servers idle meanwhile), so that the stage
+        # table and the headline see the same machine: on a shared host, minutes apart can differ by a third.
+        profile = bench.profile(args.out / stamp)
+        signed = bench.signed_profile()
         secondary = bench.rounds(SECONDARY, args.secondary_rounds, args.secondary_slice, "secondary")
         saturation = {name: statistics.median(s.rps for s in chosen if s.scenario == name)
                       for name in (HEADLINE, RSA)}
@@ -427,8 +431,6 @@ def main() -> int:
         soak = bench.soak(saturation[HEADLINE])
     finally:
         bench.stop()
-    profile = bench.profile(args.out / stamp)
-    signed = bench.signed_profile()
     results = analysis.build_results(
         stamp=stamp, machine=machine, args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                                          if k != "previous_results"},

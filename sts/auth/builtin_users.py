@@ -15,15 +15,18 @@ from dataclasses import dataclass, field
 
 from sts.auth.passwords import PasswordHasher
 from sts.auth.users import (
+    ACCOUNT_LOCKED,
     DIGEST_SECRET_BROKEN,
     DIGEST_UNSUPPORTED,
     UNKNOWN_USER,
     USER_DISABLED,
     WRONG_PASSWORD,
     DigestSecret,
+    LockCheck,
     Principal,
     Refusal,
     UserStoreError,
+    account_key,
     canonical,
 )
 from sts.crypto.secretbox import SecretBox, SecretBoxError
@@ -51,18 +54,23 @@ class BuiltinUserStore(ABC):
 
     # --- the user-store contract (sts.auth.users.UserStore) ------------------------------------------------------
 
-    def authenticate(self, domain: str, name: str, password: str) -> Principal | Refusal:
+    def authenticate(
+        self, domain: str, name: str, password: str, *, locked: LockCheck | None = None
+    ) -> Principal | Refusal:
         """Verify the password against the stored hash; a hash older than the current parameters is replaced."""
         user = self.find(domain, name)
         if user is None:
             return Refusal(UNKNOWN_USER, "unknown user")
         if not user.principal.enabled:
             return Refusal(USER_DISABLED, "user disabled")
+        account = account_key(user.principal.domain, user.principal.name)
+        if locked is not None and locked(account):
+            return Refusal(ACCOUNT_LOCKED, "account locked")
         matches, needs_rehash = self._hasher.verify(password, user.password_hash)
         if needs_rehash:
             self.update_password_hash(user.user_id, self._hasher.hash(password))
         if not matches:
-            return Refusal(WRONG_PASSWORD, "wrong password", password_checked=True)
+            return Refusal(WRONG_PASSWORD, "wrong password", password_checked=True, accounts=(account,))
         return user.principal
 
     def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:

@@ -24,12 +24,16 @@ from sts.auth.active_directory import STATE_ATTRIBUTES, account_refusal, bind_re
 from sts.auth.directory_groups import GroupResolver
 from sts.auth.ldap_client import DirectoryClient, DirectoryUnavailable, Entry, TooManyEntries
 from sts.auth.users import (
+    ACCOUNT_LOCKED,
     PRIMARY,
     UNKNOWN_USER,
+    WRONG_PASSWORD,
     DigestSecret,
+    LockCheck,
     Principal,
     Refusal,
     UserStoreError,
+    account_key,
     normalize_user_name,
 )
 from sts.config.user_stores import UserStoreSettings
@@ -84,8 +88,12 @@ class DirectoryUserStore:
     # Refusals say password_checked=True: the directory round trips are this store's cost of a failure, so the
     # authenticator does not add an argon2 verification that a bind never costs.
 
-    def authenticate(self, domain: str, name: str, password: str) -> Principal | Refusal:
-        """Search the user, check the account state (AD), then bind as its DN with ``password``."""
+    def authenticate(
+        self, domain: str, name: str, password: str, *, locked: LockCheck | None = None
+    ) -> Principal | Refusal:
+        """Search the user, check the account state (AD) and the STS's lock of the account the directory named
+        (whatever spelling matched it: ``alice``, ``ALICE``, ``alice@corp.example``), then bind as its DN with
+        ``password``."""
         if not password:
             return Refusal(EMPTY_PASSWORD, "empty password refused before binding", password_checked=True)
         found = self._find_or_refusal(name)
@@ -93,10 +101,14 @@ class DirectoryUserStore:
             return found
         if found.refusal is not None:
             return Refusal(found.refusal, "account state refused by the directory", password_checked=True)
+        account = account_key(found.principal.domain, found.principal.name)
+        if locked is not None and locked(account):
+            return Refusal(ACCOUNT_LOCKED, "account locked", password_checked=True)  # no bind: AD counts none
         outcome = self._call(lambda: self._client.bind(found.dn, password))
         if not outcome.accepted:
             reason = bind_refusal(outcome.ad_code)
-            return Refusal(reason, f"bind refused ({outcome.result})", password_checked=True)
+            accounts = (account,) if reason == WRONG_PASSWORD else ()
+            return Refusal(reason, f"bind refused ({outcome.result})", password_checked=True, accounts=accounts)
         return found.principal
 
     def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sts.auth.users import UNKNOWN_DOMAIN, DigestSecret, Principal, Refusal, UserStore, normalize_domain
+from sts.auth.users import UNKNOWN_DOMAIN, DigestSecret, LockCheck, Principal, Refusal, UserStore, normalize_domain
 from sts.errors import ServiceUnavailable
 
 _NO_STORE = Refusal(UNKNOWN_DOMAIN, "no user store for the domain")
@@ -43,10 +43,12 @@ class UserStoreRouter:
         """The store owning ``domain`` (a normalised domain), or None."""
         return self._stores.get(domain, self._fallback)
 
-    def authenticate(self, domain: str, name: str, password: str) -> Principal | Refusal:
-        """Check a PasswordText password with the domain's store."""
+    def authenticate(
+        self, domain: str, name: str, password: str, *, locked: LockCheck | None = None
+    ) -> Principal | Refusal:
+        """Check a PasswordText password with the domain's store (``locked``: see :data:`~sts.auth.users.LockCheck`)."""
         store = self.store_for(domain)
-        return _NO_STORE if store is None else store.authenticate(domain, name, password)
+        return _NO_STORE if store is None else store.authenticate(domain, name, password, locked=locked)
 
     def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:
         """The PasswordDigest secret from the domain's store."""
@@ -58,17 +60,20 @@ class UserStoreRouter:
         store = self.store_for(domain)
         return None if store is None else store.lookup(domain, name)
 
-    def authenticate_chain(self, domains: Iterable[str], name: str, password: str) -> Principal | Refusal:
+    def authenticate_chain(
+        self, domains: Iterable[str], name: str, password: str, *, locked: LockCheck | None = None
+    ) -> Principal | Refusal:
         """An unqualified name tried on each of ``domains`` in order; the first store that accepts it wins.
 
-        When none does, the answer is a wrong password if any store checked one (it counts towards lockout),
-        else the first refusal; a store that could not answer fails the login only if no later store accepts.
+        When none does, the answer is a wrong password if any store checked one (it counts towards the lockout of
+        every account whose password was wrong), else the first refusal; a store that could not answer fails the
+        login only if no later store accepts.
         """
         refusals: list[Refusal] = []
         unavailable: ServiceUnavailable | None = None
         for domain in domains:
             try:
-                verdict = self.authenticate(domain, name, password)
+                verdict = self.authenticate(domain, name, password, locked=locked)
             except ServiceUnavailable as exc:
                 unavailable = unavailable or exc
                 continue
@@ -80,7 +85,8 @@ class UserStoreRouter:
         wrong = [refusal for refusal in refusals if refusal.wrong_password]
         if wrong or refusals:
             first = (wrong or refusals)[0]
-            return Refusal(first.reason, first.detail, any(r.password_checked for r in refusals))
+            accounts = tuple(account for refusal in wrong for account in refusal.accounts)
+            return Refusal(first.reason, first.detail, any(r.password_checked for r in refusals), accounts)
         return _NO_STORE
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ binding with it: the SQLite store (:mod:`sts.auth.sqlite_users`) verifies its ar
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -150,6 +150,18 @@ WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a reason code, not a password
 DIGEST_UNSUPPORTED = "digest_unsupported"
 DIGEST_SECRET_BROKEN = "digest_secret_broken"  # noqa: S105 - a reason code, not a secret
 UNKNOWN_DOMAIN = "unknown_domain"
+ACCOUNT_LOCKED = "account_locked"
+
+# Whether the account of a lockout key (:func:`account_key`) is locked now. The authenticator checks the key of
+# the name as typed before any store is asked; a store that finds the account under another name (a directory
+# matching a UPN, or its own looser comparison; another domain of a chained login) asks this before it checks a
+# password, so that no spelling of a name reaches a locked account's password check.
+LockCheck = Callable[[str], bool]
+
+
+def account_key(domain: str, name: str) -> str:
+    """The key an account's lockout counter is kept under: ``DOMAIN/`` + the case-folded name."""
+    return f"{domain}{DOMAIN_SEPARATOR}{canonical(name)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +170,15 @@ class Refusal:
     ``wsse:FailedAuthentication`` (WSS 1.1 §12), whatever the reason.
 
     ``password_checked``: the store spent a password check on it (a hash verification, a bind), so the
-    authenticator does not spend another one to equalise the cost of failures.
+    authenticator does not spend another one to equalise the cost of failures. ``accounts``: for a wrong
+    password, the :func:`account_key` of each account whose password was checked (the failures count there, whatever
+    the spelling typed); empty when the store did not say (the name as typed is the key then).
     """
 
     reason: str
     detail: str
     password_checked: bool = False
+    accounts: tuple[str, ...] = ()
 
     @property
     def wrong_password(self) -> bool:
@@ -184,13 +199,18 @@ class UserStore(Protocol):
 
     ``domain`` is a normalised domain (:func:`normalize_domain`) and ``name`` a name :func:`normalize_user_name`
     accepted; a store never answers with a user whose stored name breaks that rule. A store that cannot answer
-    raises :class:`~sts.errors.ServiceUnavailable` (fail closed); every other outcome is a value. Lockout,
-    client throttling and the verified-credential cache are applied by the authenticator before a store is asked.
+    raises :class:`~sts.errors.ServiceUnavailable` (fail closed); every other outcome is a value. Client
+    throttling, the lock of the name as typed and the verified-credential cache are applied by the authenticator
+    before a store is asked; the store checks the lock of the account it finds (``locked``) and names it in a wrong
+    password's refusal (:attr:`Refusal.accounts`).
     """
 
-    def authenticate(self, domain: str, name: str, password: str) -> Principal | Refusal:
+    def authenticate(
+        self, domain: str, name: str, password: str, *, locked: LockCheck | None = None
+    ) -> Principal | Refusal:
         """Check a PasswordText password: the enabled user, or why not (``unknown_user``, ``user_disabled``,
-        ``wrong_password`` or a store-specific reason)."""
+        ``wrong_password``, ``account_locked`` when ``locked`` says so of the account found, or a store-specific
+        reason)."""
         ...
 
     def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:

@@ -28,6 +28,7 @@ from lxml import etree
 
 from sts import telemetry
 from sts.audit import login
+from sts.auth.account_locks import AccountLocks
 from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
 from sts.auth.router import UserStoreRouter
@@ -37,6 +38,7 @@ from sts.auth.users import (
     Principal,
     Refusal,
     UserStoreError,
+    account_key,
     canonical,
     split_qualified,
 )
@@ -49,7 +51,6 @@ from sts.stores.base import (
     ClientThrottle,
     LocalCredentialVersions,
     LockoutStore,
-    LockState,
     ReplayCache,
     SeparateAccountReader,
 )
@@ -277,19 +278,18 @@ class UsernameTokenAuthenticator:
         lock_key = f"{domain}/{folded}"
         # The version is read before the store is asked: a change racing this check leaves the entry stale.
         account = self._accounts.read(lock_key)
-        state = account.lock
-        if state is not None and state.locked_until > self._clock.now().timestamp():
+        locks = AccountLocks(self._lockout, self._clock.now().timestamp(), lock_key, account.lock)
+        if locks.locked(lock_key):
             raise FailedAuthentication("account locked", reason="account_locked")
         telemetry.passed("lockout")
         password = credential.plain_password
         cached = None if password is None else self._cache.get(domain, folded, password, account.version)
-        result = cached if cached is not None else self._ask_store(credential, domain, name, attempt)
+        result = cached if cached is not None else self._ask_store(credential, domain, name, attempt, locks)
         if isinstance(result, Refusal):
             if result.wrong_password:
-                self._record_failure(lock_key, state)
+                locks.record_failures(result.accounts)
             raise FailedAuthentication(result.detail, reason=result.reason)
-        if state is not None:
-            self._lockout.reset(lock_key)  # a success ends the run of consecutive failures
+        locks.reset(account_key(result.domain, result.name))  # a success ends the run of consecutive failures
         if password is None:
             return result, "password-digest"
         if cached is None:
@@ -306,7 +306,7 @@ class UsernameTokenAuthenticator:
         return self._users.chain
 
     def _ask_store(
-        self, credential: UsernameCredential, domain: str, name: str, attempt: _Attempt
+        self, credential: UsernameCredential, domain: str, name: str, attempt: _Attempt, locks: AccountLocks
     ) -> Principal | Refusal:
         """The user store checks a PasswordText password itself (an argon2id hash in the built-in store, a bind
         in a directory); a PasswordDigest is computed here over the secret the store keeps (UsernameToken Profile
@@ -314,25 +314,18 @@ class UsernameTokenAuthenticator:
         password = credential.plain_password
         if password is not None:
             if attempt.chain:
-                verdict = self._users.authenticate_chain(attempt.chain, name, password)
+                verdict = self._users.authenticate_chain(attempt.chain, name, password, locked=locks.locked)
             else:
-                verdict = self._users.authenticate(domain, name, password)
+                verdict = self._users.authenticate(domain, name, password, locked=locks.locked)
             attempt.hash_spent = not isinstance(verdict, Refusal) or verdict.password_checked
             return verdict
         secret = self._users.digest_secret(domain, name)
         if isinstance(secret, Refusal):
             return secret
         if not digest_matches(credential, secret.secret):
-            return Refusal(WRONG_PASSWORD, "wrong password")
+            account = account_key(secret.principal.domain, secret.principal.name)
+            return Refusal(WRONG_PASSWORD, "wrong password", accounts=(account,))
         return secret.principal
-
-    def _record_failure(self, lock_key: str, before: LockState | None) -> None:
-        now = self._clock.now().timestamp()
-        state = self._lockout.record_failure(lock_key, now)
-        already_locked = before is not None and before.locked_until > now
-        if state.locked_until > now and not already_locked:
-            telemetry.note("account_locked")
-            _LOG.warning("account locked", extra={"user": lock_key, "locked_until": state.locked_until})
 
     def _check_nonce(self, credential: UsernameCredential) -> None:
         """A nonce is accepted once, for as long as its Created could still be accepted (TTL + future TTL)."""

@@ -131,7 +131,10 @@ def test_account_expires_zero_means_never(slapd: SlapdServer, corp: DirectoryUse
 @pytest.mark.integration
 def test_wrong_password_is_a_wrong_password(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
     verdict = corp.authenticate("CORP", "alice@corp.example", "nope")
-    assert verdict == Refusal(WRONG_PASSWORD, "bind refused (invalidCredentials)", password_checked=True)
+    # The failure counts on the account the UPN found, not on the spelling typed.
+    assert verdict == Refusal(
+        WRONG_PASSWORD, "bind refused (invalidCredentials)", password_checked=True, accounts=("CORP/alice",)
+    )
 
 
 @pytest.mark.integration

@@ -163,9 +163,26 @@ def test_wrong_directory_passwords_count_and_a_success_resets(env: Env) -> None:
     env.refused(auth, "CORP/alice@corp.example", "nope", "wrong_password")
     env.refused(auth, "CORP/alice", "nope", "wrong_password")
     state = env.lockout.state("CORP/alice")
-    assert state is not None and state.failures == 1  # keyed by the typed name (the UPN has its own counter)
-    env.login(auth, "CORP/alice", user.password)
+    assert state is not None and state.failures == 2  # on the account, whichever spelling was typed
+    assert env.lockout.state("CORP/alice@corp.example") is None
+    env.login(auth, "CORP/alice@corp.example", user.password)  # a success by either spelling resets it
     assert env.lockout.state("CORP/alice") is None
+
+
+def test_no_spelling_of_a_name_gets_a_fresh_run_of_guesses(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    """A UPN and the account name reach one AD account: guesses by both count on it, and once it is locked the
+    directory sees no bind by either (README "Lockout and throttling come first")."""
+    auth = env.authenticator()
+    user = env.slapd.active_directory.users["alice"]
+    for attempt in range(MAX_FAILURES):
+        env.refused(auth, "CORP/alice@corp.example" if attempt % 2 else "CORP/ALICE", "nope", "wrong_password")
+    state = env.lockout.state("CORP/alice")
+    assert state is not None and state.locked_until > env.clock.now().timestamp()
+    log = SlapdLog(env.slapd)
+    for typed in ("CORP/alice@corp.example", "CORP/alice"):
+        env.refused(auth, typed, user.password, "account_locked")  # the right password
+    assert log.binds(user.dn) == 0
+    assert audit_reasons(caplog)[-2:] == ["account_locked", "account_locked"]
 
 
 @pytest.mark.parametrize(("name", "reason"), [("dana", "user_disabled"), ("eve", "account_expired"),

@@ -19,7 +19,7 @@ from sts.auth.directory_store import (
     DirectoryUserStore,
 )
 from sts.auth.ldap_client import DirectoryClient
-from sts.auth.users import UNKNOWN_USER, WRONG_PASSWORD, Principal, Refusal
+from sts.auth.users import UNKNOWN_USER, WRONG_PASSWORD, Principal, Refusal, account_key
 from sts.config.user_stores import WSO2_CLAIMS
 from tests.servers.directory_data import dn_key
 from tests.servers.slapd import SlapdServer
@@ -76,7 +76,8 @@ def test_typed_name_case_and_the_canonical_name(slapd: SlapdServer, store: Direc
 def test_a_special_name_is_no_other_users_key(slapd: SlapdServer, store: DirectoryUserStore, name: str) -> None:
     """``*`` with alice's password is ``*``'s wrong password, never a wildcard that finds alice."""
     verdict = store.authenticate("LDAP", name, slapd.openldap.users["alice"].password)
-    assert verdict == Refusal(WRONG_PASSWORD, "bind refused (invalidCredentials)", password_checked=True)
+    refused = Refusal(WRONG_PASSWORD, "bind refused (invalidCredentials)", True, (account_key("LDAP", name),))
+    assert verdict == refused
 
 
 @pytest.mark.parametrize("name", ["a\x00b", "alice*", "*)(uid=alice", "admin", "nobody"])
@@ -100,7 +101,7 @@ def test_wrong_password(slapd: SlapdServer, store: DirectoryUserStore) -> None:
     user = slapd.openldap.users["bob"]
     log = SlapdLog(slapd)
     verdict = store.authenticate("LDAP", "bob", user.password + "x")
-    assert verdict == Refusal(WRONG_PASSWORD, "bind refused (invalidCredentials)", password_checked=True)
+    assert verdict == Refusal(WRONG_PASSWORD, "bind refused (invalidCredentials)", True, ("LDAP/bob",))
     assert isinstance(verdict, Refusal) and verdict.wrong_password  # counts towards lockout
     assert log.binds(user.dn) == 1
 

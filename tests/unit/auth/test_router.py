@@ -23,7 +23,7 @@ from sts.auth.passwords import HashPolicy, PasswordHasher
 from sts.auth.router import UserStoreRouter
 from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.subjects import SubjectAuthorizer
-from sts.auth.users import PRIMARY, DigestSecret, Principal, Refusal, UserStore
+from sts.auth.users import PRIMARY, DigestSecret, LockCheck, Principal, Refusal, UserStore
 from sts.auth.validators import AuthenticatedCaller, AuthPolicy, CallerInfo, UsernameTokenAuthenticator
 from sts.clock import FrozenClock
 from sts.crypto.secretbox import SecretBox
@@ -45,9 +45,11 @@ class Recording:
     store: UserStore
     calls: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def authenticate(self, domain: str, name: str, password: str) -> Principal | Refusal:
+    def authenticate(
+        self, domain: str, name: str, password: str, *, locked: LockCheck | None = None
+    ) -> Principal | Refusal:
         self.calls.append(("authenticate", domain, name))
-        return self.store.authenticate(domain, name, password)
+        return self.store.authenticate(domain, name, password, locked=locked)
 
     def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:
         self.calls.append(("digest_secret", domain, name))
@@ -193,7 +195,9 @@ def test_single_sends_every_domain_to_one_store(env: Env) -> None:
 class Unavailable:
     """A store whose directory does not answer."""
 
-    def authenticate(self, domain: str, name: str, password: str) -> Principal | Refusal:
+    def authenticate(
+        self, domain: str, name: str, password: str, *, locked: LockCheck | None = None
+    ) -> Principal | Refusal:
         raise errors.ServiceUnavailable("user directory down", reason="directory_down")
 
     def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:
@@ -218,13 +222,45 @@ def test_chain_tries_each_domain_in_order_until_one_accepts(env: Env) -> None:
 def test_chain_answers_one_wrong_password_before_an_unknown_user(env: Env) -> None:
     router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary)
     assert router.authenticate_chain((PRIMARY, "PARTNER"), "alice", "wrong") == Refusal(
-        "wrong_password", "wrong password", True
+        "wrong_password", "wrong password", True, ("PRIMARY/alice", "PARTNER/alice")  # both accounts' lockout
     )
     verdict = router.authenticate_chain(("NOWHERE", PRIMARY, "PARTNER"), "alice", "wrong")
     assert isinstance(verdict, Refusal) and verdict.reason == "wrong_password"  # not the first refusal
     verdict = router.authenticate_chain((PRIMARY, "PARTNER"), "nobody", "wrong")
     assert isinstance(verdict, Refusal) and verdict.reason == "unknown_user"
     assert router.authenticate_chain((), "alice", "x") == Refusal("unknown_domain", "no user store for the domain")
+
+
+def test_chain_asks_each_store_about_the_lock_of_the_account_it_found(env: Env) -> None:
+    """The typed ``alice`` is PRIMARY's key; PARTNER's alice is another account with its own lock, which PARTNER's
+    store checks before its password: a locked account is skipped like a refusal, and the next store may accept."""
+    router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary)
+    asked: list[str] = []
+
+    def locked(key: str) -> bool:
+        asked.append(key)
+        return key == "PARTNER/alice"
+
+    verdict = router.authenticate_chain(("PARTNER", PRIMARY), "ALICE", PARTNER_PASSWORD, locked=locked)
+    assert verdict == Refusal("wrong_password", "wrong password", True, ("PRIMARY/alice",))  # PARTNER never checked
+    assert asked == ["PARTNER/alice", "PRIMARY/alice"]
+
+
+def test_a_chained_login_counts_on_the_account_it_reached(env: Env) -> None:
+    """``alice`` chained to PARTNER and ``PARTNER/alice`` typed qualified are one account: three wrong passwords
+    (max_failures) by either spelling lock it for both, and the right password is then refused without a check."""
+    router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary, chain=["partner"])
+    for typed in ("alice", "PARTNER/alice", "alice"):
+        with pytest.raises(errors.FailedAuthentication) as caught:
+            env.login(router, typed, "wrong")
+        assert caught.value.reason == "wrong_password"
+    state = env.lockout.state("PARTNER/alice")
+    assert state is not None and state.locked_until > env.clock.now().timestamp()
+    assert env.lockout.state("PRIMARY/alice") is None
+    for typed in ("PARTNER/alice", "alice"):
+        with pytest.raises(errors.FailedAuthentication) as caught:
+            env.login(router, typed, PARTNER_PASSWORD)
+        assert caught.value.reason == "account_locked"
 
 
 def test_chain_passes_a_store_that_cannot_answer(env: Env) -> None:
