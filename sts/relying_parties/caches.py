@@ -3,7 +3,8 @@
 Parsing a certificate and building a python-xmlsec KeysManager are far too slow for every request, so each is done
 once: a certificate once per file version (name, modification time, size) or, kept inline in the registry (a
 shared store), once per PEM text, with its SHA-256 fingerprint; an encrypter once per certificate (by that
-fingerprint) and algorithm pair in each worker process.
+fingerprint) and algorithm pair in each worker process, the least recently used ones given up beyond
+:data:`MAX_ENCRYPTERS`.
 A certificate's dates are not cached but judged at every use against the injected clock (two comparisons,
 RFC 5280 §4.1.2.5), so one that expires while the server runs stops being used at that instant; the log says so
 once per worker, and warns once when it is within 30 days of expiry.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,26 +120,41 @@ class CertificateCache:
         return LoadedCertificate.of(cert)
 
 
-class EncrypterCache:
-    """One :class:`TokenEncrypter` per certificate and algorithms, in each worker process."""
+# Encrypters a worker keeps (about 10 KiB each: an xmlsec KeysManager with the parsed key). The least recently used
+# goes first beyond it, so thousands of active relying parties, or certificates rotated away, cannot grow a worker
+# without bound; a relying party whose encrypter went is served by building it again (one certificate parse).
+MAX_ENCRYPTERS = 1024
 
-    def __init__(self) -> None:
+
+class EncrypterCache:
+    """One :class:`TokenEncrypter` per certificate and algorithms, in each worker process, at most ``limit``."""
+
+    def __init__(self, limit: int = MAX_ENCRYPTERS) -> None:
         self._pid = -1
-        self._encrypters: dict[tuple[str, CipherName, KeyTransportName], TokenEncrypter] = {}
+        self._limit = limit
+        self._encrypters: OrderedDict[tuple[str, CipherName, KeyTransportName], TokenEncrypter] = OrderedDict()
 
     def get(
         self, rp: RelyingParty, loaded: LoadedCertificate, cipher: CipherName, key_transport: KeyTransportName
     ) -> TokenEncrypter:
         """The encrypter for this certificate and algorithm pair, built on first use."""
         if self._pid != os.getpid():  # xmlsec key managers are never shared across fork()
-            self._pid, self._encrypters = os.getpid(), {}
+            self._pid, self._encrypters = os.getpid(), OrderedDict()
         key = (loaded.fingerprint, cipher, key_transport)  # made when parsed: another DER, another key
         encrypter = self._encrypters.get(key)
-        if encrypter is None:
+        if encrypter is not None:
+            self._encrypters.move_to_end(key)
+        else:
             if cipher is CipherName.AES256_CBC:
                 _LOG.warning("AES-CBC encryption for a legacy relying party", extra={"relying_party": rp.address})
             encrypter = TokenEncrypter(
                 loaded.certificate, EncryptionPolicy(CIPHER_NAMES[cipher], KEY_TRANSPORT_NAMES[key_transport])
             )
             self._encrypters[key] = encrypter
+            if len(self._encrypters) > self._limit:
+                self._encrypters.popitem(last=False)
         return encrypter
+
+    def __len__(self) -> int:
+        """How many encrypters this process keeps."""
+        return len(self._encrypters) if self._pid == os.getpid() else 0

@@ -69,6 +69,20 @@ def test_one_encrypter_per_certificate_and_algorithms_cbc_noted(caplog: pytest.L
     assert [record.getMessage() for record in caplog.records] == ["AES-CBC encryption for a legacy relying party"]
 
 
+def test_encrypters_beyond_the_limit_go_least_recently_used_first() -> None:
+    key = keygen.generate_rsa_key(2048)
+    first, second, third = (LoadedCertificate.of(keygen.self_signed_certificate(key, name)) for name in "abc")
+    cache = EncrypterCache(limit=2)
+    kept = cache.get(RP, first, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P)
+    dropped = cache.get(RP, second, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P)
+    assert cache.get(RP, first, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P) is kept  # used again
+    cache.get(RP, third, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P)
+    assert len(cache) == 2
+    assert cache.get(RP, first, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P) is kept
+    rebuilt = cache.get(RP, second, CipherName.AES256_GCM, KeyTransportName.RSA_OAEP_MGF1P)
+    assert rebuilt is not dropped and len(cache) == 2  # built again, for the same certificate
+
+
 def test_inline_certificate_parsed_once_per_content_and_no_file_needed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
