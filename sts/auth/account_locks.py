@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from sts import telemetry
+from sts.auth.users import Principal, account_key
 from sts.stores.base import LockoutStore, LockState
 
 _LOG = logging.getLogger("sts.auth")
@@ -46,8 +47,11 @@ class AccountLocks:
                 telemetry.note("account_locked")
                 _LOG.warning("account locked", extra={"user": key, "locked_until": state.locked_until})
 
-    def reset(self, account: str) -> None:
-        """A success: the run of consecutive failures ends, for the typed key and the account's own."""
-        for key in dict.fromkeys((self.typed, account)):
+    def reset(self, principal: Principal) -> None:
+        """A success: the run of consecutive failures ends, for the typed key and the account's own (of the keys
+        this login read, those with a counter: usually none, and then nothing is written)."""
+        if all(state is None for state in self._states.values()):
+            return
+        for key in dict.fromkeys((self.typed, account_key(principal.domain, principal.name))):
             if self._states.get(key) is not None:
                 self._lockout.reset(key)

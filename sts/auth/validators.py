@@ -289,7 +289,7 @@ class UsernameTokenAuthenticator:
             if result.wrong_password:
                 locks.record_failures(result.accounts)
             raise FailedAuthentication(result.detail, reason=result.reason)
-        locks.reset(account_key(result.domain, result.name))  # a success ends the run of consecutive failures
+        locks.reset(result)  # a success ends the run of consecutive failures
         if password is None:
             return result, "password-digest"
         if cached is None:
