@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
-from sts.auth.users import Principal, canonical
+from sts.auth.users import Principal, account_key
 from sts.cli.common import CommandError, open_stores
 from sts.config.settings import Settings
 from sts.config.user_stores import UserStoreSettings
@@ -47,15 +47,31 @@ def show_directory_user(settings: Settings, domain: str, name: str) -> str:
     if found is None:
         raise CommandError(f"no user {domain}/{name} in the directory")
     lines = [f"dn:       {found.dn}", *principal_lines(found.principal, found.refusal)]
-    lock = _lock_line(settings, domain, name)
+    lock = _lock_line(settings, account_key(found.principal.domain, found.principal.name))
     return "\n".join(lines[:3] + lock + lines[3:])
 
 
 def unlock_directory_user(settings: Settings, domain: str, name: str) -> str:
-    """Clear the STS's own lock of a directory user (the directory's lockout is the directory's)."""
+    """Clear the STS's own lock of a directory user (the directory's lockout is the directory's).
+
+    The lock belongs to the account the directory names (``alice`` for ``alice@corp.example``): it is looked up,
+    and the key of the name as given is cleared as well, so an account the directory no longer has (or cannot
+    be asked about) can still be unlocked by its name.
+    """
+    keys, note = [account_key(domain, name)], ""
+    store = directory_settings(settings, domain)
+    if store is not None:
+        try:
+            with open_directory(store) as directory:
+                found = directory_call(lambda: directory.find(name))
+        except CommandError as exc:
+            found, note = None, f"\n({exc}: only the lock of the name as given was cleared)"
+        if found is not None:
+            keys.append(account_key(found.principal.domain, found.principal.name))
     with open_stores(settings) as stores:
-        stores.lockout.reset(f"{domain}/{canonical(name)}")
-    return f"unlocked {domain}/{name}"
+        for key in dict.fromkeys(keys):
+            stores.lockout.reset(key)
+    return f"unlocked {keys[-1]}{note}"
 
 
 def principal_lines(principal: Principal, refusal: str | None) -> list[str]:
@@ -68,9 +84,9 @@ def principal_lines(principal: Principal, refusal: str | None) -> list[str]:
     return lines + [f"claim:    {uri} = {value}" for uri, values in claims for value in values]
 
 
-def _lock_line(settings: Settings, domain: str, name: str) -> list[str]:
+def _lock_line(settings: Settings, key: str) -> list[str]:
     with open_stores(settings) as stores:
-        lock = stores.lockout.state(f"{domain}/{canonical(name)}")
+        lock = stores.lockout.state(key)
     return [] if lock is None else [f"failures: {lock.failures} (locked until {lock.locked_until:.0f})"]
 
 

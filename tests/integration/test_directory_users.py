@@ -243,6 +243,27 @@ def test_user_store_commands(directory_instance: Instance, slapd: SlapdServer, c
     assert "read-only directory" in capsys.readouterr().err
 
 
+def test_show_and_unlock_name_the_account_the_directory_finds(
+    directory_instance: Instance, slapd: SlapdServer, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The STS's lock belongs to CORP/alice whether the admin types her account name or her UPN."""
+    from sts.cli.common import open_stores
+    from sts.config import load_settings
+
+    monkeypatch.setenv("STS_USER_STORE_LDAP_PASSWORD", slapd.openldap.service_password)
+    settings = load_settings(directory_instance.config)
+    with open_stores(settings) as stores:
+        for _ in range(settings.lockout.max_failures):
+            stores.lockout.record_failure("CORP/alice", time.time())
+    assert directory_instance.cli("user", "show", "CORP/alice@corp.example") == 0
+    assert "failures: 0 (locked until" in capsys.readouterr().out
+    assert directory_instance.cli("user", "unlock", "CORP/alice@corp.example") == 0
+    assert capsys.readouterr().out.strip() == "unlocked CORP/alice"
+    with open_stores(settings) as stores:
+        assert stores.lockout.state("CORP/alice") is None
+
+
 def test_check_config_refuses_a_dn_pattern(directory_instance: Instance, capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch, slapd: SlapdServer) -> None:
     monkeypatch.setenv("STS_USER_STORE_LDAP_PASSWORD", slapd.openldap.service_password)
