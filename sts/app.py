@@ -26,7 +26,6 @@ from sts.auth.encrypted_requests import (
     EncryptedRequestOpener,
     EncryptionPolicy,
     OpenedRequest,
-    RecipientKey,
 )
 from sts.auth.passwords import PasswordHasher
 from sts.auth.signed_requests import (
@@ -51,8 +50,8 @@ from sts.crypto.client_certs import ClientAuthority
 from sts.crypto.keyring import KeyRing, RingSigner, build_ring, load_extra
 from sts.crypto.keystore import KeyStore, check_certificate, key_passphrase, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
-from sts.crypto.wss_decrypt import AES256_CBC, AES256_GCM, KeyUnwrapper
-from sts.crypto.wss_sign import WssSigner
+from sts.crypto.message_keys import MessageKeys
+from sts.crypto.wss_decrypt import AES256_CBC, AES256_GCM
 from sts.errors import ConfigError, FailedAuthentication
 from sts.netaddr import AddressSet
 from sts.operations.call import RequestInfo, TrustRequest
@@ -286,7 +285,7 @@ def require_key_outside_token(settings: Settings, what: str) -> None:
         ])
 
 
-def response_protectors(settings: Settings, keystore: KeyStore, clock: Clock) -> dict[str, ResponseProtector]:
+def response_protectors(settings: Settings, keys: MessageKeys, clock: Clock) -> dict[str, ResponseProtector]:
     """Each enabled scenario's response security: SigOnly answers signed by the STS, certificatemixed a Timestamp.
 
     SigOnly answers are signed with python-xmlsec, which needs the key itself: with the signing key in a PKCS#11
@@ -295,16 +294,18 @@ def response_protectors(settings: Settings, keystore: KeyStore, clock: Clock) ->
     protectors: dict[str, ResponseProtector] = {CERTIFICATE_MIXED: TimestampResponder(clock)}
     if SIG_ONLY in settings.security.enabled_scenarios:
         require_key_outside_token(settings, "SigOnly signs its answers")
-        protectors[SIG_ONLY] = SignedResponder(WssSigner(keystore.signing_key), keystore.signing_cert, clock)
+        protectors[SIG_ONLY] = SignedResponder(keys, clock)
     return protectors
 
 
-def issuer_trust(settings: Settings, own_certs: tuple[x509.Certificate, ...], clock: Clock) -> IssuerTrustList:
+def issuer_trust(
+    settings: Settings, own_certs: Callable[[], tuple[x509.Certificate, ...]], clock: Clock
+) -> IssuerTrustList:
     """The issuers whose assertions may be delegated or authenticate callers: this STS (``own_certs``: the
-    certificates its key ring publishes when the worker starts, under ``[issuer] name``) and each
+    certificates its key ring publishes now, asked at each verification, under ``[issuer] name``) and each
     ``[[trusted_issuers]]`` entry."""
     problems: list[str] = []
-    issuers = [IssuerTrust(settings.issuer.name, own_certs, SELF)]
+    issuers = [IssuerTrust(settings.issuer.name, own_certs(), SELF)]
     now = clock.now()
     for index, entry in enumerate(settings.trusted_issuers):
         label = f"trusted_issuers[{index}].certificates"
@@ -323,15 +324,15 @@ def issuer_trust(settings: Settings, own_certs: tuple[x509.Certificate, ...], cl
         )
     if problems:
         raise ConfigError(problems)
-    return IssuerTrustList(tuple(issuers), settings.tokens.clock_skew)
+    return IssuerTrustList(tuple(issuers), settings.tokens.clock_skew, own_certs)
 
 
 def build_encrypted_opener(
-    settings: Settings, stores: Stores, clock: Clock, keystore: KeyStore
+    settings: Settings, stores: Stores, clock: Clock, keys: MessageKeys
 ) -> EncryptedRequestOpener | None:
-    """Verification and decryption of SigEncr and SgnEncrUsername requests, with the STS key as recipient (None
-    when neither is served). Both need the private key itself (python-xmlsec and cryptography decrypt and sign
-    with it): with the key in a PKCS#11 token they are refused at start."""
+    """Verification and decryption of SigEncr and SgnEncrUsername requests, with the STS keys in force as
+    recipients (None when neither is served). Both need the private key itself (python-xmlsec and cryptography
+    decrypt and sign with it): with the key in a PKCS#11 token they are refused at start."""
     security = settings.security
     if not ENCRYPTED_SCENARIOS & set(security.enabled_scenarios):
         return None
@@ -342,15 +343,16 @@ def build_encrypted_opener(
         security.inbound_cbc,
         security.accept_plain_ut,
     )
-    responder = EncryptedResponder(
-        WssSigner(keystore.signing_key), keystore.signing_cert, clock, _RESPONSE_CIPHERS[security.response_cipher],
-        security.legacy_sha1,
-    )
-    recipient = RecipientKey(KeyUnwrapper(keystore.signing_key), (keystore.signing_cert,))
+    responder = EncryptedResponder(keys, clock, _RESPONSE_CIPHERS[security.response_cipher], security.legacy_sha1)
     return EncryptedRequestOpener(
-        certificate_trust(settings, stores, clock), recipient, stores.replay, policy, clock, parser_limits(settings),
+        certificate_trust(settings, stores, clock), keys, stores.replay, policy, clock, parser_limits(settings),
         responder, frozenset(security.allowed_roles),
     )
+
+
+def message_keys(ring: KeyRing) -> MessageKeys:
+    """The STS keys of message-level security, following ``ring`` (rotation and promotion without a reload)."""
+    return MessageKeys(lambda: ring.state().keys)
 
 
 def build_service(
@@ -386,7 +388,7 @@ def build_service(
     client_keys = TrustedClientKeys(settings.security.trusted_client_certs)
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
     subjects = SubjectAuthorizer(stores.users, auth_policy(settings))
-    trust = issuer_trust(settings, ring.state().accepted_certs, clock)
+    trust = issuer_trust(settings, lambda: ring.state().accepted_certs, clock)
     delegation = DelegationResolver(trust, subjects, authenticator, store, stores.replay, clock)
     operations: dict[Operation, OperationHandler] = {
         Operation.ISSUE: IssueOperation(
@@ -423,7 +425,7 @@ def build_service(
         clock,
     )
 
-    opener = build_encrypted_opener(settings, stores, clock, ring.keystore)
+    opener = build_encrypted_opener(settings, stores, clock, message_keys(ring))
 
     def caller_info(info: RequestInfo) -> CallerInfo:
         return CallerInfo(info.correlation_id, info.client_address, info.secure_transport)
@@ -464,7 +466,7 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     ring = key_ring(settings, keystore, clock)
     service = build_service(settings, ring, stores, clock, hasher)
     ops, metrics = ops_endpoints(settings, stores)
-    protectors = response_protectors(settings, keystore, clock)
+    protectors = response_protectors(settings, message_keys(ring), clock)
     endpoint = SoapEndpoint(
         service, parser_limits(settings), settings.server.soap12_sender_status, protectors, metrics
     )

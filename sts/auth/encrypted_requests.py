@@ -44,9 +44,9 @@ from sts.auth.validators import (
     UsernameTokenAuthenticator,
 )
 from sts.clock import Clock
+from sts.crypto.message_keys import MessageKey, MessageKeys
 from sts.crypto.wss_decrypt import (
     DataCipher,
-    KeyUnwrapper,
     base64_value,
     data_cipher,
     decrypt_data,
@@ -115,14 +115,6 @@ class EncryptionPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class RecipientKey:
-    """The STS's decryption key and the certificates an EncryptedKey may name for it."""
-
-    unwrapper: KeyUnwrapper
-    certificates: tuple[x509.Certificate, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class OpenedRequest:
     """A verified, decrypted request: the RST (the verified Body's child) and who or what vouched for it.
 
@@ -146,7 +138,7 @@ class EncryptedRequestOpener:
     def __init__(
         self,
         trust: CertificateTrust,
-        recipient: RecipientKey,
+        recipients: MessageKeys,
         replay: ReplayCache,
         policy: EncryptionPolicy,
         clock: Clock,
@@ -156,7 +148,7 @@ class EncryptedRequestOpener:
     ) -> None:
         self._roles = roles
         self._trust = trust
-        self._recipient = recipient
+        self._recipients = recipients
         self._replay = replay
         self._policy = policy
         self._clock = clock
@@ -268,23 +260,29 @@ class EncryptedRequestOpener:
             transport = key_transport(key.algorithm, key.digest, key.mgf)
         except AlgorithmRefused:
             raise UnsupportedAlgorithm("key transport not allowed", reason="key_transport") from None
-        named = self._names_us(read_token_reference(key.token_reference, security))
-        wrapped = key.wrapped if named else bytes(self._recipient.unwrapper.modulus_bytes)
-        return self._recipient.unwrapper.unwrap(wrapped, transport, cipher.key_length)
+        recipients = self._recipients.recipients()
+        named = self._named(read_token_reference(key.token_reference, security), recipients)
+        # A key that names none of ours is unwrapped anyway, as a dummy with the signing key: the same cost.
+        unwrapper = (named or recipients[0]).unwrapper
+        wrapped = key.wrapped if named is not None else bytes(unwrapper.modulus_bytes)
+        return unwrapper.unwrap(wrapped, transport, cipher.key_length)
 
-    def _names_us(self, reference: TokenReference) -> bool:
-        """Whether the EncryptedKey's STR names one of the STS's certificates (thumbprint, SKI, issuer/serial)."""
-        for certificate in self._recipient.certificates:
+    @staticmethod
+    def _named(reference: TokenReference, recipients: tuple[MessageKey, ...]) -> MessageKey | None:
+        """The STS key whose certificate the EncryptedKey's STR names (thumbprint, SKI, issuer/serial), if any:
+        the current one, or the next one the metadata already publishes."""
+        for recipient in recipients:
+            certificate = recipient.certificate
             der = certificate_der(certificate)
             if reference.thumbprint is not None and reference.thumbprint == hashlib.sha1(der).digest():  # noqa: S324
-                return True
+                return recipient
             if reference.certificate is not None and reference.certificate == certificate:
-                return True
+                return recipient
             if reference.issuer_serial == (certificate.issuer, certificate.serial_number):
-                return True
+                return recipient
             if reference.ski is not None and reference.ski == _ski(certificate):
-                return True
-        return False
+                return recipient
+        return None
 
     def _decrypt(
         self, targets: tuple[EncryptedDataFacts, ...], ciphers: list[DataCipher], secret: bytes,

@@ -113,6 +113,9 @@ class SigningState:
 
     signer: AssertionSigner
     published: tuple[PublishedCert, ...]
+    # The private keys of the published certificates that have one: the signing key first, then a next key
+    # (retired certificates keep no key). Message-level security signs with the first and decrypts with any.
+    keys: tuple[tuple[rsa.RSAPrivateKey, x509.Certificate], ...] = ()
 
     @property
     def signing_cert(self) -> x509.Certificate:
@@ -150,7 +153,8 @@ def state_at(material: KeyMaterial, files: RotationFiles, now: dt.datetime, sign
         if fingerprint(old) not in seen:
             seen.add(fingerprint(old))
             published.append(PublishedCert("previous", old))
-    return SigningState(signers.get(key, cert), tuple(published))
+    keys = ((key, cert),) if next_key is None or next_cert is None else ((key, cert), (next_key, next_cert))
+    return SigningState(signers.get(key, cert), tuple(published), keys)
 
 
 class SignerCache:
@@ -191,12 +195,6 @@ class KeyRing:
         self._failed_marker: object = None
         self._checked = time.monotonic()
         self._state = state_at(material, files, now(), self._signers)
-
-    @property
-    def keystore(self) -> KeyStore:
-        """The current key files as last loaded (message-level security of the X.509 scenarios signs and decrypts
-        with this key; tokens are signed through :meth:`state`)."""
-        return self._material.current
 
     def state(self) -> SigningState:
         """The keys in force now (re-checked when the last check is ``interval`` seconds old)."""

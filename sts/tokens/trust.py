@@ -11,6 +11,7 @@ with an operator-facing reason.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -58,11 +59,22 @@ class TrustedAssertion:
 
 
 class IssuerTrustList:
-    """The issuers the STS believes, by entity id."""
+    """The issuers the STS believes, by entity id.
 
-    def __init__(self, issuers: tuple[IssuerTrust, ...], skew: int) -> None:
+    ``own_certificates``: this STS's certificates in force now (the key ring's published ones), asked at each
+    verification of an assertion of the issuer whose ``source`` is :data:`SELF`, so tokens signed after a key
+    rotation are believed without a reload; without it, that issuer's pinned certificates.
+    """
+
+    def __init__(
+        self,
+        issuers: tuple[IssuerTrust, ...],
+        skew: int,
+        own_certificates: Callable[[], tuple[x509.Certificate, ...]] | None = None,
+    ) -> None:
         self._issuers = {issuer.entity_id: issuer for issuer in issuers}
         self._skew = dt.timedelta(seconds=skew)
+        self._own = own_certificates
 
     def issuer(self, entity_id: str) -> IssuerTrust | None:
         """The issuer configured under ``entity_id``."""
@@ -74,8 +86,9 @@ class IssuerTrustList:
         issuer = self._issuers.get(claimed)
         if issuer is None:
             raise AssertionRejected("untrusted_issuer")
+        certificates = self._own() if issuer.source == SELF and self._own is not None else issuer.certificates
         try:
-            verified = verify_assertion(assertion, issuer.certificates)
+            verified = verify_assertion(assertion, certificates)
         except AssertionRejected as rejected:
             raise AssertionRejected(_token_reason(rejected.reason)) from None
         if verified.issuer != issuer.entity_id:  # the signed Issuer must be the one the key was chosen for

@@ -25,9 +25,10 @@ from lxml import etree
 
 from sts import ns
 from sts.clock import Clock
+from sts.crypto.message_keys import MessageKeys
 from sts.crypto.wss_decrypt import RSA_OAEP_MGF1P
 from sts.crypto.wss_encrypt import encrypt_data, new_key, wrap_key
-from sts.crypto.wss_sign import HmacSigner, WssSigner, thumbprint_reference, thumbprint_sha1
+from sts.crypto.wss_sign import HmacSigner, thumbprint_reference, thumbprint_sha1
 from sts.soapenv import SoapVersion
 from sts.wss.response import add_security_header
 
@@ -48,11 +49,8 @@ def encrypted_key_sha1(wrapped: bytes) -> str:
 class EncryptedResponder:
     """Builds the per-request response protection of scenarios 5 and 8."""
 
-    def __init__(
-        self, signer: WssSigner, certificate: x509.Certificate, clock: Clock, cipher: str, legacy_sha1: bool = False
-    ) -> None:
-        self._signer = signer
-        self._certificate = certificate
+    def __init__(self, keys: MessageKeys, clock: Clock, cipher: str, legacy_sha1: bool = False) -> None:
+        self._keys = keys
         self._clock = clock
         self._cipher = cipher
         self._legacy_sha1 = legacy_sha1
@@ -62,7 +60,8 @@ class EncryptedResponder:
 
         def protect(envelope: etree._Element, version: SoapVersion) -> None:
             security, targets, body = self._prepare(envelope, version, confirmations)
-            signature = self._signer.sign(security, targets, thumbprint_reference(self._certificate))
+            sts_key = self._keys.signing()
+            signature = sts_key.signer.sign(security, targets, thumbprint_reference(sts_key.certificate))
             key = new_key()
             wrapped = wrap_key(client, key)
             key_id = f"_ek{uuid.uuid4().hex}"

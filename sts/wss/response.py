@@ -11,12 +11,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from cryptography import x509
 from lxml import etree
 
 from sts import ns
 from sts.clock import Clock
-from sts.crypto.wss_sign import WssSigner, thumbprint_reference
+from sts.crypto.message_keys import MessageKeys
+from sts.crypto.wss_sign import thumbprint_reference
 from sts.soapenv import SoapVersion
 
 RESPONSE_TTL = 300
@@ -45,11 +45,10 @@ def _instant(value: datetime) -> str:
 
 
 class SignedResponder:
-    """Signs answers with the STS's key (SigOnly)."""
+    """Signs answers with the STS's key in force (SigOnly)."""
 
-    def __init__(self, signer: WssSigner, certificate: x509.Certificate, clock: Clock) -> None:
-        self._signer = signer
-        self._certificate = certificate
+    def __init__(self, keys: MessageKeys, clock: Clock) -> None:
+        self._keys = keys
         self._clock = clock
 
     def __call__(self, envelope: etree._Element, version: SoapVersion) -> None:
@@ -59,7 +58,8 @@ class SignedResponder:
         if body is None:
             raise ValueError("answer envelope without Body")
         body.set(ns.qn(ns.WSU, "Id"), f"_body{uuid.uuid4().hex}")
-        self._signer.sign(security, [timestamp, body], thumbprint_reference(self._certificate))
+        key = self._keys.signing()
+        key.signer.sign(security, [timestamp, body], thumbprint_reference(key.certificate))
 
 
 class TimestampResponder:

@@ -17,8 +17,9 @@ from lxml import etree
 
 from sts import ns
 from sts.clock import FrozenClock
+from sts.crypto.message_keys import MessageKeys
 from sts.crypto.wss_decrypt import AES256_CBC, AES256_GCM, data_cipher, decrypt_data
-from sts.crypto.wss_sign import WssSigner, thumbprint_sha1
+from sts.crypto.wss_sign import thumbprint_sha1
 from sts.soapenv import SoapVersion
 from sts.wss.encrypted_response import ENCRYPTED_KEY_SHA1, EncryptedResponder, encrypted_key_sha1
 
@@ -68,7 +69,7 @@ def _verify(envelope: etree._Element, key: xmlsec.Key) -> etree._Element:
 
 def test_scenario5_answer_is_signed_then_encrypted_to_the_verified_client() -> None:
     envelope = _answer()
-    responder = EncryptedResponder(WssSigner(STS_KEY), STS_CERT, FrozenClock(NOW), AES256_GCM)
+    responder = EncryptedResponder(MessageKeys.fixed(STS_KEY, STS_CERT), FrozenClock(NOW), AES256_GCM)
     responder.asymmetric(CLIENT_CERT, ("cmVxdWVzdCBzaWduYXR1cmU=",))(envelope, SoapVersion.SOAP11)
     assert b"secret" not in etree.tostring(envelope)
     security = envelope[0][0]
@@ -91,7 +92,7 @@ def test_scenario5_answer_is_signed_then_encrypted_to_the_verified_client() -> N
 def test_scenario8_answer_uses_the_request_key_named_by_encrypted_key_sha1() -> None:
     envelope = _answer()
     key, wrapped = secrets.token_bytes(32), secrets.token_bytes(256)
-    responder = EncryptedResponder(WssSigner(STS_KEY), STS_CERT, FrozenClock(NOW), AES256_CBC)
+    responder = EncryptedResponder(MessageKeys.fixed(STS_KEY, STS_CERT), FrozenClock(NOW), AES256_CBC)
     responder.symmetric(key, wrapped, ("c2ln",))(envelope, SoapVersion.SOAP11)
     security = envelope[0][0]
     assert [etree.QName(c).localname for c in security] == ["Timestamp", "SignatureConfirmation", "ReferenceList",

@@ -14,6 +14,7 @@ from lxml import etree
 
 from sts import ns
 from sts.clock import FrozenClock
+from sts.crypto.message_keys import MessageKeys
 from sts.crypto.wss_sign import WssSigner, load_signing_key, thumbprint_reference
 from sts.crypto.wss_signature import read_signed_info, verify_signature
 from sts.soapenv import SoapVersion
@@ -37,7 +38,7 @@ def test_a_signed_answer_verifies_with_the_sts_certificate(version: SoapVersion)
     key = rsa_key()
     cert = make_cert("sts", key)
     envelope = _answer(version, header=version is SoapVersion.SOAP11)
-    SignedResponder(WssSigner(key), cert, CLOCK)(envelope, version)
+    SignedResponder(MessageKeys.fixed(key, cert), CLOCK)(envelope, version)
     envelope = etree.fromstring(etree.tostring(envelope))  # as the client parses it
     security = envelope[0].find(ns.qn(ns.WSSE, "Security"))
     assert security is not None
@@ -59,7 +60,7 @@ def test_an_answer_without_a_body_cannot_be_signed() -> None:
     envelope = _answer(SoapVersion.SOAP11)
     envelope.remove(envelope[-1])
     with pytest.raises(ValueError, match="without Body"):
-        SignedResponder(WssSigner(key), make_cert("sts", key), CLOCK)(envelope, SoapVersion.SOAP11)
+        SignedResponder(MessageKeys.fixed(key, make_cert("sts", key)), CLOCK)(envelope, SoapVersion.SOAP11)
 
 
 def test_certificatemixed_answers_carry_an_unsigned_timestamp() -> None:
