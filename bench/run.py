@@ -45,7 +45,8 @@ MAX_REQUESTS = 200_000  # per slice: a bound no round reaches (a capped slice is
 # Warm-up: one slice per server and relying party (per-worker caches: credentials, encrypters, RP directory).
 WARM_UP = [RSA, HEADLINE, "saml20_signed_only", "saml20_claims_50", "saml20_no_nonce", "saml20_cache_disabled",
            "saml20_rps_10k", "saml20_users_100k", "saml20_sync_workers", "saml20_directory_user",
-           "saml20_directory_cache_disabled", "saml20_two_nodes_node_a", "saml20_two_nodes_node_b"]
+           "saml20_directory_cache_disabled", "saml20_two_nodes_node_a", "saml20_two_nodes_node_b",
+           "saml20_client_not_exempt"]
 MEMORY_CHECKPOINT = 10_000
 
 
@@ -131,11 +132,15 @@ class Bench:
         self.servers["users100k"] = sv.start_sts("users100k", self.instances["users100k"].config, self.work)
         self.servers["sync"] = sv.start_sts("sync", std.config, self.work, sv.SYNC_WORKERS)
         self.servers["nometrics"] = sv.start_sts("nometrics", std.config, self.work, {"STS_METRICS_ENABLED": "false"})
+        # wrk connects from loopback, which `client_failure_exempt` exempts from throttling by default: this server
+        # exempts nobody, so each token pays the per-client failure-count read, as a production client does.
+        self.servers["throttled"] = sv.start_sts("throttled", std.config, self.work,
+                                                 {"STS_SECURITY_CLIENT_FAILURE_EXEMPT": ""})
         self.servers["reference_sync"] = sv.start_reference(
             std.config, std.signing_key, self.work, sv.SYNC_WORKERS, "reference_sync")
         self.server_instance = {"reference": "std", "std": "std", "nocache": "std", "rps10k": "rps10k",
                                 "users100k": "users100k", "sync": "std", "reference_sync": "std",
-                                "nometrics": "std"}
+                                "nometrics": "std", "throttled": "std"}
         self._setup_directory(key_size, rp_cert, hasher, shared_hash)
         self._setup_shared_state(key_size, rp_cert, hasher, shared_hash)
         self.say(f"servers up: {', '.join(f'{k}={s.port}' for k, s in self.servers.items())}")

@@ -58,6 +58,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              b"EncryptedAssertion"),
     Scenario("saml20_two_nodes_node_b", "node_b", "issue", "headline on node B of two nodes on PostgreSQL + Redis",
              b"EncryptedAssertion"),
+    Scenario("saml20_client_not_exempt", "throttled", "issue", "headline from a client that is not exempt from "
+             "throttling (the bench's loopback clients are, by default): one more store read per token, the "
+             "client's failure count", b"EncryptedAssertion"),
     Scenario("ref_static_sync_workers", "reference_sync", "static", "ref_static under gunicorn's sync workers "
              "(serving-model comparison)", b"ref:pad"),
 )}
@@ -68,7 +71,8 @@ PRIMARY = [STATIC, RSA, PASSWORD, HEADLINE, "saml20_signed_only"]
 SECONDARY = [RSA, HEADLINE, STATIC, PASSWORD, METRICS_OFF, "saml11_signed_encrypted", "saml20_no_nonce",
              "saml20_cache_disabled", "saml20_claims_50", "saml20_rps_10k", "saml20_users_100k", "saml20_soap12",
              "saml20_hok_symmetric", "saml20_sync_workers", "ref_static_sync_workers", "saml20_directory_user",
-             "saml20_directory_cache_disabled", "saml20_two_nodes_node_a", "saml20_two_nodes_node_b"]
+             "saml20_directory_cache_disabled", "saml20_two_nodes_node_a", "saml20_two_nodes_node_b",
+             "saml20_client_not_exempt"]
 
 
 def rotated(names: list[str], round_index: int) -> list[str]:
