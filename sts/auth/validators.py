@@ -64,6 +64,7 @@ NONCE_NAMESPACE = "wsse-nonce"
 # AuthenticatedCaller.method of a caller proven by an X.509-signed request (WSS X.509 Token Profile 1.1).
 X509_SIGNATURE = "x509"
 
+
 @dataclass(frozen=True, slots=True)
 class AuthPolicy:
     """The ``[security]`` rules for callers."""

@@ -40,7 +40,7 @@ class MessageKeys:
         self._lock = threading.Lock()
         self._ready: dict[str, MessageKey] = {}
         # The last answer, for the tuple it answered: the ring hands out the same tuple until its state changes.
-        self._last: tuple[object, tuple[MessageKey, ...]] = ((), ())
+        self._last: tuple[object, tuple[MessageKey, ...]] = (object(), ())
 
     @classmethod
     def fixed(cls, key: rsa.RSAPrivateKey, certificate: x509.Certificate) -> MessageKeys:
