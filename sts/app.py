@@ -350,10 +350,6 @@ def build_encrypted_opener(
     )
 
 
-def message_keys(ring: KeyRing) -> MessageKeys:
-    """The STS keys of message-level security, following ``ring`` (rotation and promotion without a reload)."""
-    return MessageKeys(lambda: ring.state().keys)
-
 
 def build_service(
     settings: Settings,
@@ -425,7 +421,7 @@ def build_service(
         clock,
     )
 
-    opener = build_encrypted_opener(settings, stores, clock, message_keys(ring))
+    opener = build_encrypted_opener(settings, stores, clock, ring.message_keys)
 
     def caller_info(info: RequestInfo) -> CallerInfo:
         return CallerInfo(info.correlation_id, info.client_address, info.secure_transport)
@@ -466,7 +462,7 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     ring = key_ring(settings, keystore, clock)
     service = build_service(settings, ring, stores, clock, hasher)
     ops, metrics = ops_endpoints(settings, stores)
-    protectors = response_protectors(settings, message_keys(ring), clock)
+    protectors = response_protectors(settings, ring.message_keys, clock)
     endpoint = SoapEndpoint(
         service, parser_limits(settings), settings.server.soap12_sender_status, protectors, metrics
     )

@@ -44,6 +44,7 @@ from sts.crypto.keystore import (
     load_keystore,
     same_public_key,
 )
+from sts.crypto.message_keys import MessageKeys
 from sts.crypto.signer import AssertionSigner
 
 _LOG = logging.getLogger("sts.keys")
@@ -195,6 +196,8 @@ class KeyRing:
         self._failed_marker: object = None
         self._checked = time.monotonic()
         self._state = state_at(material, files, now(), self._signers)
+        # Message-level security's view of the same keys (made ready on first use: a key in an HSM never is).
+        self.message_keys = MessageKeys(lambda: self.state().keys)
 
     def state(self) -> SigningState:
         """The keys in force now (re-checked when the last check is ``interval`` seconds old)."""
