@@ -275,8 +275,8 @@ class UsernameTokenAuthenticator:
         elif not self._domain_allowed(domain):
             raise FailedAuthentication("domain not allowed", reason="domain_denied")
         telemetry.passed("domain")
-        folded = canonical(name)  # once: the lockout key and the cache key both use it
-        lock_key = f"{domain}/{folded}"
+        folded = canonical(name)  # the cache key's name part
+        lock_key = account_key(domain, name)
         # The version is read before the store is asked: a change racing this check leaves the entry stale.
         account = self._accounts.read(lock_key)
         locks = AccountLocks(self._lockout, self._clock.now().timestamp(), lock_key, account.lock)

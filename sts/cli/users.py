@@ -20,7 +20,7 @@ from sts.auth.builtin_users import BuiltinUserStore
 from sts.auth.users import (
     PRIMARY,
     UserStoreError,
-    canonical,
+    account_key,
     normalize_domain,
     normalize_name,
     split_qualified,
@@ -198,7 +198,7 @@ def _changed(settings: Settings, domain: str | None = None, name: str = "") -> N
             if domain is None:
                 stores.versions.bump_all()
             else:
-                stores.versions.bump(f"{domain}/{canonical(name)}")
+                stores.versions.bump(account_key(domain, name))
     except CommandError as exc:
         raise CommandError(
             f"the change is stored, but running nodes could not be told: {exc}; their cached logins expire"
@@ -230,7 +230,7 @@ def _user_show(store: BuiltinUserStore, settings: Settings, domain: str, name: s
     user = store.find(domain, name)
     if user is None:
         raise CommandError(f"no user {domain}/{name}")
-    lock = _lockout(settings, lambda lockout: lockout.state(f"{domain}/{canonical(name)}"))
+    lock = _lockout(settings, lambda lockout: lockout.state(account_key(domain, name)))
     principal = user.principal
     lines = [
         f"user:     {principal.qualified_name}",
@@ -296,7 +296,7 @@ def _user_remove(args: argparse.Namespace) -> int:
 @_user_command
 def _user_unlock(store: BuiltinUserStore, settings: Settings, domain: str, name: str, _: argparse.Namespace) -> str:
     _require(store, domain, name)
-    _lockout(settings, lambda lockout: lockout.reset(f"{domain}/{canonical(name)}"))
+    _lockout(settings, lambda lockout: lockout.reset(account_key(domain, name)))
     return f"unlocked {domain}/{name}"
 
 

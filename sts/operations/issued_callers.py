@@ -26,7 +26,7 @@ from lxml import etree
 from sts import ns
 from sts.audit import login
 from sts.auth.subjects import SubjectAuthorizer
-from sts.auth.users import canonical
+from sts.auth.users import account_key
 from sts.auth.validators import AuthenticatedCaller, CallerInfo
 from sts.clock import Clock
 from sts.errors import FailedAuthentication, FailedCheck, InvalidSecurity, STSError, UnsupportedSecurityToken
@@ -102,7 +102,7 @@ class IssuedTokenAuthenticator:
         qualified = self._user(trusted)
         audit.user = qualified
         principal = self._subjects.authorize(qualified)  # FailedAuthentication with the store's reason
-        state = self._lockout.state(f"{principal.domain}/{canonical(principal.name)}")
+        state = self._lockout.state(account_key(principal.domain, principal.name))
         if state is not None and state.locked_until > self._clock.now().timestamp():
             raise FailedAuthentication("account locked", reason="account_locked")
         return AuthenticatedCaller(principal, ISSUED_TOKEN)
