@@ -17,9 +17,6 @@ from sts.clock import format_instant
 from sts.tokens.authn import PASSWORD_PROTECTED_TRANSPORT
 from sts.tokens.base import AssertionContent
 
-__all__ = [
-    "ATTRNAME_URI", "BEARER", "DELEGATE_NAME_FORMAT", "HOLDER_OF_KEY", "PASSWORD_PROTECTED_TRANSPORT", "build_saml2",
-]
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
 ATTRNAME_URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"

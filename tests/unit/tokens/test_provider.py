@@ -19,6 +19,7 @@ from sts.crypto.keygen import generate_rsa_key, self_signed_certificate
 from sts.crypto.keywrap import ClientKey, unwrap_key
 from sts.crypto.signer import AssertionSigner
 from sts.errors import RequestFailed
+from sts.tokens.authn import PASSWORD_PROTECTED_TRANSPORT
 from sts.tokens.base import NAMEID_UNSPECIFIED, Attribute
 from sts.tokens.provider import (
     IssuerIdentity,
@@ -27,7 +28,7 @@ from sts.tokens.provider import (
     TokenProvider,
     TokenProviderParameters,
 )
-from sts.tokens.saml2 import HOLDER_OF_KEY, PASSWORD_PROTECTED_TRANSPORT
+from sts.tokens.saml2 import HOLDER_OF_KEY
 from sts.tokens.validation import verify_assertion
 from sts.wstrust.keys import p_sha1
 from sts.wstrust.tokentypes import KeyKind, SamlVersion
