@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import setup_instance  # noqa: E402
 
 SIGN_CALL = "signing (the signxml sign call: c14n, SHA-256, RSA)"
-ENCRYPT_CALL = "encryption (the xmlsec encrypt_xml call: AES-GCM, RSA-OAEP)"
+ENCRYPT_CALL = "encryption (the xmlsec encrypt_xml call: AES content encryption)"
 STAGES: list[tuple[str, str, str]] = [
     # (module or class path, attribute, stage name); nested stages are subtracted from their callers.
     ("sts.soap.transport:Transport", "__call__", "front door (sts.soap.transport: routing, media type, body)"),
@@ -57,11 +57,11 @@ STAGES: list[tuple[str, str, str]] = [
     ("sts.relying_parties.directory:RelyingPartyDirectory", "_refresh",
      "RP directory refresh check (version counter, reload)"),
     ("sts.relying_parties.directory:RelyingPartyDirectory", "encrypter",
-     "RP encrypter lookup (xmlsec KeysManager, rebuilt after a refresh)"),
+     "RP encrypter lookup (key and templates, rebuilt after a refresh)"),
     ("sts.tokens.provider", "build_saml2", "assertion build"),
     ("sts.tokens.provider", "build_saml11", "assertion build"),
     ("signxml.signer:XMLSigner", "sign", SIGN_CALL),
-    ("sts.crypto.encrypter:TokenEncrypter", "encrypt", "encryption around encrypt_xml (template, key info, layout)"),
+    ("sts.crypto.encrypter:TokenEncrypter", "encrypt", "encryption around encrypt_xml (content key, RSA-OAEP key transport, key info)"),
     ("sts.crypto.encrypter", "_encrypt_xml", ENCRYPT_CALL),
     ("sts.operations.records:TokenLedger", "record", "token store (SQLite insert)"),
     ("sts.operations.minting", "token_digest", "token store (digest)"),
@@ -76,14 +76,14 @@ BUCKETS: dict[str, list[str]] = {
     "assertion build": ["assertion build"],
     "signing (the signxml sign call)": [SIGN_CALL],
     "encryption (the xmlsec encrypt_xml call)": [ENCRYPT_CALL],
-    "encryption around encrypt_xml": ["encryption around encrypt_xml (template, key info, layout)"],
+    "encryption around encrypt_xml": ["encryption around encrypt_xml (content key, RSA-OAEP key transport, key info)"],
     "serialization": ["RSTR build", "response envelope + serialization"],
     "request parse + SOAP checks": ["request XML parse (hardened lxml)",
                                     "SOAP envelope checks, addressing, service dispatch",
                                     "front door (sts.soap.transport: routing, media type, body)"],
     "issue plan (RST, RP match, claims, minting glue)": ["issue plan (RST parse, RP match, claims)"],
     "RP directory (refresh check + encrypter rebuild)": ["RP directory refresh check (version counter, reload)",
-                                                         "RP encrypter lookup (xmlsec KeysManager, rebuilt "
+                                                         "RP encrypter lookup (key and templates, rebuilt "
                                                          "after a refresh)"],
     "token store": ["token store (SQLite insert)", "token store (digest)"],
     "audit logging": ["audit logging (JSON lines)"],

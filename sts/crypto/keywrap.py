@@ -37,9 +37,11 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _oaep(transport: KeyTransport) -> padding.OAEP:
-    # rsa-oaep-mgf1p fixes the OAEP digest and MGF1 to SHA-1 (XML Encryption 1.0 §5.4.2): a key-transport
-    # padding parameter, not a signature use of SHA-1.
+def oaep_padding(transport: KeyTransport) -> padding.OAEP:
+    """RSA-OAEP as ``transport`` fixes it: ``rsa-oaep-mgf1p`` with SHA-1 digest and MGF1 (XML Encryption 1.0
+    §5.4.2), ``xmlenc11#rsa-oaep`` with SHA-256 and MGF1-SHA-256, as the ``DigestMethod`` and ``MGF`` this STS
+    writes say (XML Encryption 1.1 §5.5.2)."""
+    # SHA-1 here is a key-transport padding parameter, not a signature use of SHA-1.
     digest: hashes.HashAlgorithm = hashes.SHA1() if transport is KeyTransport.RSA_OAEP_MGF1P else hashes.SHA256()  # noqa: S303
     return padding.OAEP(mgf=padding.MGF1(digest), algorithm=digest, label=None)
 
@@ -49,7 +51,7 @@ def wrap_key(cert: x509.Certificate, key: bytes, transport: KeyTransport) -> etr
     public = cert.public_key()
     if not isinstance(public, rsa.RSAPublicKey):
         raise ValueError("relying-party certificate without an RSA key")
-    cipher = public.encrypt(key, _oaep(transport))
+    cipher = public.encrypt(key, oaep_padding(transport))
     encrypted = etree.Element(ns.qn(ns.XENC, "EncryptedKey"), nsmap={"xenc": ns.XENC})
     method = etree.SubElement(encrypted, ns.qn(ns.XENC, "EncryptionMethod"), Algorithm=transport.value)
     if transport is KeyTransport.RSA_OAEP:
@@ -80,7 +82,7 @@ def unwrap_key(encrypted_key: etree._Element, key: rsa.RSAPrivateKey) -> bytes:
     if method is None or value is None:
         raise ValueError("malformed EncryptedKey")
     transport = KeyTransport(method.get("Algorithm", ""))
-    return key.decrypt(base64.b64decode(value), _oaep(transport))
+    return key.decrypt(base64.b64decode(value), oaep_padding(transport))
 
 
 class TrustedClientKeys:

@@ -1,6 +1,6 @@
 """What a worker keeps between requests for its relying parties: parsed certificates and built encrypters.
 
-Parsing a certificate and building a python-xmlsec KeysManager are far too slow for every request, so each is done
+Parsing a certificate and building an encrypter (its key and templates) are far too slow for every request, so each is done
 once: a certificate once per file version (name, modification time, size) or, kept inline in the registry (a
 shared store), once per PEM text, with its SHA-256 fingerprint; an encrypter once per certificate (by that
 fingerprint) and algorithm pair in each worker process, the least recently used ones given up beyond
@@ -120,7 +120,7 @@ class CertificateCache:
         return LoadedCertificate.of(cert)
 
 
-# Encrypters a worker keeps (about 10 KiB each: an xmlsec KeysManager with the parsed key). The least recently used
+# Encrypters a worker keeps (about 7 KiB each: the parsed public key and two small templates). The least recently used
 # goes first beyond it, so thousands of active relying parties, or certificates rotated away, cannot grow a worker
 # without bound; a relying party whose encrypter went is served by building it again (one certificate parse).
 MAX_ENCRYPTERS = 1024
