@@ -2,9 +2,11 @@
 
 Every connection is made the same way (RFC 4511; RFC 4513 for TLS): LDAPv3, referrals never chased (libldap would
 follow them anonymously), the server certificate verified against the store's ``ca_file`` (LDAPS, or StartTLS,
-RFC 4513 §3, on ``ldap://``), a connect timeout and a timeout on every operation. ``OPT_CONNECT_ASYNC`` makes
-libldap apply the connect timeout to the TLS handshake too: without it, an LDAPS server that accepts the TCP
-connection and then says nothing holds the worker for good.
+RFC 4513 §3, on ``ldap://``), a connect timeout and a timeout on every operation. The connect timeout must bound the
+TLS handshake too, or an LDAPS server that accepts the TCP connection and then says nothing holds the worker for
+good: libldap 2.5 (Debian 12, GnuTLS, built without non-blocking TLS) applies it there only with
+``OPT_CONNECT_ASYNC``; libldap 2.6 (Debian 13, OpenSSL) applies it by itself and, given ``OPT_CONNECT_ASYNC``, waits in
+that handshake for good, so the option is set on libldap 2.5 only (docs/decisions/ldap-client.md, rule 2).
 
 Connections are opened lazily in the process that uses them (a python-ldap connection that crossed ``fork()``
 is shared by every worker and mixes their answers), one pool per use: *service* connections stay bound as the
@@ -34,6 +36,9 @@ from sts.config.user_stores import UserStoreSettings
 _LOG = logging.getLogger("sts.auth.ldap")
 _T = TypeVar("_T")
 # Errors that mean "this connection or server is gone": discard the connection, fail closed.
+# Whether OPT_CONNECT_ASYNC is what makes OPT_NETWORK_TIMEOUT bound the TLS handshake (libldap 2.5, built without
+# non-blocking TLS), or what makes the handshake wait for good (libldap 2.6): see the module docstring.
+_CONNECT_ASYNC_BOUNDS_TLS = ldap.VENDOR_VERSION < 20600
 _DOWN = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.UNAVAILABLE, ldap.BUSY)
 # Active Directory puts a sub-code in the diagnostic message of invalidCredentials (49): "... data 52e, v1db1".
 _AD_DATA = re.compile(r"\bdata ([0-9a-f]{3})\b", re.IGNORECASE)
@@ -232,7 +237,8 @@ class DirectoryClient:
         conn = ldap.initialize(url)
         conn.set_option(ldap.OPT_PROTOCOL_VERSION, ldap.VERSION3)
         conn.set_option(ldap.OPT_REFERRALS, 0)
-        conn.set_option(ldap.OPT_CONNECT_ASYNC, 1)  # the connect timeout then bounds the TLS handshake too
+        if _CONNECT_ASYNC_BOUNDS_TLS:
+            conn.set_option(ldap.OPT_CONNECT_ASYNC, 1)
         conn.set_option(ldap.OPT_NETWORK_TIMEOUT, settings.ldap_connection_timeout / 1000)
         conn.set_option(ldap.OPT_TIMEOUT, settings.read_timeout / 1000)
         if settings.ca_file is not None:
@@ -243,7 +249,9 @@ class DirectoryClient:
             if settings.start_tls and url.lower().startswith("ldap://"):
                 conn.start_tls_s()
             conn.simple_bind_s(settings.connection_name, settings.connection_password)
-        except BaseException:
+        # Not on BaseException: an interrupt or a signal's exception may have left python-ldap's own lock of this
+        # connection held, and the unbind would wait on it for good. The object is then dropped unbound.
+        except Exception:
             _unbind(conn)
             raise
         return conn

@@ -80,7 +80,7 @@ def tree_of(slapd: SlapdServer, kind: str) -> DirectoryTree:
 def test_starttls_verified_against_the_test_ca(slapd: SlapdServer) -> None:
     conn = service(slapd, slapd.openldap, url=slapd.ldap_url, start_tls=True)
     assert conn.whoami_s() == f"dn:{slapd.openldap.service_dn}"
-    assert conn.get_option(ldap.OPT_X_TLS_VERSION) in {"TLS1.2", "TLS1.3"}
+    assert conn.get_option(ldap.OPT_X_TLS_VERSION) in {"TLS1.2", "TLS1.3", "TLSv1.2", "TLSv1.3"}  # GnuTLS, OpenSSL
 
 
 def test_starttls_with_another_ca_fails(slapd: SlapdServer, tmp_path: Path) -> None:
@@ -382,8 +382,9 @@ import sys, time, ldap
 url, ca_file, start_tls, rounds = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
 for _ in range(rounds):
     conn = ldap.initialize(url)
-    for option, value in ((ldap.OPT_CONNECT_ASYNC, 1), (ldap.OPT_NETWORK_TIMEOUT, 1.0), (ldap.OPT_TIMEOUT, 1.0),
-                          (ldap.OPT_X_TLS_CACERTFILE, ca_file), (ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND),
+    for option, value in ((ldap.OPT_CONNECT_ASYNC, int(sys.argv[7])), (ldap.OPT_NETWORK_TIMEOUT, 1.0),
+                          (ldap.OPT_TIMEOUT, 1.0), (ldap.OPT_X_TLS_CACERTFILE, ca_file),
+                          (ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND),
                           (ldap.OPT_X_TLS_NEWCTX, 0)):
         conn.set_option(option, value)
     started = time.monotonic()
@@ -400,16 +401,17 @@ for _ in range(rounds):
 
 
 def async_probe(slapd: SlapdServer, url: str, *, ca_file: Path | None = None, start_tls: bool = False,
-                rounds: int = 1) -> list[str]:
+                rounds: int = 1, connect_async: bool = True) -> list[str]:
     """Run ASYNC_PROBE in a child process killed after 10 s (a hang must fail the test, not block it)."""
     tree = slapd.openldap
     args = [url, str(ca_file or slapd.ca_file), "1" if start_tls else "0", str(rounds), tree.service_dn,
-            tree.service_password]
+            tree.service_password, "1" if connect_async else "0"]
     done = subprocess.run([sys.executable, "-c", ASYNC_PROBE, *args], capture_output=True, text=True, timeout=10.0,
                           check=True)
     return done.stdout.splitlines()
 
 
+@pytest.mark.skipif(ldap.VENDOR_VERSION >= 20600, reason="libldap 2.5 only: on 2.6 the product does not set it")
 def test_connect_async_bounds_the_ldaps_handshake_by_the_network_timeout(slapd: SlapdServer, tmp_path: Path) -> None:
     """With ``OPT_CONNECT_ASYNC = 1`` libldap 2.5 applies OPT_NETWORK_TIMEOUT to the LDAPS handshake too: a new
     connection to a paused slapd fails with SERVER_DOWN after the 1 s timeout (measured 1.0 s), every time, instead
@@ -426,3 +428,23 @@ def test_connect_async_bounds_the_ldaps_handshake_by_the_network_timeout(slapd: 
         assert async_probe(slapd, slapd.ldaps_url, rounds=3) == ["SERVER_DOWN at-timeout"] * 3
         assert async_probe(slapd, slapd.ldap_url, start_tls=True) == ["TIMEOUT at-timeout"]
     assert async_probe(slapd, slapd.ldaps_url) == [bound]
+
+
+@pytest.mark.skipif(ldap.VENDOR_VERSION < 20600, reason="libldap 2.6 (Debian 13, built with OpenSSL)")
+def test_libldap_2_6_bounds_the_ldaps_handshake_without_connect_async(slapd: SlapdServer, tmp_path: Path) -> None:
+    """libldap 2.6 bounds the LDAPS handshake by OPT_NETWORK_TIMEOUT by itself: against a paused slapd a new
+    connection fails with SERVER_DOWN after the 1 s timeout. With OPT_CONNECT_ASYNC = 1 the same handshake never ends
+    (the probe is killed), which is why sts/auth/ldap_client.py sets that option on libldap 2.5 only."""
+    bound = f"bound dn:{slapd.openldap.service_dn}"
+    assert async_probe(slapd, slapd.ldaps_url, connect_async=False) == [bound]
+    assert async_probe(slapd, slapd.ldap_url, start_tls=True, connect_async=False) == [bound]
+    other = write_ca_file(tmp_path / "other-ca.pem")
+    assert async_probe(slapd, slapd.ldaps_url, ca_file=other, connect_async=False) == ["SERVER_DOWN at-once"]
+    assert async_probe(slapd, slapd.ldap_url, ca_file=other, start_tls=True, connect_async=False) == [
+        "CONNECT_ERROR at-once"]
+    with slapd.paused():
+        assert async_probe(slapd, slapd.ldaps_url, rounds=3, connect_async=False) == ["SERVER_DOWN at-timeout"] * 3
+        assert async_probe(slapd, slapd.ldap_url, start_tls=True, connect_async=False) == ["TIMEOUT at-timeout"]
+        with pytest.raises(subprocess.TimeoutExpired):
+            async_probe(slapd, slapd.ldaps_url)  # OPT_CONNECT_ASYNC = 1: the handshake hangs
+    assert async_probe(slapd, slapd.ldaps_url, connect_async=False) == [bound]
