@@ -1,7 +1,7 @@
 """What a worker keeps between requests for its relying parties: parsed certificates and built encrypters.
 
-Parsing a certificate and building an encrypter (its key and templates) are far too slow for every request, so each is done
-once: a certificate once per file version (name, modification time, size) or, kept inline in the registry (a
+Parsing a certificate and building an encrypter (its key and templates) are far too slow for every request, so each
+is done once: a certificate once per file version (name, modification time, size) or, kept inline in the registry (a
 shared store), once per PEM text, with its SHA-256 fingerprint; an encrypter once per certificate (by that
 fingerprint) and algorithm pair in each worker process, the least recently used ones given up beyond
 :data:`MAX_ENCRYPTERS`.
