@@ -35,10 +35,10 @@ from sts.config.user_stores import UserStoreSettings
 
 _LOG = logging.getLogger("sts.auth.ldap")
 _T = TypeVar("_T")
-# Errors that mean "this connection or server is gone": discard the connection, fail closed.
 # Whether OPT_CONNECT_ASYNC is what makes OPT_NETWORK_TIMEOUT bound the TLS handshake (libldap 2.5, built without
 # non-blocking TLS), or what makes the handshake wait for good (libldap 2.6): see the module docstring.
 _CONNECT_ASYNC_BOUNDS_TLS = ldap.VENDOR_VERSION < 20600
+# Errors that mean "this connection or server is gone": discard the connection, fail closed.
 _DOWN = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.UNAVAILABLE, ldap.BUSY)
 # Active Directory puts a sub-code in the diagnostic message of invalidCredentials (49): "... data 52e, v1db1".
 _AD_DATA = re.compile(r"\bdata ([0-9a-f]{3})\b", re.IGNORECASE)
