@@ -350,7 +350,6 @@ def build_encrypted_opener(
     )
 
 
-
 def build_service(
     settings: Settings,
     keys: KeyStore | KeyRing,

@@ -23,13 +23,11 @@ from dataclasses import dataclass
 
 import xmlsec
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
 from sts import ns
 from sts.crypto.algorithms import DataCipher, KeyTransport
-from sts.crypto.keywrap import oaep_padding
+from sts.crypto.keywrap import cipher_value, encrypted_key_template, oaep_padding, rsa_public_key
 
 _CIPHER_KEYS = {
     DataCipher.AES256_GCM: (xmlsec.constants.TransformAes256Gcm, 32),
@@ -37,9 +35,7 @@ _CIPHER_KEYS = {
     DataCipher.AES256_CBC: (xmlsec.constants.TransformAes256Cbc, 32),
 }
 
-_ENCRYPTED_KEY = ns.qn(ns.XENC, "EncryptedKey")
 _ENCRYPTION_METHOD = ns.qn(ns.XENC, "EncryptionMethod")
-_CIPHER_VALUE = ns.qn(ns.XENC, "CipherValue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +50,7 @@ class TokenEncrypter:
     """Encrypts elements to one relying-party certificate."""
 
     def __init__(self, cert: x509.Certificate, policy: EncryptionPolicy) -> None:
-        public = cert.public_key()
-        if not isinstance(public, rsa.RSAPublicKey):
-            raise ValueError("relying-party certificate without an RSA key")
-        self._public = public
+        self._public = rsa_public_key(cert)
         self._oaep = oaep_padding(policy.key_transport)
         self._key_bytes = _CIPHER_KEYS[policy.cipher][1]
         self._template = _template(policy)
@@ -74,7 +67,7 @@ class TokenEncrypter:
             # and fills the copy, so the one template serves every call (one at a time: the lock).
             encrypted = _encrypt_xml(context, self._template, element)
         key_info = copy.deepcopy(self._key_info)
-        _cipher_value(key_info).text = base64.b64encode(self._public.encrypt(content_key, self._oaep)).decode("ascii")
+        cipher_value(key_info[0]).text = base64.b64encode(self._public.encrypt(content_key, self._oaep)).decode("ascii")
         _method_of(encrypted).addnext(key_info)  # XML Encryption 1.1 §3.1: EncryptionMethod, KeyInfo, CipherData
         return encrypted
 
@@ -102,31 +95,11 @@ def _template(policy: EncryptionPolicy) -> etree._Element:
 
 
 def _key_info(cert: x509.Certificate, policy: EncryptionPolicy) -> etree._Element:
-    """``ds:KeyInfo/xenc:EncryptedKey`` with an empty ``CipherValue`` (XML Encryption 1.1 §3.5.1): its method, a
-    ``ds:KeyInfo/ds:X509Data/ds:X509Certificate`` naming the RP certificate (XML Signature §4.5.4), its cipher
-    data."""
+    """``ds:KeyInfo/xenc:EncryptedKey`` (XML Encryption 1.1 §3.5.1) with an empty ``CipherValue``, naming the RP
+    certificate; ``rsa-oaep-mgf1p`` without a ``DigestMethod`` (its SHA-1 default), as tokens always had it."""
     key_info = etree.Element(ns.qn(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
-    encrypted_key = etree.SubElement(key_info, _ENCRYPTED_KEY, nsmap={"xenc": ns.XENC})
-    method = etree.SubElement(encrypted_key, _ENCRYPTION_METHOD, Algorithm=policy.key_transport.value)
-    if policy.key_transport is KeyTransport.RSA_OAEP:
-        etree.SubElement(method, ns.qn(ns.DS, "DigestMethod"), Algorithm="http://www.w3.org/2001/04/xmlenc#sha256")
-        etree.SubElement(
-            method, ns.qn(ns.XENC11, "MGF"), nsmap={"xenc11": ns.XENC11},
-            Algorithm="http://www.w3.org/2009/xmlenc11#mgf1sha256",
-        )
-    certificate_info = etree.SubElement(encrypted_key, ns.qn(ns.DS, "KeyInfo"))
-    x509_data = etree.SubElement(certificate_info, ns.qn(ns.DS, "X509Data"))
-    etree.SubElement(x509_data, ns.qn(ns.DS, "X509Certificate")).text = base64.b64encode(
-        cert.public_bytes(serialization.Encoding.DER)
-    ).decode("ascii")
-    cipher_data = etree.SubElement(encrypted_key, ns.qn(ns.XENC, "CipherData"))
-    etree.SubElement(cipher_data, _CIPHER_VALUE)
+    key_info.append(encrypted_key_template(cert, policy.key_transport, sha1_digest_method=False))
     return key_info
-
-
-def _cipher_value(key_info: etree._Element) -> etree._Element:
-    """``KeyInfo/EncryptedKey/CipherData/CipherValue``, where :func:`_key_info` put it."""
-    return key_info[0][-1][0]
 
 
 def _strip_layout(root: etree._Element) -> None:

@@ -46,12 +46,21 @@ def oaep_padding(transport: KeyTransport) -> padding.OAEP:
     return padding.OAEP(mgf=padding.MGF1(digest), algorithm=digest, label=None)
 
 
-def wrap_key(cert: x509.Certificate, key: bytes, transport: KeyTransport) -> etree._Element:
-    """``xenc:EncryptedKey`` carrying ``key`` for the holder of ``cert``'s private key."""
+def rsa_public_key(cert: x509.Certificate) -> rsa.RSAPublicKey:
+    """The relying party's RSA key, or ValueError (key transport is RSA-OAEP only)."""
     public = cert.public_key()
     if not isinstance(public, rsa.RSAPublicKey):
         raise ValueError("relying-party certificate without an RSA key")
-    cipher = public.encrypt(key, oaep_padding(transport))
+    return public
+
+
+def encrypted_key_template(
+    cert: x509.Certificate, transport: KeyTransport, *, sha1_digest_method: bool = True
+) -> etree._Element:
+    """``xenc:EncryptedKey`` for the holder of ``cert``'s private key with an empty ``CipherValue`` (XML Encryption
+    1.1 §3.5.1): its method (``xmlenc11#rsa-oaep`` with its SHA-256 ``DigestMethod`` and ``MGF``; ``rsa-oaep-mgf1p``
+    with its SHA-1 default written out unless ``sha1_digest_method`` is false), a ``ds:KeyInfo/ds:X509Data``
+    naming the certificate (XML Signature §4.5.4), its cipher data. :func:`cipher_value` is the element to fill."""
     encrypted = etree.Element(ns.qn(ns.XENC, "EncryptedKey"), nsmap={"xenc": ns.XENC})
     method = etree.SubElement(encrypted, ns.qn(ns.XENC, "EncryptionMethod"), Algorithm=transport.value)
     if transport is KeyTransport.RSA_OAEP:
@@ -61,7 +70,7 @@ def wrap_key(cert: x509.Certificate, key: bytes, transport: KeyTransport) -> etr
         etree.SubElement(method, ns.qn(ns.XENC11, "MGF"), nsmap={"xenc11": ns.XENC11}).set(
             "Algorithm", "http://www.w3.org/2009/xmlenc11#mgf1sha256"
         )
-    else:
+    elif sha1_digest_method:
         etree.SubElement(method, ns.qn(ns.DS, "DigestMethod"), nsmap={"ds": ns.DS}).set(
             "Algorithm", "http://www.w3.org/2000/09/xmldsig#sha1"
         )
@@ -70,8 +79,20 @@ def wrap_key(cert: x509.Certificate, key: bytes, transport: KeyTransport) -> etr
     etree.SubElement(x509_data, ns.qn(ns.DS, "X509Certificate")).text = _b64(
         cert.public_bytes(serialization.Encoding.DER)
     )
-    cipher_data = etree.SubElement(encrypted, ns.qn(ns.XENC, "CipherData"))
-    etree.SubElement(cipher_data, ns.qn(ns.XENC, "CipherValue")).text = _b64(cipher)
+    etree.SubElement(etree.SubElement(encrypted, ns.qn(ns.XENC, "CipherData")), ns.qn(ns.XENC, "CipherValue"))
+    return encrypted
+
+
+def cipher_value(encrypted_key: etree._Element) -> etree._Element:
+    """``EncryptedKey/CipherData/CipherValue`` of an :func:`encrypted_key_template`."""
+    return encrypted_key[-1][0]
+
+
+def wrap_key(cert: x509.Certificate, key: bytes, transport: KeyTransport) -> etree._Element:
+    """``xenc:EncryptedKey`` carrying ``key`` for the holder of ``cert``'s private key."""
+    cipher = rsa_public_key(cert).encrypt(key, oaep_padding(transport))
+    encrypted = encrypted_key_template(cert, transport)
+    cipher_value(encrypted).text = _b64(cipher)
     return encrypted
 
 
