@@ -9,7 +9,12 @@ INSTANCE ?= var
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 ONLY_BINARY := --only-binary lxml,xmlsec,cryptography,bcrypt,argon2-cffi-bindings,cffi
-PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps $(ONLY_BINARY)
+# pip itself (requirements/tools.lock) and the build backend that builds python-ldap's sdist and the editable
+# install (requirements/build.lock, as pip's build constraints: pip >= 25.3) are pinned and hashed too, so a new
+# pip or setuptools release cannot change what a fresh clone installs.
+TOOLS_LOCK := requirements/tools.lock
+BUILD_LOCK := requirements/build.lock
+PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps --build-constraint $(BUILD_LOCK) $(ONLY_BINARY)
 # Debian packages, installed when missing (root or sudo).
 APT_INSTALL := if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq
@@ -34,12 +39,12 @@ $(BIN)/python:
 	  rm -rf $(VENV); \
 	  { $(APT_INSTALL) python3-venv "$$(basename "$$py")-venv" >/dev/null; }; \
 	  "$$py" -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml setup.py requirements/run.lock
+$(STAMP): $(BIN)/python pyproject.toml setup.py requirements/run.lock $(TOOLS_LOCK) $(BUILD_LOCK)
 	@$(MAKE) --no-print-directory system-test-deps TEST_DEBS="$(BUILD_DEBS)"
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(TOOLS_LOCK)
 	$(PIP_LOCKED) -r requirements/run.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps --build-constraint $(BUILD_LOCK) -e .
 	$(BIN)/python -c "import lxml.etree, xmlsec; assert lxml.etree.LIBXML_VERSION[:2] == xmlsec.get_libxml_version()[:2]"
 	touch $@
 
@@ -92,6 +97,10 @@ lock: $(BIN)/python
 	  -o requirements/run.lock
 	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
 	  -o requirements/test.lock
+	$(BIN)/uv pip compile requirements/tools.in --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
+	  -o $(TOOLS_LOCK)
+	$(BIN)/uv pip compile requirements/build.in --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
+	  -o $(BUILD_LOCK)
 
 fuzz: install-test
 	STS_FUZZ=1 $(BIN)/pytest -q tests/test_fuzz.py

@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_RP = "https://localhost:8443/demo-rp/"
+BUILD_LOCK = ROOT / "requirements" / "build.lock"
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,10 @@ class Built:
     bin: Path
 
 
-def _run(argv: list[str], *, cwd: Path, stdin: str = "", timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STS_", "PYTHON"))}
+def _run(
+    argv: list[str], *, cwd: Path, stdin: str = "", timeout: float = 300, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STS_", "PYTHON"))} | (extra_env or {})
     return subprocess.run(
         argv, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -50,15 +53,25 @@ def _run(argv: list[str], *, cwd: Path, stdin: str = "", timeout: float = 300) -
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     dist = tmp_path_factory.mktemp("dist")
     # Without --wheel/--sdist, build makes the sdist and then the wheel FROM the sdist: nothing outside it (a stale
-    # build/ folder of the checkout, an untracked file) can reach the wheel.
-    build = _run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], cwd=dist)
+    # build/ folder of the checkout, an untracked file) can reach the wheel. build installs the backend into its
+    # isolated environment with a plain pip install: the locked setuptools reaches it as a constraint.
+    build = _run(
+        [sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
+        cwd=dist,
+        extra_env={"PIP_CONSTRAINT": str(BUILD_LOCK)},
+    )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     (wheel,) = dist.glob("wstrust_sts-*.whl")
     (sdist,) = dist.glob("wstrust_sts-*.tar.gz")
     env_dir = tmp_path_factory.mktemp("venv")
     venv.EnvBuilder(with_pip=True).create(env_dir)
     pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps"]
-    locked = _run([*pip, "--require-hashes", "-r", str(ROOT / "requirements" / "run.lock")], cwd=env_dir)
+    # README's order: the locked pip first (ensurepip's may be older than --build-constraint), then the run lock,
+    # whose python-ldap is built from its sdist with the locked setuptools.
+    tools = _run([*pip, "--require-hashes", "-r", str(ROOT / "requirements" / "tools.lock")], cwd=env_dir)
+    assert tools.returncode == 0, tools.stderr[-3000:]
+    run_lock = str(ROOT / "requirements" / "run.lock")
+    locked = _run([*pip, "--require-hashes", "--build-constraint", str(BUILD_LOCK), "-r", run_lock], cwd=env_dir)
     assert locked.returncode == 0, locked.stderr[-3000:]
     installed = _run([*pip, str(wheel)], cwd=env_dir)
     assert installed.returncode == 0, installed.stderr[-3000:]
