@@ -16,6 +16,7 @@ import requests
 from lxml import etree
 
 from sts.cli import main as sts_main
+from tests.servers._process import die_with_parent
 
 REPO = Path(__file__).resolve().parent.parent
 STS_BIN = Path(sys.executable).with_name("sts")
@@ -135,14 +136,18 @@ def start_server(
     if command is not None:
         full_env.setdefault("STS_SERVER_BIND", f"127.0.0.1:{port}")
         full_env.setdefault("STS_SERVER_WORKERS", str(workers))
+    # SIGTERM when the test run is killed: gunicorn's master then stops its workers.
+    on_death, where = die_with_parent(signal.SIGTERM), cwd or instance.base
     with log.open("wb") as handle:
         if stdout_log is None:
             process = subprocess.Popen(
-                argv, stdout=handle, stderr=subprocess.STDOUT, env=full_env, cwd=cwd or instance.base
+                argv, stdout=handle, stderr=subprocess.STDOUT, env=full_env, cwd=where, preexec_fn=on_death
             )
         else:
             with stdout_log.open("wb") as out:
-                process = subprocess.Popen(argv, stdout=out, stderr=handle, env=full_env, cwd=cwd or instance.base)
+                process = subprocess.Popen(
+                    argv, stdout=out, stderr=handle, env=full_env, cwd=where, preexec_fn=on_death
+                )
     server = Server(instance, port, tls, process, log, full_env, stdout_log)
     deadline = time.monotonic() + 30
     health = server.url.replace("/services/wso2carbon-sts", "/healthz")

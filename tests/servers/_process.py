@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import ipaddress
 import os
@@ -9,6 +10,7 @@ import pwd
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +24,25 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 LOOPBACK = "127.0.0.1"
 STOP_DEADLINE = 10.0  # seconds a server gets to shut down cleanly before SIGKILL
 LOG_TAIL = 6000  # characters of the server log put into an error
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before fork: the child only calls it
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send ``sig`` to the child when the thread that started it ends: a
+    server must not outlive a test run that was killed (SIGKILL runs no fixture teardown).
+
+    The signal follows the starting *thread* (prctl(2), PR_SET_PDEATHSIG), so it is armed only for servers started
+    on the main thread: a helper thread's end must not kill a server the tests still use. It survives the switch
+    to an unprivileged account, which ``subprocess`` makes before it calls ``preexec_fn``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def arm() -> None:
+        _prctl(PR_SET_PDEATHSIG, sig)
+
+    return arm
 
 
 class ServerError(RuntimeError):
@@ -142,6 +163,8 @@ class ServerProcess:
         extra: dict[str, object] = {}
         if self.account is not None:
             extra = {"user": self.account.uid, "group": self.account.gid, "extra_groups": []}
+        # SIGKILL: the data lives in a temporary folder; PostgreSQL's backends exit when their postmaster dies.
+        extra["preexec_fn"] = die_with_parent(signal.SIGKILL)
         with self.log.open("ab") as handle:
             self.process = subprocess.Popen(  # type: ignore[call-overload]
                 list(argv), stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

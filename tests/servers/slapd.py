@@ -34,7 +34,6 @@ here), refusal of simple binds without TLS.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import os
 import signal
@@ -49,6 +48,7 @@ import ldap
 import ldif
 import pytest
 
+from tests.servers._process import die_with_parent
 from tests.servers.certs import TlsFiles, write_server_tls
 from tests.servers.directory_data import AD_SCHEMA, DirectoryTree, active_directory_tree, openldap_tree, ssha
 
@@ -57,14 +57,6 @@ SCHEMA_DIR = Path("/etc/ldap/schema")  # shipped by the slapd package; read, nev
 MODULE_DIR = Path("/usr/lib/ldap")
 START_DEADLINE = 10.0  # seconds; a healthy start takes about 0.1 s
 STOP_DEADLINE = 5.0
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before fork: the child only calls it
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL slapd when the thread that started it dies (a killed test run)."""
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
 
 class SlapdError(RuntimeError):
     """slapd did not start or stop; the message ends with the tail of its log."""
@@ -195,7 +187,7 @@ class SlapdServer:
                 # -d: stay in the foreground as our child and log to stderr (level "stats": one line per operation).
                 [str(SLAPD), "-f", str(self.directory / "slapd.conf"), "-h", urls, "-d", "stats"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_die_with_parent,  # start() runs on the test's main thread
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )
         self._paused = False
         end = time.monotonic() + deadline

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -368,3 +371,33 @@ def test_redis_kill_mid_load_then_restart(redis_server: RedisServer) -> None:
     redis_server.start()
     with redis_server.client(timeout=REDIS_TIMEOUT) as client:
         assert client.incr("sts:test:load") == 1
+
+
+_KILLED_RUN = """
+import sys, time
+from pathlib import Path
+from tests.servers.redis import RedisServer
+server = RedisServer(Path(sys.argv[1]))
+server.start()
+print(server.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_test_run_takes_its_servers_with_it(tmp_path: Path) -> None:
+    """SIGKILL runs no fixture teardown: the kernel's parent-death signal stops the server instead."""
+    with subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", _KILLED_RUN, str(tmp_path)],
+        stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2], text=True,
+    ) as run:
+        try:
+            assert run.stdout is not None
+            pid = int(run.stdout.readline())
+            assert alive({pid}) == {pid}
+        finally:
+            run.kill()
+    try:
+        wait_for(lambda: not alive({pid}), 5)
+    finally:
+        if alive({pid}):  # the failure is reported above; no orphan either way
+            os.kill(pid, signal.SIGKILL)
