@@ -285,6 +285,10 @@ class UsernameTokenAuthenticator:
         telemetry.passed("lockout")
         password = credential.plain_password
         cached = None if password is None else self._cache.get(domain, folded, password, account.version)
+        if cached is not None and locks.locked(account_key(cached.domain, cached.name)):
+            # Cached under another spelling (a UPN, a chained unqualified name) of an account locked since: the
+            # store would have refused it, so the cache must too.
+            raise FailedAuthentication("account locked", reason="account_locked")
         result = cached if cached is not None else self._ask_store(credential, domain, name, attempt, locks)
         if isinstance(result, Refusal):
             if result.wrong_password:

@@ -185,6 +185,28 @@ def test_no_spelling_of_a_name_gets_a_fresh_run_of_guesses(env: Env, caplog: pyt
     assert audit_reasons(caplog)[-2:] == ["account_locked", "account_locked"]
 
 
+@pytest.mark.parametrize(("cached_as", "account", "chained"), [
+    ("CORP/alice@corp.example", "CORP/alice", False),  # a UPN
+    ("CORP/ａｌｉｃｅ", "CORP/alice", False),  # fullwidth: Active Directory ignores width, our folding does not
+    ("jsmith", "CORP/jsmith", True),  # an unqualified login chained to CORP
+])
+def test_a_login_cached_under_another_spelling_is_refused_once_the_account_is_locked(
+    env: Env, cached_as: str, account: str, chained: bool
+) -> None:
+    """The cache is keyed by the name as typed, the lock by the account the directory found: a cache hit must
+    meet the account's lock too, or the right password by that spelling gets in and the guesses by it are free."""
+    auth = env.authenticator(chain_router(env) if chained else None, cache_ttl=60)
+    password = env.slapd.active_directory.users[account.partition("/")[2]].password
+    assert env.login(auth, cached_as, password).principal.qualified_name == account  # cached under cached_as
+    for _ in range(MAX_FAILURES):
+        env.refused(auth, account, "guess", "wrong_password")
+    log = SlapdLog(env.slapd)
+    env.refused(auth, cached_as, password, "account_locked")
+    assert log.lines() == []  # refused by the lock, not by the directory
+    state = env.lockout.state(account)
+    assert state is not None and state.locked_until > env.clock.now().timestamp()  # and still locked
+
+
 @pytest.mark.parametrize(("name", "reason"), [("dana", "user_disabled"), ("eve", "account_expired"),
                                               ("max", "must_change_password")])
 def test_account_state_refusals_do_not_count_towards_lockout(env: Env, name: str, reason: str) -> None:
