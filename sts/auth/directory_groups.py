@@ -17,12 +17,15 @@ from __future__ import annotations
 import logging
 
 from sts.auth.ldap_client import DirectoryClient, DnKey, Entry, dn_key
+from sts.auth.users import plain_role_name
 from sts.config.user_stores import GroupNesting, UserStoreSettings
 from sts.ldapfilter import escape_value
 
 _LOG = logging.getLogger("sts.auth")
 IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"
 _MAX_GROUPS = 2000  # a bound on what one login may pull from the directory
+_REFUSED_SEEN: set[str] = set()  # group names already warned about
+_MAX_REFUSED_SEEN = 1000
 
 
 class GroupResolver:
@@ -95,7 +98,15 @@ class GroupResolver:
 
 
 def _names(groups: list[Entry], attribute: str) -> frozenset[str]:
-    return frozenset(name for name in (group.text(attribute) for group in groups) if name)
+    """The groups' names as roles; a name holding ``/`` is dropped: qualified by this store's domain it would
+    read as another domain's role (``LDAP/CORP/sts-users``), and WSO2 refuses ``/`` in role names too."""
+    names = {name for name in (group.text(attribute) for group in groups) if name}
+    refused = {name for name in names if not plain_role_name(name)}
+    for name in refused - _REFUSED_SEEN:
+        if len(_REFUSED_SEEN) < _MAX_REFUSED_SEEN:  # one warning per name and process, bounded
+            _REFUSED_SEEN.add(name)
+            _LOG.warning("directory group ignored: '/' in its name", extra={"group": name})
+    return frozenset(names - refused)
 
 
 def _under(key: DnKey, base: DnKey) -> bool:

@@ -61,11 +61,19 @@ class Principal:
         qualified by its store's domain (``CORP/sts-users``, as WSO2 shows directory groups) matches that qualified
         name, and also its plain name (``sts-users``): an allowed role without a domain admits the group of that
         name in every allowed domain, a qualified one only in its own.
+
+        A role is qualified only by the principal's own domain, once: a group named ``CORP/sts-users`` in another
+        directory (``LDAP/CORP/sts-users``, or bare in a PRIMARY directory) is nobody's ``CORP/sts-users``. The
+        directory stores drop such group names already; this rule keeps any other source from confusing domains.
         """
+        own = self.domain.casefold()
         for role in self.roles:
             folded = role.casefold()
-            _, qualified, plain = folded.partition(DOMAIN_SEPARATOR)
-            if folded in allowed or (qualified and plain in allowed):
+            qualifier, qualified, plain = folded.partition(DOMAIN_SEPARATOR)
+            if not qualified:
+                if not _has_separator(folded) and folded in allowed:
+                    return True
+            elif qualifier == own and not _has_separator(plain) and (folded in allowed or plain in allowed):
                 return True
         return False
 
@@ -98,6 +106,12 @@ def normalize_user_name(text: str) -> str:
     if _has_separator(name):
         raise UserStoreError("user names must not contain '/': it separates the domain (DOMAIN/NAME)")
     return name
+
+
+def plain_role_name(name: str) -> bool:
+    """Whether a role name as a store holds it is unqualified: no ``/`` (nor a look-alike), so the store's domain
+    qualifies it once (``DOMAIN/role``) and it cannot pass for another domain's role."""
+    return not _has_separator(name)
 
 
 def valid_user_name(name: str) -> bool:

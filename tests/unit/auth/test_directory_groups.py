@@ -131,3 +131,24 @@ def test_no_group_search_base_no_roles(slapd: SlapdServer, clients: list[Directo
     clients.append(client)
     [entry] = client.search(slapd.openldap.users["alice"].dn, "(uid=*)", ())
     assert GroupResolver(replace(settings, group_search_base=""), client).roles(entry) == frozenset()
+
+
+@pytest.mark.parametrize("group", ["CORP/sts-users", "CORP／sts-users"])  # ASCII, and a fullwidth look-alike
+def test_a_group_named_with_the_domain_separator_is_no_role(
+    slapd: SlapdServer, clients: list[DirectoryClient], caplog: pytest.LogCaptureFixture, group: str
+) -> None:
+    """Qualified by this store's domain, ``CORP/sts-users`` would read as ``LDAP/CORP/sts-users``, and pass an
+    ``allowed_roles`` entry meant for CORP's group: such a group is dropped, with a warning."""
+    tree = slapd.openldap
+    dn = f"cn={group},{tree.group_search_base}"
+    admin = slapd.connect(slapd.ldap_url, start_tls=True)
+    admin.simple_bind_s(tree.admin_dn, tree.admin_password)
+    admin.add_s(dn, [("objectClass", [b"groupOfNames"]), ("cn", [group.encode()]),
+                     ("member", [tree.users["bob"].dn.encode()])])
+    try:
+        with caplog.at_level(logging.WARNING, logger="sts.auth"):
+            assert roles(slapd, clients, "openldap", "bob") == {"sts-users"}
+        assert any(getattr(r, "group", None) == group for r in caplog.records)
+    finally:
+        admin.delete_s(dn)
+        admin.unbind_s()

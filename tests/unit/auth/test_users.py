@@ -423,3 +423,19 @@ def test_roles_are_held_without_regard_to_case() -> None:
 def test_roles_qualified_by_their_domain(roles: set[str], allowed: set[str], held: bool) -> None:
     principal = Principal("CORP", "alice", frozenset(roles))
     assert principal.holds_any_role(frozenset(allowed)) is held
+
+
+@pytest.mark.parametrize(
+    ("domain", "role", "allowed"),
+    [
+        ("LDAP", "LDAP/CORP/sts-users", "corp/sts-users"),  # a group named "CORP/sts-users" in LDAP's directory
+        ("LDAP", "LDAP/CORP/sts-users", "ldap/corp/sts-users"),
+        (PRIMARY, "CORP/sts-users", "corp/sts-users"),  # the same group in a PRIMARY directory: a bare role
+        ("LDAP", "CORP/sts-users", "corp/sts-users"),  # qualified by a domain that is not the principal's
+        ("LDAP", "LDAP/CORP／sts-users", "corp／sts-users"),  # a fullwidth look-alike of the separator
+        (PRIMARY, "sts／users", "sts／users"),
+    ],
+)
+def test_no_role_passes_for_another_domains(domain: str, role: str, allowed: str) -> None:
+    principal = Principal(domain, "carol", frozenset({role}))
+    assert not principal.holds_any_role(frozenset({allowed}))
