@@ -88,7 +88,6 @@ from sts.wss.signed import (
     check_coverage,
     covered,
     index_ids,
-    replay_key,
     resolve_referents,
 )
 from sts.wss.timestamp import FreshnessPolicy, check_timestamp
@@ -224,7 +223,7 @@ class EncryptedRequestOpener:
         if not (signed_info_verifies(header.signature, signing_key, facts.signature_method, value)
                 and reference_digest_matches(timestamp_reference, header.timestamp)):
             raise FailedCheck("signature does not verify", reason="signature_invalid")
-        self._check_replay(facts.signature_value)
+        self._check_replay(facts.replay_key)
         if not symmetric:
             secret = self._unwrap(key, ciphers[0], header.security)
         username_token = self._decrypt(targets, ciphers, secret, header)
@@ -333,10 +332,10 @@ class EncryptedRequestOpener:
             raise FailedCheck("signature does not cover the Body", reason="coverage")
         return body
 
-    def _check_replay(self, signature_value: bytes) -> None:
+    def _check_replay(self, key: bytes) -> None:
         freshness = self._policy.freshness
         expires = self._clock.now().timestamp() + freshness.ttl + freshness.future_ttl
-        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, replay_key(signature_value), expires):
+        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, key, expires):
             raise InvalidSecurity("signed message replayed", reason="signature_replayed")
 
 

@@ -49,7 +49,6 @@ from sts.wss.signed import (
     covered,
     index_ids,
     read_signed_header,
-    replay_key,
     resolve_referents,
 )
 from sts.wss.timestamp import FreshnessPolicy, check_timestamp
@@ -151,7 +150,7 @@ class SignedRequestAuthenticator:
             raise FailedCheck("signed Body is not the request's Body", reason="body_mismatch")
         if body is None:
             self._check_to(covered(referents, WSA_TO_KIND), call.endpoint_path)
-        self._check_replay(facts.signature_value)
+        self._check_replay(facts.replay_key)
         principal = self._trust.principal(domain, name, roles)
         proof = KeyProof(certificate, reference.token_id, header.signature.get("Id"))
         return AuthenticatedCaller(principal, X509_SIGNATURE, proof)
@@ -162,9 +161,9 @@ class SignedRequestAuthenticator:
         if to is None or urlsplit(text_of(to).strip()).path.rstrip("/") != endpoint_path.rstrip("/"):
             raise FailedCheck("signed wsa:To does not name this endpoint", reason="to_mismatch")
 
-    def _check_replay(self, signature_value: bytes) -> None:
+    def _check_replay(self, key: bytes) -> None:
         freshness = self._policy.freshness
         expires = self._clock.now().timestamp() + freshness.ttl + freshness.future_ttl
-        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, replay_key(signature_value), expires):
+        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, key, expires):
             raise InvalidSecurity("signed message replayed", reason="signature_replayed")
 

@@ -12,6 +12,7 @@ was digested, so the covered set is the referents the caller resolved: the signa
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -74,12 +75,19 @@ class SignatureInvalid(Exception):
 
 @dataclass(frozen=True, slots=True)
 class SignedInfoFacts:
-    """What a structurally acceptable signature says: the IDs it references, its value and its token reference."""
+    """What a structurally acceptable signature says: the IDs it references, its value and its token reference.
+
+    ``replay_key`` is SHA-256 of the exclusive canonical form of ``ds:SignedInfo``: what the signature value signs
+    (XML Signature 1.1 §3.1.2), so every message that verifies with one SignedInfo has the one key. The value as
+    sent would not do: its Base64 can be re-spelled (spare bits, comments) and an ECDSA signature has a second
+    valid value, each a fresh key for a replay (WSS 1.1 §13).
+    """
 
     reference_ids: tuple[str, ...]
     signature_value: bytes
     token_reference: etree._Element  # the one wsse:SecurityTokenReference of ds:KeyInfo
     signature_method: str
+    replay_key: bytes
 
 
 def read_signed_info(signature: etree._Element, *, legacy_sha1: bool, symmetric: bool = False) -> SignedInfoFacts:
@@ -109,7 +117,8 @@ def read_signed_info(signature: etree._Element, *, legacy_sha1: bool, symmetric:
     if not 1 <= len(references) <= MAX_REFERENCES or any(r.tag != _REFERENCE for r in references):
         raise SignatureStructureError("SignedInfo must hold 1 to 5 References and nothing else")
     ids = tuple(_reference_id(reference, legacy_sha1) for reference in references)
-    return SignedInfoFacts(ids, _signature_value(value_element), _token_reference(key_info), method)
+    replay_key = hashlib.sha256(etree.tostring(signed_info, method="c14n", exclusive=True)).digest()
+    return SignedInfoFacts(ids, _signature_value(value_element), _token_reference(key_info), method, replay_key)
 
 
 def _children(element: etree._Element) -> list[etree._Element]:
@@ -162,7 +171,8 @@ def _reference_id(reference: etree._Element, legacy_sha1: bool) -> str:
 
 
 def _signature_value(element: etree._Element) -> bytes:
-    text = "".join((element.text or "").split())
+    """The value as xmlsec reads it: all its text, also around a comment (``.text`` stops at the first one)."""
+    text = "".join("".join(t for t in element.itertext() if isinstance(t, str)).split())
     if not text or len(text) > 2048 or _children(element):
         raise SignatureStructureError("malformed SignatureValue")
     return text.encode("ascii", "replace")

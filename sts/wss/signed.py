@@ -16,7 +16,6 @@ before any cryptography:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from lxml import etree
@@ -164,7 +163,4 @@ def covered(referents: dict[str, Referent], kind: str) -> etree._Element | None:
     return None
 
 
-def replay_key(signature_value: bytes) -> bytes:
-    """The replay-cache key of a signature: its value as sent, whitespace removed (WSS4J ``testMessageReplay``)."""
-    return hashlib.sha256(b"".join(signature_value.split())).digest()
 

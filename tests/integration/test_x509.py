@@ -515,6 +515,28 @@ def test_w30_replayed_signed_message_is_refused(x509_server: Server, x509_instan
     _refused(x509_server, SIG_ONLY, body, INVALID_SECURITY)
 
 
+@pytest.mark.parametrize("how", ["comment", "spare_bits"])
+def test_w30_a_replay_with_the_signature_value_respelled_is_refused(
+    x509_server: Server, x509_instance: tuple[Instance, Pki], how: str
+) -> None:
+    """The same signature written another way (a comment inside the value, an unused Base64 bit flipped) still
+    verifies: the replay cache must know it by what was signed, not by the value as sent."""
+    _, pki = x509_instance
+    envelope = _signed(x509_server, SIG_ONLY, pki.alice)
+    assert _issued(_post(x509_server, SIG_ONLY, etree.tostring(envelope)))
+    value = envelope.find(f".//{{{DS}}}SignatureValue")
+    assert value is not None
+    text = "".join(str(value.text).split())
+    if how == "comment":
+        value.text, comment = text[:17], etree.Comment("replay")
+        comment.tail = text[17:]
+        value.append(comment)
+    else:
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        value.text = text[:-3] + alphabet[alphabet.index(text[-3]) ^ 1] + "=="  # RSA-2048: "...X=="
+    _refused(x509_server, SIG_ONLY, etree.tostring(envelope), INVALID_SECURITY)
+
+
 def test_i21_another_users_certificate_in_use_key_is_refused(
     x509_server: Server, x509_instance: tuple[Instance, Pki]
 ) -> None:

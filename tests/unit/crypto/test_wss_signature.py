@@ -65,6 +65,41 @@ def test_an_allowed_signature_yields_its_facts(envelope: etree._Element) -> None
     assert facts.signature_value and b" " not in facts.signature_value
 
 
+def _respelled(envelope: etree._Element, how: str) -> etree._Element:
+    """The envelope with its SignatureValue written another way that xmlsec reads as the same value."""
+    copy = etree.fromstring(etree.tostring(envelope))
+    value = _signature(copy)[1]
+    text = "".join(str(value.text).split())
+    if how == "whitespace":
+        value.text = "\n" + "\n".join(text[i : i + 64] for i in range(0, len(text), 64)) + "\n"
+    elif how == "comment":  # .text stops at a comment; xmlsec reads the text on both sides
+        value.text = text[:17]
+        comment = etree.Comment("x")
+        comment.tail = text[17:]
+        value.append(comment)
+    elif how == "spare_bits":  # an RSA-2048 value ends in "==": the last character's low 4 bits are not decoded
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        last = text.rstrip("=")[-1]
+        value.text = text.rstrip("=")[:-1] + alphabet[alphabet.index(last) ^ 1] + "=="
+    return copy
+
+
+@pytest.mark.parametrize("how", ["whitespace", "comment", "spare_bits"])
+def test_every_spelling_of_a_signature_has_one_replay_key(envelope: etree._Element, how: str) -> None:
+    """The key is what was signed (the canonical SignedInfo), not the value as sent (WSS 1.1 §13)."""
+    original = read_signed_info(_signature(envelope), legacy_sha1=False)
+    respelled = _respelled(envelope, how)
+    facts = read_signed_info(_signature(respelled), legacy_sha1=False)
+    assert facts.replay_key == original.replay_key
+    assert facts.signature_value == original.signature_value or how == "spare_bits"  # the whole value is read
+
+
+def test_another_signed_info_has_another_replay_key(envelope: etree._Element) -> None:
+    original = read_signed_info(_signature(envelope), legacy_sha1=False)
+    _signed_info(envelope)[2][2].text = "AAAA" + str(_signed_info(envelope)[2][2].text)[4:]  # a DigestValue
+    assert read_signed_info(_signature(envelope), legacy_sha1=False).replay_key != original.replay_key
+
+
 def test_inclusive_namespaces_of_a_few_prefixes_are_allowed(envelope: etree._Element) -> None:
     c14n = _signed_info(envelope)[0]
     etree.SubElement(c14n, ns.qn(EXC_C14N, "InclusiveNamespaces"), PrefixList="soap wsse #default")
