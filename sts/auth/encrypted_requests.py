@@ -25,6 +25,7 @@ verified UsernameToken's (8, authenticated by the UsernameToken path afterwards)
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,7 +198,7 @@ class EncryptedRequestOpener:
         header = read_protected_header(find_security_header(headers, soap), symmetric=symmetric)
         if header.username_token is not None and not (info.secure_transport or self._policy.accept_plain_ut):
             raise InvalidSecurity("UsernameToken not encrypted over plain HTTP", reason="plain_username_token")
-        check_timestamp(header.timestamp, self._clock, self._policy.freshness)
+        created = check_timestamp(header.timestamp, self._clock, self._policy.freshness)
         body = body_child.getparent()
         if body is None:
             raise InvalidSecurity("no Body", reason="body_not_encrypted")
@@ -223,7 +224,7 @@ class EncryptedRequestOpener:
         if not (signed_info_verifies(header.signature, signing_key, facts.signature_method, value)
                 and reference_digest_matches(timestamp_reference, header.timestamp)):
             raise FailedCheck("signature does not verify", reason="signature_invalid")
-        self._check_replay(facts.replay_key)
+        self._check_replay(facts.replay_key, created)
         if not symmetric:
             secret = self._unwrap(key, ciphers[0], header.security)
         username_token = self._decrypt(targets, ciphers, secret, header)
@@ -332,10 +333,10 @@ class EncryptedRequestOpener:
             raise FailedCheck("signature does not cover the Body", reason="coverage")
         return body
 
-    def _check_replay(self, key: bytes) -> None:
+    def _check_replay(self, key: bytes, created: dt.datetime) -> None:
         freshness = self._policy.freshness
         expires = self._clock.now().timestamp() + freshness.ttl + freshness.future_ttl
-        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, key, expires):
+        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, key, expires, created.timestamp()):
             raise InvalidSecurity("signed message replayed", reason="signature_replayed")
 
 

@@ -22,6 +22,7 @@ checks it is the request's Body child's parent); the caller comes only from the 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -122,7 +123,7 @@ class SignedRequestAuthenticator:
         ):
             raise InvalidSecurity("certificatemixed requires TLS", reason="insecure_transport")
         header = read_signed_header(find_security_header(headers, version))
-        check_timestamp(header.timestamp, self._clock, self._policy.freshness)
+        created = check_timestamp(header.timestamp, self._clock, self._policy.freshness)
         index = index_ids(header.security.getroottree().getroot())
         try:
             facts = read_signed_info(header.signature, legacy_sha1=self._policy.legacy_sha1)
@@ -150,7 +151,7 @@ class SignedRequestAuthenticator:
             raise FailedCheck("signed Body is not the request's Body", reason="body_mismatch")
         if body is None:
             self._check_to(covered(referents, WSA_TO_KIND), call.endpoint_path)
-        self._check_replay(facts.replay_key)
+        self._check_replay(facts.replay_key, created)
         principal = self._trust.principal(domain, name, roles)
         proof = KeyProof(certificate, reference.token_id, header.signature.get("Id"))
         return AuthenticatedCaller(principal, X509_SIGNATURE, proof)
@@ -161,9 +162,9 @@ class SignedRequestAuthenticator:
         if to is None or urlsplit(text_of(to).strip()).path.rstrip("/") != endpoint_path.rstrip("/"):
             raise FailedCheck("signed wsa:To does not name this endpoint", reason="to_mismatch")
 
-    def _check_replay(self, key: bytes) -> None:
+    def _check_replay(self, key: bytes, created: dt.datetime) -> None:
         freshness = self._policy.freshness
         expires = self._clock.now().timestamp() + freshness.ttl + freshness.future_ttl
-        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, key, expires):
+        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, key, expires, created.timestamp()):
             raise InvalidSecurity("signed message replayed", reason="signature_replayed")
 

@@ -339,7 +339,7 @@ class UsernameTokenAuthenticator:
         created = credential.created or self._clock.now()
         window = self._policy.freshness.ttl + self._policy.freshness.future_ttl
         key = hashlib.sha256(credential.nonce).digest()
-        if not self._replay.check_and_add(NONCE_NAMESPACE, key, created.timestamp() + window):
+        if not self._replay.check_and_add(NONCE_NAMESPACE, key, created.timestamp() + window, created.timestamp()):
             raise InvalidSecurity("nonce replayed", reason="nonce_replayed")
 
 

@@ -143,7 +143,7 @@ class DelegationResolver:
         verified = trusted.verified
         key = hashlib.sha256(f"{trusted.issuer.entity_id}\0{verified.assertion_id}".encode()).digest()
         until = verified.not_on_or_after.timestamp() if verified.not_on_or_after else self._clock.now().timestamp()
-        if not self._replay.check_and_add(ONE_TIME_NAMESPACE, key, until + 600):
+        if not self._replay.check_and_add(ONE_TIME_NAMESPACE, key, until + 600, verified.made):
             raise InvalidTrustToken("one-time token presented again", reason="token_reused")
 
     def _assertion_subject(self, trusted: TrustedAssertion) -> Principal:

@@ -135,7 +135,7 @@ class IssuedTokenAuthenticator:
         if verified.one_time_use or issuer.single_use:
             key = hashlib.sha256(f"{issuer.entity_id}\0{verified.assertion_id}".encode()).digest()
             until = verified.not_on_or_after.timestamp() if verified.not_on_or_after else 0.0
-            if not self._replay.check_and_add(ONE_TIME_NAMESPACE, key, until + 600):
+            if not self._replay.check_and_add(ONE_TIME_NAMESPACE, key, until + 600, verified.made):
                 raise InvalidSecurity("assertion presented again", reason="assertion_replayed")
 
     @staticmethod

@@ -13,8 +13,11 @@ from typing import Protocol
 class ReplayCache(Protocol):
     """Remembers values (nonces, message ids) until they expire."""
 
-    def check_and_add(self, namespace: str, value: bytes, expires_at: float) -> bool:
-        """True when ``value`` was not seen in ``namespace`` (and records it), False for a replay; atomic."""
+    def check_and_add(self, namespace: str, value: bytes, expires_at: float, created: float | None = None) -> bool:
+        """True when ``value`` was not seen in ``namespace`` (and records it), False for a replay; atomic.
+
+        ``created``: when the value was made (a nonce's or a Timestamp's Created, an assertion's NotBefore). A cache
+        that can lose what it has seen (a Redis restarted empty) refuses what was made before it started again."""
         ...
 
 

@@ -16,7 +16,7 @@ from sts.stores.factory import Stores
 class _NoReplayRecord:
     """Every value counts as first seen, and nothing is recorded."""
 
-    def check_and_add(self, namespace: str, value: bytes, expires_at: float) -> bool:
+    def check_and_add(self, namespace: str, value: bytes, expires_at: float, created: float | None = None) -> bool:
         """True, without recording ``value``."""
         return True
 

@@ -60,7 +60,7 @@ class SqliteReplayCache:
         self._clock = clock or SystemClock()
         self._inserts = 0
 
-    def check_and_add(self, namespace: str, value: bytes, expires_at: float) -> bool:
+    def check_and_add(self, namespace: str, value: bytes, expires_at: float, created: float | None = None) -> bool:
         """True when first seen; an expired entry counts as not seen."""
         key = hashlib.sha256(value).hexdigest()
         now = self._clock.now().timestamp()

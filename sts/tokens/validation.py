@@ -49,6 +49,11 @@ class VerifiedAssertion:
     one_time_use: bool = False  # SAML 2.0 core §2.5.1.5
     confirmation_methods: tuple[str, ...] = ()
 
+    @property
+    def made(self) -> float | None:
+        """NotBefore in epoch seconds: no earlier than the assertion was made (a replay cache's ``created``)."""
+        return self.not_before.timestamp() if self.not_before is not None else None
+
 
 def saml_version(element: etree._Element) -> SamlVersion | None:
     """The SAML version of an Assertion element, or None for anything else."""

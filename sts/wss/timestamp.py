@@ -90,8 +90,9 @@ def check_freshness(created: datetime, clock: Clock, policy: FreshnessPolicy) ->
         raise MessageExpired("Created too old", reason="created_too_old")
 
 
-def check_timestamp(ts_element: etree._Element, clock: Clock, policy: FreshnessPolicy) -> None:
-    """Check a ``wsu:Timestamp``'s structure (BSP 1.1 R3203, R3221, R3222) and freshness (WSS 1.1 §10).
+def check_timestamp(ts_element: etree._Element, clock: Clock, policy: FreshnessPolicy) -> datetime:
+    """Check a ``wsu:Timestamp``'s structure (BSP 1.1 R3203, R3221, R3222) and freshness (WSS 1.1 §10); its
+    ``Created``.
 
     Structure faults raise :class:`InvalidSecurity`; a stale or future ``Created`` or an ``Expires`` at or
     before now raises :class:`MessageExpired`. A far-future ``Expires`` never widens the ``Created`` window.
@@ -107,6 +108,7 @@ def check_timestamp(ts_element: etree._Element, clock: Clock, policy: FreshnessP
     # An Expires equal to now is already expired: it names the first instant the semantics no longer hold.
     if expires is not None and expires <= clock.now():
         raise MessageExpired("Timestamp expired", reason="timestamp_expired")
+    return created
 
 
 def _timestamp_parts(ts_element: etree._Element) -> tuple[etree._Element, etree._Element | None]:

@@ -118,13 +118,14 @@ class RedisReplayCache:
         self._window = window
         self._script = conn.script(_REPLAY)
 
-    def check_and_add(self, namespace: str, value: bytes, expires_at: float) -> bool:
+    def check_and_add(self, namespace: str, value: bytes, expires_at: float, created: float | None = None) -> bool:
         """True when first seen (and recorded until ``expires_at``); False for a replay, or for a value created
-        before the Redis lost what it had seen."""
+        before the Redis lost what it had seen (``created``, else ``expires_at`` less the window)."""
         remaining = math.ceil((expires_at - self._conn.clock.now().timestamp()) * 1000)
-        created = "" if self._window is None else repr(expires_at - self._window)
+        if created is None and self._window is not None:
+            created = expires_at - self._window
         keys = [EPOCH_KEY, f"{PREFIX}replay:{namespace}:{hashed(value)}"]
-        args: list[Arg] = [self._conn.fresh_epoch(), max(remaining, 0), created]
+        args: list[Arg] = [self._conn.fresh_epoch(), max(remaining, 0), "" if created is None else repr(created)]
         answer = self._conn.call("replay store", "replay_store_down", lambda: self._script(keys, args))
         if answer == BEFORE_EPOCH:
             _LOG.warning("replay cache restarted empty: refusing a message created before it", extra={"ns": namespace})

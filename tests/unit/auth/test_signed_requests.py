@@ -8,6 +8,7 @@ import copy
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,20 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from sts import errors, ns
-from sts.auth.signed_requests import CERTIFICATE_MIXED, SIG_ONLY, SignedCall
+from sts.auth.signed_requests import (
+    CERTIFICATE_MIXED,
+    SIG_ONLY,
+    SignaturePolicy,
+    SignedCall,
+    SignedRequestAuthenticator,
+)
 from sts.auth.transport_certs import TLS_CLIENT_METHOD, TransportCertificateAuthenticator, TransportCertificatePolicy
+from sts.clock import format_instant
+from sts.config.settings import CacheSettings, SecuritySettings
 from sts.soapenv import SoapVersion
+from sts.stores.redis.client import RedisConnection
+from sts.stores.redis.stores import RedisReplayCache
+from tests.servers.redis import RedisServer
 from tests.unit.auth.x509_env import FAILURE_LIMIT, INFO, X509Env, audit_records, build_env
 from tests.x509_support import Client, signed_rst
 
@@ -25,6 +37,7 @@ ROLES = frozenset({"admin"})
 SIG_ONLY_PATH = "/services/wso2carbon-sts/SigOnly"
 MIXED_PATH = "/adfs/services/trust/13/certificatemixed"
 S11 = SoapVersion.SOAP11
+SECURITY = SecuritySettings()
 
 
 @pytest.fixture
@@ -190,6 +203,34 @@ def test_named_attacks_get_their_exact_fault(env: X509Env, case: str, error: typ
     elif case == "body_not_the_request":
         call = replace(_call(envelope), body_child=etree.Element("{urn:x}Other"))
     _expect(env, envelope, error, reason, call)
+
+
+def test_a_replay_after_redis_restarted_empty_is_refused(env: X509Env, redis_server: RedisServer) -> None:
+    """Redis forgets every signature it saw when it restarts empty; the message's Timestamp Created, older than
+    the new epoch, is what still refuses the replay (the expiry of a signature's entry says nothing of it)."""
+    with redis_server.client() as client:  # in use for an hour: what it has seen is the last hour's
+        client.flushdb()
+        client.set("sts:epoch", f"{env.clock.now().timestamp() - 3600}:test")
+    settings = CacheSettings(backend="redis", url=redis_server.url, socket_timeout_ms=250, connect_timeout_ms=250)
+    conn = RedisConnection(settings, env.clock)
+    try:
+        window = float(SECURITY.timestamp_ttl + SECURITY.timestamp_future_ttl)
+        authenticator = SignedRequestAuthenticator(env.trust, RedisReplayCache(conn, window), SignaturePolicy(),
+                                                   env.clock)
+        envelope = _envelope(env.alice)
+        created = envelope[0].find(f"{{{ns.WSSE}}}Security/{{{ns.WSU}}}Timestamp/{{{ns.WSU}}}Created")
+        assert created is not None  # made 10 s ago: Redis keeps its start time in whole seconds
+        created.text = format_instant(env.clock.now() - timedelta(seconds=10))
+        _resign(envelope, env.alice, "timestamp", "body")
+        assert authenticator.authenticate(_headers(envelope), S11, _call(envelope), ROLES).principal.name == "admin"
+        redis_server.stop()
+        redis_server.start()
+        env.clock.advance(30)  # the replay comes later; its Timestamp is still fresh
+        with pytest.raises(errors.InvalidSecurity) as caught:
+            authenticator.authenticate(_headers(envelope), S11, _call(envelope), ROLES)
+        assert caught.value.reason == "signature_replayed"
+    finally:
+        conn.close()
 
 
 def test_certificatemixed_needs_tls_and_a_to_naming_this_endpoint(env: X509Env) -> None:

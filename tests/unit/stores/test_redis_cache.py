@@ -293,6 +293,25 @@ def test_restart_empty_refuses_messages_created_before_it(
     assert replay.check_and_add("wsse-nonce", b"new", later + WINDOW) is False
 
 
+@pytest.mark.parametrize(
+    ("namespace", "expires_after"),
+    [("wss-signature", WINDOW), ("saml-assertion", 3600 + 600)],  # a Timestamp's window; NotOnOrAfter + 600 s
+)
+def test_restart_empty_refuses_what_was_created_before_it_whatever_its_expiry(
+    connect: Callable[..., RedisConnection], redis_server: RedisServer, namespace: str, expires_after: float
+) -> None:
+    """A signature is kept for a window from *now* and a one-time assertion until after its NotOnOrAfter: neither
+    expiry says when the value was made, so the caller says it (``created``)."""
+    replay = RedisReplayCache(connect(), WINDOW)
+    created = time.time() - 5
+    assert replay.check_and_add(namespace, b"seen-before", time.time() + expires_after, created) is True
+    redis_server.stop()
+    redis_server.start()
+    assert replay.check_and_add(namespace, b"seen-before", time.time() + expires_after, created) is False
+    later = time.time() + 0.01
+    assert replay.check_and_add(namespace, b"new", later + expires_after, later) is True
+
+
 # --- credential versions: invalidation on every node ----------------------------------------------------------
 
 
