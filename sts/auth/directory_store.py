@@ -45,6 +45,7 @@ DIGEST_NOT_SUPPORTED = "digest_not_supported_by_directory_store"
 EMPTY_PASSWORD = "empty_password"  # noqa: S105 - a reason code
 AMBIGUOUS_USER = "ambiguous_user"
 UNUSABLE_NAME = "unusable_user_name"
+TOO_MANY_GROUPS = "too_many_groups"  # roles from a partial list of groups could refuse or admit wrongly
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,11 @@ class DirectoryUserStore:
             _LOG.warning("directory entry has no usable user name", extra={"domain": self.domain})
             return Refusal(UNUSABLE_NAME, "entry without a usable user name", password_checked=True)
         refusal = self._state(entry)
-        roles = self._call(lambda: self._groups.roles(entry))
+        try:
+            roles = self._call(lambda: self._groups.roles(entry))
+        except TooManyEntries:
+            _LOG.warning("more groups than the directory answers", extra={"domain": self.domain})
+            return Refusal(TOO_MANY_GROUPS, "the user's groups could not all be read", password_checked=True)
         principal = Principal(
             self.domain, canonical_name, self._qualified(roles), self._claims(entry), enabled=refusal is None
         )

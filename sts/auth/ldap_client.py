@@ -30,10 +30,13 @@ from typing import Any, TypeVar
 
 import ldap
 import ldap.dn
+from ldap.controls import SimplePagedResultsControl
 
 from sts.config.user_stores import UserStoreSettings
 
 _LOG = logging.getLogger("sts.auth.ldap")
+PAGE_SIZE = 500  # entries per page: within Active Directory's MaxPageSize (1000) and slapd's default limit (500)
+MAX_ENTRIES = 5000  # a bound on what one unlimited search may pull (group expansion stops at 2000 already)
 _T = TypeVar("_T")
 # Whether OPT_CONNECT_ASYNC is what makes OPT_NETWORK_TIMEOUT bound the TLS handshake (libldap 2.5, built without
 # non-blocking TLS), or what makes the handshake wait for good (libldap 2.6): see the module docstring.
@@ -106,18 +109,25 @@ class DirectoryClient:
         """A subtree search with the service connection; continuation references are dropped (never chased).
 
         More entries than ``size_limit`` (when set) raises :class:`TooManyEntries`; a base that does not exist
-        answers no entries.
+        answers no entries. Without a ``size_limit`` the answer comes in pages (RFC 2696 Simple Paged Results), so
+        a server's limit on one answer (Active Directory's MaxPageSize, 1000) does not cut it short; more than
+        :data:`MAX_ENTRIES`, or more than the server will page through, raises :class:`TooManyEntries`.
         """
         def run(conn: Any) -> list[Entry] | None:
             try:
-                results = conn.search_ext_s(
-                    base, ldap.SCOPE_SUBTREE, filterstr, list(attributes) or ["1.1"], sizelimit=size_limit
-                )
+                if size_limit:
+                    results = conn.search_ext_s(
+                        base, ldap.SCOPE_SUBTREE, filterstr, list(attributes) or ["1.1"], sizelimit=size_limit
+                    )
+                else:
+                    results = _paged(conn, base, filterstr, list(attributes) or ["1.1"])
             except ldap.SIZELIMIT_EXCEEDED:
                 return None
             except ldap.NO_SUCH_OBJECT:
                 _LOG.warning("search base does not exist", extra={"domain": self._settings.domain_name})
                 return []
+            if results is None:
+                return None
             return [_entry(dn, attrs) for dn, attrs in results if dn is not None]
 
         entries = self._with("service", run)
@@ -296,6 +306,22 @@ def _reason(exc: ldap.LDAPError) -> str:
     if isinstance(exc, ldap.CONNECT_ERROR) or _TLS_FAILURE.search(str(details.get("info", ""))):
         return "directory_tls_failure"
     return "directory_down"
+
+
+def _paged(conn: Any, base: str, filterstr: str, attributes: list[str]) -> list[tuple[Any, Any]] | None:
+    """Every result of a subtree search, page by page (RFC 2696); None past :data:`MAX_ENTRIES`."""
+    control = SimplePagedResultsControl(True, size=PAGE_SIZE, cookie="")
+    results: list[tuple[Any, Any]] = []
+    while True:
+        message = conn.search_ext(base, ldap.SCOPE_SUBTREE, filterstr, attributes, serverctrls=[control])
+        _, page, _, controls = conn.result3(message, all=1, timeout=conn.timeout)
+        results += page
+        if len(results) > MAX_ENTRIES:
+            return None
+        cookies = [c.cookie for c in controls if c.controlType == SimplePagedResultsControl.controlType]
+        if not cookies or not cookies[0]:
+            return results
+        control.cookie = cookies[0]
 
 
 def _unbind(conn: Any) -> None:

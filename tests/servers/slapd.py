@@ -71,6 +71,9 @@ def free_port() -> int:
 
 def _database(tree: DirectoryTree, directory: Path, group_class: str) -> str:
     (directory / tree.kind).mkdir(exist_ok=True)
+    # Active Directory answers at most MaxPageSize (1000) entries to a search, and any number page by page (RFC
+    # 2696); slapd's default (500 in all, paged or not) stays on the OpenLDAP-shaped tree.
+    limits = f'limits dn.exact="{tree.service_dn}" size=1000 size.prtotal=unlimited' if group_class == "group" else ""
     return f"""
 database mdb
 suffix "{tree.base_dn}"
@@ -79,6 +82,7 @@ rootpw {ssha(tree.admin_password).decode()}
 directory {directory / tree.kind}
 maxsize 33554432
 dbnosync
+{limits}
 index objectClass eq
 index cn,member eq
 access to attrs=userPassword

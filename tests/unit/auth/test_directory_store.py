@@ -8,6 +8,7 @@ are refused with their own audit reasons, and claims come from the entry's attri
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +17,14 @@ from sts.auth.directory_store import (
     AMBIGUOUS_USER,
     DIGEST_NOT_SUPPORTED,
     EMPTY_PASSWORD,
+    TOO_MANY_GROUPS,
     DirectoryUserStore,
 )
 from sts.auth.ldap_client import DirectoryClient
 from sts.auth.users import UNKNOWN_USER, WRONG_PASSWORD, Principal, Refusal, account_key
 from sts.config.user_stores import WSO2_CLAIMS
-from tests.servers.directory_data import dn_key
-from tests.servers.slapd import SlapdServer
+from tests.servers.directory_data import DirectoryTree, dn_key
+from tests.servers.slapd import SlapdServer, running_slapd
 from tests.unit.auth.directory_support import SlapdLog, active_directory_table, openldap_table, store_settings
 
 pytestmark = pytest.mark.integration
@@ -225,3 +227,44 @@ def test_an_active_directory_style_store_over_ldaps_and_starttls(slapd: SlapdSer
 def test_plain_ldap_on_loopback_when_allowed(slapd: SlapdServer, make_store: StoreFactory) -> None:
     store = make_store(connection_url=slapd.ldap_url, allow_insecure_ldap=True, ca_file=None)
     assert principal(store.authenticate("LDAP", "carol", slapd.openldap.users["carol"].password)).name == "carol"
+
+
+def _join_groups(slapd: SlapdServer, tree: DirectoryTree, user: str, count: int, group_class: str) -> None:
+    admin = slapd.connect(slapd.ldap_url, start_tls=True)
+    admin.simple_bind_s(tree.admin_dn, tree.admin_password)
+    try:
+        member = tree.users[user].dn.encode()
+        for i in range(count):
+            admin.add_s(f"cn=bulk-{i},{tree.group_search_base}",
+                        [("objectClass", [group_class.encode()]), ("cn", [f"bulk-{i}".encode()]), ("member", [member])])
+    finally:
+        admin.unbind_s()
+
+
+def test_groups_are_read_page_by_page_past_the_servers_answer_limit(tmp_path: Path) -> None:
+    """The AD-shaped tree answers at most 1000 entries to a search, as Active Directory's MaxPageSize does, and
+    any number page by page (RFC 2696): a user in 1100 groups logs in with all of them."""
+    with running_slapd(tmp_path / "slapd") as slapd:
+        tree = slapd.active_directory
+        _join_groups(slapd, tree, "alice", 1100, "group")
+        store = DirectoryUserStore(store_settings(active_directory_table(slapd)))
+        try:
+            user = principal(store.authenticate("CORP", "alice", tree.users["alice"].password))
+            assert {f"CORP/bulk-{i}" for i in range(1100)} <= user.roles
+        finally:
+            store.close()
+
+
+def test_more_groups_than_the_server_will_page_through_is_a_refusal(tmp_path: Path) -> None:
+    """slapd's default limit (500 in all, paged too) cuts the group search short: no roles from a partial list,
+    an audited refusal instead of an unexpected error."""
+    with running_slapd(tmp_path / "slapd") as slapd:
+        tree = slapd.openldap
+        _join_groups(slapd, tree, "bob", 510, "groupOfNames")
+        store = DirectoryUserStore(store_settings(openldap_table(slapd)))
+        try:
+            assert store.authenticate("LDAP", "bob", tree.users["bob"].password) == Refusal(
+                TOO_MANY_GROUPS, "the user's groups could not all be read", password_checked=True
+            )
+        finally:
+            store.close()
