@@ -52,6 +52,7 @@ _SINGLE = frozenset(
         "SecondaryParameters", "OnBehalfOf", "ActAs",
     }
 )
+_TARGETS = {"ValidateTarget": Operation.VALIDATE, "RenewTarget": Operation.RENEW, "CancelTarget": Operation.CANCEL}
 # What a RequestSecurityTokenTemplate may supply in SecondaryParameters: used when the top level lacks it.
 _TEMPLATE = frozenset({"TokenType", "KeyType", "KeySize", "Claims", "ComputedKeyAlgorithm"})
 
@@ -71,6 +72,9 @@ def parse_rst(rst: etree._Element, trust: TrustVersion, operation: Operation) ->
     for name, child in _named_children(rst, trust):
         if name == "RequestType":
             continue
+        if name in _TARGETS and _TARGETS[name] is not operation:
+            # WS-Trust 1.3 §5, §6.1, §7: each binding names its own target; another's is not silently taken.
+            raise InvalidRequest(f"{name} in a {operation.value} request", reason="foreign_target")
         if name == "SecondaryParameters":
             secondary = _secondary_parameters(child, trust)
             continue

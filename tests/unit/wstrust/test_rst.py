@@ -326,3 +326,28 @@ def test_a_uri_with_an_element_child_or_no_text_is_invalid(children: str) -> Non
     with pytest.raises(errors.InvalidRequest) as caught:
         parse(rst(children))
     assert caught.value.reason == "bad_value"
+
+
+_TARGET_OF = {Operation.VALIDATE: "ValidateTarget", Operation.RENEW: "RenewTarget", Operation.CANCEL: "CancelTarget"}
+_STR = f'<wsse:SecurityTokenReference xmlns:wsse="{ns.WSSE}"/>'
+
+
+@pytest.mark.parametrize("operation", list(Operation))
+@pytest.mark.parametrize("target", sorted(_TARGET_OF.values()))
+def test_a_target_of_another_binding_is_refused(operation: Operation, target: str) -> None:
+    """WS-Trust 1.3 §5, §6.1, §7: Renew has a RenewTarget, Validate a ValidateTarget, Cancel a CancelTarget; a Cancel
+    holding only a ValidateTarget must not cancel, and an Issue holds none."""
+    element = rst(f"<wst:{target}>{_STR}</wst:{target}>")
+    if _TARGET_OF.get(operation) == target:
+        assert parse_rst(element, TrustVersion.TRUST13, operation).target is not None
+        return
+    with pytest.raises(errors.InvalidRequest) as caught:
+        parse_rst(element, TrustVersion.TRUST13, operation)
+    assert caught.value.reason == "foreign_target"
+
+
+def test_a_second_target_of_another_kind_does_not_replace_the_first() -> None:
+    element = rst(f"<wst:ValidateTarget>{_STR}</wst:ValidateTarget><wst:CancelTarget><x/></wst:CancelTarget>")
+    with pytest.raises(errors.InvalidRequest) as caught:
+        parse_rst(element, TrustVersion.TRUST13, Operation.VALIDATE)
+    assert caught.value.reason == "foreign_target"

@@ -184,7 +184,11 @@ def test_use_key_is_its_one_element() -> None:
     assert parsed.use_key is not None and parsed.use_key.tag == f"{{{ns.DS}}}KeyInfo"
 
 
-@pytest.mark.parametrize("local", ["UseKey", "ValidateTarget", "RenewTarget", "CancelTarget"])
+@pytest.mark.parametrize(
+    ("local", "operation"),
+    [("UseKey", Operation.ISSUE), ("ValidateTarget", Operation.VALIDATE), ("RenewTarget", Operation.RENEW),
+     ("CancelTarget", Operation.CANCEL)],
+)
 @pytest.mark.parametrize("content", ["", "text only", "<a/><b/>"], ids=["empty", "text", "two"])
-def test_target_needs_exactly_one_element(local: str, content: str) -> None:
-    _refused(f"<wst:{local}>{content}</wst:{local}>", errors.InvalidRequest, "bad_target")
+def test_target_needs_exactly_one_element(local: str, operation: Operation, content: str) -> None:
+    _refused(f"<wst:{local}>{content}</wst:{local}>", errors.InvalidRequest, "bad_target", operation)
