@@ -36,6 +36,15 @@ _DATETIME = re.compile(
     r"(?:Z|\+00:00)"
 )
 
+# Any xsd:dateTime with a zone (XML Schema part 2 §3.2.7): what a WS-Trust Lifetime may carry, where BSP's
+# Timestamp profile does not apply. Fractions past microseconds are cut (datetime's resolution).
+_ANY_ZONED_DATETIME = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
+    r"T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+    r"(?:\.(?P<fraction>[0-9]{1,12}))?"
+    r"(?:(?P<utc>Z)|(?P<sign>[+-])(?P<zh>[0-9]{2}):(?P<zm>[0-9]{2}))"
+)
+
 _CREATED = ns.qn(ns.WSU, "Created")
 _EXPIRES = ns.qn(ns.WSU, "Expires")
 
@@ -76,6 +85,27 @@ def parse_xsd_datetime(text: str, *, reason: str = "bad_created") -> datetime:
     except ValueError:
         # Out-of-range fields: month 13, day 45, second 60 (datetime has no leap seconds), year 0.
         raise InvalidSecurityToken("dateTime field out of range", reason=reason) from None
+
+
+def parse_zoned_datetime(text: str) -> datetime:
+    """Parse an ``xsd:dateTime`` with any fractional precision and any zone offset into UTC (a WS-Trust 1.3 §4.4.1
+    Lifetime); zone-less values are refused (their instant is unknown). Raises ``ValueError``."""
+    value = text.strip(XML_WHITESPACE)
+    match = _ANY_ZONED_DATETIME.fullmatch(value) if len(value) <= _MAX_DATETIME_CHARS else None
+    if match is None:
+        raise ValueError("not a zoned xsd:dateTime")
+    fraction = (match["fraction"] or "")[:6]
+    offset = timedelta(0)
+    if not match["utc"]:
+        hours, minutes = int(match["zh"]), int(match["zm"])
+        if hours > 14 or minutes > 59 or (hours == 14 and minutes):  # XML Schema part 2 §3.2.7.3
+            raise ValueError("zone offset out of range")
+        offset = timedelta(hours=hours, minutes=minutes) * (1 if match["sign"] == "+" else -1)
+    local = datetime(
+        int(match["year"]), int(match["month"]), int(match["day"]), int(match["hour"]), int(match["minute"]),
+        int(match["second"]), int(fraction.ljust(6, "0")), tzinfo=UTC,
+    )
+    return local - offset
 
 
 def check_freshness(created: datetime, clock: Clock, policy: FreshnessPolicy) -> None:

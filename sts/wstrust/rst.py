@@ -23,7 +23,7 @@ from lxml import etree
 
 from sts import ns
 from sts.errors import BadRequest, InvalidRequest, InvalidTimeRange
-from sts.wss.timestamp import parse_xsd_datetime
+from sts.wss.timestamp import parse_zoned_datetime
 from sts.wstrust.actions import Operation
 from sts.wstrust.model import (
     AppliesTo,
@@ -187,7 +187,7 @@ def _lifetime(element: etree._Element, trust: TrustVersion) -> dict[str, object]
         if qname.namespace != ns.WSU or qname.localname not in ("Created", "Expires") or qname.localname in values:
             raise InvalidTimeRange("malformed Lifetime", reason="bad_lifetime")
         try:
-            values[qname.localname] = parse_xsd_datetime(text_of(child))
+            values[qname.localname] = parse_zoned_datetime(text_of(child))
         except Exception:  # any parse failure is the same fault
             raise InvalidTimeRange("unparseable Lifetime", reason="bad_lifetime") from None
     return {"lifetime": Lifetime(values.get("Created"), values.get("Expires"))}  # type: ignore[arg-type]

@@ -53,6 +53,22 @@ def test_lifetime_with_both_instants() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2030-01-01T12:00:00.123456Z", dt.datetime(2030, 1, 1, 12, 0, 0, 123_456, tzinfo=dt.UTC)),  # isoformat()
+        ("2030-01-01T12:00:00.1234567Z", dt.datetime(2030, 1, 1, 12, 0, 0, 123_456, tzinfo=dt.UTC)),  # .NET ticks
+        ("2030-01-01T14:00:00+02:00", dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)),
+        ("2030-01-01T07:30:00-04:30", dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)),
+    ],
+)
+def test_lifetime_takes_any_precision_and_zone(text: str, instant: dt.datetime) -> None:
+    """A Lifetime is an xsd:dateTime (WS-Trust 1.3 §4.4.1): the Timestamp profile's limits (BSP R3217, R3220:
+    UTC, milliseconds) are for the security header, not here."""
+    parsed = _parse(f"<wst:Lifetime><wsu:Created>{text}</wsu:Created></wst:Lifetime>")
+    assert parsed.lifetime == Lifetime(instant, None)
+
+
 def test_lifetime_with_expires_only() -> None:
     parsed = _parse("<wst:Lifetime><wsu:Expires>2030-06-01T00:00:00Z</wsu:Expires></wst:Lifetime>")
     assert parsed.lifetime == Lifetime(None, dt.datetime(2030, 6, 1, tzinfo=dt.UTC))
@@ -67,11 +83,11 @@ def test_lifetime_with_expires_only() -> None:
         '<x:Created xmlns:x="urn:other">2030-01-01T00:00:00Z</x:Created>',
         "<wsu:Expires>2030-02-30T00:00:00Z</wsu:Expires>",
         "<wsu:Expires><wsu:Created/></wsu:Expires>",
-        "<wsu:Expires>2030-01-01T14:00:00+01:00</wsu:Expires>",
+        "<wsu:Expires>2030-01-01T14:00:00+15:00</wsu:Expires>",
         "<wsu:Expires>2030-01-01T14:00:00</wsu:Expires>",
     ],
     ids=["duplicate_created", "unknown_child", "trust_namespace", "foreign_namespace", "no_such_day", "nested",
-         "offset_not_utc", "no_zone"],
+         "offset_out_of_range", "no_zone"],
 )
 def test_malformed_lifetime(lifetime: str) -> None:
     _refused(f"<wst:Lifetime>{lifetime}</wst:Lifetime>", errors.InvalidTimeRange, "bad_lifetime")
