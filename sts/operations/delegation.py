@@ -39,7 +39,7 @@ from sts.tokens import authn
 from sts.tokens.base import Delegate
 from sts.tokens.saml2 import BEARER, HOLDER_OF_KEY
 from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion
-from sts.tokens.validation import AssertionRejected, saml_version
+from sts.tokens.validation import AssertionRejected, VerifiedAssertion, saml_version
 from sts.wstrust.model import RequestSecurityToken
 
 ONE_TIME_NAMESPACE = "saml-assertion"  # ReplayCache namespace of assertion IDs accepted once
@@ -124,9 +124,7 @@ class DelegationResolver:
         except AssertionRejected as rejected:
             raise InvalidTrustToken("delegated token refused", reason=rejected.reason) from None
         verified = trusted.verified
-        audiences = party.rp.delegation_audiences
-        if audiences and not set(audiences).intersection(verified.audiences):
-            raise InvalidTrustToken("delegated token for another audience", reason="token_audience_mismatch")
+        check_delegation_audience(party, verified)
         if trusted.issuer.source == SELF and self._tokens is not None:
             record = self._tokens.get(verified.assertion_id)
             if record is None:
@@ -204,6 +202,16 @@ def caller_fingerprint(call: TrustCall) -> str | None:
     if proof is None:
         return None
     return fingerprint(proof.certificate)
+
+
+def check_delegation_audience(party: ResolvedParty, verified: VerifiedAssertion) -> None:
+    """``--delegation-audience``: a token used on someone else's behalf must be addressed to one of the relying
+    party's listed audiences (SAML 2.0 core §2.5.1.4), whether handed in as OnBehalfOf/ActAs or exchanged by a
+    caller other than its subject (Validate with transformation); no list, no rule. Else
+    ``wst:InvalidSecurityToken``."""
+    audiences = party.rp.delegation_audiences
+    if audiences and not set(audiences).intersection(verified.audiences):
+        raise InvalidTrustToken("delegated token for another audience", reason="token_audience_mismatch")
 
 
 def _check_rule(policy: DelegationPolicy, call: TrustCall, act_as: bool) -> None:
