@@ -384,7 +384,7 @@ def build_service(
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
     subjects = SubjectAuthorizer(stores.users, auth_policy(settings))
     trust = issuer_trust(settings, lambda: ring.state().accepted_certs, clock)
-    delegation = DelegationResolver(trust, subjects, authenticator, store, stores.replay, clock)
+    delegation = DelegationResolver(trust, subjects, authenticator, store, stores.replay, clock, directory)
     operations: dict[Operation, OperationHandler] = {
         Operation.ISSUE: IssueOperation(
             directory, minter, clock, client_keys, caller_certificates(stores),

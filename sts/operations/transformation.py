@@ -18,6 +18,8 @@ CXF's ``TokenValidateOperation`` answers. The new token is an issuance for the s
    (:class:`~sts.tokens.trust.IssuerTrustList`, which also binds the issuer's name and user mapping to its keys);
    a OneTimeUse assertion is used up;
 4. the subject, as its user store has it now (exists, enabled, allowed domain and role, as a Renew decides it again);
+   of this STS's own token, the one its record names (without a token store, its NameID, only when that is the
+   user name);
 5. the caller: the token's own subject, or a caller the relying party's delegation policy allows for OnBehalfOf,
    for this subject (the new token names the subject only, as an OnBehalfOf token does), with a token addressed to
    one of its delegation audiences when it lists some;
@@ -41,7 +43,12 @@ from sts.auth.users import Principal
 from sts.clock import Clock
 from sts.errors import BadRequest, InvalidRequest, InvalidScope, RequestFailed, STSError
 from sts.operations.call import TrustCall
-from sts.operations.delegation import ONE_TIME_NAMESPACE, caller_fingerprint, check_delegation_audience
+from sts.operations.delegation import (
+    ONE_TIME_NAMESPACE,
+    caller_fingerprint,
+    check_delegation_audience,
+    nameid_is_user_name,
+)
 from sts.operations.events import audit
 from sts.operations.minting import MintPlan, TokenMinter, applies_to_echo, subject_and_claims
 from sts.operations.targets import ResolvedTarget
@@ -186,10 +193,13 @@ class TokenTransformer:
             raise RequestFailed("source not trusted", reason=f"transform_source_{rejected.reason}") from None
 
     def _subject(self, trusted: TrustedAssertion, target: ResolvedTarget) -> Principal:
-        """This STS's tokens name the subject their record keeps; others' the mapped name, as for delegation."""
+        """This STS's tokens name the subject their record keeps (without a token store, a NameID that is the user
+        name); others' the mapped name, as for delegation."""
         if trusted.issuer.source == SELF:
             if self._tokens is not None and target.record is None:
                 raise RequestFailed("token not in the token store", reason="token_unknown")
+            if target.record is None and not nameid_is_user_name(self._directory, trusted.verified):
+                raise RequestFailed("subject not known", reason="nameid_not_user_name")
             qualified = target.record.subject if target.record is not None else trusted.verified.subject
         else:
             try:
