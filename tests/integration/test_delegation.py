@@ -33,6 +33,7 @@ INVALID_REQUEST = (ns.WST, "InvalidRequest")
 DEL = ns.SAML_DELEGATION
 STAFF_ONLY = "https://staff-only.example.test/"  # delegation of holders of the role staff only
 BOUND = "https://bound.example.test/"  # delegated tokens must be addressed to the front-end
+LONG_LIVED = "https://long-lived.example.test/"  # its tokens live 12 h, the longest [tokens] max_lifetime allows
 PPT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 PREVIOUS_SESSION = "urn:oasis:names:tc:SAML:2.0:ac:classes:PreviousSession"
 
@@ -56,6 +57,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory, idp: IdentityProvider) -> Iter
     for address, rule in rules:
         assert instance.cli("rp", "add", address, "--no-encrypt") == 0
         assert instance.cli("rp", "update", address, "--allow-delegation", "svc-front", rule) == 0
+    assert instance.cli("rp", "add", LONG_LIVED, "--no-encrypt", "--lifetime", "43200") == 0
     server = start_server(instance, workers=2, tls=True)
     yield server
     server.stop()
@@ -120,6 +122,13 @@ def test_a_chain_of_two_services_within_the_depth(bed: Server, tmp_path: Path) -
     signed = verified(bed, t3, tmp_path)
     assert name_id(signed) == "alice"
     assert delegates(signed) == ["PRIMARY/svc-front", "PRIMARY/svc-middle"]
+
+
+def test_a_token_of_the_longest_lifetime_this_sts_issues_can_be_delegated(bed: Server, tmp_path: Path) -> None:
+    """12 h, NotBefore backdated by the clock skew: longer than the trusted-issuer default of 8 h."""
+    t1 = user_token(bed, applies_to=LONG_LIVED)
+    t2 = issue(bed, "svc-front", BACKEND, on_behalf_of=t1).token
+    assert name_id(verified(bed, t2, tmp_path)) == "alice"
 
 
 def test_the_delegated_token_does_not_outlive_the_one_handed_in(bed: Server) -> None:
