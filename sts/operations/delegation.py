@@ -218,7 +218,7 @@ def check_delegation_audience(party: ResolvedParty, verified: VerifiedAssertion)
     caller other than its subject (Validate with transformation); no list, no rule. Else
     ``wst:InvalidSecurityToken``."""
     audiences = party.rp.delegation_audiences
-    if audiences and not set(audiences).intersection(verified.audiences):
+    if audiences and not verified.addressed_to(audiences):
         raise InvalidTrustToken("delegated token for another audience", reason="token_audience_mismatch")
 
 
@@ -226,8 +226,10 @@ def nameid_is_user_name(directory: RelyingPartyDirectory, verified: VerifiedAsse
     """Whether the NameID of this STS's own token is its subject's user name: only when the relying party it was
     issued to (its one audience) takes the NameID from ``username``. Without a token store the NameID is all that
     names the subject, and ``email`` or a claim URI make it a claim value, which may be another user's name."""
-    audiences = set(verified.audiences)
-    return len(audiences) == 1 and directory.nameid_sources(audiences.pop()) == {USERNAME}
+    if len(verified.audiences) != 1 or len(verified.audiences[0]) != 1:  # this STS writes one, of one audience
+        return False
+    [audience] = verified.audiences[0]
+    return directory.nameid_sources(audience) == {USERNAME}
 
 
 def _check_rule(policy: DelegationPolicy, call: TrustCall, act_as: bool) -> None:
