@@ -305,7 +305,10 @@ def issuer_trust(
     certificates its key ring publishes now, asked at each verification, under ``[issuer] name``) and each
     ``[[trusted_issuers]]`` entry."""
     problems: list[str] = []
-    issuers = [IssuerTrust(settings.issuer.name, own_certs(), SELF)]
+    # This STS's tokens span at most [tokens] max_lifetime from NotBefore backdated by the clock skew; the
+    # trusted-issuer default (8 h) would refuse the longer lifetimes the STS itself issues.
+    longest = settings.tokens.max_lifetime + settings.tokens.clock_skew
+    issuers = [IssuerTrust(settings.issuer.name, own_certs(), SELF, max_token_age=longest)]
     now = clock.now()
     for index, entry in enumerate(settings.trusted_issuers):
         label = f"trusted_issuers[{index}].certificates"
@@ -384,7 +387,7 @@ def build_service(
     lifecycle_roles = frozenset(lifecycle.allowed_roles) or None
     subjects = SubjectAuthorizer(stores.users, auth_policy(settings))
     trust = issuer_trust(settings, lambda: ring.state().accepted_certs, clock)
-    delegation = DelegationResolver(trust, subjects, authenticator, store, stores.replay, clock)
+    delegation = DelegationResolver(trust, subjects, authenticator, store, stores.replay, clock, directory)
     operations: dict[Operation, OperationHandler] = {
         Operation.ISSUE: IssueOperation(
             directory, minter, clock, client_keys, caller_certificates(stores),

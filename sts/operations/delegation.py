@@ -10,8 +10,10 @@ The steps, each failure final (the caller learns nothing about the token before 
    pinned issuer keys, validity window, audience when the policy names some, revocation and one-time use); a
    UsernameToken as a login of that user (a wrong password counts towards that user's lockout). Any refusal is
    ``wst:InvalidSecurityToken``;
-4. the subject, as its user store has it now (known, enabled, domain and role of ``[security]``), else
-   ``wst:InvalidSecurityToken`` (unknown or disabled) or ``wst:RequestFailed`` (not allowed);
+4. the subject: of this STS's own token, the one its token-store record names (without a token store, its NameID,
+   and only when that is the user name: else ``wst:InvalidSecurityToken``); as its user store has it now (known,
+   enabled, domain and role of ``[security]``), else ``wst:InvalidSecurityToken`` (unknown or disabled) or
+   ``wst:RequestFailed`` (not allowed);
 5. the policy's subject rule (any, same domain, role), then the chain: ActAs appends the caller and the result may
    not be longer than the maximum depth; OnBehalfOf of a token that records a chain would hide it: refused.
 """
@@ -32,14 +34,15 @@ from sts.clock import Clock
 from sts.crypto.keystore import fingerprint
 from sts.errors import BadRequest, InvalidRequest, InvalidTrustToken, RequestFailed, STSError
 from sts.operations.call import TrustCall
+from sts.policy.nameid import USERNAME
 from sts.relying_parties.delegation import DelegationPolicy
-from sts.relying_parties.directory import ResolvedParty
+from sts.relying_parties.directory import RelyingPartyDirectory, ResolvedParty
 from sts.stores.base import ReplayCache, TokenStore
 from sts.tokens import authn
 from sts.tokens.base import Delegate
 from sts.tokens.saml2 import BEARER, HOLDER_OF_KEY
 from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion
-from sts.tokens.validation import AssertionRejected, saml_version
+from sts.tokens.validation import AssertionRejected, VerifiedAssertion, saml_version
 from sts.wstrust.model import RequestSecurityToken
 
 ONE_TIME_NAMESPACE = "saml-assertion"  # ReplayCache namespace of assertion IDs accepted once
@@ -77,7 +80,9 @@ class DelegationResolver:
         tokens: TokenStore | None,
         replay: ReplayCache,
         clock: Clock,
+        directory: RelyingPartyDirectory,
     ) -> None:
+        self._directory = directory
         self._trust = trust
         self._subjects = subjects
         self._authenticator = authenticator
@@ -124,9 +129,7 @@ class DelegationResolver:
         except AssertionRejected as rejected:
             raise InvalidTrustToken("delegated token refused", reason=rejected.reason) from None
         verified = trusted.verified
-        audiences = party.rp.delegation_audiences
-        if audiences and not set(audiences).intersection(verified.audiences):
-            raise InvalidTrustToken("delegated token for another audience", reason="token_audience_mismatch")
+        check_delegation_audience(party, verified)
         if trusted.issuer.source == SELF and self._tokens is not None:
             record = self._tokens.get(verified.assertion_id)
             if record is None:
@@ -147,9 +150,12 @@ class DelegationResolver:
             raise InvalidTrustToken("one-time token presented again", reason="token_reused")
 
     def _assertion_subject(self, trusted: TrustedAssertion) -> Principal:
-        """The subject as its store has it: this STS's tokens by their record, others' by the mapped name."""
+        """The subject as its store has it: this STS's tokens by their record (without a token store, by a NameID
+        that is the user name), others' by the mapped name."""
         if trusted.issuer.source == SELF:
             record = self._tokens.get(trusted.verified.assertion_id) if self._tokens is not None else None
+            if record is None and not nameid_is_user_name(self._directory, trusted.verified):
+                raise InvalidTrustToken("delegated subject not known", reason="nameid_not_user_name")
             qualified = record.subject if record is not None else trusted.verified.subject
         else:
             try:
@@ -204,6 +210,26 @@ def caller_fingerprint(call: TrustCall) -> str | None:
     if proof is None:
         return None
     return fingerprint(proof.certificate)
+
+
+def check_delegation_audience(party: ResolvedParty, verified: VerifiedAssertion) -> None:
+    """``--delegation-audience``: a token used on someone else's behalf must be addressed to one of the relying
+    party's listed audiences (SAML 2.0 core §2.5.1.4), whether handed in as OnBehalfOf/ActAs or exchanged by a
+    caller other than its subject (Validate with transformation); no list, no rule. Else
+    ``wst:InvalidSecurityToken``."""
+    audiences = party.rp.delegation_audiences
+    if audiences and not verified.addressed_to(audiences):
+        raise InvalidTrustToken("delegated token for another audience", reason="token_audience_mismatch")
+
+
+def nameid_is_user_name(directory: RelyingPartyDirectory, verified: VerifiedAssertion) -> bool:
+    """Whether the NameID of this STS's own token is its subject's user name: only when the relying party it was
+    issued to (its one audience) takes the NameID from ``username``. Without a token store the NameID is all that
+    names the subject, and ``email`` or a claim URI make it a claim value, which may be another user's name."""
+    if len(verified.audiences) != 1 or len(verified.audiences[0]) != 1:  # this STS writes one, of one audience
+        return False
+    [audience] = verified.audiences[0]
+    return directory.nameid_sources(audience) == {USERNAME}
 
 
 def _check_rule(policy: DelegationPolicy, call: TrustCall, act_as: bool) -> None:

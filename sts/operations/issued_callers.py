@@ -8,7 +8,7 @@ Order of checks, on the ``IssuedTokenOverTransport`` endpoint only:
 2. transport: TLS (a bearer token is only as safe as the channel);
 3. the assertion through the issuer trust list (the XSW-proof verifier of Validate, pinned keys of the issuer it
    names): a signature that does not verify is ``wsse:FailedCheck``; then the issuer may authenticate callers
-   (``callers = true``), the time window, an AudienceRestriction naming this STS, bearer confirmation only;
+   (``callers = true``), the time window, every AudienceRestriction naming this STS, bearer confirmation only;
 4. one-time use (``OneTimeUse`` or the issuer's ``single_use``): a second presentation is ``wsse:InvalidSecurity``;
 5. the user mapped from NameID (or the configured attribute) into the issuer's domain: known, enabled, not locked
    out, in an allowed domain and holding an allowed role. Roles come from the user store, never the assertion.
@@ -128,7 +128,7 @@ class IssuedTokenAuthenticator:
         verified, issuer = trusted.verified, trusted.issuer
         if issuer.source == SELF or not issuer.callers:
             raise FailedAuthentication("issuer may not authenticate callers", reason="issuer_not_for_callers")
-        if self._policy.audience not in verified.audiences:
+        if not verified.addressed_to((self._policy.audience,)):
             raise FailedAuthentication("assertion for another audience", reason="audience_not_this_sts")
         if not verified.confirmation_methods or not set(verified.confirmation_methods) <= _BEARER:
             raise FailedAuthentication("only bearer assertions", reason="confirmation_not_bearer")

@@ -41,7 +41,7 @@ from sts.wstrust.version import TrustVersion
 class MintPlan:
     """Everything decided about a token before it is made."""
 
-    trust: TrustVersion  # the version the answer (and the token's renewals) are written in
+    trust: TrustVersion  # the version the answer is written in: the request's
     context: str | None
     token_type: TokenType
     key_kind: KeyKind

@@ -42,7 +42,8 @@ def token_digest(token: etree._Element) -> str:
 class RenewalRecord:
     """How a token was requested, as far as a renewal decides it again (WS-Trust 1.3 §5)."""
 
-    trust: TrustVersion  # the version the token was issued in; its renewals answer in it
+    trust: TrustVersion  # the version the token was requested in (the spelling of key_type_uri); a renewal answers
+    # in the version of the Renew request
     token_type: TokenType
     key_kind: KeyKind
     key_type_uri: str  # as the request spelled it

@@ -10,6 +10,10 @@ claims come from the current user store and the relying party's current settings
 NameID source, lifetime, encryption); a PublicKey token's key must still be a registered, unexpired client key.
 A symmetric holder-of-key token gets a fresh proof key.
 
+The answer is written in the version of the Renew request, as every answer is (its RSTR, KeyType and proof-token
+URIs; the Action header already was), whichever version the token was issued in: a client that issued in the
+February 2005 version and renews in WS-Trust 1.3 reads a 1.3 answer.
+
 A renewal chain has one live token: the old token is retired and the new one recorded in one transaction, so of
 any number of concurrent renewals of one token exactly one succeeds; a renewed token validates as invalid and
 cannot be renewed again. Time is the injected clock, with the validity skew Validate applies.
@@ -34,6 +38,7 @@ from sts.stores.base import TokenRecord
 from sts.wstrust.model import Renewing
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import issued_rstr
+from sts.wstrust.version import TrustVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +89,7 @@ class RenewOperation:
                 raise UnableToRenew("relying party no longer registered", reason="rp_gone")
             principal = self._subjects.authorize(record.subject, self._policy.lifecycle_roles)
             self._check_proof(renewal.client_key, call)
-            plan = self._plan(record, renewal, party, principal, rst.context)
+            plan = self._plan(record, renewal, party, principal, request.trust, rst.context)
             response = self._minter.mint(plan, renews=record.token_id)
         except STSError as error:
             audit(call, "renew", "failure", token_id=target.token_id, reason=error.reason)
@@ -117,15 +122,17 @@ class RenewOperation:
         renewal: RenewalRecord,
         party: ResolvedParty,
         principal: Principal,
+        trust: TrustVersion,
         context: str | None,
     ) -> MintPlan:
+        """The new token as a fresh Issue would make it, answered in the renewal request's version ``trust``."""
         name_id, name_format, attributes = subject_and_claims(principal, party, renewal.requested_claims)
         return MintPlan(
-            trust=renewal.trust,
+            trust=trust,
             context=context,
             token_type=renewal.token_type,
             key_kind=renewal.key_kind,
-            key_type_uri=renewal.key_type_uri,
+            key_type_uri=_key_type_uri(renewal, trust),
             party=party,
             subject=principal.qualified_name,
             name_id=name_id,
@@ -158,3 +165,9 @@ class RenewOperation:
         except UseKeyRejected:
             raise UnableToRenew("client key no longer accepted", reason="use_key_rejected") from None
         return key
+
+
+def _key_type_uri(renewal: RenewalRecord, trust: TrustVersion) -> str:
+    """The token's KeyType as the renewal request's version spells it (WS-Trust 1.3 §9.2): the Issue request's own
+    spelling when it was of that version (February 2005 ``wsid:NoProofKey`` stays), else that version's URI."""
+    return renewal.key_type_uri if renewal.trust is trust else trust.key_type(renewal.key_kind)

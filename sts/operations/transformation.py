@@ -18,11 +18,15 @@ CXF's ``TokenValidateOperation`` answers. The new token is an issuance for the s
    (:class:`~sts.tokens.trust.IssuerTrustList`, which also binds the issuer's name and user mapping to its keys);
    a OneTimeUse assertion is used up;
 4. the subject, as its user store has it now (exists, enabled, allowed domain and role, as a Renew decides it again);
+   of this STS's own token, the one its record names (without a token store, its NameID, only when that is the
+   user name);
 5. the caller: the token's own subject, or a caller the relying party's delegation policy allows for OnBehalfOf,
-   for this subject (the new token names the subject only, as an OnBehalfOf token does);
+   for this subject (the new token names the subject only, as an OnBehalfOf token does), with a token addressed to
+   one of its delegation audiences when it lists some;
 6. a delegation chain the token records is kept, within the relying party's maximum depth.
 
-Every refusal of a valid token is ``wst:RequestFailed`` (the reason in the audit log only). The new token is minted
+Every refusal of a valid token is ``wst:RequestFailed`` (the reason in the audit log only), except a token outside
+the delegation audiences: ``wst:InvalidSecurityToken``, as OnBehalfOf refuses it. The new token is minted
 like any other: claims from the user's current entry within the relying party's claim ceiling, signed, encrypted
 for the relying party, recorded; it does not outlive the validated token and is not renewable.
 """
@@ -39,7 +43,12 @@ from sts.auth.users import Principal
 from sts.clock import Clock
 from sts.errors import BadRequest, InvalidRequest, InvalidScope, RequestFailed, STSError
 from sts.operations.call import TrustCall
-from sts.operations.delegation import ONE_TIME_NAMESPACE, caller_fingerprint
+from sts.operations.delegation import (
+    ONE_TIME_NAMESPACE,
+    caller_fingerprint,
+    check_delegation_audience,
+    nameid_is_user_name,
+)
 from sts.operations.events import audit
 from sts.operations.minting import MintPlan, TokenMinter, applies_to_echo, subject_and_claims
 from sts.operations.targets import ResolvedTarget
@@ -50,7 +59,7 @@ from sts.tokens import authn
 from sts.tokens.base import Delegate
 from sts.tokens.saml2 import BEARER
 from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion
-from sts.tokens.validation import AssertionRejected, saml_version
+from sts.tokens.validation import AssertionRejected, VerifiedAssertion, saml_version
 from sts.wstrust.model import RequestSecurityToken
 from sts.wstrust.rstr import IssuedTokenResponse
 from sts.wstrust.tokentypes import KeyKind, SamlVersion, TokenType, resolve_key_type, resolve_token_type
@@ -146,7 +155,7 @@ class TokenTransformer:
         if not party.rp.transformation.allows(source):
             raise RequestFailed("source not allowed", reason="transform_source_not_allowed")
         subject = self._subject(trusted, target)
-        _check_caller(call, party, subject)
+        _check_caller(call, party, subject, trusted.verified)
         recorded = trusted.verified.delegates
         if len(recorded) > party.rp.max_delegation_depth:
             raise RequestFailed("delegation chain too deep", reason="chain_too_deep")
@@ -184,10 +193,13 @@ class TokenTransformer:
             raise RequestFailed("source not trusted", reason=f"transform_source_{rejected.reason}") from None
 
     def _subject(self, trusted: TrustedAssertion, target: ResolvedTarget) -> Principal:
-        """This STS's tokens name the subject their record keeps; others' the mapped name, as for delegation."""
+        """This STS's tokens name the subject their record keeps (without a token store, a NameID that is the user
+        name); others' the mapped name, as for delegation."""
         if trusted.issuer.source == SELF:
             if self._tokens is not None and target.record is None:
                 raise RequestFailed("token not in the token store", reason="token_unknown")
+            if target.record is None and not nameid_is_user_name(self._directory, trusted.verified):
+                raise RequestFailed("subject not known", reason="nameid_not_user_name")
             qualified = target.record.subject if target.record is not None else trusted.verified.subject
         else:
             try:
@@ -208,8 +220,9 @@ class TokenTransformer:
             raise RequestFailed("one-time token presented again", reason="token_reused")
 
 
-def _check_caller(call: TrustCall, party: ResolvedParty, subject: Principal) -> None:
-    """The subject may exchange its own token; anyone else acts on its behalf and needs the RP's OnBehalfOf rule."""
+def _check_caller(call: TrustCall, party: ResolvedParty, subject: Principal, verified: VerifiedAssertion) -> None:
+    """The subject may exchange its own token; anyone else acts on its behalf and needs the RP's OnBehalfOf rule,
+    including its delegation audiences (the same rule as an OnBehalfOf Issue, so Validate is no way around it)."""
     caller = call.caller.principal
     if caller.qualified_name.casefold() == subject.qualified_name.casefold():
         return
@@ -218,6 +231,8 @@ def _check_caller(call: TrustCall, party: ResolvedParty, subject: Principal) -> 
         policy.enabled
         and policy.allows_caller(caller, caller_fingerprint(call))
         and policy.mode.allows(act_as=False)
-        and policy.allows_subject(caller, subject)
     ):
+        raise RequestFailed("caller may not exchange this token", reason="caller_not_allowed")
+    check_delegation_audience(party, verified)
+    if not policy.allows_subject(caller, subject):
         raise RequestFailed("caller may not exchange this token", reason="caller_not_allowed")

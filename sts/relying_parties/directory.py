@@ -104,6 +104,18 @@ class RelyingPartyDirectory:
             rp = self._registered.get(address)
             return None if rp is None else self._party(rp, fallback=False)
 
+    def nameid_sources(self, audience: str) -> frozenset[str]:
+        """The NameID sources (``username``, ``email``, a claim URI) in force for the registered relying parties
+        whose tokens name ``audience`` (their identifier, else their address, as their tokens' Audience is made);
+        empty when none does."""
+        with self._lock:
+            self._refresh()
+            return frozenset(
+                self._effective(rp)[1].nameid
+                for rp in self._registered.values()
+                if (rp.identifier or rp.address) == audience
+            )
+
     def encrypter(self, party: ResolvedParty) -> TokenEncrypter:
         """The worker's encrypter for this relying party's certificate and algorithms."""
         if party.loaded is None:

@@ -10,6 +10,7 @@ actually verified, with full text content (comments cannot truncate it: finding 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -42,7 +43,8 @@ class VerifiedAssertion:
     subject: str
     not_before: dt.datetime | None
     not_on_or_after: dt.datetime | None
-    audiences: tuple[str, ...]
+    # One set of audiences per AudienceRestriction (SAML 1.1: AudienceRestrictionCondition), in document order.
+    audiences: tuple[frozenset[str], ...]
     signed: etree._Element
     issuer: str = ""
     delegates: tuple[str, ...] = ()  # the ActAs chain the token records, oldest first (names only)
@@ -53,6 +55,12 @@ class VerifiedAssertion:
     def made(self) -> float | None:
         """NotBefore in epoch seconds: no earlier than the assertion was made (a replay cache's ``created``)."""
         return self.not_before.timestamp() if self.not_before is not None else None
+
+    def addressed_to(self, acceptable: Collection[str]) -> bool:
+        """Whether the assertion is addressed to one of ``acceptable``: every audience restriction names one of
+        them (SAML 2.0 core §2.5.1.4: the conditions are a conjunction, the audiences of one an alternative; SAML
+        1.1 core §2.3.2.1.3 the same). An assertion with no restriction names no audience: not addressed."""
+        return bool(self.audiences) and all(not group.isdisjoint(acceptable) for group in self.audiences)
 
 
 def saml_version(element: etree._Element) -> SamlVersion | None:
@@ -82,18 +90,14 @@ def verify_assertion(assertion: etree._Element, trusted: tuple[x509.Certificate,
 def _read(signed: etree._Element, version: SamlVersion, assertion_id: str) -> VerifiedAssertion:
     saml = ns.SAML2 if version is SamlVersion.SAML20 else ns.SAML1
     conditions = signed.find(ns.qn(saml, "Conditions"))
-    audience_path = (
-        f"{ns.qn(saml, 'AudienceRestriction')}/{ns.qn(saml, 'Audience')}"
-        if version is SamlVersion.SAML20
-        else f"{ns.qn(saml, 'AudienceRestrictionCondition')}/{ns.qn(saml, 'Audience')}"
-    )
+    restriction = ns.qn(saml, "AudienceRestriction" if saml == ns.SAML2 else "AudienceRestrictionCondition")
     name_path = (
         f"{ns.qn(saml, 'Subject')}/{ns.qn(saml, 'NameID')}"
         if version is SamlVersion.SAML20
         else f".//{ns.qn(saml, 'Subject')}/{ns.qn(saml, 'NameIdentifier')}"
     )
     name = signed.find(name_path)
-    audiences = conditions.findall(audience_path) if conditions is not None else []
+    restrictions = conditions.findall(restriction) if conditions is not None else []
     saml2 = version is SamlVersion.SAML20
     issuer_element = signed.find(ns.qn(saml, "Issuer")) if saml2 else None
     issuer = text_of(issuer_element) if issuer_element is not None else signed.get("Issuer") or ""
@@ -103,7 +107,10 @@ def _read(signed: etree._Element, version: SamlVersion, assertion_id: str) -> Ve
         subject=text_of(name).strip() if name is not None else "",
         not_before=_instant(conditions, "NotBefore"),
         not_on_or_after=_instant(conditions, "NotOnOrAfter"),
-        audiences=tuple(text_of(audience).strip() for audience in audiences),
+        audiences=tuple(
+            frozenset(text_of(audience).strip() for audience in group.iterfind(ns.qn(saml, "Audience")))
+            for group in restrictions
+        ),
         signed=signed,
         issuer=issuer.strip(),
         delegates=_delegates(signed, conditions, saml2),

@@ -76,8 +76,10 @@ class IdentityProvider:
         not_before: float = -60,
         not_after: float = 600,
         one_time_use: bool = False,
+        restrictions: tuple[tuple[str, ...], ...] = (),
     ) -> etree._Element:
-        """A SAML 2.0 bearer assertion signed by this IdP with signxml (exclusive c14n, RSA-SHA256)."""
+        """A SAML 2.0 bearer assertion signed by this IdP with signxml (exclusive c14n, RSA-SHA256), addressed to
+        ``audience``, or with ``restrictions``: one AudienceRestriction of these audiences each."""
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
         def instant(offset: float) -> str:
@@ -98,8 +100,10 @@ class IdentityProvider:
         conditions = etree.SubElement(
             assertion, f"{{{saml}}}Conditions", NotBefore=instant(not_before), NotOnOrAfter=instant(not_after)
         )
-        restriction = etree.SubElement(conditions, f"{{{saml}}}AudienceRestriction")
-        etree.SubElement(restriction, f"{{{saml}}}Audience").text = audience
+        for audiences in restrictions or ((audience,),):
+            restriction = etree.SubElement(conditions, f"{{{saml}}}AudienceRestriction")
+            for name in audiences:
+                etree.SubElement(restriction, f"{{{saml}}}Audience").text = name
         if one_time_use:
             etree.SubElement(conditions, f"{{{saml}}}OneTimeUse")
         authn = etree.SubElement(assertion, f"{{{saml}}}AuthnStatement", AuthnInstant=instant(0))

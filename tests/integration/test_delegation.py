@@ -15,6 +15,7 @@ from sts import ns
 from tests.integration.delegation_support import (
     BACKEND,
     FRONTEND,
+    IDP,
     MIDDLE,
     PASSWORD,
     IdentityProvider,
@@ -33,6 +34,7 @@ INVALID_REQUEST = (ns.WST, "InvalidRequest")
 DEL = ns.SAML_DELEGATION
 STAFF_ONLY = "https://staff-only.example.test/"  # delegation of holders of the role staff only
 BOUND = "https://bound.example.test/"  # delegated tokens must be addressed to the front-end
+LONG_LIVED = "https://long-lived.example.test/"  # its tokens live 12 h, the longest [tokens] max_lifetime allows
 PPT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 PREVIOUS_SESSION = "urn:oasis:names:tc:SAML:2.0:ac:classes:PreviousSession"
 
@@ -56,6 +58,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory, idp: IdentityProvider) -> Iter
     for address, rule in rules:
         assert instance.cli("rp", "add", address, "--no-encrypt") == 0
         assert instance.cli("rp", "update", address, "--allow-delegation", "svc-front", rule) == 0
+    assert instance.cli("rp", "add", LONG_LIVED, "--no-encrypt", "--lifetime", "43200") == 0
     server = start_server(instance, workers=2, tls=True)
     yield server
     server.stop()
@@ -120,6 +123,13 @@ def test_a_chain_of_two_services_within_the_depth(bed: Server, tmp_path: Path) -
     signed = verified(bed, t3, tmp_path)
     assert name_id(signed) == "alice"
     assert delegates(signed) == ["PRIMARY/svc-front", "PRIMARY/svc-middle"]
+
+
+def test_a_token_of_the_longest_lifetime_this_sts_issues_can_be_delegated(bed: Server, tmp_path: Path) -> None:
+    """12 h, NotBefore backdated by the clock skew: longer than the trusted-issuer default of 8 h."""
+    t1 = user_token(bed, applies_to=LONG_LIVED)
+    t2 = issue(bed, "svc-front", BACKEND, on_behalf_of=t1).token
+    assert name_id(verified(bed, t2, tmp_path)) == "alice"
 
 
 def test_the_delegated_token_does_not_outlive_the_one_handed_in(bed: Server) -> None:
@@ -249,6 +259,17 @@ def test_delegation_audience(bed: Server) -> None:
     issue(bed, "svc-front", BOUND, act_as=user_token(bed, applies_to=FRONTEND))
 
 
+def test_every_audience_restriction_must_name_a_delegation_audience(bed: Server, idp: IdentityProvider) -> None:
+    """SAML 2.0 core §2.5.1.4: two AudienceRestrictions are both to be met (the assertion is for a party in each),
+    the audiences of one are alternatives."""
+    both = idp.assertion("alice", restrictions=((FRONTEND,), (MIDDLE,)))
+    assert fault_of(issue, bed, "svc-front", BOUND, act_as=both) == INVALID_TOKEN
+    refusal = [e for e in audit_records(bed.log) if e.get("audit_event") == "delegation"][-1]
+    assert refusal["reason"] == "token_audience_mismatch"
+    issue(bed, "svc-front", BOUND, act_as=idp.assertion("alice", restrictions=((MIDDLE, FRONTEND),)))
+    issue(bed, "svc-front", BOUND, act_as=idp.assertion("alice", restrictions=((FRONTEND,), (MIDDLE, FRONTEND))))
+
+
 def test_username_token_with_a_wrong_password_counts_towards_that_users_lockout(bed: Server) -> None:
     before = _failures(bed, "PRIMARY/carol")
     ut = username_token("carol", "not the password")
@@ -332,6 +353,18 @@ def test_issued_token_caller_refusals(bed: Server, idp: IdentityProvider, case: 
         "wrong_key": lambda: stranger.assertion("alice", audience=sts_name),
     }
     assert fault_of(issue, bed, "", BACKEND, token=tokens[case](), url=issued_url(bed)) == expected
+
+
+def test_an_issued_token_caller_meets_every_audience_restriction(bed: Server, idp: IdentityProvider) -> None:
+    """Addressed to this STS and, by a second AudienceRestriction, to the front-end: for neither alone (SAML 2.0
+    core §2.5.1.4); one restriction naming both is addressed to either."""
+    sts_name = _sts_name(bed)
+    both = idp.assertion("alice", restrictions=((sts_name,), (FRONTEND,)))
+    assert fault_of(issue, bed, "", BACKEND, token=both, url=issued_url(bed)) == (ns.WSSE, "FailedAuthentication")
+    refusal = [e for e in audit_records(bed.log) if e.get("audit_event") == "authentication"][-1]
+    assert (refusal["outcome"], refusal["reason"]) == ("failure", f"audience_not_this_sts issuer={IDP}")
+    either = idp.assertion("alice", restrictions=((FRONTEND, sts_name),))
+    assert issue(bed, "", BACKEND, token=either, url=issued_url(bed)).token is not None
 
 
 def test_issued_token_caller_replayed_one_time_assertion(bed: Server, idp: IdentityProvider) -> None:

@@ -40,6 +40,8 @@ DEMO_RP = "https://localhost:8443/demo-rp/"  # the demo instance's relying party
 REQUEST_FAILED = (ns.WST, "RequestFailed")
 INVALID_REQUEST = (ns.WST, "InvalidRequest")
 INVALID_SCOPE = (ns.WST, "InvalidScope")
+INVALID_TOKEN = (ns.WST, "InvalidSecurityToken")
+BOUND = "https://bound.example.test/"  # exchanges for svc-front only tokens addressed to the front-end
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,9 @@ def bed(tmp_path_factory: pytest.TempPathFactory, idp: IdentityProvider) -> Iter
     backend = ("--allow-transformation-from", "self", "--allow-transformation-from", IDP)
     delegation = ("--allow-delegation", "svc-front", "--delegation-subjects", "any")
     assert instance.cli("rp", "update", BACKEND, *backend, *delegation) == 0
+    assert instance.cli("rp", "add", BOUND, "--no-encrypt") == 0
+    bound = (*delegation, "--allow-transformation-from", "self", f"--delegation-audience={FRONTEND}")
+    assert instance.cli("rp", "update", BOUND, *bound) == 0
     server = start_server(instance, workers=2, tls=True)
     yield server
     server.stop()
@@ -154,6 +159,17 @@ def test_refusals_of_valid_tokens(bed: Server, idp: IdentityProvider) -> None:
     assert reasons[-4:] == [
         "transform_not_allowed", "caller_not_allowed", "transform_source_not_allowed", "unknown_applies_to",
     ]
+
+
+def test_another_callers_exchange_is_bound_by_the_delegation_audience(bed: Server) -> None:
+    """svc-front may act for alice at BOUND only with a token addressed to the front-end, as for OnBehalfOf."""
+    before = stored_tokens(bed)
+    assert fault_of(exchange, bed, "svc-front", issue(bed, "alice", MIDDLE).token, BOUND) == INVALID_TOKEN
+    assert stored_tokens(bed) == before + 1  # alice's own token only
+    refusal = [e for e in audit_records(bed.log) if e.get("audit_event") == "validate"][-1]
+    assert (refusal["outcome"], refusal["reason"]) == ("failure", "token_audience_mismatch")
+    answer = exchange(bed, "svc-front", issue(bed, "alice", FRONTEND).token, BOUND)
+    assert answer.valid and answer.issued is not None
 
 
 def test_a_disabled_subject_gets_nothing(bed: Server) -> None:

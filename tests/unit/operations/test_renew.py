@@ -24,6 +24,7 @@ from sts.soapenv import SoapVersion
 from sts.stores.base import TokenRecord
 from sts.stores.sqlite_stores import SqliteTokenStore
 from sts.wstrust.actions import Operation
+from sts.wstrust.tokentypes import NO_PROOF_KEY
 from sts.wstrust.version import TrustVersion
 from tests.unit.operations.harness import (
     AFTER,
@@ -43,6 +44,38 @@ from tests.unit.operations.harness import (
     reference,
     renew_reply,
 )
+
+# --- the answer's version ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("issued_in", list(TrustVersion))
+@pytest.mark.parametrize("renewed_in", list(TrustVersion))
+def test_renew_answers_in_the_requests_version(env: Env, issued_in: TrustVersion, renewed_in: TrustVersion) -> None:
+    """Whatever version the token was issued in: RSTR and KeyType in the Renew request's version, as its Action."""
+    env.add_user("bob", "admin")
+    token_id = assertion_id(env.issue_reply("bob", trust=issued_in))
+    reply = env.call(
+        "bob", Operation.RENEW, f"<wst:RenewTarget>{reference(token_id)}</wst:RenewTarget>", renewed_in
+    )
+    assert (reply.body.tag, reply.trust) == (renewed_in.qn("RequestSecurityTokenResponse"), renewed_in)
+    assert reply.body.findtext(renewed_in.qn("KeyType")) == renewed_in.bearer
+    assert env.renew("bob", assertion_id(reply))  # and the renewed token renews again, in 1.3
+
+
+def test_a_renewal_in_the_issue_version_keeps_the_key_type_as_spelled(env: Env) -> None:
+    """The February 2005 ``wsid:NoProofKey`` Bearer spelling (.NET's) is echoed again by a February 2005 renewal."""
+    env.add_user("bob", "admin")
+    feb = TrustVersion.FEB2005
+    inner = (
+        f"<wst:TokenType>{SAML2}</wst:TokenType>"
+        f'<wsp:AppliesTo xmlns:wsp="{ns.WSP}"><wsa:EndpointReference xmlns:wsa="{ns.WSA}">'
+        f"<wsa:Address>{RP}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>"
+        f'<wst:KeyType>{NO_PROOF_KEY}</wst:KeyType><wst:Renewing Allow="true"/>'
+    )
+    token_id = assertion_id(env.call("bob", Operation.ISSUE, inner, feb))
+    reply = env.call("bob", Operation.RENEW, f"<wst:RenewTarget>{reference(token_id)}</wst:RenewTarget>", feb)
+    assert reply.body.findtext(feb.qn("KeyType")) == NO_PROOF_KEY
+
 
 # --- item 4: the injected clock and the skew -------------------------------------------------------------------
 

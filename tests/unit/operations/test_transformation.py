@@ -20,7 +20,7 @@ from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import PRIMARY
 from sts.crypto.keygen import generate_rsa_key, self_signed_certificate
 from sts.crypto.signer import AssertionSigner
-from sts.errors import InvalidRequest, InvalidScope, RequestFailed, STSError
+from sts.errors import InvalidRequest, InvalidScope, InvalidTrustToken, RequestFailed, STSError
 from sts.operations.call import TrustReply
 from sts.operations.minting import TokenMinter
 from sts.operations.records import TokenLedger
@@ -211,3 +211,23 @@ def test_unknown_applies_to(env: Env) -> None:
 def test_unknown_token_type(env: Env) -> None:
     error = refusal(env, user_token(env), token_type="urn:evil:token-type")
     assert (type(error), error.reason) == (InvalidRequest, "validate_token_type")
+
+
+def test_another_caller_needs_a_token_for_the_delegation_audience(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``--delegation-audience`` binds a transformation by another caller as it binds OnBehalfOf: carol, allowed
+    to act for bob, cannot exchange bob's token for another relying party; bob's own exchange is no delegation."""
+    front = "https://front.example.com/"
+    env.add_rp(front)
+    current = env.rps.get(TARGET)
+    env.rps.update(replace(current, delegation_callers=("user:PRIMARY/carol",), delegation_audiences=(front,)))
+    elsewhere = user_token(env)  # bob's token for RP, not for the front-end
+    with caplog.at_level(logging.INFO, logger="sts.audit"):
+        error = refusal(env, elsewhere, user="carol")
+    assert (type(error), error.reason) == (InvalidTrustToken, "token_audience_mismatch")
+    [event] = [e for e in audit_events(caplog) if e["audit_event"] == "validate"]
+    assert (event["outcome"], event["reason"], event["user"]) == ("failure", "token_audience_mismatch", "carol")
+    assert exchange(env, elsewhere).body.findtext(f".//{{{SAML1}}}NameIdentifier") == "bob"
+    reply = exchange(env, assertion_of(env.issue_reply("bob", front)), user="carol")
+    assert reply.body.findtext(f".//{{{SAML1}}}NameIdentifier") == "bob"

@@ -142,6 +142,18 @@ def test_registered_regex_party_is_found_by_its_pattern(tmp_path: Path, registry
     assert found is not None and found.audience == "urn:rp"
 
 
+def test_nameid_sources_by_the_audience_tokens_name(tmp_path: Path, registry: RelyingPartyRegistry) -> None:
+    """An RP's tokens name its identifier, else its address; its source is its own ``nameid``, else its profile's."""
+    registry.add(unencrypted(RP))
+    registry.add(unencrypted(r"https://[a-z]+\.example/mail/", match="regex", identifier="urn:mail", nameid="email"))
+    directory = RelyingPartyDirectory(registry, tmp_path, recheck_seconds=0)
+    assert directory.nameid_sources(RP) == {"username"}
+    assert directory.nameid_sources("urn:mail") == {"email"}
+    assert directory.nameid_sources("https://one.example/mail/") == set()  # matched by AppliesTo, never named
+    registry.add(unencrypted("https://other.example/", identifier=RP, nameid="http://wso2.org/claims/upn"))
+    assert directory.nameid_sources(RP) == {"username", "http://wso2.org/claims/upn"}
+
+
 def test_default_relying_party_and_refusals(tmp_path: Path, registry: RelyingPartyRegistry) -> None:
     registry.add(unencrypted(RP))
     strict = RelyingPartyDirectory(registry, tmp_path)

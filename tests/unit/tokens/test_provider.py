@@ -88,7 +88,7 @@ def test_a_bearer_token_is_signed_and_dated_by_the_injected_clock(keys: Keys) ->
         now - dt.timedelta(seconds=60),
         now + dt.timedelta(seconds=300),
     )
-    assert verified.audiences == (AUDIENCE,) and made.proof is None
+    assert verified.audiences == (frozenset({AUDIENCE}),) and made.proof is None
     assert made.token.findtext(f".//{{{SAML2}}}AuthnContextClassRef") == PASSWORD_PROTECTED_TRANSPORT
 
 

@@ -4,10 +4,14 @@ worker runs), other issuers their pinned certificates only."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from cryptography import x509
+from lxml import etree
 
+from sts.clock import FrozenClock
+from sts.config.settings import IssuerSettings, Settings, TokenSettings
 from sts.crypto.keygen import generate_rsa_key, self_signed_certificate
 from sts.crypto.signer import AssertionSigner
 from sts.tokens.trust import SELF, IssuerTrust, IssuerTrustList
@@ -42,3 +46,26 @@ def test_another_issuer_keeps_its_pinned_certificates() -> None:
     trust = IssuerTrustList((IssuerTrust(ISSUER, (cert,), ISSUER),), 60, lambda: (ours,))
     token = build_signed(signer, SamlVersion.SAML20, make_content())
     assert trust.verify(token, dt.datetime.now(dt.UTC)).issuer.entity_id == ISSUER
+
+
+@pytest.mark.parametrize(("max_lifetime", "skew"), [(43200, 60), (43200, 600), (3600, 0)])
+def test_own_tokens_of_the_longest_lifetime_are_believed(tmp_path: Path, max_lifetime: int, skew: int) -> None:
+    """``sts.app.issuer_trust``: this STS's token may span ``[tokens] max_lifetime`` plus the clock skew NotBefore
+    is backdated by (was: the trusted-issuer default of 8 h); one second more is still too long."""
+    from sts.app import issuer_trust
+
+    signer, cert = _signer("sts")
+    tokens = TokenSettings(lifetime=300, max_lifetime=max_lifetime, clock_skew=skew)
+    settings = Settings(tmp_path / "sts.toml", issuer=IssuerSettings(name=ISSUER), tokens=tokens)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    trust = issuer_trust(settings, lambda: (cert,), FrozenClock(now))
+
+    def token(seconds: int) -> etree._Element:
+        start = now - dt.timedelta(seconds=skew)  # as the token provider backdates NotBefore
+        content = make_content(now=now, not_before=start, not_on_or_after=start + dt.timedelta(seconds=seconds))
+        return build_signed(signer, SamlVersion.SAML20, content)
+
+    assert trust.verify(token(max_lifetime + skew), now).issuer.source == SELF
+    with pytest.raises(AssertionRejected) as too_long:
+        trust.verify(token(max_lifetime + skew + 1), now)
+    assert too_long.value.reason == "token_lifetime_too_long"

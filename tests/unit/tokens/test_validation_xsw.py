@@ -107,7 +107,7 @@ def test_j01_untouched_assertion_verifies(keys: Keys, signed: etree._Element, ve
     assert result.version is version
     assert result.assertion_id == signed.get(xsw.id_attribute(signed))
     assert result.subject == xsw.LEGIT_NAME
-    assert result.audiences == (xsw.AUDIENCE,)
+    assert result.audiences == (frozenset({xsw.AUDIENCE}),)
     assert result.not_before == NOW - dt.timedelta(seconds=60)
     assert result.not_on_or_after == NOW + dt.timedelta(minutes=5)
     assert result.signed.tag == signed.tag
