@@ -98,11 +98,18 @@ class MalformedMessage(SoapFault):
 
 
 class VersionMismatch(SoapFault):
-    """Wrong envelope namespace, or a content type that disagrees with it."""
+    """Wrong envelope namespace, or a content type that disagrees with it.
+
+    ``soap11_envelope``: the message was a SOAP 1.1 envelope (under a SOAP 1.2 media type): the fault is then a
+    SOAP 1.1 message, the only version its sender is known to understand (SOAP 1.2 Part 1, Appendix A)."""
 
     fault_local = "VersionMismatch"
     fault_string = "Invalid request"
     reason = "version_mismatch"
+
+    def __init__(self, detail: str = "", *, reason: str | None = None, soap11_envelope: bool = False) -> None:
+        super().__init__(detail, reason=reason)
+        self.soap11_envelope = soap11_envelope
 
 
 class MustUnderstand(SoapFault):

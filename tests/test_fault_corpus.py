@@ -92,7 +92,17 @@ class Vector:
 
     @property
     def soap12(self) -> bool:
-        return (self.content_type or "").split(";")[0].strip().lower() == SOAP12_MEDIA_TYPE
+        """Whether the fault comes back as SOAP 1.2: sent as SOAP 1.2, unless the envelope itself is SOAP 1.1, which
+        gets a SOAP/1.1 VersionMismatch (SOAP 1.2 Part 1, Appendix A)."""
+        announced = (self.content_type or "").split(";")[0].strip().lower() == SOAP12_MEDIA_TYPE
+        return announced and not (self.fault == "soap-VersionMismatch" and _root_namespace(self.template) == ns.S11)
+
+
+def _root_namespace(template: bytes) -> str | None:
+    try:
+        return etree.QName(etree.fromstring(template)).namespace
+    except etree.XMLSyntaxError:
+        return None
 
 
 def load_vector(path: Path) -> Vector:

@@ -16,7 +16,7 @@ from lxml import etree
 
 from sts import ns, telemetry
 from sts.audit import AuditEvent, emit, request_scope
-from sts.errors import RequestFailed, STSError
+from sts.errors import RequestFailed, STSError, VersionMismatch
 from sts.operations.call import RequestInfo
 from sts.service import SecurityTokenService
 from sts.soap.addressing import Addressing, read_addressing, reply_headers
@@ -125,7 +125,10 @@ class SoapEndpoint:
             return self._reply(envelope.version, reply.body, headers, protect)
         except STSError as error:
             self._audit_failure(error, correlation_id, request.client_address, started)
-            return self._fault(error, request.version, correlation_id, trust_ns, addressing)
+            version = request.version
+            if isinstance(error, VersionMismatch) and error.soap11_envelope:
+                version = SoapVersion.SOAP11  # the one version the sender is known to speak
+            return self._fault(error, version, correlation_id, trust_ns, addressing)
         except Exception:  # the single wrap point for the unexpected
             _LOG.exception("unexpected error", extra={"correlation_id": correlation_id})
             wrapped = RequestFailed("unexpected error", reason="internal_error")

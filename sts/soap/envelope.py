@@ -39,7 +39,8 @@ def read_envelope(root: etree._Element, version: SoapVersion) -> Envelope:
     envelope_tag, header_tag, body_tag = _TAGS[version]
     if root.tag != envelope_tag:
         if etree.QName(root).localname == "Envelope" and etree.QName(root).namespace in (ns.S11, ns.S12):
-            raise VersionMismatch("envelope namespace does not match the content type")
+            soap11 = root.tag == _TAGS[SoapVersion.SOAP11][0]
+            raise VersionMismatch("envelope namespace does not match the content type", soap11_envelope=soap11)
         if etree.QName(root).localname == "Envelope":
             raise VersionMismatch("unknown envelope namespace")
         raise MalformedMessage("root is not a SOAP Envelope", reason="envelope_root")

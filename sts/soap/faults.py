@@ -131,15 +131,14 @@ def _correlation(detail: etree._Element, correlation_id: str) -> None:
 
 
 def _soap12_fault_headers(error: STSError, version: SoapVersion, header: etree._Element) -> None:
-    """SOAP 1.2 §5.4.7-5.4.8: Upgrade lists the envelopes we speak; NotUnderstood names the header."""
-    if version is not SoapVersion.SOAP12:
-        return
+    """SOAP 1.2 §5.4.7-5.4.8: Upgrade lists the envelopes we speak; NotUnderstood names the header. A SOAP 1.1
+    VersionMismatch fault carries the Upgrade header too (SOAP 1.2 Part 1, Appendix A)."""
     if isinstance(error, VersionMismatch):
         upgrade = etree.SubElement(header, ns.qn(ns.S12, "Upgrade"))
         for supported in (ns.S12, ns.S11):
             env = etree.SubElement(upgrade, ns.qn(ns.S12, "SupportedEnvelope"), nsmap={"e": supported})
             env.set("qname", "e:Envelope")
-    elif isinstance(error, MustUnderstand) and error.not_understood is not None:
+    elif version is SoapVersion.SOAP12 and isinstance(error, MustUnderstand) and error.not_understood is not None:
         namespace, local = error.not_understood
         if namespace:
             element = etree.SubElement(header, ns.qn(ns.S12, "NotUnderstood"), nsmap={"h": namespace})

@@ -715,7 +715,9 @@ def test_soap12_envelope_as_text_xml_is_version_mismatch(env: Env) -> None:
     assert b"RequestSecurityTokenResponse" not in response.content
 
 
-def test_soap11_envelope_as_soap_xml_is_version_mismatch_with_upgrade(env: Env) -> None:
+def test_soap11_envelope_as_soap_xml_is_a_soap11_version_mismatch_with_upgrade(env: Env) -> None:
+    """SOAP 1.2 Part 1, Appendix A: a SOAP/1.1 message gets a VersionMismatch fault built as a SOAP/1.1 message
+    (its sender speaks 1.1), which should carry the Upgrade header block."""
     request = cf.generic_rst("admin", env.admin_password, RP_PLAIN, soap12=False, url=env.server.url)
     response = requests.post(
         env.server.url,
@@ -724,13 +726,13 @@ def test_soap11_envelope_as_soap_xml_is_version_mismatch_with_upgrade(env: Env) 
         verify=env.server.verify,
         timeout=30,
     )
-    check_content_type(response, S12)
+    check_content_type(response, S11)
     root = etree.fromstring(response.content)
-    values = root.findall(f"{{{S12}}}Body/{{{S12}}}Fault/{{{S12}}}Code/{{{S12}}}Value")
-    assert len(values) == 1 and _qname_of(values[0]) == (S12, "VersionMismatch")
-    supported = root.findall(f"{{{S12}}}Header/{{{S12}}}Upgrade/{{{S12}}}SupportedEnvelope")
+    codes = root.findall(f"{{{S11}}}Body/{{{S11}}}Fault/faultcode")
+    assert len(codes) == 1 and _qname_of(codes[0]) == (S11, "VersionMismatch")
+    supported = root.findall(f"{{{S11}}}Header/{{{S12}}}Upgrade/{{{S12}}}SupportedEnvelope")
     assert {_resolve_attr_qname(e, "qname") for e in supported} == {(S11, "Envelope"), (S12, "Envelope")}
-    assert response.status_code == 500  # SOAP 1.2 part 2, HTTP binding: env:VersionMismatch
+    assert response.status_code == 500
 
 
 def _resolve_attr_qname(element: etree._Element, attribute: str) -> tuple[str, str]:

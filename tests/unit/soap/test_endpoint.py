@@ -221,15 +221,21 @@ def test_malformed_body_never_reaches_the_service() -> None:
     assert b"passwd" not in response.body
 
 
-def test_version_mismatch_fault_in_the_announced_version() -> None:
+def test_a_soap11_envelope_under_the_soap12_media_type_gets_a_soap11_version_mismatch() -> None:
+    """SOAP 1.2 Part 1, Appendix A: the fault is a SOAP/1.1 message (the sender speaks 1.1), with an Upgrade."""
     service = StubService()
     response = _handle(service, S12, _envelope(S11, _rst()))
     assert service.calls == []
+    assert response.status == 500 and response.content_type.startswith("text/xml")
     root = etree.fromstring(response.body)
-    assert root.tag == ns.qn(ns.S12, "Envelope")
-    value = root.find(f".//{ns.qn(ns.S12, 'Code')}/{ns.qn(ns.S12, 'Value')}")
-    assert value is not None and value.text == "s12:VersionMismatch"
-    assert root.find(f"{ns.qn(ns.S12, 'Header')}/{ns.qn(ns.S12, 'Upgrade')}") is not None
+    assert root.tag == ns.qn(ns.S11, "Envelope")
+    assert _fault_qname(response, S11) == (ns.S11, "VersionMismatch")
+    assert root.find(f"{ns.qn(ns.S11, 'Header')}/{ns.qn(ns.S12, 'Upgrade')}") is not None
+
+
+def test_a_soap12_envelope_under_the_soap11_media_type_gets_a_soap11_version_mismatch() -> None:
+    response = _handle(StubService(), S11, _envelope(S12, _rst()))
+    assert _fault_qname(response, S11) == (ns.S11, "VersionMismatch")
 
 
 def test_unknown_mandatory_header_must_understand() -> None:

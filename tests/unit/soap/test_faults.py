@@ -117,7 +117,7 @@ def test_soap11_fault_shape(name: str) -> None:
     assert _resolve(fault.find("faultcode")) == case.s11_code  # type: ignore[arg-type]
     assert fault.findtext("faultstring") == case.fault_string
     assert fault.findtext("faultstring") == type(case.error).fault_string
-    assert root.find(ns.qn(ns.S11, "Header")) is None
+    assert (root.find(ns.qn(ns.S11, "Header")) is None) is not isinstance(case.error, VersionMismatch)  # Upgrade
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -204,11 +204,17 @@ def test_soap12_must_understand_without_header_name_has_no_header() -> None:
     assert root.find(ns.qn(ns.S12, "Header")) is None
 
 
-@pytest.mark.parametrize("error", [VersionMismatch(), MustUnderstand(not_understood=("urn:x", "Foo"))])
-def test_soap11_has_no_soap12_headers(error: STSError) -> None:
-    _rendered, root = _render(error, S11)
+def test_soap11_has_no_soap12_not_understood() -> None:
+    _rendered, root = _render(MustUnderstand(not_understood=("urn:x", "Foo")), S11)
     assert root.find(ns.qn(ns.S11, "Header")) is None
-    assert b"Upgrade" not in etree.tostring(root) and b"NotUnderstood" not in etree.tostring(root)
+    assert b"NotUnderstood" not in etree.tostring(root)
+
+
+def test_a_soap11_version_mismatch_carries_the_upgrade_header() -> None:
+    """SOAP 1.2 Part 1, Appendix A: the SOAP/1.1 VersionMismatch fault should say which envelopes we speak."""
+    _rendered, root = _render(VersionMismatch(), S11)
+    upgrade = root.find(f"{ns.qn(ns.S11, 'Header')}/{ns.qn(ns.S12, 'Upgrade')}")
+    assert upgrade is not None and len(upgrade.findall(ns.qn(ns.S12, "SupportedEnvelope"))) == 2
 
 
 def test_extra_headers_are_written() -> None:
