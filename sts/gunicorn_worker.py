@@ -94,6 +94,27 @@ class BufferedConn(TConn):  # type: ignore[misc]
             super().close()
 
 
+class _PlainErrorAnswer:
+    """Stands for the client socket in gunicorn's ``handle_error``: keeps the status line it writes and sends a
+    fixed plain-text body (the reason phrase) instead of its HTML page, which quotes the parser's error (the SOAP
+    endpoint answers no HTML and no library message)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    @staticmethod
+    def gettimeout() -> float:
+        """0.0: gunicorn's ``write_nonblock`` then writes at once; the real socket's own timeout bounds the write."""
+        return 0.0
+
+    def sendall(self, data: bytes) -> None:
+        """Send the status line of ``data`` with a plain-text body."""
+        status_line = data.split(b"\r\n", 1)[0]  # b"HTTP/1.1 400 Bad Request": gunicorn's own fixed phrases
+        body = status_line.split(b" ", 2)[-1] + b"\n"
+        head = b"\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n"
+        self._sock.sendall(status_line + head % len(body) + body)
+
+
 class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
     """gunicorn's threaded worker with handshakes, request reads and graceful closes in the event loop."""
 
@@ -392,6 +413,10 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._end_linger(conn)
 
     # -- serving (a request thread, or the loop's own) ------------------------------------------------------------
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """gunicorn's status, logging and access log for a request it could not serve, without its HTML page."""
+        super().handle_error(req, _PlainErrorAnswer(client), addr, exc)
 
     def handle(self, conn: BufferedConn) -> Any:
         """Serve the buffered request (gunicorn's ``handle`` for HTTP/1.1; writes bounded in time)."""

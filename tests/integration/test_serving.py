@@ -225,6 +225,27 @@ def test_head_over_32_kib_gets_431(plain: Server) -> None:
         assert _closed_by_server(sock)
 
 
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"Content-Type: text/xml\r\nContent-Length: abc\r\n", b"HTTP/1.1 400 Bad Request"),
+        (b"SOAPAction: " + b"x" * 9000 + b"\r\n", b"HTTP/1.1 431 Request Header Fields Too Large"),  # > 8190
+        (b"Bad Header Name: x\r\n", b"HTTP/1.1 400 Bad Request"),
+    ],
+    ids=["content_length_not_a_number", "field_over_gunicorns_limit", "invalid_header_name"],
+)
+def test_requests_gunicorn_refuses_get_plain_text_without_its_parser_message(
+    plain: Server, head: bytes, status: bytes
+) -> None:
+    """gunicorn's own refusals keep its status but not its HTML page, which quotes the parser's error."""
+    with _connect(plain) as sock:
+        sock.sendall(b"POST /services/wso2carbon-sts HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head + b"\r\n")
+        answer, body, _ = _read_message(sock)
+    assert answer.split(b"\r\n", 1)[0] == status
+    assert re.search(rb"(?im)^content-type: text/plain; charset=utf-8\s*$", answer)
+    assert body == status.split(b" ", 2)[2] + b"\n"  # the reason phrase, nothing of the request
+
+
 def test_keep_alive_and_pipelined_requests(plain: Server, instance: Instance) -> None:
     with requests.Session() as session:
         for _ in range(3):
