@@ -10,6 +10,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from lxml import etree
 
@@ -82,6 +83,15 @@ def make_cert(
     if extended is not None and not ca:
         builder = builder.add_extension(x509.ExtendedKeyUsage([extended]), critical=False)
     return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+
+
+def printable_name(common_name: str, organization: str = "sts tests") -> x509.Name:
+    """``O=<organization>, CN=<common_name>`` encoded as PrintableString, as Java's keytool (and .NET's
+    certificate tools) write names; cryptography writes UTF8String unless told."""
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization, _type=_ASN1Type.PrintableString),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name, _type=_ASN1Type.PrintableString),
+    ])
 
 
 def write_client(directory: Path, name: str, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> Client:

@@ -11,14 +11,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
+from lxml import etree
 
-from sts import errors
+from sts import errors, ns
 from sts.auth.certificates import CertificateAttempt, CertificateTrust, mapped_name
 from sts.auth.credential_cache import VerifiedPrincipalCache
 from sts.crypto.client_certs import load_client_certificate
-from sts.wss.x509_token import TokenReference
+from sts.wss.x509_token import TokenReference, read_token_reference
 from tests.unit.auth.x509_env import INFO, X509Env, audit_records, build_env
-from tests.x509_support import make_cert, rsa_key
+from tests.x509_support import make_cert, printable_name, rsa_key
 
 ROLES = frozenset({"admin"})
 
@@ -54,6 +55,15 @@ def test_a_registered_certificate_is_found_by_every_reference_form(env: X509Env)
     ]
     for reference in forms:
         assert env.trust.resolve(reference) == (cert, "PRIMARY", "admin")
+
+
+def _issuer_serial_reference(issuer: str, serial: int) -> TokenReference:
+    """The reference a ds:X509IssuerSerial with this text and serial number reads as."""
+    xml = (f'<wsse:SecurityTokenReference xmlns:wsse="{ns.WSSE}" xmlns:ds="{ns.DS}"><ds:X509Data>'
+           f"<ds:X509IssuerSerial><ds:X509IssuerName>{issuer}</ds:X509IssuerName>"
+           f"<ds:X509SerialNumber>{serial}</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data>"
+           "</wsse:SecurityTokenReference>")
+    return read_token_reference(etree.fromstring(xml), etree.Element(ns.qn(ns.WSSE, "Security")))
 
 
 def test_a_ca_issued_certificate_maps_by_its_cn(env: X509Env) -> None:
@@ -281,3 +291,13 @@ def test_the_cache_never_skips_the_domain_rule(fresh: X509Env) -> None:
     with pytest.raises(errors.FailedAuthentication) as caught:
         trust.principal("PRIMARY", "admin", ROLES)
     assert caught.value.reason == "domain_denied"
+
+
+def test_issuer_serial_names_a_registered_keytool_certificate(fresh: X509Env) -> None:
+    """WSS4J's default reference is IssuerSerial; a keytool certificate's issuer is PrintableString, and the name
+    read from ds:X509IssuerName (".NET/Java" text, ", " between RDNs) parses back as UTF8String."""
+    key = rsa_key()
+    cert = make_cert("keytool", key, subject=printable_name("keytool"))
+    fresh.users.add_certificate("PRIMARY", "bob", _der(cert))
+    reference = _issuer_serial_reference("CN=keytool, O=sts tests", cert.serial_number)
+    assert fresh.trust.resolve(reference) == (cert, "PRIMARY", "bob")
