@@ -94,6 +94,19 @@ def printable_name(common_name: str, organization: str = "sts tests") -> x509.Na
     ])
 
 
+def undecodable_name_der(cert: x509.Certificate, which: str = "issuer") -> bytes:
+    """``cert``'s DER with a byte of its issuer's or subject's CN (UTF8String, self-signed: the same text in both,
+    the issuer first) made 0xFF, which is no UTF-8: the certificate still loads, the name raises when read."""
+    der = bytearray(cert.public_bytes(serialization.Encoding.DER))
+    value = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert isinstance(value, str)
+    first = der.find(value.encode())
+    where = first if which == "issuer" else der.find(value.encode(), first + 1)
+    assert where > 0
+    der[where] = 0xFF
+    return bytes(der)
+
+
 def write_client(directory: Path, name: str, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> Client:
     """Write ``name.crt.pem`` and ``name.key.pem`` to ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -63,13 +63,17 @@ def certificate_problem(
 
 def load_client_certificate(data: bytes) -> x509.Certificate:
     """A TLS client certificate as the transport hands it over: DER from our own TLS socket, or one PEM block from a
-    trusted proxy's header. ValueError for anything else (also for PEM with more than one certificate)."""
+    trusted proxy's header. ValueError for anything else (also for PEM with more than one certificate, or issuer
+    or subject names that do not decode: cryptography would raise only when the trust decision reads them)."""
     if data.lstrip().startswith(b"-----BEGIN"):
         certificates = x509.load_pem_x509_certificates(data)
         if len(certificates) != 1:
             raise ValueError("expected exactly one certificate")
-        return certificates[0]
-    return x509.load_der_x509_certificate(data)
+        cert = certificates[0]
+    else:
+        cert = x509.load_der_x509_certificate(data)
+    _ = cert.issuer, cert.subject
+    return cert
 
 
 def same_key(a: x509.Certificate, b: object) -> bool:
@@ -123,11 +127,16 @@ class ClientAuthority:
         return problems
 
     def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
-        """The configured CA that signed ``cert`` directly, or None (self-signed leaves never match)."""
-        if cert.issuer == cert.subject:
+        """The configured CA that signed ``cert`` directly, or None (self-signed leaves never match; nor does a
+        certificate whose names do not decode, which its reader should have refused already)."""
+        try:
+            issuer, subject = cert.issuer, cert.subject
+        except ValueError:
+            return None
+        if issuer == subject:
             return None
         for ca in self._current().cas:
-            if ca.subject != cert.issuer:
+            if ca.subject != issuer:
                 continue
             try:
                 cert.verify_directly_issued_by(ca)

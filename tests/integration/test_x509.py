@@ -32,8 +32,19 @@ from sts.config import load_settings
 from sts.stores.sqlite import Database
 from sts.wstrust.tokentypes import SamlVersion
 from tests.integration.test_operations import decrypted_token
-from tests.support import WSSE, WST, WSU, Instance, Server, fault_qname, make_instance, rst_envelope, start_server
-from tests.x509_support import Client, make_cert, make_crl, rsa_key, signed_rst, write_client
+from tests.support import (
+    WSSE,
+    WST,
+    WSU,
+    Instance,
+    Server,
+    audit_records,
+    fault_qname,
+    make_instance,
+    rst_envelope,
+    start_server,
+)
+from tests.x509_support import Client, make_cert, make_crl, rsa_key, signed_rst, undecodable_name_der, write_client
 
 pytestmark = pytest.mark.integration
 
@@ -506,6 +517,21 @@ def test_g25_signature_over_a_copy_of_the_rst_in_a_header(
 def test_untrusted_certificate_is_refused(x509_server: Server, x509_instance: tuple[Instance, Pki], who: str) -> None:
     _, pki = x509_instance
     _refused(x509_server, SIG_ONLY, _signed(x509_server, SIG_ONLY, getattr(pki, who)), FAILED_AUTH)
+
+
+def test_a_token_certificate_whose_issuer_does_not_decode_is_an_invalid_token(
+    x509_server: Server, x509_instance: tuple[Instance, Pki]
+) -> None:
+    """With the client CA configured, a BinarySecurityToken whose issuer name does not decode: InvalidSecurityToken
+    (WSS 1.1 §12) and an audit event, not wst:RequestFailed from an unexpected error."""
+    _, pki = x509_instance
+    env = _signed(x509_server, SIG_ONLY, pki.alice)
+    token = env.find(f".//{{{WSSE}}}BinarySecurityToken")
+    assert token is not None
+    token.text = base64.b64encode(undecodable_name_der(make_cert("zzqqx", pki.alice.key))).decode()
+    _refused(x509_server, SIG_ONLY, env, (WSSE, "InvalidSecurityToken"))
+    assert audit_records(x509_server.log)[-1]["reason"] == "bad_certificate"
+    assert "unexpected error" not in x509_server.log.read_text()
 
 
 def test_w30_replayed_signed_message_is_refused(x509_server: Server, x509_instance: tuple[Instance, Pki]) -> None:

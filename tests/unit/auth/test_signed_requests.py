@@ -4,6 +4,7 @@ certificate named one), refusals counted towards the per-client throttle, the ex
 
 from __future__ import annotations
 
+import base64
 import copy
 import logging
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from sts.auth.signed_requests import CERTIFICATE_MIXED, SIG_ONLY, SignedCall
 from sts.auth.transport_certs import TLS_CLIENT_METHOD, TransportCertificateAuthenticator, TransportCertificatePolicy
 from sts.soapenv import SoapVersion
 from tests.unit.auth.x509_env import FAILURE_LIMIT, INFO, X509Env, audit_records, build_env
-from tests.x509_support import Client, signed_rst
+from tests.x509_support import Client, make_cert, signed_rst, undecodable_name_der
 
 ROLES = frozenset({"admin"})
 SIG_ONLY_PATH = "/services/wso2carbon-sts/SigOnly"
@@ -192,6 +193,21 @@ def test_named_attacks_get_their_exact_fault(env: X509Env, case: str, error: typ
     _expect(env, envelope, error, reason, call)
 
 
+@pytest.mark.parametrize("which", ["issuer", "subject"])
+def test_a_token_certificate_whose_names_do_not_decode_is_an_audited_invalid_token(
+    env: X509Env, caplog: pytest.LogCaptureFixture, which: str
+) -> None:
+    """With a client CA configured the trust decision compares the certificate's names: one that does not decode
+    is the token's fault (WSS 1.1 §12 InvalidSecurityToken, audited), never an unexpected ValueError."""
+    envelope = _envelope(env.alice)
+    token = envelope.find(f".//{ns.qn(ns.WSSE, 'BinarySecurityToken')}")
+    assert token is not None
+    token.text = base64.b64encode(undecodable_name_der(make_cert("zzqqx", env.alice.key), which)).decode()
+    _expect(env, envelope, errors.InvalidSecurityToken, "bad_certificate")
+    record = _last(caplog)
+    assert (record.outcome, record.reason) == ("failure", "bad_certificate")  # type: ignore[attr-defined]
+
+
 def test_certificatemixed_needs_tls_and_a_to_naming_this_endpoint(env: X509Env) -> None:
     envelope = _envelope(env.alice, MIXED_PATH, sign_to=True)
     _expect(env, envelope, errors.InvalidSecurity, "insecure_transport",
@@ -261,6 +277,7 @@ def test_a_tls_client_certificate_authenticates_its_user(env: X509Env, caplog: p
         ("stale_timestamp", errors.MessageExpired, None),
         ("P07_no_certificate", errors.FailedAuthentication, "no_client_certificate"),
         ("garbled_certificate", errors.FailedAuthentication, "bad_client_certificate"),
+        ("undecodable_issuer", errors.FailedAuthentication, "bad_client_certificate"),
         ("P01_unregistered", errors.FailedAuthentication, "cert_unknown"),
         ("P03_revoked", errors.FailedAuthentication, "cert_revoked"),
         ("P05_disabled_user", errors.FailedAuthentication, "user_disabled"),
@@ -285,6 +302,8 @@ def test_tls_client_refusals(env: X509Env, case: str, error: type[errors.STSErro
         certificate = None  # type: ignore[assignment]
     elif case == "garbled_certificate":
         certificate = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    elif case == "undecodable_issuer":  # a proxy's header passes what it verified; the STS decodes the names itself
+        certificate = undecodable_name_der(make_cert("zzqqx", env.alice.key))
     elif case == "P01_unregistered":
         certificate = env.stranger.cert.public_bytes(serialization.Encoding.DER)
     elif case == "P03_revoked":

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sts.crypto.client_certs import ClientAuthority, certificate_problem, same_key
-from tests.x509_support import make_cert, make_crl, rsa_key
+from sts.crypto.client_certs import ClientAuthority, certificate_problem, load_client_certificate, same_key
+from tests.x509_support import make_cert, make_crl, rsa_key, undecodable_name_der
 
 NOW = dt.datetime.now(dt.UTC)
 PEM = serialization.Encoding.PEM
@@ -94,6 +94,19 @@ def test_issuer_of_finds_the_signing_ca_only(ca: tuple[x509.Certificate, object,
     other = make_cert("Other CA", impostor_key, ca=True, extended=None, key_usage="none")
     assert authority.issuer_of(make_cert("admin", rsa_key(), issuer=(other, impostor_key))) is None
     assert not authority.revoked(issued, cert, NOW)  # no CRL configured: nothing is revoked
+
+
+@pytest.mark.parametrize("which", ["issuer", "subject"])
+def test_issuer_of_a_certificate_whose_names_do_not_decode_is_none(
+    ca: tuple[x509.Certificate, object, Path], which: str
+) -> None:
+    """Defence in depth: the token readers refuse such a certificate first; here it matches no CA, never raises."""
+    undecodable = x509.load_der_x509_certificate(undecodable_name_der(make_cert("zzqqx", rsa_key()), which))
+    with pytest.raises(ValueError):
+        _ = undecodable.issuer, undecodable.subject
+    assert ClientAuthority(ca[2]).issuer_of(undecodable) is None
+    with pytest.raises(ValueError):
+        load_client_certificate(undecodable.public_bytes(PEM))
 
 
 def test_a_bundle_without_a_ca_certificate_is_a_problem(tmp_path: Path) -> None:
