@@ -231,6 +231,37 @@ def test_certificatemixed_needs_tls_and_a_to_naming_this_endpoint(env: X509Env) 
     _expect(env, alone, errors.FailedCheck, "coverage", _call(alone, CERTIFICATE_MIXED, MIXED_PATH))
 
 
+@pytest.mark.parametrize("scenario", [SIG_ONLY, CERTIFICATE_MIXED])
+def test_a_signed_to_naming_another_endpoint_is_refused_with_the_body_signed(
+    env: X509Env, caplog: pytest.LogCaptureFixture, scenario: str
+) -> None:
+    """WS-Addressing 1.0 Core §3.2: the signer said where the message goes; the Body being signed too changes
+    nothing (the STS client library signs Timestamp, Body and wsa:To)."""
+    path = SIG_ONLY_PATH if scenario == SIG_ONLY else MIXED_PATH
+    elsewhere = _envelope(env.alice, "/some/other/service", sign_to=True)
+    _expect(env, elsewhere, errors.FailedCheck, "to_mismatch", _call(elsewhere, scenario, path))
+    assert (_last(caplog).outcome, _last(caplog).reason) == ("failure", "to_mismatch")  # type: ignore[attr-defined]
+    here = signed_rst(f"https://proxy.example.test:443{path}/", env.alice, sign_to=True)  # a proxy's host and port
+    assert env.authenticator().authenticate(_headers(here), S11, _call(here, scenario, path), ROLES).principal.name \
+        == "admin"
+
+
+@pytest.mark.parametrize("body_signed", [True, False], ids=["body_and_to", "wcf_to_only"])
+def test_a_signed_to_may_name_the_published_address_behind_a_prefix(env: X509Env, body_signed: bool) -> None:
+    """Behind a proxy that mounts the STS below /sts ([server] public_url), clients address the published URL."""
+    public = "/sts" + MIXED_PATH
+    envelope = _envelope(env.alice, public, sign_to=True)
+    if not body_signed:
+        _resign(envelope, env.alice, "timestamp", "to")
+    call = replace(_call(envelope, CERTIFICATE_MIXED, MIXED_PATH), public_path=public)
+    assert env.authenticator().authenticate(_headers(envelope), S11, call, ROLES).principal.name == "admin"
+    other = _envelope(env.alice, "/sts/services/wso2carbon-sts/SigOnly", sign_to=True)
+    if not body_signed:
+        _resign(other, env.alice, "timestamp", "to")
+    call = replace(_call(other, CERTIFICATE_MIXED, MIXED_PATH), public_path=public)
+    _expect(env, other, errors.FailedCheck, "to_mismatch", call)
+
+
 # --- TLS client certificates (certificatetransport) --------------------------------------------------------------
 
 
