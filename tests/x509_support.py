@@ -51,9 +51,11 @@ def make_cert(
     ca: bool = False,
     serial: int | None = None,
     subject: x509.Name | None = None,
+    key_cert_sign: bool | None = None,
 ) -> x509.Certificate:
     """A certificate for ``key``: self-signed, or signed by ``issuer`` (certificate, key); ``subject`` replaces
-    the default ``O=sts tests, CN=<common_name>``."""
+    the default ``O=sts tests, CN=<common_name>``; ``key_cert_sign`` overrides KeyUsage keyCertSign (default:
+    set exactly for a CA)."""
     now = dt.datetime.now(dt.UTC)
     subject = subject or x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sts tests"),
                                     x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -73,7 +75,8 @@ def make_cert(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), critical=False
         )
     usage = {"digital_signature": False, "content_commitment": False, "key_encipherment": False,
-             "data_encipherment": False, "key_agreement": False, "key_cert_sign": ca, "crl_sign": ca,
+             "data_encipherment": False, "key_agreement": False,
+             "key_cert_sign": ca if key_cert_sign is None else key_cert_sign, "crl_sign": ca,
              "encipher_only": False, "decipher_only": False}
     if key_usage == "digitalSignature":
         usage["digital_signature"] = True
