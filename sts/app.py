@@ -114,6 +114,15 @@ def public_url(settings: Settings) -> str:
     return f"{scheme}://{host}:{port}{WSO2_PATH}"
 
 
+def published_path(url: str, path: str) -> str:
+    """The path of the endpoint served at ``path`` in the address the WSDL publishes for it
+    (:func:`scenario_endpoint`): ``path`` itself unless the public URL mounts the STS below a prefix."""
+    if path.startswith(WSO2_PATH + "/"):
+        return urlsplit(url).path.rstrip("/") + path[len(WSO2_PATH) :]
+    base = url[: -len(WSO2_PATH)] if url.endswith(WSO2_PATH) else url.rstrip("/")
+    return urlsplit(base).path + path
+
+
 def port_addresses(url: str) -> dict[str, str]:
     """The URL of each ``wsdl:port`` of the published WSDL, from the public URL of the WSO2 endpoint.
 
@@ -425,6 +434,8 @@ def build_service(
 
     opener = build_encrypted_opener(settings, stores, clock, ring.message_keys)
 
+    endpoint_url = public_url(settings)
+
     def caller_info(info: RequestInfo) -> CallerInfo:
         return CallerInfo(info.correlation_id, info.client_address, info.secure_transport)
 
@@ -449,7 +460,8 @@ def build_service(
         allowed = frozenset(settings.security.allowed_roles if roles is None else roles)
         if request.info.scenario == CERTIFICATE_TRANSPORT:
             return transport.authenticate(request.headers, request.soap, info, request.info.client_certificate, allowed)
-        call = SignedCall(request.info.scenario, request.rst, request.info.path, info)
+        path = request.info.path
+        call = SignedCall(request.info.scenario, request.rst, path, info, published_path(endpoint_url, path))
         return signed.authenticate(request.headers, request.soap, call, allowed)
 
     return SecurityTokenService(operations, authenticate=authenticate, open_request=open_request)

@@ -10,6 +10,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from lxml import etree
 
@@ -50,9 +51,11 @@ def make_cert(
     ca: bool = False,
     serial: int | None = None,
     subject: x509.Name | None = None,
+    key_cert_sign: bool | None = None,
 ) -> x509.Certificate:
     """A certificate for ``key``: self-signed, or signed by ``issuer`` (certificate, key); ``subject`` replaces
-    the default ``O=sts tests, CN=<common_name>``."""
+    the default ``O=sts tests, CN=<common_name>``; ``key_cert_sign`` overrides KeyUsage keyCertSign (default:
+    set exactly for a CA)."""
     now = dt.datetime.now(dt.UTC)
     subject = subject or x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sts tests"),
                                     x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -72,7 +75,8 @@ def make_cert(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), critical=False
         )
     usage = {"digital_signature": False, "content_commitment": False, "key_encipherment": False,
-             "data_encipherment": False, "key_agreement": False, "key_cert_sign": ca, "crl_sign": ca,
+             "data_encipherment": False, "key_agreement": False,
+             "key_cert_sign": ca if key_cert_sign is None else key_cert_sign, "crl_sign": ca,
              "encipher_only": False, "decipher_only": False}
     if key_usage == "digitalSignature":
         usage["digital_signature"] = True
@@ -82,6 +86,28 @@ def make_cert(
     if extended is not None and not ca:
         builder = builder.add_extension(x509.ExtendedKeyUsage([extended]), critical=False)
     return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+
+
+def printable_name(common_name: str, organization: str = "sts tests") -> x509.Name:
+    """``O=<organization>, CN=<common_name>`` encoded as PrintableString, as Java's keytool (and .NET's
+    certificate tools) write names; cryptography writes UTF8String unless told."""
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization, _type=_ASN1Type.PrintableString),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name, _type=_ASN1Type.PrintableString),
+    ])
+
+
+def undecodable_name_der(cert: x509.Certificate, which: str = "issuer") -> bytes:
+    """``cert``'s DER with a byte of its issuer's or subject's CN (UTF8String, self-signed: the same text in both,
+    the issuer first) made 0xFF, which is no UTF-8: the certificate still loads, the name raises when read."""
+    der = bytearray(cert.public_bytes(serialization.Encoding.DER))
+    value = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert isinstance(value, str)
+    first = der.find(value.encode())
+    where = first if which == "issuer" else der.find(value.encode(), first + 1)
+    assert where > 0
+    der[where] = 0xFF
+    return bytes(der)
 
 
 def write_client(directory: Path, name: str, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> Client:

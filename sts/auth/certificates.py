@@ -150,10 +150,11 @@ class CertificateTrust:
 
     def _from_authority(self, cert: x509.Certificate) -> tuple[str, str]:
         authority = self._authority
-        ca = None if authority is None else authority.issuer_of(cert)
+        now = self._clock.now()
+        ca = None if authority is None else authority.issuer_of(cert, now)
         if ca is None:
             raise FailedAuthentication("certificate not issued by the client CA", reason="cert_unknown")
-        if authority is None or authority.revoked(cert, ca, self._clock.now()):
+        if authority is None or authority.revoked(cert, ca, now):
             raise FailedAuthentication("certificate revoked", reason="cert_revoked")
         value = mapped_name(cert, self._rules.user_rule)
         try:

@@ -10,9 +10,10 @@ Order, every step before the next (each failure one fixed WS-Security fault, aud
 3. the KeyInfo's token reference resolved to a *trusted* certificate and its user (:mod:`sts.auth.certificates`):
    an untrusted signer costs no RSA operation;
 4. the signature verified with that certificate's key over exactly those referents (:mod:`sts.crypto.wss_signature`);
-5. coverage per scenario: SigOnly {Body, Timestamp}; certificatemixed {Timestamp} and {Body or ``wsa:To``}, where
-   a signed ``wsa:To`` must name this endpoint (a signature over the Timestamp alone proves nothing about the
-   request); certificatemixed also needs TLS;
+5. coverage per scenario: SigOnly {Body, Timestamp}; certificatemixed {Timestamp} and {Body or ``wsa:To``} (a
+   signature over the Timestamp alone proves nothing about the request); certificatemixed also needs TLS. A
+   signed ``wsa:To`` must name this endpoint on every scenario, whatever else is signed: the client's signature
+   says the message was sent to that destination (WS-Addressing 1.0 Core §3.2, [destination]);
 6. the signature value once per freshness window across all workers (replay cache), then the user's domain,
    enabled flag and role.
 
@@ -84,6 +85,7 @@ class SignedCall:
     body_child: etree._Element
     endpoint_path: str
     info: CallerInfo
+    public_path: str = ""  # the endpoint's path in its published address ([server] public_url), if another
 
 
 class SignedRequestAuthenticator:
@@ -149,17 +151,20 @@ class SignedRequestAuthenticator:
         body = covered(referents, BODY_KIND)
         if body is not None and call.body_child.getparent() is not body:
             raise FailedCheck("signed Body is not the request's Body", reason="body_mismatch")
-        if body is None:
-            self._check_to(covered(referents, WSA_TO_KIND), call.endpoint_path)
+        to = covered(referents, WSA_TO_KIND)
+        if to is not None or body is None:  # without the Body, coverage let in only a signed wsa:To
+            self._check_to(to, call)
         self._check_replay(facts.replay_key, created)
         principal = self._trust.principal(domain, name, roles)
         proof = KeyProof(certificate, reference.token_id, header.signature.get("Id"))
         return AuthenticatedCaller(principal, X509_SIGNATURE, proof)
 
     @staticmethod
-    def _check_to(to: etree._Element | None, endpoint_path: str) -> None:
-        """A signed ``wsa:To`` must name this endpoint (its path; host and port may be a proxy's)."""
-        if to is None or urlsplit(text_of(to).strip()).path.rstrip("/") != endpoint_path.rstrip("/"):
+    def _check_to(to: etree._Element | None, call: SignedCall) -> None:
+        """A signed ``wsa:To`` must name this endpoint: the path the request reached, or the path of the endpoint's
+        published address when a proxy mounts the STS below a prefix; host and port may be a proxy's."""
+        endpoint = {path.rstrip("/") for path in (call.endpoint_path, call.public_path) if path}
+        if to is None or urlsplit(text_of(to).strip()).path.rstrip("/") not in endpoint:
             raise FailedCheck("signed wsa:To does not name this endpoint", reason="to_mismatch")
 
     def _check_replay(self, key: bytes, created: dt.datetime) -> None:

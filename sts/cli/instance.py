@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     warnings += _secret_file_warnings(settings)
     problems += check_cache(settings, SystemClock())
     problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)
-    problems += _check_client_ca(settings)
+    problems += _check_client_ca(settings, warnings)
     problems += _check_store(settings, warnings)
     _report(problems, warnings)
     if not problems:
@@ -150,14 +150,18 @@ def _check_client_certificates(folder: Path, warnings: list[str]) -> list[str]:
     return problems
 
 
-def _check_client_ca(settings: Settings) -> list[str]:
+def _check_client_ca(settings: Settings, warnings: list[str]) -> list[str]:
     """The client CA and its CRL (X.509 scenarios), and the TLS client-certificate bundle (certificatetransport)."""
     security, server = settings.security, settings.server
     problems: list[str] = []
     if security.client_ca_file is not None:
         authority = ClientAuthority(security.client_ca_file, security.client_crl_file)
+        now = dt.datetime.now(dt.UTC)
         problems += [f"security.client_ca_file: {problem}" for problem in authority.check()]
-        problems += [f"security.client_crl_file: {p}" for p in authority.crl_problems(dt.datetime.now(dt.UTC))]
+        ca_problems, ca_warnings = authority.ca_problems(now)
+        problems += [f"security.client_ca_file: {problem}" for problem in ca_problems]
+        warnings += [f"security.client_ca_file: {warning}" for warning in ca_warnings]
+        problems += [f"security.client_crl_file: {p}" for p in authority.crl_problems(now)]
         if not security.client_cert_user:
             problems.append("security.client_cert_user: required with client_ca_file (cn, san_email or san_dns)")
     elif security.client_crl_file is not None:

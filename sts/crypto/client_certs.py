@@ -6,7 +6,9 @@ DSA), KeyUsage (when present) with ``digitalSignature``, ExtendedKeyUsage (when 
 ``anyExtendedKeyUsage`` (RFC 5280 §4.2.1.3, §4.2.1.12). :class:`ClientAuthority` answers whether a certificate was
 issued directly by one of the configured CA certificates (no intermediates, nothing fetched) and whether the CA's
 CRL lists it; a CRL past its ``nextUpdate``, unreadable, or not signed by the CA fails closed (every certificate
-of that CA counts as revoked).
+of that CA counts as revoked). A CA certificate vouches only while it is itself inside its validity period and,
+when it has KeyUsage, with ``keyCertSign`` asserted (RFC 5280 §4.2.1.3; §6.1.3 (a)(2) and §6.1.4 (n) for a CA
+certificate on a certification path).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from sts.crypto.keystore import check_validity
 
 _LOG = logging.getLogger("sts.clients")
 MIN_CLIENT_RSA_BITS = 2048
@@ -63,13 +67,17 @@ def certificate_problem(
 
 def load_client_certificate(data: bytes) -> x509.Certificate:
     """A TLS client certificate as the transport hands it over: DER from our own TLS socket, or one PEM block from a
-    trusted proxy's header. ValueError for anything else (also for PEM with more than one certificate)."""
+    trusted proxy's header. ValueError for anything else (also for PEM with more than one certificate, or issuer
+    or subject names that do not decode: cryptography would raise only when the trust decision reads them)."""
     if data.lstrip().startswith(b"-----BEGIN"):
         certificates = x509.load_pem_x509_certificates(data)
         if len(certificates) != 1:
             raise ValueError("expected exactly one certificate")
-        return certificates[0]
-    return x509.load_der_x509_certificate(data)
+        cert = certificates[0]
+    else:
+        cert = x509.load_der_x509_certificate(data)
+    _ = cert.issuer, cert.subject
+    return cert
 
 
 def same_key(a: x509.Certificate, b: object) -> bool:
@@ -122,16 +130,45 @@ class ClientAuthority:
                 problems.append(f"{self._crl_file}: past its nextUpdate; every CA-issued certificate is refused")
         return problems
 
-    def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
-        """The configured CA that signed ``cert`` directly, or None (self-signed leaves never match)."""
-        if cert.issuer == cert.subject:
+    def ca_problems(self, now: dt.datetime) -> tuple[list[str], list[str]]:
+        """Problems and warnings of the CA certificates themselves (``sts check-config``): one that is expired or
+        not yet valid, or whose KeyUsage lacks ``keyCertSign``, vouches for no certificate; one expiring within 30
+        days is a warning. Unreadable files are :meth:`check`'s to report."""
+        try:
+            loaded = self._load()
+        except (OSError, ValueError):
+            return [], []
+        problems: list[str] = []
+        warnings: list[str] = []
+        for ca in loaded.cas:
+            label = f"{self._ca_file}: CA {ca.subject.rfc4514_string()}"
+            dates, soon = check_validity(ca, label, now)
+            problems += [f"{problem}; it vouches for no certificate" for problem in dates]
+            warnings += soon
+            if not _signs_certificates(ca):
+                problems.append(f"{label}: KeyUsage without keyCertSign; it vouches for no certificate")
+        return problems, warnings
+
+    def issuer_of(self, cert: x509.Certificate, now: dt.datetime) -> x509.Certificate | None:
+        """The configured CA that signed ``cert`` directly and may vouch for it at ``now``, or None (self-signed
+        leaves never match; nor does a certificate whose names do not decode, which its reader should have refused
+        already)."""
+        try:
+            issuer, subject = cert.issuer, cert.subject
+        except ValueError:
+            return None
+        if issuer == subject:
             return None
         for ca in self._current().cas:
-            if ca.subject != cert.issuer:
+            if ca.subject != issuer:
                 continue
             try:
                 cert.verify_directly_issued_by(ca)
             except (InvalidSignature, ValueError, TypeError):
+                continue
+            if not (ca.not_valid_before_utc <= now < ca.not_valid_after_utc and _signs_certificates(ca)):
+                _LOG.error("client CA certificate expired, not yet valid or without keyCertSign: refusing its"
+                           " certificates")
                 continue
             return ca
         return None
@@ -172,6 +209,17 @@ class ClientAuthority:
             crls = (crl,)
         self._loaded, self._pid = _Loaded(stamp, cas, crls), os.getpid()
         return self._loaded
+
+
+def _signs_certificates(ca: x509.Certificate) -> bool:
+    """Whether a CA certificate's KeyUsage allows certificate signatures (RFC 5280 §4.2.1.3: without the
+    extension, nothing restricts the key); a malformed extension allows nothing."""
+    try:
+        return bool(ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign)
+    except x509.ExtensionNotFound:
+        return True
+    except ValueError:
+        return False
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

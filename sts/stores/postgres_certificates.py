@@ -9,11 +9,10 @@ import time
 from cryptography import x509
 
 from sts.stores.certificate_index import (
-    FIND_QUERY,
     CertificateStoreError,
     RegisteredCertificate,
     certificate_row,
-    find_condition,
+    find_lookup,
     normalise_fingerprint,
     registered,
 )
@@ -78,9 +77,9 @@ class PostgresCertificateStore:
         issuer_serial: tuple[x509.Name, int] | None = None,
     ) -> RegisteredCertificate | None:
         """The registered certificate one of these names, with its user; None when none (or more than one) does."""
-        condition = find_condition(der, sha1, ski, issuer_serial, "%s")
-        if condition is None:
+        lookup = find_lookup(der, sha1, ski, issuer_serial, "%s")
+        if lookup is None:
             return None
         with self._db.session(_WHAT, _REASON) as session:
-            rows = session.execute(FIND_QUERY.format(where=condition[0]), condition[1]).rows
-        return registered([tuple(row) for row in rows])
+            rows = session.execute(lookup.query, lookup.values).rows
+        return registered([tuple(row) for row in rows], lookup)

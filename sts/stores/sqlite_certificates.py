@@ -10,11 +10,10 @@ import time
 from cryptography import x509
 
 from sts.stores.certificate_index import (
-    FIND_QUERY,
     CertificateStoreError,
     RegisteredCertificate,
     certificate_row,
-    find_condition,
+    find_lookup,
     normalise_fingerprint,
     registered,
 )
@@ -79,11 +78,11 @@ class SqliteCertificateStore:
         issuer_serial: tuple[x509.Name, int] | None = None,
     ) -> RegisteredCertificate | None:
         """The registered certificate one of these names, with its user; None when none (or more than one) does."""
-        condition = find_condition(der, sha1, ski, issuer_serial, "?")
-        if condition is None:
+        lookup = find_lookup(der, sha1, ski, issuer_serial, "?")
+        if lookup is None:
             return None
         try:
-            rows = self._conn().execute(FIND_QUERY.format(where=condition[0]), condition[1]).fetchall()
+            rows = self._conn().execute(lookup.query, lookup.values).fetchall()
         except sqlite3.Error as exc:
             raise self._db.unavailable("certificate store", exc, "certificate_store_down") from None
-        return registered(rows)
+        return registered(rows, lookup)

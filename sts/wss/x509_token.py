@@ -182,5 +182,11 @@ def _certificate(text: str) -> x509.Certificate:
 def _parsed(der: bytes) -> x509.Certificate:
     """A DER certificate parsed once per worker: a client sends the same one with every request, and the parsed
     object keeps the extensions the certificate checks read. Bounded (1,024 of at most 16 KiB); a DER that does not
-    parse raises each time (lru_cache keeps no exception)."""
-    return x509.load_der_x509_certificate(der)
+    parse raises each time (lru_cache keeps no exception).
+
+    The issuer and subject names are decoded here too: cryptography parses them only when first read, so a name
+    that does not decode (a UTF8String that is no UTF-8) would otherwise raise ValueError later, in the trust
+    decision, instead of being this token's error (WSS 1.1 §12 InvalidSecurityToken)."""
+    cert = x509.load_der_x509_certificate(der)
+    _ = cert.issuer, cert.subject
+    return cert

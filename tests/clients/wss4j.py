@@ -33,6 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
@@ -94,11 +95,13 @@ class ClientKey:
         return cls(pem, cert.public_bytes(serialization.Encoding.PEM))
 
     @classmethod
-    def generate(cls, common_name: str, *, days: int = 2) -> ClientKey:
-        """A self-signed RSA-2048 client certificate (digitalSignature + keyEncipherment, with an SKI)."""
+    def generate(cls, common_name: str, *, days: int = 2, printable: bool = False) -> ClientKey:
+        """A self-signed RSA-2048 client certificate (digitalSignature + keyEncipherment, with an SKI);
+        ``printable``: its names in PrintableString, as Java's keytool writes them (else UTF8String)."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sts tests"),
-                          x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        kind = {"_type": _ASN1Type.PrintableString} if printable else {}
+        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sts tests", **kind),
+                          x509.NameAttribute(NameOID.COMMON_NAME, common_name, **kind)])
         now = datetime.datetime.now(datetime.UTC)
         usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
                               data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,

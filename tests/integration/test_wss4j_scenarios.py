@@ -181,6 +181,24 @@ def test_wss4j_gets_tokens_through_every_scenario_and_verifies_every_answer(
         assert assertion.findtext(f".//{{{SAML2}}}NameID") == "admin"
 
 
+def test_wss4j_issuer_serial_names_a_keytool_certificate(
+    wss_instance: tuple[Instance, ClientKey], tls_server: Server, wss4j: Wss4j
+) -> None:
+    """Java's keytool writes names as PrintableString and IssuerSerial is WSS4J's default key identifier: the
+    issuer WSS4J writes into ds:X509IssuerName ("CN=keytool, O=sts tests") names the registered certificate."""
+    instance = wss_instance[0]
+    keytool = ClientKey.generate("keytool", printable=True)
+    issuer = keytool.certificate.issuer.public_bytes()
+    assert b"\x13\x07keytool" in issuer  # PrintableString (tag 0x13), not UTF8String (0x0c)
+    (instance.base / "keytool.pem").write_bytes(keytool.cert_pem)
+    assert instance.cli("user", "add-cert", "admin", str(instance.base / "keytool.pem")) == 0
+    message = harness.sig_only("kt-issuer-serial", harness.envelope(rst_body()), key_id="issuer_serial")
+    generated = wss4j.generate([message], keytool, instance.signing_cert.read_bytes())["kt-issuer-serial"]
+    assert b"X509IssuerSerial" in generated.xml
+    response = _post(tls_server, "s2", generated.xml)
+    assert _issued(response), response.content[:800]
+
+
 def test_scenario8_with_an_encrypted_username_token_works_over_plain_http(setup: Setup, http_server: Server) -> None:
     """The UsernameToken travels encrypted (SignedEncryptedSupportingTokens), so PasswordText needs no TLS."""
     response = _post(http_server, "s8", setup.messages["s8-over-http"].xml)

@@ -32,8 +32,20 @@ from sts.config import load_settings
 from sts.stores.sqlite import Database
 from sts.wstrust.tokentypes import SamlVersion
 from tests.integration.test_operations import decrypted_token
-from tests.support import WSSE, WST, WSU, Instance, Server, fault_qname, make_instance, rst_envelope, start_server
-from tests.x509_support import Client, make_cert, make_crl, rsa_key, signed_rst, write_client
+from tests.support import (
+    WSA,
+    WSSE,
+    WST,
+    WSU,
+    Instance,
+    Server,
+    audit_records,
+    fault_qname,
+    make_instance,
+    rst_envelope,
+    start_server,
+)
+from tests.x509_support import Client, make_cert, make_crl, rsa_key, signed_rst, undecodable_name_der, write_client
 
 pytestmark = pytest.mark.integration
 
@@ -506,6 +518,67 @@ def test_g25_signature_over_a_copy_of_the_rst_in_a_header(
 def test_untrusted_certificate_is_refused(x509_server: Server, x509_instance: tuple[Instance, Pki], who: str) -> None:
     _, pki = x509_instance
     _refused(x509_server, SIG_ONLY, _signed(x509_server, SIG_ONLY, getattr(pki, who)), FAILED_AUTH)
+
+
+def test_a_token_certificate_whose_issuer_does_not_decode_is_an_invalid_token(
+    x509_server: Server, x509_instance: tuple[Instance, Pki]
+) -> None:
+    """With the client CA configured, a BinarySecurityToken whose issuer name does not decode: InvalidSecurityToken
+    (WSS 1.1 §12) and an audit event, not wst:RequestFailed from an unexpected error."""
+    _, pki = x509_instance
+    env = _signed(x509_server, SIG_ONLY, pki.alice)
+    token = env.find(f".//{{{WSSE}}}BinarySecurityToken")
+    assert token is not None
+    token.text = base64.b64encode(undecodable_name_der(make_cert("zzqqx", pki.alice.key))).decode()
+    _refused(x509_server, SIG_ONLY, env, (WSSE, "InvalidSecurityToken"))
+    assert audit_records(x509_server.log)[-1]["reason"] == "bad_certificate"
+    assert "unexpected error" not in x509_server.log.read_text()
+
+
+def test_a_request_signed_for_another_endpoint_is_refused(
+    x509_server: Server, x509_instance: tuple[Instance, Pki]
+) -> None:
+    """Timestamp, Body and wsa:To signed for certificatemixed, posted to SigOnly: the signed To names another
+    endpoint (WS-Addressing 1.0 Core §3.2), even though the Body is signed."""
+    _, pki = x509_instance
+    _refused(x509_server, SIG_ONLY, _signed(x509_server, MIXED, pki.alice, sign_to=True), FAILED_CHECK)
+    assert audit_records(x509_server.log)[-1]["reason"] == "to_mismatch"
+    assert _issued(_post(x509_server, SIG_ONLY, etree.tostring(_signed(x509_server, SIG_ONLY, pki.alice,
+                                                                       sign_to=True))))
+
+
+def test_a_signed_to_may_name_the_published_address_behind_a_prefixing_proxy(
+    x509_instance: tuple[Instance, Pki]
+) -> None:
+    """[server] public_url says a proxy mounts the STS below /sts: a client that signs the published address as
+    wsa:To (Body signed or not) is served on the path the proxy forwards to; another endpoint's address is not."""
+    instance, pki = x509_instance
+    env = {"STS_SECURITY_SCENARIOS": "UTOverTransport,SigOnly,certificatemixed",
+           "STS_SERVER_PUBLIC_URL": "https://gateway.example.test/sts/services/wso2carbon-sts"}
+    server = start_server(instance, workers=1, tls=True, env=env)
+    try:
+        for sign_body in (True, False):
+            envelope = signed_rst("https://gateway.example.test/sts" + ADFS_MIXED, pki.alice, sign_to=True)
+            if not sign_body:
+                _sign_timestamp_and_to(envelope, pki.alice)
+            assert _issued(_post(server, ADFS_MIXED, etree.tostring(envelope))), sign_body
+        elsewhere = signed_rst("https://gateway.example.test/sts" + SIG_ONLY, pki.alice, sign_to=True)
+        _refused(server, ADFS_MIXED, elsewhere, FAILED_CHECK)
+    finally:
+        server.stop()
+
+
+def _sign_timestamp_and_to(envelope: etree._Element, client: Client) -> None:
+    """Sign again over the Timestamp and wsa:To only (WCF's certificatemixed shape)."""
+    from sts.crypto.wss_sign import WssSigner, direct_reference
+
+    security = envelope.find(f".//{SEC}")
+    assert security is not None
+    security.remove(security.find(f"{{{DS}}}Signature"))  # type: ignore[arg-type]
+    token = security.find(f"{{{WSSE}}}BinarySecurityToken")
+    targets = [security.find(f"{{{WSU}}}Timestamp"), envelope[0].find(f"{{{WSA}}}To")]
+    assert token is not None and all(target is not None for target in targets)
+    WssSigner(client.key).sign(security, targets, direct_reference(token.get(f"{{{WSU}}}Id", "")))  # type: ignore[arg-type]
 
 
 def test_w30_replayed_signed_message_is_refused(x509_server: Server, x509_instance: tuple[Instance, Pki]) -> None:

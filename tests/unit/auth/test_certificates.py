@@ -11,14 +11,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
+from lxml import etree
 
-from sts import errors
-from sts.auth.certificates import CertificateAttempt, CertificateTrust, mapped_name
+from sts import errors, ns
+from sts.auth.certificates import CertificateAttempt, CertificateRules, CertificateTrust, mapped_name
 from sts.auth.credential_cache import VerifiedPrincipalCache
-from sts.crypto.client_certs import load_client_certificate
-from sts.wss.x509_token import TokenReference
+from sts.auth.router import UserStoreRouter
+from sts.crypto.client_certs import ClientAuthority, load_client_certificate
+from sts.wss.x509_token import TokenReference, read_token_reference
 from tests.unit.auth.x509_env import INFO, X509Env, audit_records, build_env
-from tests.x509_support import make_cert, rsa_key
+from tests.x509_support import make_cert, printable_name, rsa_key
 
 ROLES = frozenset({"admin"})
 
@@ -54,6 +56,15 @@ def test_a_registered_certificate_is_found_by_every_reference_form(env: X509Env)
     ]
     for reference in forms:
         assert env.trust.resolve(reference) == (cert, "PRIMARY", "admin")
+
+
+def _issuer_serial_reference(issuer: str, serial: int) -> TokenReference:
+    """The reference a ds:X509IssuerSerial with this text and serial number reads as."""
+    xml = (f'<wsse:SecurityTokenReference xmlns:wsse="{ns.WSSE}" xmlns:ds="{ns.DS}"><ds:X509Data>'
+           f"<ds:X509IssuerSerial><ds:X509IssuerName>{issuer}</ds:X509IssuerName>"
+           f"<ds:X509SerialNumber>{serial}</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data>"
+           "</wsse:SecurityTokenReference>")
+    return read_token_reference(etree.fromstring(xml), etree.Element(ns.qn(ns.WSSE, "Security")))
 
 
 def test_a_ca_issued_certificate_maps_by_its_cn(env: X509Env) -> None:
@@ -281,3 +292,31 @@ def test_the_cache_never_skips_the_domain_rule(fresh: X509Env) -> None:
     with pytest.raises(errors.FailedAuthentication) as caught:
         trust.principal("PRIMARY", "admin", ROLES)
     assert caught.value.reason == "domain_denied"
+
+
+def test_issuer_serial_names_a_registered_keytool_certificate(fresh: X509Env) -> None:
+    """WSS4J's default reference is IssuerSerial; a keytool certificate's issuer is PrintableString, and the name
+    read from ds:X509IssuerName (".NET/Java" text, ", " between RDNs) parses back as UTF8String."""
+    key = rsa_key()
+    cert = make_cert("keytool", key, subject=printable_name("keytool"))
+    fresh.users.add_certificate("PRIMARY", "bob", _der(cert))
+    reference = _issuer_serial_reference("CN=keytool, O=sts tests", cert.serial_number)
+    assert fresh.trust.resolve(reference) == (cert, "PRIMARY", "bob")
+
+
+@pytest.mark.parametrize("days, key_cert_sign", [((-400, -30), True), ((-1, 365), False)],
+                         ids=["expired_ca", "ca_without_key_cert_sign"])
+def test_a_ca_that_may_not_vouch_leaves_its_certificates_unknown(
+    fresh: X509Env, tmp_path: Path, days: tuple[int, int], key_cert_sign: bool
+) -> None:
+    """RFC 5280 §4.2.1.3, §6.1: an expired client CA, or one without keyCertSign, is no trust source: its leaf is
+    refused as a certificate of no configured CA."""
+    key = rsa_key()
+    ca = make_cert("Client CA", key, ca=True, extended=None, key_usage="none", days=days, key_cert_sign=key_cert_sign)
+    (tmp_path / "unusable-ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    trust = CertificateTrust(None, ClientAuthority(tmp_path / "unusable-ca.pem"), UserStoreRouter.single(fresh.users),
+                             CertificateRules(frozenset({"ALL-USER-STORE-DOMAINS"}), "cn"), fresh.clock)
+    leaf = make_cert("admin", rsa_key(), issuer=(ca, key))
+    with pytest.raises(errors.FailedAuthentication) as caught:
+        trust.resolve(TokenReference(certificate=leaf))
+    assert caught.value.reason == "cert_unknown"

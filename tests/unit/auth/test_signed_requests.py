@@ -4,6 +4,7 @@ certificate named one), refusals counted towards the per-client throttle, the ex
 
 from __future__ import annotations
 
+import base64
 import copy
 import logging
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from sts.stores.redis.client import RedisConnection
 from sts.stores.redis.stores import RedisReplayCache
 from tests.servers.redis import RedisServer
 from tests.unit.auth.x509_env import FAILURE_LIMIT, INFO, X509Env, audit_records, build_env
-from tests.x509_support import Client, signed_rst
+from tests.x509_support import Client, make_cert, signed_rst, undecodable_name_der
 
 ROLES = frozenset({"admin"})
 SIG_ONLY_PATH = "/services/wso2carbon-sts/SigOnly"
@@ -233,6 +234,21 @@ def test_a_replay_after_redis_restarted_empty_is_refused(env: X509Env, redis_ser
         conn.close()
 
 
+@pytest.mark.parametrize("which", ["issuer", "subject"])
+def test_a_token_certificate_whose_names_do_not_decode_is_an_audited_invalid_token(
+    env: X509Env, caplog: pytest.LogCaptureFixture, which: str
+) -> None:
+    """With a client CA configured the trust decision compares the certificate's names: one that does not decode
+    is the token's fault (WSS 1.1 §12 InvalidSecurityToken, audited), never an unexpected ValueError."""
+    envelope = _envelope(env.alice)
+    token = envelope.find(f".//{ns.qn(ns.WSSE, 'BinarySecurityToken')}")
+    assert token is not None
+    token.text = base64.b64encode(undecodable_name_der(make_cert("zzqqx", env.alice.key), which)).decode()
+    _expect(env, envelope, errors.InvalidSecurityToken, "bad_certificate")
+    record = _last(caplog)
+    assert (record.outcome, record.reason) == ("failure", "bad_certificate")  # type: ignore[attr-defined]
+
+
 def test_certificatemixed_needs_tls_and_a_to_naming_this_endpoint(env: X509Env) -> None:
     envelope = _envelope(env.alice, MIXED_PATH, sign_to=True)
     _expect(env, envelope, errors.InvalidSecurity, "insecure_transport",
@@ -254,6 +270,37 @@ def test_certificatemixed_needs_tls_and_a_to_naming_this_endpoint(env: X509Env) 
     alone = _envelope(env.alice, MIXED_PATH, sign_to=True)
     _resign(alone, env.alice, "timestamp")
     _expect(env, alone, errors.FailedCheck, "coverage", _call(alone, CERTIFICATE_MIXED, MIXED_PATH))
+
+
+@pytest.mark.parametrize("scenario", [SIG_ONLY, CERTIFICATE_MIXED])
+def test_a_signed_to_naming_another_endpoint_is_refused_with_the_body_signed(
+    env: X509Env, caplog: pytest.LogCaptureFixture, scenario: str
+) -> None:
+    """WS-Addressing 1.0 Core §3.2: the signer said where the message goes; the Body being signed too changes
+    nothing (the STS client library signs Timestamp, Body and wsa:To)."""
+    path = SIG_ONLY_PATH if scenario == SIG_ONLY else MIXED_PATH
+    elsewhere = _envelope(env.alice, "/some/other/service", sign_to=True)
+    _expect(env, elsewhere, errors.FailedCheck, "to_mismatch", _call(elsewhere, scenario, path))
+    assert (_last(caplog).outcome, _last(caplog).reason) == ("failure", "to_mismatch")  # type: ignore[attr-defined]
+    here = signed_rst(f"https://proxy.example.test:443{path}/", env.alice, sign_to=True)  # a proxy's host and port
+    assert env.authenticator().authenticate(_headers(here), S11, _call(here, scenario, path), ROLES).principal.name \
+        == "admin"
+
+
+@pytest.mark.parametrize("body_signed", [True, False], ids=["body_and_to", "wcf_to_only"])
+def test_a_signed_to_may_name_the_published_address_behind_a_prefix(env: X509Env, body_signed: bool) -> None:
+    """Behind a proxy that mounts the STS below /sts ([server] public_url), clients address the published URL."""
+    public = "/sts" + MIXED_PATH
+    envelope = _envelope(env.alice, public, sign_to=True)
+    if not body_signed:
+        _resign(envelope, env.alice, "timestamp", "to")
+    call = replace(_call(envelope, CERTIFICATE_MIXED, MIXED_PATH), public_path=public)
+    assert env.authenticator().authenticate(_headers(envelope), S11, call, ROLES).principal.name == "admin"
+    other = _envelope(env.alice, "/sts/services/wso2carbon-sts/SigOnly", sign_to=True)
+    if not body_signed:
+        _resign(other, env.alice, "timestamp", "to")
+    call = replace(_call(other, CERTIFICATE_MIXED, MIXED_PATH), public_path=public)
+    _expect(env, other, errors.FailedCheck, "to_mismatch", call)
 
 
 # --- TLS client certificates (certificatetransport) --------------------------------------------------------------
@@ -302,6 +349,7 @@ def test_a_tls_client_certificate_authenticates_its_user(env: X509Env, caplog: p
         ("stale_timestamp", errors.MessageExpired, None),
         ("P07_no_certificate", errors.FailedAuthentication, "no_client_certificate"),
         ("garbled_certificate", errors.FailedAuthentication, "bad_client_certificate"),
+        ("undecodable_issuer", errors.FailedAuthentication, "bad_client_certificate"),
         ("P01_unregistered", errors.FailedAuthentication, "cert_unknown"),
         ("P03_revoked", errors.FailedAuthentication, "cert_revoked"),
         ("P05_disabled_user", errors.FailedAuthentication, "user_disabled"),
@@ -326,6 +374,8 @@ def test_tls_client_refusals(env: X509Env, case: str, error: type[errors.STSErro
         certificate = None  # type: ignore[assignment]
     elif case == "garbled_certificate":
         certificate = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    elif case == "undecodable_issuer":  # a proxy's header passes what it verified; the STS decodes the names itself
+        certificate = undecodable_name_der(make_cert("zzqqx", env.alice.key))
     elif case == "P01_unregistered":
         certificate = env.stranger.cert.public_bytes(serialization.Encoding.DER)
     elif case == "P03_revoked":

@@ -25,6 +25,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / "good.crl").write_bytes(make_crl((ca, key), []))  # type: ignore[arg-type]
     (directory / "stale.crl").write_bytes(make_crl((ca, key), [], next_update_days=0))  # type: ignore[arg-type]
     (directory / "foreign.crl").write_bytes(make_crl((ca, rsa_key()), []))  # type: ignore[arg-type]
+    for name, kwargs in (("expired-ca", {"days": (-400, -30)}), ("no-certsign-ca", {"key_cert_sign": False}),
+                         ("expiring-ca", {"days": (-400, 10)})):
+        unusable = make_cert("Client CA", rsa_key(), ca=True, extended=None, key_usage="none", **kwargs)  # type: ignore[arg-type]
+        (directory / f"{name}.pem").write_bytes(unusable.public_bytes(PEM))
     return directory
 
 
@@ -52,12 +56,16 @@ def test_a_good_client_ca_and_crl_pass(demo: Path, monkeypatch: pytest.MonkeyPat
         ({"STS_SECURITY_CLIENT_CA_FILE": "ca.pem"}, "client_cert_user: required"),
         ({"STS_SECURITY_CLIENT_CA_FILE": "ca.pem", "STS_SECURITY_CLIENT_CERT_USER": "cn",
           "STS_SECURITY_CLIENT_CRL_FILE": "foreign.crl"}, "not signed by a configured client CA"),
+        ({"STS_SECURITY_CLIENT_CA_FILE": "expired-ca.pem", "STS_SECURITY_CLIENT_CERT_USER": "cn"},
+         "certificate expired on"),
+        ({"STS_SECURITY_CLIENT_CA_FILE": "no-certsign-ca.pem", "STS_SECURITY_CLIENT_CERT_USER": "cn"},
+         "KeyUsage without keyCertSign; it vouches for no certificate"),
         ({"STS_SECURITY_CLIENT_CRL_FILE": "good.crl"}, "needs security.client_ca_file"),
         ({"STS_SERVER_TLS_CLIENT_CA_FILE": "missing.pem"}, "holds no PEM certificate"),
         ({"STS_SECURITY_SCENARIOS": "UTOverTransport,certificatetransport"}, "certificatetransport needs"),
     ],
-    ids=["not_a_ca", "unreadable", "no_mapping_rule", "crl_of_another_key", "crl_without_ca", "tls_bundle_missing",
-         "transport_without_a_way_in"],
+    ids=["not_a_ca", "unreadable", "no_mapping_rule", "crl_of_another_key", "expired_ca", "ca_without_key_cert_sign",
+         "crl_without_ca", "tls_bundle_missing", "transport_without_a_way_in"],
 )
 def test_client_certificate_settings_problems(demo: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str], env: dict[str, str],
@@ -73,3 +81,10 @@ def test_an_expired_crl_is_a_problem(demo: Path, monkeypatch: pytest.MonkeyPatch
     code, out = _check(demo, monkeypatch, capsys, STS_SECURITY_CLIENT_CA_FILE=str(demo / "ca.pem"),
                        STS_SECURITY_CLIENT_CRL_FILE=str(demo / "stale.crl"), STS_SECURITY_CLIENT_CERT_USER="cn")
     assert code == 1 and "past its nextUpdate" in out, out
+
+
+def test_a_client_ca_expiring_soon_is_a_warning(demo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _check(demo, monkeypatch, capsys, STS_SECURITY_CLIENT_CA_FILE=str(demo / "expiring-ca.pem"),
+                       STS_SECURITY_CLIENT_CERT_USER="cn")
+    assert code == 0 and "warning: security.client_ca_file:" in out and "certificate expires on" in out, out

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sts.crypto.client_certs import ClientAuthority, certificate_problem, same_key
-from tests.x509_support import make_cert, make_crl, rsa_key
+from sts.crypto.client_certs import ClientAuthority, certificate_problem, load_client_certificate, same_key
+from tests.x509_support import make_cert, make_crl, rsa_key, undecodable_name_der
 
 NOW = dt.datetime.now(dt.UTC)
 PEM = serialization.Encoding.PEM
@@ -85,15 +85,69 @@ def test_issuer_of_finds_the_signing_ca_only(ca: tuple[x509.Certificate, object,
     authority = ClientAuthority(path)
     assert authority.check() == []
     issued = make_cert("admin", rsa_key(), issuer=(cert, key))  # type: ignore[arg-type]
-    assert authority.issuer_of(issued) == cert
-    assert authority.issuer_of(make_cert("self", rsa_key())) is None  # self-signed never matches
+    assert authority.issuer_of(issued, NOW) == cert
+    assert authority.issuer_of(make_cert("self", rsa_key()), NOW) is None  # self-signed never matches
     # Same issuer name, other key: the signature does not verify.
     impostor_key = rsa_key()
     impostor = make_cert("Client CA", impostor_key, ca=True, extended=None, key_usage="none")
-    assert authority.issuer_of(make_cert("admin", rsa_key(), issuer=(impostor, impostor_key))) is None
+    assert authority.issuer_of(make_cert("admin", rsa_key(), issuer=(impostor, impostor_key)), NOW) is None
     other = make_cert("Other CA", impostor_key, ca=True, extended=None, key_usage="none")
-    assert authority.issuer_of(make_cert("admin", rsa_key(), issuer=(other, impostor_key))) is None
+    assert authority.issuer_of(make_cert("admin", rsa_key(), issuer=(other, impostor_key)), NOW) is None
     assert not authority.revoked(issued, cert, NOW)  # no CRL configured: nothing is revoked
+
+
+@pytest.mark.parametrize("which", ["issuer", "subject"])
+def test_issuer_of_a_certificate_whose_names_do_not_decode_is_none(
+    ca: tuple[x509.Certificate, object, Path], which: str
+) -> None:
+    """Defence in depth: the token readers refuse such a certificate first; here it matches no CA, never raises."""
+    undecodable = x509.load_der_x509_certificate(undecodable_name_der(make_cert("zzqqx", rsa_key()), which))
+    with pytest.raises(ValueError):
+        _ = undecodable.issuer, undecodable.subject
+    assert ClientAuthority(ca[2]).issuer_of(undecodable, NOW) is None
+    with pytest.raises(ValueError):
+        load_client_certificate(undecodable.public_bytes(PEM))
+
+
+@pytest.mark.parametrize(
+    ("days", "key_cert_sign", "problem"),
+    [
+        ((-400, -30), True, "certificate expired on"),
+        ((10, 400), True, "certificate not valid before"),
+        ((-1, 365), False, "KeyUsage without keyCertSign"),
+    ],
+    ids=["expired_ca", "not_yet_valid_ca", "ca_without_key_cert_sign"],
+)
+def test_a_ca_vouches_only_while_valid_and_allowed_to_sign_certificates(
+    tmp_path: Path, days: tuple[int, int], key_cert_sign: bool, problem: str
+) -> None:
+    """RFC 5280 §4.2.1.3, §6.1: the CA certificate's own validity period and keyCertSign; its leaves, valid and
+    signed by its key, are then from no configured CA (the same refusal as an unknown issuer)."""
+    key = rsa_key()
+    ca = make_cert("Client CA", key, ca=True, extended=None, key_usage="none", days=days,
+                   key_cert_sign=key_cert_sign)
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(PEM))
+    leaf = make_cert("admin", rsa_key(), issuer=(ca, key))
+    authority = ClientAuthority(tmp_path / "ca.pem")
+    assert authority.check() == [] and certificate_problem(leaf, NOW) is None
+    assert authority.issuer_of(leaf, NOW) is None
+    problems, warnings = authority.ca_problems(NOW)
+    label = f"{tmp_path / 'ca.pem'}: CA CN=Client CA,O=sts tests"
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{label}: {problem}") and problems[0].endswith("; it vouches for no certificate")
+    assert warnings == []
+
+
+def test_a_good_ca_vouches_until_it_expires_and_warns_before(ca: tuple[x509.Certificate, object, Path]) -> None:
+    cert, key, path = ca
+    authority = ClientAuthority(path)
+    leaf = make_cert("admin", rsa_key(), issuer=(cert, key))  # type: ignore[arg-type]
+    assert authority.issuer_of(leaf, NOW) == cert and authority.ca_problems(NOW) == ([], [])
+    soon = cert.not_valid_after_utc - dt.timedelta(days=10)
+    assert authority.issuer_of(leaf, soon) == cert
+    assert authority.ca_problems(soon)[1] == [f"{path}: CA CN=Client CA,O=sts tests: certificate expires on "
+                                              f"{cert.not_valid_after_utc:%Y-%m-%d}"]
+    assert authority.issuer_of(leaf, cert.not_valid_after_utc) is None
 
 
 def test_a_bundle_without_a_ca_certificate_is_a_problem(tmp_path: Path) -> None:
@@ -126,7 +180,7 @@ def test_the_crl_is_honoured_and_fails_closed(ca: tuple[x509.Certificate, object
     # Unreadable: fail closed, and the CA issues nothing any more.
     crl.write_bytes(b"garbage")
     assert authority.revoked(good, cert, NOW)
-    assert authority.issuer_of(good) is None
+    assert authority.issuer_of(good, NOW) is None
 
 
 def test_a_certificate_with_a_malformed_extension_is_refused_not_an_error() -> None:

@@ -15,7 +15,7 @@ from zeep.transports import Transport
 from zeep.wsdl.bindings import Soap11Binding, Soap12Binding
 
 from sts import ns
-from sts.app import port_addresses
+from sts.app import port_addresses, published_path, scenario_endpoint
 from sts.soap.wsdl_render import SCENARIO_POLICY_FILES, SP11, ScenarioPolicy, load_policy, render_mex, render_wsdl
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -166,6 +166,21 @@ def test_port_addresses_follow_the_public_url() -> None:
     assert other["UserNameWSTrustBinding_IWSTrustFeb2005Async"] == (
         "https://proxy.example.test/adfs/services/trust/2005/usernamemixed"
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://localhost:8443/services/wso2carbon-sts", "https://proxy.example.test/sts/services/wso2carbon-sts",
+     "https://proxy.example.test/trust"],
+)
+def test_published_paths_are_the_paths_of_the_scenario_ports(url: str) -> None:
+    """What a signed wsa:To may name besides the path the request reached: the path of its port in the WSDL."""
+    from urllib.parse import urlsplit
+
+    ports = scenario_endpoint("certificatemixed", url).ports
+    published = {urlsplit(address).path for _, address in ports.values()}
+    served = {"/services/wso2carbon-sts/certificatemixed", "/adfs/services/trust/13/certificatemixed"}
+    assert {published_path(url, path) for path in served} == published
 
 
 def test_addresses_must_name_every_port() -> None:

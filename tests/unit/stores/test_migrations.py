@@ -6,18 +6,23 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from sts.clock import SystemClock
 from sts.config.settings import StoreSettings
 from sts.errors import ConfigError
+from sts.stores.certificate_index import certificate_row, find_lookup
 from sts.stores.factory import build_stores, check_schema, upgrade_schema
 from sts.stores.migrations import DatabaseError, latest, migrations, split_statements
 from sts.stores.sqlite import check_database, initialize, upgrade
 from tests.unit.stores.backends import settings_with
+from tests.x509_support import make_cert, printable_name, rsa_key
 
 V1_SQLITE = migrations("sqlite")[0].sql  # exactly what releases before versioned migrations created
 
@@ -136,3 +141,86 @@ def test_postgres_upgrades_racing_from_several_nodes_apply_each_step_once(postgr
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
         assert versions == [(v,) for v in range(1, latest("postgresql") + 1)]  # each step applied once
+
+
+# --- IssuerSerial by serial number (sqlite 0004, postgresql 0003) ------------------------------------------------
+
+SERIAL_INDEX = {"sqlite": 4, "postgresql": 3}  # the migration that moved IssuerSerial to the serial index
+
+
+def _before_serial_index(dialect: str, execute: Callable[[str], object]) -> None:
+    """The schema of the release before the serial index, applied statement by statement, with its versions."""
+    execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL DEFAULT 0)")
+    for migration in migrations(dialect)[: SERIAL_INDEX[dialect] - 1]:
+        for statement in split_statements(migration.sql):
+            execute(statement)
+        execute(f"INSERT INTO schema_version(version) VALUES ({migration.version})")  # noqa: S608 - a constant
+
+
+def _register_as_before(dialect: str, execute: Callable[..., object], cert: x509.Certificate) -> None:
+    """A user and its certificate as the earlier release wrote them (the issuer's DER in the searched column)."""
+    der = cert.public_bytes(Encoding.DER)
+    mark = "?" if dialect == "sqlite" else "%s"
+    execute("INSERT INTO users(id, domain, name, canonical, password_hash, created, updated)"
+            " VALUES (1, 'PRIMARY', 'svc-kt', 'svc-kt', 'x', 0, 0)")
+    execute(f"INSERT INTO user_certificates(sha256, user_id, sha1, ski, issuer, serial, der, added)"  # noqa: S608
+            f" VALUES ({', '.join([mark] * 8)})", (*certificate_row(der)[:1], 1, *certificate_row(der)[1:], der, 0))
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_database_with_registered_certificates_upgrades_to_the_serial_lookup(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A keytool certificate registered before the upgrade is found by IssuerSerial after it, by the index."""
+    cert = make_cert("keytool", rsa_key(), subject=printable_name("keytool"))
+    url = request.getfixturevalue("postgres_database") if dialect == "postgresql" else ""
+    if dialect == "sqlite":
+        conn = sqlite3.connect(tmp_path / "sts.db")
+        _before_serial_index(dialect, conn.execute)
+        _register_as_before(dialect, conn.execute, cert)
+        conn.commit()
+        conn.close()
+        store = StoreSettings(database=tmp_path / "sts.db")
+    else:
+        with psycopg.connect(url, autocommit=True) as pg:
+            _before_serial_index(dialect, pg.execute)  # type: ignore[arg-type]
+            _register_as_before(dialect, pg.execute, cert)  # type: ignore[arg-type]
+        store = StoreSettings(backend="postgresql", url=url)
+    assert upgrade_schema(store) == (SERIAL_INDEX[dialect] - 1, latest(dialect))
+    built = build_stores(settings_with(tmp_path, store), SystemClock())
+    try:
+        assert built.certificates is not None
+        found = built.certificates.find(issuer_serial=(x509.Name.from_rfc4514_string("CN=keytool,O=sts tests"),
+                                                       cert.serial_number))
+        assert found is not None and (found.certificate, found.name) == (cert, "svc-kt")
+    finally:
+        built.close()
+    assert _indexes(dialect, tmp_path, url) >= {"user_certificates_serial"}
+    assert "user_certificates_issuer_serial" not in _indexes(dialect, tmp_path, url)
+
+
+def _indexes(dialect: str, tmp_path: Path, url: str) -> set[str]:
+    if dialect == "sqlite":
+        conn = sqlite3.connect(tmp_path / "sts.db")
+        try:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+        finally:
+            conn.close()
+    else:
+        with psycopg.connect(url, autocommit=True) as pg:
+            rows = pg.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'user_certificates'").fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def test_the_serial_lookup_searches_an_index(tmp_path: Path) -> None:
+    """SQLite's plan for an IssuerSerial lookup searches the serial index, never scans the table."""
+    path = tmp_path / "sts.db"
+    initialize(path)
+    conn = sqlite3.connect(path)
+    try:
+        lookup = find_lookup(None, None, None, (x509.Name.from_rfc4514_string("CN=a"), 1), "?")
+        assert lookup is not None
+        plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + lookup.query, lookup.values))
+    finally:
+        conn.close()
+    assert "USING INDEX user_certificates_serial" in plan and "SCAN c" not in plan, plan

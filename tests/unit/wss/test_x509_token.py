@@ -21,7 +21,7 @@ from sts.wss.x509_token import (
     read_binary_token,
     read_token_reference,
 )
-from tests.x509_support import make_cert, rsa_key
+from tests.x509_support import make_cert, rsa_key, undecodable_name_der
 
 NSDECL = f'xmlns:wsse="{ns.WSSE}" xmlns:wsu="{ns.WSU}" xmlns:ds="{ns.DS}"'
 
@@ -203,3 +203,25 @@ def test_malformed_x509_data_is_refused(reference: object, error: type[errors.ST
     with pytest.raises(error) as caught:
         read_token_reference(reference(), _security())  # type: ignore[operator]
     assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize("which", ["issuer", "subject"])
+def test_a_certificate_whose_names_do_not_decode_is_a_bad_token(which: str) -> None:
+    """cryptography decodes names only when they are read: the token reader reads them, so such a certificate is
+    this token's error (InvalidSecurityToken) in each place a certificate is carried, not a ValueError later."""
+    der = undecodable_name_der(make_cert("zzqqx", rsa_key()), which)
+    text = base64.b64encode(der).decode()
+    carried = {
+        "bst": lambda: read_binary_token(_security(f'<wsse:BinarySecurityToken ValueType="{X509V3}"'
+                                                   f">{text}</wsse:BinarySecurityToken>")[0]),
+        "key_identifier": lambda: read_token_reference(
+            _str(f'<wsse:KeyIdentifier ValueType="{X509V3}">{text}</wsse:KeyIdentifier>'), _security()),
+        "x509_data": lambda: read_token_reference(
+            _str("<ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>CN=zzqqx</ds:X509IssuerName>"
+                 f"<ds:X509SerialNumber>1</ds:X509SerialNumber></ds:X509IssuerSerial>"
+                 f"<ds:X509Certificate>{text}</ds:X509Certificate></ds:X509Data>"), _security()),
+    }
+    for read in carried.values():
+        with pytest.raises(errors.InvalidSecurityToken) as caught:
+            read()
+        assert caught.value.reason == "bad_certificate"
