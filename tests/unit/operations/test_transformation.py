@@ -18,7 +18,6 @@ from sts import ns
 from sts.auth.router import UserStoreRouter
 from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import PRIMARY
-from sts.crypto.keygen import generate_rsa_key, self_signed_certificate
 from sts.crypto.signer import AssertionSigner
 from sts.errors import InvalidRequest, InvalidScope, InvalidTrustToken, RequestFailed, STSError
 from sts.operations.call import TrustReply
@@ -41,12 +40,6 @@ TARGET = "https://rp-b.example.com/"  # exchanges this STS's tokens
 CLOSED = "https://closed.example.com/"  # no transformation policy
 IDP_ONLY = "https://idp-only.example.com/"  # exchanges only a trusted issuer's tokens
 SAML11_TYPE = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV1.1"
-
-
-@pytest.fixture(scope="module")
-def sts_key() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
-    key = generate_rsa_key(2048)
-    return key, self_signed_certificate(key, "sts")
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from lxml import etree
 from sts import ns
 from sts.auth.router import UserStoreRouter
 from sts.auth.subjects import SubjectAuthorizer
-from sts.crypto.keygen import generate_rsa_key, self_signed_certificate
 from sts.crypto.signer import AssertionSigner
 from sts.errors import InvalidTrustToken, RequestFailed, STSError
 from sts.operations.call import TrustReply
@@ -38,12 +37,6 @@ BY_EMAIL = "https://by-email.example.com/"  # NameID: the e-mail claim
 BY_CLAIM = "https://by-claim.example.com/"  # NameID: a claim URI
 BY_NAME = "https://by-name.example.com/"  # NameID: the user name
 BACK = "https://back.example.com/"  # delegation by svc, and transformation of this STS's tokens
-
-
-@pytest.fixture(scope="module")
-def sts_key() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
-    key = generate_rsa_key(2048)
-    return key, self_signed_certificate(key, "sts")
 
 
 @pytest.fixture
