@@ -67,6 +67,7 @@ from sts.crypto.wss_signature import (
 from sts.errors import FailedCheck, InvalidSecurity, STSError, UnsupportedAlgorithm
 from sts.soapenv import SoapVersion
 from sts.stores.base import ReplayCache
+from sts.stores.certificate_index import same_name
 from sts.wss.encrypted import (
     EncryptedDataFacts,
     EncryptedKeyFacts,
@@ -278,7 +279,7 @@ class EncryptedRequestOpener:
                 return recipient
             if reference.certificate is not None and reference.certificate == certificate:
                 return recipient
-            if reference.issuer_serial == (certificate.issuer, certificate.serial_number):
+            if reference.issuer_serial is not None and _names_certificate(reference.issuer_serial, certificate):
                 return recipient
             if reference.ski is not None and reference.ski == _ski(certificate):
                 return recipient
@@ -338,6 +339,13 @@ class EncryptedRequestOpener:
         expires = self._clock.now().timestamp() + freshness.ttl + freshness.future_ttl
         if not self._replay.check_and_add(SIGNATURE_NAMESPACE, key, expires, created.timestamp()):
             raise InvalidSecurity("signed message replayed", reason="signature_replayed")
+
+
+def _names_certificate(issuer_serial: tuple[x509.Name, int], certificate: x509.Certificate) -> bool:
+    """An X509IssuerSerial names ``certificate``: its serial, and its issuer as RFC 5280 §7.1 compares names
+    (clients write the DN in their own spelling: case, spaces, string types)."""
+    issuer, serial = issuer_serial
+    return serial == certificate.serial_number and same_name(issuer, certificate.issuer)
 
 
 def _reference_to(signature: etree._Element, element: etree._Element) -> etree._Element:
