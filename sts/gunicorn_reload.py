@@ -7,8 +7,9 @@ would fork the application the master loaded at start, with the old configuratio
 application again in gunicorn's ``on_reload`` hook, which runs before the new workers start, and hands it to
 them. Everything is checked before anything changes: settings, keys (and the crypto self-test), policies and
 database are loaded into a new application; if any of it fails, the master logs why and the new workers get the
-application they had (the reload is refused). A settings file that does not load at all leaves gunicorn's own
-settings as they were too (:func:`settings_for_gunicorn`).
+application they had (the reload is refused), and gunicorn's own settings (bind, TLS files, workers, timeouts,
+logging) stay as they were too. gunicorn reads its settings file *before* ``on_reload`` runs, so the application
+is built when the settings are read (:func:`settings_for_gunicorn`), and only installed in ``on_reload``.
 
 State kept here lives in the master for its whole life: gunicorn executes its settings file afresh on each
 reload, but this module stays imported.
@@ -26,35 +27,47 @@ from sts.errors import ConfigError
 
 _LOG = logging.getLogger("sts.reload")
 _last_good: list[Settings] = []
+_built: list[Any] = []  # the application a reload built from the settings it handed gunicorn, until installed
 
 
 def settings_for_gunicorn() -> Settings:
-    """The settings gunicorn's settings file is built from: the file's, or on a reload whose file does not load,
-    the ones in force (so nothing changes); at start an invalid file stops the process with every problem."""
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        if not _last_good:
+    """The settings gunicorn's settings file is built from: at start the file's (an invalid file stops the
+    process with every problem); on a reload the file's only if the whole application builds from them, else the
+    ones in force, so that a refused reload changes nothing, gunicorn's settings included."""
+    if not _last_good:
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
             sys.stderr.write("sts: invalid configuration:\n  " + "\n  ".join(exc.problems) + "\n")
             raise SystemExit(1) from None
-        _LOG.error("reload refused, the running configuration keeps serving: %s", "; ".join(exc.problems))
+        _last_good[:] = [settings]
+        return settings
+    _built.clear()
+    try:
+        settings = load_settings()
+        application = _build(settings)
+    except Exception as exc:  # noqa: BLE001 - a failed reload must never stop the master
+        problems = getattr(exc, "problems", None) or [type(exc).__name__]
+        _LOG.error("reload refused, the running configuration keeps serving: %s", "; ".join(map(str, problems)))
         return _last_good[0]
+    _built.append(application)
     _last_good[:] = [settings]
     return settings
 
 
-def rebuild_application(arbiter: Any) -> bool:
-    """gunicorn's ``on_reload``: build the application anew in the master, or keep the old one (False)."""
+def _build(settings: Settings) -> Any:
     from sts.bootstrap import boot, check_boot  # the application, not loaded by the settings file itself
 
-    try:
-        settings = load_settings()
-        check_boot(settings)
-        application = boot(settings=settings)
-    except Exception as exc:  # noqa: BLE001 - a failed reload must never stop the master
-        problems = getattr(exc, "problems", None) or [type(exc).__name__]
-        _LOG.error("reload refused, the running configuration keeps serving: %s", "; ".join(map(str, problems)))
+    check_boot(settings)
+    return boot(settings=settings)
+
+
+def rebuild_application(arbiter: Any) -> bool:
+    """gunicorn's ``on_reload``: install the application built when the settings were read, or keep the old one
+    (False: the reload was refused then, and logged)."""
+    if not _built:
         return False
+    application = _built.pop()
     old = arbiter.app.callable
     arbiter.app.callable = application  # what the workers started next will serve
     close = getattr(old, "close", None)

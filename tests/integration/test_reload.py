@@ -86,3 +86,32 @@ def test_reload_applies_a_changed_configuration_and_refuses_an_invalid_one(
     assert set(lifetimes[refused_at:]) == {900}  # the refused configuration never served
     for answer in loop.answers[-5:]:
         signing_cert_of(answer, reload_instance, loop.first_published)
+
+
+def test_a_reload_refused_by_the_application_changes_none_of_gunicorns_settings(tmp_path: Path) -> None:
+    """gunicorn reads its settings file before ``on_reload`` builds the application: a file that parses but whose
+    application cannot be built (here a signing key that is not there) must not hand gunicorn its settings (here
+    the log level) either."""
+    instance = make_instance(tmp_path / "var")
+    pid_file = instance.base / "sts.pid"
+    server = start_server(instance, workers=1, env={"STS_PIDFILE": str(pid_file)})
+    try:
+        text = instance.config.read_text()
+        text = text.replace('level = "INFO"', 'level = "DEBUG"', 1)
+        text = "\n".join(
+            f'signing_key = "{instance.base / "missing.key.pem"}"' if line.startswith("signing_key = ") else line
+            for line in text.splitlines()
+        )
+        instance.config.write_text(text + "\n")
+        os.kill(int(pid_file.read_text()), signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "reload refused" not in server.log.read_text():
+            assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+            time.sleep(0.1)
+        time.sleep(1.0)  # the new worker boots, under whatever log level gunicorn now has
+        log = server.log.read_text()
+        refused = log.index("reload refused")
+        assert '"DEBUG"' not in log[refused:] and "[DEBUG]" not in log[refused:], log[refused:][:2000]
+        assert server.process.poll() is None
+    finally:
+        server.stop()
