@@ -129,6 +129,19 @@ class JsonFormatter(logging.Formatter):
         return _ENCODER.encode(payload)
 
 
+class TextFormatter(logging.Formatter):
+    """``[logging] format = "text"``: one line per record, redacted whole, traceback and stack included (the
+    redaction filter sees the message and its arguments, not the exception text a formatter adds, which
+    ``logging.Formatter`` may even reuse from another handler's formatting as ``record.exc_text``)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one redacted text."""
+        return redact(super().format(record))
+
+
 def make_handler(formatter: logging.Formatter, file: Path | None = None) -> logging.Handler:
     """A handler writing to ``file`` (appending) or stderr, with the redaction filter."""
     handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
@@ -140,7 +153,7 @@ def make_handler(formatter: logging.Formatter, file: Path | None = None) -> logg
 def configure_logging(level: str = "INFO", fmt: str = "json", file: Path | None = None) -> None:
     """Install one handler on the root logger (idempotent), with redaction, and quiet Spyne."""
     handler = make_handler(
-        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"),
+        JsonFormatter() if fmt == "json" else TextFormatter(),
         file,
     )
     root = logging.getLogger()

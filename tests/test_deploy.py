@@ -37,6 +37,8 @@ def test_the_unit_is_hardened_and_writes_only_the_instance_directory() -> None:
     assert unit["DynamicUser"] == ["yes"] and unit["NoNewPrivileges"] == ["yes"]
     assert unit["ProtectSystem"] == ["strict"] and unit["ReadWritePaths"] == ["/var/lib/sts"]
     assert unit["StateDirectory"] == ["sts"]  # /var/lib/sts, owned by the dynamic user
-    assert unit["Environment"] == ["STS_CONFIG=/var/lib/sts/sts.toml"]
+    assert unit["Environment"] == ["STS_CONFIG=/var/lib/sts/sts.toml", "STS_PIDFILE=/run/sts/sts.pid"]
+    assert unit["RuntimeDirectory"] == ["sts"]  # /run/sts, where the pid file is written
+    assert unit["ExecReload"] == ["/opt/sts/bin/sts reload"]  # systemctl reload: checked, then SIGHUP
     assert unit["CapabilityBoundingSet"] == [""] and unit["PrivateTmp"] == ["yes"]
     assert unit["ExecStart"] == ["/opt/sts/bin/sts serve"]

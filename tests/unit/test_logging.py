@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from sts import ns
-from sts.logging import JsonFormatter, RedactionFilter, configure_logging, redact
+from sts.logging import JsonFormatter, RedactionFilter, TextFormatter, configure_logging, redact
 
 CANARY = "CANARY-PW-7f3a"
 
@@ -244,6 +244,25 @@ def test_exception_text_redacted(logger_and_stream: tuple[logging.Logger, io.Str
     except ValueError:
         logger.exception("unexpected error")
     assert CANARY not in stream.getvalue()
+
+
+def test_the_text_format_redacts_tracebacks_too() -> None:
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(TextFormatter())
+    handler.addFilter(RedactionFilter())
+    logger = logging.getLogger("test.text_redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise ValueError(f"password={CANARY}")
+        except ValueError:
+            logger.exception("unexpected error")
+        logger.warning("where", stack_info=True, extra={})
+    finally:
+        logger.removeHandler(handler)
+    written = handler.stream.getvalue()  # type: ignore[attr-defined]
+    assert "ValueError" in written and CANARY not in written
 
 
 def test_configure_logging_is_idempotent_and_quiets_spyne() -> None:
