@@ -110,10 +110,16 @@ class ClaimPolicy:
                 continue
             seen.add(uri)
             local = self.to_local.get(uri, uri)
-            allowed = not ceiling or local in ceiling or local_claim(local) in ceiling
             # Issued under a role URI (even through a claim mapping): membership, never stored values.
             source = uri if is_role_claim(uri) else local
-            values = claim_values(source, claims, roles) if allowed else ()
+            if not ceiling or local in ceiling:
+                values = claim_values(source, claims, roles)
+            elif local_claim(local) in ceiling:
+                # Permitted only as the user-store claim it maps to (…/identity/claims/upn as WSO2's
+                # emailaddress): that claim's values, never what is stored under the requested URI itself.
+                values = claim_values(uri if is_role_claim(uri) else local_claim(local), claims, roles)
+            else:
+                values = ()
             if not values:
                 if not optional:
                     raise RequestFailed("required claim unavailable", reason="required_claim_unavailable")

@@ -55,6 +55,20 @@ def test_identity_dialect_maps_to_local_claims_and_keeps_the_requested_uri() -> 
     )
 
 
+def test_a_uri_permitted_only_through_its_local_claim_gets_that_claims_values_only() -> None:
+    """…/identity/claims/upn maps to WSO2's emailaddress: an RP permitted emailaddress gets the e-mail under the
+    upn URI, never a value stored under the upn URI itself, which the RP is not permitted."""
+    upn = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+    stored = {upn: ("secret-upn@corp.example",), GIVEN: ("Ann",)}
+    assert select_claims(req(ClaimRequest(upn)), (GIVEN, EMAIL), stored, frozenset()) == ()
+    with pytest.raises(errors.RequestFailed):
+        select_claims(req(ClaimRequest(upn, optional=False)), (GIVEN, EMAIL), stored, frozenset())
+    with_email = {**stored, EMAIL: ("a@example.com",)}
+    assert select_claims(req(ClaimRequest(upn)), (GIVEN, EMAIL), with_email, frozenset()) == (
+        Attribute(upn, ("a@example.com",)),
+    )
+
+
 def test_roles_come_from_membership() -> None:
     assert select_claims(req(ClaimRequest(ROLE)), (), USER, frozenset({"b", "a"})) == (Attribute(ROLE, ("a", "b")),)
 
