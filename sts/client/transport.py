@@ -1,7 +1,8 @@
 """Posting a request and taking its answer, with the standard library only (SOAP 1.1 §6 and SOAP 1.2 part 2 §7:
 the HTTP binding).
 
-The request is POSTed to the URL given and nowhere else (redirects are not followed); TLS certificates are always
+The request is POSTed to the URL given and nowhere else (redirects are not followed, and plain HTTP never goes
+through a proxy); TLS certificates are always
 verified, and plain ``http://`` is only accepted to a loopback host because the request carries a password
 (:func:`sts.client.options.check_url`). The answer is untrusted: its size is capped here, its parse in
 :mod:`sts.client.response`.
@@ -56,7 +57,12 @@ def post(connection: Connection, request: BuiltRequest) -> HttpAnswer:
             context.load_cert_chain(str(connection.tls_cert), str(connection.tls_key))
         except (OSError, ssl.SSLError) as exc:
             raise ClientError(f"cannot load the TLS client certificate {connection.tls_cert}: {exc}") from None
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect())
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPSHandler(context=context), _NoRedirect()]
+    if url.lower().startswith("http://"):
+        # Plain HTTP goes to the loopback host only, and carries a password: never through $http_proxy, which
+        # would read it in clear (https through a proxy is a CONNECT tunnel, TLS end to end: left to the env).
+        handlers.append(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(*handlers)
     http_request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s) above
         url, data=request.body, headers=request.headers, method="POST"
     )

@@ -361,3 +361,16 @@ def test_target_faults(fake_sts: FakeSts) -> None:
         with pytest.raises(FaultReceived) as raised:
             call(_by_id(fake_sts), PASSWORD)  # type: ignore[operator]
         assert raised.value.fault.code == "wst:InvalidRequest"
+
+
+def test_plain_http_never_goes_through_a_proxy(fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loopback http:// request carries the password in clear: $http_proxy must not see it."""
+    fake_sts.body = token_answer(assertion_id="_direct")
+    with serving(FakeSts()) as proxy:
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        issued = request_token(IssueOptions(_connection(fake_sts.url), applies_to=RP), PASSWORD)
+        assert proxy.requests == []
+    assert issued.token is not None and len(fake_sts.requests) == 1
