@@ -37,6 +37,10 @@ def _normalize(text: str) -> str:
     if parts.scheme.lower() in ("http", "https"):
         if not parts.hostname or "@" in parts.netloc:
             raise RelyingPartyError("http(s) addresses need a host and no user-info")
+        if not parts.netloc.isascii():
+            # RFC 3986 §3.2.2: a host is ASCII (an IRI's host travels IDNA-encoded). urlsplit lower-cases it with
+            # Unicode rules, which fold look-alikes (KELVIN SIGN U+212A) onto ASCII letters of another host.
+            raise RelyingPartyError("the host must be ASCII (IDNA A-labels)")
         scheme, host = parts.scheme.lower(), parts.hostname.lower()
         if ":" in host:
             host = f"[{host}]"

@@ -118,6 +118,14 @@ def test_i03_equivalent_forms_match_exact_rp(applies_to: str) -> None:
     assert _applies_to_matches(_rp(), applies_to) is True
 
 
+@pytest.mark.parametrize("host", ["ban\u212a.example", "BAN\u212a.EXAMPLE", "bank.exam\u0131ple"])
+def test_a_host_whose_unicode_lower_case_is_ascii_does_not_match(host: str) -> None:
+    """KELVIN SIGN (U+212A) lower-cases to an ASCII k (and U+0131 is no i): RFC 3986 hosts are ASCII, only ASCII
+    letters fold."""
+    assert _applies_to_matches(_rp("https://bank.example/app/"), f"https://{host}/app/") is False
+    assert _applies_to_matches(_rp("https://bank.example/app/"), "https://BANK.example/app/") is True
+
+
 def test_exact_rp_registered_in_odd_case_still_matches() -> None:
     assert _applies_to_matches(_rp("HTTPS://RP.EXAMPLE.COM:443/app/"), RP) is True
 
