@@ -104,6 +104,8 @@ _COVERAGE = {
     SGN_ENCR_USERNAME: (frozenset({BODY_KIND}), frozenset({TIMESTAMP_KIND}), frozenset({USERNAME_TOKEN_KIND})),
 }
 
+ENCRYPTED_KEY_NAMESPACE = "xenc-key"  # wrapped keys of SigEncr requests, once each
+
 
 @dataclass(frozen=True, slots=True)
 class EncryptionPolicy:
@@ -225,8 +227,11 @@ class EncryptedRequestOpener:
         if not (signed_info_verifies(header.signature, signing_key, facts.signature_method, value)
                 and reference_digest_matches(timestamp_reference, header.timestamp)):
             raise FailedCheck("signature does not verify", reason="signature_invalid")
-        self._check_replay(facts.replay_key, created)
+        self._check_replay(SIGNATURE_NAMESPACE, facts.replay_key, created)
         if not symmetric:
+            # The key is the sender's, whoever signs: another client re-signing a captured message (its Body
+            # reference copied) must not get it unwrapped again (WSS 1.1 §13; one decryption per message).
+            self._check_replay(ENCRYPTED_KEY_NAMESPACE, hashlib.sha256(key.wrapped).digest(), created)
             secret = self._unwrap(key, ciphers[0], header.security)
         username_token = self._decrypt(targets, ciphers, secret, header)
         verified_body = self._verify(header, facts, username_token, signing_key, scenario)
@@ -334,11 +339,12 @@ class EncryptedRequestOpener:
             raise FailedCheck("signature does not cover the Body", reason="coverage")
         return body
 
-    def _check_replay(self, key: bytes, created: dt.datetime) -> None:
+    def _check_replay(self, namespace: str, key: bytes, created: dt.datetime) -> None:
         freshness = self._policy.freshness
         expires = self._clock.now().timestamp() + freshness.ttl + freshness.future_ttl
-        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, key, expires, created.timestamp()):
-            raise InvalidSecurity("signed message replayed", reason="signature_replayed")
+        if not self._replay.check_and_add(namespace, key, expires, created.timestamp()):
+            reason = "signature_replayed" if namespace == SIGNATURE_NAMESPACE else "encrypted_key_replayed"
+            raise InvalidSecurity("signed message replayed", reason=reason)
 
 
 def _names_certificate(issuer_serial: tuple[x509.Name, int], certificate: x509.Certificate) -> bool:

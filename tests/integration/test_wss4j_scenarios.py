@@ -11,6 +11,8 @@ the module fixture.
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,12 +20,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lxml import etree
 
+from sts.clock import format_instant
 from tests.clients import wss4j as harness
 from tests.clients.wss4j import ClientKey, Generated, Wss4j
-from tests.support import WSSE, WST, Instance, Server, fault_qname, make_instance, rst_body, start_server
+from tests.support import WSSE, WST, WSU, Instance, Server, fault_qname, make_instance, rst_body, start_server
 from tests.token_checks import decrypt_with_python_xmlsec, verify_with_both
 
 pytestmark = pytest.mark.integration
@@ -37,6 +42,8 @@ PATHS = {
     "s8": "/services/wso2carbon-sts/SgnEncrUsername",
     "ce": "/services/wso2carbon-sts/certificatemixed",
 }
+DS = "http://www.w3.org/2000/09/xmldsig#"
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 FAILED_CHECK = (WSSE, "FailedCheck")
 INVALID_SECURITY = (WSSE, "InvalidSecurity")
 UNSUPPORTED_ALGORITHM = (WSSE, "UnsupportedAlgorithm")
@@ -90,6 +97,7 @@ def setup(wss4j: Wss4j, wss_instance: tuple[Instance, ClientKey], tls_server: Se
                                     to=_origin(tls_server) + PATHS["ce"])
     cases = {
         "s5-replay": harness.sig_encr("s5-replay", envelope),
+        "s5-resigned": harness.sig_encr("s5-resigned", envelope),
         "s8-replay": harness.sgn_encr_username("s8-replay", envelope, "admin", password),
         "s5-oaep-flipped": harness.sig_encr("s5-oaep-flipped", envelope),
         "s5-gcm-tag": harness.sig_encr("s5-gcm-tag", envelope),
@@ -330,6 +338,51 @@ def test_w30_replayed_encrypted_request_is_refused(setup: Setup, tls_server: Ser
     body = setup.messages[f"{scenario}-replay"].xml
     assert _issued(_post(tls_server, scenario, body))
     _refused(_post(tls_server, scenario, body), INVALID_SECURITY)
+
+
+def _c14n(element: etree._Element, method_holder: etree._Element) -> bytes:
+    """Exclusive c14n with the InclusiveNamespaces PrefixList the message names for it (WSS4J writes one)."""
+    inclusive = method_holder.find(f".//{{{EXC_C14N}}}InclusiveNamespaces")
+    prefixes = (inclusive.get("PrefixList") or "").split() if inclusive is not None else None
+    return etree.tostring(element, method="c14n", exclusive=True, inclusive_ns_prefixes=prefixes)
+
+
+def _resigned(message: bytes, signer: ClientKey) -> bytes:
+    """Another registered client's copy of a captured SigEncr request: its EncryptedKey, encrypted Body and Body
+    digest kept (the plaintext it never saw), a new Timestamp, the signer's certificate, a signature of its own."""
+    root = etree.fromstring(message)
+    security = root.find(f".//{{{WSSE}}}Security")
+    assert security is not None
+    timestamp = security.find(f"{{{WSU}}}Timestamp")
+    signed_info = security.find(f"{{{DS}}}Signature/{{{DS}}}SignedInfo")
+    token = security.find(f"{{{WSSE}}}BinarySecurityToken")
+    assert timestamp is not None and signed_info is not None and token is not None
+    created = timestamp.find(f"{{{WSU}}}Created")
+    assert created is not None
+    created.text = format_instant(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    token.text = base64.b64encode(signer.certificate.public_bytes(serialization.Encoding.DER)).decode()
+    reference = signed_info.find(f"{{{DS}}}Reference[@URI='#{timestamp.get(f'{{{WSU}}}Id')}']")
+    assert reference is not None
+    digest = hashlib.sha256(_c14n(timestamp, reference))
+    reference.find(f"{{{DS}}}DigestValue").text = base64.b64encode(digest.digest()).decode()  # type: ignore[union-attr]
+    key = serialization.load_pem_private_key(signer.key_pem, None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    value = key.sign(_c14n(signed_info, signed_info[0]), padding.PKCS1v15(), hashes.SHA256())
+    security.find(f"{{{DS}}}Signature/{{{DS}}}SignatureValue").text = base64.b64encode(value).decode()  # type: ignore[union-attr]
+    return etree.tostring(root)
+
+
+def test_another_client_resigning_a_captured_sig_encr_request_is_refused(
+    setup: Setup, tls_server: Server, tmp_path: Path
+) -> None:
+    """A new SignedInfo passes the signature replay cache; the EncryptedKey, the sender's, must not be unwrapped
+    for anyone a second time (WSS 1.1 §13: one decryption per captured message)."""
+    mallory = ClientKey.generate("mallory")
+    (tmp_path / "mallory.pem").write_bytes(mallory.cert_pem)
+    assert setup.instance.cli("user", "add-cert", "admin", str(tmp_path / "mallory.pem")) == 0
+    captured = setup.messages["s5-resigned"].xml
+    assert _issued(_post(tls_server, "s5", captured))
+    _refused(_post(tls_server, "s5", _resigned(captured, mallory)), INVALID_SECURITY)
 
 
 def test_wsdl_lists_the_encrypting_scenarios_with_their_policies(tls_server: Server, tmp_path: Path) -> None:
