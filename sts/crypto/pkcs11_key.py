@@ -172,6 +172,10 @@ class Pkcs11SigningKey(rsa.RSAPrivateKey):
         except (pkcs11.PKCS11Error, Pkcs11Error) as exc:
             raise ServiceUnavailable(f"PKCS#11 token: {type(exc).__name__}", reason="hsm_unavailable") from None
 
+    def probe(self) -> None:
+        """Sign a fixed value (the readiness probe); ``ServiceUnavailable`` when the token does not."""
+        self.sign(PROBE, padding.PKCS1v15(), hashes.SHA256())
+
     def check(self) -> None:
         """Open the token and find the key now (start-up), or raise :class:`Pkcs11Error`."""
         import pkcs11

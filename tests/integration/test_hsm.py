@@ -161,6 +161,8 @@ def test_a_token_that_stops_answering_fails_closed_in_bounded_time_and_service_r
         elapsed = [_issue_fault_while_hung(hsm_server, hsm_instance) for _ in range(6)]
         assert max(elapsed) < WORKER_TIMEOUT / 3, elapsed
         assert requests.get(health, verify=hsm_server.verify, timeout=5).status_code == 200
+        status, checks = _ready(hsm_server)
+        assert status == 503 and checks["hsm"] in ("down", "timeout"), checks
     deadline = time.monotonic() + 10  # the stuck calls return once the locks go; each worker opens the token again
     request = rst_envelope("admin", hsm_instance.demo_password)
     while hsm_server.post(request, action=f"{WST}/RST/Issue").status_code != 200:
@@ -168,3 +170,30 @@ def test_a_token_that_stops_answering_fails_closed_in_bounded_time_and_service_r
         time.sleep(0.2)
     for _ in range(4):
         verify_with_xmlsec1(_issue(hsm_server, hsm_instance), hsm.cert, saml11=False)
+
+
+def _ready(server: Server) -> tuple[int, dict[str, str]]:
+    response = requests.get(server.url.replace("/services/wso2carbon-sts", "/readyz"), verify=server.verify, timeout=10)
+    return response.status_code, response.json()["checks"]
+
+
+def _ready_within(server: Server, status: int, seconds: float) -> dict[str, str]:
+    """The checks once /readyz answers ``status`` (each worker reuses a verdict for a second), within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (answer := _ready(server))[0] != status:
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.2)
+    return answer[1]
+
+
+def test_readiness_probes_the_token(hsm_server: Server, hsm: Hsm) -> None:
+    assert _ready_within(hsm_server, 200, 10)["hsm"] == "ok"
+    away = hsm.tokens.with_name("tokens-away")
+    shutil.move(hsm.tokens, away)  # Issue fails closed now: /readyz must not say ready
+    try:
+        checks = _ready_within(hsm_server, 503, 10)
+        assert checks["hsm"] == "down"
+        assert all(state == "ok" for name, state in checks.items() if name != "hsm"), checks
+    finally:
+        shutil.move(away, hsm.tokens)
+    assert _ready_within(hsm_server, 200, 10)["hsm"] == "ok"
