@@ -51,6 +51,7 @@ from sts.crypto.keyring import KeyRing, RingSigner, build_ring, load_extra
 from sts.crypto.keystore import KeyStore, check_certificate, key_passphrase, load_certificate, load_keystore
 from sts.crypto.keywrap import TrustedClientKeys
 from sts.crypto.message_keys import MessageKeys
+from sts.crypto.pkcs11_key import Pkcs11SigningKey
 from sts.crypto.wss_decrypt import AES256_CBC, AES256_GCM
 from sts.errors import ConfigError, FailedAuthentication
 from sts.netaddr import AddressSet
@@ -475,7 +476,7 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
     stores = build_stores(settings, clock, hasher)
     ring = key_ring(settings, keystore, clock)
     service = build_service(settings, ring, stores, clock, hasher)
-    ops, metrics = ops_endpoints(settings, stores)
+    ops, metrics = ops_endpoints(settings, stores, keystore)
     protectors = response_protectors(settings, ring.message_keys, clock)
     endpoint = SoapEndpoint(
         service, parser_limits(settings), settings.server.soap12_sender_status, protectors, metrics
@@ -516,10 +517,10 @@ def served_scenarios(settings: Settings) -> tuple[str, ...]:
     return scenarios
 
 
-def ops_endpoints(settings: Settings, stores: Stores) -> tuple[OpsEndpoints, Metrics | None]:
-    """``/readyz`` over the stores' probes, and the metrics with the observer that feeds them (:mod:`sts.metrics`,
-    imported only when ``[metrics] enabled``)."""
-    readiness = Readiness(stores.probes, settings.server.readiness_timeout_ms / 1000)
+def ops_endpoints(settings: Settings, stores: Stores, keystore: KeyStore) -> tuple[OpsEndpoints, Metrics | None]:
+    """``/readyz`` over the stores' probes (and the HSM's), and the metrics with the observer that feeds them
+    (:mod:`sts.metrics`, imported only when ``[metrics] enabled``)."""
+    readiness = Readiness((*stores.probes, *hsm_probes(keystore)), settings.server.readiness_timeout_ms / 1000)
     config = settings.metrics
     if not config.enabled:
         return OpsEndpoints(readiness=readiness.report), None
@@ -534,6 +535,13 @@ def ops_endpoints(settings: Settings, stores: Stores) -> tuple[OpsEndpoints, Met
         serve_metrics=metrics.serve if config.bind else None,
     )
     return ops, metrics
+
+
+def hsm_probes(keystore: KeyStore) -> tuple[tuple[str, Callable[[], object]], ...]:
+    """The readiness probe of a signing key in a PKCS#11 token: the token signs a fixed value (one signature, the
+    cheapest call that proves the key usable)."""
+    key = keystore.signing_key
+    return (("hsm", key.probe),) if isinstance(key, Pkcs11SigningKey) else ()
 
 
 def scenario_endpoint(name: str, url: str) -> ScenarioEndpoint:

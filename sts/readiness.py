@@ -1,4 +1,4 @@
-"""``GET /readyz``: whether the stores, directories and cache this node depends on answer, within a short time.
+"""``GET /readyz``: whether the stores, directories, cache and HSM this node depends on answer, within a short time.
 
 ``/healthz`` says the process serves HTTP (liveness: restart it if not); ``/readyz`` says it can issue tokens
 (readiness: send it traffic or not). The probes run one after the other on a thread of their own, one probe run

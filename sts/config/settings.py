@@ -140,6 +140,9 @@ class IssuerSettings:
     pkcs11_token_label: str = ""
     pkcs11_key_label: str = ""
     pkcs11_pin_file: Path | None = None
+    # How long a request waits for the token's answer before failing closed; well under [server] timeout, so a
+    # token that stops answering costs a fault, never the worker.
+    pkcs11_timeout_ms: int = _check(lambda v: 100 <= v <= 20000, "must be between 100 and 20000", 5000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,11 @@ class SigningFiles(Protocol):
         """A file holding the user PIN (else ``$STS_PKCS11_PIN``)."""
         ...
 
+    @property
+    def pkcs11_timeout_ms(self) -> int:
+        """How long a call into the token is awaited before the request fails closed."""
+        ...
+
 
 class IssuerConfig(Protocol):
     """Anything with an ``issuer`` naming the signing files (the loaded ``Settings``)."""
@@ -230,7 +235,8 @@ def _load_token_key(
         return None
     try:
         return load_pkcs11_key(
-            issuer.pkcs11_module, issuer.pkcs11_token_label, issuer.pkcs11_key_label, issuer.pkcs11_pin_file, public
+            issuer.pkcs11_module, issuer.pkcs11_token_label, issuer.pkcs11_key_label, issuer.pkcs11_pin_file, public,
+            issuer.pkcs11_timeout_ms / 1000,
         )
     except Pkcs11Error as exc:
         problems.append(str(exc))

@@ -1,17 +1,22 @@
 """Issue 18: the signing key in a PKCS#11 token (SoftHSM2, initialised here in a temporary directory), served by
-gunicorn with 2 workers: tokens signed by the token verify with xmlsec1 and signxml; a token that goes away fails
-requests closed (soap:Server "Service unavailable") and service resumes when it is back, without a restart."""
+gunicorn with 2 workers: tokens signed by the token verify with xmlsec1 and signxml; a token that goes away, or
+stops answering, fails requests closed (soap:Server "Service unavailable") within ``pkcs11_timeout_ms``, and service
+resumes when it is back, without a restart."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from lxml import etree
 
 from sts.crypto.keygen import generate_rsa_key, self_signed_certificate, write_certificate, write_private_key
@@ -24,6 +29,8 @@ SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")  # Debian's softhsm2 (M
 WST = "http://docs.oasis-open.org/ws-sx/ws-trust/200512"
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 PIN = "461273"
+TOKEN_TIMEOUT_MS = 2000  # [issuer] pkcs11_timeout_ms of the server under test
+WORKER_TIMEOUT = 30  # gunicorn's [server] timeout: a request held this long loses its worker
 
 
 @dataclass
@@ -74,7 +81,8 @@ def hsm_instance(tmp_path_factory: pytest.TempPathFactory, hsm: Hsm) -> Instance
 
 @pytest.fixture(scope="module")
 def hsm_server(hsm_instance: Instance, hsm: Hsm) -> Iterator[Server]:
-    server = start_server(hsm_instance, workers=2, env={"SOFTHSM2_CONF": str(hsm.conf)})
+    env = {"SOFTHSM2_CONF": str(hsm.conf), "STS_ISSUER_PKCS11_TIMEOUT_MS": str(TOKEN_TIMEOUT_MS)}
+    server = start_server(hsm_instance, workers=2, env=env)
     yield server
     server.stop()
 
@@ -114,3 +122,78 @@ def test_a_token_that_goes_away_fails_closed_and_service_resumes(
         shutil.move(away, hsm.tokens)
     for _ in range(4):
         verify_with_xmlsec1(_issue(hsm_server, hsm_instance), hsm.cert, saml11=False)
+
+
+@contextmanager
+def token_not_answering(tokens: Path) -> Iterator[None]:
+    """SoftHSM2 blocked as a black-holed network HSM blocks: this process holds exclusive POSIX locks on the token's
+    lock files, which SoftHSM2 waits for (F_SETLKW) before it reads a token object; released on exit."""
+    fds = [os.open(path, os.O_RDWR) for path in [*tokens.glob("*/*.lock"), *tokens.glob("*/generation")]]
+    assert fds, f"no SoftHSM2 lock files under {tokens}"
+    try:
+        for fd in fds:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)  # closing releases this process's locks on the file
+
+
+def _issue_fault_while_hung(server: Server, instance: Instance) -> float:
+    started = time.monotonic()
+    response = server.post(rst_envelope("admin", instance.demo_password), action=f"{WST}/RST/Issue")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 500
+    assert fault_qname(response.content) == (S11, "Server")
+    assert fault_string(response.content) == "Service unavailable"
+    assert b"Assertion" not in response.content
+    return elapsed
+
+
+def test_a_token_that_stops_answering_fails_closed_in_bounded_time_and_service_resumes(
+    hsm_server: Server, hsm_instance: Instance, hsm: Hsm
+) -> None:
+    for _ in range(4):  # both workers hold a session
+        _issue(hsm_server, hsm_instance)
+    health = hsm_server.url.replace("/services/wso2carbon-sts", "/healthz")
+    with token_not_answering(hsm.tokens):
+        # A fault well before gunicorn's worker timeout, which would drop the connection instead (no fault at all).
+        elapsed = [_issue_fault_while_hung(hsm_server, hsm_instance) for _ in range(6)]
+        assert max(elapsed) < WORKER_TIMEOUT / 3, elapsed
+        assert requests.get(health, verify=hsm_server.verify, timeout=5).status_code == 200
+        status, checks = _ready(hsm_server)
+        assert status == 503 and checks["hsm"] in ("down", "timeout"), checks
+    deadline = time.monotonic() + 10  # the stuck calls return once the locks go; each worker opens the token again
+    request = rst_envelope("admin", hsm_instance.demo_password)
+    while hsm_server.post(request, action=f"{WST}/RST/Issue").status_code != 200:
+        assert time.monotonic() < deadline, "service did not resume after the token answered again"
+        time.sleep(0.2)
+    for _ in range(4):
+        verify_with_xmlsec1(_issue(hsm_server, hsm_instance), hsm.cert, saml11=False)
+
+
+def _ready(server: Server) -> tuple[int, dict[str, str]]:
+    response = requests.get(server.url.replace("/services/wso2carbon-sts", "/readyz"), verify=server.verify, timeout=10)
+    return response.status_code, response.json()["checks"]
+
+
+def _ready_within(server: Server, status: int, seconds: float) -> dict[str, str]:
+    """The checks once /readyz answers ``status`` (each worker reuses a verdict for a second), within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (answer := _ready(server))[0] != status:
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.2)
+    return answer[1]
+
+
+def test_readiness_probes_the_token(hsm_server: Server, hsm: Hsm) -> None:
+    assert _ready_within(hsm_server, 200, 10)["hsm"] == "ok"
+    away = hsm.tokens.with_name("tokens-away")
+    shutil.move(hsm.tokens, away)  # Issue fails closed now: /readyz must not say ready
+    try:
+        checks = _ready_within(hsm_server, 503, 10)
+        assert checks["hsm"] == "down"
+        assert all(state == "ok" for name, state in checks.items() if name != "hsm"), checks
+    finally:
+        shutil.move(away, hsm.tokens)
+    assert _ready_within(hsm_server, 200, 10)["hsm"] == "ok"
