@@ -4,6 +4,7 @@ bad), a client CA with its CRL, and signed RST envelopes made with the STS's own
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +53,12 @@ def make_cert(
     serial: int | None = None,
     subject: x509.Name | None = None,
     key_cert_sign: bool | None = None,
+    crl_sign: bool | None = None,
+    crl_points: Sequence[str] = (),
 ) -> x509.Certificate:
     """A certificate for ``key``: self-signed, or signed by ``issuer`` (certificate, key); ``subject`` replaces
-    the default ``O=sts tests, CN=<common_name>``; ``key_cert_sign`` overrides KeyUsage keyCertSign (default:
-    set exactly for a CA)."""
+    the default ``O=sts tests, CN=<common_name>``; ``key_cert_sign`` and ``crl_sign`` override KeyUsage keyCertSign
+    and cRLSign (default: set exactly for a CA); ``crl_points`` are CRLDistributionPoints URIs."""
     now = dt.datetime.now(dt.UTC)
     subject = subject or x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sts tests"),
                                     x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -76,13 +79,17 @@ def make_cert(
         )
     usage = {"digital_signature": False, "content_commitment": False, "key_encipherment": False,
              "data_encipherment": False, "key_agreement": False,
-             "key_cert_sign": ca if key_cert_sign is None else key_cert_sign, "crl_sign": ca,
+             "key_cert_sign": ca if key_cert_sign is None else key_cert_sign,
+             "crl_sign": ca if crl_sign is None else crl_sign,
              "encipher_only": False, "decipher_only": False}
     if key_usage == "digitalSignature":
         usage["digital_signature"] = True
     elif key_usage == "keyEncipherment":
         usage["key_encipherment"] = True
     builder = builder.add_extension(x509.KeyUsage(**usage), critical=True)
+    if crl_points:
+        points = [x509.DistributionPoint([x509.UniformResourceIdentifier(uri)], None, None, None) for uri in crl_points]
+        builder = builder.add_extension(x509.CRLDistributionPoints(points), critical=False)
     if extended is not None and not ca:
         builder = builder.add_extension(x509.ExtendedKeyUsage([extended]), critical=False)
     return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
@@ -120,17 +127,30 @@ def write_client(directory: Path, name: str, cert: x509.Certificate, key: rsa.RS
     return Client(cert, key, cert_file, key_file)
 
 
-def make_crl(ca: tuple[x509.Certificate, rsa.RSAPrivateKey], revoked: list[int], next_update_days: int = 7) -> bytes:
-    """A PEM CRL by ``ca`` listing ``revoked`` serial numbers."""
+def make_crl(
+    ca: tuple[x509.Certificate, rsa.RSAPrivateKey],
+    revoked: list[int],
+    next_update_days: int = 7,
+    *,
+    this_update_hours: int = -1,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    entry_extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+) -> bytes:
+    """A PEM CRL by ``ca`` listing ``revoked`` serial numbers, with the CRL ``extensions`` and, on every entry, the
+    ``entry_extensions`` given as (extension, critical)."""
     now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca[0].subject)
-        .last_update(now - dt.timedelta(hours=1))
+        .last_update(now + dt.timedelta(hours=this_update_hours))
         .next_update(now + dt.timedelta(days=next_update_days))
     )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
     for serial in revoked:
         entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now - dt.timedelta(minutes=5))
+        for extension, critical in entry_extensions:
+            entry = entry.add_extension(extension, critical=critical)
         builder = builder.add_revoked_certificate(entry.build())
     return builder.sign(ca[1], hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 

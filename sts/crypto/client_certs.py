@@ -5,10 +5,12 @@ its validity period, an RSA key of at least ``min_rsa_bits`` or an EC key on a c
 DSA), KeyUsage (when present) with ``digitalSignature``, ExtendedKeyUsage (when present) with ``clientAuth`` or
 ``anyExtendedKeyUsage`` (RFC 5280 §4.2.1.3, §4.2.1.12). :class:`ClientAuthority` answers whether a certificate was
 issued directly by one of the configured CA certificates (no intermediates, nothing fetched) and whether the CA's
-CRL lists it; a CRL past its ``nextUpdate``, unreadable, or not signed by the CA fails closed (every certificate
-of that CA counts as revoked). A CA certificate vouches only while it is itself inside its validity period and,
-when it has KeyUsage, with ``keyCertSign`` asserted (RFC 5280 §4.2.1.3; §6.1.3 (a)(2) and §6.1.4 (n) for a CA
-certificate on a certification path).
+CRL lists it. The CRL file holds one CRL per CA (:mod:`sts.crypto.client_crl`), verified once each time the files
+are read; a CA without a usable, current CRL in it (none, not signed by the CA, unreadable, outside thisUpdate ..
+nextUpdate, or one that is no complete CRL of the CA) fails closed: every certificate of that CA counts as revoked.
+A CA certificate vouches only while it is itself inside its validity period and, when it has KeyUsage, with
+``keyCertSign`` asserted (RFC 5280 §4.2.1.3; §6.1.3 (a)(2) and §6.1.4 (n) for a CA certificate on a certification
+path).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from sts.crypto.client_crl import CrlVerdict, asserts_ca, crl_verdict, load_crls, signed_by
 from sts.crypto.keystore import check_validity
 
 _LOG = logging.getLogger("sts.clients")
@@ -88,13 +92,18 @@ def same_key(a: x509.Certificate, b: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
+    """The files as last read: the CA certificates, each CA's CRL as judged then (no entry: the file has none for
+    it), and the CRLs that no configured CA signed (for ``sts check-config``)."""
+
     stamp: tuple[tuple[int, int], ...]
     cas: tuple[x509.Certificate, ...]
-    crls: tuple[x509.CertificateRevocationList, ...]
+    crls: Mapping[x509.Certificate, CrlVerdict]
+    strangers: tuple[str, ...] = ()
 
 
 class ClientAuthority:
-    """The configured client CA certificates (a PEM bundle) and optional CRL file (PEM or DER), re-read on change."""
+    """The configured client CA certificates (a PEM bundle) and optional CRL file (one DER CRL, or PEM CRLs, one
+    per CA), re-read on change."""
 
     def __init__(self, ca_file: Path, crl_file: Path | None = None) -> None:
         self._ca_file = ca_file
@@ -113,21 +122,22 @@ class ClientAuthority:
         return []
 
     def crl_problems(self, now: dt.datetime) -> list[str]:
-        """Why the CRL would refuse every certificate now (``sts check-config``): not signed by a configured CA,
-        or past its ``nextUpdate``. Unreadable files are :meth:`check`'s to report."""
+        """Why the CRL file would refuse certificates now (``sts check-config``): a CRL signed by no configured CA,
+        and every CA without a usable, current CRL in the file. Unreadable files are :meth:`check`'s to report."""
         if self._crl_file is None:
             return []
         try:
             loaded = self._load()
         except (OSError, ValueError):
             return []
-        problems: list[str] = []
-        for crl in loaded.crls:
-            issuers = [ca for ca in loaded.cas if ca.subject == crl.issuer]
-            if not any(crl.is_signature_valid(ca.public_key()) for ca in issuers):  # type: ignore[arg-type]
-                problems.append(f"{self._crl_file}: not signed by a configured client CA")
-            elif crl.next_update_utc is None or crl.next_update_utc <= now:
-                problems.append(f"{self._crl_file}: past its nextUpdate; every CA-issued certificate is refused")
+        problems = [f"{self._crl_file}: {label}: not signed by a configured client CA" for label in loaded.strangers]
+        for ca in loaded.cas:
+            verdict = loaded.crls.get(ca)
+            problem = "no CRL of this CA in the file" if verdict is None else (
+                verdict.problem or verdict.window_problem(now))
+            if problem is not None:
+                problems.append(f"{self._crl_file}: CA {ca.subject.rfc4514_string()}: {problem}; every certificate"
+                                " it issued is refused")
         return problems
 
     def ca_problems(self, now: dt.datetime) -> tuple[list[str], list[str]]:
@@ -174,25 +184,26 @@ class ClientAuthority:
         return None
 
     def revoked(self, cert: x509.Certificate, ca: x509.Certificate, now: dt.datetime) -> bool:
-        """Whether the CA's CRL lists ``cert``; without a usable, current CRL from that CA: True (fail closed)."""
+        """Whether the CA's CRL lists ``cert``; without a usable, current CRL from that CA covering ``cert``: True
+        (fail closed). The CRL was verified when the file was read: this is a time check and a set lookup."""
         if self._crl_file is None:
             return False
-        for crl in self._current().crls:
-            if crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key()):  # type: ignore[arg-type]
-                continue
-            next_update = crl.next_update_utc
-            if next_update is None or next_update <= now:
-                _LOG.error("client CRL past its nextUpdate: refusing the CA's certificates")
-                return True
-            return crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
-        return True
+        verdict = self._current().crls.get(ca)
+        if verdict is None:
+            _LOG.error("client CRL file holds no usable CRL of the CA: refusing its certificates")
+            return True
+        problem = verdict.refusal(cert, now)
+        if problem is not None:
+            _LOG.error("client CRL unusable (%s): refusing the CA's certificates", problem)
+            return True
+        return cert.serial_number in verdict.revoked
 
     def _current(self) -> _Loaded:
         try:
             return self._load()
         except (OSError, ValueError):
             _LOG.error("client CA or CRL file unreadable: refusing CA-issued certificates")
-            return _Loaded((), (), ())
+            return _Loaded((), (), {})
 
     def _load(self) -> _Loaded:
         paths = [self._ca_file] + ([self._crl_file] if self._crl_file else [])
@@ -200,15 +211,29 @@ class ClientAuthority:
         if self._loaded is not None and self._loaded.stamp == stamp and self._pid == os.getpid():
             return self._loaded
         cas = tuple(
-            ca for ca in x509.load_pem_x509_certificates(self._ca_file.read_bytes()) if _is_ca(ca)
+            ca for ca in x509.load_pem_x509_certificates(self._ca_file.read_bytes()) if asserts_ca(ca)
         )
-        crls: tuple[x509.CertificateRevocationList, ...] = ()
-        if self._crl_file is not None:
-            data = self._crl_file.read_bytes()
-            crl = x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_crl(data)
-            crls = (crl,)
-        self._loaded, self._pid = _Loaded(stamp, cas, crls), os.getpid()
+        crls = load_crls(self._crl_file.read_bytes()) if self._crl_file is not None else ()
+        verdicts, strangers = _judge(cas, crls)
+        self._loaded, self._pid = _Loaded(stamp, cas, verdicts, strangers), os.getpid()
         return self._loaded
+
+
+def _judge(
+    cas: tuple[x509.Certificate, ...], crls: tuple[x509.CertificateRevocationList, ...]
+) -> tuple[dict[x509.Certificate, CrlVerdict], tuple[str, ...]]:
+    """Each CA's CRL verdict (signature, scope, extensions: checked here, once per load), and a label for each CRL
+    no configured CA signed. Two CRLs of one CA are ambiguous: neither is used (fail closed)."""
+    verdicts: dict[x509.Certificate, CrlVerdict] = {}
+    strangers: list[str] = []
+    for number, crl in enumerate(crls, 1):
+        signers = [ca for ca in cas if signed_by(crl, ca)]
+        if not signers:
+            strangers.append(f"CRL {number} of {len(crls)}")
+        for ca in signers:
+            verdicts[ca] = CrlVerdict("more than one CRL of this CA in the file") if ca in verdicts else (
+                crl_verdict(crl, ca))
+    return verdicts, tuple(strangers)
 
 
 def _signs_certificates(ca: x509.Certificate) -> bool:
@@ -219,11 +244,4 @@ def _signs_certificates(ca: x509.Certificate) -> bool:
     except x509.ExtensionNotFound:
         return True
     except ValueError:
-        return False
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
         return False

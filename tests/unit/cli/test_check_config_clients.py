@@ -1,11 +1,13 @@
-"""``sts check-config`` on the X.509 client settings: the client CA and its CRL (readable, a CA, signed by it, not
-past nextUpdate), the TLS client-certificate bundle, and certificatetransport's need for a way in."""
+"""``sts check-config`` on the X.509 client settings: the client CA and its CRLs (readable, a CA, one complete CRL
+per CA signed by it, between thisUpdate and nextUpdate), the TLS client-certificate bundle, and
+certificatetransport's need for a way in."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from sts.cli import main
@@ -25,6 +27,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / "good.crl").write_bytes(make_crl((ca, key), []))  # type: ignore[arg-type]
     (directory / "stale.crl").write_bytes(make_crl((ca, key), [], next_update_days=0))  # type: ignore[arg-type]
     (directory / "foreign.crl").write_bytes(make_crl((ca, rsa_key()), []))  # type: ignore[arg-type]
+    (directory / "delta.crl").write_bytes(make_crl((ca, key), [], extensions=[(x509.DeltaCRLIndicator(1), True)]))  # type: ignore[arg-type]
+    (directory / "future.crl").write_bytes(make_crl((ca, key), [], this_update_hours=48))  # type: ignore[arg-type]
+    other_key = rsa_key()
+    other = make_cert("Other CA", other_key, ca=True, extended=None, key_usage="none", days=(-1, 365))
+    (directory / "two-cas.pem").write_bytes(ca.public_bytes(PEM) + other.public_bytes(PEM))
+    (directory / "bundle.crl").write_bytes(make_crl((ca, key), []) + make_crl((other, other_key), []))  # type: ignore[arg-type]
     for name, kwargs in (("expired-ca", {"days": (-400, -30)}), ("no-certsign-ca", {"key_cert_sign": False}),
                          ("expiring-ca", {"days": (-400, 10)})):
         unusable = make_cert("Client CA", rsa_key(), ca=True, extended=None, key_usage="none", **kwargs)  # type: ignore[arg-type]
@@ -48,6 +56,13 @@ def test_a_good_client_ca_and_crl_pass(demo: Path, monkeypatch: pytest.MonkeyPat
     assert code == 0, out
 
 
+def test_a_crl_bundle_with_one_crl_per_ca_passes(demo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _check(demo, monkeypatch, capsys, STS_SECURITY_CLIENT_CA_FILE=str(demo / "two-cas.pem"),
+                       STS_SECURITY_CLIENT_CRL_FILE=str(demo / "bundle.crl"), STS_SECURITY_CLIENT_CERT_USER="cn")
+    assert code == 0, out
+
+
 @pytest.mark.parametrize(
     ("env", "problem"),
     [
@@ -56,6 +71,12 @@ def test_a_good_client_ca_and_crl_pass(demo: Path, monkeypatch: pytest.MonkeyPat
         ({"STS_SECURITY_CLIENT_CA_FILE": "ca.pem"}, "client_cert_user: required"),
         ({"STS_SECURITY_CLIENT_CA_FILE": "ca.pem", "STS_SECURITY_CLIENT_CERT_USER": "cn",
           "STS_SECURITY_CLIENT_CRL_FILE": "foreign.crl"}, "not signed by a configured client CA"),
+        ({"STS_SECURITY_CLIENT_CA_FILE": "ca.pem", "STS_SECURITY_CLIENT_CERT_USER": "cn",
+          "STS_SECURITY_CLIENT_CRL_FILE": "delta.crl"}, "a delta CRL, not a complete one"),
+        ({"STS_SECURITY_CLIENT_CA_FILE": "ca.pem", "STS_SECURITY_CLIENT_CERT_USER": "cn",
+          "STS_SECURITY_CLIENT_CRL_FILE": "future.crl"}, "thisUpdate in the future"),
+        ({"STS_SECURITY_CLIENT_CA_FILE": "two-cas.pem", "STS_SECURITY_CLIENT_CERT_USER": "cn",
+          "STS_SECURITY_CLIENT_CRL_FILE": "good.crl"}, "CA CN=Other CA,O=sts tests: no CRL of this CA in the file"),
         ({"STS_SECURITY_CLIENT_CA_FILE": "expired-ca.pem", "STS_SECURITY_CLIENT_CERT_USER": "cn"},
          "certificate expired on"),
         ({"STS_SECURITY_CLIENT_CA_FILE": "no-certsign-ca.pem", "STS_SECURITY_CLIENT_CERT_USER": "cn"},
@@ -64,7 +85,8 @@ def test_a_good_client_ca_and_crl_pass(demo: Path, monkeypatch: pytest.MonkeyPat
         ({"STS_SERVER_TLS_CLIENT_CA_FILE": "missing.pem"}, "holds no PEM certificate"),
         ({"STS_SECURITY_SCENARIOS": "UTOverTransport,certificatetransport"}, "certificatetransport needs"),
     ],
-    ids=["not_a_ca", "unreadable", "no_mapping_rule", "crl_of_another_key", "expired_ca", "ca_without_key_cert_sign",
+    ids=["not_a_ca", "unreadable", "no_mapping_rule", "crl_of_another_key", "delta_crl", "crl_not_yet_valid",
+         "ca_without_its_crl", "expired_ca", "ca_without_key_cert_sign",
          "crl_without_ca", "tls_bundle_missing", "transport_without_a_way_in"],
 )
 def test_client_certificate_settings_problems(demo: Path, monkeypatch: pytest.MonkeyPatch,
