@@ -14,9 +14,9 @@ import datetime as dt
 
 from sts.cli.common import CommandError, SubParsers, settings_from
 from sts.config.settings import Settings
-from sts.crypto.keyring import build_ring
+from sts.crypto.keyring import build_ring, load_material
 from sts.crypto.keystore import KeyStoreError, fingerprint
-from sts.crypto.rotation import RotationError, promote, rotate
+from sts.crypto.rotation import Promoted, RotationError, promote, rotate
 
 
 def register(commands: SubParsers) -> None:
@@ -48,10 +48,12 @@ def _rotate(args: argparse.Namespace) -> int:
     if not 1 <= args.days <= 3650:
         raise CommandError("--days must be between 1 and 3650")
     try:
-        cert = rotate(settings, dt.datetime.now(dt.UTC), args.days, args.replace)
+        rotated = rotate(settings, dt.datetime.now(dt.UTC), args.days, args.replace)
     except RotationError as exc:
         raise CommandError(str(exc)) from None
-    print(f"next signing certificate: {fingerprint(cert)}")
+    if rotated.promoted is not None:
+        _print_promoted(settings, rotated.promoted)
+    print(f"next signing certificate: {fingerprint(rotated.next_cert)}")
     print(f"  written to {settings.issuer.next_signing_cert}; published in the metadata by running servers")
     print("  promote it with `sts key promote` once relying parties have fetched it (or set [issuer] promote_at)")
     return 0
@@ -63,19 +65,33 @@ def _promote(args: argparse.Namespace) -> int:
         promoted = promote(settings, dt.datetime.now(dt.UTC))
     except RotationError as exc:
         raise CommandError(str(exc)) from None
-    print(f"signing certificate now: {fingerprint(promoted.current)}")
-    print(f"  replaced certificate kept in {promoted.retired}, accepted for"
-          f" {settings.issuer.previous_overlap} s more; running servers switch within seconds")
+    _print_promoted(settings, promoted)
     return 0
+
+
+def _print_promoted(settings: Settings, promoted: Promoted) -> None:
+    until = promoted.retired_at + dt.timedelta(seconds=settings.issuer.previous_overlap)
+    if promoted.by_schedule:
+        print(f"[issuer] promote_at made the next key the signing key at {promoted.retired_at:%Y-%m-%dT%H:%M:%SZ};"
+              " moved its files to signing_key/signing_cert")
+    print(f"signing certificate now: {fingerprint(promoted.current)}")
+    print(f"  replaced certificate kept in {promoted.retired}, accepted until {until:%Y-%m-%dT%H:%M:%SZ};"
+          " running servers switch within seconds")
 
 
 def _status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    now = dt.datetime.now(dt.UTC)
     try:
-        ring = build_ring(settings, lambda: dt.datetime.now(dt.UTC))
+        material = load_material(settings, now)
     except KeyStoreError as exc:
         raise CommandError("cannot load keys:\n  " + "\n  ".join(exc.problems)) from None
-    for entry in ring.state().published:
+    state = build_ring(settings, lambda: now, material).state()
+    for entry in state.published:
         cert = entry.cert
         print(f"{entry.role:9} {fingerprint(cert)}  valid until {cert.not_valid_after_utc:%Y-%m-%d}")
+    if material.next_cert is not None and fingerprint(material.next_cert) == fingerprint(state.signing_cert):
+        # Not an error: the next `sts key rotate` or `promote` moves the files; say why the names differ.
+        print(f"(the current key is still in {settings.issuer.next_signing_key}: [issuer] promote_at promoted it;"
+              " `sts key rotate` or `sts key promote` moves it to signing_key)")
     return 0

@@ -140,7 +140,7 @@ def state_at(material: KeyMaterial, files: RotationFiles, now: dt.datetime, sign
     promote_at = files.promote_at
     if (
         promote_at is not None and next_key is not None and next_cert is not None
-        and now >= promote_at and next_cert.not_valid_before_utc <= promote_at
+        and scheduled_in_force(next_cert, promote_at, now)
     ):
         retired.append(Retired(cert, promote_at))
         key, cert, next_key, next_cert = next_key, next_cert, None, None
@@ -156,6 +156,15 @@ def state_at(material: KeyMaterial, files: RotationFiles, now: dt.datetime, sign
             published.append(PublishedCert("previous", old))
     keys = ((key, cert),) if next_key is None or next_cert is None else ((key, cert), (next_key, next_cert))
     return SigningState(signers.get(key, cert), tuple(published), keys)
+
+
+def scheduled_in_force(next_cert: x509.Certificate, promote_at: dt.datetime, now: dt.datetime) -> bool:
+    """Whether ``promote_at`` has made the next key the signing key at ``now`` (only a key made before it).
+
+    The one rule of scheduled promotion: the workers (:func:`state_at`) sign by it and ``sts key``
+    (:mod:`sts.crypto.rotation`) writes the files by it, so the two never disagree.
+    """
+    return now >= promote_at and next_cert.not_valid_before_utc <= promote_at
 
 
 class SignerCache:
