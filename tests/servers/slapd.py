@@ -58,6 +58,17 @@ MODULE_DIR = Path("/usr/lib/ldap")
 START_DEADLINE = 10.0  # seconds; a healthy start takes about 0.1 s
 STOP_DEADLINE = 5.0
 
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is in the stopped state (proc(5): field 3 of /proc/PID/task/TID/stat)."""
+    try:
+        states = [
+            (task / "stat").read_text().rpartition(")")[2].split()[0] for task in Path(f"/proc/{pid}/task").iterdir()
+        ]
+    except (OSError, IndexError):
+        return True  # gone, or a thread that just ended: nothing left to answer
+    return all(state in ("T", "t") for state in states)
+
+
 class SlapdError(RuntimeError):
     """slapd did not start or stop; the message ends with the tail of its log."""
 
@@ -237,6 +248,11 @@ class SlapdServer:
             raise SlapdError("slapd is not running")
         os.killpg(self.pid, signal.SIGSTOP)
         self._paused = True
+        # SIGSTOP takes effect when each thread next reaches the kernel: on a busy machine a running slapd thread
+        # could still answer a request sent right after kill(). Return once every thread is stopped.
+        deadline = time.monotonic() + 2.0
+        while not _all_threads_stopped(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def resume(self) -> None:
         """SIGCONT after :meth:`pause`."""
