@@ -310,6 +310,12 @@ def test_parse_encryption_default_key_transport() -> None:
         ("--claim", "emailaddress", "--claim expects an absolute claim URI"),
         ("--identifier", "not a uri", "--identifier expects an absolute URI"),
         ("--claim-map", "no-equals-sign", "--claim-map expects LOCAL=REMOTE"),
+        # XML 1.0 §2.2 [2] Char: every Issue for the RP would fail inside the server with these in the token.
+        ("--identifier", "https://rp.example.com/\uffff", "--identifier expects an absolute URI"),
+        ("--claim", "http://wso2.org/claims/\ufffe", "--claim expects an absolute claim URI"),
+        ("--claim-map", f"{EMAIL}=urn:rp:\uffff", "--claim-map expects LOCAL=REMOTE"),
+        ("--nameid", "urn:claim:\uffff", "--nameid must be one of"),
+        ("--nameid-format", "urn:format:\uffff", "--nameid-format expects an absolute URI"),
     ],
 )
 def test_bad_option_values(
@@ -321,7 +327,8 @@ def test_bad_option_values(
 
 
 def test_bad_addresses(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = ("rp.example.com/app", "https://user@rp.example.com/", "https://rp example/", "https://rp:99999/")
+    bad = ("rp.example.com/app", "https://user@rp.example.com/", "https://rp example/", "https://rp:99999/",
+           "https://rp.example.com/\uffff")
     for address in (*bad, "https://[a-z]+.example/"):
         assert inst.sts("rp", "add", address, "--cert", str(certs.good)) == 1
         assert "sts: error: " in capsys.readouterr().err

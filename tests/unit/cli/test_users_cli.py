@@ -248,7 +248,11 @@ def test_add_with_unknown_role_creates_nothing(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize(
-    "claim", ["no-equals-sign", "=value", "http://x/ claim=v", f"{EMAIL}=bad\x01value"], ids=repr
+    "claim",
+    ["no-equals-sign", "=value", "http://x/ claim=v", f"{EMAIL}=bad\x01value",
+     # XML 1.0 §2.2 [2] Char: every Issue for the user would fail inside the server with such a value.
+     f"{EMAIL}=Car\uffffol", f"{EMAIL}=Car\ufffeol", "http://x/cl\uffffaim=v"],
+    ids=repr,
 )
 def test_add_with_bad_claim_creates_nothing(cli: Cli, claim: str) -> None:
     result = cli("user", "add", "alice", "--claim", claim, "--password-stdin", stdin="pw-123\n")

@@ -112,6 +112,13 @@ def test_regex_address_kept_as_written() -> None:
         ({"lifetime": -1}, "lifetime must be between"),
         ({"lifetime": 43201}, "lifetime must be between"),
         ({"encrypt": True, "cert_file": ""}, "needs a certificate"),
+        # XML 1.0 §2.2 [2] Char: what is written into tokens must be XML text.
+        ({"identifier": "https://rp.example/\uffff"}, "identifier must consist of characters XML can carry"),
+        ({"claims": ("http://wso2.org/claims/\ufffe",)}, "claim URIs must consist of characters XML can carry"),
+        ({"claim_mapping": (("http://wso2.org/claims/emailaddress", "urn:rp:\udc80"),)}, "claim URIs must consist"),
+        ({"nameid": "urn:claim:\uffff"}, "nameid must be one of"),
+        ({"nameid_format": "urn:format:\x01"}, "nameid format must be an absolute URI"),
+        ({"address": "https://rp.example.com/\uffff"}, "address must consist of characters XML can carry"),
     ],
 )
 def test_validate_refusals(kwargs: dict[str, object], fragment: str) -> None:
