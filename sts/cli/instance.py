@@ -22,7 +22,7 @@ from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity
 from sts.crypto.selftest import run_selftest
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.files import loose_secret
-from sts.relying_parties.certificates import certificate_location, load_rp_certificate
+from sts.relying_parties.certificates import certificate_location, load_rp_certificate, rp_certificate_problems
 from sts.relying_parties.registry import RelyingPartyRegistry, RelyingPartyStore
 from sts.soap.wsdl_render import load_policy
 from sts.stores.factory import build_stores, check_cache
@@ -96,7 +96,8 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
 
 
 def _check_relying_parties(store: RelyingPartyStore, truststore: Path, warnings: list[str]) -> list[str]:
-    """Each relying party's certificate (inline in the database or a truststore file) readable, strong, valid now."""
+    """Each relying party's certificate (inline in the database or a truststore file) readable, strong, valid now,
+    and allowed to transport keys (registrations made before ``sts rp add`` refused those that are not)."""
     problems: list[str] = []
     now = dt.datetime.now(dt.UTC)
     for rp in RelyingPartyRegistry(store).all():
@@ -108,7 +109,7 @@ def _check_relying_parties(store: RelyingPartyStore, truststore: Path, warnings:
             where = certificate_location(rp, truststore)
             problems.append(f"relying party {rp.address}: certificate ({where}) missing or unreadable")
             continue
-        cert_problems, cert_warnings = check_certificate(cert, f"relying party {rp.address}", now)
+        cert_problems, cert_warnings = rp_certificate_problems(cert, f"relying party {rp.address}", now)
         problems += cert_problems
         warnings += cert_warnings
     return problems
