@@ -198,7 +198,9 @@ class RelyingPartyRegistry:
         """A relying party by its registered address, also accepted un-normalised or differently cased.
 
         The address exactly as given wins (a regex RP's pattern may normalise to another RP's address), then its
-        normalised form (exact/prefix RPs), then a case-insensitive comparison (addresses are unique that way).
+        normalised form (exact/prefix RPs), then a case-insensitive comparison, but only when it names exactly one
+        registration: paths are case-sensitive (RFC 3986 §6.2.2.1), so ``…/app/`` and ``…/APP/`` can both be
+        registered, and ``…/App/`` must not pick one of them to show, change or remove.
         """
         candidates = [address, address.strip()]
         with contextlib.suppress(RelyingPartyError, ValueError):
@@ -207,10 +209,13 @@ class RelyingPartyRegistry:
             with contextlib.suppress(RelyingPartyError):
                 return self.get(candidate)
         folded = {candidate.casefold() for candidate in candidates}
-        for rp in self.all():
-            if rp.address.casefold() in folded:
-                return rp
-        raise RelyingPartyError(f"no relying party {address}")
+        matches = [rp for rp in self.all() if rp.address.casefold() in folded]
+        if len(matches) > 1:
+            names = ", ".join(rp.address for rp in matches)
+            raise RelyingPartyError(f"{address} is ambiguous: it names {names} (give the address exactly)")
+        if not matches:
+            raise RelyingPartyError(f"no relying party {address}")
+        return matches[0]
 
     def all(self) -> list[RelyingParty]:
         """Every relying party, ordered by address."""

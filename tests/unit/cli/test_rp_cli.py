@@ -864,3 +864,20 @@ def test_an_existing_registration_with_such_a_certificate_is_a_problem(
     assert f"problem: relying party {ADDRESS}: {message}" in capsys.readouterr().out
     assert inst.sts("rp", "show", ADDRESS) == 0
     assert f"problem: certificate: {message}" in capsys.readouterr().out
+
+
+# --- an address that names more than one registration ----------------------------------------------------------------
+
+
+def test_show_update_remove_refuse_an_ambiguous_address(inst: Instance, capsys: pytest.CaptureFixture[str]) -> None:
+    for address in ("https://case.example/app/", "https://case.example/APP/"):
+        assert inst.sts("rp", "add", address, "--no-encrypt") == 0
+    before = inst.rps()
+    capsys.readouterr()
+    for action in (("show",), ("update", "--lifetime", "60"), ("remove",)):
+        assert inst.sts("rp", action[0], "https://case.example/App/", *action[1:]) == 1
+        assert capsys.readouterr().err == (
+            "sts: error: https://case.example/App/ is ambiguous: it names https://case.example/APP/,"
+            " https://case.example/app/ (give the address exactly)\n"
+        )
+    assert inst.rps() == before

@@ -356,6 +356,22 @@ def test_find_accepts_the_address_unnormalised_or_differently_cased(store: Relyi
         store.find("https://nobody.example.com/")
 
 
+def test_find_refuses_an_address_that_names_several_registrations_case_insensitively(
+    store: RelyingPartyRegistry,
+) -> None:
+    """Paths differ by case (RFC 3986 §6.2.2.1): …/App/ must not resolve to whichever of …/app/ and …/APP/ sorts
+    first; each is still found when named exactly."""
+    lower = store.add(_rp("https://case.example/app/"))
+    upper = store.add(_rp("https://case.example/APP/"))
+    with pytest.raises(RelyingPartyError, match="https://case.example/App/ is ambiguous: it names "
+                       "https://case.example/APP/, https://case.example/app/"):
+        store.find("https://case.example/App/")
+    assert store.find("https://case.example/app/") == lower
+    assert store.find("HTTPS://CASE.example/APP/") == upper  # the normalised form is exact
+    store.remove(upper.address)
+    assert store.find("https://case.example/App/") == lower  # one registration left: the fallback names it
+
+
 def test_unusable_store_fails_closed(tmp_path: Path, store: RelyingPartyRegistry) -> None:
     store.add(_rp())
     db = Database(tmp_path / "sts.db")
