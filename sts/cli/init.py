@@ -25,6 +25,7 @@ from sts.crypto import keygen
 from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificate, same_public_key
 from sts.crypto.secretbox import generate_key_file
 from sts.files import SECRET_FILE, UnsafePath, refuse_link, secure_dir, write_file
+from sts.netaddr import is_host_port
 from sts.relying_parties.certificates import inline_pem
 from sts.relying_parties.model import RelyingParty, RelyingPartyError
 from sts.relying_parties.registry import RelyingPartyRegistry
@@ -72,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if existing and not args.force:
         raise CommandError(f"{existing[0]} already exists; use --force to overwrite keys and configuration")
     key, cert = _signing_material(args)
+    if not is_host_port(args.bind):
+        raise CommandError("--bind must be HOST:PORT (a port from 1 to 65535; IPv6 as [ADDRESS]:PORT)")
     host, _, port = args.bind.rpartition(":")
-    if not host or not port.isdigit():
-        raise CommandError("--bind must be HOST:PORT")
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104 - a comparison
     url = f"https://{shown}:{port}/services/wso2carbon-sts"
     try:

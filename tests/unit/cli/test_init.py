@@ -149,9 +149,11 @@ def test_force_overwrites(tmp_path: Path) -> None:
     assert _check(directory) == 0
 
 
-def test_bad_bind_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _init(tmp_path / "var", "--bind", "localhost") == 1
+@pytest.mark.parametrize("bind", ["localhost", "127.0.0.1:99999", ":", "127.0.0.1:0", "::1:9443", "unix:/run/s"])
+def test_bad_bind_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], bind: str) -> None:
+    assert _init(tmp_path / "var", "--bind", bind) == 1
     assert "--bind must be HOST:PORT" in capsys.readouterr().err
+    assert not (tmp_path / "var").exists()
 
 
 def test_key_size_1024_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
