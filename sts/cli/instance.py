@@ -128,9 +128,15 @@ def _check_tls_certificate(path: Path | None, warnings: list[str]) -> list[str]:
 
 
 def _secret_file_warnings(settings: Settings) -> list[str]:
-    secrets = [settings.issuer.signing_key, settings.store.credential_key, settings.store.database]
-    secrets += [p for p in (settings.issuer.signing_key_passphrase_file, settings.server.tls_key) if p is not None]
-    return [warning for path in secrets if (warning := loose_secret(path)) is not None]
+    """Every configured file holding a key, a password or a PIN (or the database, with its sealed secrets) that
+    other users can read; a file that does not exist (no next key yet) is no warning."""
+    issuer = settings.issuer
+    secrets = [issuer.signing_key, issuer.next_signing_key, settings.store.credential_key, settings.store.database]
+    optional = [issuer.signing_key_passphrase_file, issuer.pkcs11_pin_file, settings.server.tls_key,
+                settings.store.password_file, settings.cache.password_file]
+    optional += [store.connection_password_file for store in settings.user_stores]
+    secrets += [path for path in optional if path is not None]
+    return [warning for path in dict.fromkeys(secrets) if (warning := loose_secret(path)) is not None]
 
 
 def _check_client_certificates(folder: Path, warnings: list[str]) -> list[str]:

@@ -590,6 +590,35 @@ def test_check_config_warns_about_a_readable_secret(tmp_path: Path, capsys: pyte
     )
 
 
+def test_check_config_warns_about_every_readable_secret_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password and PIN files and the next signing key were not looked at."""
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    secrets = {name: directory / name for name in ("cache.pw", "store.pw", "pkcs11.pin", "ldap.pw")}
+    secrets["next"] = directory / "keystore/sts-signing-next.key.pem"
+    for path in secrets.values():
+        path.write_text("secret\n")
+        os.chmod(path, 0o644)
+    monkeypatch.setenv("STS_CACHE_PASSWORD_FILE", str(secrets["cache.pw"]))
+    monkeypatch.setenv("STS_STORE_PASSWORD_FILE", str(secrets["store.pw"]))
+    monkeypatch.setenv("STS_ISSUER_PKCS11_PIN_FILE", str(secrets["pkcs11.pin"]))
+    (directory / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    with (directory / "sts.toml").open("a") as handle:
+        handle.write(
+            '\n[[user_stores]]\ndomain_name = "CORP"\ntype = "read_only_ldap"\n'
+            'connection_url = "ldaps://dc1.corp.example:636"\nconnection_name = "cn=svc,dc=corp,dc=example"\n'
+            'connection_password_file = "ldap.pw"\nuser_search_base = "ou=people,dc=corp,dc=example"\n'
+            'group_search_base = "ou=groups,dc=corp,dc=example"\nca_file = "ca.pem"\n'
+        )
+    capsys.readouterr()
+    _check(directory)
+    out = capsys.readouterr().out
+    for path in secrets.values():
+        assert f"warning: {path.resolve()}: mode 0644 lets other users read or change this secret" in out, path
+
+
 # --- check-config: proxies and certificate expiry (issue 12, items 13 and 14) ---------------------------------------
 
 
