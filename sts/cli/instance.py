@@ -1,6 +1,7 @@
 """``sts check-config``: load config, keys, truststore, policies and database, run the crypto self-test.
 
-Also warned about: certificates (signing, relying parties, clients) within 30 days of expiry, secret files other
+Also a problem: a ``[tokens] default_relying_party`` that matches no registered relying party. Warned about:
+certificates (signing, relying parties, clients) within 30 days of expiry, secret files other
 users can read, and loopback exempt from spray throttling with no trusted proxy listed.
 """
 
@@ -23,6 +24,7 @@ from sts.crypto.selftest import run_selftest
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.files import loose_secret
 from sts.relying_parties.certificates import certificate_location, load_rp_certificate, rp_certificate_problems
+from sts.relying_parties.matching import AddressIndex
 from sts.relying_parties.registry import RelyingPartyRegistry, RelyingPartyStore
 from sts.soap.wsdl_render import load_policy
 from sts.stores.factory import build_stores, check_cache
@@ -88,7 +90,8 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
     except ConfigError as exc:
         return list(exc.problems)
     try:
-        return _check_relying_parties(stores.relying_parties, settings.store.truststore, warnings)
+        problems = _check_relying_parties(stores.relying_parties, settings.store.truststore, warnings)
+        return problems + _check_default_relying_party(stores.relying_parties, settings.tokens.default_relying_party)
     except ServiceUnavailable as exc:
         return [f"store: the database is unavailable ({exc})"]
     finally:
@@ -113,6 +116,15 @@ def _check_relying_parties(store: RelyingPartyStore, truststore: Path, warnings:
         problems += cert_problems
         warnings += cert_warnings
     return problems
+
+
+def _check_default_relying_party(store: RelyingPartyStore, default: str) -> list[str]:
+    """``[tokens] default_relying_party`` names a registered relying party, matched as the server matches it
+    (like an AppliesTo); otherwise every request it should catch is refused with wst:InvalidScope, and nothing
+    said so before the first one."""
+    if not default or AddressIndex(RelyingPartyRegistry(store).all()).match(default) is not None:
+        return []
+    return [f"tokens.default_relying_party: {default} matches no registered relying party (sts rp list)"]
 
 
 def _check_tls_certificate(path: Path | None, warnings: list[str]) -> list[str]:

@@ -590,6 +590,22 @@ def test_check_config_warns_about_a_readable_secret(tmp_path: Path, capsys: pyte
     )
 
 
+def test_check_config_refuses_a_default_relying_party_that_is_not_registered(
+    demo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It failed closed at request time (wst:InvalidScope) with nothing said before."""
+    monkeypatch.setenv("STS_TOKENS_DEFAULT_RELYING_PARTY", "https://nobody.example/")
+    capsys.readouterr()
+    assert _check(demo) == 1
+    assert (
+        "problem: tokens.default_relying_party: https://nobody.example/ matches no registered relying party"
+        in capsys.readouterr().out
+    )
+    # Matched as an AppliesTo is: scheme and host in any case.
+    monkeypatch.setenv("STS_TOKENS_DEFAULT_RELYING_PARTY", "HTTPS://LOCALHOST:8443/demo-rp/")
+    assert _check(demo) == 0
+
+
 def test_check_config_warns_about_every_readable_secret_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
