@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from sts.auth.passwords import PasswordHasher
 from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.users import PRIMARY
 from sts.cli import main
-from sts.cli.init import DEMO_APPLIES_TO, DEMO_USER
+from sts.cli.init import DEMO_APPLIES_TO, DEMO_USER, toml_string
 from sts.config import load_settings
 from sts.crypto import keygen
 from sts.crypto.keystore import load_keystore, same_public_key
@@ -108,6 +109,43 @@ def test_init_writes_a_loadable_config_and_matching_keys(tmp_path: Path) -> None
 def test_init_issuer_option(tmp_path: Path) -> None:
     assert _init(tmp_path / "var", "--issuer", "https://sts.example.com/") == 0
     assert load_settings(tmp_path / "var/sts.toml", env={}).issuer.name == "https://sts.example.com/"
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "urn:example:a\\u0062c",  # a TOML escape sequence: read back as "b" when pasted unescaped
+        'https://sts.example/"quoted"',  # a quote: the file did not parse, after the keys were written
+        'urn:x" [security] allowed_roles = ["everyone"] [tokens] x = "',  # a quote: the file did not parse
+        "urn:sts:caf\u00e9:\U0001f600",  # beyond U+FFFF: json.dumps's surrogate-pair escapes are not TOML
+    ],
+    ids=repr,
+)
+def test_init_writes_the_issuer_as_given(tmp_path: Path, issuer: str) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory, "--issuer", issuer) == 0
+    settings = load_settings(directory / "sts.toml", env={})
+    assert settings.issuer.name == issuer
+    assert settings.security.allowed_roles == ("admin",)
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["  ", "urn:a\uffff", "urn:a\x00b", "urn:a\x7fb",
+     'urn:x"\n[security]\nallowed_roles = ["everyone"]\n[tokens]\nx = "'],  # with newlines: tables of its own
+    ids=repr,
+)
+def test_init_refuses_an_issuer_xml_cannot_carry_before_writing_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], issuer: str
+) -> None:
+    assert _init(tmp_path / "var", "--issuer", issuer) == 1
+    assert "sts: error: --issuer must be a non-empty name" in capsys.readouterr().err
+    assert not (tmp_path / "var").exists()
+
+
+def test_toml_string_round_trips() -> None:
+    value = 'a"b\\c\u0062\n\t\x00\x7f\u00e9\U0001f600'
+    assert tomllib.loads(f"v = {toml_string(value)}")["v"] == value
 
 
 def test_init_creates_admin_role_without_users(tmp_path: Path) -> None:
