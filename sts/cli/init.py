@@ -262,8 +262,7 @@ def _demo(base: Path, users: BuiltinUserStore, rps: RelyingPartyRegistry, bits: 
             "http://wso2.org/claims/emailaddress": ["admin@example.com"],
             "http://wso2.org/claims/givenname": ["Demo"],
             "http://wso2.org/claims/lastname": ["Administrator"],
-            "http://wso2.org/claims/role": ["admin"],
-        },
+        },  # no role claim: roles are granted (above), and issued from membership, never stored as claims
     )
     password_file = base / DEMO_PASSWORD_FILE
     write_file(password_file, (password + "\n").encode(), SECRET_FILE)

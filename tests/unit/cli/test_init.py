@@ -232,6 +232,10 @@ def test_demo_registers_rp_and_admin(demo: Path) -> None:
         user = SqliteUserStore(db, PasswordHasher()).find(PRIMARY, DEMO_USER)
         assert user is not None
         assert user.principal.roles == frozenset({"admin"})
+        # Only claims `sts user set-claim` would accept: a role is granted, never stored as a claim.
+        assert sorted(user.principal.claims) == [
+            "http://wso2.org/claims/emailaddress", "http://wso2.org/claims/givenname", "http://wso2.org/claims/lastname"
+        ]
         password = (demo / "demo-admin-password.txt").read_text().strip()
         assert PasswordHasher().verify(password, user.password_hash)[0] is True
     finally:
