@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,6 +17,26 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 UNKNOWN_CLIENT = "unknown"  # a forwarded hop that is no IP address ("unknown", an RFC 7239 obfuscated name)
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+# A host name of RFC 1123 §2.1 labels (letters, digits, hyphens; an IPv4 address is one too).
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+def is_host_port(text: str) -> bool:
+    """Whether ``text`` is ``HOST:PORT`` as ``[server] bind`` takes it: a host name, an IPv4 address or a bracketed
+    IPv6 literal (``[::1]:9443``, RFC 3986 §3.2.2), and a port from 1 to 65535 (RFC 6335 §6; 0 would be a random
+    one). gunicorn's other forms (``unix:PATH``, ``fd://N``) are not served: the endpoint URL is derived from it."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return False
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    return len(host) <= 253 and _HOST_NAME.fullmatch(host) is not None
 
 
 def parse_network(entry: str) -> Network:

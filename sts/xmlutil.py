@@ -10,6 +10,7 @@ never answered.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -161,6 +162,18 @@ def check_structure(root: etree._Element, limits: ParserLimits, *, source_length
             for text in (element.text, element.tail, *attributes.values()):
                 if text is not None and len(text) > limits.max_text_bytes:
                     raise MalformedMessage("text cap", reason="parse_text")
+
+
+# XML 1.0 §2.2 production [2]: Char ::= #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+# Anything else (C0 controls, lone surrogates, U+FFFE, U+FFFF) cannot be written into a document at all: lxml
+# refuses it with a ValueError when a token is built, so stored text is checked against this when it is accepted.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def is_xml_text(text: str) -> bool:
+    """Whether every character of ``text`` is an XML 1.0 ``Char`` (§2.2 [2]), so it can be element or attribute
+    text; the one check for values that end up in issued tokens (claim values and URIs, names, RP addresses)."""
+    return _NOT_XML_CHAR.search(text) is None
 
 
 def text_of(element: etree._Element) -> str:

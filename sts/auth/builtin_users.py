@@ -31,6 +31,7 @@ from sts.auth.users import (
 )
 from sts.crypto.secretbox import SecretBox, SecretBoxError
 from sts.stores.certificate_index import CertificateStore
+from sts.xmlutil import is_xml_text
 
 _LOG = logging.getLogger("sts.auth")
 
@@ -194,12 +195,15 @@ class BuiltinUserStore(ABC):
 
 def check_claim(uri: str, values: list[str]) -> None:
     """A claim URI without whitespace or control characters; values without control characters but tab and
-    newline (they end up in XML text, and a terminal shows them)."""
-    if not uri or any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in uri):
+    newline (they end up in XML text, and a terminal shows them). Both must be XML 1.0 text (§2.2 [2] Char):
+    a value such as U+FFFF, once stored, would make every token of this user fail to build."""
+    if not uri or not is_xml_text(uri) or any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in uri):
         raise UserStoreError(f"invalid claim URI {uri!r}")
     for value in values:
         if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n" for ch in value):
             raise UserStoreError("claim values must not contain control characters")
+        if not is_xml_text(value):
+            raise UserStoreError("claim values must be XML text (no U+FFFE, U+FFFF or unpaired surrogates)")
 
 
 def open_digest_secret(box: SecretBox, user: StoredUser) -> str | None:

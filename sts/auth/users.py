@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sts.xmlutil import is_xml_text
+
 PRIMARY = "PRIMARY"
 DOMAIN_SEPARATOR = "/"
 MAX_NAME_LENGTH = 256
@@ -83,7 +85,9 @@ def normalize_name(text: str) -> str:
     name = unicodedata.normalize("NFC", text).strip()
     if not name or len(name) > MAX_NAME_LENGTH:
         raise UserStoreError("names must be 1 to 256 characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for ch in name):
+    # The name is written into tokens (NameID, role values): it must be XML 1.0 text (§2.2 [2] Char) too, which
+    # the categories leave open for the noncharacters U+FFFE and U+FFFF (category Cn).
+    if not is_xml_text(name) or any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for ch in name):
         raise UserStoreError("names must not contain control or format characters")
     return name
 

@@ -56,12 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Fixed: the offending text is never echoed (it cannot be printed as it is, and may be a password).
+NOT_UTF8_ARGUMENT = "an argument is not UTF-8 text"
+NOT_UTF8_INPUT = "input that is not UTF-8 text (an argument, stdin or a file) cannot be used"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sts`` console script."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not all(is_utf8(argument) for argument in arguments):
+        # Python hands undecodable bytes of argv over as lone surrogates (PEP 383); caught here, before they
+        # reach a store or an error message, they are one clean refusal instead of a UnicodeEncodeError later.
+        print(f"sts: error: {NOT_UTF8_ARGUMENT}", file=sys.stderr)
+        return 1
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         result: int = args.handler(args)
+    except UnicodeError:  # the backstop, for text read from stdin or a file: the README promises `sts: error:`
+        print(f"sts: error: {NOT_UTF8_INPUT}", file=sys.stderr)
+        return 1
     except CommandError as exc:
         print(f"sts: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -74,6 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return result
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: no lone surrogate (an undecodable byte, PEP 383)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

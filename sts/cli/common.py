@@ -71,7 +71,11 @@ def open_stores(settings: Settings) -> Iterator[Stores]:
 def read_secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:
     """A password from stdin (first line) or an interactive prompt; never from the command line."""
     if from_stdin:
-        line = sys.stdin.readline()
+        try:
+            line = sys.stdin.readline()
+            line.encode("utf-8")  # lone surrogates: bytes the locale's codec escaped (PEP 383)
+        except UnicodeError:
+            raise CommandError("the password on stdin is not UTF-8 text") from None
         secret = line[:-1] if line.endswith("\n") else line
         if secret.endswith("\r"):
             secret = secret[:-1]

@@ -8,7 +8,7 @@ TEMPLATE = """\
 
 [server]
 # Address gunicorn listens on. The SOAP endpoint is /services/wso2carbon-sts (WSO2's path).
-bind = "{bind}"
+bind = {bind}
 # Worker processes; 0 means one per CPU core.
 workers = 0
 # TLS certificate and key served by gunicorn. Remove both to serve plain HTTP behind a TLS-terminating proxy.
@@ -56,7 +56,7 @@ max_text_bytes = 65536
 
 [issuer]
 # Issuer name (entity id) written into every assertion.
-name = "{issuer}"
+name = {issuer}
 signing_key = "keystore/sts-signing.key.pem"
 signing_cert = "keystore/sts-signing.crt.pem"
 # An encrypted signing key's passphrase comes from $STS_SIGNING_KEY_PASSPHRASE or from this file:

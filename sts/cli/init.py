@@ -10,7 +10,10 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import secrets
+import tomllib
+import unicodedata
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,16 +28,19 @@ from sts.crypto import keygen
 from sts.crypto.keystore import MIN_RSA_BITS, check_certificate, load_certificate, same_public_key
 from sts.crypto.secretbox import generate_key_file
 from sts.files import SECRET_FILE, UnsafePath, refuse_link, secure_dir, write_file
+from sts.netaddr import is_host_port
 from sts.relying_parties.certificates import inline_pem
 from sts.relying_parties.model import RelyingParty, RelyingPartyError
 from sts.relying_parties.registry import RelyingPartyRegistry
 from sts.stores.factory import upgrade_schema
 from sts.stores.migrations import DatabaseError
 from sts.stores.sqlite import initialize
+from sts.xmlutil import is_xml_text
 
 DEMO_APPLIES_TO = "https://localhost:8443/demo-rp/"
 DEMO_USER = "admin"
 DEMO_PASSWORD_FILE = "demo-admin-password.txt"  # noqa: S105 - a file name
+_TOML_CONTROL = re.compile("[\x00-\x1f\x7f]")  # TOML 1.0: control characters a basic string cannot hold bare
 KEYSTORE_FILES = ("sts-signing.key.pem", "sts-signing.crt.pem", "tls.key.pem", "tls.crt.pem", "credentials.key")
 
 
@@ -72,14 +78,15 @@ def run(args: argparse.Namespace) -> int:
     if existing and not args.force:
         raise CommandError(f"{existing[0]} already exists; use --force to overwrite keys and configuration")
     key, cert = _signing_material(args)
+    if not is_host_port(args.bind):
+        raise CommandError("--bind must be HOST:PORT (a port from 1 to 65535; IPv6 as [ADDRESS]:PORT)")
     host, _, port = args.bind.rpartition(":")
-    if not host or not port.isdigit():
-        raise CommandError("--bind must be HOST:PORT")
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104 - a comparison
     url = f"https://{shown}:{port}/services/wso2carbon-sts"
+    config = _config_text(args, url)  # checked before anything is written
     try:
         _prepare(base, args.demo)
-        _write_instance(base, args, key, cert, url)
+        _write_instance(base, args, key, cert, config)
     except UnsafePath as exc:
         raise CommandError(str(exc)) from None
     settings = settings_from(argparse.Namespace(config=base / "sts.toml"))
@@ -124,7 +131,7 @@ def _store_settings(args: argparse.Namespace) -> dict[str, str]:
         raise CommandError("--store-password-file and --store-ca-file go with --store-url")
 
     def text(value: object) -> str:
-        return json.dumps(str(value) if value else "")  # a TOML basic string
+        return toml_string(str(value) if value else "")
 
     return {
         "store_backend": "postgresql" if args.store_url else "sqlite",
@@ -132,6 +139,33 @@ def _store_settings(args: argparse.Namespace) -> dict[str, str]:
         "store_password_file": text(args.store_password_file and args.store_password_file.resolve()),
         "store_ca_file": text(args.store_ca_file and args.store_ca_file.resolve()),
     }
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string (TOML 1.0 "String"): quote, backslash and the control characters TOML
+    forbids in one (U+0000-U+001F, U+007F) escaped, everything else as it is. Not ``json.dumps``: its ``\\uD83D``
+    surrogate-pair escapes of characters beyond U+FFFF are not TOML, and it leaves U+007F bare."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _TOML_CONTROL.sub(lambda match: f"\\u{ord(match.group()):04X}", escaped) + '"'
+
+
+
+def _config_text(args: argparse.Namespace, url: str) -> str:
+    """The new ``sts.toml``, with every value given on the command line written as a TOML string and read back
+    the same, so a quote or a backslash in ``--issuer`` never rewrites the file or leaves half an instance."""
+    issuer = args.issuer or url  # --issuer '': the default, as before
+    if not issuer.strip() or not is_xml_text(issuer) or any(unicodedata.category(ch) == "Cc" for ch in issuer):
+        # The issuer is written into every assertion: XML 1.0 §2.2 [2] Char only, and no control character.
+        raise CommandError("--issuer must be a non-empty name of characters XML can carry, without control characters")
+    stores = _store_settings(args)
+    config = TEMPLATE.format(bind=toml_string(args.bind), issuer=toml_string(issuer), **stores)
+    try:
+        parsed = tomllib.loads(config)
+    except tomllib.TOMLDecodeError as exc:  # a defect of ours, not of the input: every value is escaped
+        raise CommandError(f"the new configuration does not parse ({exc}); nothing was written") from None
+    if (parsed["server"]["bind"], parsed["issuer"]["name"]) != (args.bind, issuer):
+        raise CommandError("the new configuration does not read back as given; nothing was written")
+    return config
 
 
 def _prepare(base: Path, demo: bool) -> None:
@@ -152,7 +186,7 @@ def _prepare(base: Path, demo: bool) -> None:
 
 
 def _write_instance(
-    base: Path, args: argparse.Namespace, key: keygen.RSAPrivateKey, cert: x509.Certificate, url: str
+    base: Path, args: argparse.Namespace, key: keygen.RSAPrivateKey, cert: x509.Certificate, config: str
 ) -> None:
     keystore = base / "keystore"
     keygen.write_private_key(keystore / "sts-signing.key.pem", key)
@@ -165,7 +199,6 @@ def _write_instance(
     keygen.write_certificate(keystore / "tls.crt.pem", tls_cert)
     generate_key_file(keystore / "credentials.key")
     # No secret in it, but it says which keys to trust: writable by its owner only.
-    config = TEMPLATE.format(bind=args.bind, issuer=args.issuer or url, **_store_settings(args))
     write_file(base / "sts.toml", config.encode(), SECRET_FILE)
     if args.force and (base / "sts.db").exists():
         (base / "sts.db").unlink()
@@ -229,8 +262,7 @@ def _demo(base: Path, users: BuiltinUserStore, rps: RelyingPartyRegistry, bits: 
             "http://wso2.org/claims/emailaddress": ["admin@example.com"],
             "http://wso2.org/claims/givenname": ["Demo"],
             "http://wso2.org/claims/lastname": ["Administrator"],
-            "http://wso2.org/claims/role": ["admin"],
-        },
+        },  # no role claim: roles are granted (above), and issued from membership, never stored as claims
     )
     password_file = base / DEMO_PASSWORD_FILE
     write_file(password_file, (password + "\n").encode(), SECRET_FILE)

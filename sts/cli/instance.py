@@ -1,6 +1,7 @@
 """``sts check-config``: load config, keys, truststore, policies and database, run the crypto self-test.
 
-Also warned about: certificates (signing, relying parties, clients) within 30 days of expiry, secret files other
+Also a problem: a ``[tokens] default_relying_party`` that matches no registered relying party. Warned about:
+certificates (signing, relying parties, clients) within 30 days of expiry, secret files other
 users can read, and loopback exempt from spray throttling with no trusted proxy listed.
 """
 
@@ -22,7 +23,8 @@ from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity
 from sts.crypto.selftest import run_selftest
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.files import loose_secret
-from sts.relying_parties.certificates import certificate_location, load_rp_certificate
+from sts.relying_parties.certificates import certificate_location, load_rp_certificate, rp_certificate_problems
+from sts.relying_parties.matching import AddressIndex
 from sts.relying_parties.registry import RelyingPartyRegistry, RelyingPartyStore
 from sts.soap.wsdl_render import load_policy
 from sts.stores.factory import build_stores, check_cache
@@ -88,7 +90,8 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
     except ConfigError as exc:
         return list(exc.problems)
     try:
-        return _check_relying_parties(stores.relying_parties, settings.store.truststore, warnings)
+        problems = _check_relying_parties(stores.relying_parties, settings.store.truststore, warnings)
+        return problems + _check_default_relying_party(stores.relying_parties, settings.tokens.default_relying_party)
     except ServiceUnavailable as exc:
         return [f"store: the database is unavailable ({exc})"]
     finally:
@@ -96,7 +99,8 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
 
 
 def _check_relying_parties(store: RelyingPartyStore, truststore: Path, warnings: list[str]) -> list[str]:
-    """Each relying party's certificate (inline in the database or a truststore file) readable, strong, valid now."""
+    """Each relying party's certificate (inline in the database or a truststore file) readable, strong, valid now,
+    and allowed to transport keys (registrations made before ``sts rp add`` refused those that are not)."""
     problems: list[str] = []
     now = dt.datetime.now(dt.UTC)
     for rp in RelyingPartyRegistry(store).all():
@@ -108,10 +112,19 @@ def _check_relying_parties(store: RelyingPartyStore, truststore: Path, warnings:
             where = certificate_location(rp, truststore)
             problems.append(f"relying party {rp.address}: certificate ({where}) missing or unreadable")
             continue
-        cert_problems, cert_warnings = check_certificate(cert, f"relying party {rp.address}", now)
+        cert_problems, cert_warnings = rp_certificate_problems(cert, f"relying party {rp.address}", now)
         problems += cert_problems
         warnings += cert_warnings
     return problems
+
+
+def _check_default_relying_party(store: RelyingPartyStore, default: str) -> list[str]:
+    """``[tokens] default_relying_party`` names a registered relying party, matched as the server matches it
+    (like an AppliesTo); otherwise every request it should catch is refused with wst:InvalidScope, and nothing
+    said so before the first one."""
+    if not default or AddressIndex(RelyingPartyRegistry(store).all()).match(default) is not None:
+        return []
+    return [f"tokens.default_relying_party: {default} matches no registered relying party (sts rp list)"]
 
 
 def _check_tls_certificate(path: Path | None, warnings: list[str]) -> list[str]:
@@ -127,9 +140,15 @@ def _check_tls_certificate(path: Path | None, warnings: list[str]) -> list[str]:
 
 
 def _secret_file_warnings(settings: Settings) -> list[str]:
-    secrets = [settings.issuer.signing_key, settings.store.credential_key, settings.store.database]
-    secrets += [p for p in (settings.issuer.signing_key_passphrase_file, settings.server.tls_key) if p is not None]
-    return [warning for path in secrets if (warning := loose_secret(path)) is not None]
+    """Every configured file holding a key, a password or a PIN (or the database, with its sealed secrets) that
+    other users can read; a file that does not exist (no next key yet) is no warning."""
+    issuer = settings.issuer
+    secrets = [issuer.signing_key, issuer.next_signing_key, settings.store.credential_key, settings.store.database]
+    optional = [issuer.signing_key_passphrase_file, issuer.pkcs11_pin_file, settings.server.tls_key,
+                settings.store.password_file, settings.cache.password_file]
+    optional += [store.connection_password_file for store in settings.user_stores]
+    secrets += [path for path in optional if path is not None]
+    return [warning for path in dict.fromkeys(secrets) if (warning := loose_secret(path)) is not None]
 
 
 def _check_client_certificates(folder: Path, warnings: list[str]) -> list[str]:

@@ -10,7 +10,6 @@ import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography import x509
 
@@ -118,11 +117,11 @@ def parse_encryption(text: str, default_key_transport: str = "") -> tuple[str, s
 
 
 def parse_claims(items: list[str]) -> tuple[str, ...]:
-    """Claim URIs, de-duplicated in order; each must be an absolute URI without spaces."""
+    """Claim URIs, de-duplicated in order; each must be an absolute URI without spaces, of XML characters."""
     claims: list[str] = []
     for item in items:
         uri = item.strip()
-        if not _is_uri(uri):
+        if not is_absolute_uri(uri):
             raise CommandError(f"--claim expects an absolute claim URI, got {item!r}")
         if uri not in claims:
             claims.append(uri)
@@ -138,7 +137,7 @@ def parse_claim_maps(items: list[str]) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
     for item in items:
         local, sep, remote = (part.strip() for part in item.partition("="))
-        if not sep or not _is_uri(local) or not _is_uri(remote):
+        if not sep or not is_absolute_uri(local) or not is_absolute_uri(remote):
             raise CommandError(f"--claim-map expects LOCAL=REMOTE, two absolute claim URIs, got {item!r}")
         if (local, remote) in pairs:
             continue
@@ -150,13 +149,9 @@ def parse_claim_maps(items: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _is_uri(text: str) -> bool:
-    return bool(text) and not any(ch.isspace() for ch in text) and bool(urlsplit(text).scheme)
-
-
 def _parse_identifier(text: str) -> str:
     identifier = text.strip()
-    if identifier and (any(ch.isspace() for ch in identifier) or not urlsplit(identifier).scheme):
+    if identifier and not is_absolute_uri(identifier):
         raise CommandError(f"--identifier expects an absolute URI, got {text!r}")
     return identifier
 

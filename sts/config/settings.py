@@ -16,7 +16,7 @@ from typing import Any
 
 from sts.config.trusted_issuers import TrustedIssuerSettings
 from sts.config.user_stores import UserStoreSettings
-from sts.netaddr import AddressSet, are_networks
+from sts.netaddr import AddressSet, are_networks, is_host_port
 
 ALL_DOMAINS = "ALL-USER-STORE-DOMAINS"
 
@@ -42,6 +42,9 @@ CLIENT_CERT_USER_RULES: tuple[str, ...] = ("", "cn", "san_email", "san_dns")
 HARD_MAX_BODY_BYTES = 1024 * 1024
 
 
+_HOST_PORT = "HOST:PORT (a port from 1 to 65535; IPv6 as [ADDRESS]:PORT)"
+
+
 def _check(predicate: Callable[[Any], bool], message: str, default: Any) -> Any:
     return field(default=default, metadata={"check": (predicate, message)})
 
@@ -65,7 +68,7 @@ def _networks(default: tuple[str, ...]) -> Any:
 class ServerSettings:
     """``[server]``: where and how gunicorn listens."""
 
-    bind: str = _check(lambda v: ":" in v, "must be HOST:PORT", "127.0.0.1:9443")
+    bind: str = _check(is_host_port, f"must be {_HOST_PORT}", "127.0.0.1:9443")
     workers: int = _non_negative(0)  # 0: one per CPU core
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -310,7 +313,7 @@ class MetricsSettings:
     enabled: bool = True
     # Empty: served by the workers on the main port at ``path``, to the ``allow`` networks only. HOST:PORT: served
     # by the gunicorn master on a listener of its own (any path), e.g. a management interface.
-    bind: str = _check(lambda v: v == "" or ":" in v, "must be HOST:PORT or empty", "")
+    bind: str = _check(lambda v: v == "" or is_host_port(v), f"must be {_HOST_PORT} or empty", "")
     path: str = _check(lambda v: v.startswith("/") and len(v) > 1, "must be a path such as /metrics", "/metrics")
     allow: tuple[str, ...] = _networks(("127.0.0.1", "::1"))
 

@@ -130,6 +130,7 @@ class UserStoreSettings:
     connection_url: tuple[str, ...] = ()
     connection_name: str = ""
     connection_password: str = field(default="", repr=False)
+    connection_password_file: Path | None = None  # where the password was read (check-config checks its mode)
     user_search_base: str = ""
     user_name_attribute: str = ""
     user_name_search_filter: str = ""
@@ -252,12 +253,14 @@ def _directory(
         except FilterTemplateError as exc:
             reader.problem(f"{key}: {exc}")
     reader.text("group_name_search_filter")  # WSO2's single-group filter: accepted, not needed for roles
+    password_file = reader.path("connection_password_file", base)
     settings = UserStoreSettings(
         domain_name=domain,
         type=kind,
         connection_url=urls,
         connection_name=reader.text("connection_name", required=True),
-        connection_password=_password(domain, reader, base, env),
+        connection_password=_password(domain, reader, password_file, env),
+        connection_password_file=password_file,
         user_search_base=reader.text("user_search_base", required=True),
         user_name_attribute=reader.text("user_name_attribute") or defaults["user_name_attribute"],
         user_name_search_filter=user_filter,
@@ -292,9 +295,8 @@ def _member_of(reader: _Reader, default: str) -> str:
     return spelled or default
 
 
-def _password(domain: str, reader: _Reader, base: Path, env: Mapping[str, str]) -> str:
+def _password(domain: str, reader: _Reader, path: Path | None, env: Mapping[str, str]) -> str:
     inline = reader.text("connection_password")
-    path = reader.path("connection_password_file", base)
     variable = password_variable(domain)
     if variable in env:
         password = env[variable]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sts.errors import RequestFailed
 from sts.tokens.base import Attribute
 from sts.wstrust.model import RequestedClaims
+from sts.xmlutil import is_xml_text
 
 WSO2 = "http://wso2.org/claims/"
 IDENTITY = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
@@ -55,6 +56,15 @@ def claim_values(uri: str, claims: Mapping[str, tuple[str, ...]], roles: frozens
     if is_role_claim(uri):
         return tuple(sorted(roles))
     return stored_values(uri, claims)
+
+
+def check_xml_values(values: Iterable[str]) -> None:
+    """Refuse the request (``wst:RequestFailed``, audit reason ``claim_not_xml_text``) when a value to be issued is
+    not XML 1.0 text (§2.2 [2] Char: U+FFFE, U+FFFF, C0 controls), as a directory attribute or a value stored
+    before provisioning checked it may be. Fail closed: dropping the value would issue a token that says less
+    than the user store does, without the relying party knowing."""
+    if not all(is_xml_text(value) for value in values):
+        raise RequestFailed("a claim value is not XML text", reason="claim_not_xml_text")
 
 
 def select_claims(
@@ -120,6 +130,7 @@ class ClaimPolicy:
                 values = claim_values(uri if is_role_claim(uri) else local_claim(local), claims, roles)
             else:
                 values = ()
+            check_xml_values(values)
             if not values:
                 if not optional:
                     raise RequestFailed("required claim unavailable", reason="required_claim_unavailable")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from sts.auth.users import PRIMARY, Principal
 from sts.errors import RequestFailed
-from sts.policy.claims import is_role_claim, stored_values
+from sts.policy.claims import check_xml_values, is_role_claim, stored_values
 from sts.tokens.base import NAMEID_EMAIL, NAMEID_UNSPECIFIED
 
 USERNAME = "username"
@@ -49,4 +49,5 @@ def subject_of(principal: Principal, source: str, name_format: str) -> tuple[str
     values = () if is_role_claim(claim) else stored_values(claim, principal.claims)
     if not values or not values[0].strip():
         raise RequestFailed("user has no value for the NameID claim", reason="nameid_unavailable")
+    check_xml_values(values[:1])
     return values[0], name_format

@@ -36,16 +36,35 @@ _T = TypeVar("_T")
 
 
 def vet_certificate(cert: x509.Certificate, label: str, now: dt.datetime) -> list[str]:
-    """Refuse a certificate tokens cannot be encrypted for (RSA < 2048 bits, expired, not yet valid; RFC 5280
-    §4.1.2.5); return the warnings (expiring within 30 days, a KeyUsage without keyEncipherment)."""
-    problems, warnings = check_certificate(cert, label, now)
+    """Refuse a certificate tokens cannot be encrypted for (:func:`rp_certificate_problems`); return the
+    warnings (expiring within 30 days)."""
+    problems, warnings = rp_certificate_problems(cert, label, now)
     if problems:
         raise RelyingPartyError("refusing the certificate: " + "; ".join(problems))
+    return warnings
+
+
+def rp_certificate_problems(cert: x509.Certificate, label: str, now: dt.datetime) -> tuple[list[str], list[str]]:
+    """Problems of a relying party's certificate (RSA < 2048 bits, expired, not yet valid: RFC 5280 §4.1.2.5; a
+    key its certificate does not allow for key transport, :func:`encryption_problems`) and its warnings."""
+    problems, warnings = check_certificate(cert, label, now)
+    return problems + encryption_problems(cert, label), warnings
+
+
+def encryption_problems(cert: x509.Certificate, label: str) -> list[str]:
+    """Why tokens must not be encrypted to this certificate's key: a KeyUsage without keyEncipherment (RFC 5280
+    §4.2.1.3: the key may not transport the RSA-wrapped token key), or a CA certificate (§4.2.1.9 cA: its key
+    signs certificates; a relying party's encryption key is an end entity's)."""
+    problems: list[str] = []
     with contextlib.suppress(x509.ExtensionNotFound):
         usage = cert.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
-        if isinstance(usage, x509.KeyUsage) and not usage.key_encipherment:  # RFC 5280 §4.2.1.3
-            warnings.append(f"{label}: its KeyUsage does not include keyEncipherment")
-    return warnings
+        if isinstance(usage, x509.KeyUsage) and not usage.key_encipherment:
+            problems.append(f"{label}: its KeyUsage does not allow keyEncipherment (RFC 5280 §4.2.1.3)")
+    with contextlib.suppress(x509.ExtensionNotFound):
+        constraints = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
+        if isinstance(constraints, x509.BasicConstraints) and constraints.ca:
+            problems.append(f"{label}: a CA certificate (BasicConstraints CA:TRUE, RFC 5280 §4.2.1.9)")
+    return problems
 
 
 def inline_pem(cert: x509.Certificate) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from sts.relying_parties.model import MAX_ADDRESS_LENGTH, Match, RelyingParty, RelyingPartyError
+from sts.xmlutil import is_xml_text
 
 
 @functools.lru_cache(maxsize=4096)  # once per request, for the same few addresses; refusals are not kept
@@ -24,6 +25,8 @@ def normalize_address(address: str) -> str:
     text = address.strip()
     if not text or len(text) > MAX_ADDRESS_LENGTH or any(ch.isspace() for ch in text):
         raise RelyingPartyError("address must be a URI without spaces")
+    if not is_xml_text(text):  # the address is the audience written into tokens: XML 1.0 §2.2 [2] Char only
+        raise RelyingPartyError("address must consist of characters XML can carry")
     if "#" in text or text.endswith("?"):
         raise RelyingPartyError("address must not carry a fragment or an empty query")
     try:

@@ -18,6 +18,7 @@ from sts.config.settings import ProfileName
 from sts.crypto.algorithms import CipherName, KeyTransportName
 from sts.relying_parties.delegation import DelegationMode, DelegationPolicy
 from sts.relying_parties.transformation import TransformationPolicy
+from sts.xmlutil import is_xml_text
 
 NAMEID_SOURCES = ("username", "email")
 MAX_ADDRESS_LENGTH = 2048
@@ -143,8 +144,9 @@ class RelyingParty:
 
 
 def is_absolute_uri(text: str) -> bool:
-    """An absolute URI (it has a scheme) without whitespace, at most 2048 characters: claim and format URIs."""
-    if not text or len(text) > MAX_ADDRESS_LENGTH or any(ch.isspace() for ch in text):
+    """An absolute URI (it has a scheme) without whitespace, at most 2048 characters, of XML 1.0 characters only
+    (§2.2 [2] Char: it is written into tokens): claim, format and audience URIs."""
+    if not text or len(text) > MAX_ADDRESS_LENGTH or any(ch.isspace() for ch in text) or not is_xml_text(text):
         return False
     try:
         return bool(urlsplit(text).scheme)

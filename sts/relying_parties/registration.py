@@ -17,7 +17,6 @@ from typing import Any
 
 from cryptography import x509
 
-from sts.crypto.keystore import check_certificate
 from sts.relying_parties.certificates import (
     CERT_SUFFIX,
     certificate_name,
@@ -25,6 +24,7 @@ from sts.relying_parties.certificates import (
     inline_pem,
     install_certificate,
     load_rp_certificate,
+    rp_certificate_problems,
 )
 from sts.relying_parties.model import RelyingParty, RelyingPartyError
 from sts.relying_parties.profiles import EffectiveSettings, effective
@@ -158,7 +158,7 @@ def describe(
         cert = load_rp_certificate(rp, truststore)
     except (OSError, ValueError) as exc:
         return replace(where, unreadable=f"{exc.__class__.__name__}: {exc}")
-    problems, warnings = check_certificate(cert, "certificate", now)
+    problems, warnings = rp_certificate_problems(cert, "certificate", now)
     return replace(where, certificate=cert, problems=tuple(problems), warnings=tuple(warnings))
 
 

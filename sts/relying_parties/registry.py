@@ -26,6 +26,7 @@ from sts.relying_parties.model import (
     is_absolute_uri,
 )
 from sts.relying_parties.transformation import normalize_source
+from sts.xmlutil import is_xml_text
 
 
 class RelyingPartyStore(Protocol):
@@ -85,6 +86,7 @@ def validate(rp: RelyingParty) -> RelyingParty:
         if rp.match is Match.PREFIX and not address.endswith("/"):
             raise RelyingPartyError("prefix addresses must end with '/'")
     _check_nameid(rp)
+    _check_token_text(rp)
     for local, remote in rp.claim_mapping:
         if not local or not remote or any(ch.isspace() for ch in local + remote):
             raise RelyingPartyError("claim mappings are LOCAL_URI=RP_URI without spaces")
@@ -126,6 +128,16 @@ def _check_certificate_reference(rp: RelyingParty) -> None:
             x509.load_pem_x509_certificate(rp.cert_pem.encode())
         except ValueError:
             raise RelyingPartyError("the stored certificate is not a valid PEM certificate") from None
+
+
+def _check_token_text(rp: RelyingParty) -> None:
+    """The settings written into tokens (audience, claim URIs) are XML 1.0 text (§2.2 [2] Char): one that is
+    not would make every Issue for this relying party fail when the assertion is built."""
+    if rp.identifier and not is_xml_text(rp.identifier):
+        raise RelyingPartyError("identifier must consist of characters XML can carry")
+    uris = (*rp.claims, *(uri for pair in rp.claim_mapping for uri in pair))
+    if not all(is_xml_text(uri) for uri in uris):
+        raise RelyingPartyError("claim URIs must consist of characters XML can carry")
 
 
 def _check_nameid(rp: RelyingParty) -> None:
@@ -186,7 +198,9 @@ class RelyingPartyRegistry:
         """A relying party by its registered address, also accepted un-normalised or differently cased.
 
         The address exactly as given wins (a regex RP's pattern may normalise to another RP's address), then its
-        normalised form (exact/prefix RPs), then a case-insensitive comparison (addresses are unique that way).
+        normalised form (exact/prefix RPs), then a case-insensitive comparison, but only when it names exactly one
+        registration: paths are case-sensitive (RFC 3986 §6.2.2.1), so ``…/app/`` and ``…/APP/`` can both be
+        registered, and ``…/App/`` must not pick one of them to show, change or remove.
         """
         candidates = [address, address.strip()]
         with contextlib.suppress(RelyingPartyError, ValueError):
@@ -195,10 +209,13 @@ class RelyingPartyRegistry:
             with contextlib.suppress(RelyingPartyError):
                 return self.get(candidate)
         folded = {candidate.casefold() for candidate in candidates}
-        for rp in self.all():
-            if rp.address.casefold() in folded:
-                return rp
-        raise RelyingPartyError(f"no relying party {address}")
+        matches = [rp for rp in self.all() if rp.address.casefold() in folded]
+        if len(matches) > 1:
+            names = ", ".join(rp.address for rp in matches)
+            raise RelyingPartyError(f"{address} is ambiguous: it names {names} (give the address exactly)")
+        if not matches:
+            raise RelyingPartyError(f"no relying party {address}")
+        return matches[0]
 
     def all(self) -> list[RelyingParty]:
         """Every relying party, ordered by address."""

@@ -7,9 +7,12 @@ instant, would be refused as from the future, and the token's IssueInstant would
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
@@ -142,3 +145,22 @@ def test_a_failed_authentication_is_still_its_own_record(
         _post(app, _request(instance, frozen, password="not-the-password"))
     kinds = [(vars(r)["audit_event"], vars(r)["outcome"], vars(r).get("auth_method")) for r in _audit_records(caplog)]
     assert kinds == [("authentication", "failure", None), ("request", "failure", None)]
+
+
+def test_a_stored_claim_value_xml_cannot_carry_is_a_clean_fault_not_an_internal_error(
+    tmp_path: Path, frozen: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A value outside XML 1.0 §2.2 Char (stored by an earlier release, or read from a directory) fails the Issue
+    with wst:RequestFailed and its own audit reason, not lxml's ValueError caught as an unexpected error."""
+    instance = make_instance(tmp_path / "var")
+    with contextlib.closing(sqlite3.connect(instance.base / "sts.db")) as conn, conn:
+        changed = conn.execute(
+            "UPDATE user_claims SET value = ? WHERE uri = ?", ("Car\uffffol", "http://wso2.org/claims/givenname")
+        ).rowcount
+    assert changed == 1
+    app = _app(instance, FrozenClock(frozen))
+    with caplog.at_level(logging.INFO):
+        status, body = _post(app, _request(instance, frozen))
+    assert fault_qname(body) == (WST, "RequestFailed"), body[:2000]
+    assert [vars(r)["reason"] for r in _audit_records(caplog)] == ["claim_not_xml_text"]
+    assert not [r for r in caplog.records if r.getMessage() == "unexpected error"]

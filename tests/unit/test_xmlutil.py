@@ -13,6 +13,7 @@ from sts.xmlutil import (
     ParserLimits,
     check_structure,
     element_children,
+    is_xml_text,
     make_parser,
     namespace_of,
     parse_untrusted,
@@ -407,3 +408,24 @@ def test_element_children_of_a_leaf_and_of_comment_only_content() -> None:
 def test_namespace_of_agrees_with_qname(document: bytes) -> None:
     root = etree.fromstring(document)
     assert namespace_of(root) == etree.QName(root).namespace
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", True), ("plain \t\n\r text", True), ("\x7f\x85", True), ("\ud7ff\ue000\ufffd", True),
+        ("\U00010000\U0010ffff", True), ("\x00", False), ("\x08", False), ("\x1f", False), ("a\ufffe", False),
+        ("a\uffff", False), ("\ud800", False), ("\udfff", False), ("\udc80", False),
+    ],
+    ids=repr,
+)
+def test_is_xml_text_is_production_2_char(text: str, expected: bool) -> None:
+    """XML 1.0 §2.2 [2]; lxml agrees: it refuses exactly what is_xml_text refuses."""
+    assert is_xml_text(text) is expected
+    element = etree.Element("e")
+    try:
+        element.text = text
+    except ValueError:
+        assert not expected
+    else:
+        assert expected

@@ -141,9 +141,10 @@ def test_empty_password_refused(users: SqliteUserStore, db: Database) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["ali\x00ce", "ali\nce", "al\tice", "alice\u200b", "\u202ealice", "ali\u2028ce", "a\x7f", "", "   ", "x" * 257],
+    ["ali\x00ce", "ali\nce", "al\tice", "alice\u200b", "\u202ealice", "ali\u2028ce", "a\x7f", "", "   ", "x" * 257,
+     "ali\uffffce", "ali\ufffece"],
     ids=["nul", "newline-inside", "tab", "zero-width-space", "rtl-override", "line-sep", "del", "empty", "blank",
-         "too-long"],
+         "too-long", "uffff", "ufffe"],
 )
 def test_bad_names_refused(users: SqliteUserStore, db: Database, name: str) -> None:
     with pytest.raises(UserStoreError):
@@ -205,6 +206,21 @@ def test_claim_values_with_control_characters_refused(users: SqliteUserStore, db
     with pytest.raises(UserStoreError, match="control characters"):
         users.add_user(PRIMARY, "ivan", "pw", claims={EMAIL: ["a\x00b"]})
     assert _user_count(db) == 0
+
+
+@pytest.mark.parametrize("value", ["Car\uffffol", "Car\ufffeol", "a\udc80b", "a\x0bb"], ids=repr)
+def test_claim_values_xml_cannot_carry_refused(users: SqliteUserStore, db: Database, value: str) -> None:
+    """XML 1.0 §2.2 [2] Char: such a value would make every token of the user fail to build."""
+    with pytest.raises(UserStoreError):
+        users.add_user(PRIMARY, "ivan", "pw", claims={EMAIL: [value]})
+    assert _user_count(db) == 0
+    users.add_user(PRIMARY, "ivan", "pw")
+    with pytest.raises(UserStoreError):
+        users.set_claims(PRIMARY, "ivan", {EMAIL: [value]})
+    with pytest.raises(UserStoreError, match="invalid claim URI"):
+        users.set_claims(PRIMARY, "ivan", {f"http://wso2.org/claims/{value}": ["v"]})
+    found = users.find(PRIMARY, "ivan")
+    assert found is not None and dict(found.principal.claims) == {}
 
 
 def test_user_without_claims_or_roles(users: SqliteUserStore) -> None:

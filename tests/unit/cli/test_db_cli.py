@@ -258,7 +258,9 @@ def test_rp_commands_on_postgres_keep_certificates_in_the_database(
     assert sts(base, capsys, "db", "upgrade").code == 0
     truststore = base / "keystore" / "truststore"
     before = sorted(truststore.iterdir())
-    first, second = make_cert("rp one", rsa_key(), days=(-1, 400)), make_cert("rp two", rsa_key(), days=(-1, 400))
+    # A relying party's certificate allows key transport (RFC 5280 §4.2.1.3): add and update refuse one that does not.
+    first = make_cert("rp one", rsa_key(), days=(-1, 400), key_usage="keyEncipherment")
+    second = make_cert("rp two", rsa_key(), days=(-1, 400), key_usage="keyEncipherment")
     for name, cert in (("one", first), ("two", second)):
         keygen.write_certificate(tmp_path / f"{name}.crt.pem", cert)
     address = "https://rp.example.org/app"
@@ -277,7 +279,8 @@ def test_rp_commands_on_postgres_keep_certificates_in_the_database(
     assert sts(base, capsys, "check-config").code == 0
 
     # check-config reads the stored certificates: one expiring soon is a warning, an unreadable one a problem.
-    keygen.write_certificate(tmp_path / "soon.crt.pem", make_cert("rp soon", rsa_key(), days=(-1, 10)))
+    soon = make_cert("rp soon", rsa_key(), days=(-1, 10), key_usage="keyEncipherment")
+    keygen.write_certificate(tmp_path / "soon.crt.pem", soon)
     assert sts(base, capsys, "rp", "update", address, "--cert", str(tmp_path / "soon.crt.pem")).code == 0
     warned = sts(base, capsys, "check-config")
     assert warned.code == 0 and f"warning: relying party {address}: certificate expires on" in warned.out

@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from sts.auth.passwords import PasswordHasher
 from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.users import PRIMARY
 from sts.cli import main
-from sts.cli.init import DEMO_APPLIES_TO, DEMO_USER
+from sts.cli.init import DEMO_APPLIES_TO, DEMO_USER, toml_string
 from sts.config import load_settings
 from sts.crypto import keygen
 from sts.crypto.keystore import load_keystore, same_public_key
@@ -110,6 +111,43 @@ def test_init_issuer_option(tmp_path: Path) -> None:
     assert load_settings(tmp_path / "var/sts.toml", env={}).issuer.name == "https://sts.example.com/"
 
 
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "urn:example:a\\u0062c",  # a TOML escape sequence: read back as "b" when pasted unescaped
+        'https://sts.example/"quoted"',  # a quote: the file did not parse, after the keys were written
+        'urn:x" [security] allowed_roles = ["everyone"] [tokens] x = "',  # a quote: the file did not parse
+        "urn:sts:caf\u00e9:\U0001f600",  # beyond U+FFFF: json.dumps's surrogate-pair escapes are not TOML
+    ],
+    ids=repr,
+)
+def test_init_writes_the_issuer_as_given(tmp_path: Path, issuer: str) -> None:
+    directory = tmp_path / "var"
+    assert _init(directory, "--issuer", issuer) == 0
+    settings = load_settings(directory / "sts.toml", env={})
+    assert settings.issuer.name == issuer
+    assert settings.security.allowed_roles == ("admin",)
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["  ", "urn:a\uffff", "urn:a\x00b", "urn:a\x7fb",
+     'urn:x"\n[security]\nallowed_roles = ["everyone"]\n[tokens]\nx = "'],  # with newlines: tables of its own
+    ids=repr,
+)
+def test_init_refuses_an_issuer_xml_cannot_carry_before_writing_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], issuer: str
+) -> None:
+    assert _init(tmp_path / "var", "--issuer", issuer) == 1
+    assert "sts: error: --issuer must be a non-empty name" in capsys.readouterr().err
+    assert not (tmp_path / "var").exists()
+
+
+def test_toml_string_round_trips() -> None:
+    value = 'a"b\\c\u0062\n\t\x00\x7f\u00e9\U0001f600'
+    assert tomllib.loads(f"v = {toml_string(value)}")["v"] == value
+
+
 def test_init_creates_admin_role_without_users(tmp_path: Path) -> None:
     assert _init(tmp_path / "var") == 0
     db = Database(tmp_path / "var/sts.db")
@@ -149,9 +187,11 @@ def test_force_overwrites(tmp_path: Path) -> None:
     assert _check(directory) == 0
 
 
-def test_bad_bind_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _init(tmp_path / "var", "--bind", "localhost") == 1
+@pytest.mark.parametrize("bind", ["localhost", "127.0.0.1:99999", ":", "127.0.0.1:0", "::1:9443", "unix:/run/s"])
+def test_bad_bind_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], bind: str) -> None:
+    assert _init(tmp_path / "var", "--bind", bind) == 1
     assert "--bind must be HOST:PORT" in capsys.readouterr().err
+    assert not (tmp_path / "var").exists()
 
 
 def test_key_size_1024_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -192,6 +232,10 @@ def test_demo_registers_rp_and_admin(demo: Path) -> None:
         user = SqliteUserStore(db, PasswordHasher()).find(PRIMARY, DEMO_USER)
         assert user is not None
         assert user.principal.roles == frozenset({"admin"})
+        # Only claims `sts user set-claim` would accept: a role is granted, never stored as a claim.
+        assert sorted(user.principal.claims) == [
+            "http://wso2.org/claims/emailaddress", "http://wso2.org/claims/givenname", "http://wso2.org/claims/lastname"
+        ]
         password = (demo / "demo-admin-password.txt").read_text().strip()
         assert PasswordHasher().verify(password, user.password_hash)[0] is True
     finally:
@@ -586,6 +630,51 @@ def test_check_config_warns_about_a_readable_secret(tmp_path: Path, capsys: pyte
     assert f"warning: {key}: mode 0644 lets other users read or change this secret; chmod 600 it" in (
         capsys.readouterr().out
     )
+
+
+def test_check_config_refuses_a_default_relying_party_that_is_not_registered(
+    demo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It failed closed at request time (wst:InvalidScope) with nothing said before."""
+    monkeypatch.setenv("STS_TOKENS_DEFAULT_RELYING_PARTY", "https://nobody.example/")
+    capsys.readouterr()
+    assert _check(demo) == 1
+    assert (
+        "problem: tokens.default_relying_party: https://nobody.example/ matches no registered relying party"
+        in capsys.readouterr().out
+    )
+    # Matched as an AppliesTo is: scheme and host in any case.
+    monkeypatch.setenv("STS_TOKENS_DEFAULT_RELYING_PARTY", "HTTPS://LOCALHOST:8443/demo-rp/")
+    assert _check(demo) == 0
+
+
+def test_check_config_warns_about_every_readable_secret_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password and PIN files and the next signing key were not looked at."""
+    directory = tmp_path / "var"
+    assert _init(directory) == 0
+    secrets = {name: directory / name for name in ("cache.pw", "store.pw", "pkcs11.pin", "ldap.pw")}
+    secrets["next"] = directory / "keystore/sts-signing-next.key.pem"
+    for path in secrets.values():
+        path.write_text("secret\n")
+        os.chmod(path, 0o644)
+    monkeypatch.setenv("STS_CACHE_PASSWORD_FILE", str(secrets["cache.pw"]))
+    monkeypatch.setenv("STS_STORE_PASSWORD_FILE", str(secrets["store.pw"]))
+    monkeypatch.setenv("STS_ISSUER_PKCS11_PIN_FILE", str(secrets["pkcs11.pin"]))
+    (directory / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    with (directory / "sts.toml").open("a") as handle:
+        handle.write(
+            '\n[[user_stores]]\ndomain_name = "CORP"\ntype = "read_only_ldap"\n'
+            'connection_url = "ldaps://dc1.corp.example:636"\nconnection_name = "cn=svc,dc=corp,dc=example"\n'
+            'connection_password_file = "ldap.pw"\nuser_search_base = "ou=people,dc=corp,dc=example"\n'
+            'group_search_base = "ou=groups,dc=corp,dc=example"\nca_file = "ca.pem"\n'
+        )
+    capsys.readouterr()
+    _check(directory)
+    out = capsys.readouterr().out
+    for path in secrets.values():
+        assert f"warning: {path.resolve()}: mode 0644 lets other users read or change this secret" in out, path
 
 
 # --- check-config: proxies and certificate expiry (issue 12, items 13 and 14) ---------------------------------------

@@ -51,12 +51,16 @@ class Certs:
     weak: Path
     expiring: Path
     garbage: Path
+    signing_only: Path  # KeyUsage digitalSignature only: no key transport (RFC 5280 §4.2.1.3)
+    ca: Path  # BasicConstraints CA:TRUE, KeyUsage keyCertSign + cRLSign + keyEncipherment (RFC 5280 §4.2.1.9)
 
 
-def _cert(key: rsa.RSAPrivateKey, name: str, before: dt.timedelta, after: dt.timedelta) -> x509.Certificate:
+def _cert(
+    key: rsa.RSAPrivateKey, name: str, before: dt.timedelta, after: dt.timedelta, *extensions: x509.ExtensionType
+) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
@@ -64,8 +68,16 @@ def _cert(key: rsa.RSAPrivateKey, name: str, before: dt.timedelta, after: dt.tim
         .serial_number(x509.random_serial_number())
         .not_valid_before(now + before)
         .not_valid_after(now + after)
-        .sign(key, hashes.SHA256())
     )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=True)
+    return builder.sign(key, hashes.SHA256())
+
+
+def _usage(**allowed: bool) -> x509.KeyUsage:
+    names = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+             "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    return x509.KeyUsage(**{name: allowed.get(name, False) for name in names})
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +98,11 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     keygen.write_certificate(base / "weak.crt.pem", _cert(weak_key, "weak rp", -day, 400 * day))
     keygen.write_certificate(base / "expiring.crt.pem", _cert(key, "expiring rp", -day, 10 * day))
     (base / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    signing_only = _cert(key, "signing rp", -day, 400 * day, _usage(digital_signature=True))
+    keygen.write_certificate(base / "signing-only.crt.pem", signing_only)
+    ca = _cert(key, "rp ca", -day, 400 * day, x509.BasicConstraints(ca=True, path_length=None),
+               _usage(key_cert_sign=True, crl_sign=True, key_encipherment=True))
+    keygen.write_certificate(base / "ca.crt.pem", ca)
     return Certs(
         good=base / "good.crt.pem",
         good_cert=good_cert,
@@ -97,6 +114,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
         weak=base / "weak.crt.pem",
         expiring=base / "expiring.crt.pem",
         garbage=base / "garbage.pem",
+        signing_only=base / "signing-only.crt.pem",
+        ca=base / "ca.crt.pem",
     )
 
 
@@ -231,6 +250,8 @@ def test_cert_required_unless_no_encrypt(inst: Instance, capsys: pytest.CaptureF
         ("future", "not valid before"),
         ("weak", "RSA key of 1024 bits; at least 2048 required"),
         ("garbage", "is not a PEM or DER X.509 certificate"),
+        ("signing_only", "its KeyUsage does not allow keyEncipherment"),
+        ("ca", "a CA certificate (BasicConstraints CA:TRUE"),
     ],
 )
 def test_bad_certificate_refused(
@@ -310,6 +331,12 @@ def test_parse_encryption_default_key_transport() -> None:
         ("--claim", "emailaddress", "--claim expects an absolute claim URI"),
         ("--identifier", "not a uri", "--identifier expects an absolute URI"),
         ("--claim-map", "no-equals-sign", "--claim-map expects LOCAL=REMOTE"),
+        # XML 1.0 §2.2 [2] Char: every Issue for the RP would fail inside the server with these in the token.
+        ("--identifier", "https://rp.example.com/\uffff", "--identifier expects an absolute URI"),
+        ("--claim", "http://wso2.org/claims/\ufffe", "--claim expects an absolute claim URI"),
+        ("--claim-map", f"{EMAIL}=urn:rp:\uffff", "--claim-map expects LOCAL=REMOTE"),
+        ("--nameid", "urn:claim:\uffff", "--nameid must be one of"),
+        ("--nameid-format", "urn:format:\uffff", "--nameid-format expects an absolute URI"),
     ],
 )
 def test_bad_option_values(
@@ -321,7 +348,8 @@ def test_bad_option_values(
 
 
 def test_bad_addresses(inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = ("rp.example.com/app", "https://user@rp.example.com/", "https://rp example/", "https://rp:99999/")
+    bad = ("rp.example.com/app", "https://user@rp.example.com/", "https://rp example/", "https://rp:99999/",
+           "https://rp.example.com/\uffff")
     for address in (*bad, "https://[a-z]+.example/"):
         assert inst.sts("rp", "add", address, "--cert", str(certs.good)) == 1
         assert "sts: error: " in capsys.readouterr().err
@@ -802,3 +830,54 @@ def test_transformation_source_refused(inst: Instance, capsys: pytest.CaptureFix
     assert inst.sts("rp", "update", ADDRESS, "--allow-transformation-from", "idp") == 1
     assert "invalid transformation source 'idp'" in capsys.readouterr().err
     assert inst.rp(ADDRESS).transform_from == ()
+
+
+# --- certificates that may not transport keys (RFC 5280 §4.2.1.3, §4.2.1.9) -----------------------------------------
+
+
+@pytest.mark.parametrize("which", ["signing_only", "ca"])
+def test_update_refuses_a_certificate_that_may_not_transport_keys(
+    inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str], which: str
+) -> None:
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    before = inst.files()
+    capsys.readouterr()
+    assert inst.sts("rp", "update", ADDRESS, "--cert", str(getattr(certs, which))) == 1
+    assert capsys.readouterr().err.startswith("sts: error: refusing the certificate: ")
+    assert inst.files() == before
+    assert inst.rp(ADDRESS).cert_file == before[0]
+
+
+@pytest.mark.parametrize(
+    ("which", "message"),
+    [("signing_only", "its KeyUsage does not allow keyEncipherment"), ("ca", "a CA certificate")],
+)
+def test_an_existing_registration_with_such_a_certificate_is_a_problem(
+    inst: Instance, certs: Certs, capsys: pytest.CaptureFixture[str], which: str, message: str
+) -> None:
+    """Registered before add refused them: check-config fails and rp show says why."""
+    assert inst.sts("rp", "add", ADDRESS, "--cert", str(certs.good)) == 0
+    [name] = inst.files()
+    (inst.truststore / name).write_bytes(getattr(certs, which).read_bytes())
+    capsys.readouterr()
+    assert inst.sts("check-config") == 1
+    assert f"problem: relying party {ADDRESS}: {message}" in capsys.readouterr().out
+    assert inst.sts("rp", "show", ADDRESS) == 0
+    assert f"problem: certificate: {message}" in capsys.readouterr().out
+
+
+# --- an address that names more than one registration ----------------------------------------------------------------
+
+
+def test_show_update_remove_refuse_an_ambiguous_address(inst: Instance, capsys: pytest.CaptureFixture[str]) -> None:
+    for address in ("https://case.example/app/", "https://case.example/APP/"):
+        assert inst.sts("rp", "add", address, "--no-encrypt") == 0
+    before = inst.rps()
+    capsys.readouterr()
+    for action in (("show",), ("update", "--lifetime", "60"), ("remove",)):
+        assert inst.sts("rp", action[0], "https://case.example/App/", *action[1:]) == 1
+        assert capsys.readouterr().err == (
+            "sts: error: https://case.example/App/ is ambiguous: it names https://case.example/APP/,"
+            " https://case.example/app/ (give the address exactly)\n"
+        )
+    assert inst.rps() == before

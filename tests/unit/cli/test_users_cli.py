@@ -248,7 +248,11 @@ def test_add_with_unknown_role_creates_nothing(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize(
-    "claim", ["no-equals-sign", "=value", "http://x/ claim=v", f"{EMAIL}=bad\x01value"], ids=repr
+    "claim",
+    ["no-equals-sign", "=value", "http://x/ claim=v", f"{EMAIL}=bad\x01value",
+     # XML 1.0 §2.2 [2] Char: every Issue for the user would fail inside the server with such a value.
+     f"{EMAIL}=Car\uffffol", f"{EMAIL}=Car\ufffeol", "http://x/cl\uffffaim=v"],
+    ids=repr,
 )
 def test_add_with_bad_claim_creates_nothing(cli: Cli, claim: str) -> None:
     result = cli("user", "add", "alice", "--claim", claim, "--password-stdin", stdin="pw-123\n")
@@ -474,3 +478,38 @@ def test_role_claim_values_are_refused(cli: Cli) -> None:
     cli.add_alice()
     cli.fails("user", "set-claim", "alice", "http://wso2.org/claims/role=admin", message="role membership")
     cli.ok("user", "set-claim", "alice", "http://wso2.org/claims/role=")  # removing stays possible
+
+
+# --- input that is not UTF-8 (README: every problem is `sts: error: …`, never a traceback) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("user", "set-claim", "alice", f"{EMAIL}=a\udcffb"),  # what Python makes of the byte 0xFF (PEP 383)
+        ("user", "show", "a\udcff"),
+        ("rp", "add", "https://x.example/\udcff/", "--no-encrypt"),
+        ("rp", "show", "https://a\udcff/"),
+    ],
+    ids=repr,
+)
+def test_an_argument_that_is_not_utf8_is_an_error_not_a_traceback(cli: Cli, argv: tuple[str, ...]) -> None:
+    cli.add_alice()
+    result = cli.fails(*argv, message="an argument is not UTF-8 text")
+    assert result.err == "sts: error: an argument is not UTF-8 text\n"
+
+
+def test_a_password_on_stdin_that_is_not_utf8_is_refused(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli.fails("user", "add", "erin", "--password-stdin", stdin="pass\udcffword\n",
+              message="the password on stdin is not UTF-8 text")
+    strict = io.TextIOWrapper(io.BytesIO(b"pass\xffword\n"), encoding="utf-8", errors="strict")
+    cli.capsys.readouterr()
+    monkeypatch.setattr(sys, "stdin", strict)
+    assert main(["--config", cli.config, "user", "add", "erin", "--password-stdin"]) == 1
+    assert cli.capsys.readouterr().err == "sts: error: the password on stdin is not UTF-8 text\n"
+    assert cli.ok("user", "list") == ""
+
+
+def test_a_file_that_is_not_utf8_is_an_error_not_a_traceback(cli: Cli) -> None:
+    Path(cli.config).write_bytes(b'[server]\nbind = "a\xff"\n')
+    cli.fails("check-config", message="input that is not UTF-8 text (an argument, stdin or a file) cannot be used")

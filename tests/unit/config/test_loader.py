@@ -249,6 +249,23 @@ def test_out_of_range_value(tmp_path: Path, toml: str, fragment: str) -> None:
     assert fragment in problem
 
 
+@pytest.mark.parametrize(
+    "bind", ["127.0.0.1:99999", ":", "127.0.0.1:", ":9443", "127.0.0.1:0", "::1:9443", "[nope]:9443",
+             "unix:/run/sts.sock", "127.0.0.1:+80", "host name:80"],
+)
+@pytest.mark.parametrize("table", ["server", "metrics"])
+def test_a_bind_that_is_not_host_port_is_refused(tmp_path: Path, table: str, bind: str) -> None:
+    """``:`` alone or a port past 65535 passed, and gunicorn died with OverflowError when serving."""
+    [problem] = _problems(_write(tmp_path, f'[{table}]\nbind = "{bind}"\n'))
+    assert f"[{table}] bind: must be HOST:PORT (a port from 1 to 65535" in problem
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:1", "0.0.0.0:65535", "[::1]:9443", "[::]:443", "sts.example.com:8443"])
+def test_host_port_binds_are_accepted(tmp_path: Path, bind: str) -> None:
+    settings = load_settings(_write(tmp_path, f'[server]\nbind = "{bind}"\n[metrics]\nbind = "{bind}"\n'), env={})
+    assert (settings.server.bind, settings.metrics.bind) == (bind, bind)
+
+
 def test_several_problems_reported_together(tmp_path: Path) -> None:
     text = (
         "[sever]\nx = 1\n"

@@ -108,3 +108,20 @@ def test_a_claim_mapped_onto_a_role_uri_is_membership_too() -> None:
     assert select_claims(None, ("urn:local:groups",), stored, frozenset({"users"}), mapping) == (
         Attribute(ROLE, ("users",)),
     )
+
+
+@pytest.mark.parametrize("value", ["Car\uffffol", "Car\ufffeol", "a\x00b", "a\udc80b"], ids=repr)
+def test_a_value_xml_cannot_carry_fails_the_request_closed(value: str) -> None:
+    """XML 1.0 §2.2 [2] Char: lxml cannot write such a value; the request fails with its own reason, the value
+    is not silently dropped."""
+    user = {**USER, GIVEN: ("Ann", value)}
+    with pytest.raises(errors.RequestFailed) as caught:
+        select_claims(None, (EMAIL, GIVEN), user, frozenset())
+    assert caught.value.reason == "claim_not_xml_text"
+    assert select_claims(None, (EMAIL,), user, frozenset()) == (Attribute(EMAIL, ("a@example.com",)),)
+
+
+def test_a_role_xml_cannot_carry_fails_the_request_closed() -> None:
+    with pytest.raises(errors.RequestFailed) as caught:
+        select_claims(req(ClaimRequest(ROLE)), (), USER, frozenset({"ops\uffff"}))
+    assert caught.value.reason == "claim_not_xml_text"

@@ -58,3 +58,10 @@ def test_a_role_claim_is_never_the_nameid() -> None:
     principal = Principal("PRIMARY", "ann", frozenset({"admin"}), {"http://wso2.org/claims/role": ("admin",)})
     with pytest.raises(errors.RequestFailed):
         subject(principal, nameid="http://wso2.org/claims/role")
+
+
+def test_a_nameid_value_xml_cannot_carry_fails_the_request_closed() -> None:
+    principal = Principal("PRIMARY", "ann", frozenset(), {IMMUTABLE_ID: ("AbC\uffff",)})
+    with pytest.raises(errors.RequestFailed) as caught:
+        subject(principal, nameid=IMMUTABLE_ID)
+    assert caught.value.reason == "claim_not_xml_text"

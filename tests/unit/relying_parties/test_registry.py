@@ -112,6 +112,13 @@ def test_regex_address_kept_as_written() -> None:
         ({"lifetime": -1}, "lifetime must be between"),
         ({"lifetime": 43201}, "lifetime must be between"),
         ({"encrypt": True, "cert_file": ""}, "needs a certificate"),
+        # XML 1.0 §2.2 [2] Char: what is written into tokens must be XML text.
+        ({"identifier": "https://rp.example/\uffff"}, "identifier must consist of characters XML can carry"),
+        ({"claims": ("http://wso2.org/claims/\ufffe",)}, "claim URIs must consist of characters XML can carry"),
+        ({"claim_mapping": (("http://wso2.org/claims/emailaddress", "urn:rp:\udc80"),)}, "claim URIs must consist"),
+        ({"nameid": "urn:claim:\uffff"}, "nameid must be one of"),
+        ({"nameid_format": "urn:format:\x01"}, "nameid format must be an absolute URI"),
+        ({"address": "https://rp.example.com/\uffff"}, "address must consist of characters XML can carry"),
     ],
 )
 def test_validate_refusals(kwargs: dict[str, object], fragment: str) -> None:
@@ -347,6 +354,22 @@ def test_find_accepts_the_address_unnormalised_or_differently_cased(store: Relyi
     assert store.find(r"https://rp\.EXAMPLE\.com/.*") == pattern  # case-insensitively
     with pytest.raises(RelyingPartyError, match="no relying party https://nobody.example.com/"):
         store.find("https://nobody.example.com/")
+
+
+def test_find_refuses_an_address_that_names_several_registrations_case_insensitively(
+    store: RelyingPartyRegistry,
+) -> None:
+    """Paths differ by case (RFC 3986 §6.2.2.1): …/App/ must not resolve to whichever of …/app/ and …/APP/ sorts
+    first; each is still found when named exactly."""
+    lower = store.add(_rp("https://case.example/app/"))
+    upper = store.add(_rp("https://case.example/APP/"))
+    with pytest.raises(RelyingPartyError, match="https://case.example/App/ is ambiguous: it names "
+                       "https://case.example/APP/, https://case.example/app/"):
+        store.find("https://case.example/App/")
+    assert store.find("https://case.example/app/") == lower
+    assert store.find("HTTPS://CASE.example/APP/") == upper  # the normalised form is exact
+    store.remove(upper.address)
+    assert store.find("https://case.example/App/") == lower  # one registration left: the fallback names it
 
 
 def test_unusable_store_fails_closed(tmp_path: Path, store: RelyingPartyRegistry) -> None:
