@@ -20,7 +20,6 @@ The steps, each failure final (the caller learns nothing about the token before 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from lxml import etree
@@ -41,7 +40,7 @@ from sts.stores.base import ReplayCache, TokenStore
 from sts.tokens import authn
 from sts.tokens.base import Delegate
 from sts.tokens.saml2 import BEARER, HOLDER_OF_KEY
-from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion
+from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion, first_use
 from sts.tokens.validation import AssertionRejected, VerifiedAssertion, saml_version
 from sts.wstrust.model import RequestSecurityToken
 
@@ -136,18 +135,10 @@ class DelegationResolver:
                 raise InvalidTrustToken("token not in the token store", reason="token_unknown")
             if record.status in _RETIRED:
                 raise InvalidTrustToken("delegated token retired", reason="token_revoked")
-        if verified.one_time_use or trusted.issuer.single_use:
-            self._use_once(trusted)
-        return trusted
-
-    def _use_once(self, trusted: TrustedAssertion) -> None:
-        """SAML 2.0 core §2.5.1.5 OneTimeUse (or the issuer's ``single_use``): the ID is accepted once, for as
-        long as the assertion could be accepted at all."""
-        verified = trusted.verified
-        key = hashlib.sha256(f"{trusted.issuer.entity_id}\0{verified.assertion_id}".encode()).digest()
-        until = verified.not_on_or_after.timestamp() if verified.not_on_or_after else self._clock.now().timestamp()
-        if not self._replay.check_and_add(ONE_TIME_NAMESPACE, key, until + 600, verified.made):
+        one_time = verified.one_time_use or trusted.issuer.single_use
+        if one_time and not first_use(self._replay, ONE_TIME_NAMESPACE, trusted, self._clock.now()):
             raise InvalidTrustToken("one-time token presented again", reason="token_reused")
+        return trusted
 
     def _assertion_subject(self, trusted: TrustedAssertion) -> Principal:
         """The subject as its store has it: this STS's tokens by their record (without a token store, by a NameID

@@ -18,7 +18,6 @@ Every refusal of 3 and 5 is the one ``wsse:FailedAuthentication`` of password lo
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from lxml import etree
@@ -32,7 +31,7 @@ from sts.clock import Clock
 from sts.errors import FailedAuthentication, FailedCheck, InvalidSecurity, STSError, UnsupportedSecurityToken
 from sts.soapenv import SoapVersion
 from sts.stores.base import LockoutStore, ReplayCache
-from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion
+from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion, first_use
 from sts.tokens.validation import AssertionRejected, saml_version
 from sts.wss.header import check_unique_ids, find_security_header
 from sts.wss.timestamp import FreshnessPolicy, check_timestamp
@@ -132,11 +131,9 @@ class IssuedTokenAuthenticator:
             raise FailedAuthentication("assertion for another audience", reason="audience_not_this_sts")
         if not verified.confirmation_methods or not set(verified.confirmation_methods) <= _BEARER:
             raise FailedAuthentication("only bearer assertions", reason="confirmation_not_bearer")
-        if verified.one_time_use or issuer.single_use:
-            key = hashlib.sha256(f"{issuer.entity_id}\0{verified.assertion_id}".encode()).digest()
-            until = verified.not_on_or_after.timestamp() if verified.not_on_or_after else 0.0
-            if not self._replay.check_and_add(ONE_TIME_NAMESPACE, key, until + 600, verified.made):
-                raise InvalidSecurity("assertion presented again", reason="assertion_replayed")
+        one_time = verified.one_time_use or issuer.single_use
+        if one_time and not first_use(self._replay, ONE_TIME_NAMESPACE, trusted, self._clock.now()):
+            raise InvalidSecurity("assertion presented again", reason="assertion_replayed")
 
     @staticmethod
     def _user(trusted: TrustedAssertion) -> str:

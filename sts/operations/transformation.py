@@ -33,7 +33,6 @@ for the relying party, recorded; it does not outlive the validated token and is 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from lxml import etree
@@ -58,7 +57,7 @@ from sts.stores.base import ReplayCache, TokenStore
 from sts.tokens import authn
 from sts.tokens.base import Delegate
 from sts.tokens.saml2 import BEARER
-from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion
+from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion, first_use
 from sts.tokens.validation import AssertionRejected, VerifiedAssertion, saml_version
 from sts.wstrust.model import RequestSecurityToken
 from sts.wstrust.rstr import IssuedTokenResponse
@@ -159,9 +158,11 @@ class TokenTransformer:
         recorded = trusted.verified.delegates
         if len(recorded) > party.rp.max_delegation_depth:
             raise RequestFailed("delegation chain too deep", reason="chain_too_deep")
-        if trusted.verified.one_time_use or trusted.issuer.single_use:
-            self._use_once(trusted)
         now = self._clock.now()
+        # SAML 2.0 core §2.5.1.5 OneTimeUse: one use in all, whether as ActAs/OnBehalfOf or in exchange.
+        one_time = trusted.verified.one_time_use or trusted.issuer.single_use
+        if one_time and not first_use(self._replay, ONE_TIME_NAMESPACE, trusted, now):
+            raise RequestFailed("one-time token presented again", reason="token_reused")
         name_id, name_format, attributes = subject_and_claims(subject, party, rst.claims)
         expires = trusted.verified.not_on_or_after
         plan = MintPlan(
@@ -210,14 +211,6 @@ class TokenTransformer:
             return self._subjects.authorize(qualified)
         except STSError as refusal:
             raise RequestFailed("subject refused", reason=f"subject_{refusal.reason}") from None
-
-    def _use_once(self, trusted: TrustedAssertion) -> None:
-        """SAML 2.0 core §2.5.1.5 OneTimeUse: one use in all, whether as ActAs/OnBehalfOf or in exchange."""
-        verified = trusted.verified
-        key = hashlib.sha256(f"{trusted.issuer.entity_id}\0{verified.assertion_id}".encode()).digest()
-        until = verified.not_on_or_after.timestamp() if verified.not_on_or_after else self._clock.now().timestamp()
-        if not self._replay.check_and_add(ONE_TIME_NAMESPACE, key, until + 600, verified.made):
-            raise RequestFailed("one-time token presented again", reason="token_reused")
 
 
 def _check_caller(call: TrustCall, party: ResolvedParty, subject: Principal, verified: VerifiedAssertion) -> None:

@@ -11,6 +11,7 @@ with an operator-facing reason.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from cryptography import x509
 from lxml import etree
 
 from sts import ns
+from sts.stores.base import ReplayCache
 from sts.tokens.validation import AssertionRejected, VerifiedAssertion, saml_version, verify_assertion
 from sts.wstrust.tokentypes import SamlVersion
 from sts.xmlutil import text_of
@@ -143,3 +145,14 @@ def _token_reason(reason: str) -> str:
     if reason == "bad_signature":
         return "token_signature_invalid"
     return reason
+
+
+def first_use(replay: ReplayCache, namespace: str, trusted: TrustedAssertion, now: dt.datetime) -> bool:
+    """Whether this is the first presentation of a one-time assertion (SAML 2.0 core §2.5.1.5 OneTimeUse, or the
+    issuer's ``single_use``) in ``namespace``, recording it: by issuer and ID, for as long as the assertion could be
+    accepted at all (its NotOnOrAfter and ten minutes of skew), made no earlier than its NotBefore (what a replay
+    cache that can lose its contents needs to know)."""
+    verified = trusted.verified
+    key = hashlib.sha256(f"{trusted.issuer.entity_id}\0{verified.assertion_id}".encode()).digest()
+    until = (verified.not_on_or_after or now).timestamp() + 600
+    return replay.check_and_add(namespace, key, until, verified.made)
