@@ -25,7 +25,6 @@ verified UsernameToken's (8, authenticated by the UsernameToken path afterwards)
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from lxml import etree
 from sts import ns
 from sts.audit import login
 from sts.auth.certificates import CertificateTrust
-from sts.auth.signed_requests import SIGNATURE_NAMESPACE
+from sts.auth.signed_requests import SIGNATURE_NAMESPACE, seen_once
 from sts.auth.validators import (
     X509_SIGNATURE,
     AuthenticatedCaller,
@@ -227,11 +226,14 @@ class EncryptedRequestOpener:
         if not (signed_info_verifies(header.signature, signing_key, facts.signature_method, value)
                 and reference_digest_matches(timestamp_reference, header.timestamp)):
             raise FailedCheck("signature does not verify", reason="signature_invalid")
-        self._check_replay(SIGNATURE_NAMESPACE, facts.replay_key, created)
+        freshness = self._policy.freshness
+        seen_once(self._replay, SIGNATURE_NAMESPACE, facts.replay_key, created, freshness, self._clock)
         if not symmetric:
             # The key is the sender's, whoever signs: another client re-signing a captured message (its Body
             # reference copied) must not get it unwrapped again (WSS 1.1 §13; one decryption per message).
-            self._check_replay(ENCRYPTED_KEY_NAMESPACE, hashlib.sha256(key.wrapped).digest(), created)
+            wrapped = hashlib.sha256(key.wrapped).digest()
+            seen_once(self._replay, ENCRYPTED_KEY_NAMESPACE, wrapped, created, freshness, self._clock,
+                      reason="encrypted_key_replayed")
             secret = self._unwrap(key, ciphers[0], header.security)
         username_token = self._decrypt(targets, ciphers, secret, header)
         verified_body = self._verify(header, facts, username_token, signing_key, scenario)
@@ -338,13 +340,6 @@ class EncryptedRequestOpener:
         if body is None:  # coverage requires it: never reached
             raise FailedCheck("signature does not cover the Body", reason="coverage")
         return body
-
-    def _check_replay(self, namespace: str, key: bytes, created: dt.datetime) -> None:
-        freshness = self._policy.freshness
-        expires = self._clock.now().timestamp() + freshness.ttl + freshness.future_ttl
-        if not self._replay.check_and_add(namespace, key, expires, created.timestamp()):
-            reason = "signature_replayed" if namespace == SIGNATURE_NAMESPACE else "encrypted_key_replayed"
-            raise InvalidSecurity("signed message replayed", reason=reason)
 
 
 def _names_certificate(issuer_serial: tuple[x509.Name, int], certificate: x509.Certificate) -> bool:

@@ -154,7 +154,7 @@ class SignedRequestAuthenticator:
         to = covered(referents, WSA_TO_KIND)
         if to is not None or body is None:  # without the Body, coverage let in only a signed wsa:To
             self._check_to(to, call)
-        self._check_replay(facts.replay_key, created)
+        seen_once(self._replay, SIGNATURE_NAMESPACE, facts.replay_key, created, self._policy.freshness, self._clock)
         principal = self._trust.principal(domain, name, roles)
         proof = KeyProof(certificate, reference.token_id, header.signature.get("Id"))
         return AuthenticatedCaller(principal, X509_SIGNATURE, proof)
@@ -167,9 +167,14 @@ class SignedRequestAuthenticator:
         if to is None or urlsplit(text_of(to).strip()).path.rstrip("/") not in endpoint:
             raise FailedCheck("signed wsa:To does not name this endpoint", reason="to_mismatch")
 
-    def _check_replay(self, key: bytes, created: dt.datetime) -> None:
-        freshness = self._policy.freshness
-        expires = self._clock.now().timestamp() + freshness.ttl + freshness.future_ttl
-        if not self._replay.check_and_add(SIGNATURE_NAMESPACE, key, expires, created.timestamp()):
-            raise InvalidSecurity("signed message replayed", reason="signature_replayed")
 
+def seen_once(
+    replay: ReplayCache, namespace: str, key: bytes, created: dt.datetime, freshness: FreshnessPolicy, clock: Clock,
+    *, reason: str = "signature_replayed",
+) -> None:
+    """Enter a value of a signed message (its SignedInfo's digest, a wrapped key) in the replay cache for as long
+    as its Timestamp could be accepted, or ``wsse:InvalidSecurity`` (``reason``) when it was seen already (WSS 1.1
+    §13)."""
+    expires = clock.now().timestamp() + freshness.ttl + freshness.future_ttl
+    if not replay.check_and_add(namespace, key, expires, created.timestamp()):
+        raise InvalidSecurity("signed message replayed", reason=reason)

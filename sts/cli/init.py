@@ -149,7 +149,6 @@ def toml_string(value: str) -> str:
     return '"' + _TOML_CONTROL.sub(lambda match: f"\\u{ord(match.group()):04X}", escaped) + '"'
 
 
-
 def _config_text(args: argparse.Namespace, url: str) -> str:
     """The new ``sts.toml``, with every value given on the command line written as a TOML string and read back
     the same, so a quote or a backslash in ``--issuer`` never rewrites the file or leaves half an instance."""

@@ -161,6 +161,3 @@ def covered(referents: dict[str, Referent], kind: str) -> etree._Element | None:
         if referent.kind == kind:
             return referent.element
     return None
-
-
-
