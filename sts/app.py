@@ -10,6 +10,7 @@ frozen clock in tests.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -115,6 +116,7 @@ def public_url(settings: Settings) -> str:
     return f"{scheme}://{host}:{port}{WSO2_PATH}"
 
 
+@functools.lru_cache(maxsize=64)  # a few served paths, asked at every signed request
 def published_path(url: str, path: str) -> str:
     """The path of the endpoint served at ``path`` in the address the WSDL publishes for it
     (:func:`scenario_endpoint`): ``path`` itself unless the public URL mounts the STS below a prefix."""

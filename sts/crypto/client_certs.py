@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from sts.crypto.client_crl import CrlVerdict, asserts_ca, crl_verdict, load_crls, signed_by
+from sts.crypto.client_crl import CrlVerdict, asserts_ca, crl_verdict, key_usage_allows, load_crls, signed_by
 from sts.crypto.keystore import check_validity
 
 _LOG = logging.getLogger("sts.clients")
@@ -155,7 +155,7 @@ class ClientAuthority:
             dates, soon = check_validity(ca, label, now)
             problems += [f"{problem}; it vouches for no certificate" for problem in dates]
             warnings += soon
-            if not _signs_certificates(ca):
+            if not key_usage_allows(ca, "key_cert_sign"):
                 problems.append(f"{label}: KeyUsage without keyCertSign; it vouches for no certificate")
         return problems, warnings
 
@@ -176,7 +176,7 @@ class ClientAuthority:
                 cert.verify_directly_issued_by(ca)
             except (InvalidSignature, ValueError, TypeError):
                 continue
-            if not (ca.not_valid_before_utc <= now < ca.not_valid_after_utc and _signs_certificates(ca)):
+            if not (ca.not_valid_before_utc <= now < ca.not_valid_after_utc and key_usage_allows(ca, "key_cert_sign")):
                 _LOG.error("client CA certificate expired, not yet valid or without keyCertSign: refusing its"
                            " certificates")
                 continue
@@ -234,14 +234,3 @@ def _judge(
             verdicts[ca] = CrlVerdict("more than one CRL of this CA in the file") if ca in verdicts else (
                 crl_verdict(crl, ca))
     return verdicts, tuple(strangers)
-
-
-def _signs_certificates(ca: x509.Certificate) -> bool:
-    """Whether a CA certificate's KeyUsage allows certificate signatures (RFC 5280 §4.2.1.3: without the
-    extension, nothing restricts the key); a malformed extension allows nothing."""
-    try:
-        return bool(ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign)
-    except x509.ExtensionNotFound:
-        return True
-    except ValueError:
-        return False

@@ -99,7 +99,7 @@ class CrlVerdict:
 
 def crl_verdict(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> CrlVerdict:
     """Judge ``crl``, already known to be signed by ``ca`` (:func:`signed_by`), as ``ca``'s complete CRL."""
-    if not _signs_crls(ca):
+    if not key_usage_allows(ca, "crl_sign"):
         return CrlVerdict("its CA's KeyUsage lacks cRLSign (RFC 5280 §6.3.3 (f))")
     try:  # extensions parse lazily: a malformed one raises here
         problem = _extensions_problem(crl) or _entries_problem(crl)
@@ -176,11 +176,11 @@ def _point_names(full: Iterable[x509.GeneralName] | None, relative: x509.Relativ
     return frozenset()
 
 
-def _signs_crls(ca: x509.Certificate) -> bool:
-    """Whether a CA certificate's KeyUsage allows CRL signatures (RFC 5280 §4.2.1.3: without the extension nothing
-    restricts the key); a malformed extension allows nothing."""
+def key_usage_allows(ca: x509.Certificate, usage: str) -> bool:
+    """Whether a CA certificate's KeyUsage allows ``usage`` (``key_cert_sign``, ``crl_sign``; RFC 5280 §4.2.1.3:
+    without the extension nothing restricts the key); a malformed extension allows nothing."""
     try:
-        return bool(ca.extensions.get_extension_for_class(x509.KeyUsage).value.crl_sign)
+        return bool(getattr(ca.extensions.get_extension_for_class(x509.KeyUsage).value, usage))
     except x509.ExtensionNotFound:
         return True
     except ValueError:
