@@ -71,7 +71,10 @@ def test_metrics_add_up_the_samples_of_both_workers(served: tuple[Server, Instan
     success = (("operation", "issue"), ("outcome", "success"))
     wrong = (("fault", "FailedAuthentication"), ("operation", "issue"), ("reason", "wrong_password"))
     deadline = time.monotonic() + 15  # each worker writes its samples at least once a second
-    while _scrape(server).get(("sts_requests_total", success)) != ISSUES:
+    # Wait for both counts: a worker may write its successes in one flush and the failures that followed in the next.
+    while (seen := _scrape(server)).get(("sts_requests_total", success)) != ISSUES or seen.get(
+        ("sts_request_failures_total", wrong)
+    ) != WRONG:
         assert time.monotonic() < deadline
         time.sleep(0.3)
     pids = {int(m.group(1)) for f in metrics_dir.iterdir() if (m := re.fullmatch(r"counter_(\d+)\.db", f.name))}
