@@ -34,7 +34,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from sts import errors, ns
-from sts.app import build_service, parser_limits
+from sts.app import build_service
+from sts.app.callers import parser_limits
 from sts.auth.passwords import PasswordHasher
 from sts.clock import SystemClock
 from sts.config import load_settings

@@ -23,7 +23,8 @@ import logging
 from pathlib import Path
 
 from sts import ns
-from sts.app import build_service, parser_limits
+from sts.app import build_service
+from sts.app.callers import parser_limits
 from sts.auth.passwords import PasswordHasher
 from sts.cli.common import CommandError, SubParsers, settings_from
 from sts.clock import Clock, FrozenClock, SystemClock

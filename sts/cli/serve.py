@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from sts import gunicorn_conf_path
-from sts.app import public_url
+from sts.app.published import public_url
 from sts.cli.common import CommandError, SubParsers, settings_from
 from sts.crypto.keystore import KeyStoreError, load_keystore
 from sts.errors import ConfigError

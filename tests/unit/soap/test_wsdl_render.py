@@ -15,7 +15,7 @@ from zeep.transports import Transport
 from zeep.wsdl.bindings import Soap11Binding, Soap12Binding
 
 from sts import ns
-from sts.app import port_addresses, published_path, scenario_endpoint
+from sts.app.published import port_addresses, published_path, scenario_endpoint
 from sts.soap.wsdl_render import SCENARIO_POLICY_FILES, SP11, ScenarioPolicy, load_policy, render_mex, render_wsdl
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -50,9 +50,9 @@ def test_another_issuer_keeps_its_pinned_certificates() -> None:
 
 @pytest.mark.parametrize(("max_lifetime", "skew"), [(43200, 60), (43200, 600), (3600, 0)])
 def test_own_tokens_of_the_longest_lifetime_are_believed(tmp_path: Path, max_lifetime: int, skew: int) -> None:
-    """``sts.app.issuer_trust``: this STS's token may span ``[tokens] max_lifetime`` plus the clock skew NotBefore
-    is backdated by (was: the trusted-issuer default of 8 h); one second more is still too long."""
-    from sts.app import issuer_trust
+    """``sts.app.callers.issuer_trust``: this STS's token may span ``[tokens] max_lifetime`` plus the clock skew
+    NotBefore is backdated by (was: the trusted-issuer default of 8 h); one second more is still too long."""
+    from sts.app.callers import issuer_trust
 
     signer, cert = _signer("sts")
     tokens = TokenSettings(lifetime=300, max_lifetime=max_lifetime, clock_skew=skew)
