@@ -35,6 +35,7 @@ import struct
 import time
 from concurrent.futures import Future
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 
 from gunicorn import http
@@ -49,7 +50,6 @@ _LINGER_SECONDS = 2.0
 # then read the answer) before the close, or its kernel receives a reset instead (gunicorn drains 64 KiB).
 _LINGER_MAX_BYTES = 4 * 1024 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 _SIOCOUTQNSD = 0x894B  # Linux: bytes in a TCP socket's send queue not yet sent (tcp(7))
 _STOP_IDLE_LINGER = 1.0  # seconds a stopping worker keeps idle kept-alive connections open
@@ -92,6 +92,29 @@ class BufferedConn(TConn):  # type: ignore[misc]
             self.worker.linger(self)
         else:
             super().close()
+
+
+# RFC 9110 §15's reason phrases where Python before 3.13 still has RFC 7231's ("Request Entity Too Large").
+_PHRASES = {413: "Content Too Large", 414: "URI Too Long"}
+
+
+def _refusal(status: int) -> bytes:
+    """A fixed plain-text answer that ends the connection: the status and its reason phrase, nothing of the request
+    (RFC 9110 §15 names the phrases)."""
+    phrase = (_PHRASES.get(status) or HTTPStatus(status).phrase).encode()
+    body = phrase + b"\n"
+    head = b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    return head % (status, phrase) + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+# What the event loop answers itself, for requests it will not buffer whole (see sts.http_framing).
+_FRAMING_REFUSALS = {
+    Framing.HEAD_TOO_LARGE: _refusal(431),
+    Framing.CONTENT_TOO_LARGE: _refusal(413),
+    Framing.BAD_REQUEST: _refusal(400),
+}
+# A request still incomplete when its buffer is full (a body in tiny chunks: the chunk framing outweighs the data).
+_BUFFER_FULL = _FRAMING_REFUSALS[Framing.CONTENT_TOO_LARGE]
 
 
 class _PlainErrorAnswer:
@@ -273,11 +296,11 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._drop(conn)
             return
         progress = conn.framing.progress(conn.buffer)
-        if progress.framing is Framing.HEAD_TOO_LARGE:
-            self._stop_reading(conn)
-            self._send_quietly(conn, _HEAD_TOO_LARGE)
-            self.nr_conns -= 1
-            self.linger(conn)
+        if progress.framing in _FRAMING_REFUSALS:
+            self._refuse(conn, _FRAMING_REFUSALS[progress.framing])
+        elif progress.framing is Framing.INCOMPLETE and len(conn.buffer) > self._read_cap:
+            # Nothing more is read, and the socket stays readable: waiting would spin the loop until the deadline.
+            self._refuse(conn, _BUFFER_FULL)
         elif progress.framing is not Framing.INCOMPLETE:
             conn.close_after = progress.framing is Framing.SERVE_AND_CLOSE
             if conn.parser is not None and _unsent_bytes(conn.sock):
@@ -295,10 +318,21 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 conn.sent_continue = True
             self._wait(conn, selectors.EVENT_READ)
 
+    @property
+    def _read_cap(self) -> int:
+        """Bytes buffered for one request at most (its head, its body, and some chunk framing)."""
+        return self.max_head_bytes + self.max_body_bytes + 4096
+
+    def _refuse(self, conn: BufferedConn, answer: bytes) -> None:
+        """Answer a request the loop will not buffer whole, and close the connection gracefully."""
+        self._stop_reading(conn)
+        self._send_quietly(conn, answer)
+        self.nr_conns -= 1
+        self.linger(conn)
+
     def _read_available(self, conn: BufferedConn) -> bool:
         """Read until the socket would block or the buffer passes the caps; True at end of stream."""
-        cap = self.max_head_bytes + self.max_body_bytes + 4096
-        while len(conn.buffer) <= cap:
+        while len(conn.buffer) <= self._read_cap:
             try:
                 data = conn.sock.recv(_RECV_BYTES)
             except _WOULD_BLOCK:

@@ -1,0 +1,90 @@
+"""The HTTP front door under hostile requests, against a real gunicorn on 127.0.0.1 running the STS worker
+(sts.gunicorn_worker): framing that the event loop refuses itself instead of waiting for (RFC 9112 §2.2, §7.1),
+fixed plain-text refusals whose reason phrase matches the status (RFC 9110 §15), and a busy loop that must not
+spin on a request it stopped reading."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import Instance, Server, start_server
+
+pytestmark = pytest.mark.integration
+
+READ_TIMEOUT = 3.0  # the server's [server] read_timeout: an answer that took this long was a timeout, not a refusal
+AT_ONCE = 1.5
+POST = b"POST /services/wso2carbon-sts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml; charset=utf-8\r\n"
+CHUNKED = POST + b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def plain(instance: Instance) -> Iterator[Server]:
+    """Plain HTTP, 2 workers, a 3 s read deadline."""
+    srv = start_server(instance, workers=2, tls=False, env={"STS_SERVER_READ_TIMEOUT": str(int(READ_TIMEOUT))})
+    yield srv
+    srv.stop()
+
+
+def _exchange(server: Server, request: bytes) -> tuple[bytes, bytes, float]:
+    """Send ``request`` and read until the server closes: (answer head, answer body, seconds until the answer)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=READ_TIMEOUT + 5) as sock:
+        started = time.monotonic()
+        sock.sendall(request)
+        data = b""
+        elapsed = 0.0
+        try:
+            while chunk := sock.recv(65536):
+                if not data:
+                    elapsed = time.monotonic() - started
+                data += chunk
+        except ConnectionResetError:
+            pass
+    assert data, "closed without an answer"
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body, elapsed
+
+
+def _assert_plain_refusal(head: bytes, body: bytes, status: bytes) -> None:
+    """A fixed plain-text answer: the status line, its reason phrase as the body, and the connection closed."""
+    assert head.split(b"\r\n", 1)[0] == b"HTTP/1.1 " + status
+    assert re.search(rb"(?im)^content-type: text/plain; charset=utf-8\r?$", head), head
+    assert re.search(rb"(?im)^connection: close\r?$", head), head
+    assert body == status.split(b" ", 1)[1] + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        # RFC 9112 §2.2: a head whose lines end in bare LF never shows CRLF CRLF; gunicorn refuses bare LFs
+        (b"GET /healthz HTTP/1.1\nHost: 127.0.0.1\n\n", b"400 Bad Request"),
+        # a chunk-size line longer than the loop reads (gunicorn would wait for its end, up to 8190 bytes)
+        (CHUNKED + b"5;" + b"e" * 2000, b"400 Bad Request"),
+        # RFC 9112 §7.1: a chunk size past 64 bits, like any chunk size past the body cap, is refused at once
+        (CHUNKED + b"F" * 20 + b"\r\nabc", b"413 Content Too Large"),
+        (CHUNKED + b"%x\r\n" % 70000 + b"a" * 100, b"413 Content Too Large"),
+        # a trailer section that never ends, over the head cap (32 KiB)
+        (CHUNKED + b"0\r\n" + b"X-T: a\r\n" * 5000, b"431 Request Header Fields Too Large"),
+    ],
+    ids=["bare_lf_head", "endless_chunk_line", "chunk_size_overflow", "chunk_size_over_cap", "endless_trailers"],
+)
+def test_framing_the_loop_will_not_wait_for_is_refused_at_once(
+    plain: Server, request_bytes: bytes, status: bytes
+) -> None:
+    """Each used to get no answer at all: a wait until the read deadline, or the request served cut short, which
+    gunicorn's parser met as a premature end of stream and closed without a word."""
+    head, body, elapsed = _exchange(plain, request_bytes)
+    _assert_plain_refusal(head, body, status)
+    assert elapsed < AT_ONCE
+
+
+def test_a_body_in_tiny_chunks_is_refused_without_spinning(plain: Server) -> None:
+    """A body of 1-byte chunks outgrows the loop's buffer (head + body cap + 4 KiB) before the chunks add up to
+    the cap: the loop stopped reading but kept polling the readable socket, spinning a core until the deadline."""
+    head, body, elapsed = _exchange(plain, CHUNKED + b"1\r\na\r\n" * 30000)
+    _assert_plain_refusal(head, body, b"413 Content Too Large")
+    assert elapsed < AT_ONCE
