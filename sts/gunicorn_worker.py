@@ -100,7 +100,7 @@ _PHRASES = {413: "Content Too Large", 414: "URI Too Long"}
 
 def _refusal(status: int) -> bytes:
     """A fixed plain-text answer that ends the connection: the status and its reason phrase, nothing of the request
-    (RFC 9110 §15 names the phrases)."""
+    (RFC 9110 §15 names the phrases; gunicorn's own pairs 501 with "Bad Request")."""
     phrase = (_PHRASES.get(status) or HTTPStatus(status).phrase).encode()
     body = phrase + b"\n"
     head = b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -118,8 +118,8 @@ _BUFFER_FULL = _FRAMING_REFUSALS[Framing.CONTENT_TOO_LARGE]
 
 
 class _PlainErrorAnswer:
-    """Stands for the client socket in gunicorn's ``handle_error``: keeps the status line it writes and sends a
-    fixed plain-text body (the reason phrase) instead of its HTML page, which quotes the parser's error (the SOAP
+    """Stands for the client socket in gunicorn's ``handle_error``: keeps the status it writes and sends a fixed
+    plain-text answer (the status's reason phrase) instead of its HTML page, which quotes the parser's error (the SOAP
     endpoint answers no HTML and no library message)."""
 
     def __init__(self, sock: socket.socket) -> None:
@@ -131,11 +131,12 @@ class _PlainErrorAnswer:
         return 0.0
 
     def sendall(self, data: bytes) -> None:
-        """Send the status line of ``data`` with a plain-text body."""
-        status_line = data.split(b"\r\n", 1)[0]  # b"HTTP/1.1 400 Bad Request": gunicorn's own fixed phrases
-        body = status_line.split(b" ", 2)[-1] + b"\n"
-        head = b"\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n"
-        self._sock.sendall(status_line + head % len(body) + body)
+        """Send the status of ``data`` (b"HTTP/1.1 400 Bad Request...") as a fixed plain-text answer."""
+        try:
+            status = HTTPStatus(int(data.split(b" ", 2)[1])).value
+        except (IndexError, ValueError):
+            status = HTTPStatus.BAD_REQUEST.value
+        self._sock.sendall(_refusal(status))
 
 
 class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]

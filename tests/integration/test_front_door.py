@@ -88,3 +88,21 @@ def test_a_body_in_tiny_chunks_is_refused_without_spinning(plain: Server) -> Non
     head, body, elapsed = _exchange(plain, CHUNKED + b"1\r\na\r\n" * 30000)
     _assert_plain_refusal(head, body, b"413 Content Too Large")
     assert elapsed < AT_ONCE
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        # RFC 9112 §6.1: an unknown transfer coding is 501; gunicorn wrote "501 Bad Request"
+        (POST + b"Transfer-Encoding: xchunked\r\n\r\n", b"501 Not Implemented"),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"414 URI Too Long"),
+        (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: x\r\n\r\n", b"417 Expectation Failed"),
+        (POST + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"400 Bad Request"),
+    ],
+    ids=["unknown_transfer_coding", "request_line_too_long", "unknown_expectation", "length_and_chunked"],
+)
+def test_gunicorns_refusals_carry_the_reason_phrase_of_their_status(
+    plain: Server, request_bytes: bytes, status: bytes
+) -> None:
+    head, body, _ = _exchange(plain, request_bytes)
+    _assert_plain_refusal(head, body, status)
