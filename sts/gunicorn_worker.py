@@ -62,6 +62,10 @@ _SEND_BUFFER = 262144  # answers are a few KiB: one always fits, so writing it n
 # connections a second, more than the tokens it can sign.
 _ACCEPT_PAUSE_PER_CONNECTION = 0.0005
 _ACCEPT_PAUSE_MAX = 0.002
+# accept(2) out of file descriptors or memory: seconds a worker stops accepting (and logs one warning), instead of
+# gunicorn's loop dying of the error with every connection the worker holds. Closing connections free descriptors.
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_RESOURCE_PAUSE = 0.5
 # Answers a connection is kept alive for; the next one carries "Connection: close" (like Apache's
 # MaxKeepAliveRequests and nginx's keepalive_requests, default 100 in both until nginx 1.19.10). The client
 # reconnects to whichever worker accepts first, which is the least busy one: a connection pool that landed badly
@@ -177,7 +181,9 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         try:
             client, address = listener.accept()
         except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+            if exc.errno in _OUT_OF_RESOURCES:
+                self._pause_accepting(exc)
+            elif exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
         self.nr_conns += 1
@@ -197,6 +203,17 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 return
             conn.handshaking = True
         self.enqueue_req(conn)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Stop polling the listener for ``_RESOURCE_PAUSE``: the connection waits in the backlog meanwhile."""
+        self.log.warning(
+            "Cannot accept connections (%s) while holding %d: pausing for %.1f s (raise the open files limit, or "
+            "lower [server] worker_connections)", errno.errorcode.get(exc.errno or 0, "?"), self.nr_conns,
+            _RESOURCE_PAUSE,
+        )
+        self._accept_paused_until = time.monotonic() + _RESOURCE_PAUSE
+        self._accept_due = False
+        super().set_accept_enabled(False)
 
     def _give_head_start(self) -> bool:
         """Stop polling the listener for a moment, so that a worker holding fewer connections takes the one

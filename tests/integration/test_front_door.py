@@ -1,18 +1,21 @@
 """The HTTP front door under hostile requests, against a real gunicorn on 127.0.0.1 running the STS worker
 (sts.gunicorn_worker): framing that the event loop refuses itself instead of waiting for (RFC 9112 §2.2, §7.1),
-fixed plain-text refusals whose reason phrase matches the status (RFC 9110 §15), and a busy loop that must not
-spin on a request it stopped reading."""
+fixed plain-text refusals whose reason phrase matches the status (RFC 9110 §15), a busy loop that must not
+spin on a request it stopped reading, and a connection flood that runs a worker out of file descriptors."""
 
 from __future__ import annotations
 
 import re
 import socket
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import requests
 
-from tests.support import Instance, Server, start_server
+from tests.support import STS_BIN, Instance, Server, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +109,59 @@ def test_gunicorns_refusals_carry_the_reason_phrase_of_their_status(
 ) -> None:
     head, body, _ = _exchange(plain, request_bytes)
     _assert_plain_refusal(head, body, status)
+
+
+def _worker_pids(server: Server) -> list[int]:
+    """The gunicorn master's children (``sts serve`` execs the master, so it is the process started)."""
+    pids: set[int] = set()
+    for task in Path(f"/proc/{server.process.pid}/task").iterdir():
+        pids.update(int(pid) for pid in (task / "children").read_text().split())
+    return sorted(pids)
+
+
+def _start_with_open_files_limit(instance: Instance, limit: int) -> Server:
+    """``sts serve`` (plain HTTP, 2 workers, 3 s read deadline) with RLIMIT_NOFILE lowered to ``limit``, well
+    under the default 1,000 worker_connections (as systemd's default soft limit of 1,024 is, once a worker holds
+    its other files and lingering closes, which worker_connections does not count)."""
+    script = (
+        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]),) * 2); "
+        "os.execv(sys.argv[2], sys.argv[2:])"
+    )
+    command = [sys.executable, "-c", script, str(limit), str(STS_BIN), "--config", str(instance.config), "serve"]
+    env = {"STS_SERVER_READ_TIMEOUT": str(int(READ_TIMEOUT))}
+    return start_server(instance, workers=2, tls=False, command=command, env=env)
+
+
+@pytest.mark.timeout(120)
+def test_running_out_of_file_descriptors_pauses_accepting_instead_of_killing_the_worker(instance: Instance) -> None:
+    """300 connections that send nothing, against workers allowed 128 open files: accept(2) fails with EMFILE,
+    which gunicorn's loop let escape, so every worker died (with all its connections) and its successors too,
+    for as long as the flood lasted. Now a worker stops accepting a moment, and serves on."""
+    server = _start_with_open_files_limit(instance, 128)
+    flood: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(_worker_pids(server)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = _worker_pids(server)
+        assert len(workers) == 2
+        for _ in range(300):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", server.port))
+            flood.append(sock)
+        time.sleep(2)  # the workers accept until their descriptors run out, within the read deadline
+        assert _worker_pids(server) == workers
+        log = server.log.read_text(errors="replace")
+        assert "Exception in worker process" not in log
+        assert "Cannot accept connections (EMFILE)" in log
+        for sock in flood:
+            sock.close()
+        flood.clear()
+        health = f"http://127.0.0.1:{server.port}/healthz"
+        assert requests.get(health, timeout=READ_TIMEOUT + 5).status_code == 200
+        assert _worker_pids(server) == workers
+    finally:
+        for sock in flood:
+            sock.close()
+        server.stop()
