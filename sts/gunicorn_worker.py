@@ -331,7 +331,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._drop(conn)
         else:
             if progress.expects_continue and not conn.sent_continue:
-                # RFC 9110 §10.1.1; gunicorn answers the expectation again later, which §15.2 allows.
+                # RFC 9110 §10.1.1; only here: gunicorn is told not to answer it again (_settle_head).
                 self._send_quietly(conn, _CONTINUE)
                 conn.sent_continue = True
             self._wait(conn, selectors.EVENT_READ)
@@ -478,6 +478,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             req = next(conn.parser)
             if not req:
                 return False
+            _settle_head(req)
             conn.served += 1
             if conn.served > _KEEPALIVE_REQUESTS:
                 req.must_close = True  # the answer says "Connection: close" (gunicorn's Response.should_close)
@@ -500,6 +501,18 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         except Exception as exc:
             self.handle_error(req, conn.sock, conn.client, exc)
         return False
+
+
+def _settle_head(req: Any) -> None:
+    """What gunicorn's parser leaves undone with a request head; raises gunicorn's 400 for a head without Host."""
+    # The event loop sent 100 Continue already, or had the whole body, or refuses the request without reading it:
+    # gunicorn would send it (again), even before a 413, asking for a body that is never read (RFC 9110 §10.1.1).
+    req._expected_100_continue = False
+    # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host field.
+    if req.version >= (1, 1) and not any(name == "HOST" for name, _ in req.headers):
+        raise http.errors.InvalidHeader("HOST", req=req)
+    # RFC 9110 §6.2: the answer is HTTP/1.1, the version served, whatever 1.x the client used (gunicorn echoes it).
+    req.version = min(req.version, (1, 1))
 
 
 def worker_class(read_timeout: float, max_body_bytes: int) -> type[BufferingThreadWorker]:

@@ -165,3 +165,40 @@ def test_running_out_of_file_descriptors_pauses_accepting_instead_of_killing_the
         for sock in flood:
             sock.close()
         server.stop()
+
+
+def test_expect_100_continue_with_a_body_over_the_cap_gets_413_and_no_100(plain: Server) -> None:
+    """RFC 9110 §10.1.1: the expectation lets a server refuse before the body; gunicorn sent 100 Continue first,
+    asking for 10 MB that would only be drained and dropped."""
+    head, body, _ = _exchange(plain, POST + b"Content-Length: 10000000\r\nExpect: 100-continue\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0] == b"HTTP/1.1 413 Content Too Large"
+    assert b"100 Continue" not in head + body
+
+
+def test_expect_100_continue_is_answered_once(plain: Server) -> None:
+    """The event loop answers the expectation while it waits for the body; gunicorn answered it again after the
+    body had arrived."""
+    with socket.create_connection(("127.0.0.1", plain.port), timeout=READ_TIMEOUT + 5) as sock:
+        sock.sendall(POST + b"Content-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"<x/>")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 500 ")  # a SOAP fault: the body is no envelope
+    assert b"100 Continue" not in answer
+
+
+def test_http11_request_without_host_gets_400(plain: Server) -> None:
+    """RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request message
+    that lacks a Host header field"; it got 200. HTTP/1.0 needs none."""
+    head, body, _ = _exchange(plain, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+    _assert_plain_refusal(head, body, b"400 Bad Request")
+    head, body, _ = _exchange(plain, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert (head.split(b"\r\n", 1)[0], body) == (b"HTTP/1.0 200 OK", b'{"status": "ok"}')
+
+
+def test_a_later_minor_version_is_answered_in_http11(plain: Server) -> None:
+    """RFC 9110 §6.2: a server answers with the highest version it conforms to, not gunicorn's echo "HTTP/1.2"."""
+    head, body, _ = _exchange(plain, b"GET /healthz HTTP/1.2\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert (head.split(b"\r\n", 1)[0], body) == (b"HTTP/1.1 200 OK", b'{"status": "ok"}')
