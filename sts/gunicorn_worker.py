@@ -14,7 +14,9 @@ from its next byte).
 A thread never waits for a client to read either: the next request on a connection is served only once the
 previous answer has left the server (a client that stops reading while pipelining requests would otherwise
 hold a thread in a blocked write), and the send buffer holds a whole answer (256 KiB). Graceful closes
-(RFC 9112 §9.6: half-close, then drain) wait in the event loop too, not in a thread.
+(RFC 9112 §9.6: half-close, then drain) wait in the event loop too, not in a thread. At ``worker_connections``
+a new connection closes the one that has waited longest for its request, so a flood of idle connections cannot
+keep new clients in the listen backlog.
 
 Kept-alive connections never move between workers, so they must land spread out: all workers poll the one
 listening socket, and the worker that runs first would take a whole burst of connections (a client's or a load
@@ -32,6 +34,7 @@ import selectors
 import socket
 import ssl
 import struct
+import sys
 import time
 from concurrent.futures import Future
 from functools import partial
@@ -66,6 +69,7 @@ _ACCEPT_PAUSE_MAX = 0.002
 # gunicorn's loop dying of the error with every connection the worker holds. Closing connections free descriptors.
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _RESOURCE_PAUSE = 0.5
+_FULL_PAUSE = 0.05  # seconds a worker at worker_connections, all of them holding complete requests, stops accepting
 # Answers a connection is kept alive for; the next one carries "Connection: close" (like Apache's
 # MaxKeepAliveRequests and nginx's keepalive_requests, default 100 in both until nginx 1.19.10). The client
 # reconnects to whichever worker accepts first, which is the least busy one: a connection pool that landed badly
@@ -155,6 +159,10 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # gunicorn's loop stops accepting at worker_connections: new clients then wait in the backlog behind a
+        # flood of idle connections until read deadlines free their places. accept() makes room instead.
+        self.max_connections = int(self.cfg.worker_connections)
+        self.worker_connections = sys.maxsize
         self._tls: ssl.SSLContext | None = None
         # Insertion-ordered, and every entry of one dict gets the same timeout: ordered by deadline.
         self._reading: dict[BufferedConn, None] = {}
@@ -177,6 +185,9 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
     def accept(self, listener: socket.socket) -> None:
         """Accept one connection and start reading it, after the other workers' head start."""
         if self._give_head_start():
+            return
+        if self.nr_conns >= self.max_connections and not self._make_room():
+            self._stop_accepting_for(_FULL_PAUSE)
             return
         try:
             client, address = listener.accept()
@@ -211,9 +222,28 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             "lower [server] worker_connections)", errno.errorcode.get(exc.errno or 0, "?"), self.nr_conns,
             _RESOURCE_PAUSE,
         )
-        self._accept_paused_until = time.monotonic() + _RESOURCE_PAUSE
+        self._stop_accepting_for(_RESOURCE_PAUSE)
+
+    def _stop_accepting_for(self, seconds: float) -> None:
+        self._accept_paused_until = time.monotonic() + seconds
         self._accept_due = False
         super().set_accept_enabled(False)
+
+    def _make_room(self) -> bool:
+        """At worker_connections: close the connection that has waited longest for its request, idle kept alive
+        or still being read (nginx likewise reuses idle kept-alive connections), so that a flood of idle or slow
+        connections cannot keep new clients out. False if every connection holds a complete request."""
+        if self.keepalived_conns:
+            conn = self.keepalived_conns.popleft()
+            self._unregister(conn)
+            self._drop(conn)
+            return True
+        for conn in self._reading:  # oldest first
+            if conn not in self._unsent:
+                self._stop_reading(conn)
+                self._drop(conn)
+                return True
+        return False
 
     def _give_head_start(self) -> bool:
         """Stop polling the listener for a moment, so that a worker holding fewer connections takes the one

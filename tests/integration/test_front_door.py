@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import STS_BIN, Instance, Server, start_server
+from tests.support import STS_BIN, Instance, Server, rst_envelope, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +202,34 @@ def test_a_later_minor_version_is_answered_in_http11(plain: Server) -> None:
     """RFC 9110 §6.2: a server answers with the highest version it conforms to, not gunicorn's echo "HTTP/1.2"."""
     head, body, _ = _exchange(plain, b"GET /healthz HTTP/1.2\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     assert (head.split(b"\r\n", 1)[0], body) == (b"HTTP/1.1 200 OK", b'{"status": "ok"}')
+
+
+@pytest.mark.timeout(120)
+def test_a_flood_past_worker_connections_does_not_keep_clients_out(instance: Instance) -> None:
+    """300 connections that send nothing, against 2 workers of 50 connections each (and the default 10 s read
+    deadline): the workers stopped accepting, and /healthz and tokens waited in the backlog behind the flood for
+    one read deadline or more. A worker at its limit now closes the connection that has waited longest for a
+    request, and answers new clients at once."""
+    server = start_server(instance, workers=2, tls=False, env={"STS_SERVER_WORKER_CONNECTIONS": "50"})
+    flood: list[socket.socket] = []
+    password = (instance.base / "demo-admin-password.txt").read_text().strip()
+    try:
+        for _ in range(300):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", server.port))
+            flood.append(sock)
+        time.sleep(1)
+        for _ in range(3):
+            started = time.monotonic()
+            assert requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=15).status_code == 200
+            token = requests.post(
+                server.url, data=rst_envelope("admin", password, applies_to="https://localhost:8443/demo-rp/"),
+                headers={"Content-Type": "text/xml; charset=utf-8"}, timeout=15,
+            )
+            assert token.status_code == 200
+            assert time.monotonic() - started < 2.0
+    finally:
+        for sock in flood:
+            sock.close()
+        server.stop()
