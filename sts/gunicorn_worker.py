@@ -14,7 +14,9 @@ from its next byte).
 A thread never waits for a client to read either: the next request on a connection is served only once the
 previous answer has left the server (a client that stops reading while pipelining requests would otherwise
 hold a thread in a blocked write), and the send buffer holds a whole answer (256 KiB). Graceful closes
-(RFC 9112 §9.6: half-close, then drain) wait in the event loop too, not in a thread.
+(RFC 9112 §9.6: half-close, then drain) wait in the event loop too, not in a thread. At ``worker_connections``
+a new connection closes the one that has waited longest for its request, so a flood of idle connections cannot
+keep new clients in the listen backlog.
 
 Kept-alive connections never move between workers, so they must land spread out: all workers poll the one
 listening socket, and the worker that runs first would take a whole burst of connections (a client's or a load
@@ -32,9 +34,11 @@ import selectors
 import socket
 import ssl
 import struct
+import sys
 import time
 from concurrent.futures import Future
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 
 from gunicorn import http
@@ -49,7 +53,6 @@ _LINGER_SECONDS = 2.0
 # then read the answer) before the close, or its kernel receives a reset instead (gunicorn drains 64 KiB).
 _LINGER_MAX_BYTES = 4 * 1024 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 _SIOCOUTQNSD = 0x894B  # Linux: bytes in a TCP socket's send queue not yet sent (tcp(7))
 _STOP_IDLE_LINGER = 1.0  # seconds a stopping worker keeps idle kept-alive connections open
@@ -62,6 +65,11 @@ _SEND_BUFFER = 262144  # answers are a few KiB: one always fits, so writing it n
 # connections a second, more than the tokens it can sign.
 _ACCEPT_PAUSE_PER_CONNECTION = 0.0005
 _ACCEPT_PAUSE_MAX = 0.002
+# accept(2) out of file descriptors or memory: seconds a worker stops accepting (and logs one warning), instead of
+# gunicorn's loop dying of the error with every connection the worker holds. Closing connections free descriptors.
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_RESOURCE_PAUSE = 0.5
+_FULL_PAUSE = 0.05  # seconds a worker at worker_connections, all of them holding complete requests, stops accepting
 # Answers a connection is kept alive for; the next one carries "Connection: close" (like Apache's
 # MaxKeepAliveRequests and nginx's keepalive_requests, default 100 in both until nginx 1.19.10). The client
 # reconnects to whichever worker accepts first, which is the least busy one: a connection pool that landed badly
@@ -94,9 +102,32 @@ class BufferedConn(TConn):  # type: ignore[misc]
             super().close()
 
 
+# RFC 9110 §15's reason phrases where Python before 3.13 still has RFC 7231's ("Request Entity Too Large").
+_PHRASES = {413: "Content Too Large", 414: "URI Too Long"}
+
+
+def _refusal(status: int) -> bytes:
+    """A fixed plain-text answer that ends the connection: the status and its reason phrase, nothing of the request
+    (RFC 9110 §15 names the phrases; gunicorn's own pairs 501 with "Bad Request")."""
+    phrase = (_PHRASES.get(status) or HTTPStatus(status).phrase).encode()
+    body = phrase + b"\n"
+    head = b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    return head % (status, phrase) + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+# What the event loop answers itself, for requests it will not buffer whole (see sts.http_framing).
+_FRAMING_REFUSALS = {
+    Framing.HEAD_TOO_LARGE: _refusal(431),
+    Framing.CONTENT_TOO_LARGE: _refusal(413),
+    Framing.BAD_REQUEST: _refusal(400),
+}
+# A request still incomplete when its buffer is full (a body in tiny chunks: the chunk framing outweighs the data).
+_BUFFER_FULL = _FRAMING_REFUSALS[Framing.CONTENT_TOO_LARGE]
+
+
 class _PlainErrorAnswer:
-    """Stands for the client socket in gunicorn's ``handle_error``: keeps the status line it writes and sends a
-    fixed plain-text body (the reason phrase) instead of its HTML page, which quotes the parser's error (the SOAP
+    """Stands for the client socket in gunicorn's ``handle_error``: keeps the status it writes and sends a fixed
+    plain-text answer (the status's reason phrase) instead of its HTML page, which quotes the parser's error (the SOAP
     endpoint answers no HTML and no library message)."""
 
     def __init__(self, sock: socket.socket) -> None:
@@ -108,11 +139,12 @@ class _PlainErrorAnswer:
         return 0.0
 
     def sendall(self, data: bytes) -> None:
-        """Send the status line of ``data`` with a plain-text body."""
-        status_line = data.split(b"\r\n", 1)[0]  # b"HTTP/1.1 400 Bad Request": gunicorn's own fixed phrases
-        body = status_line.split(b" ", 2)[-1] + b"\n"
-        head = b"\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n"
-        self._sock.sendall(status_line + head % len(body) + body)
+        """Send the status of ``data`` (b"HTTP/1.1 400 Bad Request...") as a fixed plain-text answer."""
+        try:
+            status = HTTPStatus(int(data.split(b" ", 2)[1])).value
+        except (IndexError, ValueError):
+            status = HTTPStatus.BAD_REQUEST.value
+        self._sock.sendall(_refusal(status))
 
 
 class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
@@ -127,6 +159,10 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # gunicorn's loop stops accepting at worker_connections: new clients then wait in the backlog behind a
+        # flood of idle connections until read deadlines free their places. accept() makes room instead.
+        self.max_connections = int(self.cfg.worker_connections)
+        self.worker_connections = sys.maxsize
         self._tls: ssl.SSLContext | None = None
         # Insertion-ordered, and every entry of one dict gets the same timeout: ordered by deadline.
         self._reading: dict[BufferedConn, None] = {}
@@ -150,10 +186,15 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         """Accept one connection and start reading it, after the other workers' head start."""
         if self._give_head_start():
             return
+        if self.nr_conns >= self.max_connections and not self._make_room():
+            self._stop_accepting_for(_FULL_PAUSE)
+            return
         try:
             client, address = listener.accept()
         except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+            if exc.errno in _OUT_OF_RESOURCES:
+                self._pause_accepting(exc)
+            elif exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
         self.nr_conns += 1
@@ -173,6 +214,36 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 return
             conn.handshaking = True
         self.enqueue_req(conn)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Stop polling the listener for ``_RESOURCE_PAUSE``: the connection waits in the backlog meanwhile."""
+        self.log.warning(
+            "Cannot accept connections (%s) while holding %d: pausing for %.1f s (raise the open files limit, or "
+            "lower [server] worker_connections)", errno.errorcode.get(exc.errno or 0, "?"), self.nr_conns,
+            _RESOURCE_PAUSE,
+        )
+        self._stop_accepting_for(_RESOURCE_PAUSE)
+
+    def _stop_accepting_for(self, seconds: float) -> None:
+        self._accept_paused_until = time.monotonic() + seconds
+        self._accept_due = False
+        super().set_accept_enabled(False)
+
+    def _make_room(self) -> bool:
+        """At worker_connections: close the connection that has waited longest for its request, idle kept alive
+        or still being read (nginx likewise reuses idle kept-alive connections), so that a flood of idle or slow
+        connections cannot keep new clients out. False if every connection holds a complete request."""
+        if self.keepalived_conns:
+            conn = self.keepalived_conns.popleft()
+            self._unregister(conn)
+            self._drop(conn)
+            return True
+        for conn in self._reading:  # oldest first
+            if conn not in self._unsent:
+                self._stop_reading(conn)
+                self._drop(conn)
+                return True
+        return False
 
     def _give_head_start(self) -> bool:
         """Stop polling the listener for a moment, so that a worker holding fewer connections takes the one
@@ -273,11 +344,11 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._drop(conn)
             return
         progress = conn.framing.progress(conn.buffer)
-        if progress.framing is Framing.HEAD_TOO_LARGE:
-            self._stop_reading(conn)
-            self._send_quietly(conn, _HEAD_TOO_LARGE)
-            self.nr_conns -= 1
-            self.linger(conn)
+        if progress.framing in _FRAMING_REFUSALS:
+            self._refuse(conn, _FRAMING_REFUSALS[progress.framing])
+        elif progress.framing is Framing.INCOMPLETE and len(conn.buffer) > self._read_cap:
+            # Nothing more is read, and the socket stays readable: waiting would spin the loop until the deadline.
+            self._refuse(conn, _BUFFER_FULL)
         elif progress.framing is not Framing.INCOMPLETE:
             conn.close_after = progress.framing is Framing.SERVE_AND_CLOSE
             if conn.parser is not None and _unsent_bytes(conn.sock):
@@ -290,15 +361,26 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._drop(conn)
         else:
             if progress.expects_continue and not conn.sent_continue:
-                # RFC 9110 §10.1.1; gunicorn answers the expectation again later, which §15.2 allows.
+                # RFC 9110 §10.1.1; only here: gunicorn is told not to answer it again (_settle_head).
                 self._send_quietly(conn, _CONTINUE)
                 conn.sent_continue = True
             self._wait(conn, selectors.EVENT_READ)
 
+    @property
+    def _read_cap(self) -> int:
+        """Bytes buffered for one request at most (its head, its body, and some chunk framing)."""
+        return self.max_head_bytes + self.max_body_bytes + 4096
+
+    def _refuse(self, conn: BufferedConn, answer: bytes) -> None:
+        """Answer a request the loop will not buffer whole, and close the connection gracefully."""
+        self._stop_reading(conn)
+        self._send_quietly(conn, answer)
+        self.nr_conns -= 1
+        self.linger(conn)
+
     def _read_available(self, conn: BufferedConn) -> bool:
         """Read until the socket would block or the buffer passes the caps; True at end of stream."""
-        cap = self.max_head_bytes + self.max_body_bytes + 4096
-        while len(conn.buffer) <= cap:
+        while len(conn.buffer) <= self._read_cap:
             try:
                 data = conn.sock.recv(_RECV_BYTES)
             except _WOULD_BLOCK:
@@ -426,6 +508,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             req = next(conn.parser)
             if not req:
                 return False
+            _settle_head(req)
             conn.served += 1
             if conn.served > _KEEPALIVE_REQUESTS:
                 req.must_close = True  # the answer says "Connection: close" (gunicorn's Response.should_close)
@@ -448,6 +531,18 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         except Exception as exc:
             self.handle_error(req, conn.sock, conn.client, exc)
         return False
+
+
+def _settle_head(req: Any) -> None:
+    """What gunicorn's parser leaves undone with a request head; raises gunicorn's 400 for a head without Host."""
+    # The event loop sent 100 Continue already, or had the whole body, or refuses the request without reading it:
+    # gunicorn would send it (again), even before a 413, asking for a body that is never read (RFC 9110 §10.1.1).
+    req._expected_100_continue = False
+    # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host field.
+    if req.version >= (1, 1) and not any(name == "HOST" for name, _ in req.headers):
+        raise http.errors.InvalidHeader("HOST", req=req)
+    # RFC 9110 §6.2: the answer is HTTP/1.1, the version served, whatever 1.x the client used (gunicorn echoes it).
+    req.version = min(req.version, (1, 1))
 
 
 def worker_class(read_timeout: float, max_body_bytes: int) -> type[BufferingThreadWorker]:

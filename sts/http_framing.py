@@ -4,7 +4,10 @@ The serving worker (:mod:`sts.gunicorn_worker`) reads requests in its event loop
 thread only once it is all there, so a slow or silent client never holds a thread. This module only finds the
 end of the request; gunicorn's own parser still parses and validates it. Anything unusual in the framing
 (bad lengths, unknown transfer codings) is served as it stands, so that gunicorn answers it with its usual
-400/501, and the connection is closed afterwards.
+400/501, and the connection is closed afterwards. What gunicorn would wait on for more bytes than this module
+lets a client send (a bare LF that never ends the head, an overlong chunk-size line or trailer section) gets a
+verdict of its own, which the worker answers itself: served, the request would meet the end of the buffer and
+the connection would close without any answer.
 
 Each call looks only at bytes it has not judged before (where the head's end is searched, which chunks are
 counted), so a client that sends its request a byte at a time costs linear, not quadratic, work.
@@ -18,7 +21,9 @@ from dataclasses import dataclass
 
 _MAX_CHUNK_LINE = 1024
 _HEAD_END = b"\r\n\r\n"
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# Any number of digits (the line is capped): Python's int does not overflow, so a size like 2**80 is compared with
+# the cap as it is (RFC 9112 §7.1: "anticipate potentially large hexadecimal numerals").
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class Framing(enum.Enum):
@@ -27,7 +32,9 @@ class Framing(enum.Enum):
     INCOMPLETE = "incomplete"  # keep reading
     COMPLETE = "complete"  # the whole request is buffered: serve it
     SERVE_AND_CLOSE = "serve_and_close"  # serve what is there (an error answer follows), then close
-    HEAD_TOO_LARGE = "head_too_large"  # no end of the header section within the cap: 431 and close
+    HEAD_TOO_LARGE = "head_too_large"  # no end of the header (or trailer) section within the cap: 431 and close
+    CONTENT_TOO_LARGE = "content_too_large"  # chunk sizes that add up to more than the body cap: 413 and close
+    BAD_REQUEST = "bad_request"  # framing gunicorn refuses or would wait on forever (bare LF, chunk line): 400, close
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,7 @@ class RequestFraming:
         self._max_head = max_head
         self._max_body = max_body
         self._scan = 0  # where the search for the end of the head resumes
+        self._lf = 0  # where the search for a bare LF in the head resumes
         self._body = -1  # offset of the body, once the head is complete
         self._verdict: Framing | None = None  # decided by the head alone
         self._length = 0  # Content-Length framing
@@ -69,6 +77,8 @@ class RequestFraming:
         """Find the end of the head and read its framing fields; a verdict while the head is incomplete."""
         start = 2 if buffer.startswith(b"\r\n") else 0  # RFC 9112 §2.2: one empty line before it is ignored
         end = buffer.find(_HEAD_END, max(self._scan, start), start + self._max_head + len(_HEAD_END))
+        if self._bare_lf(buffer, len(buffer) if end < 0 else end):
+            return Framing.BAD_REQUEST
         if end < 0:
             self._scan = max(start, len(buffer) - len(_HEAD_END) + 1)
             return Framing.HEAD_TOO_LARGE if len(buffer) - start > self._max_head else Framing.INCOMPLETE
@@ -90,6 +100,17 @@ class RequestFraming:
         ] == [b"100-continue"]
         return None
 
+    def _bare_lf(self, buffer: bytes | bytearray, stop: int) -> bool:
+        """RFC 9112 §2.2: the head's lines end with CRLF. gunicorn refuses a bare LF, but the end of the head
+        (CRLF CRLF) may never come: found here as it arrives, each byte looked at once."""
+        at = buffer.find(b"\n", self._lf, stop)
+        while at >= 0:
+            if at == 0 or buffer[at - 1] != ord("\r"):
+                return True
+            at = buffer.find(b"\n", at + 1, stop)
+        self._lf = max(self._lf, stop)
+        return False
+
     def _content_length(self, lengths: list[bytes] | None) -> Framing | None:
         """RFC 9112 §6.3: no length means no body; a verdict unless the body has to be waited for."""
         if lengths is None:
@@ -109,8 +130,9 @@ class RequestFraming:
         while self._trailers < 0:
             line_end = buffer.find(b"\r\n", self._chunk, self._chunk + _MAX_CHUNK_LINE)
             if line_end < 0:
+                # gunicorn reads chunk-size lines up to a field's size (8190 bytes): it would wait on this one.
                 too_long = len(buffer) - self._chunk > _MAX_CHUNK_LINE
-                return Framing.SERVE_AND_CLOSE if too_long else Framing.INCOMPLETE
+                return Framing.BAD_REQUEST if too_long else Framing.INCOMPLETE
             size_text = bytes(buffer[self._chunk : line_end]).split(b";", 1)[0].rstrip(b" \t")
             if not _HEX.fullmatch(size_text):
                 return Framing.SERVE_AND_CLOSE  # gunicorn answers 400
@@ -119,9 +141,9 @@ class RequestFraming:
             if size == 0:
                 self._trailers = data
                 break
-            available = min(size, len(buffer) - data)
-            if self._decoded + available > self._max_body:
-                return Framing.SERVE_AND_CLOSE  # more than the cap is buffered: the application answers 413
+            if self._decoded + size > self._max_body:
+                # Refused as a Content-Length over the cap is, without waiting for data that will not be read.
+                return Framing.CONTENT_TOO_LARGE
             if len(buffer) < data + size + 2:
                 return Framing.INCOMPLETE
             self._decoded += size
@@ -132,7 +154,7 @@ class RequestFraming:
         if end >= 0:
             return Framing.COMPLETE
         self._scan = max(self._trailers, len(buffer) - len(_HEAD_END) + 1)
-        return Framing.SERVE_AND_CLOSE if len(buffer) - self._trailers > self._max_head else Framing.INCOMPLETE
+        return Framing.HEAD_TOO_LARGE if len(buffer) - self._trailers > self._max_head else Framing.INCOMPLETE
 
 
 def _fields(text: bytes) -> dict[bytes, list[bytes]] | None:

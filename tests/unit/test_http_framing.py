@@ -54,11 +54,22 @@ def _fed_bytewise(data: bytes) -> list[Progress]:
         (POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", Framing.SERVE_AND_CLOSE),
         (POST + b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n", Framing.SERVE_AND_CLOSE),  # hex digits only
         (POST + b"Transfer-Encoding: chunked\r\n\r\n1_0\r\n", Framing.SERVE_AND_CLOSE),
-        (POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"1" * 2000, Framing.SERVE_AND_CLOSE),
-        (POST + b"Transfer-Encoding: chunked\r\n\r\n65\r\n" + b"a" * 100, Framing.INCOMPLETE),  # cap, not past it
-        (POST + b"Transfer-Encoding: chunked\r\n\r\n65\r\n" + b"a" * 101, Framing.SERVE_AND_CLOSE),
-        (POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"32\r\n" + b"a" * 50 + b"\r\n" + b"33\r\n" + b"a" * 51,
-         Framing.SERVE_AND_CLOSE),
+        # gunicorn would wait for the end of a line this long (it takes 8190 bytes): refused by the worker instead
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"1" * 2000, Framing.BAD_REQUEST),
+        # RFC 9112 §7.1: sizes past 64 bits are compared with the cap as they are (leading zeros included)
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"0" * 20 + b"3\r\nabc\r\n0\r\n\r\n", Framing.COMPLETE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"F" * 20 + b"\r\nabc", Framing.CONTENT_TOO_LARGE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n0\r\nX-T: " + b"a" * HEAD_CAP, Framing.HEAD_TOO_LARGE),
+        # RFC 9112 §2.2: a bare LF anywhere in the head (gunicorn refuses it), even before the head can end
+        (b"GET /healthz HTTP/1.1\nHost: h\n\n", Framing.BAD_REQUEST),
+        (b"GET /healthz HTTP/1.1\r\nHost: h\nX: 1\r\n\r\n", Framing.BAD_REQUEST),
+        (b"\nGET /healthz HTTP/1.1\r\n\r\n", Framing.BAD_REQUEST),
+        (POST + b"Content-Length: 2\r\n\r\n\n\n", Framing.COMPLETE),  # LFs in the body are data
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n64\r\n" + b"a" * 99, Framing.INCOMPLETE),  # the cap, not past it
+        # chunk sizes past the cap: 413 at the size line, as for a Content-Length, without waiting for the data
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n65\r\n", Framing.CONTENT_TOO_LARGE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"32\r\n" + b"a" * 50 + b"\r\n" + b"33\r\n",
+         Framing.CONTENT_TOO_LARGE),
     ],
 )
 def test_framing(data: bytes, framing: Framing) -> None:
