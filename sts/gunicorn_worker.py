@@ -29,22 +29,27 @@ burst is shared, and a new connection goes to the worker holding fewest. A conne
 from __future__ import annotations
 
 import errno
-import fcntl
 import selectors
 import socket
 import ssl
-import struct
 import sys
 import time
 from concurrent.futures import Future
 from functools import partial
-from http import HTTPStatus
 from typing import Any
 
 from gunicorn import http
 from gunicorn import sock as gunicorn_sock
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.gthread import ThreadWorker
 
+from sts.gunicorn_conn import (
+    BUFFER_FULL,
+    FRAMING_REFUSALS,
+    BufferedConn,
+    PlainErrorAnswer,
+    settle_head,
+    unsent_bytes,
+)
 from sts.http_framing import Framing, RequestFraming
 
 _RECV_BYTES = 65536
@@ -54,7 +59,6 @@ _LINGER_SECONDS = 2.0
 _LINGER_MAX_BYTES = 4 * 1024 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
-_SIOCOUTQNSD = 0x894B  # Linux: bytes in a TCP socket's send queue not yet sent (tcp(7))
 _STOP_IDLE_LINGER = 1.0  # seconds a stopping worker keeps idle kept-alive connections open
 _SEND_BUFFER = 262144  # answers are a few KiB: one always fits, so writing it never waits for the client
 # Accept pacing (several workers only): the head start a worker gives the others on a waiting connection, seconds
@@ -76,75 +80,6 @@ _FULL_PAUSE = 0.05  # seconds a worker at worker_connections, all of them holdin
 # is spread out again within seconds under load (a token takes ms), while the reconnection (a TLS handshake costs
 # less than one token) adds about 1 % at most. nginx's newer 1000 would take minutes to re-home a pool.
 _KEEPALIVE_REQUESTS = 100
-
-
-class BufferedConn(TConn):  # type: ignore[misc]
-    """A client connection and the bytes of its next request read so far by the event loop."""
-
-    def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any, worker: BufferingThreadWorker) -> None:
-        super().__init__(cfg, sock, client, server)
-        self.worker = worker
-        self.buffer = bytearray()
-        self.framing = RequestFraming(worker.max_head_bytes, worker.max_body_bytes)  # of the request being read
-        self.ready = False  # the whole request is buffered: the next enqueue goes to a thread
-        self.deadline = 0.0
-        self.drained = 0
-        self.handshaking = False
-        self.sent_continue = False
-        self.close_after = False  # served without its whole body: the connection is not reused
-        self.served = 0  # requests handed to a thread on this connection
-
-    def close(self, graceful: bool = False) -> None:
-        """Close now, or let the event loop linger (gunicorn's graceful close would block its loop for 2 s)."""
-        if graceful:
-            self.worker.linger(self)
-        else:
-            super().close()
-
-
-# RFC 9110 §15's reason phrases where Python before 3.13 still has RFC 7231's ("Request Entity Too Large").
-_PHRASES = {413: "Content Too Large", 414: "URI Too Long"}
-
-
-def _refusal(status: int) -> bytes:
-    """A fixed plain-text answer that ends the connection: the status and its reason phrase, nothing of the request
-    (RFC 9110 §15 names the phrases; gunicorn's own pairs 501 with "Bad Request")."""
-    phrase = (_PHRASES.get(status) or HTTPStatus(status).phrase).encode()
-    body = phrase + b"\n"
-    head = b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    return head % (status, phrase) + b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-
-# What the event loop answers itself, for requests it will not buffer whole (see sts.http_framing).
-_FRAMING_REFUSALS = {
-    Framing.HEAD_TOO_LARGE: _refusal(431),
-    Framing.CONTENT_TOO_LARGE: _refusal(413),
-    Framing.BAD_REQUEST: _refusal(400),
-}
-# A request still incomplete when its buffer is full (a body in tiny chunks: the chunk framing outweighs the data).
-_BUFFER_FULL = _FRAMING_REFUSALS[Framing.CONTENT_TOO_LARGE]
-
-
-class _PlainErrorAnswer:
-    """Stands for the client socket in gunicorn's ``handle_error``: keeps the status it writes and sends a fixed
-    plain-text answer (the status's reason phrase) instead of its HTML page, which quotes the parser's error (the SOAP
-    endpoint answers no HTML and no library message)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-
-    @staticmethod
-    def gettimeout() -> float:
-        """0.0: gunicorn's ``write_nonblock`` then writes at once; the real socket's own timeout bounds the write."""
-        return 0.0
-
-    def sendall(self, data: bytes) -> None:
-        """Send the status of ``data`` (b"HTTP/1.1 400 Bad Request...") as a fixed plain-text answer."""
-        try:
-            status = HTTPStatus(int(data.split(b" ", 2)[1])).value
-        except (IndexError, ValueError):
-            status = HTTPStatus.BAD_REQUEST.value
-        self._sock.sendall(_refusal(status))
 
 
 class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
@@ -344,14 +279,14 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._drop(conn)
             return
         progress = conn.framing.progress(conn.buffer)
-        if progress.framing in _FRAMING_REFUSALS:
-            self._refuse(conn, _FRAMING_REFUSALS[progress.framing])
+        if progress.framing in FRAMING_REFUSALS:
+            self._refuse(conn, FRAMING_REFUSALS[progress.framing])
         elif progress.framing is Framing.INCOMPLETE and len(conn.buffer) > self._read_cap:
             # Nothing more is read, and the socket stays readable: waiting would spin the loop until the deadline.
-            self._refuse(conn, _BUFFER_FULL)
+            self._refuse(conn, BUFFER_FULL)
         elif progress.framing is not Framing.INCOMPLETE:
             conn.close_after = progress.framing is Framing.SERVE_AND_CLOSE
-            if conn.parser is not None and _unsent_bytes(conn.sock):
+            if conn.parser is not None and unsent_bytes(conn.sock):
                 self._unregister(conn)  # checked again by murder_pending, until the read deadline
                 self._unsent[conn] = None
             else:
@@ -361,7 +296,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._drop(conn)
         else:
             if progress.expects_continue and not conn.sent_continue:
-                # RFC 9110 §10.1.1; only here: gunicorn is told not to answer it again (_settle_head).
+                # RFC 9110 §10.1.1; only here: gunicorn is told not to answer it again (settle_head).
                 self._send_quietly(conn, _CONTINUE)
                 conn.sent_continue = True
             self._wait(conn, selectors.EVENT_READ)
@@ -474,7 +409,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         """Serve requests whose connection has sent its previous answer; close connections past their read or
         linger deadline (a stopping worker drops silent ones after a moment)."""
         super().murder_pending()
-        for conn in [conn for conn in self._unsent if not _unsent_bytes(conn.sock)]:
+        for conn in [conn for conn in self._unsent if not unsent_bytes(conn.sock)]:
             self._dispatch(conn)
         now = time.monotonic()
         if not self.alive and self._stopping_since is None:
@@ -498,7 +433,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         """gunicorn's status, logging and access log for a request it could not serve, without its HTML page."""
-        super().handle_error(req, _PlainErrorAnswer(client), addr, exc)
+        super().handle_error(req, PlainErrorAnswer(client), addr, exc)
 
     def handle(self, conn: BufferedConn) -> Any:
         """Serve the buffered request (gunicorn's ``handle`` for HTTP/1.1; writes bounded in time)."""
@@ -508,7 +443,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             req = next(conn.parser)
             if not req:
                 return False
-            _settle_head(req)
+            settle_head(req)
             conn.served += 1
             if conn.served > _KEEPALIVE_REQUESTS:
                 req.must_close = True  # the answer says "Connection: close" (gunicorn's Response.should_close)
@@ -533,18 +468,6 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         return False
 
 
-def _settle_head(req: Any) -> None:
-    """What gunicorn's parser leaves undone with a request head; raises gunicorn's 400 for a head without Host."""
-    # The event loop sent 100 Continue already, or had the whole body, or refuses the request without reading it:
-    # gunicorn would send it (again), even before a 413, asking for a body that is never read (RFC 9110 §10.1.1).
-    req._expected_100_continue = False
-    # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host field.
-    if req.version >= (1, 1) and not any(name == "HOST" for name, _ in req.headers):
-        raise http.errors.InvalidHeader("HOST", req=req)
-    # RFC 9110 §6.2: the answer is HTTP/1.1, the version served, whatever 1.x the client used (gunicorn echoes it).
-    req.version = min(req.version, (1, 1))
-
-
 def worker_class(read_timeout: float, max_body_bytes: int) -> type[BufferingThreadWorker]:
     """The worker class carrying the instance's limits (gunicorn's ``worker_class`` accepts a class)."""
     attributes = {
@@ -554,13 +477,3 @@ def worker_class(read_timeout: float, max_body_bytes: int) -> type[BufferingThre
         "__doc__": BufferingThreadWorker.__doc__,
     }
     return type("BufferingThreadWorker", (BufferingThreadWorker,), attributes)
-
-
-def _unsent_bytes(sock: socket.socket) -> int:
-    """Bytes of earlier answers still waiting in the send queue because the client does not take them (0 where
-    the kernel cannot tell)."""
-    try:
-        raw = fcntl.ioctl(sock.fileno(), _SIOCOUTQNSD, struct.pack("i", 0))
-    except (OSError, ValueError):
-        return 0
-    return int(struct.unpack("i", raw)[0])

@@ -26,7 +26,7 @@ BOUNDARIES: dict[str, tuple[str, ...]] = {
     "psycopg": ("sts.stores.postgres",),
     "psycopg_pool": ("sts.stores.postgres",),
     # gunicorn: its settings file, the worker class and the access-log class it runs.
-    "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_logging"),
+    "gunicorn": ("sts.gunicorn_conf", "sts.gunicorn_worker", "sts.gunicorn_conn", "sts.gunicorn_logging"),
     # SQLite: the stores (the relying-party registry's included) and the built-in user store, in one database file.
     "sqlite3": ("sts.stores.", "sts.auth.sqlite_users"),
     # python-pkcs11 (the optional extra wstrust-sts[hsm]): the signing key in an HSM.
@@ -194,7 +194,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (  # foundation: settings, errors, XML, time, logging
         "sts.config", "sts.errors", "sts.ns", "sts.soapenv", "sts.xmlutil", "sts.xmlencoding", "sts.clock",
         "sts.audit", "sts.logging", "sts.files", "sts.netaddr", "sts.ldapfilter", "sts.http_framing",
-        "sts.gunicorn_worker", "sts.gunicorn_logging", "sts.telemetry", "sts.readiness",
+        "sts.gunicorn_worker", "sts.gunicorn_conn", "sts.gunicorn_logging", "sts.telemetry", "sts.readiness",
     ),
 )
 POOLS = (0, len(LAYERS) - 1)
