@@ -36,6 +36,7 @@ AD_2020 = 132223104000000000
 AD_RECENT = 134000000000000000  # 2025-08-20: a password set recently (pwdLastSet)
 UF_NORMAL_ACCOUNT = 0x0200
 UF_ACCOUNTDISABLE = 0x0002
+UF_DONT_EXPIRE_PASSWD = 0x10000
 UF_PASSWORD_EXPIRED = 0x800000  # msDS-User-Account-Control-Computed only
 
 # A measured AD pair: objectGUID bytes (base64, Office 365's ImmutableID) and its mixed-endian string form.
@@ -256,6 +257,10 @@ def active_directory_tree() -> DirectoryTree:
         ("eve", "eve-ad-pw-4", "Eve Expired", "Expired", "Eve", {"accountExpires": AD_2020}),
         ("max", "max-ad-pw-5", "Max Mustchange", "Mustchange", "Max",
          {"pwdLastSet": 0, "msDS-User-Account-Control-Computed": UF_PASSWORD_EXPIRED}),
+        # "Must change" and "password never expires" both set: AD (Samba 4.17 measured) binds her, no data 773, and
+        # computes no PASSWORD_EXPIRED.
+        ("nora", "nora-ad-pw-8", "Nora Neverexpires", "Neverexpires", "Nora",
+         {"pwdLastSet": 0, "userAccountControl": normal | UF_DONT_EXPIRE_PASSWD}),
         ("jürgen", "pässwört-ad-jü-6", "Jürgen Müller", "Müller", "Jürgen", {}),
         ("jsmith", "smith-ad-pw-7", "Smith, John", "Smith", "John", {}),
     ]
@@ -272,7 +277,7 @@ def active_directory_tree() -> DirectoryTree:
     b.group("staff", f"cn=staff,{groups}", [u["alice"], u["jürgen"]], objectClass=["top", "group"],
             sAMAccountName="staff")
     b.group("sts-users", f"cn=sts-users,{groups}",
-            [u["bob"], u["dana"], u["eve"], u["max"], u["jsmith"], f"cn=staff,{groups}"],
+            [u["bob"], u["dana"], u["eve"], u["max"], u["nora"], u["jsmith"], f"cn=staff,{groups}"],
             objectClass=["top", "group"], sAMAccountName="sts-users")
     service = b.users["svc-sts"]
     return DirectoryTree(
