@@ -137,6 +137,13 @@ def test_must_change_is_void_when_the_password_never_expires(slapd: SlapdServer,
 
 
 @pytest.mark.integration
+def test_roles_through_the_primary_group(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
+    """pat's primary group (primaryGroupID) is staff, nested in sts-users; no member attribute names her."""
+    pat = principal(corp.authenticate("CORP", "pat", slapd.active_directory.users["pat"].password))
+    assert pat.roles == {"CORP/staff", "CORP/sts-users"}
+
+
+@pytest.mark.integration
 def test_wrong_password_is_a_wrong_password(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
     verdict = corp.authenticate("CORP", "alice@corp.example", "nope")
     # The failure counts on the account the UPN found, not on the spelling typed.
