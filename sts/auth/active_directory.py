@@ -4,7 +4,8 @@ The state is read with the user search and checked *before* binding, so a disabl
 does not collect bad-password counts in AD. Attributes (MS-ADTS §2.2.16 userAccountControl flags; MS-ADA1/3):
 ``userAccountControl`` (ACCOUNTDISABLE 0x2), ``msDS-User-Account-Control-Computed`` (LOCKOUT 0x10,
 PASSWORD_EXPIRED 0x800000: AD computes those two, the stored value never carries them), ``pwdLastSet`` (0: must
-change at next logon) and ``accountExpires`` (FILETIME, 100 ns since 1601-01-01 UTC; 0 and 2^63-1 mean never).
+change at next logon, unless the password never expires: [MS-SAMR] §3.1.5.14.4, MS-ADA3 pwdLastSet) and
+``accountExpires`` (FILETIME, 100 ns since 1601-01-01 UTC; 0 and 2^63-1 mean never).
 
 A refused bind carries a sub-code in its diagnostic message (``data 52e``); codes other than 52e/525 tell that the
 password was right, so the caller still sees the one generic fault and only the audit log names the code.
@@ -18,6 +19,8 @@ from sts.auth.users import USER_DISABLED, WRONG_PASSWORD
 
 UF_ACCOUNTDISABLE = 0x0002
 UF_LOCKOUT = 0x0010
+UF_DONT_EXPIRE_PASSWD = 0x10000
+UF_SMARTCARD_REQUIRED = 0x40000
 UF_PASSWORD_EXPIRED = 0x800000
 FILETIME_NEVER = (0, 0x7FFFFFFFFFFFFFFF)
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
@@ -26,6 +29,10 @@ ACCOUNT_EXPIRED = "account_expired"
 PASSWORD_EXPIRED = "password_expired"  # noqa: S105 - a reason code
 MUST_CHANGE_PASSWORD = "must_change_password"  # noqa: S105 - a reason code
 DIRECTORY_LOCKED = "directory_locked"
+
+# With either flag AD never asks for a new password, even with pwdLastSet 0 ([MS-SAMR] §3.1.5.14.4, "PasswordMustChange
+# Generation"): Samba 4.17 accepts such an account's bind, so refusing it here would lock out a valid user.
+_PASSWORD_NEVER_DUE = UF_DONT_EXPIRE_PASSWD | UF_SMARTCARD_REQUIRED
 
 STATE_ATTRIBUTES = (
     "userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet", "accountExpires",
@@ -64,7 +71,7 @@ def account_refusal(
             return ACCOUNT_EXPIRED
     if computed & UF_LOCKOUT:
         return DIRECTORY_LOCKED
-    if pwd_last_set == 0:
+    if pwd_last_set == 0 and not account_control & _PASSWORD_NEVER_DUE:
         return MUST_CHANGE_PASSWORD
     if computed & UF_PASSWORD_EXPIRED:
         return PASSWORD_EXPIRED

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from sts.auth.active_directory import STATE_ATTRIBUTES, account_refusal, bind_refusal
-from sts.auth.directory_groups import GroupResolver
+from sts.auth.directory_groups import PRIMARY_GROUP_ATTRIBUTES, GroupResolver
 from sts.auth.ldap_client import DirectoryClient, DirectoryUnavailable, Entry, TooManyEntries
 from sts.auth.users import (
     ACCOUNT_LOCKED,
@@ -75,7 +75,7 @@ class DirectoryUserStore:
         self._filter = settings.user_filter
         attributes = {settings.user_name_attribute, *settings.claim_map.values()}
         if settings.is_active_directory:
-            attributes.update(STATE_ATTRIBUTES)
+            attributes.update(STATE_ATTRIBUTES, PRIMARY_GROUP_ATTRIBUTES)
         if settings.member_of_attribute:
             attributes.add(settings.member_of_attribute)
         self._attributes = tuple(sorted(attributes, key=str.casefold))

@@ -157,9 +157,11 @@ class DirectoryClient:
         return self._with("service", lambda conn: str(conn.get_option(ldap.OPT_URI)))
 
     def ping(self) -> None:
-        """One round trip on a service connection (RFC 4532 "Who am I?"), for the readiness probe: a pooled
-        connection alone proves nothing, the server may have gone since; :class:`DirectoryUnavailable` if none."""
-        self._with("service", lambda conn: conn.whoami_s())
+        """One round trip on a service connection, for the readiness probe: a pooled connection alone proves
+        nothing, the server may have gone since; :class:`DirectoryUnavailable` if none. The round trip reads the
+        root DSE (RFC 4512 §5.1, which every LDAPv3 server answers), not "Who am I?" (RFC 4532), which Samba's AD
+        DC does not implement (protocolError)."""
+        self._with("service", lambda conn: conn.search_ext_s("", ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"]))
 
     def close(self) -> None:
         """Unbind this process's idle connections (tools and tests; a worker's die with it)."""

@@ -36,7 +36,17 @@ AD_2020 = 132223104000000000
 AD_RECENT = 134000000000000000  # 2025-08-20: a password set recently (pwdLastSet)
 UF_NORMAL_ACCOUNT = 0x0200
 UF_ACCOUNTDISABLE = 0x0002
+UF_DONT_EXPIRE_PASSWD = 0x10000
 UF_PASSWORD_EXPIRED = 0x800000  # msDS-User-Account-Control-Computed only
+
+DOMAIN_USERS_RID = 513  # every user's primaryGroupID unless changed; never in any member attribute
+
+
+def sid(rid: int) -> bytes:
+    """The binary objectSid S-1-5-21-1-2-3-``rid`` in the fixture domain ([MS-DTYP] 2.4.2.2: revision,
+    sub-authority count, 6-byte authority, little-endian sub-authorities)."""
+    return bytes([1, 5, 0, 0, 0, 0, 0, 5]) + b"".join(n.to_bytes(4, "little") for n in (21, 1, 2, 3, rid))
+
 
 # A measured AD pair: objectGUID bytes (base64, Office 365's ImmutableID) and its mixed-endian string form.
 ALICE_GUID = base64.b64decode("lEkYOJwYhUy+4HS+ArsRRA==")
@@ -64,13 +74,17 @@ attributetype ( 1.2.840.113556.1.4.159 NAME 'accountExpires'
   SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 attributetype ( 1.2.840.113556.1.4.2 NAME 'objectGUID'
   EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.146 NAME 'objectSid'
+  EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.98 NAME 'primaryGroupID'
+  EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 objectclass ( 1.2.840.113556.1.3.23 NAME 'container' SUP top STRUCTURAL MUST cn )
 objectclass ( 1.2.840.113556.1.5.9 NAME 'user' SUP organizationalPerson STRUCTURAL
   MAY ( sAMAccountName $ userPrincipalName $ userAccountControl $ msDS-User-Account-Control-Computed $
-        pwdLastSet $ accountExpires $ objectGUID $ givenName $ displayName $ mail ) )
+        pwdLastSet $ accountExpires $ objectGUID $ objectSid $ primaryGroupID $ givenName $ displayName $ mail ) )
 objectclass ( 1.2.840.113556.1.3.30 NAME 'computer' SUP user STRUCTURAL )
 objectclass ( 1.2.840.113556.1.5.8 NAME 'group' SUP top STRUCTURAL MUST cn
-  MAY ( member $ sAMAccountName $ objectGUID $ description ) )
+  MAY ( member $ sAMAccountName $ objectGUID $ objectSid $ description ) )
 """
 
 
@@ -256,24 +270,34 @@ def active_directory_tree() -> DirectoryTree:
         ("eve", "eve-ad-pw-4", "Eve Expired", "Expired", "Eve", {"accountExpires": AD_2020}),
         ("max", "max-ad-pw-5", "Max Mustchange", "Mustchange", "Max",
          {"pwdLastSet": 0, "msDS-User-Account-Control-Computed": UF_PASSWORD_EXPIRED}),
+        # "Must change" and "password never expires" both set: AD (Samba 4.17 measured) binds her, no data 773, and
+        # computes no PASSWORD_EXPIRED.
+        ("nora", "nora-ad-pw-8", "Nora Neverexpires", "Neverexpires", "Nora",
+         {"pwdLastSet": 0, "userAccountControl": normal | UF_DONT_EXPIRE_PASSWD}),
         ("jürgen", "pässwört-ad-jü-6", "Jürgen Müller", "Müller", "Jürgen", {}),
         ("jsmith", "smith-ad-pw-7", "Smith, John", "Smith", "John", {}),
+        # Primary group "staff" (primaryGroupID = its RID): AD then lists her in no member attribute of it.
+        ("pat", "pat-ad-pw-9", "Pat Primary", "Primary", "Pat", {"primaryGroupID": 1201}),
     ]
-    for sam, password, cn, sn, given, extra in specs:
+    for rid, (sam, password, cn, sn, given, extra) in enumerate(specs, start=1101):
         attrs: dict[str, object] = {
             "objectClass": user_classes, "cn": cn, "sn": sn, "givenName": given, "displayName": cn,
             "sAMAccountName": sam, "userPrincipalName": f"{sam}@corp.example",
             "mail": f"{_mail_local_part(sam)}@corp.example",
             "userAccountControl": normal, "pwdLastSet": AD_RECENT, "accountExpires": AD_NEVER,
             "objectGUID": uuid.uuid5(uuid.NAMESPACE_DNS, f"{sam}.corp.example").bytes_le,
+            "objectSid": sid(rid), "primaryGroupID": DOMAIN_USERS_RID,
         }
         b.user(sam, password, f"cn={escape_dn_chars(cn)},{users}", **{**attrs, **extra})
     u = {name: user.dn for name, user in b.users.items()}
+    # Where AD keeps it, in cn=Users: outside group_search_base, so no role unless the base is the domain.
+    b.group("Domain Users", f"cn=Domain Users,{users}", [], objectClass=["top", "group"],
+            sAMAccountName="Domain Users", objectSid=sid(DOMAIN_USERS_RID))
     b.group("staff", f"cn=staff,{groups}", [u["alice"], u["jürgen"]], objectClass=["top", "group"],
-            sAMAccountName="staff")
+            sAMAccountName="staff", objectSid=sid(1201))
     b.group("sts-users", f"cn=sts-users,{groups}",
-            [u["bob"], u["dana"], u["eve"], u["max"], u["jsmith"], f"cn=staff,{groups}"],
-            objectClass=["top", "group"], sAMAccountName="sts-users")
+            [u["bob"], u["dana"], u["eve"], u["max"], u["nora"], u["jsmith"], f"cn=staff,{groups}"],
+            objectClass=["top", "group"], sAMAccountName="sts-users", objectSid=sid(1202))
     service = b.users["svc-sts"]
     return DirectoryTree(
         "active_directory", base, f"cn=admin,{base}", "admin-secret-corp", service.dn, service.password, users,

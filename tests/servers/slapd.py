@@ -53,6 +53,7 @@ from tests.servers.certs import TlsFiles, write_server_tls
 from tests.servers.directory_data import AD_SCHEMA, DirectoryTree, active_directory_tree, openldap_tree, ssha
 
 SLAPD = Path("/usr/sbin/slapd")
+WHO_AM_I = "1.3.6.1.4.1.4203.1.11.3"  # RFC 4532
 SCHEMA_DIR = Path("/etc/ldap/schema")  # shipped by the slapd package; read, never written
 MODULE_DIR = Path("/usr/lib/ldap")
 START_DEADLINE = 10.0  # seconds; a healthy start takes about 0.1 s
@@ -85,6 +86,11 @@ def _database(tree: DirectoryTree, directory: Path, group_class: str) -> str:
     # Active Directory answers at most MaxPageSize (1000) entries to a search, and any number page by page (RFC
     # 2696); slapd's default (500 in all, paged or not) stays on the OpenLDAP-shaped tree.
     limits = f'limits dn.exact="{tree.service_dn}" size=1000 size.prtotal=unlimited' if group_class == "group" else ""
+    # Samba's AD DC (4.17, measured) does not implement "Who am I?" (RFC 4532): it answers protocolError,
+    # "Extended Operation(1.3.6.1.4.1.4203.1.11.3) not supported". Refused here too (unwillingToPerform) for
+    # whoever is bound in the AD-shaped tree, so nothing the product sends to AD can rely on it.
+    if group_class == "group":
+        limits += f"\nrestrict extended={WHO_AM_I}"
     return f"""
 database mdb
 suffix "{tree.base_dn}"

@@ -91,7 +91,15 @@ def test_starttls_with_another_ca_fails(slapd: SlapdServer, tmp_path: Path) -> N
 
 def test_ldaps_verified_against_the_test_ca(slapd: SlapdServer) -> None:
     conn = service(slapd, slapd.active_directory, url=slapd.ldaps_url)
-    assert conn.whoami_s() == f"dn:{slapd.active_directory.service_dn}"
+    [(dn, _)] = conn.search_s(slapd.active_directory.service_dn, ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"])
+    assert dn_key(dn) == dn_key(slapd.active_directory.service_dn)
+
+
+def test_the_ad_shaped_tree_refuses_who_am_i_as_samba_does(slapd: SlapdServer) -> None:
+    """Samba 4.17 answers "Who am I?" (RFC 4532) with protocolError; this tree refuses it too."""
+    with pytest.raises(ldap.UNWILLING_TO_PERFORM):
+        service(slapd, slapd.active_directory).whoami_s()
+    assert service(slapd, slapd.openldap).whoami_s() == f"dn:{slapd.openldap.service_dn}"
 
 
 def test_ldaps_with_another_ca_fails(slapd: SlapdServer, tmp_path: Path) -> None:
@@ -153,7 +161,8 @@ def test_user_bind_with_right_and_wrong_password(slapd: SlapdServer, kind: str, 
     user = tree_of(slapd, kind).users[name]
     conn = slapd.connect()
     conn.simple_bind_s(user.dn, user.password)
-    assert dn_key(conn.whoami_s().removeprefix("dn:")) == dn_key(user.dn)
+    if kind == "openldap":  # the AD-shaped tree refuses "Who am I?", as Samba does
+        assert dn_key(conn.whoami_s().removeprefix("dn:")) == dn_key(user.dn)
     with pytest.raises(ldap.INVALID_CREDENTIALS):
         slapd.connect().simple_bind_s(user.dn, user.password + "x")
 

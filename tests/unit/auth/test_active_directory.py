@@ -52,6 +52,8 @@ def test_filetime() -> None:
         (512, 0, AD_RECENT, AD_2020, ACCOUNT_EXPIRED),
         (512, 0x10, AD_RECENT, AD_NEVER, DIRECTORY_LOCKED),
         (512, 0, 0, AD_NEVER, MUST_CHANGE_PASSWORD),
+        (0x10200, 0, 0, AD_NEVER, None),  # must change, but the password never expires: AD binds it
+        (0x40200, 0, 0, AD_NEVER, None),  # smart card required: no password is ever due either
         (512, 0x800000, AD_RECENT, AD_NEVER, PASSWORD_EXPIRED),
         (514, 0x10, 0, AD_2020, USER_DISABLED),  # disabled wins
     ],
@@ -126,6 +128,19 @@ def test_account_state_refused_before_any_bind(
 def test_account_expires_zero_means_never(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
     bob = principal(corp.authenticate("CORP", "bob", slapd.active_directory.users["bob"].password))
     assert bob.enabled and bob.roles == {"CORP/sts-users"}
+
+
+@pytest.mark.integration
+def test_must_change_is_void_when_the_password_never_expires(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
+    nora = principal(corp.authenticate("CORP", "nora", slapd.active_directory.users["nora"].password))
+    assert nora.enabled and nora.roles == {"CORP/sts-users"}
+
+
+@pytest.mark.integration
+def test_roles_through_the_primary_group(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
+    """pat's primary group (primaryGroupID) is staff, nested in sts-users; no member attribute names her."""
+    pat = principal(corp.authenticate("CORP", "pat", slapd.active_directory.users["pat"].password))
+    assert pat.roles == {"CORP/staff", "CORP/sts-users"}
 
 
 @pytest.mark.integration

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from sts.auth.directory_groups import GroupResolver
+from sts.auth.directory_groups import PRIMARY_GROUP_ATTRIBUTES, GroupResolver, primary_group_sid
 from sts.auth.ldap_client import DirectoryClient
 from sts.config.user_stores import GroupNesting
-from tests.servers.directory_data import DirectoryTree
+from tests.servers.directory_data import DOMAIN_USERS_RID, DirectoryTree, sid
 from tests.servers.slapd import SlapdServer
 from tests.unit.auth.directory_support import SlapdLog, active_directory_table, openldap_table, store_settings
 
@@ -31,14 +31,18 @@ def clients() -> Iterator[list[DirectoryClient]]:
         client.close()
 
 
-def roles(slapd: SlapdServer, clients: list[DirectoryClient], kind: str, name: str, **overrides: Any) -> frozenset[str]:
-    """The roles of ``name`` found by a resolver over the ``kind`` tree with ``overrides``."""
+def roles(
+    slapd: SlapdServer, clients: list[DirectoryClient], kind: str, name: str, primary: bool = False, **overrides: Any
+) -> frozenset[str]:
+    """The roles of ``name`` found by a resolver over the ``kind`` tree with ``overrides`` (``primary``: the user
+    entry carries AD's primary-group attributes, as the store reads it)."""
     table = openldap_table if kind == "openldap" else active_directory_table
     settings = store_settings(table(slapd, **overrides))
     client = DirectoryClient(settings)
     clients.append(client)
     tree: DirectoryTree = slapd.openldap if kind == "openldap" else slapd.active_directory
     attributes = (settings.member_of_attribute,) if settings.member_of_attribute else ()
+    attributes += PRIMARY_GROUP_ATTRIBUTES if primary else ()
     [entry] = client.search(tree.users[name].dn, f"({settings.user_name_attribute}=*)", attributes)
     return GroupResolver(settings, client).roles(entry)
 
@@ -105,6 +109,35 @@ def test_in_chain_falls_back_when_the_server_ignores_the_rule(
     assert [r.getMessage() for r in caplog.records if r.name == "sts.auth"] == [
         "the directory ignores the in-chain matching rule; expanding nested groups level by level"
     ]
+
+
+@pytest.mark.parametrize(
+    ("nesting", "expected"),
+    [("in_chain", {"staff", "sts-users"}), ("recursive", {"staff", "sts-users"}), ("none", {"staff"})],
+)
+def test_the_primary_group_is_a_direct_group(
+    slapd: SlapdServer, clients: list[DirectoryClient], nesting: str, expected: set[str]
+) -> None:
+    """AD names a user's primary group only by primaryGroupID (pat's is staff, which lists her nowhere)."""
+    assert roles(slapd, clients, "active_directory", "pat", group_nesting=nesting) == frozenset()
+    assert roles(slapd, clients, "active_directory", "pat", primary=True, group_nesting=nesting) == expected
+
+
+def test_domain_users_is_a_role_when_the_group_base_holds_it(
+    slapd: SlapdServer, clients: list[DirectoryClient]
+) -> None:
+    base = slapd.active_directory.base_dn
+    assert roles(slapd, clients, "active_directory", "alice", primary=True) == {"staff", "sts-users"}
+    assert roles(slapd, clients, "active_directory", "alice", primary=True, group_search_base=base) == {
+        "Domain Users", "staff", "sts-users"
+    }
+
+
+def test_primary_group_sid() -> None:
+    assert primary_group_sid((sid(1101),), "513") == sid(DOMAIN_USERS_RID)
+    for user_sid, rid in [((), "513"), ((sid(1101),), ""), ((sid(1101),), "-1"), ((sid(1101),), str(2**32)),
+                          ((sid(1101)[:-1],), "513"), ((b"\x01\x00" + bytes(6),), "513")]:
+        assert primary_group_sid(user_sid, rid) is None
 
 
 def test_in_chain_is_trusted_when_there_are_no_back_links_to_contradict_it(

@@ -307,3 +307,13 @@ def test_the_readiness_ping_makes_a_round_trip_even_on_a_pooled_connection(
             store.ping()  # the pooled connection alone would say nothing
         assert caught.value.reason == "directory_down"
     store.ping()
+
+
+def test_the_readiness_ping_works_on_a_directory_without_who_am_i(slapd: SlapdServer) -> None:
+    """Samba's AD DC answers "Who am I?" with protocolError (so does the AD-shaped tree): /readyz said "down"."""
+    store = DirectoryUserStore(store_settings(active_directory_table(slapd)))
+    try:
+        store.ping()
+        store.ping()  # and again on the pooled connection
+    finally:
+        store.close()
