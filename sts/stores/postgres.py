@@ -36,7 +36,7 @@ from psycopg_pool import ConnectionPool
 
 from sts.config.settings import StoreSettings
 from sts.errors import ServiceUnavailable
-from sts.stores.migrations import DatabaseError, pending, require_current
+from sts.stores.migrations import DatabaseError, Migration, pending, require_current
 
 DIALECT = "postgresql"
 # How a migration step's transaction starts (PostgreSQL manual: "Client Connection Defaults" and "Advisory Lock
@@ -413,11 +413,24 @@ def upgrade(db: PostgresDatabase) -> tuple[int, int]:
                     steps = pending(DIALECT, current)
                     if not steps:
                         return before, current
-                    conn.execute(
-                        "CREATE TABLE IF NOT EXISTS schema_version"
-                        " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                    )
-                    conn.execute(steps[0].sql.encode())  # several statements: no parameters
-                    conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (steps[0].version,))
+                    _apply(conn, steps[0], where)
     except psycopg.Error as exc:
         raise DatabaseError(f"{where}: cannot upgrade ({_first_line(exc)})") from None
+
+
+def _apply(conn: psycopg.Connection[Any], step: Migration, where: str) -> None:
+    """Apply ``step`` and record it, in the caller's transaction (PostgreSQL DDL is transactional: a failure leaves
+    nothing of the step behind)."""
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version"
+            " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        conn.execute(step.sql.encode())  # several statements: no parameters
+        conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (step.version,))
+    except psycopg.errors.LockNotAvailable:
+        raise DatabaseError(
+            f"{where}: cannot upgrade to version {step.version}: another session kept a table it changes locked"
+            f" for longer than lock_timeout (a long transaction or a backup?); nothing of version {step.version}"
+            " was applied: run `sts db upgrade` again"
+        ) from None

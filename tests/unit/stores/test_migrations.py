@@ -194,6 +194,32 @@ def test_postgres_an_upgrade_waits_its_turn_behind_another_applying_a_long_step(
     assert _versions(postgres_database) == list(range(1, latest("postgresql") + 1))
 
 
+def test_postgres_a_table_lock_held_elsewhere_fails_the_step_within_lock_timeout_and_a_rerun_applies_it(
+    postgres_database: str,
+) -> None:
+    """A long transaction that read user_certificates (a report, pg_dump) keeps the step from its lock: the upgrade
+    fails within lock_timeout (never queueing serving requests behind it for longer), says that nothing of the
+    step was applied, and a rerun once the transaction ended applies it."""
+    _postgres_before_serial_index(postgres_database)
+    store = StoreSettings(backend="postgresql", url=postgres_database)
+    target = SERIAL_INDEX["postgresql"]
+    with psycopg.connect(postgres_database) as reader:
+        reader.execute("SELECT count(*) FROM user_certificates")
+        started = time.monotonic()
+        with pytest.raises(DatabaseError) as refused:
+            upgrade_schema(store)
+        assert time.monotonic() - started < 5  # lock_timeout: 500 ms
+    assert re.fullmatch(
+        rf"postgresql://127\.0\.0\.1:\d+/t_\w+: cannot upgrade to version {target}: another session kept a table"
+        " it changes locked for longer than lock_timeout \\(a long transaction or a backup\\?\\); nothing of"
+        rf" version {target} was applied: run `sts db upgrade` again",
+        str(refused.value),
+    ), str(refused.value)
+    assert _versions(postgres_database) == list(range(1, target))
+    assert "user_certificates_issuer_serial" in _indexes("postgresql", Path(), postgres_database)
+    assert upgrade_schema(store) == (target - 1, latest("postgresql"))
+
+
 # --- IssuerSerial by serial number (sqlite 0004, postgresql 0003) ------------------------------------------------
 
 SERIAL_INDEX = {"sqlite": 4, "postgresql": 3}  # the migration that moved IssuerSerial to the serial index
