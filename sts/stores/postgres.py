@@ -403,13 +403,14 @@ def upgrade(db: PostgresDatabase) -> tuple[int, int]:
     where = db.target.describe()
     try:
         with db.connect() as conn:
-            before = schema_version(conn)
+            before: int | None = None
             while True:
                 with conn.transaction():
                     conn.execute(_TAKE_TURN)
                     if conn.info.server_version >= _CHECK_CLIENT_SINCE:
                         conn.execute(_CHECK_CLIENT)
                     current = schema_version(conn)
+                    before = current if before is None else before  # read in turn: not what a node before us did
                     steps = pending(DIALECT, current)
                     if not steps:
                         return before, current

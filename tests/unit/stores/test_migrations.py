@@ -194,6 +194,39 @@ def test_postgres_an_upgrade_waits_its_turn_behind_another_applying_a_long_step(
     assert _versions(postgres_database) == list(range(1, latest("postgresql") + 1))
 
 
+def test_an_upgrade_that_waited_for_another_reports_the_version_it_found_then(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """Another node applies every step while this upgrade waits its turn: this one applied nothing and says so
+    ("schema is current"), instead of reporting the upgrade the other node made as its own."""
+    store = StoreSettings(backend="postgresql", url=postgres_database)
+    with psycopg.connect(postgres_database) as other:
+        other.execute(MIGRATE_LOCK)
+        waiting: list[tuple[int, int]] = []
+        thread = threading.Thread(target=lambda: waiting.append(upgrade_schema(store)))
+        thread.start()
+        time.sleep(0.5)  # this upgrade read the schema and waits for the lock
+        _before_serial_index("postgresql", other.execute)  # type: ignore[arg-type]
+        for migration in migrations("postgresql")[SERIAL_INDEX["postgresql"] - 1:]:
+            other.execute(migration.sql.encode())
+            other.execute("INSERT INTO schema_version(version) VALUES (%s)", (migration.version,))
+    thread.join(timeout=30)
+    assert waiting == [(latest("postgresql"), latest("postgresql"))]
+    path = tmp_path / "sts.db"
+    initialize(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DELETE FROM schema_version WHERE version = ?", (latest("sqlite"),))
+    conn.execute("BEGIN IMMEDIATE")  # another upgrade's step, holding the write lock
+    thread = threading.Thread(target=lambda: waiting.append(upgrade(path)))
+    thread.start()
+    time.sleep(0.5)
+    conn.execute("INSERT INTO schema_version(version, applied_at) VALUES (?, 0)", (latest("sqlite"),))
+    conn.execute("COMMIT")
+    conn.close()
+    thread.join(timeout=30)
+    assert waiting[1:] == [(latest("sqlite"), latest("sqlite"))]
+
+
 def test_postgres_a_table_lock_held_elsewhere_fails_the_step_within_lock_timeout_and_a_rerun_applies_it(
     postgres_database: str,
 ) -> None:
