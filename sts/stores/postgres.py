@@ -36,11 +36,24 @@ from psycopg_pool import ConnectionPool
 
 from sts.config.settings import StoreSettings
 from sts.errors import ServiceUnavailable
-from sts.stores.migrations import DatabaseError, pending, require_current
+from sts.stores.migrations import DatabaseError, Migration, pending, require_current
 
 DIALECT = "postgresql"
-# Keys of one bigint space per database (pg_advisory_xact_lock): one for `sts db upgrade`.
-_MIGRATE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('sts:migrate', 0))"
+# How a migration step's transaction starts (PostgreSQL manual: "Client Connection Defaults" and "Advisory Lock
+# Functions"). No statement_timeout: a step is bulk work (an index over every row of a table) that the serving
+# limit cancelled, and raising that limit also raised lock_timeout. lock_timeout is off only while waiting for the
+# migration lock (keys of one bigint space per database), whose holder is another `sts db upgrade` applying a step:
+# waiting is taking turns. RESET then restores the configured lock_timeout, so a table lock the step needs is
+# waited for, and serving requests queue behind that pending lock, no longer than a request would wait.
+_TAKE_TURN = (
+    "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;"
+    " SELECT pg_advisory_xact_lock(hashtextextended('sts:migrate', 0)); RESET lock_timeout"
+)
+# Without statement_timeout, the backend of a killed `sts db upgrade` would run its step to the end before noticing:
+# PostgreSQL 14+ checks the client every second instead and rolls back (manual: "Connection Settings",
+# client_connection_check_interval).
+_CHECK_CLIENT = "SET LOCAL client_connection_check_interval = 1000"
+_CHECK_CLIENT_SINCE = 140000
 _WEAK_SSLMODES = frozenset({"disable", "allow", "prefer", "require"})
 _INHERITED: list[ConnectionPool] = []
 """Pools a forked child inherited: kept referenced, never closed or used. Closing (or collecting) one would send
@@ -386,23 +399,39 @@ def check_schema(db: PostgresDatabase) -> None:
 
 def upgrade(db: PostgresDatabase) -> tuple[int, int]:
     """Apply the pending migrations, each in its own transaction holding the migration advisory lock, so nodes
-    upgrading at once apply each step exactly once; returns the versions before and after."""
+    upgrading at once take turns and apply each step exactly once; returns the versions before and after."""
     where = db.target.describe()
     try:
         with db.connect() as conn:
-            before = schema_version(conn)
+            before: int | None = None
             while True:
                 with conn.transaction():
-                    conn.execute(_MIGRATE_LOCK)
+                    conn.execute(_TAKE_TURN)
+                    if conn.info.server_version >= _CHECK_CLIENT_SINCE:
+                        conn.execute(_CHECK_CLIENT)
                     current = schema_version(conn)
+                    before = current if before is None else before  # read in turn: not what a node before us did
                     steps = pending(DIALECT, current)
                     if not steps:
                         return before, current
-                    conn.execute(
-                        "CREATE TABLE IF NOT EXISTS schema_version"
-                        " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                    )
-                    conn.execute(steps[0].sql.encode())  # several statements: no parameters
-                    conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (steps[0].version,))
+                    _apply(conn, steps[0], where)
     except psycopg.Error as exc:
         raise DatabaseError(f"{where}: cannot upgrade ({_first_line(exc)})") from None
+
+
+def _apply(conn: psycopg.Connection[Any], step: Migration, where: str) -> None:
+    """Apply ``step`` and record it, in the caller's transaction (PostgreSQL DDL is transactional: a failure leaves
+    nothing of the step behind)."""
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version"
+            " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        conn.execute(step.sql.encode())  # several statements: no parameters
+        conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (step.version,))
+    except psycopg.errors.LockNotAvailable:
+        raise DatabaseError(
+            f"{where}: cannot upgrade to version {step.version}: another session kept a table it changes locked"
+            f" for longer than lock_timeout (a long transaction or a backup?); nothing of version {step.version}"
+            " was applied: run `sts db upgrade` again"
+        ) from None

@@ -84,11 +84,12 @@ def upgrade(path: Path) -> tuple[int, int]:
     conn = connect(path)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
-        before = schema_version(conn)
+        before: int | None = None
         while True:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 current = schema_version(conn)
+                before = current if before is None else before  # read in turn: not what an upgrade before us did
                 steps = pending(DIALECT, current)
                 if steps:
                     _apply(conn, current, steps[0].version, steps[0].sql)

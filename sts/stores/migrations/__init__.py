@@ -4,6 +4,12 @@
 recorded in the table ``schema_version(version, applied_at)``. The runners are next to each dialect's connections
 (:func:`sts.stores.sqlite.upgrade`, :func:`sts.stores.postgres.upgrade`); what they share is here: the list of
 migrations, and :func:`require_current`, the refusal of a database older or newer than this code.
+
+Rules for a new step, which README's rolling upgrade relies on: keep what the previous release reads and writes (add
+tables, columns and indexes; drop or rename only a release later), since nodes of that release keep serving on the
+upgraded schema until they are restarted. On PostgreSQL a step runs without ``statement_timeout``: a lock the
+serving path needs, held for the whole step (a table rewrite, or an index built on ``tokens``, which blocks its
+writes), would fail every node's requests for that long.
 """
 
 from __future__ import annotations

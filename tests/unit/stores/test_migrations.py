@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -141,6 +142,115 @@ def test_postgres_upgrades_racing_from_several_nodes_apply_each_step_once(postgr
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
         assert versions == [(v,) for v in range(1, latest("postgresql") + 1)]  # each step applied once
+
+
+# --- migration steps vs the serving limits (statement_timeout, lock_timeout) -----------------------------------------
+
+MIGRATE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('sts:migrate', 0))"
+
+
+def _postgres_before_serial_index(url: str, certificates: int = 0) -> None:
+    """A PostgreSQL database at the version before the serial index, with ``certificates`` registered."""
+    with psycopg.connect(url, autocommit=True) as pg:
+        _before_serial_index("postgresql", pg.execute)
+        if certificates:
+            pg.execute("INSERT INTO users(id, domain, name, canonical, password_hash, created, updated)"
+                       " VALUES (1, 'PRIMARY', 'many', 'many', 'x', 0, 0)")
+            pg.execute("INSERT INTO user_certificates(sha256, user_id, sha1, issuer, serial, der, added)"
+                       " SELECT md5(i::text) || i, 1, '\\x00', '\\x00', md5(i::text) || i, '\\x00', 0"
+                       " FROM generate_series(1, %s) i", (certificates,))
+
+
+def _versions(url: str) -> list[int]:
+    with psycopg.connect(url, autocommit=True) as pg:
+        return [int(row[0]) for row in pg.execute("SELECT version FROM schema_version ORDER BY version")]
+
+
+def test_postgres_a_step_longer_than_the_serving_statement_timeout_is_applied(postgres_database: str) -> None:
+    """Building the serial index over 100,000 certificates takes longer than a 10 ms statement_timeout: a step is
+    bulk work, not a request, and the serving limit (its only workaround: raising it for every request) cancelled
+    it."""
+    _postgres_before_serial_index(postgres_database, certificates=100_000)
+    store = StoreSettings(backend="postgresql", url=postgres_database, statement_timeout_ms=10)
+    assert upgrade_schema(store) == (SERIAL_INDEX["postgresql"] - 1, latest("postgresql"))
+    check_schema(store)
+
+
+def test_postgres_an_upgrade_waits_its_turn_behind_another_applying_a_long_step(postgres_database: str) -> None:
+    """Another node's ``sts db upgrade`` holds the migration lock for 1.5 s (longer than the default
+    statement_timeout and lock_timeout): this one takes its turn after it, instead of failing on lock_timeout."""
+    store = StoreSettings(backend="postgresql", url=postgres_database)
+    held = 1.5
+    with psycopg.connect(postgres_database) as other:  # a transaction: the lock is held until its end
+        other.execute(MIGRATE_LOCK)
+        release = threading.Timer(held, other.rollback)
+        started = time.monotonic()
+        release.start()
+        try:
+            assert upgrade_schema(store) == (0, latest("postgresql"))
+        finally:
+            release.join()
+    assert time.monotonic() - started >= held
+    assert _versions(postgres_database) == list(range(1, latest("postgresql") + 1))
+
+
+def test_an_upgrade_that_waited_for_another_reports_the_version_it_found_then(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """Another node applies every step while this upgrade waits its turn: this one applied nothing and says so
+    ("schema is current"), instead of reporting the upgrade the other node made as its own."""
+    store = StoreSettings(backend="postgresql", url=postgres_database)
+    with psycopg.connect(postgres_database) as other:
+        other.execute(MIGRATE_LOCK)
+        waiting: list[tuple[int, int]] = []
+        thread = threading.Thread(target=lambda: waiting.append(upgrade_schema(store)))
+        thread.start()
+        time.sleep(0.5)  # this upgrade read the schema and waits for the lock
+        _before_serial_index("postgresql", other.execute)  # type: ignore[arg-type]
+        for migration in migrations("postgresql")[SERIAL_INDEX["postgresql"] - 1:]:
+            other.execute(migration.sql.encode())
+            other.execute("INSERT INTO schema_version(version) VALUES (%s)", (migration.version,))
+    thread.join(timeout=30)
+    assert waiting == [(latest("postgresql"), latest("postgresql"))]
+    path = tmp_path / "sts.db"
+    initialize(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DELETE FROM schema_version WHERE version = ?", (latest("sqlite"),))
+    conn.execute("BEGIN IMMEDIATE")  # another upgrade's step, holding the write lock
+    thread = threading.Thread(target=lambda: waiting.append(upgrade(path)))
+    thread.start()
+    time.sleep(0.5)
+    conn.execute("INSERT INTO schema_version(version, applied_at) VALUES (?, 0)", (latest("sqlite"),))
+    conn.execute("COMMIT")
+    conn.close()
+    thread.join(timeout=30)
+    assert waiting[1:] == [(latest("sqlite"), latest("sqlite"))]
+
+
+def test_postgres_a_table_lock_held_elsewhere_fails_the_step_within_lock_timeout_and_a_rerun_applies_it(
+    postgres_database: str,
+) -> None:
+    """A long transaction that read user_certificates (a report, pg_dump) keeps the step from its lock: the upgrade
+    fails within lock_timeout (never queueing serving requests behind it for longer), says that nothing of the
+    step was applied, and a rerun once the transaction ended applies it."""
+    _postgres_before_serial_index(postgres_database)
+    store = StoreSettings(backend="postgresql", url=postgres_database)
+    target = SERIAL_INDEX["postgresql"]
+    with psycopg.connect(postgres_database) as reader:
+        reader.execute("SELECT count(*) FROM user_certificates")
+        started = time.monotonic()
+        with pytest.raises(DatabaseError) as refused:
+            upgrade_schema(store)
+        assert time.monotonic() - started < 5  # lock_timeout: 500 ms
+    assert re.fullmatch(
+        rf"postgresql://127\.0\.0\.1:\d+/t_\w+: cannot upgrade to version {target}: another session kept a table"
+        " it changes locked for longer than lock_timeout \\(a long transaction or a backup\\?\\); nothing of"
+        rf" version {target} was applied: run `sts db upgrade` again",
+        str(refused.value),
+    ), str(refused.value)
+    assert _versions(postgres_database) == list(range(1, target))
+    assert "user_certificates_issuer_serial" in _indexes("postgresql", Path(), postgres_database)
+    assert upgrade_schema(store) == (target - 1, latest("postgresql"))
 
 
 # --- IssuerSerial by serial number (sqlite 0004, postgresql 0003) ------------------------------------------------
