@@ -12,8 +12,9 @@ every step before the next, each failure one fixed WS-Security fault:
 2. the signing key: scenario 5 the trusted certificate the KeyInfo names (an untrusted signer costs no RSA
    operation); scenario 8 the key K unwrapped from the EncryptedKey the signature names;
 3. the SignedInfo signature and the Timestamp digest checked *before decryption* (only authenticated messages are
-   decrypted), then the signature value once per freshness window (replay cache): every captured message gets
-   at most one decryption attempt;
+   decrypted), then the signature value and the EncryptedKey once per freshness window (replay cache, one
+   namespace for the keys of both scenarios): every captured message gets at most one decryption attempt, and
+   within the window its key is unwrapped for no other signer;
 4. unwrap (scenario 5) and decrypt; any failure, in the key transport (continued with a random key), the cipher,
    the padding or the plaintext, is the same ``wsse:FailedCheck`` as a bad signature;
 5. one ID index again, then python-xmlsec verifies the whole signature over exactly the referents it names, and
@@ -103,7 +104,7 @@ _COVERAGE = {
     SGN_ENCR_USERNAME: (frozenset({BODY_KIND}), frozenset({TIMESTAMP_KIND}), frozenset({USERNAME_TOKEN_KIND})),
 }
 
-ENCRYPTED_KEY_NAMESPACE = "xenc-key"  # wrapped keys of SigEncr requests, once each
+ENCRYPTED_KEY_NAMESPACE = "xenc-key"  # wrapped keys of SigEncr and SgnEncrUsername requests, once each
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +229,13 @@ class EncryptedRequestOpener:
             raise FailedCheck("signature does not verify", reason="signature_invalid")
         freshness = self._policy.freshness
         seen_once(self._replay, SIGNATURE_NAMESPACE, facts.replay_key, created, freshness, self._clock)
+        # The key is the sender's, whoever signs: another client re-signing a captured message (its Body
+        # reference copied) must not get it unwrapped again (WSS 1.1 §13; one decryption per message). Both bindings
+        # enter it: the EncryptedKey of a captured SgnEncrUsername request unwraps on SigEncr just as well.
+        wrapped = hashlib.sha256(key.wrapped).digest()
+        seen_once(self._replay, ENCRYPTED_KEY_NAMESPACE, wrapped, created, freshness, self._clock,
+                  reason="encrypted_key_replayed")
         if not symmetric:
-            # The key is the sender's, whoever signs: another client re-signing a captured message (its Body
-            # reference copied) must not get it unwrapped again (WSS 1.1 §13; one decryption per message).
-            wrapped = hashlib.sha256(key.wrapped).digest()
-            seen_once(self._replay, ENCRYPTED_KEY_NAMESPACE, wrapped, created, freshness, self._clock,
-                      reason="encrypted_key_replayed")
             secret = self._unwrap(key, ciphers[0], header.security)
         username_token = self._decrypt(targets, ciphers, secret, header)
         verified_body = self._verify(header, facts, username_token, signing_key, scenario)
