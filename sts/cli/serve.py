@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -66,6 +67,15 @@ def _announce(base: Path, url: str, ca_file: Path | None) -> None:
         cafile = f" --cafile {ca_file}" if ca_file else ""
         print("Fetch a token for the demo relying party:")
         print(
-            f"  .venv/bin/sts --config {base / 'sts.toml'} request {url} --username {demo['username']}"
+            f"  {sts_command()} --config {base / 'sts.toml'} request {url} --username {demo['username']}"
             f" --password-stdin --applies-to {demo['applies_to']}{cafile} < {base / demo['password_file']}"
         )
+
+
+def sts_command() -> str:
+    """How to run this installation's ``sts``: the console script beside the interpreter (``.venv/bin/sts`` after
+    ``make run``, ``/opt/sts/bin/sts`` in a venv of the wheel), else ``python -m sts``."""
+    script = Path(sys.executable).with_name("sts")
+    if script.is_file():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m sts"
