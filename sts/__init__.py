@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the distribution version in pyproject.toml (tests/unit/test_package.py)
 
 
 def gunicorn_conf_path() -> Path:

@@ -16,7 +16,7 @@ from cryptography.x509 import load_pem_x509_certificates
 from sts.cli.common import SubParsers
 from sts.clock import SystemClock
 from sts.config import foreign_environment, load_settings
-from sts.config.settings import Settings, config_warnings
+from sts.config.settings import Settings, config_warnings, hsm_scenario_problems
 from sts.crypto.client_certs import ClientAuthority
 from sts.crypto.keyring import load_material
 from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate
@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if not settings.store.truststore.is_dir():
         problems.append(f"store.truststore: {settings.store.truststore} is not a directory")
     warnings += config_warnings(settings)
+    problems += hsm_scenario_problems(settings)
     warnings += _secret_file_warnings(settings)
     problems += check_cache(settings, SystemClock())
     problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)

@@ -23,7 +23,7 @@ from sts.client import (
     request_token,
 )
 from sts.client.options import MAX_PROOF_KEY_BITS
-from sts.client.tokenfile import read_token_file
+from sts.client.tokenfile import read_delegation_token
 from sts.wstrust.model import Renewing
 from sts.wstrust.tokentypes import SamlVersion
 
@@ -146,8 +146,8 @@ def _request(args: argparse.Namespace) -> int:
         claims_dialect=args.claims_dialect,
         key=_key(args),
         renewing=_renewing(args),
-        on_behalf_of=read_token_file(args.on_behalf_of) if args.on_behalf_of is not None else None,
-        act_as=read_token_file(args.act_as) if args.act_as is not None else None,
+        on_behalf_of=read_delegation_token(args.on_behalf_of) if args.on_behalf_of is not None else None,
+        act_as=read_delegation_token(args.act_as) if args.act_as is not None else None,
     )
     issued = request_token(options, "" if connection.token is not None else read_password(args))
     return emit_issued(issued, out=args.out, proof_key_out=args.proof_key_out)

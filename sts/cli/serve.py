@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 from sts import gunicorn_conf_path
 from sts.app.published import public_url
 from sts.cli.common import CommandError, SubParsers, settings_from
+from sts.config.settings import hsm_scenario_problems
 from sts.crypto.keystore import KeyStoreError, load_keystore
 from sts.errors import ConfigError
 from sts.stores.factory import check_schema
@@ -39,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         env["STS_SERVER_WORKERS"] = str(args.workers)
     os.environ.update({k: v for k, v in env.items() if k.startswith("STS_SERVER_")})
     settings = settings_from(args)
+    if problems := hsm_scenario_problems(settings):  # the master would refuse them with a traceback
+        raise CommandError("\n  ".join(problems))
     try:
         load_keystore(settings)
     except KeyStoreError as exc:
@@ -66,6 +70,15 @@ def _announce(base: Path, url: str, ca_file: Path | None) -> None:
         cafile = f" --cafile {ca_file}" if ca_file else ""
         print("Fetch a token for the demo relying party:")
         print(
-            f"  .venv/bin/sts --config {base / 'sts.toml'} request {url} --username {demo['username']}"
+            f"  {sts_command()} --config {base / 'sts.toml'} request {url} --username {demo['username']}"
             f" --password-stdin --applies-to {demo['applies_to']}{cafile} < {base / demo['password_file']}"
         )
+
+
+def sts_command() -> str:
+    """How to run this installation's ``sts``: the console script beside the interpreter (``.venv/bin/sts`` after
+    ``make run``, ``/opt/sts/bin/sts`` in a venv of the wheel), else ``python -m sts``."""
+    script = Path(sys.executable).with_name("sts")
+    if script.is_file():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m sts"

@@ -37,6 +37,9 @@ STORE_BACKENDS = ("sqlite", "postgresql")
 SCENARIO_NAMES: tuple[str, ...] = (
     "UTOverTransport", "SigOnly", "SigEncr", "SgnEncrUsername", "certificatemixed", "certificatetransport"
 )
+# Scenarios whose message security needs the STS's private key itself (python-xmlsec, cryptography): SigOnly signs its
+# answers, SigEncr and SgnEncrUsername decrypt requests and sign answers. A PKCS#11 token signs tokens only.
+KEY_OUTSIDE_TOKEN_SCENARIOS: tuple[str, ...] = ("SigOnly", "SigEncr", "SgnEncrUsername")
 RESPONSE_CIPHERS: tuple[str, ...] = ("aes256-gcm", "aes256-cbc")
 CLIENT_CERT_USER_RULES: tuple[str, ...] = ("", "cn", "san_email", "san_dns")
 HARD_MAX_BODY_BYTES = 1024 * 1024
@@ -352,6 +355,20 @@ def config_warnings(settings: Settings) -> list[str]:
             " so one wrong password reaches every directory (and counts towards each one's own lockout)"
         )
     return warnings + _proxy_warnings(settings)
+
+
+def hsm_scenario_problems(settings: Settings) -> list[str]:
+    """Scenarios that cannot be served while ``[issuer] pkcs11_module`` keeps the signing key in an HSM: the server
+    refuses to start with them, so ``sts check-config``, ``sts reload`` and ``sts serve`` report them first."""
+    if settings.issuer.pkcs11_module is None:
+        return []
+    served = [name for name in KEY_OUTSIDE_TOKEN_SCENARIOS if name in settings.security.enabled_scenarios]
+    if not served:
+        return []
+    return [
+        f"security.scenarios: {', '.join(served)} sign or decrypt with the STS key outside the token; this cannot be"
+        " served while [issuer] pkcs11_module keeps the signing key in an HSM"
+    ]
 
 
 def _proxy_warnings(settings: Settings) -> list[str]:
