@@ -32,6 +32,8 @@ XS: Final = "http://www.w3.org/2001/XMLSchema"
 WSDL: Final = "http://schemas.xmlsoap.org/wsdl/"
 SP: Final = "http://docs.oasis-open.org/ws-sx/ws-securitypolicy/200702"
 XML: Final = "http://www.w3.org/XML/1998/namespace"
+# This STS's own fault detail (the correlation id of a fault: its audit record's key).
+STS_FAULT: Final = "urn:python-sts:fault"
 
 # UsernameToken Profile 1.1 and SOAP Message Security URIs.
 PASSWORD_TEXT: Final = (

@@ -22,15 +22,18 @@ class ClientError(Exception):
 @dataclass(frozen=True, slots=True)
 class Fault:
     """A SOAP fault (SOAP 1.1 §4.4, SOAP 1.2 §5.4): the code as written (``prefix:local``), its namespace and the
-    fault string, all as the server sent them."""
+    fault string, all as the server sent them; and the correlation id this STS puts in the fault's detail (the key
+    of the refusal's audit record, which names the reason), empty when the server sent none."""
 
     code: str
     namespace: str
     reason: str
+    correlation_id: str = ""
 
     def describe(self) -> str:
-        """``code (namespace): reason``, safe for a terminal."""
-        return f"{clean(self.code)} ({clean(self.namespace) or 'no namespace'}): {clean(self.reason)}"
+        """``code (namespace): reason``, and ``[correlation id …]`` when there is one; safe for a terminal."""
+        text = f"{clean(self.code)} ({clean(self.namespace) or 'no namespace'}): {clean(self.reason)}"
+        return f"{text} [correlation id {clean(self.correlation_id)}]" if self.correlation_id else text
 
 
 class FaultReceived(ClientError):

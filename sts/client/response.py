@@ -25,6 +25,7 @@ from sts.xmlutil import ParserLimits, element_children, parse_untrusted, text_of
 # Responses and token files are untrusted input too; tokens are bigger than requests, hence larger caps.
 RESPONSE_LIMITS = ParserLimits(max_text_bytes=1 << 20, max_elements=20000, max_depth=64)
 MAX_TOKEN_ID_CHARS = 256
+_MAX_CORRELATION_ID = 128  # the STS writes a UUID; a longer value from another server is cut
 _ENCRYPTED_TOKENS = (ns.qn(ns.SAML2, "EncryptedAssertion"), ns.qn(ns.XENC, "EncryptedData"))
 
 
@@ -116,8 +117,17 @@ def find_fault(root: etree._Element) -> Fault | None:
         namespace = ""
         if code is not None:
             namespace = code.nsmap.get(prefix if sep else None) or ""
-        return Fault(code_text or "?", namespace, text_of(reason).strip() if reason is not None else "")
+        reason_text = text_of(reason).strip() if reason is not None else ""
+        return Fault(code_text or "?", namespace, reason_text, _correlation_id(fault, soap_ns))
     return None
+
+
+def _correlation_id(fault: etree._Element, soap_ns: str) -> str:
+    """The correlation id in the fault's detail (SOAP 1.1 ``detail``, unqualified; SOAP 1.2 ``Detail``), at most
+    :data:`_MAX_CORRELATION_ID` characters; empty when there is none (another server's fault)."""
+    detail = fault.find("detail" if soap_ns == ns.S11 else ns.qn(ns.S12, "Detail"))
+    element = detail.find(ns.qn(ns.STS_FAULT, "CorrelationId")) if detail is not None else None
+    return text_of(element).strip()[:_MAX_CORRELATION_ID] if element is not None else ""
 
 
 def find_issued_token(root: etree._Element) -> etree._Element | None:

@@ -20,7 +20,7 @@ from sts.errors import MustUnderstand, SoapFault, STSError, TrustError, VersionM
 from sts.soap.envelope import SoapVersion
 from sts.xmlutil import serialize
 
-STS_FAULT_NS = "urn:python-sts:fault"
+STS_FAULT_NS = ns.STS_FAULT
 _PREFIX_FOR = {ns.WST: "wst", ns.WST05: "wst", ns.WSSE: "wsse", STS_FAULT_NS: "sts"}
 _SOAP12_CODE = {"Client": "Sender", "Server": "Receiver"}
 _SOAP12_SUBCODE = {"Client": "InvalidMessage", "Server": "ServiceUnavailable"}

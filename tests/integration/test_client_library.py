@@ -7,6 +7,8 @@ SOAP 1.1 / SAML 2.0 and Feb 2005 / SOAP 1.2 / SAML 1.1.
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,7 @@ from sts.crypto.keygen import load_private_key
 from sts.crypto.keywrap import unwrap_key
 from sts.wstrust.model import Renewing
 from sts.wstrust.tokentypes import SamlVersion
-from tests.support import Instance, Server
+from tests.support import Instance, Server, audit_records
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +93,16 @@ def test_refusals_are_faults(instance: Instance, server: Server) -> None:
         ns.WSSE,
         "FailedAuthentication",
     )
+    # The correlation id the fault carries is the key of the refusal's audit record, which names the reason.
+    correlation = raised.value.fault.correlation_id
+    assert re.fullmatch(r"[0-9a-f]{32}", correlation)
+    assert str(raised.value).endswith(f"[correlation id {correlation}]")
+    deadline = time.monotonic() + 5  # the worker may write the record just after answering
+    while not (reasons := _reasons(server, correlation)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "unknown_user" in reasons
+
+
+def _reasons(server: Server, correlation: str) -> list[object]:
+    return [r.get("reason") for r in audit_records(server.log) if r.get("correlation_id") == correlation]

@@ -93,6 +93,23 @@ def test_soap11_fault_exits_2(
     assert err == f"sts: fault: wst:InvalidScope ({ns.WST}): The request scope is invalid or unsupported\n"
 
 
+@pytest.mark.parametrize("soap", ["1.1", "1.2"])
+def test_fault_names_its_correlation_id(
+    fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], soap: str
+) -> None:
+    """The correlation id in the fault's detail is printed: the key of the refusal's audit record."""
+    fake_sts.status = 500
+    detail = f'<sts:CorrelationId xmlns:sts="{ns.STS_FAULT}">0123abcd\u202e</sts:CorrelationId>'
+    if soap == "1.1":
+        fake_sts.body = soap11_fault().replace(b"</faultstring>", f"</faultstring><detail>{detail}</detail>".encode())
+    else:
+        fake_sts.content_type = "application/soap+xml; charset=utf-8"
+        fake_sts.body = soap12_fault().replace(b"</e:Reason>", f"</e:Reason><e:Detail>{detail}</e:Detail>".encode())
+    assert _request(monkeypatch, fake_sts.url, "--soap", soap) == 2
+    _, err = capsys.readouterr()
+    assert err.endswith(" [correlation id 0123abcd\\u202e]\n")  # escaped for the terminal
+
+
 def test_soap12_fault_with_digest(
     fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
