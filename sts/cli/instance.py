@@ -1,6 +1,7 @@
 """``sts check-config``: load config, keys, truststore, policies and database, run the crypto self-test.
 
 Also a problem: a ``[tokens] default_relying_party`` that matches no registered relying party. Warned about:
+relying parties accepting tokens of an issuer for transformation that no ``[[trusted_issuers]]`` entry names;
 certificates (signing, relying parties, clients) within 30 days of expiry, secret files other
 users can read, and loopback exempt from spray throttling with no trusted proxy listed.
 """
@@ -26,6 +27,7 @@ from sts.files import loose_secret
 from sts.relying_parties.certificates import certificate_location, load_rp_certificate, rp_certificate_problems
 from sts.relying_parties.matching import AddressIndex
 from sts.relying_parties.registry import RelyingPartyRegistry, RelyingPartyStore
+from sts.relying_parties.transformation import ISSUER_PREFIX
 from sts.soap.wsdl_render import load_policy
 from sts.stores.factory import build_stores, check_cache
 
@@ -92,6 +94,7 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
         return list(exc.problems)
     try:
         problems = _check_relying_parties(stores.relying_parties, settings.store.truststore, warnings)
+        warnings += _unknown_transformation_sources(stores.relying_parties, settings)
         return problems + _check_default_relying_party(stores.relying_parties, settings.tokens.default_relying_party)
     except ServiceUnavailable as exc:
         return [f"store: the database is unavailable ({exc})"]
@@ -117,6 +120,19 @@ def _check_relying_parties(store: RelyingPartyStore, truststore: Path, warnings:
         problems += cert_problems
         warnings += cert_warnings
     return problems
+
+
+def _unknown_transformation_sources(store: RelyingPartyStore, settings: Settings) -> list[str]:
+    """Relying parties that accept another issuer's tokens in Validate with transformation while no
+    ``[[trusted_issuers]]`` entry has that entity id: Validate refuses such tokens, whatever the registration says."""
+    trusted = {f"{ISSUER_PREFIX}{issuer.entity_id}" for issuer in settings.trusted_issuers}
+    return [
+        f"relying party {rp.address}: transformation from {source[len(ISSUER_PREFIX):]}, which no [[trusted_issuers]]"
+        " entry names (its tokens are refused)"
+        for rp in RelyingPartyRegistry(store).all()
+        for source in rp.transform_from
+        if source.startswith(ISSUER_PREFIX) and source not in trusted
+    ]
 
 
 def _check_default_relying_party(store: RelyingPartyStore, default: str) -> list[str]:

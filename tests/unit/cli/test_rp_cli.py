@@ -825,6 +825,27 @@ def test_transformation_policy_update_and_show(inst: Instance, capsys: pytest.Ca
     assert inst.rp(ADDRESS).transform_from == ()
 
 
+def test_transformation_from_an_issuer_not_trusted_is_a_warning(
+    inst: Instance, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Validate refuses tokens of an issuer no [[trusted_issuers]] entry names: check-config says so."""
+    sources = ("--allow-transformation-from", "self", "--allow-transformation-from", "https://idp.example.test")
+    assert inst.sts("rp", "add", ADDRESS, "--no-encrypt") == 0
+    assert inst.sts("rp", "update", ADDRESS, *sources) == 0
+    capsys.readouterr()
+    assert inst.sts("check-config") == 0
+    warning = (f"warning: relying party {ADDRESS}: transformation from https://idp.example.test, which no"
+               " [[trusted_issuers]] entry names (its tokens are refused)")
+    out = capsys.readouterr().out
+    assert warning in out
+    assert out.count("transformation from") == 1  # self needs no entry
+    with (inst.base / "sts.toml").open("a") as config:
+        config.write('\n[[trusted_issuers]]\nentity_id = "https://idp.example.test"\n'
+                     'certificates = ["keystore/sts-signing.crt.pem"]\n')
+    assert inst.sts("check-config") == 0
+    assert "transformation from" not in capsys.readouterr().out
+
+
 def test_transformation_source_refused(inst: Instance, capsys: pytest.CaptureFixture[str]) -> None:
     assert inst.sts("rp", "add", ADDRESS, "--no-encrypt") == 0
     assert inst.sts("rp", "update", ADDRESS, "--allow-transformation-from", "idp") == 1
