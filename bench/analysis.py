@@ -236,6 +236,7 @@ def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], 
                   "repeated": len(attempts) > 1},
         "profile": {"file": f"{stamp}-profile.txt", "requests": profile["requests"],
                     "non_200": profile["non_200"], "missing_stages": profile.get("missing_stages", []),
+                    "stage_calls_per_request": profile.get("stage_calls_per_request", {}),
                     "in_process_cpu_ms_per_request": profile["cpu_ms_per_request"],
                     "top_cumulative": profile["top_cumulative"], "top_tottime": profile["top_tottime"]},
         "machine": machine,
@@ -257,7 +258,8 @@ def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], 
         },
         "slices": [s.as_dict() for s in all_slices],
         "notes": notes + ([f"the in-process profile saw {profile['non_200']} non-200 responses"]
-                          if profile["non_200"] else []) + [f"profile stage not found (renamed?): {m}"
-                                                             for m in profile.get("missing_stages", [])],
+                          if profile["non_200"] else []) + [
+            f"profile stage not timed (renamed, or never called: its time counts in its caller's stage): {m}"
+            for m in profile.get("missing_stages", [])],
         "runtime_s": round(runtime_s, 1),
     }
