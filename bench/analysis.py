@@ -91,8 +91,8 @@ def _target(ident: str, text: str, value: float | None, limit: float, moonshot: 
 
 def _growth(memory: dict[str, Any]) -> float | None:
     before, after = memory.get("after_10k"), memory.get("after_soak")
-    if not before or not after:
-        return None
+    if not before or not after or after["served"] <= before["served"]:
+        return None  # no request served between the two readings (--quick): no growth measured, not 0 %
     old = {w["pid"]: w["rss_mib"] for w in before["workers"]}
     pairs = [(old[w["pid"]], w["rss_mib"]) for w in after["workers"] if w["pid"] in old]
     if not pairs:  # workers were replaced: compare the largest

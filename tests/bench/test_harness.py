@@ -52,3 +52,16 @@ def test_nested_stages_are_exclusive() -> None:
     assert timer.exclusive["inner"] > 0.3 * timer.exclusive["outer"]
     assert timer.exclusive["root"] < 0.2 * timer.exclusive["inner"]
     assert sum(timer.exclusive.values()) <= elapsed  # nothing counted twice
+
+
+def _workers(rss: float) -> list[dict[str, float]]:
+    return [{"pid": 11, "rss_mib": rss, "pss_mib": rss / 2}, {"pid": 12, "rss_mib": rss - 1, "pss_mib": rss / 2}]
+
+
+def test_memory_growth_needs_requests_between_the_readings() -> None:
+    # --quick: the soak (3,000) ends before the 10k reading, so both readings are the same moment.
+    same = {"served": 10_549, "workers": _workers(81.8)}
+    assert analysis._growth({"after_10k": same, "after_soak": dict(same)}) is None
+    grown = {"after_10k": {"served": 12_255, "workers": _workers(80.0)},
+             "after_soak": {"served": 66_786, "workers": _workers(82.0)}}
+    assert analysis._growth(grown) == (81.0 - 79.0) / 79.0  # the worker that grew most
