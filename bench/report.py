@@ -16,7 +16,19 @@ from scenarios import HEADLINE, RSA
 def machine_line(machine: dict[str, Any]) -> str:
     return (f"{machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, {machine['os']}, "
             f"kernel {machine['kernel']}, Python {machine['python']}, {machine['wrk']}, "
-            f"load average at start {', '.join(str(x) for x in machine['load_average_at_start'])}")
+            f"load average at start {', '.join(str(x) for x in machine['load_average_at_start'])}"
+            + (f", at end {', '.join(str(x) for x in machine['load_average_at_end'])}"
+               if machine.get("load_average_at_end") else ""))
+
+
+def code_words(results: dict[str, Any]) -> str:
+    """`` of commit <hash>`` (and its uncommitted changes) for a run that recorded its code; empty for older runs."""
+    code = results.get("code") or {}
+    if not code.get("commit"):
+        return ""
+    changed = code.get("changed_files") or []
+    dirty = f" with uncommitted changes ({', '.join(changed)})" if code.get("uncommitted_changes") else ""
+    return f" of commit `{code['commit'][:12]}`{dirty}"
 
 
 def targets_table(results: dict[str, Any], previous: dict[str, Any] | None = None) -> list[str]:
@@ -81,6 +93,8 @@ def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) ->
         f"# STS benchmark {results['timestamp']}",
         "",
         f"Machine: {machine_line(machine)}.",
+        *([f"Code: the run{code_words(results)}, `sts` imported from {results['code']['sts']}.", ""]
+          if code_words(results) else []),
         "",
         f"Method: {method['transport']}. {method['gunicorn']}. {rounds['primary']['rounds']} primary rounds of "
         f"{rounds['primary']['slice_s']:g} s slices ({', '.join(rounds['primary']['scenarios'])}), "
@@ -233,7 +247,8 @@ def readme_section(results: dict[str, Any], md_path: Path, previous: dict[str, A
         "",
         f"`make bench` (about {results['runtime_s'] / 60:.0f} minutes; see [bench/README.md](bench/README.md)) "
         "measures server CPU per request against reference endpoints served by the same gunicorn settings in "
-        f"the same run. Latest run, [bench/results/{md_path.name}](bench/results/{md_path.name}), on "
+        f"the same run. Latest run, [bench/results/{md_path.name}](bench/results/{md_path.name})"
+        f"{code_words(results)}, on "
         f"{machine_line(results['machine'])}:",
         "",
         f"Headline (SAML 2.0 bearer, signed + encrypted, warm credential cache): "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -65,3 +68,33 @@ def test_memory_growth_needs_requests_between_the_readings() -> None:
     grown = {"after_10k": {"served": 12_255, "workers": _workers(80.0)},
              "after_soak": {"served": 66_786, "workers": _workers(82.0)}}
     assert analysis._growth(grown) == (81.0 - 79.0) / 79.0  # the worker that grew most
+
+
+def test_the_bench_processes_import_sts_from_this_checkout(monkeypatch: Any) -> None:
+    import run
+
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    run.use_this_checkout()
+    assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(BENCH.parent)
+    # A child started elsewhere (as the servers start in the work directory) finds this checkout's sts first, even
+    # when the virtualenv's editable install points at another worktree.
+    done = subprocess.run([sys.executable, "-c", "import sts; print(sts.__file__)"], capture_output=True, text=True,
+                          cwd="/", check=True)
+    assert Path(done.stdout.strip()).parent == BENCH.parent / "sts"
+
+
+def test_results_name_the_commit_measured() -> None:
+    import report
+    import run
+
+    code = run.code_info()
+    assert code["commit"] and len(code["commit"]) == 40
+    assert Path(code["sts"]).parent == BENCH.parent
+    results = json.loads((BENCH / "results" / "20261206T202953Z.json").read_text())
+    assert report.code_words(results) == ""  # older runs did not record it: their README text is unchanged
+    results["code"] = {"commit": "0123456789abcdef" * 2 + "01234567", "uncommitted_changes": True,
+                       "changed_files": ["sts/crypto/signer.py"], "sts": "/x/sts"}
+    results["machine"]["load_average_at_end"] = [1.5, 1.0, 0.5]
+    section = report.readme_section(results, BENCH / "results" / "20261206T202953Z.md")
+    assert "of commit `0123456789ab` with uncommitted changes (sts/crypto/signer.py), on 2 cores" in section
+    assert "load average at start 0.09, 0.22, 0.32, at end 1.5, 1.0, 0.5" in section
