@@ -78,6 +78,14 @@ def summarize(name: str, slices: list[Slice], block: str, rss: list[float]) -> d
     }
 
 
+def secondary_headline(secondary: list[Slice]) -> dict[str, Any] | None:
+    """The headline as measured in the secondary rounds: the baseline of every secondary scenario (each of their
+    ratios is to the RSA reference of those rounds, which may differ from the primary rounds')."""
+    if not any(s.scenario == HEADLINE for s in secondary):
+        return None
+    return summarize(HEADLINE, secondary, "secondary", [])
+
+
 def _target(ident: str, text: str, value: float | None, limit: float, moonshot: float | None = None,
             lower_is_better: bool = True, unit: str = "") -> dict[str, Any]:
     def ok(bound: float | None) -> bool | None:
@@ -227,13 +235,14 @@ def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], 
                      "rsa_cpu_ms_per_request": scenarios[RSA]["cpu_ms_per_request"], "rps": head["rps"],
                      "rsa_rps": scenarios[RSA]["rps"], "p50_ms": head["p50_ms"], "p99_ms": head["p99_ms"]},
         "scenarios": scenarios,
+        "secondary_headline": secondary_headline(secondary),
         "targets": targets(scenarios, secondary, memory, all_slices, split),
         "library_split": split,
         "cost_shares": cost_shares(scenarios, profile),
         "latency": latency_rows,
         "memory": memory,
         "noise": {"limit": noise_limit, "attempts": attempts, "noisy": final_spread > noise_limit,
-                  "repeated": len(attempts) > 1},
+                  "repeated": len(attempts) > 1, "secondary": rsa_spread(secondary)},
         "profile": {"file": f"{stamp}-profile.txt", "requests": profile["requests"],
                     "non_200": profile["non_200"], "missing_stages": profile.get("missing_stages", []),
                     "stage_calls_per_request": profile.get("stage_calls_per_request", {}),

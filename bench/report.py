@@ -81,7 +81,34 @@ def scenarios_table(results: dict[str, Any], previous: dict[str, Any] | None = N
                      f"{rps_was} {_fmt(s['rps_ratio_to_rsa'])} | {_fmt(s['p50_ms'], 1)} | {_fmt(s['p99_ms'], 1)} | "
                      f"{_fmt(s['rss_mib'], 1)} | {s['errors']} | {s['rounds']} ({s['block']}) | "
                      f"{_fmt(s.get('wrk_cpu_ms_per_request'), 3)} |")
+        baseline = results.get("secondary_headline")
+        if name == HEADLINE and baseline:  # the row the secondary scenarios compare with
+            if previous:
+                was = previous.get("secondary_headline")
+                cpu_was, rps_was = ((f" {_fmt(was['cpu_ratio_to_rsa'])} |", f" {_fmt(was['rps_ratio_to_rsa'])} |")
+                                    if was else (f" {compare.NONE} |", f" {compare.NONE} |"))
+            span = baseline["cpu_ratio_range"]
+            ratio = f"{_fmt(baseline['cpu_ratio_to_rsa'])} ({_fmt(span[0])}-{_fmt(span[1])})" if span else "n/a"
+            lines.append(
+                f"| {SECONDARY_HEADLINE_LABEL} | {_fmt(baseline['cpu_ms_per_request'], 3)} |{cpu_was} {ratio} | "
+                f"{_fmt(baseline['rps'], 0)} |{rps_was} {_fmt(baseline['rps_ratio_to_rsa'])} | "
+                f"{_fmt(baseline['p50_ms'], 1)} | {_fmt(baseline['p99_ms'], 1)} | n/a | {baseline['errors']} | "
+                f"{baseline['rounds']} (secondary) | {_fmt(baseline.get('wrk_cpu_ms_per_request'), 3)} |")
+    if results.get("secondary_headline"):
+        lines += ["", f"The secondary scenarios ran in the secondary rounds, with those rounds' RSA reference: "
+                  f"compare them with *{HEADLINE}, secondary rounds*, not with the headline of the primary rounds."]
     return lines
+
+
+def secondary_spread(noise: dict[str, Any]) -> str:
+    """The RSA reference's spread between the secondary rounds (never repeated), for runs that recorded it."""
+    spread = noise.get("secondary")
+    if not spread:
+        return ""
+    return f" Secondary rounds (never repeated): CPU {spread['cpu']:.0%}, req/s {spread['rps']:.0%}."
+
+
+SECONDARY_HEADLINE_LABEL = f"*{HEADLINE}, secondary rounds*"
 
 
 def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
@@ -107,7 +134,7 @@ def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) ->
         "RSA reference spread between primary rounds ((max - min) / median): " + "; ".join(
             f"{'kept: ' if a.get('kept') else 'discarded: '}CPU {a['cpu']:.0%}, req/s {a['rps']:.0%}"
             for a in noise["attempts"]) + f" (limit {noise['limit']:.0%} on CPU; repeated: {noise['repeated']}; "
-        f"noisy: {noise['noisy']}).",
+        f"noisy: {noise['noisy']})." + secondary_spread(noise),
         "",
         "## Headline",
         "",

@@ -16,6 +16,7 @@ if str(BENCH) not in sys.path:
 
 import analysis  # noqa: E402
 import inprocess_profile as ip  # noqa: E402
+from loadgen import Slice  # noqa: E402
 from scenarios import HEADLINE, RSA  # noqa: E402
 
 
@@ -98,3 +99,33 @@ def test_results_name_the_commit_measured() -> None:
     section = report.readme_section(results, BENCH / "results" / "20261206T202953Z.md")
     assert "of commit `0123456789ab` with uncommitted changes (sts/crypto/signer.py), on 2 cores" in section
     assert "load average at start 0.09, 0.22, 0.32, at end 1.5, 1.0, 0.5" in section
+
+
+def _slice(scenario: str, round_index: int, cpu_ms: float, rps: float = 1000.0) -> Slice:
+    return Slice(scenario, "server", 16, 2.0, requests=int(rps * 2), in_window=int(rps), cpu_ms_per_request=cpu_ms,
+                 rps=rps, p50_ms=10.0, p99_ms=20.0, round=round_index)
+
+
+def test_secondary_scenarios_are_shown_next_to_the_headline_of_their_own_rounds() -> None:
+    import compare
+    import report
+
+    # The secondary rounds' RSA reference was slower than the primary rounds': the headline reads 4.0x there.
+    secondary = [_slice(RSA, r, 0.6) for r in range(3)] + [_slice(HEADLINE, r, 2.4) for r in range(3)] + [
+        _slice("saml20_claims_50", r, 2.94) for r in range(3)]
+    baseline = analysis.secondary_headline(secondary)
+    assert baseline is not None
+    assert (baseline["cpu_ratio_to_rsa"], baseline["cpu_ms_per_request"], baseline["rounds"]) == (4.0, 2.4, 3)
+    assert analysis.secondary_headline([_slice(RSA, 0, 0.6)]) is None
+
+    results = json.loads((BENCH / "results" / "20261206T202953Z.json").read_text())
+    results["secondary_headline"] = baseline
+    table = report.scenarios_table(results)
+    rows = [line for line in table if line.startswith("|")]
+    head = next(i for i, line in enumerate(rows) if line.startswith(f"| **{HEADLINE}**"))
+    assert rows[head + 1].startswith(f"| {report.SECONDARY_HEADLINE_LABEL} | 2.400 | 4.00 (4.00-4.00) |")
+    assert len({line.count("|") for line in rows}) == 1
+    assert any("compare them with" in line for line in table)
+    # The per-claim miss compares the 50-claim scenario with the headline of the same rounds, not the primary one.
+    reason = compare._profile_reason("per_claim", results)
+    assert "against 2.40 ms for 5 in the same rounds" in reason
