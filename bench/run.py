@@ -36,7 +36,7 @@ import report  # noqa: E402
 import servers as sv  # noqa: E402
 import setup_instance as si  # noqa: E402
 import shared_state  # noqa: E402
-from scenarios import HEADLINE, PRIMARY, RSA, SCENARIOS, SECONDARY, STATIC, rotated  # noqa: E402
+from scenarios import HEADLINE, METRICS_OFF, PRIMARY, RSA, SCENARIOS, SECONDARY, STATIC, rotated  # noqa: E402
 
 from sts.auth.passwords import PasswordHasher  # noqa: E402
 
@@ -45,9 +45,9 @@ ENDPOINT = "/services/wso2carbon-sts"
 MAX_REQUESTS = 200_000  # per slice: a bound no round reaches (a capped slice is flagged in the JSON)
 # Warm-up: one slice per server and relying party (per-worker caches: credentials, encrypters, RP directory).
 WARM_UP = [RSA, HEADLINE, "saml20_signed_only", "saml20_claims_50", "saml20_no_nonce", "saml20_cache_disabled",
-           "saml20_rps_10k", "saml20_users_100k", "saml20_sync_workers", "saml20_directory_user",
-           "saml20_directory_cache_disabled", "saml20_two_nodes_node_a", "saml20_two_nodes_node_b",
-           "saml20_client_not_exempt"]
+           "saml20_rps_10k", "saml20_users_100k", METRICS_OFF, "saml20_sync_workers", "ref_static_sync_workers",
+           "saml20_directory_user", "saml20_directory_cache_disabled", "saml20_two_nodes_node_a",
+           "saml20_two_nodes_node_b", "saml20_client_not_exempt"]
 MEMORY_CHECKPOINT = 10_000
 
 

@@ -129,3 +129,10 @@ def test_secondary_scenarios_are_shown_next_to_the_headline_of_their_own_rounds(
     # The per-claim miss compares the 50-claim scenario with the headline of the same rounds, not the primary one.
     reason = compare._profile_reason("per_claim", results)
     assert "against 2.40 ms for 5 in the same rounds" in reason
+
+
+def test_every_server_is_warmed_up_before_it_is_measured() -> None:
+    import run
+    from scenarios import SCENARIOS
+
+    assert {SCENARIOS[name].server for name in run.WARM_UP} == {s.server for s in SCENARIOS.values()}
