@@ -207,7 +207,8 @@ def cost_shares(scenarios: dict[str, dict[str, Any]], profile: dict[str, Any]) -
 def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], primary: list[Slice],
                   attempts: list[dict[str, Any]], secondary: list[Slice], latency: list[Slice], soak: list[Slice],
                   memory: dict[str, Any], rss: dict[str, list[float]], profile: dict[str, Any], notes: list[str],
-                  runtime_s: float, noise_limit: float) -> dict[str, Any]:
+                  runtime_s: float, noise_limit: float, discarded: list[Slice] | None = None) -> dict[str, Any]:
+    """``discarded``: the primary rounds not kept (a noisy first set); only their errors count."""
     scenarios = {}
     for name in SCENARIOS:
         block, slices = ("primary", primary) if name in PRIMARY else ("secondary", secondary)
@@ -236,7 +237,7 @@ def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], 
                      "rsa_rps": scenarios[RSA]["rps"], "p50_ms": head["p50_ms"], "p99_ms": head["p99_ms"]},
         "scenarios": scenarios,
         "secondary_headline": secondary_headline(secondary),
-        "targets": targets(scenarios, secondary, memory, all_slices, split),
+        "targets": targets(scenarios, secondary, memory, all_slices + (discarded or []), split),
         "library_split": split,
         "cost_shares": cost_shares(scenarios, profile),
         "latency": latency_rows,

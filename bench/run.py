@@ -470,6 +470,7 @@ def main() -> int:
             f"{s.scenario} on {s.server} stopped at its request cap after {s.requests} requests"
             for s in chosen + secondary + latency if s.capped],
         runtime_s=time.monotonic() - bench.started, noise_limit=args.noise_limit,
+        discarded=[s for _, attempt in attempts if attempt is not chosen for s in attempt],
     )
     results["sigonly_inprocess"] = signed
     results["code"] = code

@@ -136,3 +136,20 @@ def test_every_server_is_warmed_up_before_it_is_measured() -> None:
     from scenarios import SCENARIOS
 
     assert {SCENARIOS[name].server for name in run.WARM_UP} == {s.server for s in SCENARIOS.values()}
+
+
+def test_errors_of_the_discarded_noisy_rounds_still_count() -> None:
+    kept = [_slice(RSA, r, 0.5) for r in range(2)] + [_slice(HEADLINE, r, 2.0) for r in range(2)]
+    noisy = [_slice(RSA, r, 0.5) for r in range(2)] + [_slice(HEADLINE, r, 2.0) for r in range(2)]
+    noisy[3].errors, noisy[3].error_detail = 7, {"timeout": 7}
+    profile = {"buckets_ms_per_request": {}, "stages_ms_per_request": {}, "cpu_ms_per_request": 1.5,
+               "requests": 10, "non_200": 0, "top_cumulative": [], "top_tottime": []}
+    args = {"rounds": 2, "slice": 3.0, "secondary_rounds": 1, "secondary_slice": 2.0, "connections": 16,
+            "key_size": 2048}
+    machine = {"load_average_at_start": [0.0, 0.0, 0.0]}
+    results = analysis.build_results(
+        stamp="T", machine=machine, args=args, primary=kept, attempts=[{"cpu": 0.4}, {"cpu": 0.1, "kept": True}],
+        secondary=[], latency=[], soak=[], memory={}, rss={}, profile=profile, notes=[], runtime_s=1.0,
+        noise_limit=0.25, discarded=noisy)
+    errors = next(t for t in results["targets"] if t["id"] == "errors")
+    assert (errors["value"], errors["met"]) == (7.0, False)
