@@ -124,7 +124,8 @@ def library_split(scenarios: dict[str, dict[str, Any]], profile: dict[str, Any])
             "encrypt_xml_call_ms": round(encrypt_xml, 4), "encryption_ms": round(encryption, 4),
             "outside_ms": round(outside, 4), "sign_call_x_rsa": round(sign / rsa, 4),
             "encrypt_xml_call_x_rsa": round(encrypt_xml / rsa, 4), "encryption_x_rsa": round(encryption / rsa, 4),
-            "outside_x_rsa": round(outside / rsa, 4)}
+            "outside_x_rsa": round(outside / rsa, 4), "in_process_ms": profile.get("cpu_ms_per_request"),
+            "static_ms": scenarios.get(STATIC, {}).get("cpu_ms_per_request")}
 
 
 def targets(scenarios: dict[str, dict[str, Any]], secondary: list[Slice], memory: dict[str, Any],

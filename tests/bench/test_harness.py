@@ -153,3 +153,15 @@ def test_errors_of_the_discarded_noisy_rounds_still_count() -> None:
         noise_limit=0.25, discarded=noisy)
     errors = next(t for t in results["targets"] if t["id"] == "errors")
     assert (errors["value"], errors["met"]) == (7.0, False)
+
+
+def test_the_split_says_what_load_added_beyond_the_in_process_run() -> None:
+    import report
+
+    scenarios: dict[str, Any] = {HEADLINE: {"cpu_ms_per_request": 2.05}, RSA: {"cpu_ms_per_request": 0.455},
+                                 "ref_static": {"cpu_ms_per_request": 0.163}}
+    profile = {"cpu_ms_per_request": 1.692, "buckets_ms_per_request": {
+        analysis.SIGN_CALL: 0.471, analysis.ENCRYPT_CALL: 0.076}}
+    line = report.split_line({"library_split": analysis.library_split(scenarios, profile)})[0]
+    assert "the headline cost 1.887 ms under load against 1.692 ms in-process (+12%)" in line
+    assert "counted outside them" in line
