@@ -78,6 +78,14 @@ def summarize(name: str, slices: list[Slice], block: str, rss: list[float]) -> d
     }
 
 
+def secondary_headline(secondary: list[Slice]) -> dict[str, Any] | None:
+    """The headline as measured in the secondary rounds: the baseline of every secondary scenario (each of their
+    ratios is to the RSA reference of those rounds, which may differ from the primary rounds')."""
+    if not any(s.scenario == HEADLINE for s in secondary):
+        return None
+    return summarize(HEADLINE, secondary, "secondary", [])
+
+
 def _target(ident: str, text: str, value: float | None, limit: float, moonshot: float | None = None,
             lower_is_better: bool = True, unit: str = "") -> dict[str, Any]:
     def ok(bound: float | None) -> bool | None:
@@ -91,8 +99,8 @@ def _target(ident: str, text: str, value: float | None, limit: float, moonshot: 
 
 def _growth(memory: dict[str, Any]) -> float | None:
     before, after = memory.get("after_10k"), memory.get("after_soak")
-    if not before or not after:
-        return None
+    if not before or not after or after["served"] <= before["served"]:
+        return None  # no request served between the two readings (--quick): no growth measured, not 0 %
     old = {w["pid"]: w["rss_mib"] for w in before["workers"]}
     pairs = [(old[w["pid"]], w["rss_mib"]) for w in after["workers"] if w["pid"] in old]
     if not pairs:  # workers were replaced: compare the largest
@@ -116,7 +124,8 @@ def library_split(scenarios: dict[str, dict[str, Any]], profile: dict[str, Any])
             "encrypt_xml_call_ms": round(encrypt_xml, 4), "encryption_ms": round(encryption, 4),
             "outside_ms": round(outside, 4), "sign_call_x_rsa": round(sign / rsa, 4),
             "encrypt_xml_call_x_rsa": round(encrypt_xml / rsa, 4), "encryption_x_rsa": round(encryption / rsa, 4),
-            "outside_x_rsa": round(outside / rsa, 4)}
+            "outside_x_rsa": round(outside / rsa, 4), "in_process_ms": profile.get("cpu_ms_per_request"),
+            "static_ms": scenarios.get(STATIC, {}).get("cpu_ms_per_request")}
 
 
 def targets(scenarios: dict[str, dict[str, Any]], secondary: list[Slice], memory: dict[str, Any],
@@ -199,7 +208,8 @@ def cost_shares(scenarios: dict[str, dict[str, Any]], profile: dict[str, Any]) -
 def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], primary: list[Slice],
                   attempts: list[dict[str, Any]], secondary: list[Slice], latency: list[Slice], soak: list[Slice],
                   memory: dict[str, Any], rss: dict[str, list[float]], profile: dict[str, Any], notes: list[str],
-                  runtime_s: float, noise_limit: float) -> dict[str, Any]:
+                  runtime_s: float, noise_limit: float, discarded: list[Slice] | None = None) -> dict[str, Any]:
+    """``discarded``: the primary rounds not kept (a noisy first set); only their errors count."""
     scenarios = {}
     for name in SCENARIOS:
         block, slices = ("primary", primary) if name in PRIMARY else ("secondary", secondary)
@@ -227,15 +237,17 @@ def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], 
                      "rsa_cpu_ms_per_request": scenarios[RSA]["cpu_ms_per_request"], "rps": head["rps"],
                      "rsa_rps": scenarios[RSA]["rps"], "p50_ms": head["p50_ms"], "p99_ms": head["p99_ms"]},
         "scenarios": scenarios,
-        "targets": targets(scenarios, secondary, memory, all_slices, split),
+        "secondary_headline": secondary_headline(secondary),
+        "targets": targets(scenarios, secondary, memory, all_slices + (discarded or []), split),
         "library_split": split,
         "cost_shares": cost_shares(scenarios, profile),
         "latency": latency_rows,
         "memory": memory,
         "noise": {"limit": noise_limit, "attempts": attempts, "noisy": final_spread > noise_limit,
-                  "repeated": len(attempts) > 1},
+                  "repeated": len(attempts) > 1, "secondary": rsa_spread(secondary)},
         "profile": {"file": f"{stamp}-profile.txt", "requests": profile["requests"],
                     "non_200": profile["non_200"], "missing_stages": profile.get("missing_stages", []),
+                    "stage_calls_per_request": profile.get("stage_calls_per_request", {}),
                     "in_process_cpu_ms_per_request": profile["cpu_ms_per_request"],
                     "top_cumulative": profile["top_cumulative"], "top_tottime": profile["top_tottime"]},
         "machine": machine,
@@ -257,7 +269,8 @@ def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], 
         },
         "slices": [s.as_dict() for s in all_slices],
         "notes": notes + ([f"the in-process profile saw {profile['non_200']} non-200 responses"]
-                          if profile["non_200"] else []) + [f"profile stage not found (renamed?): {m}"
-                                                             for m in profile.get("missing_stages", [])],
+                          if profile["non_200"] else []) + [
+            f"profile stage not timed (renamed, or never called: its time counts in its caller's stage): {m}"
+            for m in profile.get("missing_stages", [])],
         "runtime_s": round(runtime_s, 1),
     }

@@ -16,7 +16,19 @@ from scenarios import HEADLINE, RSA
 def machine_line(machine: dict[str, Any]) -> str:
     return (f"{machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, {machine['os']}, "
             f"kernel {machine['kernel']}, Python {machine['python']}, {machine['wrk']}, "
-            f"load average at start {', '.join(str(x) for x in machine['load_average_at_start'])}")
+            f"load average at start {', '.join(str(x) for x in machine['load_average_at_start'])}"
+            + (f", at end {', '.join(str(x) for x in machine['load_average_at_end'])}"
+               if machine.get("load_average_at_end") else ""))
+
+
+def code_words(results: dict[str, Any]) -> str:
+    """`` of commit <hash>`` (and its uncommitted changes) for a run that recorded its code; empty for older runs."""
+    code = results.get("code") or {}
+    if not code.get("commit"):
+        return ""
+    changed = code.get("changed_files") or []
+    dirty = f" with uncommitted changes ({', '.join(changed)})" if code.get("uncommitted_changes") else ""
+    return f" of commit `{code['commit'][:12]}`{dirty}"
 
 
 def targets_table(results: dict[str, Any], previous: dict[str, Any] | None = None) -> list[str]:
@@ -47,9 +59,20 @@ def split_line(results: dict[str, Any]) -> list[str]:
         f"outside the two calls {_fmt(split['outside_ms'], 3)} ms ({_fmt(split['outside_x_rsa'])}x RSA)**; "
         f"encryption with the work around `encrypt_xml` {_fmt(split['encryption_ms'], 3)} ms "
         f"({_fmt(split['encryption_x_rsa'])}x RSA). The library calls are timed in-process (thread CPU), the "
-        "headline under load.",
+        f"headline under load.{_load_words(split)}",
         "",
     ]
+
+
+def _load_words(split: dict[str, Any]) -> str:
+    """How much more the headline cost under load than the in-process run saw: that part of the two calls counts
+    as outside them (runs before this was recorded print nothing)."""
+    if not split.get("in_process_ms") or split.get("static_ms") is None:
+        return ""
+    served = split["headline_ms"] - split["static_ms"]
+    return (f" Beyond HTTP (the /static reference, {split['static_ms']:.3f} ms) the headline cost {served:.3f} ms "
+            f"under load against {split['in_process_ms']:.3f} ms in-process ({served / split['in_process_ms'] - 1:+.0%}"
+            "); what load adds to the two calls is counted outside them.")
 
 
 def scenarios_table(results: dict[str, Any], previous: dict[str, Any] | None = None) -> list[str]:
@@ -69,7 +92,34 @@ def scenarios_table(results: dict[str, Any], previous: dict[str, Any] | None = N
                      f"{rps_was} {_fmt(s['rps_ratio_to_rsa'])} | {_fmt(s['p50_ms'], 1)} | {_fmt(s['p99_ms'], 1)} | "
                      f"{_fmt(s['rss_mib'], 1)} | {s['errors']} | {s['rounds']} ({s['block']}) | "
                      f"{_fmt(s.get('wrk_cpu_ms_per_request'), 3)} |")
+        baseline = results.get("secondary_headline")
+        if name == HEADLINE and baseline:  # the row the secondary scenarios compare with
+            if previous:
+                was = previous.get("secondary_headline")
+                cpu_was, rps_was = ((f" {_fmt(was['cpu_ratio_to_rsa'])} |", f" {_fmt(was['rps_ratio_to_rsa'])} |")
+                                    if was else (f" {compare.NONE} |", f" {compare.NONE} |"))
+            span = baseline["cpu_ratio_range"]
+            ratio = f"{_fmt(baseline['cpu_ratio_to_rsa'])} ({_fmt(span[0])}-{_fmt(span[1])})" if span else "n/a"
+            lines.append(
+                f"| {SECONDARY_HEADLINE_LABEL} | {_fmt(baseline['cpu_ms_per_request'], 3)} |{cpu_was} {ratio} | "
+                f"{_fmt(baseline['rps'], 0)} |{rps_was} {_fmt(baseline['rps_ratio_to_rsa'])} | "
+                f"{_fmt(baseline['p50_ms'], 1)} | {_fmt(baseline['p99_ms'], 1)} | n/a | {baseline['errors']} | "
+                f"{baseline['rounds']} (secondary) | {_fmt(baseline.get('wrk_cpu_ms_per_request'), 3)} |")
+    if results.get("secondary_headline"):
+        lines += ["", f"The secondary scenarios ran in the secondary rounds, with those rounds' RSA reference: "
+                  f"compare them with *{HEADLINE}, secondary rounds*, not with the headline of the primary rounds."]
     return lines
+
+
+def secondary_spread(noise: dict[str, Any]) -> str:
+    """The RSA reference's spread between the secondary rounds (never repeated), for runs that recorded it."""
+    spread = noise.get("secondary")
+    if not spread:
+        return ""
+    return f" Secondary rounds (never repeated): CPU {spread['cpu']:.0%}, req/s {spread['rps']:.0%}."
+
+
+SECONDARY_HEADLINE_LABEL = f"*{HEADLINE}, secondary rounds*"
 
 
 def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
@@ -81,6 +131,8 @@ def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) ->
         f"# STS benchmark {results['timestamp']}",
         "",
         f"Machine: {machine_line(machine)}.",
+        *([f"Code: the run{code_words(results)}, `sts` imported from {results['code']['sts']}.", ""]
+          if code_words(results) else []),
         "",
         f"Method: {method['transport']}. {method['gunicorn']}. {rounds['primary']['rounds']} primary rounds of "
         f"{rounds['primary']['slice_s']:g} s slices ({', '.join(rounds['primary']['scenarios'])}), "
@@ -93,7 +145,7 @@ def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) ->
         "RSA reference spread between primary rounds ((max - min) / median): " + "; ".join(
             f"{'kept: ' if a.get('kept') else 'discarded: '}CPU {a['cpu']:.0%}, req/s {a['rps']:.0%}"
             for a in noise["attempts"]) + f" (limit {noise['limit']:.0%} on CPU; repeated: {noise['repeated']}; "
-        f"noisy: {noise['noisy']}).",
+        f"noisy: {noise['noisy']})." + secondary_spread(noise),
         "",
         "## Headline",
         "",
@@ -233,7 +285,8 @@ def readme_section(results: dict[str, Any], md_path: Path, previous: dict[str, A
         "",
         f"`make bench` (about {results['runtime_s'] / 60:.0f} minutes; see [bench/README.md](bench/README.md)) "
         "measures server CPU per request against reference endpoints served by the same gunicorn settings in "
-        f"the same run. Latest run, [bench/results/{md_path.name}](bench/results/{md_path.name}), on "
+        f"the same run. Latest run, [bench/results/{md_path.name}](bench/results/{md_path.name})"
+        f"{code_words(results)}, on "
         f"{machine_line(results['machine'])}:",
         "",
         f"Headline (SAML 2.0 bearer, signed + encrypted, warm credential cache): "

@@ -25,8 +25,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository: tests/servers (slapd)
+sys.path.insert(1, str(REPO))  # the repository: sts, tests/servers (slapd)
 
 import analysis  # noqa: E402
 import directory  # noqa: E402
@@ -35,7 +36,7 @@ import report  # noqa: E402
 import servers as sv  # noqa: E402
 import setup_instance as si  # noqa: E402
 import shared_state  # noqa: E402
-from scenarios import HEADLINE, PRIMARY, RSA, SCENARIOS, SECONDARY, STATIC, rotated  # noqa: E402
+from scenarios import HEADLINE, METRICS_OFF, PRIMARY, RSA, SCENARIOS, SECONDARY, STATIC, rotated  # noqa: E402
 
 from sts.auth.passwords import PasswordHasher  # noqa: E402
 
@@ -44,9 +45,9 @@ ENDPOINT = "/services/wso2carbon-sts"
 MAX_REQUESTS = 200_000  # per slice: a bound no round reaches (a capped slice is flagged in the JSON)
 # Warm-up: one slice per server and relying party (per-worker caches: credentials, encrypters, RP directory).
 WARM_UP = [RSA, HEADLINE, "saml20_signed_only", "saml20_claims_50", "saml20_no_nonce", "saml20_cache_disabled",
-           "saml20_rps_10k", "saml20_users_100k", "saml20_sync_workers", "saml20_directory_user",
-           "saml20_directory_cache_disabled", "saml20_two_nodes_node_a", "saml20_two_nodes_node_b",
-           "saml20_client_not_exempt"]
+           "saml20_rps_10k", "saml20_users_100k", METRICS_OFF, "saml20_sync_workers", "ref_static_sync_workers",
+           "saml20_directory_user", "saml20_directory_cache_disabled", "saml20_two_nodes_node_a",
+           "saml20_two_nodes_node_b", "saml20_client_not_exempt"]
 MEMORY_CHECKPOINT = 10_000
 
 
@@ -360,6 +361,27 @@ class Bench:
         self.resources.close()
 
 
+def use_this_checkout() -> None:
+    """Every process the bench starts (``sts init``, the servers, the in-process profiles) imports ``sts`` from this
+    checkout, as the orchestrator does: the virtualenv's editable install may point at another worktree, whose code
+    would otherwise be served and profiled under this one's name."""
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+def code_info() -> dict[str, Any]:
+    """What was measured: the commit of this checkout, whether tracked files differed from it, and where ``sts``
+    was imported from."""
+    import sts
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=False)  # noqa: S603, S607
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD") or None, "uncommitted_changes": bool(status),
+            "changed_files": [line[3:] for line in status.splitlines()], "sts": str(Path(sts.__file__).parent)}
+
+
 def machine_info() -> dict[str, Any]:
     model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -405,6 +427,8 @@ def main() -> int:
             md_path.write_text(report.markdown(results, previous))
             print(f"rewrote {md_path} with the comparison with {args.previous}")
         return 0
+    use_this_checkout()
+    code = code_info()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="sts-bench-"))
@@ -436,6 +460,7 @@ def main() -> int:
         soak = bench.soak(saturation[HEADLINE])
     finally:
         bench.stop()
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results = analysis.build_results(
         stamp=stamp, machine=machine, args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                                          if k != "previous_results"},
@@ -445,8 +470,10 @@ def main() -> int:
             f"{s.scenario} on {s.server} stopped at its request cap after {s.requests} requests"
             for s in chosen + secondary + latency if s.capped],
         runtime_s=time.monotonic() - bench.started, noise_limit=args.noise_limit,
+        discarded=[s for _, attempt in attempts if attempt is not chosen for s in attempt],
     )
     results["sigonly_inprocess"] = signed
+    results["code"] = code
     json_path = args.out / f"{stamp}.json"
     md_path = args.out / f"{stamp}.md"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
