@@ -79,6 +79,9 @@ class DirectoryUserStore:
         if settings.member_of_attribute:
             attributes.add(settings.member_of_attribute)
         self._attributes = tuple(sorted(attributes, key=str.casefold))
+        # All round trips of one login together (a connection, the search, the bind and the group searches): one
+        # connect and two operations' worth, well under gunicorn's worker timeout with the defaults (3 + 2 x 5 s).
+        self._budget = (settings.ldap_connection_timeout + 2 * settings.read_timeout) / 1000
 
     @property
     def domain(self) -> str:
@@ -97,6 +100,11 @@ class DirectoryUserStore:
         ``password``."""
         if not password:
             return Refusal(EMPTY_PASSWORD, "empty password refused before binding", password_checked=True)
+        with self._client.deadline(self._budget):
+            return self._authenticate(name, password, locked)
+
+    def _authenticate(self, name: str, password: str, locked: LockCheck | None) -> Principal | Refusal:
+        """:meth:`authenticate` within the login's deadline."""
         found = self._find_or_refusal(name)
         if isinstance(found, Refusal):
             return found
@@ -125,7 +133,8 @@ class DirectoryUserStore:
 
     def find(self, name: str) -> DirectoryUser | None:
         """The one entry the user filter matches for ``name`` (None for none or several), with roles and claims."""
-        found = self._find_or_refusal(name)
+        with self._client.deadline(self._budget):
+            found = self._find_or_refusal(name)
         return None if isinstance(found, Refusal) else found
 
     def service_bind(self) -> str:

@@ -100,6 +100,32 @@ class DirectoryClient:
         self._idle: dict[str, list[Any]] = {"service": [], "auth": []}
         self._inherited: list[Any] = []  # connections of the parent process: never used, never unbound here
         self._down_until: dict[str, float] = {}
+        self._local = threading.local()  # each request thread's deadline (see deadline())
+
+    @contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Bound every operation of the block together to ``seconds``: each operation's timeout is what is left.
+
+        A login is several round trips (search, bind, a search per level of group nesting); a directory answering
+        each just within ``read_timeout`` would otherwise hold the request for their sum, past gunicorn's worker
+        timeout. An inner deadline never extends an outer one."""
+        outer: float | None = getattr(self._local, "deadline", None)
+        ends = self._clock() + seconds
+        self._local.deadline = ends if outer is None else min(outer, ends)
+        try:
+            yield
+        finally:
+            self._local.deadline = outer
+
+    def _time_left(self, limit: float) -> float:
+        """``limit`` seconds, or less when the current deadline is nearer; none left fails closed."""
+        ends: float | None = getattr(self._local, "deadline", None)
+        if ends is None:
+            return limit
+        left = ends - self._clock()
+        if left <= 0:
+            raise DirectoryUnavailable("directory_timeout")
+        return min(limit, left)
 
     # --- operations -------------------------------------------------------------------------------------
 
@@ -179,6 +205,7 @@ class DirectoryClient:
         for reused in (True, False):
             conn, was_idle = self._take(kind, reuse=reused)
             try:
+                conn.set_option(ldap.OPT_TIMEOUT, self._time_left(self._settings.read_timeout / 1000))
                 result = run(conn)
             except ldap.SERVER_DOWN:
                 _unbind(conn)
@@ -188,6 +215,9 @@ class DirectoryClient:
             except _DOWN as exc:
                 _unbind(conn)  # a timed-out request may still be outstanding on it
                 raise DirectoryUnavailable(_reason(exc)) from None
+            except DirectoryUnavailable:  # the deadline passed before the operation began
+                self._give_back(kind, conn)
+                raise
             except ldap.LDAPError as exc:
                 _unbind(conn)
                 _LOG.error("directory operation failed", extra={"domain": self._settings.domain_name,
@@ -251,8 +281,8 @@ class DirectoryClient:
         conn.set_option(ldap.OPT_REFERRALS, 0)
         if _CONNECT_ASYNC_BOUNDS_TLS:
             conn.set_option(ldap.OPT_CONNECT_ASYNC, 1)
-        conn.set_option(ldap.OPT_NETWORK_TIMEOUT, settings.ldap_connection_timeout / 1000)
-        conn.set_option(ldap.OPT_TIMEOUT, settings.read_timeout / 1000)
+        conn.set_option(ldap.OPT_NETWORK_TIMEOUT, self._time_left(settings.ldap_connection_timeout / 1000))
+        conn.set_option(ldap.OPT_TIMEOUT, self._time_left(settings.read_timeout / 1000))
         if settings.ca_file is not None:
             conn.set_option(ldap.OPT_X_TLS_CACERTFILE, str(settings.ca_file))
             conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)

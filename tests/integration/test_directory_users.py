@@ -7,11 +7,13 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 from lxml import etree
 
+from tests.servers.delay_proxy import delay_proxy
 from tests.servers.slapd import SlapdServer
 from tests.support import (
     S11,
@@ -274,3 +276,48 @@ def test_check_config_refuses_a_dn_pattern(directory_instance: Instance, capsys:
 
     assert main(["--config", str(broken), "check-config"]) == 1
     assert "LDAP: user_dn_pattern is not supported" in capsys.readouterr().out
+
+
+def test_a_slow_directory_fails_the_login_within_one_budget_not_a_sum_of_timeouts(
+    tmp_path: Path, slapd: SlapdServer
+) -> None:
+    """Each round trip answers within read_timeout, but a login is several (search, bind, a search per level of
+    group nesting): all of them together get ldap_connection_timeout + 2 x read_timeout (here 1 + 2 x 2 s), so the
+    request fails closed in time and gunicorn (timeout 7 s) never kills the worker that serves it."""
+    instance = make_instance(tmp_path / "var")
+    with delay_proxy(slapd.ldaps_port) as proxy:
+        ldap_tree = slapd.openldap
+        with instance.config.open("a") as config:
+            config.write(f"""
+[[user_stores]]
+domain_name = "LDAP"
+type = "read_only_ldap"
+connection_url = "ldaps://127.0.0.1:{proxy.port}"
+connection_name = "{ldap_tree.service_dn}"
+user_search_base = "{ldap_tree.user_search_base}"
+group_search_base = "{ldap_tree.group_search_base}"
+ca_file = "{slapd.ca_file}"
+ldap_connection_timeout = 1000
+read_timeout = 2000
+""")
+        env = {
+            "STS_USER_STORE_LDAP_PASSWORD": ldap_tree.service_password,
+            "STS_SECURITY_ALLOWED_ROLES": "sts-users",
+            "STS_SECURITY_CREDENTIAL_CACHE_TTL": "0",  # every login asks the directory
+            "STS_SERVER_TIMEOUT": "7",
+        }
+        server = start_server(instance, workers=1, env=env)
+        try:
+            assert _request(server, "LDAP/alice", "alice-pw-1").status_code == 200  # pooled connections
+            proxy.delay = 0.9  # each round trip 1.8 s: within read_timeout, four or more of them are not
+            for _ in range(2):
+                started = time.monotonic()
+                response = _request(server, "LDAP/alice", "alice-pw-1")
+                assert time.monotonic() - started < 5 + 0.8
+                assert fault_string(response.content) == "Service unavailable"
+                assert _last_reason(server) in ("directory_timeout", "directory_down")  # where the budget ran out
+            proxy.delay = 0
+            assert _request(server, "LDAP/alice", "alice-pw-1").status_code == 200
+        finally:
+            server.stop()
+        assert "WORKER TIMEOUT" not in server.log.read_text(errors="replace")
