@@ -117,7 +117,8 @@ def _check_relying_parties(store: RelyingPartyStore, truststore: Path, warnings:
             problems.append(f"relying party {rp.address}: certificate ({where}) missing or unreadable")
             continue
         cert_problems, cert_warnings = rp_certificate_problems(cert, f"relying party {rp.address}", now)
-        problems += cert_problems
+        # Often a registration an older release accepted (before the key-transport rules): say how to repair it.
+        problems += [f"{problem}; replace it: `sts rp update {rp.address} --cert FILE`" for problem in cert_problems]
         warnings += cert_warnings
     return problems
 

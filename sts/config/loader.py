@@ -35,6 +35,17 @@ _NOT_SETTINGS = frozenset(
 )
 USER_STORES = "user_stores"  # the one array of tables: [[user_stores]], one per user-store domain
 TRUSTED_ISSUERS = "trusted_issuers"  # [[trusted_issuers]], one per identity provider (sts.config.trusted_issuers)
+# Keys an earlier `sts init` wrote that this release no longer reads: (table, key) -> (the value that changes
+# nothing today, what to do instead). With that value the key is ignored with a check-config warning, so an old
+# instance keeps starting; any other value is a problem naming the replacement, never silently dropped.
+_RETIRED: dict[tuple[str, str], tuple[object, str]] = {
+    ("tokens", "default_token_type"): (
+        "saml20",
+        "replaced by [tokens] profile (the default \"strict\" issues SAML 2.0 when a request names no token type):"
+        " remove it; for SAML 1.1 set profile = \"wso2\" or register each relying party with"
+        " `sts rp update ADDRESS --token-type saml11`",
+    ),
+}
 
 
 def config_path_from_env(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -56,17 +67,21 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
             problems.append(f"{config_path}: unknown table [{name}]")
     overrides = _env_overrides(environ, problems)
     sections: dict[str, Any] = {}
+    notices: list[str] = []
     for name, cls in SECTIONS.items():
         table = raw.get(name, {})
         if not isinstance(table, dict):
             problems.append(f"{config_path}: [{name}] must be a table")
             table = {}
+        table = _drop_retired(name, table, config_path, problems, notices)
         sections[name] = _build_section(name, cls, table, overrides.get(name, {}), config_path, problems)
     user_stores = parse_user_stores(raw.get(USER_STORES), config_path.parent, environ, problems)
     issuers = parse_trusted_issuers(raw.get(TRUSTED_ISSUERS), config_path.parent, problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(config_path=config_path, user_stores=user_stores, trusted_issuers=issuers, **sections)
+    return Settings(
+        config_path=config_path, user_stores=user_stores, trusted_issuers=issuers, notices=tuple(notices), **sections
+    )
 
 
 def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -112,6 +127,20 @@ def _env_overrides(environ: Mapping[str, str], problems: list[str]) -> dict[str,
             continue
         overrides.setdefault(table, {})[name.lower()] = value
     return overrides
+
+
+def _drop_retired(
+    name: str, table: dict[str, Any], config_path: Path, problems: list[str], notices: list[str]
+) -> dict[str, Any]:
+    """``table`` without the keys of :data:`_RETIRED`: a harmless value becomes a notice, another a problem."""
+    kept = dict(table)
+    for (section, key), (harmless, advice) in _RETIRED.items():
+        if section != name or key not in kept:
+            continue
+        value = kept.pop(key)
+        message = f"{config_path}: [{name}] {key} = {value!r} is no longer read; {advice}"
+        (notices if value == harmless else problems).append(message)
+    return kept
 
 
 def _build_section(

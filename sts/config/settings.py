@@ -339,6 +339,8 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     user_stores: tuple[UserStoreSettings, ...] = ()
     trusted_issuers: tuple[TrustedIssuerSettings, ...] = ()
+    # Keys of an older sts.toml the loader ignored because their value changes nothing (sts.config.loader)
+    notices: tuple[str, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -348,7 +350,7 @@ class Settings:
 
 def config_warnings(settings: Settings) -> list[str]:
     """Valid but risky combinations, for ``sts check-config`` and the start-up log."""
-    warnings = [warning for store in settings.user_stores for warning in store.warnings]
+    warnings = [*settings.notices, *(warning for store in settings.user_stores for warning in store.warnings)]
     if settings.security.unqualified_login == "chain" and len(settings.user_stores) > 1:
         warnings.append(
             "security.unqualified_login = \"chain\": a name without DOMAIN/ is tried on every user store in turn,"

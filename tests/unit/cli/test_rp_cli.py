@@ -882,7 +882,9 @@ def test_an_existing_registration_with_such_a_certificate_is_a_problem(
     (inst.truststore / name).write_bytes(getattr(certs, which).read_bytes())
     capsys.readouterr()
     assert inst.sts("check-config") == 1
-    assert f"problem: relying party {ADDRESS}: {message}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"problem: relying party {ADDRESS}: {message}" in out
+    assert f"; replace it: `sts rp update {ADDRESS} --cert FILE`" in out  # what the operator does about it
     assert inst.sts("rp", "show", ADDRESS) == 0
     assert f"problem: certificate: {message}" in capsys.readouterr().out
 

@@ -16,6 +16,7 @@ from sts.config.settings import (
     ServerSettings,
     Settings,
     TokenSettings,
+    config_warnings,
 )
 from sts.errors import ConfigError
 
@@ -452,3 +453,22 @@ def test_trusted_proxies_networks_accepted(tmp_path: Path) -> None:
     toml = '[server]\ntrusted_proxies = ["127.0.0.0/8", "::1", "10.0.0.5", "fd00::/8"]\n'
     settings = load_settings(_write(tmp_path, toml), env={})
     assert settings.server.trusted_proxies == ("127.0.0.0/8", "::1", "10.0.0.5", "fd00::/8")
+
+
+# What `sts init` wrote before the compatibility profiles (commit e314361): the [tokens] table of such a sts.toml.
+OLD_TOKENS_TABLE = '[tokens]\nlifetime = 300\ndefault_token_type = "{value}"\ndefault_relying_party = ""\n'
+
+
+def test_retired_default_token_type_with_its_default_value_still_loads(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, OLD_TOKENS_TABLE.format(value="saml20")), env={})
+    assert settings.tokens.profile == "strict"
+    [notice] = settings.notices
+    assert "default_token_type = 'saml20' is no longer read" in notice
+    assert notice in config_warnings(settings)
+
+
+def test_retired_default_token_type_saml11_is_a_problem_naming_the_replacement(tmp_path: Path) -> None:
+    [problem] = _problems(_write(tmp_path, OLD_TOKENS_TABLE.format(value="saml11")))
+    assert "[tokens] default_token_type = 'saml11' is no longer read" in problem
+    assert 'profile = "wso2"' in problem
+    assert "--token-type saml11" in problem
