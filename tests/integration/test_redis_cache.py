@@ -7,16 +7,19 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
+from tests.servers.delay_proxy import delay_proxy
 from tests.servers.redis import RedisServer
 from tests.support import (
     S11,
     STS_BIN,
     Instance,
     Server,
+    audit_records,
     fault_qname,
     fault_string,
     make_instance,
@@ -149,3 +152,37 @@ def test_redis_hung_faults_within_the_timeout(
     finally:
         redis_session.resume()
     _first_token(redis_sts, password)
+
+
+def test_redis_answering_each_command_just_in_time_fails_the_request_within_one_budget(
+    tmp_path: Path, redis_session: RedisServer
+) -> None:
+    """A Redis (here: a delaying proxy) answering every command in 2.5 s, within socket_timeout (3 s): a request's
+    three or four round trips together get connect_timeout + socket_timeout (1 + 3 s), so the request fails closed
+    in time and gunicorn (timeout 7 s) never kills the worker that serves it (it did: 7.5-10 s a request)."""
+    instance = make_instance(tmp_path / "var")
+    with delay_proxy(redis_session.port) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}/{redis_session.db}"
+        text = instance.config.read_text()
+        instance.config.write_text(text.replace('backend = "local"', f'backend = "redis"\nurl = "{url}"'))
+        env = {
+            "STS_CACHE_PASSWORD": redis_session.password,
+            "STS_CACHE_SOCKET_TIMEOUT_MS": "3000",
+            "STS_CACHE_CONNECT_TIMEOUT_MS": "1000",
+            "STS_SERVER_TIMEOUT": "7",
+        }
+        server = start_server(instance, workers=1, tls=False, env=env)
+        try:
+            _first_token(server, instance.demo_password)  # a pooled connection
+            proxy.delay = 1.25  # each round trip 2.5 s: within socket_timeout, two of them are not within the budget
+            for _ in range(2):
+                started = time.monotonic()
+                response = _issue(server, instance.demo_password)
+                assert time.monotonic() - started < 4 + 0.8
+                assert unavailable(response), response.content
+                assert str(audit_records(server.log)[-1]["reason"]).endswith("_down")  # where the budget ran out
+            proxy.delay = 0
+            _first_token(server, instance.demo_password)
+        finally:
+            server.stop()
+        assert "WORKER TIMEOUT" not in server.log.read_text(errors="replace")

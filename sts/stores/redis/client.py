@@ -4,7 +4,8 @@ redis-py's defaults retry a failed command ten times with 5 s timeouts (a minute
 command gets ``socket_timeout_ms`` and is never retried: a timed-out ``SET … NX`` may still have run (the server
 executes what sat in its socket when it resumes), so a retry would answer "already seen" for a first use, and a
 retried increment would count twice. Any error is :class:`~sts.errors.ServiceUnavailable` for that request; the
-next request connects afresh, so the node recovers by itself when Redis is back.
+next request connects afresh, so the node recovers by itself when Redis is back. All of one request's round trips
+together get ``connect_timeout_ms + socket_timeout_ms`` (:meth:`RedisConnection._time_left`).
 
 The URL is parsed here, not by ``redis.from_url``: its query parameters (``?ssl_cert_reqs=none`` …) would override
 the verified-TLS settings, so a URL with any is refused.
@@ -16,6 +17,7 @@ import hashlib
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from redis.retry import Retry
 from sts.clock import Clock
 from sts.config.settings import CACHE_PASSWORD_ENV, CacheSettings
 from sts.errors import ConfigError, ServiceUnavailable
+from sts.telemetry import current
 
 T = TypeVar("T")
 Arg = str | int | float
@@ -115,6 +118,11 @@ class RedisConnection:
         self._lock = threading.Lock()
         self._pid = -1
         self._client: redis.Redis | None = None
+        # All of one request's round trips together get what one command to a hung Redis may take (connect, then
+        # one reply): a Redis answering each command just within socket_timeout holds a request no longer than a
+        # hung one, instead of the sum of its commands (past gunicorn's worker timeout with long timeouts).
+        self._budget = (cache.connect_timeout_ms + cache.socket_timeout_ms) / 1000
+        self._local = threading.local()  # each request thread's (trace, deadline): see _time_left
 
     @property
     def clock(self) -> Clock:
@@ -130,10 +138,10 @@ class RedisConnection:
 
     def _new_client(self) -> redis.Redis:
         address, settings = self._address, self._settings
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"connection_class": _BudgetedConnection}
         if address.tls:
             options = {
-                "connection_class": redis.SSLConnection,
+                "connection_class": _BudgetedSSLConnection,
                 "ssl_cert_reqs": "required",
                 "ssl_check_hostname": True,
                 "ssl_ca_certs": str(address.ca_file) if address.ca_file else None,  # None: the system's CAs
@@ -165,10 +173,10 @@ class RedisConnection:
 
             def exchange(conn: Any) -> Any:
                 try:
-                    return _ask(conn, command)
+                    return self._ask(conn, command)
                 except NoScriptError:
-                    _ask(conn, ("SCRIPT", "LOAD", source))
-                    return _ask(conn, command)
+                    self._ask(conn, ("SCRIPT", "LOAD", source))
+                    return self._ask(conn, command)
 
             return self._on_connection(exchange)
 
@@ -176,16 +184,43 @@ class RedisConnection:
 
     def command(self, *command: Arg) -> Any:
         """One command, its raw reply (bytes, integers, lists; no decoding)."""
-        return self._on_connection(lambda conn: _ask(conn, command))
+        return self._on_connection(lambda conn: self._ask(conn, command))
+
+    def _ask(self, conn: Any, command: tuple[Arg, ...]) -> Any:
+        """Send one command on a redis-py connection (connecting it first if need be) and read its reply."""
+        conn.send_command(*command)
+        return conn.read_response()
+
+    def _time_left(self, limit: float) -> float:
+        """``limit`` seconds, or less when the current request's Redis budget ends sooner; none left fails closed.
+
+        The budget starts with the request's first command (a request is one
+        :class:`~sts.telemetry.RequestTrace`); outside a request (tools, readiness probes) every command gets
+        ``limit``."""
+        trace = current()
+        if trace is None:
+            return limit
+        local = self._local
+        if getattr(local, "trace", None) is not trace:
+            # Holding the trace keeps its identity unique until this thread's next request replaces it.
+            local.trace, local.ends = trace, time.monotonic() + self._budget
+        left: float = local.ends - time.monotonic()
+        if left <= 0:
+            raise redis.TimeoutError("the request's time for Redis is spent")
+        return min(limit, left)
 
     def _on_connection(self, exchange: Callable[[Any], T]) -> T:
         """Run ``exchange`` on a connection of the pool, through redis-py's connection API. The command path of
         ``Redis`` (retry wrapper, observability hooks, response callbacks) has nothing to do for this client,
         which never retries and reads raw replies, and cost about 20-25 us of CPU a command (of 150, measured on
         the replay and account scripts, two a token)."""
+        self._time_left(0.0)  # fails before taking a connection when the request's budget is spent
         pool = self.client().connection_pool
         conn: Any = pool.get_connection()  # redis-py's Connection, untyped
+        conn.time_left = self._time_left  # its reads, the handshake's too, end within the request's budget
+        connect_timeout = self._settings.connect_timeout_ms / 1000
         try:
+            conn.socket_connect_timeout = self._time_left(connect_timeout)  # used only if it connects now
             return exchange(conn)
         except redis.ResponseError:
             raise  # an error reply: the exchange is complete, the connection is fine
@@ -195,6 +230,7 @@ class RedisConnection:
             conn.disconnect()
             raise
         finally:
+            conn.socket_connect_timeout = connect_timeout
             pool.release(conn)
 
     def call(self, what: str, reason: str, command: Callable[[], T]) -> T:
@@ -221,10 +257,37 @@ class RedisConnection:
             client.connection_pool.close()  # Redis.close() leaves a pool it was given open
 
 
-def _ask(conn: Any, command: tuple[Arg, ...]) -> Any:
-    """Send one command on a redis-py connection and read its reply."""
-    conn.send_command(*command)
-    return conn.read_response()
+def _no_budget(limit: float) -> float:
+    """Outside :meth:`RedisConnection._on_connection` (``ping``): the configured timeout."""
+    return limit
+
+
+def _read_within(conn: Any, read: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``read(*args, **kwargs)`` with a timeout of at most the time ``conn.time_left`` allows, unless one is given."""
+    if "timeout" not in kwargs:
+        kwargs["timeout"] = conn.time_left(conn.socket_timeout)
+    return read(*args, **kwargs)
+
+
+class _BudgetedConnection(redis.Connection):
+    """A connection whose every reply (a command's, or one of the handshake's: AUTH, SETINFO, SELECT) is awaited no
+    longer than the current request has left for Redis (``time_left``, set by the connection's user)."""
+
+    time_left: Callable[[float], float] = staticmethod(_no_budget)
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        """The reply, within the budget."""
+        return _read_within(self, super().read_response, args, kwargs)
+
+
+class _BudgetedSSLConnection(redis.SSLConnection):
+    """:class:`_BudgetedConnection` over TLS."""
+
+    time_left: Callable[[float], float] = staticmethod(_no_budget)
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        """The reply, within the budget."""
+        return _read_within(self, super().read_response, args, kwargs)
 
 
 def hashed(value: str | bytes) -> str:

@@ -144,9 +144,8 @@ class RedisLockoutStore:
 
     def state(self, key: str) -> LockState | None:
         """Current failures and lock, or None."""
-        client = self._conn.client
         count, until = self._conn.call(
-            "lockout store", "lockout_store_down", lambda: client().hmget(lock_key(key), ["count", "until"])
+            "lockout store", "lockout_store_down", lambda: self._conn.command("HMGET", lock_key(key), "count", "until")
         )
         return _lock_state(count, until)
 
@@ -161,8 +160,7 @@ class RedisLockoutStore:
 
     def reset(self, key: str) -> None:
         """Forget the key's failures and lock level."""
-        client = self._conn.client
-        self._conn.call("lockout store", "lockout_store_down", lambda: client().delete(lock_key(key)))
+        self._conn.call("lockout store", "lockout_store_down", lambda: self._conn.command("DEL", lock_key(key)))
 
 
 class RedisClientThrottle:
