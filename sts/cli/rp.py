@@ -337,6 +337,8 @@ def _show_certificate(shown: registration.Description) -> None:
     print(f"certificate SHA-256:    {fingerprint(cert)}")
     for line in shown.problems:
         print(f"problem: {line}")
+    if shown.problems:  # a registration an older release accepted: how to repair it
+        print(f"  replace it: sts rp update {shown.rp.address} --cert FILE")
     for line in shown.warnings:
         print(f"warning: {line}")
 

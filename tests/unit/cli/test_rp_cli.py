@@ -886,7 +886,9 @@ def test_an_existing_registration_with_such_a_certificate_is_a_problem(
     assert f"problem: relying party {ADDRESS}: {message}" in out
     assert f"; replace it: `sts rp update {ADDRESS} --cert FILE`" in out  # what the operator does about it
     assert inst.sts("rp", "show", ADDRESS) == 0
-    assert f"problem: certificate: {message}" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert f"problem: certificate: {message}" in shown
+    assert f"  replace it: sts rp update {ADDRESS} --cert FILE" in shown
 
 
 # --- an address that names more than one registration ----------------------------------------------------------------
