@@ -32,7 +32,7 @@ from sts.auth.transport_certs import (
 from sts.auth.users import Principal, canonical
 from sts.auth.validators import AuthPolicy, UsernameTokenAuthenticator
 from sts.clock import Clock
-from sts.config.settings import Settings
+from sts.config.settings import Settings, hsm_scenario_problems
 from sts.crypto.client_certs import ClientAuthority
 from sts.crypto.keystore import check_certificate, load_certificate
 from sts.crypto.message_keys import MessageKeys
@@ -186,14 +186,12 @@ def build_transport_authenticator(
     )
 
 
-def require_key_outside_token(settings: Settings, what: str) -> None:
+def require_key_outside_token(settings: Settings) -> None:
     """Message-level security (python-xmlsec, cryptography) needs the STS's private key itself: refuse to start a
-    scenario that uses it while ``[issuer] pkcs11_module`` keeps the key in an HSM (the token signs tokens only)."""
-    if settings.issuer.pkcs11_module:
-        raise ConfigError([
-            f"security.scenarios: {what} with the STS key outside the token; this cannot be served while"
-            " [issuer] pkcs11_module keeps the signing key in an HSM"
-        ])
+    scenario that uses it while ``[issuer] pkcs11_module`` keeps the key in an HSM (the token signs tokens only;
+    the rule is :func:`~sts.config.settings.hsm_scenario_problems`, which the CLI reports before starting)."""
+    if problems := hsm_scenario_problems(settings):
+        raise ConfigError(problems)
 
 
 def response_protectors(settings: Settings, keys: MessageKeys, clock: Clock) -> dict[str, ResponseProtector]:
@@ -204,7 +202,7 @@ def response_protectors(settings: Settings, keys: MessageKeys, clock: Clock) -> 
     """
     protectors: dict[str, ResponseProtector] = {CERTIFICATE_MIXED: TimestampResponder(clock)}
     if SIG_ONLY in settings.security.enabled_scenarios:
-        require_key_outside_token(settings, "SigOnly signs its answers")
+        require_key_outside_token(settings)
         protectors[SIG_ONLY] = SignedResponder(keys, clock)
     return protectors
 
@@ -250,7 +248,7 @@ def build_encrypted_opener(
     security = settings.security
     if not ENCRYPTED_SCENARIOS & set(security.enabled_scenarios):
         return None
-    require_key_outside_token(settings, "SigEncr and SgnEncrUsername decrypt and sign")
+    require_key_outside_token(settings)
     policy = EncryptionPolicy(
         FreshnessPolicy(security.timestamp_ttl, security.timestamp_future_ttl),
         security.legacy_sha1,

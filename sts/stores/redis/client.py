@@ -173,10 +173,10 @@ class RedisConnection:
 
             def exchange(conn: Any) -> Any:
                 try:
-                    return self._ask(conn, command)
+                    return _ask(conn, command)
                 except NoScriptError:
-                    self._ask(conn, ("SCRIPT", "LOAD", source))
-                    return self._ask(conn, command)
+                    _ask(conn, ("SCRIPT", "LOAD", source))
+                    return _ask(conn, command)
 
             return self._on_connection(exchange)
 
@@ -184,12 +184,7 @@ class RedisConnection:
 
     def command(self, *command: Arg) -> Any:
         """One command, its raw reply (bytes, integers, lists; no decoding)."""
-        return self._on_connection(lambda conn: self._ask(conn, command))
-
-    def _ask(self, conn: Any, command: tuple[Arg, ...]) -> Any:
-        """Send one command on a redis-py connection (connecting it first if need be) and read its reply."""
-        conn.send_command(*command)
-        return conn.read_response()
+        return self._on_connection(lambda conn: _ask(conn, command))
 
     def _time_left(self, limit: float) -> float:
         """``limit`` seconds, or less when the current request's Redis budget ends sooner; none left fails closed.
@@ -257,37 +252,37 @@ class RedisConnection:
             client.connection_pool.close()  # Redis.close() leaves a pool it was given open
 
 
+def _ask(conn: Any, command: tuple[Arg, ...]) -> Any:
+    """Send one command on a redis-py connection (connecting it first if need be) and read its reply."""
+    conn.send_command(*command)
+    return conn.read_response()
+
+
 def _no_budget(limit: float) -> float:
     """Outside :meth:`RedisConnection._on_connection` (``ping``): the configured timeout."""
     return limit
 
 
-def _read_within(conn: Any, read: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``read(*args, **kwargs)`` with a timeout of at most the time ``conn.time_left`` allows, unless one is given."""
-    if "timeout" not in kwargs:
-        kwargs["timeout"] = conn.time_left(conn.socket_timeout)
-    return read(*args, **kwargs)
-
-
-class _BudgetedConnection(redis.Connection):
-    """A connection whose every reply (a command's, or one of the handshake's: AUTH, SETINFO, SELECT) is awaited no
-    longer than the current request has left for Redis (``time_left``, set by the connection's user)."""
+class _Budgeted:
+    """A redis-py connection whose every reply (a command's, or one of the handshake's: AUTH, SETINFO, SELECT) is
+    awaited no longer than the current request has left for Redis (``time_left``, set by the connection's user)."""
 
     time_left: Callable[[float], float] = staticmethod(_no_budget)
+    socket_timeout: float | None  # set by RedisConnection._new_client
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        """The reply, within the budget."""
-        return _read_within(self, super().read_response, args, kwargs)
+        """The reply, within the budget (unless the caller gives a timeout of its own)."""
+        if "timeout" not in kwargs and self.socket_timeout is not None:
+            kwargs["timeout"] = self.time_left(self.socket_timeout)
+        return super().read_response(*args, **kwargs)  # type: ignore[misc]
 
 
-class _BudgetedSSLConnection(redis.SSLConnection):
-    """:class:`_BudgetedConnection` over TLS."""
+class _BudgetedConnection(_Budgeted, redis.Connection):
+    """:class:`_Budgeted` over TCP."""
 
-    time_left: Callable[[float], float] = staticmethod(_no_budget)
 
-    def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        """The reply, within the budget."""
-        return _read_within(self, super().read_response, args, kwargs)
+class _BudgetedSSLConnection(_Budgeted, redis.SSLConnection):
+    """:class:`_Budgeted` over TLS."""
 
 
 def hashed(value: str | bytes) -> str:
