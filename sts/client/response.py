@@ -26,7 +26,8 @@ from sts.xmlutil import ParserLimits, element_children, parse_untrusted, text_of
 RESPONSE_LIMITS = ParserLimits(max_text_bytes=1 << 20, max_elements=20000, max_depth=64)
 MAX_TOKEN_ID_CHARS = 256
 _MAX_CORRELATION_ID = 128  # the STS writes a UUID; a longer value from another server is cut
-_ENCRYPTED_TOKENS = (ns.qn(ns.SAML2, "EncryptedAssertion"), ns.qn(ns.XENC, "EncryptedData"))
+ENCRYPTED_ASSERTION = ns.qn(ns.SAML2, "EncryptedAssertion")
+ENCRYPTED_TOKENS = (ENCRYPTED_ASSERTION, ns.qn(ns.XENC, "EncryptedData"))  # a token encrypted for its RP
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ class IssuedToken:
     @property
     def encrypted(self) -> bool:
         """Whether the token is an EncryptedAssertion or bare EncryptedData."""
-        return self.token.tag in _ENCRYPTED_TOKENS
+        return self.token.tag in ENCRYPTED_TOKENS
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,11 @@ from lxml import etree
 from sts import ns
 from sts.client.errors import ClientError, clean
 from sts.client.options import TARGET_TOKENS
-from sts.client.response import RESPONSE_LIMITS
+from sts.client.response import ENCRYPTED_ASSERTION, ENCRYPTED_TOKENS, RESPONSE_LIMITS
 from sts.errors import MalformedMessage
 from sts.xmlutil import parse_untrusted
 
 MAX_TOKEN_FILE_BYTES = 8 << 20
-_ENCRYPTED_ASSERTION = ns.qn(ns.SAML2, "EncryptedAssertion")
-_ENCRYPTED_DATA = ns.qn(ns.XENC, "EncryptedData")
 
 
 def read_token_file(path: Path) -> etree._Element:
@@ -50,11 +48,11 @@ def read_delegation_token(path: Path) -> etree._Element:
     who issued it and for whom). ``xmlsec1 --decrypt`` leaves a SAML 2.0 assertion inside its EncryptedAssertion:
     that assertion is taken; a token still encrypted is refused here rather than by the STS's ``wst:BadRequest``."""
     root = read_token_file(path)
-    if root.tag == _ENCRYPTED_ASSERTION:
+    if root.tag == ENCRYPTED_ASSERTION:
         children = [child for child in root if isinstance(child.tag, str)]
         if len(children) == 1 and children[0].tag == ns.qn(ns.SAML2, "Assertion"):
             return children[0]
-    if root.tag in (_ENCRYPTED_ASSERTION, _ENCRYPTED_DATA):
+    if root.tag in ENCRYPTED_TOKENS:
         raise ClientError(
             f"{path}: the token is still encrypted for its relying party; decrypt it with that relying party's key"
             f" first (e.g. xmlsec1 --decrypt --privkey-pem RP.key.pem {path})"
