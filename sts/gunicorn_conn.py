@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import socket
 import struct
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -61,14 +62,26 @@ def refusal(status: int) -> bytes:
     return head % (status, phrase) + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
-# What the event loop answers itself, for requests it will not buffer whole (see sts.http_framing).
+# The reason each refusal status is counted under (sts_connections_refused_total, sts.metrics).
+_REASONS = {
+    400: "bad_request", 413: "content_too_large", 414: "uri_too_long", 431: "header_too_large",
+    500: "internal_error", 501: "not_implemented",
+}
+
+
+def refusal_reason(status: int) -> str:
+    """The metric reason of a refusal status (``bad_request`` for a status the table does not name)."""
+    return _REASONS.get(status, "bad_request")
+
+
+# What the event loop answers itself, for requests it will not buffer whole (see sts.http_framing): the status.
 FRAMING_REFUSALS = {
-    Framing.HEAD_TOO_LARGE: refusal(431),
-    Framing.CONTENT_TOO_LARGE: refusal(413),
-    Framing.BAD_REQUEST: refusal(400),
+    Framing.HEAD_TOO_LARGE: 431,
+    Framing.CONTENT_TOO_LARGE: 413,
+    Framing.BAD_REQUEST: 400,
 }
 # A request still incomplete when its buffer is full (a body in tiny chunks: the chunk framing outweighs the data).
-BUFFER_FULL = FRAMING_REFUSALS[Framing.CONTENT_TOO_LARGE]
+BUFFER_FULL = 413
 
 
 class PlainErrorAnswer:
@@ -76,8 +89,9 @@ class PlainErrorAnswer:
     plain-text answer (the status's reason phrase) instead of its HTML page, which quotes the parser's error (the SOAP
     endpoint answers no HTML and no library message)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, refused: Callable[[str], None] = lambda _reason: None) -> None:
         self._sock = sock
+        self._refused = refused
 
     @staticmethod
     def gettimeout() -> float:
@@ -90,6 +104,7 @@ class PlainErrorAnswer:
             status = HTTPStatus(int(data.split(b" ", 2)[1])).value
         except (IndexError, ValueError):
             status = HTTPStatus.BAD_REQUEST.value
+        self._refused(refusal_reason(status))
         self._sock.sendall(refusal(status))
 
 

@@ -47,6 +47,8 @@ from sts.gunicorn_conn import (
     FRAMING_REFUSALS,
     BufferedConn,
     PlainErrorAnswer,
+    refusal,
+    refusal_reason,
     settle_head,
     unsent_bytes,
 )
@@ -152,6 +154,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     def _pause_accepting(self, exc: OSError) -> None:
         """Stop polling the listener for ``_RESOURCE_PAUSE``: the connection waits in the backlog meanwhile."""
+        self._refused("accept_failed")
         self.log.warning(
             "Cannot accept connections (%s) while holding %d: pausing for %.1f s (raise the open files limit, or "
             "lower [server] worker_connections)", errno.errorcode.get(exc.errno or 0, "?"), self.nr_conns,
@@ -171,14 +174,15 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         if self.keepalived_conns:
             conn = self.keepalived_conns.popleft()
             self._unregister(conn)
-            self._drop(conn)
-            return True
-        for conn in self._reading:  # oldest first
-            if conn not in self._unsent:
-                self._stop_reading(conn)
-                self._drop(conn)
-                return True
-        return False
+        else:
+            oldest = next((conn for conn in self._reading if conn not in self._unsent), None)
+            if oldest is None:
+                return False
+            conn = oldest
+            self._stop_reading(conn)
+        self._refused("evicted")
+        self._drop(conn)
+        return True
 
     def _give_head_start(self) -> bool:
         """Stop polling the listener for a moment, so that a worker holding fewer connections takes the one
@@ -274,7 +278,9 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         except _WOULD_BLOCK:
             self._wait(conn, selectors.EVENT_READ)
             return
-        except (OSError, ValueError):  # a failed handshake (ssl.SSLError) or a reset connection
+        except (OSError, ValueError) as exc:  # a failed handshake (ssl.SSLError) or a reset connection
+            if isinstance(exc, ssl.SSLError):
+                self._refused("tls_handshake")
             self._stop_reading(conn)
             self._drop(conn)
             return
@@ -306,10 +312,11 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         """Bytes buffered for one request at most (its head, its body, and some chunk framing)."""
         return self.max_head_bytes + self.max_body_bytes + 4096
 
-    def _refuse(self, conn: BufferedConn, answer: bytes) -> None:
+    def _refuse(self, conn: BufferedConn, status: int) -> None:
         """Answer a request the loop will not buffer whole, and close the connection gracefully."""
         self._stop_reading(conn)
-        self._send_quietly(conn, answer)
+        self._refused(refusal_reason(status))
+        self._send_quietly(conn, refusal(status))
         self.nr_conns -= 1
         self.linger(conn)
 
@@ -422,6 +429,8 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             if conn.deadline > now and self.alive:
                 break
             if conn.deadline <= now or (not conn.buffer and idle_linger_over):
+                if conn.buffer or conn.handshaking:  # a request begun, not an idle connection closed
+                    self._refused("read_timeout")
                 self._stop_reading(conn)
                 self._drop(conn)
         for conn in list(self._lingering):
@@ -429,11 +438,18 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 break
             self._end_linger(conn)
 
+    def _refused(self, reason: str) -> None:
+        """Count a connection closed without serving a request (``sts_connections_refused_total``), when the
+        application counts them (:meth:`sts.soap.transport.Transport.connection_refused`; metrics on)."""
+        count = getattr(self.wsgi, "connection_refused", None)
+        if count is not None:
+            count(reason)
+
     # -- serving (a request thread, or the loop's own) ------------------------------------------------------------
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         """gunicorn's status, logging and access log for a request it could not serve, without its HTML page."""
-        super().handle_error(req, PlainErrorAnswer(client), addr, exc)
+        super().handle_error(req, PlainErrorAnswer(client, self._refused), addr, exc)
 
     def handle(self, conn: BufferedConn) -> Any:
         """Serve the buffered request (gunicorn's ``handle`` for HTTP/1.1; writes bounded in time)."""

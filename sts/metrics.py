@@ -31,6 +31,11 @@ from sts.telemetry import RequestTrace
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STAGES = frozenset({"parse", "authentication", "build", "sign", "encrypt", "store"})
+# Why the HTTP front end (sts.gunicorn_worker) closed a connection before a request reached the application.
+CONNECTION_REFUSALS = frozenset({
+    "bad_request", "content_too_large", "header_too_large", "uri_too_long", "not_implemented", "internal_error",
+    "read_timeout", "tls_handshake", "evicted", "accept_failed",
+})
 MAX_RELYING_PARTIES = 500
 FLUSH_SECONDS = 1.0
 _SAFE_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -70,10 +75,13 @@ class Metrics:
                                      ("store",), registry=reg)
         self._events = Counter("sts_security_events", "Accounts locked and requests refused by client throttling",
                                ("event",), registry=reg)
+        self._connections = Counter("sts_connections_refused",
+                                    "Connections the HTTP front end refused or closed before a request reached the "
+                                    "application, by reason", ("reason",), registry=reg)
         self._families: dict[str, Any] = {
             "requests": self._requests, "issued": self._issued, "failures": self._failures,
             "latency": self._latency, "stages": self._stages, "stores": self._stores,
-            "store_errors": self._store_errors, "events": self._events,
+            "store_errors": self._store_errors, "events": self._events, "connections": self._connections,
         }
         bounds = {name: tuple(metric._upper_bounds) for name, metric in self._families.items()
                   if isinstance(metric, Histogram)}
@@ -97,6 +105,12 @@ class Metrics:
                 counted.append(("store_errors", (store,)))
         counted += [("events", (_safe(event),)) for event in trace.events]
         self._batch.add(counted, observed)
+
+    def connection_refused(self, reason: str) -> None:
+        """Account for a connection the HTTP front end refused or closed without serving a request (one of
+        :data:`CONNECTION_REFUSALS`; anything else counts as ``other``): what a flood, slow clients or malformed
+        framing cost, which no request trace and no access-log line records."""
+        self._batch.add([("connections", (reason if reason in CONNECTION_REFUSALS else "other",))], [])
 
     def flush(self) -> None:
         """Write this process's pending samples now (before a scrape in this process, and as a worker exits)."""

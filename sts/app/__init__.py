@@ -260,6 +260,7 @@ def ops_endpoints(settings: Settings, stores: Stores, keystore: KeyStore) -> tup
         metrics_path=config.path,
         metrics_allow=AddressSet.parse(config.allow),
         serve_metrics=metrics.serve if config.bind else None,
+        connection_refused=metrics.connection_refused,
     )
     return ops, metrics
 

@@ -105,6 +105,9 @@ _COVERAGE = {
 }
 
 ENCRYPTED_KEY_NAMESPACE = "xenc-key"  # wrapped keys of SigEncr and SgnEncrUsername requests, once each
+# The published symmetric binding's suite, Basic256Sha256, sets the symmetric key to exactly 256 bits
+# (WS-SecurityPolicy 1.3 §6.1, [Min SKL] and [Max SKL]): K also keys the HMAC that authenticates the request.
+_SYMMETRIC_KEY_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,8 @@ class EncryptedRequestOpener:
         key = read_encrypted_key(header.encrypted_key)
         targets = encryption_targets(header, key, body)
         ciphers = [self._cipher(target) for target in targets]
+        if symmetric and any(cipher.key_length != _SYMMETRIC_KEY_BYTES for cipher in ciphers):
+            raise UnsupportedAlgorithm("encryption algorithm not allowed", reason="encryption_algorithm")
         timestamp_reference = _reference_to(header.signature, header.timestamp)
         reference: TokenReference | None = None
         certificate: x509.Certificate | None = None

@@ -88,6 +88,7 @@ class OpsEndpoints:
     metrics_path: str = "/metrics"
     metrics_allow: AddressSet = AddressSet()
     serve_metrics: Callable[[str], None] | None = None
+    connection_refused: Callable[[str], None] | None = None
 
 
 class _HttpRefusal(Exception):
@@ -133,6 +134,12 @@ class Transport:
     def close(self) -> None:
         """Release what the application holds (its database connections) once it serves no more requests."""
         self._close()
+
+    def connection_refused(self, reason: str) -> None:
+        """Account for a connection the HTTP server closed without handing a request to this application (the
+        worker's event loop calls it: malformed or oversized framing, a read deadline, eviction)."""
+        if self.ops.connection_refused is not None:
+            self.ops.connection_refused(reason)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one HTTP request (PEP 3333)."""

@@ -5,6 +5,7 @@ spin on a request it stopped reading, and a connection flood that runs a worker 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import STS_BIN, Instance, Server, rst_envelope, start_server
 
@@ -111,6 +113,64 @@ def test_gunicorns_refusals_carry_the_reason_phrase_of_their_status(
     _assert_plain_refusal(head, body, status)
 
 
+def _refusals(server: Server) -> dict[str, float]:
+    """``sts_connections_refused_total`` by reason, summed over the workers (as a scrape of /metrics shows them)."""
+    scheme = "https" if server.tls else "http"
+    text = requests.get(f"{scheme}://127.0.0.1:{server.port}/metrics", verify=server.verify, timeout=10).text
+    return {
+        sample.labels["reason"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "sts_connections_refused_total"
+    }
+
+
+def _refusals_reach(server: Server, expected: dict[str, float], seconds: float = 5.0) -> dict[str, float]:
+    """The counts once every reason of ``expected`` has reached its value (workers write them once a second)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = _refusals(server)
+        if all(found.get(reason, 0.0) >= count for reason, count in expected.items()) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_connections_closed_without_serving_a_request_are_counted_by_reason(plain: Server) -> None:
+    """The event loop's refusals and read deadlines reach no access log and no request trace: a metric is all an
+    operator has to see a flood of bad framing or slow clients. An idle connection that ends is no refusal."""
+    time.sleep(1.5)  # earlier tests' refusals reach the shared files (each worker writes once a second)
+    before = _refusals(plain)
+    _exchange(plain, CHUNKED + b"F" * 20 + b"\r\nabc")  # 413, by the loop
+    _exchange(plain, CHUNKED + b"0\r\n" + b"X-T: a\r\n" * 5000)  # 431, by the loop
+    _exchange(plain, b"GET /healthz HTTP/1.1\nHost: 127.0.0.1\n\n")  # 400, by the loop
+    _exchange(plain, POST + b"Transfer-Encoding: xchunked\r\n\r\n")  # 501, by gunicorn's parser
+    with socket.create_connection(("127.0.0.1", plain.port)):
+        pass  # connects and leaves: not counted
+    with socket.create_connection(("127.0.0.1", plain.port), timeout=READ_TIMEOUT + 5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # a head never ended
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # closed at the read deadline, without an answer
+        assert time.monotonic() - started >= READ_TIMEOUT - 0.5
+    expected = {"content_too_large": 1, "header_too_large": 1, "bad_request": 1, "not_implemented": 1,
+                "read_timeout": 1}
+    after = _refusals_reach(plain, {reason: before.get(reason, 0.0) + count for reason, count in expected.items()})
+    changed = {reason: after[reason] - before.get(reason, 0.0) for reason in after}
+    assert {reason: count for reason, count in changed.items() if count} == expected
+
+
+def test_a_tls_handshake_that_fails_is_counted(instance: Instance) -> None:
+    server = start_server(instance, workers=1)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # plain HTTP to the TLS port
+            with contextlib.suppress(ConnectionResetError):
+                while sock.recv(65536):
+                    pass
+        assert _refusals_reach(server, {"tls_handshake": 1}) == {"tls_handshake": 1}
+    finally:
+        server.stop()
+
+
 def _worker_pids(server: Server) -> list[int]:
     """The gunicorn master's children (``sts serve`` execs the master, so it is the process started)."""
     pids: set[int] = set()
@@ -161,6 +221,7 @@ def test_running_out_of_file_descriptors_pauses_accepting_instead_of_killing_the
         health = f"http://127.0.0.1:{server.port}/healthz"
         assert requests.get(health, timeout=READ_TIMEOUT + 5).status_code == 200
         assert _worker_pids(server) == workers
+        assert _refusals_reach(server, {"accept_failed": 1})["accept_failed"] >= 1
     finally:
         for sock in flood:
             sock.close()
@@ -229,6 +290,7 @@ def test_a_flood_past_worker_connections_does_not_keep_clients_out(instance: Ins
             )
             assert token.status_code == 200
             assert time.monotonic() - started < 2.0
+        assert _refusals_reach(server, {"evicted": 200})["evicted"] >= 200  # 300 against 2 x 50 places
     finally:
         for sock in flood:
             sock.close()

@@ -165,6 +165,21 @@ def test_only_the_pipeline_stages_become_stage_samples_and_events_are_counted() 
     assert value(found, "sts_security_events_total", event="account_locked") == 1
 
 
+def test_connections_the_front_end_refused_are_counted_by_reason_through_the_application(
+    instance: Instance, frozen: datetime
+) -> None:
+    app = _app(instance, FrozenClock(frozen))
+    for reason in ("content_too_large", "read_timeout", "content_too_large", "a reason nobody wrote"):
+        app.connection_refused(reason)
+    found = samples(_call(app, "GET", "/metrics")[1].decode())
+    assert value(found, "sts_connections_refused_total", reason="content_too_large") == 2
+    assert value(found, "sts_connections_refused_total", reason="read_timeout") == 1
+    assert value(found, "sts_connections_refused_total", reason="other") == 1
+    off = _app(instance, FrozenClock(frozen), STS_METRICS_ENABLED="false")
+    off.connection_refused("evicted")  # metrics off: nothing to count, and no error
+    assert off.ops.connection_refused is None
+
+
 def test_certificate_expiry_days_are_computed_at_each_scrape() -> None:
     now = datetime(2030, 1, 1, tzinfo=UTC)
     clock = [now]
