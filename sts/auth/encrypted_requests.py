@@ -36,7 +36,7 @@ from lxml import etree
 from sts import ns
 from sts.audit import login
 from sts.auth.certificates import CertificateTrust
-from sts.auth.signed_requests import SIGNATURE_NAMESPACE, seen_once
+from sts.auth.signed_requests import seen_once, signature_seen_once
 from sts.auth.validators import (
     X509_SIGNATURE,
     AuthenticatedCaller,
@@ -233,7 +233,7 @@ class EncryptedRequestOpener:
                 and reference_digest_matches(timestamp_reference, header.timestamp)):
             raise FailedCheck("signature does not verify", reason="signature_invalid")
         freshness = self._policy.freshness
-        seen_once(self._replay, SIGNATURE_NAMESPACE, facts.replay_key, created, freshness, self._clock)
+        signature_seen_once(self._replay, facts, created, freshness, self._clock)
         # The key is the sender's, whoever signs: another client re-signing a captured message (its Body
         # reference copied) must not get it unwrapped again (WSS 1.1 §13; one decryption per message). Both bindings
         # enter it: the EncryptedKey of a captured SgnEncrUsername request unwraps on SigEncr just as well.

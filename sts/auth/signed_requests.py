@@ -24,6 +24,7 @@ checks it is the request's Body child's parent); the caller comes only from the 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ from sts.crypto.wss_signature import (
     AlgorithmRefused,
     SignatureInvalid,
     SignatureStructureError,
+    SignedInfoFacts,
     read_signed_info,
     verify_signature,
 )
@@ -154,7 +156,7 @@ class SignedRequestAuthenticator:
         to = covered(referents, WSA_TO_KIND)
         if to is not None or body is None:  # without the Body, coverage let in only a signed wsa:To
             self._check_to(to, call)
-        seen_once(self._replay, SIGNATURE_NAMESPACE, facts.replay_key, created, self._policy.freshness, self._clock)
+        signature_seen_once(self._replay, facts, created, self._policy.freshness, self._clock)
         principal = self._trust.principal(domain, name, roles)
         proof = KeyProof(certificate, reference.token_id, header.signature.get("Id"))
         return AuthenticatedCaller(principal, X509_SIGNATURE, proof)
@@ -166,6 +168,27 @@ class SignedRequestAuthenticator:
         endpoint = {path.rstrip("/") for path in (call.endpoint_path, call.public_path) if path}
         if to is None or urlsplit(text_of(to).strip()).path.rstrip("/") not in endpoint:
             raise FailedCheck("signed wsa:To does not name this endpoint", reason="to_mismatch")
+
+
+def signature_seen_once(
+    replay: ReplayCache, facts: SignedInfoFacts, created: dt.datetime, freshness: FreshnessPolicy, clock: Clock
+) -> None:
+    """Enter a signed message's signature in the replay cache (:func:`seen_once`) under its key, and under the key
+    earlier releases used, or ``wsse:InvalidSecurity`` when either was seen already.
+
+    The key is SHA-256 of the canonical SignedInfo (:class:`~sts.crypto.wss_signature.SignedInfoFacts`); earlier
+    releases used :func:`legacy_replay_key`. Nodes of both share one replay cache during a rolling upgrade (README,
+    "Several nodes behind a load balancer"): without the second entry, a message one of them accepted would be
+    accepted once more by the other."""
+    seen_once(replay, SIGNATURE_NAMESPACE, facts.replay_key, created, freshness, clock)
+    seen_once(replay, SIGNATURE_NAMESPACE, legacy_replay_key(facts.signature_value), created, freshness, clock)
+
+
+def legacy_replay_key(signature_value: bytes) -> bytes:
+    """The replay-cache key releases before the SignedInfo key gave a signature: SHA-256 of its SignatureValue as
+    sent, whitespace removed. Alone it would not do (a re-spelled value is a fresh key), but entered next to the
+    SignedInfo key it refuses what those releases' nodes have seen, and lets them refuse what this one has."""
+    return hashlib.sha256(b"".join(signature_value.split())).digest()
 
 
 def seen_once(

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -28,6 +30,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lxml import etree
 
+from sts.config import load_settings
+from sts.stores.sqlite import Database
+from sts.stores.sqlite_stores import SqliteReplayCache
 from tests import encrypted_support as es
 from tests.encrypted_support import DS, XENC, Options, Sender, q
 from tests.support import (
@@ -436,3 +441,36 @@ REFUSALS: dict[str, tuple[str, Callable[[Setup], dict[str, object]], Fault]] = {
 def test_refused(setup: Setup, case: str) -> None:
     scenario, options, fault = REFUSALS[case]
     _refused(setup.post(scenario, setup.build(scenario, **options(setup)).xml()), fault)
+
+
+# --- a rolling upgrade: nodes of an earlier release share the replay cache ---------------------------------------
+
+
+def _key_of_earlier_releases(root: etree._Element) -> bytes:
+    """What releases before the SignedInfo key entered for a signature: SHA-256 of its SignatureValue as sent,
+    whitespace removed."""
+    value = root.findtext(f".//{{{DS}}}SignatureValue")
+    assert value is not None
+    return hashlib.sha256(b"".join(value.encode("ascii").split())).digest()
+
+
+@contextmanager
+def _replay_cache(setup: Setup) -> Iterator[SqliteReplayCache]:
+    """The instance's replay cache (the SQLite database the server shares), as another node sees it."""
+    with Database(load_settings(setup.instance.config, env={}).store.database) as db:
+        yield SqliteReplayCache(db)
+
+
+def test_a_sig_encr_message_an_earlier_release_accepted_is_refused_and_the_other_way_round(setup: Setup) -> None:
+    """A message that a node of an earlier release entered is refused here; one accepted here is entered under that
+    release's key, so its nodes refuse it."""
+    seen, fresh = setup.build("s5"), setup.build("s5")
+    expires = time.time() + 300
+    with _replay_cache(setup) as cache:
+        assert cache.check_and_add("wss-signature", _key_of_earlier_releases(seen.root), expires)
+    response = setup.post("s5", seen.xml())
+    _refused(response, INVALID_SECURITY)
+    assert _reason(setup, response) == "signature_replayed"
+    assert _issued(setup.post("s5", fresh.xml()))
+    with _replay_cache(setup) as cache:
+        assert not cache.check_and_add("wss-signature", _key_of_earlier_releases(fresh.root), expires)

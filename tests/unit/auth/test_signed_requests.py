@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,6 +21,7 @@ from sts import errors, ns
 from sts.auth.signed_requests import (
     CERTIFICATE_MIXED,
     SIG_ONLY,
+    SIGNATURE_NAMESPACE,
     SignaturePolicy,
     SignedCall,
     SignedRequestAuthenticator,
@@ -399,3 +401,28 @@ def test_tls_client_refusals_are_throttled_and_audited(env: X509Env, caplog: pyt
     with pytest.raises(errors.FailedAuthentication) as caught:
         _transport(env).authenticate((), S11, INFO, alice, ROLES)
     assert caught.value.reason == "client_throttled"
+
+
+def _key_of_earlier_releases(envelope: etree._Element) -> bytes:
+    """What releases before the SignedInfo key entered for a signature: SHA-256 of its SignatureValue as sent,
+    whitespace removed."""
+    value = envelope.findtext(f".//{{{ns.DS}}}SignatureValue")
+    assert value is not None
+    return hashlib.sha256(b"".join(value.encode("ascii").split())).digest()
+
+
+def test_a_message_a_node_of_an_earlier_release_accepted_is_refused(env: X509Env) -> None:
+    """During a rolling upgrade both releases share the replay cache: the entry an earlier node made for the
+    message refuses it here too."""
+    envelope = _envelope(env.alice)
+    expires = env.clock.now().timestamp() + 300
+    assert env.replay.check_and_add(SIGNATURE_NAMESPACE, _key_of_earlier_releases(envelope), expires)
+    _expect(env, envelope, errors.InvalidSecurity, "signature_replayed")
+
+
+def test_a_message_accepted_here_is_entered_under_the_key_of_earlier_releases(env: X509Env) -> None:
+    """... and what this node accepted is refused by a node of an earlier release, which looks only for its key."""
+    envelope = _envelope(env.alice)
+    env.authenticator().authenticate(_headers(envelope), S11, _call(envelope), ROLES)
+    expires = env.clock.now().timestamp() + 300
+    assert not env.replay.check_and_add(SIGNATURE_NAMESPACE, _key_of_earlier_releases(envelope), expires)
