@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sts.config.table_reader import TableReader
 from sts.ldapfilter import FilterTemplate, FilterTemplateError
 
 WSO2_CLAIMS = "http://wso2.org/claims/"
@@ -206,7 +207,7 @@ def parse_user_stores(
 def _parse_one(
     table: dict[str, Any], base: Path, env: Mapping[str, str], where: str, problems: list[str]
 ) -> UserStoreSettings | None:
-    reader = _Reader(table, where, problems)
+    reader = TableReader(table, where, problems)
     domain = _domain(reader.text("domain_name", required=True), where, problems)
     kind = reader.choice("type", UserStoreType, required=True)
     if domain is None or kind is None:
@@ -214,7 +215,7 @@ def _parse_one(
     where = f"[[user_stores]] {domain}"
     reader.where = where
     if kind is UserStoreType.SQLITE:
-        reader.finish({"domain_name", "type"})
+        reader.finish({"domain_name", "type"}, _REFUSED, IGNORED_WSO2_KEYS)
         return UserStoreSettings(domain, kind)
     return _directory(domain, kind, reader, base, env)
 
@@ -234,7 +235,7 @@ def _domain(text: str, where: str, problems: list[str]) -> str | None:
 
 
 def _directory(
-    domain: str, kind: UserStoreType, reader: _Reader, base: Path, env: Mapping[str, str]
+    domain: str, kind: UserStoreType, reader: TableReader, base: Path, env: Mapping[str, str]
 ) -> UserStoreSettings:
     defaults = _DEFAULTS[kind]
     if importlib.util.find_spec("ldap") is None:
@@ -280,7 +281,7 @@ def _directory(
         claim_map=_claim_map(kind, reader),
         binary_attributes=BINARY_ATTRIBUTES | {a.casefold() for a in reader.strings("ldap_binary_attributes")},
     )
-    ignored = reader.finish(_KNOWN_DIRECTORY_KEYS)
+    ignored = reader.finish(_KNOWN_DIRECTORY_KEYS, _REFUSED, IGNORED_WSO2_KEYS)
     return _with_warnings(settings, ignored)
 
 
@@ -289,13 +290,13 @@ def _with_warnings(settings: UserStoreSettings, ignored: list[str]) -> UserStore
     return replace(settings, warnings=tuple(warnings))
 
 
-def _member_of(reader: _Reader, default: str) -> str:
+def _member_of(reader: TableReader, default: str) -> str:
     # The issue text once spelled it memberof_attribute; WSO2 writes member_of_attribute. Accept both.
     spelled = reader.text("member_of_attribute") or reader.text("memberof_attribute")
     return spelled or default
 
 
-def _password(domain: str, reader: _Reader, path: Path | None, env: Mapping[str, str]) -> str:
+def _password(domain: str, reader: TableReader, path: Path | None, env: Mapping[str, str]) -> str:
     inline = reader.text("connection_password")
     variable = password_variable(domain)
     if variable in env:
@@ -315,7 +316,7 @@ def _password(domain: str, reader: _Reader, path: Path | None, env: Mapping[str,
     return password
 
 
-def _claim_map(kind: UserStoreType, reader: _Reader) -> dict[str, str]:
+def _claim_map(kind: UserStoreType, reader: TableReader) -> dict[str, str]:
     defaults = _AD_CLAIMS if kind is UserStoreType.ACTIVE_DIRECTORY else _LDAP_CLAIMS
     claims = {WSO2_CLAIMS + name: attribute for name, attribute in defaults.items()}
     raw = reader.table("claim_map")
@@ -332,7 +333,7 @@ def _claim_map(kind: UserStoreType, reader: _Reader) -> dict[str, str]:
 
 
 def _check_transport(
-    urls: tuple[str, ...], ca_file: Path | None, start_tls: bool, insecure: bool, reader: _Reader
+    urls: tuple[str, ...], ca_file: Path | None, start_tls: bool, insecure: bool, reader: TableReader
 ) -> None:
     for url in urls:
         parts = urlsplit(url)
@@ -366,94 +367,6 @@ _KNOWN_DIRECTORY_KEYS = frozenset({
     "allow_insecure_ldap", "ldap_connection_timeout", "read_timeout", "connection_retry_delay", "claim_map",
     "ldap_binary_attributes",
 })
-
-
-class _Reader:
-    """Typed access to one table, collecting problems instead of raising."""
-
-    def __init__(self, table: dict[str, Any], where: str, problems: list[str]) -> None:
-        self.table_ = table
-        self.where = where
-        self.problems = problems
-
-    def problem(self, message: str) -> None:
-        self.problems.append(f"{self.where}: {message}")
-
-    def text(self, key: str, required: bool = False) -> str:
-        value = self.table_.get(key, "")
-        if not isinstance(value, str):
-            self.problem(f"{key}: expected a string")
-            return ""
-        if required and not value.strip():
-            self.problem(f"{key}: required")
-        return value.strip()
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self.table_.get(key, [])
-        if isinstance(value, str):  # WSO2 writes lists as one space-separated string
-            value = value.split()
-        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-            self.problem(f"{key}: expected a list of strings")
-            return ()
-        return tuple(value)
-
-    def urls(self) -> tuple[str, ...]:
-        urls = self.strings("connection_url")
-        if not urls:
-            self.problem("connection_url: required (one URL or a list, tried in order)")
-        return urls
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.table_.get(key, default)
-        if not isinstance(value, bool):
-            self.problem(f"{key}: expected true or false")
-            return default
-        return value
-
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self.table_.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.problem(f"{key}: must be an integer between {low} and {high}")
-            return default
-        return value
-
-    def path(self, key: str, base: Path) -> Path | None:
-        value = self.text(key)
-        if not value:
-            return None
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else base / path
-
-    def choice(self, key: str, enum: type[Any], required: bool = False) -> Any:
-        value = self.text(key, required)
-        if not value:
-            return None
-        try:
-            return enum(value)
-        except ValueError:
-            self.problem(f"{key}: must be one of {', '.join(member.value for member in enum)}")
-            return None
-
-    def table(self, key: str) -> dict[str, Any]:
-        value = self.table_.get(key, {})
-        if not isinstance(value, dict):
-            self.problem(f"{key}: expected a table")
-            return {}
-        return value
-
-    def finish(self, known: frozenset[str] | set[str]) -> list[str]:
-        """Report refused and unknown keys; return the WSO2 keys accepted without effect."""
-        ignored = []
-        for key, value in self.table_.items():
-            if key in _REFUSED:
-                refused_value, why = _REFUSED[key]
-                if refused_value is None or value == refused_value:
-                    self.problem(f"{key} is not supported: {why}")
-            elif key in IGNORED_WSO2_KEYS:
-                ignored.append(key)
-            elif key not in known:
-                self.problem(f"unknown key {key!r}")
-        return ignored
 
 
 def primary_is_directory(stores: tuple[UserStoreSettings, ...]) -> bool:
