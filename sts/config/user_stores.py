@@ -17,7 +17,7 @@ import importlib.util
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +30,8 @@ from sts.ldapfilter import FilterTemplate, FilterTemplateError
 WSO2_CLAIMS = "http://wso2.org/claims/"
 PRIMARY = "PRIMARY"
 _RESERVED_DOMAINS = frozenset({"INTERNAL", "APPLICATION", "WORKFLOW"})  # WSO2's hybrid-role domains
+_NETBIOS_MAX = 15
+_NETBIOS_DISALLOWED = frozenset('\\/:*?"<>|')
 
 
 class UserStoreType(StrEnum):
@@ -148,6 +150,9 @@ class UserStoreSettings:
     ldap_connection_timeout: int = 3000  # ms, TCP connect and TLS handshake
     read_timeout: int = 5000  # ms, each LDAP operation
     connection_retry_delay: int = 120  # s a failed URL is skipped while another one answers
+    # Active Directory only: the domain's NetBIOS name, so that the down-level logon name NETBIOS\sam reaches this
+    # store; "" (default): no down-level names.
+    netbios_name: str = ""
     claim_map: Mapping[str, str] = field(default_factory=dict)
     binary_attributes: frozenset[str] = BINARY_ATTRIBUTES
     warnings: tuple[str, ...] = ()
@@ -201,6 +206,7 @@ def parse_user_stores(
         variables[variable] = store.domain_name
         seen.add(store.domain_name)
         stores.append(store)
+    problems.extend(netbios_conflicts(stores))
     return tuple(stores)
 
 
@@ -278,6 +284,7 @@ def _directory(
         ldap_connection_timeout=reader.integer("ldap_connection_timeout", 3000, 100, 60000),
         read_timeout=reader.integer("read_timeout", 5000, 100, 60000),
         connection_retry_delay=reader.integer("connection_retry_delay", 120, 0, 3600),
+        netbios_name=_netbios_name(kind, reader),
         claim_map=_claim_map(kind, reader),
         binary_attributes=BINARY_ATTRIBUTES | {a.casefold() for a in reader.strings("ldap_binary_attributes")},
     )
@@ -294,6 +301,66 @@ def _member_of(reader: TableReader, default: str) -> str:
     # The issue text once spelled it memberof_attribute; WSO2 writes member_of_attribute. Accept both.
     spelled = reader.text("member_of_attribute") or reader.text("memberof_attribute")
     return spelled or default
+
+
+def _netbios_name(kind: UserStoreType, reader: TableReader) -> str:
+    """``netbios_name``, upper-cased as Windows shows NetBIOS names; only Active Directory domains have one."""
+    text = reader.text("netbios_name")
+    if not text:
+        return ""
+    if kind is not UserStoreType.ACTIVE_DIRECTORY:
+        reader.problem('netbios_name: only for type = "active_directory" (down-level names are AD\'s)')
+        return ""
+    problem = netbios_problem(text)
+    if problem is not None:
+        reader.problem(f"netbios_name: {problem} (got {text!r})")
+        return ""
+    return text.upper()
+
+
+def netbios_problem(name: str) -> str | None:
+    """Why ``name`` is no NetBIOS domain name, or None.
+
+    Microsoft's rules for NetBIOS domain names ("Naming conventions in Active Directory for computers, domains,
+    sites, and OUs", KB 909264): 1 to 15 characters (the 16th byte of a NetBIOS name is its service suffix), none
+    of ``\\ / : * ? " < > |``, no leading period; control characters are refused as in every name here.
+    """
+    if not 1 <= len(name) <= _NETBIOS_MAX:
+        return f"1 to {_NETBIOS_MAX} characters"
+    if any(ch in _NETBIOS_DISALLOWED or unicodedata.category(ch)[0] == "C" for ch in name):
+        return 'none of \\ / : * ? " < > | nor control characters'
+    if name.startswith("."):
+        return "must not start with a period"
+    return None
+
+
+def netbios_conflicts(stores: Sequence[UserStoreSettings]) -> list[str]:
+    """Configuration problems of the stores' NetBIOS names taken together.
+
+    Two stores with one NetBIOS name (Windows compares them without case) would make ``NAME\\user`` ambiguous; a
+    NetBIOS name that is another store's ``domain_name`` would make ``NAME\\user`` and ``NAME/user`` two different
+    users, which no operator reading an audit log expects (PRIMARY is a domain even without a table).
+    """
+    problems: list[str] = []
+    owners: dict[str, str] = {}
+    domains = {PRIMARY.casefold(): PRIMARY} | {store.domain_name.casefold(): store.domain_name for store in stores}
+    for store in stores:
+        folded = store.netbios_name.casefold()
+        if not folded:
+            continue
+        where = f"[[user_stores]] {store.domain_name}: netbios_name {store.netbios_name}"
+        if folded in owners:
+            problems.append(f"{where} is also the NetBIOS name of {owners[folded]}")
+        elif domains.get(folded, store.domain_name) != store.domain_name:
+            problems.append(f"{where} is the domain_name of another store ({domains[folded]})")
+        owners.setdefault(folded, store.domain_name)
+    return problems
+
+
+def down_level_domains(stores: Sequence[UserStoreSettings]) -> dict[str, str]:
+    """The case-folded NetBIOS name of each store that has one, to its ``domain_name``: what turns the down-level
+    logon name ``NETBIOS\\user`` into ``DOMAIN/user`` (:func:`sts.auth.users.parse_user_name`)."""
+    return {store.netbios_name.casefold(): store.domain_name for store in stores if store.netbios_name}
 
 
 def _password(domain: str, reader: TableReader, path: Path | None, env: Mapping[str, str]) -> str:
@@ -365,7 +432,7 @@ _KNOWN_DIRECTORY_KEYS = frozenset({
     "group_name_attribute", "group_name_search_filter", "group_name_list_filter", "membership_attribute",
     "member_of_attribute", "memberof_attribute", "group_nesting", "max_group_depth", "ca_file", "start_tls",
     "allow_insecure_ldap", "ldap_connection_timeout", "read_timeout", "connection_retry_delay", "claim_map",
-    "ldap_binary_attributes",
+    "ldap_binary_attributes", "netbios_name",
 })
 
 
