@@ -105,9 +105,9 @@ def test_crypto_imports_neither_configuration_nor_relying_parties() -> None:
 
 def test_configuration_is_settings_and_loader_only() -> None:
     """sts.config holds the settings (the ``[[user_stores]]`` and ``[[trusted_issuers]]`` tables among them) and
-    their loader, and reads nothing of the layers that read it."""
+    their loader (with its table reader), and reads nothing of the layers that read it."""
     assert sorted(path.stem for path in (PACKAGE / "config").glob("*.py")) == [
-        "__init__", "loader", "settings", "trusted_issuers", "user_stores"
+        "__init__", "loader", "settings", "table_reader", "trusted_issuers", "user_stores"
     ]
     above = ("sts.relying_parties", "sts.crypto", "sts.stores", "sts.auth", "sts.tokens")
     offenders = [

@@ -20,7 +20,7 @@ from cryptography import x509
 from sts.audit import login
 from sts.auth.credential_cache import VerifiedPrincipalCache
 from sts.auth.router import UserStoreRouter
-from sts.auth.users import Principal, UserStoreError, canonical, split_qualified
+from sts.auth.users import Principal, UserStoreError, canonical
 from sts.auth.validators import CallerInfo
 from sts.clock import Clock
 from sts.config.settings import ALL_DOMAINS
@@ -158,7 +158,10 @@ class CertificateTrust:
             raise FailedAuthentication("certificate revoked", reason="cert_revoked")
         value = mapped_name(cert, self._rules.user_rule)
         try:
-            return split_qualified(value)
+            # Read as a typed name is (a CN may be TEST\\alice, as AD shows accounts): the CA could name CORP/alice
+            # already, so a down-level spelling of the same account adds no user the CA could not name.
+            domain, name, _ = self._users.parse(value)
+            return domain, name
         except UserStoreError:
             raise FailedAuthentication("certificate names no valid user", reason="cert_unmapped") from None
 

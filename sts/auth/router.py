@@ -7,13 +7,27 @@ owns gets the same refusal as an unknown user (one generic fault), with its own 
 
 An unqualified name goes to PRIMARY; with ``unqualified_login = "chain"`` it is tried on PRIMARY and then on each
 further domain in configured order, as WSO2 does (``AbstractUserStoreManager`` tries its chained stores).
+
+The router also knows the NetBIOS names of its Active Directory domains (``netbios_name``), so that a typed
+down-level logon name ``NETBIOS\\sam`` is read as ``DOMAIN/sam`` by :meth:`UserStoreRouter.parse`, the one parser of
+:func:`~sts.auth.users.parse_user_name` with this configuration's names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sts.auth.users import UNKNOWN_DOMAIN, DigestSecret, LockCheck, Principal, Refusal, UserStore, normalize_domain
+from sts.auth.users import (
+    UNKNOWN_DOMAIN,
+    DigestSecret,
+    LockCheck,
+    Principal,
+    Refusal,
+    UserName,
+    UserStore,
+    normalize_domain,
+    parse_user_name,
+)
 from sts.errors import ServiceUnavailable
 
 _NO_STORE = Refusal(UNKNOWN_DOMAIN, "no user store for the domain")
@@ -23,11 +37,25 @@ class UserStoreRouter:
     """Routes each call to the store owning the name's domain; ``fallback`` owns every domain not listed."""
 
     def __init__(
-        self, stores: Mapping[str, UserStore], fallback: UserStore | None = None, chain: Iterable[str] = ()
+        self,
+        stores: Mapping[str, UserStore],
+        fallback: UserStore | None = None,
+        chain: Iterable[str] = (),
+        down_level: Mapping[str, str] | None = None,
     ) -> None:
         self._stores = {normalize_domain(domain): store for domain, store in stores.items()}
         self._fallback = fallback
         self.chain = tuple(normalize_domain(domain) for domain in chain)
+        self._down_level = {netbios.casefold(): normalize_domain(d) for netbios, d in (down_level or {}).items()}
+        if not set(self._down_level.values()) <= set(self._stores):
+            # A NetBIOS name is a directory's: one naming a domain of the built-in store would let a typed
+            # backslash reach a store that never had down-level names.
+            raise ValueError("a NetBIOS name must belong to a directory domain of the router")
+
+    def parse(self, text: str) -> UserName:
+        """A typed user name split into its domain and name: ``DOMAIN/name``, ``NETBIOS\\name`` of a directory with
+        that ``netbios_name``, or a bare name of PRIMARY (:func:`~sts.auth.users.parse_user_name`)."""
+        return parse_user_name(text, down_level=self._down_level)
 
     @classmethod
     def single(cls, store: UserStore) -> UserStoreRouter:

@@ -27,6 +27,8 @@ class SubjectAuthorizer:
     def authorize(self, qualified_name: str, also_roles: frozenset[str] | None = None) -> Principal:
         """The current principal for ``DOMAIN/name``; ``also_roles``: a second set of which it must hold one."""
         try:
+            # A subject is a name this STS wrote (DOMAIN/name; a PRIMARY user bare) or DOMAIN/ + a mapped name, never
+            # a typed one: no down-level reading, or the PRIMARY user named TEST\\bob would become CORP/bob.
             domain, name = split_qualified(qualified_name)
         except UserStoreError:
             raise FailedAuthentication("malformed subject", reason="bad_username") from None

@@ -19,12 +19,13 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sts.xmlutil import is_xml_text
 
 PRIMARY = "PRIMARY"
 DOMAIN_SEPARATOR = "/"
+DOWN_LEVEL_SEPARATOR = "\\"  # NETBIOS\\name, the down-level logon name of Active Directory
 MAX_NAME_LENGTH = 256
 MAX_PASSWORD_BYTES = 1024
 
@@ -140,15 +141,55 @@ def canonical(name: str) -> str:
     return normalize_name(name).casefold()
 
 
-def split_qualified(qualified: str, default_domain: str = PRIMARY) -> tuple[str, str]:
-    """``"PRIMARY/alice"`` → ``("PRIMARY", "alice")``; ``"alice"`` → ``(default_domain, "alice")``.
+class UserName(NamedTuple):
+    """A user name as typed, split: its domain, its name, and whether the text named the domain itself."""
 
-    The text before the first ``/`` is the domain; a second ``/`` (``PRIMARY/SECONDARY/carol``) is refused.
+    domain: str
+    name: str
+    qualified: bool
+
+
+def parse_user_name(
+    text: str, default_domain: str = PRIMARY, down_level: Mapping[str, str] | None = None
+) -> UserName:
+    """The one parser of typed user names: ``DOMAIN/name``, a down-level ``NETBIOS\\name``, or a bare name.
+
+    The text before the first ``/`` is the domain; a second ``/`` (``PRIMARY/SECONDARY/carol``) is refused. A name
+    without ``/`` whose text before the first ``\\`` is a NetBIOS name of ``down_level`` (case-folded NetBIOS name
+    to domain, from the ``netbios_name`` of Active Directory stores) is a down-level logon name (Microsoft, "User
+    Name Formats": NetBIOS domain name, ``\\``, account name) of that domain; any other name is a name of
+    ``default_domain``, backslashes and all, as it was before down-level names (so no configured NetBIOS name
+    changes what the built-in store accepts).
     """
-    domain, sep, name = qualified.partition(DOMAIN_SEPARATOR)
-    if not sep:
-        return default_domain, normalize_user_name(qualified)
-    return normalize_domain(domain), normalize_user_name(name)
+    domain, sep, name = text.partition(DOMAIN_SEPARATOR)
+    if sep:
+        return UserName(normalize_domain(domain), normalize_user_name(name), True)
+    found = _down_level(text, down_level or {})
+    if found is not None:
+        return found
+    return UserName(default_domain, normalize_user_name(text), False)
+
+
+def _down_level(text: str, down_level: Mapping[str, str]) -> UserName | None:
+    prefix, sep, account = text.partition(DOWN_LEVEL_SEPARATOR)
+    domain = down_level.get(unicodedata.normalize("NFC", prefix).strip().casefold()) if sep else None
+    if domain is None:
+        return None
+    name = normalize_user_name(account)
+    if DOWN_LEVEL_SEPARATOR in name:
+        # No AD account name holds one (Microsoft's AD schema, SAM-Account-Name: none of " / \ [ ] : ; | = , + * ? < >).
+        raise UserStoreError("a down-level name is NETBIOS\\name, with one '\\'")
+    return UserName(domain, name, True)
+
+
+def split_qualified(
+    qualified: str, default_domain: str = PRIMARY, down_level: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """``"PRIMARY/alice"`` → ``("PRIMARY", "alice")``; ``"alice"`` → ``(default_domain, "alice")``; with
+    ``down_level``, ``"TEST\\alice"`` → ``("CORP", "alice")`` when TEST is CORP's NetBIOS name
+    (:func:`parse_user_name`)."""
+    domain, name, _ = parse_user_name(qualified, default_domain, down_level)
+    return domain, name
 
 
 def check_password(password: str) -> None:

@@ -33,14 +33,12 @@ from sts.auth.credential_cache import VerifiedCredentialCache
 from sts.auth.passwords import PasswordHasher
 from sts.auth.router import UserStoreRouter
 from sts.auth.users import (
-    DOMAIN_SEPARATOR,
     WRONG_PASSWORD,
     Principal,
     Refusal,
     UserStoreError,
     account_key,
     canonical,
-    split_qualified,
 )
 from sts.clock import Clock
 from sts.config.settings import ALL_DOMAINS
@@ -263,11 +261,13 @@ class UsernameTokenAuthenticator:
 
     def _verify(self, credential: UsernameCredential, attempt: _Attempt) -> tuple[Principal, str]:
         try:
-            domain, name = split_qualified(credential.username)
+            # DOMAIN/name, NETBIOS\\name or a bare name: from here on the lock key, the cache key and the audit are
+            # those of DOMAIN/name, whichever spelling was typed.
+            domain, name, qualified = self._users.parse(credential.username)
         except UserStoreError:
             raise FailedAuthentication("malformed user name", reason="bad_username") from None
         attempt.user, attempt.domain = name, domain
-        chain = self._chain(credential)
+        chain = self._chain(credential, qualified)
         if chain is not None:
             attempt.chain = tuple(d for d in chain if self._domain_allowed(d))
             if not attempt.chain:
@@ -304,9 +304,9 @@ class UsernameTokenAuthenticator:
     def _domain_allowed(self, domain: str) -> bool:
         return ALL_DOMAINS in self._policy.allowed_domains or domain in self._policy.allowed_domains
 
-    def _chain(self, credential: UsernameCredential) -> tuple[str, ...] | None:
+    def _chain(self, credential: UsernameCredential, qualified: bool) -> tuple[str, ...] | None:
         """The domains an unqualified PasswordText login is tried on, when logins are chained (else None)."""
-        if not self._users.chain or DOMAIN_SEPARATOR in credential.username or credential.plain_password is None:
+        if not self._users.chain or qualified or credential.plain_password is None:
             return None
         return self._users.chain
 

@@ -187,4 +187,5 @@ allow = ["127.0.0.1", "::1"]
 # user_search_base = "CN=Users,DC=corp,DC=example,DC=com"
 # group_search_base = "DC=corp,DC=example,DC=com"
 # ca_file = "keystore/corp-ca.pem"
+# netbios_name = "CORP"                     # active_directory only: CORP\\alice logs in as CORP/alice
 """

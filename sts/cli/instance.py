@@ -3,7 +3,8 @@
 Also a problem: a ``[tokens] default_relying_party`` that matches no registered relying party. Warned about:
 relying parties accepting tokens of an issuer for transformation that no ``[[trusted_issuers]]`` entry names;
 certificates (signing, relying parties, clients) within 30 days of expiry, secret files other
-users can read, and loopback exempt from spray throttling with no trusted proxy listed.
+users can read, loopback exempt from spray throttling with no trusted proxy listed, and built-in users whose name
+a ``netbios_name`` now reads as a down-level logon name.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 
 from cryptography.x509 import load_pem_x509_certificates
 
+from sts.auth.users import PRIMARY, UserStoreError, parse_user_name
 from sts.cli.common import SubParsers
 from sts.clock import SystemClock
 from sts.config import foreign_environment, load_settings
 from sts.config.settings import Settings, config_warnings, hsm_scenario_problems
+from sts.config.user_stores import down_level_domains
 from sts.crypto.client_certs import ClientAuthority
 from sts.crypto.keyring import load_material
 from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity, load_certificate
@@ -95,11 +98,34 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
     try:
         problems = _check_relying_parties(stores.relying_parties, settings.store.truststore, warnings)
         warnings += _unknown_transformation_sources(stores.relying_parties, settings)
+        warnings += _down_level_shadows(settings, stores.builtin.list_users())
         return problems + _check_default_relying_party(stores.relying_parties, settings.tokens.default_relying_party)
     except ServiceUnavailable as exc:
         return [f"store: the database is unavailable ({exc})"]
     finally:
         stores.close()
+
+
+def _down_level_shadows(settings: Settings, users: list[tuple[str, str, bool, bool]]) -> list[str]:
+    """Built-in PRIMARY users whose bare name a ``netbios_name`` now reads as a down-level name (``TEST\\bob``
+    reaches CORP/bob once CORP's NetBIOS name is TEST): they still sign in, as ``PRIMARY/TEST\\bob``."""
+    down_level = down_level_domains(settings.user_stores)
+    if not down_level:
+        return []
+    warnings = []
+    for domain, name, _enabled, _digest in users:
+        if domain != PRIMARY:
+            continue
+        try:
+            shadowed = parse_user_name(name, down_level=down_level).qualified
+        except UserStoreError:
+            shadowed = True  # NETBIOS\\a\\b: refused as a down-level name now
+        if shadowed:
+            warnings.append(
+                f"user PRIMARY/{name}: the bare name now reads as a down-level logon name (a [[user_stores]]"
+                f" netbios_name); that user signs in as PRIMARY/{name}"
+            )
+    return warnings
 
 
 def _check_relying_parties(store: RelyingPartyStore, truststore: Path, warnings: list[str]) -> list[str]:

@@ -23,7 +23,7 @@ from sts.auth.users import (
     account_key,
     normalize_domain,
     normalize_name,
-    split_qualified,
+    parse_user_name,
     valid_user_name,
 )
 from sts.cli import user_certs
@@ -35,6 +35,7 @@ from sts.cli.directory_users import (
     unlock_directory_user,
 )
 from sts.config.settings import Settings
+from sts.config.user_stores import down_level_domains
 from sts.policy.claims import is_role_claim
 from sts.stores.base import LockoutStore
 
@@ -111,10 +112,13 @@ def _store(args: argparse.Namespace) -> Iterator[tuple[BuiltinUserStore, Setting
 
 
 def _who(args: argparse.Namespace) -> tuple[str, str]:
+    """The user NAME names: ``DOMAIN/NAME``, ``NETBIOS\\NAME`` of a directory with that ``netbios_name`` (as at
+    login, so ``sts user unlock 'TEST\\alice'`` clears the lock that login counted on), or NAME with ``--domain``."""
     try:
-        domain, name = split_qualified(args.name)
+        down_level = down_level_domains(settings_from(args).user_stores)
+        domain, name, qualified = parse_user_name(args.name, down_level=down_level)
         if args.domain:
-            if "/" in args.name:
+            if qualified:
                 raise CommandError("give the domain either as DOMAIN/NAME or with --domain, not both")
             domain = normalize_domain(args.domain)
         return domain, name

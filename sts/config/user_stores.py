@@ -17,18 +17,21 @@ import importlib.util
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sts.config.table_reader import TableReader
 from sts.ldapfilter import FilterTemplate, FilterTemplateError
 
 WSO2_CLAIMS = "http://wso2.org/claims/"
 PRIMARY = "PRIMARY"
 _RESERVED_DOMAINS = frozenset({"INTERNAL", "APPLICATION", "WORKFLOW"})  # WSO2's hybrid-role domains
+_NETBIOS_MAX = 15
+_NETBIOS_DISALLOWED = frozenset('\\/:*?"<>|')
 
 
 class UserStoreType(StrEnum):
@@ -147,6 +150,9 @@ class UserStoreSettings:
     ldap_connection_timeout: int = 3000  # ms, TCP connect and TLS handshake
     read_timeout: int = 5000  # ms, each LDAP operation
     connection_retry_delay: int = 120  # s a failed URL is skipped while another one answers
+    # Active Directory only: the domain's NetBIOS name, so that the down-level logon name NETBIOS\sam reaches this
+    # store; "" (default): no down-level names.
+    netbios_name: str = ""
     claim_map: Mapping[str, str] = field(default_factory=dict)
     binary_attributes: frozenset[str] = BINARY_ATTRIBUTES
     warnings: tuple[str, ...] = ()
@@ -200,13 +206,14 @@ def parse_user_stores(
         variables[variable] = store.domain_name
         seen.add(store.domain_name)
         stores.append(store)
+    problems.extend(netbios_conflicts(stores))
     return tuple(stores)
 
 
 def _parse_one(
     table: dict[str, Any], base: Path, env: Mapping[str, str], where: str, problems: list[str]
 ) -> UserStoreSettings | None:
-    reader = _Reader(table, where, problems)
+    reader = TableReader(table, where, problems)
     domain = _domain(reader.text("domain_name", required=True), where, problems)
     kind = reader.choice("type", UserStoreType, required=True)
     if domain is None or kind is None:
@@ -214,7 +221,7 @@ def _parse_one(
     where = f"[[user_stores]] {domain}"
     reader.where = where
     if kind is UserStoreType.SQLITE:
-        reader.finish({"domain_name", "type"})
+        reader.finish({"domain_name", "type"}, _REFUSED, IGNORED_WSO2_KEYS)
         return UserStoreSettings(domain, kind)
     return _directory(domain, kind, reader, base, env)
 
@@ -234,7 +241,7 @@ def _domain(text: str, where: str, problems: list[str]) -> str | None:
 
 
 def _directory(
-    domain: str, kind: UserStoreType, reader: _Reader, base: Path, env: Mapping[str, str]
+    domain: str, kind: UserStoreType, reader: TableReader, base: Path, env: Mapping[str, str]
 ) -> UserStoreSettings:
     defaults = _DEFAULTS[kind]
     if importlib.util.find_spec("ldap") is None:
@@ -277,10 +284,11 @@ def _directory(
         ldap_connection_timeout=reader.integer("ldap_connection_timeout", 3000, 100, 60000),
         read_timeout=reader.integer("read_timeout", 5000, 100, 60000),
         connection_retry_delay=reader.integer("connection_retry_delay", 120, 0, 3600),
+        netbios_name=_netbios_name(kind, reader),
         claim_map=_claim_map(kind, reader),
         binary_attributes=BINARY_ATTRIBUTES | {a.casefold() for a in reader.strings("ldap_binary_attributes")},
     )
-    ignored = reader.finish(_KNOWN_DIRECTORY_KEYS)
+    ignored = reader.finish(_KNOWN_DIRECTORY_KEYS, _REFUSED, IGNORED_WSO2_KEYS)
     return _with_warnings(settings, ignored)
 
 
@@ -289,13 +297,73 @@ def _with_warnings(settings: UserStoreSettings, ignored: list[str]) -> UserStore
     return replace(settings, warnings=tuple(warnings))
 
 
-def _member_of(reader: _Reader, default: str) -> str:
+def _member_of(reader: TableReader, default: str) -> str:
     # The issue text once spelled it memberof_attribute; WSO2 writes member_of_attribute. Accept both.
     spelled = reader.text("member_of_attribute") or reader.text("memberof_attribute")
     return spelled or default
 
 
-def _password(domain: str, reader: _Reader, path: Path | None, env: Mapping[str, str]) -> str:
+def _netbios_name(kind: UserStoreType, reader: TableReader) -> str:
+    """``netbios_name``, upper-cased as Windows shows NetBIOS names; only Active Directory domains have one."""
+    text = reader.text("netbios_name")
+    if not text:
+        return ""
+    if kind is not UserStoreType.ACTIVE_DIRECTORY:
+        reader.problem('netbios_name: only for type = "active_directory" (down-level names are AD\'s)')
+        return ""
+    problem = netbios_problem(text)
+    if problem is not None:
+        reader.problem(f"netbios_name: {problem} (got {text!r})")
+        return ""
+    return text.upper()
+
+
+def netbios_problem(name: str) -> str | None:
+    """Why ``name`` is no NetBIOS domain name, or None.
+
+    Microsoft's rules for NetBIOS domain names ("Naming conventions in Active Directory for computers, domains,
+    sites, and OUs", KB 909264): 1 to 15 characters (the 16th byte of a NetBIOS name is its service suffix), none
+    of ``\\ / : * ? " < > |``, no leading period; control characters are refused as in every name here.
+    """
+    if not 1 <= len(name) <= _NETBIOS_MAX:
+        return f"1 to {_NETBIOS_MAX} characters"
+    if any(ch in _NETBIOS_DISALLOWED or unicodedata.category(ch)[0] == "C" for ch in name):
+        return 'none of \\ / : * ? " < > | nor control characters'
+    if name.startswith("."):
+        return "must not start with a period"
+    return None
+
+
+def netbios_conflicts(stores: Sequence[UserStoreSettings]) -> list[str]:
+    """Configuration problems of the stores' NetBIOS names taken together.
+
+    Two stores with one NetBIOS name (Windows compares them without case) would make ``NAME\\user`` ambiguous; a
+    NetBIOS name that is another store's ``domain_name`` would make ``NAME\\user`` and ``NAME/user`` two different
+    users, which no operator reading an audit log expects (PRIMARY is a domain even without a table).
+    """
+    problems: list[str] = []
+    owners: dict[str, str] = {}
+    domains = {PRIMARY.casefold(): PRIMARY} | {store.domain_name.casefold(): store.domain_name for store in stores}
+    for store in stores:
+        folded = store.netbios_name.casefold()
+        if not folded:
+            continue
+        where = f"[[user_stores]] {store.domain_name}: netbios_name {store.netbios_name}"
+        if folded in owners:
+            problems.append(f"{where} is also the NetBIOS name of {owners[folded]}")
+        elif domains.get(folded, store.domain_name) != store.domain_name:
+            problems.append(f"{where} is the domain_name of another store ({domains[folded]})")
+        owners.setdefault(folded, store.domain_name)
+    return problems
+
+
+def down_level_domains(stores: Sequence[UserStoreSettings]) -> dict[str, str]:
+    """The case-folded NetBIOS name of each store that has one, to its ``domain_name``: what turns the down-level
+    logon name ``NETBIOS\\user`` into ``DOMAIN/user`` (:func:`sts.auth.users.parse_user_name`)."""
+    return {store.netbios_name.casefold(): store.domain_name for store in stores if store.netbios_name}
+
+
+def _password(domain: str, reader: TableReader, path: Path | None, env: Mapping[str, str]) -> str:
     inline = reader.text("connection_password")
     variable = password_variable(domain)
     if variable in env:
@@ -315,7 +383,7 @@ def _password(domain: str, reader: _Reader, path: Path | None, env: Mapping[str,
     return password
 
 
-def _claim_map(kind: UserStoreType, reader: _Reader) -> dict[str, str]:
+def _claim_map(kind: UserStoreType, reader: TableReader) -> dict[str, str]:
     defaults = _AD_CLAIMS if kind is UserStoreType.ACTIVE_DIRECTORY else _LDAP_CLAIMS
     claims = {WSO2_CLAIMS + name: attribute for name, attribute in defaults.items()}
     raw = reader.table("claim_map")
@@ -332,7 +400,7 @@ def _claim_map(kind: UserStoreType, reader: _Reader) -> dict[str, str]:
 
 
 def _check_transport(
-    urls: tuple[str, ...], ca_file: Path | None, start_tls: bool, insecure: bool, reader: _Reader
+    urls: tuple[str, ...], ca_file: Path | None, start_tls: bool, insecure: bool, reader: TableReader
 ) -> None:
     for url in urls:
         parts = urlsplit(url)
@@ -364,96 +432,8 @@ _KNOWN_DIRECTORY_KEYS = frozenset({
     "group_name_attribute", "group_name_search_filter", "group_name_list_filter", "membership_attribute",
     "member_of_attribute", "memberof_attribute", "group_nesting", "max_group_depth", "ca_file", "start_tls",
     "allow_insecure_ldap", "ldap_connection_timeout", "read_timeout", "connection_retry_delay", "claim_map",
-    "ldap_binary_attributes",
+    "ldap_binary_attributes", "netbios_name",
 })
-
-
-class _Reader:
-    """Typed access to one table, collecting problems instead of raising."""
-
-    def __init__(self, table: dict[str, Any], where: str, problems: list[str]) -> None:
-        self.table_ = table
-        self.where = where
-        self.problems = problems
-
-    def problem(self, message: str) -> None:
-        self.problems.append(f"{self.where}: {message}")
-
-    def text(self, key: str, required: bool = False) -> str:
-        value = self.table_.get(key, "")
-        if not isinstance(value, str):
-            self.problem(f"{key}: expected a string")
-            return ""
-        if required and not value.strip():
-            self.problem(f"{key}: required")
-        return value.strip()
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self.table_.get(key, [])
-        if isinstance(value, str):  # WSO2 writes lists as one space-separated string
-            value = value.split()
-        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-            self.problem(f"{key}: expected a list of strings")
-            return ()
-        return tuple(value)
-
-    def urls(self) -> tuple[str, ...]:
-        urls = self.strings("connection_url")
-        if not urls:
-            self.problem("connection_url: required (one URL or a list, tried in order)")
-        return urls
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.table_.get(key, default)
-        if not isinstance(value, bool):
-            self.problem(f"{key}: expected true or false")
-            return default
-        return value
-
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self.table_.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.problem(f"{key}: must be an integer between {low} and {high}")
-            return default
-        return value
-
-    def path(self, key: str, base: Path) -> Path | None:
-        value = self.text(key)
-        if not value:
-            return None
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else base / path
-
-    def choice(self, key: str, enum: type[Any], required: bool = False) -> Any:
-        value = self.text(key, required)
-        if not value:
-            return None
-        try:
-            return enum(value)
-        except ValueError:
-            self.problem(f"{key}: must be one of {', '.join(member.value for member in enum)}")
-            return None
-
-    def table(self, key: str) -> dict[str, Any]:
-        value = self.table_.get(key, {})
-        if not isinstance(value, dict):
-            self.problem(f"{key}: expected a table")
-            return {}
-        return value
-
-    def finish(self, known: frozenset[str] | set[str]) -> list[str]:
-        """Report refused and unknown keys; return the WSO2 keys accepted without effect."""
-        ignored = []
-        for key, value in self.table_.items():
-            if key in _REFUSED:
-                refused_value, why = _REFUSED[key]
-                if refused_value is None or value == refused_value:
-                    self.problem(f"{key} is not supported: {why}")
-            elif key in IGNORED_WSO2_KEYS:
-                ignored.append(key)
-            elif key not in known:
-                self.problem(f"unknown key {key!r}")
-        return ignored
 
 
 def primary_is_directory(stores: tuple[UserStoreSettings, ...]) -> bool:

@@ -23,6 +23,7 @@ from sts.auth.sqlite_users import SqliteUserStore
 from sts.auth.users import PRIMARY, UserStore
 from sts.clock import Clock
 from sts.config.settings import Settings, StoreSettings
+from sts.config.user_stores import down_level_domains
 from sts.crypto.secretbox import SecretBox
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.netaddr import AddressSet
@@ -313,7 +314,9 @@ def user_store_router(settings: Settings, builtin: UserStore) -> UserStoreRouter
     chain: list[str] = []
     if settings.security.unqualified_login == "chain":
         chain = [PRIMARY] + [s.domain_name for s in settings.user_stores if s.domain_name != PRIMARY]
-    return UserStoreRouter(directories, fallback=builtin, chain=chain)
+    return UserStoreRouter(
+        directories, fallback=builtin, chain=chain, down_level=down_level_domains(settings.user_stores)
+    )
 
 
 def directory_probes(users: UserStoreRouter) -> list[Probe]:

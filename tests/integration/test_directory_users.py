@@ -27,6 +27,7 @@ from tests.support import (
     start_server,
 )
 from tests.token_checks import decrypt_with_python_xmlsec
+from tests.unit.auth.directory_support import SlapdLog
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,7 @@ read_timeout = 1000
 [[user_stores]]
 domain_name = "CORP"
 type = "active_directory"
+netbios_name = "TEST"
 connection_url = ["ldaps://127.0.0.1:1", "{slapd.ldaps_url}"]
 connection_name = "{ad_tree.service_dn}"
 connection_password_file = "corp.pw"
@@ -165,6 +167,74 @@ def test_refusals_are_one_generic_fault_with_a_precise_audit_reason(
     assert _last_reason(directory_server) == reason
 
 
+# --- down-level logon names: netbios_name = "TEST" on CORP ----------------------------------------------------------
+
+
+def _last_login(server: Server) -> tuple[object, ...]:
+    """The last login's audit: event, domain, user, and how the caller got in or why not (a success is carried by
+    the operation's record, README "Logs"; a failure is an authentication record of its own)."""
+    record = [r for r in audit_records(server.log) if r["audit_event"] in ("authentication", "issue")][-1]
+    return record["audit_event"], record.get("domain"), record.get("user"), record.get("auth_method", record["reason"])
+
+
+def test_a_down_level_logon_name_gets_the_token_of_the_domain_form(
+    directory_server: Server, directory_instance: Instance
+) -> None:
+    """TEST\\alice (the NetBIOS name is not the domain_name here) is CORP/alice: the same NameID, the same claims
+    and the same audit as CORP/alice."""
+    tokens, logins = [], []
+    for typed in ("CORP/alice", "TEST\\alice", "test\\alice"):
+        tokens.append(_assertion(_request(directory_server, typed, "alice-ad-pw-1"), directory_instance))
+        logins.append(_last_login(directory_server))
+    assert [token.findtext(f".//{{{SAML2}}}NameID") for token in tokens] == ["CORP/alice"] * 3
+    assert _attributes(tokens[1]) == _attributes(tokens[2]) == _attributes(tokens[0])
+    assert _attributes(tokens[1])[IMMUTABLE_ID] == ["lEkYOJwYhUy+4HS+ArsRRA=="]
+    assert logins == [("issue", "CORP", "alice", "password-text")] * 3
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "reason"),
+    [
+        ("TEST\\eve", "eve-ad-pw-4", "account_expired"),
+        ("TEST\\dana", "dana-ad-pw-3", "user_disabled"),
+        ("TEST\\bob", "not-bobs-password", "wrong_password"),
+        # No store has the NetBIOS name OTHER: the bare PRIMARY name OTHER\alice, as before down-level names.
+        ("OTHER\\alice", "alice-ad-pw-1", "unknown_user"),
+        ("CORP\\alice", "alice-ad-pw-1", "unknown_user"),  # the domain_name is not the NetBIOS name
+        ("TEST\\alice\\x", "alice-ad-pw-1", "bad_username"),
+    ],
+)
+def test_down_level_refusals_are_the_generic_fault_with_their_audit_reason(
+    directory_server: Server, user: str, password: str, reason: str
+) -> None:
+    assert _failed_authentication(_request(directory_server, user, password))
+    assert _last_reason(directory_server) == reason
+
+
+def test_a_down_level_name_meets_the_lock_of_the_account(
+    directory_server: Server, directory_instance: Instance, slapd: SlapdServer, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Wrong passwords by TEST\\jsmith, CORP/jsmith and the UPN count on one account (max_failures 3); locked, the
+    right password by any spelling, cached or not, never reaches a bind; `sts user unlock TEST\\jsmith` unlocks it."""
+    dn = slapd.active_directory.users["jsmith"].dn
+    log = SlapdLog(slapd)
+    assert _request(directory_server, "TEST\\jsmith", "smith-ad-pw-7").status_code == 200  # cached from now on
+    for typed in ("TEST\\jsmith", "CORP/jsmith", "CORP/jsmith@corp.example"):
+        assert _failed_authentication(_request(directory_server, typed, "not-the-password"))
+        typed_name = typed.replace("TEST\\", "").replace("CORP/", "")  # the name part, as for every spelling
+        assert _last_login(directory_server) == ("authentication", "CORP", typed_name, "wrong_password")
+    assert log.binds(dn) == 4  # the first login and each wrong password: the directory's verdicts
+    for typed in ("TEST\\jsmith", "TEST\\JSMITH", "CORP/jsmith"):
+        assert _failed_authentication(_request(directory_server, typed, "smith-ad-pw-7"))
+        assert _last_reason(directory_server) == "account_locked"
+    assert log.binds(dn) == 4
+    monkeypatch.setenv("STS_USER_STORE_LDAP_PASSWORD", slapd.openldap.service_password)
+    assert directory_instance.cli("user", "unlock", "TEST\\jsmith") == 0
+    assert capsys.readouterr().out.strip() == "unlocked CORP/jsmith"
+    assert _request(directory_server, "TEST\\jsmith", "smith-ad-pw-7").status_code == 200
+
+
 def test_filter_specials_in_names_reach_exactly_their_own_entry(
     directory_server: Server, directory_instance: Instance
 ) -> None:
@@ -264,6 +334,30 @@ def test_show_and_unlock_name_the_account_the_directory_finds(
     assert capsys.readouterr().out.strip() == "unlocked CORP/alice"
     with open_stores(settings) as stores:
         assert stores.lockout.state("CORP/alice") is None
+
+
+def test_user_commands_read_down_level_names(
+    directory_instance: Instance, slapd: SlapdServer, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`sts user` reads NAME as a login does: TEST\\dana is CORP/dana, and TEST\\carl no built-in user. A built-in
+    PRIMARY user named TEST\\carl (only as PRIMARY/TEST\\carl) is what check-config warns about."""
+    monkeypatch.setenv("STS_USER_STORE_LDAP_PASSWORD", slapd.openldap.service_password)
+    assert directory_instance.cli("user", "show", "TEST\\dana") == 0
+    assert "user:     CORP/dana" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("Carls-pw-1\n"))
+    assert directory_instance.cli("user", "add", "TEST\\carl", "--password-stdin") == 1
+    assert "user store CORP is a read-only directory" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("Carls-pw-1\n"))
+    assert directory_instance.cli("user", "add", "PRIMARY/TEST\\carl", "--password-stdin") == 0
+    try:
+        from sts.cli import main
+
+        main(["--config", str(directory_instance.config), "check-config"])
+        assert ("user PRIMARY/TEST\\carl: the bare name now reads as a down-level logon name (a [[user_stores]]"
+                " netbios_name); that user signs in as PRIMARY/TEST\\carl") in capsys.readouterr().out
+    finally:
+        assert directory_instance.cli("user", "remove", "PRIMARY/TEST\\carl") == 0
 
 
 def test_check_config_refuses_a_dn_pattern(directory_instance: Instance, capsys: pytest.CaptureFixture[str],

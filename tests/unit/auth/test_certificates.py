@@ -320,3 +320,17 @@ def test_a_ca_that_may_not_vouch_leaves_its_certificates_unknown(
     with pytest.raises(errors.FailedAuthentication) as caught:
         trust.resolve(TokenReference(certificate=leaf))
     assert caught.value.reason == "cert_unknown"
+
+
+def test_a_cn_in_down_level_form_names_the_account_of_that_netbios_name(fresh: X509Env, tmp_path: Path) -> None:
+    """CN=TEST\\admin is CORP/admin when CORP's netbios_name is TEST, exactly as a UsernameToken TEST\\admin is;
+    without that setting it stays the PRIMARY name TEST\\admin, as before."""
+    cert = make_cert("TEST\\admin", rsa_key(), issuer=fresh.ca)  # type: ignore[arg-type]
+    reference = TokenReference(certificate=cert)
+    assert fresh.trust.resolve(reference) == (cert, "PRIMARY", "TEST\\admin")
+    fresh.users.add_user("CORP", "admin", "Not-used-1", roles=["admin"])
+    router = UserStoreRouter({"CORP": fresh.users}, fallback=fresh.users, down_level={"test": "CORP"})
+    trust = CertificateTrust(None, ClientAuthority(tmp_path / "ca.pem", tmp_path / "ca.crl"), router,
+                             CertificateRules(frozenset({"ALL-USER-STORE-DOMAINS"}), "cn"), fresh.clock)
+    assert trust.resolve(reference) == (cert, "CORP", "admin")
+    assert trust.principal("CORP", "admin", ROLES).qualified_name == "CORP/admin"

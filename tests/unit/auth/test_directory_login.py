@@ -355,3 +355,61 @@ def test_user_store_router_from_settings(env: Env, tmp_path: Path) -> None:
                     env.slapd.active_directory.users["jsmith"].password, "unknown_user")
     finally:
         primary_only.close()
+
+
+# --- down-level logon names: TEST\alice with netbios_name = "TEST" on CORP ----------------------------------------
+
+
+def down_level_router(env: Env) -> UserStoreRouter:
+    return UserStoreRouter({"LDAP": env.ldap, "CORP": env.corp}, fallback=env.builtin, down_level={"test": "CORP"})
+
+
+def test_a_down_level_name_is_the_accounts_own_cache_entry(env: Env) -> None:
+    """TEST\\alice and CORP/alice are one cache entry: the second spelling costs the directory nothing, and is no
+    second entry that could outlive the first."""
+    auth = env.authenticator(down_level_router(env), cache_ttl=60)
+    user = env.slapd.active_directory.users["alice"]
+    first = env.login(auth, "TEST\\alice", user.password)
+    assert first.principal.qualified_name == "CORP/alice"
+    log = SlapdLog(env.slapd)
+    assert env.login(auth, "CORP/alice", user.password).principal == first.principal
+    assert env.login(auth, "test\\ALICE", user.password).principal == first.principal
+    assert log.lines() == []
+
+
+def test_guesses_by_a_down_level_name_lock_the_account_for_every_spelling(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = env.authenticator(down_level_router(env), cache_ttl=60)
+    user = env.slapd.active_directory.users["alice"]
+    env.login(auth, "CORP/alice@corp.example", user.password)  # cached under the UPN
+    env.login(auth, "CORP/alice", user.password)  # and under the account name (TEST\alice's entry too)
+    for typed in ("TEST\\alice", "CORP/alice@corp.example", "TEST\\Alice"):
+        env.refused(auth, typed, "guess", "wrong_password")
+    state = env.lockout.state("CORP/alice")
+    assert state is not None and state.locked_until > env.clock.now().timestamp()
+    log = SlapdLog(env.slapd)
+    for typed in ("TEST\\alice", "CORP/alice", "CORP/alice@corp.example", "TEST\\alice@corp.example"):
+        env.refused(auth, typed, user.password, "account_locked")  # the right password, cached, still refused
+    assert log.binds(user.dn) == 0
+    assert audit_reasons(caplog)[-4:] == ["account_locked"] * 4
+
+
+def test_a_delegated_username_token_in_down_level_form(env: Env) -> None:
+    """OnBehalfOf / ActAs UsernameTokens go through the same parser as a caller's."""
+    auth = env.authenticator(down_level_router(env))
+    token = env.headers("TEST\\bob", env.slapd.active_directory.users["bob"].password)[0][1]
+    assert auth.authenticate_delegated(token, INFO).qualified_name == "CORP/bob"
+
+
+def test_the_router_from_settings_knows_the_netbios_names(env: Env, tmp_path: Path) -> None:
+    stores = (store_settings(openldap_table(env.slapd)),
+              store_settings(active_directory_table(env.slapd, netbios_name="test")))
+    router = user_store_router(Settings(config_path=tmp_path / "sts.toml", user_stores=stores), env.builtin)
+    try:
+        assert router.parse("TEST\\jsmith") == ("CORP", "jsmith", True)
+        jsmith = env.slapd.active_directory.users["jsmith"]
+        assert env.login(env.authenticator(router), "TEST\\jsmith", jsmith.password).principal.name == "jsmith"
+        env.refused(env.authenticator(router), "LDAP\\bob", env.slapd.openldap.users["bob"].password, "unknown_user")
+    finally:
+        router.close()

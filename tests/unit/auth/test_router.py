@@ -282,3 +282,85 @@ def test_close_closes_the_directories(env: Env) -> None:
     router = UserStoreRouter({"PARTNER": Closing(env.partner.store), "OTHER": env.primary}, fallback=env.primary)
     router.close()
     assert closed == ["partner"]
+
+
+# --- down-level logon names (netbios_name of an Active Directory store) ------------------------------------------
+
+NETBIOS = {"PTNR": "PARTNER"}  # PARTNER's NetBIOS name, as down_level_domains() maps netbios_name = "PTNR"
+
+
+def _refused(env: Env, router: UserStoreRouter, typed: str, password: str) -> str:
+    with pytest.raises(errors.FailedAuthentication) as caught:
+        env.login(router, typed, password)
+    return caught.value.reason
+
+
+def _audited(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str]]:
+    return [(r.domain, r.user, r.reason) for r in caplog.records if r.name == "sts.audit"]  # type: ignore[attr-defined]
+
+
+def test_a_down_level_name_reaches_the_store_of_its_netbios_name(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sts.audit")
+    router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary, down_level=NETBIOS)
+    caller = env.login(router, "ptnr\\Alice", PARTNER_PASSWORD)  # the NetBIOS name in any case, as in Windows
+    assert caller.principal == env.login(router, "PARTNER/Alice", PARTNER_PASSWORD).principal
+    assert caller.principal.qualified_name == "PARTNER/alice"
+    assert env.partner.calls == [("authenticate", "PARTNER", "Alice")] * 2  # the store gets the account name
+    assert env.primary.calls == []
+    assert _audited(caplog) == [("PARTNER", "Alice", "password-text")] * 2  # one audit for both spellings
+
+
+def test_a_backslash_name_of_no_netbios_name_stays_a_primary_name(env: Env) -> None:
+    """What a backslash name was before down-level names: a bare name of PRIMARY, backslash included."""
+    with_netbios = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary, down_level=NETBIOS)
+    assert _refused(env, with_netbios, "OTHER\\alice", PARTNER_PASSWORD) == "unknown_user"
+    without = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary)
+    assert _refused(env, without, "PTNR\\alice", PARTNER_PASSWORD) == "unknown_user"
+    assert env.primary.calls == [("authenticate", PRIMARY, "OTHER\\alice"), ("authenticate", PRIMARY, "PTNR\\alice")]
+    assert env.partner.calls == []
+
+
+def test_a_down_level_name_is_never_chained(env: Env) -> None:
+    router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary, chain=["primary", "partner"],
+                             down_level=NETBIOS)
+    assert _refused(env, router, "PTNR\\alice", PRIMARY_PASSWORD) == "wrong_password"
+    assert env.partner.calls == [("authenticate", "PARTNER", "alice")]
+    assert env.primary.calls == []  # qualified by its NetBIOS name: PRIMARY is not tried
+
+
+def test_every_spelling_counts_on_one_account_and_meets_its_lock(env: Env) -> None:
+    """PTNR\\alice, PARTNER/alice and ptnr\\ALICE are one account: three wrong passwords (max_failures) by any of
+    them lock it, and the right password by each is then refused before the store checks it."""
+    router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary, down_level=NETBIOS)
+    for typed in ("PTNR\\alice", "PARTNER/alice", "ptnr\\ALICE"):
+        assert _refused(env, router, typed, "wrong") == "wrong_password"
+    state = env.lockout.state("PARTNER/alice")
+    assert state is not None and state.locked_until > env.clock.now().timestamp()  # the third failure locked it
+    assert env.lockout.state("PRIMARY/PTNR\\alice") is None
+    asked = len(env.partner.calls)
+    for typed in ("PTNR\\alice", "PARTNER/alice", "ptnr\\Alice"):
+        assert _refused(env, router, typed, PARTNER_PASSWORD) == "account_locked"
+    assert len(env.partner.calls) == asked
+
+
+def test_a_primary_user_named_like_a_down_level_name_keeps_its_qualified_name(env: Env) -> None:
+    """Once PTNR is a NetBIOS name, the built-in user PTNR\\bob is reached as PRIMARY/PTNR\\bob (check-config warns);
+    a subject (a name this STS wrote) is never read as a down-level name, or that user's token would be bob's."""
+    env.primary.store.add_user(PRIMARY, "PTNR\\bob", PRIMARY_PASSWORD, roles=["admin"])  # type: ignore[attr-defined]
+    router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary, down_level=NETBIOS)
+    assert env.login(router, "PRIMARY/PTNR\\bob", PRIMARY_PASSWORD).principal.qualified_name == "PRIMARY/PTNR\\bob"
+    assert SubjectAuthorizer(router, POLICY).authorize("PTNR\\bob").qualified_name == "PRIMARY/PTNR\\bob"
+    assert _refused(env, router, "PTNR\\bob", PRIMARY_PASSWORD) == "unknown_user"  # PARTNER has no bob
+
+
+def test_a_malformed_down_level_name_is_a_bad_user_name(env: Env) -> None:
+    router = UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary, down_level=NETBIOS)
+    assert _refused(env, router, "PTNR\\alice\\x", PARTNER_PASSWORD) == "bad_username"
+    assert env.partner.calls == env.primary.calls == []
+
+
+def test_a_netbios_name_belongs_to_a_directory_domain(env: Env) -> None:
+    with pytest.raises(ValueError, match="directory domain"):
+        UserStoreRouter({"PARTNER": env.partner}, fallback=env.primary, down_level={"TEST": PRIMARY})

@@ -22,6 +22,7 @@ from sts.auth.users import (
     canonical,
     normalize_name,
     normalize_user_name,
+    parse_user_name,
     split_qualified,
     valid_user_name,
 )
@@ -280,6 +281,44 @@ def test_split_qualified_default_domain() -> None:
 def test_split_qualified_refuses_empty_parts(bad: str) -> None:
     with pytest.raises(UserStoreError):
         split_qualified(bad)
+
+
+# --- down-level logon names: NETBIOS\name of a directory that has that netbios_name ---------------------------------
+
+DOWN_LEVEL = {"test": "CORP"}  # what down_level_domains() makes of netbios_name = "TEST" on CORP
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("TEST\\alice", ("CORP", "alice", True)),
+        ("test\\Alice", ("CORP", "Alice", True)),  # the NetBIOS name without case, as Windows compares it
+        (" TEST\\alice ", ("CORP", "alice", True)),
+        ("TEST\\alice@corp.example", ("CORP", "alice@corp.example", True)),  # the store's filter decides
+        ("OTHER\\alice", ("PRIMARY", "OTHER\\alice", False)),  # no such NetBIOS name: a bare name, as before
+        ("\\alice", ("PRIMARY", "\\alice", False)),
+        ("TEST\uff3calice", ("PRIMARY", "TEST\uff3calice", False)),  # a fullwidth reverse solidus is no separator
+        ("TEST/alice", ("TEST", "alice", True)),  # '/' first: DOMAIN/name means what it always meant
+        ("CORP/TEST\\alice", ("CORP", "TEST\\alice", True)),
+        ("alice", ("PRIMARY", "alice", False)),
+    ],
+)
+def test_parse_user_name_reads_down_level_names_of_configured_netbios_names(
+    typed: str, expected: tuple[str, str, bool]
+) -> None:
+    assert parse_user_name(typed, down_level=DOWN_LEVEL) == expected
+
+
+def test_without_netbios_names_a_backslash_is_a_name_character() -> None:
+    assert parse_user_name("TEST\\alice") == ("PRIMARY", "TEST\\alice", False)
+    assert split_qualified("TEST\\alice") == ("PRIMARY", "TEST\\alice")
+    assert split_qualified("TEST\\alice", down_level=DOWN_LEVEL) == ("CORP", "alice")
+
+
+@pytest.mark.parametrize("typed", ["TEST\\", "TEST\\ ", "TEST\\a\\b", "TEST\\a\x00"])
+def test_a_malformed_down_level_name_is_refused(typed: str) -> None:
+    with pytest.raises(UserStoreError):
+        parse_user_name(typed, down_level=DOWN_LEVEL)
 
 
 def test_normalize_and_canonical() -> None:

@@ -18,6 +18,7 @@ from sts.config.user_stores import (
     GroupNesting,
     UserStoreSettings,
     UserStoreType,
+    down_level_domains,
     env_is_ours,
     parse_user_stores,
     password_variable,
@@ -507,3 +508,76 @@ def test_two_domains_that_would_read_one_password_variable_are_refused(tmp_path:
     assert problems == [
         "[[user_stores]] #2: CORP_EU and CORP.EU would share $STS_USER_STORE_CORP_EU_PASSWORD"
     ]
+
+
+# --- netbios_name: the NetBIOS name of an Active Directory domain (down-level logon names NETBIOS\user) ------------
+
+
+def ad(ca: Path, /, **overrides: Any) -> dict[str, Any]:
+    """A valid ``active_directory`` table."""
+    return table(ca, type="active_directory", **overrides)
+
+
+def test_netbios_name_is_optional_and_kept_upper_case(ca_file: Path) -> None:
+    assert one(ad(ca_file)).netbios_name == ""
+    assert one(ad(ca_file, netbios_name=" test ")).netbios_name == "TEST"
+    assert one(ad(ca_file, netbios_name="CORP")).netbios_name == "CORP"  # its own domain_name: the usual case
+    assert one(ad(ca_file, netbios_name="A" * 15)).netbios_name == "A" * 15
+    assert one(ad(ca_file, netbios_name="CORP-EU.1")).netbios_name == "CORP-EU.1"  # a period, not leading
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("A" * 16, "1 to 15 characters"),
+        *((f"TE{ch}ST", 'none of \\ / : * ? " < > | nor control characters') for ch in '\\/:*?"<>|'),
+        ("TE\x07ST", 'none of \\ / : * ? " < > | nor control characters'),
+        (".TEST", "must not start with a period"),
+    ],
+)
+def test_netbios_names_follow_microsofts_rules(ca_file: Path, value: str, message: str) -> None:
+    assert problems_of(ad(ca_file, netbios_name=value)) == [f"{WHERE}: netbios_name: {message} (got {value!r})"]
+
+
+def test_netbios_name_must_be_a_string(ca_file: Path) -> None:
+    assert problems_of(ad(ca_file, netbios_name=7)) == [f"{WHERE}: netbios_name: expected a string"]
+
+
+def test_netbios_name_only_for_active_directory(ca_file: Path) -> None:
+    assert problems_of(table(ca_file, netbios_name="TEST")) == [
+        f'{WHERE}: netbios_name: only for type = "active_directory" (down-level names are AD\'s)'
+    ]
+    assert problems_of({"domain_name": "local", "type": "sqlite", "netbios_name": "TEST"}) == [
+        "[[user_stores]] LOCAL: unknown key 'netbios_name'"
+    ]
+
+
+def test_two_stores_with_one_netbios_name_are_a_problem(ca_file: Path) -> None:
+    stores, problems = parse(ad(ca_file, netbios_name="TEST"), ad(ca_file, domain_name="EU", netbios_name="test"))
+    assert problems == ["[[user_stores]] EU: netbios_name TEST is also the NetBIOS name of CORP"]
+    assert len(stores) == 2  # the loader refuses the file on any problem
+
+
+@pytest.mark.parametrize("other", ["EU", "PRIMARY"])
+def test_a_netbios_name_that_is_another_domain_is_a_problem(ca_file: Path, other: str) -> None:
+    """TEST\\alice and TEST/alice would be two different users."""
+    _, problems = parse(ad(ca_file, netbios_name=other), {"domain_name": "EU", "type": "sqlite"})
+    assert problems == [f"[[user_stores]] CORP: netbios_name {other} is the domain_name of another store ({other})"]
+
+
+def test_down_level_domains_maps_folded_netbios_names_to_domains(ca_file: Path) -> None:
+    stores, problems = parse(ad(ca_file, netbios_name="TEST"), ad(ca_file, domain_name="EU"), table(ca_file,
+                             domain_name="LDAP"))
+    assert problems == []
+    assert down_level_domains(stores) == {"test": "CORP"}
+
+
+def test_check_config_reports_a_bad_netbios_name(tmp_path: Path) -> None:
+    (tmp_path / "corp-ca.pem").write_text("pem")
+    (tmp_path / "ldap.pw").write_text("ldap-secret\n")
+    path = tmp_path / "sts.toml"
+    path.write_text(STS_TOML.replace('type = "active_directory"', 'type = "active_directory"\nnetbios_name = "T:1"'))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {"STS_USER_STORE_CORP_PASSWORD": "corp-secret"})
+    assert caught.value.problems == [f"{WHERE}: netbios_name: none of \\ / : * ? \" < > | nor control characters"
+                                     " (got 'T:1')"]
