@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from sts.auth.users import Principal, account_key
 from sts.cli.common import CommandError, open_stores
+from sts.clock import format_instant
 from sts.config.settings import Settings
 from sts.config.user_stores import UserStoreSettings
 from sts.errors import ServiceUnavailable
+from sts.stores.base import LockState
 
 if TYPE_CHECKING:  # python-ldap is an optional extra: imported only when a directory is used
     from sts.auth.directory_store import DirectoryUserStore
@@ -87,7 +91,17 @@ def principal_lines(principal: Principal, refusal: str | None) -> list[str]:
 def _lock_line(settings: Settings, key: str) -> list[str]:
     with open_stores(settings) as stores:
         lock = stores.lockout.state(key)
-    return [] if lock is None else [f"failures: {lock.failures} (locked until {lock.locked_until:.0f})"]
+    return [] if lock is None else [lock_line(lock)]
+
+
+def lock_line(lock: LockState, now: float | None = None) -> str:
+    """``sts user show``'s lockout line: consecutive failures, and the lock's end as an xsd:dateTime in UTC while it
+    lasts (a count left from before a lock that has ended says ``not locked``)."""
+    now = time.time() if now is None else now
+    if lock.locked_until > now:
+        until = format_instant(dt.datetime.fromtimestamp(lock.locked_until, dt.UTC))
+        return f"failures: {lock.failures} (locked until {until})"
+    return f"failures: {lock.failures} (not locked)"
 
 
 @contextlib.contextmanager

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from sts.auth.users import Principal, Refusal, UserStoreError, normalize_user_name
+from sts.auth.users import Principal, Refusal, UserStoreError, parse_user_name
 from sts.cli.common import CommandError, SubParsers, read_secret, settings_from
 from sts.cli.directory_users import directory_call, directory_settings, open_directory, principal_lines
-from sts.config.user_stores import UserStoreSettings
+from sts.config.user_stores import UserStoreSettings, down_level_domains
 
 if TYPE_CHECKING:  # python-ldap is an optional extra: imported only when a directory is used
     from sts.auth.directory_store import DirectoryUserStore
@@ -63,10 +63,7 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _test_user(directory: DirectoryUserStore, store: UserStoreSettings, typed: str, password: str | None) -> int:
-    try:
-        name = normalize_user_name(typed)
-    except UserStoreError as exc:
-        raise CommandError(str(exc)) from None
+    name = _account_name(store, typed)
     found = directory_call(lambda: directory.find(name))
     if found is None:
         print(f"user:     no single entry matches {store.user_name_search_filter} for {name!r}")
@@ -85,6 +82,18 @@ def _test_user(directory: DirectoryUserStore, store: UserStoreSettings, typed: s
         return 1
     print("password: binds")
     return 0
+
+
+def _account_name(store: UserStoreSettings, typed: str) -> str:
+    """The name the store looks up for ``typed``, read as a login reads it: ``alice``, ``alice@corp.example``,
+    ``DOMAIN/alice`` or, with the store's ``netbios_name``, ``NETBIOS\\alice``; a name of another domain is refused."""
+    try:
+        domain, name, _ = parse_user_name(typed, store.domain_name, down_level_domains((store,)))
+    except UserStoreError as exc:
+        raise CommandError(str(exc)) from None
+    if domain != store.domain_name:
+        raise CommandError(f"{typed!r} names a user of domain {domain}, not {store.domain_name}")
+    return name
 
 
 def _unmapped(store: UserStoreSettings, principal: Principal) -> list[str]:

@@ -30,6 +30,7 @@ from sts.cli import user_certs
 from sts.cli.common import CommandError, SubParsers, open_stores, read_secret, settings_from
 from sts.cli.directory_users import (
     directory_settings,
+    lock_line,
     refuse_directory_write,
     show_directory_user,
     unlock_directory_user,
@@ -243,7 +244,7 @@ def _user_show(store: BuiltinUserStore, settings: Settings, domain: str, name: s
         f"roles:    {', '.join(sorted(principal.roles)) or '-'}",
     ]
     if lock is not None:
-        lines.append(f"failures: {lock.failures} (locked until {lock.locked_until:.0f})")
+        lines.append(lock_line(lock))
     lines += [f"claim:    {uri} = {value}" for uri, values in sorted(principal.claims.items()) for value in values]
     lines += user_certs.certificate_lines(store, domain, name)
     return "\n".join(lines)

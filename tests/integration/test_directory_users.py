@@ -309,6 +309,11 @@ def test_user_store_commands(directory_instance: Instance, slapd: SlapdServer, c
     monkeypatch.setattr("sys.stdin", io.StringIO("wrong\n"))
     assert directory_instance.cli("user-store", "test", "CORP", "--user", "alice", "--password-stdin") == 1
     assert "password: refused (wrong_password)" in capsys.readouterr().out
+    for typed in ("TEST\\alice", "CORP/alice", "alice@corp.example"):  # as a login reads them
+        assert directory_instance.cli("user-store", "test", "CORP", "--user", typed) == 0
+        assert "cn=Alice Anders,cn=Users,dc=corp,dc=example" in capsys.readouterr().out
+    assert directory_instance.cli("user-store", "test", "CORP", "--user", "LDAP/alice") == 1
+    assert "names a user of domain LDAP, not CORP" in capsys.readouterr().err
     assert directory_instance.cli("user", "show", "CORP/dana") == 0
     assert "enabled:  no (user_disabled)" in capsys.readouterr().out
     assert directory_instance.cli("user", "disable", "CORP/alice") == 1

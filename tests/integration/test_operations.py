@@ -19,6 +19,7 @@ and garbage written into the file itself (``file is not a database``).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import io
 import multiprocessing
@@ -631,9 +632,10 @@ def test_a03_concurrent_wrong_passwords_lock_once(
     capsys.readouterr()
     assert ops_instance.cli("user", "show", "victim") == 0
     shown = capsys.readouterr().out
-    match = re.search(r"^failures: (\d+) \(locked until (\d+)\)$", shown, re.M)
+    match = re.search(r"^failures: (\d+) \(locked until (\S+)\)$", shown, re.M)
     assert match, shown
-    failures, locked_until = int(match.group(1)), int(match.group(2))
+    until = dt.datetime.strptime(match.group(2), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    failures, locked_until = int(match.group(1)), until.timestamp()
     assert failures == 0  # the counter restarts at the lock
     assert started + 300 - 2 <= locked_until <= time.time() + 300 + 1  # locked once for [lockout] duration, not 600
 

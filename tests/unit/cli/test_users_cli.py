@@ -513,3 +513,13 @@ def test_a_password_on_stdin_that_is_not_utf8_is_refused(cli: Cli, monkeypatch: 
 def test_a_file_that_is_not_utf8_is_an_error_not_a_traceback(cli: Cli) -> None:
     Path(cli.config).write_bytes(b'[server]\nbind = "a\xff"\n')
     cli.fails("check-config", message="input that is not UTF-8 text (an argument, stdin or a file) cannot be used")
+
+
+def test_the_lock_line_names_the_end_of_a_lock_in_utc_and_says_when_none_holds() -> None:
+    from sts.cli.directory_users import lock_line
+    from sts.stores.base import LockState
+
+    now = 1_796_611_000.0
+    assert lock_line(LockState(0, 1_796_611_964.0), now) == "failures: 0 (locked until 2026-12-07T02:52:44Z)"
+    assert lock_line(LockState(3, 0.0), now) == "failures: 3 (not locked)"
+    assert lock_line(LockState(2, now - 1), now) == "failures: 2 (not locked)"
