@@ -394,7 +394,9 @@ def code_info() -> dict[str, Any]:
 
     def git(*argv: str) -> str:
         done = subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=False)  # noqa: S603, S607
-        return done.stdout.strip() if done.returncode == 0 else ""
+        # Only trailing whitespace: a porcelain status line starts with a space (" M path") when only the work tree
+        # changed, and stripping the first one would cut a letter off its path.
+        return done.stdout.rstrip() if done.returncode == 0 else ""
 
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": git("rev-parse", "HEAD") or None, "uncommitted_changes": bool(status),
