@@ -284,6 +284,7 @@ def noise_lines(results: dict[str, Any]) -> list[str]:
     noisy = [t for t in results["targets"] if within_noise(t)]
     if not noisy:
         return []
-    return ["Within noise (the pairs fall on both sides of the limit, or are too few: this run cannot tell; the "
-            "median leans as shown): " + "; ".join(f"{t['target']}: {target_value(t)}, {met(t)}" for t in noisy)
-            + ".", ""]
+    return ["Within noise (the pairs fall on both sides of the limit, or are too few: this run cannot tell either "
+            "way; the median's side is a lean, not a verdict):", "",
+            *(f"- {t['target']}: **{target_value(t)}**, {met(t)}. {_paired_reason(t['id'], results)}".rstrip()
+              for t in noisy), ""]
