@@ -1,14 +1,15 @@
-"""From slices to results: same-round ratios to the RSA reference, medians over rounds, targets, cost shares."""
+"""From slices to results: same-round ratios to the RSA reference, medians over rounds, the paired targets
+(bench/paired.py), targets, cost shares."""
 
 from __future__ import annotations
 
 import statistics
 from typing import Any
 
+import paired
 from loadgen import Slice
-from scenarios import HEADLINE, METRICS_OFF, PASSWORD, PRIMARY, RSA, SCENARIOS, STATIC
+from scenarios import HEADLINE, PAIRED, PASSWORD, PRIMARY, RSA, SCENARIOS, STATIC
 
-CLAIMS_SCENARIO, EXTRA_CLAIMS = "saml20_claims_50", 45
 # Buckets of bench/inprocess_profile.py: the two library calls the product is built on, and the work around them.
 SIGN_CALL, ENCRYPT_CALL = "signing (the signxml sign call)", "encryption (the xmlsec encrypt_xml call)"
 AROUND_ENCRYPT_CALL = "encryption around encrypt_xml"
@@ -86,6 +87,32 @@ def secondary_headline(secondary: list[Slice]) -> dict[str, Any] | None:
     return summarize(HEADLINE, secondary, "secondary", [])
 
 
+def summarize_paired(name: str, chain: list[Slice], pairs: list[paired.Pair], head: dict[str, Any],
+                     rss: list[float]) -> dict[str, Any]:
+    """A paired scenario's row: its slices' own numbers, and its ratios to the RSA reference as the median of its
+    pair ratios (to the neighbouring headline slices) times the headline's ratios of the primary rounds; the range
+    is that of its pairs."""
+    row = summarize(name, chain, "paired", rss)
+    mine = [p for p in pairs if p.scenario == name]
+    cpu, rps = head.get("cpu_ratio_to_rsa"), head.get("rps_ratio_to_rsa")
+    row["rounds"] = len(mine)
+    if not mine or cpu is None or rps is None:
+        return row
+    ratios = [p.cpu_ratio * cpu for p in mine]
+    row["cpu_ratio_to_rsa"] = round(statistics.median(ratios), 3)
+    row["rps_ratio_to_rsa"] = round(statistics.median(p.rps_ratio * rps for p in mine), 3)
+    row["cpu_ratio_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
+    return row
+
+
+def paired_summary(chain: list[Slice], pairs: list[paired.Pair], args: dict[str, Any]) -> dict[str, Any]:
+    """The paired rounds in the results file: how they ran, every pair, and each scenario's spread of ratios."""
+    spreads = {name: paired.scenario_ratios(pairs, name) for name in PAIRED}
+    return {"rounds": args.get("paired_rounds"), "slice_s": args.get("paired_slice"), "scenarios": PAIRED,
+            "headline_cpu_drift": round(paired.headline_drift(chain), 4), "pairs": [p.as_dict() for p in pairs],
+            "cpu_ratio_to_headline": {name: found.as_dict() for name, found in spreads.items() if found}}
+
+
 def _target(ident: str, text: str, value: float | None, limit: float, moonshot: float | None = None,
             lower_is_better: bool = True, unit: str = "") -> dict[str, Any]:
     def ok(bound: float | None) -> bool | None:
@@ -129,8 +156,11 @@ def library_split(scenarios: dict[str, dict[str, Any]], profile: dict[str, Any])
 
 
 def targets(scenarios: dict[str, dict[str, Any]], secondary: list[Slice], memory: dict[str, Any],
-            all_slices: list[Slice], split: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+            all_slices: list[Slice], split: dict[str, Any] | None = None,
+            pairs: list[paired.Pair] | None = None) -> list[dict[str, Any]]:
+    """Every target, met or not; ``pairs`` are the paired rounds' (none: those targets are n/a)."""
     head = scenarios[HEADLINE]
+    pairs = pairs or []
     split = split or {}
     out = [
         _target("headline_cpu", "headline CPU per token <= 2.5x RSA (moonshot 2.0x)", head["cpu_ratio_to_rsa"],
@@ -166,22 +196,8 @@ def targets(scenarios: dict[str, dict[str, Any]], secondary: list[Slice], memory
                        max((w["rss_mib"] for w in warm), default=None), 80.0, unit="MiB"))
     out.append(_target("rss_growth", "RSS growth per worker between 10k and 50k requests < 5 %", _growth(memory),
                        0.05, unit="fraction"))
-    for ident, name in (("scale_rps", "saml20_rps_10k"), ("scale_users", "saml20_users_100k")):
-        ratio = _median([c for c, _ in per_round(secondary, name, HEADLINE)])
-        what = "10,000 RPs" if ident == "scale_rps" else "100,000 users"
-        out.append(_target(ident, f"{what}: at most 5 % more CPU per token than the small case",
-                           None if ratio is None else ratio - 1, 0.05, unit="fraction"))
-    # Metrics: the headline records them, the same server with [metrics] enabled = false does not (same rounds).
-    metrics_ratio = _median([c for c, _ in per_round(secondary, HEADLINE, METRICS_OFF)])
-    out.append(_target("metrics_cost", "recording metrics costs < 2 % of the headline's CPU per token",
-                       None if metrics_ratio is None else metrics_ratio - 1, 0.02, unit="fraction"))
-    per_claim = []
-    for members in by_round(secondary).values():
-        if all(k in members and members[k].in_window for k in (CLAIMS_SCENARIO, HEADLINE, RSA)):
-            rsa = members[RSA].cpu_ms_per_request
-            extra = members[CLAIMS_SCENARIO].cpu_ms_per_request - members[HEADLINE].cpu_ms_per_request
-            per_claim.append(extra / rsa / EXTRA_CLAIMS)
-    out.append(_target("per_claim", "each extra claim <= +0.02x RSA", _median(per_claim), 0.02, unit="x RSA"))
+    # Scenario against headline: judged on the pairs, not on rounds (bench/paired.py).
+    out += [paired.judge(target, pairs, head["cpu_ratio_to_rsa"]) for target in paired.TARGETS]
     return out
 
 
@@ -205,16 +221,31 @@ def cost_shares(scenarios: dict[str, dict[str, Any]], profile: dict[str, Any]) -
             "stages_ms_per_request": profile["stages_ms_per_request"]}
 
 
+def scenario_rows(primary: list[Slice], secondary: list[Slice], chain: list[Slice], pairs: list[paired.Pair],
+                  rss: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """One summary per scenario, in SCENARIOS' order; the paired ones scaled by the primary headline's ratios."""
+    head = summarize(HEADLINE, primary, "primary", rss.get(HEADLINE, []))
+    rows = {}
+    for name in SCENARIOS:
+        if name in PAIRED:
+            rows[name] = summarize_paired(name, chain, pairs, head, rss.get(name, []))
+        else:
+            block, slices = ("primary", primary) if name in PRIMARY else ("secondary", secondary)
+            rows[name] = summarize(name, slices, block, rss.get(name, []))
+    return rows
+
+
 def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], primary: list[Slice],
                   attempts: list[dict[str, Any]], secondary: list[Slice], latency: list[Slice], soak: list[Slice],
                   memory: dict[str, Any], rss: dict[str, list[float]], profile: dict[str, Any], notes: list[str],
-                  runtime_s: float, noise_limit: float, discarded: list[Slice] | None = None) -> dict[str, Any]:
-    """``discarded``: the primary rounds not kept (a noisy first set); only their errors count."""
-    scenarios = {}
-    for name in SCENARIOS:
-        block, slices = ("primary", primary) if name in PRIMARY else ("secondary", secondary)
-        scenarios[name] = summarize(name, slices, block, rss.get(name, []))
-    all_slices = primary + secondary + latency + soak
+                  runtime_s: float, noise_limit: float, discarded: list[Slice] | None = None,
+                  chain: list[Slice] | None = None) -> dict[str, Any]:
+    """``discarded``: the primary rounds not kept (a noisy first set); only their errors count. ``chain``: the
+    paired rounds' slices in measuring order."""
+    chain = chain or []
+    pairs = paired.pairs(chain)
+    scenarios = scenario_rows(primary, secondary, chain, pairs, rss)
+    all_slices = primary + secondary + chain + latency + soak
     head = scenarios[HEADLINE]
     final_spread = min(a["cpu"] for a in attempts)
     latency_rows = []
@@ -238,7 +269,8 @@ def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], 
                      "rsa_rps": scenarios[RSA]["rps"], "p50_ms": head["p50_ms"], "p99_ms": head["p99_ms"]},
         "scenarios": scenarios,
         "secondary_headline": secondary_headline(secondary),
-        "targets": targets(scenarios, secondary, memory, all_slices + (discarded or []), split),
+        "targets": targets(scenarios, secondary, memory, all_slices + (discarded or []), split, pairs),
+        "paired": paired_summary(chain, pairs, args),
         "library_split": split,
         "cost_shares": cost_shares(scenarios, profile),
         "latency": latency_rows,
@@ -262,7 +294,9 @@ def build_results(*, stamp: str, machine: dict[str, Any], args: dict[str, Any], 
                         "20,000 +- 2,000 requests) so no worker is replaced inside a measurement window and memory "
                         "growth to 50k requests shows",
             "rounds": {"primary": {"rounds": args["rounds"], "slice_s": args["slice"], "scenarios": PRIMARY},
-                       "secondary": {"rounds": args["secondary_rounds"], "slice_s": args["secondary_slice"]}},
+                       "secondary": {"rounds": args["secondary_rounds"], "slice_s": args["secondary_slice"]},
+                       "paired": {"rounds": args.get("paired_rounds"), "slice_s": args.get("paired_slice"),
+                                  "scenarios": PAIRED}},
             "connections": args["connections"], "key_size": args["key_size"],
             "cpu": "user+system of the gunicorn master (with reaped workers) and live workers from /proc, over "
                    "a window inside each slice; divided by the responses wrk completed in that window",

@@ -7,11 +7,12 @@ by their name before its parenthesis, so a cost the bench words differently in a
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
 from analysis import AROUND_ENCRYPT_CALL, ENCRYPT_CALL, SIGN_CALL
-from formatting import fmt, target_value
+from formatting import fmt, met, target_value, within_noise
 from scenarios import METRICS_OFF, PASSWORD, STATIC
 
 NONE = "—"  # a value the other run does not have
@@ -171,8 +172,43 @@ def _scenario_ms(results: dict[str, Any], name: str) -> float | None:
     return None if value is None else float(value)
 
 
+def _paired_ms(results: dict[str, Any], names: tuple[str, ...]) -> tuple[float, float] | None:
+    """Medians of the CPU ms per request of ``names``' paired slices and of their neighbouring headline slices'
+    means; None for a run without paired slices."""
+    found = [p for p in (results.get("paired") or {}).get("pairs", []) if p["scenario"] in names]
+    if not found:
+        return None
+    return (statistics.median(p["cpu_ms"] for p in found), statistics.median(p["headline_cpu_ms"] for p in found))
+
+
+PAIRED_SCENARIOS = {"scale_rps": ("saml20_rps_10k",), "scale_users": ("saml20_users_100k",),
+                    "metrics_cost": (METRICS_OFF,), "per_claim": ("saml20_claims_50",),
+                    "two_nodes": ("saml20_two_nodes_node_a", "saml20_two_nodes_node_b")}
+PAIRED_WORDS = {"scale_rps": "With 10,000 RPs a token costs {mine:.3f} ms of CPU against {head:.3f} ms with 10",
+                "scale_users": "With 100,000 users a token costs {mine:.3f} ms of CPU against {head:.3f} ms with "
+                               "1,000",
+                "metrics_cost": "The headline costs {head:.3f} ms with metrics and {mine:.3f} ms without",
+                "per_claim": "50 claims cost {mine:.3f} ms against {head:.3f} ms for 5",
+                "two_nodes": "A node on PostgreSQL + Redis costs {mine:.3f} ms a token against {head:.3f} ms on "
+                             "SQLite"}
+
+
+def _paired_reason(ident: str, results: dict[str, Any]) -> str:
+    """What the pairs of a paired target measured, in ms; empty for other targets and for older runs."""
+    names = PAIRED_SCENARIOS.get(ident)
+    measured = _paired_ms(results, names) if names else None
+    if measured is None:
+        return ""
+    mine, head = measured
+    return (PAIRED_WORDS[ident].format(mine=mine, head=head) + " (medians of the paired slices and of their "
+            "neighbouring headline slices; the target's value is the median of the per-pair ratios).")
+
+
 def _profile_reason(ident: str, results: dict[str, Any]) -> str:
     """What the new run's profile and scenarios say about a missed CPU target."""
+    paired = _paired_reason(ident, results)
+    if paired:  # a paired target of a run with paired slices: what its pairs measured
+        return paired
     head, split = results["headline"], results.get("library_split") or {}
     rsa, head_ms = head["rsa_cpu_ms_per_request"], head["cpu_ms_per_request"]
     # The secondary scenarios' own baseline: the headline in the same (secondary) rounds, when the run recorded it.
@@ -226,7 +262,8 @@ def misses(results: dict[str, Any], previous: dict[str, Any] | None = None, leve
     ``results_dir`` prefixes the profile's file name (for a link from outside bench/results/)."""
     missed = [t for t in results["targets"] if t["met"] is False]
     if not missed:
-        return [f"{level} Misses", "", "None: every target was met.", ""]
+        return [f"{level} Misses", "", "None: every target was met" + (
+            " or is within noise." if noise_lines(results) else "."), "", *noise_lines(results)]
     has_profile = bool(results.get("cost_shares"))
     out = [f"{level} Misses and what the profile says", ""]
     for target in missed:
@@ -238,5 +275,16 @@ def misses(results: dict[str, Any], previous: dict[str, Any] | None = None, leve
         stages = sorted(shares["stages_ms_per_request"].items(), key=lambda item: -item[1])[:5]
         out += ["", "Largest in-process stages: " + "; ".join(
             f"{name} {ms:.3f} ms ({ms / shares['headline_cpu_ms_per_request']:.0%})" for name, ms in stages) + "."]
-    out += ["", f"Full profile: `{results_dir}{results['profile']['file']}`.", ""]
+    out += ["", f"Full profile: `{results_dir}{results['profile']['file']}`.", "", *noise_lines(results)]
     return out
+
+
+def noise_lines(results: dict[str, Any]) -> list[str]:
+    """The targets whose pairs fell on both sides of the limit: neither met nor missed in this run."""
+    noisy = [t for t in results["targets"] if within_noise(t)]
+    if not noisy:
+        return []
+    return ["Within noise (the pairs fall on both sides of the limit, or are too few: this run cannot tell either "
+            "way; the median's side is a lean, not a verdict):", "",
+            *(f"- {t['target']}: **{target_value(t)}**, {met(t)}. {_paired_reason(t['id'], results)}".rstrip()
+              for t in noisy), ""]

@@ -10,6 +10,7 @@ import compare
 from formatting import fmt as _fmt
 from formatting import met as _met
 from formatting import target_value as _target_value
+from formatting import within_noise
 from scenarios import HEADLINE, RSA
 
 
@@ -108,7 +109,41 @@ def scenarios_table(results: dict[str, Any], previous: dict[str, Any] | None = N
     if results.get("secondary_headline"):
         lines += ["", f"The secondary scenarios ran in the secondary rounds, with those rounds' RSA reference: "
                   f"compare them with *{HEADLINE}, secondary rounds*, not with the headline of the primary rounds."]
-    return lines
+    return lines + paired_rows_note(results)
+
+
+def paired_rows_note(results: dict[str, Any]) -> list[str]:
+    """How the rows of paired scenarios were measured (runs before paired slices have none)."""
+    if not any(s.get("block") == "paired" for s in results["scenarios"].values()):
+        return []
+    return ["", "The *paired* scenarios ran between headline slices instead (rounds: their pairs): their CPU and req/s "
+            "x RSA are the medians of their ratios to the neighbouring headline slices times the headline's x RSA "
+            "above (range: the lowest and highest pair), and the targets comparing them with the headline are "
+            "judged on those pairs (bench/README.md, *Paired slices*)."]
+
+
+def paired_section(results: dict[str, Any]) -> list[str]:
+    """Each paired scenario's CPU per request against its neighbouring headline slices, pair by pair."""
+    found = results.get("paired") or {}
+    ratios = found.get("cpu_ratio_to_headline") or {}
+    if not ratios:
+        return []
+    lines = [
+        "## Paired with the headline",
+        "",
+        f"{found['rounds']} paired rounds of {found['slice_s']:g} s slices: headline, scenario, headline, ... on the "
+        "servers of the scenarios table; each scenario slice's CPU per request over the mean of the two headline "
+        "slices next to it. The headline's own slices in the chain varied "
+        f"{found['headline_cpu_drift']:.0%} ((max - min) / median): the drift the pairs cancel.",
+        "",
+        "| scenario | pairs | CPU x headline, median | lowest | highest | per pair, in measuring order |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, spread in ratios.items():
+        values = ", ".join(f"{v:.3f}" for v in spread["values"])
+        lines.append(f"| {name} | {spread['n']} | {spread['median']:.3f} | {spread['min']:.3f} | "
+                     f"{spread['max']:.3f} | {values} |")
+    return [*lines, ""]
 
 
 def secondary_spread(noise: dict[str, Any]) -> str:
@@ -120,6 +155,15 @@ def secondary_spread(noise: dict[str, Any]) -> str:
 
 
 SECONDARY_HEADLINE_LABEL = f"*{HEADLINE}, secondary rounds*"
+
+
+def paired_words(rounds: dict[str, Any]) -> str:
+    """The paired rounds in the method sentence; empty for runs before them."""
+    found = rounds.get("paired")
+    if not found or not found.get("rounds"):
+        return ""
+    return (f", {found['rounds']} paired rounds of {found['slice_s']:g} s slices (headline, scenario, headline, ... "
+            f"for the scenarios a target compares with the headline: {', '.join(found['scenarios'])})")
 
 
 def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
@@ -136,8 +180,9 @@ def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) ->
         "",
         f"Method: {method['transport']}. {method['gunicorn']}. {rounds['primary']['rounds']} primary rounds of "
         f"{rounds['primary']['slice_s']:g} s slices ({', '.join(rounds['primary']['scenarios'])}), "
-        f"{rounds['secondary']['rounds']} secondary rounds of {rounds['secondary']['slice_s']:g} s slices (every "
-        f"other scenario, each round with its own RSA reference and headline); order rotated every round; "
+        f"{rounds['secondary']['rounds']} secondary rounds of {rounds['secondary']['slice_s']:g} s slices (the "
+        "remaining scenarios, each round with its own RSA reference and headline)"
+        f"{paired_words(rounds)}; order rotated every round; "
         f"{method['connections']} connections; RSA-{method['key_size']} for the STS, RP and reference keys. "
         f"CPU: {method['cpu']}. Ratios are per round, then the median over rounds. Total run time "
         f"{results['runtime_s']:.0f} s.",
@@ -166,6 +211,7 @@ def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) ->
         "",
         *scenarios_table(results, previous),
         "",
+        *paired_section(results),
         "## Latency",
         "",
         "| scenario | connections | pacing delay ms | req/s | of saturation | p50 ms | p99 ms | errors |",
@@ -328,6 +374,7 @@ def summary(results: dict[str, Any]) -> str:
              f"RSA ({_fmt(head['cpu_ms_per_request'], 3)} ms vs {_fmt(head['rsa_cpu_ms_per_request'], 3)} ms; "
              f"{_fmt(head['rps'], 0)} vs {_fmt(results['scenarios'][RSA]['rps'], 0)} req/s)"]
     for target in results["targets"]:
-        mark = "n/a " if target["met"] is None else "ok  " if target["met"] else "MISS"
+        mark = ("noise" if within_noise(target) else "n/a  " if target["met"] is None
+                else "ok   " if target["met"] else "MISS ")
         lines.append(f"  {mark} {target['target']}: {_target_value(target)}")
     return "\n".join(lines)

@@ -32,11 +32,12 @@ sys.path.insert(1, str(REPO))  # the repository: sts, tests/servers (slapd)
 import analysis  # noqa: E402
 import directory  # noqa: E402
 import loadgen  # noqa: E402
+import paired  # noqa: E402
 import report  # noqa: E402
 import servers as sv  # noqa: E402
 import setup_instance as si  # noqa: E402
 import shared_state  # noqa: E402
-from scenarios import HEADLINE, METRICS_OFF, PRIMARY, RSA, SCENARIOS, SECONDARY, STATIC, rotated  # noqa: E402
+from scenarios import HEADLINE, METRICS_OFF, PAIRED, PRIMARY, RSA, SCENARIOS, SECONDARY, STATIC, rotated  # noqa: E402
 
 from sts.auth.passwords import PasswordHasher  # noqa: E402
 
@@ -55,8 +56,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="primary rounds (default %(default)s)")
     parser.add_argument("--slice", type=float, default=3.0, help="primary slice seconds (default %(default)s)")
-    parser.add_argument("--secondary-rounds", type=int, default=3, help="secondary rounds (default %(default)s)")
+    parser.add_argument("--secondary-rounds", type=int, default=2, help="secondary rounds (default %(default)s)")
     parser.add_argument("--secondary-slice", type=float, default=2.0, help="secondary slice seconds")
+    parser.add_argument("--paired-rounds", type=int, default=4, help="paired rounds: pairs per scenario that a "
+                        "target compares with the headline (default %(default)s)")
+    parser.add_argument("--paired-slice", type=float, default=2.0, help="paired slice seconds")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections in the rounds")
     parser.add_argument("--soak", type=int, default=50_000, help="requests the headline server has served "
                         "when memory is read the last time (default %(default)s)")
@@ -87,6 +91,7 @@ def parse_args() -> argparse.Namespace:
         args.previous_results = None
     if args.quick:
         args.rounds, args.secondary_rounds, args.slice, args.secondary_slice = 2, 1, 2.0, 2.0
+        args.paired_rounds = 2
         args.soak, args.profile_requests = 3000, 60
     return args
 
@@ -302,6 +307,20 @@ class Bench:
                      f"(CPU {head.cpu_ms_per_request / rsa.cpu_ms_per_request:.2f}x RSA)")
         return slices
 
+    def paired_rounds(self) -> list[loadgen.Slice]:
+        """The chain of bench/paired.py (headline, scenario, headline, ...), in measuring order."""
+        rounds = self.args.paired_rounds
+        order = paired.chain(PAIRED, rounds) if rounds > 0 else []
+        slices: list[loadgen.Slice] = []
+        for position, (name, index) in enumerate(order):
+            slices.append(self.measure(name, connections=self.args.connections, duration=self.args.paired_slice,
+                                       round_index=index))
+            if position + 1 == len(order) or order[position + 1][1] != index:  # the headline closing a round
+                done = [p for p in paired.pairs(slices) if p.round == index]
+                self.say(f"paired round {index + 1}/{rounds}, CPU per request x the neighbouring headline slices': "
+                         + ", ".join(f"{p.scenario} {p.cpu_ratio:.3f}" for p in done))
+        return slices
+
     def latency(self, saturation_rps: dict[str, float]) -> list[loadgen.Slice]:
         """1 connection, and paced at about half of saturation (4 connections with a per-request delay)."""
         out = []
@@ -375,7 +394,9 @@ def code_info() -> dict[str, Any]:
 
     def git(*argv: str) -> str:
         done = subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=False)  # noqa: S603, S607
-        return done.stdout.strip() if done.returncode == 0 else ""
+        # Only trailing whitespace: a porcelain status line starts with a space (" M path") when only the work tree
+        # changed, and stripping the first one would cut a letter off its path.
+        return done.stdout.rstrip() if done.returncode == 0 else ""
 
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": git("rev-parse", "HEAD") or None, "uncommitted_changes": bool(status),
@@ -453,6 +474,7 @@ def main() -> int:
         profile = bench.profile(args.out / stamp)
         signed = bench.signed_profile()
         secondary = bench.rounds(SECONDARY, args.secondary_rounds, args.secondary_slice, "secondary")
+        chain = bench.paired_rounds()
         saturation = {name: statistics.median(s.rps for s in chosen if s.scenario == name)
                       for name in (HEADLINE, RSA)}
         bench.shared_round_trips()
@@ -468,9 +490,9 @@ def main() -> int:
         latency=latency, soak=soak, memory=bench.memory, rss=bench.rss, profile=profile,
         notes=bench.notes + [f"{s.name}: {n}" for s in bench.servers.values() for n in s.notes] + [
             f"{s.scenario} on {s.server} stopped at its request cap after {s.requests} requests"
-            for s in chosen + secondary + latency if s.capped],
+            for s in chosen + secondary + chain + latency if s.capped],
         runtime_s=time.monotonic() - bench.started, noise_limit=args.noise_limit,
-        discarded=[s for _, attempt in attempts if attempt is not chosen for s in attempt],
+        discarded=[s for _, attempt in attempts if attempt is not chosen for s in attempt], chain=chain,
     )
     results["sigonly_inprocess"] = signed
     results["code"] = code

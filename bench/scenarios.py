@@ -66,13 +66,15 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 )}
 
 # Primary rounds: the headline targets. Secondary rounds: everything else, shorter and fewer, each round with
-# its own RSA reference and headline so every comparison is within one round.
+# its own RSA reference and headline so every comparison is within one round. Paired rounds: the scenarios that a
+# target compares with the headline (a few percent apart, less than the secondary rounds' spread), each slice
+# measured between two headline slices (bench/paired.py).
 PRIMARY = [STATIC, RSA, PASSWORD, HEADLINE, "saml20_signed_only"]
-SECONDARY = [RSA, HEADLINE, STATIC, PASSWORD, METRICS_OFF, "saml11_signed_encrypted", "saml20_no_nonce",
-             "saml20_cache_disabled", "saml20_claims_50", "saml20_rps_10k", "saml20_users_100k", "saml20_soap12",
-             "saml20_hok_symmetric", "saml20_sync_workers", "ref_static_sync_workers", "saml20_directory_user",
-             "saml20_directory_cache_disabled", "saml20_two_nodes_node_a", "saml20_two_nodes_node_b",
-             "saml20_client_not_exempt"]
+PAIRED = [METRICS_OFF, "saml20_claims_50", "saml20_rps_10k", "saml20_users_100k", "saml20_two_nodes_node_a",
+          "saml20_two_nodes_node_b"]
+SECONDARY = [RSA, HEADLINE, STATIC, PASSWORD, "saml11_signed_encrypted", "saml20_no_nonce", "saml20_cache_disabled",
+             "saml20_soap12", "saml20_hok_symmetric", "saml20_sync_workers", "ref_static_sync_workers",
+             "saml20_directory_user", "saml20_directory_cache_disabled", "saml20_client_not_exempt"]
 
 
 def rotated(names: list[str], round_index: int) -> list[str]:

@@ -165,3 +165,17 @@ def test_the_split_says_what_load_added_beyond_the_in_process_run() -> None:
     line = report.split_line({"library_split": analysis.library_split(scenarios, profile)})[0]
     assert "the headline cost 1.887 ms under load against 1.692 ms in-process (+12%)" in line
     assert "counted outside them" in line
+
+
+def test_the_changed_files_keep_their_names(tmp_path: Path, monkeypatch: Any) -> None:
+    import run
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "analysis.py").write_text("a\n")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+                   check=True)
+    (tmp_path / "bench" / "analysis.py").write_text("b\n")  # changed in the work tree only: " M bench/analysis.py"
+    monkeypatch.setattr(run, "REPO", tmp_path)
+    assert run.code_info()["changed_files"] == ["bench/analysis.py"]
