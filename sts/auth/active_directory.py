@@ -13,6 +13,7 @@ password was right, so the caller still sees the one generic fault and only the 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sts.auth.users import USER_DISABLED, WRONG_PASSWORD
@@ -81,3 +82,24 @@ def account_refusal(
 def bind_refusal(ad_code: str) -> str:
     """The audit reason of a refused bind: AD's sub-code when there is one, else a wrong password."""
     return _BIND_CODES.get(ad_code, WRONG_PASSWORD)
+
+
+_DC_RDN = re.compile(r"(?:^|,)\s*DC\s*=\s*([A-Za-z0-9-]+)\s*(?=,|$)", re.IGNORECASE)
+
+
+def dns_domain_name(base_dn: str) -> str:
+    """The DNS name of the domain a search base lies in: its ``DC=`` components, in order (an AD domain's naming
+    context is the DC= form of its DNS name: ``CN=Users,DC=corp,DC=example,DC=com`` → ``corp.example.com``);
+    empty when the base has none."""
+    return ".".join(_DC_RDN.findall(base_dn)).lower()
+
+
+def implicit_upn_account(typed: str, dns_domain: str) -> str | None:
+    """The account name of an implicit UPN: ``alice@corp.example.com`` names the account ``alice`` of the domain
+    ``corp.example.com``, whatever its ``userPrincipalName`` says (Microsoft, "User Name Formats": an implicit UPN,
+    UserName@DNSDomainName, is always associated with the account, even if an explicit UPN is not defined). None
+    when ``typed`` is no such name (no ``@``, another suffix, an empty account part, or no DNS name known)."""
+    account, at, suffix = typed.rpartition("@")
+    if not at or not account or not dns_domain or suffix.casefold() != dns_domain.casefold():
+        return None
+    return account

@@ -8,7 +8,9 @@ Directory accepts). PasswordDigest cannot be checked (a directory keeps no clear
 
 The principal is named by the entry's ``user_name_attribute`` (not the typed text), its roles are the directory's
 groups, nested ones included, shown as WSO2 shows them (``CORP/sts-users``; bare for PRIMARY), and its claims come
-from the attributes of ``claim_map`` (several values stay several; binary attributes are base64-encoded).
+from the attributes of ``claim_map`` (several values stay several; binary attributes are base64-encoded). In Active
+Directory a name the filter matches nothing for may be an implicit UPN (``sam@dns.domain``): its account part is
+searched again (:func:`~sts.auth.active_directory.implicit_upn_account`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sts.auth.active_directory import STATE_ATTRIBUTES, account_refusal, bind_refusal
+from sts.auth.active_directory import (
+    STATE_ATTRIBUTES,
+    account_refusal,
+    bind_refusal,
+    dns_domain_name,
+    implicit_upn_account,
+)
 from sts.auth.directory_groups import PRIMARY_GROUP_ATTRIBUTES, GroupResolver
 from sts.auth.ldap_client import DirectoryClient, DirectoryUnavailable, Entry, TooManyEntries
 from sts.auth.users import (
@@ -73,6 +81,7 @@ class DirectoryUserStore:
         self._groups = GroupResolver(settings, self._client)
         self._now = now
         self._filter = settings.user_filter
+        self._dns_domain = dns_domain_name(settings.user_search_base)
         attributes = {settings.user_name_attribute, *settings.claim_map.values()}
         if settings.is_active_directory:
             attributes.update(STATE_ATTRIBUTES, PRIMARY_GROUP_ATTRIBUTES)
@@ -151,11 +160,11 @@ class DirectoryUserStore:
 
     def _find_or_refusal(self, name: str) -> DirectoryUser | Refusal:
         try:
-            entries = self._call(
-                lambda: self._client.search(
-                    self.settings.user_search_base, self._filter.fill(name), self._attributes, size_limit=1
-                )
-            )
+            entries = self._search_user(name)
+            implicit = self._implicit_upn_account(name) if not entries else None
+            if implicit is not None:
+                # Only when nothing matched as typed: an explicit UPN (or account name) comes first, as in AD.
+                entries = self._search_user(implicit)
         except TooManyEntries:
             return Refusal(AMBIGUOUS_USER, "the user filter matches several entries", password_checked=True)
         if not entries:
@@ -176,6 +185,20 @@ class DirectoryUserStore:
             self.domain, canonical_name, self._qualified(roles), self._claims(entry), enabled=refusal is None
         )
         return DirectoryUser(entry.dn, principal, refusal)
+
+    def _search_user(self, name: str) -> list[Entry]:
+        return self._call(
+            lambda: self._client.search(
+                self.settings.user_search_base, self._filter.fill(name), self._attributes, size_limit=1
+            )
+        )
+
+    def _implicit_upn_account(self, typed: str) -> str | None:
+        """Active Directory only: the account an implicit UPN (``sam@dns.domain``) names; the domain's DNS name is
+        read from ``user_search_base``."""
+        if not self.settings.is_active_directory:
+            return None
+        return implicit_upn_account(typed, self._dns_domain)
 
     def _state(self, entry: Entry) -> str | None:
         if not self.settings.is_active_directory:

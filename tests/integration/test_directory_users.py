@@ -145,6 +145,15 @@ def test_active_directory_login_by_sam_account_name_or_upn(
     assert _attributes(assertion)[IMMUTABLE_ID] == ["lEkYOJwYhUy+4HS+ArsRRA=="]  # objectGUID, base64
 
 
+@pytest.mark.parametrize("login", ["CORP/uma@corp.example", "TEST\\uma@corp.example", "CORP/uma.upn@contoso.example"])
+def test_active_directory_login_by_implicit_upn(
+    directory_server: Server, directory_instance: Instance, login: str
+) -> None:
+    """uma's explicit UPN has another suffix: uma@corp.example is her implicit UPN, always hers in AD."""
+    assertion = _assertion(_request(directory_server, login, "uma-ad-pw-10"), directory_instance)
+    assert assertion.findtext(f".//{{{SAML2}}}NameID") == "CORP/uma"
+
+
 @pytest.mark.parametrize(
     ("user", "password", "reason"),
     [

@@ -278,6 +278,9 @@ def active_directory_tree() -> DirectoryTree:
         ("jsmith", "smith-ad-pw-7", "Smith, John", "Smith", "John", {}),
         # Primary group "staff" (primaryGroupID = its RID): AD then lists her in no member attribute of it.
         ("pat", "pat-ad-pw-9", "Pat Primary", "Primary", "Pat", {"primaryGroupID": 1201}),
+        # An explicit UPN under another suffix (an alternative UPN suffix of the forest): uma@corp.example is then
+        # her implicit UPN only.
+        ("uma", "uma-ad-pw-10", "Uma Upn", "Upn", "Uma", {"userPrincipalName": "uma.upn@contoso.example"}),
     ]
     for rid, (sam, password, cn, sn, given, extra) in enumerate(specs, start=1101):
         attrs: dict[str, object] = {
@@ -296,7 +299,7 @@ def active_directory_tree() -> DirectoryTree:
     b.group("staff", f"cn=staff,{groups}", [u["alice"], u["jürgen"]], objectClass=["top", "group"],
             sAMAccountName="staff", objectSid=sid(1201))
     b.group("sts-users", f"cn=sts-users,{groups}",
-            [u["bob"], u["dana"], u["eve"], u["max"], u["nora"], u["jsmith"], f"cn=staff,{groups}"],
+            [u["bob"], u["dana"], u["eve"], u["max"], u["nora"], u["jsmith"], u["uma"], f"cn=staff,{groups}"],
             objectClass=["top", "group"], sAMAccountName="sts-users", objectSid=sid(1202))
     service = b.users["svc-sts"]
     return DirectoryTree(

@@ -20,7 +20,9 @@ from sts.auth.active_directory import (
     PASSWORD_EXPIRED,
     account_refusal,
     bind_refusal,
+    dns_domain_name,
     filetime,
+    implicit_upn_account,
 )
 from sts.auth.directory_store import DirectoryUserStore
 from sts.auth.users import USER_DISABLED, WRONG_PASSWORD, Principal, Refusal
@@ -122,6 +124,45 @@ def test_account_state_refused_before_any_bind(
     assert found is not None and found.refusal == reason and not found.principal.enabled
     looked_up = corp.lookup("CORP", name)
     assert looked_up is not None and not looked_up.enabled
+
+
+@pytest.mark.parametrize(("base", "dns"), [
+    ("CN=Users,DC=corp,DC=example,DC=com", "corp.example.com"),
+    ("ou=Staff, dc=Corp ,dc=Example", "corp.example"),
+    ("o=corp", ""),
+])
+def test_the_dns_domain_name_is_the_search_bases_dc_components(base: str, dns: str) -> None:
+    assert dns_domain_name(base) == dns
+
+
+@pytest.mark.parametrize(("typed", "account"), [
+    ("uma@corp.example", "uma"),
+    ("UMA@CORP.EXAMPLE", "UMA"),
+    ("a@b@corp.example", "a@b"),  # the last @ separates the suffix; the filter decides what a@b matches
+    ("uma@other.example", None),
+    ("uma", None),
+    ("@corp.example", None),
+])
+def test_an_implicit_upn_names_the_account_before_the_domains_dns_name(typed: str, account: str | None) -> None:
+    assert implicit_upn_account(typed, "corp.example") == account
+    assert implicit_upn_account(typed, "") is None
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("typed", ["uma", "uma.upn@contoso.example", "uma@corp.example", "UMA@Corp.Example"])
+def test_login_by_the_implicit_upn_when_the_explicit_one_has_another_suffix(
+    slapd: SlapdServer, corp: DirectoryUserStore, typed: str
+) -> None:
+    found = principal(corp.authenticate("CORP", typed, slapd.active_directory.users["uma"].password))
+    assert found.qualified_name == "CORP/uma"
+    assert found.claims[WSO2_CLAIMS + "upn"] == ("uma.upn@contoso.example",)
+
+
+@pytest.mark.integration
+def test_an_implicit_upn_of_another_domain_or_account_is_unknown(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
+    for typed in ("uma@contoso.example", "uma@other.example", "nobody@corp.example"):
+        refused = corp.authenticate("CORP", typed, slapd.active_directory.users["uma"].password)
+        assert isinstance(refused, Refusal) and refused.reason == "unknown_user", typed
 
 
 @pytest.mark.integration
