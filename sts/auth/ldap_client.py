@@ -49,6 +49,11 @@ _AD_DATA = re.compile(r"\bdata ([0-9a-f]{3})\b", re.IGNORECASE)
 # ca_file only as "(unknown error code)" (SERVER_DOWN for LDAPS, CONNECT_ERROR for StartTLS); other handshake
 # failures name TLS. A refused or hung TCP connection says "Error in the push function." / "Connection timed out".
 _TLS_FAILURE = re.compile(r"TLS|certificate|\(unknown error code\)", re.IGNORECASE)
+# A directory that wants the connection encrypted before it takes a simple bind (RFC 4511 §4.1.9): Active Directory
+# and Samba answer strongerAuthRequired (8; Samba: "BindSimple: Transport encryption required."), OpenLDAP with
+# `security simple_bind=...` confidentialityRequired (13).
+_NEEDS_ENCRYPTION = (ldap.STRONG_AUTH_REQUIRED, ldap.CONFIDENTIALITY_REQUIRED)
+REQUIRES_TLS = "directory_requires_tls"
 
 
 class TooManyEntries(Exception):
@@ -219,10 +224,15 @@ class DirectoryClient:
                 self._give_back(kind, conn)
                 raise
             except ldap.LDAPError as exc:
+                url = _uri(conn)
                 _unbind(conn)
-                _LOG.error("directory operation failed", extra={"domain": self._settings.domain_name,
-                                                                 "ldap_error": type(exc).__name__})
-                raise DirectoryUnavailable("directory_error") from None
+                reason = failure_reason(exc, self._plain(url))
+                if reason == REQUIRES_TLS:
+                    self._log_requires_tls(url, exc)
+                else:
+                    _LOG.error("directory operation failed", extra={"domain": self._settings.domain_name,
+                                                                     "ldap_error": type(exc).__name__})
+                raise DirectoryUnavailable(reason) from None
             self._give_back(kind, conn)
             return result
         raise DirectoryUnavailable("directory_down")
@@ -255,9 +265,12 @@ class DirectoryClient:
                 _LOG.error("the directory refused the service account", extra={"domain": self._settings.domain_name})
                 raise DirectoryUnavailable("service_bind_refused") from None
             except ldap.LDAPError as exc:
-                reason = "directory_error"
-                _LOG.error("cannot connect to the directory", extra={"domain": self._settings.domain_name,
-                                                                     "url": url, "ldap_error": type(exc).__name__})
+                reason = failure_reason(exc, self._plain(url))
+                if reason == REQUIRES_TLS:
+                    self._log_requires_tls(url, exc)
+                else:
+                    _LOG.error("cannot connect to the directory", extra={"domain": self._settings.domain_name,
+                                                                         "url": url, "ldap_error": type(exc).__name__})
             else:
                 self._down_until.pop(url, None)
                 return conn
@@ -265,6 +278,17 @@ class DirectoryClient:
             _LOG.warning("directory URL failed", extra={"domain": self._settings.domain_name, "url": url,
                                                         "reason": reason})
         raise DirectoryUnavailable(reason)
+
+    def _plain(self, url: str) -> bool:
+        """Whether a connection to ``url`` carries simple binds unencrypted (``ldap://`` without StartTLS)."""
+        return url.lower().startswith("ldap://") and not self._settings.start_tls
+
+    def _log_requires_tls(self, url: str, exc: ldap.LDAPError) -> None:
+        # The URL and the result's name only: never the bind DN's password (the server's text is not logged either).
+        _LOG.error(
+            "the directory refuses simple binds without TLS: use an ldaps:// URL, or start_tls = true on ldap://",
+            extra={"domain": self._settings.domain_name, "url": url, "ldap_error": type(exc).__name__},
+        )
 
     def _urls_in_order(self) -> list[str]:
         """Answering URLs first in configured order, then those that failed recently (none may be up yet)."""
@@ -329,6 +353,26 @@ def _ad_code(exc: ldap.LDAPError) -> str:
     details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
     match = _AD_DATA.search(str(details.get("info", "")))
     return match.group(1).lower() if match else ""
+
+
+def failure_reason(exc: ldap.LDAPError, plain: bool) -> str:
+    """The audit reason of an LDAP error that is neither a wrong password nor a directory that is gone.
+
+    ``plain``: the connection was not encrypted (``ldap://`` without StartTLS). A directory that then answers
+    strongerAuthRequired (8) or confidentialityRequired (13) wants TLS before it takes the password:
+    ``directory_requires_tls``, which the operator fixes in the store's settings. On an encrypted connection the
+    same codes ask for something else (a stronger cipher, SASL) and stay ``directory_error``, as every other
+    error does."""
+    if plain and isinstance(exc, _NEEDS_ENCRYPTION):
+        return REQUIRES_TLS
+    return "directory_error"
+
+
+def _uri(conn: Any) -> str:
+    try:
+        return str(conn.get_option(ldap.OPT_URI))
+    except ldap.LDAPError:
+        return ""
 
 
 def _reason(exc: ldap.LDAPError) -> str:

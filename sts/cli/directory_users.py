@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # python-ldap is an optional extra: imported only when a dire
     from sts.auth.directory_store import DirectoryUserStore
 
 _T = TypeVar("_T")
+# sts.auth.ldap_client.REQUIRES_TLS, spelled out here: that module imports python-ldap, an optional extra.
+DIRECTORY_REQUIRES_TLS = "directory_requires_tls"
 
 
 def directory_settings(settings: Settings, domain: str) -> UserStoreSettings | None:
@@ -117,9 +119,15 @@ def open_directory(store: UserStoreSettings) -> Iterator[DirectoryUserStore]:
 
 
 def directory_call(operation: Callable[[], _T]) -> _T:
-    """A directory operation; a directory that does not answer is a command error, not a traceback."""
+    """A directory operation; a directory that does not answer is a command error, not a traceback. One that
+    answered that it takes passwords only over TLS says so, with the settings that fix it."""
     try:
         return operation()
     except ServiceUnavailable as exc:
+        if exc.reason == DIRECTORY_REQUIRES_TLS:
+            raise CommandError(
+                f"the directory refuses simple binds without TLS ({exc.reason}): use an ldaps:// URL, or"
+                " start_tls = true on ldap://"
+            ) from None
         raise CommandError(f"the directory did not answer: {exc.reason}") from None
 

@@ -28,7 +28,9 @@ in its own network namespace. The AD-shaped tree here covers login by ``sAMAccou
 binary ``objectGUID`` and ``memberOf``. It cannot show what only AD computes: the in-chain rule
 1.2.840.113556.1.4.1941 (slapd answers such a filter with no entries and no error), bind ``data`` sub-codes,
 ``tokenGroups``, primary groups, computed lockout and expiry (``msDS-User-Account-Control-Computed`` is stored
-here), refusal of simple binds without TLS.
+here), AD's refusal of simple binds without TLS (strongerAuthRequired). A test that needs a directory refusing them
+starts a slapd of its own with ``running_slapd(..., global_config="security simple_bind=128")``, which answers
+confidentialityRequired instead (tests/unit/auth/test_directory_requires_tls.py).
 """
 
 from __future__ import annotations
@@ -119,8 +121,11 @@ refint_attributes member
 """
 
 
-def write_config(directory: Path, tls: TlsFiles, trees: tuple[DirectoryTree, DirectoryTree]) -> Path:
-    """Write ``slapd.conf`` (and the AD-shaped schema it includes) into ``directory``."""
+def write_config(
+    directory: Path, tls: TlsFiles, trees: tuple[DirectoryTree, DirectoryTree], global_config: str = ""
+) -> Path:
+    """Write ``slapd.conf`` (and the AD-shaped schema it includes) into ``directory``; ``global_config``: more
+    global directives (slapd.conf(5)), e.g. ``security simple_bind=128``."""
     schema = directory / "ad-shaped.schema"
     schema.write_text(AD_SCHEMA)
     includes = "".join(f"include {SCHEMA_DIR / name}.schema\n" for name in ("core", "cosine", "inetorgperson"))
@@ -138,6 +143,7 @@ TLSCertificateFile {tls.cert_file}
 TLSCertificateKeyFile {tls.key_file}
 access to dn.base="" by * read
 access to dn.base="cn=Subschema" by * read
+{global_config}
 {_database(openldap, directory, "groupOfNames")}{_database(active_directory, directory, "group")}"""
     path = directory / "slapd.conf"
     path.write_text(config)
@@ -329,18 +335,19 @@ def _start_on_free_ports(server: SlapdServer, attempts: int = 3) -> None:
 
 @contextlib.contextmanager
 def running_slapd(
-    directory: Path, trees: tuple[DirectoryTree, DirectoryTree] | None = None
+    directory: Path, trees: tuple[DirectoryTree, DirectoryTree] | None = None, global_config: str = ""
 ) -> Iterator[SlapdServer]:
     """Configure, start and fill a slapd in ``directory`` (empty or new); stop it when the block ends.
 
     ``trees``: the OpenLDAP-shaped and the AD-shaped tree to load (default: the test data; the benchmark loads
-    its own)."""
+    its own). ``global_config``: global slapd.conf directives for a server of the test's own (the session's
+    :func:`slapd` has none); the server must still take the TLS binds that start and fill it."""
     if not SLAPD.exists():
         raise SlapdError(f"{SLAPD} is missing: install the Debian packages slapd and ldap-utils (make install-test)")
     directory.mkdir(parents=True, exist_ok=True)
     trees = trees or (openldap_tree(), active_directory_tree())
     tls = write_server_tls(directory)
-    write_config(directory, tls, trees)
+    write_config(directory, tls, trees, global_config)
     for tree in trees:
         (directory / f"{tree.kind}.ldif").write_text(tree.ldif())  # for ldapadd/ldapsearch when debugging
     server = SlapdServer(directory, tls, *trees)
