@@ -54,6 +54,9 @@ _TLS_FAILURE = re.compile(r"TLS|certificate|\(unknown error code\)", re.IGNORECA
 # `security simple_bind=...` confidentialityRequired (13).
 _NEEDS_ENCRYPTION = (ldap.STRONG_AUTH_REQUIRED, ldap.CONFIDENTIALITY_REQUIRED)
 REQUIRES_TLS = "directory_requires_tls"
+# When every URL fails, the reason reported is the one an operator can act on first: a setting to change (TLS
+# required, a certificate refused) before an error, a timeout or a server that is simply down.
+_REASON_ORDER = (REQUIRES_TLS, "directory_tls_failure", "directory_error", "directory_timeout", "directory_down")
 
 
 class TooManyEntries(Exception):
@@ -260,13 +263,13 @@ class DirectoryClient:
             try:
                 conn = self._open(url)
             except _DOWN as exc:
-                reason = _reason(exc)
+                failed = _reason(exc)
             except ldap.INVALID_CREDENTIALS:
                 _LOG.error("the directory refused the service account", extra={"domain": self._settings.domain_name})
                 raise DirectoryUnavailable("service_bind_refused") from None
             except ldap.LDAPError as exc:
-                reason = failure_reason(exc, self._plain(url))
-                if reason == REQUIRES_TLS:
+                failed = failure_reason(exc, self._plain(url))
+                if failed == REQUIRES_TLS:
                     self._log_requires_tls(url, exc)
                 else:
                     _LOG.error("cannot connect to the directory", extra={"domain": self._settings.domain_name,
@@ -276,7 +279,8 @@ class DirectoryClient:
                 return conn
             self._down_until[url] = self._clock() + self._settings.connection_retry_delay
             _LOG.warning("directory URL failed", extra={"domain": self._settings.domain_name, "url": url,
-                                                        "reason": reason})
+                                                        "reason": failed})
+            reason = min(reason, failed, key=_REASON_ORDER.index)
         raise DirectoryUnavailable(reason)
 
     def _plain(self, url: str) -> bool:

@@ -137,6 +137,23 @@ def test_a_login_over_plain_ldap_is_refused_as_directory_requires_tls(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("tls_only_first", [True, False])
+def test_with_a_second_url_down_the_reason_is_still_the_one_to_act_on(
+    tls_only_slapd: SlapdServer, tls_only_first: bool
+) -> None:
+    """Every URL failed: the reason was the last URL's, so a closed port after the directory that wants TLS said
+    directory_down, and the operator looked for a server that was up all along."""
+    urls = [tls_only_slapd.ldap_url, "ldap://127.0.0.1:1"]
+    store = _plain_store(tls_only_slapd, connection_url=urls if tls_only_first else urls[::-1])
+    try:
+        with pytest.raises(ServiceUnavailable) as caught:
+            store.authenticate("LDAP", "alice", tls_only_slapd.openldap.users["alice"].password)
+    finally:
+        store.close()
+    assert caught.value.reason == "directory_requires_tls"
+
+
+@pytest.mark.integration
 def test_the_same_directory_with_start_tls_or_ldaps_logs_in(tls_only_slapd: SlapdServer) -> None:
     tree = tls_only_slapd.openldap
     for store in (
