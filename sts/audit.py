@@ -42,6 +42,9 @@ class AuditEvent:
     chain: str = ""  # delegation: the acting services, oldest first, " > "-separated
     source_token: str = ""  # delegation / transformation: the ID of the token handed in
     auth_method: str = ""  # how the caller authenticated (password, x509, ...), from the held authentication
+    # A UsernameToken login: the account the user store named (DOMAIN/ + case-folded name, the lockout's key), the
+    # same whichever spelling was typed (alice, ALICE, a UPN, TEST\alice), so one account's events group together.
+    account: str = ""
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(AuditEvent))
@@ -100,12 +103,13 @@ class RequestFacts(Protocol):
 
 def login(
     request: RequestFacts, outcome: str, reason: str, *, user: str = "", domain: str = "",
-    event: str = "authentication",
+    event: str = "authentication", account: str = "",
 ) -> None:
     """Record one login (``authentication``, or ``delegated_authentication`` for a delegated identity) and its
     reason: the method on success, the refusal's reason code on failure."""
     emit(AuditEvent(event=event, outcome=outcome, correlation_id=request.correlation_id,
-                    client_address=request.client_address, user=user, domain=domain, reason=reason))
+                    client_address=request.client_address, user=user, domain=domain, reason=reason,
+                    account=account))
 
 
 def _write(event: AuditEvent, held: AuditEvent | None = None) -> None:
@@ -121,6 +125,7 @@ def _write(event: AuditEvent, held: AuditEvent | None = None) -> None:
         values["auth_method"] = event.auth_method or held.reason
         values["user"] = event.user or held.user
         values["domain"] = event.domain or held.domain
+        values["account"] = event.account or held.account
     fields = {_FIELD_NAMES[name]: value for name, value in values.items() if value not in ("", 0.0)}
     # What Logger.log does, less its walk up the stack for the caller's file and line (here always this
     # function), which no formatter of ours prints: a record made and handled directly.

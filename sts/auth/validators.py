@@ -293,7 +293,9 @@ class UsernameTokenAuthenticator:
         if isinstance(result, Refusal):
             if result.wrong_password:
                 locks.record_failures(result.accounts)
+                attempt.account = result.accounts[0] if len(result.accounts) == 1 else ""
             raise FailedAuthentication(result.detail, reason=result.reason)
+        attempt.account = account_key(result.domain, result.name)
         locks.reset(result)  # a success ends the run of consecutive failures
         if password is None:
             return result, "password-digest"
@@ -351,8 +353,10 @@ class _Attempt:
         self.event = event
         self.user = ""
         self.domain = ""
+        self.account = ""  # the account the store named: after a wrong password or a success (audit ``account``)
         self.hash_spent = False
         self.chain: tuple[str, ...] = ()  # domains of a chained unqualified login
 
     def audit(self, outcome: str, reason: str) -> None:
-        login(self.info, outcome, reason, user=self.user, domain=self.domain, event=self.event)
+        login(self.info, outcome, reason, user=self.user, domain=self.domain, event=self.event,
+              account=self.account)

@@ -186,6 +186,23 @@ def _last_login(server: Server) -> tuple[object, ...]:
     return record["audit_event"], record.get("domain"), record.get("user"), record.get("auth_method", record["reason"])
 
 
+def test_every_spelling_of_a_login_is_audited_under_the_account_the_directory_named(
+    directory_server: Server, directory_instance: Instance
+) -> None:
+    """The audit's ``user`` is the name as typed on a failure; ``account`` is the account the store found (the
+    lockout's key), so a SOC groups TEST\\UMA, uma's implicit UPN and her explicit one under one account."""
+    for typed in ("TEST\\UMA", "CORP/uma@corp.example"):
+        assert _failed_authentication(_request(directory_server, typed, "not-umas-password"))
+        record = [r for r in audit_records(directory_server.log) if r["audit_event"] == "authentication"][-1]
+        assert (record["reason"], record["account"]) == ("wrong_password", "CORP/uma"), typed
+    assert _request(directory_server, "CORP/uma.upn@contoso.example", "uma-ad-pw-10").status_code == 200
+    record = [r for r in audit_records(directory_server.log) if r["audit_event"] == "issue"][-1]
+    assert (record["user"], record["account"]) == ("uma", "CORP/uma")
+    assert _failed_authentication(_request(directory_server, "CORP/nobody", "whatever-1"))
+    record = [r for r in audit_records(directory_server.log) if r["audit_event"] == "authentication"][-1]
+    assert record["reason"] == "unknown_user" and "account" not in record  # no account was found
+
+
 def test_a_down_level_logon_name_gets_the_token_of_the_domain_form(
     directory_server: Server, directory_instance: Instance
 ) -> None:

@@ -94,3 +94,14 @@ def test_the_fold_keeps_the_events_own_fields_and_the_field_order() -> None:
         [("message", "renew failure"), ("audit_event", "renew"), ("outcome", "failure"), ("correlation_id", "c"),
          ("user", "bob"), ("domain", "PRIMARY"), ("auth_method", "x509")],
     ]
+
+
+def test_the_account_of_the_held_login_is_carried_by_the_outcome_record(caplog: pytest.LogCaptureFixture) -> None:
+    """A login typed as ALICE names the account CORP/alice: the outcome record carries it beside the user."""
+    login = AuditEvent(event="authentication", outcome="success", correlation_id="c", user="ALICE", domain="CORP",
+                       reason="password-text", account="CORP/alice")
+    with caplog.at_level(logging.INFO, logger="sts.audit"), request_scope():
+        emit(login)
+        emit(AuditEvent(event="issue", outcome="success", correlation_id="c", user="alice", domain="CORP"))
+    (record,) = [r for r in caplog.records if r.name == "sts.audit"]
+    assert (vars(record)["user"], vars(record)["account"]) == ("alice", "CORP/alice")
