@@ -8,6 +8,7 @@ not buffer whole, and gunicorn's own refusals, are answered with a fixed plain-t
 from __future__ import annotations
 
 import fcntl
+import functools
 import socket
 import struct
 from collections.abc import Callable
@@ -53,6 +54,7 @@ class BufferedConn(TConn):  # type: ignore[misc]
 _PHRASES = {413: "Content Too Large", 414: "URI Too Long"}
 
 
+@functools.cache  # a handful of statuses: each answer is built once
 def refusal(status: int) -> bytes:
     """A fixed plain-text answer that ends the connection: the status and its reason phrase, nothing of the request
     (RFC 9110 §15 names the phrases; gunicorn's own pairs 501 with "Bad Request")."""

@@ -32,6 +32,7 @@ import ldap
 import ldap.dn
 from ldap.controls import SimplePagedResultsControl
 
+from sts.auth.users import DIRECTORY_REQUIRES_TLS
 from sts.config.user_stores import UserStoreSettings
 
 _LOG = logging.getLogger("sts.auth.ldap")
@@ -53,7 +54,7 @@ _TLS_FAILURE = re.compile(r"TLS|certificate|\(unknown error code\)", re.IGNORECA
 # and Samba answer strongerAuthRequired (8; Samba: "BindSimple: Transport encryption required."), OpenLDAP with
 # `security simple_bind=...` confidentialityRequired (13).
 _NEEDS_ENCRYPTION = (ldap.STRONG_AUTH_REQUIRED, ldap.CONFIDENTIALITY_REQUIRED)
-REQUIRES_TLS = "directory_requires_tls"
+REQUIRES_TLS = DIRECTORY_REQUIRES_TLS
 # When every URL fails, the reason reported is the one an operator can act on first: a setting to change (TLS
 # required, a certificate refused) before an error, a timeout or a server that is simply down.
 _REASON_ORDER = (REQUIRES_TLS, "directory_tls_failure", "directory_error", "directory_timeout", "directory_down")
@@ -229,13 +230,7 @@ class DirectoryClient:
             except ldap.LDAPError as exc:
                 url = _uri(conn)
                 _unbind(conn)
-                reason = failure_reason(exc, self._plain(url))
-                if reason == REQUIRES_TLS:
-                    self._log_requires_tls(url, exc)
-                else:
-                    _LOG.error("directory operation failed", extra={"domain": self._settings.domain_name,
-                                                                     "ldap_error": type(exc).__name__})
-                raise DirectoryUnavailable(reason) from None
+                raise DirectoryUnavailable(self._failed(url, exc, "directory operation failed")) from None
             self._give_back(kind, conn)
             return result
         raise DirectoryUnavailable("directory_down")
@@ -268,12 +263,7 @@ class DirectoryClient:
                 _LOG.error("the directory refused the service account", extra={"domain": self._settings.domain_name})
                 raise DirectoryUnavailable("service_bind_refused") from None
             except ldap.LDAPError as exc:
-                failed = failure_reason(exc, self._plain(url))
-                if failed == REQUIRES_TLS:
-                    self._log_requires_tls(url, exc)
-                else:
-                    _LOG.error("cannot connect to the directory", extra={"domain": self._settings.domain_name,
-                                                                         "url": url, "ldap_error": type(exc).__name__})
+                failed = self._failed(url, exc, "cannot connect to the directory")
             else:
                 self._down_until.pop(url, None)
                 return conn
@@ -287,12 +277,15 @@ class DirectoryClient:
         """Whether a connection to ``url`` carries simple binds unencrypted (``ldap://`` without StartTLS)."""
         return url.lower().startswith("ldap://") and not self._settings.start_tls
 
-    def _log_requires_tls(self, url: str, exc: ldap.LDAPError) -> None:
-        # The URL and the result's name only: never the bind DN's password (the server's text is not logged either).
-        _LOG.error(
-            "the directory refuses simple binds without TLS: use an ldaps:// URL, or start_tls = true on ldap://",
-            extra={"domain": self._settings.domain_name, "url": url, "ldap_error": type(exc).__name__},
-        )
+    def _failed(self, url: str, exc: ldap.LDAPError, message: str) -> str:
+        """The reason of an LDAP error on ``url`` (:func:`failure_reason`), logged with ``message``, or with the fix
+        when the directory wants TLS. The URL and the result's name only: never the bind DN's password (the
+        server's text is not logged either)."""
+        reason = failure_reason(exc, self._plain(url))
+        if reason == REQUIRES_TLS:
+            message = "the directory refuses simple binds without TLS: use an ldaps:// URL, or start_tls = true on ldap://"
+        _LOG.error(message, extra={"domain": self._settings.domain_name, "url": url, "ldap_error": type(exc).__name__})
+        return reason
 
     def _urls_in_order(self) -> list[str]:
         """Answering URLs first in configured order, then those that failed recently (none may be up yet)."""

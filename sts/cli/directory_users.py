@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
-from sts.auth.users import Principal, account_key
+from sts.auth.users import DIRECTORY_REQUIRES_TLS, Principal, account_key
 from sts.cli.common import CommandError, open_stores
 from sts.clock import format_instant
 from sts.config.settings import Settings
@@ -21,8 +21,6 @@ if TYPE_CHECKING:  # python-ldap is an optional extra: imported only when a dire
     from sts.auth.directory_store import DirectoryUserStore
 
 _T = TypeVar("_T")
-# sts.auth.ldap_client.REQUIRES_TLS, spelled out here: that module imports python-ldap, an optional extra.
-DIRECTORY_REQUIRES_TLS = "directory_requires_tls"
 
 
 def directory_settings(settings: Settings, domain: str) -> UserStoreSettings | None:

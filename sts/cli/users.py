@@ -112,11 +112,11 @@ def _store(args: argparse.Namespace) -> Iterator[tuple[BuiltinUserStore, Setting
         yield stores.builtin, settings
 
 
-def _who(args: argparse.Namespace) -> tuple[str, str]:
+def _who(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
     """The user NAME names: ``DOMAIN/NAME``, ``NETBIOS\\NAME`` of a directory with that ``netbios_name`` (as at
     login, so ``sts user unlock 'TEST\\alice'`` clears the lock that login counted on), or NAME with ``--domain``."""
     try:
-        down_level = down_level_domains(settings_from(args).user_stores)
+        down_level = down_level_domains(settings.user_stores)
         domain, name, qualified = parse_user_name(args.name, down_level=down_level)
         if args.domain:
             if qualified:
@@ -150,8 +150,8 @@ def _user_command(action: UserAction) -> Callable[[argparse.Namespace], int]:
     """A handler: open the store, resolve NAME, run ``action``, print what it reports."""
 
     def handler(args: argparse.Namespace) -> int:
-        domain, name = _who(args)
         settings = settings_from(args)
+        domain, name = _who(args, settings)
         if directory_settings(settings, domain) is not None:  # a read-only directory owns the domain
             if action.__name__ == "_user_show":
                 print(show_directory_user(settings, domain, name))
@@ -277,8 +277,9 @@ def _user_enable(store: BuiltinUserStore, settings: Settings, domain: str, name:
 def _user_remove(args: argparse.Namespace) -> int:
     """Delete a user; also one stored under a name with ``/`` before names were checked (the first ``/`` ends
     the domain, the rest is the stored name), which ``user list`` flags and which can no longer sign in."""
+    settings = settings_from(args)
     try:
-        domain, name = _who(args)
+        domain, name = _who(args, settings)
     except CommandError:
         if args.domain or "/" not in args.name:
             raise
@@ -287,7 +288,7 @@ def _user_remove(args: argparse.Namespace) -> int:
             domain, name = normalize_domain(stored_domain), normalize_name(stored_name)
         except UserStoreError as exc:
             raise CommandError(str(exc)) from None
-    refuse_directory_write(settings_from(args), domain)
+    refuse_directory_write(settings, domain)
     with _store(args) as (store, settings):
         try:
             store.remove_user(domain, name)
