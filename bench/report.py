@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import compare
+import floor_report
 from formatting import fmt as _fmt
 from formatting import met as _met
 from formatting import target_value as _target_value
@@ -268,6 +269,7 @@ def markdown(results: dict[str, Any], previous: dict[str, Any] | None = None) ->
         "",
     ]
     out += sigonly_section(results.get("sigonly_inprocess"))
+    out += floor_report.section(results)
     if results["notes"]:
         out += ["## Notes", "", *(f"- {n}" for n in results["notes"]), ""]
     return "\n".join(out)
@@ -350,6 +352,7 @@ def readme_section(results: dict[str, Any], md_path: Path, previous: dict[str, A
     if previous:
         lines += compare.costs_before_after(results, previous, level="###")
         lines += compare.misses(results, previous, level="###", results_dir="bench/results/")
+    lines += floor_report.section(results, level="###")
     return "\n".join(lines)
 
 
@@ -377,4 +380,6 @@ def summary(results: dict[str, Any]) -> str:
         mark = ("noise" if within_noise(target) else "n/a  " if target["met"] is None
                 else "ok   " if target["met"] else "MISS ")
         lines.append(f"  {mark} {target['target']}: {_target_value(target)}")
+    lines += [f"  floor {row['target']}: at least {row['floor']:.2f} x RSA with the same libraries"
+              for row in floor_report.estimates(results)]
     return "\n".join(lines)

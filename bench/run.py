@@ -374,6 +374,21 @@ class Bench:
         self.say("in-process SigOnly measurement done")
         return dict(json.loads(done.stdout))
 
+    def floor_profile(self) -> dict[str, Any]:
+        """The product's headline against a minimal pipeline with the same libraries, in-process (bench/floor.py)."""
+        std = self.instances["std"]
+        load = self.requests[("std", "issue")]
+        argv = [sys.executable, str(BENCH_DIR / "floor.py"), "--config", str(std.config),
+                "--template", str(load.payload), "--headers", json.dumps(load.headers),
+                "--users", ",".join(load.users), "--requests", str(self.args.profile_requests),
+                "--log", str(self.work / "floor" / "app.log")]
+        (self.work / "floor").mkdir(exist_ok=True)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603 - our own script
+        if done.returncode != 0:
+            raise RuntimeError(f"floor measurement failed:\n{done.stderr[-3000:]}")
+        self.say("in-process floor measurement done")
+        return dict(json.loads(done.stdout))
+
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
@@ -473,6 +488,7 @@ def main() -> int:
         # table and the headline see the same machine: on a shared host, minutes apart can differ by a third.
         profile = bench.profile(args.out / stamp)
         signed = bench.signed_profile()
+        floor = bench.floor_profile()
         secondary = bench.rounds(SECONDARY, args.secondary_rounds, args.secondary_slice, "secondary")
         chain = bench.paired_rounds()
         saturation = {name: statistics.median(s.rps for s in chosen if s.scenario == name)
@@ -495,6 +511,7 @@ def main() -> int:
         discarded=[s for _, attempt in attempts if attempt is not chosen for s in attempt], chain=chain,
     )
     results["sigonly_inprocess"] = signed
+    results["floor_inprocess"] = floor
     results["code"] = code
     json_path = args.out / f"{stamp}.json"
     md_path = args.out / f"{stamp}.md"
