@@ -380,6 +380,7 @@ def summary(results: dict[str, Any]) -> str:
         mark = ("noise" if within_noise(target) else "n/a  " if target["met"] is None
                 else "ok   " if target["met"] else "MISS ")
         lines.append(f"  {mark} {target['target']}: {_target_value(target)}")
-    lines += [f"  floor {row['target']}: at least {row['floor']:.2f} x RSA with the same libraries"
+    lines += [f"  floor {row['target']}: {'at most' if row['id'] == 'headline_rps' else 'at least'} "
+              f"{row['floor']:.2f} x RSA with the same libraries"
               for row in floor_report.estimates(results)]
     return "\n".join(lines)

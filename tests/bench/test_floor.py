@@ -97,6 +97,12 @@ def test_estimates_keep_the_http_cost_and_scale_the_rest() -> None:
     assert rows["signed_only_cpu"]["floor"] == round(static_x + 0.75 / 1.8 * (headline_x - static_x), 2)
     assert rows["outside_libraries_cpu"]["floor"] == round(static_x + 0.32 / 1.8 * (headline_x - static_x), 2)
     assert rows["headline_cpu"]["floor_meets"] is (rows["headline_cpu"]["floor"] <= 2.5)
+    headline_floor = static_x + 0.5 * (headline_x - static_x)
+    rps = results["headline"]["rps_ratio_to_rsa"] * headline_x / headline_floor
+    assert rows["headline_rps"]["floor"] == round(rps, 2)
+    assert rows["headline_rps"]["floor_meets"] is (rps >= 0.35)  # throughput: more is better
+    cache_limit = next(t["limit"] for t in results["targets"] if t["id"] == "cache_disabled_cpu")
+    assert rows["cache_disabled_cpu"]["floor"] == round(cache_limit - 2.0 + headline_floor, 2)
     assert rows["headline_cpu"]["product"] == results["headline"]["cpu_ratio_to_rsa"]
 
 
