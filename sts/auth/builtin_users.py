@@ -62,16 +62,17 @@ class BuiltinUserStore(ABC):
         user = self.find(domain, name)
         if user is None:
             return Refusal(UNKNOWN_USER, "unknown user")
-        if not user.principal.enabled:
-            return Refusal(USER_DISABLED, "user disabled")
         account = account_key(user.principal.domain, user.principal.name)
+        if not user.principal.enabled:
+            return Refusal(USER_DISABLED, "user disabled", account=account)
         if locked is not None and locked(account):
-            return Refusal(ACCOUNT_LOCKED, "account locked")
+            return Refusal(ACCOUNT_LOCKED, "account locked", account=account)
         matches, needs_rehash = self._hasher.verify(password, user.password_hash)
         if needs_rehash:
             self.update_password_hash(user.user_id, self._hasher.hash(password))
         if not matches:
-            return Refusal(WRONG_PASSWORD, "wrong password", password_checked=True, accounts=(account,))
+            return Refusal(WRONG_PASSWORD, "wrong password", password_checked=True, accounts=(account,),
+                           account=account)
         return user.principal
 
     def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:
@@ -80,7 +81,8 @@ class BuiltinUserStore(ABC):
         if user is None:
             return Refusal(UNKNOWN_USER, "unknown user")
         if not user.principal.enabled:
-            return Refusal(USER_DISABLED, "user disabled")
+            return Refusal(USER_DISABLED, "user disabled", account=account_key(user.principal.domain,
+                                                                                user.principal.name))
         if self._box is None or user.digest_secret is None:
             # Not a password failure: the user simply cannot use PasswordDigest (it needs a
             # reversible secret: UsernameToken Profile 1.1 §3.1 hashes the password itself with the nonce).

@@ -117,16 +117,18 @@ class DirectoryUserStore:
         found = self._find_or_refusal(name)
         if isinstance(found, Refusal):
             return found
-        if found.refusal is not None:
-            return Refusal(found.refusal, "account state refused by the directory", password_checked=True)
         account = account_key(found.principal.domain, found.principal.name)
-        if locked is not None and locked(account):
-            return Refusal(ACCOUNT_LOCKED, "account locked", password_checked=True)  # no bind: AD counts none
+        if found.refusal is not None:
+            return Refusal(found.refusal, "account state refused by the directory", password_checked=True,
+                           account=account)
+        if locked is not None and locked(account):  # no bind: AD counts none
+            return Refusal(ACCOUNT_LOCKED, "account locked", password_checked=True, account=account)
         outcome = self._call(lambda: self._client.bind(found.dn, password))
         if not outcome.accepted:
             reason = bind_refusal(outcome.ad_code)
             accounts = (account,) if reason == WRONG_PASSWORD else ()
-            return Refusal(reason, f"bind refused ({outcome.result})", password_checked=True, accounts=accounts)
+            return Refusal(reason, f"bind refused ({outcome.result})", password_checked=True, accounts=accounts,
+                           account=account)
         return found.principal
 
     def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:

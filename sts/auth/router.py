@@ -114,7 +114,9 @@ class UserStoreRouter:
         if wrong or refusals:
             first = (wrong or refusals)[0]
             accounts = tuple(account for refusal in wrong for account in refusal.accounts)
-            return Refusal(first.reason, first.detail, any(r.password_checked for r in refusals), accounts)
+            # The audit names one account only when one is meant: not when wrong passwords hit several.
+            account = first.account if len(accounts) <= 1 else ""
+            return Refusal(first.reason, first.detail, any(r.password_checked for r in refusals), accounts, account)
         return _NO_STORE
 
     def close(self) -> None:

@@ -233,13 +233,16 @@ class Refusal:
     ``password_checked``: the store spent a password check on it (a hash verification, a bind), so the
     authenticator does not spend another one to equalise the cost of failures. ``accounts``: for a wrong
     password, the :func:`account_key` of each account whose password was checked (the failures count there, whatever
-    the spelling typed); empty when the store did not say (the name as typed is the key then).
+    the spelling typed); empty when the store did not say (the name as typed is the key then). ``account``: the
+    :func:`account_key` of the account the store found and refused (disabled, locked, refused by the directory's
+    account state, a wrong password), for the audit; empty when it found none.
     """
 
     reason: str
     detail: str
     password_checked: bool = False
     accounts: tuple[str, ...] = ()
+    account: str = ""
 
     @property
     def wrong_password(self) -> bool:

@@ -281,6 +281,7 @@ class UsernameTokenAuthenticator:
         account = self._accounts.read(lock_key)
         locks = AccountLocks(self._lockout, self._clock.now().timestamp(), lock_key, account.lock)
         if locks.locked(lock_key):
+            attempt.account = lock_key
             raise FailedAuthentication("account locked", reason="account_locked")
         telemetry.passed("lockout")
         password = credential.plain_password
@@ -288,12 +289,13 @@ class UsernameTokenAuthenticator:
         if cached is not None and locks.locked(account_key(cached.domain, cached.name)):
             # Cached under another spelling (a UPN, a chained unqualified name) of an account locked since: the
             # store would have refused it, so the cache must too.
+            attempt.account = account_key(cached.domain, cached.name)
             raise FailedAuthentication("account locked", reason="account_locked")
         result = cached if cached is not None else self._ask_store(credential, domain, name, attempt, locks)
         if isinstance(result, Refusal):
             if result.wrong_password:
                 locks.record_failures(result.accounts)
-                attempt.account = result.accounts[0] if len(result.accounts) == 1 else ""
+            attempt.account = result.account
             raise FailedAuthentication(result.detail, reason=result.reason)
         attempt.account = account_key(result.domain, result.name)
         locks.reset(result)  # a success ends the run of consecutive failures
@@ -331,7 +333,7 @@ class UsernameTokenAuthenticator:
             return secret
         if not digest_matches(credential, secret.secret):
             account = account_key(secret.principal.domain, secret.principal.name)
-            return Refusal(WRONG_PASSWORD, "wrong password", accounts=(account,))
+            return Refusal(WRONG_PASSWORD, "wrong password", accounts=(account,), account=account)
         return secret.principal
 
     def _check_nonce(self, credential: UsernameCredential) -> None:
@@ -353,7 +355,7 @@ class _Attempt:
         self.event = event
         self.user = ""
         self.domain = ""
-        self.account = ""  # the account the store named: after a wrong password or a success (audit ``account``)
+        self.account = ""  # the account the store named, refused or accepted (audit ``account``)
         self.hash_spent = False
         self.chain: tuple[str, ...] = ()  # domains of a chained unqualified login
 

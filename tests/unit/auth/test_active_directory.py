@@ -117,7 +117,7 @@ def test_account_state_refused_before_any_bind(
     log = SlapdLog(slapd)
     for password in (user.password, user.password + "-wrong"):  # right or wrong: the same refusal, no bind
         assert corp.authenticate("CORP", name, password) == Refusal(
-            reason, "account state refused by the directory", password_checked=True
+            reason, "account state refused by the directory", password_checked=True, account=f"CORP/{name}"
         )
     assert log.binds(user.dn) == 0
     found = corp.find(name)
@@ -189,7 +189,8 @@ def test_wrong_password_is_a_wrong_password(slapd: SlapdServer, corp: DirectoryU
     verdict = corp.authenticate("CORP", "alice@corp.example", "nope")
     # The failure counts on the account the UPN found, not on the spelling typed.
     assert verdict == Refusal(
-        WRONG_PASSWORD, "bind refused (invalidCredentials)", password_checked=True, accounts=("CORP/alice",)
+        WRONG_PASSWORD, "bind refused (invalidCredentials)", password_checked=True, accounts=("CORP/alice",),
+        account="CORP/alice",
     )
 
 

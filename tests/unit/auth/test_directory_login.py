@@ -209,11 +209,17 @@ def test_a_login_cached_under_another_spelling_is_refused_once_the_account_is_lo
 
 @pytest.mark.parametrize(("name", "reason"), [("dana", "user_disabled"), ("eve", "account_expired"),
                                               ("max", "must_change_password")])
-def test_account_state_refusals_do_not_count_towards_lockout(env: Env, name: str, reason: str) -> None:
+def test_account_state_refusals_do_not_count_towards_lockout(
+    env: Env, name: str, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
     auth = env.authenticator()
     for _ in range(MAX_FAILURES + 1):
         env.refused(auth, f"CORP/{name}", "whatever", reason)
     assert env.lockout.state(f"CORP/{name}") is None
+    # Audited under the account the directory found, as typed in upper case too.
+    env.refused(auth, f"CORP/{name.upper()}", "whatever", reason)
+    record = [r for r in caplog.records if r.name == "sts.audit"][-1]
+    assert (record.user, getattr(record, "account", "")) == (name.upper(), f"CORP/{name}")  # type: ignore[attr-defined]
 
 
 def test_client_throttle_is_checked_before_the_directory(env: Env) -> None:

@@ -78,7 +78,8 @@ def test_typed_name_case_and_the_canonical_name(slapd: SlapdServer, store: Direc
 def test_a_special_name_is_no_other_users_key(slapd: SlapdServer, store: DirectoryUserStore, name: str) -> None:
     """``*`` with alice's password is ``*``'s wrong password, never a wildcard that finds alice."""
     verdict = store.authenticate("LDAP", name, slapd.openldap.users["alice"].password)
-    refused = Refusal(WRONG_PASSWORD, "bind refused (invalidCredentials)", True, (account_key("LDAP", name),))
+    key = account_key("LDAP", name)
+    refused = Refusal(WRONG_PASSWORD, "bind refused (invalidCredentials)", True, (key,), key)
     assert verdict == refused
 
 
@@ -103,7 +104,7 @@ def test_wrong_password(slapd: SlapdServer, store: DirectoryUserStore) -> None:
     user = slapd.openldap.users["bob"]
     log = SlapdLog(slapd)
     verdict = store.authenticate("LDAP", "bob", user.password + "x")
-    assert verdict == Refusal(WRONG_PASSWORD, "bind refused (invalidCredentials)", True, ("LDAP/bob",))
+    assert verdict == Refusal(WRONG_PASSWORD, "bind refused (invalidCredentials)", True, ("LDAP/bob",), "LDAP/bob")
     assert isinstance(verdict, Refusal) and verdict.wrong_password  # counts towards lockout
     assert log.binds(user.dn) == 1
 

@@ -242,7 +242,9 @@ def test_chain_asks_each_store_about_the_lock_of_the_account_it_found(env: Env) 
         return key == "PARTNER/alice"
 
     verdict = router.authenticate_chain(("PARTNER", PRIMARY), "ALICE", PARTNER_PASSWORD, locked=locked)
-    assert verdict == Refusal("wrong_password", "wrong password", True, ("PRIMARY/alice",))  # PARTNER never checked
+    assert verdict == Refusal(  # PARTNER never checked
+        "wrong_password", "wrong password", True, ("PRIMARY/alice",), "PRIMARY/alice"
+    )
     assert asked == ["PARTNER/alice", "PRIMARY/alice"]
 
 

@@ -404,10 +404,13 @@ def test_authenticate_answers_the_principal_or_why_not(users: SqliteUserStore) -
     users.set_enabled(PRIMARY, "ned", False)
     principal = users.authenticate(PRIMARY, "mona", "pw-mona")
     assert isinstance(principal, Principal) and principal.qualified_name == "PRIMARY/Mona"
-    wrong = Refusal("wrong_password", "wrong password", True, ("PRIMARY/mona",))  # on the account, case-folded
+    wrong = Refusal(  # on the account, case-folded
+        "wrong_password", "wrong password", True, ("PRIMARY/mona",), "PRIMARY/mona"
+    )
     assert users.authenticate(PRIMARY, "MONA", "pw-MONA") == wrong
     assert users.authenticate(PRIMARY, "nobody", "pw") == Refusal("unknown_user", "unknown user")
-    assert users.authenticate(PRIMARY, "ned", "pw-ned") == Refusal("user_disabled", "user disabled")
+    assert users.authenticate(PRIMARY, "ned", "pw-ned") == Refusal("user_disabled", "user disabled",
+                                                                   account="PRIMARY/ned")
     assert users.authenticate("OTHER", "mona", "pw-mona") == Refusal("unknown_user", "unknown user")
 
 

@@ -284,6 +284,22 @@ def test_disabled_user(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     _expect(caplog, errors.FailedAuthentication, "user_disabled", env, "carol")
 
 
+def test_refusals_of_an_account_the_store_found_name_it_in_the_audit(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``account`` (the lockout key) groups one account's refusals whatever was typed: a disabled account, a locked
+    one (typed in another case) and a wrong password name it; an unknown user names none."""
+    _expect(caplog, errors.FailedAuthentication, "user_disabled", env, "CAROL", PASSWORDS["carol"])
+    assert getattr(_last_audit(caplog), "account", "") == "PRIMARY/carol"
+    for _ in range(MAX_FAILURES):
+        _expect(caplog, errors.FailedAuthentication, "wrong_password", env, "alice", "wrong-password")
+        assert getattr(_last_audit(caplog), "account", "") == ALICE_KEY
+    _expect(caplog, errors.FailedAuthentication, "account_locked", env, "ALICE", PASSWORDS["alice"])
+    assert (_last_audit(caplog).user, getattr(_last_audit(caplog), "account", "")) == ("ALICE", ALICE_KEY)  # type: ignore[attr-defined]
+    _expect(caplog, errors.FailedAuthentication, "unknown_user", env, "mallory", "whatever-password")
+    assert not hasattr(_last_audit(caplog), "account")
+
+
 def test_user_without_role(env: Env, caplog: pytest.LogCaptureFixture) -> None:  # A10
     _expect(caplog, errors.FailedAuthentication, "role_denied", env, "bob")
 
