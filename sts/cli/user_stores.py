@@ -59,11 +59,11 @@ def _test(args: argparse.Namespace) -> int:
         print(f"connected: {url} (bound as {store.connection_name})")
         if not args.user:
             return 0
-        return _test_user(directory, store, args.user, password)
+        name = _account_name(store, args.user, down_level_domains(settings.user_stores))
+        return _test_user(directory, store, name, password)
 
 
-def _test_user(directory: DirectoryUserStore, store: UserStoreSettings, typed: str, password: str | None) -> int:
-    name = _account_name(store, typed)
+def _test_user(directory: DirectoryUserStore, store: UserStoreSettings, name: str, password: str | None) -> int:
     found = directory_call(lambda: directory.find(name))
     if found is None:
         print(f"user:     no single entry matches {store.user_name_search_filter} for {name!r}")
@@ -84,11 +84,12 @@ def _test_user(directory: DirectoryUserStore, store: UserStoreSettings, typed: s
     return 0
 
 
-def _account_name(store: UserStoreSettings, typed: str) -> str:
+def _account_name(store: UserStoreSettings, typed: str, down_level: dict[str, str]) -> str:
     """The name the store looks up for ``typed``, read as a login reads it: ``alice``, ``alice@corp.example``,
-    ``DOMAIN/alice`` or, with the store's ``netbios_name``, ``NETBIOS\\alice``; a name of another domain is refused."""
+    ``DOMAIN/alice`` or ``NETBIOS\\alice`` with any store's ``netbios_name`` (``down_level``); a name of another
+    domain is refused, a down-level name of another store's NetBIOS name too."""
     try:
-        domain, name, _ = parse_user_name(typed, store.domain_name, down_level_domains((store,)))
+        domain, name, _ = parse_user_name(typed, store.domain_name, down_level)
     except UserStoreError as exc:
         raise CommandError(str(exc)) from None
     if domain != store.domain_name:

@@ -340,6 +340,9 @@ def test_user_store_commands(directory_instance: Instance, slapd: SlapdServer, c
         assert "cn=Alice Anders,cn=Users,dc=corp,dc=example" in capsys.readouterr().out
     assert directory_instance.cli("user-store", "test", "CORP", "--user", "LDAP/alice") == 1
     assert "names a user of domain LDAP, not CORP" in capsys.readouterr().err
+    # TEST is CORP's NetBIOS name: on LDAP it names CORP's user, as at login, not an LDAP entry called "TEST\alice".
+    assert directory_instance.cli("user-store", "test", "LDAP", "--user", "TEST\\alice") == 1
+    assert "names a user of domain CORP, not LDAP" in capsys.readouterr().err
     assert directory_instance.cli("user", "show", "CORP/dana") == 0
     assert "enabled:  no (user_disabled)" in capsys.readouterr().out
     assert directory_instance.cli("user", "disable", "CORP/alice") == 1
