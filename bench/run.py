@@ -346,48 +346,39 @@ class Bench:
         self.say(f"soak: headline server has served {std.served:,} requests")
         return out
 
-    def profile(self, results_prefix: Path) -> dict[str, Any]:
+    def _in_process(self, script: str, log: Path, *extra: str) -> dict[str, Any]:
+        """Run one of bench/'s in-process measurements on the headline request of ``std``; its JSON answer."""
         std = self.instances["std"]
         load = self.requests[("std", "issue")]
-        argv = [sys.executable, str(BENCH_DIR / "inprocess_profile.py"), "--config", str(std.config),
+        log.parent.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, str(BENCH_DIR / script), "--config", str(std.config),
                 "--template", str(load.payload), "--headers", json.dumps(load.headers),
-                "--users", ",".join(load.users), "--prefix", str(results_prefix),
-                "--requests", str(self.args.profile_requests), "--log", str(self.work / "profile.log")]
+                "--users", ",".join(load.users), "--requests", str(self.args.profile_requests),
+                "--log", str(log), *extra]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603 - our own script
         if done.returncode != 0:
-            raise RuntimeError(f"profile failed:\n{done.stderr[-3000:]}")
-        self.say("in-process profile written")
+            raise RuntimeError(f"{script} failed:\n{done.stderr[-3000:]}")
         return dict(json.loads(done.stdout))
+
+    def profile(self, results_prefix: Path) -> dict[str, Any]:
+        """The headline's stage timers and cProfile, in-process (bench/inprocess_profile.py)."""
+        out = self._in_process("inprocess_profile.py", self.work / "profile.log", "--prefix", str(results_prefix))
+        self.say("in-process profile written")
+        return out
 
     def signed_profile(self) -> dict[str, Any]:
         """Scenario 2 (SigOnly) CPU per token in-process against the RSA reference (bench/signed_inprocess.py says
         why in-process: each signed request may be sent once)."""
-        std = self.instances["std"]
-        load = self.requests[("std", "issue")]
-        argv = [sys.executable, str(BENCH_DIR / "signed_inprocess.py"), "--config", str(std.config),
-                "--template", str(load.payload), "--headers", json.dumps(load.headers),
-                "--users", ",".join(load.users), "--requests", str(self.args.profile_requests),
-                "--log", str(self.work / "signed.log")]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603 - our own script
-        if done.returncode != 0:
-            raise RuntimeError(f"SigOnly profile failed:\n{done.stderr[-3000:]}")
+        out = self._in_process("signed_inprocess.py", self.work / "signed.log")
         self.say("in-process SigOnly measurement done")
-        return dict(json.loads(done.stdout))
+        return out
 
     def floor_profile(self) -> dict[str, Any]:
-        """The product's headline against a minimal pipeline with the same libraries, in-process (bench/floor.py)."""
-        std = self.instances["std"]
-        load = self.requests[("std", "issue")]
-        argv = [sys.executable, str(BENCH_DIR / "floor.py"), "--config", str(std.config),
-                "--template", str(load.payload), "--headers", json.dumps(load.headers),
-                "--users", ",".join(load.users), "--requests", str(self.args.profile_requests),
-                "--log", str(self.work / "floor" / "app.log")]
-        (self.work / "floor").mkdir(exist_ok=True)
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603 - our own script
-        if done.returncode != 0:
-            raise RuntimeError(f"floor measurement failed:\n{done.stderr[-3000:]}")
+        """The product's headline against a minimal pipeline with the same libraries, in-process (bench/floor.py;
+        its database and log go next to the log)."""
+        out = self._in_process("floor.py", self.work / "floor" / "app.log")
         self.say("in-process floor measurement done")
-        return dict(json.loads(done.stdout))
+        return out
 
     def stop(self) -> None:
         for server in self.servers.values():
