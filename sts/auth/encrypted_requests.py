@@ -10,7 +10,9 @@ every step before the next, each failure one fixed WS-Security fault:
    refused here, before any private-key operation; the Body must be encrypted; a plain UsernameToken only over TLS
    or with ``accept_plain_ut``;
 2. the signing key: scenario 5 the trusted certificate the KeyInfo names (an untrusted signer costs no RSA
-   operation); scenario 8 the key K unwrapped from the EncryptedKey the signature names;
+   operation; a client throttled for earlier refusals is refused first, and certificate refusals count towards
+   the per-client throttle as on the other certificate scenarios); scenario 8 the key K unwrapped from the
+   EncryptedKey the signature names;
 3. the SignedInfo signature and the Timestamp digest checked *before decryption* (only authenticated messages are
    decrypted), then the signature value and the EncryptedKey once per freshness window (replay cache, one
    namespace for the keys of both scenarios): every captured message gets at most one decryption attempt, and
@@ -169,6 +171,7 @@ class EncryptedRequestOpener:
         try:
             return self._open(soap, headers, body_child, scenario, info)
         except STSError as error:
+            self._trust.count_failure(error, info.client_address)
             _audit(info, error.reason)
             raise
 
@@ -191,6 +194,7 @@ class EncryptedRequestOpener:
         try:
             principal = self._trust.principal(domain, name, allowed)
         except STSError as error:
+            self._trust.count_failure(error, info.client_address)
             _audit(info, error.reason, name, domain)
             raise
         _audit(info, "x509", name, domain, "success")
@@ -226,6 +230,7 @@ class EncryptedRequestOpener:
             signing_key: x509.Certificate | bytes = secret
         else:
             reference = read_token_reference(facts.token_reference, header.security)
+            self._trust.check_throttle(info.client_address)  # before any certificate work, as SigOnly
             certificate, domain, name = self._trust.resolve(reference)
             signer, signing_key = (domain, name), certificate
         value = base64_value(facts.signature_value.decode("ascii"), 1024) or b""

@@ -77,8 +77,9 @@ class SignatureInvalid(Exception):
 class SignedInfoFacts:
     """What a structurally acceptable signature says: the IDs it references, its value and its token reference.
 
-    ``replay_key`` is SHA-256 of the exclusive canonical form of ``ds:SignedInfo``: what the signature value signs
-    (XML Signature 1.1 §3.1.2), so every message that verifies with one SignedInfo has the one key. The value as
+    ``replay_key`` is SHA-256 of the exclusive canonical form of ``ds:SignedInfo``, without comments: what the
+    signature value signs (XML Signature 1.1 §3.1.2), so every message that verifies with one SignedInfo has the
+    one key. The value as
     sent would not do: its Base64 can be re-spelled (spare bits, comments) and an ECDSA signature has a second
     valid value, each a fresh key for a replay (WSS 1.1 §13).
     """
@@ -117,7 +118,11 @@ def read_signed_info(signature: etree._Element, *, legacy_sha1: bool, symmetric:
     if not 1 <= len(references) <= MAX_REFERENCES or any(r.tag != _REFERENCE for r in references):
         raise SignatureStructureError("SignedInfo must hold 1 to 5 References and nothing else")
     ids = tuple(_reference_id(reference, legacy_sha1) for reference in references)
-    replay_key = hashlib.sha256(etree.tostring(signed_info, method="c14n", exclusive=True)).digest()
+    # Without comments, as the exclusive c14n the signature is computed over (xml-exc-c14n#, not #WithComments):
+    # a comment added to a captured SignedInfo changes nothing that is signed, so it must not change the key.
+    replay_key = hashlib.sha256(
+        etree.tostring(signed_info, method="c14n", exclusive=True, with_comments=False)
+    ).digest()
     return SignedInfoFacts(ids, _signature_value(value_element), _token_reference(key_info), method, replay_key)
 
 

@@ -426,3 +426,28 @@ def test_a_message_accepted_here_is_entered_under_the_key_of_earlier_releases(en
     env.authenticator().authenticate(_headers(envelope), S11, _call(envelope), ROLES)
     expires = env.clock.now().timestamp() + 300
     assert not env.replay.check_and_add(SIGNATURE_NAMESPACE, _key_of_earlier_releases(envelope), expires)
+
+
+def _respelled_spare_bits(value: str) -> str:
+    """The same octets in other Base64: the unused low bits of the last character before ``==`` set differently
+    (RFC 4648 §3.5 lets decoders ignore them; libxmlsec and Python both do)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    assert value.endswith("==")
+    respelled = value[:-3] + alphabet[alphabet.index(value[-3]) ^ 1] + "=="
+    assert base64.b64decode(respelled) == base64.b64decode(value) and respelled != value
+    return respelled
+
+
+def test_a_replay_with_a_comment_in_signed_info_and_a_respelled_value_is_refused(env: X509Env) -> None:
+    """W30: a comment is not part of exclusive c14n (the SignedInfo the signature signs is unchanged, so the replay
+    still verifies), and a respelled SignatureValue is the same signature; neither may make the message a fresh
+    key for the replay cache."""
+    envelope = _envelope(env.alice)
+    replayed = copy.deepcopy(envelope)
+    env.authenticator().authenticate(_headers(envelope), S11, _call(envelope), ROLES)
+    signed_info = replayed.find(f".//{ns.qn(ns.DS, 'SignedInfo')}")
+    value = replayed.find(f".//{ns.qn(ns.DS, 'SignatureValue')}")
+    assert signed_info is not None and value is not None and value.text is not None
+    signed_info.insert(2, etree.Comment(" replayed "))
+    value.text = _respelled_spare_bits("".join(value.text.split()))
+    _expect(env, replayed, errors.InvalidSecurity, "signature_replayed")
