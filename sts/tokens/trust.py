@@ -25,6 +25,10 @@ from sts.wstrust.tokentypes import SamlVersion
 from sts.xmlutil import text_of
 
 SELF = "self"
+# The ReplayCache namespace of one-time assertions (OneTimeUse, or an issuer's ``single_use``): one for every binding
+# that acts on a trusted assertion (issued-token callers, OnBehalfOf/ActAs, Validate transformation), so the STS
+# uses such an assertion once in all (SAML 2.0 core §2.5.1.5), not once per binding.
+ONE_TIME_NAMESPACE = "saml-assertion"
 
 
 @dataclass(frozen=True, slots=True)

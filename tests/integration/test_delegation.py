@@ -373,6 +373,20 @@ def test_issued_token_caller_replayed_one_time_assertion(bed: Server, idp: Ident
     assert fault_of(issue, bed, "", BACKEND, token=once, url=issued_url(bed)) == (ns.WSSE, "InvalidSecurity")
 
 
+def test_a_one_time_assertion_is_used_once_across_login_and_delegation(bed: Server, idp: IdentityProvider) -> None:
+    """SAML 2.0 core §2.5.1.5 OneTimeUse: the STS uses the assertion once in all; one that authenticated a caller
+    cannot then be handed in as ActAs/OnBehalfOf, nor one handed in then authenticate a caller."""
+    sts_name = _sts_name(bed)
+    logged_in = idp.assertion("alice", audience=sts_name, one_time_use=True)
+    issue(bed, "", BACKEND, token=logged_in, url=issued_url(bed))
+    assert fault_of(issue, bed, "svc-front", BACKEND, act_as=logged_in) == INVALID_TOKEN
+    refusal = [e for e in audit_records(bed.log) if e.get("audit_event") == "delegation"][-1]
+    assert refusal["reason"] == "token_reused"
+    delegated = idp.assertion("alice", audience=sts_name, one_time_use=True)
+    issue(bed, "svc-front", BACKEND, on_behalf_of=delegated)
+    assert fault_of(issue, bed, "", BACKEND, token=delegated, url=issued_url(bed)) == (ns.WSSE, "InvalidSecurity")
+
+
 def test_passwords_are_not_accepted_on_the_issued_token_endpoint(bed: Server) -> None:
     assert fault_of(issue, bed, "alice", BACKEND, url=issued_url(bed)) == (ns.WSSE, "UnsupportedSecurityToken")
 
