@@ -100,6 +100,11 @@ def _read(signed: etree._Element, version: SamlVersion, assertion_id: str) -> Ve
         else f".//{ns.qn(saml, 'Subject')}/{ns.qn(saml, 'NameIdentifier')}"
     )
     name = signed.find(name_path)
+    if version is SamlVersion.SAML11:
+        # SAML 1.1 core §2.4: every statement has its own Subject; one assertion names one subject, or none is read.
+        named = {text_of(other).strip() for other in signed.iterfind(name_path)}
+        if len(named) > 1:
+            raise AssertionRejected("ambiguous_subject")
     restrictions = conditions.findall(restriction) if conditions is not None else []
     saml2 = version is SamlVersion.SAML20
     issuer_element = signed.find(ns.qn(saml, "Issuer")) if saml2 else None
