@@ -40,11 +40,10 @@ from sts.stores.base import ReplayCache, TokenStore
 from sts.tokens import authn
 from sts.tokens.base import Delegate
 from sts.tokens.saml2 import BEARER, HOLDER_OF_KEY
-from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion, first_use
+from sts.tokens.trust import ONE_TIME_NAMESPACE, SELF, IssuerTrustList, TrustedAssertion, first_use
 from sts.tokens.validation import AssertionRejected, VerifiedAssertion, saml_version
 from sts.wstrust.model import RequestSecurityToken
 
-ONE_TIME_NAMESPACE = "saml-assertion"  # ReplayCache namespace of assertion IDs accepted once
 _USERNAME_TOKEN = ns.qn(ns.WSSE, "UsernameToken")
 _RETIRED = ("renewed", "cancelled")
 

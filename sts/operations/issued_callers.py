@@ -31,14 +31,13 @@ from sts.clock import Clock
 from sts.errors import FailedAuthentication, FailedCheck, InvalidSecurity, STSError, UnsupportedSecurityToken
 from sts.soapenv import SoapVersion
 from sts.stores.base import LockoutStore, ReplayCache
-from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion, first_use
+from sts.tokens.trust import ONE_TIME_NAMESPACE, SELF, IssuerTrustList, TrustedAssertion, first_use
 from sts.tokens.validation import AssertionRejected, saml_version
 from sts.wss.header import check_unique_ids, find_security_header
 from sts.wss.timestamp import FreshnessPolicy, check_timestamp
 from sts.xmlutil import element_children
 
 ISSUED_TOKEN = "saml-bearer"  # noqa: S105 - AuthenticatedCaller.method of an issued-token caller
-ONE_TIME_NAMESPACE = "saml-caller-assertion"
 _BEARER = frozenset({"urn:oasis:names:tc:SAML:2.0:cm:bearer", "urn:oasis:names:tc:SAML:1.0:cm:bearer"})
 _SIGNATURE_REASONS = frozenset({"token_signature_invalid", "token_wrapped", "issuer_key_mismatch"})
 

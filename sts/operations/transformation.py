@@ -43,7 +43,6 @@ from sts.clock import Clock
 from sts.errors import BadRequest, InvalidRequest, InvalidScope, RequestFailed, STSError
 from sts.operations.call import TrustCall
 from sts.operations.delegation import (
-    ONE_TIME_NAMESPACE,
     caller_fingerprint,
     check_delegation_audience,
     nameid_is_user_name,
@@ -57,7 +56,7 @@ from sts.stores.base import ReplayCache, TokenStore
 from sts.tokens import authn
 from sts.tokens.base import Delegate
 from sts.tokens.saml2 import BEARER
-from sts.tokens.trust import SELF, IssuerTrustList, TrustedAssertion, first_use
+from sts.tokens.trust import ONE_TIME_NAMESPACE, SELF, IssuerTrustList, TrustedAssertion, first_use
 from sts.tokens.validation import AssertionRejected, VerifiedAssertion, saml_version
 from sts.wstrust.model import RequestSecurityToken
 from sts.wstrust.rstr import IssuedTokenResponse

@@ -25,6 +25,10 @@ from sts.wstrust.tokentypes import SamlVersion
 from sts.xmlutil import text_of
 
 SELF = "self"
+# The ReplayCache namespace of one-time assertions (OneTimeUse, or an issuer's ``single_use``): one for every binding
+# that acts on a trusted assertion (issued-token callers, OnBehalfOf/ActAs, Validate transformation), so the STS
+# uses such an assertion once in all (SAML 2.0 core §2.5.1.5), not once per binding.
+ONE_TIME_NAMESPACE = "saml-assertion"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,14 @@ class IssuerTrustList:
             raise AssertionRejected("token_expired")
         if (not_after - not_before).total_seconds() > issuer.max_token_age:
             raise AssertionRejected("token_lifetime_too_long")
+        # SAML 2.0 core §2.4.1.2 (profiles §4.1.4.2 for bearer): a SubjectConfirmationData window bounds when the
+        # subject can be confirmed, often much shorter than the Conditions; with none open, nobody presents it.
+        windows = verified.confirmation_windows
+        if windows and not any(self._open(start, end, now) for start, end in windows):
+            raise AssertionRejected("confirmation_expired")
+
+    def _open(self, start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime) -> bool:
+        return (start is None or start <= now + self._skew) and (end is None or now - self._skew < end)
 
 
 def attribute_values(verified: VerifiedAssertion, name: str) -> tuple[str, ...]:

@@ -50,6 +50,9 @@ class VerifiedAssertion:
     delegates: tuple[str, ...] = ()  # the ActAs chain the token records, oldest first (names only)
     one_time_use: bool = False  # SAML 2.0 core §2.5.1.5
     confirmation_methods: tuple[str, ...] = ()
+    # SAML 2.0: (NotBefore, NotOnOrAfter) of each SubjectConfirmation's SubjectConfirmationData (None: not stated),
+    # in document order; SAML 1.1 states none.
+    confirmation_windows: tuple[tuple[dt.datetime | None, dt.datetime | None], ...] = ()
 
     @property
     def made(self) -> float | None:
@@ -97,6 +100,11 @@ def _read(signed: etree._Element, version: SamlVersion, assertion_id: str) -> Ve
         else f".//{ns.qn(saml, 'Subject')}/{ns.qn(saml, 'NameIdentifier')}"
     )
     name = signed.find(name_path)
+    if version is SamlVersion.SAML11:
+        # SAML 1.1 core §2.4: every statement has its own Subject; one assertion names one subject, or none is read.
+        named = {text_of(other).strip() for other in signed.iterfind(name_path)}
+        if len(named) > 1:
+            raise AssertionRejected("ambiguous_subject")
     restrictions = conditions.findall(restriction) if conditions is not None else []
     saml2 = version is SamlVersion.SAML20
     issuer_element = signed.find(ns.qn(saml, "Issuer")) if saml2 else None
@@ -116,6 +124,7 @@ def _read(signed: etree._Element, version: SamlVersion, assertion_id: str) -> Ve
         delegates=_delegates(signed, conditions, saml2),
         one_time_use=saml2 and conditions is not None and conditions.find(ns.qn(saml, "OneTimeUse")) is not None,
         confirmation_methods=_confirmation_methods(signed, saml2),
+        confirmation_windows=_confirmation_windows(signed) if saml2 else (),
     )
 
 
@@ -142,6 +151,16 @@ def _confirmation_methods(signed: etree._Element, saml2: bool) -> tuple[str, ...
         f".//{ns.qn(ns.SAML1, 'SubjectConfirmation')}/{ns.qn(ns.SAML1, 'ConfirmationMethod')}"
     )
     return tuple(dict.fromkeys(text_of(method).strip() for method in methods))
+
+
+def _confirmation_windows(signed: etree._Element) -> tuple[tuple[dt.datetime | None, dt.datetime | None], ...]:
+    """SAML 2.0 core §2.4.1.2: the window in which each SubjectConfirmation may confirm the subject."""
+    windows = []
+    path = f"{ns.qn(ns.SAML2, 'Subject')}/{ns.qn(ns.SAML2, 'SubjectConfirmation')}"
+    for confirmation in signed.iterfind(path):
+        data = confirmation.find(ns.qn(ns.SAML2, "SubjectConfirmationData"))
+        windows.append((_instant(data, "NotBefore"), _instant(data, "NotOnOrAfter")))
+    return tuple(windows)
 
 
 def _instant(conditions: etree._Element | None, name: str) -> dt.datetime | None:

@@ -77,9 +77,11 @@ class IdentityProvider:
         not_after: float = 600,
         one_time_use: bool = False,
         restrictions: tuple[tuple[str, ...], ...] = (),
+        confirmation_not_after: float | None = None,
     ) -> etree._Element:
         """A SAML 2.0 bearer assertion signed by this IdP with signxml (exclusive c14n, RSA-SHA256), addressed to
-        ``audience``, or with ``restrictions``: one AudienceRestriction of these audiences each."""
+        ``audience``, or with ``restrictions``: one AudienceRestriction of these audiences each;
+        ``confirmation_not_after``: the SubjectConfirmationData NotOnOrAfter offset (default: ``not_after``)."""
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
         def instant(offset: float) -> str:
@@ -96,7 +98,10 @@ class IdentityProvider:
         etree.SubElement(subject, f"{{{saml}}}NameID").text = name_id
         bearer = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
         confirmation = etree.SubElement(subject, f"{{{saml}}}SubjectConfirmation", Method=bearer)
-        etree.SubElement(confirmation, f"{{{saml}}}SubjectConfirmationData", NotOnOrAfter=instant(not_after))
+        etree.SubElement(
+            confirmation, f"{{{saml}}}SubjectConfirmationData",
+            NotOnOrAfter=instant(not_after if confirmation_not_after is None else confirmation_not_after),
+        )
         conditions = etree.SubElement(
             assertion, f"{{{saml}}}Conditions", NotBefore=instant(not_before), NotOnOrAfter=instant(not_after)
         )

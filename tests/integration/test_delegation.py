@@ -373,6 +373,35 @@ def test_issued_token_caller_replayed_one_time_assertion(bed: Server, idp: Ident
     assert fault_of(issue, bed, "", BACKEND, token=once, url=issued_url(bed)) == (ns.WSSE, "InvalidSecurity")
 
 
+def test_a_one_time_assertion_is_used_once_across_login_and_delegation(bed: Server, idp: IdentityProvider) -> None:
+    """SAML 2.0 core §2.5.1.5 OneTimeUse: the STS uses the assertion once in all; one that authenticated a caller
+    cannot then be handed in as ActAs/OnBehalfOf, nor one handed in then authenticate a caller."""
+    sts_name = _sts_name(bed)
+    logged_in = idp.assertion("alice", audience=sts_name, one_time_use=True)
+    issue(bed, "", BACKEND, token=logged_in, url=issued_url(bed))
+    assert fault_of(issue, bed, "svc-front", BACKEND, act_as=logged_in) == INVALID_TOKEN
+    refusal = [e for e in audit_records(bed.log) if e.get("audit_event") == "delegation"][-1]
+    assert refusal["reason"] == "token_reused"
+    delegated = idp.assertion("alice", audience=sts_name, one_time_use=True)
+    issue(bed, "svc-front", BACKEND, on_behalf_of=delegated)
+    assert fault_of(issue, bed, "", BACKEND, token=delegated, url=issued_url(bed)) == (ns.WSSE, "InvalidSecurity")
+
+
+def test_a_subject_confirmation_past_its_not_on_or_after_confirms_no_one(bed: Server, idp: IdentityProvider) -> None:
+    """SAML 2.0 core §2.4.1.2 / profiles §4.1.4.2: the bearer confirmation's SubjectConfirmationData NotOnOrAfter
+    bounds when the assertion may be presented, however long its Conditions last (delegation.md §4.3 step 4)."""
+    sts_name = _sts_name(bed)
+    stale = idp.assertion("alice", audience=sts_name, not_after=3600, confirmation_not_after=-600)
+    assert fault_of(issue, bed, "", BACKEND, token=stale, url=issued_url(bed)) == (ns.WSSE, "FailedAuthentication")
+    refusal = [e for e in audit_records(bed.log) if e.get("audit_event") == "authentication"][-1]
+    assert (refusal["outcome"], refusal["reason"]) == ("failure", "confirmation_expired")
+    assert fault_of(issue, bed, "svc-front", BACKEND, act_as=stale) == INVALID_TOKEN
+    refusal = [e for e in audit_records(bed.log) if e.get("audit_event") == "delegation"][-1]
+    assert refusal["reason"] == "confirmation_expired"
+    within_skew = idp.assertion("alice", audience=sts_name, not_after=3600, confirmation_not_after=-10)
+    assert issue(bed, "", BACKEND, token=within_skew, url=issued_url(bed)).token is not None
+
+
 def test_passwords_are_not_accepted_on_the_issued_token_endpoint(bed: Server) -> None:
     assert fault_of(issue, bed, "alice", BACKEND, url=issued_url(bed)) == (ns.WSSE, "UnsupportedSecurityToken")
 

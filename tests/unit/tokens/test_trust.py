@@ -69,3 +69,24 @@ def test_own_tokens_of_the_longest_lifetime_are_believed(tmp_path: Path, max_lif
     with pytest.raises(AssertionRejected) as too_long:
         trust.verify(token(max_lifetime + skew + 1), now)
     assert too_long.value.reason == "token_lifetime_too_long"
+
+
+def test_a_saml11_assertion_whose_statements_name_different_subjects_names_no_one() -> None:
+    """SAML 1.1 core §2.4: each statement has its own Subject. An issuer's assertion whose AttributeStatement is about
+    ``admin`` and whose AuthenticationStatement is about ``alice`` does not say who authenticated in a way the STS
+    may read off the first NameIdentifier in document order: it is refused, not taken as ``admin``."""
+    from tests.xsw import build, sign
+
+    signer, cert = _signer("idp")
+    trust = IssuerTrustList((IssuerTrust(ISSUER, (cert,), ISSUER),), 60)
+    now = dt.datetime.now(dt.UTC)
+    unsigned = build(SamlVersion.SAML11, make_content(name_id="alice", now=now))
+    saml1 = "urn:oasis:names:tc:SAML:1.0:assertion"
+    conditions, authentication, attributes = unsigned
+    authentication.addprevious(attributes)  # the attribute statement first, as SAML 1.1 allows
+    attributes.find(f"{{{saml1}}}Subject/{{{saml1}}}NameIdentifier").text = "admin"  # type: ignore[union-attr]
+    with pytest.raises(AssertionRejected) as refused:
+        trust.verify(sign(signer, unsigned), now)
+    assert refused.value.reason == "ambiguous_subject"
+    consistent = build(SamlVersion.SAML11, make_content(name_id="alice", now=now))
+    assert trust.verify(sign(signer, consistent), now).verified.subject == "alice"
