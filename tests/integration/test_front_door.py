@@ -295,3 +295,43 @@ def test_a_flood_past_worker_connections_does_not_keep_clients_out(instance: Ins
         for sock in flood:
             sock.close()
         server.stop()
+
+
+def _answers(data: bytes) -> list[bytes]:
+    """The status lines of every answer in ``data`` (answers framed by Content-Length, as all of ours are)."""
+    statuses = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        statuses.append(head.split(b"\r\n", 1)[0])
+        found = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+        data = rest[int(found.group(1)) if found else 0 :]
+    return statuses
+
+
+_GET_CHUNKED = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        # RFC 9110 §6.5.1: a field gunicorn refuses in a trailer section
+        _GET_CHUNKED + b"3\r\nabc\r\n0\r\nHost: elsewhere\r\n\r\n",
+        # RFC 9112 §7.1.1: a chunk extension that is no token
+        _GET_CHUNKED + b"3;a b\r\nabc\r\n0\r\n\r\n",
+        # RFC 9112 §7.1: chunk data not followed by CRLF
+        _GET_CHUNKED + b"3\r\nabcXY0\r\n\r\n",
+        # a 404 leaves the body unread too
+        CHUNKED.replace(b"/services/wso2carbon-sts", b"/nowhere") + b'3;x="\r\nabc\r\n0\r\n\r\n',
+    ],
+    ids=["forbidden_trailer_field", "bad_chunk_extension", "chunk_data_without_crlf", "bad_extension_on_a_404"],
+)
+def test_an_unread_body_that_is_malformed_gets_no_second_answer(plain: Server, request_bytes: bytes) -> None:
+    """A request whose body the application does not read is answered; gunicorn's drain of that body then met
+    the malformed chunk and the worker answered the same request again ("400 Bad Request" after a "200 OK" that
+    said keep-alive): two answers to one request, the second one unasked-for on a connection a client or a proxy
+    may reuse (response queue desync)."""
+    head, body, _ = _exchange(plain, request_bytes)
+    answers = _answers(head + b"\r\n\r\n" + body)
+    assert len(answers) == 1, answers
+    assert answers[0] in (b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found")
+
