@@ -461,8 +461,10 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 return False
             settle_head(req)
             conn.served += 1
-            if conn.served > _KEEPALIVE_REQUESTS:
-                req.must_close = True  # the answer says "Connection: close" (gunicorn's Response.should_close)
+            if conn.served > _KEEPALIVE_REQUESTS or conn.close_after:
+                # The answer says "Connection: close" (gunicorn's Response.should_close): the connection does close
+                # after it (RFC 9112 §9.6), and gunicorn drops an application's own Connection header.
+                req.must_close = True
             keepalive = self.handle_request(req, conn)
             return not conn.close_after and self._drained(conn, keepalive)
         except http.errors.NoMoreData as exc:

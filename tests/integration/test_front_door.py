@@ -335,3 +335,20 @@ def test_an_unread_body_that_is_malformed_gets_no_second_answer(plain: Server, r
     assert len(answers) == 1, answers
     assert answers[0] in (b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found")
 
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        POST + b"Content-Length: 70000\r\n\r\n",  # over the body cap: refused by the application unread
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 70000\r\n\r\n",
+    ],
+    ids=["soap_endpoint_413", "healthz_with_a_body_over_the_cap"],
+)
+def test_an_answer_after_which_the_connection_closes_says_so(plain: Server, request_bytes: bytes) -> None:
+    """RFC 9112 §9.6: a server that closes after an answer sends "Connection: close" in it. The 413 for a body over
+    the cap said "Connection: keep-alive" (gunicorn drops the application's own Connection header) and the
+    connection then closed: a client or proxy reusing it sends its next request into a closing socket."""
+    head, _, _ = _exchange(plain, request_bytes)
+    assert re.search(rb"(?im)^connection: close\r?$", head), head
+    assert not re.search(rb"(?im)^connection: keep-alive\r?$", head), head
+
