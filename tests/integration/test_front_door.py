@@ -336,6 +336,13 @@ def test_an_unread_body_that_is_malformed_gets_no_second_answer(plain: Server, r
     assert answers[0] in (b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found")
 
 
+def test_a_chunked_body_gunicorn_will_refuse_is_answered_with_connection_close(plain: Server) -> None:
+    """The loop sees the bad chunk framing (RFC 9112 §7.1) before serving: the answer says the connection closes."""
+    head, _, _ = _exchange(plain, _GET_CHUNKED + b"3;a b\r\nabc\r\n0\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK"
+    assert re.search(rb"(?im)^connection: close\r?$", head), head
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [
@@ -352,3 +359,20 @@ def test_an_answer_after_which_the_connection_closes_says_so(plain: Server, requ
     assert re.search(rb"(?im)^connection: close\r?$", head), head
     assert not re.search(rb"(?im)^connection: keep-alive\r?$", head), head
 
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX: a\r\n Transfer-Encoding: chunked\r\n\r\n",  # obs-fold
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding : chunked\r\n\r\n",  # space before colon
+        POST + b"Content-Length : 10\r\n\r\n",
+    ],
+    ids=["folded_transfer_encoding", "space_before_colon_transfer_encoding", "space_before_colon_content_length"],
+)
+def test_a_field_gunicorn_refuses_is_not_read_as_framing(plain: Server, request_bytes: bytes) -> None:
+    """RFC 9112 §5.1, §5.2: no whitespace before the colon, no line folding; gunicorn answers 400. The loop read
+    such a line as a Transfer-Encoding or Content-Length and waited for a body until the read deadline, then
+    closed without an answer."""
+    head, body, elapsed = _exchange(plain, request_bytes)
+    _assert_plain_refusal(head, body, b"400 Bad Request")
+    assert elapsed < AT_ONCE
