@@ -461,10 +461,12 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 return False
             settle_head(req)
             conn.served += 1
-            if conn.served > _KEEPALIVE_REQUESTS:
-                req.must_close = True  # the answer says "Connection: close" (gunicorn's Response.should_close)
+            if conn.served > _KEEPALIVE_REQUESTS or conn.close_after:
+                # The answer says "Connection: close" (gunicorn's Response.should_close): the connection does close
+                # after it (RFC 9112 §9.6), and gunicorn drops an application's own Connection header.
+                req.must_close = True
             keepalive = self.handle_request(req, conn)
-            return not conn.close_after and self._keepalive_after(conn, keepalive)
+            return not conn.close_after and self._drained(conn, keepalive)
         except http.errors.NoMoreData as exc:
             self.log.debug("Ignored premature client disconnection. %s", exc)
         except StopIteration as exc:
@@ -482,6 +484,17 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         except Exception as exc:
             self.handle_error(req, conn.sock, conn.client, exc)
         return False
+
+    def _drained(self, conn: BufferedConn, keepalive: bool) -> bool:
+        """gunicorn's drain of the body the application left unread, once the answer has gone out: a body that
+        fails to parse then (a trailer field gunicorn refuses) closes the connection without a word. Raised to
+        ``handle``, it was answered as if the request were still unanswered: a second answer (400) to one request,
+        after one that had announced keep-alive, an answer nobody asked for on a reused connection."""
+        try:
+            return bool(self._keepalive_after(conn, keepalive))
+        except Exception as exc:  # any parse error of the unread body: close, never answer again
+            self.log.debug("Closing connection: its unread body is malformed. %s", type(exc).__name__)
+            return False
 
 
 def worker_class(read_timeout: float, max_body_bytes: int) -> type[BufferingThreadWorker]:

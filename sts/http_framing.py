@@ -24,6 +24,14 @@ _HEAD_END = b"\r\n\r\n"
 # Any number of digits (the line is capped): Python's int does not overflow, so a size like 2**80 is compared with
 # the cap as it is (RFC 9112 §7.1: "anticipate potentially large hexadecimal numerals").
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+# RFC 9112 §7.1.1 chunk-ext, everything from the first ";" of a chunk-size line (token, quoted-string: RFC 9110
+# §5.6.2, §5.6.4), as gunicorn checks it when the body is read: a line it refuses closes the connection after the
+# answer, which must then say so (gunicorn meets it only when it reads or drains the body, after the answer).
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+_CHUNK_EXT = re.compile(rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*")
+# RFC 9110 §5.1: a field name is a token, with nothing (no whitespace either) between it and the colon.
+_FIELD_NAME = re.compile(_TOKEN)
 
 
 class Framing(enum.Enum):
@@ -133,7 +141,11 @@ class RequestFraming:
                 # gunicorn reads chunk-size lines up to a field's size (8190 bytes): it would wait on this one.
                 too_long = len(buffer) - self._chunk > _MAX_CHUNK_LINE
                 return Framing.BAD_REQUEST if too_long else Framing.INCOMPLETE
-            size_text = bytes(buffer[self._chunk : line_end]).split(b";", 1)[0].rstrip(b" \t")
+            size_text, semicolon, extensions = bytes(buffer[self._chunk : line_end]).partition(b";")
+            if semicolon:  # RFC 9112 §7.1.1: whitespace before chunk-ext only
+                size_text = size_text.rstrip(b" \t")
+                if not _CHUNK_EXT.fullmatch(b";" + extensions):
+                    return Framing.SERVE_AND_CLOSE  # gunicorn answers 400, or closes once it has answered
             if not _HEX.fullmatch(size_text):
                 return Framing.SERVE_AND_CLOSE  # gunicorn answers 400
             size = int(size_text, 16)
@@ -146,6 +158,8 @@ class RequestFraming:
                 return Framing.CONTENT_TOO_LARGE
             if len(buffer) < data + size + 2:
                 return Framing.INCOMPLETE
+            if buffer[data + size : data + size + 2] != b"\r\n":
+                return Framing.SERVE_AND_CLOSE  # RFC 9112 §7.1: chunk-data CRLF; gunicorn refuses it
             self._decoded += size
             self._chunk = data + size + 2
         if buffer.startswith(b"\r\n", self._trailers):
@@ -158,11 +172,13 @@ class RequestFraming:
 
 
 def _fields(text: bytes) -> dict[bytes, list[bytes]] | None:
-    """Header fields by lower-cased name; None for a line gunicorn will refuse anyway (no colon)."""
+    """Header fields by lower-cased name; None for a line gunicorn will refuse anyway (no colon, or a name that is
+    no token: obs-fold, whitespace before the colon), so that it answers 400 at once rather than the loop waiting
+    for a body such a line announces."""
     fields: dict[bytes, list[bytes]] = {}
     for line in text.split(b"\r\n") if text else []:
         name, colon, value = line.partition(b":")
-        if not colon:
-            return None
-        fields.setdefault(name.strip().lower(), []).append(value.strip())
+        if not colon or not _FIELD_NAME.fullmatch(name):
+            return None  # gunicorn refuses a line without a colon, a folded line, whitespace before the colon
+        fields.setdefault(name.lower(), []).append(value.strip())
     return fields

@@ -295,3 +295,84 @@ def test_a_flood_past_worker_connections_does_not_keep_clients_out(instance: Ins
         for sock in flood:
             sock.close()
         server.stop()
+
+
+def _answers(data: bytes) -> list[bytes]:
+    """The status lines of every answer in ``data`` (answers framed by Content-Length, as all of ours are)."""
+    statuses = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        statuses.append(head.split(b"\r\n", 1)[0])
+        found = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+        data = rest[int(found.group(1)) if found else 0 :]
+    return statuses
+
+
+_GET_CHUNKED = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        # RFC 9110 §6.5.1: a field gunicorn refuses in a trailer section
+        _GET_CHUNKED + b"3\r\nabc\r\n0\r\nHost: elsewhere\r\n\r\n",
+        # RFC 9112 §7.1.1: a chunk extension that is no token
+        _GET_CHUNKED + b"3;a b\r\nabc\r\n0\r\n\r\n",
+        # RFC 9112 §7.1: chunk data not followed by CRLF
+        _GET_CHUNKED + b"3\r\nabcXY0\r\n\r\n",
+        # a 404 leaves the body unread too
+        CHUNKED.replace(b"/services/wso2carbon-sts", b"/nowhere") + b'3;x="\r\nabc\r\n0\r\n\r\n',
+    ],
+    ids=["forbidden_trailer_field", "bad_chunk_extension", "chunk_data_without_crlf", "bad_extension_on_a_404"],
+)
+def test_an_unread_body_that_is_malformed_gets_no_second_answer(plain: Server, request_bytes: bytes) -> None:
+    """A request whose body the application does not read is answered; gunicorn's drain of that body then met
+    the malformed chunk and the worker answered the same request again ("400 Bad Request" after a "200 OK" that
+    said keep-alive): two answers to one request, the second one unasked-for on a connection a client or a proxy
+    may reuse (response queue desync)."""
+    head, body, _ = _exchange(plain, request_bytes)
+    answers = _answers(head + b"\r\n\r\n" + body)
+    assert len(answers) == 1, answers
+    assert answers[0] in (b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found")
+
+
+def test_a_chunked_body_gunicorn_will_refuse_is_answered_with_connection_close(plain: Server) -> None:
+    """The loop sees the bad chunk framing (RFC 9112 §7.1) before serving: the answer says the connection closes."""
+    head, _, _ = _exchange(plain, _GET_CHUNKED + b"3;a b\r\nabc\r\n0\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK"
+    assert re.search(rb"(?im)^connection: close\r?$", head), head
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        POST + b"Content-Length: 70000\r\n\r\n",  # over the body cap: refused by the application unread
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 70000\r\n\r\n",
+    ],
+    ids=["soap_endpoint_413", "healthz_with_a_body_over_the_cap"],
+)
+def test_an_answer_after_which_the_connection_closes_says_so(plain: Server, request_bytes: bytes) -> None:
+    """RFC 9112 §9.6: a server that closes after an answer sends "Connection: close" in it. The 413 for a body over
+    the cap said "Connection: keep-alive" (gunicorn drops the application's own Connection header) and the
+    connection then closed: a client or proxy reusing it sends its next request into a closing socket."""
+    head, _, _ = _exchange(plain, request_bytes)
+    assert re.search(rb"(?im)^connection: close\r?$", head), head
+    assert not re.search(rb"(?im)^connection: keep-alive\r?$", head), head
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX: a\r\n Transfer-Encoding: chunked\r\n\r\n",  # obs-fold
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding : chunked\r\n\r\n",  # space before colon
+        POST + b"Content-Length : 10\r\n\r\n",
+    ],
+    ids=["folded_transfer_encoding", "space_before_colon_transfer_encoding", "space_before_colon_content_length"],
+)
+def test_a_field_gunicorn_refuses_is_not_read_as_framing(plain: Server, request_bytes: bytes) -> None:
+    """RFC 9112 §5.1, §5.2: no whitespace before the colon, no line folding; gunicorn answers 400. The loop read
+    such a line as a Transfer-Encoding or Content-Length and waited for a body until the read deadline, then
+    closed without an answer."""
+    head, body, elapsed = _exchange(plain, request_bytes)
+    _assert_plain_refusal(head, body, b"400 Bad Request")
+    assert elapsed < AT_ONCE

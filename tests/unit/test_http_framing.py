@@ -70,6 +70,16 @@ def _fed_bytewise(data: bytes) -> list[Progress]:
         (POST + b"Transfer-Encoding: chunked\r\n\r\n65\r\n", Framing.CONTENT_TOO_LARGE),
         (POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"32\r\n" + b"a" * 50 + b"\r\n" + b"33\r\n",
          Framing.CONTENT_TOO_LARGE),
+        # RFC 9112 §7.1, §7.1.1: what gunicorn refuses once it reads (or drains) the body, after the answer
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcXY0\r\n\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n3;a b\r\nabc\r\n0\r\n\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n3;x=\"\r\nabc\r\n0\r\n\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n", Framing.SERVE_AND_CLOSE),  # BWS: before ;
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n3 ; a=\"b c\";d\r\nabc\r\n0\r\n\r\n", Framing.COMPLETE),
+        # RFC 9112 §5.1, §5.2: a field name is a token right before its colon; no folding (gunicorn answers 400)
+        (POST + b"X: a\r\n Transfer-Encoding: chunked\r\n\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Transfer-Encoding : chunked\r\n\r\n", Framing.SERVE_AND_CLOSE),
+        (POST + b"Content-Length\t: 5\r\n\r\n", Framing.SERVE_AND_CLOSE),
     ],
 )
 def test_framing(data: bytes, framing: Framing) -> None:
