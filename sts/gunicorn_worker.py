@@ -237,7 +237,9 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             return
         conn.deadline = time.monotonic() + self.read_timeout
         conn.sent_continue = conn.close_after = False
-        conn.framing = RequestFraming(self.max_head_bytes, self.max_body_bytes)
+        # A connection's first request may follow a PROXY protocol preface (gunicorn's proxy_protocol reads it).
+        proxy = str(self.cfg.proxy_protocol) if conn.served == 0 else "off"
+        conn.framing = RequestFraming(self.max_head_bytes, self.max_body_bytes, proxy)
         if conn.parser is not None:  # a kept-alive connection: bytes the parser already read ahead come first
             conn.buffer += conn.parser.unreader.take_buffered()
         try:

@@ -32,6 +32,13 @@ _QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _CHUNK_EXT = re.compile(rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*")
 # RFC 9110 §5.1: a field name is a token, with nothing (no whitespace either) between it and the colon.
 _FIELD_NAME = re.compile(_TOKEN)
+# The PROXY protocol preface a proxy may send before a connection's first request (gunicorn's ``proxy_protocol``;
+# HAProxy's proxy-protocol.txt): v1, one text line of at most 107 bytes; v2, a 16-byte header (this signature,
+# version and command, family, then the big-endian length of the addresses that follow).
+_PROXY_V1 = b"PROXY "
+_PROXY_V1_MAX = 107
+_PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
+_PROXY_V2_HEADER = 16
 
 
 class Framing(enum.Enum):
@@ -54,11 +61,16 @@ class Progress:
 
 
 class RequestFraming:
-    """The framing of one request, fed the growing buffer that holds it (from its first byte)."""
+    """The framing of one request, fed the growing buffer that holds it (from its first byte).
 
-    def __init__(self, max_head: int, max_body: int) -> None:
+    ``proxy_protocol``: gunicorn's mode (``off``, ``v1``, ``v2``, ``auto``) for a connection's first request, whose
+    PROXY preface, if any, comes before the request and is skipped here (gunicorn reads and checks it)."""
+
+    def __init__(self, max_head: int, max_body: int, proxy_protocol: str = "off") -> None:
         self._max_head = max_head
         self._max_body = max_body
+        self._proxy = proxy_protocol
+        self._start = -1  # where the request begins, once any PROXY preface has been found whole
         self._scan = 0  # where the search for the end of the head resumes
         self._lf = 0  # where the search for a bare LF in the head resumes
         self._body = -1  # offset of the body, once the head is complete
@@ -83,7 +95,12 @@ class RequestFraming:
 
     def _head(self, buffer: bytes | bytearray) -> Framing | None:
         """Find the end of the head and read its framing fields; a verdict while the head is incomplete."""
-        start = 2 if buffer.startswith(b"\r\n") else 0  # RFC 9112 §2.2: one empty line before it is ignored
+        if self._start < 0:
+            preface = proxy_preface(buffer, self._proxy)
+            if preface is None or isinstance(preface, Framing):
+                return preface or Framing.INCOMPLETE
+            self._start = self._scan = self._lf = preface  # a v2 preface holds bare LFs: the request's own are judged
+        start = self._start + 2 if buffer.startswith(b"\r\n", self._start) else self._start  # RFC 9112 §2.2
         end = buffer.find(_HEAD_END, max(self._scan, start), start + self._max_head + len(_HEAD_END))
         if self._bare_lf(buffer, len(buffer) if end < 0 else end):
             return Framing.BAD_REQUEST
@@ -169,6 +186,22 @@ class RequestFraming:
             return Framing.COMPLETE
         self._scan = max(self._trailers, len(buffer) - len(_HEAD_END) + 1)
         return Framing.HEAD_TOO_LARGE if len(buffer) - self._trailers > self._max_head else Framing.INCOMPLETE
+
+
+def proxy_preface(buffer: bytes | bytearray, mode: str) -> int | Framing | None:
+    """Where the request begins after a PROXY protocol preface the ``mode`` accepts (0 without one); None while
+    the buffer is too short to tell, or the preface is incomplete; a verdict for a v1 line gunicorn refuses."""
+    if mode in ("v2", "auto") and _PROXY_V2.startswith(bytes(buffer[: len(_PROXY_V2)])):
+        if len(buffer) < _PROXY_V2_HEADER:
+            return None
+        end = _PROXY_V2_HEADER + int.from_bytes(buffer[14:16], "big")
+        return end if len(buffer) >= end else None
+    if mode in ("v1", "auto") and _PROXY_V1.startswith(bytes(buffer[: len(_PROXY_V1)])):
+        end = buffer.find(b"\r\n", 0, _PROXY_V1_MAX)
+        if end >= 0:
+            return end + 2
+        return Framing.SERVE_AND_CLOSE if len(buffer) >= _PROXY_V1_MAX else None  # gunicorn answers 400
+    return 0
 
 
 def _fields(text: bytes) -> dict[bytes, list[bytes]] | None:

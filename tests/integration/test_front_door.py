@@ -17,7 +17,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import STS_BIN, Instance, Server, rst_envelope, start_server
+from tests.support import STS_BIN, Instance, Server, audit_records, rst_envelope, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -376,3 +376,44 @@ def test_a_field_gunicorn_refuses_is_not_read_as_framing(plain: Server, request_
     head, body, elapsed = _exchange(plain, request_bytes)
     _assert_plain_refusal(head, body, b"400 Bad Request")
     assert elapsed < AT_ONCE
+
+
+def _read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP answer with a Content-Length: its head and body."""
+    data = b""
+    while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length: *(\d+)\r?$", head)
+    while length and len(body) < int(length.group(1)) and (chunk := sock.recv(65536)):
+        body += chunk
+    return head, body
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_request_after_a_proxy_protocol_preface_is_read_whole(instance: Instance, version: str) -> None:
+    """With gunicorn's PROXY protocol on (behind HAProxy), the preface before a connection's first request is not
+    taken for its head: a body that arrives after the head is waited for (a token, not a parse fault), and the
+    audit names the client the proxy reported."""
+    password = (instance.base / "demo-admin-password.txt").read_text().strip()
+    body = rst_envelope("admin", password, applies_to="https://localhost:8443/demo-rp/")
+    head = POST + b"Content-Length: %d\r\n\r\n" % len(body)
+    preface = (b"PROXY TCP4 192.0.2.7 127.0.0.1 5000 80\r\n" if version == "v1" else
+               b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes([192, 0, 2, 7, 127, 0, 0, 1, 0x13, 0x88, 0, 80]))
+    server = start_server(instance, workers=1, tls=False, env={
+        "GUNICORN_CMD_ARGS": f"--proxy-protocol {version}", "STS_SERVER_TRUSTED_PROXIES": "127.0.0.1",
+    })
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+            sock.sendall(preface + head)
+            time.sleep(0.3)  # the body in a later segment, as a proxy may forward it
+            sock.sendall(body)
+            answer_head, answer_body = _read_answer(sock)
+            assert answer_head.startswith(b"HTTP/1.1 200 OK"), answer_head
+            assert b"EncryptedAssertion" in answer_body
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # kept alive, no preface now
+            assert _read_answer(sock)[0].startswith(b"HTTP/1.1 200 OK")
+        issued = [r for r in audit_records(server.log) if r.get("audit_event") == "issue"]
+        assert issued and issued[-1]["client_address"] == "192.0.2.7"
+    finally:
+        server.stop()

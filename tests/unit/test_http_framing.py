@@ -124,3 +124,33 @@ def test_expect_100_continue_only_while_the_body_is_awaited() -> None:
     assert _progress(http10) == Progress(Framing.INCOMPLETE, expects_continue=False)  # RFC 9110 §10.1.1
     chunked = POST + b"Transfer-Encoding: chunked\r\nEXPECT: 100-Continue\r\n\r\n"
     assert _progress(chunked).expects_continue
+
+
+# --- PROXY protocol preface (gunicorn --proxy-protocol): skipped before the first request, not read as its head ---
+
+V1 = b"PROXY TCP4 192.0.2.1 127.0.0.1 5000 443\r\n"
+# v2: signature, version 2 / PROXY, TCP over IPv4, 12 bytes of addresses (its signature holds bare LFs)
+V2 = b"\r\n\r\n\x00\r\nQUIT\n" + b"\x21\x11\x00\x0c" + bytes([192, 0, 2, 1, 127, 0, 0, 1, 0x13, 0x88, 0x01, 0xbb])
+BODY_POST = POST + b"Content-Length: 5\r\n\r\n"
+
+
+@pytest.mark.parametrize(("mode", "data", "framing"), [
+    ("v1", V1 + BODY_POST, Framing.INCOMPLETE),  # the body is awaited, not served without it
+    ("v1", V1 + BODY_POST + b"abcde", Framing.COMPLETE),
+    ("auto", V1 + BODY_POST + b"abc", Framing.INCOMPLETE),
+    ("auto", V2 + BODY_POST + b"abcde", Framing.COMPLETE),
+    ("v2", V2 + BODY_POST, Framing.INCOMPLETE),
+    ("v2", V2 + b"\r\n" + BODY_POST + b"abcde", Framing.COMPLETE),  # RFC 9112 §2.2's empty line after it
+    ("auto", BODY_POST + b"abcde", Framing.COMPLETE),  # a proxy may also connect without one
+    ("auto", b"\r\n" + BODY_POST + b"abcde", Framing.COMPLETE),
+    ("v1", b"PROXY " + b"1" * 200, Framing.SERVE_AND_CLOSE),  # no line end within 107 bytes: gunicorn's 400
+    ("v1", V2 + BODY_POST + b"abcde", Framing.BAD_REQUEST),  # a v2 preface where only v1 is read: bare LFs
+    ("off", V1 + BODY_POST, Framing.SERVE_AND_CLOSE),  # without the protocol the line is no request's head
+])
+def test_a_proxy_protocol_preface_comes_before_the_request(mode: str, data: bytes, framing: Framing) -> None:
+    assert RequestFraming(HEAD_CAP, BODY_CAP, mode).progress(data).framing is framing
+    fed = RequestFraming(HEAD_CAP, BODY_CAP, mode)
+    verdicts = [fed.progress(data[:end]).framing for end in range(1, len(data) + 1)]
+    assert verdicts[-1] is framing  # the same verdict when the bytes come one at a time
+    if framing is Framing.COMPLETE:
+        assert set(verdicts[:-1]) == {Framing.INCOMPLETE}
