@@ -7,8 +7,9 @@ every step before the next, each failure one fixed WS-Security fault:
 
 1. the Security header inventory (:mod:`sts.wss.encrypted`), the Timestamp, one ID index, SignedInfo against the
    allow-lists, the EncryptedKey and every EncryptedData: RSA 1.5, Triple-DES, and AES-CBC unless ``inbound_cbc``
-   refused here, before any private-key operation; the Body must be encrypted; a plain UsernameToken only over TLS
-   or with ``accept_plain_ut``;
+   refused here, before any private-key operation; the Body must be encrypted, and a Reference of SignedInfo must
+   name it (``wsse:FailedCheck`` otherwise, as a missing coverage after decryption was); a plain UsernameToken only
+   over TLS or with ``accept_plain_ut``;
 2. the signing key: scenario 5 the trusted certificate the KeyInfo names (an untrusted signer costs no RSA
    operation; a client throttled for earlier refusals is refused first, and certificate refusals count towards
    the per-client throttle as on the other certificate scenarios); scenario 8 the key K unwrapped from the
@@ -212,8 +213,12 @@ class EncryptedRequestOpener:
         body = body_child.getparent()
         if body is None:
             raise InvalidSecurity("no Body", reason="body_not_encrypted")
-        index_ids(body.getroottree().getroot())
+        index = index_ids(body.getroottree().getroot())
         facts = self._signed_info(header.signature, symmetric)
+        if not any(index.get(identifier, (None,))[0] is body for identifier in facts.reference_ids):
+            # Every scenario signs the Body: a signature that names it nowhere is refused here, by its structure,
+            # before any key is unwrapped or anything decrypted (only a signed Body is worth a decryption).
+            raise FailedCheck("signature does not cover the Body", reason="coverage")
         key = read_encrypted_key(header.encrypted_key)
         targets = encryption_targets(header, key, body)
         ciphers = [self._cipher(target) for target in targets]

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 
 from sts import errors
-from sts.auth.encrypted_requests import SIG_ENCR, EncryptedRequestOpener, EncryptionPolicy
+from sts.auth.encrypted_requests import SGN_ENCR_USERNAME, SIG_ENCR, EncryptedRequestOpener, EncryptionPolicy
 from sts.auth.validators import UsernameTokenAuthenticator
 from sts.crypto.message_keys import MessageKeys
 from sts.soapenv import SoapVersion
@@ -83,3 +83,30 @@ def test_sigencr_certificate_refusals_are_throttled_per_client(
     for _ in range(FAILURE_LIMIT):
         _refused(env, sts, getattr(env, who), reason)
     _refused(env, sts, env.alice, "client_throttled")
+
+
+@pytest.mark.parametrize("scenario", ["s5", "s8"])
+def test_a_signature_that_names_no_body_is_refused_before_any_key_is_unwrapped(
+    env: X509Env, sts: tuple[MessageKeys, x509.Certificate], scenario: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every scenario signs the Body: a SignedInfo that names it nowhere is refused by its structure, before the
+    EncryptedKey is unwrapped or anything decrypted, and before the replay cache (the same message gets the same
+    fault again, not a replay fault after one decryption)."""
+    keys, certificate = sts
+    sender = (es.Sender(certificate=env.alice.cert, key=env.alice.key) if scenario == "s5"
+              else es.Sender(username="admin", password="unused"))
+    signed = ("TS",) if scenario == "s5" else ("TS", "UT-1")
+    root = es.build(scenario, certificate, sender, es.Options(sign=signed)).root
+    headers = tuple(child for child in root[0] if isinstance(child.tag, str))
+    body_child = next(child for child in root[-1] if isinstance(child.tag, str))
+    opener = _opener(env, keys)
+
+    def no_unwrap(*_: object) -> bytes:
+        raise AssertionError("an EncryptedKey was unwrapped for a signature that does not cover the Body")
+
+    monkeypatch.setattr(EncryptedRequestOpener, "_unwrap", no_unwrap)
+    binding = SIG_ENCR if scenario == "s5" else SGN_ENCR_USERNAME
+    for _ in range(2):
+        with pytest.raises(errors.STSError) as caught:
+            opener.open(S11, headers, body_child, binding, INFO)
+        assert (type(caught.value), caught.value.reason) == (errors.FailedCheck, "coverage")
