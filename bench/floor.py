@@ -26,7 +26,6 @@ calls, and the RSA reference; bench/report.py turns them into served estimates w
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import hashlib
@@ -46,6 +45,7 @@ from lxml import etree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import setup_instance  # noqa: E402
+from inprocess_common import app_environment, argument_parser, rsa_reference_ms  # noqa: E402
 from inprocess_profile import environ_for  # noqa: E402
 
 HEADLINE_PATH = "/services/wso2carbon-sts"
@@ -233,35 +233,10 @@ def build_floor(settings: Any, work: Path) -> tuple[FloorPipeline, dict[str, Cal
     return floor, timers
 
 
-def _rsa_reference_ms(settings: Any, count: int) -> float:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    from sts.crypto.keystore import load_keystore
-
-    key = load_keystore(settings).signing_key
-    data = os.urandom(64)
-    started = time.process_time()
-    for _ in range(count):
-        key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    return (time.process_time() - started) * 1000 / count
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--template", type=Path, required=True)
-    parser.add_argument("--headers", required=True, help="JSON object of HTTP headers of the headline template")
-    parser.add_argument("--users", required=True)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--log", type=Path, required=True, help="where the app's log lines go")
-    args = parser.parse_args()
+    args = argument_parser(__doc__).parse_args()
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STS_")} | {
-        "STS_SERVER_TLS_CERT": "", "STS_SERVER_TLS_KEY": "", "STS_SERVER_ALLOW_INSECURE_TRANSPORT": "true",
-        "STS_LOGGING_ACCESS_LOG": "false", "STS_LOGGING_FILE": str(args.log),
-    }
+    env = app_environment(args.log)
     from sts.bootstrap import boot
     from sts.config import load_settings
 
@@ -300,7 +275,7 @@ def main() -> int:
             timer.on = False
     floor.close()
     n = blocks * BLOCK
-    rsa_ms = _rsa_reference_ms(settings, max(200, n))
+    rsa_ms = rsa_reference_ms(settings, max(200, n))
     print(json.dumps({
         "requests": n,
         "rsa_reference_cpu_ms": rsa_ms,

@@ -25,9 +25,7 @@ the STS signs the SigOnly answer (one RSA signature, WS-SecurityPolicy's asymmet
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -37,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import setup_instance  # noqa: E402
+from inprocess_common import app_environment, argument_parser, rsa_reference_ms  # noqa: E402
 from inprocess_profile import environ_for  # noqa: E402
 
 SIG_ONLY_PATH = "/services/wso2carbon-sts/SigOnly"
@@ -94,36 +93,10 @@ def _signed_bodies(count: int, signing: Any) -> list[tuple[bytes, dict[str, str]
     return out
 
 
-def _rsa_reference_ms(settings: Any, count: int) -> float:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    from sts.crypto.keystore import load_keystore
-
-    key = load_keystore(settings).signing_key
-    data = os.urandom(64)
-    started = time.process_time()
-    for _ in range(count):
-        key.sign(data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg, union-attr]
-    return (time.process_time() - started) * 1000 / count
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--template", type=Path, required=True)
-    parser.add_argument("--headers", required=True, help="JSON object of HTTP headers of the headline template")
-    parser.add_argument("--users", required=True)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--log", type=Path, required=True, help="where the app's log lines go")
-    args = parser.parse_args()
+    args = argument_parser(__doc__).parse_args()
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STS_")} | {
-        "STS_SERVER_TLS_CERT": "", "STS_SERVER_TLS_KEY": "", "STS_SERVER_ALLOW_INSECURE_TRANSPORT": "true",
-        "STS_LOGGING_ACCESS_LOG": "false", "STS_LOGGING_FILE": str(args.log),
-        "STS_SECURITY_SCENARIOS": "UTOverTransport,SigOnly",
-    }
+    env = app_environment(args.log, STS_SECURITY_SCENARIOS="UTOverTransport,SigOnly")
     from sts.auth.signed_requests import SignedRequestAuthenticator
     from sts.auth.validators import UsernameTokenAuthenticator
     from sts.bootstrap import boot
@@ -165,7 +138,7 @@ def main() -> int:
         sig_cpu += call(signed[i], b"EncryptedAssertion")
         ut_cpu += call(headline[i], b"EncryptedAssertion")
     n = args.requests
-    rsa_ms = _rsa_reference_ms(settings, max(200, n))
+    rsa_ms = rsa_reference_ms(settings, max(200, n))
     sig_ms, ut_ms = sig_cpu * 1000 / n, ut_cpu * 1000 / n
     verify_ms, ut_auth_ms = verification.seconds * 1000 / n, password_auth.seconds * 1000 / n
     result = {
