@@ -37,6 +37,18 @@ class AccountLocks:
         state = self._states[key]
         return state is not None and state.locked_until > self._now
 
+    def locked_meanwhile(self, principal: Principal) -> bool:
+        """Whether the account (or the typed name's key) is locked now, read again after its password was checked:
+        guesses sent together each pass the lock check before any of them records its failure, so one that is
+        right may finish after the others have locked the account. Refused then, like every request from the
+        moment the account locks (and a success never clears a lock it did not see)."""
+        for key in dict.fromkeys((self.typed, account_key(principal.domain, principal.name))):
+            state = self._lockout.state(key)
+            self._states[key] = state
+            if state is not None and state.locked_until > self._now:
+                return True
+        return False
+
     def record_failures(self, accounts: tuple[str, ...]) -> None:
         """A wrong password: one failure for each account whose password was checked (the typed name's key when
         the store named none)."""

@@ -298,6 +298,8 @@ class UsernameTokenAuthenticator:
             attempt.account = result.account
             raise FailedAuthentication(result.detail, reason=result.reason)
         attempt.account = account_key(result.domain, result.name)
+        if cached is None and locks.locked_meanwhile(result):
+            raise FailedAuthentication("account locked", reason="account_locked")
         locks.reset(result)  # a success ends the run of consecutive failures
         if password is None:
             return result, "password-digest"

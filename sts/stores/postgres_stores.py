@@ -166,6 +166,15 @@ class PostgresTokenStore:
         " renew_after_expiry = excluded.renew_after_expiry, digest = excluded.digest, data = excluded.data,"
         " expires = excluded.expires"
     )
+    # Renew and Cancel of one chain take turns on a transaction-scoped advisory lock named after the chain: on READ
+    # COMMITTED a Cancel statement that waited for a renewal's row lock cancelled the rows of its snapshot only,
+    # never the successor that renewal inserted, which stayed live. Taken in a statement of its own, so the
+    # statement after it reads a snapshot that holds whatever the previous holder committed (a chain's first
+    # token, or the token itself for a record without one). No row, no lock: an unknown token changes nothing.
+    _TAKE_CHAIN = (
+        "SELECT pg_advisory_xact_lock(hashtextextended("
+        "'sts:chain:' || coalesce((data::jsonb) ->> 'chain', id), 0)) FROM tokens WHERE id = %s"
+    )
     # One statement: the token and every token of its chain (``data.chain``, the chain's first token ID); the
     # expression is that of the index tokens_chain.
     _CANCEL = """
@@ -198,6 +207,7 @@ class PostgresTokenStore:
     def renew(self, old_id: str, successor: TokenRecord, keep_until: float) -> bool:
         """Retire ``old_id`` (issued → renewed) and insert its successor in one transaction."""
         with self._db.session("token store", "token_store_down", transaction=True) as session:
+            session.execute(self._TAKE_CHAIN, (old_id,))  # a Cancel of its chain ends before or after, not during
             retired = session.execute(
                 "UPDATE tokens SET status = 'renewed' WHERE id = %s AND status = 'issued'", (old_id,)
             ).rowcount
@@ -210,7 +220,8 @@ class PostgresTokenStore:
 
     def cancel(self, token_id: str) -> bool:
         """Cancel the token's whole renewal chain; True when the token is known (also if already cancelled)."""
-        with self._db.session("token store", "token_store_down") as session:
+        with self._db.session("token store", "token_store_down", transaction=True) as session:
+            session.execute(self._TAKE_CHAIN, (token_id,))  # waits for a renewal of the chain to commit
             session.execute(self._CANCEL, {"id": token_id})
             return session.execute("SELECT 1 FROM tokens WHERE id = %s", (token_id,)).one() is not None
 

@@ -353,3 +353,27 @@ def test_account_read_returns_the_lock_state_with_the_version(connect: Callable[
     state = versions.read("PRIMARY/alice")
     assert state.lock == LockState(1, 0.0) == lockout.state("PRIMARY/alice")
     assert state.version == versions.current("PRIMARY/alice")
+
+
+@pytest.mark.xfail(strict=True, reason="the epoch does not notice a failover: the replica holds the replicated key")
+def test_failover_to_a_lagging_replica_refuses_messages_created_before_it(
+    connect: Callable[..., RedisConnection], redis_server: RedisServer
+) -> None:
+    """README "Redis restarted empty" says a failover to a lagging replica is noticed like a restart. The replica
+    holds ``sts:epoch`` (replicated long ago) but not the last nonces the old primary took: a replay of one of those
+    against the promoted replica must be refused."""
+    from tests.servers.redis import redis_server as start_redis
+
+    with start_redis() as replica:
+        with replica.client() as client:
+            client.config_set("masterauth", redis_server.password)
+            client.replicaof(redis_server.host, redis_server.port)
+            end = time.monotonic() + 10
+            while client.get("sts:epoch") is None:  # the initial sync copied the epoch
+                assert time.monotonic() < end, "the replica did not sync"
+                time.sleep(0.05)
+            client.replicaof("NO", "ONE")  # promoted: what follows on the old primary never reaches it
+        created = time.time() - 5
+        assert RedisReplayCache(connect(), WINDOW).check_and_add("wsse-nonce", b"last", created + WINDOW) is True
+        after_failover = RedisReplayCache(connect(replica), WINDOW)
+        assert after_failover.check_and_add("wsse-nonce", b"last", created + WINDOW) is False
