@@ -9,7 +9,7 @@ trees this module hands it, with a byte-identical result.
 from __future__ import annotations
 
 import copy
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -17,12 +17,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from signxml import methods
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
-from signxml.signer import XMLSigner
+from signxml.signer import SignatureReference, XMLSigner
 from signxml.util import strip_pem_header
 
 from sts import ns
 
 _PLACEHOLDER = etree.QName(ns.DS, "Signature")
+_XSI_TYPE = ns.qn(ns.XSI, "type")
+_EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
+_INCLUSIVE_NAMESPACES = etree.QName(_EXC_C14N, "InclusiveNamespaces")
+_TYPED = etree.XPath("descendant-or-self::*[@xsi:type]", namespaces={"xsi": ns.XSI})
 
 
 class SamlSigner(Protocol):
@@ -59,14 +63,48 @@ class AssertionSigner:
         return self._sign(assertion, "AssertionID")
 
     def _sign(self, assertion: etree._Element, id_attribute: str) -> etree._Element:
+        prefixes = type_prefixes_not_visibly_used(assertion)
+        if prefixes:
+            # libxml2 applies a PrefixList reliably to parsed trees only: on a tree built in memory (and its deep
+            # copies) it was seen to leave a listed declaration out, so the digest disagreed with every verifier's.
+            assertion = etree.fromstring(etree.tostring(assertion))
+        uri = "#" + assertion.get(id_attribute, "")
+        reference = SignatureReference(URI=uri, inclusive_ns_prefixes=prefixes or None)
         signed: etree._Element = self._signers[id_attribute].sign(
             assertion,
             key=self._key,
             key_info=copy.deepcopy(self._key_info),  # signxml moves it into the signature
-            reference_uri="#" + assertion.get(id_attribute, ""),
+            reference_uri=[reference],
             id_attribute=id_attribute,
         )
         return signed
+
+
+def type_prefixes_not_visibly_used(assertion: etree._Element) -> list[str]:
+    """The prefixes ``xsi:type`` values name a type with where their element does not visibly use them.
+
+    Exclusive c14n outputs a namespace declaration only on an element whose name or attribute names use its
+    prefix (Exclusive XML Canonicalization 1.0 §3); a prefix used only inside an attribute value, as the ``del`` of
+    ``<saml2:Condition xsi:type="del:DelegationRestrictionType">``, would be left out of the signed content, its
+    binding unsigned and the signed XML a verifier hands on unable to resolve the type. Listing such prefixes in the
+    reference's ``InclusiveNamespaces PrefixList`` (Exc-C14N §4; what SAML signers do for ``xsi:type="xs:string"``)
+    keeps their declarations in. Sorted, for a stable signature; empty for tokens without such a type.
+    """
+    prefixes: set[str] = set()
+    typed = cast(list[etree._Element], _TYPED(assertion))  # found in C: most tokens have one typed element or none
+    for element in typed:
+        value = element.get(_XSI_TYPE, "")
+        if ":" not in value:
+            continue
+        prefix = value.strip().split(":", 1)[0]
+        used: set[str | None] = {element.prefix}
+        for name in element.attrib:
+            namespace = etree.QName(name).namespace
+            if namespace is not None:
+                used.update(bound for bound, uri in element.nsmap.items() if uri == namespace)
+        if prefix not in used:
+            prefixes.add(prefix)
+    return sorted(prefixes)
 
 
 def _certificate_key_info(cert: x509.Certificate) -> etree._Element:
@@ -107,6 +145,20 @@ class _TreeSigner(XMLSigner):
         if _copies_exactly(data):
             return copy.deepcopy(data)
         return super().get_root(data)  # type: ignore[no-untyped-call]
+
+    def _build_transforms_for_reference(self, *, transforms_node: Any, reference: Any, **kwargs: Any) -> None:
+        """signxml's transforms, plus the reference's ``ec:InclusiveNamespaces`` under the exclusive c14n transform:
+        signxml 5 digests an enveloped reference with its PrefixList but writes the list only for the other
+        signature methods, which would leave a signature no verifier can check."""
+        super()._build_transforms_for_reference(
+            transforms_node=transforms_node, reference=reference, **kwargs
+        )
+        if not reference.inclusive_ns_prefixes or not len(transforms_node):
+            return
+        c14n = transforms_node[-1]
+        if c14n.get("Algorithm") == _EXC_C14N and c14n.find(_INCLUSIVE_NAMESPACES) is None:
+            prefix_list = " ".join(reference.inclusive_ns_prefixes)
+            etree.SubElement(c14n, _INCLUSIVE_NAMESPACES, PrefixList=prefix_list, nsmap={"ec": _EXC_C14N})
 
     def _ds_tag(self, tag: str) -> etree.QName:
         # signxml builds each ds: QName anew (14 per signature, ~1.5 µs each); the prefix map never changes here.

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -20,7 +21,7 @@ from lxml import etree
 from signxml import methods
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.processor import XMLProcessor
-from signxml.signer import XMLSigner
+from signxml.signer import SignatureReference, XMLSigner
 
 from sts import ns
 from sts.crypto import keygen
@@ -75,16 +76,34 @@ def _signxml_as_before(assertion: etree._Element, key: rsa.RSAPrivateKey, cert: 
         issuer = assertion.find(ns.qn(ns.SAML2, "Issuer"))
         assert issuer is not None
         issuer.addnext(etree.Element(ns.qn(ns.DS, "Signature"), Id="placeholder", nsmap={"ds": ns.DS}))
-    signer = XMLSigner(
+    signer = _SignxmlWithPrefixList(
         method=methods.enveloped,
         signature_algorithm=SignatureMethod.RSA_SHA256,
         digest_algorithm=DigestAlgorithm.SHA256,
         c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
     )
+    # xsi:type prefixes the element does not visibly use go in the reference's PrefixList (Exc-C14N §4).
+    delegated = assertion.find(f".//{{{ns.SAML_DELEGATION}}}Delegate") is not None
+    prefixes = ["del"] if saml2 and delegated else None
+    reference = SignatureReference(URI="#" + assertion.get(id_attribute, ""), inclusive_ns_prefixes=prefixes)
     signed: etree._Element = signer.sign(
-        assertion, key=key, cert=[cert], reference_uri="#" + assertion.get(id_attribute, ""), id_attribute=id_attribute
+        assertion, key=key, cert=[cert], reference_uri=[reference], id_attribute=id_attribute
     )
     return signed
+
+
+class _SignxmlWithPrefixList(XMLSigner):
+    """signxml's own path, writing the reference's PrefixList it digests with (signxml 5 omits it when enveloped)."""
+
+    def _build_transforms_for_reference(self, *, transforms_node: Any, reference: Any, **kwargs: Any) -> None:
+        super()._build_transforms_for_reference(transforms_node=transforms_node, reference=reference, **kwargs)
+        if reference.inclusive_ns_prefixes:
+            etree.SubElement(
+                transforms_node[-1],
+                "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces",
+                PrefixList=" ".join(reference.inclusive_ns_prefixes),
+                nsmap={"ec": "http://www.w3.org/2001/10/xml-exc-c14n#"},
+            )
 
 
 def _sign(signer: AssertionSigner, assertion: etree._Element) -> etree._Element:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
@@ -20,7 +22,7 @@ from sts.crypto.keywrap import ClientKey, unwrap_key
 from sts.crypto.signer import AssertionSigner
 from sts.errors import RequestFailed
 from sts.tokens.authn import PASSWORD_PROTECTED_TRANSPORT
-from sts.tokens.base import NAMEID_UNSPECIFIED, Attribute
+from sts.tokens.base import NAMEID_UNSPECIFIED, Attribute, Delegate
 from sts.tokens.provider import (
     IssuerIdentity,
     KeyRequirements,
@@ -29,9 +31,10 @@ from sts.tokens.provider import (
     TokenProviderParameters,
 )
 from sts.tokens.saml2 import HOLDER_OF_KEY
-from sts.tokens.validation import verify_assertion
+from sts.tokens.validation import AssertionRejected, verify_assertion
 from sts.wstrust.keys import p_sha1
 from sts.wstrust.tokentypes import KeyKind, SamlVersion
+from tests.token_checks import verify_with_both
 
 T0 = dt.datetime(2030, 1, 1, 12, 0, 0, 987654, tzinfo=dt.UTC)
 SAML2, DS, XENC = ns.SAML2, ns.DS, ns.XENC
@@ -157,3 +160,40 @@ def test_encryption_for_the_relying_party(keys: Keys, version: SamlVersion, oute
     encrypted = made.token if version is SamlVersion.SAML11 else made.token[0]
     plain = TokenDecrypter(keys.rp_key).decrypt(encrypted)
     assert verify_assertion(plain, (keys.sts_cert,)).assertion_id == made.content.assertion_id
+
+
+def _delegated_token(keys: Keys) -> etree._Element:
+    delegate = Delegate("DOMAIN/service", "urn:oasis:names:tc:SAML:2.0:cm:bearer", T0)
+    return provider(keys).create_token(replace(parameters(keys), delegates=(delegate,))).token
+
+
+def test_the_delegation_conditions_xsi_type_prefix_is_bound_in_what_is_signed(keys: Keys, tmp_path: Path) -> None:
+    """``xsi:type="del:DelegationRestrictionType"`` names its type with a prefix the Condition element does not
+    visibly use, so exclusive c14n (Exc-C14N §3, "visibly utilizes"; SAML 2.0 core §5.4.3) leaves its declaration out
+    of the signed content unless the reference's InclusiveNamespaces PrefixList lists it. Without it, the signed XML
+    a relying party goes on with (signxml's ``signed_xml``) has an unbound prefix in the type of the Condition."""
+    cert_path = tmp_path / "sts.pem"
+    cert_path.write_bytes(keys.sts_cert.public_bytes(serialization.Encoding.PEM))
+    signed = verify_with_both(etree.tostring(_delegated_token(keys)), cert_path, saml11=False)
+    condition = signed.find(f"{{{SAML2}}}Conditions/{{{SAML2}}}Condition")
+    assert condition is not None
+    prefix, _, local = (condition.get(f"{{{ns.XSI}}}type") or "").partition(":")
+    assert (condition.nsmap.get(prefix), local) == (ns.SAML_DELEGATION, "DelegationRestrictionType")
+    assert verify_assertion(_delegated_token(keys), (keys.sts_cert,)).delegates == ("DOMAIN/service",)
+
+
+def test_rebinding_the_delegation_type_prefix_breaks_the_signature(keys: Keys) -> None:
+    """The namespace the condition's type is read in is covered by the signature: binding ``del`` to another
+    namespace on the Condition (the Delegate keeping its own) must not verify."""
+    token = _delegated_token(keys)
+    condition = token.find(f"{{{SAML2}}}Conditions/{{{SAML2}}}Condition")
+    assert condition is not None
+    text = etree.tostring(token).decode()
+    forged = text.replace(
+        f'<saml2:Condition xmlns:del="{ns.SAML_DELEGATION}"', '<saml2:Condition xmlns:del="urn:example:other"', 1
+    ).replace("<del:Delegate ", f'<del:Delegate xmlns:del="{ns.SAML_DELEGATION}" ', 1)
+    assert forged != text
+    forged_condition = etree.fromstring(forged).find(f"{{{SAML2}}}Conditions/{{{SAML2}}}Condition")
+    assert forged_condition is not None and forged_condition.nsmap["del"] == "urn:example:other"
+    with pytest.raises(AssertionRejected):
+        verify_assertion(etree.fromstring(forged), (keys.sts_cert,))
