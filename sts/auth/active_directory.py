@@ -14,7 +14,7 @@ password was right, so the caller still sees the one generic fault and only the 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sts.auth.users import USER_DISABLED, WRONG_PASSWORD
 
@@ -54,10 +54,18 @@ _BIND_CODES = {
 
 
 def filetime(value: int) -> datetime | None:
-    """A FILETIME as an aware datetime; None for "never" (0 or 2^63-1)."""
+    """A FILETIME as an aware datetime; None for "never" (0 or 2^63-1).
+
+    Computed in whole microseconds (a float of seconds rounds .NET's ``DateTime.MaxValue``, 2650467743999999999,
+    up into the year 10000). A moment past what :class:`datetime` holds (after 9999-12-31, which AD stores when a
+    tool writes ``DateTime.MaxValue`` or any other far-future value) is :data:`datetime.max`: far in the future,
+    not an error that would fail the user's every login."""
     if value in FILETIME_NEVER or value < 0:
         return None
-    return _FILETIME_EPOCH.fromtimestamp(_FILETIME_EPOCH.timestamp() + value / 10_000_000, UTC)
+    try:
+        return _FILETIME_EPOCH + timedelta(microseconds=value // 10)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def account_refusal(

@@ -42,7 +42,9 @@ from sts.auth.users import (
     Refusal,
     UserStoreError,
     account_key,
+    canonical,
     normalize_user_name,
+    valid_user_name,
 )
 from sts.config.user_stores import UserStoreSettings
 from sts.errors import ServiceUnavailable
@@ -167,16 +169,21 @@ class DirectoryUserStore:
             if implicit is not None:
                 # Only when nothing matched as typed: an explicit UPN (or account name) comes first, as in AD.
                 entries = self._search_user(implicit)
+                name = implicit
         except TooManyEntries:
             return Refusal(AMBIGUOUS_USER, "the user filter matches several entries", password_checked=True)
         if not entries:
             return Refusal(UNKNOWN_USER, "unknown user", password_checked=True)
         entry = entries[0]
         try:
-            canonical_name = normalize_user_name(entry.text(self.settings.user_name_attribute))
+            canonical_name = self._user_name(entry, name)
         except UserStoreError:
             _LOG.warning("directory entry has no usable user name", extra={"domain": self.domain})
             return Refusal(UNUSABLE_NAME, "entry without a usable user name", password_checked=True)
+        if canonical_name is None:
+            _LOG.warning("directory entry has several user names", extra={"domain": self.domain})
+            return Refusal(UNUSABLE_NAME, "entry with several user names, none of them the one typed",
+                           password_checked=True)
         refusal = self._state(entry)
         try:
             roles = self._call(lambda: self._groups.roles(entry))
@@ -187,6 +194,22 @@ class DirectoryUserStore:
             self.domain, canonical_name, self._qualified(roles), self._claims(entry), enabled=refusal is None
         )
         return DirectoryUser(entry.dn, principal, refusal)
+
+    def _user_name(self, entry: Entry, searched: str) -> str | None:
+        """The principal's name: the entry's ``user_name_attribute`` value, or, when the attribute holds several
+        (``uid`` and ``cn`` are multi-valued in OpenLDAP's schema), the one that was searched for (compared as
+        :func:`~sts.auth.users.canonical`); None when none of several is (a login by another attribute, such as
+        ``mail``): taking the first value would name the principal after whatever value the server lists
+        first, possibly another user's name."""
+        values = entry.values(self.settings.user_name_attribute)
+        if len(values) <= 1:
+            return normalize_user_name(entry.text(self.settings.user_name_attribute))
+        wanted = canonical(searched)
+        for value in values:
+            text = value.decode("utf-8", "replace")
+            if valid_user_name(text) and canonical(text) == wanted:
+                return normalize_user_name(text)
+        return None
 
     def _search_user(self, name: str) -> list[Entry]:
         return self._call(

@@ -126,6 +126,10 @@ class DirectoryClient:
         finally:
             self._local.deadline = outer
 
+    def _operation_timeout(self) -> float:
+        """One operation's timeout: ``read_timeout``, or what is left of the deadline."""
+        return self._time_left(self._settings.read_timeout / 1000)
+
     def _time_left(self, limit: float) -> float:
         """``limit`` seconds, or less when the current deadline is nearer; none left fails closed."""
         ends: float | None = getattr(self._local, "deadline", None)
@@ -155,7 +159,7 @@ class DirectoryClient:
                         base, ldap.SCOPE_SUBTREE, filterstr, list(attributes) or ["1.1"], sizelimit=size_limit
                     )
                 else:
-                    results = _paged(conn, base, filterstr, list(attributes) or ["1.1"])
+                    results = _paged(conn, base, filterstr, list(attributes) or ["1.1"], self._operation_timeout)
             except ldap.SIZELIMIT_EXCEEDED:
                 return None
             except ldap.NO_SUCH_OBJECT:
@@ -214,7 +218,7 @@ class DirectoryClient:
         for reused in (True, False):
             conn, was_idle = self._take(kind, reuse=reused)
             try:
-                conn.set_option(ldap.OPT_TIMEOUT, self._time_left(self._settings.read_timeout / 1000))
+                conn.set_option(ldap.OPT_TIMEOUT, self._operation_timeout())
                 result = run(conn)
             except ldap.SERVER_DOWN:
                 _unbind(conn)
@@ -381,11 +385,17 @@ def _reason(exc: ldap.LDAPError) -> str:
     return "directory_down"
 
 
-def _paged(conn: Any, base: str, filterstr: str, attributes: list[str]) -> list[tuple[Any, Any]] | None:
-    """Every result of a subtree search, page by page (RFC 2696); None past :data:`MAX_ENTRIES`."""
+def _paged(
+    conn: Any, base: str, filterstr: str, attributes: list[str], timeout: Callable[[], float]
+) -> list[tuple[Any, Any]] | None:
+    """Every result of a subtree search, page by page (RFC 2696); None past :data:`MAX_ENTRIES`.
+
+    Each page is a round trip of its own, so each gets the operation ``timeout()`` anew: what is left of the
+    login's deadline (:class:`DirectoryUnavailable` once none is), not a whole ``read_timeout`` per page."""
     control = SimplePagedResultsControl(True, size=PAGE_SIZE, cookie="")
     results: list[tuple[Any, Any]] = []
     while True:
+        conn.set_option(ldap.OPT_TIMEOUT, timeout())
         message = conn.search_ext(base, ldap.SCOPE_SUBTREE, filterstr, attributes, serverctrls=[control])
         _, page, _, controls = conn.result3(message, all=1, timeout=conn.timeout)
         results += page

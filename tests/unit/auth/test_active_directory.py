@@ -11,6 +11,7 @@ import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import ldap
 import pytest
 
 from sts.auth.active_directory import (
@@ -239,3 +240,31 @@ def test_non_ascii_login_and_password(slapd: SlapdServer, corp: DirectoryUserSto
     user = slapd.active_directory.users["jürgen"]
     found = principal(corp.authenticate("CORP", "jürgen@corp.example", user.password))
     assert found.name == "jürgen" and found.roles == {"CORP/staff", "CORP/sts-users"}
+
+
+# .NET's DateTime.MaxValue as a FILETIME (DateTime.MaxValue.ToFileTimeUtc()): what tools that write an
+# AccountExpirationDate of "the end of time" store in accountExpires; and the largest value short of "never".
+DOTNET_MAX = 2650467743999999999
+
+
+@pytest.mark.parametrize("expires", [DOTNET_MAX, DOTNET_MAX + 1, AD_NEVER - 1])
+def test_account_expiring_at_the_end_of_time_is_fine(expires: int) -> None:
+    """accountExpires is any FILETIME; one at or past the last moment a datetime holds is in the future, not an
+    exception that fails every login of the account (and ``sts user show``)."""
+    assert account_refusal(512, 0, AD_RECENT, expires, NOW) is None
+    assert filetime(DOTNET_MAX) == datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert filetime(AD_NEVER - 1) == datetime.max.replace(tzinfo=UTC)
+
+
+@pytest.mark.integration
+def test_a_user_whose_account_expires_at_the_end_of_time_logs_in(slapd: SlapdServer, corp: DirectoryUserStore) -> None:
+    tree = slapd.active_directory
+    user = tree.users["alice"]
+    admin = slapd.connect(slapd.ldap_url, start_tls=True)
+    admin.simple_bind_s(tree.admin_dn, tree.admin_password)
+    admin.modify_s(user.dn, [(ldap.MOD_REPLACE, "accountExpires", [str(DOTNET_MAX).encode()])])
+    try:
+        assert principal(corp.authenticate("CORP", "alice", user.password)).qualified_name == "CORP/alice"
+    finally:
+        admin.modify_s(user.dn, [(ldap.MOD_REPLACE, "accountExpires", [str(AD_NEVER).encode()])])
+        admin.unbind_s()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import ldap
 import pytest
 
 from sts.auth.directory_store import (
@@ -18,6 +19,7 @@ from sts.auth.directory_store import (
     DIGEST_NOT_SUPPORTED,
     EMPTY_PASSWORD,
     TOO_MANY_GROUPS,
+    UNUSABLE_NAME,
     DirectoryUserStore,
 )
 from sts.auth.ldap_client import DirectoryClient
@@ -269,3 +271,40 @@ def test_more_groups_than_the_server_will_page_through_is_a_refusal(tmp_path: Pa
             )
         finally:
             store.close()
+
+
+def test_a_second_user_name_on_an_entry_never_names_another_user(slapd: SlapdServer, store: DirectoryUserStore) -> None:
+    """``uid`` (like ``cn``) is multi-valued in OpenLDAP's schema: carol's entry given a second uid ``bob``, listed
+    first, must not turn carol's login into a principal ``LDAP/bob`` (bob's NameID, bob's lockout key). The
+    principal is named by the value the login matched; an entry whose several names none of which was typed is
+    refused."""
+    tree = slapd.openldap
+    carol = tree.users["carol"]
+    admin = slapd.connect(slapd.ldap_url, start_tls=True)
+    admin.simple_bind_s(tree.admin_dn, tree.admin_password)
+    admin.modify_s(carol.dn, [(ldap.MOD_REPLACE, "uid", [b"bob", b"carol"])])
+    try:
+        [entry] = store._client.search(carol.dn, "(uid=*)", ("uid",))
+        assert entry.values("uid") == (b"bob", b"carol")  # the server lists the other name first
+        for typed in ("carol", "CAROL"):
+            found = principal(store.authenticate("LDAP", typed, carol.password))
+            assert found.qualified_name == "LDAP/carol"
+        with_mail = make_mail_store(slapd)
+        try:
+            assert with_mail.authenticate("LDAP", "carol@example.org", carol.password) == Refusal(
+                UNUSABLE_NAME, "entry with several user names, none of them the one typed", password_checked=True
+            )
+            assert principal(
+                with_mail.authenticate("LDAP", "alice@example.org", tree.users["alice"].password)
+            ).qualified_name == "LDAP/alice"  # one name: whatever matched, the entry's name
+        finally:
+            with_mail.close()
+    finally:
+        admin.modify_s(carol.dn, [(ldap.MOD_REPLACE, "uid", [b"carol"])])
+        admin.unbind_s()
+
+
+def make_mail_store(slapd: SlapdServer) -> DirectoryUserStore:
+    return DirectoryUserStore(store_settings(openldap_table(
+        slapd, user_name_search_filter="(&(objectClass=person)(|(uid=?)(mail=?)))"
+    )))

@@ -17,10 +17,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import ldap
+import ldap.ldapobject
 import pytest
 
+from sts.auth import ldap_client
 from sts.auth.directory_store import DirectoryUserStore
-from sts.auth.ldap_client import DirectoryClient, Entry, TooManyEntries, dn_key
+from sts.auth.ldap_client import DirectoryClient, DirectoryUnavailable, Entry, TooManyEntries, dn_key
 from sts.auth.users import Principal, Refusal
 from sts.errors import ServiceUnavailable
 from tests.servers.certs import write_ca_file
@@ -317,3 +320,33 @@ def test_the_readiness_ping_works_on_a_directory_without_who_am_i(slapd: SlapdSe
         store.ping()  # and again on the pooled connection
     finally:
         store.close()
+
+
+def test_a_search_answered_page_by_page_keeps_to_the_logins_deadline(
+    slapd: SlapdServer, make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each page of a paged search (RFC 2696) is a round trip of its own: a directory that answers each page
+    within read_timeout, but slowly, must not hold the login past its deadline (one timeout per page would make
+    a group search of many pages last many timeouts). Pages of 2 entries here; each answered in 0.4 s on the
+    store's clock, and the tree's 17 entries are 9 pages: past a deadline of 1 s at the fourth."""
+    now = [0.0]
+    store = make_store(clock=lambda: now[0])
+    client = store._client
+    client.ping()  # the service connection is pooled: what follows is the search alone
+    monkeypatch.setattr(ldap_client, "PAGE_SIZE", 2)
+    answer = ldap.ldapobject.SimpleLDAPObject.result3
+
+    def slowly(conn: Any, *args: Any, **kwargs: Any) -> Any:
+        now[0] += 0.4
+        return answer(conn, *args, **kwargs)
+
+    monkeypatch.setattr(ldap.ldapobject.SimpleLDAPObject, "result3", slowly)
+    base = slapd.openldap.base_dn
+    assert len(client.search(base, "(objectClass=*)", ())) == 17  # no deadline: every page
+    started = now[0]
+    with client.deadline(1.0), pytest.raises(DirectoryUnavailable) as caught:
+        client.search(base, "(objectClass=*)", ())
+    assert caught.value.reason == "directory_timeout"
+    assert now[0] - started == pytest.approx(1.2)  # no page asked for past the deadline
+    with client.deadline(10.0):
+        assert len(client.search(base, "(objectClass=*)", ())) == 17  # the connection is still usable
