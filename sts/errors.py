@@ -69,6 +69,8 @@ class STSError(Exception):
     sender: ClassVar[bool] = True
     # Operator-facing reason code for audit events; subclasses or raisers may refine it.
     reason: str = "error"
+    # The trust namespace of the request, once known (the service sets it: an encrypted Body reveals it late).
+    trust_ns: str | None = None
 
     def __init__(self, detail: str = "", *, reason: str | None = None) -> None:
         super().__init__(detail or self.fault_local)

@@ -128,7 +128,7 @@ class SoapEndpoint:
             version = request.version
             if isinstance(error, VersionMismatch) and error.soap11_envelope:
                 version = SoapVersion.SOAP11  # the one version the sender is known to speak
-            return self._fault(error, version, correlation_id, trust_ns, addressing)
+            return self._fault(error, version, correlation_id, error.trust_ns or trust_ns, addressing)
         except Exception:  # the single wrap point for the unexpected
             _LOG.exception("unexpected error", extra={"correlation_id": correlation_id})
             wrapped = RequestFailed("unexpected error", reason="internal_error")

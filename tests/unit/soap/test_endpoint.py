@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from sts import ns
-from sts.errors import FailedAuthentication, InvalidRequest, InvalidScope, STSError
+from sts.errors import BadRequest, FailedAuthentication, InvalidRequest, InvalidScope, STSError
 from sts.operations.call import RequestInfo
 from sts.soap.endpoint import SoapEndpoint, SoapRequest, SoapResponse
 from sts.soap.envelope import SoapVersion
@@ -85,6 +85,13 @@ def _fault_qname(response: SoapResponse, version: SoapVersion) -> tuple[str, str
     assert element is not None
     prefix, _, local = (element.text or "").partition(":")
     return element.nsmap[prefix], local
+
+
+def _fault_string(response: SoapResponse, version: SoapVersion) -> str:
+    root = etree.fromstring(response.body)
+    if version is S11:
+        return root.findtext(f"{ns.qn(ns.S11, 'Body')}/{ns.qn(ns.S11, 'Fault')}/faultstring") or ""
+    return root.findtext(f".//{ns.qn(ns.S12, 'Reason')}/{ns.qn(ns.S12, 'Text')}") or ""
 
 
 def _correlation_id(response: SoapResponse) -> str:
@@ -302,3 +309,31 @@ def test_handle_never_raises_for_base_exceptions_of_the_service() -> None:
     assert response.status == 500
     assert b"secret-detail" not in response.body
     assert b"KeyError" not in response.body
+
+
+# --- trust namespace of faults about an encrypted Body -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [S11, S12])
+def test_faults_about_a_decrypted_feb2005_rst_are_in_the_feb2005_namespace(version: SoapVersion) -> None:
+    """Scenarios 5 and 8 (SigEncr, SgnEncrUsername) encrypt the Body: the endpoint sees xenc:EncryptedData, and only
+    the service, once it has opened the request, knows the RST is WS-Trust February 2005. Its WS-Trust faults are
+    then in that namespace, never the 1.3 one (one namespace per answer)."""
+    from sts.auth.encrypted_requests import OpenedRequest
+    from sts.service import SecurityTokenService
+
+    def opened(*_: object) -> OpenedRequest:
+        return OpenedRequest("SgnEncrUsername", etree.fromstring(_rst(ns.WST05, ISSUE_05)), lambda *_: None)
+
+    def refuse(_: object) -> Reply:
+        raise BadRequest("secret-detail")
+
+    service = SecurityTokenService(
+        {Operation.ISSUE: refuse},  # type: ignore[dict-item]
+        authenticate=lambda _: None,  # type: ignore[arg-type, return-value]
+        open_request=opened,
+    )
+    encrypted = f'<xenc:EncryptedData xmlns:xenc="{ns.XENC}"/>'
+    response = _handle(service, version, _envelope(version, encrypted))  # type: ignore[arg-type]
+    assert _fault_qname(response, version) == (ns.WST05, "BadRequest")
+    assert _fault_string(response, version) == "The specified RequestSecurityToken is not understood"
