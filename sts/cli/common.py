@@ -200,10 +200,8 @@ def emit_issued(issued: IssuedToken, *, out: Path | None, proof_key_out: Path | 
         raise CommandError("the response holds no RequestedProofToken: no proof key to write")
     token_bytes = serialize(issued.token)
     if out is not None:
-        try:
-            out.write_bytes(token_bytes)
-        except OSError as exc:
-            raise CommandError(f"cannot write {out}: {exc.strerror or exc}") from None
+        # The token is a credential (a bearer assertion is presented as it is; `--token` logs in with one).
+        write_secret_file(out, token_bytes)
     else:
         sys.stdout.write(token_bytes.decode("ascii") + "\n")
         sys.stdout.flush()
@@ -239,7 +237,8 @@ def _describe_key(proof: ProofKey) -> str:
 
 
 def write_secret_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 (also when the file existed); never through a symbolic link."""
+    """Write ``data`` to ``path`` with mode 0600 (also when the file existed); never through a symbolic link. For
+    proof keys and token files: both are credentials."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags, 0o600)
