@@ -18,6 +18,7 @@ from lxml import etree
 from sts import ns
 from sts.client import ClientError, Connection, IssuedToken, ProofKey, clean, load_certificate_file
 from sts.client.options import DEFAULT_TIMEOUT, SigningCredential
+from sts.client.response import MAX_TOKEN_ID_CHARS
 from sts.client.tokenfile import read_token_file
 from sts.clock import SystemClock
 from sts.config import load_settings
@@ -26,6 +27,8 @@ from sts.crypto.secretbox import SecretBoxError
 from sts.crypto.wss_sign import load_signing_key
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.stores.factory import Stores, build_stores
+from sts.tokens.validation import saml_version
+from sts.wstrust.tokentypes import DEFAULT_SPELLING, SamlVersion, version_of
 from sts.xmlutil import serialize
 
 SubParsers = Any  # argparse's _SubParsersAction is private
@@ -200,16 +203,16 @@ def emit_issued(issued: IssuedToken, *, out: Path | None, proof_key_out: Path | 
         raise CommandError("the response holds no RequestedProofToken: no proof key to write")
     token_bytes = serialize(issued.token)
     if out is not None:
-        try:
-            out.write_bytes(token_bytes)
-        except OSError as exc:
-            raise CommandError(f"cannot write {out}: {exc.strerror or exc}") from None
+        # The token is a credential (a bearer assertion is presented as it is; `--token` logs in with one).
+        write_secret_file(out, token_bytes)
     else:
         sys.stdout.write(token_bytes.decode("ascii") + "\n")
         sys.stdout.flush()
     lines = _describe(issued, out)
-    if issued.token_id:
-        lines.append(f"token id:   {clean(issued.token_id)} (for --id)")
+    token_id, version = _token_id(issued)
+    if token_id:
+        hint = "--id" if version is not SamlVersion.SAML11 else "--id --token-type saml11"
+        lines.append(f"token id:   {clean(token_id)} (for {hint})")
     if issued.proof_key_problem:
         lines.append(f"proof key:  unusable ({issued.proof_key_problem})")
     elif proof is not None and proof_key_out is not None:
@@ -224,7 +227,13 @@ def emit_issued(issued: IssuedToken, *, out: Path | None, proof_key_out: Path | 
 def _describe(issued: IssuedToken, out: Path | None) -> list[str]:
     """Token type, lifetime, whether encrypted and where it was written: lines safe for a terminal."""
     kind = etree.QName(issued.token).localname
-    lines = [f"token type: {clean(issued.token_type or kind)}"]
+    actual = saml_version(issued.token)
+    if actual is not None and version_of(issued.token_type) is not actual:
+        # The token itself says what it is (WSO2 answers #SAMLV2.0 whatever it issued, wso2/product-is#1415).
+        said = f" (the RSTR says {clean(issued.token_type)})" if issued.token_type else ""
+        lines = [f"token type: {DEFAULT_SPELLING[actual]}{said}"]
+    else:
+        lines = [f"token type: {clean(issued.token_type or kind)}"]
     if issued.created or issued.expires:
         lines.append(f"lifetime:   {clean(issued.created or '?')} .. {clean(issued.expires or '?')}")
     lines.append(f"encrypted:  {'yes (' + kind + ')' if issued.encrypted else 'no'}")
@@ -233,13 +242,24 @@ def _describe(issued: IssuedToken, out: Path | None) -> list[str]:
     return lines
 
 
+def _token_id(issued: IssuedToken) -> tuple[str, SamlVersion | None]:
+    """The ID to name the token by, and its SAML version: an assertion's own ``ID``/``AssertionID``; for an
+    encrypted token, what the RSTR's reference and TokenType say (nothing else shows)."""
+    actual = saml_version(issued.token)
+    if actual is None:
+        return issued.token_id, version_of(issued.token_type)
+    own = issued.token.get("ID" if actual is SamlVersion.SAML20 else "AssertionID", "").strip()
+    return (own[:MAX_TOKEN_ID_CHARS] or issued.token_id), actual
+
+
 def _describe_key(proof: ProofKey) -> str:
     """Size and origin, never the key."""
     return f"{proof.bits} bits ({'computed with PSHA1' if proof.computed else 'BinarySecret'})"
 
 
 def write_secret_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 (also when the file existed); never through a symbolic link."""
+    """Write ``data`` to ``path`` with mode 0600 (also when the file existed); never through a symbolic link. For
+    proof keys and token files: both are credentials."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags, 0o600)

@@ -10,6 +10,7 @@ verified, and plain ``http://`` is only accepted to a loopback host because the 
 
 from __future__ import annotations
 
+import http.client
 import ssl
 import urllib.error
 import urllib.request
@@ -75,6 +76,10 @@ def post(connection: Connection, request: BuiltRequest) -> HttpAnswer:
         with exc:
             body = _read(exc) if exc.fp is not None else b""
             return HttpAnswer(exc.code, str(exc.reason), exc.headers.get("Content-Type", ""), body)
+    except http.client.HTTPException as exc:
+        # Not HTTP (BadStatusLine), a header line or header count over http.client's caps (LineTooLong), a body cut
+        # short (IncompleteRead): urllib lets these through as they are; the answer is unusable, not a crash.
+        raise ClientError(f"{url}: not a usable HTTP answer ({type(exc).__name__})") from None
     except urllib.error.URLError as exc:
         raise _unreachable(url, timeout, exc.reason) from None
     except TimeoutError:
@@ -97,9 +102,17 @@ def _unreachable(url: str, timeout: float, reason: object) -> ClientError:
 
 
 def _read(stream: IO[bytes]) -> bytes:
-    data = stream.read(MAX_RESPONSE_BYTES + 1)
+    try:
+        data = stream.read(MAX_RESPONSE_BYTES + 1)
+    except http.client.HTTPException as exc:  # IncompleteRead: a chunked body cut short or malformed
+        raise ClientError(f"the response body is not usable HTTP ({type(exc).__name__})") from None
     if len(data) > MAX_RESPONSE_BYTES:
         raise ClientError(f"the response is larger than {MAX_RESPONSE_BYTES} bytes")
+    # http.client's read(amt) returns what arrived when the server closes before Content-Length bytes: a body cut
+    # short is not the answer (its remaining length is what was announced and never came).
+    missing = getattr(stream, "length", None)
+    if isinstance(missing, int) and missing > 0:
+        raise ClientError(f"the response ended {missing} bytes short of its Content-Length")
     return data
 
 

@@ -50,6 +50,11 @@ class TokenType:
     uri: str
 
 
+def version_of(token_type: str) -> SamlVersion | None:
+    """The SAML version a TokenType URI names (either spelling), None for any other URI."""
+    return _SPELLINGS.get(token_type.strip())
+
+
 def resolve_token_type(requested: str | None, default: SamlVersion, profile_spelling: bool = False) -> TokenType:
     """Map a requested TokenType to a version, keeping the spelling the client used.
 

@@ -275,3 +275,49 @@ def test_empty_applies_to(
     assert sts_main(["request", fake_sts.url, "--username", "a", "--password-stdin", "--applies-to", " "]) == 1
     assert capsys.readouterr().err == "sts: error: --applies-to must not be empty\n"
     assert fake_sts.requests == []
+
+
+def _wso2_style_saml11_answer(reference_id: str) -> bytes:
+    """A SAML 1.1 assertion in an RSTR whose TokenType says #SAMLV2.0, as WSO2 answers whatever it issued
+    (wst protocol reference R45), with ``reference_id`` in its RequestedAttachedReference."""
+    body = etree.fromstring(token_answer(assertion_id=reference_id))
+    holder = body.find(f".//{{{ns.WST}}}RequestedSecurityToken")
+    token_type = body.find(f".//{{{ns.WST}}}TokenType")
+    assert holder is not None and token_type is not None
+    token_type.text = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV2.0"
+    holder.remove(holder[0])
+    assertion = etree.SubElement(
+        holder, f"{{{ns.SAML1}}}Assertion", MajorVersion="1", MinorVersion="1", AssertionID="_s11", Issuer="sts"
+    )
+    assert assertion is not None
+    return etree.tostring(body)
+
+
+def test_token_type_is_the_tokens_own(
+    fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The summary names what the token is, not what the RSTR claims, and how to name it by ID (a SAML 1.1
+    AssertionID needs --token-type saml11 with --id)."""
+    fake_sts.body = _wso2_style_saml11_answer("_s11")
+    assert _request(monkeypatch, fake_sts.url, "--token-type", "saml11") == 0
+    err = capsys.readouterr().err
+    assert (
+        "token type: urn:oasis:names:tc:SAML:1.0:assertion "
+        "(the RSTR says http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV2.0)\n"
+    ) in err
+    assert "token id:   _s11 (for --id --token-type saml11)\n" in err
+
+
+def test_token_id_is_the_assertions_own(
+    fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unencrypted token's ID is read from the token, not from an RSTR reference that names another."""
+    body = etree.fromstring(token_answer(assertion_id="_claimed"))
+    assertion = body.find(f".//{{{ns.SAML2}}}Assertion")
+    assert assertion is not None
+    assertion.set("ID", "_actual")
+    fake_sts.body = etree.tostring(body)
+    assert _request(monkeypatch, fake_sts.url) == 0
+    err = capsys.readouterr().err
+    assert "token id:   _actual (for --id)\n" in err
+    assert "_claimed" not in err
