@@ -24,6 +24,7 @@ from typing import Any
 from sts.config import load_settings
 from sts.config.settings import Settings
 from sts.errors import ConfigError
+from sts.logging import RootLogging
 
 _LOG = logging.getLogger("sts.reload")
 _last_good: list[Settings] = []
@@ -56,10 +57,19 @@ def settings_for_gunicorn() -> Settings:
 
 
 def _build(settings: Settings) -> Any:
+    """The application of ``settings``; when it cannot be built, the master's logging is as it was (``boot``
+    sets logging up from the new settings before it builds the application, which may still fail)."""
     from sts.bootstrap import boot, check_boot  # the application, not loaded by the settings file itself
 
-    check_boot(settings)
-    return boot(settings=settings)
+    running = RootLogging()
+    try:
+        check_boot(settings)
+        application = boot(settings=settings)
+    except BaseException:
+        running.restore()
+        raise
+    running.release()
+    return application
 
 
 def rebuild_application(arbiter: Any) -> bool:
