@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from sts.config import load_settings
-from sts.config.settings import Settings
+from sts.config.settings import Settings, tls_problems
 from sts.errors import ConfigError
 from sts.logging import RootLogging
 
@@ -38,6 +38,8 @@ def settings_for_gunicorn() -> Settings:
     if not _last_good:
         try:
             settings = load_settings()
+            if problems := tls_problems(settings):
+                raise ConfigError(problems)
         except ConfigError as exc:
             sys.stderr.write("sts: invalid configuration:\n  " + "\n  ".join(exc.problems) + "\n")
             raise SystemExit(1) from None
@@ -46,6 +48,8 @@ def settings_for_gunicorn() -> Settings:
     _built.clear()
     try:
         settings = load_settings()
+        if problems := tls_problems(settings):
+            raise ConfigError(problems)
         application = _build(settings)
     except Exception as exc:  # noqa: BLE001 - a failed reload must never stop the master
         problems = getattr(exc, "problems", None) or [type(exc).__name__]

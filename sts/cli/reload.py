@@ -17,7 +17,7 @@ from pathlib import Path
 from sts.bootstrap import check_boot
 from sts.cli.common import CommandError, SubParsers
 from sts.config import load_settings
-from sts.config.settings import hsm_scenario_problems
+from sts.config.settings import hsm_scenario_problems, tls_problems
 from sts.crypto.keystore import KeyStoreError
 from sts.errors import ConfigError
 from sts.soap.wsdl_render import load_policy
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     """Check the new configuration, then signal the master."""
     try:
         settings = load_settings(args.config)
-        if problems := hsm_scenario_problems(settings):
+        if problems := hsm_scenario_problems(settings) + tls_problems(settings):
             raise ConfigError(problems)
         check_boot(settings)
         load_policy(settings.security.scenario)

@@ -89,3 +89,25 @@ def test_a_reload_that_changes_the_log_file_closes_the_old_one(
         assert old_handler.stream is None  # closed
     finally:
         application.close()
+
+
+def test_the_master_refuses_half_a_tls_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    """At start the master stops with the problem; on a reload it keeps the running configuration (gunicorn
+    would otherwise drop TLS from the listener it re-reads)."""
+    instance = make_instance(tmp_path / "var")
+    monkeypatch.setenv("STS_CONFIG", str(instance.config))
+    monkeypatch.setattr(gunicorn_reload, "_last_good", [])
+    monkeypatch.setattr(gunicorn_reload, "_built", [])
+    monkeypatch.setenv("STS_SERVER_TLS_KEY", "")
+    with pytest.raises(SystemExit):
+        gunicorn_reload.settings_for_gunicorn()
+    assert "tls_cert and tls_key go together" in capsys.readouterr().err
+
+    monkeypatch.delenv("STS_SERVER_TLS_KEY")
+    running = gunicorn_reload.settings_for_gunicorn()
+    assert running.server.tls_key is not None
+    _replace_line(instance.config, "tls_key = ", "# tls_key removed")
+    assert gunicorn_reload.settings_for_gunicorn() is running  # refused
+    assert gunicorn_reload.rebuild_application(object()) is False
