@@ -40,12 +40,13 @@ def run(args: argparse.Namespace) -> int:
         if problems := hsm_scenario_problems(settings) + tls_problems(settings):
             raise ConfigError(problems)
         check_boot(settings)
-        load_policy(settings.security.scenario)
+        try:
+            load_policy(settings.security.scenario)
+        except (KeyError, OSError):
+            raise ConfigError([f"security.scenario: no policy file for {settings.security.scenario}"]) from None
         check_schema(settings.store)
     except (KeyStoreError, ConfigError) as exc:
         raise CommandError("reload refused, nothing changed:\n  " + "\n  ".join(exc.problems)) from None
-    except (KeyError, OSError):
-        raise CommandError(f"reload refused: no policy for security.scenario {settings.security.scenario}") from None
     pid_file = args.pid_file or os.environ.get("STS_PIDFILE") or settings.server.pid_file
     if not pid_file:
         raise CommandError("no pid file: pass --pid-file, or set [server] pid_file (then restart the server once)")
