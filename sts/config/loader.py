@@ -96,8 +96,6 @@ def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
         problems.append(f"{path}: is a directory, not a config file")
     except OSError as exc:
         problems.append(f"{path}: config file not readable ({exc.strerror or type(exc).__name__})")
-    except UnicodeDecodeError:
-        problems.append(f"{path}: not valid TOML: not UTF-8 text")
     except tomllib.TOMLDecodeError as exc:
         problems.append(f"{path}: not valid TOML: {exc}")
     return {}

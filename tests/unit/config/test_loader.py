@@ -481,13 +481,6 @@ def test_a_config_path_that_is_a_directory_is_a_problem_not_a_crash(tmp_path: Pa
     assert str(tmp_path.resolve()) in problem and "is a directory" in problem
 
 
-def test_a_config_file_that_is_not_utf8_is_a_problem_not_a_crash(tmp_path: Path) -> None:
-    path = tmp_path / "sts.toml"
-    path.write_bytes(b'[issuer]\nname = "caf\xe9"\n')
-    [problem] = _problems(path)
-    assert "not valid TOML" in problem and "UTF-8" in problem
-
-
 @pytest.mark.parametrize("command", [["check-config"], ["reload", "--pid-file", "/nonexistent/sts.pid"]])
 def test_commands_given_a_directory_as_config_report_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
