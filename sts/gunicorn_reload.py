@@ -22,8 +22,9 @@ import sys
 from typing import Any
 
 from sts.config import load_settings
-from sts.config.settings import Settings
+from sts.config.settings import Settings, tls_problems
 from sts.errors import ConfigError
+from sts.logging import RootLogging
 
 _LOG = logging.getLogger("sts.reload")
 _last_good: list[Settings] = []
@@ -37,6 +38,8 @@ def settings_for_gunicorn() -> Settings:
     if not _last_good:
         try:
             settings = load_settings()
+            if problems := tls_problems(settings):
+                raise ConfigError(problems)
         except ConfigError as exc:
             sys.stderr.write("sts: invalid configuration:\n  " + "\n  ".join(exc.problems) + "\n")
             raise SystemExit(1) from None
@@ -45,6 +48,8 @@ def settings_for_gunicorn() -> Settings:
     _built.clear()
     try:
         settings = load_settings()
+        if problems := tls_problems(settings):
+            raise ConfigError(problems)
         application = _build(settings)
     except Exception as exc:  # noqa: BLE001 - a failed reload must never stop the master
         problems = getattr(exc, "problems", None) or [type(exc).__name__]
@@ -56,10 +61,19 @@ def settings_for_gunicorn() -> Settings:
 
 
 def _build(settings: Settings) -> Any:
+    """The application of ``settings``; when it cannot be built, the master's logging is as it was (``boot``
+    sets logging up from the new settings before it builds the application, which may still fail)."""
     from sts.bootstrap import boot, check_boot  # the application, not loaded by the settings file itself
 
-    check_boot(settings)
-    return boot(settings=settings)
+    running = RootLogging()
+    try:
+        check_boot(settings)
+        application = boot(settings=settings)
+    except BaseException:
+        running.restore()
+        raise
+    running.release()
+    return application
 
 
 def rebuild_application(arbiter: Any) -> bool:

@@ -150,6 +150,35 @@ def make_handler(formatter: logging.Formatter, file: Path | None = None) -> logg
     return handler
 
 
+class RootLogging:
+    """The root logger's handlers and level as they are now: :meth:`restore` puts them back when what changed them
+    since failed (a refused reload keeps the running configuration's log file and level); :meth:`release` closes
+    the handlers replaced since, when the change stands (a log file replaced on every reload kept its descriptor)."""
+
+    def __init__(self) -> None:
+        root = logging.getLogger()
+        self._handlers, self._level = list(root.handlers), root.level
+
+    def restore(self) -> None:
+        """Back to the handlers and level of :meth:`__init__`; the handlers added since are closed."""
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if handler not in self._handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in self._handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(self._level)
+
+    def release(self) -> None:
+        """Close the handlers of :meth:`__init__` that are no longer installed."""
+        installed = logging.getLogger().handlers
+        for handler in self._handlers:
+            if handler not in installed:
+                handler.close()
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", file: Path | None = None) -> None:
     """Install one handler on the root logger (idempotent), with redaction, and quiet Spyne."""
     handler = make_handler(

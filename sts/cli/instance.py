@@ -19,7 +19,7 @@ from sts.auth.users import PRIMARY, UserStoreError, parse_user_name
 from sts.cli.common import SubParsers
 from sts.clock import SystemClock
 from sts.config import foreign_environment, load_settings
-from sts.config.settings import Settings, config_warnings, hsm_scenario_problems
+from sts.config.settings import Settings, config_warnings, hsm_scenario_problems, tls_problems
 from sts.config.user_stores import down_level_domains
 from sts.crypto.client_certs import ClientAuthority
 from sts.crypto.keyring import load_material
@@ -67,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and not path.is_file():
             problems.append(f"server: {path} not found")
     problems += _check_tls_certificate(settings.server.tls_cert, warnings)
-    if (settings.server.tls_cert is None) != (settings.server.tls_key is None):
-        problems.append("server: tls_cert and tls_key go together")
+    problems += tls_problems(settings)  # what sts serve, sts reload and the master refuse
     if not settings.store.truststore.is_dir():
         problems.append(f"store.truststore: {settings.store.truststore} is not a directory")
     warnings += config_warnings(settings)
@@ -235,8 +234,6 @@ def _check_client_ca(settings: Settings, warnings: list[str]) -> list[str]:
                 raise ValueError("empty")
         except (OSError, ValueError):
             problems.append(f"server.tls_client_ca_file: {server.tls_client_ca_file} holds no PEM certificate")
-        if server.tls_cert is None:
-            problems.append("server.tls_client_ca_file: needs tls_cert and tls_key (gunicorn terminating TLS)")
     if "certificatetransport" in security.enabled_scenarios and not (
         server.tls_client_ca_file is not None or (server.client_cert_header and server.trusted_proxies)
     ):

@@ -17,7 +17,7 @@ from pathlib import Path
 from sts.bootstrap import check_boot
 from sts.cli.common import CommandError, SubParsers
 from sts.config import load_settings
-from sts.config.settings import hsm_scenario_problems
+from sts.config.settings import hsm_scenario_problems, tls_problems
 from sts.crypto.keystore import KeyStoreError
 from sts.errors import ConfigError
 from sts.soap.wsdl_render import load_policy
@@ -37,15 +37,16 @@ def run(args: argparse.Namespace) -> int:
     """Check the new configuration, then signal the master."""
     try:
         settings = load_settings(args.config)
-        if problems := hsm_scenario_problems(settings):
+        if problems := hsm_scenario_problems(settings) + tls_problems(settings):
             raise ConfigError(problems)
         check_boot(settings)
-        load_policy(settings.security.scenario)
+        try:
+            load_policy(settings.security.scenario)
+        except (KeyError, OSError):
+            raise ConfigError([f"security.scenario: no policy file for {settings.security.scenario}"]) from None
         check_schema(settings.store)
     except (KeyStoreError, ConfigError) as exc:
         raise CommandError("reload refused, nothing changed:\n  " + "\n  ".join(exc.problems)) from None
-    except (KeyError, OSError):
-        raise CommandError(f"reload refused: no policy for security.scenario {settings.security.scenario}") from None
     pid_file = args.pid_file or os.environ.get("STS_PIDFILE") or settings.server.pid_file
     if not pid_file:
         raise CommandError("no pid file: pass --pid-file, or set [server] pid_file (then restart the server once)")

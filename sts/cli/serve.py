@@ -16,7 +16,7 @@ from pathlib import Path
 from sts import gunicorn_conf_path
 from sts.app.published import public_url
 from sts.cli.common import CommandError, SubParsers, settings_from
-from sts.config.settings import hsm_scenario_problems
+from sts.config.settings import hsm_scenario_problems, tls_problems
 from sts.crypto.keystore import KeyStoreError, load_keystore
 from sts.errors import ConfigError
 from sts.stores.factory import check_schema
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         env["STS_SERVER_WORKERS"] = str(args.workers)
     os.environ.update({k: v for k, v in env.items() if k.startswith("STS_SERVER_")})
     settings = settings_from(args)
-    if problems := hsm_scenario_problems(settings):  # the master would refuse them with a traceback
+    if problems := hsm_scenario_problems(settings) + tls_problems(settings):  # refused by the master too
         raise CommandError("\n  ".join(problems))
     try:
         load_keystore(settings)

@@ -92,6 +92,10 @@ def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
         problems.append(f"{path}: config file not found (run `sts init` first, or pass --config)")
     except PermissionError:
         problems.append(f"{path}: config file not readable")
+    except IsADirectoryError:
+        problems.append(f"{path}: is a directory, not a config file")
+    except OSError as exc:
+        problems.append(f"{path}: config file not readable ({exc.strerror or type(exc).__name__})")
     except tomllib.TOMLDecodeError as exc:
         problems.append(f"{path}: not valid TOML: {exc}")
     return {}

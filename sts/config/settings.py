@@ -373,6 +373,20 @@ def hsm_scenario_problems(settings: Settings) -> list[str]:
     ]
 
 
+def tls_problems(settings: Settings) -> list[str]:
+    """``[server]`` TLS settings gunicorn would not serve as written: with only one of ``tls_cert`` and ``tls_key``
+    it listens in plain HTTP while the WSDL, the metadata and ``sts serve`` announce https URLs, and a
+    ``tls_client_ca_file`` without them asks no client for a certificate. ``sts check-config`` reports them, and
+    ``sts serve``, ``sts reload`` and the gunicorn master refuse them."""
+    server = settings.server
+    problems = []
+    if (server.tls_cert is None) != (server.tls_key is None):
+        problems.append("server: tls_cert and tls_key go together")
+    if server.tls_client_ca_file is not None and server.tls_cert is None:
+        problems.append("server.tls_client_ca_file: needs tls_cert and tls_key (gunicorn terminating TLS)")
+    return problems
+
+
 def _proxy_warnings(settings: Settings) -> list[str]:
     security = settings.security
     exempt = AddressSet.parse(security.client_failure_exempt)

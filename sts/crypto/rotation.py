@@ -69,6 +69,7 @@ def rotate(settings: RingConfig, now: dt.datetime, days: int = 825, replace: boo
         # once, unpublished.
         raise RotationError("[issuer] promote_at is less than a second ago; run `sts key rotate` again")
     with files_lock(issuer, exclusive=True):
+        passphrase = _current_key_passphrase(settings)
         promoted = _record_schedule(settings, now)
         if issuer.next_signing_key.exists() or issuer.next_signing_cert.exists():
             if not replace:
@@ -76,7 +77,7 @@ def rotate(settings: RingConfig, now: dt.datetime, days: int = 825, replace: boo
                     f"a next key is already waiting ({issuer.next_signing_cert}): promote it, or rotate with --replace"
                 )
             _refuse_replacing_a_scheduled_key(issuer, now)
-        cert = _write_next_key(settings, now, days)
+        cert = _write_next_key(settings, now, days, passphrase)
     return Rotated(cert, promoted)
 
 
@@ -168,7 +169,32 @@ def _swap_in_next_key(
     return Promoted(next_cert, retired, retired_at, by_schedule)
 
 
-def _write_next_key(settings: RingConfig, now: dt.datetime, days: int) -> x509.Certificate:
+def _current_key_passphrase(settings: RingConfig) -> bytes | None:
+    """The passphrase the next key is written with: the one the signing key loads with here, so that the servers,
+    which load the signing key with theirs, load the next one too. :class:`RotationError` when the signing key
+    and certificate do not load (an encrypted signing key and no passphrase in this shell: a next key written in
+    clear would not load in the servers, and once promoted the signing key would not either)."""
+    issuer = settings.issuer
+    try:
+        passphrase = key_passphrase(settings)
+    except OSError as exc:
+        raise RotationError(
+            f"issuer.signing_key_passphrase_file: {issuer.signing_key_passphrase_file} unreadable"
+            f" ({exc.strerror or type(exc).__name__}); nothing changed"
+        ) from None
+    try:
+        load_certificate(issuer.signing_cert)
+        load_private_key(issuer.signing_key, passphrase)
+    except (OSError, ValueError, TypeError) as exc:
+        raise RotationError(
+            f"the signing key or certificate does not load here ({type(exc).__name__}): an encrypted signing key"
+            " needs the passphrase the server has ($STS_SIGNING_KEY_PASSPHRASE or [issuer]"
+            " signing_key_passphrase_file), an unencrypted one none; nothing changed"
+        ) from None
+    return passphrase
+
+
+def _write_next_key(settings: RingConfig, now: dt.datetime, days: int, passphrase: bytes | None) -> x509.Certificate:
     """Generate the next key and write it and its certificate (the current certificate's subject) atomically."""
     issuer = settings.issuer
     current = load_certificate(issuer.signing_cert)
@@ -177,7 +203,6 @@ def _write_next_key(settings: RingConfig, now: dt.datetime, days: int) -> x509.C
     key = generate_rsa_key(DEFAULT_BITS)
     # Valid from now: a promote_at earlier than this key never promotes it (keyring.scheduled_in_force).
     cert = self_signed_certificate(key, common_name, days=days, not_before=now.replace(microsecond=0))
-    passphrase = key_passphrase(settings)
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     )

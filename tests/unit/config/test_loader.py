@@ -472,3 +472,21 @@ def test_retired_default_token_type_saml11_is_a_problem_naming_the_replacement(t
     assert "[tokens] default_token_type = 'saml11' is no longer read" in problem
     assert 'profile = "wso2"' in problem
     assert "--token-type saml11" in problem
+
+
+def test_a_config_path_that_is_a_directory_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    """``--config`` naming a directory (or an instance directory instead of its sts.toml) raised IsADirectoryError
+    through every command: check-config with a traceback, reload with an UnboundLocalError."""
+    [problem] = _problems(tmp_path)
+    assert str(tmp_path.resolve()) in problem and "is a directory" in problem
+
+
+@pytest.mark.parametrize("command", [["check-config"], ["reload", "--pid-file", "/nonexistent/sts.pid"]])
+def test_commands_given_a_directory_as_config_report_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    from sts.cli import main
+
+    assert main(["--config", str(tmp_path), *command]) == 1
+    captured = capsys.readouterr()
+    assert "is a directory" in captured.out + captured.err
