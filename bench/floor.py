@@ -45,7 +45,7 @@ from lxml import etree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import setup_instance  # noqa: E402
-from inprocess_common import app_environment, argument_parser, rsa_reference_ms  # noqa: E402
+from inprocess_common import CallTimer, app_environment, argument_parser, rsa_reference_ms  # noqa: E402
 from inprocess_profile import environ_for  # noqa: E402
 
 HEADLINE_PATH = "/services/wso2carbon-sts"
@@ -73,26 +73,6 @@ def _q(namespace: str, local: str) -> str:
 
 def _instant(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-class CallTimer:
-    """CPU seconds spent in one wrapped callable, counted only while ``on``."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.on = False
-
-    def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if not self.on:
-                return function(*args, **kwargs)
-            started = time.process_time()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.seconds += time.process_time() - started
-
-        return timed
 
 
 class FloorPipeline:
@@ -221,7 +201,7 @@ def build_floor(settings: Any, work: Path) -> tuple[FloorPipeline, dict[str, Cal
     from sts.crypto.keystore import load_keystore
     from sts.crypto.signer import AssertionSigner
 
-    timers = {"sign_call": CallTimer(), "encrypt_xml_call": CallTimer(), "encryption": CallTimer()}
+    timers = {name: CallTimer(on=False) for name in ("sign_call", "encrypt_xml_call", "encryption")}
     XMLSigner.sign = timers["sign_call"].wrap(XMLSigner.sign)  # type: ignore[method-assign]
     encrypter_module._encrypt_xml = timers["encrypt_xml_call"].wrap(encrypter_module._encrypt_xml)  # type: ignore[assignment]
     TokenEncrypter.encrypt = timers["encryption"].wrap(TokenEncrypter.encrypt)  # type: ignore[method-assign]

@@ -28,35 +28,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import setup_instance  # noqa: E402
-from inprocess_common import app_environment, argument_parser, rsa_reference_ms  # noqa: E402
+from inprocess_common import CallTimer, app_environment, argument_parser, rsa_reference_ms  # noqa: E402
 from inprocess_profile import environ_for  # noqa: E402
 
 SIG_ONLY_PATH = "/services/wso2carbon-sts/SigOnly"
 HEADLINE_PATH = "/services/wso2carbon-sts"
-
-
-class CpuTimer:
-    """CPU seconds spent inside one wrapped function (not re-entrant; the authenticators are not recursive)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.process_time()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.seconds += time.process_time() - started
-
-        return timed
 
 
 def _client(settings: Any, user: str, work: Path) -> Any:
@@ -105,7 +87,7 @@ def main() -> int:
     settings = load_settings(args.config, env=env)
     users = args.users.split(",")
     signing = _client(settings, users[0], args.log.parent)
-    verification, password_auth = CpuTimer(), CpuTimer()
+    verification, password_auth = CallTimer(), CallTimer()
     original_signed = SignedRequestAuthenticator.authenticate
     original_ut = UsernameTokenAuthenticator.authenticate
     SignedRequestAuthenticator.authenticate = verification.wrap(original_signed)  # type: ignore[method-assign]
