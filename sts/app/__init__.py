@@ -129,6 +129,7 @@ def build_service(
         Operation.ISSUE: IssueOperation(
             directory, minter, clock, client_keys, caller_certificates(stores),
             settings.security.legacy_unproven_use_key, delegation,
+            allow_insecure_transport=settings.server.allow_insecure_transport,
         ),
         Operation.VALIDATE: ValidateOperation(
             resolver, clock, tokens.clock_skew,
@@ -143,6 +144,7 @@ def build_service(
         operations[Operation.RENEW] = RenewOperation(
             resolver, directory, minter, subjects, clock, policy, client_keys,
             settings.security.legacy_unproven_use_key,
+            allow_insecure_transport=settings.server.allow_insecure_transport,
         )
 
     signed = build_signed_authenticator(settings, stores, clock)

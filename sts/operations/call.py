@@ -61,3 +61,12 @@ class TrustReply:
     trust: TrustVersion
     # This request's own response security (keys of an encrypted request), else the endpoint's.
     protect: Callable[[etree._Element, SoapVersion], None] | None = None
+
+
+def confidential_answer(request: TrustRequest, allow_insecure_transport: bool = False) -> bool:
+    """Whether the answer to ``request`` reaches the caller unread by others: over TLS (or a trusted proxy saying
+    so), or encrypted for the caller (an opened SigEncr / SgnEncrUsername request), or plain HTTP the operator
+    allowed (``[server] allow_insecure_transport``, loopback tests). A symmetric proof key goes out in clear in
+    the RSTR (``BinarySecret``, or the issuer entropy of a computed key whose requestor entropy came in clear):
+    on any other channel it is refused (WS-Trust 1.3 §4.4.3)."""
+    return request.info.secure_transport or request.opened is not None or allow_insecure_transport

@@ -29,7 +29,7 @@ from sts.crypto.keywrap import (
     read_use_key,
 )
 from sts.errors import BadRequest, InvalidRequest
-from sts.operations.call import TrustCall, TrustReply
+from sts.operations.call import TrustCall, TrustReply, confidential_answer
 from sts.operations.delegation import Delegation, DelegationResolver
 from sts.operations.events import audit
 from sts.operations.issued_callers import ISSUED_TOKEN
@@ -63,7 +63,10 @@ class IssueOperation:
         caller_certificates: Callable[[Principal], list[x509.Certificate]] | None = None,
         legacy_unproven_use_key: bool = False,
         delegation: DelegationResolver | None = None,
+        *,
+        allow_insecure_transport: bool = False,
     ) -> None:
+        self._allow_insecure = allow_insecure_transport
         self._delegation = delegation
         self._client_keys = client_keys or TrustedClientKeys(None)
         self._caller_certificates = caller_certificates or (lambda _principal: [])
@@ -150,6 +153,8 @@ class IssueOperation:
             raise InvalidRequest("UseKey with a SymmetricKey key type", reason="symmetric_use_key")
         if rst.entropy is not None and rst.computed_key_algorithm not in (None, plan.trust.psha1):
             raise InvalidRequest("unsupported ComputedKeyAlgorithm", reason="bad_computed_key")
+        if not confidential_answer(call.request, self._allow_insecure):
+            raise InvalidRequest("symmetric proof key over plain HTTP", reason="proof_key_not_confidential")
         return replace(plan, key_bits=key_bits(rst.key_size), entropy=rst.entropy)
 
     def _client_key(self, use_key: etree._Element | None, call: TrustCall) -> ClientKey:

@@ -28,7 +28,7 @@ from sts.auth.users import Principal
 from sts.clock import Clock
 from sts.crypto.keywrap import ClientKey, TrustedClientKeys, UseKeyRejected, accept_client_key
 from sts.errors import STSError, UnableToRenew
-from sts.operations.call import TrustCall, TrustReply
+from sts.operations.call import TrustCall, TrustReply, confidential_answer
 from sts.operations.events import audit
 from sts.operations.minting import MintPlan, TokenMinter, subject_and_claims
 from sts.operations.records import RenewalRecord
@@ -38,6 +38,7 @@ from sts.stores.base import TokenRecord
 from sts.wstrust.model import Renewing
 from sts.wstrust.rst import parse_rst
 from sts.wstrust.rstr import issued_rstr
+from sts.wstrust.tokentypes import KeyKind
 from sts.wstrust.version import TrustVersion
 
 
@@ -65,7 +66,10 @@ class RenewOperation:
         policy: RenewalPolicy,
         client_keys: TrustedClientKeys | None = None,
         legacy_unproven_use_key: bool = False,
+        *,
+        allow_insecure_transport: bool = False,
     ) -> None:
+        self._allow_insecure = allow_insecure_transport
         self._legacy_unproven = legacy_unproven_use_key
         self._resolver = resolver
         self._directory = directory
@@ -89,6 +93,9 @@ class RenewOperation:
                 raise UnableToRenew("relying party no longer registered", reason="rp_gone")
             principal = self._subjects.authorize(record.subject, self._policy.lifecycle_roles)
             self._check_proof(renewal.client_key, call)
+            if renewal.key_kind is KeyKind.SYMMETRIC and not confidential_answer(request, self._allow_insecure):
+                # the fresh proof key would go out in clear (WS-Trust 1.3 §4.4.3)
+                raise UnableToRenew("symmetric proof key over plain HTTP", reason="proof_key_not_confidential")
             plan = self._plan(record, renewal, party, principal, request.trust, rst.context)
             response = self._minter.mint(plan, renews=record.token_id)
         except STSError as error:
