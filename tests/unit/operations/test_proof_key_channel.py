@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from sts.auth.router import UserStoreRouter
 from sts.auth.subjects import SubjectAuthorizer
@@ -115,3 +116,18 @@ def test_bearer_renewal_over_plain_http_is_unchanged(env: Env) -> None:
     token = env.issue("bob", RP)
     target = f"<wst:RenewTarget>{reference(token)}</wst:RenewTarget>"
     assert assertion_id(env.renew_op(over_plain_http(env.call_for("bob", Operation.RENEW, target))))
+
+
+@pytest.mark.xfail(
+    strict=True, raises=UnableToRenew,
+    reason="not fixed yet: RenewOperation._client_key re-checks the key with accept_client_key, which is RSA-only",
+)
+def test_a_public_key_token_of_an_ec_signing_key_renews_signed_with_that_key(env: Env) -> None:
+    """SigOnly accepts ECDSA P-256 signatures and binds a PublicKey token to the signing certificate; Renew signed
+    with that same key must renew it (the key was proven at Issue and is proven again), not refuse it as not RSA."""
+    env.add_user("bob", "admin")
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    env.proofs["bob"] = self_signed_certificate(ec_key, "ec-client")  # type: ignore[arg-type]
+    token = assertion_id(env.issue_reply("bob", key_type="PublicKey"))
+    renewed = env.renew("bob", token)
+    assert renewed != token and env.status("bob", renewed) == "valid"
