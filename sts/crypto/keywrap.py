@@ -16,12 +16,12 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from lxml import etree
 
 from sts import ns
 from sts.crypto.algorithms import KeyTransport
-from sts.crypto.keystore import MIN_RSA_BITS, Validity, check_certificate, load_certificate
+from sts.crypto.keystore import MIN_RSA_BITS, Validity, check_certificate, check_validity, load_certificate
 from sts.xmlutil import text_of
 
 X509V3 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
@@ -243,15 +243,22 @@ def read_use_key(use_key_child: etree._Element) -> ClientKey:
 
 
 def accept_client_key(
-    key: ClientKey, now: dt.datetime, trusted: TrustedClientKeys, *, check_registered: bool = True
+    key: ClientKey, now: dt.datetime, trusted: TrustedClientKeys, *, check_registered: bool = True,
+    proven: bool = False,
 ) -> None:
     """Raise :class:`UseKeyRejected` unless ``key`` may be bound to a token now: an RSA key of at least 2048
-    bits, its certificate (if any) valid at ``now``, and registered as a client key."""
+    bits, its certificate (if any) valid at ``now``, and registered as a client key. ``proven``: the request was
+    signed with this key (a renewal of its token): an EC certificate key on a curve of at least 256 bits is then
+    accepted too, as the signed-request authenticator accepts it and Issue bound it."""
     if isinstance(key.material, x509.Certificate):
-        problems, _warnings = check_certificate(key.material, "UseKey", now)
+        public = key.material.public_key()
+        proven_ec = proven and isinstance(public, ec.EllipticCurvePublicKey) and public.curve.key_size >= 256
+        problems = check_validity(key.material, "UseKey", now)[0] if proven_ec else (
+            check_certificate(key.material, "UseKey", now)[0])
         if problems:
             raise UseKeyRejected("; ".join(problems))
-        public = key.material.public_key()
+        if proven_ec:
+            return  # its registration was checked when its signature was verified
     else:
         public = key.material
     if not isinstance(public, rsa.RSAPublicKey) or public.key_size < MIN_RSA_BITS:

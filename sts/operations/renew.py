@@ -168,7 +168,10 @@ class RenewOperation:
         if key is None:
             return None
         try:
-            accept_client_key(key, self._clock.now(), self._client_keys, check_registered=self._legacy_unproven)
+            # Proven: only a request signed with this key gets here (_check_proof).
+            accept_client_key(
+                key, self._clock.now(), self._client_keys, check_registered=self._legacy_unproven, proven=True
+            )
         except UseKeyRejected:
             raise UnableToRenew("client key no longer accepted", reason="use_key_rejected") from None
         return key

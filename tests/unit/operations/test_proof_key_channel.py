@@ -118,10 +118,6 @@ def test_bearer_renewal_over_plain_http_is_unchanged(env: Env) -> None:
     assert assertion_id(env.renew_op(over_plain_http(env.call_for("bob", Operation.RENEW, target))))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=UnableToRenew,
-    reason="not fixed yet: RenewOperation._client_key re-checks the key with accept_client_key, which is RSA-only",
-)
 def test_a_public_key_token_of_an_ec_signing_key_renews_signed_with_that_key(env: Env) -> None:
     """SigOnly accepts ECDSA P-256 signatures and binds a PublicKey token to the signing certificate; Renew signed
     with that same key must renew it (the key was proven at Issue and is proven again), not refuse it as not RSA."""
