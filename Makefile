@@ -23,7 +23,7 @@ TEST_DEBS := xmlsec1 slapd ldap-utils postgresql redis-server default-jdk-headle
 # PyPI: pip builds it from the sdist against the system libldap, with these headers and a C compiler.
 BUILD_DEBS := gcc python3-dev libldap2-dev libsasl2-dev
 
-.PHONY: run test check install install-test system-test-deps lock clean fuzz bench
+.PHONY: run test check install install-test system-test-deps lock clean fuzz bench venv-matches
 
 # Debian splits venv/ensurepip into python3.X-venv: install it when `-m venv` fails for that reason.
 $(BIN)/python:
@@ -40,7 +40,22 @@ $(BIN)/python:
 	  { $(APT_INSTALL) python3-venv "$$(basename "$$py")-venv" >/dev/null; }; \
 	  "$$py" -m venv $(VENV); }
 
-$(STAMP): $(BIN)/python pyproject.toml setup.py requirements/run.lock $(TOOLS_LOCK) $(BUILD_LOCK)
+# An existing $(VENV) is kept only when it still runs and, with PYTHON given (`make run PYTHON=python3.11`), is of
+# that Python: otherwise make stops and says so, instead of silently serving or testing on another interpreter.
+PY_VERSION := import sys; print("%d.%d" % sys.version_info[:2])
+venv-matches: | $(BIN)/python
+	@have=$$($(BIN)/python -c '$(PY_VERSION)' 2>/dev/null) || { \
+	  echo "$(VENV)'s Python no longer runs (removed or upgraded?): remove $(VENV) (rm -rf $(VENV)) and run make again" >&2; \
+	  exit 1; }; \
+	case "$(origin PYTHON)" in command*|environment*) \
+	  want=$$("$(PYTHON)" -c '$(PY_VERSION)' 2>/dev/null) || { echo "PYTHON=$(PYTHON) does not run" >&2; exit 1; }; \
+	  if [ "$$have" != "$$want" ]; then \
+	    echo "$(VENV) has Python $$have, not $$want (PYTHON=$(PYTHON)): remove $(VENV) or pass VENV=.venv-$$want" >&2; \
+	    exit 1; \
+	  fi ;; \
+	esac
+
+$(STAMP): $(BIN)/python pyproject.toml setup.py requirements/run.lock $(TOOLS_LOCK) $(BUILD_LOCK) | venv-matches
 	@$(MAKE) --no-print-directory system-test-deps TEST_DEBS="$(BUILD_DEBS)"
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(TOOLS_LOCK)
 	$(PIP_LOCKED) -r requirements/run.lock

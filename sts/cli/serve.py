@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("\n  ".join(exc.problems)) from None
     env["STS_CONFIG"] = str(settings.config_path)
     _announce(settings.config_path.parent, public_url(settings), settings.server.tls_cert)
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_conf_path())]
+    # -P and sts.gunicorn_main: the installed release is served, whatever folders the working directory holds.
+    argv = [sys.executable, "-P", "-m", "sts.gunicorn_main", "-c", str(gunicorn_conf_path())]
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)  # noqa: S606 - our own interpreter, fixed arguments
     return 0  # not reached

@@ -145,6 +145,26 @@ def test_installed_wheel_initialises_checks_serves_and_issues(built: Built, tmp_
     checks.verify_with_both(plaintext, instance.signing_cert, saml11=False)
 
 
+def test_serve_runs_the_installed_release_whatever_the_working_directory_holds(built: Built, tmp_path: Path) -> None:
+    """`sts serve` exec'd `python -m gunicorn`, and both `-m` and gunicorn's `chdir` put the working directory first
+    on sys.path: started from a source checkout (where README's `pip install dist/...whl` is typed) or any folder
+    holding an `sts` or a dependency's package, the server imported that instead of the installed release."""
+    sts = str(built.bin / "sts")
+    checkout = tmp_path / "checkout"
+    for shadow in ("sts", "gunicorn", "lxml"):
+        (checkout / shadow).mkdir(parents=True)
+        refusal = f'raise SystemExit("imported ./{shadow} of the working directory")\n'
+        (checkout / shadow / "__init__.py").write_text(refusal)
+    base = tmp_path / "instance"
+    initialised = _run([sts, "init", "--key-size", "2048", str(base)], cwd=tmp_path)
+    assert initialised.returncode == 0, initialised.stderr
+    instance = Instance(base)
+    assert _run([sts, "--config", str(instance.config), "check-config"], cwd=checkout).returncode == 0
+    server = start_server(instance, command=[sts, "--config", str(instance.config), "serve"], cwd=checkout)
+    server.stop()
+    assert "of the working directory" not in server.log.read_text()
+
+
 def test_source_checkout_beside_a_wheel_install_finds_the_policies(built: Built) -> None:
     """`python -m sts` from the checkout imports the source tree, which has no sts.policies package."""
     rendered = _run([str(built.bin / "python"), "-c", _RENDER_FROM_SOURCE], cwd=ROOT)
