@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +60,26 @@ def store_settings(table: dict[str, Any], base: Path = Path("/")) -> UserStoreSe
     return settings
 
 
+_CLOSED = re.compile(r" fd=\d+ closed( \(|$)")
+
+
 class SlapdLog:
     """slapd's ``stats`` log from the moment this object was made: slapd writes a line for each connection it
     accepts (``ACCEPT``) and each request it receives (``BIND dn=... method=128``, ``SRCH base=...``) before it
-    answers, so once a call returned, the lines of its requests are in the file."""
+    answers, so once a call returned, the lines of its requests are in the file. Its ``RESULT`` lines and
+    connection closes may be written after the client has its answer, so they can belong to a call that returned
+    before this object was made: :meth:`lines` leaves them out."""
 
     def __init__(self, slapd: SlapdServer) -> None:
         self._path = slapd.log_file
         self._offset = self._path.stat().st_size
 
     def lines(self) -> list[str]:
+        """The lines of connections accepted and requests received since this object was made."""
         with self._path.open("rb") as log:
             log.seek(self._offset)
-            return log.read().decode("utf-8", "replace").splitlines()
+            text = log.read().decode("utf-8", "replace")
+        return [line for line in text.splitlines() if " RESULT " not in line and not _CLOSED.search(line)]
 
     def binds(self, dn: str) -> int:
         """Simple binds received for ``dn`` (compared parsed: slapd logs DNs in its own spelling)."""
