@@ -135,7 +135,8 @@ def _reject_dtd_and_pis(root: etree._Element) -> None:
 
 
 def check_structure(root: etree._Element, limits: ParserLimits, *, source_length: int | None = None) -> None:
-    """Apply depth, element, attribute and text-size caps in one pass (in document order).
+    """Apply depth, element, attribute and text-size caps in one pass (in document order), then the text cap to the
+    text that follows each comment (which the element walk does not see).
 
     ``source_length``: the length of the UTF-8 document the tree was parsed from. No text or attribute value
     holds more characters than that (no DTD, so no entity grows; character references and line-end normalization
@@ -162,6 +163,12 @@ def check_structure(root: etree._Element, limits: ParserLimits, *, source_length
             for text in (element.text, element.tail, *attributes.values()):
                 if text is not None and len(text) > limits.max_text_bytes:
                     raise MalformedMessage("text cap", reason="parse_text")
+    if check_text:
+        # iterwalk never yields comments, so text following a comment (its ``tail``, which ``text_of`` reads as part
+        # of the element's text) is checked here: a comment must not let a text node past the cap.
+        for comment in root.iter(etree.Comment):
+            if comment.tail is not None and len(comment.tail) > limits.max_text_bytes:
+                raise MalformedMessage("text cap", reason="parse_text")
 
 
 # XML 1.0 §2.2 production [2]: Char ::= #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].

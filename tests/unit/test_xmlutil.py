@@ -271,6 +271,8 @@ def test_text_cap() -> None:
         b"<r><a/>" + b"x" * 101 + b"</r>",  # a tail
         b'<r a="' + b"x" * 101 + b'"/>',  # an attribute value
         b"<r><a>" + b"&#x10FFFF;" * 101 + b"</a></r>",  # character references: 101 characters from 1010 bytes
+        b"<r>x<!---->" + b"x" * 101 + b"</r>",  # text after a comment (a comment's tail): iterwalk skips comments
+        b"<r><a/><!--c-->" + b"x" * 101 + b"<b/></r>",  # the same between two elements
     ],
 )
 def test_text_cap_applies_to_tails_attributes_and_references(document: bytes) -> None:
