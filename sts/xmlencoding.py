@@ -70,6 +70,11 @@ def as_utf8(data: bytes, charset: str | None = None) -> bytes:
         text = str(memoryview(data)[bom_length:], codec)
     except UnicodeDecodeError:
         raise MalformedMessage("invalid UTF-16", reason="parse_encoding") from None
+    if text.startswith("\ufeff"):
+        # A second byte order mark is a character before the declaration or root: not well-formed (XML 1.0 §2.8,
+        # §4.3.3), and re-encoded as UTF-8 it would be the mark libxml2 skips, hiding a declaration from the check
+        # below. The same bytes in UTF-8 (two UTF-8 marks) are refused by the parser as a syntax error.
+        raise MalformedMessage("byte order mark repeated", reason="parse_syntax")
     named = _check_declaration(_declaration(text, 0), codec)
     if bom_length == 0 and charset is None and named is None:
         # XML 1.0 §4.3.3: UTF-16 starts with a byte order mark; Appendix F guesses without one only to read a

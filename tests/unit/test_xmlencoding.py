@@ -166,6 +166,21 @@ def test_t11_utf16_without_byte_order_mark_needs_a_label(codec: str) -> None:
     assert _text(ENVELOPE.encode(codec), "utf-16") == "caf\u00e9 \U0001f600"
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff\xfe" + ("\ufeff" + LONG.format("ISO-8859-1") + "<r>caf\u00e9</r>").encode("utf-16-le"),
+        b"\xfe\xff" + ('\ufeff<?xml version="1.0" encoding="UTF-7"?><r>+ADw-a/+AD4-</r>').encode("utf-16-be"),
+        b"\xff\xfe" + ("\ufeff" + ENVELOPE).encode("utf-16-le"),
+        b"\xef\xbb\xbf" + ("\ufeff" + ENVELOPE).encode("utf-8"),
+    ],
+    ids=["utf16le-latin1-declared", "utf16be-utf7-declared", "utf16-no-declaration", "utf8"],
+)
+def test_t11_repeated_byte_order_mark_refused(data: bytes) -> None:
+    """A second mark is a character before the declaration (XML 1.0 §2.8): it must not hide a contradicting one."""
+    assert _reject(data) == "parse_syntax"
+
+
 def test_invalid_utf16_refused() -> None:
     assert _reject("\ufeff<r>".encode("utf-16-le") + b"\x00\xd8" + "</r>".encode("utf-16-le")) == "parse_encoding"
 
