@@ -18,6 +18,7 @@ from sts import errors
 from sts.auth.users import Principal
 from sts.clock import FrozenClock
 from sts.operations.minting import subject_and_claims
+from sts.relying_parties import registration
 from sts.relying_parties.directory import RelyingPartyDirectory
 from sts.relying_parties.model import RelyingParty
 from sts.relying_parties.registry import RelyingPartyRegistry
@@ -257,3 +258,28 @@ def test_an_inline_certificate_is_served_without_a_truststore_and_its_dates_judg
     with pytest.raises(errors.RequestFailed) as refused:
         directory.encrypter(directory.resolve(RP))
     assert refused.value.reason == "rp_certificate_unusable"
+
+
+def test_a_certificate_replaced_by_rp_update_is_used_even_if_a_worker_re_read_in_between(
+    tmp_path: Path, key: rsa.RSAPrivateKey, registry: RelyingPartyRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sts rp update --cert`` saves the registration (moving the version) and only then renames the new file over
+    the old one (same name). A worker that re-reads the registry between the two must not keep encrypting to the
+    old certificate until the next, unrelated, registry change."""
+    truststore = tmp_path / "truststore"
+    old = certificate(key, T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=400))
+    registration.register(registry, truststore, RelyingParty(address=RP), old, "strict")
+    directory = RelyingPartyDirectory(registry, truststore, recheck_seconds=0, clock=FrozenClock(T0))
+    assert directory.resolve(RP).certificate == old
+    saved = registry.save
+
+    def save_then_a_worker_re_reads(before: RelyingParty, after: RelyingParty) -> RelyingParty:
+        done = saved(before, after)
+        assert directory.resolve(RP).certificate == old  # the new file is not in place yet
+        return done
+
+    monkeypatch.setattr(registry, "save", save_then_a_worker_re_reads)
+    new = certificate(rsa.generate_private_key(public_exponent=65537, key_size=2048), T0, T0 + dt.timedelta(days=500))
+    done = registration.update(registry, truststore, RP, lambda _: {}, new, "strict")
+    assert done.certificate == truststore / registry.get(RP).cert_file  # the same file name, new content
+    assert directory.resolve(RP).certificate == new
