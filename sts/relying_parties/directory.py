@@ -19,11 +19,11 @@ from cryptography import x509
 from sts.clock import Clock, SystemClock
 from sts.config.settings import ProfileName
 from sts.crypto.encrypter import TokenEncrypter
-from sts.errors import InvalidRequest, InvalidScope, RequestFailed
+from sts.errors import InvalidRequest, InvalidScope, RequestFailed, ServiceUnavailable
 from sts.policy.claims import ClaimPolicy
 from sts.relying_parties.caches import CertificateCache, EncrypterCache, LoadedCertificate
 from sts.relying_parties.matching import AddressIndex
-from sts.relying_parties.model import RelyingParty
+from sts.relying_parties.model import RelyingParty, RelyingPartyError
 from sts.relying_parties.profiles import EffectiveSettings, effective
 from sts.relying_parties.registry import RelyingPartyRegistry
 
@@ -145,17 +145,25 @@ class RelyingPartyDirectory:
     def _refresh(self) -> None:
         """Re-read the registry when its version moved (looked at once per ``recheck_seconds`` at most).
 
-        A registry that cannot be read raises ServiceUnavailable (the store fails closed).
+        A registry that cannot be read (the store down, or a row this release cannot parse) raises
+        ServiceUnavailable: the store fails closed, and so does every request until a re-read succeeds.
         """
         now = time.monotonic()
         if self._version is not None and now - self._checked < self._recheck:
             return
         version = self._registry.version()
-        self._checked = now
         if version == self._version:
+            self._checked = now
             self._reload_certificate_files()
             return
-        parties = self._registry.all()
+        try:
+            parties = self._registry.all()
+        except (RelyingPartyError, TypeError, ValueError):  # a row this release cannot parse (e.g. a newer one's)
+            _LOG.exception("relying-party registry unreadable")
+            raise ServiceUnavailable("relying-party registry unreadable", reason="rp_store_down") from None
+        # Only now: after a failed re-read every request tries again (and fails closed) rather than being answered,
+        # until the next look, from the registry as it was before the change (a removed party still in it).
+        self._checked = now
         self._registered = {rp.address: rp for rp in parties}
         self._settings = {}
         self._index = AddressIndex(parties)

@@ -283,3 +283,30 @@ def test_a_certificate_replaced_by_rp_update_is_used_even_if_a_worker_re_read_in
     done = registration.update(registry, truststore, RP, lambda _: {}, new, "strict")
     assert done.certificate == truststore / registry.get(RP).cert_file  # the same file name, new content
     assert directory.resolve(RP).certificate == new
+
+
+def test_a_registry_that_cannot_be_re_read_is_not_answered_from_the_old_snapshot(
+    tmp_path: Path, registry: RelyingPartyRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A removed relying party keeps no tokens coming while the registry cannot be re-read: here a row this release
+    cannot parse (written by a newer one sharing the database). Every request fails closed, the first as the next;
+    none is answered from the registry as it was before the change (which still has the removed party)."""
+    import types
+
+    from sts.relying_parties import directory as directory_module
+
+    removed = "https://removed.example/"
+    registry.add(unencrypted(RP))
+    registry.add(unencrypted(removed))
+    now = [1000.0]
+    monkeypatch.setattr(directory_module, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    directory = RelyingPartyDirectory(registry, tmp_path)  # the registry looked at once a second
+    assert directory.resolve(removed).rp.address == removed
+    registry.remove(removed)
+    newer = unencrypted("https://newer.example/").to_json().replace('"cipher": ""', '"cipher": "aes512-future"')
+    assert SqliteRelyingPartyStore(Database(tmp_path / "sts.db")).insert("https://newer.example/", newer)
+    now[0] += 2
+    for address in (removed, removed, RP):
+        with pytest.raises(errors.ServiceUnavailable) as down:
+            directory.resolve(address)
+        assert down.value.reason == "rp_store_down"
