@@ -154,7 +154,6 @@ class RelyingPartyDirectory:
         version = self._registry.version()
         if version == self._version:
             self._checked = now
-            self._reload_certificate_files()
             return
         try:
             parties = self._registry.all()
@@ -172,14 +171,3 @@ class RelyingPartyDirectory:
         self._version = version
         for rp in parties:  # log expired and expiring certificates now, not only when their RP is asked for
             self._certificates.usable(rp, self._certs.get(rp.address))
-
-    def _reload_certificate_files(self) -> None:
-        """Look at the truststore files again (a stat each; parsed again only when one changed).
-
-        ``sts rp update --cert`` moves the registry version first and renames the new file over the old one (the
-        same name) after: a re-read in between would otherwise keep the old certificate until the next,
-        unrelated, registry change.
-        """
-        for address, rp in self._registered.items():
-            if rp.cert_file and not rp.cert_pem:
-                self._certs[address] = self._certificates.load(rp)

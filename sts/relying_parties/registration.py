@@ -121,6 +121,10 @@ def update(
         new = replace(new, cert_file=certificate_name(registry, new.address, exclude=old.address), cert_pem="")
         new = install_certificate(truststore, new.cert_file, cert, lambda: registry.save(old, new))
         installed = truststore / new.cert_file
+        if new.cert_file == old.cert_file:
+            # The registration was saved (the version moved) before the new file took the old one's name: a worker
+            # that re-read in between loaded the old certificate, and re-reads only when the version moves again.
+            new = registry.save(new, new)
     warnings: tuple[str, ...] = ()
     if old.cert_file and old.cert_file != new.cert_file:
         dropped = drop_certificate(registry, truststore, old.cert_file)

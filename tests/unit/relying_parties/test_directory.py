@@ -273,9 +273,13 @@ def test_a_certificate_replaced_by_rp_update_is_used_even_if_a_worker_re_read_in
     assert directory.resolve(RP).certificate == old
     saved = registry.save
 
+    saves: list[RelyingParty] = []
+
     def save_then_a_worker_re_reads(before: RelyingParty, after: RelyingParty) -> RelyingParty:
         done = saved(before, after)
-        assert directory.resolve(RP).certificate == old  # the new file is not in place yet
+        if not saves:
+            assert directory.resolve(RP).certificate == old  # the new file is not in place yet
+        saves.append(done)
         return done
 
     monkeypatch.setattr(registry, "save", save_then_a_worker_re_reads)
