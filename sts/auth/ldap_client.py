@@ -32,7 +32,7 @@ import ldap
 import ldap.dn
 from ldap.controls import SimplePagedResultsControl
 
-from sts.auth.users import DIRECTORY_REQUIRES_TLS
+from sts.auth.users import DIRECTORY_REQUIRES_TLS, DIRECTORY_REQUIRES_TLS_FIX
 from sts.config.user_stores import UserStoreSettings
 
 _LOG = logging.getLogger("sts.auth.ldap")
@@ -54,10 +54,11 @@ _TLS_FAILURE = re.compile(r"TLS|certificate|\(unknown error code\)", re.IGNORECA
 # and Samba answer strongerAuthRequired (8; Samba: "BindSimple: Transport encryption required."), OpenLDAP with
 # `security simple_bind=...` confidentialityRequired (13).
 _NEEDS_ENCRYPTION = (ldap.STRONG_AUTH_REQUIRED, ldap.CONFIDENTIALITY_REQUIRED)
-REQUIRES_TLS = DIRECTORY_REQUIRES_TLS
 # When every URL fails, the reason reported is the one an operator can act on first: a setting to change (TLS
 # required, a certificate refused) before an error, a timeout or a server that is simply down.
-_REASON_ORDER = (REQUIRES_TLS, "directory_tls_failure", "directory_error", "directory_timeout", "directory_down")
+_REASON_ORDER = (
+    DIRECTORY_REQUIRES_TLS, "directory_tls_failure", "directory_error", "directory_timeout", "directory_down"
+)
 
 
 class TooManyEntries(Exception):
@@ -286,8 +287,8 @@ class DirectoryClient:
         when the directory wants TLS. The URL and the result's name only: never the bind DN's password (the
         server's text is not logged either)."""
         reason = failure_reason(exc, self._plain(url))
-        if reason == REQUIRES_TLS:
-            message = "the directory refuses simple binds without TLS: use an ldaps:// URL, or start_tls = true on ldap://"
+        if reason == DIRECTORY_REQUIRES_TLS:
+            message = f"the directory refuses simple binds without TLS: {DIRECTORY_REQUIRES_TLS_FIX}"
         _LOG.error(message, extra={"domain": self._settings.domain_name, "url": url, "ldap_error": type(exc).__name__})
         return reason
 
@@ -365,7 +366,7 @@ def failure_reason(exc: ldap.LDAPError, plain: bool) -> str:
     same codes ask for something else (a stronger cipher, SASL) and stay ``directory_error``, as every other
     error does."""
     if plain and isinstance(exc, _NEEDS_ENCRYPTION):
-        return REQUIRES_TLS
+        return DIRECTORY_REQUIRES_TLS
     return "directory_error"
 
 

@@ -210,8 +210,9 @@ DIGEST_UNSUPPORTED = "digest_unsupported"
 DIGEST_SECRET_BROKEN = "digest_secret_broken"  # noqa: S105 - a reason code, not a secret
 UNKNOWN_DOMAIN = "unknown_domain"
 ACCOUNT_LOCKED = "account_locked"
-# A directory that takes passwords only over TLS, asked on plain ldap:// (sts.auth.ldap_client).
+# A directory that takes passwords only over TLS, asked on plain ldap:// (sts.auth.ldap_client), and its fix.
 DIRECTORY_REQUIRES_TLS = "directory_requires_tls"
+DIRECTORY_REQUIRES_TLS_FIX = "use an ldaps:// URL, or start_tls = true on ldap://"
 
 # Whether the account of a lockout key (:func:`account_key`) is locked now. The authenticator checks the key of
 # the name as typed before any store is asked; a store that finds the account under another name (a directory

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
-from sts.auth.users import DIRECTORY_REQUIRES_TLS, Principal, account_key
+from sts.auth.users import DIRECTORY_REQUIRES_TLS, DIRECTORY_REQUIRES_TLS_FIX, Principal, account_key
 from sts.cli.common import CommandError, open_stores
 from sts.clock import format_instant
 from sts.config.settings import Settings
@@ -124,8 +124,7 @@ def directory_call(operation: Callable[[], _T]) -> _T:
     except ServiceUnavailable as exc:
         if exc.reason == DIRECTORY_REQUIRES_TLS:
             raise CommandError(
-                f"the directory refuses simple binds without TLS ({exc.reason}): use an ldaps:// URL, or"
-                " start_tls = true on ldap://"
+                f"the directory refuses simple binds without TLS ({exc.reason}): {DIRECTORY_REQUIRES_TLS_FIX}"
             ) from None
         raise CommandError(f"the directory did not answer: {exc.reason}") from None
 

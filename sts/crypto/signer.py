@@ -21,11 +21,10 @@ from signxml.signer import SignatureReference, XMLSigner
 from signxml.util import strip_pem_header
 
 from sts import ns
+from sts.crypto.wss_signature import EXC_C14N, INCLUSIVE_NAMESPACES
 
 _PLACEHOLDER = etree.QName(ns.DS, "Signature")
 _XSI_TYPE = ns.qn(ns.XSI, "type")
-_EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
-_INCLUSIVE_NAMESPACES = etree.QName(_EXC_C14N, "InclusiveNamespaces")
 _TYPED = etree.XPath("descendant-or-self::*[@xsi:type]", namespaces={"xsi": ns.XSI})
 
 
@@ -156,9 +155,9 @@ class _TreeSigner(XMLSigner):
         if not reference.inclusive_ns_prefixes or not len(transforms_node):
             return
         c14n = transforms_node[-1]
-        if c14n.get("Algorithm") == _EXC_C14N and c14n.find(_INCLUSIVE_NAMESPACES) is None:
+        if c14n.get("Algorithm") == EXC_C14N and c14n.find(INCLUSIVE_NAMESPACES) is None:
             prefix_list = " ".join(reference.inclusive_ns_prefixes)
-            etree.SubElement(c14n, _INCLUSIVE_NAMESPACES, PrefixList=prefix_list, nsmap={"ec": _EXC_C14N})
+            etree.SubElement(c14n, INCLUSIVE_NAMESPACES, PrefixList=prefix_list, nsmap={"ec": EXC_C14N})
 
     def _ds_tag(self, tag: str) -> etree.QName:
         # signxml builds each ds: QName anew (14 per signature, ~1.5 µs each); the prefix map never changes here.

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lxml import etree
 
 from sts import ns
-from sts.crypto.wss_signature import EXC_C14N, AlgorithmRefused
+from sts.crypto.wss_signature import INCLUSIVE_NAMESPACES, AlgorithmRefused
 
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 XENC11 = "http://www.w3.org/2009/xmlenc11#"
@@ -76,7 +76,6 @@ _DIGESTS = {
     "http://www.w3.org/2001/04/xmlenc#sha512": "sha512",
     "http://www.w3.org/2000/09/xmldsig#sha1": "sha1",
 }
-_INCLUSIVE = ns.qn(EXC_C14N, "InclusiveNamespaces")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +203,7 @@ def _child(parent: etree._Element | None, tag: str) -> etree._Element | None:
 
 
 def _prefixes(parent: etree._Element) -> list[str] | None:
-    inclusive = _child(parent, _INCLUSIVE)
+    inclusive = _child(parent, INCLUSIVE_NAMESPACES)
     if inclusive is None:
         return None
     return str(inclusive.get("PrefixList", "")).split() or None

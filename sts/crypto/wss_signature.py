@@ -55,7 +55,7 @@ _DIGEST_METHOD = ns.qn(ns.DS, "DigestMethod")
 _DIGEST_VALUE = ns.qn(ns.DS, "DigestValue")
 _SIGNATURE_VALUE = ns.qn(ns.DS, "SignatureValue")
 _KEY_INFO = ns.qn(ns.DS, "KeyInfo")
-_INCLUSIVE = ns.qn(EXC_C14N, "InclusiveNamespaces")
+INCLUSIVE_NAMESPACES = ns.qn(EXC_C14N, "InclusiveNamespaces")  # ec:InclusiveNamespaces (Exc-C14N §4)
 _STR = ns.qn(ns.WSSE, "SecurityTokenReference")
 _NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,63}|#default")
 _XML_WHITESPACE = " \t\r\n"
@@ -151,7 +151,7 @@ def _check_c14n(element: etree._Element) -> None:
     extras = _children(element)
     if not extras:
         return
-    if len(extras) != 1 or extras[0].tag != _INCLUSIVE:
+    if len(extras) != 1 or extras[0].tag != INCLUSIVE_NAMESPACES:
         raise SignatureStructureError("unexpected canonicalization parameters")
     prefixes = str(extras[0].get("PrefixList", "")).split()
     if len(prefixes) > MAX_PREFIXES or not all(_NCNAME.fullmatch(prefix) for prefix in prefixes):

@@ -19,7 +19,8 @@ import ldap
 import pytest
 
 from sts.auth.directory_store import DirectoryUserStore
-from sts.auth.ldap_client import REQUIRES_TLS, failure_reason
+from sts.auth.ldap_client import failure_reason
+from sts.auth.users import DIRECTORY_REQUIRES_TLS as REQUIRES_TLS
 from sts.cli.common import CommandError
 from sts.cli.directory_users import directory_call
 from sts.errors import ServiceUnavailable
