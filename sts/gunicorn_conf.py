@@ -109,6 +109,13 @@ def on_reload(server: object) -> None:
     rebuild_application(server)
 
 
+def pre_fork(server: object, worker: object) -> None:
+    """Give the worker about to be forked the master's signal queue: the stop signals it receives while booting,
+    before it has handlers of its own, land there (:meth:`sts.gunicorn_worker.BufferingThreadWorker.init_signals`)."""
+    if hasattr(worker, "master_signals"):
+        worker.master_signals = getattr(server, "SIG_QUEUE", None)
+
+
 def worker_exit(server: object, worker: object) -> None:
     """Close the application's database connections as a worker exits (gunicorn runs this hook in the worker, and
     in the master for a worker found already gone, whose application the master never loaded: nothing to close)."""

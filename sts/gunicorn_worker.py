@@ -29,7 +29,9 @@ burst is shared, and a new connection goes to the worker holding fewest. A conne
 from __future__ import annotations
 
 import errno
+import queue
 import selectors
+import signal
 import socket
 import ssl
 import sys
@@ -82,6 +84,8 @@ _FULL_PAUSE = 0.05  # seconds a worker at worker_connections, all of them holdin
 # is spread out again within seconds under load (a token takes ms), while the reconnection (a TLS handshake costs
 # less than one token) adds about 1 % at most. nginx's newer 1000 would take minutes to re-home a pool.
 _KEEPALIVE_REQUESTS = 100
+# The signals gunicorn's master sends its workers to stop them: graceful (TERM) and immediate (INT, QUIT).
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 
 
 class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
@@ -110,12 +114,30 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self._accept_paused_until = 0.0  # monotonic; 0: no pause
         self._accept_due = False  # the head start is over: accept what the next poll finds waiting
         self._serving = False  # a request is being served in the event loop's thread ([server] threads = 1)
+        #: The master's signal queue, set by the ``pre_fork`` hook; the child's copy of it after the fork.
+        self.master_signals: queue.SimpleQueue[int] | None = None
 
     def init_process(self) -> None:
         """Build the TLS context once per worker (gunicorn's own path loads the key pair per connection)."""
         if self.cfg.is_ssl:
             self._tls = gunicorn_sock.ssl_context(self.cfg)
         super().init_process()
+
+    def init_signals(self) -> None:
+        """Install the worker's signal handlers, then act on a stop signal that arrived while the worker booted.
+
+        From the fork until here the child still runs the master's handlers, which only put a signal in the
+        child's copy of the master's queue: a SIGTERM sent then (``systemctl stop`` just after a start, a stop
+        while a worker is being replaced) was lost, and the master waited ``graceful_timeout`` for that worker
+        before killing it. A stop signal the master itself had queued before the fork is acted on too; the
+        master is stopping then and would send it next.
+        """
+        super().init_signals()
+        for sig in _stop_signals_in(self.master_signals):
+            if sig == signal.SIGTERM:
+                self.handle_exit(sig, None)
+            else:
+                self.handle_quit(sig, None)
 
     # -- event loop ------------------------------------------------------------------------------------------
 
@@ -497,6 +519,19 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         except Exception as exc:  # any parse error of the unread body: close, never answer again
             self.log.debug("Closing connection: its unread body is malformed. %s", type(exc).__name__)
             return False
+
+
+def _stop_signals_in(signals: queue.SimpleQueue[int] | None) -> list[int]:
+    """The stop signals waiting in (this process's copy of) the master's queue, which is emptied."""
+    found: list[int] = []
+    while signals is not None:
+        try:
+            sig = signals.get_nowait()
+        except queue.Empty:
+            break
+        if sig in _STOP_SIGNALS:
+            found.append(sig)
+    return found
 
 
 def worker_class(read_timeout: float, max_body_bytes: int) -> type[BufferingThreadWorker]:

@@ -105,6 +105,7 @@ class Server:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(timeout=30)  # reaped: no "still running" warning when the Popen is collected
 
 
 def start_server(
