@@ -98,6 +98,8 @@ def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
         problems.append(f"{path}: config file not readable ({exc.strerror or type(exc).__name__})")
     except tomllib.TOMLDecodeError as exc:
         problems.append(f"{path}: not valid TOML: {exc}")
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 (TOML 1.0.0, "Spec"); tomllib does not wrap this one
+        problems.append(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start + 1})")
     return {}
 
 

@@ -180,6 +180,14 @@ def test_toml_syntax_error(tmp_path: Path) -> None:
     assert "not valid TOML" in problem
 
 
+def test_file_that_is_not_utf8_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    """gunicorn's master loads the settings outside the CLI's UTF-8 guard: the decode error was a traceback."""
+    path = tmp_path / "sts.toml"
+    path.write_bytes(b'[server]\nbind = "127.0.0.1:\xff"\n')
+    [problem] = _problems(path)
+    assert problem == f"{path}: not valid TOML: not UTF-8 text (byte 28)"
+
+
 def test_unknown_table(tmp_path: Path) -> None:
     [problem] = _problems(_write(tmp_path, "[sever]\nbind = 'x:1'\n"))
     assert "unknown table [sever]" in problem
