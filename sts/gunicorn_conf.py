@@ -19,6 +19,7 @@ from pathlib import Path
 from sts.gunicorn_logging import TEXT_FORMAT, access_logger_class
 from sts.gunicorn_reload import rebuild_application, settings_for_gunicorn
 from sts.gunicorn_worker import worker_class as _worker_class
+from sts.logging import create_log_file
 
 # At start an invalid file stops here; on a reload (SIGHUP) the settings in force are kept instead.
 _settings = settings_for_gunicorn()
@@ -97,6 +98,8 @@ if _settings.logging.access_log:
         _settings.logging.access_log_format or _settings.logging.format, _settings.logging.file
     )
 errorlog = str(_settings.logging.file) if _settings.logging.file else "-"  # "-": stderr
+if _settings.logging.file:
+    create_log_file(_settings.logging.file)  # before gunicorn opens it with the umask's mode
 loglevel = _settings.logging.level.lower()
 proc_name = "sts"
 control_socket_disable = True

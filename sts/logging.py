@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -142,8 +143,20 @@ class TextFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+def create_log_file(file: Path) -> None:
+    """Create ``file`` readable by its owner only (0600 whatever the umask) unless it exists: the log names users
+    and client addresses. An existing file keeps its mode (the operator's, or logrotate's ``create``). A file that
+    cannot be created is left to the handler opening it, which reports why."""
+    try:
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600))
+    except OSError:
+        pass
+
+
 def make_handler(formatter: logging.Formatter, file: Path | None = None) -> logging.Handler:
-    """A handler writing to ``file`` (appending) or stderr, with the redaction filter."""
+    """A handler writing to ``file`` (appending; created 0600) or stderr, with the redaction filter."""
+    if file:
+        create_log_file(file)
     handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     handler.addFilter(RedactionFilter())

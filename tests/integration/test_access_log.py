@@ -4,7 +4,9 @@ as JSON lines by default (like the application log) or as text lines with ``[log
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -65,7 +67,12 @@ def test_access_log_as_text_lines(instance: Instance) -> None:
 
 def test_access_log_follows_the_logging_file(instance: Instance, tmp_path: Path) -> None:
     log_file = tmp_path / "sts.log"
-    server = _serve_and_call(instance, STS_LOGGING_FILE=str(log_file))
+    umask = os.umask(0o022)  # the usual shell umask: gunicorn created the file 0644, readable by every user
+    try:
+        server = _serve_and_call(instance, STS_LOGGING_FILE=str(log_file))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600  # it names users and client addresses
     assert server.stdout_log is not None
     text = log_file.read_text()
     records = _access_records(text)
