@@ -512,7 +512,10 @@ def test_a_password_on_stdin_that_is_not_utf8_is_refused(cli: Cli, monkeypatch: 
 
 def test_a_file_that_is_not_utf8_is_an_error_not_a_traceback(cli: Cli) -> None:
     Path(cli.config).write_bytes(b'[server]\nbind = "a\xff"\n')
-    cli.fails("check-config", message="input that is not UTF-8 text (an argument, stdin or a file) cannot be used")
+    problem = f"{cli.config}: not valid TOML: not UTF-8 text (byte 19)"
+    cli.fails("user", "list", message=f"invalid configuration:\n  {problem}\n")
+    checked = cli("check-config")
+    assert checked.code == 1 and f"problem: {problem}" in checked.out, checked
 
 
 def test_the_lock_line_names_the_end_of_a_lock_in_utc_and_says_when_none_holds() -> None:
