@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import ssl
+import sys
 import tempfile
 from pathlib import Path
 
@@ -113,8 +114,10 @@ pidfile = os.environ.get("STS_PIDFILE") or (str(_settings.server.pid_file) if _s
 
 def on_reload(server: object) -> None:
     """SIGHUP (``sts reload``): build the application with the new configuration before the new workers start,
-    or keep the running one if anything of it is invalid (:mod:`sts.gunicorn_reload`)."""
-    rebuild_application(server)
+    or keep the running one if anything of it is invalid (:mod:`sts.gunicorn_reload`); an application installed
+    takes over the master's metrics listener (its certificates, its ``[metrics] bind``)."""
+    if rebuild_application(server):
+        when_ready(server)
 
 
 def pre_fork(server: object, worker: object) -> None:
@@ -133,12 +136,15 @@ def worker_exit(server: object, worker: object) -> None:
 
 
 def when_ready(server: object) -> None:
-    """Start the metrics listener of ``[metrics] bind`` in the master, which adds up every worker's samples."""
+    """Start the metrics listener of ``[metrics] bind`` in the master, which adds up every worker's samples (on a
+    reload: hand it to the new application, move it, or stop it when the new configuration has none)."""
     bind = _settings.metrics.bind if _settings.metrics.enabled else ""
     app = getattr(getattr(server, "app", None), "callable", None)
     serve = getattr(getattr(app, "ops", None), "serve_metrics", None)
     if bind and callable(serve):
         serve(bind)
+    elif "sts.metrics" in sys.modules:  # a listener can only exist once the module was imported
+        sys.modules["sts.metrics"].stop_listener()
 
 
 def child_exit(server: object, worker: object) -> None:
