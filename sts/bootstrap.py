@@ -39,7 +39,11 @@ def boot(
     keystore = load_keystore(settings)
     for warning in startup_warnings(settings, keystore):
         _LOG.warning(warning)
-    app = create_app(settings, keystore, clock)
+    try:
+        app = create_app(settings, keystore, clock)
+    except BaseException:
+        keystore.close()  # a refused reload: the master keeps no thread of a key it never uses
+        raise
     _LOG.info("sts ready", extra={"config": str(settings.config_path)})
     return app
 
@@ -48,7 +52,10 @@ def check_boot(settings: Settings) -> None:
     """What a reload checks before it builds anything: every key file of a rotation and the crypto self-test
     (raises :class:`KeyStoreError` with every problem)."""
     material = load_material(settings)
-    problems = run_selftest(material.current)
+    try:
+        problems = run_selftest(material.current)
+    finally:
+        material.current.close()  # loaded for the check only (the master checks on every reload)
     if problems:
         raise KeyStoreError(problems)
 

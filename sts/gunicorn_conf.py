@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import ssl
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,7 @@ _settings = settings_for_gunicorn()
 
 _METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is first imported: set it before
 _METRICS_OWNED = "_STS_METRICS_DIR_CREATED"  # the directory this master created (not an STS_* setting name)
+_METRICS_READY = "_STS_METRICS_DIR_READY"  # the directory this master created or emptied at start
 
 
 def _metrics_directory() -> tuple[Path, bool]:
@@ -34,19 +36,23 @@ def _metrics_directory() -> tuple[Path, bool]:
     One per instance, emptied at start so a restarted server does not add up the samples of dead processes:
     ``$PROMETHEUS_MULTIPROC_DIR`` when the operator names one (kept at exit), else a private temporary directory
     (under ``$RUNTIME_DIRECTORY`` when systemd provides one), removed at exit. Whether we created it is returned.
+    gunicorn executes this file again on every reload (SIGHUP): the directory this master already prepared is
+    then kept as it is, since emptying it would drop the counts of every worker so far and the files the live
+    workers are writing (the counters would fall back to zero).
     """
     named = os.environ.get(_METRICS_ENV)
-    if named and named == os.environ.get(_METRICS_OWNED):
-        return Path(named), True  # this file read again by the same master (a reload): keep the live samples
+    if named and named == os.environ.get(_METRICS_READY):
+        return Path(named), named == os.environ.get(_METRICS_OWNED)  # a reload: keep the samples
     if named:
         path = Path(named)
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         for stale in path.glob("*.db"):
             stale.unlink()
+        os.environ[_METRICS_READY] = named
         return path, False
     runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or None
     created = tempfile.mkdtemp(prefix="sts-metrics-", dir=runtime)
-    os.environ[_METRICS_OWNED] = created
+    os.environ[_METRICS_OWNED] = os.environ[_METRICS_READY] = created
     return Path(created), True
 
 
@@ -108,8 +114,10 @@ pidfile = os.environ.get("STS_PIDFILE") or (str(_settings.server.pid_file) if _s
 
 def on_reload(server: object) -> None:
     """SIGHUP (``sts reload``): build the application with the new configuration before the new workers start,
-    or keep the running one if anything of it is invalid (:mod:`sts.gunicorn_reload`)."""
-    rebuild_application(server)
+    or keep the running one if anything of it is invalid (:mod:`sts.gunicorn_reload`); an application installed
+    takes over the master's metrics listener (its certificates, its ``[metrics] bind``)."""
+    if rebuild_application(server):
+        when_ready(server)
 
 
 def pre_fork(server: object, worker: object) -> None:
@@ -128,12 +136,15 @@ def worker_exit(server: object, worker: object) -> None:
 
 
 def when_ready(server: object) -> None:
-    """Start the metrics listener of ``[metrics] bind`` in the master, which adds up every worker's samples."""
+    """Start the metrics listener of ``[metrics] bind`` in the master, which adds up every worker's samples (on a
+    reload: hand it to the new application, move it, or stop it when the new configuration has none)."""
     bind = _settings.metrics.bind if _settings.metrics.enabled else ""
     app = getattr(getattr(server, "app", None), "callable", None)
     serve = getattr(getattr(app, "ops", None), "serve_metrics", None)
     if bind and callable(serve):
         serve(bind)
+    elif "sts.metrics" in sys.modules:  # a listener can only exist once the module was imported
+        sys.modules["sts.metrics"].stop_listener()
 
 
 def child_exit(server: object, worker: object) -> None:

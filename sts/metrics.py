@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -149,9 +149,21 @@ class Metrics:
         return generate_latest(self._exposition_registry()), CONTENT_TYPE_LATEST
 
     def serve(self, bind: str) -> None:
-        """Serve the exposition on a listener of its own (a thread of the calling process: gunicorn's master)."""
+        """Serve the exposition on a listener of its own (a thread of the calling process: gunicorn's master).
+
+        The process has one such listener: the application a reload builds takes over the one already serving
+        ``bind`` (without closing its socket, so no scrape is refused), whose certificates are those of the
+        configuration replaced; a listener on another address is stopped (:func:`stop_listener`) and a new one
+        started.
+        """
+        registry = self._exposition_registry()
+        if _listener and _listener[0][0] == bind:
+            _listener[0][1].set_app(make_wsgi_app(registry))
+            return
+        stop_listener()
         host, _, port = bind.rpartition(":")
-        start_http_server(int(port), host.strip("[]") or "127.0.0.1", registry=self._exposition_registry())
+        server, _ = start_http_server(int(port), host.strip("[]") or "127.0.0.1", registry=registry)
+        _listener[:] = [(bind, server)]
 
     def _exposition_registry(self) -> CollectorRegistry:
         if self._exposition is None:
@@ -256,6 +268,17 @@ class _CertificateCollector:
         for cert in self._known:
             family.add_metric((cert.kind, cert.name), round(cert.days_left(now), 3))
         yield family
+
+
+_listener: list[tuple[str, Any]] = []  # this process's listener of [metrics] bind: its address and server
+
+
+def stop_listener() -> None:
+    """Stop this process's metrics listener, if it has one (a reload that moves or disables it)."""
+    for _, server in _listener:
+        server.shutdown()
+        server.server_close()
+    _listener.clear()
 
 
 def process_dead(pid: int) -> None:

@@ -199,13 +199,13 @@ def build_service(
 
 def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Clock | None = None) -> Transport:
     """Build the WSGI application; ``clock``: the time every part of it tells (default: the wall clock)."""
-    keystore = keystore or load_keystore(settings)
+    keys = keystore or load_keystore(settings)  # narrowed: the closure below closes it
     clock = clock or SystemClock()
     hasher = PasswordHasher()
     stores = build_stores(settings, clock, hasher)
-    ring = key_ring(settings, keystore, clock)
+    ring = key_ring(settings, keys, clock)
     service = build_service(settings, ring, stores, clock, hasher)
-    ops, metrics = ops_endpoints(settings, stores, keystore)
+    ops, metrics = ops_endpoints(settings, stores, keys)
     protectors = response_protectors(settings, ring.message_keys, clock)
     endpoint = SoapEndpoint(
         service, parser_limits(settings), settings.server.soap12_sender_status, protectors, metrics
@@ -230,6 +230,7 @@ def create_app(settings: Settings, keystore: KeyStore | None = None, clock: Cloc
         if metrics is not None:
             metrics.flush()  # the last samples of an exiting worker
         stores.close()
+        keys.close()  # the master, replacing this application on a reload, or an exiting worker
 
     return Transport(
         policy, wsdl, SpyneAdapter(endpoint), render_mex(wsdl), close=close, routes=scenario_paths(scenarios),

@@ -110,6 +110,13 @@ class KeyStore:
         """Certificates whose signatures Validate accepts: the current one, then still-accepted previous ones."""
         return (self.signing_cert, *self.previous_certs)
 
+    def close(self) -> None:
+        """Release what the signing key holds in this process (a PKCS#11 key's token thread; nothing for a PEM
+        key), once nothing signs with it any more."""
+        close = getattr(self.signing_key, "close", None)
+        if callable(close):
+            close()
+
 
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint as colon-separated hex (what operators compare)."""

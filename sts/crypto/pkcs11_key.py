@@ -12,7 +12,9 @@ application must call C_Initialize again after fork). Every call into the token 
 (removed, powered off, a network HSM black-holed) fails the request closed with ``ServiceUnavailable``
 (soap:Server "Service unavailable") within that time, never holding a worker until gunicorn kills it. While a call
 is stuck past its deadline, later requests fail at once instead of queueing behind it; when it returns, the thread
-opens the token afresh, so service resumes as soon as the token answers, without a restart.
+opens the token afresh, so service resumes as soon as the token answers, without a restart. A key its process no
+longer uses is closed (:meth:`Pkcs11SigningKey.close`): its thread ends, so the gunicorn master, which loads the key
+again on every reload, does not keep one thread per reload.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class _TokenThread:
     def __init__(self, token: _Token, timeout: float) -> None:
         self._token = token
         self._timeout = timeout
-        self._jobs: queue.SimpleQueue[tuple[Future[Any], Job]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Job] | None] = queue.SimpleQueue()
         self._key: Any = None  # the session's key object: touched only by the thread
         self._busy_since: float | None = None  # when the call in progress started (monotonic)
         # A daemon thread: a call stuck in the token must not keep the worker from exiting.
@@ -101,14 +103,18 @@ class _TokenThread:
             future.cancel()  # still queued: it never reaches the token
             raise TokenTimeout(f"no answer within {self._timeout:g} s") from None
 
+    def stop(self) -> None:
+        """End the thread once the calls queued before are done (a call stuck in the token is waited out)."""
+        self._jobs.put(None)
+
     def stuck(self) -> bool:
         """Whether the call in progress has outlived its deadline (the token does not answer)."""
         started = self._busy_since
         return started is not None and time.monotonic() - started > self._timeout
 
     def _serve(self) -> None:
-        while True:
-            future, job = self._jobs.get()
+        while (item := self._jobs.get()) is not None:
+            future, job = item
             if future.set_running_or_notify_cancel():  # False: its caller gave up while it was queued
                 self._run(future, job)
 
@@ -151,6 +157,7 @@ class Pkcs11SigningKey(rsa.RSAPrivateKey):
         self._lock = threading.Lock()
         self._thread: _TokenThread | None = None
         self._pid = 0
+        self._closed = False
 
     def sign(
         self,
@@ -187,9 +194,19 @@ class Pkcs11SigningKey(rsa.RSAPrivateKey):
         except pkcs11.PKCS11Error as exc:
             raise Pkcs11Error(f"PKCS#11: {type(exc).__name__}") from None
 
+    def close(self) -> None:
+        """Stop using the key in this process: its token thread ends, later calls fail (``hsm_unavailable``)."""
+        with self._lock:
+            self._closed = True
+            if self._thread is not None and self._pid == os.getpid():
+                self._thread.stop()
+            self._thread = None
+
     def _call(self, job: Job) -> Any:
         """``job(key)`` on this process's token thread (a forked worker starts its own: the parent's is not here)."""
         with self._lock:
+            if self._closed:
+                raise Pkcs11Error("the key was closed")
             if self._thread is None or self._pid != os.getpid():
                 self._thread, self._pid = _TokenThread(self._token, self._timeout), os.getpid()
             thread = self._thread
@@ -252,12 +269,17 @@ def load_pkcs11_key(
     if not module.is_file():
         raise Pkcs11Error(f"issuer.pkcs11_module: {module} not found")
     key = Pkcs11SigningKey(module, token_label, key_label, pin_from(pin_file), public, timeout)
-    key.check()
     try:
+        key.check()
         signature = key.sign(PROBE, padding.PKCS1v15(), hashes.SHA256())
         public.verify(signature, PROBE, padding.PKCS1v15(), hashes.SHA256())
+    except Pkcs11Error:
+        key.close()
+        raise
     except ServiceUnavailable:
+        key.close()
         raise Pkcs11Error("the PKCS#11 token does not sign") from None
     except Exception:  # cryptography's InvalidSignature: another key
+        key.close()
         raise Pkcs11Error("the PKCS#11 key does not match issuer.signing_cert") from None
     return key

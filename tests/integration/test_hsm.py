@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -197,3 +198,39 @@ def test_readiness_probes_the_token(hsm_server: Server, hsm: Hsm) -> None:
     finally:
         shutil.move(away, hsm.tokens)
     assert _ready_within(hsm_server, 200, 10)["hsm"] == "ok"
+
+
+def _master_threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def _reloads_logged(server: Server, outcome: str, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while server.log.read_text().count(outcome) < count:
+        assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+        time.sleep(0.1)
+
+
+def test_reloads_leave_no_token_thread_behind_in_the_master(hsm_instance: Instance, hsm: Hsm, tmp_path: Path) -> None:
+    """The master loads the token's key on every reload (to check it, then for the new application): each key it
+    no longer uses is closed, so its thread count stays what it was after start, accepted or refused reloads."""
+    pid_file = tmp_path / "sts.pid"
+    server = start_server(hsm_instance, workers=1, env={"SOFTHSM2_CONF": str(hsm.conf), "STS_PIDFILE": str(pid_file)})
+    config = hsm_instance.config.read_text()
+    try:
+        master = int(pid_file.read_text())
+        started_with = _master_threads(master)
+        for count in (1, 2, 3):
+            os.kill(master, signal.SIGHUP)
+            _reloads_logged(server, "reloaded: new workers serve the new configuration", count)
+        hsm_instance.config.write_text(config.replace('database = "', 'database = "missing/', 1))
+        os.kill(master, signal.SIGHUP)  # the key loads, the database does not: refused after the key was loaded
+        _reloads_logged(server, "reload refused", 1)
+        deadline = time.monotonic() + 10  # a stopped thread ends once it reads its stop
+        while (threads := _master_threads(master)) != started_with:
+            assert time.monotonic() < deadline, (threads, started_with)
+            time.sleep(0.2)
+        verify_with_xmlsec1(_issue(server, hsm_instance), hsm.cert, saml11=False)  # the new workers sign
+    finally:
+        hsm_instance.config.write_text(config)
+        server.stop()

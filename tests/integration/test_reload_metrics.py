@@ -1,0 +1,122 @@
+"""Metrics across a reload (SIGHUP), gunicorn with 2 workers: gunicorn executes its settings file again on every
+reload, and the samples the workers wrote so far (prometheus_client's multiprocess files) must survive it, in the
+directory the operator names with ``$PROMETHEUS_MULTIPROC_DIR`` as in the one the master creates itself."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support import WST, Server, free_port, make_instance, rst_envelope, start_server
+
+pytestmark = pytest.mark.integration
+
+SUCCESS = 'sts_requests_total{operation="issue",outcome="success"}'
+
+
+def _issued(server: Server) -> float:
+    """The instance's count of successful Issue requests, as a scrape of the main port shows it (0 if none)."""
+    response = requests.get(server.url.replace("/services/wso2carbon-sts", "/metrics"), verify=server.verify,
+                            timeout=10)
+    assert response.status_code == 200
+    found = re.search(re.escape(SUCCESS) + r" (\S+)", response.text)
+    return float(found.group(1)) if found else 0.0
+
+
+def _issue(server: Server, password: str) -> None:
+    response = server.post(rst_envelope("admin", password), action=f"{WST}/RST/Issue")
+    assert response.status_code == 200, response.content[:500]
+
+
+def _reloaded(server: Server, pid_file: Path) -> None:
+    """SIGHUP to the master, and wait until it installed the new application."""
+    before = server.log.read_text().count("reloaded: new workers serve the new configuration")
+    os.kill(int(pid_file.read_text()), signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while server.log.read_text().count("reloaded: new workers serve the new configuration") == before:
+        assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+        time.sleep(0.1)
+
+
+def _until(server: Server, count: float) -> None:
+    """Wait until a scrape shows ``count`` issues (each worker writes its samples within a second)."""
+    deadline = time.monotonic() + 15
+    while (seen := _issued(server)) != count:
+        assert seen <= count and time.monotonic() < deadline, seen
+        time.sleep(0.3)
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["named-directory", "own-directory"])
+def test_a_reload_keeps_the_counts_of_every_worker(tmp_path: Path, named: bool) -> None:
+    instance = make_instance(tmp_path / "var")
+    pid_file = instance.base / "sts.pid"
+    metrics_dir = tmp_path / "prometheus"
+    env = {"STS_PIDFILE": str(pid_file)} | ({"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)} if named else {})
+    server = start_server(instance, workers=2, env=env)
+    try:
+        for _ in range(6):
+            _issue(server, instance.demo_password)
+        _until(server, 6)
+        _reloaded(server, pid_file)
+        for _ in range(3):
+            _issue(server, instance.demo_password)  # served by the new workers
+        _until(server, 9)  # the six before the reload still count
+        time.sleep(2.5)  # the old workers have exited by now (no request held them): still nine
+        assert _issued(server) == 9
+    finally:
+        server.stop()
+
+
+def _listener_signing_certs(port: int) -> set[str]:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return set(re.findall(r'sts_certificate_expiry_days\{kind="signing",name="([^"]+)"\}', text))
+
+
+def _listener_shows(port: int, name: str) -> None:
+    """Wait until the listener on ``port`` reports the signing certificate ``name`` (the master hands the listener
+    over right after it logged the reload), and only that one."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if _listener_signing_certs(port) == {name}:
+                return
+        except requests.ConnectionError:
+            pass  # not listening yet
+        assert time.monotonic() < deadline, name
+        time.sleep(0.2)
+
+
+def test_the_masters_listener_follows_a_reload(tmp_path: Path) -> None:
+    """``[metrics] bind`` is served by the master: after a reload it reports the new configuration's certificates
+    (here the signing certificate under a new file name), on the same address, then on the address a further
+    reload gives it, and the old address stops answering."""
+    instance = make_instance(tmp_path / "var")
+    pid_file = instance.base / "sts.pid"
+    port, other = free_port(), free_port()
+    config = instance.config.read_text()
+    instance.config.write_text(config.replace('bind = ""', f'bind = "127.0.0.1:{port}"', 1))
+    server = start_server(instance, workers=1, env={"STS_PIDFILE": str(pid_file)})
+    try:
+        assert _listener_signing_certs(port) == {"sts-signing.crt.pem"}
+        keystore = instance.base / "keystore"
+        shutil.copy(keystore / "sts-signing.key.pem", keystore / "renewed.key.pem")
+        shutil.copy(keystore / "sts-signing.crt.pem", keystore / "renewed.crt.pem")
+        text = instance.config.read_text().replace("sts-signing.key.pem", "renewed.key.pem")
+        instance.config.write_text(text.replace("sts-signing.crt.pem", "renewed.crt.pem"))
+        _reloaded(server, pid_file)
+        _listener_shows(port, "renewed.crt.pem")
+
+        instance.config.write_text(instance.config.read_text().replace(f":{port}", f":{other}", 1))
+        _reloaded(server, pid_file)
+        _listener_shows(other, "renewed.crt.pem")
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    finally:
+        server.stop()
