@@ -1,7 +1,12 @@
-"""``[logging] format = "text"`` against a real gunicorn: an audit line names what the JSON record names (the
-correlation id a fault carries, the reason code), and a client-supplied value cannot write a line of its own."""
+"""Client-supplied values in the logs, against a real gunicorn: with ``[logging] format = "text"`` an audit line
+names what the JSON record names (the correlation id a fault carries, the reason code) and a client-supplied
+value cannot write a line of its own; ``sts explain --correlation-id`` prints such a value from the JSON log
+escaped too."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -49,3 +54,27 @@ def test_text_log_lines_carry_the_audit_fields_and_nothing_forged(instance: Inst
     assert not [line for line in lines if line.startswith(FORGED)]
     (validate,) = [line for line in lines if "audit_event=validate" in line]
     assert f'token_id="_abc\\x0a{FORGED}\\x0d\\x85x"' in validate
+
+
+def test_explain_prints_a_client_value_from_the_json_log_escaped(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "sts.log"
+    server = start_server(instance, workers=1, tls=False, env={"STS_LOGGING_FILE": str(log)})
+    try:
+        validated = server.post(rst_envelope(
+            "admin", instance.demo_password, request_type=f"{WST}/Validate", token_type=f"{WST}/RSTR/Status",
+            extra_rst=VALIDATE_TARGET,
+        ))
+    finally:
+        server.stop()
+    assert validated.status_code == 200, validated.text
+    records = [json.loads(line) for line in log.read_text().splitlines() if '"audit_event": "validate"' in line]
+    (record,) = records
+    assert record["token_id"] == f"_abc\n{FORGED}\r\x85x"  # as the client sent it (JSON escapes it)
+    capsys.readouterr()
+    assert instance.cli("explain", "--correlation-id", str(record["correlation_id"]), "--log", str(log)) == 0
+    out = capsys.readouterr().out
+    assert "\r" not in out and "\x85" not in out
+    first, _note = out.splitlines()
+    assert f'token_id="_abc\\x0a{FORGED}\\x0d\\x85x"' in first

@@ -350,3 +350,17 @@ def test_the_text_format_redacts_fields_and_keeps_their_quotes() -> None:
     written = _text_lines(lambda logger: logger.info("x", extra={"detail": f"password={CANARY}", "next": "1"}))
     assert CANARY not in written
     assert written.rstrip("\n").endswith(' detail="password=[redacted]" next=1')
+
+
+@pytest.mark.parametrize("breaking", ["\x85", "\u2028", "\u2029", "\x9b"])
+def test_a_json_record_is_one_line_to_every_reader(
+    logger_and_stream: tuple[logging.Logger, io.StringIO], breaking: str
+) -> None:
+    """JSON allows these raw in a string, and ensure_ascii=False left them so: str.splitlines (sts explain's
+    reader was one) and log viewers broke the record in two, hiding it; escaped, the value reads back the same."""
+    logger, stream = logger_and_stream
+    logger.warning("validate invalid", extra={"token_id": f"_a{breaking}b", "user": "José"})
+    assert len(stream.getvalue().splitlines()) == 1
+    assert breaking not in stream.getvalue()  # not even an 8-bit CSI for a terminal that tails the log
+    (record,) = _lines(stream)
+    assert (record["token_id"], record["user"]) == (f"_a{breaking}b", "José")
