@@ -3,12 +3,18 @@
 gunicorn writes its access log to stdout when told ``-``; this logger class writes it through the same kind of
 handler as the application log (:func:`sts.logging.make_handler`, with the redaction filter), one line per
 request: client, request line, status, size and duration, never bodies or headers.
+
+The STS reads one query string (``?wsdl``): any other is a client's mistake or a probe, and query strings are
+where misconfigured clients put credentials (``?access_token=``, ``?password=``, a WS-Federation ``wresult``
+token), which the redaction filter's keyword patterns do not all recognise. So the access log names a query's
+parameters but never their values (:func:`loggable_query`), in both formats.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,34 @@ from gunicorn import glogging
 from sts.logging import JsonFormatter, make_handler
 
 TEXT_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
+# Query strings the STS answers (the WSDL), logged as they are.
+_KNOWN_QUERIES = frozenset({"wsdl", "wsdl="})
+# A parameter name worth showing; anything else (a bare token, an encoded blob) is masked whole.
+_PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+MASK = "[redacted]"
+
+
+def loggable_query(query: str) -> str:
+    """``query`` as the access log may show it: ``wsdl`` as it is; otherwise each ``name=value`` parameter as
+    ``name=[redacted]``, and a parameter without ``=`` or with an unusual name masked whole (it may itself be a
+    credential). The separators (``&``, ``;``) stay, so an operator still sees how many parameters came."""
+    if not query or query.lower() in _KNOWN_QUERIES:
+        return query
+    parts = re.split(r"([&;])", query)
+    shown = []
+    for part in parts:
+        if part in ("&", ";", ""):
+            shown.append(part)
+            continue
+        name, equals, _value = part.partition("=")
+        shown.append(f"{name}={MASK}" if equals and _PARAMETER_NAME.fullmatch(name) else MASK)
+    return "".join(shown)
+
+
+def _loggable_uri(uri: str) -> str:
+    """A request target with its query string made :func:`loggable_query`."""
+    path, question, query = uri.partition("?")
+    return f"{path}?{loggable_query(query)}" if question else uri
 
 
 class AccessLogger(glogging.Logger):  # type: ignore[misc]
@@ -38,6 +72,17 @@ class AccessLogger(glogging.Logger):  # type: ignore[misc]
     def _compute_access_log_enabled(self) -> bool:
         return True
 
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: dt.timedelta) -> dict[str, Any]:
+        """gunicorn's atoms for the text format, with the query string's values masked in the request line
+        (``%(r)s``) and the query (``%(q)s``) (:func:`loggable_query`)."""
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        atoms["r"] = "{} {} {}".format(
+            environ.get("REQUEST_METHOD", "-"), _loggable_uri(str(environ.get("RAW_URI", ""))),
+            environ.get("SERVER_PROTOCOL", "-"),
+        )
+        atoms["q"] = loggable_query(str(environ.get("QUERY_STRING", "")))
+        return atoms
+
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: dt.timedelta) -> None:
         """One line per request; as JSON, the items are fields rather than a formatted string."""
         if self.access_format != "json":
@@ -49,7 +94,7 @@ class AccessLogger(glogging.Logger):  # type: ignore[misc]
             "client": environ.get("REMOTE_ADDR", "-"),
             "method": environ.get("REQUEST_METHOD", "-"),
             "path": environ.get("PATH_INFO", "-"),
-            "query": environ.get("QUERY_STRING", ""),
+            "query": loggable_query(str(environ.get("QUERY_STRING", ""))),
             "protocol": environ.get("SERVER_PROTOCOL", "-"),
             "status": int(status) if status.isdigit() else status,
             "bytes": sent,

@@ -96,6 +96,10 @@ class RedactionFilter(logging.Filter):
 # json.dumps would build an encoder per record. No circularity check: a record's fields are scalars (anything
 # else goes through ``default=str``), and the check's bookkeeping was a fifth of the encoding time.
 _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False, check_circular=False)
+# What ensure_ascii=False leaves raw and yet breaks a line for many readers (Python's str.splitlines, log viewers):
+# the C1 controls (NEL, U+0085, among them) and the Unicode line and paragraph separators. JSON allows them raw
+# in a string (RFC 8259 §7); escaped, a client-supplied value cannot split its record in two.
+_JSON_LINE_BREAKING = {code: f"\\u{code:04x}" for code in (*range(0x80, 0xA0), 0x2028, 0x2029)}
 
 
 @functools.lru_cache(maxsize=4)
@@ -127,20 +131,59 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exception"] = redact(self.formatException(record.exc_info))
-        return _ENCODER.encode(payload)
+        line = _ENCODER.encode(payload)
+        return line if line.isascii() else line.translate(_JSON_LINE_BREAKING)
+
+
+# Characters that would end or disguise a text log line: C0 and C1 controls (CR, LF, ESC, 8-bit CSI) and the
+# Unicode line and paragraph separators. They come from clients (a token reference, an AppliesTo) and must
+# never start a forged line or drive the operator's terminal.
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BARE_VALUE = re.compile(r'[^\s"=\\\x00-\x1f\x7f-\x9f\u2028\u2029]+')
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every line-breaking or control character written as a ``\\xNN``/``\\uNNNN`` escape."""
+    return _LINE_BREAKING.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def text_field(value: object) -> str:
+    """A field's value in a text line: bare when it is one plain word, else double-quoted with ``\\``, ``"``
+    and control characters escaped, so a value can neither end the line nor pass for another field. Redacted
+    before it is quoted (a pass over the quoted text would take the closing quote for part of a secret)."""
+    text = redact(str(value))
+    if _BARE_VALUE.fullmatch(text):
+        return text
+    return '"' + escape_controls(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 class TextFormatter(logging.Formatter):
-    """``[logging] format = "text"``: one line per record, redacted whole, traceback and stack included (the
-    redaction filter sees the message and its arguments, not the exception text a formatter adds, which
-    ``logging.Formatter`` may even reuse from another handler's formatting as ``record.exc_text``)."""
+    """``[logging] format = "text"``: one line per record, then its traceback and stack, if any.
+
+    The line carries the message and every ``extra`` field as ``key=value`` (an audit record's correlation id,
+    reason code, fault and user: without them a text log could not answer which refusal a fault's correlation
+    id names); control characters in the message and the values are escaped, so a client-supplied value cannot
+    write a line of its own. Everything is redacted, the traceback and stack too (the redaction filter sees the
+    message and its arguments, not the exception text a formatter adds)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        """The record as one redacted text."""
-        return redact(super().format(record))
+        """The record as one redacted line (and its traceback)."""
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        fields = "".join(
+            f" {key}={text_field(value)}" for key, value in vars(record).items()
+            if key not in _STANDARD_ATTRS and not key.startswith("_")
+        )
+        message = escape_controls(redact(record.message))
+        text = f"{record.asctime} {record.levelname} {record.name}: {message}{fields}"
+        if record.exc_info:
+            text += "\n" + redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            text += "\n" + redact(self.formatStack(record.stack_info))
+        return text
 
 
 def create_log_file(file: Path) -> None:

@@ -30,6 +30,7 @@ from sts.cli.common import CommandError, SubParsers, settings_from
 from sts.clock import Clock, FrozenClock, SystemClock
 from sts.crypto.keystore import KeyStoreError, load_keystore
 from sts.errors import ConfigError
+from sts.logging import escape_controls, text_field
 from sts.soap.endpoint import SoapEndpoint, SoapRequest
 from sts.soap.transport import WSO2_PATH, scenario_paths
 from sts.soapenv import SoapVersion
@@ -181,7 +182,7 @@ def _from_audit_log(correlation_id: str, log: Path | None) -> int:
     if log is None:
         raise CommandError("no [logging] file configured: pass --log FILE (the JSON log the server writes)")
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        lines = log.read_text(errors="replace").split("\n")  # one record a line, ended by LF and nothing else
     except OSError as exc:
         raise CommandError(f"{log}: {exc.strerror}") from None
     found = 0
@@ -192,8 +193,11 @@ def _from_audit_log(correlation_id: str, log: Path | None) -> int:
             continue
         if isinstance(record, dict) and record.get("correlation_id") == correlation_id:
             found += 1
-            fields = ", ".join(f"{k}={v}" for k, v in record.items() if k not in ("correlation_id", "message"))
-            print(f"{record.get('message', '')}: {fields}")
+            # Values come from clients (a token reference, an AppliesTo): written as the text log writes them, so
+            # a line break or a terminal escape sequence in one neither forges a line nor drives the terminal.
+            fields = ", ".join(f"{escape_controls(str(k))}={text_field(v)}" for k, v in record.items()
+                               if k not in ("correlation_id", "message"))
+            print(f"{escape_controls(str(record.get('message', '')))}: {fields}")
     if not found:
         raise CommandError(f"no record of correlation id {correlation_id} in {log}")
     print("(request bodies are never logged: save the request and run `sts explain REQUEST.xml` to replay it)")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sts.config.settings import CACHE_PASSWORD_ENV, SECTIONS, Settings
+from sts.config.table_reader import shown_value
 from sts.config.trusted_issuers import parse_trusted_issuers
 from sts.config.user_stores import env_is_ours, parse_user_stores
 from sts.errors import ConfigError
@@ -177,7 +178,7 @@ def _build_section(
             continue
         check = fld.metadata.get("check")
         if check is not None and value is not None and not check[0](value):
-            problems.append(f"{origin}: {check[1]} (got {value!r})")
+            problems.append(f"{origin}: {check[1]} (got {shown_value(value)})")
             continue
         values[key] = value
     for key, fld in known.items():

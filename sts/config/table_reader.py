@@ -3,9 +3,24 @@ raising, so that ``sts check-config`` reports every problem of every table at on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+# libpq's key=value form (``host=db password=s3cret``), quoted or not (PostgreSQL, "Connection Strings").
+# The authority's user information, up to its last "@" (a password may hold an unencoded one).
+_USERINFO = re.compile(r"//[^/?#]*@")
+_KEYWORD_PASSWORD = re.compile(r"""(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)""")
+
+
+def shown_value(value: object) -> str:
+    """``repr(value)`` for a problem message, with a URL's user information (``scheme://user:password@``,
+    RFC 3986 §3.2.1) and the value of a ``password=`` keyword replaced by ``***``: check-config prints problems
+    and the gunicorn master logs them, so a value echoed back must never hold the credential it came with."""
+    if not isinstance(value, str):
+        return repr(value)
+    return repr(_USERINFO.sub("//***@", _KEYWORD_PASSWORD.sub(r"\1***", value)))
 
 
 class TableReader:

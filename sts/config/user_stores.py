@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sts.config.table_reader import TableReader
+from sts.config.table_reader import TableReader, shown_value
 from sts.ldapfilter import FilterTemplate, FilterTemplateError
 
 WSO2_CLAIMS = "http://wso2.org/claims/"
@@ -404,13 +404,19 @@ def _check_transport(
 ) -> None:
     for url in urls:
         parts = urlsplit(url)
+        shown = shown_value(url)
         if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
-            reader.problem(f"connection_url: {url!r} must be ldaps://HOST[:PORT] or ldap://HOST[:PORT]")
+            reader.problem(f"connection_url: {shown} must be ldaps://HOST[:PORT] or ldap://HOST[:PORT]")
+        elif "@" in parts.netloc:
+            # The bind DN and password are connection_name and connection_password; a URL is logged when the
+            # directory does not answer, so it must not carry them.
+            reader.problem(f"connection_url: {shown} must not carry a user or password (connection_name,"
+                           " connection_password)")
         elif parts.path not in ("", "/") or parts.query:
-            reader.problem(f"connection_url: {url!r} must not carry a DN or options")
+            reader.problem(f"connection_url: {shown} must not carry a DN or options")
         elif parts.scheme == "ldap" and not start_tls and not (insecure and _loopback(parts.hostname)):
             reader.problem(
-                f"connection_url: {url!r} is plain LDAP: use ldaps://, or start_tls = true "
+                f"connection_url: {shown} is plain LDAP: use ldaps://, or start_tls = true "
                 "(allow_insecure_ldap = true is for loopback test directories only)"
             )
     if ca_file is None and any(not (insecure and _loopback(urlsplit(u).hostname or "")) for u in urls):

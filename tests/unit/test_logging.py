@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -305,3 +305,62 @@ def test_audit_values_naming_a_secret_word_are_not_suspect(text: str) -> None:
 
     assert not _suspect(text)
     assert redact(text) == text
+
+
+# --- TextFormatter: fields, and no forged lines -------------------------------------------------------------------
+
+
+def _text_lines(emit: Callable[[logging.Logger], None]) -> str:
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(TextFormatter())
+    handler.addFilter(RedactionFilter())
+    logger = logging.getLogger("sts.test.text_fields")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        emit(logger)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    return handler.stream.getvalue()  # type: ignore[attr-defined,no-any-return]
+
+
+def test_the_text_format_writes_the_extra_fields() -> None:
+    written = _text_lines(lambda logger: logger.warning("request failure", extra={
+        "audit_event": "request", "correlation_id": "3f2c", "fault": "FailedAuthentication",
+        "reason": "wrong_password", "user": "Alice Smith", "duration_ms": 12.5,
+    }))
+    assert written.endswith(
+        " WARNING sts.test.text_fields: request failure audit_event=request correlation_id=3f2c"
+        ' fault=FailedAuthentication reason=wrong_password user="Alice Smith" duration_ms=12.5\n'
+    )
+
+
+@pytest.mark.parametrize("breaking", ["\n", "\r", "\x1b[2J", "\x85", "\u2028", "\x0b", "\x1c"])
+def test_no_value_or_message_starts_a_line_of_its_own(breaking: str) -> None:
+    forged = f"x{breaking}2026-01-01 00:00:00,000 INFO sts.audit: issue success"
+    written = _text_lines(lambda logger: logger.info(forged, extra={"token_id": forged, "quoted": 'a" b=\\'}))
+    assert len(written.splitlines()) == 1  # splitlines breaks at every character a log viewer might
+    assert breaking not in written.removesuffix("\n")
+    assert 'quoted="a\\" b=\\\\"' in written
+
+
+def test_the_text_format_redacts_fields_and_keeps_their_quotes() -> None:
+    written = _text_lines(lambda logger: logger.info("x", extra={"detail": f"password={CANARY}", "next": "1"}))
+    assert CANARY not in written
+    assert written.rstrip("\n").endswith(' detail="password=[redacted]" next=1')
+
+
+@pytest.mark.parametrize("breaking", ["\x85", "\u2028", "\u2029", "\x9b"])
+def test_a_json_record_is_one_line_to_every_reader(
+    logger_and_stream: tuple[logging.Logger, io.StringIO], breaking: str
+) -> None:
+    """JSON allows these raw in a string, and ensure_ascii=False left them so: str.splitlines (sts explain's
+    reader was one) and log viewers broke the record in two, hiding it; escaped, the value reads back the same."""
+    logger, stream = logger_and_stream
+    logger.warning("validate invalid", extra={"token_id": f"_a{breaking}b", "user": "José"})
+    assert len(stream.getvalue().splitlines()) == 1
+    assert breaking not in stream.getvalue()  # not even an 8-bit CSI for a terminal that tails the log
+    (record,) = _lines(stream)
+    assert (record["token_id"], record["user"]) == (f"_a{breaking}b", "José")

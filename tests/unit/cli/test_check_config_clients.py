@@ -110,3 +110,15 @@ def test_a_client_ca_expiring_soon_is_a_warning(demo: Path, monkeypatch: pytest.
     code, out = _check(demo, monkeypatch, capsys, STS_SECURITY_CLIENT_CA_FILE=str(demo / "expiring-ca.pem"),
                        STS_SECURITY_CLIENT_CERT_USER="cn")
     assert code == 0 and "warning: security.client_ca_file:" in out and "certificate expires on" in out, out
+
+
+def test_check_config_never_prints_a_password_from_a_refused_url(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Redis URL from the environment that check-config refuses is quoted with its password masked."""
+    code, out = _check(demo, monkeypatch, capsys, STS_CACHE_BACKEND="redis",
+                       STS_CACHE_URL="rediss+sentinel://:hunter2@cache.internal:6379/0")
+    assert code == 1
+    assert "hunter2" not in out + capsys.readouterr().err
+    assert ("problem: environment STS_CACHE_URL: must be a redis:// or rediss:// URL"
+            " (got 'rediss+sentinel://***@cache.internal:6379/0')") in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import sqlite3
 from pathlib import Path
 
@@ -123,3 +124,23 @@ def test_a_correlation_id_is_looked_up_in_the_audit_log(
     out = capsys.readouterr().out
     assert "authentication failure: reason=wrong_password" in out and "InvalidScope" not in out
     assert main(["--config", str(instance.config), "explain", "--correlation-id", "nope", "--log", str(log)]) == 1
+
+
+@pytest.mark.parametrize("breaking", ["\n", "\r", "\x85", "\x9b2J", "\u2028"])
+def test_audit_values_from_clients_are_printed_escaped(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str], breaking: str
+) -> None:
+    """A client-supplied value (a Validate's token reference) with a line break, a carriage return or an 8-bit
+    CSI neither prints a forged record nor drives the operator's terminal; nor can it pass for another field."""
+    forged = "validate valid: audit_event=validate, outcome=valid, reason=valid"
+    record = {"message": "validate invalid", "correlation_id": "abc", "outcome": "invalid",
+              "token_id": f"_x{breaking}{forged}", "reason": "unknown_token", "client_address": "a, reason=valid"}
+    log = tmp_path / "sts.log"
+    log.write_text(json.dumps(record) + "\n")
+    assert main(["--config", str(instance.config), "explain", "--correlation-id", "abc", "--log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert breaking == "\n" or breaking not in out  # a line feed: the count of lines below
+    first, note = out.splitlines()  # the record's line, then the note on request bodies
+    assert first.startswith("validate invalid: outcome=invalid, token_id=\"_x\\")
+    assert first.endswith(f'{forged}", reason=unknown_token, client_address="a, reason=valid"')
+    assert note.startswith("(request bodies are never logged")

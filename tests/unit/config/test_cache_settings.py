@@ -54,3 +54,21 @@ def test_bad_values_are_refused(tmp_path: Path, text: str, problem: str) -> None
     with pytest.raises(ConfigError) as caught:
         load_settings(_write(tmp_path, f"[cache]\n{text}\n"), env={})
     assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize("url", [
+    "rediss+sentinel://:hunter2@cache.internal:6379/0",  # a scheme redis-py knows, not one we accept
+    "REDIS://default:hunter2@cache.internal:6379/0",  # the scheme's case
+    "redis//:hunter2@cache.internal",  # a missing colon
+])
+@pytest.mark.parametrize("where", ["file", "environment"])
+def test_a_refused_url_is_never_echoed_with_its_password(tmp_path: Path, url: str, where: str) -> None:
+    """check-config prints problems and the gunicorn master logs them: the URL they quote has its user
+    information masked (the password in a URL, often from $STS_CACHE_URL, is accepted when the URL is)."""
+    text = f'[cache]\nurl = "{url}"\n' if where == "file" else ""
+    env = {"STS_CACHE_URL": url} if where == "environment" else {}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_write(tmp_path, text), env=env)
+    (problem,) = caught.value.problems
+    assert "hunter2" not in problem
+    assert "must be a redis:// or rediss:// URL (got '" in problem and "***@cache.internal" in problem

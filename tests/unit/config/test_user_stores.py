@@ -187,6 +187,17 @@ def test_plain_ldap_refused(ca_file: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("url", ["ldaps://cn=admin:hunter2@dc1.corp.example", "ldaps://svc:hunter2@dc1.corp.example:636",
+                                 "ldaps://hunter2@dc1.corp.example"])
+def test_credentials_in_the_url_refused_and_never_echoed(ca_file: Path, url: str) -> None:
+    """The bind DN and password are connection_name and connection_password: a URL carrying them would be written
+    to the log whenever the directory does not answer, so it is refused, and the problem masks them."""
+    (problem,) = problems_of(table(ca_file, connection_url=url))
+    assert "hunter2" not in problem
+    assert problem.startswith(f"{WHERE}: connection_url: 'ldaps://***@dc1.corp.example")
+    assert problem.endswith(" must not carry a user or password (connection_name, connection_password)")
+
+
 def test_plain_ldap_with_start_tls_accepted(ca_file: Path) -> None:
     store = one(table(ca_file, connection_url="ldap://dc1.corp.example", start_tls=True))
     assert store.start_tls and not store.allow_insecure_ldap
