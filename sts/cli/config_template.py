@@ -98,7 +98,8 @@ bsp_strict = false
 # Seconds a successful PasswordText check is remembered per worker (0 disables).
 credential_cache_ttl = 60
 max_password_bytes = 1024
-# Certificates (PEM/DER) of clients whose keys PublicKey holder-of-key tokens may be bound to via wst:UseKey.
+# Certificates (PEM/DER) whose keys unsigned PublicKey requests may bind via wst:UseKey, only with
+# legacy_unproven_use_key = true (otherwise: certificates registered with `sts user add-cert`).
 trusted_client_certs = "keystore/clients"
 # Password spraying: failed authentications allowed per client address within the window (0 disables).
 client_failure_limit = 20

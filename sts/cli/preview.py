@@ -14,6 +14,8 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from sts import ns
+from sts.app.callers import auth_policy
+from sts.auth.subjects import SubjectAuthorizer
 from sts.auth.users import UserStoreError, split_qualified
 from sts.cli.common import CommandError, SubParsers, open_stores, settings_from
 from sts.errors import STSError
@@ -47,7 +49,8 @@ def register(commands: SubParsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the preview; exit 2 when the request would be refused (and why)."""
+    """Print the preview; exit 2 when the request would be refused (and why): by Issue's plan, or because Issue's
+    caller rules refuse the user (domain not allowed, disabled, none of ``[security] allowed_roles``)."""
     settings = settings_from(args)
     try:
         domain, name = split_qualified(args.user)
@@ -67,12 +70,24 @@ def run(args: argparse.Namespace) -> int:
             party = directory.resolve(rst.applies_to.address if rst.applies_to else None)
             plan = plan_issue(rst, principal, party, password_context(not args.plain_http))
         except STSError as error:
-            print(f"refused: {error.fault_qname()[1]} (reason code: {error.reason}): {error.detail}")
+            _refused(error)
             return 2
+        try:  # the rules a caller of Issue must pass, as Renew and delegation check a subject again
+            SubjectAuthorizer(stores.users, auth_policy(settings)).authorize(principal.qualified_name)
+            refusal: STSError | None = None
+        except STSError as error:
+            refusal = error
     identity = IssuerIdentity(settings.issuer.name, tokens.lifetime, tokens.max_lifetime, tokens.clock_skew)
     allowed = frozenset(settings.security.allowed_roles)
     _print(plan, token_lifetime(identity, party.rp.lifetime), principal.holds_any_role(allowed))
+    if refusal is not None:
+        _refused(refusal)
+        return 2
     return 0
+
+
+def _refused(error: STSError) -> None:
+    print(f"refused: {error.fault_qname()[1]} (reason code: {error.reason}): {error.detail}")
 
 
 def _rst(args: argparse.Namespace) -> etree._Element:

@@ -224,7 +224,7 @@ class SecuritySettings:
     # client_failure_window seconds, that address is refused without a password check (0 disables).
     client_failure_limit: int = _non_negative(20)
     client_failure_window: int = _positive(60)
-    # Certificates of clients whose keys PublicKey (holder-of-key) tokens may be bound to (wst:UseKey).
+    # With legacy_unproven_use_key only: certificates whose keys unsigned PublicKey requests may bind (wst:UseKey).
     trusted_client_certs: Path = Path("keystore/clients")
     # Client addresses never throttled (local tools and health checks); loopback by default.
     client_failure_exempt: tuple[str, ...] = _networks(("127.0.0.1", "::1"))

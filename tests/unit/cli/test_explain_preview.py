@@ -111,6 +111,29 @@ def test_preview_of_an_unknown_relying_party_says_why(
     assert main(["--config", str(instance.config), "preview", "--user", "nobody", "--rp", DEMO_RP]) == 1
 
 
+def test_preview_of_a_user_issue_would_refuse_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user Issue refuses as a caller (no allowed role, disabled) is shown, then refused with exit 2."""
+    own = make_instance(tmp_path / "var")
+    config = ["--config", str(own.config)]
+    preview = [*config, "preview", "--rp", DEMO_RP, "--user"]
+    assert main([*config, "role", "add", "staff"]) == 0
+    assert main([*config, "user", "grant", "admin", "staff"]) == 0
+    assert main([*config, "user", "revoke", "admin", "admin"]) == 0
+    capsys.readouterr()
+    assert main([*preview, "admin"]) == 2
+    out = capsys.readouterr().out
+    assert "allowed role:  NO" in out and "refused: FailedAuthentication (reason code: role_denied)" in out
+    assert main([*config, "user", "grant", "admin", "admin"]) == 0
+    assert main([*config, "user", "disable", "admin"]) == 0
+    capsys.readouterr()
+    assert main([*preview, "admin"]) == 2
+    assert "refused: FailedAuthentication (reason code: user_disabled)" in capsys.readouterr().out
+    assert main([*config, "user", "enable", "admin"]) == 0
+    assert main([*preview, "admin"]) == 0
+
+
 def test_a_correlation_id_is_looked_up_in_the_audit_log(
     instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
