@@ -7,6 +7,7 @@ The global ``--config`` defaults to ``$STS_CONFIG``, else ``./var/sts.toml``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -73,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     try:
         result: int = args.handler(args)
+        sys.stdout.flush()  # a reader that went away (`sts token inspect … | head`) shows here, not at exit
+    except BrokenPipeError:
+        _discard_stdout()
+        return 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader closed the pipe
     except UnicodeError:  # the backstop, for text read from stdin or a file: the README promises `sts: error:`
         print(f"sts: error: {NOT_UTF8_INPUT}", file=sys.stderr)
         return 1
@@ -88,6 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return result
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter flushes it at exit, which would raise into a closed pipe again
+    (the recipe of Python's documentation, "Note on SIGPIPE", in the signal module)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def is_utf8(text: str) -> bool:

@@ -122,3 +122,21 @@ def test_not_a_token(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeyp
     path.write_bytes(b'<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>')
     assert sts_main(["token", "inspect", str(path)]) == 1
     assert "not well-formed XML" in capsys.readouterr().err
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(tmp_path: Path, keys: Keys) -> None:
+    """`sts token inspect … | head -1`: the output went into a closed pipe, and Python printed a BrokenPipeError
+    traceback (and another one as it flushed stdout at exit)."""
+    import subprocess
+    import sys
+
+    files = key_files(tmp_path, keys)
+    token = write(tmp_path, "token.xml", encrypted_saml2(keys))
+    argv = [sys.executable, "-m", "sts", "token", "inspect", str(token), "--rp-key", str(files.rp_key),
+            "--sts-cert", str(files.sts_cert)]
+    read, written = os.pipe()
+    with subprocess.Popen(argv, stdout=written, stderr=subprocess.PIPE, text=True) as inspect:
+        os.close(written)
+        os.close(read)  # the reader is gone before the command writes anything
+        _, errors = inspect.communicate(timeout=120)
+    assert (inspect.returncode, errors) == (141, "")
