@@ -12,8 +12,8 @@ directory keeps no clear password).
 The principal is named by the entry's ``user_name_attribute`` (not the typed text), its roles are the directory's
 groups, nested ones included, shown as WSO2 shows them (``CORP/sts-users``; bare for PRIMARY), and its claims come
 from the attributes of ``claim_map`` (several values stay several; binary attributes are base64-encoded). In Active
-Directory a name the filter matches nothing for may be an implicit UPN (``sam@dns.domain``): its account part is
-searched again (:func:`~sts.auth.active_directory.implicit_upn_account`).
+Directory a name at the domain's DNS name may be an implicit UPN (``sam@dns.domain``): its account part is searched
+too, and used when the name as typed matches nothing (:func:`~sts.auth.active_directory.implicit_upn_account`).
 """
 
 from __future__ import annotations
@@ -211,12 +211,7 @@ class DirectoryUserStore:
     def _match_or_refusal(self, name: str) -> _Match | Refusal:
         """The one entry the filter matches for ``name`` and its user name, or why there is none."""
         try:
-            entries = self._search_user(name)
-            implicit = self._implicit_upn_account(name) if not entries else None
-            if implicit is not None:
-                # Only when nothing matched as typed: an explicit UPN (or account name) comes first, as in AD.
-                entries = self._search_user(implicit)
-                name = implicit
+            entries, name = self._search_user_or_account(name)
         except TooManyEntries:
             return Refusal(AMBIGUOUS_USER, "the user filter matches several entries", password_checked=True)
         if not entries:
@@ -260,6 +255,23 @@ class DirectoryUserStore:
             if valid_user_name(text) and canonical(text) == wanted:
                 return normalize_user_name(text)
         return None
+
+    def _search_user_or_account(self, name: str) -> tuple[list[Entry], str]:
+        """The entries the filter matches for ``name``, else for the account an implicit UPN names, and the name
+        they matched. An explicit UPN (or account name) that matches comes first, as in AD, but the account is
+        searched for every implicit UPN all the same: searched only when nothing matched, the answer to a wrong
+        password would come one round trip sooner for a UPN that exists than for one that does not."""
+        entries = self._search_user(name)
+        implicit = self._implicit_upn_account(name)
+        if implicit is None:
+            return entries, name
+        try:
+            by_account = self._search_user(implicit)
+        except TooManyEntries:
+            if entries:
+                return entries, name  # matched as typed: the account part's answer is not needed
+            raise
+        return (entries, name) if entries else (by_account, implicit)
 
     def _search_user(self, name: str) -> list[Entry]:
         return self._call(

@@ -91,6 +91,24 @@ def test_every_refusal_costs_one_search_and_one_bind(
     assert log.searches(tree.group_search_base) == []  # no group search for a refused login
 
 
+@pytest.mark.parametrize(("name", "reason"), [
+    ("nobody@corp.example", UNKNOWN_USER),
+    ("bob@corp.example", WRONG_PASSWORD),  # bob's explicit UPN: it matches as typed
+    ("uma@corp.example", WRONG_PASSWORD),  # uma's implicit UPN only: found by her account name
+])
+def test_an_implicit_upn_costs_the_same_searches_whether_it_exists(
+    slapd: SlapdServer, stores: dict[str, DirectoryUserStore], name: str, reason: str
+) -> None:
+    """A name at the domain's DNS name may be an implicit UPN: its account part is searched too, whether or not
+    the name matched as typed, so an existing UPN does not answer a round trip sooner than an unknown one."""
+    tree = slapd.active_directory
+    log = SlapdLog(slapd)
+    verdict = stores["CORP"].authenticate("CORP", name, "guess-1")
+    assert isinstance(verdict, Refusal) and verdict.reason == reason
+    assert len(log.searches(tree.user_search_base)) == 2
+    assert len(user_binds(slapd, log)) == 1 and log.searches(tree.group_search_base) == []
+
+
 def test_a_locked_active_directory_account_costs_what_a_wrong_password_costs(
     slapd: SlapdServer, stores: dict[str, DirectoryUserStore]
 ) -> None:
