@@ -2,21 +2,25 @@
 
 Authentication is search, then bind (RFC 4513 §5.1.3): the service account searches the user with the
 operator's filter, the typed name filled in escaped (RFC 4515 §3), exactly one entry must match, and the password
-is checked by binding as the DN the directory returned; a DN is never built from input. An empty password is
-refused before any bind (RFC 4513 §5.1.2: a DN with an empty password is an *unauthenticated* bind, which Active
-Directory accepts). PasswordDigest cannot be checked (a directory keeps no clear password).
+is checked by binding as the DN the directory returned; a DN is never built from input. The user's groups are read
+only once that bind succeeded. A login refused before its bind (unknown, ambiguous, an account state or lock that
+refuses it) still costs one bind, as a DN that cannot exist, so every refusal costs the directory the same round
+trips as a wrong password. An empty password is refused before any bind (RFC 4513 §5.1.2: a DN with an empty
+password is an *unauthenticated* bind, which Active Directory accepts). PasswordDigest cannot be checked (a
+directory keeps no clear password).
 
 The principal is named by the entry's ``user_name_attribute`` (not the typed text), its roles are the directory's
 groups, nested ones included, shown as WSO2 shows them (``CORP/sts-users``; bare for PRIMARY), and its claims come
 from the attributes of ``claim_map`` (several values stay several; binary attributes are base64-encoded). In Active
-Directory a name the filter matches nothing for may be an implicit UPN (``sam@dns.domain``): its account part is
-searched again (:func:`~sts.auth.active_directory.implicit_upn_account`).
+Directory a name at the domain's DNS name may be an implicit UPN (``sam@dns.domain``): its account part is searched
+too, and used when the name as typed matches nothing (:func:`~sts.auth.active_directory.implicit_upn_account`).
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +63,14 @@ TOO_MANY_GROUPS = "too_many_groups"  # roles from a partial list of groups could
 
 
 @dataclass(frozen=True, slots=True)
+class _Match:
+    """The one entry the user filter matched and the principal's name read from it (no roles yet)."""
+
+    entry: Entry
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class DirectoryUser:
     """A user found in the directory: the entry's DN, the principal, and why it may not log in (if so)."""
 
@@ -90,6 +102,10 @@ class DirectoryUserStore:
         if settings.member_of_attribute:
             attributes.add(settings.member_of_attribute)
         self._attributes = tuple(sorted(attributes, key=str.casefold))
+        # The DN of the bind a refusal decided before the bind still costs (_decoy_bind): a fresh 128-bit value
+        # under the user search base, so no entry has it and none can be made to have it in advance.
+        self._decoy_dn = ",".join(filter(None, (f"cn=sts-no-such-user-{secrets.token_hex(16)}",
+                                                settings.user_search_base)))
         # All round trips of one login together (a connection, the search, the bind and the group searches): one
         # connect and two operations' worth, well under gunicorn's worker timeout with the defaults (3 + 2 x 5 s).
         self._budget = (settings.ldap_connection_timeout + 2 * settings.read_timeout) / 1000
@@ -107,8 +123,8 @@ class DirectoryUserStore:
         self, domain: str, name: str, password: str, *, locked: LockCheck | None = None
     ) -> Principal | Refusal:
         """Search the user, check the account state (AD) and the STS's lock of the account the directory named
-        (whatever spelling matched it: ``alice``, ``ALICE``, ``alice@corp.example``), then bind as its DN with
-        ``password``."""
+        (whatever spelling matched it: ``alice``, ``ALICE``, ``alice@corp.example``), bind as its DN with
+        ``password``, then read its groups."""
         if not password:
             return Refusal(EMPTY_PASSWORD, "empty password refused before binding", password_checked=True)
         with self._client.deadline(self._budget):
@@ -116,22 +132,46 @@ class DirectoryUserStore:
 
     def _authenticate(self, name: str, password: str, locked: LockCheck | None) -> Principal | Refusal:
         """:meth:`authenticate` within the login's deadline."""
-        found = self._find_or_refusal(name)
-        if isinstance(found, Refusal):
-            return found
-        account = account_key(found.principal.domain, found.principal.name)
-        if found.refusal is not None:
-            return Refusal(found.refusal, "account state refused by the directory", password_checked=True,
-                           account=account)
-        if locked is not None and locked(account):  # no bind: AD counts none
-            return Refusal(ACCOUNT_LOCKED, "account locked", password_checked=True, account=account)
-        outcome = self._call(lambda: self._client.bind(found.dn, password))
+        match = self._match_or_refusal(name)
+        if isinstance(match, Refusal):
+            return self._after_decoy_bind(match, password)
+        account = account_key(self.domain, match.name)
+        state = self._state(match.entry)
+        if state is not None:  # checked before the bind: a refused account collects no bad-password count in AD
+            return self._after_decoy_bind(Refusal(state, "account state refused by the directory",
+                                                  password_checked=True, account=account), password)
+        if locked is not None and locked(account):
+            return self._after_decoy_bind(Refusal(ACCOUNT_LOCKED, "account locked", password_checked=True,
+                                                  account=account), password)
+        outcome = self._call(lambda: self._client.bind(match.entry.dn, password))
         if not outcome.accepted:
             reason = bind_refusal(outcome.ad_code)
             accounts = (account,) if reason == WRONG_PASSWORD else ()
             return Refusal(reason, f"bind refused ({outcome.result})", password_checked=True, accounts=accounts,
                            account=account)
-        return found.principal
+        # Groups only now: a refused login never costs the group searches, which only a success needs.
+        user = self._user(match, None)
+        return user if isinstance(user, Refusal) else user.principal
+
+    def _after_decoy_bind(self, refusal: Refusal, password: str) -> Refusal:
+        """``refusal``, once :meth:`_decoy_bind` has cost what the bind of a wrong password costs."""
+        self._decoy_bind(password)
+        return refusal
+
+    def _decoy_bind(self, password: str) -> None:
+        """One simple bind (RFC 4513 §5.1.3) that cannot succeed and touches no account, its answer ignored.
+
+        A refusal decided before the bind (unknown, ambiguous or unusable name, an AD account state, the STS's
+        lock) would otherwise answer one round trip sooner than a wrong password, telling an attacker who times
+        the answers which names are accounts. The bind is as ``_decoy_dn``, which no entry has: RFC 4513 §5.1.3
+        answers such a DN, "syntactically correct but not valid for purposes of authentication", with
+        invalidCredentials as it answers a wrong password (Samba AD: data 52e for both). It goes on an
+        authentication connection with ``password`` (never empty: refused before), as a real bind does. No real
+        account pays for it: Active Directory's lockout counts (badPwdCount, lockoutTime) are attributes of the
+        account object a bind names, and this name names none. A directory that does not answer fails the
+        request closed, as it would have at the real bind."""
+        if self._call(lambda: self._client.bind(self._decoy_dn, password)).accepted:
+            _LOG.error("the directory accepted a bind as a DN it does not hold", extra={"domain": self.domain})
 
     def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:
         """Always refused: a directory keeps no password the STS could compute a digest over."""
@@ -163,13 +203,15 @@ class DirectoryUserStore:
         self._client.close()
 
     def _find_or_refusal(self, name: str) -> DirectoryUser | Refusal:
+        match = self._match_or_refusal(name)
+        if isinstance(match, Refusal):
+            return match
+        return self._user(match, self._state(match.entry))
+
+    def _match_or_refusal(self, name: str) -> _Match | Refusal:
+        """The one entry the filter matches for ``name`` and its user name, or why there is none."""
         try:
-            entries = self._search_user(name)
-            implicit = self._implicit_upn_account(name) if not entries else None
-            if implicit is not None:
-                # Only when nothing matched as typed: an explicit UPN (or account name) comes first, as in AD.
-                entries = self._search_user(implicit)
-                name = implicit
+            entries, name = self._search_user_or_account(name)
         except TooManyEntries:
             return Refusal(AMBIGUOUS_USER, "the user filter matches several entries", password_checked=True)
         if not entries:
@@ -184,16 +226,19 @@ class DirectoryUserStore:
             _LOG.warning("directory entry has several user names", extra={"domain": self.domain})
             return Refusal(UNUSABLE_NAME, "entry with several user names, none of them the one typed",
                            password_checked=True)
-        refusal = self._state(entry)
+        return _Match(entry, canonical_name)
+
+    def _user(self, match: _Match, refusal: str | None) -> DirectoryUser | Refusal:
+        """The user with its roles (its groups, read now) and claims; ``refusal``: why it may not log in."""
         try:
-            roles = self._call(lambda: self._groups.roles(entry))
+            roles = self._call(lambda: self._groups.roles(match.entry))
         except TooManyEntries:
             _LOG.warning("more groups than the directory answers", extra={"domain": self.domain})
             return Refusal(TOO_MANY_GROUPS, "the user's groups could not all be read", password_checked=True)
         principal = Principal(
-            self.domain, canonical_name, self._qualified(roles), self._claims(entry), enabled=refusal is None
+            self.domain, match.name, self._qualified(roles), self._claims(match.entry), enabled=refusal is None
         )
-        return DirectoryUser(entry.dn, principal, refusal)
+        return DirectoryUser(match.entry.dn, principal, refusal)
 
     def _user_name(self, entry: Entry, searched: str) -> str | None:
         """The principal's name: the entry's ``user_name_attribute`` value, or, when the attribute holds several
@@ -210,6 +255,23 @@ class DirectoryUserStore:
             if valid_user_name(text) and canonical(text) == wanted:
                 return normalize_user_name(text)
         return None
+
+    def _search_user_or_account(self, name: str) -> tuple[list[Entry], str]:
+        """The entries the filter matches for ``name``, else for the account an implicit UPN names, and the name
+        they matched. An explicit UPN (or account name) that matches comes first, as in AD, but the account is
+        searched for every implicit UPN all the same: searched only when nothing matched, the answer to a wrong
+        password would come one round trip sooner for a UPN that exists than for one that does not."""
+        entries = self._search_user(name)
+        implicit = self._implicit_upn_account(name)
+        if implicit is None:
+            return entries, name
+        try:
+            by_account = self._search_user(implicit)
+        except TooManyEntries:
+            if entries:
+                return entries, name  # matched as typed: the account part's answer is not needed
+            raise
+        return (entries, name) if entries else (by_account, implicit)
 
     def _search_user(self, name: str) -> list[Entry]:
         return self._call(

@@ -1,8 +1,9 @@
 """Inbound credential validation: the WS-Security UsernameToken scenario ("UTOverTransport", WSO2 scenario 1).
 
 Order of checks (each failure is one of the fixed WS-Security faults; every authentication or authorization
-failure is the same ``wsse:FailedAuthentication`` bytes and costs one password hash, so neither content nor
-timing tells unknown users apart: OWASP Authentication Cheat Sheet, "Authentication and Error Messages"):
+failure is the same ``wsse:FailedAuthentication`` bytes and costs one password check, a hash or a directory's
+bind, so neither content nor timing tells unknown users apart: OWASP Authentication Cheat Sheet, "Authentication
+and Error Messages"):
 
 1. the one ``wsse:Security`` header for us; its ``wsu:Timestamp`` (required unless the policy relaxes it, as the
    published ``sp:IncludeTimestamp`` says; freshness, BSP structure);

@@ -86,6 +86,10 @@ class SlapdLog:
         key = dn_key(dn)
         return sum(_bound_dn(line) is not None and dn_key(_bound_dn(line) or "") == key for line in self.lines())
 
+    def bound(self) -> list[str]:
+        """The DNs of every simple bind received, in order (the service account's included)."""
+        return [dn for dn in map(_bound_dn, self.lines()) if dn is not None]
+
     def accepted(self) -> int:
         """New connections accepted."""
         return sum(" ACCEPT from " in line for line in self.lines())

@@ -36,6 +36,7 @@ from sts.stores.factory import user_store_router
 from sts.stores.sqlite import Database, initialize
 from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, SqliteReplayCache
 from sts.wss.username import compute_password_digest
+from tests.servers.directory_data import dn_key
 from tests.servers.slapd import SlapdServer, free_port
 from tests.unit.auth.directory_support import SlapdLog, active_directory_table, openldap_table, store_settings
 
@@ -183,6 +184,30 @@ def test_no_spelling_of_a_name_gets_a_fresh_run_of_guesses(env: Env, caplog: pyt
         env.refused(auth, typed, user.password, "account_locked")  # the right password
     assert log.binds(user.dn) == 0
     assert audit_reasons(caplog)[-2:] == ["account_locked", "account_locked"]
+
+
+def test_every_refusal_costs_the_directory_what_a_wrong_password_costs(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """README: every failure is the same fault and costs a directory one bind, so the time of the answer does not
+    tell an unknown name from an account that is locked, disabled or given a wrong password; no group search for
+    any of them. The audit keeps the real reason (tests/unit/auth/test_directory_refusal_cost.py: which binds)."""
+    auth = env.authenticator()
+    tree = env.slapd.active_directory
+    for _ in range(MAX_FAILURES):
+        env.refused(auth, "CORP/alice", "guess", "wrong_password")  # the STS locks CORP/alice
+    for typed, password, reason in [
+        ("CORP/nobody", "guess", "unknown_user"),
+        ("CORP/alice@corp.example", tree.users["alice"].password, "account_locked"),  # another spelling, right
+        ("CORP/dana", "guess", "user_disabled"),
+        ("CORP/bob", "guess", "wrong_password"),
+    ]:
+        log = SlapdLog(env.slapd)
+        env.refused(auth, typed, password, reason)
+        binds = [dn for dn in log.bound() if dn_key(dn) != dn_key(tree.service_dn)]
+        assert len(binds) == 1, (typed, binds)
+        assert log.searches(tree.group_search_base) == [], typed
+        assert audit_reasons(caplog)[-1] == reason
 
 
 @pytest.mark.parametrize(("cached_as", "account", "chained"), [
