@@ -106,6 +106,9 @@ class DirectoryUserStore:
         # under the user search base, so no entry has it and none can be made to have it in advance.
         self._decoy_dn = ",".join(filter(None, (f"cn=sts-no-such-user-{secrets.token_hex(16)}",
                                                 settings.user_search_base)))
+        # ... with a password of its own: the one typed (the right one, perhaps, of a disabled or locked account)
+        # has no business in a bind that is not the account's.
+        self._decoy_password = secrets.token_urlsafe(24)
         # All round trips of one login together (a connection, the search, the bind and the group searches): one
         # connect and two operations' worth, well under gunicorn's worker timeout with the defaults (3 + 2 x 5 s).
         self._budget = (settings.ldap_connection_timeout + 2 * settings.read_timeout) / 1000
@@ -134,15 +137,15 @@ class DirectoryUserStore:
         """:meth:`authenticate` within the login's deadline."""
         match = self._match_or_refusal(name)
         if isinstance(match, Refusal):
-            return self._after_decoy_bind(match, password)
+            return self._after_decoy_bind(match)
         account = account_key(self.domain, match.name)
         state = self._state(match.entry)
         if state is not None:  # checked before the bind: a refused account collects no bad-password count in AD
             return self._after_decoy_bind(Refusal(state, "account state refused by the directory",
-                                                  password_checked=True, account=account), password)
+                                                  password_checked=True, account=account))
         if locked is not None and locked(account):
             return self._after_decoy_bind(Refusal(ACCOUNT_LOCKED, "account locked", password_checked=True,
-                                                  account=account), password)
+                                                  account=account))
         outcome = self._call(lambda: self._client.bind(match.entry.dn, password))
         if not outcome.accepted:
             reason = bind_refusal(outcome.ad_code)
@@ -153,12 +156,12 @@ class DirectoryUserStore:
         user = self._user(match, None)
         return user if isinstance(user, Refusal) else user.principal
 
-    def _after_decoy_bind(self, refusal: Refusal, password: str) -> Refusal:
+    def _after_decoy_bind(self, refusal: Refusal) -> Refusal:
         """``refusal``, once :meth:`_decoy_bind` has cost what the bind of a wrong password costs."""
-        self._decoy_bind(password)
+        self._decoy_bind()
         return refusal
 
-    def _decoy_bind(self, password: str) -> None:
+    def _decoy_bind(self) -> None:
         """One simple bind (RFC 4513 §5.1.3) that cannot succeed and touches no account, its answer ignored.
 
         A refusal decided before the bind (unknown, ambiguous or unusable name, an AD account state, the STS's
@@ -166,11 +169,11 @@ class DirectoryUserStore:
         the answers which names are accounts. The bind is as ``_decoy_dn``, which no entry has: RFC 4513 §5.1.3
         answers such a DN, "syntactically correct but not valid for purposes of authentication", with
         invalidCredentials as it answers a wrong password (Samba AD: data 52e for both). It goes on an
-        authentication connection with ``password`` (never empty: refused before), as a real bind does. No real
+        authentication connection, as a real bind does, with a random password of the store's own. No real
         account pays for it: Active Directory's lockout counts (badPwdCount, lockoutTime) are attributes of the
         account object a bind names, and this name names none. A directory that does not answer fails the
         request closed, as it would have at the real bind."""
-        if self._call(lambda: self._client.bind(self._decoy_dn, password)).accepted:
+        if self._call(lambda: self._client.bind(self._decoy_dn, self._decoy_password)).accepted:
             _LOG.error("the directory accepted a bind as a DN it does not hold", extra={"domain": self.domain})
 
     def digest_secret(self, domain: str, name: str) -> DigestSecret | Refusal:
