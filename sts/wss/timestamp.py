@@ -55,6 +55,9 @@ _ANY_ZONED_DATETIME = re.compile(
     r"(?:(?P<utc>Z)|(?P<sign>[+-])(?P<zh>[0-9]{2}):(?P<zm>[0-9]{2}))"
 )
 
+# Past the last instant a Created can be accepted, so that a replay cache's entry outlives it (replay_window).
+REPLAY_MARGIN = 1
+
 _CREATED = ns.qn(ns.WSU, "Created")
 _EXPIRES = ns.qn(ns.WSU, "Expires")
 
@@ -65,6 +68,14 @@ class FreshnessPolicy:
 
     ttl: int = 300
     future_ttl: int = 60
+
+    @property
+    def replay_window(self) -> int:
+        """Seconds a replay cache keeps what a message carried (a nonce, a signature), counted from its ``Created``
+        (or from now, the later of the two): every ``Created`` accepted now is still accepted ``ttl`` later, at that
+        very instant too (the bounds are inclusive), while a cache entry counts as gone from its expiry on. One
+        second past both windows keeps the entry alive at the last instant the message could be accepted."""
+        return self.ttl + self.future_ttl + REPLAY_MARGIN
 
 
 def parse_xsd_datetime(text: str, *, reason: str = "bad_created") -> datetime:
