@@ -47,11 +47,12 @@ _SAML_DATETIME = re.compile(
 )
 
 # Any xsd:dateTime with a zone (XML Schema part 2 §3.2.7): what a WS-Trust Lifetime may carry, where BSP's
-# Timestamp profile does not apply. Fractions past microseconds are cut (datetime's resolution).
+# Timestamp profile does not apply. Any number of fractional digits (XML Schema part 2 §3.2.7: "an optional
+# fraction"; the 64-character cap bounds it); digits past microseconds are cut (datetime's resolution).
 _ANY_ZONED_DATETIME = re.compile(
     r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
     r"T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
-    r"(?:\.(?P<fraction>[0-9]{1,12}))?"
+    r"(?:\.(?P<fraction>[0-9]+))?"
     r"(?:(?P<utc>Z)|(?P<sign>[+-])(?P<zh>[0-9]{2}):(?P<zm>[0-9]{2}))"
 )
 
