@@ -198,6 +198,6 @@ def seen_once(
     """Enter a value of a signed message (its SignedInfo's digest, a wrapped key) in the replay cache for as long
     as its Timestamp could be accepted, or ``wsse:InvalidSecurity`` (``reason``) when it was seen already (WSS 1.1
     §13)."""
-    expires = clock.now().timestamp() + freshness.ttl + freshness.future_ttl
+    expires = clock.now().timestamp() + freshness.replay_window
     if not replay.check_and_add(namespace, key, expires, created.timestamp()):
         raise InvalidSecurity("signed message replayed", reason=reason)

@@ -340,11 +340,11 @@ class UsernameTokenAuthenticator:
         return secret.principal
 
     def _check_nonce(self, credential: UsernameCredential) -> None:
-        """A nonce is accepted once, for as long as its Created could still be accepted (TTL + future TTL)."""
+        """A nonce is accepted once, for as long as its Created could still be accepted (its replay window)."""
         if credential.nonce is None:
             return
         created = credential.created or self._clock.now()
-        window = self._policy.freshness.ttl + self._policy.freshness.future_ttl
+        window = self._policy.freshness.replay_window
         key = hashlib.sha256(credential.nonce).digest()
         if not self._replay.check_and_add(NONCE_NAMESPACE, key, created.timestamp() + window, created.timestamp()):
             raise InvalidSecurity("nonce replayed", reason="nonce_replayed")

@@ -37,6 +37,7 @@ from sts.soapenv import SoapVersion
 from sts.stores.dryrun import dry_run
 from sts.stores.factory import build_stores
 from sts.telemetry import RequestTrace, Step
+from sts.wss.timestamp import parse_xsd_datetime
 from sts.xmlutil import ParserLimits, parse_untrusted
 
 # What each stage and check established, in an operator's words.
@@ -143,10 +144,11 @@ def _clock(args: argparse.Namespace, body: bytes) -> tuple[Clock, str]:
             at = dt.datetime.fromisoformat(args.at)
         except ValueError:
             raise CommandError(f"--at: not an ISO 8601 instant: {args.at}") from None
-        return FrozenClock(at if at.tzinfo else at.replace(tzinfo=dt.UTC)), "--at"
+        # The Clock tells UTC (sts.clock): an instant given with an offset is the same instant in UTC.
+        return FrozenClock(at.astimezone(dt.UTC) if at.tzinfo else at.replace(tzinfo=dt.UTC)), "--at"
     created = _timestamp_created(body)
     if created is None:
-        return SystemClock(), "the current time: the request has no wsu:Timestamp"
+        return SystemClock(), "the current time: the request has no wsu:Timestamp Created the STS would accept"
     return FrozenClock(created), "the request's wsu:Timestamp Created; --now to judge it as of now"
 
 
@@ -156,9 +158,9 @@ def _timestamp_created(body: bytes) -> dt.datetime | None:
     except Exception:  # the pipeline itself will say what is wrong with it
         return None
     text = root.findtext(f".//{{{ns.WSSE}}}Security/{{{ns.WSU}}}Timestamp/{{{ns.WSU}}}Created")
-    try:
-        return dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00")) if text else None
-    except ValueError:
+    try:  # the pipeline's own parser: a Created it refuses sets no clock (a zone-less one names no instant)
+        return parse_xsd_datetime(text) if text else None
+    except Exception:
         return None
 
 

@@ -45,6 +45,7 @@ from sts.stores.sqlite import upgrade as sqlite_upgrade
 from sts.stores.sqlite_relying_parties import SqliteRelyingPartyStore
 from sts.stores.sqlite_stores import SqliteClientThrottle, SqliteLockoutStore, SqliteReplayCache, SqliteTokenStore
 from sts.telemetry import timed
+from sts.wss.timestamp import FreshnessPolicy
 
 Probe = tuple[str, Callable[[], object]]
 
@@ -266,7 +267,8 @@ def build_cache(settings: Settings, clock: Clock, local: CacheStores) -> CacheSt
     versions = timed(RedisCredentialVersions(conn), "cache")
     return CacheStores(
         # The nonce window of the authenticator: a nonce is kept as long as its Created could be accepted.
-        replay=timed(RedisReplayCache(conn, window=security.timestamp_ttl + security.timestamp_future_ttl), "cache"),
+        replay=timed(RedisReplayCache(conn, window=FreshnessPolicy(
+            security.timestamp_ttl, security.timestamp_future_ttl).replay_window), "cache"),
         lockout=timed(RedisLockoutStore(conn, lockout.max_failures, lockout.duration, lockout.max_duration), "cache"),
         throttle=timed(RedisClientThrottle(
             conn,

@@ -18,7 +18,7 @@ from lxml import etree
 
 from sts import ns
 from sts.crypto.verifier import SignatureRejected, verify_enveloped
-from sts.wss.timestamp import parse_xsd_datetime
+from sts.wss.timestamp import parse_saml_instant
 from sts.wstrust.tokentypes import SamlVersion
 from sts.xmlutil import text_of
 
@@ -168,7 +168,7 @@ def _instant(conditions: etree._Element | None, name: str) -> dt.datetime | None
     if value is None:
         return None
     try:
-        return parse_xsd_datetime(value)
+        return parse_saml_instant(value)
     except Exception:  # an unparseable window is an invalid token, not a crash
         raise AssertionRejected("bad_conditions") from None
 

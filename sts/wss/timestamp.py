@@ -36,14 +36,28 @@ _DATETIME = re.compile(
     r"(?:Z|\+00:00)"
 )
 
+# A SAML time value (SAML 2.0 core §1.3.3, SAML 1.1 core §1.2.2): UTC, with any number of fractional digits. The
+# profile only says entities SHOULD NOT *rely* on resolution finer than milliseconds; issuers write .NET's 7 digits
+# ("o" format) and Java's or Go's 6 or 9, and they must not make a token unreadable. Cut to microseconds.
+_SAML_DATETIME = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
+    r"T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+    r"(?:\.(?P<fraction>[0-9]+))?"
+    r"(?:Z|\+00:00)"
+)
+
 # Any xsd:dateTime with a zone (XML Schema part 2 §3.2.7): what a WS-Trust Lifetime may carry, where BSP's
-# Timestamp profile does not apply. Fractions past microseconds are cut (datetime's resolution).
+# Timestamp profile does not apply. Any number of fractional digits (XML Schema part 2 §3.2.7: "an optional
+# fraction"; the 64-character cap bounds it); digits past microseconds are cut (datetime's resolution).
 _ANY_ZONED_DATETIME = re.compile(
     r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
     r"T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
-    r"(?:\.(?P<fraction>[0-9]{1,12}))?"
+    r"(?:\.(?P<fraction>[0-9]+))?"
     r"(?:(?P<utc>Z)|(?P<sign>[+-])(?P<zh>[0-9]{2}):(?P<zm>[0-9]{2}))"
 )
+
+# Past the last instant a Created can be accepted, so that a replay cache's entry outlives it (replay_window).
+REPLAY_MARGIN = 1
 
 _CREATED = ns.qn(ns.WSU, "Created")
 _EXPIRES = ns.qn(ns.WSU, "Expires")
@@ -55,6 +69,14 @@ class FreshnessPolicy:
 
     ttl: int = 300
     future_ttl: int = 60
+
+    @property
+    def replay_window(self) -> int:
+        """Seconds a replay cache keeps what a message carried (a nonce, a signature), counted from its ``Created``
+        (or from now, the later of the two): every ``Created`` accepted now is still accepted ``ttl`` later, at that
+        very instant too (the bounds are inclusive), while a cache entry counts as gone from its expiry on. One
+        second past both windows keeps the entry alive at the last instant the message could be accepted."""
+        return self.ttl + self.future_ttl + REPLAY_MARGIN
 
 
 def parse_xsd_datetime(text: str, *, reason: str = "bad_created") -> datetime:
@@ -70,7 +92,28 @@ def parse_xsd_datetime(text: str, *, reason: str = "bad_created") -> datetime:
     match = _DATETIME.fullmatch(value)
     if match is None:
         raise InvalidSecurityToken("dateTime not in an accepted UTC form", reason=reason)
-    fraction = match["fraction"] or ""
+    return _utc_fields(match, reason)
+
+
+def parse_saml_instant(text: str, *, reason: str = "bad_conditions") -> datetime:
+    """Parse a SAML time value (``NotBefore``, ``NotOnOrAfter``, …: SAML 2.0 core §1.3.3): UTC as for
+    :func:`parse_xsd_datetime`, but with any number of fractional digits, cut (never rounded) to microseconds.
+
+    Zone-less values, other offsets, leap seconds, ``24:00:00`` and anything over 64 characters raise
+    :class:`InvalidSecurityToken` with ``reason``.
+    """
+    value = text.strip(XML_WHITESPACE)
+    if len(value) > _MAX_DATETIME_CHARS:
+        raise InvalidSecurityToken("dateTime value too long", reason=reason)
+    match = _SAML_DATETIME.fullmatch(value)
+    if match is None:
+        raise InvalidSecurityToken("dateTime not in an accepted UTC form", reason=reason)
+    return _utc_fields(match, reason)
+
+
+def _utc_fields(match: re.Match[str], reason: str) -> datetime:
+    """The UTC instant of a matched ``_DATETIME`` or ``_SAML_DATETIME``; fractions past microseconds are cut."""
+    fraction = (match["fraction"] or "")[:6]
     try:
         return datetime(
             int(match["year"]),

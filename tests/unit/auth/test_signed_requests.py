@@ -451,3 +451,26 @@ def test_a_replay_with_a_comment_in_signed_info_and_a_respelled_value_is_refused
     signed_info.insert(2, etree.Comment(" replayed "))
     value.text = _respelled_spare_bits("".join(value.text.split()))
     _expect(env, replayed, errors.InvalidSecurity, "signature_replayed")
+
+
+def test_a_replay_at_the_last_instant_its_timestamp_is_fresh_is_refused(env: X509Env) -> None:
+    """A message whose Created is the full ``future_ttl`` (60 s) ahead of this node's clock is accepted, and still
+    fresh exactly ``ttl`` (300 s) after its Created (both bounds inclusive). Its replay-cache entry was kept until
+    accepted-at + ttl + future_ttl, that same instant, and an entry counts as gone from its expiry on: the identical
+    message was accepted a second time then (its Expires, had it one, could end the window sooner)."""
+    from sts.wss.timestamp import parse_xsd_datetime
+
+    envelope = _envelope(env.alice)
+    timestamp = envelope.find(f".//{{{ns.WSU}}}Timestamp")
+    assert timestamp is not None
+    created = parse_xsd_datetime(timestamp.findtext(f"{{{ns.WSU}}}Created") or "")
+    timestamp.remove(timestamp[1])  # no Expires (WSS 1.1 §10: optional): only the freshness window bounds it
+    _resign(envelope, env.alice, "timestamp", "body")
+
+    def move_to(instant: object) -> None:
+        env.clock.advance((instant - env.clock.now()).total_seconds())  # type: ignore[operator]
+
+    move_to(created - timedelta(seconds=60))
+    env.authenticator().authenticate(_headers(envelope), S11, _call(envelope), ROLES)
+    move_to(created + timedelta(seconds=300))
+    _expect(env, envelope, errors.InvalidSecurity, "signature_replayed")

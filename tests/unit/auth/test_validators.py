@@ -30,6 +30,7 @@ from sts.soapenv import SoapVersion
 from sts.stores.base import LockState
 from sts.stores.sqlite import Database, initialize
 from sts.stores.sqlite_stores import SqliteLockoutStore, SqliteReplayCache
+from sts.wss.timestamp import FreshnessPolicy
 from sts.wss.username import compute_password_digest
 
 PASSWORDS = {
@@ -445,6 +446,21 @@ def test_replay_still_rejected_later_in_the_window(env: Env, caplog: pytest.LogC
     env.login("alice", nonce=nonce, created=created)
     env.clock.advance(300)
     _expect(caplog, errors.InvalidSecurity, "nonce_replayed", env, "alice", nonce=nonce, created=created)
+
+
+@pytest.mark.parametrize("user", ["alice", "dave"])
+def test_replay_at_the_last_accepted_instant_is_refused(env: Env, caplog: pytest.LogCaptureFixture, user: str) -> None:
+    """A Created exactly ``ttl`` old is still fresh (inclusive, as WSS4J), so its nonce must still be on record then.
+    With ``future_ttl`` 0 the entry was kept until created + ttl, and a cache entry counts as gone from its expiry
+    on: the identical message (a PasswordDigest one too, W16) was accepted a second time at that instant."""
+    auth = env.with_policy(replace(POLICY, freshness=FreshnessPolicy(ttl=300, future_ttl=0)))
+    nonce, created = secrets.token_bytes(16), env.clock.now()
+    kwargs = {"nonce": nonce, "created": created, "timestamp": (created, None), "digest": user == "dave"}
+    env.login(user, auth=auth, **kwargs)  # type: ignore[arg-type]
+    env.clock.advance(300)
+    _expect(caplog, errors.InvalidSecurity, "nonce_replayed", env, user, auth=auth, **kwargs)
+    env.clock.advance(0.001)
+    _expect(caplog, errors.MessageExpired, "created_too_old", env, user, auth=auth, **kwargs)
 
 
 def test_replay_after_window_is_expired(env: Env, caplog: pytest.LogCaptureFixture) -> None:  # W21

@@ -88,6 +88,27 @@ def test_an_old_request_is_judged_at_its_own_timestamp_unless_now_is_asked(
     assert f"at {format_instant(sent)} (the request's wsu:Timestamp Created" in out
 
 
+def test_an_instant_with_an_offset_is_judged_and_shown_in_utc(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--at`` with an offset names the same instant in UTC, and the header says that instant (was: the local time of
+    day followed by ``Z``, two hours off for +02:00). A request Created the pipeline would refuse (no zone) sets no
+    clock (was: read by a laxer parser as a zone-less time and printed with ``Z``)."""
+    sent = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1)
+    envelope = etree.fromstring(rst_envelope("admin", instance.demo_password, created=format_instant(sent)))
+    timestamp = envelope.find(f".//{{{WSU}}}Timestamp")
+    assert timestamp is not None
+    timestamp[0].text, timestamp[1].text = format_instant(sent), format_instant(sent + dt.timedelta(minutes=5))
+    at = sent.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat()
+    assert _explain(instance, etree.tostring(envelope), tmp_path, "--at", at) == 0
+    assert f"at {format_instant(sent)} (--at)" in capsys.readouterr().out
+    timestamp[0].text = sent.strftime("%Y-%m-%dT%H:%M:%S")
+    assert _explain(instance, etree.tostring(envelope), tmp_path) == 2
+    out = capsys.readouterr().out
+    assert "(the current time: the request has no wsu:Timestamp Created the STS would accept)" in out
+    assert "refused with InvalidSecurityToken (reason code: bad_created)" in out
+
+
 def test_preview_shows_subject_claims_lifetime_and_encryption(
     instance: Instance, capsys: pytest.CaptureFixture[str]
 ) -> None:

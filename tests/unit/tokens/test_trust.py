@@ -90,3 +90,53 @@ def test_a_saml11_assertion_whose_statements_name_different_subjects_names_no_on
     assert refused.value.reason == "ambiguous_subject"
     consistent = build(SamlVersion.SAML11, make_content(name_id="alice", now=now))
     assert trust.verify(sign(signer, consistent), now).verified.subject == "alice"
+
+
+@pytest.mark.parametrize("fraction", ["1234567", "123456789", "5"])
+def test_an_issuers_times_with_any_fractional_precision_are_read(fraction: str) -> None:
+    """SAML 2.0 core §1.3.3 only says not to *rely* on more than milliseconds: an IdP writing .NET's seven digits
+    (the "o" format) or Java's/Go's nine must have its token read, not refused as ``bad_conditions`` (was: at most
+    three digits, the WS-Security Timestamp rule, applied to SAML too). The digits are cut to microseconds, and
+    NotOnOrAfter stays exclusive at that precision."""
+    from tests.xsw import build, sign
+
+    signer, cert = _signer("idp")
+    trust = IssuerTrustList((IssuerTrust(ISSUER, (cert,), ISSUER),), 0)
+    now = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+    unsigned = build(SamlVersion.SAML20, make_content(now=now))
+    saml2 = "urn:oasis:names:tc:SAML:2.0:assertion"
+    conditions = unsigned.find(f"{{{saml2}}}Conditions")
+    data = unsigned.find(f"{{{saml2}}}Subject/{{{saml2}}}SubjectConfirmation/{{{saml2}}}SubjectConfirmationData")
+    assert conditions is not None and data is not None
+    conditions.set("NotBefore", f"2026-03-01T11:59:00.{fraction}Z")
+    conditions.set("NotOnOrAfter", f"2026-03-01T12:05:00.{fraction}Z")
+    data.set("NotOnOrAfter", f"2026-03-01T12:05:00.{fraction}Z")
+    token = sign(signer, unsigned)
+    cut = int(fraction[:6].ljust(6, "0"))
+    verified = trust.verify(token, now).verified
+    assert verified.not_before == dt.datetime(2026, 3, 1, 11, 59, 0, cut, tzinfo=dt.UTC)
+    assert verified.not_on_or_after == dt.datetime(2026, 3, 1, 12, 5, 0, cut, tzinfo=dt.UTC)
+    assert verified.confirmation_windows == ((None, verified.not_on_or_after),)
+    with pytest.raises(AssertionRejected) as expired:
+        trust.verify(token, verified.not_on_or_after)  # type: ignore[arg-type]
+    assert expired.value.reason == "token_expired"
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-03-01T12:05:00.1234567", "2026-03-01T12:05:00.1234567+01:00", "2026-03-01T12:05:60Z",
+              "2026-03-01T24:00:00Z", "2026-03-01T12:05:00." + "1" * 60 + "Z"],
+)
+def test_an_issuers_time_without_utc_is_still_refused(value: str) -> None:
+    """SAML 2.0 core §1.3.3: UTC only. Zone-less, offset, leap-second, 24:00 and oversized values stay refused."""
+    from tests.xsw import build, sign
+
+    signer, cert = _signer("idp")
+    trust = IssuerTrustList((IssuerTrust(ISSUER, (cert,), ISSUER),), 60)
+    now = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+    unsigned = build(SamlVersion.SAML20, make_content(now=now))
+    conditions = unsigned.find("{urn:oasis:names:tc:SAML:2.0:assertion}Conditions")
+    assert conditions is not None
+    conditions.set("NotOnOrAfter", value)
+    with pytest.raises(AssertionRejected) as refused:
+        trust.verify(sign(signer, unsigned), now)
+    assert refused.value.reason == "bad_conditions"

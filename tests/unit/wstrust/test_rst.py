@@ -351,3 +351,31 @@ def test_a_second_target_of_another_kind_does_not_replace_the_first() -> None:
     with pytest.raises(errors.InvalidRequest) as caught:
         parse_rst(element, TrustVersion.TRUST13, Operation.VALIDATE)
     assert caught.value.reason == "foreign_target"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2030-01-01T00:00:00.1234567Z", (2030, 1, 1, 0, 0, 0, 123456)),  # .NET's "o" format
+        ("2030-01-01T00:00:00.1234567890123Z", (2030, 1, 1, 0, 0, 0, 123456)),  # 13 digits (was: InvalidTimeRange)
+        ("2030-01-01T00:00:00.999999999999999999+14:00", (2029, 12, 31, 10, 0, 0, 999999)),
+        ("2030-01-01T00:00:00-12:00", (2030, 1, 1, 12, 0, 0, 0)),
+    ],
+)
+def test_lifetime_instants_of_any_precision_and_offset_read_as_utc(text: str, expected: tuple[int, ...]) -> None:
+    """README ("lenient input"): a Lifetime's instants take any precision and any zone offset, read as UTC."""
+    import datetime as dt
+
+    parsed = parse(rst(f"<wst:Lifetime><wsu:Created>{text}</wsu:Created></wst:Lifetime>"))
+    assert parsed.lifetime is not None and parsed.lifetime.created == dt.datetime(*expected, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "text", ["2030-01-01T00:00:00", "2030-01-01T24:00:00Z", "2016-12-31T23:59:60Z", "-0001-01-01T00:00:00Z",
+             "10000-01-01T00:00:00Z", "9999-12-31T23:59:59-12:00", "2030-01-01T00:00:00+14:01",
+             "2030-01-01T00:00:00." + "1" * 50 + "Z"],
+)
+def test_lifetime_instants_without_a_zone_or_out_of_range_are_invalid_time_ranges(text: str) -> None:
+    with pytest.raises(errors.InvalidTimeRange) as caught:
+        parse(rst(f"<wst:Lifetime><wsu:Expires>{text}</wsu:Expires></wst:Lifetime>"))
+    assert caught.value.reason == "bad_lifetime"
