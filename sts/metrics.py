@@ -87,6 +87,9 @@ class Metrics:
                   if isinstance(metric, Histogram)}
         self._batch = _Batch(bounds, self._write)
         self._exposition: CollectorRegistry | None = None
+        # Built by the first scrape; two scrapes at once on request threads must not both build it (registering
+        # the certificate collector twice in one registry raises DuplicateTimeseries).
+        self._exposition_lock = threading.Lock()
 
     def finished(self, trace: RequestTrace) -> None:
         """Account for one finished request: a few dictionary updates; the samples reach the shared files within
@@ -166,15 +169,19 @@ class Metrics:
         _listener[:] = [(bind, server)]
 
     def _exposition_registry(self) -> CollectorRegistry:
-        if self._exposition is None:
-            if os.environ.get(MULTIPROC_ENV):
-                registry = CollectorRegistry()
-                MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            else:
-                registry = self._registry
-            registry.register(_CertificateCollector(self._certificates, self._now))
-            self._exposition = registry
-        return self._exposition
+        exposition = self._exposition
+        if exposition is not None:
+            return exposition
+        with self._exposition_lock:  # built once, however many scrapes arrive together
+            if self._exposition is None:
+                if os.environ.get(MULTIPROC_ENV):
+                    registry = CollectorRegistry()
+                    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+                else:
+                    registry = self._registry
+                registry.register(_CertificateCollector(self._certificates, self._now))
+                self._exposition = registry
+            return self._exposition
 
 
 class _Observed:

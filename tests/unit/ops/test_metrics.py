@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any
@@ -105,6 +107,47 @@ def test_an_issued_token_and_a_refused_password_are_counted_by_operation_rp_faul
     assert value(found, "sts_store_duration_seconds_count", store="store") >= 3  # lockout, user, replay, token
     assert value(found, "sts_certificate_expiry_days", kind="signing", name="sts-signing.crt.pem") > 30
     assert "admin" not in body.decode()  # never a user name
+
+
+def _together(count: int, call: Callable[[], tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[BaseException]]:
+    """``call`` on ``count`` threads released at once; the answers, and what was raised instead of one."""
+    start = threading.Barrier(count, timeout=30)
+    answers: list[tuple[str, bytes]] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            answers.append(call())
+        except BaseException as exc:  # reported to the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers, failures
+
+
+def test_the_first_scrapes_of_a_worker_arriving_together_are_all_answered(instance: Instance, frozen: datetime) -> None:
+    """A worker builds its exposition registry on its first scrape; two scrapes arriving together on request
+    threads (an HA pair of Prometheus servers, ``[server] threads`` > 1) both built it, and without prometheus_client's
+    multiprocess directory (``gunicorn sts.wsgi:application`` run directly) the second registration of the
+    certificate collector raised DuplicateTimeseries: that scrape failed. Eight scrapes of a fresh application at
+    once, ten times: every one answered with the certificate gauge."""
+    for _ in range(10):
+        app = _app(instance, FrozenClock(frozen))
+        try:
+            answers, failures = _together(8, lambda: _call(app, "GET", "/metrics"))  # noqa: B023 - run here
+        finally:
+            app.close()
+        assert failures == []
+        assert len(answers) == 8
+        for status, body in answers:
+            assert status == "200 OK"
+            found = samples(body.decode())
+            assert value(found, "sts_certificate_expiry_days", kind="signing", name="sts-signing.crt.pem") > 30
 
 
 def test_metrics_are_refused_to_clients_outside_the_allowed_networks(instance: Instance, frozen: datetime) -> None:
