@@ -233,6 +233,12 @@ class _Batch:
 
     def flush(self) -> None:
         """Write what is pending (swapped out under the lock, written outside it)."""
+        if self._pid != os.getpid():
+            # Nothing of this process is pending before its first sample (what a fork copied is the parent's),
+            # and the lock and dictionaries are replaced by that first sample (_start): a flush taking the
+            # inherited lock then could swap out, and write while it grows, the dictionary a request thread is
+            # adding to under the new lock (a scrape, the first request of a worker, arriving with a token).
+            return
         with self._lock:
             counts, observed = self._counts, self._observed
             self._counts, self._observed = {}, {}

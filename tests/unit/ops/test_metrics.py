@@ -235,5 +235,34 @@ def test_certificate_expiry_days_are_computed_at_each_scrape() -> None:
                  name="tls.crt.pem") == -1
 
 
+def test_samples_added_while_a_fresh_process_is_scraped_are_all_written() -> None:
+    """A worker's first samples replace the batch's lock and dictionaries (those a fork copied are the parent's);
+    a scrape's flush on another thread meanwhile must neither take the old lock to swap out the new dictionaries
+    nor write the parent's pending samples. Seven requests' samples added while a thread flushes without pause,
+    on fresh batches: every sample written once."""
+    for _ in range(20):
+        written: list[float] = []
+        batch = metrics_module._Batch({}, lambda counts, _observed, into=written: into.extend(counts.values()))
+        stop = threading.Event()
+
+        def flush_until_stopped(target: metrics_module._Batch = batch, done: threading.Event = stop) -> None:
+            while not done.is_set():
+                target.flush()
+
+        flusher = threading.Thread(target=flush_until_stopped)
+        flusher.start()
+        try:
+            answers, failures = _together(
+                7, lambda target=batch: (target.add([("requests", ("issue", "success"))], []), ("", b""))[1]
+            )
+        finally:
+            stop.set()
+            flusher.join(timeout=30)
+        batch.flush()
+        batch._wake.set()  # its flushing thread ends
+        assert failures == [] and len(answers) == 7
+        assert sum(written) == 7
+
+
 def test_a_trace_is_plain_data() -> None:
     assert dataclasses.is_dataclass(RequestTrace)
