@@ -87,6 +87,9 @@ class Metrics:
                   if isinstance(metric, Histogram)}
         self._batch = _Batch(bounds, self._write)
         self._exposition: CollectorRegistry | None = None
+        # Built by the first scrape; two scrapes at once on request threads must not both build it (registering
+        # the certificate collector twice in one registry raises DuplicateTimeseries).
+        self._exposition_lock = threading.Lock()
 
     def finished(self, trace: RequestTrace) -> None:
         """Account for one finished request: a few dictionary updates; the samples reach the shared files within
@@ -166,15 +169,19 @@ class Metrics:
         _listener[:] = [(bind, server)]
 
     def _exposition_registry(self) -> CollectorRegistry:
-        if self._exposition is None:
-            if os.environ.get(MULTIPROC_ENV):
-                registry = CollectorRegistry()
-                MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            else:
-                registry = self._registry
-            registry.register(_CertificateCollector(self._certificates, self._now))
-            self._exposition = registry
-        return self._exposition
+        exposition = self._exposition
+        if exposition is not None:
+            return exposition
+        with self._exposition_lock:  # built once, however many scrapes arrive together
+            if self._exposition is None:
+                if os.environ.get(MULTIPROC_ENV):
+                    registry = CollectorRegistry()
+                    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+                else:
+                    registry = self._registry
+                registry.register(_CertificateCollector(self._certificates, self._now))
+                self._exposition = registry
+            return self._exposition
 
 
 class _Observed:
@@ -226,6 +233,12 @@ class _Batch:
 
     def flush(self) -> None:
         """Write what is pending (swapped out under the lock, written outside it)."""
+        if self._pid != os.getpid():
+            # Nothing of this process is pending before its first sample (what a fork copied is the parent's),
+            # and the lock and dictionaries are replaced by that first sample (_start): a flush taking the
+            # inherited lock then could swap out, and write while it grows, the dictionary a request thread is
+            # adding to under the new lock (a scrape, the first request of a worker, arriving with a token).
+            return
         with self._lock:
             counts, observed = self._counts, self._observed
             self._counts, self._observed = {}, {}

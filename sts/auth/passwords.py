@@ -8,6 +8,7 @@ timing does not tell them apart (OWASP Authentication Cheat Sheet, "Authenticati
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass
 
 from passlib.context import CryptContext
@@ -36,6 +37,7 @@ class PasswordHasher:
             argon2__parallelism=policy.parallelism,
         )
         self._dummy_hash: str | None = None
+        self._dummy_lock = threading.Lock()  # one dummy hash per process, however many threads ask at once
 
     def hash(self, password: str) -> str:
         """A new hash with the current default parameters."""
@@ -55,6 +57,12 @@ class PasswordHasher:
         passlib's own ``dummy_verify`` measured ~45 ms against ~28 ms for a real argon2id check, which would
         tell unknown users apart; verifying against a hash made with the same parameters costs the same.
         """
-        if self._dummy_hash is None:
-            self._dummy_hash = self.hash(secrets.token_urlsafe(16))
-        self._context.verify(secrets.token_urlsafe(16), self._dummy_hash)
+        dummy = self._dummy_hash
+        if dummy is None:
+            # Made once: unknown users arriving together on request threads each made one before (argon2id at
+            # its full cost, the interpreter lock released meanwhile), so each such failure cost two hashes.
+            with self._dummy_lock:
+                if self._dummy_hash is None:
+                    self._dummy_hash = self.hash(secrets.token_urlsafe(16))
+                dummy = self._dummy_hash
+        self._context.verify(secrets.token_urlsafe(16), dummy)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,7 @@ class ClientAuthority:
         self._crl_file = crl_file
         self._loaded: _Loaded | None = None
         self._pid = os.getpid()
+        self._reading = threading.Lock()  # changed files are read by one thread; the others take its result
 
     def check(self) -> list[str]:
         """Problems with the files, for start-up and ``sts check-config``."""
@@ -208,15 +210,23 @@ class ClientAuthority:
     def _load(self) -> _Loaded:
         paths = [self._ca_file] + ([self._crl_file] if self._crl_file else [])
         stamp = tuple((st.st_mtime_ns, st.st_size) for st in (path.stat() for path in paths))
-        if self._loaded is not None and self._loaded.stamp == stamp and self._pid == os.getpid():
-            return self._loaded
-        cas = tuple(
-            ca for ca in x509.load_pem_x509_certificates(self._ca_file.read_bytes()) if asserts_ca(ca)
-        )
-        crls = load_crls(self._crl_file.read_bytes()) if self._crl_file is not None else ()
-        verdicts, strangers = _judge(cas, crls)
-        self._loaded, self._pid = _Loaded(stamp, cas, verdicts, strangers), os.getpid()
-        return self._loaded
+        loaded = self._loaded
+        if loaded is not None and loaded.stamp == stamp and self._pid == os.getpid():
+            return loaded
+        # Requests on several threads that find the files changed would each read, parse and verify them again
+        # (a CRL may list many thousands of serials): one does, the others wait for what it read.
+        with self._reading:
+            loaded = self._loaded
+            if loaded is not None and loaded.stamp == stamp and self._pid == os.getpid():
+                return loaded
+            cas = tuple(
+                ca for ca in x509.load_pem_x509_certificates(self._ca_file.read_bytes()) if asserts_ca(ca)
+            )
+            crls = load_crls(self._crl_file.read_bytes()) if self._crl_file is not None else ()
+            verdicts, strangers = _judge(cas, crls)
+            loaded = _Loaded(stamp, cas, verdicts, strangers)
+            self._loaded, self._pid = loaded, os.getpid()
+            return loaded
 
 
 def _judge(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import pytest
 from passlib.hash import bcrypt, pbkdf2_sha256
 
@@ -101,3 +104,39 @@ def test_dummy_verify_runs_and_reuses_its_hash(hasher: PasswordHasher) -> None:
     assert first is not None and first.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
     fresh.dummy_verify()
     assert fresh._dummy_hash == first
+
+
+def test_unknown_users_arriving_together_on_a_fresh_worker_make_one_dummy_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dummy hash is made by the first dummy verification of a process; failed logins of unknown users arriving
+    together on request threads each saw none yet and each made one (argon2id at the production cost: 19 MiB and
+    ~30 ms apiece, the interpreter lock released meanwhile), so every one of them cost two hashes, not one. Eight
+    at once, five times: one hash each time, and every verification against it."""
+    for _ in range(5):
+        fresh = PasswordHasher()
+        made: list[str] = []
+        original = fresh.hash
+
+        def counting(password: str, hash_: Callable[[str], str] = original, into: list[str] = made) -> str:
+            into.append(password)
+            return hash_(password)
+
+        monkeypatch.setattr(fresh, "hash", counting)
+        start = threading.Barrier(8, timeout=30)
+        failures: list[BaseException] = []
+
+        def unknown_user(
+            target: PasswordHasher = fresh, ready: threading.Barrier = start, raised: list[BaseException] = failures
+        ) -> None:
+            ready.wait()
+            try:
+                target.dummy_verify()
+            except BaseException as exc:  # reported below
+                raised.append(exc)
+
+        threads = [threading.Thread(target=unknown_user) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert failures == []
+        assert len(made) == 1

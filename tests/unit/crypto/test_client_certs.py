@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,44 @@ def test_crl_problems_for_check_config(ca: tuple[x509.Certificate, object, Path]
     crl.write_bytes(b"garbage")
     assert authority.crl_problems(NOW) == []  # unreadable: check() reports it
     assert authority.check() == ["client CA files unreadable: ValueError"]
+
+
+def test_changed_ca_and_crl_files_are_read_once_by_requests_arriving_together(
+    ca: tuple[x509.Certificate, object, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CA bundle and CRL are read again when they change (a CRL is republished hourly or daily, and may list
+    many thousands of serials): requests on several threads that found them changed each read, parsed and verified
+    them again. Eight at once after each of six changes: the files read once a change, every verdict right."""
+    from sts.crypto import client_certs
+
+    cert, key, path = ca
+    crl = path.parent / "ca.crl"
+    issued = make_cert("admin", rsa_key(), issuer=(cert, key))
+    revoked = make_cert("revoked", rsa_key(), issuer=(cert, key))
+    reads: list[bytes] = []
+    original = client_certs.load_crls
+
+    def counting(data: bytes) -> tuple[x509.CertificateRevocationList, ...]:
+        reads.append(data)
+        return original(data)
+
+    monkeypatch.setattr(client_certs, "load_crls", counting)
+    authority = ClientAuthority(path, crl)
+    for change in range(6):
+        crl.write_bytes(make_crl((cert, key), [revoked.serial_number, 1000 + change]))  # type: ignore[arg-type]
+        os.utime(crl, ns=(change * 10**9, change * 10**9))  # another modification time: another file version
+        reads.clear()
+        start = threading.Barrier(8, timeout=30)
+        verdicts: list[tuple[bool, bool]] = []
+
+        def check(ready: threading.Barrier = start, into: list[tuple[bool, bool]] = verdicts) -> None:
+            ready.wait()
+            into.append((authority.revoked(issued, cert, NOW), authority.revoked(revoked, cert, NOW)))
+
+        threads = [threading.Thread(target=check) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert verdicts == [(False, True)] * 8
+        assert len(reads) == 1, change

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any
@@ -107,6 +109,47 @@ def test_an_issued_token_and_a_refused_password_are_counted_by_operation_rp_faul
     assert "admin" not in body.decode()  # never a user name
 
 
+def _together(count: int, call: Callable[[], tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[BaseException]]:
+    """``call`` on ``count`` threads released at once; the answers, and what was raised instead of one."""
+    start = threading.Barrier(count, timeout=30)
+    answers: list[tuple[str, bytes]] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            answers.append(call())
+        except BaseException as exc:  # reported to the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers, failures
+
+
+def test_the_first_scrapes_of_a_worker_arriving_together_are_all_answered(instance: Instance, frozen: datetime) -> None:
+    """A worker builds its exposition registry on its first scrape; two scrapes arriving together on request
+    threads (an HA pair of Prometheus servers, ``[server] threads`` > 1) both built it, and without prometheus_client's
+    multiprocess directory (``gunicorn sts.wsgi:application`` run directly) the second registration of the
+    certificate collector raised DuplicateTimeseries: that scrape failed. Eight scrapes of a fresh application at
+    once, ten times: every one answered with the certificate gauge."""
+    for _ in range(10):
+        app = _app(instance, FrozenClock(frozen))
+        try:
+            answers, failures = _together(8, lambda: _call(app, "GET", "/metrics"))  # noqa: B023 - run here
+        finally:
+            app.close()
+        assert failures == []
+        assert len(answers) == 8
+        for status, body in answers:
+            assert status == "200 OK"
+            found = samples(body.decode())
+            assert value(found, "sts_certificate_expiry_days", kind="signing", name="sts-signing.crt.pem") > 30
+
+
 def test_metrics_are_refused_to_clients_outside_the_allowed_networks(instance: Instance, frozen: datetime) -> None:
     app = _app(instance, FrozenClock(frozen))
     assert _call(app, "GET", "/metrics", remote="10.1.2.3")[0] == "403 Forbidden"
@@ -190,6 +233,35 @@ def test_certificate_expiry_days_are_computed_at_each_scrape() -> None:
     clock[0] = now + dt.timedelta(days=11)
     assert value(samples(metrics.render()[0].decode()), "sts_certificate_expiry_days", kind="tls",
                  name="tls.crt.pem") == -1
+
+
+def test_samples_added_while_a_fresh_process_is_scraped_are_all_written() -> None:
+    """A worker's first samples replace the batch's lock and dictionaries (those a fork copied are the parent's);
+    a scrape's flush on another thread meanwhile must neither take the old lock to swap out the new dictionaries
+    nor write the parent's pending samples. Seven requests' samples added while a thread flushes without pause,
+    on fresh batches: every sample written once."""
+    for _ in range(20):
+        written: list[float] = []
+        batch = metrics_module._Batch({}, lambda counts, _observed, into=written: into.extend(counts.values()))
+        stop = threading.Event()
+
+        def flush_until_stopped(target: metrics_module._Batch = batch, done: threading.Event = stop) -> None:
+            while not done.is_set():
+                target.flush()
+
+        flusher = threading.Thread(target=flush_until_stopped)
+        flusher.start()
+        try:
+            answers, failures = _together(
+                7, lambda target=batch: (target.add([("requests", ("issue", "success"))], []), ("", b""))[1]
+            )
+        finally:
+            stop.set()
+            flusher.join(timeout=30)
+        batch.flush()
+        batch._wake.set()  # its flushing thread ends
+        assert failures == [] and len(answers) == 7
+        assert sum(written) == 7
 
 
 def test_a_trace_is_plain_data() -> None:
