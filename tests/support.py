@@ -198,8 +198,11 @@ def _wait_healthy(server: Server, our_port: bool) -> None:
             if our_port and _PORT_IN_USE.format(port=server.port) in text:
                 raise _PortTaken(f"port {server.port} taken before gunicorn bound it: {text}")
             raise RuntimeError(f"server exited: {text}")
+        # Patient reads: a probe that gave up while the just-forked worker had not yet accepted its connection
+        # would be counted by the server as a refused connection (a failed TLS handshake), which tests count.
+        read_timeout = max(0.5, min(10.0, deadline - time.monotonic()))
         try:
-            if requests.get(health, verify=server.verify, timeout=2).status_code == 200:
+            if requests.get(health, verify=server.verify, timeout=(2, read_timeout)).status_code == 200:
                 return
         except requests.RequestException:
             time.sleep(0.1)
