@@ -121,7 +121,36 @@ def start_server(
     """Start gunicorn via ``sts serve`` (or ``command``) and wait until /healthz answers.
 
     Output goes to ``server.log``; with ``split_output`` only stderr does, and stdout to ``server.stdout_log``.
+    The port is picked free, then bound by gunicorn a moment later: when another process took it meanwhile, the
+    server is started again on another port (unless the caller named the port in ``env``).
     """
+    for attempt in range(PORT_ATTEMPTS):
+        try:
+            return _start_server(instance, workers, tls, env, command, cwd, split_output)
+        except _PortTaken:
+            if attempt + 1 == PORT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+PORT_ATTEMPTS = 3
+# gunicorn's message when its bind fails (it retries 5 times, a second apart, then exits).
+_PORT_IN_USE = "Connection in use: ('127.0.0.1', {port})"
+
+
+class _PortTaken(RuntimeError):
+    """The picked port was taken by another process before gunicorn bound it."""
+
+
+def _start_server(
+    instance: Instance,
+    workers: int,
+    tls: bool,
+    env: Mapping[str, str] | None,
+    command: list[str] | None,
+    cwd: Path | None,
+    split_output: bool,
+) -> Server:
     port = free_port()
     log = instance.base / f"server-{port}.log"
     stdout_log = instance.base / f"server-{port}.stdout" if split_output else None
@@ -137,6 +166,7 @@ def start_server(
     if command is not None:
         full_env.setdefault("STS_SERVER_BIND", f"127.0.0.1:{port}")
         full_env.setdefault("STS_SERVER_WORKERS", str(workers))
+    our_port = full_env.get("STS_SERVER_BIND", f"127.0.0.1:{port}") == f"127.0.0.1:{port}"
     # SIGTERM when the test run is killed: gunicorn's master then stops its workers.
     on_death, where = die_with_parent(signal.SIGTERM), cwd or instance.base
     with log.open("wb") as handle:
@@ -150,18 +180,33 @@ def start_server(
                     argv, stdout=out, stderr=handle, env=full_env, cwd=where, preexec_fn=on_death
                 )
     server = Server(instance, port, tls, process, log, full_env, stdout_log)
+    try:
+        _wait_healthy(server, our_port)
+    except BaseException:
+        server.stop()  # whatever went wrong (a timeout, an interrupt): no server left running, the process reaped
+        raise
+    return server
+
+
+def _wait_healthy(server: Server, our_port: bool) -> None:
+    """Return once /healthz answers 200; raise if the server exits or does not answer within 30 s."""
     deadline = time.monotonic() + 30
     health = server.url.replace("/services/wso2carbon-sts", "/healthz")
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
+        if server.process.poll() is not None:
+            text = server.log.read_text(errors="replace")
+            if our_port and _PORT_IN_USE.format(port=server.port) in text:
+                raise _PortTaken(f"port {server.port} taken before gunicorn bound it: {text}")
+            raise RuntimeError(f"server exited: {text}")
+        # Patient reads: a probe that gave up while the just-forked worker had not yet accepted its connection
+        # would be counted by the server as a refused connection (a failed TLS handshake), which tests count.
+        read_timeout = max(0.5, min(10.0, deadline - time.monotonic()))
         try:
-            if requests.get(health, verify=server.verify, timeout=2).status_code == 200:
-                return server
+            if requests.get(health, verify=server.verify, timeout=(2, read_timeout)).status_code == 200:
+                return
         except requests.RequestException:
             time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server did not start: {log.read_text()}")
+    raise RuntimeError(f"server did not start: {server.log.read_text(errors='replace')}")
 
 
 def fault_qname(body: bytes) -> tuple[str, str]:

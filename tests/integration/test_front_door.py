@@ -161,12 +161,16 @@ def test_connections_closed_without_serving_a_request_are_counted_by_reason(plai
 def test_a_tls_handshake_that_fails_is_counted(instance: Instance) -> None:
     server = start_server(instance, workers=1)
     try:
+        # What start_server's readiness probes left (on a busy machine a probe can give up during its handshake).
+        before = _refusals(server)
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # plain HTTP to the TLS port
             with contextlib.suppress(ConnectionResetError):
                 while sock.recv(65536):
                     pass
-        assert _refusals_reach(server, {"tls_handshake": 1}) == {"tls_handshake": 1}
+        after = _refusals_reach(server, {"tls_handshake": before.get("tls_handshake", 0.0) + 1})
+        changed = {reason: after[reason] - before.get(reason, 0.0) for reason in after}
+        assert {reason: count for reason, count in changed.items() if count} == {"tls_handshake": 1}
     finally:
         server.stop()
 
@@ -210,11 +214,14 @@ def test_running_out_of_file_descriptors_pauses_accepting_instead_of_killing_the
             sock.setblocking(False)
             sock.connect_ex(("127.0.0.1", server.port))
             flood.append(sock)
-        time.sleep(2)  # the workers accept until their descriptors run out, within the read deadline
+        # The workers accept until their descriptors run out (within the read deadline on an idle machine; a busy
+        # one may take longer, and what the flood leaves in the backlog is accepted once deadlines free places).
+        deadline = time.monotonic() + 20
+        while "Cannot accept connections (EMFILE)" not in (log := server.log.read_text(errors="replace")):
+            assert time.monotonic() < deadline, log[-3000:]
+            time.sleep(0.1)
         assert _worker_pids(server) == workers
-        log = server.log.read_text(errors="replace")
         assert "Exception in worker process" not in log
-        assert "Cannot accept connections (EMFILE)" in log
         for sock in flood:
             sock.close()
         flood.clear()

@@ -167,8 +167,9 @@ def test_certificates_expiring_while_the_server_runs_stop_being_used(
     trusted_client_certs, possession unproven)."""
     server = start_server(proxy_instance, workers=1, env={"STS_SECURITY_LEGACY_UNPROVEN_USE_KEY": "true"})
     try:
-        expiry = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=12)
         rp_key, client_key = rsa.generate_private_key(65537, 2048), rsa.generate_private_key(65537, 2048)
+        # After the key generation (seconds on a busy machine): the 12 s are for the requests made while valid.
+        expiry = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=12)
         rp_cert = tmp_path / "rp.crt.pem"
         rp_cert.write_bytes(_short_lived(rp_key, expiry).public_bytes(serialization.Encoding.PEM))
         rp = "https://short-lived.example/app/"
