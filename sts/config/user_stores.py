@@ -374,6 +374,9 @@ def _password(domain: str, reader: TableReader, path: Path | None, env: Mapping[
         except OSError as exc:
             reader.problem(f"connection_password_file: cannot read {path}: {exc.strerror}")
             return ""
+        except UnicodeDecodeError:  # the bytes are never echoed: they may be the password
+            reader.problem(f"connection_password_file: {path} is not UTF-8 text")
+            return ""
     else:
         password = inline
     if not password:

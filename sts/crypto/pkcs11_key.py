@@ -252,9 +252,11 @@ def pin_from(pin_file: Path | None) -> str:
     if pin_file is None:
         raise Pkcs11Error(f"no PIN: set ${PIN_ENV} or [issuer] pkcs11_pin_file")
     try:
-        return pin_file.read_text().splitlines()[0].strip() if pin_file.stat().st_size else ""
+        return pin_file.read_text(encoding="utf-8").splitlines()[0].strip() if pin_file.stat().st_size else ""
     except (OSError, IndexError):
         raise Pkcs11Error(f"issuer.pkcs11_pin_file: {pin_file} unreadable") from None
+    except UnicodeDecodeError:  # the bytes are never echoed: they may be the PIN
+        raise Pkcs11Error(f"issuer.pkcs11_pin_file: {pin_file} is not UTF-8 text") from None
 
 
 def load_pkcs11_key(

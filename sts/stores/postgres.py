@@ -99,6 +99,8 @@ def target(store: StoreSettings, url: str | None = None) -> Target:
             kwargs["password"] = store.password_file.read_text(encoding="utf-8").strip("\r\n")
         except OSError as exc:
             raise DatabaseError(f"store.password_file: {store.password_file}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:  # the bytes are never echoed: they may be the password
+            raise DatabaseError(f"store.password_file: {store.password_file}: not UTF-8 text") from None
     if store.ca_file is not None:
         kwargs.update(sslmode="verify-full", sslrootcert=str(store.ca_file))
     elif "sslmode" not in params and not is_local(host):

@@ -95,9 +95,11 @@ class RedisAddress:
         sources = [unquote(parts.password)] if parts.password else []
         if cache.password_file is not None:
             try:
-                sources.append(cache.password_file.read_text().rstrip("\r\n"))
+                sources.append(cache.password_file.read_text(encoding="utf-8").rstrip("\r\n"))
             except OSError as exc:
                 problems.append(f"cache.password_file: {cache.password_file} unreadable ({exc.strerror})")
+            except UnicodeDecodeError:  # the bytes are never echoed: they may be the password
+                problems.append(f"cache.password_file: {cache.password_file} is not UTF-8 text")
         if environ.get(CACHE_PASSWORD_ENV):
             sources.append(environ[CACHE_PASSWORD_ENV])
         if len(sources) > 1:

@@ -315,6 +315,16 @@ def test_unreadable_password_file_is_a_problem(ca_file: Path, tmp_path: Path) ->
     ]
 
 
+def test_a_password_file_that_is_not_utf8_is_a_problem_not_a_traceback(ca_file: Path, tmp_path: Path) -> None:
+    """Random bytes as a service password (``head -c 32 /dev/urandom``): a UnicodeDecodeError in gunicorn's
+    master before; the bytes are never echoed."""
+    binary = tmp_path / "random.pw"
+    binary.write_bytes(b"\xffs3cr\xe9t\n")
+    assert problems_of(table(ca_file, connection_password=None, connection_password_file=str(binary))) == [
+        f"{WHERE}: connection_password_file: {binary} is not UTF-8 text"
+    ]
+
+
 @pytest.mark.parametrize("source", ["env", "file"])
 def test_an_empty_service_password_is_refused(ca_file: Path, tmp_path: Path, source: str) -> None:
     """A DN with an empty password is an unauthenticated bind (RFC 4513 §5.1.2) that AD accepts as anonymous:

@@ -148,6 +148,14 @@ def test_password_from_a_file_and_never_in_messages(tmp_path: Path, postgres_ser
         with pytest.raises(DatabaseError, match="password authentication failed") as caught:
             check_schema(db)
     assert "wrong-password" not in str(caught.value)
+
+
+def test_a_password_file_that_is_not_utf8_is_a_database_error(tmp_path: Path) -> None:
+    secret = tmp_path / "pg-password"
+    secret.write_bytes(b"\xffs3cr\xe9t\n")
+    with pytest.raises(DatabaseError) as caught:
+        target(StoreSettings(backend="postgresql", url="postgresql://127.0.0.1/sts", password_file=secret))
+    assert str(caught.value) == f"store.password_file: {secret}: not UTF-8 text"
     with pytest.raises(DatabaseError, match="not a PostgreSQL URL") as bad:
         target(StoreSettings(url="postgresql://sts:s3cret@[bad"))
     assert "s3cret" not in str(bad.value)

@@ -115,6 +115,14 @@ def test_address_problems_are_config_errors(settings: CacheSettings, environ: di
     assert any(problem in line for line in caught.value.problems), caught.value.problems
 
 
+def test_a_password_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    secret = tmp_path / "redis.password"
+    secret.write_bytes(b"\xffs3cr\xe9t\n")
+    with pytest.raises(ConfigError) as caught:
+        RedisAddress.from_settings(CacheSettings(backend="redis", url="redis://h", password_file=secret), {})
+    assert caught.value.problems == [f"cache.password_file: {secret} is not UTF-8 text"]
+
+
 # --- what is stored -------------------------------------------------------------------------------------------
 
 
