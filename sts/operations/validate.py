@@ -62,6 +62,11 @@ class ValidateOperation:
         if target.rejected:
             return target.rejected
         if target.verified is not None:
+            if target.verified.not_on_or_after is None:
+                # SAML (2.0 core §2.5.1.2) lets an assertion without NotOnOrAfter be valid forever: a stolen one
+                # would then be vouched for forever. Like the issuer-trust rules for tokens the STS acts on, a
+                # token that never expires is invalid (every token this STS issues has a NotOnOrAfter).
+                return "token_window_missing"
             if not within_validity(target.verified, now, self._skew):
                 return "outside_validity"
             if target.record is not None and target.record.status in RETIRED:

@@ -249,6 +249,16 @@ def _not_yet_valid(issued: Issued) -> etree._Element:
                    not_on_or_after=now + dt.timedelta(minutes=20))
 
 
+def _never_expires(issued: Issued) -> etree._Element:
+    """Signed with the STS key, Conditions without NotOnOrAfter: SAML lets such an assertion be valid forever, and
+    Validate must not vouch for it (the issuer-trust rules refuse it too: token_window_missing)."""
+    assertion = xsw.build(issued.version, xsw.make_content())
+    conditions = assertion.find(f"{{{TOKEN_TYPES[issued.version]}}}Conditions")
+    assert conditions is not None and conditions.get("NotOnOrAfter") is not None
+    del conditions.attrib["NotOnOrAfter"]
+    return xsw.target(xsw.sign(issued.keys.sts_signer, assertion))
+
+
 def _signature_attack(label: str) -> Variant:
     return lambda issued: xsw.signature_attack(issued.plain, issued.keys.sts_key, label)
 
@@ -275,6 +285,7 @@ VARIANTS: dict[str, tuple[Variant, str | tuple[str, str]]] = {
     "V10-wrong-issuer-key": (lambda issued: _forged(issued, issued.keys.rp_signer), INVALID),
     "V11-expired": (_expired, INVALID),
     "V11-not-yet-valid": (_not_yet_valid, INVALID),
+    "V11-never-expires": (_never_expires, INVALID),
     "G04-hmac-key-confusion": (lambda issued: xsw.hmac_signed(xsw.build(issued.version, xsw.make_content())), INVALID),
     "G07-c14n-bomb": (lambda issued: xsw.c14n_bomb(issued.plain), INVALID),
     "G07-c14n-bomb-WithComments": (
