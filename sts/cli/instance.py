@@ -2,7 +2,7 @@
 
 Also a problem: a ``[tokens] default_relying_party`` that matches no registered relying party. Warned about:
 relying parties accepting tokens of an issuer for transformation that no ``[[trusted_issuers]]`` entry names;
-certificates (signing, relying parties, clients) within 30 days of expiry, secret files other
+certificates (signing, TLS, relying parties, clients) within 30 days of expiry, secret files other
 users can read, loopback exempt from spray throttling with no trusted proxy listed, and built-in users whose name
 a ``netbios_name`` now reads as a down-level logon name.
 """

@@ -3,7 +3,8 @@
 A relying party is an endpoint address (``--match exact``, the default), an address prefix ending in ``/``
 (``--match prefix``) or an anchored regular expression (``--match regex``), compared with the AppliesTo of a
 request after one documented normalisation (lower-case scheme and host, default port dropped).
-Tokens for it are encrypted with its certificate, which ``add`` checks (RSA >= 2048 bits, currently valid) and
+Tokens for it are encrypted with its certificate, which ``add`` checks (RSA >= 2048 bits, currently valid, an
+end-entity certificate whose KeyUsage, if any, allows keyEncipherment) and
 copies into the instance truststore, or with ``[store] backend = "postgresql"`` stores in the shared database
 (every node reads it there). Token type, NameID and encryption not given here come from the relying
 party's compatibility profile (``--profile``, else ``[tokens] profile``): strict, wso2, adfs or cxf.

@@ -170,7 +170,9 @@ def _parse_lifetime(text: str) -> int:
 
 
 def read_certificate(path: Path) -> x509.Certificate:
-    """Read ``--cert`` (PEM or DER) and vet it for a relying party (RSA >= 2048 bits, valid now); warnings printed."""
+    """Read ``--cert`` (PEM or DER) and vet it for a relying party (RSA >= 2048 bits, valid now, an end entity's
+    key that may transport keys: :func:`~sts.relying_parties.certificates.rp_certificate_problems`); warnings
+    printed."""
     try:
         cert = load_certificate(path)
     except FileNotFoundError:
