@@ -2,7 +2,8 @@
 
 Also a problem: a ``[tokens] default_relying_party`` that matches no registered relying party. Warned about:
 relying parties accepting tokens of an issuer for transformation that no ``[[trusted_issuers]]`` entry names;
-certificates (signing, relying parties, clients) within 30 days of expiry, secret files other
+certificates (signing, relying parties, clients) within 30 days of expiry, client certificates of an earlier release
+that unsigned PublicKey requests no longer bind (without ``legacy_unproven_use_key``), secret files other
 users can read, loopback exempt from spray throttling with no trusted proxy listed, and built-in users whose name
 a ``netbios_name`` now reads as a down-level logon name.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from cryptography.x509 import load_pem_x509_certificates
 
 from sts.auth.users import PRIMARY, UserStoreError, parse_user_name
+from sts.certificates import unbound_client_cert_warnings
 from sts.cli.common import SubParsers
 from sts.clock import SystemClock
 from sts.config import foreign_environment, load_settings
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     warnings += _secret_file_warnings(settings)
     problems += check_cache(settings, SystemClock())
     problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)
+    warnings += unbound_client_cert_warnings(settings)
     problems += _check_client_ca(settings, warnings)
     problems += _check_store(settings, warnings)
     _report(problems, warnings)
