@@ -5,7 +5,7 @@ relying parties accepting tokens of an issuer for transformation that no ``[[tru
 certificates (signing, relying parties, clients) within 30 days of expiry, client certificates of an earlier release
 that unsigned PublicKey requests no longer bind (without ``legacy_unproven_use_key``), secret files other
 users can read, loopback exempt from spray throttling with no trusted proxy listed, and built-in users whose name
-a ``netbios_name`` now reads as a down-level logon name.
+a ``netbios_name`` now reads as a down-level logon name or that an earlier release stored under a name now refused.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.x509 import load_pem_x509_certificates
 
-from sts.auth.users import PRIMARY, UserStoreError, parse_user_name
+from sts.auth.users import PRIMARY, UserStoreError, parse_user_name, user_name_problem
 from sts.certificates import unbound_client_cert_warnings
 from sts.cli.common import SubParsers
 from sts.clock import SystemClock
@@ -100,12 +100,33 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
     try:
         problems = _check_relying_parties(stores.relying_parties, settings.store.truststore, warnings)
         warnings += _unknown_transformation_sources(stores.relying_parties, settings)
-        warnings += _down_level_shadows(settings, stores.builtin.list_users())
+        users = stores.builtin.list_users()
+        warnings += _down_level_shadows(settings, users)
+        warnings += _invalid_user_names(users)
         return problems + _check_default_relying_party(stores.relying_parties, settings.tokens.default_relying_party)
     except ServiceUnavailable as exc:
         return [f"store: the database is unavailable ({exc})"]
     finally:
         stores.close()
+
+
+def _invalid_user_names(users: list[tuple[str, str, bool, bool]]) -> list[str]:
+    """Built-in users stored by an earlier release under a name the rule now refuses (a ``/`` in the name part, as
+    ``sts user add PRIMARY/SECONDARY/carol`` made, or U+FFFE/U+FFFF, which XML cannot carry): they cannot sign in.
+    ``sts user remove`` deletes the first kind; the second cannot be named on the command line any more."""
+    warnings = []
+    for domain, name, _enabled, _digest in users:
+        if (problem := user_name_problem(name)) is None:
+            continue
+        remedy = (
+            f"remove it (`sts user remove '{domain}/{name}'`) and add the account under a valid name"
+            if "/" in name else "add the account under a valid name"
+        )
+        warnings.append(
+            f"user {domain}/{name}: an earlier release stored this name, which is now refused ({problem}): the user"
+            f" cannot sign in; {remedy}"
+        )
+    return warnings
 
 
 def _down_level_shadows(settings: Settings, users: list[tuple[str, str, bool, bool]]) -> list[str]:
