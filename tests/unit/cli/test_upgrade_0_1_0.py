@@ -143,3 +143,29 @@ def test_user_list_says_why_a_stored_name_is_refused(old_instance: Path, capsys:
     out = sts(old_instance, capsys, "check-config")[1]
     assert "warning: user PRIMARY/car\uffffol: an earlier release stored this name, which is now refused (names must" \
         " not contain control or format characters): the user cannot sign in; add the account under a valid name" in out
+
+
+def test_role_claims_0_1_0_issued_from_stored_values_are_named_with_the_remedy(
+    old_instance: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0.1.0 issued a role claim's stored values instead of the user's roles (dan: superuser, a member of admin
+    only); now roles come from membership, so dan's tokens say admin. check-config names that, and its remedy works;
+    the demo admin's stored role=admin is its membership, so nothing changed for it."""
+    role = "http://wso2.org/claims/role"
+    assert sts(old_instance, capsys, "db", "upgrade")[0] == 0
+    out = sts(old_instance, capsys, "check-config")[1]
+    assert (
+        f"warning: user PRIMARY/dan: {role} is stored as superuser, which earlier releases issued instead of the"
+        " user's roles; tokens now carry the roles (admin): grant the roles its relying parties expect"
+        " (`sts role add ROLE`, `sts user grant 'PRIMARY/dan' ROLE`), then remove the stored value"
+        f" (`sts user set-claim 'PRIMARY/dan' {role}=`)"
+    ) in out
+    assert "user PRIMARY/admin:" not in out
+    preview = ("preview", "--user", "dan", "--rp", RP, "--claims", role)
+    assert f"  {role} = admin\n" in sts(old_instance, capsys, *preview)[1]
+
+    assert sts(old_instance, capsys, "role", "add", "superuser")[0] == 0
+    assert sts(old_instance, capsys, "user", "grant", "dan", "superuser")[0] == 0
+    assert sts(old_instance, capsys, "user", "set-claim", "PRIMARY/dan", f"{role}=")[0] == 0
+    assert "is stored as" not in sts(old_instance, capsys, "check-config")[1]
+    assert f"  {role} = admin, superuser\n" in sts(old_instance, capsys, *preview)[1]

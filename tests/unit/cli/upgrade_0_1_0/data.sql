@@ -3,6 +3,7 @@
 -- `sts user add carol` + `sts user disable carol`, `sts rp add https://app.example.com/wstrust/ --cert app.crt.pem
 -- --token-type saml11 --claim ...` (a certificate from `openssl req -x509`), and one token issued to alice.
 -- Users 5 and 6: `sts user add PRIMARY/SECONDARY/carol` and `sts user add SECONDARY/x/y`, which 0.1.0 accepted.
+-- User 7: `sts user add dan --role admin --claim http://wso2.org/claims/role=superuser` (0.1.0 issued superuser).
 -- Applied by tests/unit/cli/test_upgrade_0_1_0.py after migration 0001 (the schema 0.1.0 created, meta.schema_version 1).
 INSERT INTO "meta" VALUES('rp_version','3');
 INSERT INTO "relying_parties" VALUES('https://app.example.com/wstrust/','https://app.example.com/wstrust/','{"address": "https://app.example.com/wstrust/", "applies_to_in_response": true, "cert_file": "https-app-example-com-wstrust-ff2406f5.crt.pem", "cipher": "", "claim_mapping": [], "claims": ["http://wso2.org/claims/emailaddress", "http://wso2.org/claims/role"], "encrypt": true, "identifier": "", "key_transport": "", "lifetime": 0, "match": "exact", "nameid": "", "profile": "", "token_type": "saml11"}',1.79663373650514459614e+09,1.79663373650514459614e+09);
@@ -29,3 +30,6 @@ INSERT INTO "users" VALUES(4,'PRIMARY','carol','carol','$argon2id$v=19$m=19456,t
 INSERT INTO "users" VALUES(5,'PRIMARY','SECONDARY/carol','secondary/carol','$argon2id$v=19$m=19456,t=2,p=1$zbnXGiNkjDHG2Pu/t9Y6Bw$w6h/q2z++5m12VKsM55coicbfsJbGpUKlmtf5xgUkWQ',NULL,1,1.79663420280262541763e+09,1.79663420280262541763e+09);
 INSERT INTO "users" VALUES(6,'SECONDARY','x/y','x/y','$argon2id$v=19$m=19456,t=2,p=1$opSSEgIgBKDU2tt7b02pNQ$PqSyVqhXlFmkVUfp+99T4HyBU9mmb5/14cn7LNvnlYc',NULL,1,1.7966342031398582458e+09,1.7966342031398582458e+09);
 INSERT INTO "user_roles" VALUES(5,'admin');
+INSERT INTO "users" VALUES(7,'PRIMARY','dan','dan','$argon2id$v=19$m=19456,t=2,p=1$u1fKWavVWosRYkwp5dz7Hw$4tGX910HWj1h2tGcXt39rgfN2NvYd4gCEiJRStl6doM',NULL,1,1.79663420667972803111e+09,1.79663420667972803111e+09);
+INSERT INTO "user_claims" VALUES(7,'http://wso2.org/claims/role',0,'superuser');
+INSERT INTO "user_roles" VALUES(7,'admin');
