@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.x509 import load_pem_x509_certificates
 
 from sts.auth.builtin_users import BuiltinUserStore
-from sts.auth.users import PRIMARY, UserStoreError, parse_user_name, user_name_problem
+from sts.auth.users import PRIMARY, UserStoreError, normalize_name, parse_user_name, user_name_problem
 from sts.certificates import unbound_client_cert_warnings
 from sts.cli.common import SubParsers
 from sts.clock import SystemClock
@@ -117,20 +117,30 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
 def _invalid_user_names(users: list[tuple[str, str, bool, bool]]) -> list[str]:
     """Built-in users stored by an earlier release under a name the rule now refuses (a ``/`` in the name part, as
     ``sts user add PRIMARY/SECONDARY/carol`` made, or U+FFFE/U+FFFF, which XML cannot carry): they cannot sign in.
-    ``sts user remove`` deletes the first kind; the second cannot be named on the command line any more."""
+    ``sts user remove`` deletes the first kind (also with a fullwidth ``／``); the second cannot be named on the
+    command line any more."""
     warnings = []
     for domain, name, _enabled, _digest in users:
         if (problem := user_name_problem(name)) is None:
             continue
         remedy = (
             f"remove it (`sts user remove '{domain}/{name}'`) and add the account under a valid name"
-            if "/" in name else "add the account under a valid name"
+            if _is_name_text(name) else "add the account under a valid name"
         )
         warnings.append(
             f"user {domain}/{name}: an earlier release stored this name, which is now refused ({problem}): the user"
             f" cannot sign in; {remedy}"
         )
     return warnings
+
+
+def _is_name_text(name: str) -> bool:
+    """Whether a refused user name breaks only the separator rule (``sts user remove`` can name it then)."""
+    try:
+        normalize_name(name)
+    except UserStoreError:
+        return False
+    return True
 
 
 def _stored_role_claims(store: BuiltinUserStore) -> list[str]:

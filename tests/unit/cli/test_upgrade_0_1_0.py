@@ -116,7 +116,7 @@ def test_users_0_1_0_stored_under_names_now_refused_are_named_with_the_remedy(
     assert sts(old_instance, capsys, "db", "upgrade")[0] == 0
     code, out = sts(old_instance, capsys, "check-config")
     separator = "user names must not contain '/': it separates the domain (DOMAIN/NAME)"
-    for user in ("PRIMARY/SECONDARY/carol", "SECONDARY/x/y"):
+    for user in ("PRIMARY/SECONDARY/carol", "SECONDARY/x/y", "PRIMARY/a\uff0fb"):
         assert (
             f"warning: user {user}: an earlier release stored this name, which is now refused ({separator}): the"
             f" user cannot sign in; remove it (`sts user remove '{user}'`) and add the account under a valid name"

@@ -2,7 +2,7 @@
 -- `sts user add alice --role admin --role sts-users --claim ...`, `sts user add SECONDARY/bob --digest ...`,
 -- `sts user add carol` + `sts user disable carol`, `sts rp add https://app.example.com/wstrust/ --cert app.crt.pem
 -- --token-type saml11 --claim ...` (a certificate from `openssl req -x509`), and one token issued to alice.
--- Users 5 and 6: `sts user add PRIMARY/SECONDARY/carol` and `sts user add SECONDARY/x/y`, which 0.1.0 accepted.
+-- Users 5, 6 and 8: `sts user add PRIMARY/SECONDARY/carol`, `SECONDARY/x/y` and `a／b` (fullwidth), which 0.1.0 accepted.
 -- User 7: `sts user add dan --role admin --claim http://wso2.org/claims/role=superuser` (0.1.0 issued superuser).
 -- Applied by tests/unit/cli/test_upgrade_0_1_0.py after migration 0001 (the schema 0.1.0 created, meta.schema_version 1).
 INSERT INTO "meta" VALUES('rp_version','3');
@@ -33,3 +33,4 @@ INSERT INTO "user_roles" VALUES(5,'admin');
 INSERT INTO "users" VALUES(7,'PRIMARY','dan','dan','$argon2id$v=19$m=19456,t=2,p=1$u1fKWavVWosRYkwp5dz7Hw$4tGX910HWj1h2tGcXt39rgfN2NvYd4gCEiJRStl6doM',NULL,1,1.79663420667972803111e+09,1.79663420667972803111e+09);
 INSERT INTO "user_claims" VALUES(7,'http://wso2.org/claims/role',0,'superuser');
 INSERT INTO "user_roles" VALUES(7,'admin');
+INSERT INTO "users" VALUES(8,'PRIMARY','a／b','a／b','$argon2id$v=19$m=19456,t=2,p=1$vte6N8Z4b+1dS4kRghDivA$UPbznCGh5ybQLo4HxjKP1TVGSa+RCUNWuAt+81GE+4c',NULL,1,1.79663420349202108388e+09,1.79663420349202108388e+09);
