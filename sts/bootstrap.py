@@ -7,7 +7,7 @@ import logging
 import os
 
 from sts.app import create_app
-from sts.certificates import configured_certificates, expiry_warnings
+from sts.certificates import configured_certificates, expiry_warnings, unbound_client_cert_warnings
 from sts.clock import Clock
 from sts.config import load_settings
 from sts.config.settings import Settings, config_warnings
@@ -23,10 +23,14 @@ _LOG = logging.getLogger("sts.boot")
 
 def startup_warnings(settings: Settings, keystore: KeyStore, now: dt.datetime | None = None) -> list[str]:
     """What the start-up log warns about: the keystore's and the configuration's warnings, and every configured
-    certificate that expires within 30 days (the signing ones are among the keystore's warnings)."""
+    certificate that expires within 30 days (the signing ones are among the keystore's warnings), and client
+    certificates of an earlier release that unsigned PublicKey requests no longer bind."""
     now = now or dt.datetime.now(dt.UTC)
     others = [c for c in configured_certificates(settings) if c.kind not in ("signing", "previous_signing")]
-    return [*keystore.warnings, *config_warnings(settings), *expiry_warnings(others, now)]
+    return [
+        *keystore.warnings, *config_warnings(settings), *unbound_client_cert_warnings(settings),
+        *expiry_warnings(others, now),
+    ]
 
 
 def boot(

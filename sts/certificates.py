@@ -61,6 +61,32 @@ def expiry_warnings(certificates: list[CertificateExpiry], now: dt.datetime) -> 
     return warnings
 
 
+def unbound_client_cert_warnings(settings: Settings) -> list[str]:
+    """The certificates in ``[security] trusted_client_certs`` when nothing reads them: without
+    ``legacy_unproven_use_key`` an unsigned PublicKey request binds only a certificate registered to its caller
+    (``sts user add-cert``). An instance made by a release before that rule keeps its clients' certificates in
+    this folder, and their PublicKey requests are refused (``wst:InvalidRequest``, ``bad_use_key``) until each is
+    registered to its user."""
+    security = settings.security
+    if security.legacy_unproven_use_key:
+        return []
+    names = []
+    for path in _files(security.trusted_client_certs):
+        try:
+            load_certificate(path)
+        except (OSError, ValueError):
+            continue  # sts check-config names it as not a certificate
+        names.append(path.name)
+    if not names:
+        return []
+    return [
+        f"security.trusted_client_certs: {security.trusted_client_certs} holds {len(names)} client certificate(s)"
+        f" ({', '.join(names)}) that unsigned PublicKey requests no longer bind (wst:InvalidRequest): register each"
+        " to its user with `sts user add-cert USER FILE`, then remove it from this folder"
+        " ([security] legacy_unproven_use_key = true restores the old rule, without proof of possession)"
+    ]
+
+
 def _files(folder: Path) -> list[Path]:
     try:
         return sorted(path for path in folder.iterdir() if path.is_file())

@@ -152,6 +152,11 @@ class BuiltinUserStore(ABC):
         """``(domain, name, enabled, digest_enrolled)`` for every user, sorted."""
 
     @abstractmethod
+    def users_with_claims(self, uris: Iterable[str]) -> list[tuple[str, str]]:
+        """``(domain, name)`` of every user with a value stored under one of ``uris``, sorted (``sts check-config``:
+        role claims stored by an earlier release)."""
+
+    @abstractmethod
     def add_role(self, role: str) -> None:
         """Create a role; duplicates (case-insensitive) are refused."""
 

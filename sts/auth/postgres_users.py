@@ -169,6 +169,19 @@ class PostgresUserStore(BuiltinUserStore):
             ).rows
         return [(d, n, bool(e), bool(g)) for d, n, e, g in rows]
 
+    def users_with_claims(self, uris: Iterable[str]) -> list[tuple[str, str]]:
+        """``(domain, name)`` of every user with a value stored under one of ``uris``, sorted."""
+        wanted = sorted(set(uris))
+        if not wanted:
+            return []
+        with self._db.session(_WHAT, _REASON) as session:
+            rows = session.execute(
+                "SELECT domain, name FROM users WHERE id IN (SELECT user_id FROM user_claims WHERE uri = ANY(%s))"
+                " ORDER BY domain, canonical",
+                (wanted,),
+            ).rows
+        return [(d, n) for d, n in rows]
+
     def add_role(self, role: str) -> None:
         """Create a role; duplicates (case-insensitive) are refused."""
         role = normalize_name(role)

@@ -189,6 +189,16 @@ class SqliteUserStore(BuiltinUserStore):
         )
         return [(d, n, bool(e), bool(g)) for d, n, e, g in rows]
 
+    def users_with_claims(self, uris: Iterable[str]) -> list[tuple[str, str]]:
+        """``(domain, name)`` of every user with a value stored under one of ``uris``, sorted."""
+        found: set[tuple[str, str, str]] = set()
+        for uri in set(uris):
+            found.update(self._db.conn.execute(
+                "SELECT domain, canonical, name FROM users WHERE id IN (SELECT user_id FROM user_claims WHERE uri = ?)",
+                (uri,),
+            ))
+        return [(domain, name) for domain, _, name in sorted(found)]
+
     def add_role(self, role: str) -> None:
         """Create a role; duplicates (case-insensitive) are refused."""
         role = normalize_name(role)

@@ -121,11 +121,17 @@ def plain_role_name(name: str) -> bool:
 
 def valid_user_name(name: str) -> bool:
     """Whether a stored name passes :func:`normalize_user_name` (rows written before the rule may not)."""
+    return user_name_problem(name) is None
+
+
+def user_name_problem(name: str) -> str | None:
+    """Why a stored name fails :func:`normalize_user_name` (release 0.1.0 stored ``PRIMARY/SECONDARY/carol`` and
+    names holding U+FFFF), or ``None`` when it passes."""
     try:
         normalize_user_name(name)
-    except UserStoreError:
-        return False
-    return True
+    except UserStoreError as exc:
+        return str(exc)
+    return None
 
 
 def normalize_domain(text: str) -> str:

@@ -2,9 +2,11 @@
 
 Also a problem: a ``[tokens] default_relying_party`` that matches no registered relying party. Warned about:
 relying parties accepting tokens of an issuer for transformation that no ``[[trusted_issuers]]`` entry names;
-certificates (signing, TLS, relying parties, clients) within 30 days of expiry, secret files other
+certificates (signing, TLS, relying parties, clients) within 30 days of expiry, client certificates of an earlier
+release that unsigned PublicKey requests no longer bind (without ``legacy_unproven_use_key``), secret files other
 users can read, loopback exempt from spray throttling with no trusted proxy listed, and built-in users whose name
-a ``netbios_name`` now reads as a down-level logon name.
+a ``netbios_name`` now reads as a down-level logon name, that an earlier release stored under a name now refused,
+or whose stored role-claim values (which an earlier release issued instead of the roles) differ from their roles.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 
 from cryptography.x509 import load_pem_x509_certificates
 
-from sts.auth.users import PRIMARY, UserStoreError, parse_user_name
+from sts.auth.builtin_users import BuiltinUserStore
+from sts.auth.users import PRIMARY, UserStoreError, normalize_name, parse_user_name, user_name_problem
+from sts.certificates import unbound_client_cert_warnings
 from sts.cli.common import SubParsers
 from sts.clock import SystemClock
 from sts.config import foreign_environment, load_settings
@@ -27,6 +31,7 @@ from sts.crypto.keystore import KeyStoreError, check_certificate, check_validity
 from sts.crypto.selftest import run_selftest
 from sts.errors import ConfigError, ServiceUnavailable
 from sts.files import loose_secret
+from sts.policy.claims import ROLE_CLAIMS, is_role_claim
 from sts.relying_parties.certificates import certificate_location, load_rp_certificate, rp_certificate_problems
 from sts.relying_parties.matching import AddressIndex
 from sts.relying_parties.registry import RelyingPartyRegistry, RelyingPartyStore
@@ -75,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     warnings += _secret_file_warnings(settings)
     problems += check_cache(settings, SystemClock())
     problems += _check_client_certificates(settings.security.trusted_client_certs, warnings)
+    warnings += unbound_client_cert_warnings(settings)
     problems += _check_client_ca(settings, warnings)
     problems += _check_store(settings, warnings)
     _report(problems, warnings)
@@ -97,12 +103,69 @@ def _check_store(settings: Settings, warnings: list[str]) -> list[str]:
     try:
         problems = _check_relying_parties(stores.relying_parties, settings.store.truststore, warnings)
         warnings += _unknown_transformation_sources(stores.relying_parties, settings)
-        warnings += _down_level_shadows(settings, stores.builtin.list_users())
+        users = stores.builtin.list_users()
+        warnings += _down_level_shadows(settings, users)
+        warnings += _invalid_user_names(users)
+        warnings += _stored_role_claims(stores.builtin)
         return problems + _check_default_relying_party(stores.relying_parties, settings.tokens.default_relying_party)
     except ServiceUnavailable as exc:
         return [f"store: the database is unavailable ({exc})"]
     finally:
         stores.close()
+
+
+def _invalid_user_names(users: list[tuple[str, str, bool, bool]]) -> list[str]:
+    """Built-in users stored by an earlier release under a name the rule now refuses (a ``/`` in the name part, as
+    ``sts user add PRIMARY/SECONDARY/carol`` made, or U+FFFE/U+FFFF, which XML cannot carry): they cannot sign in.
+    ``sts user remove`` deletes the first kind (also with a fullwidth ``／``); the second cannot be named on the
+    command line any more."""
+    warnings = []
+    for domain, name, _enabled, _digest in users:
+        if (problem := user_name_problem(name)) is None:
+            continue
+        remedy = (
+            f"remove it (`sts user remove '{domain}/{name}'`) and add the account under a valid name"
+            if _is_name_text(name) else "add the account under a valid name"
+        )
+        warnings.append(
+            f"user {domain}/{name}: an earlier release stored this name, which is now refused ({problem}): the user"
+            f" cannot sign in; {remedy}"
+        )
+    return warnings
+
+
+def _is_name_text(name: str) -> bool:
+    """Whether a refused user name breaks only the separator rule (``sts user remove`` can name it then)."""
+    try:
+        normalize_name(name)
+    except UserStoreError:
+        return False
+    return True
+
+
+def _stored_role_claims(store: BuiltinUserStore) -> list[str]:
+    """Users with values stored under a role claim whose set is not the user's roles: releases up to 0.1.0 issued
+    the stored values instead of the roles (``sts user add --claim http://wso2.org/claims/role=...`` was allowed, and
+    ``sts init --demo`` stored one); now role claims come from membership only, so such a user's tokens changed."""
+    warnings = []
+    for domain, name in store.users_with_claims(ROLE_CLAIMS):
+        if user_name_problem(name) is not None:
+            continue  # named by _invalid_user_names
+        user = store.find(domain, name)
+        if user is None:
+            continue
+        roles = user.principal.roles
+        for uri, values in sorted(user.principal.claims.items()):
+            if not is_role_claim(uri) or {v.casefold() for v in values} == {r.casefold() for r in roles}:
+                continue
+            who = f"'{domain}/{name}'"
+            warnings.append(
+                f"user {domain}/{name}: {uri} is stored as {', '.join(values)}, which earlier releases issued instead"
+                f" of the user's roles; tokens now carry the roles ({', '.join(sorted(roles)) or 'none'}): grant the"
+                f" roles its relying parties expect (`sts role add ROLE`, `sts user grant {who} ROLE`), then remove"
+                f" the stored value (`sts user set-claim {who} {uri}=`)"
+            )
+    return warnings
 
 
 def _down_level_shadows(settings: Settings, users: list[tuple[str, str, bool, bool]]) -> list[str]:

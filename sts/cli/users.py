@@ -24,7 +24,7 @@ from sts.auth.users import (
     normalize_domain,
     normalize_name,
     parse_user_name,
-    valid_user_name,
+    user_name_problem,
 )
 from sts.cli import user_certs
 from sts.cli.common import CommandError, SubParsers, open_stores, read_secret, settings_from
@@ -337,8 +337,8 @@ def _user_list(args: argparse.Namespace) -> int:
     with _store(args) as (store, _):
         for domain, name, enabled, digest in store.list_users():
             flags = ("" if enabled else " (disabled)") + (" (digest)" if digest else "")
-            if not valid_user_name(name):
-                flags += " (invalid name: '/' in the name part; cannot sign in; remove it)"
+            if (problem := user_name_problem(name)) is not None:
+                flags += f" (invalid name: {problem}; cannot sign in; remove it)"
             print(f"{domain}/{name}{flags}")
     return 0
 

@@ -213,6 +213,18 @@ def test_users_provisioned_and_authenticated(stores: Stores) -> None:
     assert users.list_roles() == [("Admin", 1)]
 
 
+def test_users_with_claims_lists_the_holders_of_any_of_the_uris(stores: Stores) -> None:
+    """What ``sts check-config`` reads to find role claims an earlier release stored (and issued)."""
+    users = stores.builtin
+    users.add_user("PARTNER", "zed", "pw-zed-1", claims={"urn:role": ["x"], "urn:other": ["y"]})
+    users.add_user(PRIMARY, "Bea", "pw-bea-1", claims={"urn:ms-role": ["x"]})
+    users.add_user(PRIMARY, "al", "pw-al-1", claims={"urn:role": ["x", "y"], "urn:ms-role": ["z"]})
+    users.add_user(PRIMARY, "cy", "pw-cy-1", claims={"urn:other": ["x"]})
+    wanted = ["urn:role", "urn:ms-role"]
+    assert users.users_with_claims(wanted) == [("PARTNER", "zed"), (PRIMARY, "al"), (PRIMARY, "Bea")]
+    assert users.users_with_claims([]) == []
+
+
 def test_user_provisioning_refusals_leave_nothing_behind(stores: Stores) -> None:
     users = stores.builtin
     users.add_user(PRIMARY, "carl", "pw-carl-1")
