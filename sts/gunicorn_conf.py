@@ -10,6 +10,7 @@ no control socket (gunicorn 27 would otherwise share ~/.gunicorn/gunicorn.ctl be
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import ssl
@@ -117,7 +118,13 @@ def on_reload(server: object) -> None:
     or keep the running one if anything of it is invalid (:mod:`sts.gunicorn_reload`); an application installed
     takes over the master's metrics listener (its certificates, its ``[metrics] bind``)."""
     if rebuild_application(server):
-        when_ready(server)
+        try:
+            when_ready(server)
+        except Exception as exc:  # noqa: BLE001 - raised into gunicorn's main loop, it would stop the whole server
+            logging.getLogger("sts.reload").error(
+                "[metrics] bind: the metrics listener could not be moved to %s, it stays where it was: %s",
+                _settings.metrics.bind, exc,
+            )
 
 
 def pre_fork(server: object, worker: object) -> None:

@@ -156,16 +156,25 @@ class Metrics:
 
         The process has one such listener: the application a reload builds takes over the one already serving
         ``bind`` (without closing its socket, so no scrape is refused), whose certificates are those of the
-        configuration replaced; a listener on another address is stopped (:func:`stop_listener`) and a new one
-        started.
+        configuration replaced; a listener on another address is started, then the old one stopped
+        (:func:`stop_listener`). When the new address cannot be bound (taken by another program, not allowed, or the
+        same port under another host name, which the old listener holds), the old listener keeps its address,
+        serving this application, and the ``OSError`` is raised: a reload must not leave the master without the
+        listener it had.
         """
         registry = self._exposition_registry()
         if _listener and _listener[0][0] == bind:
             _listener[0][1].set_app(make_wsgi_app(registry))
             return
+        try:
+            server = _start_listener(bind, registry)
+        except OSError:
+            # Stopped first, the old listener could not come back: the workers forked while it listened hold its
+            # socket until they exit, so its port stays taken (the same port under another host too).
+            if _listener:
+                _listener[0][1].set_app(make_wsgi_app(registry))
+            raise
         stop_listener()
-        host, _, port = bind.rpartition(":")
-        server, _ = start_http_server(int(port), host.strip("[]") or "127.0.0.1", registry=registry)
         _listener[:] = [(bind, server)]
 
     def _exposition_registry(self) -> CollectorRegistry:
@@ -284,6 +293,13 @@ class _CertificateCollector:
 
 
 _listener: list[tuple[str, Any]] = []  # this process's listener of [metrics] bind: its address and server
+
+
+def _start_listener(bind: str, registry: CollectorRegistry) -> Any:
+    """A started listener serving ``registry`` on ``bind`` (``HOST:PORT``); ``OSError`` when it cannot bind."""
+    host, _, port = bind.rpartition(":")
+    server, _ = start_http_server(int(port), host.strip("[]") or "127.0.0.1", registry=registry)
+    return server
 
 
 def stop_listener() -> None:

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -119,4 +120,36 @@ def test_the_masters_listener_follows_a_reload(tmp_path: Path) -> None:
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     finally:
+        server.stop()
+
+
+def test_a_reload_to_a_taken_listener_address_keeps_the_server_and_its_listener(tmp_path: Path) -> None:
+    """A reload whose ``[metrics] bind`` cannot be bound (the port taken by another program) must not stop the
+    master: gunicorn's main loop stops everything on an exception from ``on_reload``. The server keeps serving,
+    the listener keeps answering on its old address (with the new configuration), and the master says why."""
+    instance = make_instance(tmp_path / "var")
+    pid_file = instance.base / "sts.pid"
+    port = free_port()
+    config = instance.config.read_text()
+    instance.config.write_text(config.replace('bind = ""', f'bind = "127.0.0.1:{port}"', 1))
+    server = start_server(instance, workers=1, env={"STS_PIDFILE": str(pid_file)})
+    taken = socket.socket()
+    try:
+        assert _listener_signing_certs(port) == {"sts-signing.crt.pem"}
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        other = taken.getsockname()[1]
+        instance.config.write_text(instance.config.read_text().replace(f":{port}", f":{other}", 1))
+        _reloaded(server, pid_file)
+        deadline = time.monotonic() + 10
+        while "metrics listener" not in server.log.read_text():
+            assert server.process.poll() is None, server.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+            time.sleep(0.1)
+        time.sleep(1)
+        assert server.process.poll() is None, server.log.read_text()[-3000:]
+        _issue(server, instance.demo_password)
+        assert _listener_signing_certs(port) == {"sts-signing.crt.pem"}
+    finally:
+        taken.close()
         server.stop()
