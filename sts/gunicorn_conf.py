@@ -134,6 +134,12 @@ def pre_fork(server: object, worker: object) -> None:
         worker.master_signals = getattr(server, "SIG_QUEUE", None)
 
 
+def post_fork(server: object, worker: object) -> None:
+    """In the new worker: let go of the master's metrics listener socket (:func:`sts.metrics.forget_listener`)."""
+    if "sts.metrics" in sys.modules:  # a listener can only exist once the module was imported
+        sys.modules["sts.metrics"].forget_listener()
+
+
 def worker_exit(server: object, worker: object) -> None:
     """Close the application's database connections as a worker exits (gunicorn runs this hook in the worker, and
     in the master for a worker found already gone, whose application the master never loaded: nothing to close)."""

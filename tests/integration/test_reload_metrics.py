@@ -153,3 +153,29 @@ def test_a_reload_to_a_taken_listener_address_keeps_the_server_and_its_listener(
     finally:
         taken.close()
         server.stop()
+
+
+def test_a_reload_can_move_the_listener_to_another_host_on_the_same_port(tmp_path: Path) -> None:
+    """127.0.0.1:P to 0.0.0.0:P (opening the listener to Prometheus on the network): the new address overlaps the
+    old one, so the old listener must go first, and its port must be free then: the workers forked while it
+    listened must not hold a copy of its socket (they did: the move failed, and stopped the server)."""
+    instance = make_instance(tmp_path / "var")
+    pid_file = instance.base / "sts.pid"
+    port = free_port()
+    config = instance.config.read_text()
+    instance.config.write_text(config.replace('bind = ""', f'bind = "127.0.0.1:{port}"', 1))
+    server = start_server(instance, workers=2, env={"STS_PIDFILE": str(pid_file)})
+    try:
+        assert _listener_signing_certs(port) == {"sts-signing.crt.pem"}
+        keystore = instance.base / "keystore"
+        shutil.copy(keystore / "sts-signing.key.pem", keystore / "renewed.key.pem")
+        shutil.copy(keystore / "sts-signing.crt.pem", keystore / "renewed.crt.pem")
+        text = instance.config.read_text().replace("sts-signing.key.pem", "renewed.key.pem")
+        text = text.replace("sts-signing.crt.pem", "renewed.crt.pem")
+        instance.config.write_text(text.replace(f'"127.0.0.1:{port}"', f'"0.0.0.0:{port}"', 1))
+        _reloaded(server, pid_file)
+        _listener_shows(port, "renewed.crt.pem")
+        assert server.process.poll() is None
+        assert "metrics listener could not be moved" not in server.log.read_text()
+    finally:
+        server.stop()
