@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sts.gunicorn_logging import TEXT_FORMAT, access_logger_class
+from sts.gunicorn_logging import TEXT_FORMAT, StsLogger, access_logger_class
 from sts.gunicorn_reload import rebuild_application, settings_for_gunicorn
 from sts.gunicorn_worker import worker_class as _worker_class
 from sts.logging import create_log_file
@@ -100,6 +100,7 @@ if _settings.server.tls_cert and _settings.server.tls_key:
 # gunicorn's own access handler ("-" would be stdout) stays off; the logger class writes it like the app log.
 accesslog = None
 access_log_format = TEXT_FORMAT
+logger_class: type[StsLogger] = StsLogger  # a log file reopened (SIGUSR1) is created 0600 too
 if _settings.logging.access_log:
     logger_class = access_logger_class(
         _settings.logging.access_log_format or _settings.logging.format, _settings.logging.file

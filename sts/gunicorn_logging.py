@@ -20,7 +20,7 @@ from typing import Any
 
 from gunicorn import glogging
 
-from sts.logging import JsonFormatter, make_handler
+from sts.logging import JsonFormatter, create_log_file, make_handler
 
 TEXT_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
 # Query strings the STS answers (the WSDL), logged as they are.
@@ -53,7 +53,21 @@ def _loggable_uri(uri: str) -> str:
     return f"{path}?{loggable_query(query)}" if question else uri
 
 
-class AccessLogger(glogging.Logger):  # type: ignore[misc]
+class StsLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, with the log file created 0600 whenever gunicorn opens it again."""
+
+    def reopen_files(self) -> None:
+        """gunicorn's reopening (SIGUSR1, as logrotate sends after moving the file away; a reload), each file that
+        is gone created 0600 first (:func:`sts.logging.create_log_file`): gunicorn's handlers would create it with
+        the umask's mode, 0644 from a shell, although it names users and client addresses as the first one did."""
+        for log in (*glogging.loggers(), logging.getLogger()):
+            for handler in log.handlers:
+                if isinstance(handler, logging.FileHandler):
+                    create_log_file(Path(handler.baseFilename))
+        super().reopen_files()
+
+
+class AccessLogger(StsLogger):
     """gunicorn's logger with the access log on the STS's handler; JSON records carry one field per item."""
 
     #: ``json`` or ``text`` (set by :func:`access_logger_class`).

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,29 @@ def test_access_log_never_shows_query_values(instance: Instance, access_format: 
             f"GET /adfs/ls/?{masked} HTTP/1.1", f"GET /services/wso2carbon-sts?{masked} HTTP/1.1",
             f"POST /services/wso2carbon-sts?{masked} HTTP/1.1", "GET /services/wso2carbon-sts?wsdl HTTP/1.1",
         ]
+
+
+@pytest.mark.parametrize("access_log", ["true", "false"])
+def test_log_file_reopened_on_usr1_is_created_0600_too(instance: Instance, tmp_path: Path, access_log: str) -> None:
+    """logrotate moves the file away and sends SIGUSR1 (gunicorn's "reopen the log files"): the file the master
+    and the workers then create names users and client addresses like the first one, so it is 0600 whatever the
+    umask too (it was created with the umask's mode, 0644 from a shell)."""
+    log_file = tmp_path / "sts.log"
+    umask = os.umask(0o022)
+    try:
+        server = start_server(instance, workers=1, tls=False, split_output=True,
+                              env={"STS_LOGGING_ACCESS_LOG": access_log, "STS_LOGGING_FILE": str(log_file)})
+    finally:
+        os.umask(umask)
+    try:
+        assert server.post(rst_envelope("admin", instance.demo_password)).status_code == 200
+        log_file.rename(tmp_path / "sts.log.1")
+        os.kill(server.process.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 20
+        while not log_file.exists() or (access_log == "true" and "gunicorn.access" not in log_file.read_text()):
+            assert server.post(rst_envelope("admin", instance.demo_password)).status_code == 200
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
