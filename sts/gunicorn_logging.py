@@ -47,10 +47,17 @@ def loggable_query(query: str) -> str:
     return "".join(shown)
 
 
+# The user information of a request target in absolute form (RFC 9112 §3.2.2: http://user:password@host/path),
+# up to its last "@" before the query.
+_TARGET_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://).*@")
+
+
 def _loggable_uri(uri: str) -> str:
-    """A request target with its query string made :func:`loggable_query`."""
+    """A request target with its query string made :func:`loggable_query`, and the user information of an
+    absolute-form target (credentials in the URL as much as a query's) masked."""
     path, question, query = uri.partition("?")
-    return f"{path}?{loggable_query(query)}" if question else uri
+    path = _TARGET_USERINFO.sub(rf"\1{MASK}@", path)
+    return f"{path}?{loggable_query(query)}" if question else path
 
 
 class StsLogger(glogging.Logger):  # type: ignore[misc]

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import time
 from pathlib import Path
@@ -152,3 +153,27 @@ def test_log_file_reopened_on_usr1_is_created_0600_too(instance: Instance, tmp_p
     finally:
         server.stop()
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("access_format", ["json", "text"])
+def test_access_log_never_shows_credentials_of_an_absolute_form_target(instance: Instance, access_format: str) -> None:
+    """A request line in absolute form (``GET http://user:password@host/path HTTP/1.1``, RFC 9112 §3.2.2, as a
+    client configured with a proxy-style URL sends it): gunicorn accepts it, and the text format's request line is
+    the raw target, so the URL's user information was logged verbatim; it is masked like the query's values."""
+    server = start_server(instance, workers=1, tls=False, split_output=True,
+                          env={"STS_LOGGING_ACCESS_LOG": "true", "STS_LOGGING_ACCESS_LOG_FORMAT": access_format})
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+            client.sendall(b"GET http://bob:SECRET-F6@127.0.0.1/healthz?x=SECRET-G7 HTTP/1.1\r\n"
+                           b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert client.recv(64).startswith(b"HTTP/1.1 200 ")
+        deadline = time.monotonic() + 10
+        while "/healthz?x=" not in server.log.read_text() and '"query": "x=' not in server.log.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    text = server.log.read_text()
+    assert "SECRET-F6" not in text and "SECRET-G7" not in text and "bob" not in text
+    if access_format == "text":
+        assert '"GET http://[redacted]@127.0.0.1/healthz?x=[redacted] HTTP/1.1"' in text
