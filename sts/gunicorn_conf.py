@@ -10,6 +10,7 @@ no control socket (gunicorn 27 would otherwise share ~/.gunicorn/gunicorn.ctl be
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import ssl
@@ -17,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sts.gunicorn_logging import TEXT_FORMAT, access_logger_class
+from sts.gunicorn_logging import TEXT_FORMAT, StsLogger, access_logger_class
 from sts.gunicorn_reload import rebuild_application, settings_for_gunicorn
 from sts.gunicorn_worker import worker_class as _worker_class
 from sts.logging import create_log_file
@@ -99,6 +100,7 @@ if _settings.server.tls_cert and _settings.server.tls_key:
 # gunicorn's own access handler ("-" would be stdout) stays off; the logger class writes it like the app log.
 accesslog = None
 access_log_format = TEXT_FORMAT
+logger_class: type[StsLogger] = StsLogger  # a log file reopened (SIGUSR1) is created 0600 too
 if _settings.logging.access_log:
     logger_class = access_logger_class(
         _settings.logging.access_log_format or _settings.logging.format, _settings.logging.file
@@ -117,7 +119,13 @@ def on_reload(server: object) -> None:
     or keep the running one if anything of it is invalid (:mod:`sts.gunicorn_reload`); an application installed
     takes over the master's metrics listener (its certificates, its ``[metrics] bind``)."""
     if rebuild_application(server):
-        when_ready(server)
+        try:
+            when_ready(server)
+        except Exception as exc:  # noqa: BLE001 - raised into gunicorn's main loop, it would stop the whole server
+            logging.getLogger("sts.reload").error(
+                "[metrics] bind: the metrics listener could not be moved to %s, it stays where it was: %s",
+                _settings.metrics.bind, exc,
+            )
 
 
 def pre_fork(server: object, worker: object) -> None:
@@ -125,6 +133,12 @@ def pre_fork(server: object, worker: object) -> None:
     before it has handlers of its own, land there (:meth:`sts.gunicorn_worker.BufferingThreadWorker.init_signals`)."""
     if hasattr(worker, "master_signals"):
         worker.master_signals = getattr(server, "SIG_QUEUE", None)
+
+
+def post_fork(server: object, worker: object) -> None:
+    """In the new worker: let go of the master's metrics listener socket (:func:`sts.metrics.forget_listener`)."""
+    if "sts.metrics" in sys.modules:  # a listener can only exist once the module was imported
+        sys.modules["sts.metrics"].forget_listener()
 
 
 def worker_exit(server: object, worker: object) -> None:

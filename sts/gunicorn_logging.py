@@ -20,7 +20,7 @@ from typing import Any
 
 from gunicorn import glogging
 
-from sts.logging import JsonFormatter, make_handler
+from sts.logging import JsonFormatter, create_log_file, make_handler
 
 TEXT_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
 # Query strings the STS answers (the WSDL), logged as they are.
@@ -47,13 +47,34 @@ def loggable_query(query: str) -> str:
     return "".join(shown)
 
 
+# The user information of a request target in absolute form (RFC 9112 §3.2.2: http://user:password@host/path),
+# up to its last "@" before the query.
+_TARGET_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://).*@")
+
+
 def _loggable_uri(uri: str) -> str:
-    """A request target with its query string made :func:`loggable_query`."""
+    """A request target with its query string made :func:`loggable_query`, and the user information of an
+    absolute-form target (credentials in the URL as much as a query's) masked."""
     path, question, query = uri.partition("?")
-    return f"{path}?{loggable_query(query)}" if question else uri
+    path = _TARGET_USERINFO.sub(rf"\1{MASK}@", path)
+    return f"{path}?{loggable_query(query)}" if question else path
 
 
-class AccessLogger(glogging.Logger):  # type: ignore[misc]
+class StsLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, with the log file created 0600 whenever gunicorn opens it again."""
+
+    def reopen_files(self) -> None:
+        """gunicorn's reopening (SIGUSR1, as logrotate sends after moving the file away; a reload), each file that
+        is gone created 0600 first (:func:`sts.logging.create_log_file`): gunicorn's handlers would create it with
+        the umask's mode, 0644 from a shell, although it names users and client addresses as the first one did."""
+        for log in (*glogging.loggers(), logging.getLogger()):
+            for handler in log.handlers:
+                if isinstance(handler, logging.FileHandler):
+                    create_log_file(Path(handler.baseFilename))
+        super().reopen_files()
+
+
+class AccessLogger(StsLogger):
     """gunicorn's logger with the access log on the STS's handler; JSON records carry one field per item."""
 
     #: ``json`` or ``text`` (set by :func:`access_logger_class`).

@@ -156,16 +156,30 @@ class Metrics:
 
         The process has one such listener: the application a reload builds takes over the one already serving
         ``bind`` (without closing its socket, so no scrape is refused), whose certificates are those of the
-        configuration replaced; a listener on another address is stopped (:func:`stop_listener`) and a new one
-        started.
+        configuration replaced; a listener on another address is started, then the old one stopped
+        (:func:`stop_listener`; first when it holds the port itself). When the new address cannot be bound (taken by
+        another program, not allowed), the old listener is back on its address, serving this application, and the
+        ``OSError`` is raised: a reload must not leave the master without the listener it had.
         """
         registry = self._exposition_registry()
         if _listener and _listener[0][0] == bind:
             _listener[0][1].set_app(make_wsgi_app(registry))
             return
+        old = _listener[0][0] if _listener else None
+        try:
+            server = _start_listener(bind, registry)
+        except OSError:
+            if old is None:
+                raise
+            # The old listener may hold that very port (the same port under another host: 127.0.0.1:9100 to
+            # 0.0.0.0:9100): free it and try again; failing that, back on its address.
+            stop_listener()
+            try:
+                server = _start_listener(bind, registry)
+            except OSError:
+                _listener[:] = [(old, _start_listener(old, registry))]
+                raise
         stop_listener()
-        host, _, port = bind.rpartition(":")
-        server, _ = start_http_server(int(port), host.strip("[]") or "127.0.0.1", registry=registry)
         _listener[:] = [(bind, server)]
 
     def _exposition_registry(self) -> CollectorRegistry:
@@ -286,11 +300,29 @@ class _CertificateCollector:
 _listener: list[tuple[str, Any]] = []  # this process's listener of [metrics] bind: its address and server
 
 
+def _start_listener(bind: str, registry: CollectorRegistry) -> Any:
+    """A started listener serving ``registry`` on ``bind`` (``HOST:PORT``); ``OSError`` when it cannot bind."""
+    host, _, port = bind.rpartition(":")
+    server, _ = start_http_server(int(port), host.strip("[]") or "127.0.0.1", registry=registry)
+    return server
+
+
 def stop_listener() -> None:
     """Stop this process's metrics listener, if it has one (a reload that moves or disables it)."""
     for _, server in _listener:
         server.shutdown()
         server.server_close()
+    _listener.clear()
+
+
+def forget_listener() -> None:
+    """In a worker just forked from the master: close its copy of the master's listening socket. Kept open, it
+    held the port for the worker's whole life, so the master could not listen there again after a reload moved
+    the listener (the same port under another host, or back), and connections to an address the master had left
+    were queued by the kernel for a socket nobody accepts on, hanging scrapes instead of refusing them. Only the
+    socket: the serving thread is the master's (``shutdown`` here would wait for it for ever)."""
+    for _, server in _listener:
+        server.socket.close()
     _listener.clear()
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 # libpq's key=value form (``host=db password=s3cret``), quoted or not (PostgreSQL, "Connection Strings").
-# The authority's user information, up to its last "@" (a password may hold an unencoded one).
-_USERINFO = re.compile(r"//[^/?#]*@")
+# The authority's user information, up to the value's last "@": a password typed unencoded may hold an "@", and a
+# "/", "?" or "#" as well (a generated one: base64 has "/"), which would end the authority for a URL parser; a
+# masked "@" in a path or query only hides a little more of a value that was refused anyway.
+_USERINFO = re.compile(r"//.*@", re.S)
 _KEYWORD_PASSWORD = re.compile(r"""(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)""")
 
 

@@ -410,12 +410,14 @@ def _check_transport(
         shown = shown_value(url)
         if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
             reader.problem(f"connection_url: {shown} must be ldaps://HOST[:PORT] or ldap://HOST[:PORT]")
-        elif "@" in parts.netloc:
+        elif "@" in url:
             # The bind DN and password are connection_name and connection_password; a URL is logged when the
-            # directory does not answer, so it must not carry them.
+            # directory does not answer, so it must not carry them. Anywhere in the URL: a password typed unencoded
+            # with a "#", "?" or "/" in it puts its "@" after the authority (ldaps://svc:pa#ss@dc1 parses as the
+            # host svc and the fragment ss@dc1).
             reader.problem(f"connection_url: {shown} must not carry a user or password (connection_name,"
                            " connection_password)")
-        elif parts.path not in ("", "/") or parts.query:
+        elif parts.path not in ("", "/") or parts.query or parts.fragment:
             reader.problem(f"connection_url: {shown} must not carry a DN or options")
         elif parts.scheme == "ldap" and not start_tls and not (insecure and _loopback(parts.hostname)):
             reader.problem(

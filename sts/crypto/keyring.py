@@ -304,10 +304,14 @@ def load_material(settings: RingConfig, now: dt.datetime | None = None) -> KeyMa
     with files_lock(settings.issuer, exclusive=False):
         current = load_keystore(settings, now)
         try:
-            passphrase = key_passphrase(settings)
-        except OSError:
-            passphrase = None  # load_keystore read it a moment ago; a key then refused reports it
-        return load_extra(settings.issuer, current, passphrase)
+            try:
+                passphrase = key_passphrase(settings)
+            except OSError:
+                passphrase = None  # load_keystore read it a moment ago; a key then refused reports it
+            return load_extra(settings.issuer, current, passphrase)
+        except BaseException:
+            current.close()  # a token's key: its thread would outlive the refusal (a refused reload, in the master)
+            raise
 
 
 def build_ring(settings: RingConfig, now: Callable[[], dt.datetime], material: KeyMaterial | None = None) -> KeyRing:

@@ -224,6 +224,9 @@ def load_keystore(settings: IssuerConfig, now: dt.datetime | None = None) -> Key
             warnings += old_warnings + [p for p in old_problems if "expired" in p]
             previous.append(old)
     if problems or key is None or cert is None:
+        close = getattr(key, "close", None)
+        if callable(close):
+            close()  # a token's key loaded before another file failed: its thread would outlive the refusal
         raise KeyStoreError(problems)
     return KeyStore(key, cert, tuple(previous), tuple(warnings))
 

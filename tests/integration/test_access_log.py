@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,53 @@ def test_access_log_never_shows_query_values(instance: Instance, access_format: 
             f"GET /adfs/ls/?{masked} HTTP/1.1", f"GET /services/wso2carbon-sts?{masked} HTTP/1.1",
             f"POST /services/wso2carbon-sts?{masked} HTTP/1.1", "GET /services/wso2carbon-sts?wsdl HTTP/1.1",
         ]
+
+
+@pytest.mark.parametrize("access_log", ["true", "false"])
+def test_log_file_reopened_on_usr1_is_created_0600_too(instance: Instance, tmp_path: Path, access_log: str) -> None:
+    """logrotate moves the file away and sends SIGUSR1 (gunicorn's "reopen the log files"): the file the master
+    and the workers then create names users and client addresses like the first one, so it is 0600 whatever the
+    umask too (it was created with the umask's mode, 0644 from a shell)."""
+    log_file = tmp_path / "sts.log"
+    umask = os.umask(0o022)
+    try:
+        server = start_server(instance, workers=1, tls=False, split_output=True,
+                              env={"STS_LOGGING_ACCESS_LOG": access_log, "STS_LOGGING_FILE": str(log_file)})
+    finally:
+        os.umask(umask)
+    try:
+        assert server.post(rst_envelope("admin", instance.demo_password)).status_code == 200
+        log_file.rename(tmp_path / "sts.log.1")
+        os.kill(server.process.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 20
+        while not log_file.exists() or (access_log == "true" and "gunicorn.access" not in log_file.read_text()):
+            assert server.post(rst_envelope("admin", instance.demo_password)).status_code == 200
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("access_format", ["json", "text"])
+def test_access_log_never_shows_credentials_of_an_absolute_form_target(instance: Instance, access_format: str) -> None:
+    """A request line in absolute form (``GET http://user:password@host/path HTTP/1.1``, RFC 9112 §3.2.2, as a
+    client configured with a proxy-style URL sends it): gunicorn accepts it, and the text format's request line is
+    the raw target, so the URL's user information was logged verbatim; it is masked like the query's values."""
+    server = start_server(instance, workers=1, tls=False, split_output=True,
+                          env={"STS_LOGGING_ACCESS_LOG": "true", "STS_LOGGING_ACCESS_LOG_FORMAT": access_format})
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+            client.sendall(b"GET http://bob:SECRET-F6@127.0.0.1/healthz?x=SECRET-G7 HTTP/1.1\r\n"
+                           b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert client.recv(64).startswith(b"HTTP/1.1 200 ")
+        deadline = time.monotonic() + 10
+        while "/healthz?x=" not in server.log.read_text() and '"query": "x=' not in server.log.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    text = server.log.read_text()
+    assert "SECRET-F6" not in text and "SECRET-G7" not in text and "bob" not in text
+    if access_format == "text":
+        assert '"GET http://[redacted]@127.0.0.1/healthz?x=[redacted] HTTP/1.1"' in text

@@ -234,3 +234,36 @@ def test_reloads_leave_no_token_thread_behind_in_the_master(hsm_instance: Instan
     finally:
         hsm_instance.config.write_text(config)
         server.stop()
+
+
+@pytest.mark.parametrize("refusal", ["previous-cert", "next-cert"])
+def test_a_reload_refused_by_the_keys_leaves_no_token_thread_behind(
+    hsm_instance: Instance, hsm: Hsm, tmp_path: Path, refusal: str
+) -> None:
+    """A reload refused by a key file problem found after the token's key was loaded (a missing previous
+    certificate: load_keystore; an unreadable next certificate: load_material) closes that key too: README says
+    the master keeps no thread of an old key "whether the reload is applied or refused"."""
+    pid_file = tmp_path / "sts.pid"
+    server = start_server(hsm_instance, workers=1, env={"SOFTHSM2_CONF": str(hsm.conf), "STS_PIDFILE": str(pid_file)})
+    config = hsm_instance.config.read_text()
+    next_cert = hsm_instance.base / "keystore" / "sts-signing-next.crt.pem"
+    try:
+        master = int(pid_file.read_text())
+        started_with = _master_threads(master)
+        for count in (1, 2, 3):
+            if refusal == "previous-cert":
+                none, missing = "\nprevious_certs = []\n", '\nprevious_certs = ["gone.pem"]\n'
+                assert none in config
+                hsm_instance.config.write_text(config.replace(none, missing))
+            else:
+                next_cert.write_text("not a certificate\n")
+            os.kill(master, signal.SIGHUP)
+            _reloads_logged(server, "reload refused", count)
+        time.sleep(1)  # a stopped thread ends once it reads its stop
+        assert _master_threads(master) == started_with
+        assert "not valid TOML" not in server.log.read_text()  # refused by the keys, after the token's was loaded
+        verify_with_xmlsec1(_issue(server, hsm_instance), hsm.cert, saml11=False)
+    finally:
+        hsm_instance.config.write_text(config)
+        next_cert.unlink(missing_ok=True)
+        server.stop()

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -118,5 +119,63 @@ def test_the_masters_listener_follows_a_reload(tmp_path: Path) -> None:
         _listener_shows(other, "renewed.crt.pem")
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    finally:
+        server.stop()
+
+
+def test_a_reload_to_a_taken_listener_address_keeps_the_server_and_its_listener(tmp_path: Path) -> None:
+    """A reload whose ``[metrics] bind`` cannot be bound (the port taken by another program) must not stop the
+    master: gunicorn's main loop stops everything on an exception from ``on_reload``. The server keeps serving,
+    the listener keeps answering on its old address (with the new configuration), and the master says why."""
+    instance = make_instance(tmp_path / "var")
+    pid_file = instance.base / "sts.pid"
+    port = free_port()
+    config = instance.config.read_text()
+    instance.config.write_text(config.replace('bind = ""', f'bind = "127.0.0.1:{port}"', 1))
+    server = start_server(instance, workers=1, env={"STS_PIDFILE": str(pid_file)})
+    taken = socket.socket()
+    try:
+        assert _listener_signing_certs(port) == {"sts-signing.crt.pem"}
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        other = taken.getsockname()[1]
+        instance.config.write_text(instance.config.read_text().replace(f":{port}", f":{other}", 1))
+        _reloaded(server, pid_file)
+        deadline = time.monotonic() + 10
+        while "metrics listener" not in server.log.read_text():
+            assert server.process.poll() is None, server.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+            time.sleep(0.1)
+        time.sleep(1)
+        assert server.process.poll() is None, server.log.read_text()[-3000:]
+        _issue(server, instance.demo_password)
+        assert _listener_signing_certs(port) == {"sts-signing.crt.pem"}
+    finally:
+        taken.close()
+        server.stop()
+
+
+def test_a_reload_can_move_the_listener_to_another_host_on_the_same_port(tmp_path: Path) -> None:
+    """127.0.0.1:P to 0.0.0.0:P (opening the listener to Prometheus on the network): the new address overlaps the
+    old one, so the old listener must go first, and its port must be free then: the workers forked while it
+    listened must not hold a copy of its socket (they did: the move failed, and stopped the server)."""
+    instance = make_instance(tmp_path / "var")
+    pid_file = instance.base / "sts.pid"
+    port = free_port()
+    config = instance.config.read_text()
+    instance.config.write_text(config.replace('bind = ""', f'bind = "127.0.0.1:{port}"', 1))
+    server = start_server(instance, workers=2, env={"STS_PIDFILE": str(pid_file)})
+    try:
+        assert _listener_signing_certs(port) == {"sts-signing.crt.pem"}
+        keystore = instance.base / "keystore"
+        shutil.copy(keystore / "sts-signing.key.pem", keystore / "renewed.key.pem")
+        shutil.copy(keystore / "sts-signing.crt.pem", keystore / "renewed.crt.pem")
+        text = instance.config.read_text().replace("sts-signing.key.pem", "renewed.key.pem")
+        text = text.replace("sts-signing.crt.pem", "renewed.crt.pem")
+        instance.config.write_text(text.replace(f'"127.0.0.1:{port}"', f'"0.0.0.0:{port}"', 1))
+        _reloaded(server, pid_file)
+        _listener_shows(port, "renewed.crt.pem")
+        assert server.process.poll() is None
+        assert "metrics listener could not be moved" not in server.log.read_text()
     finally:
         server.stop()
