@@ -72,6 +72,22 @@ class StsLogger(glogging.Logger):  # type: ignore[misc]
                 if isinstance(handler, logging.FileHandler):
                     create_log_file(Path(handler.baseFilename))
         super().reopen_files()
+        # gunicorn reopens only its own loggers' files; the application's (the audit log with it) hangs on the
+        # root logger and went on writing into the file logrotate had moved away.
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                _reopen(handler)
+
+
+def _reopen(handler: logging.FileHandler) -> None:
+    """Close ``handler``'s file and open its path again (as gunicorn does for its own handlers)."""
+    handler.acquire()
+    try:
+        if handler.stream:
+            handler.stream.close()
+            handler.stream = handler._open()
+    finally:
+        handler.release()
 
 
 class AccessLogger(StsLogger):

@@ -155,6 +155,26 @@ def test_log_file_reopened_on_usr1_is_created_0600_too(instance: Instance, tmp_p
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
 
 
+def test_the_audit_log_follows_the_file_reopened_on_usr1(instance: Instance, tmp_path: Path) -> None:
+    """After logrotate moved the file and sent SIGUSR1, gunicorn reopened its own handlers only: the application
+    log, audit events included, went on into the moved file (sts.log.1) until a reload or restart."""
+    log_file = tmp_path / "sts.log"
+    server = start_server(instance, workers=1, tls=False, split_output=True, env={"STS_LOGGING_FILE": str(log_file)})
+    try:
+        assert server.post(rst_envelope("admin", instance.demo_password)).status_code == 200
+        log_file.rename(tmp_path / "sts.log.1")
+        os.kill(server.process.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 20
+        while '"sts.audit"' not in (log_file.read_text() if log_file.exists() else ""):
+            # An unknown user: a wrong password would lock the session's demo account for the other tests.
+            assert server.post(rst_envelope("no-such-user", "wrong password")).status_code == 500
+            assert time.monotonic() < deadline, (tmp_path / "sts.log.1").read_text()[-2000:]
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+
+
 @pytest.mark.parametrize("access_format", ["json", "text"])
 def test_access_log_never_shows_credentials_of_an_absolute_form_target(instance: Instance, access_format: str) -> None:
     """A request line in absolute form (``GET http://user:password@host/path HTTP/1.1``, RFC 9112 §3.2.2, as a
