@@ -21,7 +21,8 @@ accepts (the right password; Issue of SAML 1.1 and 2.0 over SOAP 1.1 and 1.2; Va
 just issued; OnBehalfOf and ActAs; an X.509-signed SigOnly request), adds RST children from a catalogue of odd values
 to the tree mutations, sends the mutants through the whole WSGI application (``create_app``), and asserts a token or
 one of the renderer's fixed (fault code, fault string) pairs, and no "unexpected error" or traceback in the log:
-~100 examples normally, ~3 000 with ``STS_FUZZ=1``.
+~100 examples normally, ~3 000 with ``STS_FUZZ=1``; targeted mutations (named element texts and attributes)
+too.
 """
 
 from __future__ import annotations
@@ -658,12 +659,25 @@ extra_byte_ops = st.one_of(
                                                                 b"&amp;", b"&lt;"])),
 )
 
+NAMED = ("Username", "Password", "Nonce", "Created", "Expires", "KeyIdentifier", "Address", "TokenType",
+         "RequestType", "KeyType", "BinarySecurityToken", "X509SerialNumber", "X509IssuerName", "DigestValue",
+         "SignatureValue", "Action", "MessageID", "To", "NameID", "Audience", "Issuer")
+NAMED_VALUES = (*ODD_VALUES, "\u0662\u0660\u0662\u0666-01-01T00:00:00Z", "2026-01-01T00:00:00\u00b2Z", "\u00b2",
+                "\u0661\u0662\u0663", "1_000", "\u00a0admin", "ADMIN", "admin ", "PRIMARY/ADMIN", "/admin", "admin/",
+                "\\admin", "admin@PRIMARY", "CN=fuzz,O=sts tests", "CN=fuzz, O=sts tests", "CN=\\,", "=", "+",
+                "AAAA" * 300, "====", "QQ", " Q Q = = ", f"{WST}/Issue ", "#", "#TS-1", "cid:x", "http://x/#a")
+named_ops = st.tuples(st.just("named-text"), st.sampled_from(NAMED), st.sampled_from(NAMED_VALUES), index)
+named_attribute_ops = st.tuples(st.just("named-attribute"), st.sampled_from(("URI", "ValueType", "EncodingType", "Type",
+                                                                             "Id", "ID", "Algorithm", "Allow", "OK")),
+                                st.sampled_from(NAMED_VALUES), index)
 rst_inserts = st.tuples(st.just("rst-insert"), index, st.sampled_from(RST_SNIPPETS), st.booleans())
+
+EXTRA_TREE_OPS = frozenset({"swap", "odd-attribute", "odd-text", "rst-insert", "named-text", "named-attribute"})
 
 
 def apply_extra_tree_op(root: etree._Element, op: tuple[Any, ...]) -> etree._Element:
     elements = _elements(root)
-    element = elements[int(op[1]) % len(elements)]
+    element = elements[int(op[1]) % len(elements)] if isinstance(op[1], int) else root
     try:
         if op[0] == "swap":  # swap the content (text and children) of two unrelated elements
             other = elements[int(op[2]) % len(elements)]
@@ -677,6 +691,19 @@ def apply_extra_tree_op(root: etree._Element, op: tuple[Any, ...]) -> etree._Ele
             element.set(names[int(op[2]) % len(names)], str(op[3]))
         elif op[0] == "odd-text":
             element.text = str(op[2])
+        elif op[0] in ("named-text", "named-attribute"):  # op[1] names the element (or attribute) to change
+            if op[0] == "named-text":
+                named = [e for e in elements if etree.QName(e).localname == op[1]]
+                if named:
+                    target = named[int(op[3]) % len(named)]
+                    target[:] = []
+                    target.text = str(op[2])
+            else:
+                carriers = [e for e in elements if any(etree.QName(a).localname == op[1] for a in e.attrib)]
+                if carriers:
+                    target = carriers[int(op[3]) % len(carriers)]
+                    for name in [a for a in target.attrib if etree.QName(a).localname == op[1]]:
+                        target.set(name, str(op[2]))
         elif op[0] == "rst-insert":  # into the RST (or a SecondaryParameters), replacing a namesake or added
             holders = [e for e in elements if etree.QName(e).localname in ("RequestSecurityToken",
                                                                             "SecondaryParameters")]
@@ -726,7 +753,7 @@ class AcceptedCase:
 accepted_cases = st.builds(
     AcceptedCase,
     st.sampled_from(ACCEPTED_BASES),
-    st.lists(st.one_of(tree_ops, extra_tree_ops, rst_inserts, rst_inserts), min_size=1, max_size=3),
+    st.lists(st.one_of(tree_ops, extra_tree_ops, rst_inserts, named_ops, named_attribute_ops), min_size=1, max_size=3),
     st.sampled_from([0, 0, 0, 1]).flatmap(
         lambda size: st.lists(st.one_of(byte_ops, extra_byte_ops), min_size=size, max_size=size)),
     st.sampled_from(["utf-8"] * 6 + [None, "utf-16", "iso-8859-1", "bogus", ""]),
@@ -761,8 +788,7 @@ def test_mutated_accepted_requests_answer_a_token_or_a_fixed_fault(app_harness: 
     body, version, path, action = accepted_request(app_harness, case.base)
     root = etree.fromstring(body)
     for op in case.tree:
-        root = apply_tree_op(root, op) if op[0] not in ("swap", "odd-attribute", "odd-text", "rst-insert") \
-            else apply_extra_tree_op(root, op)
+        root = apply_extra_tree_op(root, op) if op[0] in EXTRA_TREE_OPS else apply_tree_op(root, op)
     data = etree.tostring(root)
     for op in case.raw:
         data = apply_byte_op(data, op) if op[0] not in ("encode", "insert-bytes") else apply_extra_byte_op(data, op)
