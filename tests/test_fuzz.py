@@ -15,6 +15,14 @@ the same harness does issue tokens, so "no token" means something).
 
 ``derandomize=True``: every run tries the same examples. ~60 examples in the normal run; ``STS_FUZZ=1`` (``make
 fuzz``) runs ~2 000.
+
+A second property (``test_mutated_accepted_requests_answer_a_token_or_a_fixed_fault``) starts from requests the STS
+accepts (the right password; Issue of SAML 1.1 and 2.0 over SOAP 1.1 and 1.2; Validate, Renew and Cancel of a token
+just issued; OnBehalfOf and ActAs; an X.509-signed SigOnly request), adds RST children from a catalogue of odd values
+to the tree mutations, sends the mutants through the whole WSGI application (``create_app``), and asserts a token or
+one of the renderer's fixed (fault code, fault string) pairs, and no "unexpected error" or traceback in the log:
+~100 examples normally, ~3 000 with ``STS_FUZZ=1``; targeted mutations (named element texts and attributes)
+too.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -420,3 +429,384 @@ def test_harness_issues_with_the_right_password(harness: Harness, kind: str) -> 
         assert response.status == 200 and b"/status/invalid" in response.body
     else:
         assert response.status == 200 and b"RequestedSecurityToken" in response.body
+
+
+# === accepted requests, mutated, through the whole WSGI application ================================================
+#
+# The properties above start from a wrong password, so a mutation can only ever meet the first checks. These start
+# from requests the STS ACCEPTS (right password, SOAP 1.1 and 1.2, SAML 1.1 and 2.0, Validate/Renew/Cancel of a
+# token it just issued, OnBehalfOf and ActAs of one, an X.509-signed SigOnly request made with its own client
+# library), mutate them at the tree and byte level, and send them through ``create_app`` as gunicorn would. A
+# mutant may legitimately still earn a token, so the property is: HTTP 200 with an RSTR, or a SOAP fault whose
+# (code, string) is one of the pairs the fault renderer can produce for some STSError class; no exception out of
+# the WSGI application; no "unexpected error" (nor any record with a traceback, nor any ERROR) in the log; bounded
+# wall time. ``STS_FUZZ=1`` runs ~3 000 examples of it, the normal run ~100.
+
+FRONT_RP = "https://front.fuzz.example/"
+BACK_RP = "https://back.fuzz.example/"
+SIG_ONLY_PATH = "/services/wso2carbon-sts/SigOnly"
+UT_PATH = "/services/wso2carbon-sts"
+MAX_WALL_SECONDS = 3.0
+
+settings.register_profile("sts-fuzz-accepted", settings.get_profile("sts-fuzz"), max_examples=100)
+settings.register_profile("sts-fuzz-accepted-long", settings.get_profile("sts-fuzz"), max_examples=3000)
+ACCEPTED_PROFILE = "sts-fuzz-accepted-long" if os.environ.get("STS_FUZZ") == "1" else "sts-fuzz-accepted"
+
+
+def _fixed_fault_pairs() -> frozenset[tuple[str, str, str]]:
+    """Every (code namespace, code local name, fault string) the renderer writes for some STSError class, in both
+    SOAP versions and both trust namespaces: what ``tests.support.fault_qname``/``fault_string`` read back."""
+    from sts.soap.faults import render_fault
+    from tests.support import fault_qname, fault_string
+
+    pairs: set[tuple[str, str, str]] = set()
+    pending: list[type[errors.STSError]] = [errors.STSError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        for version in SoapVersion:
+            for trust in (ns.WST, ns.WST05):
+                body = render_fault(cls("x"), version, correlation_id="c", trust_ns=trust).body
+                pairs.add((*fault_qname(body), fault_string(body)))
+    return frozenset(pairs)
+
+
+FIXED_FAULT_PAIRS = _fixed_fault_pairs()
+
+
+class _Records(logging.Handler):
+    """Every log record written while a request is handled."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@dataclass
+class AppHarness:
+    instance: Instance
+    app: Any
+    client: Any  # tests.x509_support.Client registered to admin
+    log: _Records
+
+    def post(self, body: bytes, version: SoapVersion, *, path: str = UT_PATH, action: str = "",
+             charset: str | None = "utf-8") -> tuple[int, str, bytes]:
+        from io import BytesIO
+        from wsgiref.util import setup_testing_defaults
+
+        content_type = version.media_type + (f"; charset={charset}" if charset is not None else "")
+        if action and version is SoapVersion.SOAP12:
+            content_type += f'; action="{action}"'
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": path, "CONTENT_TYPE": content_type,
+            "CONTENT_LENGTH": str(len(body)), "wsgi.input": BytesIO(body), "wsgi.url_scheme": "https",
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        if action and version is SoapVersion.SOAP11:
+            environ["HTTP_SOAPACTION"] = f'"{action}"'
+        setup_testing_defaults(environ)
+        started: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            started.append((line, headers))
+
+        answer = b"".join(self.app(environ, start_response))
+        line, headers = started[-1]
+        return int(line.split()[0]), dict(headers).get("Content-Type", ""), answer
+
+    def issue(self, applies_to: str = "https://localhost:8443/demo-rp/", extra: str = "") -> etree._Element:
+        body = rst_envelope("admin", self.instance.demo_password, applies_to=applies_to, extra_rst=extra)
+        status, _, answer = self.post(body, SoapVersion.SOAP11)
+        assert status == 200, answer[:2000]
+        return etree.fromstring(answer)
+
+
+@pytest.fixture(scope="module")
+def app_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppHarness]:
+    from sts.app import create_app
+    from tests.x509_support import make_cert, rsa_key, write_client
+
+    instance = make_instance(tmp_path_factory.mktemp("fuzz-accepted") / "var")
+    key = rsa_key()
+    client = write_client(instance.base / "clients", "fuzz", make_cert("fuzz", key), key)
+    assert instance.cli("user", "add-cert", "admin", str(client.cert_file)) == 0
+    assert instance.cli("rp", "add", FRONT_RP, "--no-encrypt") == 0
+    assert instance.cli("rp", "add", BACK_RP, "--no-encrypt") == 0
+    assert instance.cli("rp", "update", BACK_RP, "--allow-delegation", "admin", "--delegation-subjects", "any") == 0
+    config = load_settings(instance.config, env={"STS_LOCKOUT_MAX_FAILURES": "1000000000",
+                                                 "STS_SECURITY_SCENARIOS": "UTOverTransport,SigOnly"})
+    records = _Records()
+    root_logger = logging.getLogger()
+    root_logger.addHandler(records)
+    app = create_app(config)
+    try:
+        yield AppHarness(instance, app, client, records)
+    finally:
+        root_logger.removeHandler(records)
+        app.close()
+
+
+SAML11_URN, SAML20_URN = "urn:oasis:names:tc:SAML:1.0:assertion", "urn:oasis:names:tc:SAML:2.0:assertion"
+ACCEPTED_BASES = ("issue-s11-saml2", "issue-s11-saml11", "issue-s12-saml2", "issue-s12-saml11", "validate", "renew",
+                  "cancel", "onbehalfof", "actas", "signed")
+
+
+def accepted_request(harness: AppHarness, kind: str) -> tuple[bytes, SoapVersion, str, str]:
+    """(body, version, path, action) of a request the STS accepts; Renew/Cancel/OnBehalfOf/ActAs get a fresh token
+    each (a Cancel consumes its target)."""
+    password = harness.instance.demo_password
+    if kind.startswith("issue-"):
+        soap12 = "-s12-" in kind
+        token_type = SAML11_URN if kind.endswith("saml11") else SAML20_URN
+        body = rst_envelope("admin", password, soap12=soap12, token_type=token_type,
+                            extra_rst='<wst:Renewing Allow="true"/>')
+        return body, SoapVersion.SOAP12 if soap12 else SoapVersion.SOAP11, UT_PATH, f"{WST}/RST/Issue"
+    if kind in ("validate", "renew", "cancel"):
+        answer = harness.issue(extra='<wst:Renewing Allow="true"/>')
+        reference = answer.find(f".//{{{WST}}}RequestedAttachedReference")
+        assert reference is not None
+        str_text = etree.tostring(reference[0]).decode()
+        operation = kind.capitalize()
+        token_type = f"{WST}/RSTR/Status" if kind == "validate" else SAML20_URN
+        body = rst_envelope("admin", password, token_type=token_type, request_type=f"{WST}/{operation}",
+                            extra_rst=f"<wst:{operation}Target>{str_text}</wst:{operation}Target>")
+        return body, SoapVersion.SOAP11, UT_PATH, f"{WST}/RST/{operation}"
+    if kind in ("onbehalfof", "actas"):
+        assertion = harness.issue(applies_to=FRONT_RP).find(f".//{{{SAML20_URN}}}Assertion")
+        assert assertion is not None
+        text = etree.tostring(assertion).decode()
+        extra = (f"<wst:OnBehalfOf>{text}</wst:OnBehalfOf>" if kind == "onbehalfof"
+                 else f'<wst14:ActAs xmlns:wst14="{ns.WST14}">{text}</wst14:ActAs>')
+        body = rst_envelope("admin", password, applies_to=BACK_RP, extra_rst=extra)
+        return body, SoapVersion.SOAP11, UT_PATH, f"{WST}/RST/Issue"
+    assert kind == "signed"
+    from tests.x509_support import signed_rst
+
+    envelope = signed_rst(f"https://localhost:8443{SIG_ONLY_PATH}", harness.client)
+    return etree.tostring(envelope), SoapVersion.SOAP11, SIG_ONLY_PATH, f"{WST}/RST/Issue"
+
+
+TOKEN_PROFILE = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1"
+_B64_32 = base64.b64encode(b"e" * 32).decode()
+_ODD_NUMBERS = ("256", "0", "-256", "+256", " 256 ", "2.5e2", "0x100", "256.0", "\u00b2", "\u0662\u0665\u0666",
+                "\uff12\uff15\uff16", "\u2167", "9" * 7, "1_024", "", "abc")
+_LIFETIMES = ("", "<wsu:Created>{t0}</wsu:Created>", "<wsu:Expires>{t1}</wsu:Expires>",
+              "<wsu:Created>{t1}</wsu:Created><wsu:Expires>{t0}</wsu:Expires>",
+              "<wsu:Created>9999-12-31T23:59:59Z</wsu:Created><wsu:Expires>9999-12-31T23:59:59Z</wsu:Expires>",
+              "<wsu:Created>0001-01-01T00:00:00Z</wsu:Created>", "<wsu:Expires>2026-02-30T00:00:00Z</wsu:Expires>",
+              "<wsu:Expires>\u0662\u0660\u0662\u0666-01-01T00:00:00Z</wsu:Expires>",
+              "<wsu:Created>{t0}</wsu:Created><wsu:Created>{t0}</wsu:Created>",
+              "<wsu:Expires>2026-01-01T00:00:00-24:00</wsu:Expires>", "<wsu:Expires>2026-01-01T24:00:00Z</wsu:Expires>")
+RST_SNIPPETS = (
+    *(f"<wst:KeySize>{value}</wst:KeySize>" for value in _ODD_NUMBERS),
+    *(f"<wst:KeyType>{WST}/{kind}</wst:KeyType>" for kind in ("SymmetricKey", "PublicKey", "Bearer", "Nonsense")),
+    *(f'<wst:Lifetime xmlns:wsu="{WSU}">{body}</wst:Lifetime>' for body in _LIFETIMES),
+    f'<wst:Entropy><wst:BinarySecret Type="{WST}/Nonce">{_B64_32}</wst:BinarySecret></wst:Entropy>',
+    f'<wst:Entropy><wst:BinarySecret Type="{WST}/SymmetricKey">{_B64_32}</wst:BinarySecret></wst:Entropy>',
+    "<wst:Entropy><wst:BinarySecret>\u0661\u0662==</wst:BinarySecret></wst:Entropy>",
+    "<wst:Entropy><wst:BinarySecret>" + "QUFB" * 5000 + "</wst:BinarySecret></wst:Entropy>",
+    f"<wst:ComputedKeyAlgorithm>{WST}/CK/PSHA1</wst:ComputedKeyAlgorithm>",
+    "<wst:ComputedKeyAlgorithm>urn:evil</wst:ComputedKeyAlgorithm>",
+    f'<wst:Claims Dialect="http://schemas.xmlsoap.org/ws/2005/05/identity" xmlns:ic="{ns.WSID}">'
+    '<ic:ClaimType Uri="http://wso2.org/claims/emailaddress"/><ic:ClaimType Uri="http://wso2.org/claims/role" '
+    'Optional="false"/></wst:Claims>',
+    f'<wst:Claims xmlns:ic="{ns.WSID}"><ic:ClaimType Uri="urn:nobody" Optional="false"/></wst:Claims>',
+    f'<wst:Claims xmlns:ic="{ns.WSID}"><ic:ClaimType Uri="{"u" * 5000}"/></wst:Claims>',
+    '<wst:Renewing Allow="false" OK="true"/>', '<wst:Renewing Allow="\u0661"/>', "<wst:Renewing/>",
+    "<wst:UseKey/>", f'<wst:UseKey><wsse:SecurityTokenReference xmlns:wsse="{WSSE}"><wsse:Reference URI="#x"/>'
+    "</wsse:SecurityTokenReference></wst:UseKey>",
+    "<wst:SecondaryParameters><wst:TokenType>urn:oasis:names:tc:SAML:1.0:assertion</wst:TokenType>"
+    f"<wst:KeyType>{WST}/SymmetricKey</wst:KeyType><wst:KeySize>\u00b2</wst:KeySize></wst:SecondaryParameters>",
+    f"<wst:OnBehalfOf><wsse:UsernameToken xmlns:wsse=\"{WSSE}\"><wsse:Username>admin</wsse:Username>"
+    "</wsse:UsernameToken></wst:OnBehalfOf>",
+    f'<wst:OnBehalfOf><wsse:SecurityTokenReference xmlns:wsse="{WSSE}"><wsse:KeyIdentifier>_x</wsse:KeyIdentifier>'
+    "</wsse:SecurityTokenReference></wst:OnBehalfOf>",
+    "<wst:Participants><wst:Primary/></wst:Participants>", "<wst:AllowPostdating/>",
+    "<wst:Delegatable>true</wst:Delegatable>",
+    f'<wsp:AppliesTo xmlns:wsp="{ns.WSP15}"><wsa:EndpointReference xmlns:wsa="{ns.WSA04}"><wsa:Address>'
+    "https://localhost:8443/demo-rp/</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>",
+    f"<wst:TokenType>{TOKEN_PROFILE}#SAMLV1.1</wst:TokenType>",
+    f"<wst:TokenType>{TOKEN_PROFILE}#SAMLV2.0</wst:TokenType>",
+    f"<wst:TokenType>{WST}/RSTR/Status</wst:TokenType>",
+)
+
+
+def rst_snippet(text: str) -> etree._Element:
+    """One RST child of the catalogue, with its instants filled in."""
+    now = dt.datetime.now(dt.UTC)
+    filled = text.replace("{t0}", now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    filled = filled.replace("{t1}", (now + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return etree.fromstring(f'<w xmlns:wst="{WST}">{filled}</w>')[0]
+
+
+ODD_VALUES = ("", " ", "x" * 70000, "\u202e\u0000"[:1] + "evil", "\ud7ff\ue000\ufffd", "\U0010ffff", "#", "#" * 5000,
+              "a b", "\t\n", "-1", "99999999999999999999999999", "NaN", "1e309", "urn:x", "#TS-1", "#UT-1")
+extra_tree_ops = st.one_of(
+    st.tuples(st.just("swap"), index, index),
+    st.tuples(st.just("odd-attribute"), index, index, st.sampled_from(ODD_VALUES)),
+    st.tuples(st.just("odd-text"), index, st.sampled_from(ODD_VALUES)),
+    st.tuples(st.just("rst-insert"), index, st.sampled_from(RST_SNIPPETS), st.booleans()),
+)
+ENCODINGS = ("utf-8-sig", "utf-16-le-bom", "utf-16-be-bom", "utf-16-le", "utf-32", "latin-1", "utf-8-decl-latin1")
+extra_byte_ops = st.one_of(
+    st.tuples(st.just("encode"), st.sampled_from(ENCODINGS)),
+    st.tuples(st.just("insert-bytes"), index, st.sampled_from([b"\x00", b"\xef\xbb\xbf", b"\xff\xfe", b"\xc3",
+                                                                b"\xed\xa0\x80", b"&#xD800;", b"&#1;", b"\r",
+                                                                b"<!--x-->", b"<?pi x?>", b"<![CDATA[]]>",
+                                                                b"&amp;", b"&lt;"])),
+)
+
+NAMED = ("Username", "Password", "Nonce", "Created", "Expires", "KeyIdentifier", "Address", "TokenType",
+         "RequestType", "KeyType", "BinarySecurityToken", "X509SerialNumber", "X509IssuerName", "DigestValue",
+         "SignatureValue", "Action", "MessageID", "To", "NameID", "Audience", "Issuer")
+NAMED_VALUES = (*ODD_VALUES, "\u0662\u0660\u0662\u0666-01-01T00:00:00Z", "2026-01-01T00:00:00\u00b2Z", "\u00b2",
+                "\u0661\u0662\u0663", "1_000", "\u00a0admin", "ADMIN", "admin ", "PRIMARY/ADMIN", "/admin", "admin/",
+                "\\admin", "admin@PRIMARY", "CN=fuzz,O=sts tests", "CN=fuzz, O=sts tests", "CN=\\,", "=", "+",
+                "AAAA" * 300, "====", "QQ", " Q Q = = ", f"{WST}/Issue ", "#", "#TS-1", "cid:x", "http://x/#a")
+named_ops = st.tuples(st.just("named-text"), st.sampled_from(NAMED), st.sampled_from(NAMED_VALUES), index)
+named_attribute_ops = st.tuples(st.just("named-attribute"), st.sampled_from(("URI", "ValueType", "EncodingType", "Type",
+                                                                             "Id", "ID", "Algorithm", "Allow", "OK")),
+                                st.sampled_from(NAMED_VALUES), index)
+rst_inserts = st.tuples(st.just("rst-insert"), index, st.sampled_from(RST_SNIPPETS), st.booleans())
+
+EXTRA_TREE_OPS = frozenset({"swap", "odd-attribute", "odd-text", "rst-insert", "named-text", "named-attribute"})
+
+
+def apply_extra_tree_op(root: etree._Element, op: tuple[Any, ...]) -> etree._Element:
+    elements = _elements(root)
+    element = elements[int(op[1]) % len(elements)] if isinstance(op[1], int) else root
+    try:
+        if op[0] == "swap":  # swap the content (text and children) of two unrelated elements
+            other = elements[int(op[2]) % len(elements)]
+            if other is element or other in element.iterancestors() or element in other.iterancestors():
+                return root
+            mine, theirs = (element.text, list(element)), (other.text, list(other))
+            element.text, other.text = theirs[0], mine[0]
+            element[:], other[:] = theirs[1], mine[1]
+        elif op[0] == "odd-attribute" and element.attrib:
+            names = list(element.attrib)
+            element.set(names[int(op[2]) % len(names)], str(op[3]))
+        elif op[0] == "odd-text":
+            element.text = str(op[2])
+        elif op[0] in ("named-text", "named-attribute"):  # op[1] names the element (or attribute) to change
+            if op[0] == "named-text":
+                named = [e for e in elements if etree.QName(e).localname == op[1]]
+                if named:
+                    target = named[int(op[3]) % len(named)]
+                    target[:] = []
+                    target.text = str(op[2])
+            else:
+                carriers = [e for e in elements if any(etree.QName(a).localname == op[1] for a in e.attrib)]
+                if carriers:
+                    target = carriers[int(op[3]) % len(carriers)]
+                    for name in [a for a in target.attrib if etree.QName(a).localname == op[1]]:
+                        target.set(name, str(op[2]))
+        elif op[0] == "rst-insert":  # into the RST (or a SecondaryParameters), replacing a namesake or added
+            holders = [e for e in elements if etree.QName(e).localname in ("RequestSecurityToken",
+                                                                            "SecondaryParameters")]
+            if not holders:
+                return root
+            holder = holders[int(op[1]) % len(holders)]
+            child = rst_snippet(str(op[2]))
+            namesakes = [c for c in holder if c.tag == child.tag]
+            if namesakes and op[3]:
+                holder.replace(namesakes[0], child)
+            else:
+                holder.insert(int(op[1]) % (len(holder) + 1), child)
+    except (ValueError, TypeError):
+        pass
+    return root
+
+
+def apply_extra_byte_op(body: bytes, op: tuple[Any, ...]) -> bytes:
+    if op[0] == "insert-bytes":
+        cut = int(op[1]) % (len(body) + 1)
+        return body[:cut] + bytes(op[2]) + body[cut:]
+    text = body.decode("utf-8", "replace")
+    encoding = str(op[1])
+    if encoding == "utf-8-sig":
+        return b"\xef\xbb\xbf" + body
+    if encoding == "utf-16-le-bom":
+        return b"\xff\xfe" + text.encode("utf-16-le")
+    if encoding == "utf-16-be-bom":
+        return b"\xfe\xff" + text.encode("utf-16-be")
+    if encoding == "utf-16-le":
+        return text.encode("utf-16-le")
+    if encoding == "utf-32":
+        return text.encode("utf-32")
+    if encoding == "latin-1":
+        return ('<?xml version="1.0" encoding="ISO-8859-1"?>' + text).encode("latin-1", "replace")
+    return b'<?xml version="1.0" encoding="ISO-8859-1"?>' + body  # UTF-8 bytes declared Latin-1
+
+
+@dataclass(frozen=True)
+class AcceptedCase:
+    base: str
+    tree: list[tuple[Any, ...]]
+    raw: list[tuple[Any, ...]]
+    charset: str | None
+
+
+accepted_cases = st.builds(
+    AcceptedCase,
+    st.sampled_from(ACCEPTED_BASES),
+    st.lists(st.one_of(tree_ops, extra_tree_ops, rst_inserts, named_ops, named_attribute_ops), min_size=1, max_size=3),
+    st.sampled_from([0, 0, 0, 1]).flatmap(
+        lambda size: st.lists(st.one_of(byte_ops, extra_byte_ops), min_size=size, max_size=size)),
+    st.sampled_from(["utf-8"] * 6 + [None, "utf-16", "iso-8859-1", "bogus", ""]),
+)
+
+
+def check_accepted_answer(status: int, content_type: str, answer: bytes, version: SoapVersion,
+                          request: bytes) -> str:
+    """200 with an RSTR, or one of the fixed fault pairs; returns a label for statistics."""
+    from tests.support import fault_qname, fault_string
+
+    for leak in LEAKS[:-1]:
+        assert leak not in answer, (leak, answer[:3000])
+    if status in (400, 413, 415) and not content_type.startswith(("text/xml", "application/soap+xml")):
+        return f"{status} http"  # refused by the HTTP layer (a charset it cannot take, ...): a fixed HTTP error
+    root = etree.fromstring(answer, _SAFE_PARSER)
+    if status == 200:
+        body = root[-1]
+        assert etree.QName(body[0]).localname in ("RequestSecurityTokenResponseCollection",
+                                                  "RequestSecurityTokenResponse"), answer[:2000]
+        return "200"
+    assert status in (400, 500), (status, answer[:2000])
+    pair = (*fault_qname(answer), fault_string(answer))
+    assert pair in FIXED_FAULT_PAIRS, pair
+    return f"{status} {pair[1]}"
+
+
+@given(case=accepted_cases)
+@settings(settings.get_profile(ACCEPTED_PROFILE))
+def test_mutated_accepted_requests_answer_a_token_or_a_fixed_fault(app_harness: AppHarness,
+                                                                   case: AcceptedCase) -> None:
+    body, version, path, action = accepted_request(app_harness, case.base)
+    root = etree.fromstring(body)
+    for op in case.tree:
+        root = apply_extra_tree_op(root, op) if op[0] in EXTRA_TREE_OPS else apply_tree_op(root, op)
+    data = etree.tostring(root)
+    for op in case.raw:
+        data = apply_byte_op(data, op) if op[0] not in ("encode", "insert-bytes") else apply_extra_byte_op(data, op)
+    app_harness.log.records.clear()
+    started = time.perf_counter()
+    status, content_type, answer = app_harness.post(data, version, path=path, action=action, charset=case.charset)
+    elapsed = time.perf_counter() - started
+    bad = [r for r in app_harness.log.records
+           if r.exc_info or r.levelno >= logging.ERROR or r.getMessage() == "unexpected error"
+           or getattr(r, "reason", "") == "internal_error"]
+    assert not bad, [(r.name, r.getMessage(), getattr(r, "reason", None)) for r in bad]
+    assert elapsed < MAX_WALL_SECONDS, elapsed
+    event(f"{case.base}: {check_accepted_answer(status, content_type, answer, version, data)}")
+
+
+@pytest.mark.parametrize("kind", ACCEPTED_BASES)
+def test_unmutated_accepted_bases_are_accepted(app_harness: AppHarness, kind: str) -> None:
+    """The bases of the property above earn a token (or a Validate status): mutants start from acceptance."""
+    body, version, path, action = accepted_request(app_harness, kind)
+    status, _, answer = app_harness.post(body, version, path=path, action=action)
+    assert status == 200, answer[:2000]

@@ -240,7 +240,8 @@ def _returned_key_bits(rstr: etree._Element, trust_ns: str, requested_bits: int 
     if size is None:
         return requested_bits if requested_bits is not None else DEFAULT_KEY_BITS
     text = text_of(size).strip()
-    if not text.isdigit() or len(text) > 5 or not 0 < int(text) <= MAX_PROOF_KEY_BITS or int(text) % 8:
+    usable = text.isascii() and text.isdigit() and len(text) <= 5  # ASCII only: "²" passes isdigit, not int()
+    if not usable or not 0 < int(text) <= MAX_PROOF_KEY_BITS or int(text) % 8:
         raise ClientError(f"unusable KeySize in the response: {clean(text[:20])}")
     return int(text)
 

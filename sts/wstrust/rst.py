@@ -154,7 +154,9 @@ def _key_type(element: etree._Element, trust: TrustVersion) -> dict[str, object]
 
 def _key_size(element: etree._Element, trust: TrustVersion) -> dict[str, object]:
     text = collapse(text_of(element))
-    if not text.isdigit() or len(text) > 6:
+    # ASCII digits only (xsd:unsignedInt): str.isdigit is also true of "²", which int() refuses, and of other
+    # scripts' digits, which int() converts.
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
         raise InvalidRequest("KeySize must be a non-negative integer", reason="bad_key_size")
     return {"key_size": int(text)}
 

@@ -170,6 +170,16 @@ UNUSABLE_PROOF_KEYS = [
         CLIENT_ENTROPY,
         "unusable KeySize in the response: 100",
     ),
+    (  # str.isdigit is true of "²", which int() refuses: a ValueError out of request_token before the fix
+        _with_proof_token(_PSHA1, _ENTROPY, "<wst:KeySize>\u00b2</wst:KeySize>"),
+        CLIENT_ENTROPY,
+        "unusable KeySize in the response: \u00b2",
+    ),
+    (  # other scripts' digits, which int() converts: not an xsd:unsignedInt
+        _with_proof_token(_PSHA1, _ENTROPY, "<wst:KeySize>\u0662\u0665\u0666</wst:KeySize>"),
+        CLIENT_ENTROPY,
+        "unusable KeySize in the response: \u0662\u0665\u0666",
+    ),
 ]
 
 

@@ -379,3 +379,21 @@ def test_lifetime_instants_without_a_zone_or_out_of_range_are_invalid_time_range
     with pytest.raises(errors.InvalidTimeRange) as caught:
         parse(rst(f"<wst:Lifetime><wsu:Expires>{text}</wsu:Expires></wst:Lifetime>"))
     assert caught.value.reason == "bad_lifetime"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\u00b2", "\u2082", "\u0662\u0665\u0666", "\uff12\uff15\uff16", "\u09e8\u09eb\u09ec"],
+    ids=["superscript_two", "subscript_two", "arabic_indic_256", "fullwidth_256", "bengali_256"],
+)
+@pytest.mark.parametrize("secondary_parameters", [False, True], ids=["rst", "secondary_parameters"])
+def test_a_key_size_of_non_ascii_digits_is_an_invalid_request(value: str, secondary_parameters: bool) -> None:
+    """Found by tests/test_fuzz.py: ``str.isdigit`` is true of ``²`` (which ``int`` then refuses: an unexpected
+    ValueError answered as wst:RequestFailed and logged with a traceback) and of other scripts' digits (which
+    ``int`` converts). xsd:unsignedInt is ASCII digits only: every one of them is wst:InvalidRequest."""
+    children = f"<wst:KeySize>{value}</wst:KeySize>"
+    element = rst(secondary(children) if secondary_parameters else children)
+    with pytest.raises(errors.InvalidRequest) as caught:
+        parse(element)
+    assert caught.value.fault_qname() == (ns.WST, "InvalidRequest")
+    assert caught.value.reason == "bad_key_size"
