@@ -27,6 +27,7 @@ TEXT_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
 _KNOWN_QUERIES = frozenset({"wsdl", "wsdl="})
 # A parameter name worth showing; anything else (a bare token, an encoded blob) is masked whole.
 _PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+_QUERY_SEPARATORS = re.compile(r"([&;])")  # kept in the split, so the masked query keeps its shape
 MASK = "[redacted]"
 
 
@@ -36,9 +37,8 @@ def loggable_query(query: str) -> str:
     credential). The separators (``&``, ``;``) stay, so an operator still sees how many parameters came."""
     if not query or query.lower() in _KNOWN_QUERIES:
         return query
-    parts = re.split(r"([&;])", query)
     shown = []
-    for part in parts:
+    for part in _QUERY_SEPARATORS.split(query):
         if part in ("&", ";", ""):
             shown.append(part)
             continue

@@ -86,13 +86,7 @@ def parse_xsd_datetime(text: str, *, reason: str = "bad_created") -> datetime:
     or ``+00:00``. Zone-less values, other offsets, 4+ fractional digits, leap seconds, ``24:00:00``, year
     ``0000`` and anything over 64 characters raise :class:`InvalidSecurityToken` with ``reason``.
     """
-    value = text.strip(XML_WHITESPACE)
-    if len(value) > _MAX_DATETIME_CHARS:
-        raise InvalidSecurityToken("dateTime value too long", reason=reason)
-    match = _DATETIME.fullmatch(value)
-    if match is None:
-        raise InvalidSecurityToken("dateTime not in an accepted UTC form", reason=reason)
-    return _utc_fields(match, reason)
+    return _parse_utc(text, _DATETIME, reason)
 
 
 def parse_saml_instant(text: str, *, reason: str = "bad_conditions") -> datetime:
@@ -102,10 +96,15 @@ def parse_saml_instant(text: str, *, reason: str = "bad_conditions") -> datetime
     Zone-less values, other offsets, leap seconds, ``24:00:00`` and anything over 64 characters raise
     :class:`InvalidSecurityToken` with ``reason``.
     """
+    return _parse_utc(text, _SAML_DATETIME, reason)
+
+
+def _parse_utc(text: str, form: re.Pattern[str], reason: str) -> datetime:
+    """``text`` (XML whitespace around it stripped, at most 64 characters) read in ``form``, a UTC pattern."""
     value = text.strip(XML_WHITESPACE)
     if len(value) > _MAX_DATETIME_CHARS:
         raise InvalidSecurityToken("dateTime value too long", reason=reason)
-    match = _SAML_DATETIME.fullmatch(value)
+    match = form.fullmatch(value)
     if match is None:
         raise InvalidSecurityToken("dateTime not in an accepted UTC form", reason=reason)
     return _utc_fields(match, reason)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import WST, Server, free_port, make_instance, rst_envelope, start_server
+from tests.support import WST, Instance, Server, free_port, make_instance, rst_envelope, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +75,25 @@ def test_a_reload_keeps_the_counts_of_every_worker(tmp_path: Path, named: bool) 
         server.stop()
 
 
+def _listening(tmp_path: Path, workers: int) -> tuple[Instance, Path, int, Server]:
+    """A new instance served with ``[metrics] bind`` on a free port, and a pid file for ``sts reload``."""
+    instance = make_instance(tmp_path / "var")
+    pid_file = instance.base / "sts.pid"
+    port = free_port()
+    config = instance.config.read_text()
+    instance.config.write_text(config.replace('bind = ""', f'bind = "127.0.0.1:{port}"', 1))
+    return instance, pid_file, port, start_server(instance, workers=workers, env={"STS_PIDFILE": str(pid_file)})
+
+
+def _renamed_signing_files(instance: Instance) -> str:
+    """Copy the signing key pair under new file names (a renewed certificate); the config text naming them."""
+    keystore = instance.base / "keystore"
+    shutil.copy(keystore / "sts-signing.key.pem", keystore / "renewed.key.pem")
+    shutil.copy(keystore / "sts-signing.crt.pem", keystore / "renewed.crt.pem")
+    text = instance.config.read_text().replace("sts-signing.key.pem", "renewed.key.pem")
+    return text.replace("sts-signing.crt.pem", "renewed.crt.pem")
+
+
 def _listener_signing_certs(port: int) -> set[str]:
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     return set(re.findall(r'sts_certificate_expiry_days\{kind="signing",name="([^"]+)"\}', text))
@@ -98,19 +117,11 @@ def test_the_masters_listener_follows_a_reload(tmp_path: Path) -> None:
     """``[metrics] bind`` is served by the master: after a reload it reports the new configuration's certificates
     (here the signing certificate under a new file name), on the same address, then on the address a further
     reload gives it, and the old address stops answering."""
-    instance = make_instance(tmp_path / "var")
-    pid_file = instance.base / "sts.pid"
-    port, other = free_port(), free_port()
-    config = instance.config.read_text()
-    instance.config.write_text(config.replace('bind = ""', f'bind = "127.0.0.1:{port}"', 1))
-    server = start_server(instance, workers=1, env={"STS_PIDFILE": str(pid_file)})
+    instance, pid_file, port, server = _listening(tmp_path, workers=1)
+    other = free_port()
     try:
         assert _listener_signing_certs(port) == {"sts-signing.crt.pem"}
-        keystore = instance.base / "keystore"
-        shutil.copy(keystore / "sts-signing.key.pem", keystore / "renewed.key.pem")
-        shutil.copy(keystore / "sts-signing.crt.pem", keystore / "renewed.crt.pem")
-        text = instance.config.read_text().replace("sts-signing.key.pem", "renewed.key.pem")
-        instance.config.write_text(text.replace("sts-signing.crt.pem", "renewed.crt.pem"))
+        instance.config.write_text(_renamed_signing_files(instance))
         _reloaded(server, pid_file)
         _listener_shows(port, "renewed.crt.pem")
 
@@ -127,12 +138,7 @@ def test_a_reload_to_a_taken_listener_address_keeps_the_server_and_its_listener(
     """A reload whose ``[metrics] bind`` cannot be bound (the port taken by another program) must not stop the
     master: gunicorn's main loop stops everything on an exception from ``on_reload``. The server keeps serving,
     the listener keeps answering on its old address (with the new configuration), and the master says why."""
-    instance = make_instance(tmp_path / "var")
-    pid_file = instance.base / "sts.pid"
-    port = free_port()
-    config = instance.config.read_text()
-    instance.config.write_text(config.replace('bind = ""', f'bind = "127.0.0.1:{port}"', 1))
-    server = start_server(instance, workers=1, env={"STS_PIDFILE": str(pid_file)})
+    instance, pid_file, port, server = _listening(tmp_path, workers=1)
     taken = socket.socket()
     try:
         assert _listener_signing_certs(port) == {"sts-signing.crt.pem"}
@@ -159,19 +165,10 @@ def test_a_reload_can_move_the_listener_to_another_host_on_the_same_port(tmp_pat
     """127.0.0.1:P to 0.0.0.0:P (opening the listener to Prometheus on the network): the new address overlaps the
     old one, so the old listener must go first, and its port must be free then: the workers forked while it
     listened must not hold a copy of its socket (they did: the move failed, and stopped the server)."""
-    instance = make_instance(tmp_path / "var")
-    pid_file = instance.base / "sts.pid"
-    port = free_port()
-    config = instance.config.read_text()
-    instance.config.write_text(config.replace('bind = ""', f'bind = "127.0.0.1:{port}"', 1))
-    server = start_server(instance, workers=2, env={"STS_PIDFILE": str(pid_file)})
+    instance, pid_file, port, server = _listening(tmp_path, workers=2)
     try:
         assert _listener_signing_certs(port) == {"sts-signing.crt.pem"}
-        keystore = instance.base / "keystore"
-        shutil.copy(keystore / "sts-signing.key.pem", keystore / "renewed.key.pem")
-        shutil.copy(keystore / "sts-signing.crt.pem", keystore / "renewed.crt.pem")
-        text = instance.config.read_text().replace("sts-signing.key.pem", "renewed.key.pem")
-        text = text.replace("sts-signing.crt.pem", "renewed.crt.pem")
+        text = _renamed_signing_files(instance)
         instance.config.write_text(text.replace(f'"127.0.0.1:{port}"', f'"0.0.0.0:{port}"', 1))
         _reloaded(server, pid_file)
         _listener_shows(port, "renewed.crt.pem")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -103,19 +104,28 @@ def test_plain_text_unchanged() -> None:
 # --- RedactionFilter + JsonFormatter ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def logger_and_stream() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+@contextlib.contextmanager
+def _capturing(formatter: logging.Formatter, name: str) -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """The logger ``name`` writing (redacted, formatted by ``formatter``) into a string only, while in the block."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(formatter)
     handler.addFilter(RedactionFilter())
-    logger = logging.getLogger("sts.test.logging")
+    logger = logging.getLogger(name)
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-    yield logger, stream
-    logger.removeHandler(handler)
-    logger.propagate = True
+    try:
+        yield logger, stream
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+
+@pytest.fixture
+def logger_and_stream() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    with _capturing(JsonFormatter(), "sts.test.logging") as captured:
+        yield captured
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:
@@ -311,19 +321,9 @@ def test_audit_values_naming_a_secret_word_are_not_suspect(text: str) -> None:
 
 
 def _text_lines(emit: Callable[[logging.Logger], None]) -> str:
-    handler = logging.StreamHandler(io.StringIO())
-    handler.setFormatter(TextFormatter())
-    handler.addFilter(RedactionFilter())
-    logger = logging.getLogger("sts.test.text_fields")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    try:
+    with _capturing(TextFormatter(), "sts.test.text_fields") as (logger, stream):
         emit(logger)
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = True
-    return handler.stream.getvalue()  # type: ignore[attr-defined,no-any-return]
+    return stream.getvalue()
 
 
 def test_the_text_format_writes_the_extra_fields() -> None:
